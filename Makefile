@@ -1,0 +1,218 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# wsaudit build.  Everything generated goes under $(O) (default .output/).
+#   make            build ./wsaudit (BPF objects, skeletons, collector)
+#   make test       unit tests (cmocka, ASan+UBSan, unprivileged)
+#   make fuzz       libFuzzer harnesses, long run (FUZZ_SECONDS per harness)
+#   make check      everything CI runs: unit tests, bounded fuzzing, integration (root)
+#   make demo       build, start the bundled demo service and its clients, trace it (root)
+#   make deps       install the Debian packages the build and the tests need (root)
+#   make vmlinux    regenerate include/vmlinux/$(ARCH)/vmlinux.h from the running kernel
+#   make install    install wsaudit into $(DESTDIR)$(BINDIR)
+# V=1 shows the commands, O=DIR moves the build directory, WERROR=0 for packagers.
+
+O ?= .output
+V ?= 0
+WERROR ?= 1
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+
+CC ?= cc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+PYTHON ?= /usr/bin/python3
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+GIT_REV := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+
+WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+	    -Wundef -Wwrite-strings -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARNINGS += -Werror
+endif
+
+PKGS := libbpf libelf zlib jansson yaml-0.1 libmicrohttpd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -lz -ljansson -lyaml -lmicrohttpd)
+
+CFLAGS ?= -O2 -g
+USER_CFLAGS := -std=gnu11 $(WARNINGS) -MMD -MP -D_GNU_SOURCE -Iinclude -Iuser -I$(O) \
+	       -DWSAUDIT_VERSION='"$(VERSION)"' -DWSAUDIT_GIT_REV='"$(GIT_REV)"' $(PKG_CFLAGS)
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDLIBS := $(PKG_LIBS) -lpthread
+
+# BPF: clang 14 understands -mcpu=v3 (kernels >= 5.1); the oldest supported kernel is 5.15.
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+	      -Wimplicit-fallthrough -MMD -MP -Iinclude -Iinclude/vmlinux/$(ARCH) -Ibpf
+# The system include dirs of the host compiler, after ours, for <bpf/bpf_helpers.h>.
+CLANG_BPF_SYS_INCLUDES := $(shell $(CLANG) -v -E - </dev/null 2>&1 \
+	| sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(O)/bpf/%.bpf.o,$(BPF_SRCS))
+SKELS := $(patsubst bpf/%.bpf.c,$(O)/%.skel.h,$(BPF_SRCS))
+
+USER_SRCS := $(wildcard user/*.c)
+USER_OBJS := $(patsubst user/%.c,$(O)/user/%.o,$(USER_SRCS))
+LIB_OBJS := $(filter-out $(O)/user/main.o,$(USER_OBJS))
+SAN_LIB_OBJS := $(patsubst $(O)/user/%.o,$(O)/san/user/%.o,$(LIB_OBJS))
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
+
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(O)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_SECONDS ?= 600
+FUZZ_CI_SECONDS ?= 60
+
+.DEFAULT_GOAL := all
+.DELETE_ON_ERROR:
+.SECONDARY:
+.PHONY: all test fuzz fuzz-build fuzz-ci check test-integration demo deps install clean \
+	vmlinux format format-check bench bench-build
+
+all: wsaudit
+
+$(O) $(O)/bpf $(O)/user $(O)/san/user $(O)/tests $(O)/fuzz:
+	$(Q)mkdir -p $@
+
+# --- BPF ----------------------------------------------------------------------------------------
+
+$(O)/bpf/%.bpf.o: bpf/%.bpf.c | $(O)/bpf
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) $(CLANG_BPF_SYS_INCLUDES) -c $< -o $@.tmp.o
+	$(Q)$(BPFTOOL) gen object $@ $@.tmp.o
+	$(Q)rm -f $@.tmp.o
+
+$(O)/%.skel.h: $(O)/bpf/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@
+
+# --- collector ----------------------------------------------------------------------------------
+
+# Every user object may include a skeleton; generate them first.
+$(USER_OBJS): $(SKELS)
+
+$(O)/user/%.o: user/%.c | $(O)/user
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(USER_CFLAGS) -c $< -o $@
+
+wsaudit: $(USER_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+# --- unit tests (ASan + UBSan, unprivileged) --------------------------------------------------
+
+$(SAN_LIB_OBJS): $(SKELS)
+
+$(O)/san/user/%.o: user/%.c | $(O)/san/user
+	$(call msg,CC-SAN,$@)
+	$(Q)$(CC) -O1 -g $(SAN_FLAGS) $(USER_CFLAGS) -c $< -o $@
+
+$(O)/san/libwsaudit.a: $(SAN_LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(O)/tests/test_%: tests/unit/test_%.c $(O)/san/libwsaudit.a | $(O)/tests
+	$(call msg,CC-TEST,$@)
+	$(Q)$(CC) -O1 -g $(SAN_FLAGS) $(USER_CFLAGS) -Itests/unit $< $(O)/san/libwsaudit.a \
+		-lcmocka $(LDLIBS) -o $@
+
+test: $(UNIT_BINS)
+	$(Q)tests/run-unit.sh $(UNIT_BINS)
+
+# --- fuzzing (clang libFuzzer + ASan + UBSan) ---------------------------------------------------
+
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+
+$(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_OBJS) | $(O)/fuzz
+	$(call msg,FUZZ,$@)
+	$(Q)$(CLANG) $(FUZZ_FLAGS) -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(O) $(PKG_CFLAGS) \
+		$< $(filter-out $(O)/user/main.o,$(patsubst $(O)/user/%.o,user/%.c,$(LIB_OBJS))) \
+		$(LDLIBS) -o $@
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: $(FUZZ_BINS)
+	$(Q)tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+fuzz-ci: $(FUZZ_BINS)
+	$(Q)tests/fuzz/run.sh $(FUZZ_CI_SECONDS) $(FUZZ_BINS)
+
+# --- benchmarks: bench/bench_*.c link the collector's modules; bench/*.bpf.c get skeletons ---
+
+BENCH_SRCS := $(wildcard bench/bench_*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(O)/bench/%,$(BENCH_SRCS))
+BENCH_BPF_SRCS := $(wildcard bench/*.bpf.c)
+BENCH_SKELS := $(patsubst bench/%.bpf.c,$(O)/bench/%.skel.h,$(BENCH_BPF_SRCS))
+
+$(O)/bench:
+	$(Q)mkdir -p $@
+
+$(O)/bench/%.bpf.o: bench/%.bpf.c | $(O)/bench
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) $(CLANG_BPF_SYS_INCLUDES) -c $< -o $@.tmp.o
+	$(Q)$(BPFTOOL) gen object $@ $@.tmp.o
+	$(Q)rm -f $@.tmp.o
+
+$(O)/bench/%.skel.h: $(O)/bench/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@
+
+$(O)/bench/bench_%: bench/bench_%.c $(LIB_OBJS) $(BENCH_SKELS) | $(O)/bench
+	$(call msg,CC,$@)
+	$(Q)$(CC) -O2 -g $(USER_CFLAGS) -I$(O)/bench $< $(LIB_OBJS) $(LDLIBS) -o $@
+
+bench-build: $(BENCH_BINS)
+
+# --- integration, demo, benchmarks (root) -------------------------------------------------------
+
+test-integration: wsaudit
+	$(Q)tests/integration/run.sh
+
+check: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory test
+	$(Q)$(MAKE) --no-print-directory fuzz-ci
+	$(Q)$(MAKE) --no-print-directory test-integration
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tests/apps/demo.sh
+
+bench: wsaudit $(BENCH_BINS)
+	$(Q)bench/run.sh
+
+deps:
+	$(Q)scripts/deps.sh
+
+# --- housekeeping -------------------------------------------------------------------------------
+
+vmlinux:
+	$(Q)mkdir -p include/vmlinux/$(ARCH)
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > include/vmlinux/$(ARCH)/vmlinux.h
+
+format:
+	$(Q)clang-format -i $(wildcard bpf/*.c bpf/*.h bpf/lib/*.h include/wsaudit/*.h user/*.c user/*.h \
+		tests/unit/*.c tests/fuzz/*.c bench/*.c)
+
+format-check:
+	$(Q)clang-format --dry-run --Werror $(wildcard bpf/*.c bpf/*.h bpf/lib/*.h include/wsaudit/*.h \
+		user/*.c user/*.h tests/unit/*.c tests/fuzz/*.c bench/*.c)
+
+install: wsaudit
+	$(Q)install -D -m 0755 wsaudit $(DESTDIR)$(BINDIR)/wsaudit
+
+clean:
+	$(Q)rm -rf $(O) wsaudit
+
+-include $(wildcard $(O)/bpf/*.d $(O)/user/*.d $(O)/san/user/*.d $(O)/tests/*.d $(O)/bench/*.d)

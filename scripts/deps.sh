@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Installs the Debian packages that the build and the tests need, when any is missing.
+set -euo pipefail
+
+PKGS=(
+	# build
+	make gcc clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config
+	libjansson-dev libyaml-dev libcyaml-dev libmicrohttpd-dev
+	# unit tests and fuzzing
+	libcmocka-dev libclang-rt-14-dev
+	# integration tests: real Python servers and clients, the independent dissector
+	python3 python3-pytest python3-websockets python3-uvicorn python3-fastapi
+	python3-uvloop python3-aiohttp python3-wsproto tshark iproute2 procps
+	# metrics, other interpreters, benchmarks
+	prometheus debootstrap linux-perf
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "wsaudit: missing Debian packages: ${missing[*]}" >&2
+	echo "run: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+	exit 1
+fi
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
