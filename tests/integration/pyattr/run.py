@@ -1,0 +1,215 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+"""Integration test of the CPython process registry, stack walker and symbolizer.
+
+For each interpreter: start app.py (threads blocked in send()/sendall() on full sockets),
+read the stacks CPython itself reports, run walk_check on the live process and compare
+function, file and line frame by frame.  Requires root (process_vm_readv, map_files).
+
+  run.py [--walk-check BIN] [--chroot LABEL ROOT EXE]... [--only LABEL]...
+
+Without --walk-check, walk_check.c is compiled with cc against user/{pyproc,pysym,pywalk,log}.c.
+--chroot adds an interpreter installed in a chroot (for example a debootstrap'ed Debian).
+Interpreters that are not installed are reported as skipped with the reason, never as passed.
+Exit status 0 only when every frame of every interpreter that ran matched.
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+PYENV = "/root/.pyenv/versions"
+SOURCES = ["user/pyproc.c", "user/pysym.c", "user/pywalk.c", "user/log.c"]
+
+
+def build_walk_check(outdir):
+    out = os.path.join(outdir, "walk_check")
+    cmd = ["cc", "-std=gnu11", "-O1", "-g", "-fsanitize=address,undefined",
+           "-fno-sanitize-recover=all", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
+           "-D_GNU_SOURCE", "-I" + os.path.join(ROOT, "include"), "-I" + os.path.join(ROOT, "user"),
+           os.path.join(HERE, "walk_check.c")] + [os.path.join(ROOT, s) for s in SOURCES] + \
+          ["-lelf", "-o", out]
+    subprocess.run(cmd, check=True)
+    return out
+
+
+def interpreters(args):
+    found = []
+    for minor in ("3.9", "3.10", "3.11", "3.12", "3.13"):
+        paths = sorted(glob.glob(os.path.join(PYENV, minor + ".*", "bin", "python" + minor)))
+        if paths:
+            ver = paths[-1].split("/")[-3]
+            found.append(("pyenv-" + ver, None, paths[-1], None))
+        else:
+            found.append(("pyenv-" + minor, None, None, "no pyenv build under " + PYENV))
+    deb = "/usr/bin/python3.11"
+    found.append(("debian-3.11", None, deb if os.path.exists(deb) else None,
+                  None if os.path.exists(deb) else deb + " missing"))
+    for label, root, exe in args.chroot or []:
+        ok = os.path.exists(os.path.join(root, exe.lstrip("/")))
+        found.append((label, root, exe if ok else None,
+                      None if ok else "%s not found in %s" % (exe, root)))
+    if args.only:
+        found = [f for f in found if f[0] in args.only]
+    return found
+
+
+def start_app(root, exe, work):
+    """Start app.py; returns (process, dump path as seen from here)."""
+    if root:
+        inside = tempfile.mkdtemp(prefix="pyattr-", dir=os.path.join(root, "tmp"))
+        shutil.copytree(HERE, os.path.join(inside, "app"),
+                        ignore=shutil.ignore_patterns("*.c", "run.py", "__pycache__"))
+        rel = "/" + os.path.relpath(inside, root)
+        cmd = ["chroot", root, exe, rel + "/app/app.py", rel + "/dump.json"]
+        dump = os.path.join(inside, "dump.json")
+    else:
+        inside = None
+        dump = os.path.join(work, "dump.json")
+        cmd = [exe, os.path.join(HERE, "app.py"), dump]
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            text=True, start_new_session=True)
+    return proc, dump, inside
+
+
+def parse_walk(text):
+    threads = {}
+    cur = None
+    errors = []
+    header = None
+    for line in text.splitlines():
+        f = line.split("\t")
+        if f[0] == "python":
+            header = f[1:]
+        elif f[0] == "thread":
+            tid = int(f[1])
+            if tid in threads:  # second (cached) pass
+                cur = threads[tid]["again"] = []
+            else:
+                threads[tid] = {"frames": [], "skipped": int(f[4])}
+                cur = threads[tid]["frames"]
+        elif f[0] == "frame":
+            cur.append({"function": f[1], "name": f[2], "file": f[3], "line": int(f[4]),
+                        "cls": None if f[5] == "-" else f[5]})
+        elif f[0] == "error":
+            errors.append(line)
+    return header, threads, errors
+
+
+def expected_function(t, minor):
+    """What the walker must report as the function name."""
+    if minor >= 11:
+        return t["qualname"]
+    return t["cls"] + "." + t["name"] if t["cls"] else t["name"]
+
+
+def walker_function(w, minor):
+    if minor >= 11:
+        return w["function"]
+    return w["cls"] + "." + w["name"] if w["cls"] else w["name"]
+
+
+def check_one(label, root, exe, walk_check, work):
+    proc, dump, inside = start_app(root, exe, work)
+    try:
+        deadline = time.time() + 30
+        line = proc.stdout.readline().strip()
+        if line != "READY" or time.time() > deadline:
+            return None, "app did not get ready (%r): %s" % (line, proc.stderr.read()[-500:])
+        with open(dump) as f:
+            truth = json.load(f)
+        minor = int(truth["version"].split(".")[1])
+        idents = [str(t["ident"]) for t in truth["threads"]]
+        res = subprocess.run([walk_check, str(proc.pid)] + idents, capture_output=True,
+                             text=True)
+        header, walked, errors = parse_walk(res.stdout)
+        if res.returncode or errors:
+            print(res.stdout + res.stderr)
+        matched = total = 0
+        details = []
+        for t in truth["threads"]:
+            w = walked.get(t["ident"], {"frames": []})
+            if w.get("again") is not None and w["again"] != w["frames"]:
+                details.append("%s: cached pass differs from the first" % t["name"])
+            n = max(len(t["frames"]), len(w["frames"]))
+            total += n
+            for i in range(n):
+                a = t["frames"][i] if i < len(t["frames"]) else None
+                b = w["frames"][i] if i < len(w["frames"]) else None
+                ok = a is not None and b is not None and \
+                    a["name"] == b["name"] and a["file"] == b["file"] and \
+                    a["line"] == b["line"] and \
+                    expected_function(a, minor) == walker_function(b, minor)
+                if ok:
+                    matched += 1
+                else:
+                    details.append("%s #%d: python %s, walker %s" % (t["name"], i, a, b))
+        return {"version": truth["version"], "header": header, "matched": matched,
+                "total": total, "threads": len(truth["threads"]), "details": details,
+                "rc": res.returncode, "errors": errors}, None
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        if inside:
+            shutil.rmtree(inside, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--walk-check")
+    ap.add_argument("--chroot", nargs=3, action="append", metavar=("LABEL", "ROOT", "EXE"))
+    ap.add_argument("--only", action="append")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("pyattr: SKIP: needs root (process_vm_readv on other processes, map_files)")
+        return 77
+    work = tempfile.mkdtemp(prefix="pyattr-")
+    try:
+        walk_check = args.walk_check or build_walk_check(work)
+        failed = skipped = ran = 0
+        all_m = all_t = 0
+        for label, root, exe, why in interpreters(args):
+            if not exe:
+                print("pyattr: %-14s SKIPPED: %s" % (label, why))
+                skipped += 1
+                continue
+            r, err = check_one(label, root, exe, walk_check, work)
+            if err:
+                print("pyattr: %-14s FAILED: %s" % (label, err))
+                failed += 1
+                continue
+            ran += 1
+            all_m += r["matched"]
+            all_t += r["total"]
+            ok = r["matched"] == r["total"] and not r["rc"] and not r["errors"] and \
+                not r["details"]
+            print("pyattr: %-14s %-8s %d/%d frames matched, %d threads, %s  [%s]" % (
+                label, r["version"], r["matched"], r["total"], r["threads"],
+                "ok" if ok else "FAILED", " ".join(r["header"] or ["no header"])))
+            for d in r["details"]:
+                print("    " + d)
+            if not ok:
+                failed += 1
+        acc = 100.0 * all_m / all_t if all_t else 0.0
+        print("pyattr: %d interpreters ran, %d skipped, %d failed; %d/%d frames (%.2f%%)" % (
+            ran, skipped, failed, all_m, all_t, acc))
+        return 1 if failed or not ran else 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,720 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pyproc.h"
+
+#define DEBUG_COOKIE "xdebugpy"
+/* Sizes of _Py_DebugOffsets, verified on 3.13.0/3.13.5/3.13.18 and 3.14.10. */
+#define DEBUG_SIZE_313 584
+#define DEBUG_SIZE_314 760
+#define DEBUG_SIZE_MAX DEBUG_SIZE_314
+/* Offsets and struct sizes beyond this are not plausible for these structures. */
+#define PLAUSIBLE_MAX 0x8000
+
+struct elf_syms {
+	int type; /* ET_EXEC or ET_DYN */
+	unsigned long long vaddr0; /* p_vaddr of the PT_LOAD at file offset 0 */
+	unsigned long long runtime; /* _PyRuntime, or the .PyRuntime section */
+	unsigned long long version; /* Py_Version */
+	unsigned long long code_type; /* PyCode_Type */
+	unsigned long long unicode_type;
+	unsigned long long bytes_type;
+};
+
+struct map_cand {
+	unsigned long long start;
+	unsigned long long end;
+	char path[PATH_MAX];
+	int rank;
+};
+
+#define MAX_CANDS 16
+
+int pyproc_read(pid_t pid, unsigned long long addr, void *buf, size_t len)
+{
+	struct iovec local = { .iov_base = buf, .iov_len = len };
+	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
+	ssize_t n;
+
+	n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n != len)
+		return -EFAULT;
+	return 0;
+}
+
+int pyproc_version_from_name(const char *path, int *major, int *minor, bool *free_threaded)
+{
+	const char *base = strrchr(path, '/');
+	const char *p;
+	char *end;
+	long maj, min;
+
+	base = base ? base + 1 : path;
+	if (!strncmp(base, "libpython", 9))
+		p = base + 9;
+	else if (!strncmp(base, "python", 6))
+		p = base + 6;
+	else
+		return -ENOENT;
+	maj = strtol(p, &end, 10);
+	if (end == p || *end != '.' || maj != 3)
+		return -ENOENT;
+	p = end + 1;
+	min = strtol(p, &end, 10);
+	if (end == p || min < 0 || min > 99)
+		return -ENOENT;
+	*major = (int)maj;
+	*minor = (int)min;
+	*free_threaded = *end == 't';
+	return 0;
+}
+
+static void layout_unicode_gil(struct py_layout *l, bool wstr)
+{
+	l->unicode_length = 16;
+	l->unicode_state = 32;
+	l->unicode_ascii_data = wstr ? 48 : 40;
+	l->unicode_compact_data = wstr ? 72 : 56;
+	l->unicode_kind_shift = 2;
+	l->unicode_compact_bit = 0x20;
+	l->unicode_ascii_bit = 0x40;
+}
+
+/*
+ * 3.9-3.12, x86_64 GIL builds.  Checked with gdb on the DWARF of the pyenv builds 3.9.18,
+ * 3.10.13, 3.11.7, 3.12.1 and Debian's 3.11.2, and by walking live processes.
+ */
+int pyproc_offsets_from_table(int major, int minor, struct pyproc_info *out)
+{
+	struct py_offsets *o = &out->off;
+	struct py_layout *l = &out->layout;
+
+	if (major != 3 || minor < 9 || minor > 12)
+		return -ENOTSUP;
+	memset(o, 0, sizeof(*o));
+	memset(l, 0, sizeof(*l));
+	o->major = 3;
+	o->minor = minor;
+	o->flags = PY_OFF_F_TABLE;
+	o->code_tag_mask = ~0ULL;
+	o->object_type = 8;
+	o->interp_next = 0;
+	o->tstate_next = 8;
+	o->cframe_current_frame = PY_OFF_NONE;
+	o->tstate_native_thread_id = PY_OFF_NONE;
+	o->frame_owner = PY_OFF_NONE;
+	o->code_adaptive = PY_OFF_NONE;
+	l->var_size = 16;
+	l->tuple_item = 24;
+	l->bytes_data = 32;
+	l->type_name = 24;
+	l->code_qualname = PY_OFF_NONE;
+	l->code_filename = minor <= 10 ? 104 : 112;
+	l->code_name = minor <= 10 ? 112 : 120;
+	layout_unicode_gil(l, minor <= 11);
+
+	switch (minor) {
+	case 9:
+	case 10:
+		o->runtime_interp_head = 32;
+		o->interp_threads_head = 8;
+		o->tstate_thread_id = 176;
+		o->frame_kind = PY_FRAME_OBJECT;
+		o->tstate_frame = 24;
+		o->frame_previous = 24;
+		o->frame_code = 32;
+		o->lasti_kind = minor == 9 ? PY_LASTI_BYTES : PY_LASTI_UNITS;
+		o->frame_lasti = minor == 9 ? 104 : 96;
+		o->frame_localsplus = minor == 9 ? 360 : 352;
+		l->code_linetable = 120;
+		l->code_firstlineno = 40;
+		l->code_argcount = 16;
+		l->code_varnames = 72;
+		l->lines = minor == 9 ? PY_LINES_LNOTAB : PY_LINES_PEP626;
+		break;
+	case 11:
+		o->runtime_interp_head = 40;
+		o->interp_threads_head = 16;
+		o->tstate_thread_id = 152;
+		o->tstate_native_thread_id = 160;
+		o->frame_kind = PY_FRAME_CFRAME;
+		o->tstate_frame = 56;
+		o->cframe_current_frame = 8;
+		o->frame_previous = 48;
+		o->frame_code = 32;
+		o->lasti_kind = PY_LASTI_POINTER;
+		o->frame_lasti = 56;
+		o->frame_owner = 69;
+		o->frame_localsplus = 72;
+		o->code_adaptive = 184;
+		l->code_qualname = 128;
+		l->code_linetable = 136;
+		l->code_firstlineno = 72;
+		l->code_argcount = 56;
+		l->code_varnames = 96;
+		l->lines = PY_LINES_LOCATIONS;
+		break;
+	case 12:
+		o->runtime_interp_head = 40;
+		o->interp_threads_head = 72;
+		o->tstate_thread_id = 136;
+		o->tstate_native_thread_id = 144;
+		o->frame_kind = PY_FRAME_CFRAME;
+		o->tstate_frame = 56;
+		o->cframe_current_frame = 0;
+		o->frame_previous = 8;
+		o->frame_code = 0;
+		o->lasti_kind = PY_LASTI_POINTER;
+		o->frame_lasti = 56;
+		o->frame_owner = 70;
+		o->owner_skip_min = 3; /* FRAME_OWNED_BY_CSTACK */
+		o->frame_localsplus = 72;
+		o->code_adaptive = 192;
+		l->code_qualname = 128;
+		l->code_linetable = 136;
+		l->code_firstlineno = 68;
+		l->code_argcount = 52;
+		l->code_varnames = 96;
+		l->lines = PY_LINES_LOCATIONS;
+		break;
+	}
+	out->major = 3;
+	out->minor = minor;
+	return 0;
+}
+
+static unsigned long long dbg_u64(const unsigned char *buf, size_t pos)
+{
+	unsigned long long v;
+
+	memcpy(&v, buf + pos, sizeof(v));
+	return v;
+}
+
+/* The _Py_DebugOffsets values we use. */
+enum dbg_field {
+	DF_INTERPRETERS_HEAD,
+	DF_INTERP_NEXT,
+	DF_INTERP_THREADS_HEAD,
+	DF_TS_NEXT,
+	DF_TS_CURRENT_FRAME,
+	DF_TS_THREAD_ID,
+	DF_TS_NATIVE_THREAD_ID,
+	DF_FR_PREVIOUS,
+	DF_FR_EXECUTABLE,
+	DF_FR_INSTR_PTR,
+	DF_FR_LOCALSPLUS,
+	DF_FR_OWNER,
+	DF_CO_FILENAME,
+	DF_CO_NAME,
+	DF_CO_QUALNAME,
+	DF_CO_LINETABLE,
+	DF_CO_FIRSTLINENO,
+	DF_CO_ARGCOUNT,
+	DF_CO_LOCALSPLUSNAMES,
+	DF_CO_ADAPTIVE,
+	DF_OB_TYPE,
+	DF_TP_NAME,
+	DF_TUPLE_ITEM,
+	DF_BYTES_SIZE,
+	DF_BYTES_DATA,
+	DF_UNI_STATE,
+	DF_UNI_LENGTH,
+	DF_UNI_ASCII_SIZE,
+	DF_COUNT,
+};
+
+/*
+ * Byte positions of those values inside _Py_DebugOffsets, per minor version: 3.13
+ * Include/internal/pycore_runtime.h, 3.14 Include/internal/pycore_debug_offsets.h; checked
+ * against the DWARF of 3.13.0, 3.13.5, 3.13.18, 3.13.5t and 3.14.10.
+ */
+struct dbg_layout {
+	size_t size;
+	size_t co_tlbc; /* 0: none */
+	size_t pos[DF_COUNT];
+};
+
+static const struct dbg_layout dbg_313 = {
+	.size = DEBUG_SIZE_313,
+	.pos = {
+		[DF_INTERPRETERS_HEAD] = 40, [DF_INTERP_NEXT] = 64, [DF_INTERP_THREADS_HEAD] = 72,
+		[DF_TS_NEXT] = 168, [DF_TS_CURRENT_FRAME] = 184, [DF_TS_THREAD_ID] = 192,
+		[DF_TS_NATIVE_THREAD_ID] = 200, [DF_FR_PREVIOUS] = 232, [DF_FR_EXECUTABLE] = 240,
+		[DF_FR_INSTR_PTR] = 248, [DF_FR_LOCALSPLUS] = 256, [DF_FR_OWNER] = 264,
+		[DF_CO_FILENAME] = 280, [DF_CO_NAME] = 288, [DF_CO_QUALNAME] = 296,
+		[DF_CO_LINETABLE] = 304, [DF_CO_FIRSTLINENO] = 312, [DF_CO_ARGCOUNT] = 320,
+		[DF_CO_LOCALSPLUSNAMES] = 328, [DF_CO_ADAPTIVE] = 344, [DF_OB_TYPE] = 360,
+		[DF_TP_NAME] = 376, [DF_TUPLE_ITEM] = 408, [DF_BYTES_SIZE] = 520,
+		[DF_BYTES_DATA] = 528, [DF_UNI_STATE] = 544, [DF_UNI_LENGTH] = 552,
+		[DF_UNI_ASCII_SIZE] = 560,
+	},
+};
+
+static const struct dbg_layout dbg_314 = {
+	.size = DEBUG_SIZE_314,
+	.co_tlbc = 392,
+	.pos = {
+		[DF_INTERPRETERS_HEAD] = 40, [DF_INTERP_NEXT] = 64, [DF_INTERP_THREADS_HEAD] = 72,
+		[DF_TS_NEXT] = 192, [DF_TS_CURRENT_FRAME] = 208, [DF_TS_THREAD_ID] = 216,
+		[DF_TS_NATIVE_THREAD_ID] = 224, [DF_FR_PREVIOUS] = 256, [DF_FR_EXECUTABLE] = 264,
+		[DF_FR_INSTR_PTR] = 272, [DF_FR_LOCALSPLUS] = 280, [DF_FR_OWNER] = 288,
+		[DF_CO_FILENAME] = 320, [DF_CO_NAME] = 328, [DF_CO_QUALNAME] = 336,
+		[DF_CO_LINETABLE] = 344, [DF_CO_FIRSTLINENO] = 352, [DF_CO_ARGCOUNT] = 360,
+		[DF_CO_LOCALSPLUSNAMES] = 368, [DF_CO_ADAPTIVE] = 384, [DF_OB_TYPE] = 408,
+		[DF_TP_NAME] = 424, [DF_TUPLE_ITEM] = 456, [DF_BYTES_SIZE] = 600,
+		[DF_BYTES_DATA] = 608, [DF_UNI_STATE] = 624, [DF_UNI_LENGTH] = 632,
+		[DF_UNI_ASCII_SIZE] = 640,
+	},
+};
+
+int pyproc_offsets_from_debug(const void *data, size_t len, struct pyproc_info *out)
+{
+	const unsigned char *buf = data;
+	const struct dbg_layout *d;
+	struct py_offsets *o = &out->off;
+	struct py_layout *l = &out->layout;
+	unsigned long long version, ft, x;
+	unsigned int v[DF_COUNT];
+	int minor, f;
+
+	if (len < 24 || memcmp(buf, DEBUG_COOKIE, 8))
+		return -EINVAL;
+	version = dbg_u64(buf, 8);
+	ft = dbg_u64(buf, 16);
+	if ((version >> 24) != 3 || ft > 1)
+		return -EINVAL;
+	minor = (version >> 16) & 0xff;
+	if (minor == 13)
+		d = &dbg_313;
+	else if (minor == 14)
+		d = &dbg_314;
+	else
+		return -ENOTSUP;
+	if (len < d->size)
+		return -EINVAL;
+	/* Every value we use must be a plausible offset; a garbage read fails here. */
+	for (f = 0; f < DF_COUNT; f++) {
+		x = dbg_u64(buf, d->pos[f]);
+		if (x >= PLAUSIBLE_MAX)
+			return -EINVAL;
+		v[f] = (unsigned int)x;
+	}
+
+	memset(o, 0, sizeof(*o));
+	memset(l, 0, sizeof(*l));
+	o->major = 3;
+	o->minor = minor;
+	o->hexversion = (__u32)version;
+	o->flags = PY_OFF_F_DEBUG_OFFSETS | (ft ? PY_OFF_F_FREE_THREADED : 0);
+	o->runtime_interp_head = v[DF_INTERPRETERS_HEAD];
+	o->interp_next = v[DF_INTERP_NEXT];
+	o->interp_threads_head = v[DF_INTERP_THREADS_HEAD];
+	o->tstate_next = v[DF_TS_NEXT];
+	o->tstate_frame = v[DF_TS_CURRENT_FRAME];
+	o->tstate_thread_id = v[DF_TS_THREAD_ID];
+	o->tstate_native_thread_id = v[DF_TS_NATIVE_THREAD_ID];
+	o->frame_previous = v[DF_FR_PREVIOUS];
+	o->frame_code = v[DF_FR_EXECUTABLE];
+	o->frame_lasti = v[DF_FR_INSTR_PTR];
+	o->frame_localsplus = v[DF_FR_LOCALSPLUS];
+	o->frame_owner = v[DF_FR_OWNER];
+	o->frame_kind = PY_FRAME_DIRECT;
+	o->cframe_current_frame = PY_OFF_NONE;
+	o->lasti_kind = PY_LASTI_POINTER;
+	/* 3.13 skips CSTACK (3); 3.14 renumbered: INTERPRETER (3) and CSTACK (4). */
+	o->owner_skip_min = 3;
+	o->code_adaptive = v[DF_CO_ADAPTIVE];
+	o->object_type = v[DF_OB_TYPE];
+	l->code_filename = v[DF_CO_FILENAME];
+	l->code_name = v[DF_CO_NAME];
+	l->code_qualname = v[DF_CO_QUALNAME];
+	l->code_linetable = v[DF_CO_LINETABLE];
+	l->code_firstlineno = v[DF_CO_FIRSTLINENO];
+	l->code_argcount = v[DF_CO_ARGCOUNT];
+	l->code_varnames = v[DF_CO_LOCALSPLUSNAMES];
+	l->type_name = v[DF_TP_NAME];
+	l->tuple_item = v[DF_TUPLE_ITEM];
+	l->var_size = v[DF_BYTES_SIZE];
+	l->bytes_data = v[DF_BYTES_DATA];
+	l->unicode_state = v[DF_UNI_STATE];
+	l->unicode_length = v[DF_UNI_LENGTH];
+	l->unicode_ascii_data = v[DF_UNI_ASCII_SIZE];
+	/* PyCompactUnicodeObject adds utf8_length and utf8 to PyASCIIObject. */
+	l->unicode_compact_data = l->unicode_ascii_data + 16;
+	l->lines = PY_LINES_LOCATIONS;
+	if (minor >= 14 && ft) {
+		/* 3.14t: interned is a whole byte, so kind starts at bit 8. */
+		l->unicode_kind_shift = 8;
+		l->unicode_compact_bit = 0x800;
+		l->unicode_ascii_bit = 0x1000;
+	} else {
+		l->unicode_kind_shift = 2;
+		l->unicode_compact_bit = 0x20;
+		l->unicode_ascii_bit = 0x40;
+	}
+	if (minor >= 14) {
+		o->flags |= PY_OFF_F_TAGGED_CODE;
+		l->stackref_mask_bits = ft ? 1 : 3;
+		o->code_tag_mask = ~(unsigned long long)l->stackref_mask_bits;
+		if (ft && d->co_tlbc && dbg_u64(buf, d->co_tlbc))
+			o->flags |= PY_OFF_F_UNSUP_TLBC;
+	} else {
+		o->code_tag_mask = ~0ULL;
+	}
+	out->major = 3;
+	out->minor = minor;
+	return 0;
+}
+
+/* Symbols and the load segment of one ELF file. */
+static int elf_scan(int fd, struct elf_syms *s)
+{
+	Elf *elf;
+	Elf_Scn *scn = NULL;
+	GElf_Ehdr eh;
+	size_t shstrndx, nph, i;
+	bool have_load = false;
+	int err = 0;
+
+	memset(s, 0, sizeof(*s));
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -EINVAL;
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!elf)
+		return -EINVAL;
+	if (elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh) ||
+	    elf_getshdrstrndx(elf, &shstrndx) || elf_getphdrnum(elf, &nph)) {
+		err = -EINVAL;
+		goto out_end;
+	}
+	s->type = eh.e_type;
+	for (i = 0; i < nph; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD)
+			continue;
+		if (ph.p_offset == 0) {
+			s->vaddr0 = ph.p_vaddr;
+			have_load = true;
+			break;
+		}
+	}
+	if (!have_load) {
+		err = -EINVAL;
+		goto out_end;
+	}
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		const char *name;
+		Elf_Data *data;
+		size_t n, j;
+
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		name = elf_strptr(elf, shstrndx, sh.sh_name);
+		if (name && !strcmp(name, ".PyRuntime") && !s->runtime)
+			s->runtime = sh.sh_addr;
+		if (sh.sh_type != SHT_DYNSYM && sh.sh_type != SHT_SYMTAB)
+			continue;
+		data = elf_getdata(scn, NULL);
+		if (!data || !sh.sh_entsize)
+			continue;
+		n = sh.sh_size / sh.sh_entsize;
+		for (j = 0; j < n; j++) {
+			GElf_Sym sym;
+			const char *sn;
+
+			if (!gelf_getsym(data, (int)j, &sym) || !sym.st_value ||
+			    sym.st_shndx == SHN_UNDEF)
+				continue;
+			sn = elf_strptr(elf, sh.sh_link, sym.st_name);
+			if (!sn || (sn[0] != '_' && sn[0] != 'P'))
+				continue;
+			if (!strcmp(sn, "_PyRuntime"))
+				s->runtime = sym.st_value;
+			else if (!strcmp(sn, "Py_Version"))
+				s->version = sym.st_value;
+			else if (!strcmp(sn, "PyCode_Type"))
+				s->code_type = sym.st_value;
+			else if (!strcmp(sn, "PyUnicode_Type"))
+				s->unicode_type = sym.st_value;
+			else if (!strcmp(sn, "PyBytes_Type"))
+				s->bytes_type = sym.st_value;
+		}
+	}
+out_end:
+	elf_end(elf);
+	return err;
+}
+
+static int cand_rank(const char *path, const char *exe)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	if (!strncmp(base, "libpython3", 10))
+		return 3;
+	if (!strcmp(path, exe))
+		return 2;
+	/* Not extension modules (*.cpython-311-x86_64-linux-gnu.so): they never hold it. */
+	if (!strncmp(base, "python", 6) || !strncmp(base, "libpython", 9))
+		return 1;
+	return 0;
+}
+
+/* Mappings at file offset 0 that may hold the interpreter, best first. */
+static int maps_candidates(pid_t pid, struct map_cand *c, int max)
+{
+	char fname[64], exe[PATH_MAX] = "", line[PATH_MAX + 128];
+	FILE *f;
+	ssize_t n;
+	int cnt = 0, slot, i, j;
+
+	snprintf(fname, sizeof(fname), "/proc/%d/exe", pid);
+	n = readlink(fname, exe, sizeof(exe) - 1);
+	if (n > 0)
+		exe[n] = '\0';
+	snprintf(fname, sizeof(fname), "/proc/%d/maps", pid);
+	f = fopen(fname, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long start, end, off;
+		char perms[8];
+		int pos = 0, rank;
+		char *path;
+
+		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s %n", &start, &end, perms, &off, &pos) <
+			    4 ||
+		    !pos || off)
+			continue;
+		path = line + pos;
+		path[strcspn(path, "\n")] = '\0';
+		if (path[0] != '/')
+			continue;
+		rank = cand_rank(path, exe);
+		if (!rank)
+			continue;
+		for (i = 0; i < cnt; i++)
+			if (!strcmp(c[i].path, path))
+				break;
+		if (i < cnt)
+			continue;
+		slot = cnt;
+		if (cnt == max) {
+			/* Full: replace the worst candidate if this one ranks higher. */
+			for (i = slot = 0; i < cnt; i++)
+				if (c[i].rank < c[slot].rank)
+					slot = i;
+			if (c[slot].rank >= rank)
+				continue;
+		} else {
+			cnt++;
+		}
+		c[slot].start = start;
+		c[slot].end = end;
+		c[slot].rank = rank;
+		snprintf(c[slot].path, sizeof(c[slot].path), "%s", path);
+	}
+	fclose(f);
+	/* Insertion sort by rank, stable. */
+	for (i = 1; i < cnt; i++) {
+		struct map_cand t = c[i];
+
+		for (j = i; j > 0 && c[j - 1].rank < t.rank; j--)
+			c[j] = c[j - 1];
+		c[j] = t;
+	}
+	return cnt;
+}
+
+static void version_string(struct pyproc_info *out, unsigned int hex)
+{
+	static const char rel[] = { 'a', 'b', 'c', 'f' };
+	unsigned int level = (hex >> 4) & 0xf, serial = hex & 0xf;
+
+	if (!hex) {
+		snprintf(out->version, sizeof(out->version), "%d.%d", out->major, out->minor);
+		return;
+	}
+	if (level == 0xf || level < 0xa)
+		snprintf(out->version, sizeof(out->version), "%u.%u.%u", hex >> 24,
+			 (hex >> 16) & 0xff, (hex >> 8) & 0xff);
+	else
+		snprintf(out->version, sizeof(out->version), "%u.%u.%u%c%u", hex >> 24,
+			 (hex >> 16) & 0xff, (hex >> 8) & 0xff, rel[level - 0xa], serial);
+}
+
+static void not_python(struct pyproc_info *out, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void not_python(struct pyproc_info *out, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(out->reason, sizeof(out->reason), fmt, ap);
+	va_end(ap);
+}
+
+/* Version and offsets of the interpreter whose _PyRuntime is at @runtime. */
+static int inspect_runtime(pid_t pid, const struct elf_syms *s, unsigned long long bias,
+			   struct pyproc_info *out)
+{
+	unsigned char dbg[DEBUG_SIZE_MAX];
+	unsigned int hex = 0;
+	unsigned long long runtime = bias + s->runtime;
+	bool from_dbg = false, ft = false;
+	int major = 0, minor = 0, err;
+
+	if (s->version) {
+		__u32 v;
+
+		err = pyproc_read(pid, bias + s->version, &v, sizeof(v));
+		if (err) {
+			not_python(out, "cannot read Py_Version in %s: %s", out->path,
+				   strerror(-err));
+			return err;
+		}
+		hex = v;
+		major = hex >> 24;
+		minor = (hex >> 16) & 0xff;
+	}
+	err = pyproc_read(pid, runtime, dbg, 24);
+	if (err) {
+		not_python(out, "cannot read _PyRuntime in %s: %s", out->path, strerror(-err));
+		return err;
+	}
+	if (!memcmp(dbg, DEBUG_COOKIE, 8)) {
+		unsigned long long dv = dbg_u64(dbg, 8);
+
+		if (hex && dv != hex) {
+			not_python(out,
+				   "Py_Version %#x and _Py_DebugOffsets version %#llx differ in %s",
+				   hex, dv, out->path);
+			return -EINVAL;
+		}
+		hex = (unsigned int)dv;
+		major = hex >> 24;
+		minor = (hex >> 16) & 0xff;
+		from_dbg = true;
+	}
+	if (!major && pyproc_version_from_name(out->path, &major, &minor, &ft)) {
+		not_python(out,
+			   "unknown CPython version in %s (no Py_Version, no debug offsets, "
+			   "file name without a version)",
+			   out->path);
+		return -ENOTSUP;
+	}
+	out->major = major;
+	out->minor = minor;
+	version_string(out, hex);
+
+	if (major == 3 && minor >= 13) {
+		size_t len = minor == 13 ? DEBUG_SIZE_313 : DEBUG_SIZE_314;
+
+		if (!from_dbg) {
+			not_python(out, "CPython %s in %s: no _Py_DebugOffsets at _PyRuntime",
+				   out->version, out->path);
+			return -ENOTSUP;
+		}
+		if (minor > 14) {
+			not_python(out, "CPython %s in %s: _Py_DebugOffsets layout not supported",
+				   out->version, out->path);
+			return -ENOTSUP;
+		}
+		err = pyproc_read(pid, runtime, dbg, len);
+		if (!err)
+			err = pyproc_offsets_from_debug(dbg, len, out);
+		if (err) {
+			not_python(out, "CPython %s in %s: bad _Py_DebugOffsets: %s", out->version,
+				   out->path, strerror(-err));
+			return err;
+		}
+	} else if (ft) {
+		not_python(out, "CPython %s in %s: free-threaded build not supported", out->version,
+			   out->path);
+		return -ENOTSUP;
+	} else {
+		err = pyproc_offsets_from_table(major, minor, out);
+		if (err) {
+			not_python(out, "CPython %s in %s: version not supported (3.9 to 3.14 are)",
+				   out->version, out->path);
+			return err;
+		}
+	}
+	out->off.hexversion = hex;
+	out->off.runtime_addr = runtime;
+	out->off.code_type_addr = bias + s->code_type;
+	out->unicode_type_addr = s->unicode_type ? bias + s->unicode_type : 0;
+	out->bytes_type_addr = s->bytes_type ? bias + s->bytes_type : 0;
+	out->bias = bias;
+	return 0;
+}
+
+int pyproc_inspect(pid_t pid, struct pyproc_info *out)
+{
+	struct map_cand *c;
+	int n, i, err = 0;
+
+	memset(out, 0, sizeof(*out));
+	c = calloc(MAX_CANDS, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	n = maps_candidates(pid, c, MAX_CANDS);
+	if (n < 0) {
+		err = n;
+		not_python(out, "cannot read /proc/%d/maps: %s", pid, strerror(-n));
+		goto out_free;
+	}
+	not_python(out, "no mapped file defines _PyRuntime");
+	for (i = 0; i < n; i++) {
+		char mf[96];
+		struct elf_syms s;
+		unsigned long long bias;
+		int fd, r;
+
+		/* map_files names use unpadded hex; it opens the file even across chroots. */
+		snprintf(mf, sizeof(mf), "/proc/%d/map_files/%llx-%llx", pid, c[i].start, c[i].end);
+		fd = open(mf, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			log_debug("cannot open %s (%s): %s", mf, c[i].path, strerror(errno));
+			continue;
+		}
+		r = elf_scan(fd, &s);
+		close(fd);
+		if (r || !s.runtime)
+			continue;
+		snprintf(out->path, sizeof(out->path), "%s", c[i].path);
+		if (!s.code_type) {
+			not_python(out, "%s has _PyRuntime but no PyCode_Type", out->path);
+			goto out_free;
+		}
+		if (s.type == ET_EXEC)
+			bias = 0;
+		else
+			bias = c[i].start - (s.vaddr0 & ~0xfffULL);
+		if (inspect_runtime(pid, &s, bias, out))
+			goto out_free;
+		out->is_python = true;
+		out->reason[0] = '\0';
+		goto out_free;
+	}
+out_free:
+	free(c);
+	return err;
+}

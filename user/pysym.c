@@ -1,0 +1,719 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pysym.h"
+
+#define HEADER_MAX 512
+#define PAGE_SZ 4096ULL
+
+struct code_ident {
+	unsigned long long filename;
+	unsigned long long name;
+	unsigned long long qualname;
+	unsigned long long linetable;
+	int firstlineno;
+	int argcount;
+};
+
+struct sym_entry {
+	struct sym_entry *hnext;
+	struct sym_entry *lprev;
+	struct sym_entry *lnext;
+	pid_t pid;
+	unsigned long long code;
+	struct code_ident id;
+	char *function;
+	char *name;
+	char *file;
+	unsigned char *table;
+	size_t table_len;
+};
+
+struct pysym {
+	struct sym_entry **buckets;
+	unsigned int nbuckets;
+	unsigned int count;
+	unsigned int max;
+	/* LRU list: head is the most recently used. */
+	struct sym_entry *lru_head;
+	struct sym_entry *lru_tail;
+	struct pysym_stats stats;
+};
+
+/* --- line tables --------------------------------------------------------------------------- */
+
+int pysym_line_lnotab(const unsigned char *t, size_t n, int first, int lasti, int *line)
+{
+	int addr = 0, l = first;
+	size_t i;
+
+	/* 3.9 Objects/lnotab_notes.txt: the line of the last entry starting at or before lasti. */
+	for (i = 0; i + 1 < n; i += 2) {
+		addr += t[i];
+		if (addr > lasti)
+			break;
+		l += (signed char)t[i + 1];
+	}
+	*line = l;
+	return 0;
+}
+
+int pysym_line_pep626(const unsigned char *t, size_t n, int first, int lasti, int *line)
+{
+	int start, end = 0, l = first;
+	size_t i;
+
+	if (lasti < 0) {
+		*line = first;
+		return 0;
+	}
+	/* 3.10: (start delta, line delta) pairs; a line delta of -128 means "no line". */
+	for (i = 0; i + 1 < n; i += 2) {
+		signed char ld = (signed char)t[i + 1];
+
+		start = end;
+		end += t[i];
+		if (ld != -128)
+			l += ld;
+		if (lasti >= start && lasti < end) {
+			if (ld == -128)
+				return -ENOENT;
+			*line = l;
+			return 0;
+		}
+	}
+	return -ERANGE;
+}
+
+static int varint(const unsigned char *t, size_t n, size_t *i, unsigned int *out)
+{
+	unsigned int v = 0, shift = 0;
+	unsigned char b;
+
+	do {
+		if (*i >= n || shift > 28)
+			return -EINVAL;
+		b = t[(*i)++];
+		v |= (unsigned int)(b & 0x3f) << shift;
+		shift += 6;
+	} while (b & 0x40);
+	*out = v;
+	return 0;
+}
+
+static int svarint(const unsigned char *t, size_t n, size_t *i, int *out)
+{
+	unsigned int v;
+	int err = varint(t, n, i, &v);
+
+	if (err)
+		return err;
+	*out = (v & 1) ? -(int)(v >> 1) : (int)(v >> 1);
+	return 0;
+}
+
+int pysym_line_locations(const unsigned char *t, size_t n, int first, int lasti, int *line)
+{
+	size_t i = 0;
+	long pos = 0, target;
+	int l = first;
+
+	if (lasti < 0) {
+		*line = first;
+		return 0;
+	}
+	/* 3.11+ Objects/locations.md; entry lengths are in 2-byte code units. */
+	target = lasti / 2;
+	while (i < n) {
+		unsigned char b = t[i++];
+		unsigned int code = (b >> 3) & 0xf, len = (b & 7) + 1, skip;
+		bool none = false;
+		int d, j;
+
+		if (!(b & 0x80))
+			return -EINVAL;
+		switch (code) {
+		case 15:
+			none = true;
+			break;
+		case 14:
+			if (svarint(t, n, &i, &d))
+				return -EINVAL;
+			l += d;
+			for (j = 0; j < 3; j++)
+				if (varint(t, n, &i, &skip))
+					return -EINVAL;
+			break;
+		case 13:
+			if (svarint(t, n, &i, &d))
+				return -EINVAL;
+			l += d;
+			break;
+		case 10:
+		case 11:
+		case 12:
+			l += (int)code - 10;
+			i += 2;
+			break;
+		default:
+			i += 1;
+			break;
+		}
+		if (i > n)
+			return -EINVAL;
+		if (target >= pos && target < pos + (long)len) {
+			if (none)
+				return -ENOENT;
+			*line = l;
+			return 0;
+		}
+		pos += len;
+	}
+	return -ERANGE;
+}
+
+/* --- strings ------------------------------------------------------------------------------- */
+
+static size_t utf8_put(unsigned int c, char *o)
+{
+	if (c < 0x80) {
+		o[0] = (char)c;
+		return 1;
+	}
+	if (c < 0x800) {
+		o[0] = (char)(0xc0 | (c >> 6));
+		o[1] = (char)(0x80 | (c & 0x3f));
+		return 2;
+	}
+	if (c < 0x10000) {
+		o[0] = (char)(0xe0 | (c >> 12));
+		o[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+		o[2] = (char)(0x80 | (c & 0x3f));
+		return 3;
+	}
+	o[0] = (char)(0xf0 | (c >> 18));
+	o[1] = (char)(0x80 | ((c >> 12) & 0x3f));
+	o[2] = (char)(0x80 | ((c >> 6) & 0x3f));
+	o[3] = (char)(0x80 | (c & 0x3f));
+	return 4;
+}
+
+int pysym_ucs_to_utf8(const void *data, size_t count, unsigned int kind, char *out, size_t outsz,
+		      unsigned int *bad)
+{
+	const unsigned char *p = data;
+	size_t i, w = 0;
+	unsigned int nbad = 0;
+	int ret;
+
+	if ((kind != 1 && kind != 2 && kind != 4) || !outsz)
+		return -EINVAL;
+	for (i = 0; i < count; i++) {
+		char tmp[4];
+		unsigned int c;
+		size_t k;
+
+		if (kind == 1) {
+			c = p[i];
+		} else if (kind == 2) {
+			uint16_t v;
+
+			memcpy(&v, p + i * 2, 2);
+			c = v;
+		} else {
+			uint32_t v;
+
+			memcpy(&v, p + i * 4, 4);
+			c = v;
+		}
+		/* Lone surrogates (surrogateescape'd file names) have no UTF-8 form. */
+		if ((c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff) {
+			c = 0xfffd;
+			nbad++;
+		}
+		k = utf8_put(c, tmp);
+		if (w + k + 1 > outsz) {
+			out[w] = '\0';
+			ret = -ENOSPC;
+			goto out;
+		}
+		memcpy(out + w, tmp, k);
+		w += k;
+	}
+	out[w] = '\0';
+	ret = (int)w;
+out:
+	if (bad)
+		*bad = nbad;
+	return ret;
+}
+
+/* --- reading from the process -------------------------------------------------------------- */
+
+static unsigned long long get_u64(const unsigned char *b, unsigned int off)
+{
+	unsigned long long v;
+
+	memcpy(&v, b + off, sizeof(v));
+	return v;
+}
+
+static int get_i32(const unsigned char *b, unsigned int off)
+{
+	int v;
+
+	memcpy(&v, b + off, sizeof(v));
+	return v;
+}
+
+static int read_str(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+		    unsigned long long addr, char *out, size_t outsz)
+{
+	const struct py_layout *l = &info->layout;
+	unsigned char hdr[128];
+	unsigned int state, kind, bad = 0;
+	long long length;
+	size_t data_off, nchars;
+	void *data;
+	int err;
+
+	if (!addr || l->unicode_compact_data > sizeof(hdr))
+		return -EINVAL;
+	err = pyproc_read(pid, addr, hdr, l->unicode_compact_data);
+	if (err)
+		return err;
+	if (info->unicode_type_addr &&
+	    get_u64(hdr, info->off.object_type) != info->unicode_type_addr)
+		return -EINVAL;
+	memcpy(&state, hdr + l->unicode_state, sizeof(state));
+	memcpy(&length, hdr + l->unicode_length, sizeof(length));
+	kind = (state >> l->unicode_kind_shift) & 7;
+	/* Names and file names of code objects are compact; legacy strings are not expected. */
+	if (!(state & l->unicode_compact_bit) || length < 0)
+		return -EINVAL;
+	if (state & l->unicode_ascii_bit) {
+		if (kind != 1)
+			return -EINVAL;
+		data_off = l->unicode_ascii_data;
+	} else {
+		if (kind != 1 && kind != 2 && kind != 4)
+			return -EINVAL;
+		data_off = l->unicode_compact_data;
+	}
+	nchars = (size_t)length;
+	if (nchars > PYSYM_STR_CHARS_MAX)
+		nchars = PYSYM_STR_CHARS_MAX;
+	data = malloc(nchars * kind + 1);
+	if (!data)
+		return -ENOMEM;
+	err = nchars ? pyproc_read(pid, addr + data_off, data, nchars * kind) : 0;
+	if (!err) {
+		err = pysym_ucs_to_utf8(data, nchars, kind, out, outsz, &bad);
+		if (bad)
+			s->stats.bad_strings++;
+		/* A name cut to fit is still the right name's prefix; callers see -ENOSPC. */
+		if (err >= 0 || err == -ENOSPC)
+			err = 0;
+	}
+	free(data);
+	return err;
+}
+
+static int read_bytes(pid_t pid, const struct pyproc_info *info, unsigned long long addr,
+		      unsigned char **out, size_t *len)
+{
+	const struct py_layout *l = &info->layout;
+	unsigned char hdr[64];
+	long long size;
+	unsigned char *buf;
+	int err;
+
+	if (!addr || l->bytes_data > sizeof(hdr))
+		return -EINVAL;
+	err = pyproc_read(pid, addr, hdr, l->bytes_data);
+	if (err)
+		return err;
+	if (info->bytes_type_addr && get_u64(hdr, info->off.object_type) != info->bytes_type_addr)
+		return -EINVAL;
+	memcpy(&size, hdr + l->var_size, sizeof(size));
+	if (size < 0 || size > PYSYM_TABLE_MAX)
+		return -EINVAL;
+	buf = malloc(size ? (size_t)size : 1);
+	if (!buf)
+		return -ENOMEM;
+	err = size ? pyproc_read(pid, addr + l->bytes_data, buf, (size_t)size) : 0;
+	if (err) {
+		free(buf);
+		return err;
+	}
+	*out = buf;
+	*len = (size_t)size;
+	return 0;
+}
+
+static unsigned int code_span(const struct pyproc_info *info)
+{
+	const struct py_layout *l = &info->layout;
+	unsigned int offs[] = { l->code_filename,     l->code_name,	l->code_linetable,
+				l->code_firstlineno,  l->code_argcount, l->code_varnames,
+				info->off.object_type };
+	unsigned int span = 0, i;
+
+	for (i = 0; i < sizeof(offs) / sizeof(offs[0]); i++)
+		if (offs[i] > span)
+			span = offs[i];
+	if (l->code_qualname != PY_OFF_NONE && l->code_qualname > span)
+		span = l->code_qualname;
+	return span + 8;
+}
+
+/* Reads the fields that identify a code object; -ENOEXEC when it is not one. */
+static int code_read_ident(pid_t pid, const struct pyproc_info *info, unsigned long long code,
+			   struct code_ident *id, unsigned char *hdr)
+{
+	const struct py_layout *l = &info->layout;
+	unsigned int span = code_span(info);
+	int err;
+
+	if (span > HEADER_MAX)
+		return -EINVAL;
+	err = pyproc_read(pid, code, hdr, span);
+	if (err)
+		return err;
+	if (get_u64(hdr, info->off.object_type) != info->off.code_type_addr)
+		return -ENOEXEC;
+	memset(id, 0, sizeof(*id));
+	id->filename = get_u64(hdr, l->code_filename);
+	id->name = get_u64(hdr, l->code_name);
+	id->qualname = l->code_qualname != PY_OFF_NONE ? get_u64(hdr, l->code_qualname) : 0;
+	id->linetable = get_u64(hdr, l->code_linetable);
+	id->firstlineno = get_i32(hdr, l->code_firstlineno);
+	id->argcount = get_i32(hdr, l->code_argcount);
+	return 0;
+}
+
+/* --- cache --------------------------------------------------------------------------------- */
+
+struct pysym *pysym_new(unsigned int max_entries)
+{
+	struct pysym *s;
+
+	if (!max_entries) {
+		errno = EINVAL;
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->max = max_entries;
+	s->nbuckets = 64;
+	while (s->nbuckets < max_entries && s->nbuckets < (1U << 24))
+		s->nbuckets <<= 1;
+	s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
+	if (!s->buckets) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static void entry_clear(struct sym_entry *e)
+{
+	free(e->function);
+	free(e->name);
+	free(e->file);
+	free(e->table);
+	e->function = e->name = e->file = NULL;
+	e->table = NULL;
+	e->table_len = 0;
+}
+
+static unsigned int bucket_of(const struct pysym *s, pid_t pid, unsigned long long code)
+{
+	unsigned long long h = (code >> 4) ^ ((unsigned long long)pid * 0x9e3779b97f4a7c15ULL);
+
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 32;
+	return (unsigned int)(h & (s->nbuckets - 1));
+}
+
+static void lru_unlink(struct pysym *s, struct sym_entry *e)
+{
+	if (e->lprev)
+		e->lprev->lnext = e->lnext;
+	else
+		s->lru_head = e->lnext;
+	if (e->lnext)
+		e->lnext->lprev = e->lprev;
+	else
+		s->lru_tail = e->lprev;
+	e->lprev = e->lnext = NULL;
+}
+
+static void lru_push(struct pysym *s, struct sym_entry *e)
+{
+	e->lprev = NULL;
+	e->lnext = s->lru_head;
+	if (s->lru_head)
+		s->lru_head->lprev = e;
+	s->lru_head = e;
+	if (!s->lru_tail)
+		s->lru_tail = e;
+}
+
+static void entry_remove(struct pysym *s, struct sym_entry *e)
+{
+	struct sym_entry **pp = &s->buckets[bucket_of(s, e->pid, e->code)];
+
+	while (*pp && *pp != e)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = e->hnext;
+	lru_unlink(s, e);
+	entry_clear(e);
+	free(e);
+	s->count--;
+}
+
+void pysym_free(struct pysym *s)
+{
+	if (!s)
+		return;
+	while (s->lru_head)
+		entry_remove(s, s->lru_head);
+	free(s->buckets);
+	free(s);
+}
+
+void pysym_forget_pid(struct pysym *s, pid_t pid)
+{
+	struct sym_entry *e = s->lru_head, *next;
+
+	while (e) {
+		next = e->lnext;
+		if (e->pid == pid)
+			entry_remove(s, e);
+		e = next;
+	}
+}
+
+void pysym_get_stats(const struct pysym *s, struct pysym_stats *out)
+{
+	*out = s->stats;
+}
+
+static char *dup_str(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+		     unsigned long long addr, size_t max, int *err)
+{
+	char *buf = malloc(max);
+
+	if (!buf) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	*err = read_str(s, pid, info, addr, buf, max);
+	if (*err) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static int entry_fill(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+		      struct sym_entry *e)
+{
+	int err;
+
+	e->name = dup_str(s, pid, info, e->id.name, PYSYM_NAME_MAX, &err);
+	if (!e->name)
+		return err;
+	if (e->id.qualname) {
+		e->function = dup_str(s, pid, info, e->id.qualname, PYSYM_NAME_MAX, &err);
+		if (!e->function)
+			return err;
+	}
+	e->file = dup_str(s, pid, info, e->id.filename, PYSYM_FILE_MAX, &err);
+	if (!e->file)
+		return err;
+	return read_bytes(pid, info, e->id.linetable, &e->table, &e->table_len);
+}
+
+static int entry_line(const struct pyproc_info *info, const struct sym_entry *e, int lasti,
+		      int *line)
+{
+	switch (info->layout.lines) {
+	case PY_LINES_LNOTAB:
+		return pysym_line_lnotab(e->table, e->table_len, e->id.firstlineno, lasti, line);
+	case PY_LINES_PEP626:
+		return pysym_line_pep626(e->table, e->table_len, e->id.firstlineno, lasti, line);
+	case PY_LINES_LOCATIONS:
+		return pysym_line_locations(e->table, e->table_len, e->id.firstlineno, lasti, line);
+	}
+	return -EINVAL;
+}
+
+int pysym_lookup(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+		 unsigned long long code, int lasti, struct pysym_loc *out)
+{
+	unsigned char hdr[HEADER_MAX];
+	struct code_ident id;
+	struct sym_entry *e;
+	unsigned int b;
+	int err, line = 0;
+
+	err = code_read_ident(pid, info, code, &id, hdr);
+	if (err) {
+		if (err == -ENOEXEC)
+			s->stats.not_code++;
+		else
+			s->stats.read_errors++;
+		return err;
+	}
+	b = bucket_of(s, pid, code);
+	for (e = s->buckets[b]; e; e = e->hnext)
+		if (e->pid == pid && e->code == code)
+			break;
+	if (e && !memcmp(&e->id, &id, sizeof(id))) {
+		s->stats.hits++;
+		lru_unlink(s, e);
+		lru_push(s, e);
+		goto resolve;
+	}
+	if (e) {
+		/* The address now holds another code object: never reuse the old name. */
+		s->stats.stale++;
+		entry_remove(s, e);
+	}
+	s->stats.misses++;
+	if (s->count >= s->max) {
+		s->stats.evictions++;
+		entry_remove(s, s->lru_tail);
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->pid = pid;
+	e->code = code;
+	e->id = id;
+	err = entry_fill(s, pid, info, e);
+	if (err) {
+		s->stats.read_errors++;
+		entry_clear(e);
+		free(e);
+		return err;
+	}
+	e->hnext = s->buckets[b];
+	s->buckets[b] = e;
+	lru_push(s, e);
+	s->count++;
+
+resolve:
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "%s", e->name);
+	snprintf(out->function, sizeof(out->function), "%s", e->function ? e->function : e->name);
+	snprintf(out->file, sizeof(out->file), "%s", e->file);
+	out->firstlineno = e->id.firstlineno;
+	out->argcount = e->id.argcount;
+	err = entry_line(info, e, lasti, &line);
+	if (err == -ENOENT) {
+		line = 0;
+	} else if (err) {
+		s->stats.no_line++;
+		line = 0;
+	}
+	out->line = line;
+	return 0;
+}
+
+/* --- method class ------------------------------------------------------------------------ */
+
+static int read_cstr(pid_t pid, unsigned long long addr, char *buf, size_t len)
+{
+	size_t got = 0;
+
+	if (!len)
+		return -EINVAL;
+	/* Page by page: a string near the end of a mapping must not fail the whole read. */
+	while (got + 1 < len) {
+		size_t chunk = PAGE_SZ - ((addr + got) & (PAGE_SZ - 1));
+		char *nul;
+		int err;
+
+		if (chunk > len - 1 - got)
+			chunk = len - 1 - got;
+		err = pyproc_read(pid, addr + got, buf + got, chunk);
+		if (err)
+			return err;
+		nul = memchr(buf + got, '\0', chunk);
+		if (nul)
+			return 0;
+		got += chunk;
+	}
+	buf[got] = '\0';
+	return -ENOSPC;
+}
+
+int pysym_method_class(pid_t pid, const struct pyproc_info *info, unsigned long long frame,
+		       unsigned long long code, char *buf, size_t len)
+{
+	const struct py_layout *l = &info->layout;
+	const struct py_offsets *o = &info->off;
+	unsigned char hdr[HEADER_MAX];
+	struct code_ident id;
+	struct pysym tmp = { 0 };
+	unsigned long long names, name0, obj, type;
+	char argname[16], tname[PYSYM_NAME_MAX];
+	const char *dot;
+	bool is_cls;
+	int err;
+
+	err = code_read_ident(pid, info, code, &id, hdr);
+	if (err)
+		return err;
+	if (id.argcount < 1)
+		return -ENOENT;
+	names = get_u64(hdr, l->code_varnames);
+	err = pyproc_read(pid, names + l->tuple_item, &name0, sizeof(name0));
+	if (err)
+		return err;
+	err = read_str(&tmp, pid, info, name0, argname, sizeof(argname));
+	if (err)
+		return err;
+	if (!strcmp(argname, "self"))
+		is_cls = false;
+	else if (!strcmp(argname, "cls"))
+		is_cls = true;
+	else
+		return -ENOENT;
+	err = pyproc_read(pid, frame + o->frame_localsplus, &obj, sizeof(obj));
+	if (err)
+		return err;
+	obj &= ~(unsigned long long)l->stackref_mask_bits;
+	/* A self captured by a closure lives in a cell (3.11+) or another slot (3.9/3.10). */
+	if (!obj)
+		return -ENOENT;
+	if (is_cls) {
+		type = obj;
+	} else {
+		err = pyproc_read(pid, obj + o->object_type, &type, sizeof(type));
+		if (err)
+			return err;
+	}
+	err = pyproc_read(pid, type + l->type_name, &name0, sizeof(name0));
+	if (err)
+		return err;
+	err = read_cstr(pid, name0, tname, sizeof(tname));
+	if (err)
+		return err;
+	if (!strcmp(tname, "cell"))
+		return -ENOENT;
+	/* Static types are named "module.Class"; __name__ is the part after the last dot. */
+	dot = strrchr(tname, '.');
+	snprintf(buf, len, "%s", dot ? dot + 1 : tname);
+	return 0;
+}

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * CPython symbolizer: (pid, code object, instruction offset) -> function, file, line, read
+ * from the process with process_vm_readv.  Results are cached per (pid, code object) and
+ * re-validated on every use, so a freed and reused address never gets a stale name.
+ */
+#ifndef WSAUDIT_PYSYM_H
+#define WSAUDIT_PYSYM_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "pyproc.h"
+
+#define PYSYM_NAME_MAX 256
+#define PYSYM_FILE_MAX 1024
+/* Longest string and line table read from a process. */
+#define PYSYM_STR_CHARS_MAX 4096
+#define PYSYM_TABLE_MAX (1U << 20)
+
+struct pysym_loc {
+	/* co_qualname on 3.11+, co_name before (see pysym_method_class) */
+	char function[PYSYM_NAME_MAX];
+	/* co_name */
+	char name[PYSYM_NAME_MAX];
+	char file[PYSYM_FILE_MAX];
+	/* 0 when the instruction has no line (the table says so) */
+	int line;
+	/* Code object fields, for callers that want them. */
+	int firstlineno;
+	int argcount;
+};
+
+struct pysym_stats {
+	unsigned long long hits;
+	unsigned long long misses;
+	unsigned long long stale; /* cached entry whose code object changed: re-read */
+	unsigned long long evictions;
+	unsigned long long read_errors;
+	unsigned long long not_code; /* address does not hold a code object */
+	unsigned long long bad_strings; /* names/files with undecodable code points */
+	unsigned long long no_line; /* offset outside the line table */
+};
+
+struct pysym;
+
+/* A cache of at most @max_entries code objects; NULL and errno on failure. */
+struct pysym *pysym_new(unsigned int max_entries);
+void pysym_free(struct pysym *s);
+
+/*
+ * Resolve @code at instruction byte offset @lasti (-1: not started, gives co_firstlineno).
+ * 0, -ENOEXEC when @code is not a code object, -EFAULT/-ESRCH when memory cannot be read,
+ * -EINVAL for a malformed string or table.
+ */
+int pysym_lookup(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+		 unsigned long long code, int lasti, struct pysym_loc *out);
+
+/* Drop every entry of @pid (process exit). */
+void pysym_forget_pid(struct pysym *s, pid_t pid);
+
+void pysym_get_stats(const struct pysym *s, struct pysym_stats *out);
+
+/*
+ * Optional step for 3.9/3.10, where code objects have no qualname: when the first argument
+ * of the frame's code is named self (or cls), write the name of its class (or of itself) to
+ * @buf.  0, -ENOENT when there is no such argument, -errno on a read failure.
+ */
+int pysym_method_class(pid_t pid, const struct pyproc_info *info, unsigned long long frame,
+		       unsigned long long code, char *buf, size_t len);
+
+/*
+ * Pure decoders, exposed for tests.  The line of byte offset @lasti: 0 and *line, -ENOENT
+ * when the table marks the instruction as having no line, -ERANGE when @lasti is past the
+ * table, -EINVAL when the table is malformed.
+ */
+int pysym_line_lnotab(const unsigned char *t, size_t n, int first, int lasti, int *line);
+int pysym_line_pep626(const unsigned char *t, size_t n, int first, int lasti, int *line);
+int pysym_line_locations(const unsigned char *t, size_t n, int first, int lasti, int *line);
+
+/*
+ * @count code points of @kind (1, 2 or 4 bytes each) to NUL-terminated UTF-8 in @out.
+ * Surrogates and values above U+10FFFF become U+FFFD and are counted in *bad.  Returns the
+ * length written, or -ENOSPC when @out was too small (it then holds a truncated string,
+ * cut at a character boundary), -EINVAL for a bad kind.
+ */
+int pysym_ucs_to_utf8(const void *data, size_t count, unsigned int kind, char *out, size_t outsz,
+		      unsigned int *bad);
+
+#endif /* WSAUDIT_PYSYM_H */

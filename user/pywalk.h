@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * User-space copy of the BPF CPython stack walk: the same reads at the same offsets from
+ * struct py_offsets, done with process_vm_readv.  It checks the offsets of a process before
+ * BPF relies on them, and gives tests a reference.
+ */
+#ifndef WSAUDIT_PYWALK_H
+#define WSAUDIT_PYWALK_H
+
+#include <sys/types.h>
+
+#include "wsaudit/pyoffsets.h"
+
+/* Bounds, as in BPF. */
+#define PYWALK_MAX_INTERPS 8
+#define PYWALK_MAX_THREADS 1024
+#define PYWALK_MAX_FRAMES 64
+
+struct pywalk_frame {
+	unsigned long long frame; /* frame address (PyFrameObject / _PyInterpreterFrame) */
+	unsigned long long code; /* code object, tag removed and type checked */
+	int lasti; /* instruction byte offset in the code, -1 when not started / unknown */
+};
+
+struct pywalk_thread {
+	unsigned long long tstate;
+	unsigned long long thread_id; /* pthread_self() */
+	unsigned long long native_id; /* 0 before 3.11 */
+	unsigned long long frame; /* innermost frame, 0 when none */
+};
+
+struct pywalk_stats {
+	unsigned int skipped; /* shim / C-stack entries skipped by owner */
+	unsigned int truncated; /* 1 when the stack had more than the frames given */
+};
+
+/* Every thread state of every interpreter: count (<= max) or -errno. */
+int pywalk_threads(pid_t pid, const struct py_offsets *off, struct pywalk_thread *out, int max);
+
+/* The thread state of @thread_id (prefers one with a frame): 0, -ESRCH or -errno. */
+int pywalk_find_thread(pid_t pid, const struct py_offsets *off, unsigned long long thread_id,
+		       struct pywalk_thread *out);
+
+/*
+ * Frames of @thread_id, innermost first: count or -errno (-ESRCH: no such thread, -EPROTO:
+ * a frame that should hold a code object does not, i.e. the offsets are wrong).
+ */
+int pywalk_stack(pid_t pid, const struct py_offsets *off, unsigned long long thread_id,
+		 struct pywalk_frame *frames, int max, struct pywalk_stats *stats);
+
+#endif /* WSAUDIT_PYWALK_H */
