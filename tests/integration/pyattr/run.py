@@ -6,10 +6,11 @@ For each interpreter: start app.py (threads blocked in send()/sendall() on full 
 read the stacks CPython itself reports, run walk_check on the live process and compare
 function, file and line frame by frame.  Requires root (process_vm_readv, map_files).
 
-  run.py [--walk-check BIN] [--chroot LABEL ROOT EXE]... [--only LABEL]...
+  run.py [--walk-check BIN] [--root LABEL SUITE EXE]... [--only LABEL]...
 
 Without --walk-check, walk_check.c is compiled with cc against user/{pyproc,pysym,pywalk,log}.c.
---chroot adds an interpreter installed in a chroot (for example a debootstrap'ed Debian).
+The Debian roots of tests/pythons/provision.sh (bullseye 3.9, trixie 3.13, sid 3.14, under
+$WSAUDIT_ROOTS) are used when they exist; --root adds another interpreter from such a root.
 Interpreters that are not installed are reported as skipped with the reason, never as passed.
 Exit status 0 only when every frame of every interpreter that ran matched.
 """
@@ -27,6 +28,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 PYENV = "/root/.pyenv/versions"
+ROOTS = os.environ.get("WSAUDIT_ROOTS", "/var/cache/wsaudit/roots")
+RUN_IN_ROOT = os.path.join(ROOT, "tests", "pythons", "run-in-root.sh")
+DEBIAN_ROOTS = [("debian-bullseye", "bullseye", "/usr/bin/python3.9"),
+                ("debian-trixie", "trixie", "/usr/bin/python3.13"),
+                ("debian-sid", "sid", "/usr/bin/python3.14")]
 SOURCES = ["user/pyproc.c", "user/pysym.c", "user/pywalk.c", "user/log.c"]
 
 
@@ -53,10 +59,15 @@ def interpreters(args):
     deb = "/usr/bin/python3.11"
     found.append(("debian-3.11", None, deb if os.path.exists(deb) else None,
                   None if os.path.exists(deb) else deb + " missing"))
-    for label, root, exe in args.chroot or []:
-        ok = os.path.exists(os.path.join(root, exe.lstrip("/")))
-        found.append((label, root, exe if ok else None,
-                      None if ok else "%s not found in %s" % (exe, root)))
+    for label, suite, exe in DEBIAN_ROOTS + [tuple(r) for r in args.root or []]:
+        root = os.path.join(ROOTS, suite)
+        if not os.path.exists(os.path.join(root, ".wsaudit-root")):
+            found.append((label, None, None, "root %s not provisioned "
+                          "(tests/pythons/provision.sh)" % root))
+        elif not os.path.exists(os.path.join(root, exe.lstrip("/"))):
+            found.append((label, None, None, "%s not found in %s" % (exe, root)))
+        else:
+            found.append((label, suite, exe, None))
     if args.only:
         found = [f for f in found if f[0] in args.only]
     return found
@@ -65,11 +76,12 @@ def interpreters(args):
 def start_app(root, exe, work):
     """Start app.py; returns (process, dump path as seen from here)."""
     if root:
-        inside = tempfile.mkdtemp(prefix="pyattr-", dir=os.path.join(root, "tmp"))
+        # The app runs in the root's own mount namespace, from a bound copy.
+        inside = tempfile.mkdtemp(prefix="pyattr-root-")
         shutil.copytree(HERE, os.path.join(inside, "app"),
                         ignore=shutil.ignore_patterns("*.c", "run.py", "__pycache__"))
-        rel = "/" + os.path.relpath(inside, root)
-        cmd = ["chroot", root, exe, rel + "/app/app.py", rel + "/dump.json"]
+        cmd = [RUN_IN_ROOT, "--bind", inside + ":/pyattr", root, exe, "/pyattr/app/app.py",
+               "/pyattr/dump.json"]
         dump = os.path.join(inside, "dump.json")
     else:
         inside = None
@@ -170,7 +182,7 @@ def check_one(label, root, exe, walk_check, work):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--walk-check")
-    ap.add_argument("--chroot", nargs=3, action="append", metavar=("LABEL", "ROOT", "EXE"))
+    ap.add_argument("--root", nargs=3, action="append", metavar=("LABEL", "SUITE", "EXE"))
     ap.add_argument("--only", action="append")
     args = ap.parse_args()
     if os.geteuid() != 0:
