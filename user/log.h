@@ -17,9 +17,9 @@ extern enum log_level log_max_level;
 
 void log_emit(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_at(level, ...)                          \
-	do {                                        \
-		if ((level) <= log_max_level)       \
+#define log_at(level, ...)                            \
+	do {                                          \
+		if ((level) <= log_max_level)         \
 			log_emit(level, __VA_ARGS__); \
 	} while (0)
 

@@ -17,7 +17,8 @@ struct command {
 static const struct command commands[] = {
 	{ "trace", cmd_trace,
 	  "trace   [-p PID]... [--exe GLOB]... [-o text|json] [-d SECONDS] [--payload]" },
-	{ "decode", cmd_decode, "decode  [--extensions 'permessage-deflate; ...'] [--payload] [FILE|-]" },
+	{ "decode", cmd_decode,
+	  "decode  [--extensions 'permessage-deflate; ...'] [--payload] [FILE|-]" },
 	{ "version", cmd_version, "version [--json]" },
 };
 

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Includes every program needs, in the order they need them. */
+#ifndef WSAUDIT_COMMON_BPF_H
+#define WSAUDIT_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
+
+#include "lib/maps.bpf.h"
+#include "lib/conn.bpf.h"
+#include "lib/emit.bpf.h"
+
+/* Syscall entry: remember the arguments of a traced process's call until its exit. */
+static __always_inline int inflight_stash(__u8 syscall, __u64 fd, __u64 buf, __u64 count)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct inflight a = {
+		.buf = buf,
+		.count = count,
+		.fd = (__u32)fd,
+		.syscall = syscall,
+	};
+
+	if (!tgid_traced(id >> 32))
+		return 0;
+	if (bpf_map_update_elem(&inflight_map, &id, &a, BPF_ANY))
+		count_drop(DROP_MAP_FULL);
+	return 0;
+}
+
+/* Syscall exit: the stashed arguments, removed from the map; false when there are none. */
+static __always_inline bool inflight_take(struct inflight *out)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct inflight *a;
+
+	a = bpf_map_lookup_elem(&inflight_map, &id);
+	if (!a) {
+		/* A traced process's exit without entry: the call began before attach. */
+		if (tgid_traced(id >> 32))
+			count_drop(DROP_NO_ENTRY);
+		return false;
+	}
+	*out = *a;
+	bpf_map_delete_elem(&inflight_map, &id);
+	return true;
+}
+
+#endif /* WSAUDIT_COMMON_BPF_H */

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Gathering a syscall's byte ranges (plain buffer, iovecs, msghdr, mmsghdr) and sending them
+ * to the collector as bounded chunks.  Every byte the syscall moved is either in a record or
+ * visible to the collector as a hole (positions), and every give-up is counted.
+ */
+#ifndef WSAUDIT_EMIT_BPF_H
+#define WSAUDIT_EMIT_BPF_H
+
+static __always_inline struct io_desc *io_desc_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&io_heap, &zero);
+}
+
+/* One contiguous buffer of which the syscall moved `total` bytes. */
+static __always_inline void io_from_buf(struct io_desc *io, __u64 buf, __u64 total)
+{
+	io->segs[0].ptr = buf;
+	io->segs[0].len = total;
+	io->nsegs = 1;
+	io->total = total;
+}
+
+/*
+ * An iovec array of which the syscall moved `total` bytes, filling the segments in order.
+ * Appends to io->segs; returns the bytes left unassigned (more segments than are walked).
+ */
+static __always_inline __u64 io_add_iov(struct io_desc *io, __u64 iov_ptr, __u64 iovcnt,
+					__u64 total)
+{
+	struct iovec iov;
+	__u32 i, n;
+
+	for (i = 0; i < IOV_MAX_WALK; i++) {
+		if (i >= iovcnt || total == 0)
+			break;
+		n = io->nsegs;
+		if (n >= IOV_MAX_WALK)
+			break;
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iov_ptr + i * sizeof(iov)))) {
+			count_drop(DROP_READ_FAULT);
+			break;
+		}
+		io->segs[n & (IOV_MAX_WALK - 1)].ptr = (__u64)iov.iov_base;
+		io->segs[n & (IOV_MAX_WALK - 1)].len = iov.iov_len < total ? iov.iov_len : total;
+		total -= io->segs[n & (IOV_MAX_WALK - 1)].len;
+		io->nsegs = n + 1;
+	}
+	if (total)
+		count_drop(DROP_TOO_MANY_IOV);
+	return total;
+}
+
+static __always_inline void io_from_msghdr(struct io_desc *io, __u64 msg_ptr, __u64 total)
+{
+	struct user_msghdr msg;
+
+	io->nsegs = 0;
+	io->total = total;
+	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)msg_ptr)) {
+		count_drop(DROP_READ_FAULT);
+		return;
+	}
+	io_add_iov(io, (__u64)msg.msg_iov, msg.msg_iovlen, total);
+}
+
+/* sendmmsg: `sent` messages went out, each with its msg_len filled in by the kernel. */
+static __always_inline void io_from_mmsghdr(struct io_desc *io, __u64 vec_ptr, __u64 sent)
+{
+	struct mmsghdr mm;
+	__u32 i;
+
+	io->nsegs = 0;
+	io->total = 0;
+	for (i = 0; i < MMSG_MAX_WALK; i++) {
+		if (i >= sent)
+			break;
+		if (bpf_probe_read_user(&mm, sizeof(mm), (void *)(vec_ptr + i * sizeof(mm)))) {
+			count_drop(DROP_READ_FAULT);
+			break;
+		}
+		io->total += mm.msg_len;
+		io_add_iov(io, (__u64)mm.msg_hdr.msg_iov, mm.msg_hdr.msg_iovlen, mm.msg_len);
+	}
+	if (sent > MMSG_MAX_WALK)
+		count_drop(DROP_TOO_MANY_IOV);
+}
+
+/*
+ * Starts sending up to `cap` bytes of the syscall's data as chunks; io_pos is the stream
+ * position of its first byte.  The work goes on in emit_chunks (bpf/emit.bpf.c) by tail call,
+ * which does not return on success.
+ */
+static __always_inline void emit_io(void *ctx, struct io_desc *io, struct conn_info *c, __u64 ino,
+				    __u64 io_pos, __u64 cap, __u16 flags)
+{
+	io->target = io->total < cap ? io->total : cap;
+	if (io->total > cap) {
+		count_drop(DROP_CAP_EXCEEDED);
+		count_stat(STAT_CAP_BYTES, io->total - cap);
+	}
+	io->seg = 0;
+	io->off = 0;
+	io->done = 0;
+	io->flags = flags;
+	io->io_pos = io_pos;
+	io->conn.ino = ino;
+	io->conn.gen = c->gen;
+	bpf_tail_call(ctx, &emit_progs, 0);
+	count_drop(DROP_LOOP_LIMIT);
+}
+
+#endif /* WSAUDIT_EMIT_BPF_H */

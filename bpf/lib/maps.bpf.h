@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Maps and tunables shared by every program of the object.  They are __weak so that each
+ * translation unit can include this header and the static linker (bpftool gen object)
+ * merges them into one definition.
+ */
+#ifndef WSAUDIT_MAPS_BPF_H
+#define WSAUDIT_MAPS_BPF_H
+
+#include "wsaudit/events.h"
+
+/* Tunables, set by the collector between open and load. */
+const volatile __u64 cfg_write_cap __weak = WRITE_CAP_DEFAULT;
+const volatile __u64 cfg_wakeup_bytes __weak = WAKEUP_BYTES_DEFAULT;
+const volatile bool cfg_follow_exec __weak = false;
+
+/* Processes (tgid) whose sockets are followed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TRACED_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} traced_map SEC(".maps") __weak;
+
+/* Arguments of syscalls in flight, from entry to exit, by pid_tgid. */
+struct inflight {
+	__u64 buf; /* buffer, iovec array, msghdr or mmsghdr array */
+	__u64 count; /* length, iovec count or message count */
+	__u32 fd;
+	__u8 syscall; /* enum syscall_kind */
+	__u8 _pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, INFLIGHT_MAX);
+	__type(key, __u64);
+	__type(value, struct inflight);
+} inflight_map SEC(".maps") __weak;
+
+/* TCP sockets of traced processes, by socket inode number. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CONN_MAX);
+	__type(key, __u64);
+	__type(value, struct conn_info);
+} conn_map SEC(".maps") __weak;
+
+/* The collector's verdicts on unclassified connections, applied on the next syscall. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct conn_verdict);
+} verdict_map SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, RINGBUF_DEFAULT);
+} events_rb SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DROP_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} drop_cnt SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stat_cnt SEC(".maps") __weak;
+
+/*
+ * Per-CPU scratch for one data record.  The payload area is twice CHUNK_MAX so that a length
+ * masked with (2 * CHUNK_MAX - 1) is provably inside it, whatever the compiler does with the
+ * clamp to CHUNK_MAX before it.
+ */
+struct data_scratch {
+	struct evt_data evt;
+	__u8 payload[2 * CHUNK_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct data_scratch);
+} data_heap SEC(".maps") __weak;
+
+/* The byte ranges of one syscall, gathered from its buffer or iovecs. */
+struct io_seg {
+	__u64 ptr;
+	__u64 len;
+};
+
+struct io_desc {
+	struct io_seg segs[IOV_MAX_WALK];
+	__u32 nsegs;
+	__u32 fd;
+	__u64 total; /* bytes the syscall moved, as returned */
+	__u8 syscall;
+	__u8 dir;
+	/* Where the chunk emitter stands; it carries on across tail calls. */
+	__u16 flags;
+	__u32 seg;
+	__u64 off; /* in segs[seg] */
+	__u64 done; /* bytes handled so far */
+	__u64 target; /* bytes to capture: total, or less past the cap */
+	__u64 io_pos;
+	struct conn_id conn;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct io_desc);
+} io_heap SEC(".maps") __weak;
+
+/* The chunk emitter, entered by tail call so each program stays small for the verifier. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} emit_progs SEC(".maps") __weak;
+
+static __always_inline void count_drop(enum drop_reason reason)
+{
+	__u32 key = reason;
+	__u64 *v = bpf_map_lookup_elem(&drop_cnt, &key);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void count_stat(enum stat_counter stat, __u64 n)
+{
+	__u32 key = stat;
+	__u64 *v = bpf_map_lookup_elem(&stat_cnt, &key);
+
+	if (v)
+		*v += n;
+}
+
+static __always_inline bool tgid_traced(__u32 tgid)
+{
+	return bpf_map_lookup_elem(&traced_map, &tgid) != NULL;
+}
+
+/* Wake the collector only once enough is queued; it polls on a short timer besides. */
+static __always_inline __u64 ringbuf_flags(void)
+{
+	if (bpf_ringbuf_query(&events_rb, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+#endif /* WSAUDIT_MAPS_BPF_H */

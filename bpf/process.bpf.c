@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Process lifecycle: children of traced processes are traced too (uvicorn and gunicorn fork
+ * their workers), exits drop the state, execs are reported while executables are matched, and
+ * close() ends a connection record so a reused inode starts a new generation.
+ */
+#include "lib/common.bpf.h"
+
+static __always_inline struct evt_proc *proc_event(__u16 type)
+{
+	struct evt_proc *e;
+
+	e = bpf_ringbuf_reserve(&events_rb, sizeof(*e), 0);
+	if (!e) {
+		count_drop(DROP_RINGBUF_FULL);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->hdr.type = type;
+	e->hdr.version = EVT_VERSION;
+	e->hdr.size = sizeof(*e);
+	e->hdr.ts_ns = bpf_ktime_get_ns();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	return e;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(fork_tp, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, ctgid = child->tgid, one = 1;
+	struct evt_proc *e;
+
+	/* Threads share the tgid and need nothing. */
+	if (ctgid == ptgid || !tgid_traced(ptgid))
+		return 0;
+	if (bpf_map_update_elem(&traced_map, &ctgid, &one, BPF_ANY)) {
+		count_drop(DROP_MAP_FULL);
+		return 0;
+	}
+	e = proc_event(EVT_PROC_FORK);
+	if (!e)
+		return 0;
+	e->pid = ctgid;
+	e->ppid = ptgid;
+	bpf_ringbuf_submit(e, ringbuf_flags());
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int exec_tp(struct trace_event_raw_sched_process_exec *ctx)
+{
+	unsigned int off = ctx->__data_loc_filename & 0xffff;
+	struct evt_proc *e;
+
+	if (!cfg_follow_exec)
+		return 0;
+	e = proc_event(EVT_PROC_EXEC);
+	if (!e)
+		return 0;
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), (void *)ctx + off);
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int exit_tp(void *ctx)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct evt_proc *e;
+
+	bpf_map_delete_elem(&inflight_map, &id);
+	/* The process is gone when its last thread exits. */
+	if (BPF_CORE_READ(task, signal, live.counter) != 0 || !tgid_traced(tgid))
+		return 0;
+	bpf_map_delete_elem(&traced_map, &tgid);
+	e = proc_event(EVT_PROC_EXIT);
+	if (!e)
+		return 0;
+	e->pid = tgid;
+	e->exit_code = BPF_CORE_READ(task, exit_code);
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int close_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct sock_ref ref;
+	struct conn_info *c;
+	struct evt_conn *e;
+
+	if (!tgid_traced(id >> 32) || sock_from_fd(ctx->args[0], &ref))
+		return 0;
+	c = bpf_map_lookup_elem(&conn_map, &ref.ino);
+	if (!c)
+		return 0;
+	e = bpf_ringbuf_reserve(&events_rb, sizeof(*e), 0);
+	if (e) {
+		__builtin_memset(e, 0, sizeof(*e));
+		e->hdr.type = EVT_CONN_CLOSE;
+		e->hdr.version = EVT_VERSION;
+		e->hdr.size = sizeof(*e);
+		e->hdr.ts_ns = bpf_ktime_get_ns();
+		e->conn.ino = ref.ino;
+		e->conn.gen = c->gen;
+		e->tgid = id >> 32;
+		e->tid = (__u32)id;
+		e->fd = ctx->args[0];
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+		bpf_ringbuf_submit(e, ringbuf_flags());
+	} else {
+		count_drop(DROP_RINGBUF_FULL);
+	}
+	bpf_map_delete_elem(&conn_map, &ref.ino);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

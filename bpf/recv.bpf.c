@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The read family on TCP sockets of traced processes, only to capture the HTTP upgrade
+ * request that opens a WebSocket connection (identity is built from it).  Reads on
+ * connections already classified cost a lookup and nothing more.
+ */
+#include "lib/common.bpf.h"
+
+static __always_inline bool starts_with_get(const struct io_desc *io)
+{
+	char head[4];
+
+	if (io->nsegs == 0 || io->segs[0].len < sizeof(head))
+		return false;
+	if (bpf_probe_read_user(head, sizeof(head), (void *)io->segs[0].ptr))
+		return false;
+	return head[0] == 'G' && head[1] == 'E' && head[2] == 'T' && head[3] == ' ';
+}
+
+static __always_inline int recv_exit(void *ctx, long ret)
+{
+	struct io_desc *io;
+	struct inflight a;
+	struct sock_ref ref;
+	struct conn_info *c;
+	__u64 pos;
+
+	if (!inflight_take(&a) || ret <= 0)
+		return 0;
+	c = conn_get(a.fd, &ref);
+	if (!c || c->state == CONN_WS)
+		return 0;
+	io = io_desc_get();
+	if (!io)
+		return 0;
+	io->fd = a.fd;
+	io->syscall = a.syscall;
+	io->dir = DIR_RX;
+	switch (a.syscall) {
+	case SC_READ:
+	case SC_RECVFROM:
+		io_from_buf(io, a.buf, ret);
+		break;
+	case SC_READV:
+		io->nsegs = 0;
+		io->total = ret;
+		io_add_iov(io, a.buf, a.count, ret);
+		break;
+	case SC_RECVMSG:
+		io_from_msghdr(io, a.buf, ret);
+		break;
+	default:
+		return 0;
+	}
+	/* A request on a connection seen before (keep-alive) starts a handshake too. */
+	if (c->state != CONN_HTTP) {
+		if (!starts_with_get(io))
+			return 0;
+		c->state = CONN_HTTP;
+	}
+	pos = __sync_fetch_and_add(&c->rx_pos, io->total);
+	emit_io(ctx, io, c, ref.ino, pos, READ_CAP, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_read")
+int read_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return inflight_stash(SC_READ, ctx->args[0], ctx->args[1], ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_read")
+int read_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return recv_exit(ctx, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_readv")
+int readv_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return inflight_stash(SC_READV, ctx->args[0], ctx->args[1], ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_readv")
+int readv_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return recv_exit(ctx, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int recvfrom_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return inflight_stash(SC_RECVFROM, ctx->args[0], ctx->args[1], ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int recvfrom_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return recv_exit(ctx, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int recvmsg_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return inflight_stash(SC_RECVMSG, ctx->args[0], ctx->args[1], 1);
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int recvmsg_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return recv_exit(ctx, ctx->ret);
+}
+
+char LICENSE[] SEC("license") = "GPL";

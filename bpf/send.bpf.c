@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The write family on TCP sockets of traced processes: write, writev, sendto, sendmsg,
+ * sendmmsg.  Arguments are stashed at entry; bytes are read at exit, when the kernel has said
+ * how many went out.  uvloop writes with write/writev, asyncio's selector transports with
+ * sendto (socket.send).
+ */
+#include "lib/common.bpf.h"
+
+/* "HTTP/1.1 101": the server accepted a WebSocket upgrade. */
+static __always_inline bool is_upgrade_response(const struct io_desc *io)
+{
+	char head[12];
+
+	if (io->nsegs == 0 || io->segs[0].len < sizeof(head))
+		return false;
+	if (bpf_probe_read_user(head, sizeof(head), (void *)io->segs[0].ptr))
+		return false;
+	return head[0] == 'H' && head[1] == 'T' && head[2] == 'T' && head[3] == 'P' &&
+	       head[4] == '/' && head[5] == '1' && head[6] == '.' && head[8] == ' ' &&
+	       head[9] == '1' && head[10] == '0' && head[11] == '1';
+}
+
+static __always_inline int send_exit(void *ctx, long ret)
+{
+	struct io_desc *io;
+	struct inflight a;
+	struct sock_ref ref;
+	struct conn_info *c;
+	__u16 flags = 0;
+	__u64 pos;
+	__u8 state;
+
+	if (!inflight_take(&a) || ret <= 0)
+		return 0;
+	c = conn_get(a.fd, &ref);
+	if (!c)
+		return 0;
+	state = c->state;
+	if (state == CONN_IGNORE)
+		return 0;
+	io = io_desc_get();
+	if (!io)
+		return 0;
+	io->fd = a.fd;
+	io->syscall = a.syscall;
+	io->dir = DIR_TX;
+	switch (a.syscall) {
+	case SC_WRITE:
+	case SC_SENDTO:
+		io_from_buf(io, a.buf, ret);
+		break;
+	case SC_WRITEV:
+		io->nsegs = 0;
+		io->total = ret;
+		io_add_iov(io, a.buf, a.count, ret);
+		break;
+	case SC_SENDMSG:
+		io_from_msghdr(io, a.buf, ret);
+		break;
+	case SC_SENDMMSG:
+		io_from_mmsghdr(io, a.buf, ret);
+		break;
+	default:
+		return 0;
+	}
+	pos = __sync_fetch_and_add(&c->tx_pos, io->total);
+	if (state != CONN_WS) {
+		flags = DATA_UNCLASSIFIED;
+		if (is_upgrade_response(io))
+			c->state = CONN_WS;
+	}
+	emit_io(ctx, io, c, ref.ino, pos, cfg_write_cap, flags);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int write_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return inflight_stash(SC_WRITE, ctx->args[0], ctx->args[1], ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_write")
+int write_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return send_exit(ctx, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int writev_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return inflight_stash(SC_WRITEV, ctx->args[0], ctx->args[1], ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_writev")
+int writev_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return send_exit(ctx, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int sendto_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return inflight_stash(SC_SENDTO, ctx->args[0], ctx->args[1], ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int sendto_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return send_exit(ctx, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int sendmsg_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return inflight_stash(SC_SENDMSG, ctx->args[0], ctx->args[1], 1);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int sendmsg_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return send_exit(ctx, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmmsg")
+int sendmmsg_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return inflight_stash(SC_SENDMMSG, ctx->args[0], ctx->args[1], ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmmsg")
+int sendmmsg_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return send_exit(ctx, ctx->ret);
+}
+
+char LICENSE[] SEC("license") = "GPL";

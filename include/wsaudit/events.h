@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Records sent from the BPF programs to the collector through the ring buffer, and the maps'
+ * value types that both sides touch.  Wire structs only: fixed-size __u8..__u64 fields, big
+ * members first, explicit padding, sizes checked below.
+ */
+#ifndef WSAUDIT_EVENTS_H
+#define WSAUDIT_EVENTS_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#include "limits.h"
+
+enum evt_type {
+	EVT_DATA = 1, /* bytes a traced process wrote to or read from a TCP socket */
+	EVT_CONN_NEW, /* first sight of a TCP socket in a traced process */
+	EVT_CONN_CLOSE, /* the traced process closed its fd of that socket */
+	EVT_PROC_EXEC, /* an exec, sent only while executables are being matched */
+	EVT_PROC_EXIT, /* a traced process exited */
+	EVT_PROC_FORK, /* a traced process forked a child, which is now traced too */
+};
+
+#define EVT_VERSION 1
+
+struct evt_hdr {
+	__u64 ts_ns; /* CLOCK_MONOTONIC */
+	__u16 type;
+	__u16 version;
+	__u32 size; /* of the whole record */
+};
+
+/* A connection: the socket's inode number plus a generation (first-sight time). */
+struct conn_id {
+	__u64 ino;
+	__u64 gen;
+};
+
+enum data_dir {
+	DIR_TX = 0, /* written by the traced process: server to client */
+	DIR_RX = 1, /* read by it: only the HTTP upgrade request is captured */
+};
+
+enum data_flags {
+	DATA_FIRST = 1 << 0, /* first chunk of this syscall's bytes */
+	DATA_LAST = 1 << 1, /* last chunk captured of this syscall's bytes */
+	DATA_UNCLASSIFIED = 1 << 2, /* connection not yet known to be WebSocket or not */
+};
+
+enum syscall_kind {
+	SC_WRITE = 1,
+	SC_WRITEV,
+	SC_SENDTO,
+	SC_SENDMSG,
+	SC_SENDMMSG,
+	SC_READ,
+	SC_READV,
+	SC_RECVFROM,
+	SC_RECVMSG,
+};
+
+/*
+ * One chunk of a syscall's bytes.  stream_pos is the position of data[0] in this direction's
+ * byte stream of the connection; io_pos/io_len give the syscall's whole range, so bytes that
+ * were not captured (over the cap, a failed read, a full ring buffer) show up as holes.
+ */
+struct evt_data {
+	struct evt_hdr hdr;
+	struct conn_id conn;
+	__u64 stream_pos;
+	__u64 io_pos; /* stream position of the syscall's first byte */
+	__u64 io_len; /* bytes the syscall moved */
+	__u32 tgid;
+	__u32 tid;
+	__u32 fd;
+	__u32 len; /* bytes in data[] */
+	__u8 comm[16];
+	__u8 dir; /* enum data_dir */
+	__u8 syscall; /* enum syscall_kind */
+	__u16 flags; /* enum data_flags */
+	__u32 _pad;
+	/* followed by len payload bytes (up to CHUNK_MAX) */
+};
+
+struct evt_conn {
+	struct evt_hdr hdr;
+	struct conn_id conn;
+	__u8 saddr[16]; /* IPv4 in the first 4 bytes */
+	__u8 daddr[16];
+	__u32 tgid;
+	__u32 tid;
+	__u32 fd;
+	__u16 family; /* AF_INET or AF_INET6 */
+	__u16 sport; /* host order */
+	__u16 dport; /* host order */
+	__u16 _pad[3];
+	__u8 comm[16];
+};
+
+struct evt_proc {
+	struct evt_hdr hdr;
+	__u32 pid;
+	__u32 ppid; /* EVT_PROC_FORK: the parent */
+	__s32 exit_code;
+	__u32 _pad;
+	__u8 comm[16];
+	char filename[PATH_CAP]; /* EVT_PROC_EXEC */
+};
+
+/* Connection states, in conn_map values. */
+enum conn_state {
+	CONN_UNKNOWN = 0, /* bytes captured until the collector decides */
+	CONN_HTTP, /* upgrade request seen, waiting for the response */
+	CONN_WS, /* WebSocket: writes are captured */
+	CONN_IGNORE, /* not WebSocket: nothing captured */
+};
+
+struct conn_info {
+	__u64 gen;
+	__u64 tx_pos;
+	__u64 rx_pos;
+	__u32 tgid;
+	__u8 state; /* enum conn_state */
+	__u8 _pad[3];
+};
+
+/* The collector's verdict on an unclassified connection (conn_verdict map). */
+struct conn_verdict {
+	__u64 gen;
+	__u8 state; /* CONN_WS or CONN_IGNORE */
+	__u8 _pad[7];
+};
+
+/* Drops and self-counters: one per-CPU array slot each. */
+enum drop_reason {
+	DROP_RINGBUF_FULL = 0, /* ring buffer had no room for a record */
+	DROP_READ_FAULT, /* reading the user buffer failed (page not resident) */
+	DROP_CAP_EXCEEDED, /* a syscall moved more than the per-syscall capture cap */
+	DROP_MAP_FULL, /* no room for a new connection or in-flight syscall */
+	DROP_NO_ENTRY, /* a syscall exit without its entry (attached mid-call) */
+	DROP_TOO_MANY_IOV, /* more iovec segments than the walk follows */
+	DROP_LOOP_LIMIT, /* the chunk loop ran out of iterations */
+	DROP_FD_RESOLVE, /* the fd could not be resolved to a file */
+	DROP_MAX,
+};
+
+enum stat_counter {
+	STAT_EVENTS = 0, /* records output */
+	STAT_BYTES, /* payload bytes output */
+	STAT_CAP_BYTES, /* bytes not captured because of the cap */
+	STAT_LOST_BYTES, /* bytes lost to full ring buffer or read faults */
+	STAT_MAX,
+};
+
+#define DROP_NAMES                                                              \
+	[DROP_RINGBUF_FULL] = "ringbuf_full", [DROP_READ_FAULT] = "read_fault", \
+	[DROP_CAP_EXCEEDED] = "cap_exceeded", [DROP_MAP_FULL] = "map_full",     \
+	[DROP_NO_ENTRY] = "no_entry", [DROP_TOO_MANY_IOV] = "too_many_iov",     \
+	[DROP_LOOP_LIMIT] = "loop_limit", [DROP_FD_RESOLVE] = "fd_resolve"
+
+_Static_assert(sizeof(struct evt_hdr) == 16, "evt_hdr layout");
+_Static_assert(sizeof(struct evt_data) == 96, "evt_data layout");
+_Static_assert(sizeof(struct evt_conn) == 104, "evt_conn layout");
+_Static_assert(sizeof(struct conn_info) == 32, "conn_info layout");
+
+#endif /* WSAUDIT_EVENTS_H */

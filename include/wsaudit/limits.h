@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Sizes shared by the BPF programs and the collector; defaults of the tunables. */
+#ifndef WSAUDIT_LIMITS_H
+#define WSAUDIT_LIMITS_H
+
+/*
+ * Payload bytes per ring buffer record.  A power of two: the BPF side masks with twice it, and
+ * the per-CPU scratch (twice it plus a header) must stay under the 32 KiB per-CPU value limit.
+ */
+#define CHUNK_MAX 8192
+/* Default and maximum bytes captured per syscall (--write-cap). */
+#define WRITE_CAP_DEFAULT (256 * 1024)
+#define WRITE_CAP_MAX (1024 * 1024)
+/* Bytes of an upgrade request captured per read. */
+#define READ_CAP 8192
+/* iovec segments followed per writev/sendmsg/readv/recvmsg, messages per sendmmsg. */
+#define IOV_MAX_WALK 16
+#define MMSG_MAX_WALK 8
+
+#define PATH_CAP 256
+
+/* Map sizes (defaults; the collector may resize before load). */
+#define TRACED_MAX 8192
+#define CONN_MAX 65536
+#define INFLIGHT_MAX 16384
+#define RINGBUF_DEFAULT (8 * 1024 * 1024)
+/* Wake the collector once this many bytes are queued; it also polls on a short timer. */
+#define WAKEUP_BYTES_DEFAULT (256 * 1024)
+
+#endif /* WSAUDIT_LIMITS_H */

@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "trace_opts.h"
+
+static int parse(struct trace_opts *o, char *err, ...)
+{
+	char *argv[32];
+	int argc = 0;
+	va_list ap;
+
+	argv[argc++] = (char *)"trace";
+	va_start(ap, err);
+	while ((argv[argc] = (char *)va_arg(ap, const char *)))
+		argc++;
+	va_end(ap);
+	return trace_parse_args(argc, argv, o, err, 256);
+}
+
+static void test_pids_and_defaults(void **state)
+{
+	struct trace_opts o;
+	char err[256];
+
+	assert_int_equal(parse(&o, err, "-p", "12", "--pid", "34", NULL), 0);
+	assert_int_equal(o.npids, 2);
+	assert_int_equal(o.pids[0], 12);
+	assert_int_equal(o.pids[1], 34);
+	assert_int_equal(o.format, OUTPUT_TEXT);
+	assert_false(o.payload);
+	assert_true(o.duration_s == 0);
+}
+
+static void test_json_duration_exe(void **state)
+{
+	struct trace_opts o;
+	char err[256];
+
+	assert_int_equal(parse(&o, err, "--exe", "*/python3*", "-o", "json", "-d", "2.5",
+			       "--payload", "--write-cap", "4096", NULL),
+			 0);
+	assert_int_equal(o.nglobs, 1);
+	assert_string_equal(o.exe_globs[0], "*/python3*");
+	assert_int_equal(o.format, OUTPUT_JSON);
+	assert_true(o.duration_s == 2.5);
+	assert_true(o.payload);
+	assert_int_equal(o.write_cap, 4096);
+}
+
+static void test_errors_named(void **state)
+{
+	struct trace_opts o;
+	char err[256];
+
+	assert_int_equal(parse(&o, err, NULL), -22);
+	assert_non_null(strstr(err, "nothing to trace"));
+	assert_int_equal(parse(&o, err, "-p", "abc", NULL), -22);
+	assert_non_null(strstr(err, "invalid PID 'abc'"));
+	assert_int_equal(parse(&o, err, "-p", "0", NULL), -22);
+	assert_int_equal(parse(&o, err, "-p", "-5", NULL), -22);
+	assert_int_equal(parse(&o, err, "-p", "1", "-o", "xml", NULL), -22);
+	assert_non_null(strstr(err, "unknown output format 'xml'"));
+	assert_int_equal(parse(&o, err, "-p", "1", "-d", "0", NULL), -22);
+	assert_non_null(strstr(err, "invalid duration"));
+	assert_int_equal(parse(&o, err, "-p", "1", "--ringbuf-size", "5000", NULL), -22);
+	assert_non_null(strstr(err, "power of two"));
+	assert_int_equal(parse(&o, err, "-p", "1", "--write-cap", "99999999", NULL), -22);
+	assert_int_equal(parse(&o, err, "-p", "1", "--bogus", NULL), -22);
+	assert_non_null(strstr(err, "unknown option '--bogus'"));
+	assert_int_equal(parse(&o, err, "-p", NULL), -22);
+	assert_non_null(strstr(err, "needs a value"));
+	assert_int_equal(parse(&o, err, "-p", "1", "stray", NULL), -22);
+	assert_non_null(strstr(err, "unexpected argument 'stray'"));
+}
+
+static void test_help(void **state)
+{
+	struct trace_opts o;
+	char err[256];
+
+	assert_int_equal(parse(&o, err, "--help", NULL), 0);
+	assert_true(o.help);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pids_and_defaults),
+		cmocka_unit_test(test_json_duration_exe),
+		cmocka_unit_test(test_errors_named),
+		cmocka_unit_test(test_help),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "capture.h"
+#include "log.h"
+#include "wsaudit.skel.h"
+
+struct capture {
+	struct wsaudit *skel;
+	struct ring_buffer *rb;
+	capture_record_fn fn;
+	void *ctx;
+	unsigned int attached, failed;
+	int ncpus;
+};
+
+static const char *const drop_names[DROP_MAX] = { DROP_NAMES };
+
+const char *capture_drop_name(enum drop_reason reason)
+{
+	return reason < DROP_MAX && drop_names[reason] ? drop_names[reason] : "unknown";
+}
+
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG && log_max_level < LOG_DEBUG)
+		return 0;
+	if (level == LIBBPF_INFO && log_max_level < LOG_INFO)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+/*
+ * Syscall tracepoints are attached by event id, which libbpf reads from tracefs; it is not
+ * mounted at boot on every system, so mount it as bpftrace does.
+ */
+static void tracefs_ensure(void)
+{
+	struct stat st;
+
+	if (!stat("/sys/kernel/tracing/events", &st) ||
+	    !stat("/sys/kernel/debug/tracing/events", &st))
+		return;
+	if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL))
+		log_warn("failed to mount tracefs on /sys/kernel/tracing: %s", strerror(errno));
+}
+
+static int ringbuf_cb(void *ctx, void *data, size_t size)
+{
+	struct capture *cap = ctx;
+
+	return cap->fn(cap->ctx, data, size);
+}
+
+/* The chunk emitter is reached by tail call through a one-slot program array. */
+static int emit_prog_install(struct wsaudit *skel)
+{
+	__u32 key = 0;
+	int prog_fd = bpf_program__fd(skel->progs.emit_chunks);
+
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.emit_progs), &key, &prog_fd, BPF_ANY)) {
+		log_err("failed to install the chunk emitter: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+struct capture *capture_open(const struct capture_opts *opts, capture_record_fn fn, void *ctx)
+{
+	struct capture *cap;
+	size_t rb_size = opts->ringbuf_size ? opts->ringbuf_size : RINGBUF_DEFAULT;
+	int err;
+
+	cap = calloc(1, sizeof(*cap));
+	if (!cap)
+		return NULL;
+	cap->fn = fn;
+	cap->ctx = ctx;
+	cap->ncpus = libbpf_num_possible_cpus();
+	if (cap->ncpus <= 0) {
+		err = cap->ncpus ? cap->ncpus : -EINVAL;
+		log_err("failed to count possible CPUs: %s", strerror(-err));
+		goto err_free;
+	}
+	libbpf_set_print(libbpf_log);
+	tracefs_ensure();
+
+	cap->skel = wsaudit__open();
+	if (!cap->skel) {
+		err = -errno;
+		log_err("failed to open the BPF object: %s", strerror(-err));
+		goto err_free;
+	}
+	cap->skel->rodata->cfg_write_cap = opts->write_cap ? opts->write_cap : WRITE_CAP_DEFAULT;
+	cap->skel->rodata->cfg_follow_exec = opts->follow_exec;
+	/* Wake the collector at a quarter of the ring, so a burst never finds it asleep. */
+	cap->skel->rodata->cfg_wakeup_bytes =
+		rb_size / 4 < WAKEUP_BYTES_DEFAULT ? rb_size / 4 : WAKEUP_BYTES_DEFAULT;
+	err = bpf_map__set_max_entries(cap->skel->maps.events_rb, rb_size);
+	if (err) {
+		log_err("failed to size the ring buffer to %zu bytes: %s", rb_size, strerror(-err));
+		goto err_destroy_skel;
+	}
+	err = wsaudit__load(cap->skel);
+	if (err) {
+		log_err("failed to load the BPF programs: %s", strerror(-err));
+		goto err_destroy_skel;
+	}
+	err = emit_prog_install(cap->skel);
+	if (err)
+		goto err_destroy_skel;
+	err = wsaudit__attach(cap->skel);
+	if (err) {
+		log_err("failed to attach the BPF programs: %s", strerror(-err));
+		goto err_destroy_skel;
+	}
+	cap->attached = sizeof(cap->skel->links) / sizeof(struct bpf_link *);
+	cap->rb = ring_buffer__new(bpf_map__fd(cap->skel->maps.events_rb), ringbuf_cb, cap, NULL);
+	if (!cap->rb) {
+		err = -errno;
+		log_err("failed to open the ring buffer: %s", strerror(-err));
+		goto err_destroy_skel;
+	}
+	return cap;
+
+err_destroy_skel:
+	wsaudit__destroy(cap->skel);
+err_free:
+	free(cap);
+	errno = -err;
+	return NULL;
+}
+
+void capture_close(struct capture *cap)
+{
+	if (!cap)
+		return;
+	ring_buffer__free(cap->rb);
+	wsaudit__destroy(cap->skel);
+	free(cap);
+}
+
+int capture_trace_pid(struct capture *cap, pid_t pid)
+{
+	__u32 key = pid, one = 1;
+
+	if (bpf_map_update_elem(bpf_map__fd(cap->skel->maps.traced_map), &key, &one, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int capture_untrace_pid(struct capture *cap, pid_t pid)
+{
+	__u32 key = pid;
+
+	if (bpf_map_delete_elem(bpf_map__fd(cap->skel->maps.traced_map), &key) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int capture_forget_tgid(struct capture *cap, pid_t tgid)
+{
+	int fd = bpf_map__fd(cap->skel->maps.conn_map);
+	__u64 key, next, *prev = NULL;
+	struct conn_info info;
+	int removed = 0;
+
+	/* Deleting while iterating restarts the walk at the deleted key's successor. */
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		if (!bpf_map_lookup_elem(fd, &key, &info) && info.tgid == (__u32)tgid) {
+			bpf_map_delete_elem(fd, &key);
+			removed++;
+			continue;
+		}
+		prev = &key;
+	}
+	return removed;
+}
+
+int capture_set_verdict(struct capture *cap, const struct conn_id *id, enum conn_state state)
+{
+	struct conn_verdict v = { .gen = id->gen, .state = state };
+
+	if (bpf_map_update_elem(bpf_map__fd(cap->skel->maps.verdict_map), &id->ino, &v, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int capture_poll(struct capture *cap, int timeout_ms)
+{
+	int n, m;
+
+	/*
+	 * Wake-ups are batched in the kernel, so a timed-out wait may still leave records
+	 * queued: always drain after waiting.
+	 */
+	n = ring_buffer__poll(cap->rb, timeout_ms);
+	if (n < 0 && n != -EINTR)
+		return n;
+	m = ring_buffer__consume(cap->rb);
+	if (m < 0)
+		return m;
+	return (n > 0 ? n : 0) + m;
+}
+
+static int sum_percpu(int fd, __u32 nkeys, uint64_t *out, int ncpus)
+{
+	__u64 *vals = calloc(ncpus, sizeof(*vals));
+
+	if (!vals)
+		return -ENOMEM;
+	for (__u32 k = 0; k < nkeys; k++) {
+		out[k] = 0;
+		if (bpf_map_lookup_elem(fd, &k, vals))
+			continue;
+		for (int c = 0; c < ncpus; c++)
+			out[k] += vals[c];
+	}
+	free(vals);
+	return 0;
+}
+
+int capture_read_counters(struct capture *cap, struct capture_counters *out)
+{
+	int err;
+
+	err = sum_percpu(bpf_map__fd(cap->skel->maps.drop_cnt), DROP_MAX, out->drops, cap->ncpus);
+	if (err)
+		return err;
+	return sum_percpu(bpf_map__fd(cap->skel->maps.stat_cnt), STAT_MAX, out->stats, cap->ncpus);
+}
+
+void capture_probe_counts(const struct capture *cap, unsigned int *attached, unsigned int *failed)
+{
+	*attached = cap->attached;
+	*failed = cap->failed;
+}

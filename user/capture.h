@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The kernel side as seen from the collector: loads and attaches the BPF programs, keeps the
+ * set of traced processes, passes verdicts on connections, drains the ring buffer and reads
+ * the drop counters.
+ */
+#ifndef WSAUDIT_CAPTURE_H
+#define WSAUDIT_CAPTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "wsaudit/events.h"
+
+struct capture_opts {
+	size_t ringbuf_size; /* bytes, a power of two >= page size; 0: default */
+	uint64_t write_cap; /* bytes captured per syscall; 0: default */
+	bool follow_exec; /* report execs (for --exe matching) */
+};
+
+/* Called for each ring buffer record; a negative return stops the current drain. */
+typedef int (*capture_record_fn)(void *ctx, const void *data, size_t size);
+
+struct capture;
+
+/* NULL and errno on failure; the reason has been logged. */
+struct capture *capture_open(const struct capture_opts *opts, capture_record_fn fn, void *ctx);
+void capture_close(struct capture *cap);
+
+int capture_trace_pid(struct capture *cap, pid_t pid);
+int capture_untrace_pid(struct capture *cap, pid_t pid);
+/* Removes the kernel's records of the connections of a process that exited. */
+int capture_forget_tgid(struct capture *cap, pid_t tgid);
+int capture_set_verdict(struct capture *cap, const struct conn_id *id, enum conn_state state);
+
+/* Waits up to timeout_ms for records, then drains everything queued.  Records or -errno. */
+int capture_poll(struct capture *cap, int timeout_ms);
+
+struct capture_counters {
+	uint64_t drops[DROP_MAX];
+	uint64_t stats[STAT_MAX];
+};
+
+int capture_read_counters(struct capture *cap, struct capture_counters *out);
+const char *capture_drop_name(enum drop_reason reason);
+
+/* Programs attached and failed, for self-reporting. */
+void capture_probe_counts(const struct capture *cap, unsigned int *attached, unsigned int *failed);
+
+#endif /* WSAUDIT_CAPTURE_H */

@@ -1,0 +1,563 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "conntrack.h"
+#include "http1.h"
+#include "log.h"
+
+/* Writes remembered per connection to attribute frames that span several of them. */
+#define WRITE_RING 64
+/* Writes of an unclassified connection tried for adoption before it is ignored. */
+#define ADOPT_TRIES 16
+#define TABLE_MIN_BUCKETS 256
+
+struct write_rec {
+	uint64_t start, end; /* stream positions */
+	uint64_t ts_ns;
+	uint32_t pid, tid;
+	char comm[16];
+	uint8_t syscall;
+};
+
+struct ct_private {
+	struct conntrack *ct;
+	struct ct_conn *next; /* hash chain */
+	struct http1_parser *req;
+	struct http1_parser *resp;
+	struct ws_parser *tx;
+	uint64_t ws_base; /* stream position of the first WebSocket byte */
+	unsigned int adopt_tries;
+	struct write_rec writes[WRITE_RING];
+	unsigned int nwrites; /* total pushed; the ring holds the last WRITE_RING */
+};
+
+struct conntrack {
+	struct ct_sink sink;
+	size_t keep_payload;
+	struct ct_conn **buckets;
+	size_t nbuckets;
+	size_t nconns;
+	struct ct_stats stats;
+	/* parser counters of connections already freed */
+	uint64_t closed_truncated, closed_gap_bytes, closed_desyncs;
+};
+
+static size_t bucket_of(const struct conntrack *ct, uint64_t ino)
+{
+	/* Inode numbers are sequential: a multiplicative hash spreads them. */
+	return (size_t)((ino * 0x9e3779b97f4a7c15ULL) >> 32) & (ct->nbuckets - 1);
+}
+
+static struct ct_conn *table_find(struct conntrack *ct, uint64_t ino)
+{
+	struct ct_conn *c;
+
+	for (c = ct->buckets[bucket_of(ct, ino)]; c; c = c->priv->next) {
+		if (c->id.ino == ino)
+			return c;
+	}
+	return NULL;
+}
+
+static int table_grow(struct conntrack *ct)
+{
+	size_t n = ct->nbuckets * 2, i;
+	struct ct_conn **b = calloc(n, sizeof(*b)), *c, *next;
+	struct ct_conn **old = ct->buckets;
+	size_t oldn = ct->nbuckets;
+
+	if (!b)
+		return -ENOMEM;
+	ct->buckets = b;
+	ct->nbuckets = n;
+	for (i = 0; i < oldn; i++) {
+		for (c = old[i]; c; c = next) {
+			next = c->priv->next;
+			c->priv->next = b[bucket_of(ct, c->id.ino)];
+			b[bucket_of(ct, c->id.ino)] = c;
+		}
+	}
+	free(old);
+	return 0;
+}
+
+static void table_unlink(struct conntrack *ct, struct ct_conn *c)
+{
+	struct ct_conn **pp = &ct->buckets[bucket_of(ct, c->id.ino)];
+
+	while (*pp && *pp != c)
+		pp = &(*pp)->priv->next;
+	if (*pp)
+		*pp = c->priv->next;
+	ct->nconns--;
+}
+
+static void format_addr(char *buf, size_t size, uint16_t family, const uint8_t *addr, uint16_t port)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (!inet_ntop(family == AF_INET6 ? AF_INET6 : AF_INET, addr, ip, sizeof(ip)))
+		snprintf(ip, sizeof(ip), "?");
+	if (family == AF_INET6)
+		snprintf(buf, size, "[%s]:%u", ip, port);
+	else
+		snprintf(buf, size, "%s:%u", ip, port);
+}
+
+static void frame_cb(void *ctx, const struct ws_frame *f);
+
+static struct ct_conn *conn_create(struct conntrack *ct, const struct conn_id *id, uint32_t tgid,
+				   const uint8_t *comm)
+{
+	struct ct_conn *c;
+
+	if (ct->nconns >= CONN_MAX) {
+		ct->stats.conns_dropped_limit++;
+		if (ct->sink.verdict)
+			ct->sink.verdict(ct->sink.ctx, id, CONN_IGNORE);
+		return NULL;
+	}
+	if (ct->nconns >= ct->nbuckets && table_grow(ct))
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->priv = calloc(1, sizeof(*c->priv));
+	if (!c->priv) {
+		free(c);
+		return NULL;
+	}
+	c->priv->ct = ct;
+	c->id = *id;
+	snprintf(c->id_str, sizeof(c->id_str), "%llx-%llx", (unsigned long long)id->ino,
+		 (unsigned long long)id->gen);
+	snprintf(c->local, sizeof(c->local), "unknown");
+	snprintf(c->peer, sizeof(c->peer), "unknown");
+	c->tgid = tgid;
+	memcpy(c->comm, comm, sizeof(c->comm));
+	c->comm[sizeof(c->comm) - 1] = '\0';
+	c->state = CT_UNKNOWN;
+	c->priv->next = ct->buckets[bucket_of(ct, id->ino)];
+	ct->buckets[bucket_of(ct, id->ino)] = c;
+	ct->nconns++;
+	ct->stats.conns_seen++;
+	return c;
+}
+
+static void conn_release_parsers(struct conntrack *ct, struct ct_conn *c)
+{
+	const struct ws_parser_stats *ps;
+
+	if (c->priv->tx) {
+		ps = ws_parser_stats(c->priv->tx);
+		ct->closed_truncated += ps->truncated_frames;
+		ct->closed_gap_bytes += ps->gap_bytes;
+		ct->closed_desyncs += ps->desyncs;
+		ws_parser_free(c->priv->tx);
+		c->priv->tx = NULL;
+	}
+	http1_parser_free(c->priv->req);
+	http1_parser_free(c->priv->resp);
+	c->priv->req = c->priv->resp = NULL;
+}
+
+static void conn_destroy(struct conntrack *ct, struct ct_conn *c, uint64_t ts_ns, const char *why)
+{
+	if (c->state == CT_WEBSOCKET) {
+		ct->stats.conns_open--;
+		if (ct->sink.conn_close)
+			ct->sink.conn_close(ct->sink.ctx, c, ts_ns, why);
+	}
+	table_unlink(ct, c);
+	conn_release_parsers(ct, c);
+	free(c->request_head);
+	free(c->subprotocol);
+	free(c->extensions);
+	free(c->priv);
+	free(c);
+}
+
+static void conn_ignore(struct conntrack *ct, struct ct_conn *c)
+{
+	c->state = CT_IGNORED;
+	ct->stats.conns_ignored++;
+	conn_release_parsers(ct, c);
+	if (ct->sink.verdict)
+		ct->sink.verdict(ct->sink.ctx, &c->id, CONN_IGNORE);
+}
+
+static bool has_deflate(void *ctx, const char *elem, size_t len)
+{
+	static const char name[] = "permessage-deflate";
+
+	(void)ctx;
+	return len >= sizeof(name) - 1 && !strncasecmp(elem, name, sizeof(name) - 1) &&
+	       (len == sizeof(name) - 1 || elem[sizeof(name) - 1] == ';' ||
+		elem[sizeof(name) - 1] == ' ');
+}
+
+static int conn_start_websocket(struct conntrack *ct, struct ct_conn *c, uint64_t base,
+				uint64_t ts_ns, bool adopted, bool deflate)
+{
+	struct ws_parser_opts opts = {
+		.direction = WS_SERVER_TO_CLIENT,
+		/* An adopted connection's extensions are unknown: accept RSV1. */
+		.allow_rsv1 = deflate || adopted,
+		.keep_payload = ct->keep_payload,
+	};
+
+	c->priv->tx = ws_parser_new(&opts, frame_cb, c);
+	if (!c->priv->tx)
+		return -ENOMEM;
+	c->priv->ws_base = base;
+	c->state = CT_WEBSOCKET;
+	c->adopted = adopted;
+	ct->stats.conns_websocket++;
+	ct->stats.conns_open++;
+	if (adopted)
+		ct->stats.conns_adopted++;
+	if (ct->sink.conn_open)
+		ct->sink.conn_open(ct->sink.ctx, c, ts_ns);
+	return 0;
+}
+
+static void push_write(struct ct_conn *c, const struct evt_data *e)
+{
+	struct write_rec *w;
+
+	/* Several chunks of one syscall share its range: remember it once. */
+	if (c->priv->nwrites) {
+		w = &c->priv->writes[(c->priv->nwrites - 1) % WRITE_RING];
+		if (w->start == e->io_pos && w->tid == e->tid)
+			return;
+	}
+	w = &c->priv->writes[c->priv->nwrites++ % WRITE_RING];
+	w->start = e->io_pos;
+	w->end = e->io_pos + e->io_len;
+	w->ts_ns = e->hdr.ts_ns;
+	w->pid = e->tgid;
+	w->tid = e->tid;
+	w->syscall = e->syscall;
+	memcpy(w->comm, e->comm, sizeof(w->comm));
+	w->comm[sizeof(w->comm) - 1] = '\0';
+}
+
+static const struct write_rec *find_write(const struct ct_conn *c, uint64_t pos)
+{
+	unsigned int n = c->priv->nwrites < WRITE_RING ? c->priv->nwrites : WRITE_RING;
+	const struct write_rec *w;
+
+	for (unsigned int i = 1; i <= n; i++) {
+		w = &c->priv->writes[(c->priv->nwrites - i) % WRITE_RING];
+		if (pos >= w->start && pos < w->end)
+			return w;
+	}
+	return NULL;
+}
+
+static void frame_cb(void *ctx, const struct ws_frame *f)
+{
+	struct ct_conn *c = ctx;
+	struct conntrack *ct = c->priv->ct;
+	const struct write_rec *w;
+	struct ct_frame out = { .conn = c, .frame = f };
+
+	if (f->opcode == WS_OP_TEXT || f->opcode == WS_OP_BINARY)
+		c->msg_compressed = f->rsv1;
+	if (f->opcode == WS_OP_CONTINUATION)
+		out.compressed = c->msg_compressed;
+	else if (!ws_opcode_is_control(f->opcode))
+		out.compressed = f->rsv1;
+	w = find_write(c, c->priv->ws_base + f->stream_off);
+	if (w) {
+		out.writer_known = true;
+		out.ts_ns = w->ts_ns;
+		out.pid = w->pid;
+		out.tid = w->tid;
+		out.syscall = w->syscall;
+		memcpy(out.comm, w->comm, sizeof(out.comm));
+	} else {
+		ct->stats.writer_unknown++;
+		out.pid = c->tgid;
+		memcpy(out.comm, c->comm, sizeof(out.comm));
+	}
+	c->frames++;
+	ct->stats.frames++;
+	if (ct->sink.frame)
+		ct->sink.frame(ct->sink.ctx, &out);
+}
+
+/* Feeds WebSocket bytes; those before the WebSocket start (handshake) are skipped. */
+static void ws_feed(struct ct_conn *c, const struct evt_data *e, const uint8_t *data)
+{
+	uint64_t pos = e->stream_pos, len = e->len, end_io = e->io_pos + e->io_len;
+	uint64_t base = c->priv->ws_base;
+
+	if (pos + len <= base)
+		return;
+	if (pos < base) {
+		data += base - pos;
+		len -= base - pos;
+		pos = base;
+	}
+	if (ws_parser_feed(c->priv->tx, pos - base, data, len))
+		log_warn("connection %s: out of memory parsing frames", c->id_str);
+	/* Bytes of this syscall that were not captured (cap, fault) are a known hole. */
+	if ((e->flags & DATA_LAST) && pos + len < end_io)
+		ws_parser_gap(c->priv->tx, pos + len - base, end_io - (pos + len));
+}
+
+static void handle_response(struct conntrack *ct, struct ct_conn *c, const struct evt_data *e,
+			    const uint8_t *data)
+{
+	const struct http1_message *m;
+	enum http1_result r;
+	const char *v;
+	size_t used = 0;
+
+	if (!c->priv->resp) {
+		c->priv->resp = http1_parser_new(HTTP1_RESPONSE);
+		if (!c->priv->resp)
+			return;
+	}
+	r = http1_parser_feed(c->priv->resp, data, e->len, &m, &used);
+	if (r == HTTP1_NEED_MORE)
+		return;
+	if (r == HTTP1_ERROR) {
+		ct->stats.bad_handshakes++;
+		log_info("connection %s: unparsable response: %s", c->id_str,
+			 http1_parser_error(c->priv->resp));
+		conn_ignore(ct, c);
+		return;
+	}
+	if (m->status != 101) {
+		conn_ignore(ct, c);
+		return;
+	}
+	v = http1_header(m, "Sec-WebSocket-Protocol");
+	if (v)
+		c->subprotocol = strdup(v);
+	v = http1_header(m, "Sec-WebSocket-Extensions");
+	if (v)
+		c->extensions = strdup(v);
+	if (conn_start_websocket(ct, c, e->stream_pos + used, e->hdr.ts_ns, false,
+				 http1_header_each(m, "Sec-WebSocket-Extensions", has_deflate,
+						   NULL)))
+		return;
+	http1_parser_free(c->priv->resp);
+	c->priv->resp = NULL;
+	if (used < e->len)
+		ws_feed(c, e, data);
+}
+
+static void handle_request(struct conntrack *ct, struct ct_conn *c, const struct evt_data *e,
+			   const uint8_t *data)
+{
+	const struct http1_message *m;
+	enum http1_result r;
+	size_t used = 0;
+
+	if (c->request_head)
+		return;
+	if (!c->priv->req) {
+		c->priv->req = http1_parser_new(HTTP1_REQUEST);
+		if (!c->priv->req)
+			return;
+	}
+	r = http1_parser_feed(c->priv->req, data, e->len, &m, &used);
+	if (r == HTTP1_NEED_MORE) {
+		c->state = CT_HANDSHAKE;
+		return;
+	}
+	if (r == HTTP1_ERROR) {
+		ct->stats.bad_handshakes++;
+		log_info("connection %s: unparsable request: %s", c->id_str,
+			 http1_parser_error(c->priv->req));
+		http1_parser_free(c->priv->req);
+		c->priv->req = NULL;
+		return;
+	}
+	c->state = CT_HANDSHAKE;
+	c->request_head = strndup((const char *)data, used);
+	http1_parser_free(c->priv->req);
+	c->priv->req = NULL;
+}
+
+static void try_adopt(struct conntrack *ct, struct ct_conn *c, const struct evt_data *e,
+		      const uint8_t *data)
+{
+	/* Judge whole writes only: a frame boundary is sure at their start. */
+	if ((e->flags & (DATA_FIRST | DATA_LAST)) == (DATA_FIRST | DATA_LAST) &&
+	    e->len == e->io_len && ws_looks_like_frames(data, e->len, WS_SERVER_TO_CLIENT)) {
+		if (conn_start_websocket(ct, c, e->io_pos, e->hdr.ts_ns, true, false))
+			return;
+		if (ct->sink.verdict)
+			ct->sink.verdict(ct->sink.ctx, &c->id, CONN_WS);
+		ws_feed(c, e, data);
+		return;
+	}
+	if (e->flags & DATA_FIRST && ++c->priv->adopt_tries >= ADOPT_TRIES)
+		conn_ignore(ct, c);
+}
+
+static int handle_data(struct conntrack *ct, const struct evt_data *e, size_t size)
+{
+	const uint8_t *data = (const uint8_t *)(e + 1);
+	struct ct_conn *c;
+
+	if (size < sizeof(*e) + e->len)
+		return -EINVAL;
+	c = table_find(ct, e->conn.ino);
+	if (c && c->id.gen != e->conn.gen) {
+		conn_destroy(ct, c, e->hdr.ts_ns, "replaced");
+		c = NULL;
+	}
+	if (!c) {
+		/* Its announcement was lost (full ring buffer): follow it without addresses. */
+		ct->stats.unknown_conn_records++;
+		c = conn_create(ct, &e->conn, e->tgid, e->comm);
+		if (!c)
+			return 0;
+	}
+	if (c->state == CT_IGNORED)
+		return 0;
+	if (e->dir == DIR_RX) {
+		if (c->state != CT_WEBSOCKET)
+			handle_request(ct, c, e, data);
+		return 0;
+	}
+	push_write(c, e);
+	if (c->state == CT_WEBSOCKET) {
+		ws_feed(c, e, data);
+		return 0;
+	}
+	if (c->priv->resp || (e->len >= 5 && !memcmp(data, "HTTP/", 5)))
+		handle_response(ct, c, e, data);
+	else if (c->state == CT_UNKNOWN)
+		try_adopt(ct, c, e, data);
+	else
+		conn_ignore(ct, c); /* a handshake answered by something other than HTTP */
+	return 0;
+}
+
+static int handle_conn(struct conntrack *ct, const struct evt_conn *e)
+{
+	struct ct_conn *c = table_find(ct, e->conn.ino);
+
+	if (e->hdr.type == EVT_CONN_CLOSE) {
+		if (c && c->id.gen == e->conn.gen)
+			conn_destroy(ct, c, e->hdr.ts_ns, "closed");
+		return 0;
+	}
+	if (c && c->id.gen != e->conn.gen) {
+		conn_destroy(ct, c, e->hdr.ts_ns, "replaced");
+		c = NULL;
+	}
+	if (!c)
+		c = conn_create(ct, &e->conn, e->tgid, e->comm);
+	if (!c)
+		return 0;
+	format_addr(c->local, sizeof(c->local), e->family, e->saddr, e->sport);
+	format_addr(c->peer, sizeof(c->peer), e->family, e->daddr, e->dport);
+	return 0;
+}
+
+int conntrack_record(struct conntrack *ct, const void *data, size_t size)
+{
+	const struct evt_hdr *h = data;
+
+	if (size < sizeof(*h) || h->size > size || h->version != EVT_VERSION) {
+		ct->stats.malformed_records++;
+		return -EINVAL;
+	}
+	switch (h->type) {
+	case EVT_DATA:
+		if (size < sizeof(struct evt_data) || handle_data(ct, data, size)) {
+			ct->stats.malformed_records++;
+			return -EINVAL;
+		}
+		return 0;
+	case EVT_CONN_NEW:
+	case EVT_CONN_CLOSE:
+		if (size < sizeof(struct evt_conn)) {
+			ct->stats.malformed_records++;
+			return -EINVAL;
+		}
+		return handle_conn(ct, data);
+	default:
+		/* Process records are the caller's. */
+		return 0;
+	}
+}
+
+void conntrack_forget_tgid(struct conntrack *ct, uint32_t tgid, uint64_t ts_ns)
+{
+	struct ct_conn *c, *next;
+
+	for (size_t i = 0; i < ct->nbuckets; i++) {
+		for (c = ct->buckets[i]; c; c = next) {
+			next = c->priv->next;
+			if (c->tgid == tgid)
+				conn_destroy(ct, c, ts_ns, "process_exit");
+		}
+	}
+}
+
+struct conntrack *conntrack_new(const struct ct_sink *sink, size_t keep_payload)
+{
+	struct conntrack *ct = calloc(1, sizeof(*ct));
+
+	if (!ct)
+		return NULL;
+	ct->sink = *sink;
+	ct->keep_payload = keep_payload;
+	ct->nbuckets = TABLE_MIN_BUCKETS;
+	ct->buckets = calloc(ct->nbuckets, sizeof(*ct->buckets));
+	if (!ct->buckets) {
+		free(ct);
+		return NULL;
+	}
+	return ct;
+}
+
+void conntrack_free(struct conntrack *ct, const char *why)
+{
+	struct ct_conn *c, *next;
+
+	if (!ct)
+		return;
+	for (size_t i = 0; i < ct->nbuckets; i++) {
+		for (c = ct->buckets[i]; c; c = next) {
+			next = c->priv->next;
+			conn_destroy(ct, c, 0, why);
+		}
+	}
+	free(ct->buckets);
+	free(ct);
+}
+
+const struct ct_stats *conntrack_stats(struct conntrack *ct)
+{
+	const struct ws_parser_stats *ps;
+	struct ct_conn *c;
+
+	ct->stats.truncated_frames = ct->closed_truncated;
+	ct->stats.gap_bytes = ct->closed_gap_bytes;
+	ct->stats.desyncs = ct->closed_desyncs;
+	for (size_t i = 0; i < ct->nbuckets; i++) {
+		for (c = ct->buckets[i]; c; c = c->priv->next) {
+			if (!c->priv->tx)
+				continue;
+			ps = ws_parser_stats(c->priv->tx);
+			ct->stats.truncated_frames += ps->truncated_frames;
+			ct->stats.gap_bytes += ps->gap_bytes;
+			ct->stats.desyncs += ps->desyncs;
+		}
+	}
+	return &ct->stats;
+}

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The connection table: turns the kernel's records (new connection, data chunks, close,
+ * process exit) into WebSocket connections and their outbound frames.  It recognises the
+ * upgrade handshake, adopts connections that were open before tracing began once their
+ * writes parse as server frames, parses each connection's server-to-client stream, and ties
+ * each frame to the syscall that wrote its first byte.  Pure: the kernel is reached only
+ * through the verdict callback, so it can be driven by tests.
+ */
+#ifndef WSAUDIT_CONNTRACK_H
+#define WSAUDIT_CONNTRACK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wsaudit/events.h"
+#include "ws_frame.h"
+
+struct http1_message;
+
+enum ct_conn_state {
+	CT_UNKNOWN, /* nothing recognised yet */
+	CT_HANDSHAKE, /* upgrade request seen (or response under way) */
+	CT_WEBSOCKET,
+	CT_IGNORED, /* not WebSocket */
+};
+
+struct ct_conn {
+	struct conn_id id;
+	char id_str[40];
+	char local[64]; /* "ip:port", IPv6 in brackets */
+	char peer[64];
+	uint32_t tgid;
+	char comm[16];
+	enum ct_conn_state state;
+	bool adopted; /* open before tracing began: no handshake seen */
+	bool msg_compressed; /* the data message in progress started with RSV1 */
+	uint64_t frames;
+	/* Upgrade request (raw head, NUL-terminated) and response fields, when seen. */
+	char *request_head;
+	char *subprotocol;
+	char *extensions;
+	/* internal */
+	struct ct_private *priv;
+};
+
+/* What a frame is attributed to: the syscall that wrote its first header byte. */
+struct ct_frame {
+	const struct ct_conn *conn;
+	const struct ws_frame *frame;
+	bool compressed;
+	bool writer_known; /* false when that syscall's record was lost */
+	uint64_t ts_ns; /* of the syscall, CLOCK_MONOTONIC */
+	uint32_t pid, tid;
+	char comm[16];
+	uint8_t syscall; /* enum syscall_kind */
+};
+
+struct ct_sink {
+	void (*conn_open)(void *ctx, const struct ct_conn *c, uint64_t ts_ns);
+	void (*frame)(void *ctx, const struct ct_frame *f);
+	void (*conn_close)(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why);
+	/* Tell the kernel side what an unclassified connection is. */
+	int (*verdict)(void *ctx, const struct conn_id *id, enum conn_state state);
+	void *ctx;
+};
+
+struct ct_stats {
+	uint64_t conns_seen;
+	uint64_t conns_websocket;
+	uint64_t conns_adopted;
+	uint64_t conns_ignored;
+	uint64_t conns_open; /* WebSocket connections currently open */
+	uint64_t frames;
+	uint64_t truncated_frames;
+	uint64_t gap_bytes; /* bytes of WebSocket streams that were not captured */
+	uint64_t desyncs;
+	uint64_t unknown_conn_records; /* data for a connection never announced (record lost) */
+	uint64_t bad_handshakes;
+	uint64_t malformed_records;
+	uint64_t writer_unknown; /* frames whose writing syscall's record was lost */
+	uint64_t conns_dropped_limit; /* connections not followed: table full */
+};
+
+struct conntrack;
+
+/* keep_payload: payload bytes kept per frame for later stages (0: none). */
+struct conntrack *conntrack_new(const struct ct_sink *sink, size_t keep_payload);
+/* Ends every connection (conn_close with why) and frees the table. */
+void conntrack_free(struct conntrack *ct, const char *why);
+
+/* One ring buffer record; -EINVAL for a record that is not well formed (counted). */
+int conntrack_record(struct conntrack *ct, const void *data, size_t size);
+/* A process exited: its connections end. */
+void conntrack_forget_tgid(struct conntrack *ct, uint32_t tgid, uint64_t ts_ns);
+const struct ct_stats *conntrack_stats(struct conntrack *ct);
+
+#endif /* WSAUDIT_CONNTRACK_H */

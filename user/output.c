@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "output.h"
+
+struct output {
+	FILE *out;
+	enum output_format format;
+	bool payload;
+};
+
+/* The offset from CLOCK_MONOTONIC (the kernel's event clock) to the wall clock. */
+static int64_t mono_to_real_ns(void)
+{
+	static int64_t offset;
+	static bool known;
+	struct timespec r, m;
+
+	if (!known) {
+		clock_gettime(CLOCK_REALTIME, &r);
+		clock_gettime(CLOCK_MONOTONIC, &m);
+		offset = ((int64_t)r.tv_sec - m.tv_sec) * 1000000000LL + (r.tv_nsec - m.tv_nsec);
+		known = true;
+	}
+	return offset;
+}
+
+void output_format_time(char *buf, size_t size, uint64_t mono_ns)
+{
+	int64_t real = (int64_t)mono_ns + mono_to_real_ns();
+	time_t secs = real / 1000000000LL;
+	struct tm tm;
+	size_t n;
+
+	gmtime_r(&secs, &tm);
+	n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, size - n, ".%09lldZ", (long long)(real % 1000000000LL));
+}
+
+struct output *output_new(FILE *out, enum output_format format, bool payload)
+{
+	struct output *o = calloc(1, sizeof(*o));
+
+	if (!o)
+		return NULL;
+	o->out = out;
+	o->format = format;
+	o->payload = payload;
+	mono_to_real_ns();
+	return o;
+}
+
+void output_free(struct output *o)
+{
+	if (o)
+		fflush(o->out);
+	free(o);
+}
+
+static void emit_json(struct output *o, json_t *obj)
+{
+	if (!obj)
+		return;
+	json_dumpf(obj, o->out, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	fputc('\n', o->out);
+	json_decref(obj);
+}
+
+static json_t *conn_json(const struct ct_conn *c)
+{
+	return json_pack("{s:s, s:s, s:s, s:b, s:n, s:b}", "id", c->id_str, "local", c->local,
+			 "peer", c->peer, "tls", 0, "user", "adopted", c->adopted);
+}
+
+static json_t *time_json(uint64_t ts_ns)
+{
+	char ts[48];
+
+	output_format_time(ts, sizeof(ts), ts_ns);
+	return json_string(ts);
+}
+
+void output_conn_open(struct output *o, const struct ct_conn *c, uint64_t ts_ns)
+{
+	char ts[48];
+
+	if (o->format == OUTPUT_TEXT) {
+		output_format_time(ts, sizeof(ts), ts_ns);
+		fprintf(o->out, "%s %u %s conn_open %s %s -> %s%s%s%s\n", ts, c->tgid, c->comm,
+			c->id_str, c->local, c->peer, c->adopted ? " adopted" : "",
+			c->extensions ? " ext=" : "", c->extensions ? c->extensions : "");
+		return;
+	}
+	emit_json(o, json_pack("{s:s, s:o, s:I, s:s, s:o, s:s?, s:s?}", "type", "conn_open", "ts",
+			       time_json(ts_ns), "pid", (json_int_t)c->tgid, "comm", c->comm,
+			       "conn", conn_json(c), "subprotocol", c->subprotocol, "extensions",
+			       c->extensions));
+}
+
+void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why)
+{
+	char ts[48];
+
+	if (!ts_ns) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ts_ns = (uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec;
+	}
+	if (o->format == OUTPUT_TEXT) {
+		output_format_time(ts, sizeof(ts), ts_ns);
+		fprintf(o->out, "%s %u %s conn_close %s %s frames=%llu (%s)\n", ts, c->tgid,
+			c->comm, c->id_str, c->peer, (unsigned long long)c->frames, why);
+		return;
+	}
+	emit_json(o,
+		  json_pack("{s:s, s:o, s:I, s:s, s:o, s:I, s:s}", "type", "conn_close", "ts",
+			    time_json(ts_ns), "pid", (json_int_t)c->tgid, "comm", c->comm, "conn",
+			    conn_json(c), "frames", (json_int_t)c->frames, "reason", why));
+}
+
+static json_t *payload_json(const struct ws_frame *f, const char **key)
+{
+	static const char hex[] = "0123456789abcdef";
+	json_t *s;
+	char *buf;
+
+	*key = "payload";
+	s = json_stringn((const char *)f->payload, f->payload_kept);
+	if (s)
+		return s;
+	/* Not UTF-8: hex keeps it exact. */
+	buf = malloc(f->payload_kept * 2 + 1);
+	if (!buf)
+		return NULL;
+	for (size_t i = 0; i < f->payload_kept; i++) {
+		buf[2 * i] = hex[f->payload[i] >> 4];
+		buf[2 * i + 1] = hex[f->payload[i] & 15];
+	}
+	buf[f->payload_kept * 2] = '\0';
+	*key = "payload_hex";
+	s = json_string(buf);
+	free(buf);
+	return s;
+}
+
+static void frame_text(struct output *o, const struct ct_frame *f)
+{
+	const struct ws_frame *w = f->frame;
+	char ts[48];
+
+	output_format_time(ts, sizeof(ts), f->ts_ns);
+	fprintf(o->out, "%s %u/%u %s %s %-12s %s%s len=%llu", ts, f->pid, f->tid, f->comm,
+		f->conn->peer, ws_opcode_name(w->opcode), w->fin ? "fin" : "more",
+		f->compressed ? " deflate" : "", (unsigned long long)w->payload_len);
+	if (w->truncated)
+		fprintf(o->out, " captured=%llu truncated", (unsigned long long)w->captured_len);
+	if (w->opcode == WS_OP_CLOSE && w->close_code > 0)
+		fprintf(o->out, " code=%d", w->close_code);
+	fputc('\n', o->out);
+}
+
+void output_frame(struct output *o, const struct ct_frame *f)
+{
+	const struct ws_frame *w = f->frame;
+	const char *key;
+	json_t *obj;
+
+	if (o->format == OUTPUT_TEXT) {
+		frame_text(o, f);
+		return;
+	}
+	obj = json_pack("{s:s, s:o, s:I, s:I, s:s, s:n, s:o, s:s, s:b, s:b, s:I, s:I, s:b}", "type",
+			"frame", "ts", time_json(f->ts_ns), "pid", (json_int_t)f->pid, "tid",
+			(json_int_t)f->tid, "comm", f->comm, "container", "conn",
+			conn_json(f->conn), "opcode", ws_opcode_name(w->opcode), "fin", w->fin,
+			"compressed", f->compressed, "payload_len", (json_int_t)w->payload_len,
+			"captured_len", (json_int_t)w->captured_len, "truncated", w->truncated);
+	if (!obj)
+		return;
+	if (w->opcode == WS_OP_CLOSE)
+		json_object_set_new(obj, "close_code",
+				    w->close_code > 0 ? json_integer(w->close_code) : json_null());
+	json_object_set_new(obj, "message", json_null());
+	json_object_set_new(obj, "origin", json_null());
+	json_object_set_new(obj, "via_bridge", json_null());
+	/* This build does not walk Python stacks yet: every frame says so. */
+	json_object_set_new(obj, "unattributed", json_string("stack_walk_unavailable"));
+	if (!f->writer_known)
+		json_object_set_new(obj, "writer_unknown", json_true());
+	json_object_set_new(obj, "violations", json_array());
+	if (o->payload && w->payload && !w->payload_gap) {
+		json_t *p = payload_json(w, &key);
+
+		if (p)
+			json_object_set_new(obj, key, p);
+	}
+	emit_json(o, obj);
+}
+
+void output_process(struct output *o, const char *what, uint64_t ts_ns, uint32_t pid,
+		    const char *comm, int exit_code)
+{
+	char ts[48];
+	json_t *obj;
+
+	if (o->format == OUTPUT_TEXT) {
+		output_format_time(ts, sizeof(ts), ts_ns);
+		fprintf(o->out, "%s %u %s %s", ts, pid, comm, what);
+		if (!strcmp(what, "process_exit"))
+			fprintf(o->out, " code=%d", exit_code);
+		fputc('\n', o->out);
+		return;
+	}
+	obj = json_pack("{s:s, s:o, s:I, s:s}", "type", what, "ts", time_json(ts_ns), "pid",
+			(json_int_t)pid, "comm", comm);
+	if (obj && !strcmp(what, "process_exit"))
+		json_object_set_new(obj, "exit_code", json_integer(exit_code));
+	emit_json(o, obj);
+}
+
+void output_stats(struct output *o, const struct trace_totals *t, bool final)
+{
+	const struct capture_counters *k = t->kernel;
+	const struct ct_stats *ct = t->ct;
+	uint64_t total = 0;
+	json_t *drops, *obj;
+	struct timespec now;
+
+	drops = json_object();
+	for (int i = 0; i < DROP_MAX; i++) {
+		json_object_set_new(drops, capture_drop_name(i), json_integer(k->drops[i]));
+		total += k->drops[i];
+	}
+	if (o->format == OUTPUT_TEXT) {
+		fprintf(o->out,
+			"%s: %llu frames on %llu WebSocket connections (%llu adopted), %llu records, "
+			"%llu drops",
+			final ? "total" : "stats", (unsigned long long)ct->frames,
+			(unsigned long long)ct->conns_websocket,
+			(unsigned long long)ct->conns_adopted, (unsigned long long)t->records,
+			(unsigned long long)total);
+		for (int i = 0; i < DROP_MAX; i++) {
+			if (k->drops[i])
+				fprintf(o->out, " %s=%llu", capture_drop_name(i),
+					(unsigned long long)k->drops[i]);
+		}
+		fprintf(o->out, ", %llu truncated frames, %llu uncaptured bytes, %llu desyncs\n",
+			(unsigned long long)ct->truncated_frames, (unsigned long long)ct->gap_bytes,
+			(unsigned long long)ct->desyncs);
+		json_decref(drops);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	obj = json_pack("{s:s, s:o, s:b, s:I, s:I, s:I, s:o, s:I}", "type", "stats", "ts",
+			time_json((uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec), "final",
+			final, "events", (json_int_t)t->records, "frames", (json_int_t)ct->frames,
+			"processes", (json_int_t)t->processes, "drops", drops, "drops_total",
+			(json_int_t)total);
+	if (!obj)
+		return;
+	json_object_set_new(obj, "kernel",
+			    json_pack("{s:I, s:I, s:I, s:I}", "records",
+				      (json_int_t)k->stats[STAT_EVENTS], "bytes",
+				      (json_int_t)k->stats[STAT_BYTES], "cap_bytes",
+				      (json_int_t)k->stats[STAT_CAP_BYTES], "lost_bytes",
+				      (json_int_t)k->stats[STAT_LOST_BYTES]));
+	json_object_set_new(
+		obj, "conns",
+		json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "seen", (json_int_t)ct->conns_seen,
+			  "websocket", (json_int_t)ct->conns_websocket, "adopted",
+			  (json_int_t)ct->conns_adopted, "ignored", (json_int_t)ct->conns_ignored,
+			  "open", (json_int_t)ct->conns_open, "over_limit",
+			  (json_int_t)ct->conns_dropped_limit));
+	json_object_set_new(obj, "parser",
+			    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "truncated_frames",
+				      (json_int_t)ct->truncated_frames, "gap_bytes",
+				      (json_int_t)ct->gap_bytes, "desyncs", (json_int_t)ct->desyncs,
+				      "bad_handshakes", (json_int_t)ct->bad_handshakes,
+				      "unknown_conn_records", (json_int_t)ct->unknown_conn_records,
+				      "malformed_records", (json_int_t)ct->malformed_records,
+				      "writer_unknown", (json_int_t)ct->writer_unknown));
+	emit_json(o, obj);
+	fflush(o->out);
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The sinks of `trace`: JSON lines (the contract of DESIGN.md) or one readable line per
+ * record.  Payload bytes are written only when the user asked for them.
+ */
+#ifndef WSAUDIT_OUTPUT_H
+#define WSAUDIT_OUTPUT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "capture.h"
+#include "conntrack.h"
+
+enum output_format {
+	OUTPUT_TEXT,
+	OUTPUT_JSON,
+};
+
+struct output;
+
+struct output *output_new(FILE *out, enum output_format format, bool payload);
+void output_free(struct output *o);
+
+void output_conn_open(struct output *o, const struct ct_conn *c, uint64_t ts_ns);
+void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why);
+void output_frame(struct output *o, const struct ct_frame *f);
+void output_process(struct output *o, const char *what, uint64_t ts_ns, uint32_t pid,
+		    const char *comm, int exit_code);
+
+struct trace_totals {
+	uint64_t records; /* ring buffer records received */
+	uint64_t processes; /* processes being traced */
+	const struct capture_counters *kernel;
+	const struct ct_stats *ct;
+};
+
+void output_stats(struct output *o, const struct trace_totals *t, bool final);
+
+/* RFC 3339 UTC with nanoseconds, from a CLOCK_MONOTONIC time. */
+void output_format_time(char *buf, size_t size, uint64_t mono_ns);
+
+#endif /* WSAUDIT_OUTPUT_H */

@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "targets.h"
+
+int target_check_pid(pid_t pid)
+{
+	char path[64];
+
+	if (pid <= 0)
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (access(path, F_OK))
+		return -ESRCH;
+	return 0;
+}
+
+int target_exe_path(pid_t pid, char *buf, size_t size)
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	n = readlink(path, buf, size - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+void target_comm(pid_t pid, char *buf, size_t size)
+{
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	f = fopen(path, "re");
+	if (!f || !fgets(buf, size, f)) {
+		snprintf(buf, size, "?");
+	} else {
+		buf[strcspn(buf, "\n")] = '\0';
+	}
+	if (f)
+		fclose(f);
+}
+
+bool target_maps_python(pid_t pid)
+{
+	char path[64], *line = NULL, *file;
+	size_t cap = 0;
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!found && getline(&line, &cap, f) > 0) {
+		file = strrchr(line, '/');
+		if (file && (!strncmp(file, "/libpython3", 11) || !strncmp(file, "/python3", 8)))
+			found = true;
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+bool target_exe_matches(const char *path, char *const *globs, size_t nglobs)
+{
+	for (size_t i = 0; i < nglobs; i++) {
+		if (!fnmatch(globs[i], path, 0))
+			return true;
+	}
+	return false;
+}
+
+int target_scan_exe(char *const *globs, size_t nglobs, void (*fn)(void *ctx, pid_t pid), void *ctx)
+{
+	char exe[4096];
+	struct dirent *d;
+	int matches = 0;
+	pid_t pid;
+	DIR *dir;
+
+	dir = opendir("/proc");
+	if (!dir)
+		return -errno;
+	while ((d = readdir(dir))) {
+		if (!isdigit((unsigned char)d->d_name[0]))
+			continue;
+		pid = (pid_t)strtol(d->d_name, NULL, 10);
+		if (pid == getpid() || target_exe_path(pid, exe, sizeof(exe)))
+			continue;
+		if (target_exe_matches(exe, globs, nglobs)) {
+			fn(ctx, pid);
+			matches++;
+		}
+	}
+	closedir(dir);
+	return matches;
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Which processes to follow: PIDs given by the user, and executables matching globs. */
+#ifndef WSAUDIT_TARGETS_H
+#define WSAUDIT_TARGETS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* 0 when pid names a live process, -ESRCH or another -errno otherwise. */
+int target_check_pid(pid_t pid);
+/* The process's executable path (resolved), 0 or -errno. */
+int target_exe_path(pid_t pid, char *buf, size_t size);
+/* The process's command name, "?" when it cannot be read. */
+void target_comm(pid_t pid, char *buf, size_t size);
+/* True when the process has a CPython interpreter mapped (the executable or libpython). */
+bool target_maps_python(pid_t pid);
+bool target_exe_matches(const char *path, char *const *globs, size_t nglobs);
+/*
+ * Calls fn for every live process (other than this one) whose executable matches a glob.
+ * Returns the number of matches.
+ */
+int target_scan_exe(char *const *globs, size_t nglobs, void (*fn)(void *ctx, pid_t pid), void *ctx);
+
+#endif /* WSAUDIT_TARGETS_H */

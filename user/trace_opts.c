@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trace_opts.h"
+#include "wsaudit/limits.h"
+
+enum {
+	OPT_EXE = 0x100,
+	OPT_PAYLOAD,
+	OPT_RINGBUF_SIZE,
+	OPT_WRITE_CAP,
+	OPT_STATS_INTERVAL,
+};
+
+static const struct option long_opts[] = {
+	{ "pid", required_argument, NULL, 'p' },
+	{ "exe", required_argument, NULL, OPT_EXE },
+	{ "output", required_argument, NULL, 'o' },
+	{ "duration", required_argument, NULL, 'd' },
+	{ "payload", no_argument, NULL, OPT_PAYLOAD },
+	{ "ringbuf-size", required_argument, NULL, OPT_RINGBUF_SIZE },
+	{ "write-cap", required_argument, NULL, OPT_WRITE_CAP },
+	{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{},
+};
+
+void trace_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: wsaudit trace [-p PID]... [--exe GLOB]... [-o text|json] [-d SECONDS]\n"
+		"                     [--payload] [--ringbuf-size BYTES] [--write-cap BYTES]\n"
+		"\n"
+		"Follows the outbound WebSocket frames of the given processes until Ctrl-C or -d.\n"
+		"  -p, --pid PID          trace this process and the children it forks (repeatable)\n"
+		"      --exe GLOB         trace every process whose executable path matches GLOB,\n"
+		"                         including ones started later (repeatable)\n"
+		"  -o, --output FORMAT    text (default) or json: one JSON object per line\n"
+		"  -d, --duration SECS    stop after SECS seconds\n"
+		"      --payload          include payload bytes in the output (user data!)\n"
+		"      --ringbuf-size N   ring buffer bytes, a power of two (default %d)\n"
+		"      --write-cap N      bytes captured per syscall (default %d, max %d)\n"
+		"      --stats-interval S a stats record every S seconds (default 10, 0: only at exit)\n"
+		"  -v, --verbose          more diagnostics on stderr (twice: libbpf too)\n",
+		RINGBUF_DEFAULT, WRITE_CAP_DEFAULT, WRITE_CAP_MAX);
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s || *end || s[0] == '-')
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int parse_seconds(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v < 0)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+#define FAIL(...)                                   \
+	do {                                        \
+		snprintf(err, errlen, __VA_ARGS__); \
+		return -EINVAL;                     \
+	} while (0)
+
+int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, size_t errlen)
+{
+	uint64_t v;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->format = OUTPUT_TEXT;
+	o->stats_interval_s = 10;
+	err[0] = '\0';
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":p:o:d:vh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (parse_u64(optarg, &v) || v == 0 || v > INT_MAX)
+				FAIL("invalid PID '%s'", optarg);
+			if (o->npids == TRACE_MAX_PIDS)
+				FAIL("at most %d PIDs", TRACE_MAX_PIDS);
+			o->pids[o->npids++] = (pid_t)v;
+			break;
+		case OPT_EXE:
+			if (!optarg[0])
+				FAIL("empty --exe glob");
+			if (o->nglobs == TRACE_MAX_GLOBS)
+				FAIL("at most %d --exe globs", TRACE_MAX_GLOBS);
+			o->exe_globs[o->nglobs++] = optarg;
+			break;
+		case 'o':
+			if (!strcmp(optarg, "json"))
+				o->format = OUTPUT_JSON;
+			else if (!strcmp(optarg, "text"))
+				o->format = OUTPUT_TEXT;
+			else
+				FAIL("unknown output format '%s' (text or json)", optarg);
+			break;
+		case 'd':
+			if (parse_seconds(optarg, &o->duration_s) || o->duration_s == 0)
+				FAIL("invalid duration '%s' (seconds > 0)", optarg);
+			break;
+		case OPT_STATS_INTERVAL:
+			if (parse_seconds(optarg, &o->stats_interval_s))
+				FAIL("invalid stats interval '%s'", optarg);
+			break;
+		case OPT_PAYLOAD:
+			o->payload = true;
+			break;
+		case OPT_RINGBUF_SIZE:
+			/* The kernel wants a power-of-two multiple of the page size. */
+			if (parse_u64(optarg, &v) || v < 4096 || v > (1ULL << 30) || (v & (v - 1)))
+				FAIL("invalid ring buffer size '%s' (a power of two, 4096..2^30)",
+				     optarg);
+			o->ringbuf_size = v;
+			break;
+		case OPT_WRITE_CAP:
+			if (parse_u64(optarg, &v) || v == 0 || v > WRITE_CAP_MAX)
+				FAIL("invalid write cap '%s' (1..%d)", optarg, WRITE_CAP_MAX);
+			o->write_cap = v;
+			break;
+		case 'v':
+			o->verbose++;
+			break;
+		case 'h':
+			o->help = true;
+			return 0;
+		case ':':
+			FAIL("option '%s' needs a value", argv[optind - 1]);
+		default:
+			FAIL("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		FAIL("unexpected argument '%s'", argv[optind]);
+	if (!o->npids && !o->nglobs)
+		FAIL("nothing to trace: give -p PID or --exe GLOB");
+	return 0;
+}

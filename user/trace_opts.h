@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The options of `wsaudit trace`, parsed without side effects so tests can drive it. */
+#ifndef WSAUDIT_TRACE_OPTS_H
+#define WSAUDIT_TRACE_OPTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "output.h"
+
+#define TRACE_MAX_PIDS 256
+#define TRACE_MAX_GLOBS 32
+
+struct trace_opts {
+	pid_t pids[TRACE_MAX_PIDS];
+	size_t npids;
+	char *exe_globs[TRACE_MAX_GLOBS];
+	size_t nglobs;
+	enum output_format format;
+	double duration_s; /* 0: until interrupted */
+	double stats_interval_s;
+	bool payload;
+	bool help;
+	int verbose;
+	size_t ringbuf_size;
+	uint64_t write_cap;
+};
+
+/*
+ * Fills opts from argv (argv[0] is "trace").  Returns 0, or -EINVAL with a message for the
+ * user in err.  Does not print or exit.
+ */
+int trace_parse_args(int argc, char **argv, struct trace_opts *opts, char *err, size_t errlen);
+void trace_usage(FILE *out);
+
+#endif /* WSAUDIT_TRACE_OPTS_H */
