@@ -1,0 +1,371 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Line-table and string decoders against vectors produced by real interpreters
+ * (tests/data/pyvectors/gen.py), and the symbol cache against code objects laid out in this
+ * process's own memory, read back through process_vm_readv like a traced process.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "pyproc.h"
+#include "pysym.h"
+
+#define VEC_DIR_DEFAULT "tests/data/pyvectors"
+
+static const char *vec_dir(void)
+{
+	const char *d = getenv("PYVECTORS_DIR");
+
+	return d ? d : VEC_DIR_DEFAULT;
+}
+
+static size_t unhex(const char *s, unsigned char *out, size_t max)
+{
+	size_t n = 0;
+
+	if (!strcmp(s, "-"))
+		return 0;
+	while (s[0] && s[1] && n < max) {
+		unsigned int b;
+
+		if (sscanf(s, "%2x", &b) != 1)
+			break;
+		out[n++] = (unsigned char)b;
+		s += 2;
+	}
+	return n;
+}
+
+typedef int (*line_fn)(const unsigned char *, size_t, int, int, int *);
+
+static void check_lines(const char *version, line_fn fn)
+{
+	char path[512], *line = NULL, name[256];
+	size_t cap = 0, tlen = 0;
+	unsigned char *table = malloc(1 << 20);
+	int first = 0, codes = 0, checked = 0, bad = 0;
+	FILE *f;
+
+	assert_non_null(table);
+	snprintf(path, sizeof(path), "%s/lines-%s.txt", vec_dir(), version);
+	f = fopen(path, "r");
+	if (!f)
+		fail_msg("cannot open %s: %s (run from the repository root)", path,
+			 strerror(errno));
+	while (getline(&line, &cap, f) > 0) {
+		static char hex[2 << 20];
+		char want[32];
+		int off, got, err;
+
+		if (sscanf(line, "code %d %2097151s %255s", &first, hex, name) == 3) {
+			tlen = unhex(hex, table, 1 << 20);
+			codes++;
+			continue;
+		}
+		if (sscanf(line, "line %d %31s", &off, want) != 2)
+			continue;
+		checked++;
+		err = fn(table, tlen, first, off, &got);
+		if (!strcmp(want, "-")) {
+			if (err != -ENOENT) {
+				if (bad++ < 5)
+					print_message("%s %s +%d: want no line, got %d/%d\n",
+						      version, name, off, err, got);
+			}
+		} else if (err || got != atoi(want)) {
+			if (bad++ < 5)
+				print_message("%s %s +%d: want %s, got %d/%d\n", version, name, off,
+					      want, err, got);
+		}
+	}
+	fclose(f);
+	free(line);
+	free(table);
+	print_message("lines-%s: %d code objects, %d offsets, %d mismatches\n", version, codes,
+		      checked, bad);
+	assert_true(codes > 10);
+	assert_true(checked > 1000);
+	assert_int_equal(bad, 0);
+}
+
+static void test_lnotab_39(void **state)
+{
+	check_lines("3.9", pysym_line_lnotab);
+}
+
+static void test_pep626_310(void **state)
+{
+	check_lines("3.10", pysym_line_pep626);
+}
+
+static void test_locations_311(void **state)
+{
+	check_lines("3.11", pysym_line_locations);
+}
+
+static void test_locations_312(void **state)
+{
+	check_lines("3.12", pysym_line_locations);
+}
+
+static void test_locations_313(void **state)
+{
+	check_lines("3.13", pysym_line_locations);
+}
+
+static void test_locations_314(void **state)
+{
+	check_lines("3.14", pysym_line_locations);
+}
+
+static void test_line_errors(void **state)
+{
+	/* Bit 7 clear at an entry start: malformed. */
+	const unsigned char bad[] = { 0x12 };
+	/* One short-form entry of 1 unit, then a long-form entry cut short. */
+	const unsigned char cut[] = { 0x80, 0x00, 0xf0 };
+	const unsigned char pep[] = { 4, 1, 4, 0x80 };
+	int line = 0;
+
+	assert_int_equal(pysym_line_locations(bad, sizeof(bad), 1, 0, &line), -EINVAL);
+	assert_int_equal(pysym_line_locations(cut, 2, 7, 0, &line), 0);
+	assert_int_equal(line, 7);
+	assert_int_equal(pysym_line_locations(cut, 2, 7, 2, &line), -ERANGE);
+	assert_int_equal(pysym_line_locations(cut, sizeof(cut), 7, 2, &line), -EINVAL);
+	assert_int_equal(pysym_line_locations(cut, 2, 7, -1, &line), 0);
+	assert_int_equal(line, 7);
+	assert_int_equal(pysym_line_pep626(pep, sizeof(pep), 10, 2, &line), 0);
+	assert_int_equal(line, 11);
+	assert_int_equal(pysym_line_pep626(pep, sizeof(pep), 10, 6, &line), -ENOENT);
+	assert_int_equal(pysym_line_pep626(pep, sizeof(pep), 10, 8, &line), -ERANGE);
+	assert_int_equal(pysym_line_pep626(pep, 0, 10, 0, &line), -ERANGE);
+}
+
+static void test_unicode_vectors(void **state)
+{
+	char path[512], *line = NULL;
+	size_t cap = 0;
+	int n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/unicode.txt", vec_dir());
+	f = fopen(path, "r");
+	if (!f)
+		fail_msg("cannot open %s: %s", path, strerror(errno));
+	while (getline(&line, &cap, f) > 0) {
+		char dhex[512], uhex[512], out[256];
+		unsigned char data[256], want[256];
+		unsigned int kind, wbad, bad = 99;
+		size_t dlen, wlen;
+		int r;
+
+		if (sscanf(line, "unicode %u %511s %511s %u", &kind, dhex, uhex, &wbad) != 4)
+			continue;
+		dlen = unhex(dhex, data, sizeof(data));
+		wlen = unhex(uhex, want, sizeof(want));
+		r = pysym_ucs_to_utf8(data, dlen / kind, kind, out, sizeof(out), &bad);
+		assert_int_equal(r, (int)wlen);
+		assert_memory_equal(out, want, wlen);
+		assert_int_equal(out[wlen], '\0');
+		assert_int_equal(bad, wbad);
+		n++;
+	}
+	fclose(f);
+	free(line);
+	assert_true(n >= 8);
+}
+
+static void test_unicode_limits(void **state)
+{
+	const uint16_t ucs2[] = { 0x9001, 0x4fe1 };
+	const uint32_t big[] = { 0x110000 };
+	char out[5];
+	unsigned int bad;
+
+	/* 6 bytes of UTF-8 do not fit in 5: cut after the first character. */
+	assert_int_equal(pysym_ucs_to_utf8(ucs2, 2, 2, out, sizeof(out), &bad), -ENOSPC);
+	assert_string_equal(out, "\xe9\x80\x81");
+	assert_int_equal(pysym_ucs_to_utf8(big, 1, 4, out, sizeof(out), &bad), 3);
+	assert_int_equal(bad, 1);
+	assert_int_equal(pysym_ucs_to_utf8(big, 1, 3, out, sizeof(out), &bad), -EINVAL);
+}
+
+/* --- the cache, on objects in our own memory ---------------------------------------------- */
+
+struct fake_str {
+	unsigned char b[96];
+};
+
+struct fake {
+	struct pyproc_info info;
+	unsigned char code_type[64];
+	unsigned char widget_type[64];
+	unsigned char code[3][256];
+	struct fake_str s[8];
+	unsigned char table[64];
+	unsigned char varnames[64];
+	unsigned char obj[32];
+	unsigned char frame[128];
+};
+
+static void put_u64(unsigned char *b, unsigned int off, unsigned long long v)
+{
+	memcpy(b + off, &v, sizeof(v));
+}
+
+static void put_i32(unsigned char *b, unsigned int off, int v)
+{
+	memcpy(b + off, &v, sizeof(v));
+}
+
+/* A compact ASCII string in the 3.12 layout. */
+static unsigned long long fake_ascii(struct fake_str *s, const char *text)
+{
+	unsigned int state = 0x20 | 0x40 | (1 << 2);
+
+	memset(s, 0, sizeof(*s));
+	put_u64(s->b, 16, strlen(text));
+	memcpy(s->b + 32, &state, sizeof(state));
+	memcpy(s->b + 40, text, strlen(text));
+	return (uintptr_t)s->b;
+}
+
+static void fake_code(struct fake *f, int i, unsigned long long file, unsigned long long name,
+		      unsigned long long qual, int first)
+{
+	unsigned char *c = f->code[i];
+
+	memset(c, 0, sizeof(f->code[i]));
+	put_u64(c, 8, (uintptr_t)f->code_type);
+	put_u64(c, 112, file);
+	put_u64(c, 120, name);
+	put_u64(c, 128, qual);
+	put_u64(c, 136, (uintptr_t)f->table);
+	put_i32(c, 68, first);
+	put_i32(c, 52, 1);
+	put_u64(c, 96, (uintptr_t)f->varnames);
+}
+
+static int fake_setup(void **state)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+	/* Location table: one-line entries of 2 units each, lines +0, +1, +2. */
+	const unsigned char loc[] = { 0xd1, 0, 0, 0xd9, 0, 0, 0xd9, 0, 0 };
+
+	assert_non_null(f);
+	assert_int_equal(pyproc_offsets_from_table(3, 12, &f->info), 0);
+	f->info.off.code_type_addr = (uintptr_t)f->code_type;
+	put_u64(f->table, 16, sizeof(loc));
+	memcpy(f->table + 32, loc, sizeof(loc));
+	fake_code(f, 0, fake_ascii(&f->s[0], "/srv/app.py"), fake_ascii(&f->s[1], "send"),
+		  fake_ascii(&f->s[2], "Bridge.send"), 40);
+	fake_code(f, 1, fake_ascii(&f->s[3], "/srv/other.py"), fake_ascii(&f->s[4], "run"),
+		  fake_ascii(&f->s[5], "run"), 10);
+	memcpy(f->code[2], f->code[1], sizeof(f->code[1]));
+	/* Method class: varnames[0] is "self", localsplus[0] an object of type pkg.Widget. */
+	put_u64(f->varnames, 24, fake_ascii(&f->s[6], "self"));
+	put_u64(f->widget_type, 24, (uintptr_t) "pkg.Widget");
+	put_u64(f->obj, 8, (uintptr_t)f->widget_type);
+	put_u64(f->frame, 72, (uintptr_t)f->obj);
+	*state = f;
+	return 0;
+}
+
+static int fake_teardown(void **state)
+{
+	free(*state);
+	return 0;
+}
+
+static void test_cache(void **state)
+{
+	struct fake *f = *state;
+	struct pysym *s = pysym_new(2);
+	struct pysym_stats st;
+	struct pysym_loc loc;
+	pid_t me = getpid();
+	unsigned long long c0 = (uintptr_t)f->code[0], c1 = (uintptr_t)f->code[1];
+
+	assert_non_null(s);
+	assert_int_equal(pysym_lookup(s, me, &f->info, c0, 8, &loc), 0);
+	assert_string_equal(loc.function, "Bridge.send");
+	assert_string_equal(loc.name, "send");
+	assert_string_equal(loc.file, "/srv/app.py");
+	assert_int_equal(loc.line, 42);
+	assert_int_equal(pysym_lookup(s, me, &f->info, c0, 4, &loc), 0);
+	assert_int_equal(loc.line, 41);
+	pysym_get_stats(s, &st);
+	assert_int_equal(st.misses, 1);
+	assert_int_equal(st.hits, 1);
+
+	/* The address is reused by another function: the old name must not come back. */
+	fake_code(f, 0, fake_ascii(&f->s[0], "/srv/app.py"), fake_ascii(&f->s[7], "close"),
+		  fake_ascii(&f->s[2], "Bridge.close"), 40);
+	assert_int_equal(pysym_lookup(s, me, &f->info, c0, 0, &loc), 0);
+	assert_string_equal(loc.function, "Bridge.close");
+	pysym_get_stats(s, &st);
+	assert_int_equal(st.stale, 1);
+
+	/* Three code objects in a cache of two: one eviction. */
+	assert_int_equal(pysym_lookup(s, me, &f->info, c1, 0, &loc), 0);
+	assert_int_equal(pysym_lookup(s, me, &f->info, (uintptr_t)f->code[2], 0, &loc), 0);
+	pysym_get_stats(s, &st);
+	assert_int_equal(st.evictions, 1);
+
+	/* Not a code object (freed memory reused for something else). */
+	put_u64(f->code[1], 8, 0);
+	assert_int_equal(pysym_lookup(s, me, &f->info, c1, 0, &loc), -ENOEXEC);
+	put_u64(f->code[1], 8, (uintptr_t)f->code_type);
+
+	/* After the process exits, nothing of it is served from the cache. */
+	pysym_forget_pid(s, me);
+	assert_int_equal(pysym_lookup(s, me, &f->info, c1, 0, &loc), 0);
+	pysym_get_stats(s, &st);
+	assert_int_equal(st.hits, 1);
+	assert_int_equal(st.misses, 5);
+	pysym_free(s);
+}
+
+static void test_method_class(void **state)
+{
+	struct fake *f = *state;
+	char buf[64];
+
+	assert_int_equal(pysym_method_class(getpid(), &f->info, (uintptr_t)f->frame,
+					    (uintptr_t)f->code[0], buf, sizeof(buf)),
+			 0);
+	assert_string_equal(buf, "Widget");
+	/* A first argument with another name is not a method receiver. */
+	put_u64(f->varnames, 24, fake_ascii(&f->s[6], "sock"));
+	assert_int_equal(pysym_method_class(getpid(), &f->info, (uintptr_t)f->frame,
+					    (uintptr_t)f->code[0], buf, sizeof(buf)),
+			 -ENOENT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lnotab_39),
+		cmocka_unit_test(test_pep626_310),
+		cmocka_unit_test(test_locations_311),
+		cmocka_unit_test(test_locations_312),
+		cmocka_unit_test(test_locations_313),
+		cmocka_unit_test(test_locations_314),
+		cmocka_unit_test(test_line_errors),
+		cmocka_unit_test(test_unicode_vectors),
+		cmocka_unit_test(test_unicode_limits),
+		cmocka_unit_test_setup_teardown(test_cache, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_method_class, fake_setup, fake_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
