@@ -49,7 +49,12 @@ struct ws_frame {
 	/*
 	 * The payload bytes that were kept, unmasked: the first min(captured, keep limit)
 	 * bytes, contiguous only when there was no hole before them (payload_gap false).
-	 * Valid only during the callback.  NULL when nothing was kept.
+	 * Valid only during the callback.  NULL when nothing was kept.  Keeping stops at the
+	 * first hole, so the kept bytes are always a contiguous prefix of the payload and
+	 * payload_gap is never set by this parser (a hole shows as truncated instead).
+	 * Control frames keep their whole payload (at most 125 bytes) whatever the limit,
+	 * since close codes are needed.  When the payload is contiguous in one feed and not
+	 * masked, payload points into the fed buffer (no copy).
 	 */
 	const uint8_t *payload;
 	size_t payload_kept;
@@ -59,6 +64,15 @@ struct ws_frame {
 	bool close_valid; /* code is one an endpoint may send and the reason is UTF-8 */
 	const char *close_reason; /* not NUL-terminated; points into payload */
 	size_t close_reason_len;
+	/*
+	 * A protocol violation that still left the frame readable (its length is known), e.g.
+	 * a continuation with no message open; WS_ERR_NONE otherwise.  Violations that make
+	 * the header meaningless (reserved opcode, RSV2/RSV3, 64-bit length with the top bit
+	 * set) are not frames at all: they are counted as a loss of sync.
+	 */
+	int error;
+	/* First frame after sync was lost and found again: frames may be missing before it. */
+	bool resynced;
 };
 
 enum ws_parse_error {
@@ -75,6 +89,11 @@ enum ws_parse_error {
 };
 
 const char *ws_parse_error_name(enum ws_parse_error err);
+
+/* RFC 3629 UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+bool ws_utf8_valid(const void *data, size_t len);
+/* A close code an endpoint may send (RFC 6455 7.4.1/7.4.2 and the IANA registry). */
+bool ws_close_code_valid(int code);
 
 struct ws_parser_stats {
 	uint64_t frames;
@@ -111,6 +130,12 @@ void ws_parser_free(struct ws_parser *p);
 int ws_parser_feed(struct ws_parser *p, uint64_t pos, const void *data, size_t len);
 /* Declares [pos, pos + len) lost. */
 int ws_parser_gap(struct ws_parser *p, uint64_t pos, uint64_t len);
+/*
+ * Positions: the parser starts expecting position 0.  ws_parser_set_pos() moves the
+ * expectation without counting a hole (a stream whose first bytes are an HTTP head, or a
+ * connection adopted mid-stream: call it before the first feed).
+ */
+void ws_parser_set_pos(struct ws_parser *p, uint64_t pos);
 /* The next stream position the parser expects. */
 uint64_t ws_parser_pos(const struct ws_parser *p);
 /* True while out of sync (scanning for a header). */
