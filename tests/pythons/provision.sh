@@ -40,6 +40,30 @@ readonly E_FAIL=1 E_USAGE=2 E_UNREACHABLE=3 E_MISSING=4 E_VERSION=5
 
 log() { printf 'provision: %s\n' "$*" >&2; }
 
+# timeout(1) puts its command in a process group of its own, which a signal
+# sent to our group does not reach: remember it and pass signals on, so an
+# interrupted run leaves no debootstrap or apt-get behind.
+CHILD=
+bounded() {
+	local tmo="$1" rc
+
+	shift
+	timeout --kill-after=30 "$tmo" "$@" &
+	CHILD=$!
+	wait "$CHILD"
+	rc=$?
+	CHILD=
+	[ $rc -eq 124 ] || [ $rc -eq 137 ] && log "timed out after $tmo s: $*"
+	return $rc
+}
+
+on_signal() {
+	[ -n "$CHILD" ] && kill -TERM "$CHILD" 2>/dev/null && wait "$CHILD"
+	# fd 8 is the caller's stderr: the step that was cut has its own.
+	log "interrupted; the half-built root is removed by the next run" 2>&8
+	exit 130
+}
+
 suite_python() {
 	case "$1" in
 	bullseye) echo 3.9 ;;
@@ -108,7 +132,7 @@ root_exec() {
 
 	shift 2
 	# shellcheck disable=SC2016 # expanded by the inner shell
-	timeout --kill-after=30 "$tmo" unshare -m --propagation private -- \
+	bounded "$tmo" unshare -m --propagation private -- \
 		sh -c 'r="$1"; shift
 		mount -t proc proc "$r/proc" &&
 		mount --rbind /sys "$r/sys" &&
@@ -143,7 +167,7 @@ report() {
 suite_reachable() {
 	local mirror="$1" suite="$2"
 
-	timeout "$T_PROBE" /usr/lib/apt/apt-helper download-file \
+	bounded "$T_PROBE" /usr/lib/apt/apt-helper download-file \
 		"$mirror/dists/$suite/Release" "$WORK/Release.$suite" >/dev/null 2>&1
 }
 
@@ -162,7 +186,7 @@ suite_build() {
 	fi
 
 	log "$suite: debootstrap from $mirror into $part"
-	if ! timeout --kill-after=30 "$T_DEBOOTSTRAP" debootstrap --variant=minbase \
+	if ! bounded "$T_DEBOOTSTRAP" debootstrap --variant=minbase \
 		--keyring=/usr/share/keyrings/debian-archive-keyring.gpg \
 		"$suite" "$part" "$mirror" >"$WORK/debootstrap.$suite.log" 2>&1; then
 		log "$suite: debootstrap failed or timed out; last lines of its log:"
@@ -230,7 +254,7 @@ suite_provision() {
 	local suite="$1" mirror="$2" want="$3" rc
 
 	exec 9>"$ROOTS/.$suite.lock"
-	if ! timeout "$T_DEBOOTSTRAP" flock 9; then
+	if ! flock -w "$T_DEBOOTSTRAP" 9; then
 		log "$suite: could not take $ROOTS/.$suite.lock"
 		return $E_FAIL
 	fi
@@ -254,8 +278,8 @@ deps_ensure() {
 		missing+=(debian-archive-keyring)
 	[ ${#missing[@]} -eq 0 ] && return 0
 	log "installing ${missing[*]}"
-	timeout "$T_APT_UPDATE" apt-get -q update >/dev/null &&
-		DEBIAN_FRONTEND=noninteractive timeout "$T_APT_INSTALL" \
+	bounded "$T_APT_UPDATE" apt-get -q update >/dev/null &&
+		DEBIAN_FRONTEND=noninteractive bounded "$T_APT_INSTALL" \
 			apt-get -q -y install "${missing[@]}" >/dev/null
 }
 
@@ -304,6 +328,8 @@ main() {
 	mkdir -p "$ROOTS" || return $E_FAIL
 	WORK=$(mktemp -d) || return $E_FAIL
 	trap 'rm -rf "$WORK"' EXIT
+	exec 8>&2
+	trap on_signal TERM INT HUP
 	deps_ensure || {
 		log "cannot install debootstrap"
 		return $E_FAIL

@@ -101,5 +101,5 @@ exec unshare -m --propagation private -- sh -c '
 	done
 	exec chroot "$r" /usr/bin/env -u PYTHONHOME -u PYENV_VERSION -u VIRTUAL_ENV \
 		PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-		sh -c "cd \"\$0\" && exec \"\$@\"" "$chdir" "$@"
+		sh -c "cd \"\$1\" && shift && exec \"\$@\"" run-in-root "$chdir" "$@"
 ' sh "$root" "$repo" "$chdir" "${#binds[@]}" "${binds[@]}" "$@"
