@@ -70,7 +70,7 @@ int pyproc_version_from_name(const char *path, int *major, int *minor, bool *fre
 	else
 		return -ENOENT;
 	maj = strtol(p, &end, 10);
-	if (end == p || *end != '.' || maj != 3)
+	if (end == p || *end != '.' || maj < 2 || maj > 3)
 		return -ENOENT;
 	p = end + 1;
 	min = strtol(p, &end, 10);
@@ -80,6 +80,28 @@ int pyproc_version_from_name(const char *path, int *major, int *minor, bool *fre
 	*minor = (int)min;
 	*free_threaded = *end == 't';
 	return 0;
+}
+
+static unsigned int max_u(unsigned int a, unsigned int b)
+{
+	return a > b ? a : b;
+}
+
+/* The single-read spans BPF uses for a frame and a thread state. */
+static void offsets_finish(struct py_offsets *o)
+{
+	unsigned int span;
+
+	span = max_u(o->frame_previous, o->frame_code);
+	span = max_u(span, o->frame_lasti);
+	if (o->frame_owner != PY_OFF_NONE)
+		span = max_u(span, o->frame_owner);
+	o->frame_read_size = span + 8;
+	span = max_u(o->tstate_next, o->tstate_thread_id);
+	span = max_u(span, o->tstate_frame);
+	if (o->tstate_native_thread_id != PY_OFF_NONE)
+		span = max_u(span, o->tstate_native_thread_id);
+	o->tstate_read_size = span + 8;
 }
 
 static void layout_unicode_gil(struct py_layout *l, bool wstr)
@@ -191,6 +213,7 @@ int pyproc_offsets_from_table(int major, int minor, struct pyproc_info *out)
 		l->lines = PY_LINES_LOCATIONS;
 		break;
 	}
+	offsets_finish(o);
 	out->major = 3;
 	out->minor = minor;
 	return 0;
@@ -375,6 +398,7 @@ int pyproc_offsets_from_debug(const void *data, size_t len, struct pyproc_info *
 	} else {
 		o->code_tag_mask = ~0ULL;
 	}
+	offsets_finish(o);
 	out->major = 3;
 	out->minor = minor;
 	return 0;
@@ -713,6 +737,19 @@ int pyproc_inspect(pid_t pid, struct pyproc_info *out)
 		out->is_python = true;
 		out->reason[0] = '\0';
 		goto out_free;
+	}
+	/* Say which interpreter it is when the file name tells: Python 2, 3.8 and older... */
+	for (i = 0; i < n; i++) {
+		int maj, min;
+		bool ft;
+
+		if (!pyproc_version_from_name(c[i].path, &maj, &min, &ft)) {
+			not_python(out,
+				   "Python %d.%d in %s: no _PyRuntime, version not supported "
+				   "(3.9 to 3.14 are)",
+				   maj, min, c[i].path);
+			break;
+		}
 	}
 out_free:
 	free(c);

@@ -19,31 +19,15 @@ static unsigned long long buf_u64(const unsigned char *buf, unsigned int off)
 	return v;
 }
 
-static unsigned int max_u(unsigned int a, unsigned int b)
-{
-	return a > b ? a : b;
-}
-
-/* One read covers next, thread_id, native_thread_id and the frame pointer. */
-static unsigned int tstate_span(const struct py_offsets *off)
-{
-	unsigned int span = max_u(off->tstate_next, off->tstate_thread_id);
-
-	span = max_u(span, off->tstate_frame);
-	if (off->tstate_native_thread_id != PY_OFF_NONE)
-		span = max_u(span, off->tstate_native_thread_id);
-	return span + 8;
-}
-
 static int tstate_read(pid_t pid, const struct py_offsets *off, unsigned long long ts,
 		       struct pywalk_thread *t, unsigned long long *next)
 {
 	unsigned char buf[1024];
-	unsigned int span = tstate_span(off);
+	unsigned int span = off->tstate_read_size;
 	unsigned long long fp;
 	int err;
 
-	if (span > sizeof(buf))
+	if (!span || span > sizeof(buf))
 		return -EINVAL;
 	err = pyproc_read(pid, ts, buf, span);
 	if (err)
@@ -160,12 +144,8 @@ int pywalk_stack(pid_t pid, const struct py_offsets *off, unsigned long long thr
 	int n = 0, steps, err;
 
 	memset(stats, 0, sizeof(*stats));
-	span = max_u(off->frame_previous, off->frame_code);
-	span = max_u(span, off->frame_lasti);
-	if (off->frame_owner != PY_OFF_NONE)
-		span = max_u(span, off->frame_owner);
-	span += 8;
-	if (span > sizeof(buf))
+	span = off->frame_read_size;
+	if (!span || span > sizeof(buf))
 		return -EINVAL;
 
 	err = pywalk_find_thread(pid, off, thread_id, &t);

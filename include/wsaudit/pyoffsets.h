@@ -11,10 +11,12 @@
  *     for each ts (next: ts + tstate_next): if *(ts + tstate_thread_id) == T, found
  *   frame = *(ts + tstate_frame)                         frame_kind OBJECT / DIRECT
  *   frame = *(*(ts + tstate_frame) + cframe_current_frame)   frame_kind CFRAME
- *   for each frame (next: *(frame + frame_previous)):
+ *   for each frame (one read of frame_read_size bytes; next: *(frame + frame_previous)):
  *     if owner_skip_min && *(u8 *)(frame + frame_owner) >= owner_skip_min: skip (shim/C stack)
  *     code = *(frame + frame_code) & code_tag_mask; check *(code + object_type) == code_type_addr
  *     lasti: see enum py_lasti_kind
+ * Frames still in their prologue (3.11+: instr < firsttraceable, CPython's "incomplete"
+ * frames) are not skipped: a thread blocked in a system call is never in that state.
  * A thread can own one tstate per interpreter; prefer the match with a non-NULL frame.
  */
 #ifndef WSAUDIT_PYOFFSETS_H
@@ -110,8 +112,10 @@ struct py_offsets {
 	__u16 code_adaptive;
 	/* PyObject.ob_type (8, or 24 in free-threaded builds) */
 	__u16 object_type;
-	/* Explicit padding, zero. */
-	__u16 _pad0;
+	/* Bytes from a frame's start covering previous, code, lasti and owner: one read. */
+	__u16 frame_read_size;
+	/* Bytes from a tstate's start covering next, thread ids and the frame pointer. */
+	__u16 tstate_read_size;
 	/* Version: 3 and 9..14 */
 	__u8 major;
 	__u8 minor;
@@ -125,9 +129,12 @@ struct py_offsets {
 	 */
 	__u8 owner_skip_min;
 	/* Explicit padding, zero. */
-	__u8 _pad1[3];
+	__u8 _pad1;
 };
 
 _Static_assert(sizeof(struct py_offsets) == 72, "struct py_offsets is a BPF wire struct");
+_Static_assert(__builtin_offsetof(struct py_offsets, runtime_interp_head) == 32,
+	       "u16 block after the u64/u32 block");
+_Static_assert(__builtin_offsetof(struct py_offsets, major) == 66, "u8 block at the end");
 
 #endif /* WSAUDIT_PYOFFSETS_H */

@@ -65,7 +65,12 @@ static void test_version_from_name(void **state)
 	assert_int_equal(pyproc_version_from_name("python3.9", &maj, &min, &ft), 0);
 	assert_int_equal(min, 9);
 	assert_int_equal(pyproc_version_from_name("/usr/bin/python3", &maj, &min, &ft), -ENOENT);
-	assert_int_equal(pyproc_version_from_name("/usr/bin/python2.7", &maj, &min, &ft), -ENOENT);
+	assert_int_equal(pyproc_version_from_name("/usr/bin/python2.7", &maj, &min, &ft), 0);
+	assert_int_equal(maj, 2);
+	assert_int_equal(pyproc_version_from_name("libpython3.7m.so.1.0", &maj, &min, &ft), 0);
+	assert_int_equal(min, 7);
+	assert_false(ft);
+	assert_int_equal(pyproc_version_from_name("/usr/bin/python1.5", &maj, &min, &ft), -ENOENT);
 	assert_int_equal(pyproc_version_from_name("/usr/bin/uwsgi", &maj, &min, &ft), -ENOENT);
 }
 
@@ -84,6 +89,8 @@ static void test_table(void **state)
 	assert_int_equal(i->off.tstate_thread_id, 176);
 	assert_int_equal(i->off.frame_lasti, 104);
 	assert_int_equal(i->off.frame_localsplus, 360);
+	assert_int_equal(i->off.frame_read_size, 112);
+	assert_int_equal(i->off.tstate_read_size, 184);
 	assert_int_equal(i->layout.lines, PY_LINES_LNOTAB);
 	assert_int_equal(i->layout.unicode_ascii_data, 48);
 
@@ -136,6 +143,8 @@ static void test_debug_313(void **state)
 	assert_int_equal(i->off.frame_owner, 70);
 	assert_int_equal(i->off.frame_localsplus, 72);
 	assert_int_equal(i->off.code_adaptive, 200);
+	assert_int_equal(i->off.frame_read_size, 78);
+	assert_int_equal(i->off.tstate_read_size, 168);
 	assert_int_equal(i->off.object_type, 8);
 	assert_true(i->off.code_tag_mask == ~0ULL);
 	assert_int_equal(i->layout.code_filename, 112);

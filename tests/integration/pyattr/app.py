@@ -18,6 +18,7 @@ import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import blockers  # noqa: E402
+import données  # noqa: E402
 
 SYS_SENDTO = 44
 PEERS = []
@@ -131,6 +132,7 @@ def main():
         threading.Thread(target=Sender.from_cls, args=(full_socket(),), name="classmethod"),
         threading.Thread(target=run_loop, args=(full_socket(),), name="asyncio"),
         threading.Thread(target=blockers.送信, args=(full_socket(),), name="unicode"),
+        threading.Thread(target=données.𠀀, args=(full_socket(),), name="ucs4"),
     ]
     for t in workers:
         t.daemon = True

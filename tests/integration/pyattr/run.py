@@ -158,9 +158,10 @@ def check_one(label, root, exe, walk_check, work):
             for i in range(n):
                 a = t["frames"][i] if i < len(t["frames"]) else None
                 b = w["frames"][i] if i < len(w["frames"]) else None
+                # The receiver's class comes from pysym_method_class on every version.
                 ok = a is not None and b is not None and \
                     a["name"] == b["name"] and a["file"] == b["file"] and \
-                    a["line"] == b["line"] and \
+                    (a["line"] or 0) == b["line"] and a["cls"] == b["cls"] and \
                     expected_function(a, minor) == walker_function(b, minor)
                 if ok:
                     matched += 1
@@ -177,6 +178,24 @@ def check_one(label, root, exe, walk_check, work):
         proc.wait()
         if inside:
             shutil.rmtree(inside, ignore_errors=True)
+
+
+def check_unsupported(ver, walk_check):
+    """An interpreter outside 3.9-3.14 must be refused with its version and path."""
+    paths = sorted(glob.glob(os.path.join(PYENV, ver + ".*", "bin", "python" + ver)))
+    if not paths:
+        return None
+    proc = subprocess.Popen([paths[-1], "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.5)
+        res = subprocess.run([walk_check, str(proc.pid), "1"], capture_output=True, text=True)
+    finally:
+        proc.kill()
+        proc.wait()
+    out = res.stdout.strip()
+    ok = res.returncode == 1 and out.startswith("error\t0\tnot python:") and \
+        ("Python %s in " % ver) in out and "not supported" in out
+    return ok, out.split("\t")[-1]
 
 
 def main():
@@ -214,6 +233,14 @@ def main():
             for d in r["details"]:
                 print("    " + d)
             if not ok:
+                failed += 1
+        for ver in ("2.7", "3.7", "3.8"):
+            r = check_unsupported(ver, walk_check)
+            if r is None:
+                print("pyattr: %-14s SKIPPED: no pyenv build" % ("pyenv-" + ver))
+                continue
+            print("pyattr: %-14s %s: %s" % ("pyenv-" + ver, "ok" if r[0] else "FAILED", r[1]))
+            if not r[0]:
                 failed += 1
         acc = 100.0 * all_m / all_t if all_t else 0.0
         print("pyattr: %d interpreters ran, %d skipped, %d failed; %d/%d frames (%.2f%%)" % (

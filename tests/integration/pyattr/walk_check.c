@@ -78,7 +78,8 @@ int main(int argc, char **argv)
 	}
 	err = pyproc_inspect(pid, info);
 	if (err || !info->is_python) {
-		printf("error\t0\tnot python: %s (%s)\n", info->reason, strerror(-err));
+		printf("error\t0\tnot python: %s%s%s\n", info->reason, err ? ": " : "",
+		       err ? strerror(-err) : "");
 		ret = 1;
 		goto out_free;
 	}
