@@ -159,6 +159,7 @@ int pyproc_offsets_from_table(int major, int minor, struct pyproc_info *out)
 		o->frame_previous = 24;
 		o->frame_code = 32;
 		o->lasti_kind = minor == 9 ? PY_LASTI_BYTES : PY_LASTI_UNITS;
+		o->flags |= PY_OFF_F_RECEIVER;
 		o->frame_lasti = minor == 9 ? 104 : 96;
 		o->frame_localsplus = minor == 9 ? 360 : 352;
 		l->code_linetable = 120;

@@ -658,18 +658,15 @@ static int read_cstr(pid_t pid, unsigned long long addr, char *buf, size_t len)
 	return -ENOSPC;
 }
 
-int pysym_method_class(pid_t pid, const struct pyproc_info *info, unsigned long long frame,
-		       unsigned long long code, char *buf, size_t len)
+/* "self" -> 0, "cls" -> 1, else -ENOENT or -errno: the name of the code's first argument. */
+static int receiver_kind(pid_t pid, const struct pyproc_info *info, unsigned long long code)
 {
 	const struct py_layout *l = &info->layout;
-	const struct py_offsets *o = &info->off;
 	unsigned char hdr[HEADER_MAX];
 	struct code_ident id;
 	struct pysym tmp = { 0 };
-	unsigned long long names, name0, obj, type;
-	char argname[16], tname[PYSYM_NAME_MAX];
-	const char *dot;
-	bool is_cls;
+	unsigned long long names, name0;
+	char argname[16];
 	int err;
 
 	err = code_read_ident(pid, info, code, &id, hdr);
@@ -685,29 +682,40 @@ int pysym_method_class(pid_t pid, const struct pyproc_info *info, unsigned long 
 	if (err)
 		return err;
 	if (!strcmp(argname, "self"))
-		is_cls = false;
-	else if (!strcmp(argname, "cls"))
-		is_cls = true;
-	else
-		return -ENOENT;
-	err = pyproc_read(pid, frame + o->frame_localsplus, &obj, sizeof(obj));
-	if (err)
-		return err;
-	obj &= ~(unsigned long long)l->stackref_mask_bits;
+		return 0;
+	if (!strcmp(argname, "cls"))
+		return 1;
+	return -ENOENT;
+}
+
+int pysym_receiver_class(pid_t pid, const struct pyproc_info *info, unsigned long long code,
+			 unsigned long long first_arg, char *buf, size_t len)
+{
+	const struct py_layout *l = &info->layout;
+	const struct py_offsets *o = &info->off;
+	unsigned long long obj, type, name;
+	char tname[PYSYM_NAME_MAX];
+	const char *dot;
+	int kind, err;
+
+	kind = receiver_kind(pid, info, code);
+	if (kind < 0)
+		return kind;
+	obj = first_arg & ~(unsigned long long)l->stackref_mask_bits;
 	/* A self captured by a closure lives in a cell (3.11+) or another slot (3.9/3.10). */
 	if (!obj)
 		return -ENOENT;
-	if (is_cls) {
+	if (kind == 1) {
 		type = obj;
 	} else {
 		err = pyproc_read(pid, obj + o->object_type, &type, sizeof(type));
 		if (err)
 			return err;
 	}
-	err = pyproc_read(pid, type + l->type_name, &name0, sizeof(name0));
+	err = pyproc_read(pid, type + l->type_name, &name, sizeof(name));
 	if (err)
 		return err;
-	err = read_cstr(pid, name0, tname, sizeof(tname));
+	err = read_cstr(pid, name, tname, sizeof(tname));
 	if (err)
 		return err;
 	if (!strcmp(tname, "cell"))
@@ -715,5 +723,34 @@ int pysym_method_class(pid_t pid, const struct pyproc_info *info, unsigned long 
 	/* Static types are named "module.Class"; __name__ is the part after the last dot. */
 	dot = strrchr(tname, '.');
 	snprintf(buf, len, "%s", dot ? dot + 1 : tname);
+	return 0;
+}
+
+int pysym_method_class(pid_t pid, const struct pyproc_info *info, unsigned long long frame,
+		       unsigned long long code, char *buf, size_t len)
+{
+	unsigned long long obj;
+	int err;
+
+	err = pyproc_read(pid, frame + info->off.frame_localsplus, &obj, sizeof(obj));
+	if (err)
+		return err;
+	return pysym_receiver_class(pid, info, code, obj, buf, len);
+}
+
+int pysym_qualify(pid_t pid, const struct pyproc_info *info, unsigned long long code,
+		  unsigned long long first_arg, struct pysym_loc *loc)
+{
+	char cls[PYSYM_NAME_MAX], fn[PYSYM_NAME_MAX];
+	int err;
+
+	if (info->layout.code_qualname != PY_OFF_NONE)
+		return 0;
+	err = pysym_receiver_class(pid, info, code, first_arg, cls, sizeof(cls));
+	if (err)
+		return err;
+	if (snprintf(fn, sizeof(fn), "%s.%s", cls, loc->name) >= (int)sizeof(fn))
+		return -ENOSPC;
+	memcpy(loc->function, fn, sizeof(fn));
 	return 0;
 }

@@ -62,12 +62,26 @@ void pysym_forget_pid(struct pysym *s, pid_t pid);
 void pysym_get_stats(const struct pysym *s, struct pysym_stats *out);
 
 /*
- * Optional step for 3.9/3.10, where code objects have no qualname: when the first argument
- * of the frame's code is named self (or cls), write the name of its class (or of itself) to
- * @buf.  0, -ENOENT when there is no such argument, -errno on a read failure.
+ * Optional step for 3.9/3.10, where code objects have no qualname.  When the first argument
+ * of @code is named self (or cls), write the name of its class (or of itself) to @buf.
+ * @first_arg is localsplus[0] as the walk read it (tag bits are removed here); take it at
+ * walk time when the frame may be gone by the time this runs.  0, -ENOENT when there is no
+ * such receiver (or it was captured by a closure), -errno on a read failure.
  */
+int pysym_receiver_class(pid_t pid, const struct pyproc_info *info, unsigned long long code,
+			 unsigned long long first_arg, char *buf, size_t len);
+
+/* The same, reading localsplus[0] from the live frame at @frame. */
 int pysym_method_class(pid_t pid, const struct pyproc_info *info, unsigned long long frame,
 		       unsigned long long code, char *buf, size_t len);
+
+/*
+ * Turns loc->function into "Class.name" on 3.9/3.10 when the receiver is known; a no-op (0)
+ * on 3.11+, where function already is co_qualname.  Errors as pysym_receiver_class; @loc is
+ * unchanged on error.
+ */
+int pysym_qualify(pid_t pid, const struct pyproc_info *info, unsigned long long code,
+		  unsigned long long first_arg, struct pysym_loc *loc);
 
 /*
  * Pure decoders, exposed for tests.  The line of byte offset @lasti: 0 and *line, -ENOENT

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "pyproc.h"
@@ -175,6 +176,12 @@ int pywalk_stack(pid_t pid, const struct py_offsets *off, unsigned long long thr
 		frames[n].frame = fp;
 		frames[n].code = code;
 		frames[n].lasti = frame_lasti(off, buf, code);
+		frames[n].first_arg = 0;
+		if (off->flags & PY_OFF_F_RECEIVER) {
+			err = read_u64(pid, fp + off->frame_localsplus, &frames[n].first_arg);
+			if (err)
+				return err;
+		}
 		n++;
 next:
 		fp = buf_u64(buf, off->frame_previous);
@@ -182,4 +189,55 @@ next:
 	if (fp && n < max)
 		stats->truncated = 1;
 	return n;
+}
+
+#define VALIDATE_THREADS 64
+#define VALIDATE_TRIES 3
+/* x86_64 user space ends below 2^47 (4-level) or 2^56 (5-level paging). */
+#define USER_ADDR_MAX (1ULL << 56)
+
+int pywalk_validate(pid_t pid, const struct py_offsets *off, char *why, size_t len)
+{
+	struct pywalk_thread th[VALIDATE_THREADS];
+	struct pywalk_frame frames[PYWALK_MAX_FRAMES];
+	struct pywalk_stats st;
+	int n, i, t, r = 0, with_frames = 0, walked = 0;
+
+	n = pywalk_threads(pid, off, th, VALIDATE_THREADS);
+	if (n < 0) {
+		snprintf(why, len, "cannot read the thread list: %s", strerror(-n));
+		return n;
+	}
+	if (!n) {
+		snprintf(why, len, "no thread state yet");
+		return -EAGAIN;
+	}
+	for (i = 0; i < n; i++) {
+		if (!th[i].thread_id || th[i].thread_id >= USER_ADDR_MAX) {
+			snprintf(why, len, "thread state %#llx: implausible thread_id %#llx",
+				 th[i].tstate, th[i].thread_id);
+			return -EPROTO;
+		}
+		if (!th[i].frame)
+			continue;
+		with_frames++;
+		for (t = 0; t < VALIDATE_TRIES; t++) {
+			r = pywalk_stack(pid, off, th[i].thread_id, frames, PYWALK_MAX_FRAMES, &st);
+			if (r > 0)
+				break;
+		}
+		if (r > 0) {
+			walked++;
+		} else if (r == -EPROTO) {
+			snprintf(why, len, "thread %#llx: a frame does not hold a code object",
+				 th[i].thread_id);
+			return -EPROTO;
+		}
+	}
+	if (with_frames && !walked) {
+		snprintf(why, len, "no thread's stack could be walked: %s",
+			 r < 0 ? strerror(-r) : "no frames");
+		return -EPROTO;
+	}
+	return 0;
 }

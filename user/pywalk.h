@@ -20,6 +20,7 @@ struct pywalk_frame {
 	unsigned long long frame; /* frame address (PyFrameObject / _PyInterpreterFrame) */
 	unsigned long long code; /* code object, tag removed and type checked */
 	int lasti; /* instruction byte offset in the code, -1 when not started / unknown */
+	unsigned long long first_arg; /* localsplus[0] with PY_OFF_F_RECEIVER, else 0 */
 };
 
 struct pywalk_thread {
@@ -47,5 +48,13 @@ int pywalk_find_thread(pid_t pid, const struct py_offsets *off, unsigned long lo
  */
 int pywalk_stack(pid_t pid, const struct py_offsets *off, unsigned long long thread_id,
 		 struct pywalk_frame *frames, int max, struct pywalk_stats *stats);
+
+/*
+ * Checks @off against the live process before BPF relies on it: the interpreter list is
+ * reachable, thread ids are plausible and every thread's frames hold code objects (a running
+ * thread is retried, its stack changes under the reads).  0; -EAGAIN when the interpreter
+ * has no thread state yet; -EPROTO or -errno otherwise, with the reason in @why.
+ */
+int pywalk_validate(pid_t pid, const struct py_offsets *off, char *why, size_t len);
 
 #endif /* WSAUDIT_PYWALK_H */

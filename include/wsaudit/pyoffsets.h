@@ -69,6 +69,11 @@ enum {
 	 * the code object with an unknown offset.
 	 */
 	PY_OFF_F_UNSUP_TLBC = 1 << 4,
+	/*
+	 * 3.9/3.10: code objects have no qualname.  Also record *(frame + frame_localsplus),
+	 * the first argument, so user space can name the class of self/cls methods.
+	 */
+	PY_OFF_F_RECEIVER = 1 << 5,
 };
 
 struct py_offsets {

@@ -2,7 +2,9 @@
 /*
  * Process registry: version from file names, the 3.9-3.12 table, and the _Py_DebugOffsets
  * parser fed with the bytes of real interpreters (tests/data/pyvectors/debug-3.X.txt, written
- * by gen.py).  Expected values: gdb on the DWARF of the same builds.
+ * by gen.py).  Expected values: gdb on the DWARF of the same builds.  The walker runs on a
+ * runtime -> interpreter -> thread states -> frames -> code objects chain built in this
+ * process's memory with the 3.12 layout and read back through process_vm_readv.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -17,6 +19,7 @@
 #include <cmocka.h>
 
 #include "pyproc.h"
+#include "pywalk.h"
 
 static size_t load_debug(const char *version, unsigned char *buf, size_t max)
 {
@@ -210,12 +213,123 @@ static void test_inspect_not_python(void **state)
 	free(i);
 }
 
+/* --- the walker, on a 3.12-shaped runtime in our own memory ------------------------------- */
+
+struct fake_rt {
+	struct pyproc_info info;
+	unsigned char runtime[64], interp[128], ts1[192], ts2[192], cframe[16];
+	unsigned char fr_a[80], fr_shim[80], fr_b[80];
+	unsigned char code_type[16], code_a[256], code_b[256];
+};
+
+#define TID1 0x7f0000001000ULL
+#define TID2 0x7f0000002000ULL
+
+static void put64(unsigned char *b, unsigned int off, const void *p)
+{
+	unsigned long long v = (uintptr_t)p;
+
+	memcpy(b + off, &v, sizeof(v));
+}
+
+static void putv(unsigned char *b, unsigned int off, unsigned long long v)
+{
+	memcpy(b + off, &v, sizeof(v));
+}
+
+static int rt_setup(void **state)
+{
+	struct fake_rt *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	assert_int_equal(pyproc_offsets_from_table(3, 12, &f->info), 0);
+	f->info.off.runtime_addr = (uintptr_t)f->runtime;
+	f->info.off.code_type_addr = (uintptr_t)f->code_type;
+	put64(f->runtime, 40, f->interp);
+	put64(f->interp, 72, f->ts1);
+	put64(f->ts1, 8, f->ts2);
+	putv(f->ts1, 136, TID1);
+	putv(f->ts1, 144, 11);
+	put64(f->ts1, 56, f->cframe);
+	put64(f->cframe, 0, f->fr_a);
+	putv(f->ts2, 136, TID2);
+	/* fr_a: executing the instruction at byte 6; then a shim frame; then fr_b, not started. */
+	put64(f->fr_a, 0, f->code_a);
+	put64(f->fr_a, 8, f->fr_shim);
+	put64(f->fr_a, 56, f->code_a + 192 + 6);
+	put64(f->fr_shim, 0, f->code_type);
+	put64(f->fr_shim, 8, f->fr_b);
+	f->fr_shim[70] = 3;
+	put64(f->fr_b, 0, f->code_b);
+	put64(f->fr_b, 56, f->code_b + 192 - 2);
+	put64(f->code_a, 8, f->code_type);
+	put64(f->code_b, 8, f->code_type);
+	*state = f;
+	return 0;
+}
+
+static int rt_teardown(void **state)
+{
+	free(*state);
+	return 0;
+}
+
+static void test_walk(void **state)
+{
+	struct fake_rt *f = *state;
+	const struct py_offsets *off = &f->info.off;
+	struct pywalk_thread th[4];
+	struct pywalk_frame fr[8];
+	struct pywalk_stats st;
+	char why[256];
+	pid_t me = getpid();
+
+	assert_int_equal(pywalk_threads(me, off, th, 4), 2);
+	assert_true(th[0].thread_id == TID1);
+	assert_true(th[0].native_id == 11);
+	assert_true(th[0].frame == (uintptr_t)f->fr_a);
+	assert_true(th[1].thread_id == TID2);
+	assert_true(th[1].frame == 0);
+
+	assert_int_equal(pywalk_stack(me, off, TID1, fr, 8, &st), 2);
+	assert_true(fr[0].code == (uintptr_t)f->code_a);
+	assert_int_equal(fr[0].lasti, 6);
+	assert_true(fr[1].code == (uintptr_t)f->code_b);
+	assert_int_equal(fr[1].lasti, -1);
+	assert_int_equal(st.skipped, 1);
+	assert_int_equal(st.truncated, 0);
+	assert_int_equal(pywalk_stack(me, off, TID1, fr, 1, &st), 1);
+	assert_int_equal(st.truncated, 1);
+	assert_int_equal(pywalk_stack(me, off, TID2, fr, 8, &st), 0);
+	assert_int_equal(pywalk_stack(me, off, 0x1234, fr, 8, &st), -ESRCH);
+	assert_int_equal(pywalk_validate(me, off, why, sizeof(why)), 0);
+
+	/* A frame whose code is not a code object: the offsets are wrong for this process. */
+	put64(f->code_b, 8, f->fr_b);
+	assert_int_equal(pywalk_stack(me, off, TID1, fr, 8, &st), -EPROTO);
+	assert_int_equal(pywalk_validate(me, off, why, sizeof(why)), -EPROTO);
+	assert_non_null(strstr(why, "code object"));
+	put64(f->code_b, 8, f->code_type);
+
+	/* A thread id that cannot be a pthread_t. */
+	putv(f->ts2, 136, 0);
+	assert_int_equal(pywalk_validate(me, off, why, sizeof(why)), -EPROTO);
+	assert_non_null(strstr(why, "thread_id"));
+
+	/* Interpreter without threads yet. */
+	putv(f->interp, 72, 0);
+	assert_int_equal(pywalk_validate(me, off, why, sizeof(why)), -EAGAIN);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_version_from_name),  cmocka_unit_test(test_table),
-		cmocka_unit_test(test_debug_313),	   cmocka_unit_test(test_debug_314),
+		cmocka_unit_test(test_version_from_name),
+		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_debug_313),
+		cmocka_unit_test(test_debug_314),
 		cmocka_unit_test(test_inspect_not_python),
+		cmocka_unit_test_setup_teardown(test_walk, rt_setup, rt_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,7 @@
  *
  * Output, one record per line, tab-separated:
  *   python <version> <path> <runtime address> <flags>
+ *   validate ok                                   (pywalk_validate passed)
  *   thread <thread_id> <native_id> <frames> <skipped> <truncated>
  *   frame <function> <name> <file> <line> <class or -> <lasti>
  *   error <thread_id> <message>
@@ -47,6 +48,12 @@ static int thread_print(pid_t pid, const struct pyproc_info *info, struct pysym 
 			printf("error\t%llu\tsymbolize frame %d: %s\n", tid, i, strerror(-err));
 			return err;
 		}
+		/* On 3.9/3.10 the walk recorded the first argument: name methods from it. */
+		err = pysym_qualify(pid, info, frames[i].code, frames[i].first_arg, &loc);
+		if (err && err != -ENOENT) {
+			printf("error\t%llu\tqualify frame %d: %s\n", tid, i, strerror(-err));
+			return err;
+		}
 		if (pysym_method_class(pid, info, frames[i].frame, frames[i].code, cls,
 				       sizeof(cls)))
 			snprintf(cls, sizeof(cls), "-");
@@ -61,6 +68,7 @@ int main(int argc, char **argv)
 	struct pyproc_info *info;
 	struct pysym *sym;
 	struct pysym_stats ss;
+	char why[256];
 	pid_t pid;
 	int i, err, ret = 0;
 
@@ -85,6 +93,13 @@ int main(int argc, char **argv)
 	}
 	printf("python\t%s\t%s\t%#llx\t%#x\n", info->version, info->path, info->off.runtime_addr,
 	       info->off.flags);
+	err = pywalk_validate(pid, &info->off, why, sizeof(why));
+	if (err) {
+		printf("error\t0\tvalidate: %s\n", why);
+		ret = 1;
+	} else {
+		printf("validate\tok\n");
+	}
 	for (i = 2; i < argc; i++)
 		if (thread_print(pid, info, sym, strtoull(argv[i], NULL, 10)))
 			ret = 1;
