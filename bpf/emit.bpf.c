@@ -77,7 +77,7 @@ int emit_chunks(void *ctx)
 		io->done += n;
 	}
 	if (io->done < io->target) {
-		bpf_tail_call(ctx, &emit_progs, 0);
+		bpf_tail_call(ctx, &emit_progs, TAIL_EMIT_CHUNKS);
 		/* Out of tail calls: the rest of this syscall's bytes is a hole. */
 		count_drop(DROP_LOOP_LIMIT);
 		count_stat(STAT_LOST_BYTES, io->target - io->done);

@@ -28,6 +28,7 @@ SEC("tp_btf/sched_process_fork")
 int BPF_PROG(fork_tp, struct task_struct *parent, struct task_struct *child)
 {
 	__u32 ptgid = parent->tgid, ctgid = child->tgid, one = 1;
+	struct py_offsets *py;
 	struct evt_proc *e;
 
 	/* Threads share the tgid and need nothing. */
@@ -37,6 +38,10 @@ int BPF_PROG(fork_tp, struct task_struct *parent, struct task_struct *child)
 		count_drop(DROP_MAP_FULL);
 		return 0;
 	}
+	/* A forked child has its parent's address space: the same interpreter, same offsets. */
+	py = bpf_map_lookup_elem(&py_procs, &ptgid);
+	if (py && bpf_map_update_elem(&py_procs, &ctgid, py, BPF_ANY))
+		count_drop(DROP_MAP_FULL);
 	e = proc_event(EVT_PROC_FORK);
 	if (!e)
 		return 0;
@@ -76,6 +81,7 @@ int exit_tp(void *ctx)
 	if (BPF_CORE_READ(task, signal, live.counter) != 0 || !tgid_traced(tgid))
 		return 0;
 	bpf_map_delete_elem(&traced_map, &tgid);
+	bpf_map_delete_elem(&py_procs, &tgid);
 	e = proc_event(EVT_PROC_EXIT);
 	if (!e)
 		return 0;

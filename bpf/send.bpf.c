@@ -27,6 +27,7 @@ static __always_inline int send_exit(void *ctx, long ret)
 	struct inflight a;
 	struct sock_ref ref;
 	struct conn_info *c;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u16 flags = 0;
 	__u64 pos;
 	__u8 state;
@@ -70,7 +71,9 @@ static __always_inline int send_exit(void *ctx, long ret)
 		if (is_upgrade_response(io))
 			c->state = CONN_WS;
 	}
-	emit_io(ctx, io, c, ref.ino, pos, cfg_write_cap, flags);
+	/* The stack is walked only for writes on WebSocket connections of Python processes. */
+	emit_io(ctx, io, c, ref.ino, pos, cfg_write_cap, flags,
+		state == CONN_WS && bpf_map_lookup_elem(&py_procs, &tgid));
 	return 0;
 }
 

@@ -60,15 +60,26 @@ static int ringbuf_cb(void *ctx, void *data, size_t size)
 	return cap->fn(cap->ctx, data, size);
 }
 
-/* The chunk emitter is reached by tail call through a one-slot program array. */
+/* The stack walk and the chunk emitter are reached by tail call through a program array. */
 static int emit_prog_install(struct wsaudit *skel)
 {
-	__u32 key = 0;
-	int prog_fd = bpf_program__fd(skel->progs.emit_chunks);
+	const struct {
+		__u32 slot;
+		struct bpf_program *prog;
+	} slots[] = {
+		{ 0, skel->progs.emit_chunks },
+		{ 1, skel->progs.py_stack_walk },
+	};
+	int prog_fd;
 
-	if (bpf_map_update_elem(bpf_map__fd(skel->maps.emit_progs), &key, &prog_fd, BPF_ANY)) {
-		log_err("failed to install the chunk emitter: %s", strerror(errno));
-		return -errno;
+	for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
+		prog_fd = bpf_program__fd(slots[i].prog);
+		if (bpf_map_update_elem(bpf_map__fd(skel->maps.emit_progs), &slots[i].slot,
+					&prog_fd, BPF_ANY)) {
+			log_err("failed to install %s: %s", bpf_program__name(slots[i].prog),
+				strerror(errno));
+			return -errno;
+		}
 	}
 	return 0;
 }
@@ -163,7 +174,7 @@ int capture_untrace_pid(struct capture *cap, pid_t pid)
 
 	if (bpf_map_delete_elem(bpf_map__fd(cap->skel->maps.traced_map), &key) && errno != ENOENT)
 		return -errno;
-	return 0;
+	return capture_set_pyoffsets(cap, pid, NULL);
 }
 
 int capture_forget_tgid(struct capture *cap, pid_t tgid)
@@ -184,6 +195,18 @@ int capture_forget_tgid(struct capture *cap, pid_t tgid)
 		prev = &key;
 	}
 	return removed;
+}
+
+int capture_set_pyoffsets(struct capture *cap, pid_t pid, const struct py_offsets *off)
+{
+	__u32 key = pid;
+	int fd = bpf_map__fd(cap->skel->maps.py_procs);
+
+	if (!off)
+		return bpf_map_delete_elem(fd, &key) && errno != ENOENT ? -errno : 0;
+	if (bpf_map_update_elem(fd, &key, off, BPF_ANY))
+		return -errno;
+	return 0;
 }
 
 int capture_set_verdict(struct capture *cap, const struct conn_id *id, enum conn_state state)

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "wsaudit/events.h"
+#include "wsaudit/pyoffsets.h"
 
 struct capture_opts {
 	size_t ringbuf_size; /* bytes, a power of two >= page size; 0: default */
@@ -33,6 +34,8 @@ int capture_trace_pid(struct capture *cap, pid_t pid);
 int capture_untrace_pid(struct capture *cap, pid_t pid);
 /* Removes the kernel's records of the connections of a process that exited. */
 int capture_forget_tgid(struct capture *cap, pid_t tgid);
+/* Enables (off) or disables (NULL) the Python stack walk for a process. */
+int capture_set_pyoffsets(struct capture *cap, pid_t pid, const struct py_offsets *off);
 int capture_set_verdict(struct capture *cap, const struct conn_id *id, enum conn_state state);
 
 /* Waits up to timeout_ms for records, then drains everything queued.  Records or -errno. */

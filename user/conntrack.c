@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "attrib.h"
 #include "conntrack.h"
 #include "http1.h"
 #include "log.h"
@@ -22,6 +23,7 @@ struct write_rec {
 	uint32_t pid, tid;
 	char comm[16];
 	uint8_t syscall;
+	struct attrib_stack *stack;
 };
 
 struct ct_private {
@@ -34,6 +36,10 @@ struct ct_private {
 	unsigned int adopt_tries;
 	struct write_rec writes[WRITE_RING];
 	unsigned int nwrites; /* total pushed; the ring holds the last WRITE_RING */
+	/* The stack record that precedes its write's data records. */
+	struct attrib_stack *pending_stack;
+	uint64_t pending_pos;
+	uint32_t pending_tid;
 };
 
 struct conntrack {
@@ -166,6 +172,16 @@ static void conn_release_parsers(struct conntrack *ct, struct ct_conn *c)
 	c->priv->req = c->priv->resp = NULL;
 }
 
+static void conn_drop_stacks(struct ct_conn *c)
+{
+	for (unsigned int i = 0; i < WRITE_RING; i++) {
+		attrib_stack_put(c->priv->writes[i].stack);
+		c->priv->writes[i].stack = NULL;
+	}
+	attrib_stack_put(c->priv->pending_stack);
+	c->priv->pending_stack = NULL;
+}
+
 static void conn_destroy(struct conntrack *ct, struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
 	if (c->state == CT_WEBSOCKET) {
@@ -175,6 +191,7 @@ static void conn_destroy(struct conntrack *ct, struct ct_conn *c, uint64_t ts_ns
 	}
 	table_unlink(ct, c);
 	conn_release_parsers(ct, c);
+	conn_drop_stacks(c);
 	free(c->request_head);
 	free(c->subprotocol);
 	free(c->extensions);
@@ -237,6 +254,15 @@ static void push_write(struct ct_conn *c, const struct evt_data *e)
 			return;
 	}
 	w = &c->priv->writes[c->priv->nwrites++ % WRITE_RING];
+	attrib_stack_put(w->stack);
+	w->stack = NULL;
+	if (c->priv->pending_stack) {
+		if (c->priv->pending_pos == e->io_pos && c->priv->pending_tid == e->tid)
+			w->stack = c->priv->pending_stack;
+		else
+			attrib_stack_put(c->priv->pending_stack);
+		c->priv->pending_stack = NULL;
+	}
 	w->start = e->io_pos;
 	w->end = e->io_pos + e->io_len;
 	w->ts_ns = e->hdr.ts_ns;
@@ -280,6 +306,7 @@ static void frame_cb(void *ctx, const struct ws_frame *f)
 		out.pid = w->pid;
 		out.tid = w->tid;
 		out.syscall = w->syscall;
+		out.stack = w->stack;
 		memcpy(out.comm, w->comm, sizeof(out.comm));
 	} else {
 		ct->stats.writer_unknown++;
@@ -445,6 +472,22 @@ static int handle_data(struct conntrack *ct, const struct evt_data *e, size_t si
 	return 0;
 }
 
+static int handle_stack(struct conntrack *ct, const struct evt_stack *e)
+{
+	struct ct_conn *c = table_find(ct, e->conn.ino);
+
+	if (!c || c->id.gen != e->conn.gen || c->state != CT_WEBSOCKET || !ct->sink.stack)
+		return 0;
+	if (c->priv->pending_stack) {
+		ct->stats.stacks_unmatched++;
+		attrib_stack_put(c->priv->pending_stack);
+	}
+	c->priv->pending_stack = ct->sink.stack(ct->sink.ctx, e);
+	c->priv->pending_pos = e->io_pos;
+	c->priv->pending_tid = e->tid;
+	return 0;
+}
+
 static int handle_conn(struct conntrack *ct, const struct evt_conn *e)
 {
 	struct ct_conn *c = table_find(ct, e->conn.ino);
@@ -482,6 +525,12 @@ int conntrack_record(struct conntrack *ct, const void *data, size_t size)
 			return -EINVAL;
 		}
 		return 0;
+	case EVT_STACK:
+		if (size < sizeof(struct evt_stack)) {
+			ct->stats.malformed_records++;
+			return -EINVAL;
+		}
+		return handle_stack(ct, data);
 	case EVT_CONN_NEW:
 	case EVT_CONN_CLOSE:
 		if (size < sizeof(struct evt_conn)) {

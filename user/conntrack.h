@@ -17,6 +17,7 @@
 #include "ws_frame.h"
 
 struct http1_message;
+struct attrib_stack;
 
 enum ct_conn_state {
 	CT_UNKNOWN, /* nothing recognised yet */
@@ -54,12 +55,16 @@ struct ct_frame {
 	uint32_t pid, tid;
 	char comm[16];
 	uint8_t syscall; /* enum syscall_kind */
+	/* The writer's resolved Python stack; NULL when the write had no stack record. */
+	const struct attrib_stack *stack;
 };
 
 struct ct_sink {
 	void (*conn_open)(void *ctx, const struct ct_conn *c, uint64_t ts_ns);
 	void (*frame)(void *ctx, const struct ct_frame *f);
 	void (*conn_close)(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why);
+	/* Resolve a stack record (a reference the table keeps); NULL: none. */
+	struct attrib_stack *(*stack)(void *ctx, const struct evt_stack *e);
 	/* Tell the kernel side what an unclassified connection is. */
 	int (*verdict)(void *ctx, const struct conn_id *id, enum conn_state state);
 	void *ctx;
@@ -80,6 +85,7 @@ struct ct_stats {
 	uint64_t malformed_records;
 	uint64_t writer_unknown; /* frames whose writing syscall's record was lost */
 	uint64_t conns_dropped_limit; /* connections not followed: table full */
+	uint64_t stacks_unmatched; /* stack records whose write never came (lost records) */
 };
 
 struct conntrack;

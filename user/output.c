@@ -12,6 +12,7 @@ struct output {
 	FILE *out;
 	enum output_format format;
 	bool payload;
+	bool stack;
 };
 
 /* The offset from CLOCK_MONOTONIC (the kernel's event clock) to the wall clock. */
@@ -42,7 +43,7 @@ void output_format_time(char *buf, size_t size, uint64_t mono_ns)
 	snprintf(buf + n, size - n, ".%09lldZ", (long long)(real % 1000000000LL));
 }
 
-struct output *output_new(FILE *out, enum output_format format, bool payload)
+struct output *output_new(FILE *out, enum output_format format, bool payload, bool stack)
 {
 	struct output *o = calloc(1, sizeof(*o));
 
@@ -51,6 +52,7 @@ struct output *output_new(FILE *out, enum output_format format, bool payload)
 	o->out = out;
 	o->format = format;
 	o->payload = payload;
+	o->stack = stack;
 	mono_to_real_ns();
 	return o;
 }
@@ -149,9 +151,10 @@ static json_t *payload_json(const struct ws_frame *f, const char **key)
 	return s;
 }
 
-static void frame_text(struct output *o, const struct ct_frame *f)
+static void frame_text(struct output *o, const struct ct_frame *f, const struct attrib_stack *s)
 {
 	const struct ws_frame *w = f->frame;
+	const struct attrib_frame *af;
 	char ts[48];
 
 	output_format_time(ts, sizeof(ts), f->ts_ns);
@@ -162,17 +165,34 @@ static void frame_text(struct output *o, const struct ct_frame *f)
 		fprintf(o->out, " captured=%llu truncated", (unsigned long long)w->captured_len);
 	if (w->opcode == WS_OP_CLOSE && w->close_code > 0)
 		fprintf(o->out, " code=%d", w->close_code);
+	if (s->origin >= 0) {
+		af = &s->frames[s->origin];
+		fprintf(o->out, " from %s (%s:%d)", af->function, af->file, af->line);
+	} else {
+		fprintf(o->out, " unattributed: %s", unattributed_name(s->why));
+	}
 	fputc('\n', o->out);
+	if (!o->stack)
+		return;
+	for (size_t i = 0; i < s->nframes; i++)
+		fprintf(o->out, "    %s %s:%d%s\n", s->frames[i].function, s->frames[i].file,
+			s->frames[i].line, s->frames[i].transport ? "" : " *");
 }
 
-void output_frame(struct output *o, const struct ct_frame *f)
+static json_t *frame_json(const struct attrib_frame *f)
+{
+	return json_pack("{s:s, s:s, s:i}", "function", f->function, "file", f->file, "line",
+			 f->line);
+}
+
+void output_frame(struct output *o, const struct ct_frame *f, const struct attrib_stack *s)
 {
 	const struct ws_frame *w = f->frame;
 	const char *key;
-	json_t *obj;
+	json_t *obj, *arr;
 
 	if (o->format == OUTPUT_TEXT) {
-		frame_text(o, f);
+		frame_text(o, f, s);
 		return;
 	}
 	obj = json_pack("{s:s, s:o, s:I, s:I, s:s, s:n, s:o, s:s, s:b, s:b, s:I, s:I, s:b}", "type",
@@ -187,10 +207,22 @@ void output_frame(struct output *o, const struct ct_frame *f)
 		json_object_set_new(obj, "close_code",
 				    w->close_code > 0 ? json_integer(w->close_code) : json_null());
 	json_object_set_new(obj, "message", json_null());
-	json_object_set_new(obj, "origin", json_null());
+	if (s->origin >= 0) {
+		json_object_set_new(obj, "origin", frame_json(&s->frames[s->origin]));
+	} else {
+		json_object_set_new(obj, "origin", json_null());
+		json_object_set_new(obj, "unattributed", json_string(unattributed_name(s->why)));
+	}
+	if (s->partial)
+		json_object_set_new(obj, "stack_partial", json_true());
+	/* Without a policy there is no bridge to be judged against. */
 	json_object_set_new(obj, "via_bridge", json_null());
-	/* This build does not walk Python stacks yet: every frame says so. */
-	json_object_set_new(obj, "unattributed", json_string("stack_walk_unavailable"));
+	if (o->stack) {
+		arr = json_array();
+		for (size_t i = 0; i < s->nframes; i++)
+			json_array_append_new(arr, frame_json(&s->frames[i]));
+		json_object_set_new(obj, "stack", arr);
+	}
 	if (!f->writer_known)
 		json_object_set_new(obj, "writer_unknown", json_true());
 	json_object_set_new(obj, "violations", json_array());
@@ -285,6 +317,21 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				      "unknown_conn_records", (json_int_t)ct->unknown_conn_records,
 				      "malformed_records", (json_int_t)ct->malformed_records,
 				      "writer_unknown", (json_int_t)ct->writer_unknown));
+	if (t->attrib) {
+		json_t *un = json_object();
+
+		for (int i = 1; i < UNATTR__COUNT; i++)
+			json_object_set_new(un, unattributed_name(i),
+					    json_integer(t->attrib->unattributed[i]));
+		json_object_set_new(obj, "attribution",
+				    json_pack("{s:I, s:I, s:I, s:I, s:o}", "stacks",
+					      (json_int_t)t->attrib->stacks, "frames_resolved",
+					      (json_int_t)t->attrib->frames_resolved,
+					      "frames_failed", (json_int_t)t->attrib->frames_failed,
+					      "attributed",
+					      (json_int_t)t->attrib->unattributed[UNATTR_NONE],
+					      "unattributed", un));
+	}
 	emit_json(o, obj);
 	fflush(o->out);
 }

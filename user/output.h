@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "attrib.h"
 #include "capture.h"
 #include "conntrack.h"
 
@@ -20,12 +21,13 @@ enum output_format {
 
 struct output;
 
-struct output *output_new(FILE *out, enum output_format format, bool payload);
+struct output *output_new(FILE *out, enum output_format format, bool payload, bool stack);
 void output_free(struct output *o);
 
 void output_conn_open(struct output *o, const struct ct_conn *c, uint64_t ts_ns);
 void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why);
-void output_frame(struct output *o, const struct ct_frame *f);
+/* A frame with its writer's stack (never NULL: a stack without frames says why). */
+void output_frame(struct output *o, const struct ct_frame *f, const struct attrib_stack *s);
 void output_process(struct output *o, const char *what, uint64_t ts_ns, uint32_t pid,
 		    const char *comm, int exit_code);
 
@@ -34,6 +36,7 @@ struct trace_totals {
 	uint64_t processes; /* processes being traced */
 	const struct capture_counters *kernel;
 	const struct ct_stats *ct;
+	const struct attrib_stats *attrib;
 };
 
 void output_stats(struct output *o, const struct trace_totals *t, bool final);

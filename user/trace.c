@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "attrib.h"
 #include "capture.h"
 #include "commands.h"
 #include "conntrack.h"
@@ -25,6 +26,14 @@
 
 static volatile sig_atomic_t stop_requested;
 
+/* Files skipped when naming a frame's originating function, until policies set them. */
+static const char *const default_transport[] = {
+	"*/site-packages/*",
+	"*/dist-packages/*",
+	"*/lib/python3*/*",
+	"<frozen *>",
+};
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -36,6 +45,7 @@ struct tracer {
 	struct capture *cap;
 	struct conntrack *ct;
 	struct output *out;
+	struct attrib *attrib;
 	uint64_t records;
 	uint64_t processes;
 };
@@ -60,7 +70,36 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 
 static void sink_frame(void *ctx, const struct ct_frame *f)
 {
-	output_frame(((struct tracer *)ctx)->out, f);
+	struct tracer *t = ctx;
+	struct attrib_stack *missing = NULL;
+	const struct attrib_stack *s = f->stack;
+
+	if (!s)
+		s = missing = attrib_missing(t->attrib, f->pid);
+	if (!s)
+		return;
+	attrib_count(t->attrib, s);
+	output_frame(t->out, f, s);
+	attrib_stack_put(missing);
+}
+
+static struct attrib_stack *sink_stack(void *ctx, const struct evt_stack *e)
+{
+	return attrib_resolve(((struct tracer *)ctx)->attrib, e);
+}
+
+/* Finds the process's interpreter and enables the stack walk for it. */
+static void python_attach(struct tracer *t, pid_t pid)
+{
+	struct py_offsets off;
+	int err;
+
+	err = attrib_add_process(t->attrib, pid, &off);
+	if (err)
+		return;
+	err = capture_set_pyoffsets(t->cap, pid, &off);
+	if (err)
+		log_warn("failed to enable the stack walk for pid %d: %s", pid, strerror(-err));
 }
 
 static int sink_verdict(void *ctx, const struct conn_id *id, enum conn_state state)
@@ -86,10 +125,15 @@ static void trace_add(struct tracer *t, pid_t pid, const char *how)
 	}
 	t->processes++;
 	log_info("tracing pid %d (%s)%s", pid, comm, how);
-	if (!target_maps_python(pid))
-		log_warn("pid %d (%s) runs no CPython interpreter: its frames are captured, "
-			 "without Python attribution",
-			 pid, comm);
+	/* A process caught at exec has not loaded its interpreter yet: see on_record. */
+	if (!target_maps_python(pid)) {
+		if (!*how)
+			log_warn("pid %d (%s) runs no CPython interpreter: its frames are "
+				 "captured, without Python attribution",
+				 pid, comm);
+		return;
+	}
+	python_attach(t, pid);
 }
 
 static void scan_cb(void *ctx, pid_t pid)
@@ -115,6 +159,7 @@ static void handle_proc(struct tracer *t, const struct evt_proc *e)
 		break;
 	case EVT_PROC_FORK:
 		t->processes++;
+		attrib_fork_process(t->attrib, e->ppid, e->pid);
 		log_info("tracing pid %u, forked by traced pid %u", e->pid, e->ppid);
 		output_process(t->out, "process_fork", e->hdr.ts_ns, e->pid, comm, 0);
 		break;
@@ -123,6 +168,7 @@ static void handle_proc(struct tracer *t, const struct evt_proc *e)
 			t->processes--;
 		conntrack_forget_tgid(t->ct, e->pid, e->hdr.ts_ns);
 		capture_forget_tgid(t->cap, e->pid);
+		attrib_forget_process(t->attrib, e->pid);
 		output_process(t->out, "process_exit", e->hdr.ts_ns, e->pid, comm, e->exit_code);
 		break;
 	}
@@ -139,6 +185,10 @@ static int on_record(void *ctx, const void *data, size_t size)
 		handle_proc(t, data);
 		return 0;
 	}
+	/* Processes matched at exec are inspected once they talk: the interpreter is loaded. */
+	if (size >= sizeof(struct evt_conn) && h->type == EVT_CONN_NEW &&
+	    !attrib_known(t->attrib, ((const struct evt_conn *)data)->tgid))
+		python_attach(t, ((const struct evt_conn *)data)->tgid);
 	conntrack_record(t->ct, data, size);
 	return 0;
 }
@@ -150,6 +200,7 @@ static void report_stats(struct tracer *t, const struct ct_stats *ct, bool final
 		.records = t->records,
 		.processes = t->processes,
 		.kernel = &k,
+		.attrib = attrib_stats(t->attrib),
 	};
 
 	if (capture_read_counters(t->cap, &k))
@@ -215,6 +266,7 @@ int cmd_trace(int argc, char **argv)
 		.conn_open = sink_conn_open,
 		.conn_close = sink_conn_close,
 		.frame = sink_frame,
+		.stack = sink_stack,
 		.verdict = sink_verdict,
 		.ctx = &t,
 	};
@@ -236,9 +288,11 @@ int cmd_trace(int argc, char **argv)
 	if (geteuid() != 0)
 		log_warn("not running as root: loading BPF programs needs CAP_BPF and CAP_PERFMON");
 
-	t.out = output_new(stdout, t.opts.format, t.opts.payload);
+	t.out = output_new(stdout, t.opts.format, t.opts.payload, t.opts.stack);
 	t.ct = conntrack_new(&sink, t.opts.payload ? CHUNK_MAX : 0);
-	if (!t.out || !t.ct) {
+	t.attrib = attrib_new(default_transport,
+			      sizeof(default_transport) / sizeof(default_transport[0]));
+	if (!t.out || !t.ct || !t.attrib) {
 		log_err("out of memory");
 		rc = EXIT_RUNTIME;
 		goto out_free;
@@ -273,6 +327,7 @@ int cmd_trace(int argc, char **argv)
 out_free:
 	conntrack_free(t.ct, "trace_end");
 	capture_close(t.cap);
+	attrib_free(t.attrib);
 	output_free(t.out);
 	return rc;
 }

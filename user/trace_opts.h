@@ -22,6 +22,7 @@ struct trace_opts {
 	double duration_s; /* 0: until interrupted */
 	double stats_interval_s;
 	bool payload;
+	bool stack;
 	bool help;
 	int verbose;
 	size_t ringbuf_size;

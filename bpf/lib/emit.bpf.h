@@ -90,11 +90,12 @@ static __always_inline void io_from_mmsghdr(struct io_desc *io, __u64 vec_ptr, _
 
 /*
  * Starts sending up to `cap` bytes of the syscall's data as chunks; io_pos is the stream
- * position of its first byte.  The work goes on in emit_chunks (bpf/emit.bpf.c) by tail call,
- * which does not return on success.
+ * position of its first byte.  The work goes on by tail call, which does not return on
+ * success: in py_stack_walk first (bpf/pystack.bpf.c) when `walk` asks for the writer's Python
+ * stack, then in emit_chunks (bpf/emit.bpf.c).
  */
 static __always_inline void emit_io(void *ctx, struct io_desc *io, struct conn_info *c, __u64 ino,
-				    __u64 io_pos, __u64 cap, __u16 flags)
+				    __u64 io_pos, __u64 cap, __u16 flags, bool walk)
 {
 	io->target = io->total < cap ? io->total : cap;
 	if (io->total > cap) {
@@ -108,7 +109,9 @@ static __always_inline void emit_io(void *ctx, struct io_desc *io, struct conn_i
 	io->io_pos = io_pos;
 	io->conn.ino = ino;
 	io->conn.gen = c->gen;
-	bpf_tail_call(ctx, &emit_progs, 0);
+	if (walk)
+		bpf_tail_call(ctx, &emit_progs, TAIL_PY_STACK);
+	bpf_tail_call(ctx, &emit_progs, TAIL_EMIT_CHUNKS);
 	count_drop(DROP_LOOP_LIMIT);
 }
 

@@ -8,6 +8,7 @@
 #define WSAUDIT_MAPS_BPF_H
 
 #include "wsaudit/events.h"
+#include "wsaudit/pyoffsets.h"
 
 /* Tunables, set by the collector between open and load. */
 const volatile __u64 cfg_write_cap __weak = WRITE_CAP_DEFAULT;
@@ -120,13 +121,50 @@ struct {
 	__type(value, struct io_desc);
 } io_heap SEC(".maps") __weak;
 
-/* The chunk emitter, entered by tail call so each program stays small for the verifier. */
+/*
+ * Programs entered by tail call, so that each stays small for the verifier: the Python stack
+ * walk, then the chunk emitter.
+ */
+enum tail_slot {
+	TAIL_EMIT_CHUNKS = 0,
+	TAIL_PY_STACK = 1,
+	TAIL_MAX,
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, TAIL_MAX);
 	__type(key, __u32);
 	__type(value, __u32);
 } emit_progs SEC(".maps") __weak;
+
+/* CPython interpreters of traced processes, by tgid (user/pyproc.c fills them). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TRACED_MAX);
+	__type(key, __u32);
+	__type(value, struct py_offsets);
+} py_procs SEC(".maps") __weak;
+
+/* Thread state of each writing thread (pid_tgid), checked against the thread on every use. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, INFLIGHT_MAX);
+	__type(key, __u64);
+	__type(value, __u64);
+} tstate_cache SEC(".maps") __weak;
+
+/* One frame's bytes, read at once; a map value so fields can be picked at variable offsets. */
+struct walk_scratch {
+	__u8 block[2 * PY_FRAME_READ];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct walk_scratch);
+} walk_heap SEC(".maps") __weak;
 
 static __always_inline void count_drop(enum drop_reason reason)
 {

@@ -20,6 +20,7 @@ enum evt_type {
 	EVT_PROC_EXEC, /* an exec, sent only while executables are being matched */
 	EVT_PROC_EXIT, /* a traced process exited */
 	EVT_PROC_FORK, /* a traced process forked a child, which is now traced too */
+	EVT_STACK, /* the Python stack of the thread that made a WebSocket write */
 };
 
 #define EVT_VERSION 1
@@ -108,6 +109,45 @@ struct evt_proc {
 	char filename[PATH_CAP]; /* EVT_PROC_EXEC */
 };
 
+/* Why a stack walk stopped short, or WALK_OK. */
+enum walk_status {
+	WALK_OK = 0,
+	WALK_NO_THREAD, /* no thread state of this thread: not a Python thread */
+	WALK_NO_FRAME, /* the thread state has no current frame */
+	WALK_READ_FAULT, /* interpreter memory could not be read (not resident, torn) */
+	WALK_TRUNCATED, /* deeper than PY_FRAMES_MAX: the outermost frames are missing */
+	WALK_NO_THREAD_BASE, /* the thread pointer could not be read */
+};
+
+/* py_frame.flags */
+enum {
+	PYF_SKIP = 1 << 0, /* a shim or C-stack entry frame: no Python code of its own */
+};
+
+struct py_frame {
+	__u64 code; /* PyCodeObject address (tag bits cleared) */
+	__u64 frame; /* frame address, to read arguments later */
+	__s32 lasti; /* instruction byte offset, -1 when unknown */
+	__u32 flags;
+};
+
+/*
+ * Sent right before the data records of the write it belongs to (same conn and io_pos).
+ * frames[0] is the innermost frame.
+ */
+struct evt_stack {
+	struct evt_hdr hdr;
+	struct conn_id conn;
+	__u64 io_pos;
+	__u64 thread_base; /* pthread_self() of the writer */
+	__u32 tgid;
+	__u32 tid;
+	__u16 nframes;
+	__u8 status; /* enum walk_status */
+	__u8 _pad[5];
+	struct py_frame frames[PY_FRAMES_MAX];
+};
+
 /* Connection states, in conn_map values. */
 enum conn_state {
 	CONN_UNKNOWN = 0, /* bytes captured until the collector decides */
@@ -142,6 +182,7 @@ enum drop_reason {
 	DROP_TOO_MANY_IOV, /* more iovec segments than the walk follows */
 	DROP_LOOP_LIMIT, /* the chunk loop ran out of iterations */
 	DROP_FD_RESOLVE, /* the fd could not be resolved to a file */
+	DROP_STACK_RINGBUF_FULL, /* no room for a stack record: the write goes unattributed */
 	DROP_MAX,
 };
 
@@ -157,11 +198,14 @@ enum stat_counter {
 	[DROP_RINGBUF_FULL] = "ringbuf_full", [DROP_READ_FAULT] = "read_fault", \
 	[DROP_CAP_EXCEEDED] = "cap_exceeded", [DROP_MAP_FULL] = "map_full",     \
 	[DROP_NO_ENTRY] = "no_entry", [DROP_TOO_MANY_IOV] = "too_many_iov",     \
-	[DROP_LOOP_LIMIT] = "loop_limit", [DROP_FD_RESOLVE] = "fd_resolve"
+	[DROP_LOOP_LIMIT] = "loop_limit", [DROP_FD_RESOLVE] = "fd_resolve",     \
+	[DROP_STACK_RINGBUF_FULL] = "stack_ringbuf_full"
 
 _Static_assert(sizeof(struct evt_hdr) == 16, "evt_hdr layout");
 _Static_assert(sizeof(struct evt_data) == 96, "evt_data layout");
 _Static_assert(sizeof(struct evt_conn) == 104, "evt_conn layout");
 _Static_assert(sizeof(struct conn_info) == 32, "conn_info layout");
+_Static_assert(sizeof(struct py_frame) == 24, "py_frame layout");
+_Static_assert(sizeof(struct evt_stack) == 64 + 24 * PY_FRAMES_MAX, "evt_stack layout");
 
 #endif /* WSAUDIT_EVENTS_H */

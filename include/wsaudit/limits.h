@@ -19,6 +19,12 @@
 
 #define PATH_CAP 256
 
+/* Python frames recorded per write (shim entries included), and thread states searched. */
+#define PY_FRAMES_MAX 64
+#define PY_THREADS_WALK 256
+/* Bytes read per frame: every field the walk needs lies in this prefix on 3.9-3.14. */
+#define PY_FRAME_READ 128
+
 /* Map sizes (defaults; the collector may resize before load). */
 #define TRACED_MAX 8192
 #define CONN_MAX 65536

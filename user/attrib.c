@@ -1,0 +1,392 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attrib.h"
+#include "log.h"
+#include "pyproc.h"
+#include "pysym.h"
+
+#define PROC_BUCKETS 1024
+#define SYM_CACHE_ENTRIES 65536
+
+enum proc_state {
+	PROC_PYTHON,
+	PROC_NOT_PYTHON,
+	PROC_UNSUPPORTED,
+};
+
+struct proc_entry {
+	pid_t pid;
+	enum proc_state state;
+	struct pyproc_info *info; /* shared by a parent and its forked children */
+	unsigned int *info_refs;
+	struct proc_entry *next;
+};
+
+struct attrib {
+	const char *const *transport;
+	size_t ntransport;
+	struct pysym *sym;
+	struct proc_entry *buckets[PROC_BUCKETS];
+	struct attrib_stats stats;
+};
+
+static const char *const unattributed_names[UNATTR__COUNT] = {
+	[UNATTR_NONE] = "none",
+	[UNATTR_NOT_PYTHON] = "not_python",
+	[UNATTR_UNSUPPORTED_PYTHON] = "unsupported_python",
+	[UNATTR_STACK_LOST] = "stack_lost",
+	[UNATTR_NO_PYTHON_THREAD] = "no_python_thread",
+	[UNATTR_NO_PYTHON_FRAMES] = "no_python_frames",
+	[UNATTR_STACK_READ_FAILED] = "stack_read_failed",
+	[UNATTR_SYMBOL_READ_FAILED] = "symbol_read_failed",
+	[UNATTR_DEFERRED_WRITE] = "deferred_write",
+	[UNATTR_NO_APPLICATION_FRAMES] = "no_application_frames",
+};
+
+const char *unattributed_name(enum unattributed why)
+{
+	return why < UNATTR__COUNT ? unattributed_names[why] : "unknown";
+}
+
+/*
+ * Functions of asyncio's event loop that, when they are the innermost frame of a write, mean
+ * the bytes were queued earlier (the socket buffer was full) and flushed now: whoever wrote
+ * them is no longer on the stack.
+ */
+static const char *const loop_flush_functions[] = {
+	"*_write_ready", "*run_forever", "*run_until_complete", "*_run_once",
+	"Runner.run",	 "run",		 "Handle._run",		"_run",
+};
+
+static bool is_loop_flush(const struct attrib_frame *f)
+{
+	if (!f->file || fnmatch("*/asyncio/*", f->file, 0))
+		return false;
+	for (size_t i = 0; i < sizeof(loop_flush_functions) / sizeof(loop_flush_functions[0]);
+	     i++) {
+		if (f->function && !fnmatch(loop_flush_functions[i], f->function, 0))
+			return true;
+	}
+	return false;
+}
+
+int attrib_pick_origin(const struct attrib_frame *frames, size_t n, enum unattributed *why)
+{
+	size_t i;
+
+	*why = UNATTR_NONE;
+	if (!n) {
+		*why = UNATTR_NO_PYTHON_FRAMES;
+		return -1;
+	}
+	if (is_loop_flush(&frames[0])) {
+		*why = UNATTR_DEFERRED_WRITE;
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if (!frames[i].transport && frames[i].function)
+			return (int)i;
+	}
+	*why = UNATTR_NO_APPLICATION_FRAMES;
+	return -1;
+}
+
+static struct proc_entry **proc_slot(struct attrib *a, pid_t pid)
+{
+	struct proc_entry **pp = &a->buckets[(unsigned int)pid % PROC_BUCKETS];
+
+	while (*pp && (*pp)->pid != pid)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static struct proc_entry *proc_find(struct attrib *a, pid_t pid)
+{
+	return *proc_slot(a, pid);
+}
+
+static void proc_release(struct proc_entry *p)
+{
+	if (p->info_refs && --*p->info_refs == 0) {
+		free(p->info);
+		free(p->info_refs);
+	}
+	free(p);
+}
+
+static struct proc_entry *proc_insert(struct attrib *a, pid_t pid)
+{
+	struct proc_entry **pp = proc_slot(a, pid), *p;
+
+	if (*pp) {
+		p = *pp;
+		*pp = p->next;
+		proc_release(p);
+		pp = proc_slot(a, pid);
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->pid = pid;
+	*pp = p;
+	return p;
+}
+
+struct attrib *attrib_new(const char *const *transport, size_t ntransport)
+{
+	struct attrib *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	a->transport = transport;
+	a->ntransport = ntransport;
+	a->sym = pysym_new(SYM_CACHE_ENTRIES);
+	if (!a->sym) {
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
+void attrib_free(struct attrib *a)
+{
+	struct proc_entry *p, *next;
+
+	if (!a)
+		return;
+	for (size_t i = 0; i < PROC_BUCKETS; i++) {
+		for (p = a->buckets[i]; p; p = next) {
+			next = p->next;
+			proc_release(p);
+		}
+	}
+	pysym_free(a->sym);
+	free(a);
+}
+
+int attrib_add_process(struct attrib *a, pid_t pid, struct py_offsets *off)
+{
+	struct pyproc_info *info = calloc(1, sizeof(*info));
+	struct proc_entry *p;
+	int err;
+
+	if (!info)
+		return -ENOMEM;
+	err = pyproc_inspect(pid, info);
+	if (err) {
+		free(info);
+		return err;
+	}
+	p = proc_insert(a, pid);
+	if (!p) {
+		free(info);
+		return -ENOMEM;
+	}
+	if (!info->is_python) {
+		/* A CPython whose version or layout is not supported names itself in reason. */
+		p->state = info->major ? PROC_UNSUPPORTED : PROC_NOT_PYTHON;
+		if (p->state == PROC_UNSUPPORTED)
+			log_warn("pid %d: unsupported Python: %s; its frames are captured without "
+				 "attribution",
+				 pid, info->reason);
+		else
+			log_info("pid %d: %s", pid, info->reason);
+		free(info);
+		return p->state == PROC_UNSUPPORTED ? -ENOTSUP : -ENOEXEC;
+	}
+	p->info_refs = malloc(sizeof(*p->info_refs));
+	if (!p->info_refs) {
+		free(info);
+		p->state = PROC_UNSUPPORTED;
+		return -ENOMEM;
+	}
+	*p->info_refs = 1;
+	p->info = info;
+	p->state = PROC_PYTHON;
+	*off = info->off;
+	log_info("pid %d: CPython %s (%s)", pid, info->version, info->path);
+	return 0;
+}
+
+void attrib_fork_process(struct attrib *a, pid_t parent, pid_t child)
+{
+	struct proc_entry *pp = proc_find(a, parent), *c;
+
+	if (!pp)
+		return;
+	c = proc_insert(a, child);
+	if (!c)
+		return;
+	c->state = pp->state;
+	if (pp->info) {
+		c->info = pp->info;
+		c->info_refs = pp->info_refs;
+		++*c->info_refs;
+	}
+}
+
+void attrib_forget_process(struct attrib *a, pid_t pid)
+{
+	struct proc_entry **pp = proc_slot(a, pid), *p = *pp;
+
+	if (!p)
+		return;
+	*pp = p->next;
+	proc_release(p);
+	pysym_forget_pid(a->sym, pid);
+}
+
+bool attrib_known(struct attrib *a, pid_t pid)
+{
+	return proc_find(a, pid) != NULL;
+}
+
+static struct attrib_stack *stack_alloc(size_t nframes)
+{
+	struct attrib_stack *s = calloc(1, sizeof(*s) + nframes * sizeof(s->frames[0]));
+
+	if (!s)
+		return NULL;
+	s->refs = 1;
+	s->origin = -1;
+	return s;
+}
+
+static enum unattributed proc_reason(struct attrib *a, pid_t pid)
+{
+	struct proc_entry *p = proc_find(a, pid);
+
+	if (!p || p->state == PROC_NOT_PYTHON)
+		return UNATTR_NOT_PYTHON;
+	if (p->state == PROC_UNSUPPORTED)
+		return UNATTR_UNSUPPORTED_PYTHON;
+	return UNATTR_STACK_LOST;
+}
+
+struct attrib_stack *attrib_missing(struct attrib *a, pid_t pid)
+{
+	struct attrib_stack *s = stack_alloc(0);
+
+	if (s)
+		s->why = proc_reason(a, pid);
+	return s;
+}
+
+static bool is_transport(const struct attrib *a, const char *file)
+{
+	for (size_t i = 0; i < a->ntransport; i++) {
+		if (!fnmatch(a->transport[i], file, 0))
+			return true;
+	}
+	return false;
+}
+
+/* Names one frame; false when its code object could not be read. */
+static bool resolve_frame(struct attrib *a, const struct proc_entry *p, pid_t pid,
+			  const struct py_frame *in, struct attrib_frame *out)
+{
+	struct pysym_loc loc;
+	char cls[PYSYM_NAME_MAX], name[2 * PYSYM_NAME_MAX + 2];
+
+	if (pysym_lookup(a->sym, pid, p->info, in->code, in->lasti, &loc))
+		return false;
+	/* 3.9/3.10 code objects carry no qualname: take the class of self or cls. */
+	if (p->info->off.code_adaptive == PY_OFF_NONE && p->info->minor < 11 &&
+	    !pysym_method_class(pid, p->info, in->frame, in->code, cls, sizeof(cls))) {
+		snprintf(name, sizeof(name), "%s.%s", cls, loc.name);
+		out->function = strdup(name);
+	} else {
+		out->function = strdup(loc.function);
+	}
+	out->file = strdup(loc.file);
+	out->line = loc.line;
+	if (!out->function || !out->file) {
+		free(out->function);
+		free(out->file);
+		return false;
+	}
+	out->transport = is_transport(a, out->file);
+	return true;
+}
+
+struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e)
+{
+	struct proc_entry *p = proc_find(a, e->tgid);
+	size_t n = e->nframes < PY_FRAMES_MAX ? e->nframes : PY_FRAMES_MAX;
+	struct attrib_stack *s;
+	unsigned int failed = 0;
+
+	a->stats.stacks++;
+	s = stack_alloc(n);
+	if (!s)
+		return NULL;
+	if (!p || p->state != PROC_PYTHON) {
+		s->why = proc_reason(a, e->tgid);
+		return s;
+	}
+	switch (e->status) {
+	case WALK_NO_THREAD:
+	case WALK_NO_THREAD_BASE:
+		s->why = UNATTR_NO_PYTHON_THREAD;
+		return s;
+	case WALK_NO_FRAME:
+		s->why = UNATTR_NO_PYTHON_FRAMES;
+		return s;
+	case WALK_READ_FAULT:
+	case WALK_TRUNCATED:
+		s->partial = true;
+		break;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (e->frames[i].flags & PYF_SKIP)
+			continue;
+		if (resolve_frame(a, p, e->tgid, &e->frames[i], &s->frames[s->nframes])) {
+			s->nframes++;
+			a->stats.frames_resolved++;
+		} else {
+			failed++;
+			a->stats.frames_failed++;
+		}
+	}
+	if (failed)
+		s->partial = true;
+	s->origin = attrib_pick_origin(s->frames, s->nframes, &s->why);
+	if (s->origin < 0 && !s->nframes)
+		s->why = failed			      ? UNATTR_SYMBOL_READ_FAILED :
+			 e->status == WALK_READ_FAULT ? UNATTR_STACK_READ_FAILED :
+							UNATTR_NO_PYTHON_FRAMES;
+	return s;
+}
+
+struct attrib_stack *attrib_stack_get(struct attrib_stack *s)
+{
+	if (s)
+		s->refs++;
+	return s;
+}
+
+void attrib_stack_put(struct attrib_stack *s)
+{
+	if (!s || --s->refs)
+		return;
+	for (size_t i = 0; i < s->nframes; i++) {
+		free(s->frames[i].function);
+		free(s->frames[i].file);
+	}
+	free(s);
+}
+
+void attrib_count(struct attrib *a, const struct attrib_stack *s)
+{
+	a->stats.unattributed[s ? s->why : UNATTR_STACK_LOST]++;
+}
+
+const struct attrib_stats *attrib_stats(const struct attrib *a)
+{
+	return &a->stats;
+}

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Python attribution: the registry of traced interpreters (user/pyproc.c) and the turning of
+ * the kernel's stack records into named frames (user/pysym.c), the originating function, and,
+ * when none can be named, the reason why.
+ */
+#ifndef WSAUDIT_ATTRIB_H
+#define WSAUDIT_ATTRIB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "wsaudit/events.h"
+#include "wsaudit/pyoffsets.h"
+
+/* Why a frame has no origin; the strings are the JSON "unattributed" values. */
+enum unattributed {
+	UNATTR_NONE = 0,
+	UNATTR_NOT_PYTHON, /* the process runs no CPython interpreter */
+	UNATTR_UNSUPPORTED_PYTHON, /* a CPython this build cannot walk */
+	UNATTR_STACK_LOST, /* the write's stack record was lost (full ring buffer) */
+	UNATTR_NO_PYTHON_THREAD, /* written by a thread without a Python thread state */
+	UNATTR_NO_PYTHON_FRAMES, /* the thread was running no Python code */
+	UNATTR_STACK_READ_FAILED, /* interpreter memory could not be read */
+	UNATTR_SYMBOL_READ_FAILED, /* code objects could not be read or named */
+	UNATTR_DEFERRED_WRITE, /* flushed later by the event loop (socket buffer was full) */
+	UNATTR_NO_APPLICATION_FRAMES, /* every frame is transport (libraries, stdlib) */
+	UNATTR__COUNT,
+};
+
+const char *unattributed_name(enum unattributed why);
+
+struct attrib_frame {
+	char *function; /* qualname; Class.method on 3.9/3.10 when the class is known */
+	char *file;
+	int line; /* 0: no line for the instruction */
+	bool transport; /* matched by a transport glob */
+};
+
+/* A resolved stack, shared (refcounted) by every frame its write carried. */
+struct attrib_stack {
+	unsigned int refs;
+	enum unattributed why; /* UNATTR_NONE when origin >= 0 */
+	int origin; /* index into frames of the originating function, or -1 */
+	bool partial; /* the walk stopped early (read fault, depth): outer frames missing */
+	size_t nframes;
+	struct attrib_frame frames[]; /* innermost first */
+};
+
+struct attrib_stats {
+	uint64_t stacks;
+	uint64_t frames_resolved;
+	uint64_t frames_failed;
+	uint64_t unattributed[UNATTR__COUNT];
+};
+
+struct attrib;
+
+/* transport: file globs skipped when naming the originating function. */
+struct attrib *attrib_new(const char *const *transport, size_t ntransport);
+void attrib_free(struct attrib *a);
+
+/*
+ * Inspects a newly traced process.  0 and *off filled when its interpreter can be walked;
+ * -ENOEXEC when it runs no CPython; -ENOTSUP when its CPython is not supported (reported
+ * once, with version and path); other -errno when it could not be inspected.
+ */
+int attrib_add_process(struct attrib *a, pid_t pid, struct py_offsets *off);
+/* A forked child: same interpreter as its parent. */
+void attrib_fork_process(struct attrib *a, pid_t parent, pid_t child);
+void attrib_forget_process(struct attrib *a, pid_t pid);
+/* Whether the process was inspected at all (the caller may retry later otherwise). */
+bool attrib_known(struct attrib *a, pid_t pid);
+
+/* Resolves a stack record; NULL only when out of memory. */
+struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e);
+/* A stack for a write that has no stack record: the reason only. */
+struct attrib_stack *attrib_missing(struct attrib *a, pid_t pid);
+struct attrib_stack *attrib_stack_get(struct attrib_stack *s);
+void attrib_stack_put(struct attrib_stack *s);
+/* Counts one frame of a write by its attribution outcome. */
+void attrib_count(struct attrib *a, const struct attrib_stack *s);
+
+const struct attrib_stats *attrib_stats(const struct attrib *a);
+
+/*
+ * The originating frame of a stack: the innermost frame that is not transport.  Pure, for
+ * tests: fills why when there is none.
+ */
+int attrib_pick_origin(const struct attrib_frame *frames, size_t n, enum unattributed *why);
+
+#endif /* WSAUDIT_ATTRIB_H */
