@@ -18,6 +18,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -163,7 +164,10 @@ def check_one(label, root, exe, walk_check, work):
                     matched += 1
                 else:
                     details.append("%s #%d: python %s, walker %s" % (t["name"], i, a, b))
-        return {"version": truth["version"], "header": header, "matched": matched,
+        fsb = fsbase_check(proc.pid, truth["threads"])
+        if fsb and fsb[0] != fsb[1]:
+            details.append("fs_base differs from thread_id on %d threads" % (fsb[1] - fsb[0]))
+        return {"version": truth["version"], "header": header, "matched": matched, "fsb": fsb,
                 "total": total, "threads": len(truth["threads"]), "details": details,
                 "rc": res.returncode, "errors": errors}, None
     finally:
@@ -174,6 +178,32 @@ def check_one(label, root, exe, walk_check, work):
         proc.wait()
         if inside:
             shutil.rmtree(inside, ignore_errors=True)
+
+
+def fsbase_check(pid, threads):
+    """The BPF walk matches task->thread.fsbase against tstate->thread_id: check it with gdb.
+
+    Returns (matched, total) or None without gdb.  gdb stops the threads briefly; their
+    blocked sendto restarts transparently.
+    """
+    if not shutil.which("gdb"):
+        return None
+    res = subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx",
+                          "-ex", "thread apply all p/x $fs_base"],
+                         capture_output=True, text=True, timeout=60)
+    fs = {}
+    lwp = None
+    for line in res.stdout.splitlines():
+        m = re.match(r"^Thread \d+ \(.*LWP (\d+)", line)
+        if m:
+            lwp = int(m.group(1))
+            continue
+        m = re.match(r"^\$\d+ = (0x[0-9a-f]+)", line)
+        if m and lwp is not None:
+            fs[lwp] = int(m.group(1), 16)
+            lwp = None
+    matched = sum(1 for t in threads if fs.get(t["native_id"]) == t["ident"])
+    return matched, len(threads)
 
 
 def check_unsupported(ver, walk_check):
@@ -223,9 +253,11 @@ def main():
             all_t += r["total"]
             ok = r["matched"] == r["total"] and not r["rc"] and not r["errors"] and \
                 not r["details"] and "validated" in (r["header"] or [])
-            print("pyattr: %-14s %-8s %d/%d frames matched, %d threads, %s  [%s]" % (
-                label, r["version"], r["matched"], r["total"], r["threads"],
-                "ok" if ok else "FAILED", " ".join(r["header"] or ["no header"])))
+            print("pyattr: %-15s %-8s %d/%d frames matched, %d threads, fs_base==thread_id %s,"
+                  " %s  [%s]" % (
+                      label, r["version"], r["matched"], r["total"], r["threads"],
+                      "%d/%d" % r["fsb"] if r["fsb"] else "not checked (no gdb)",
+                      "ok" if ok else "FAILED", " ".join(r["header"] or ["no header"])))
             for d in r["details"]:
                 print("    " + d)
             if not ok:
