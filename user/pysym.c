@@ -619,14 +619,16 @@ resolve:
 	snprintf(out->file, sizeof(out->file), "%s", e->file);
 	out->firstlineno = e->id.firstlineno;
 	out->argcount = e->id.argcount;
-	err = entry_line(info, e, lasti, &line);
-	if (err == -ENOENT) {
-		line = 0;
-	} else if (err) {
-		s->stats.no_line++;
-		line = 0;
+	if (lasti < -1) {
+		s->stats.unknown_offset++;
+		out->line_err = -ENODATA;
+		return 0;
 	}
-	out->line = line;
+	err = entry_line(info, e, lasti, &line);
+	if (err && err != -ENOENT)
+		s->stats.no_line++;
+	out->line = err ? 0 : line;
+	out->line_err = err;
 	return 0;
 }
 

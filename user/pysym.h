@@ -24,8 +24,13 @@ struct pysym_loc {
 	/* co_name */
 	char name[PYSYM_NAME_MAX];
 	char file[PYSYM_FILE_MAX];
-	/* 0 when the instruction has no line (the table says so) */
+	/* 0 when there is no line; line_err then says why */
 	int line;
+	/*
+	 * 0; -ENOENT: CPython itself has no line for this instruction; -ERANGE: offset past the
+	 * table; -EINVAL: malformed table; -ENODATA: the walk could not compute the offset.
+	 */
+	int line_err;
 	/* Code object fields, for callers that want them. */
 	int firstlineno;
 	int argcount;
@@ -39,7 +44,8 @@ struct pysym_stats {
 	unsigned long long read_errors;
 	unsigned long long not_code; /* address does not hold a code object */
 	unsigned long long bad_strings; /* names/files with undecodable code points */
-	unsigned long long no_line; /* offset outside the line table */
+	unsigned long long no_line; /* offset outside the line table, or a malformed table */
+	unsigned long long unknown_offset; /* the walk could not compute the offset */
 };
 
 struct pysym;
@@ -48,8 +54,12 @@ struct pysym;
 struct pysym *pysym_new(unsigned int max_entries);
 void pysym_free(struct pysym *s);
 
+/* An instruction offset the walk could not compute (3.14t thread-local bytecode). */
+#define PYSYM_LASTI_UNKNOWN (-2)
+
 /*
- * Resolve @code at instruction byte offset @lasti (-1: not started, gives co_firstlineno).
+ * Resolve @code at instruction byte offset @lasti (-1: not started, gives co_firstlineno;
+ * PYSYM_LASTI_UNKNOWN or below: line 0, counted in unknown_offset).
  * 0, -ENOEXEC when @code is not a code object, -EFAULT/-ESRCH when memory cannot be read,
  * -EINVAL for a malformed string or table.
  */

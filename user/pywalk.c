@@ -123,8 +123,9 @@ static int frame_lasti(const struct py_offsets *off, const unsigned char *buf,
 		memcpy(&v, buf + off->frame_lasti, sizeof(v));
 		return v < 0 ? -1 : v * 2;
 	case PY_LASTI_POINTER:
+		/* 3.14t: instr_ptr may point into a thread's private copy of the bytecode. */
 		if (off->flags & PY_OFF_F_UNSUP_TLBC)
-			return -1;
+			return -2;
 		ip = buf_u64(buf, off->frame_lasti);
 		base = code + off->code_adaptive;
 		/* 3.11/3.12 set prev_instr one unit before the code until the first instruction. */

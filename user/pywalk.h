@@ -19,7 +19,8 @@
 struct pywalk_frame {
 	unsigned long long frame; /* frame address (PyFrameObject / _PyInterpreterFrame) */
 	unsigned long long code; /* code object, tag removed and type checked */
-	int lasti; /* instruction byte offset in the code, -1 when not started / unknown */
+	/* instruction byte offset; -1 before the first instruction, -2 when it cannot be known */
+	int lasti;
 	unsigned long long first_arg; /* localsplus[0] with PY_OFF_F_RECEIVER, else 0 */
 };
 

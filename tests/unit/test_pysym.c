@@ -303,9 +303,19 @@ static void test_cache(void **state)
 	assert_int_equal(loc.line, 42);
 	assert_int_equal(pysym_lookup(s, me, &f->info, c0, 4, &loc), 0);
 	assert_int_equal(loc.line, 41);
+	assert_int_equal(loc.line_err, 0);
+	/* Past the table, and an offset the walk could not know: no line, and why. */
+	assert_int_equal(pysym_lookup(s, me, &f->info, c0, 12, &loc), 0);
+	assert_int_equal(loc.line, 0);
+	assert_int_equal(loc.line_err, -ERANGE);
+	assert_int_equal(pysym_lookup(s, me, &f->info, c0, PYSYM_LASTI_UNKNOWN, &loc), 0);
+	assert_int_equal(loc.line_err, -ENODATA);
+	assert_string_equal(loc.function, "Bridge.send");
 	pysym_get_stats(s, &st);
 	assert_int_equal(st.misses, 1);
-	assert_int_equal(st.hits, 1);
+	assert_int_equal(st.hits, 3);
+	assert_int_equal(st.no_line, 1);
+	assert_int_equal(st.unknown_offset, 1);
 
 	/* The address is reused by another function: the old name must not come back. */
 	fake_code(f, 0, fake_ascii(&f->s[0], "/srv/app.py"), fake_ascii(&f->s[7], "close"),
@@ -330,7 +340,7 @@ static void test_cache(void **state)
 	pysym_forget_pid(s, me);
 	assert_int_equal(pysym_lookup(s, me, &f->info, c1, 0, &loc), 0);
 	pysym_get_stats(s, &st);
-	assert_int_equal(st.hits, 1);
+	assert_int_equal(st.hits, 3);
 	assert_int_equal(st.misses, 5);
 	pysym_free(s);
 }

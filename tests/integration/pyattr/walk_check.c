@@ -109,8 +109,9 @@ int main(int argc, char **argv)
 			ret = 1;
 	pysym_get_stats(sym, &ss);
 	printf("stats\thits=%llu misses=%llu stale=%llu evictions=%llu read_errors=%llu "
-	       "not_code=%llu no_line=%llu\n",
-	       ss.hits, ss.misses, ss.stale, ss.evictions, ss.read_errors, ss.not_code, ss.no_line);
+	       "not_code=%llu no_line=%llu unknown_offset=%llu\n",
+	       ss.hits, ss.misses, ss.stale, ss.evictions, ss.read_errors, ss.not_code, ss.no_line,
+	       ss.unknown_offset);
 	pysym_forget_pid(sym, pid);
 out_free:
 	pysym_free(sym);
