@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -35,6 +36,7 @@ struct elf_syms {
 struct map_cand {
 	unsigned long long start;
 	unsigned long long end;
+	unsigned long long inode;
 	char path[PATH_MAX];
 	int rank;
 };
@@ -518,13 +520,13 @@ static int maps_candidates(pid_t pid, struct map_cand *c, int max)
 	if (!f)
 		return -errno;
 	while (fgets(line, sizeof(line), f)) {
-		unsigned long long start, end, off;
+		unsigned long long start, end, off, inode;
 		char perms[8];
 		int pos = 0, rank;
 		char *path;
 
-		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s %n", &start, &end, perms, &off, &pos) <
-			    4 ||
+		if (sscanf(line, "%llx-%llx %7s %llx %*s %llu %n", &start, &end, perms, &off,
+			   &inode, &pos) < 5 ||
 		    !pos || off)
 			continue;
 		path = line + pos;
@@ -550,6 +552,7 @@ static int maps_candidates(pid_t pid, struct map_cand *c, int max)
 		} else {
 			cnt++;
 		}
+		c[slot].inode = inode;
 		c[slot].start = start;
 		c[slot].end = end;
 		c[slot].rank = rank;
@@ -565,6 +568,36 @@ static int maps_candidates(pid_t pid, struct map_cand *c, int max)
 		c[j] = t;
 	}
 	return cnt;
+}
+
+/*
+ * Opens the mapped file.  map_files names use unpadded hex and open the file itself even
+ * across chroots and mount namespaces, but need CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE;
+ * without them, the path through /proc/PID/root is used, accepted only if its inode is
+ * the mapped one.  An fd or -errno.
+ */
+static int cand_open(pid_t pid, const struct map_cand *c)
+{
+	char buf[PATH_MAX + 64];
+	struct stat st;
+	int fd, err;
+
+	snprintf(buf, sizeof(buf), "/proc/%d/map_files/%llx-%llx", pid, c->start, c->end);
+	fd = open(buf, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+		return fd;
+	err = -errno;
+	if (err != -EPERM && err != -EACCES)
+		return err;
+	snprintf(buf, sizeof(buf), "/proc/%d/root%s", pid, c->path);
+	fd = open(buf, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err;
+	if (fstat(fd, &st) || st.st_ino != c->inode) {
+		close(fd);
+		return err;
+	}
+	return fd;
 }
 
 static void version_string(struct pyproc_info *out, unsigned int hex)
@@ -694,7 +727,7 @@ static int inspect_runtime(pid_t pid, const struct elf_syms *s, unsigned long lo
 int pyproc_inspect(pid_t pid, struct pyproc_info *out)
 {
 	struct map_cand *c;
-	int n, i, err = 0;
+	int n, i, err = 0, open_err = 0, open_idx = 0;
 
 	memset(out, 0, sizeof(*out));
 	c = calloc(MAX_CANDS, sizeof(*c));
@@ -708,16 +741,18 @@ int pyproc_inspect(pid_t pid, struct pyproc_info *out)
 	}
 	not_python(out, "no mapped file defines _PyRuntime");
 	for (i = 0; i < n; i++) {
-		char mf[96];
 		struct elf_syms s;
 		unsigned long long bias;
 		int fd, r;
 
-		/* map_files names use unpadded hex; it opens the file even across chroots. */
-		snprintf(mf, sizeof(mf), "/proc/%d/map_files/%llx-%llx", pid, c[i].start, c[i].end);
-		fd = open(mf, O_RDONLY | O_CLOEXEC);
+		fd = cand_open(pid, &c[i]);
 		if (fd < 0) {
-			log_debug("cannot open %s (%s): %s", mf, c[i].path, strerror(errno));
+			if (!open_err) {
+				open_err = fd;
+				open_idx = i;
+			}
+			log_debug("cannot open %s of process %d: %s", c[i].path, pid,
+				  strerror(-fd));
 			continue;
 		}
 		r = elf_scan(fd, &s);
@@ -739,16 +774,26 @@ int pyproc_inspect(pid_t pid, struct pyproc_info *out)
 		out->reason[0] = '\0';
 		goto out_free;
 	}
+	if (open_err) {
+		/* A file we could not read may well be the interpreter: never claim "not Python". */
+		not_python(out,
+			   "cannot open %s mapped by process %d: %s (/proc/PID/map_files needs "
+			   "CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE)",
+			   c[open_idx].path, pid, strerror(-open_err));
+		err = open_err;
+		goto out_free;
+	}
 	/* Say which interpreter it is when the file name tells: Python 2, 3.8 and older... */
 	for (i = 0; i < n; i++) {
 		int maj, min;
 		bool ft;
 
 		if (!pyproc_version_from_name(c[i].path, &maj, &min, &ft)) {
-			not_python(out,
-				   "Python %d.%d in %s: no _PyRuntime, version not supported "
-				   "(3.9 to 3.14 are)",
-				   maj, min, c[i].path);
+			not_python(
+				out,
+				"Python %d.%d in %s: no _PyRuntime, version not supported (3.9 to "
+				"3.14 are)",
+				maj, min, c[i].path);
 			break;
 		}
 	}

@@ -128,7 +128,7 @@ def expected_function(t, minor):
     return t["cls"] + "." + t["name"] if t["cls"] else t["name"]
 
 
-def check_one(label, root, exe, walk_check, work):
+def check_one(label, root, exe, walk_check, work, wrap=()):
     proc, dump, inside = start_app(root, exe, work)
     try:
         deadline = time.time() + 30
@@ -139,8 +139,8 @@ def check_one(label, root, exe, walk_check, work):
             truth = json.load(f)
         minor = int(truth["version"].split(".")[1])
         idents = [str(t["ident"]) for t in truth["threads"]]
-        res = subprocess.run([walk_check, str(proc.pid)] + idents, capture_output=True,
-                             text=True)
+        res = subprocess.run(list(wrap) + [walk_check, str(proc.pid)] + idents,
+                             capture_output=True, text=True)
         header, walked, errors = parse_walk(res.stdout)
         if res.returncode or errors:
             print(res.stdout + res.stderr)
@@ -262,6 +262,23 @@ def main():
                 print("    " + d)
             if not ok:
                 failed += 1
+        # Without CAP_SYS_ADMIN/CAP_CHECKPOINT_RESTORE map_files cannot be opened: the
+        # registry must fall back to /proc/PID/root, checked by inode.
+        capsh = shutil.which("capsh")
+        cands = [i for i in interpreters(args) if i[2] and not i[1]]
+        if capsh and cands:
+            label, root, exe, _ = cands[0]
+            wrap = [capsh, "--drop=cap_sys_admin,cap_checkpoint_restore", "--", "-c",
+                    'exec "$0" "$@"']
+            r, err = check_one(label, root, exe, walk_check, work, wrap=wrap)
+            ok = not err and r["matched"] == r["total"] and not r["rc"] and not r["details"]
+            print("pyattr: %-15s without CAP_SYS_ADMIN: %s" % (
+                label, err or "%d/%d frames matched, %s" % (
+                    r["matched"], r["total"], "ok" if ok else "FAILED")))
+            if not ok:
+                failed += 1
+        else:
+            print("pyattr: capability-dropped run SKIPPED: no capsh")
         for ver in ("2.7", "3.7", "3.8"):
             r = check_unsupported(ver, walk_check)
             if r is None:
