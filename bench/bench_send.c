@@ -1,0 +1,1020 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * bench_send: what wsaudit's kernel hooks add to a send() by a process that wsaudit does not
+ * trace, next to the floor: empty programs on the same tracepoints.
+ *
+ * One loopback TCP connection; this thread sends 64 B and 4 KiB payloads, a reader thread
+ * drains the other end.  Configurations are measured side by side in one run, interleaved
+ * (the order rotates each repetition so that none always runs first after a switch):
+ *
+ *   a  no BPF program attached
+ *   b  the floor: empty programs on every hook point of wsaudit (bench/floor.bpf.c)
+ *   c  the floor plus the traced-tgid hash lookup
+ *   d  `wsaudit trace -p IDLE -o json`, started before and stopped after the repetition
+ *   e  the floor plus the same test on a bitmap in an array map: a cheaper filter
+ *
+ * Each figure is ns per call over one timed batch of calls; a configuration's cost is paired
+ * with (a) of the same repetition.  Markdown goes to stdout, progress to stderr.  Root only.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "floor.skel.h"
+
+#define REPS_MAX 51
+#define LINKS_MAX 64
+#define READ_BUF (256 * 1024)
+#define TRACER_READY "wsaudit: tracing"
+#define TRACER_READY_MS 60000
+#define TRACER_STOP_MS 15000
+#define TRACER_SETTLE_MS 5000
+#define TAIL_MAX 2048
+
+enum cfg_id {
+	CFG_NONE,
+	CFG_FLOOR,
+	CFG_LOOKUP,
+	CFG_WSAUDIT,
+	CFG_BITMAP,
+	CFG_MAX,
+};
+
+static const char *const cfg_names[CFG_MAX] = {
+	[CFG_NONE] = "(a) no BPF",
+	[CFG_FLOOR] = "(b) floor: empty programs on wsaudit's hook points",
+	[CFG_LOOKUP] = "(c) floor + traced-tgid hash lookup",
+	[CFG_WSAUDIT] = "(d) `wsaudit trace -p IDLE -o json`",
+	[CFG_BITMAP] = "(e) floor + traced-tgid bitmap test (array map)",
+};
+
+static const size_t sizes[] = { 64, 4096 };
+#define NSIZES (sizeof(sizes) / sizeof(sizes[0]))
+
+struct bench_opts {
+	unsigned int reps;
+	unsigned long calls; /* per timed batch; 0: calibrate to batch_ms */
+	unsigned int batch_ms;
+	unsigned int cfg_mask;
+	const char *wsaudit;
+	pid_t target;
+	int cpu_send;
+	int cpu_read;
+};
+
+struct floor {
+	struct floor_bpf *skel;
+	struct bpf_link *links[LINKS_MAX];
+	unsigned int nlinks;
+};
+
+struct tracer {
+	pid_t pid;
+	int err_fd;
+	char tail[TAIL_MAX]; /* the last stderr bytes, for error messages */
+	size_t tail_len;
+	double cpu_s; /* user + system time over every run */
+	double up_s; /* wall time from ready to stop, over every run */
+	unsigned int starts;
+	struct timespec ready_at;
+	unsigned int unsettled; /* runs measured before its CPU use went quiet */
+};
+
+struct bench {
+	struct bench_opts opts;
+	int tx_fd, rx_fd;
+	pthread_t reader;
+	char *payload;
+	unsigned long calls[NSIZES];
+	double ns[CFG_MAX][NSIZES][REPS_MAX];
+	struct floor floor;
+	struct tracer tracer;
+	pid_t idle_pid; /* the idle process we spawned for wsaudit to trace, or 0 */
+	unsigned long recvs; /* recv() calls of the reader */
+	unsigned long sends[CFG_MAX][NSIZES], drains[CFG_MAX][NSIZES]; /* over all batches */
+};
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static double ts_diff_s(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static int cpu_pin(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		return -errno;
+	return 0;
+}
+
+/* Children must not inherit the sender's pinning: they would compete with it for its CPU. */
+static void cpu_unpin(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	for (long i = 0; i < n && i < CPU_SETSIZE; i++)
+		CPU_SET(i, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+/* --- the connection -------------------------------------------------------------------------- */
+
+static void *reader_run(void *arg)
+{
+	struct bench *b = arg;
+	char *buf = malloc(READ_BUF);
+	ssize_t n;
+
+	if (!buf)
+		return NULL;
+	if (cpu_pin(b->opts.cpu_read))
+		fprintf(stderr, "bench_send: failed to pin the reader to CPU %d\n",
+			b->opts.cpu_read);
+	do {
+		n = recv(b->rx_fd, buf, READ_BUF, 0);
+		__atomic_fetch_add(&b->recvs, 1, __ATOMIC_RELAXED);
+	} while (n > 0 || (n < 0 && errno == EINTR));
+	free(buf);
+	return NULL;
+}
+
+/*
+ * TCP_NODELAY as the WebSocket servers set it (asyncio does for every TCP transport): each
+ * send() goes down the stack instead of waiting in the socket for Nagle.
+ */
+static int conn_open(struct bench *b)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int one = 1, lfd, err = 0;
+
+	b->tx_fd = b->rx_fd = -1;
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0)
+		return -errno;
+	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 1) ||
+	    getsockname(lfd, (struct sockaddr *)&sa, &len)) {
+		err = -errno;
+		goto out_close_listener;
+	}
+	b->tx_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (b->tx_fd < 0 || connect(b->tx_fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    setsockopt(b->tx_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))) {
+		err = -errno;
+		goto out_close_listener;
+	}
+	b->rx_fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (b->rx_fd < 0) {
+		err = -errno;
+		goto out_close_listener;
+	}
+	err = -pthread_create(&b->reader, NULL, reader_run, b);
+	if (err) {
+		close(b->rx_fd);
+		b->rx_fd = -1;
+	}
+out_close_listener:
+	close(lfd);
+	return err;
+}
+
+static void conn_close(struct bench *b)
+{
+	if (b->rx_fd < 0)
+		return;
+	shutdown(b->tx_fd, SHUT_WR);
+	pthread_join(b->reader, NULL);
+	close(b->rx_fd);
+	close(b->tx_fd);
+}
+
+/* ns per send() over one batch, or -errno. */
+static double send_batch(struct bench *b, size_t size, unsigned long calls)
+{
+	struct timespec t0, t1;
+	ssize_t n;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (unsigned long i = 0; i < calls; i++) {
+		n = send(b->tx_fd, b->payload, size, MSG_NOSIGNAL);
+		if (n != (ssize_t)size)
+			return n < 0 ? -errno : -EIO;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return ts_diff_s(&t0, &t1) * 1e9 / (double)calls;
+}
+
+/* Warm the path up and size the batches so that each takes about batch_ms without BPF. */
+static int send_calibrate(struct bench *b)
+{
+	double ns;
+
+	for (size_t s = 0; s < NSIZES; s++) {
+		ns = send_batch(b, sizes[s], 20000);
+		if (ns < 0)
+			return (int)ns;
+		ns = send_batch(b, sizes[s], 20000);
+		if (ns < 0)
+			return (int)ns;
+		if (b->opts.calls)
+			b->calls[s] = b->opts.calls;
+		else
+			b->calls[s] = (unsigned long)(b->opts.batch_ms * 1e6 / ns);
+		if (b->calls[s] < 10000)
+			b->calls[s] = 10000;
+	}
+	return 0;
+}
+
+/* --- the floor ------------------------------------------------------------------------------- */
+
+static bool prog_in_variant(const struct bpf_program *prog, const char *prefix)
+{
+	return strncmp(bpf_program__name(prog), prefix, strlen(prefix)) == 0;
+}
+
+/*
+ * Load the variants that the configurations need; the others are not loaded (autoload off).
+ * One entry goes into the tgid map so that the lookup misses in a populated table, as in
+ * wsaudit tracing one process.
+ */
+static int floor_open(struct floor *f, bool empty, bool lookup, bool bitmap)
+{
+	struct bpf_program *prog;
+	__u32 key = 1, val = 1;
+	__u64 bits;
+	int err;
+
+	f->skel = floor_bpf__open();
+	if (!f->skel)
+		return -errno;
+	bpf_object__for_each_program(prog, f->skel->obj) {
+		bool want = prog_in_variant(prog, "empty_")  ? empty :
+			    prog_in_variant(prog, "lookup_") ? lookup :
+							       bitmap;
+
+		bpf_program__set_autoload(prog, want);
+	}
+	err = floor_bpf__load(f->skel);
+	if (err)
+		goto err_destroy;
+	err = bpf_map__update_elem(f->skel->maps.traced_map, &key, sizeof(key), &val, sizeof(val),
+				   BPF_ANY);
+	if (err)
+		goto err_destroy;
+	bits = 1ULL << key;
+	key = 0;
+	err = bpf_map__update_elem(f->skel->maps.traced_bits, &key, sizeof(key), &bits,
+				   sizeof(bits), BPF_ANY);
+	if (err)
+		goto err_destroy;
+	return 0;
+err_destroy:
+	floor_bpf__destroy(f->skel);
+	f->skel = NULL;
+	return err;
+}
+
+static void floor_detach(struct floor *f)
+{
+	while (f->nlinks)
+		bpf_link__destroy(f->links[--f->nlinks]);
+}
+
+static int floor_attach(struct floor *f, const char *prefix)
+{
+	struct bpf_program *prog;
+	struct bpf_link *link;
+	int err;
+
+	bpf_object__for_each_program(prog, f->skel->obj) {
+		if (!prog_in_variant(prog, prefix))
+			continue;
+		if (f->nlinks == LINKS_MAX) {
+			err = -E2BIG;
+			goto err_detach;
+		}
+		link = bpf_program__attach(prog);
+		if (!link) {
+			err = -errno;
+			fprintf(stderr, "bench_send: failed to attach %s: %s\n",
+				bpf_program__name(prog), strerror(-err));
+			goto err_detach;
+		}
+		f->links[f->nlinks++] = link;
+	}
+	return 0;
+err_detach:
+	floor_detach(f);
+	return err;
+}
+
+/* libbpf finds syscall tracepoint ids in tracefs, which is not mounted at boot everywhere. */
+static int tracefs_ensure(void)
+{
+	struct stat st;
+
+	if (!stat("/sys/kernel/tracing/events", &st) ||
+	    !stat("/sys/kernel/debug/tracing/events", &st))
+		return 0;
+	if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL))
+		return -errno;
+	return 0;
+}
+
+/* --- wsaudit as a child ---------------------------------------------------------------------- */
+
+static void tail_add(struct tracer *t, const char *buf, size_t n)
+{
+	if (n >= TAIL_MAX - 1) {
+		buf += n - (TAIL_MAX - 1);
+		n = TAIL_MAX - 1;
+	}
+	if (t->tail_len + n >= TAIL_MAX) {
+		size_t drop = t->tail_len + n - (TAIL_MAX - 1);
+
+		memmove(t->tail, t->tail + drop, t->tail_len - drop);
+		t->tail_len -= drop;
+	}
+	memcpy(t->tail + t->tail_len, buf, n);
+	t->tail_len += n;
+	t->tail[t->tail_len] = '\0';
+}
+
+/* Read what stderr has within timeout_ms; 1 on EOF, 0 on timeout, -errno. */
+static int tracer_read(struct tracer *t, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = t->err_fd, .events = POLLIN };
+	char buf[512];
+	ssize_t n;
+	int r;
+
+	r = poll(&pfd, 1, timeout_ms);
+	if (r < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (r == 0)
+		return 0;
+	n = read(t->err_fd, buf, sizeof(buf));
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (n == 0)
+		return 1;
+	tail_add(t, buf, (size_t)n);
+	return 0;
+}
+
+static bool tracer_ready(const struct tracer *t)
+{
+	const char *p = t->tail;
+
+	/* Only at the start of a line, and only once the line is complete. */
+	while ((p = strstr(p, TRACER_READY))) {
+		if ((p == t->tail || p[-1] == '\n') && strchr(p, '\n'))
+			return true;
+		p++;
+	}
+	return false;
+}
+
+static long proc_cpu_ticks(pid_t pid)
+{
+	unsigned long utime, stime;
+	char path[64], buf[1024], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = '\0';
+	/* Fields after the command name, which may hold spaces; utime and stime are 14 and 15. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
+			 &stime) != 2)
+		return -EIO;
+	return (long)(utime + stime);
+}
+
+/*
+ * wsaudit reads the target's interpreter after it says it is tracing; measure its steady
+ * state, not its start-up: wait until it has used no CPU tick for 200 ms.
+ */
+static void tracer_settle(struct tracer *t)
+{
+	long prev = -1, cur;
+
+	for (int waited = 0; waited < TRACER_SETTLE_MS; waited += 200) {
+		tracer_read(t, 200);
+		cur = proc_cpu_ticks(t->pid);
+		if (cur < 0)
+			return;
+		if (cur == prev)
+			return;
+		prev = cur;
+	}
+	t->unsettled++;
+}
+
+static int tracer_start(struct tracer *t, const char *path, pid_t target)
+{
+	struct timespec t0, now;
+	char pidstr[16];
+	int pfd[2], r;
+
+	if (pipe2(pfd, O_CLOEXEC))
+		return -errno;
+	snprintf(pidstr, sizeof(pidstr), "%d", target);
+	t->pid = fork();
+	if (t->pid < 0) {
+		r = -errno;
+		close(pfd[0]);
+		close(pfd[1]);
+		return r;
+	}
+	if (t->pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		cpu_unpin();
+		if (null < 0 || dup2(null, STDOUT_FILENO) < 0 || dup2(pfd[1], STDERR_FILENO) < 0)
+			_exit(127);
+		/* -d bounds an orphan's life should this process die without stopping it. */
+		execl(path, path, "trace", "-p", pidstr, "-o", "json", "-d", "900", (char *)NULL);
+		fprintf(stderr, "bench_send: failed to run %s: %s\n", path, strerror(errno));
+		_exit(127);
+	}
+	close(pfd[1]);
+	t->err_fd = pfd[0];
+	t->tail_len = 0;
+	t->tail[0] = '\0';
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		r = tracer_read(t, 500);
+		if (tracer_ready(t))
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (r != 0 || ts_diff_s(&t0, &now) * 1000 > TRACER_READY_MS) {
+			fprintf(stderr,
+				"bench_send: %s did not start tracing (%s); its stderr:\n%s\n",
+				path,
+				r > 0 ? "it exited" :
+				r < 0 ? strerror(-r) :
+					"timed out",
+				t->tail);
+			kill(t->pid, SIGKILL);
+			waitpid(t->pid, NULL, 0);
+			close(t->err_fd);
+			t->pid = 0;
+			return r < 0 ? r : -ECHILD;
+		}
+	}
+	tracer_settle(t);
+	t->starts++;
+	clock_gettime(CLOCK_MONOTONIC, &t->ready_at);
+	return 0;
+}
+
+/* SIGINT, as a user stops it; it must exit 0 within TRACER_STOP_MS. */
+static int tracer_stop(struct tracer *t)
+{
+	struct timespec t0, now;
+	struct rusage ru;
+	int status, r, err = 0;
+
+	if (!t->pid)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t->up_s += ts_diff_s(&t->ready_at, &t0);
+	kill(t->pid, SIGINT);
+	for (;;) {
+		r = tracer_read(t, 500);
+		if (r != 0)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (ts_diff_s(&t0, &now) * 1000 > TRACER_STOP_MS) {
+			fprintf(stderr, "bench_send: wsaudit did not stop on SIGINT; killing it\n");
+			kill(t->pid, SIGKILL);
+			err = -ETIMEDOUT;
+			break;
+		}
+	}
+	if (wait4(t->pid, &status, 0, &ru) < 0) {
+		err = -errno;
+		goto out;
+	}
+	t->cpu_s += (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+	if (!err && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
+		fprintf(stderr, "bench_send: wsaudit ended with status 0x%x; its stderr:\n%s\n",
+			status, t->tail);
+		err = -ECHILD;
+	}
+out:
+	close(t->err_fd);
+	t->pid = 0;
+	return err;
+}
+
+/* An idle Python process for wsaudit to trace: the bench itself must stay untraced. */
+static pid_t idle_spawn(void)
+{
+	pid_t pid = fork();
+
+	if (pid != 0)
+		return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	cpu_unpin();
+	execl("/usr/bin/python3", "python3", "-c", "import signal; signal.pause()", (char *)NULL);
+	fprintf(stderr, "bench_send: failed to run /usr/bin/python3: %s\n", strerror(errno));
+	_exit(127);
+}
+
+/* --- one configuration ----------------------------------------------------------------------- */
+
+static int cfg_enter(struct bench *b, enum cfg_id cfg)
+{
+	switch (cfg) {
+	case CFG_NONE:
+		return 0;
+	case CFG_FLOOR:
+		return floor_attach(&b->floor, "empty_");
+	case CFG_LOOKUP:
+		return floor_attach(&b->floor, "lookup_");
+	case CFG_WSAUDIT:
+		return tracer_start(&b->tracer, b->opts.wsaudit, b->opts.target);
+	case CFG_BITMAP:
+		return floor_attach(&b->floor, "bitmap_");
+	default:
+		return -EINVAL;
+	}
+}
+
+static int cfg_leave(struct bench *b, enum cfg_id cfg)
+{
+	switch (cfg) {
+	case CFG_FLOOR:
+	case CFG_LOOKUP:
+	case CFG_BITMAP:
+		floor_detach(&b->floor);
+		return 0;
+	case CFG_WSAUDIT:
+		return tracer_stop(&b->tracer);
+	default:
+		return 0;
+	}
+}
+
+static int cfg_measure(struct bench *b, enum cfg_id cfg, unsigned int rep)
+{
+	double ns;
+	int err;
+
+	err = cfg_enter(b, cfg);
+	if (err)
+		return err;
+	for (size_t s = 0; s < NSIZES; s++) {
+		unsigned long recvs = __atomic_load_n(&b->recvs, __ATOMIC_RELAXED);
+
+		ns = send_batch(b, sizes[s], b->calls[s]);
+		if (ns < 0) {
+			cfg_leave(b, cfg);
+			return (int)ns;
+		}
+		b->ns[cfg][s][rep] = ns;
+		b->sends[cfg][s] += b->calls[s];
+		b->drains[cfg][s] += __atomic_load_n(&b->recvs, __ATOMIC_RELAXED) - recvs;
+	}
+	return cfg_leave(b, cfg);
+}
+
+/* --- the report ------------------------------------------------------------------------------ */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+struct summary {
+	double min, med, max;
+};
+
+static struct summary summarize(const double *v, unsigned int n)
+{
+	double s[REPS_MAX];
+	struct summary r;
+
+	memcpy(s, v, n * sizeof(*v));
+	qsort(s, n, sizeof(*s), cmp_double);
+	r.min = s[0];
+	r.max = s[n - 1];
+	r.med = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+	return r;
+}
+
+/* Added ns per call of cfg over (a), paired by repetition. */
+static struct summary summarize_added(const struct bench *b, enum cfg_id cfg, size_t s)
+{
+	double d[REPS_MAX];
+
+	for (unsigned int r = 0; r < b->opts.reps; r++)
+		d[r] = b->ns[cfg][s][r] - b->ns[CFG_NONE][s][r];
+	return summarize(d, b->opts.reps);
+}
+
+static bool cfg_on(const struct bench *b, enum cfg_id cfg)
+{
+	return b->opts.cfg_mask & (1u << cfg);
+}
+
+static void report_machine(void)
+{
+	char line[256], model[256] = "unknown";
+	struct utsname u;
+	FILE *f;
+
+	f = fopen("/proc/cpuinfo", "re");
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			char *p = strchr(line, ':');
+
+			if (!strncmp(line, "model name", 10) && p) {
+				snprintf(model, sizeof(model), "%s", p + 2);
+				model[strcspn(model, "\n")] = '\0';
+				break;
+			}
+		}
+		fclose(f);
+	}
+	uname(&u);
+	printf("Machine: %s, %ld CPUs online, Linux %s %s.\n", model, sysconf(_SC_NPROCESSORS_ONLN),
+	       u.release, u.machine);
+}
+
+static void report(const struct bench *b)
+{
+	const struct bench_opts *o = &b->opts;
+	struct summary s, fl;
+
+	printf("## Kernel path: send() by a process that wsaudit does not trace\n\n");
+	report_machine();
+	printf("Loopback TCP with TCP_NODELAY; the sender is pinned to CPU %d, the reader thread to "
+	       "CPU %d. %u repetitions, the configurations interleaved in each (rotating order); "
+	       "one batch per configuration, payload and repetition:",
+	       o->cpu_send, o->cpu_read, o->reps);
+	for (size_t i = 0; i < NSIZES; i++)
+		printf("%s %lu calls of %zu B", i ? "," : "", b->calls[i], sizes[i]);
+	printf(". The reader drains on the sender's CPU by default: across CPUs in this VM, "
+	       "each send() pays for waking the other CPU when the reader sleeps, and the figures "
+	       "swing between two modes 5x apart. The reader's recv() calls (their count per send() is "
+	       "in the last columns) and their hooks are part of each figure.\n\n");
+
+	printf("ns per send(), min / median / max over the repetitions:\n\n");
+	printf("| configuration |");
+	for (size_t i = 0; i < NSIZES; i++)
+		printf(" %zu B |", sizes[i]);
+	for (size_t i = 0; i < NSIZES; i++)
+		printf(" recv/send %zu B |", sizes[i]);
+	printf("\n|---|");
+	for (size_t i = 0; i < 2 * NSIZES; i++)
+		printf("---|");
+	printf("\n");
+	for (int c = 0; c < CFG_MAX; c++) {
+		if (!cfg_on(b, c))
+			continue;
+		printf("| %s |", cfg_names[c]);
+		for (size_t i = 0; i < NSIZES; i++) {
+			s = summarize(b->ns[c][i], o->reps);
+			printf(" %.0f / %.0f / %.0f |", s.min, s.med, s.max);
+		}
+		for (size_t i = 0; i < NSIZES; i++)
+			printf(" %.3f |", (double)b->drains[c][i] / (double)b->sends[c][i]);
+		printf("\n");
+	}
+
+	printf("\nAdded ns per send() over (a) of the same repetition, min / median / max; "
+	       "in brackets, the median as a ratio to (a):\n\n");
+	printf("| configuration |");
+	for (size_t i = 0; i < NSIZES; i++)
+		printf(" %zu B |", sizes[i]);
+	printf("\n|---|");
+	for (size_t i = 0; i < NSIZES; i++)
+		printf("---|");
+	printf("\n");
+	for (int c = CFG_FLOOR; c < CFG_MAX; c++) {
+		if (!cfg_on(b, c))
+			continue;
+		printf("| %s |", cfg_names[c]);
+		for (size_t i = 0; i < NSIZES; i++) {
+			s = summarize_added(b, c, i);
+			printf(" %+.0f / %+.0f / %+.0f (x%.3f) |", s.min, s.med, s.max,
+			       summarize(b->ns[c][i], o->reps).med /
+				       summarize(b->ns[CFG_NONE][i], o->reps).med);
+		}
+		printf("\n");
+	}
+
+	if (cfg_on(b, CFG_FLOOR)) {
+		printf("\nAdded cost as a ratio to the floor's, (x-a)/(b-a), from the medians "
+		       "above; the goal for wsaudit is at most 1.15:\n\n");
+		printf("| ratio |");
+		for (size_t i = 0; i < NSIZES; i++)
+			printf(" %zu B |", sizes[i]);
+		printf("\n|---|");
+		for (size_t i = 0; i < NSIZES; i++)
+			printf("---|");
+		printf("\n");
+		for (int c = CFG_LOOKUP; c < CFG_MAX; c++) {
+			if (!cfg_on(b, c))
+				continue;
+			printf("| (%c-a)/(b-a) |", 'a' + c);
+			for (size_t i = 0; i < NSIZES; i++) {
+				double r;
+
+				fl = summarize_added(b, CFG_FLOOR, i);
+				s = summarize_added(b, c, i);
+				r = s.med / fl.med;
+				printf(" %.2f%s |", r,
+				       c == CFG_WSAUDIT ?
+					       (r <= 1.15 ? " (goal met)" : " (goal missed)") :
+					       "");
+			}
+			printf("\n");
+		}
+	}
+	if (cfg_on(b, CFG_WSAUDIT)) {
+		printf("\nwsaudit was started %u times and traced for %.1f s in all; it used %.0f ms "
+		       "of CPU (start-up included).",
+		       b->tracer.starts, b->tracer.up_s, b->tracer.cpu_s * 1000);
+		if (b->tracer.unsettled)
+			printf(" %u times it still used CPU %d ms after saying it was tracing; those "
+			       "repetitions were measured anyway.",
+			       b->tracer.unsettled, TRACER_SETTLE_MS);
+		printf("\n");
+	}
+}
+
+/* --- command line ---------------------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: bench_send [-r REPS] [-n CALLS | -m MS] [-c CONFIGS] [-w WSAUDIT] [-p PID]\n"
+		"                  [--cpu-send N] [--cpu-read N]\n"
+		"  -r, --reps N       repetitions (default 9, at most %d)\n"
+		"  -n, --calls N      send() calls per batch (default: calibrated, see -m)\n"
+		"  -m, --ms MS        calibrate batches to about MS ms without BPF (default 150)\n"
+		"  -c, --configs LIST configurations among a-e (default all; a is implied)\n"
+		"                     a no BPF, b empty programs, c + tgid hash lookup,\n"
+		"                     d wsaudit trace, e + tgid bitmap test\n"
+		"  -w, --wsaudit PATH the wsaudit binary for (d) (default ./wsaudit)\n"
+		"  -p, --target PID   the process wsaudit traces in (d) (default: an idle python3\n"
+		"                     started by the bench)\n"
+		"      --cpu-send N   CPU of the sending thread (default: the last one)\n"
+		"      --cpu-read N   CPU of the reading thread (default: the sender's)\n",
+		REPS_MAX);
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || *out > max)
+		return -EINVAL;
+	return 0;
+}
+
+static int opts_parse(int argc, char **argv, struct bench_opts *o)
+{
+	enum { OPT_CPU_SEND = 256, OPT_CPU_READ };
+	static const struct option longopts[] = {
+		{ "reps", required_argument, NULL, 'r' },
+		{ "calls", required_argument, NULL, 'n' },
+		{ "ms", required_argument, NULL, 'm' },
+		{ "configs", required_argument, NULL, 'c' },
+		{ "wsaudit", required_argument, NULL, 'w' },
+		{ "target", required_argument, NULL, 'p' },
+		{ "cpu-send", required_argument, NULL, OPT_CPU_SEND },
+		{ "cpu-read", required_argument, NULL, OPT_CPU_READ },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned long v;
+	int c;
+
+	*o = (struct bench_opts){
+		.reps = 9,
+		.batch_ms = 150,
+		.cfg_mask = (1u << CFG_MAX) - 1,
+		.wsaudit = "./wsaudit",
+		.cpu_send = ncpu > 1 ? (int)ncpu - 1 : 0,
+		.cpu_read = ncpu > 1 ? (int)ncpu - 1 : 0,
+	};
+	while ((c = getopt_long(argc, argv, "r:n:m:c:w:p:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			if (parse_uint(optarg, REPS_MAX, &v) || v < 3)
+				goto err_value;
+			o->reps = v;
+			break;
+		case 'n':
+			if (parse_uint(optarg, 1000000000, &v) || v == 0)
+				goto err_value;
+			o->calls = v;
+			break;
+		case 'm':
+			if (parse_uint(optarg, 60000, &v) || v == 0)
+				goto err_value;
+			o->batch_ms = v;
+			break;
+		case 'c':
+			o->cfg_mask = 1u << CFG_NONE;
+			for (const char *p = optarg; *p; p++) {
+				if (*p == ',')
+					continue;
+				if (*p < 'a' || *p >= 'a' + CFG_MAX)
+					goto err_value;
+				o->cfg_mask |= 1u << (*p - 'a');
+			}
+			break;
+		case 'w':
+			o->wsaudit = optarg;
+			break;
+		case 'p':
+			if (parse_uint(optarg, INT_MAX, &v) || v == 0)
+				goto err_value;
+			o->target = (pid_t)v;
+			break;
+		case OPT_CPU_SEND:
+		case OPT_CPU_READ:
+			if (parse_uint(optarg, CPU_SETSIZE - 1, &v) || (long)v >= ncpu)
+				goto err_value;
+			*(c == OPT_CPU_SEND ? &o->cpu_send : &o->cpu_read) = (int)v;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(EXIT_SUCCESS);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "bench_send: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+err_value:
+	fprintf(stderr, "bench_send: invalid value '%s' for -%c\n", optarg,
+		c == OPT_CPU_SEND ? 'S' :
+		c == OPT_CPU_READ ? 'R' :
+				    c);
+	return -EINVAL;
+}
+
+int main(int argc, char **argv)
+{
+	static struct bench b;
+	struct bench_opts *o = &b.opts;
+	int ncfg = 0, order[CFG_MAX];
+	int err;
+
+	if (opts_parse(argc, argv, o))
+		return 2;
+	if (geteuid() != 0) {
+		fprintf(stderr, "bench_send: must run as root (it loads BPF programs)\n");
+		return 2;
+	}
+	if (cfg_on(&b, CFG_WSAUDIT) && access(o->wsaudit, X_OK)) {
+		fprintf(stderr,
+			"bench_send: %s: %s; build it (make wsaudit), pass -w PATH, or "
+			"leave (d) out with -c a,b,c,e\n",
+			o->wsaudit, strerror(errno));
+		return 2;
+	}
+	for (int c = 0; c < CFG_MAX; c++)
+		if (cfg_on(&b, c))
+			order[ncfg++] = c;
+	libbpf_set_print(libbpf_print);
+	signal(SIGPIPE, SIG_IGN);
+
+	err = tracefs_ensure();
+	if (err) {
+		fprintf(stderr, "bench_send: failed to mount tracefs: %s\n", strerror(-err));
+		return 1;
+	}
+	if (cfg_on(&b, CFG_FLOOR) || cfg_on(&b, CFG_LOOKUP) || cfg_on(&b, CFG_BITMAP)) {
+		err = floor_open(&b.floor, cfg_on(&b, CFG_FLOOR), cfg_on(&b, CFG_LOOKUP),
+				 cfg_on(&b, CFG_BITMAP));
+		if (err) {
+			fprintf(stderr, "bench_send: failed to load the floor programs: %s\n",
+				strerror(-err));
+			return 1;
+		}
+	}
+	if (cfg_on(&b, CFG_WSAUDIT) && !o->target) {
+		b.idle_pid = idle_spawn();
+		if (b.idle_pid < 0) {
+			err = -errno;
+			fprintf(stderr, "bench_send: failed to start an idle process: %s\n",
+				strerror(-err));
+			goto out_floor;
+		}
+		o->target = b.idle_pid;
+	}
+	b.payload = calloc(1, sizes[NSIZES - 1]);
+	if (!b.payload) {
+		err = -ENOMEM;
+		goto out_idle;
+	}
+	err = cpu_pin(o->cpu_send);
+	if (err) {
+		fprintf(stderr, "bench_send: failed to pin to CPU %d: %s\n", o->cpu_send,
+			strerror(-err));
+		goto out_payload;
+	}
+	err = conn_open(&b);
+	if (err) {
+		fprintf(stderr, "bench_send: failed to open a loopback connection: %s\n",
+			strerror(-err));
+		goto out_payload;
+	}
+	err = send_calibrate(&b);
+	if (err) {
+		fprintf(stderr, "bench_send: send() failed: %s\n", strerror(-err));
+		goto out_conn;
+	}
+	for (unsigned int r = 0; r < o->reps; r++) {
+		fprintf(stderr, "bench_send: repetition %u/%u\n", r + 1, o->reps);
+		for (int k = 0; k < ncfg; k++) {
+			int c = order[(r + k) % ncfg];
+
+			err = cfg_measure(&b, c, r);
+			if (err) {
+				fprintf(stderr, "bench_send: %s: %s\n", cfg_names[c],
+					strerror(-err));
+				goto out_conn;
+			}
+		}
+	}
+	report(&b);
+out_conn:
+	tracer_stop(&b.tracer);
+	floor_detach(&b.floor);
+	conn_close(&b);
+out_payload:
+	free(b.payload);
+out_idle:
+	if (b.idle_pid > 0) {
+		kill(b.idle_pid, SIGKILL);
+		waitpid(b.idle_pid, NULL, 0);
+	}
+out_floor:
+	floor_bpf__destroy(b.floor.skel);
+	return err ? 1 : 0;
+}
