@@ -31,6 +31,7 @@ struct sym_entry {
 	char *file;
 	unsigned char *table;
 	size_t table_len;
+	bool truncated;
 };
 
 struct pysym {
@@ -278,6 +279,7 @@ static int read_str(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 	unsigned int state, kind, bad = 0;
 	long long length;
 	size_t data_off, nchars;
+	bool cut = false;
 	void *data;
 	int err;
 
@@ -305,8 +307,10 @@ static int read_str(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 		data_off = l->unicode_compact_data;
 	}
 	nchars = (size_t)length;
-	if (nchars > PYSYM_STR_CHARS_MAX)
+	if (nchars > PYSYM_STR_CHARS_MAX) {
 		nchars = PYSYM_STR_CHARS_MAX;
+		cut = true;
+	}
 	data = malloc(nchars * kind + 1);
 	if (!data)
 		return -ENOMEM;
@@ -315,9 +319,11 @@ static int read_str(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 		err = pysym_ucs_to_utf8(data, nchars, kind, out, outsz, &bad);
 		if (bad)
 			s->stats.bad_strings++;
-		/* A name cut to fit is still the right name's prefix; callers see -ENOSPC. */
+		/* A name cut to fit is still the right name's prefix: say it was cut. */
+		if (err == -ENOSPC)
+			cut = true;
 		if (err >= 0 || err == -ENOSPC)
-			err = 0;
+			err = cut;
 	}
 	free(data);
 	return err;
@@ -507,6 +513,7 @@ void pysym_get_stats(const struct pysym *s, struct pysym_stats *out)
 	*out = s->stats;
 }
 
+/* A copy of the string at @addr; *err is 0 (1 when it was cut to @max) or -errno. */
 static char *dup_str(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 		     unsigned long long addr, size_t max, int *err)
 {
@@ -517,7 +524,7 @@ static char *dup_str(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 		return NULL;
 	}
 	*err = read_str(s, pid, info, addr, buf, max);
-	if (*err) {
+	if (*err < 0) {
 		free(buf);
 		return NULL;
 	}
@@ -532,14 +539,19 @@ static int entry_fill(struct pysym *s, pid_t pid, const struct pyproc_info *info
 	e->name = dup_str(s, pid, info, e->id.name, PYSYM_NAME_MAX, &err);
 	if (!e->name)
 		return err;
+	e->truncated |= err;
 	if (e->id.qualname) {
 		e->function = dup_str(s, pid, info, e->id.qualname, PYSYM_NAME_MAX, &err);
 		if (!e->function)
 			return err;
+		e->truncated |= err;
 	}
 	e->file = dup_str(s, pid, info, e->id.filename, PYSYM_FILE_MAX, &err);
 	if (!e->file)
 		return err;
+	e->truncated |= err;
+	if (e->truncated)
+		s->stats.truncated++;
 	return read_bytes(pid, info, e->id.linetable, &e->table, &e->table_len);
 }
 
@@ -617,6 +629,7 @@ resolve:
 	snprintf(out->name, sizeof(out->name), "%s", e->name);
 	snprintf(out->function, sizeof(out->function), "%s", e->function ? e->function : e->name);
 	snprintf(out->file, sizeof(out->file), "%s", e->file);
+	out->truncated = e->truncated;
 	out->firstlineno = e->id.firstlineno;
 	out->argcount = e->id.argcount;
 	if (lasti < -1) {
@@ -681,7 +694,7 @@ static int receiver_kind(pid_t pid, const struct pyproc_info *info, unsigned lon
 	if (err)
 		return err;
 	err = read_str(&tmp, pid, info, name0, argname, sizeof(argname));
-	if (err)
+	if (err < 0)
 		return err;
 	if (!strcmp(argname, "self"))
 		return 0;

@@ -7,6 +7,7 @@
 #ifndef WSAUDIT_PYSYM_H
 #define WSAUDIT_PYSYM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -31,6 +32,8 @@ struct pysym_loc {
 	 * table; -EINVAL: malformed table; -ENODATA: the walk could not compute the offset.
 	 */
 	int line_err;
+	/* A name or the file was longer than its field (or PYSYM_STR_CHARS_MAX) and was cut. */
+	bool truncated;
 	/* Code object fields, for callers that want them. */
 	int firstlineno;
 	int argcount;
@@ -44,6 +47,7 @@ struct pysym_stats {
 	unsigned long long read_errors;
 	unsigned long long not_code; /* address does not hold a code object */
 	unsigned long long bad_strings; /* names/files with undecodable code points */
+	unsigned long long truncated; /* code objects with a name or file cut to fit */
 	unsigned long long no_line; /* offset outside the line table, or a malformed table */
 	unsigned long long unknown_offset; /* the walk could not compute the offset */
 };

@@ -215,6 +215,7 @@ struct fake {
 	unsigned char varnames[64];
 	unsigned char obj[32];
 	unsigned char frame[128];
+	unsigned char longstr[40 + 1500];
 };
 
 static void put_u64(unsigned char *b, unsigned int off, unsigned long long v)
@@ -345,6 +346,29 @@ static void test_cache(void **state)
 	pysym_free(s);
 }
 
+static void test_truncated(void **state)
+{
+	struct fake *f = *state;
+	struct pysym *s = pysym_new(4);
+	struct pysym_stats st;
+	struct pysym_loc loc;
+	unsigned int ascii = 0x20 | 0x40 | (1 << 2);
+
+	assert_non_null(s);
+	/* A 1500-character file name does not fit PYSYM_FILE_MAX: cut, and said so. */
+	put_u64(f->longstr, 16, 1500);
+	memcpy(f->longstr + 32, &ascii, sizeof(ascii));
+	memset(f->longstr + 40, 'a', 1500);
+	put_u64(f->code[0], 112, (uintptr_t)f->longstr);
+	assert_int_equal(pysym_lookup(s, getpid(), &f->info, (uintptr_t)f->code[0], 0, &loc), 0);
+	assert_true(loc.truncated);
+	assert_int_equal(strlen(loc.file), PYSYM_FILE_MAX - 1);
+	assert_string_equal(loc.function, "Bridge.send");
+	pysym_get_stats(s, &st);
+	assert_int_equal(st.truncated, 1);
+	pysym_free(s);
+}
+
 static void test_method_class(void **state)
 {
 	struct fake *f = *state;
@@ -374,6 +398,7 @@ int main(void)
 		cmocka_unit_test(test_unicode_vectors),
 		cmocka_unit_test(test_unicode_limits),
 		cmocka_unit_test_setup_teardown(test_cache, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_truncated, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_method_class, fake_setup, fake_teardown),
 	};
 
