@@ -31,6 +31,7 @@ struct elf_syms {
 	unsigned long long code_type; /* PyCode_Type */
 	unsigned long long unicode_type;
 	unsigned long long bytes_type;
+	unsigned long long cell_type;
 };
 
 struct map_cand {
@@ -481,6 +482,8 @@ static int elf_scan(int fd, struct elf_syms *s)
 				s->unicode_type = sym.st_value;
 			else if (!strcmp(sn, "PyBytes_Type"))
 				s->bytes_type = sym.st_value;
+			else if (!strcmp(sn, "PyCell_Type"))
+				s->cell_type = sym.st_value;
 		}
 	}
 out_end:
@@ -720,6 +723,7 @@ static int inspect_runtime(pid_t pid, const struct elf_syms *s, unsigned long lo
 	out->off.code_type_addr = bias + s->code_type;
 	out->unicode_type_addr = s->unicode_type ? bias + s->unicode_type : 0;
 	out->bytes_type_addr = s->bytes_type ? bias + s->bytes_type : 0;
+	out->cell_type_addr = s->cell_type ? bias + s->cell_type : 0;
 	out->bias = bias;
 	return 0;
 }

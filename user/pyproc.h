@@ -57,6 +57,7 @@ struct pyproc_info {
 	unsigned long long bias;
 	unsigned long long unicode_type_addr; /* 0 when the symbol is missing */
 	unsigned long long bytes_type_addr;
+	unsigned long long cell_type_addr;
 	struct py_offsets off;
 	struct py_layout layout;
 };

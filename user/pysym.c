@@ -717,24 +717,31 @@ int pysym_receiver_class(pid_t pid, const struct pyproc_info *info, unsigned lon
 	if (kind < 0)
 		return kind;
 	obj = first_arg & ~(unsigned long long)l->stackref_mask_bits;
-	/* A self captured by a closure lives in a cell (3.11+) or another slot (3.9/3.10). */
+	/* 3.9/3.10 keep an argument captured by a closure in another slot: this one is NULL. */
 	if (!obj)
 		return -ENOENT;
-	if (kind == 1) {
-		type = obj;
-	} else {
+	err = pyproc_read(pid, obj + o->object_type, &type, sizeof(type));
+	if (err)
+		return err;
+	if (info->cell_type_addr && type == info->cell_type_addr) {
+		/* 3.11+ turn such an argument into a cell in place: ob_ref follows the header. */
+		err = pyproc_read(pid, obj + o->object_type + 8, &obj, sizeof(obj));
+		if (err)
+			return err;
+		if (!obj)
+			return -ENOENT;
 		err = pyproc_read(pid, obj + o->object_type, &type, sizeof(type));
 		if (err)
 			return err;
 	}
+	if (kind == 1)
+		type = obj;
 	err = pyproc_read(pid, type + l->type_name, &name, sizeof(name));
 	if (err)
 		return err;
 	err = read_cstr(pid, name, tname, sizeof(tname));
 	if (err)
 		return err;
-	if (!strcmp(tname, "cell"))
-		return -ENOENT;
 	/* Static types are named "module.Class"; __name__ is the part after the last dot. */
 	dot = strrchr(tname, '.');
 	snprintf(buf, len, "%s", dot ? dot + 1 : tname);

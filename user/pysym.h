@@ -79,8 +79,10 @@ void pysym_get_stats(const struct pysym *s, struct pysym_stats *out);
  * Optional step for 3.9/3.10, where code objects have no qualname.  When the first argument
  * of @code is named self (or cls), write the name of its class (or of itself) to @buf.
  * @first_arg is localsplus[0] as the walk read it (tag bits are removed here); take it at
- * walk time when the frame may be gone by the time this runs.  0, -ENOENT when there is no
- * such receiver (or it was captured by a closure), -errno on a read failure.
+ * walk time when the frame may be gone by the time this runs.  A receiver captured by a
+ * closure is followed through its cell on 3.11+; on 3.9/3.10 its slot is NULL (the value is
+ * in a cell slot further on) and the answer is -ENOENT.  0, -ENOENT when there is no such
+ * receiver, -errno on a read failure.
  */
 int pysym_receiver_class(pid_t pid, const struct pyproc_info *info, unsigned long long code,
 			 unsigned long long first_arg, char *buf, size_t len);

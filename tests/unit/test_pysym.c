@@ -214,6 +214,8 @@ struct fake {
 	unsigned char table[64];
 	unsigned char varnames[64];
 	unsigned char obj[32];
+	unsigned char cell_type[64];
+	unsigned char cell[32];
 	unsigned char frame[128];
 	unsigned char longstr[40 + 1500];
 };
@@ -378,6 +380,20 @@ static void test_method_class(void **state)
 					    (uintptr_t)f->code[0], buf, sizeof(buf)),
 			 0);
 	assert_string_equal(buf, "Widget");
+	/* 3.11+: self captured by a closure is a cell in its slot; follow it. */
+	f->info.cell_type_addr = (uintptr_t)f->cell_type;
+	put_u64(f->cell, 8, (uintptr_t)f->cell_type);
+	put_u64(f->cell, 16, (uintptr_t)f->obj);
+	put_u64(f->frame, 72, (uintptr_t)f->cell);
+	buf[0] = '\0';
+	assert_int_equal(pysym_method_class(getpid(), &f->info, (uintptr_t)f->frame,
+					    (uintptr_t)f->code[0], buf, sizeof(buf)),
+			 0);
+	assert_string_equal(buf, "Widget");
+	put_u64(f->cell, 16, 0);
+	assert_int_equal(pysym_method_class(getpid(), &f->info, (uintptr_t)f->frame,
+					    (uintptr_t)f->code[0], buf, sizeof(buf)),
+			 -ENOENT);
 	/* A first argument with another name is not a method receiver. */
 	put_u64(f->varnames, 24, fake_ascii(&f->s[6], "sock"));
 	assert_int_equal(pysym_method_class(getpid(), &f->info, (uintptr_t)f->frame,

@@ -8,6 +8,7 @@ named on the command line, prints READY and exits.  The blocked threads never re
 stacks stay exactly as dumped.  Standard library only: it runs on every interpreter under test.
 """
 import asyncio
+import concurrent.futures
 import json
 import os
 import socket
@@ -52,6 +53,27 @@ class Sender:
         sock.send(b"c" * 4096)
 
 
+class Closure:
+    def run(self, sock):
+        def send():
+            # self is captured by this closure: a cell in the method's frame.
+            sock.send(b"l" * 4096 if self else b"")
+        send()
+
+
+def gen_send(sock):
+    yield sock.send(b"g" * 4096)
+
+
+def drive(sock):
+    # next() from C: 3.12+ put an entry frame between the generator and drive().
+    next(gen_send(sock))
+
+
+def pooled(sock):
+    sock.sendall(b"p" * 4096)
+
+
 async def inner(sock):
     sock.sendall(b"i" * 4096)
 
@@ -82,6 +104,7 @@ def describe(frame):
     while f is not None:
         code = f.f_code
         cls = None
+        cell = bool(code.co_argcount) and code.co_varnames[0] in code.co_cellvars
         if code.co_argcount and code.co_varnames[0] in ("self", "cls"):
             first = f.f_locals.get(code.co_varnames[0])
             if first is not None:
@@ -92,6 +115,7 @@ def describe(frame):
             "file": code.co_filename,
             "line": f.f_lineno,
             "cls": cls,
+            "cell": cell,
         })
         f = f.f_back
     # The same stack as traceback reports it (outermost first there).
@@ -133,10 +157,19 @@ def main():
         threading.Thread(target=run_loop, args=(full_socket(),), name="asyncio"),
         threading.Thread(target=blockers.送信, args=(full_socket(),), name="unicode"),
         threading.Thread(target=données.𠀀, args=(full_socket(),), name="ucs4"),
+        threading.Thread(target=Closure().run, args=(full_socket(),), name="closure"),
+        threading.Thread(target=drive, args=(full_socket(),), name="generator"),
     ]
     for t in workers:
         t.daemon = True
         t.start()
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="pool")
+    pool.submit(pooled, full_socket())
+    # submit() starts the worker thread; it is compared like the others.
+    deadline = time.time() + 10
+    while len(pool._threads) < 1 and time.time() < deadline:
+        time.sleep(0.01)
+    workers += list(pool._threads)
     threading.Thread(target=dump, args=(sys.argv[1], workers + [threading.main_thread()]),
                      daemon=True).start()
     block_main(full_socket())

@@ -125,7 +125,16 @@ def expected_function(t, minor):
     """What the walker must report as the function: co_qualname, or Class.name on <= 3.10."""
     if minor >= 11:
         return t["qualname"]
+    if t.get("cell"):
+        # 3.9/3.10 leave a receiver captured by a closure out of its slot: name only.
+        return t["name"]
     return t["cls"] + "." + t["name"] if t["cls"] else t["name"]
+
+
+def expected_cls(t, minor):
+    if minor <= 10 and t.get("cell"):
+        return None
+    return t["cls"]
 
 
 def check_one(label, root, exe, walk_check, work, wrap=()):
@@ -158,7 +167,7 @@ def check_one(label, root, exe, walk_check, work, wrap=()):
                 # The receiver's class comes from pysym_method_class on every version.
                 ok = a is not None and b is not None and \
                     a["name"] == b["name"] and a["file"] == b["file"] and \
-                    (a["line"] or 0) == b["line"] and a["cls"] == b["cls"] and \
+                    (a["line"] or 0) == b["line"] and expected_cls(a, minor) == b["cls"] and \
                     expected_function(a, minor) == b["function"]
                 if ok:
                     matched += 1
