@@ -32,6 +32,7 @@ struct elf_syms {
 	unsigned long long unicode_type;
 	unsigned long long bytes_type;
 	unsigned long long cell_type;
+	bool runtime_section; /* a .PyRuntime section exists (3.10+) */
 };
 
 struct map_cand {
@@ -454,8 +455,11 @@ static int elf_scan(int fd, struct elf_syms *s)
 		if (!gelf_getshdr(scn, &sh))
 			continue;
 		name = elf_strptr(elf, shstrndx, sh.sh_name);
-		if (name && !strcmp(name, ".PyRuntime") && !s->runtime)
-			s->runtime = sh.sh_addr;
+		if (name && !strcmp(name, ".PyRuntime")) {
+			s->runtime_section = true;
+			if (!s->runtime)
+				s->runtime = sh.sh_addr;
+		}
 		if (sh.sh_type != SHT_DYNSYM && sh.sh_type != SHT_SYMTAB)
 			continue;
 		data = elf_getdata(scn, NULL);
@@ -675,11 +679,17 @@ static int inspect_runtime(pid_t pid, const struct elf_syms *s, unsigned long lo
 		from_dbg = true;
 	}
 	if (!major && pyproc_version_from_name(out->path, &major, &minor, &ft)) {
-		not_python(out,
-			   "unknown CPython version in %s (no Py_Version, no debug offsets, "
-			   "file name without a version)",
-			   out->path);
-		return -ENOTSUP;
+		/* Py_Version appeared in 3.11 and the .PyRuntime section in 3.10. */
+		if (!s->runtime_section) {
+			not_python(
+				out,
+				"unknown CPython version in %s (no Py_Version, no debug offsets, "
+				"no .PyRuntime section, file name without a version)",
+				out->path);
+			return -ENOTSUP;
+		}
+		major = 3;
+		minor = 10;
 	}
 	out->major = major;
 	out->minor = minor;
@@ -772,7 +782,11 @@ int pyproc_inspect(pid_t pid, struct pyproc_info *out)
 			bias = 0;
 		else
 			bias = c[i].start - (s.vaddr0 & ~0xfffULL);
-		if (inspect_runtime(pid, &s, bias, out))
+		r = inspect_runtime(pid, &s, bias, out);
+		/* Unrecognised builds are an answer; a process we cannot read is an error. */
+		if (r == -ESRCH || r == -EPERM || r == -EFAULT || r == -ENOMEM)
+			err = r;
+		if (r)
 			goto out_free;
 		out->is_python = true;
 		out->reason[0] = '\0';
