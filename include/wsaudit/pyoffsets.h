@@ -6,15 +6,17 @@
  *
  * The walk, for the thread whose pthread_self() (x86_64: task->thread.fsbase) is T:
  *   interp = *(runtime_addr + runtime_interp_head)
- *   for each interp (next: interp + interp_next):
+ *   for each interp (next: *(interp + interp_next)):
  *     ts = *(interp + interp_threads_head)
- *     for each ts (next: ts + tstate_next): if *(ts + tstate_thread_id) == T, found
+ *     for each ts (one read of tstate_read_size bytes; next: *(ts + tstate_next)):
+ *       if *(ts + tstate_thread_id) == T, found
  *   frame = *(ts + tstate_frame)                         frame_kind OBJECT / DIRECT
  *   frame = *(*(ts + tstate_frame) + cframe_current_frame)   frame_kind CFRAME
  *   for each frame (one read of frame_read_size bytes; next: *(frame + frame_previous)):
  *     if owner_skip_min && *(u8 *)(frame + frame_owner) >= owner_skip_min: skip (shim/C stack)
  *     code = *(frame + frame_code) & code_tag_mask; check *(code + object_type) == code_type_addr
  *     lasti: see enum py_lasti_kind
+ *     with PY_OFF_F_RECEIVER: also record *(frame + frame_localsplus) (the first argument)
  * Frames still in their prologue (3.11+: instr < firsttraceable, CPython's "incomplete"
  * frames) are not skipped: a thread blocked in a system call is never in that state.
  * A thread can own one tstate per interpreter; prefer the match with a non-NULL frame.
