@@ -150,6 +150,31 @@ static void test_line_errors(void **state)
 	assert_int_equal(pysym_line_pep626(pep, 0, 10, 0, &line), -ERANGE);
 }
 
+/* Garbage tables (a freed and reused bytes object) must give an error, never a bad read. */
+static void test_line_garbage(void **state)
+{
+	unsigned char t[64], *c;
+	unsigned int seed = 12345;
+	int i, j, line, ok = 0;
+
+	for (i = 0; i < 20000; i++) {
+		size_t n = (size_t)(rand_r(&seed) % (int)sizeof(t));
+
+		for (j = 0; j < (int)n; j++)
+			t[j] = (unsigned char)rand_r(&seed);
+		/* Exactly sized copies so that ASan catches any read past the end. */
+		c = malloc(n ? n : 1);
+
+		assert_non_null(c);
+		memcpy(c, t, n);
+		ok += !pysym_line_locations(c, n, 1, rand_r(&seed) % 256, &line);
+		ok += !pysym_line_pep626(c, n, 1, rand_r(&seed) % 256, &line);
+		ok += !pysym_line_lnotab(c, n, 1, rand_r(&seed) % 256, &line);
+		free(c);
+	}
+	assert_true(ok > 0);
+}
+
 static void test_unicode_vectors(void **state)
 {
 	char path[512], *line = NULL;
@@ -411,6 +436,7 @@ int main(void)
 		cmocka_unit_test(test_locations_313),
 		cmocka_unit_test(test_locations_314),
 		cmocka_unit_test(test_line_errors),
+		cmocka_unit_test(test_line_garbage),
 		cmocka_unit_test(test_unicode_vectors),
 		cmocka_unit_test(test_unicode_limits),
 		cmocka_unit_test_setup_teardown(test_cache, fake_setup, fake_teardown),
