@@ -57,6 +57,7 @@ int emit_chunks(void *ctx)
 
 		s->evt.stream_pos = io->io_pos + io->done;
 		s->evt.len = n;
+		s->evt.user_ptr = ptr;
 		s->evt.flags = io->flags;
 		if (io->done == 0)
 			s->evt.flags |= DATA_FIRST;

@@ -1,118 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The Python stack of the thread that made a WebSocket write, at the syscall's exit.
- *
- * The GIL is released during the send, so neither the GIL holder nor the 3.12+ thread-local
- * current thread state can be used.  The writing thread's PyThreadState is found by walking
- * the interpreters' thread lists and matching thread_id, which CPython sets to pthread_self(),
- * i.e. the thread pointer (x86_64: the FS base), against the current task's.  The match is
- * cached per thread and re-checked on every use.  Each frame costs one read of its first
- * PY_FRAME_READ bytes; code objects and instruction offsets go to user space, which turns
- * them into names and lines (user/pysym.c).  Every address and offset comes from the
- * process's struct py_offsets (user/pyproc.c), so one program serves CPython 3.9 to 3.14.
+ * The Python stack of the thread that made a WebSocket write, at the syscall's exit (see
+ * bpf/lib/pywalk.bpf.h), entered by tail call from the write family's exit programs.
  */
 #include "lib/common.bpf.h"
-
-static __always_inline __u64 thread_base(void)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-
-#if defined(__TARGET_ARCH_x86)
-	return BPF_CORE_READ(task, thread.fsbase);
-#elif defined(__TARGET_ARCH_arm64)
-	return BPF_CORE_READ(task, thread.uw.tp_value);
-#else
-	return 0;
-#endif
-}
-
-static __always_inline __u64 read_ptr(__u64 addr)
-{
-	__u64 v = 0;
-
-	if (bpf_probe_read_user(&v, sizeof(v), (void *)addr))
-		return 0;
-	return v;
-}
-
-static __always_inline __u64 block_u64(const struct walk_scratch *w, __u16 off)
-{
-	return *(const __u64 *)(w->block + (off & (PY_FRAME_READ - 1)));
-}
-
-static __always_inline __u32 block_u32(const struct walk_scratch *w, __u16 off)
-{
-	return *(const __u32 *)(w->block + (off & (PY_FRAME_READ - 1)));
-}
-
-/* The thread state whose thread_id is `base`, searching every interpreter.  0 if none. */
-static __always_inline __u64 find_tstate(const struct py_offsets *off, __u64 base)
-{
-	__u64 interp, ts, fallback = 0;
-	__u32 i;
-
-	interp = read_ptr(off->runtime_addr + off->runtime_interp_head);
-	ts = interp ? read_ptr(interp + off->interp_threads_head) : 0;
-	for (i = 0; i < PY_THREADS_WALK && interp; i++) {
-		if (!ts) {
-			interp = read_ptr(interp + off->interp_next);
-			ts = interp ? read_ptr(interp + off->interp_threads_head) : 0;
-			continue;
-		}
-		if (read_ptr(ts + off->tstate_thread_id) == base) {
-			/*
-			 * A thread owns one thread state per interpreter it entered: prefer
-			 * the one that is running Python code.
-			 */
-			if (read_ptr(ts + off->tstate_frame))
-				return ts;
-			fallback = ts;
-		}
-		ts = read_ptr(ts + off->tstate_next);
-	}
-	return fallback;
-}
-
-static __always_inline __u64 current_frame(const struct py_offsets *off, __u64 ts)
-{
-	__u64 fp = read_ptr(ts + off->tstate_frame);
-
-	if (fp && off->frame_kind == PY_FRAME_CFRAME)
-		fp = read_ptr(fp + off->cframe_current_frame);
-	return fp;
-}
-
-static __always_inline __s32 frame_lasti(const struct py_offsets *off, const struct walk_scratch *w,
-					 __u64 code)
-{
-	__s32 v;
-	__u64 ip, start;
-
-	switch (off->lasti_kind) {
-	case PY_LASTI_BYTES:
-		v = (__s32)block_u32(w, off->frame_lasti);
-		return v < 0 ? -1 : v;
-	case PY_LASTI_UNITS:
-		v = (__s32)block_u32(w, off->frame_lasti);
-		return v < 0 ? -1 : v * 2;
-	case PY_LASTI_POINTER:
-		if (off->flags & PY_OFF_F_UNSUP_TLBC)
-			return -1;
-		ip = block_u64(w, off->frame_lasti);
-		start = code + off->code_adaptive;
-		/* 3.11/3.12 point one unit before the code until the first instruction. */
-		if (ip < start || ip - start > 0x7fffffff)
-			return -1;
-		return (__s32)(ip - start);
-	}
-	return -1;
-}
+#include "lib/pywalk.bpf.h"
 
 SEC("tracepoint")
 int py_stack_walk(void *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid(), base, ts, fp, code, *cached;
-	__u32 zero = 0, tgid = id >> 32, i, span;
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 zero = 0, tgid = id >> 32;
 	const struct py_offsets *off;
 	struct walk_scratch *w;
 	struct evt_stack *e;
@@ -123,79 +21,47 @@ int py_stack_walk(void *ctx)
 	w = bpf_map_lookup_elem(&walk_heap, &zero);
 	if (!off || !io || !w)
 		goto out;
-	e = bpf_ringbuf_reserve(&events_rb, sizeof(*e), 0);
-	if (!e) {
-		count_drop(DROP_STACK_RINGBUF_FULL);
+	e = stack_reserve(id, STACK_AT_SYSCALL);
+	if (!e)
 		goto out;
-	}
-	e->hdr.type = EVT_STACK;
-	e->hdr.version = EVT_VERSION;
-	e->hdr.size = sizeof(*e);
-	e->hdr.ts_ns = bpf_ktime_get_ns();
 	e->conn = io->conn;
 	e->io_pos = io->io_pos;
-	e->tgid = tgid;
-	e->tid = (__u32)id;
-	e->nframes = 0;
-	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
-
-	base = thread_base();
-	e->thread_base = base;
-	if (!base) {
-		e->status = WALK_NO_THREAD_BASE;
-		goto submit;
-	}
-	cached = bpf_map_lookup_elem(&tstate_cache, &id);
-	if (cached && *cached && read_ptr(*cached + off->tstate_thread_id) == base) {
-		ts = *cached;
-	} else {
-		ts = find_tstate(off, base);
-		if (!ts) {
-			e->status = WALK_NO_THREAD;
-			goto submit;
-		}
-		bpf_map_update_elem(&tstate_cache, &id, &ts, BPF_ANY);
-	}
-	fp = current_frame(off, ts);
-	if (!fp) {
-		e->status = WALK_NO_FRAME;
-		goto submit;
-	}
-
-	span = off->frame_read_size;
-	if (span > PY_FRAME_READ || span < 8) {
-		e->status = WALK_READ_FAULT;
-		goto submit;
-	}
-
-	e->status = WALK_OK;
-	/* Every visited frame takes a slot (shims flagged), so the loop stays linear. */
-	for (i = 0; i < PY_FRAMES_MAX; i++) {
-		if (!fp)
-			break;
-		if (bpf_probe_read_user(w->block, span & (2 * PY_FRAME_READ - 1), (void *)fp)) {
-			e->status = WALK_READ_FAULT;
-			break;
-		}
-		code = block_u64(w, off->frame_code) & off->code_tag_mask;
-		e->frames[i].code = code;
-		e->frames[i].frame = fp;
-		e->frames[i].lasti = frame_lasti(off, w, code);
-		e->frames[i].flags = 0;
-		if (off->owner_skip_min &&
-		    w->block[off->frame_owner & (PY_FRAME_READ - 1)] >= off->owner_skip_min)
-			e->frames[i].flags = PYF_SKIP;
-		e->nframes = i + 1;
-		fp = block_u64(w, off->frame_previous);
-	}
-	if (fp && e->status == WALK_OK && e->nframes == PY_FRAMES_MAX)
-		e->status = WALK_TRUNCATED;
-submit:
+	py_walk(e, off, w, id);
 	bpf_ringbuf_submit(e, ringbuf_flags());
 	count_stat(STAT_EVENTS, 1);
 out:
 	bpf_tail_call(ctx, &emit_progs, TAIL_EMIT_CHUNKS);
 	count_drop(DROP_LOOP_LIMIT);
+	return 0;
+}
+
+/*
+ * uvloop's UVStream.write (and the other METH_O "write" methods of its transports) queue the
+ * object they are given and send it later from the event loop, when the function that wrote
+ * it is gone from the stack.  This uprobe, attached by user/uvhook.c at those methods, records
+ * the stack at hand-over with the object's address as token; user space matches the token
+ * with the address of the bytes the later writev sends.
+ */
+SEC("uprobe")
+int BPF_KPROBE(transport_write_uprobe, void *self, void *data)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 zero = 0, tgid = id >> 32;
+	const struct py_offsets *off;
+	struct walk_scratch *w;
+	struct evt_stack *e;
+
+	off = bpf_map_lookup_elem(&py_procs, &tgid);
+	w = bpf_map_lookup_elem(&walk_heap, &zero);
+	if (!off || !w || !data)
+		return 0;
+	e = stack_reserve(id, STACK_AT_TRANSPORT_WRITE);
+	if (!e)
+		return 0;
+	e->token = (__u64)data;
+	py_walk(e, off, w, id);
+	bpf_ringbuf_submit(e, ringbuf_flags());
+	count_stat(STAT_EVENTS, 1);
 	return 0;
 }
 

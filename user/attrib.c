@@ -12,6 +12,18 @@
 
 #define PROC_BUCKETS 1024
 #define SYM_CACHE_ENTRIES 65536
+#define TOKEN_BUCKETS 4096
+/* Hand-overs waiting for their bytes to be sent; past this the oldest are dropped. */
+#define TOKENS_MAX 65536
+
+struct token {
+	uint32_t tgid;
+	uint64_t token;
+	uint64_t ts_ns;
+	struct attrib_stack *stack;
+	struct token *next; /* hash chain, oldest first */
+	struct token *age_next, *age_prev; /* all tokens, oldest first */
+};
 
 enum proc_state {
 	PROC_PYTHON,
@@ -32,6 +44,9 @@ struct attrib {
 	size_t ntransport;
 	struct pysym *sym;
 	struct proc_entry *buckets[PROC_BUCKETS];
+	struct token *tokens[TOKEN_BUCKETS];
+	struct token *oldest, *newest;
+	size_t ntokens;
 	struct attrib_stats stats;
 };
 
@@ -46,6 +61,7 @@ static const char *const unattributed_names[UNATTR__COUNT] = {
 	[UNATTR_SYMBOL_READ_FAILED] = "symbol_read_failed",
 	[UNATTR_DEFERRED_WRITE] = "deferred_write",
 	[UNATTR_NO_APPLICATION_FRAMES] = "no_application_frames",
+	[UNATTR_DETACHED_TASK] = "detached_task",
 };
 
 const char *unattributed_name(enum unattributed why)
@@ -54,47 +70,65 @@ const char *unattributed_name(enum unattributed why)
 }
 
 /*
- * Functions of asyncio's event loop that, when they are the innermost frame of a write, mean
- * the bytes were queued earlier (the socket buffer was full) and flushed now: whoever wrote
- * them is no longer on the stack.
+ * asyncio's event loop: a frame of these runs callbacks and task steps.  Frames outside it
+ * (the program's start-up: main, asyncio.run) did not ask for the write, so the search for
+ * the originating function stops there.
  */
-static const char *const loop_flush_functions[] = {
-	"*_write_ready", "*run_forever", "*run_until_complete", "*_run_once",
-	"Runner.run",	 "run",		 "Handle._run",		"_run",
+static const char *const loop_functions[] = {
+	"*run_forever", "*run_until_complete", "*_run_once", "Runner.run",
+	"run",		"Handle._run",	       "_run",
 };
 
-static bool is_loop_flush(const struct attrib_frame *f)
+/*
+ * asyncio transport methods that send bytes queued earlier, when the socket buffer had been
+ * full: whoever wrote them is no longer on the stack.
+ */
+static const char *const flush_functions[] = {
+	"*_write_ready",
+	"*_write_sendmsg",
+};
+
+static bool asyncio_function_in(const struct attrib_frame *f, const char *const *globs, size_t n)
 {
-	if (!f->file || fnmatch("*/asyncio/*", f->file, 0))
+	if (!f->file || !f->function || fnmatch("*/asyncio/*", f->file, 0))
 		return false;
-	for (size_t i = 0; i < sizeof(loop_flush_functions) / sizeof(loop_flush_functions[0]);
-	     i++) {
-		if (f->function && !fnmatch(loop_flush_functions[i], f->function, 0))
+	for (size_t i = 0; i < n; i++) {
+		if (!fnmatch(globs[i], f->function, 0))
 			return true;
 	}
 	return false;
 }
 
+#define ASYNCIO_IN(f, list) asyncio_function_in(f, list, sizeof(list) / sizeof(list[0]))
+
 int attrib_pick_origin(const struct attrib_frame *frames, size_t n, enum unattributed *why)
 {
-	size_t i;
-
 	*why = UNATTR_NONE;
 	if (!n) {
 		*why = UNATTR_NO_PYTHON_FRAMES;
 		return -1;
 	}
-	if (is_loop_flush(&frames[0])) {
-		*why = UNATTR_DEFERRED_WRITE;
-		return -1;
-	}
-	for (i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
+		if (ASYNCIO_IN(&frames[i], flush_functions)) {
+			*why = UNATTR_DEFERRED_WRITE;
+			return -1;
+		}
+		if (ASYNCIO_IN(&frames[i], loop_functions)) {
+			/*
+			 * The loop itself wrote (uvloop flushing its queue), or a task whose
+			 * creator is not on this stack did.
+			 */
+			*why = i == 0 ? UNATTR_DEFERRED_WRITE : UNATTR_DETACHED_TASK;
+			return -1;
+		}
 		if (!frames[i].transport && frames[i].function)
 			return (int)i;
 	}
 	*why = UNATTR_NO_APPLICATION_FRAMES;
 	return -1;
 }
+
+static void token_unlink(struct attrib *a, struct token *t);
 
 static struct proc_entry **proc_slot(struct attrib *a, pid_t pid)
 {
@@ -159,6 +193,7 @@ void attrib_free(struct attrib *a)
 
 	if (!a)
 		return;
+	attrib_token_expire(a, UINT64_MAX, 0);
 	for (size_t i = 0; i < PROC_BUCKETS; i++) {
 		for (p = a->buckets[i]; p; p = next) {
 			next = p->next;
@@ -239,6 +274,14 @@ void attrib_forget_process(struct attrib *a, pid_t pid)
 	*pp = p->next;
 	proc_release(p);
 	pysym_forget_pid(a->sym, pid);
+	for (struct token *t = a->oldest, *next; t; t = next) {
+		next = t->age_next;
+		if (t->tgid != (uint32_t)pid)
+			continue;
+		token_unlink(a, t);
+		attrib_stack_put(t->stack);
+		free(t);
+	}
 }
 
 bool attrib_known(struct attrib *a, pid_t pid)
@@ -389,4 +432,101 @@ void attrib_count(struct attrib *a, const struct attrib_stack *s)
 const struct attrib_stats *attrib_stats(const struct attrib *a)
 {
 	return &a->stats;
+}
+
+static size_t token_bucket(uint32_t tgid, uint64_t token)
+{
+	return (size_t)(((token >> 4) ^ tgid) * 0x9e3779b97f4a7c15ULL >> 52) & (TOKEN_BUCKETS - 1);
+}
+
+static void token_unlink(struct attrib *a, struct token *t)
+{
+	struct token **pp = &a->tokens[token_bucket(t->tgid, t->token)];
+
+	while (*pp != t)
+		pp = &(*pp)->next;
+	*pp = t->next;
+	if (t->age_prev)
+		t->age_prev->age_next = t->age_next;
+	else
+		a->oldest = t->age_next;
+	if (t->age_next)
+		t->age_next->age_prev = t->age_prev;
+	else
+		a->newest = t->age_prev;
+	a->ntokens--;
+}
+
+int attrib_token_put(struct attrib *a, uint32_t tgid, uint64_t token, uint64_t ts_ns,
+		     struct attrib_stack *s)
+{
+	struct token *t, **pp;
+
+	if (a->ntokens >= TOKENS_MAX && a->oldest) {
+		t = a->oldest;
+		token_unlink(a, t);
+		attrib_stack_put(t->stack);
+		free(t);
+		a->stats.tokens_expired++;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		attrib_stack_put(s);
+		return -ENOMEM;
+	}
+	t->tgid = tgid;
+	t->token = token;
+	t->ts_ns = ts_ns;
+	t->stack = s;
+	/* Append: the same object written twice (a broadcast) is matched in order. */
+	pp = &a->tokens[token_bucket(tgid, token)];
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = t;
+	t->age_prev = a->newest;
+	if (a->newest)
+		a->newest->age_next = t;
+	else
+		a->oldest = t;
+	a->newest = t;
+	a->ntokens++;
+	a->stats.tokens_put++;
+	return 0;
+}
+
+struct attrib_stack *attrib_token_take(struct attrib *a, uint32_t tgid, uint64_t user_addr)
+{
+	struct proc_entry *p = proc_find(a, tgid);
+	struct attrib_stack *s;
+	uint64_t obj;
+	struct token *t;
+
+	if (!a->ntokens || !p || !p->info || user_addr < p->info->layout.bytes_data)
+		return NULL;
+	/* uvloop sends a bytes object straight from its buffer: data = object + ob_sval. */
+	obj = user_addr - p->info->layout.bytes_data;
+	for (t = a->tokens[token_bucket(tgid, obj)]; t; t = t->next) {
+		if (t->tgid == tgid && t->token == obj)
+			break;
+	}
+	if (!t)
+		return NULL;
+	token_unlink(a, t);
+	s = t->stack;
+	free(t);
+	a->stats.tokens_matched++;
+	return s;
+}
+
+void attrib_token_expire(struct attrib *a, uint64_t now_ns, uint64_t max_age_ns)
+{
+	struct token *t;
+
+	while ((t = a->oldest) && now_ns - t->ts_ns >= max_age_ns) {
+		token_unlink(a, t);
+		attrib_stack_put(t->stack);
+		free(t);
+		if (now_ns != UINT64_MAX)
+			a->stats.tokens_expired++;
+	}
 }

@@ -27,6 +27,7 @@ enum unattributed {
 	UNATTR_SYMBOL_READ_FAILED, /* code objects could not be read or named */
 	UNATTR_DEFERRED_WRITE, /* flushed later by the event loop (socket buffer was full) */
 	UNATTR_NO_APPLICATION_FRAMES, /* every frame is transport (libraries, stdlib) */
+	UNATTR_DETACHED_TASK, /* written by a task whose creator is not on the stack */
 	UNATTR__COUNT,
 };
 
@@ -51,6 +52,9 @@ struct attrib_stack {
 
 struct attrib_stats {
 	uint64_t stacks;
+	uint64_t tokens_put; /* stacks recorded at a transport hand-over */
+	uint64_t tokens_matched; /* ... found again at the write that sent the object */
+	uint64_t tokens_expired; /* ... never matched (not sent, or sent as a copy) */
 	uint64_t frames_resolved;
 	uint64_t frames_failed;
 	uint64_t unattributed[UNATTR__COUNT];
@@ -84,6 +88,17 @@ void attrib_stack_put(struct attrib_stack *s);
 void attrib_count(struct attrib *a, const struct attrib_stack *s);
 
 const struct attrib_stats *attrib_stats(const struct attrib *a);
+
+/*
+ * Stacks recorded when Python code handed an object to a transport that sends it later
+ * (site STACK_AT_TRANSPORT_WRITE).  put takes the reference; take returns the oldest stack
+ * recorded for the object whose data starts at user_addr in process tgid (a reference), or
+ * NULL.  Entries older than max_age_ns are dropped (counted) by expire.
+ */
+int attrib_token_put(struct attrib *a, uint32_t tgid, uint64_t token, uint64_t ts_ns,
+		     struct attrib_stack *s);
+struct attrib_stack *attrib_token_take(struct attrib *a, uint32_t tgid, uint64_t user_addr);
+void attrib_token_expire(struct attrib *a, uint64_t now_ns, uint64_t max_age_ns);
 
 /*
  * The originating frame of a stack: the innermost frame that is not transport.  Pure, for

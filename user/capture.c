@@ -13,8 +13,19 @@
 #include "log.h"
 #include "wsaudit.skel.h"
 
+#define UPROBES_MAX 64
+
+struct uprobe_rec {
+	dev_t dev;
+	ino_t ino;
+	unsigned long long offset;
+	struct bpf_link *link;
+};
+
 struct capture {
 	struct wsaudit *skel;
+	struct uprobe_rec uprobes[UPROBES_MAX];
+	unsigned int nuprobes;
 	struct ring_buffer *rb;
 	capture_record_fn fn;
 	void *ctx;
@@ -154,6 +165,8 @@ void capture_close(struct capture *cap)
 {
 	if (!cap)
 		return;
+	for (unsigned int i = 0; i < cap->nuprobes; i++)
+		bpf_link__destroy(cap->uprobes[i].link);
 	ring_buffer__free(cap->rb);
 	wsaudit__destroy(cap->skel);
 	free(cap);
@@ -206,6 +219,37 @@ int capture_set_pyoffsets(struct capture *cap, pid_t pid, const struct py_offset
 		return bpf_map_delete_elem(fd, &key) && errno != ENOENT ? -errno : 0;
 	if (bpf_map_update_elem(fd, &key, off, BPF_ANY))
 		return -errno;
+	return 0;
+}
+
+int capture_attach_transport_write(struct capture *cap, const char *path, dev_t dev, ino_t ino,
+				   unsigned long long offset)
+{
+	struct bpf_link *link;
+	struct uprobe_rec *u;
+
+	for (unsigned int i = 0; i < cap->nuprobes; i++) {
+		u = &cap->uprobes[i];
+		if (u->dev == dev && u->ino == ino && u->offset == offset)
+			return 0;
+	}
+	if (cap->nuprobes == UPROBES_MAX) {
+		cap->failed++;
+		return -ENOSPC;
+	}
+	/* Every process mapping the file: the program itself filters by traced process. */
+	link = bpf_program__attach_uprobe(cap->skel->progs.transport_write_uprobe, false, -1, path,
+					  offset);
+	if (!link) {
+		cap->failed++;
+		return -errno;
+	}
+	u = &cap->uprobes[cap->nuprobes++];
+	u->dev = dev;
+	u->ino = ino;
+	u->offset = offset;
+	u->link = link;
+	cap->attached++;
 	return 0;
 }
 

@@ -36,6 +36,12 @@ int capture_untrace_pid(struct capture *cap, pid_t pid);
 int capture_forget_tgid(struct capture *cap, pid_t tgid);
 /* Enables (off) or disables (NULL) the Python stack walk for a process. */
 int capture_set_pyoffsets(struct capture *cap, pid_t pid, const struct py_offsets *off);
+/*
+ * Attaches the transport-write uprobe at offset in the file at path, once per (dev, ino).
+ * 0 (also when already attached) or -errno.
+ */
+int capture_attach_transport_write(struct capture *cap, const char *path, dev_t dev, ino_t ino,
+				   unsigned long long offset);
 int capture_set_verdict(struct capture *cap, const struct conn_id *id, enum conn_state state);
 
 /* Waits up to timeout_ms for records, then drains everything queued.  Records or -errno. */

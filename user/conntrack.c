@@ -13,6 +13,8 @@
 
 /* Writes remembered per connection to attribute frames that span several of them. */
 #define WRITE_RING 64
+/* Chunks remembered per connection, to know where a frame's bytes were in the writer. */
+#define CHUNK_RING 64
 /* Writes of an unclassified connection tried for adoption before it is ignored. */
 #define ADOPT_TRIES 16
 #define TABLE_MIN_BUCKETS 256
@@ -26,6 +28,11 @@ struct write_rec {
 	struct attrib_stack *stack;
 };
 
+struct chunk_rec {
+	uint64_t start, end; /* stream positions */
+	uint64_t user_ptr;
+};
+
 struct ct_private {
 	struct conntrack *ct;
 	struct ct_conn *next; /* hash chain */
@@ -36,6 +43,8 @@ struct ct_private {
 	unsigned int adopt_tries;
 	struct write_rec writes[WRITE_RING];
 	unsigned int nwrites; /* total pushed; the ring holds the last WRITE_RING */
+	struct chunk_rec chunks[CHUNK_RING];
+	unsigned int nchunks;
 	/* The stack record that precedes its write's data records. */
 	struct attrib_stack *pending_stack;
 	uint64_t pending_pos;
@@ -286,6 +295,19 @@ static const struct write_rec *find_write(const struct ct_conn *c, uint64_t pos)
 	return NULL;
 }
 
+static uint64_t find_user_addr(const struct ct_conn *c, uint64_t pos)
+{
+	unsigned int n = c->priv->nchunks < CHUNK_RING ? c->priv->nchunks : CHUNK_RING;
+	const struct chunk_rec *r;
+
+	for (unsigned int i = 1; i <= n; i++) {
+		r = &c->priv->chunks[(c->priv->nchunks - i) % CHUNK_RING];
+		if (pos >= r->start && pos < r->end)
+			return r->user_ptr ? r->user_ptr + (pos - r->start) : 0;
+	}
+	return 0;
+}
+
 static void frame_cb(void *ctx, const struct ws_frame *f)
 {
 	struct ct_conn *c = ctx;
@@ -299,6 +321,7 @@ static void frame_cb(void *ctx, const struct ws_frame *f)
 		out.compressed = c->msg_compressed;
 	else if (!ws_opcode_is_control(f->opcode))
 		out.compressed = f->rsv1;
+	out.user_addr = find_user_addr(c, c->priv->ws_base + f->stream_off);
 	w = find_write(c, c->priv->ws_base + f->stream_off);
 	if (w) {
 		out.writer_known = true;
@@ -325,6 +348,13 @@ static void ws_feed(struct ct_conn *c, const struct evt_data *e, const uint8_t *
 	uint64_t pos = e->stream_pos, len = e->len, end_io = e->io_pos + e->io_len;
 	uint64_t base = c->priv->ws_base;
 
+	if (e->len) {
+		struct chunk_rec *r = &c->priv->chunks[c->priv->nchunks++ % CHUNK_RING];
+
+		r->start = e->stream_pos;
+		r->end = e->stream_pos + e->len;
+		r->user_ptr = e->user_ptr;
+	}
 	if (pos + len <= base)
 		return;
 	if (pos < base) {

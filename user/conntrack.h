@@ -55,6 +55,8 @@ struct ct_frame {
 	uint32_t pid, tid;
 	char comm[16];
 	uint8_t syscall; /* enum syscall_kind */
+	/* Address of the frame's first byte in the writer's memory; 0 when unknown. */
+	uint64_t user_addr;
 	/* The writer's resolved Python stack; NULL when the write had no stack record. */
 	const struct attrib_stack *stack;
 };

@@ -20,9 +20,12 @@
 #include "output.h"
 #include "targets.h"
 #include "trace_opts.h"
+#include "uvhook.h"
 
 /* How long the collector sleeps when the kernel has not woken it. */
 #define POLL_MS 50
+/* A transport hand-over whose bytes were not sent within this long never will be. */
+#define TOKEN_MAX_AGE_NS (30ULL * 1000000000ULL)
 
 static volatile sig_atomic_t stop_requested;
 
@@ -71,21 +74,40 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 static void sink_frame(void *ctx, const struct ct_frame *f)
 {
 	struct tracer *t = ctx;
-	struct attrib_stack *missing = NULL;
+	struct attrib_stack *own = NULL;
 	const struct attrib_stack *s = f->stack;
 
+	/*
+	 * An object handed to a transport that sent it later carries the stack of the hand-over:
+	 * exact where the syscall's own stack only shows the event loop.
+	 */
+	if (f->user_addr)
+		s = own = attrib_token_take(t->attrib, f->pid, f->user_addr);
 	if (!s)
-		s = missing = attrib_missing(t->attrib, f->pid);
+		s = f->stack;
+	if (!s)
+		s = own = attrib_missing(t->attrib, f->pid);
 	if (!s)
 		return;
 	attrib_count(t->attrib, s);
 	output_frame(t->out, f, s);
-	attrib_stack_put(missing);
+	attrib_stack_put(own);
 }
 
 static struct attrib_stack *sink_stack(void *ctx, const struct evt_stack *e)
 {
 	return attrib_resolve(((struct tracer *)ctx)->attrib, e);
+}
+
+static void uvloop_site(void *ctx, const char *path, dev_t dev, ino_t ino,
+			unsigned long long offset)
+{
+	struct tracer *t = ctx;
+	int err = capture_attach_transport_write(t->cap, path, dev, ino, offset);
+
+	if (err)
+		log_warn("failed to attach to uvloop's transport write at %s+0x%llx: %s", path,
+			 offset, strerror(-err));
 }
 
 /* Finds the process's interpreter and enables the stack walk for it. */
@@ -100,6 +122,10 @@ static void python_attach(struct tracer *t, pid_t pid)
 	err = capture_set_pyoffsets(t->cap, pid, &off);
 	if (err)
 		log_warn("failed to enable the stack walk for pid %d: %s", pid, strerror(-err));
+	/* uvloop sends later what it is given: its write methods take the stack instead. */
+	err = uvhook_find_in_process(pid, uvloop_site, t);
+	if (err > 0)
+		log_info("pid %d: uvloop transport writes hooked at %d site(s)", pid, err);
 }
 
 static int sink_verdict(void *ctx, const struct conn_id *id, enum conn_state state)
@@ -185,6 +211,15 @@ static int on_record(void *ctx, const void *data, size_t size)
 		handle_proc(t, data);
 		return 0;
 	}
+	if (size >= sizeof(struct evt_stack) && h->type == EVT_STACK &&
+	    ((const struct evt_stack *)data)->site == STACK_AT_TRANSPORT_WRITE) {
+		const struct evt_stack *e = data;
+		struct attrib_stack *s = attrib_resolve(t->attrib, e);
+
+		if (s)
+			attrib_token_put(t->attrib, e->tgid, e->token, e->hdr.ts_ns, s);
+		return 0;
+	}
 	/* Processes matched at exec are inspected once they talk: the interpreter is loaded. */
 	if (size >= sizeof(struct evt_conn) && h->type == EVT_CONN_NEW &&
 	    !attrib_known(t->attrib, ((const struct evt_conn *)data)->tgid))
@@ -247,6 +282,7 @@ static int run(struct tracer *t)
 		now = now_mono_ns();
 		if (duration_ns && now - start >= duration_ns)
 			break;
+		attrib_token_expire(t->attrib, now, TOKEN_MAX_AGE_NS);
 		if (interval_ns && now - last_stats >= interval_ns) {
 			report_stats(t, conntrack_stats(t->ct), false);
 			last_stats = now;

@@ -76,6 +76,12 @@ struct evt_data {
 	__u32 tid;
 	__u32 fd;
 	__u32 len; /* bytes in data[] */
+	/*
+	 * Where these bytes were in the writer's memory.  A chunk never spans two iovec
+	 * segments, so this ties each byte to the buffer object it came from (see evt_stack's
+	 * token).
+	 */
+	__u64 user_ptr;
 	__u8 comm[16];
 	__u8 dir; /* enum data_dir */
 	__u8 syscall; /* enum syscall_kind */
@@ -131,20 +137,29 @@ struct py_frame {
 	__u32 flags;
 };
 
-/*
- * Sent right before the data records of the write it belongs to (same conn and io_pos).
- * frames[0] is the innermost frame.
- */
+enum stack_site {
+	/* At the exit of a WebSocket write: sent right before that write's data records. */
+	STACK_AT_SYSCALL = 0,
+	/*
+	 * When Python code handed a buffer object to a transport that sends it later (uvloop
+	 * queues every write and flushes it from the event loop): token is the object.
+	 */
+	STACK_AT_TRANSPORT_WRITE = 1,
+};
+
+/* frames[0] is the innermost frame. */
 struct evt_stack {
 	struct evt_hdr hdr;
-	struct conn_id conn;
-	__u64 io_pos;
+	struct conn_id conn; /* STACK_AT_SYSCALL */
+	__u64 io_pos; /* STACK_AT_SYSCALL */
 	__u64 thread_base; /* pthread_self() of the writer */
+	__u64 token; /* STACK_AT_TRANSPORT_WRITE: address of the object written */
 	__u32 tgid;
 	__u32 tid;
 	__u16 nframes;
 	__u8 status; /* enum walk_status */
-	__u8 _pad[5];
+	__u8 site; /* enum stack_site */
+	__u8 _pad[4];
 	struct py_frame frames[PY_FRAMES_MAX];
 };
 
@@ -202,10 +217,10 @@ enum stat_counter {
 	[DROP_STACK_RINGBUF_FULL] = "stack_ringbuf_full"
 
 _Static_assert(sizeof(struct evt_hdr) == 16, "evt_hdr layout");
-_Static_assert(sizeof(struct evt_data) == 96, "evt_data layout");
+_Static_assert(sizeof(struct evt_data) == 104, "evt_data layout");
 _Static_assert(sizeof(struct evt_conn) == 104, "evt_conn layout");
 _Static_assert(sizeof(struct conn_info) == 32, "conn_info layout");
 _Static_assert(sizeof(struct py_frame) == 24, "py_frame layout");
-_Static_assert(sizeof(struct evt_stack) == 64 + 24 * PY_FRAMES_MAX, "evt_stack layout");
+_Static_assert(sizeof(struct evt_stack) == 72 + 24 * PY_FRAMES_MAX, "evt_stack layout");
 
 #endif /* WSAUDIT_EVENTS_H */

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Walking the current thread's CPython stack into an evt_stack record.
+ *
+ * The GIL may be released (during a send it is), so neither the GIL holder nor the 3.12+
+ * thread-local current thread state can be used.  The thread's PyThreadState is found by
+ * walking the interpreters' thread lists and matching thread_id, which CPython sets to
+ * pthread_self(), i.e. the thread pointer (x86_64: the FS base), against the current task's.
+ * The match is cached per thread and re-checked on every use.  Each frame costs one read of
+ * its first frame_read_size bytes; code objects and instruction offsets go to user space,
+ * which turns them into names and lines (user/pysym.c).  Every address and offset comes from
+ * the process's struct py_offsets (user/pyproc.c), so one program serves CPython 3.9 to 3.14.
+ */
+#ifndef WSAUDIT_PYWALK_BPF_H
+#define WSAUDIT_PYWALK_BPF_H
+
+static __always_inline __u64 thread_base(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+#if defined(__TARGET_ARCH_x86)
+	return BPF_CORE_READ(task, thread.fsbase);
+#elif defined(__TARGET_ARCH_arm64)
+	return BPF_CORE_READ(task, thread.uw.tp_value);
+#else
+	return 0;
+#endif
+}
+
+static __always_inline __u64 read_ptr(__u64 addr)
+{
+	__u64 v = 0;
+
+	if (bpf_probe_read_user(&v, sizeof(v), (void *)addr))
+		return 0;
+	return v;
+}
+
+static __always_inline __u64 block_u64(const struct walk_scratch *w, __u16 off)
+{
+	return *(const __u64 *)(w->block + (off & (PY_FRAME_READ - 1)));
+}
+
+static __always_inline __u32 block_u32(const struct walk_scratch *w, __u16 off)
+{
+	return *(const __u32 *)(w->block + (off & (PY_FRAME_READ - 1)));
+}
+
+/* The thread state whose thread_id is `base`, searching every interpreter.  0 if none. */
+static __always_inline __u64 find_tstate(const struct py_offsets *off, __u64 base)
+{
+	__u64 interp, ts, fallback = 0;
+	__u32 i;
+
+	interp = read_ptr(off->runtime_addr + off->runtime_interp_head);
+	ts = interp ? read_ptr(interp + off->interp_threads_head) : 0;
+	for (i = 0; i < PY_THREADS_WALK && interp; i++) {
+		if (!ts) {
+			interp = read_ptr(interp + off->interp_next);
+			ts = interp ? read_ptr(interp + off->interp_threads_head) : 0;
+			continue;
+		}
+		if (read_ptr(ts + off->tstate_thread_id) == base) {
+			/*
+			 * A thread owns one thread state per interpreter it entered: prefer
+			 * the one that is running Python code.
+			 */
+			if (read_ptr(ts + off->tstate_frame))
+				return ts;
+			fallback = ts;
+		}
+		ts = read_ptr(ts + off->tstate_next);
+	}
+	return fallback;
+}
+
+static __always_inline __u64 current_frame(const struct py_offsets *off, __u64 ts)
+{
+	__u64 fp = read_ptr(ts + off->tstate_frame);
+
+	if (fp && off->frame_kind == PY_FRAME_CFRAME)
+		fp = read_ptr(fp + off->cframe_current_frame);
+	return fp;
+}
+
+static __always_inline __s32 frame_lasti(const struct py_offsets *off, const struct walk_scratch *w,
+					 __u64 code)
+{
+	__s32 v;
+	__u64 ip, start;
+
+	switch (off->lasti_kind) {
+	case PY_LASTI_BYTES:
+		v = (__s32)block_u32(w, off->frame_lasti);
+		return v < 0 ? -1 : v;
+	case PY_LASTI_UNITS:
+		v = (__s32)block_u32(w, off->frame_lasti);
+		return v < 0 ? -1 : v * 2;
+	case PY_LASTI_POINTER:
+		if (off->flags & PY_OFF_F_UNSUP_TLBC)
+			return -1;
+		ip = block_u64(w, off->frame_lasti);
+		start = code + off->code_adaptive;
+		/* 3.11/3.12 point one unit before the code until the first instruction. */
+		if (ip < start || ip - start > 0x7fffffff)
+			return -1;
+		return (__s32)(ip - start);
+	}
+	return -1;
+}
+
+/* Fills e's status, thread base and frames for the current thread. */
+static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets *off,
+				    struct walk_scratch *w, __u64 id)
+{
+	__u64 base, ts, fp, code, *cached;
+	__u32 i, span;
+
+	e->nframes = 0;
+	base = thread_base();
+	e->thread_base = base;
+	if (!base) {
+		e->status = WALK_NO_THREAD_BASE;
+		return;
+	}
+	cached = bpf_map_lookup_elem(&tstate_cache, &id);
+	if (cached && *cached && read_ptr(*cached + off->tstate_thread_id) == base) {
+		ts = *cached;
+	} else {
+		ts = find_tstate(off, base);
+		if (!ts) {
+			e->status = WALK_NO_THREAD;
+			return;
+		}
+		bpf_map_update_elem(&tstate_cache, &id, &ts, BPF_ANY);
+	}
+	fp = current_frame(off, ts);
+	if (!fp) {
+		e->status = WALK_NO_FRAME;
+		return;
+	}
+	span = off->frame_read_size;
+	if (span > PY_FRAME_READ || span < 8) {
+		e->status = WALK_READ_FAULT;
+		return;
+	}
+
+	e->status = WALK_OK;
+	/* Every visited frame takes a slot (shims flagged), so the loop stays linear. */
+	for (i = 0; i < PY_FRAMES_MAX; i++) {
+		if (!fp)
+			break;
+		if (bpf_probe_read_user(w->block, span & (2 * PY_FRAME_READ - 1), (void *)fp)) {
+			e->status = WALK_READ_FAULT;
+			break;
+		}
+		code = block_u64(w, off->frame_code) & off->code_tag_mask;
+		e->frames[i].code = code;
+		e->frames[i].frame = fp;
+		e->frames[i].lasti = frame_lasti(off, w, code);
+		e->frames[i].flags = 0;
+		if (off->owner_skip_min &&
+		    w->block[off->frame_owner & (PY_FRAME_READ - 1)] >= off->owner_skip_min)
+			e->frames[i].flags = PYF_SKIP;
+		e->nframes = i + 1;
+		fp = block_u64(w, off->frame_previous);
+	}
+	if (fp && e->status == WALK_OK && e->nframes == PY_FRAMES_MAX)
+		e->status = WALK_TRUNCATED;
+}
+
+/* A stack record with its header filled, or NULL (counted) when the ring buffer is full. */
+static __always_inline struct evt_stack *stack_reserve(__u64 id, __u8 site)
+{
+	struct evt_stack *e;
+
+	e = bpf_ringbuf_reserve(&events_rb, sizeof(*e), 0);
+	if (!e) {
+		count_drop(DROP_STACK_RINGBUF_FULL);
+		return NULL;
+	}
+	e->hdr.type = EVT_STACK;
+	e->hdr.version = EVT_VERSION;
+	e->hdr.size = sizeof(*e);
+	e->hdr.ts_ns = bpf_ktime_get_ns();
+	e->tgid = id >> 32;
+	e->tid = (__u32)id;
+	e->site = site;
+	e->token = 0;
+	e->io_pos = 0;
+	e->conn.ino = 0;
+	e->conn.gen = 0;
+	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
+	return e;
+}
+
+#endif /* WSAUDIT_PYWALK_BPF_H */
