@@ -74,9 +74,15 @@ def interpreters(args):
     return found
 
 
-def start_app(root, exe, work):
+def start_app(root, exe, work, pidns=False):
     """Start app.py; returns (process, dump path as seen from here)."""
-    if root:
+    if pidns:
+        # A container-like PID namespace: the app is PID 1 inside, another PID here.
+        inside = None
+        dump = os.path.join(work, "dump.json")
+        cmd = ["unshare", "--pid", "--fork", "--mount-proc", exe,
+               os.path.join(HERE, "app.py"), dump]
+    elif root:
         # The app runs in the root's own mount namespace, from a bound copy.
         inside = tempfile.mkdtemp(prefix="pyattr-root-")
         shutil.copytree(HERE, os.path.join(inside, "app"),
@@ -137,8 +143,16 @@ def expected_cls(t, minor):
     return t["cls"]
 
 
-def check_one(label, root, exe, walk_check, work, wrap=()):
-    proc, dump, inside = start_app(root, exe, work)
+def host_pid(proc, pidns):
+    """The app's PID as seen from here: with --pid --fork it is unshare's only child."""
+    if not pidns:
+        return proc.pid
+    with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as f:
+        return int(f.read().split()[0])
+
+
+def check_one(label, root, exe, walk_check, work, wrap=(), pidns=False):
+    proc, dump, inside = start_app(root, exe, work, pidns)
     try:
         deadline = time.time() + 30
         line = proc.stdout.readline().strip()
@@ -148,7 +162,8 @@ def check_one(label, root, exe, walk_check, work, wrap=()):
             truth = json.load(f)
         minor = int(truth["version"].split(".")[1])
         idents = [str(t["ident"]) for t in truth["threads"]]
-        res = subprocess.run(list(wrap) + [walk_check, str(proc.pid)] + idents,
+        pid = host_pid(proc, pidns)
+        res = subprocess.run(list(wrap) + [walk_check, str(pid)] + idents,
                              capture_output=True, text=True)
         header, walked, errors = parse_walk(res.stdout)
         if res.returncode or errors:
@@ -173,7 +188,8 @@ def check_one(label, root, exe, walk_check, work, wrap=()):
                     matched += 1
                 else:
                     details.append("%s #%d: python %s, walker %s" % (t["name"], i, a, b))
-        fsb = fsbase_check(proc.pid, truth["threads"])
+        # native_id is namespace-local under a PID namespace: gdb's LWPs would not match.
+        fsb = None if pidns else fsbase_check(pid, truth["threads"])
         if fsb and fsb[0] != fsb[1]:
             details.append("fs_base differs from thread_id on %d threads" % (fsb[1] - fsb[0]))
         return {"version": truth["version"], "header": header, "matched": matched, "fsb": fsb,
@@ -288,6 +304,18 @@ def main():
                 failed += 1
         else:
             print("pyattr: capability-dropped run SKIPPED: no capsh")
+        # In a PID namespace the walk must work from the host's PID, unchanged.
+        if shutil.which("unshare") and cands:
+            label, root, exe, _ = cands[-1]
+            r, err = check_one(label, root, exe, walk_check, work, pidns=True)
+            ok = not err and r["matched"] == r["total"] and not r["rc"] and not r["details"]
+            print("pyattr: %-15s in a PID namespace: %s" % (
+                label, err or "%d/%d frames matched, %s" % (
+                    r["matched"], r["total"], "ok" if ok else "FAILED")))
+            if not ok:
+                failed += 1
+        else:
+            print("pyattr: PID-namespace run SKIPPED: no unshare")
         for ver in ("2.7", "3.7", "3.8"):
             r = check_unsupported(ver, walk_check)
             if r is None:
