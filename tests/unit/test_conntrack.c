@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The connection table driven by synthetic kernel records: handshakes, adoption, holes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "conntrack.h"
+
+#define MAX_SEEN 64
+
+struct seen_frame {
+	uint8_t opcode;
+	bool fin, truncated, writer_known;
+	uint64_t payload_len, captured_len;
+	uint32_t tid;
+	uint64_t user_addr;
+	int close_code;
+};
+
+struct recorder {
+	struct seen_frame frames[MAX_SEEN];
+	int nframes;
+	int opens, closes;
+	bool adopted;
+	char close_why[32];
+	int verdicts;
+	enum conn_state last_verdict;
+};
+
+static void rec_open(void *ctx, const struct ct_conn *c, uint64_t ts)
+{
+	struct recorder *r = ctx;
+
+	r->opens++;
+	r->adopted = c->adopted;
+}
+
+static void rec_close(void *ctx, const struct ct_conn *c, uint64_t ts, const char *why)
+{
+	struct recorder *r = ctx;
+
+	r->closes++;
+	strncpy(r->close_why, why, sizeof(r->close_why) - 1);
+}
+
+static void rec_frame(void *ctx, const struct ct_frame *f)
+{
+	struct recorder *r = ctx;
+	struct seen_frame *s = &r->frames[r->nframes++];
+
+	assert_true(r->nframes <= MAX_SEEN);
+	s->opcode = f->frame->opcode;
+	s->fin = f->frame->fin;
+	s->truncated = f->frame->truncated;
+	s->payload_len = f->frame->payload_len;
+	s->captured_len = f->frame->captured_len;
+	s->writer_known = f->writer_known;
+	s->tid = f->tid;
+	s->user_addr = f->user_addr;
+	s->close_code = f->frame->close_code;
+}
+
+static int rec_verdict(void *ctx, const struct conn_id *id, enum conn_state state)
+{
+	struct recorder *r = ctx;
+
+	r->verdicts++;
+	r->last_verdict = state;
+	return 0;
+}
+
+static struct conntrack *new_ct(struct recorder *r)
+{
+	struct ct_sink sink = {
+		.conn_open = rec_open,
+		.conn_close = rec_close,
+		.frame = rec_frame,
+		.verdict = rec_verdict,
+		.ctx = r,
+	};
+
+	memset(r, 0, sizeof(*r));
+	return conntrack_new(&sink, 0);
+}
+
+static const struct conn_id CONN = { .ino = 4242, .gen = 7 };
+
+static void send_conn(struct conntrack *ct, uint16_t type)
+{
+	struct evt_conn e = {
+		.hdr = { .type = type, .version = EVT_VERSION, .size = sizeof(e), .ts_ns = 1 },
+		.conn = CONN,
+		.family = 2,
+		.sport = 8765,
+		.dport = 40000,
+		.tgid = 100,
+	};
+
+	e.saddr[0] = 127;
+	e.saddr[3] = 1;
+	e.daddr[0] = 127;
+	e.daddr[3] = 1;
+	assert_int_equal(conntrack_record(ct, &e, sizeof(e)), 0);
+}
+
+/* One chunk: bytes at stream position pos of a syscall covering [io_pos, io_pos + io_len). */
+static void send_chunk(struct conntrack *ct, uint8_t dir, uint64_t io_pos, uint64_t io_len,
+		       uint64_t pos, const void *data, uint32_t len, uint16_t flags, uint32_t tid)
+{
+	size_t size = sizeof(struct evt_data) + len;
+	struct evt_data *e = calloc(1, size);
+
+	assert_non_null(e);
+	e->hdr.type = EVT_DATA;
+	e->hdr.version = EVT_VERSION;
+	e->hdr.size = size;
+	e->hdr.ts_ns = 2;
+	e->conn = CONN;
+	e->stream_pos = pos;
+	e->io_pos = io_pos;
+	e->io_len = io_len;
+	e->tgid = 100;
+	e->tid = tid;
+	e->len = len;
+	e->user_ptr = 0x10000 + (pos - io_pos);
+	e->dir = dir;
+	e->flags = flags;
+	memcpy(e + 1, data, len);
+	assert_int_equal(conntrack_record(ct, e, size), 0);
+	free(e);
+}
+
+static void send_write(struct conntrack *ct, uint64_t pos, const void *data, uint32_t len,
+		       uint32_t tid)
+{
+	send_chunk(ct, DIR_TX, pos, len, pos, data, len, DATA_FIRST | DATA_LAST, tid);
+}
+
+static const char REQUEST[] =
+	"GET /ws?token=abc HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+	"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	"Sec-WebSocket-Version: 13\r\n\r\n";
+static const char RESPONSE[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+			       "Connection: Upgrade\r\n"
+			       "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+			       "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+
+static void test_handshake_then_frames_in_same_write(void **state)
+{
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+	uint8_t buf[512];
+	size_t n = strlen(RESPONSE);
+
+	send_conn(ct, EVT_CONN_NEW);
+	send_chunk(ct, DIR_RX, 0, strlen(REQUEST), 0, REQUEST, strlen(REQUEST),
+		   DATA_FIRST | DATA_LAST, 1);
+	/* The 101 response followed by a text frame "Hi" and a ping in one write. */
+	memcpy(buf, RESPONSE, n);
+	memcpy(buf + n, "\x81\x02Hi\x89\x00", 6);
+	send_write(ct, 0, buf, n + 6, 11);
+	assert_int_equal(r.opens, 1);
+	assert_false(r.adopted);
+	assert_int_equal(r.nframes, 2);
+	assert_int_equal(r.frames[0].opcode, WS_OP_TEXT);
+	assert_int_equal(r.frames[0].payload_len, 2);
+	assert_true(r.frames[0].writer_known);
+	assert_int_equal(r.frames[0].tid, 11);
+	/* The frame's first byte sits right after the head in the writer's buffer. */
+	assert_int_equal(r.frames[0].user_addr, 0x10000 + n);
+	assert_int_equal(r.frames[1].opcode, WS_OP_PING);
+	send_conn(ct, EVT_CONN_CLOSE);
+	assert_int_equal(r.closes, 1);
+	assert_string_equal(r.close_why, "closed");
+	assert_int_equal(conntrack_stats(ct)->frames, 2);
+	conntrack_free(ct, "end");
+}
+
+static void test_frame_split_across_writes_is_attributed_to_first(void **state)
+{
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+	size_t n = strlen(RESPONSE);
+	uint8_t frame[6 + 300];
+
+	send_conn(ct, EVT_CONN_NEW);
+	send_write(ct, 0, RESPONSE, n, 1);
+	frame[0] = 0x82;
+	frame[1] = 126;
+	frame[2] = 300 >> 8;
+	frame[3] = 300 & 0xff;
+	memset(frame + 4, 0xab, 300);
+	send_write(ct, n, frame, 100, 21);
+	assert_int_equal(r.nframes, 0);
+	send_write(ct, n + 100, frame + 100, 204, 22);
+	assert_int_equal(r.nframes, 1);
+	assert_int_equal(r.frames[0].payload_len, 300);
+	assert_false(r.frames[0].truncated);
+	assert_int_equal(r.frames[0].tid, 21);
+	conntrack_free(ct, "end");
+	assert_int_equal(r.closes, 1);
+	assert_string_equal(r.close_why, "end");
+}
+
+static void test_capped_write_truncates_frame_and_keeps_sync(void **state)
+{
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+	size_t n = strlen(RESPONSE);
+	uint8_t big[4 + 1000];
+
+	send_conn(ct, EVT_CONN_NEW);
+	send_write(ct, 0, RESPONSE, n, 1);
+	big[0] = 0x81;
+	big[1] = 126;
+	big[2] = 1000 >> 8;
+	big[3] = 1000 & 0xff;
+	memset(big + 4, 'x', 1000);
+	/* Only 500 of the 1004 bytes were captured (the cap): the rest is a known hole. */
+	send_chunk(ct, DIR_TX, n, sizeof(big), n, big, 500, DATA_FIRST | DATA_LAST, 5);
+	assert_int_equal(r.nframes, 1);
+	assert_true(r.frames[0].truncated);
+	assert_int_equal(r.frames[0].payload_len, 1000);
+	assert_int_equal(r.frames[0].captured_len, 496);
+	/* The next write is still parsed. */
+	send_write(ct, n + sizeof(big), "\x88\x02\x03\xf3", 4, 5);
+	assert_int_equal(r.nframes, 2);
+	assert_int_equal(r.frames[1].opcode, WS_OP_CLOSE);
+	assert_int_equal(r.frames[1].close_code, 1011);
+	assert_int_equal(conntrack_stats(ct)->desyncs, 0);
+	conntrack_free(ct, "end");
+}
+
+static void test_open_connection_is_adopted(void **state)
+{
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+
+	/* No announcement and no handshake: a connection open before tracing began. */
+	send_write(ct, 0,
+		   "\x81\x03"
+		   "abc\x81\x01z",
+		   8, 3);
+	assert_int_equal(r.opens, 1);
+	assert_true(r.adopted);
+	assert_int_equal(r.verdicts, 1);
+	assert_int_equal(r.last_verdict, CONN_WS);
+	assert_int_equal(r.nframes, 2);
+	assert_int_equal(conntrack_stats(ct)->conns_adopted, 1);
+	assert_int_equal(conntrack_stats(ct)->unknown_conn_records, 1);
+	conntrack_free(ct, "end");
+}
+
+static void test_other_protocols_are_ignored(void **state)
+{
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+	const char *resp = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+
+	send_conn(ct, EVT_CONN_NEW);
+	send_write(ct, 0, resp, strlen(resp), 1);
+	assert_int_equal(r.opens, 0);
+	assert_int_equal(r.last_verdict, CONN_IGNORE);
+	assert_int_equal(conntrack_stats(ct)->conns_ignored, 1);
+	conntrack_free(ct, "end");
+}
+
+static void test_binary_protocol_ignored_after_tries(void **state)
+{
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+	/* A Postgres-like message: type byte, length; cannot be a server frame sequence. */
+	const uint8_t msg[] = { 'Q', 0, 0, 0, 9, 's', 'e', 'l', 0 };
+	uint64_t pos = 0;
+
+	send_conn(ct, EVT_CONN_NEW);
+	for (int i = 0; i < 20 && !r.verdicts; i++) {
+		send_write(ct, pos, msg, sizeof(msg), 1);
+		pos += sizeof(msg);
+	}
+	assert_int_equal(r.opens, 0);
+	assert_int_equal(r.last_verdict, CONN_IGNORE);
+	conntrack_free(ct, "end");
+}
+
+static void test_malformed_records_counted(void **state)
+{
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+	struct evt_hdr h = { .type = EVT_DATA, .version = EVT_VERSION, .size = 10000 };
+	struct evt_hdr v = { .type = EVT_DATA, .version = 99, .size = sizeof(v) };
+
+	assert_int_equal(conntrack_record(ct, &h, sizeof(h)), -22);
+	assert_int_equal(conntrack_record(ct, &v, sizeof(v)), -22);
+	assert_int_equal(conntrack_record(ct, &h, 3), -22);
+	assert_int_equal(conntrack_stats(ct)->malformed_records, 3);
+	conntrack_free(ct, "end");
+}
+
+static void test_process_exit_ends_connections(void **state)
+{
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+
+	send_conn(ct, EVT_CONN_NEW);
+	send_write(ct, 0, RESPONSE, strlen(RESPONSE), 1);
+	assert_int_equal(r.opens, 1);
+	conntrack_forget_tgid(ct, 100, 5);
+	assert_int_equal(r.closes, 1);
+	assert_string_equal(r.close_why, "process_exit");
+	assert_int_equal(conntrack_stats(ct)->conns_open, 0);
+	conntrack_free(ct, "end");
+	assert_int_equal(r.closes, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_handshake_then_frames_in_same_write),
+		cmocka_unit_test(test_frame_split_across_writes_is_attributed_to_first),
+		cmocka_unit_test(test_capped_write_truncates_frame_and_keeps_sync),
+		cmocka_unit_test(test_open_connection_is_adopted),
+		cmocka_unit_test(test_other_protocols_are_ignored),
+		cmocka_unit_test(test_binary_protocol_ignored_after_tries),
+		cmocka_unit_test(test_malformed_records_counted),
+		cmocka_unit_test(test_process_exit_ends_connections),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
