@@ -334,18 +334,16 @@ static bool resolve_frame(struct attrib *a, const struct proc_entry *p, pid_t pi
 			  const struct py_frame *in, struct attrib_frame *out)
 {
 	struct pysym_loc loc;
-	char cls[PYSYM_NAME_MAX], name[2 * PYSYM_NAME_MAX + 2];
 
 	if (pysym_lookup(a->sym, pid, p->info, in->code, in->lasti, &loc))
 		return false;
-	/* 3.9/3.10 code objects carry no qualname: take the class of self or cls. */
-	if (p->info->off.code_adaptive == PY_OFF_NONE && p->info->minor < 11 &&
-	    !pysym_method_class(pid, p->info, in->frame, in->code, cls, sizeof(cls))) {
-		snprintf(name, sizeof(name), "%s.%s", cls, loc.name);
-		out->function = strdup(name);
-	} else {
-		out->function = strdup(loc.function);
-	}
+	/*
+	 * 3.9/3.10 code objects carry no qualname: name the class from the receiver the walk
+	 * read.  When that fails the bare name stays (pysym_qualify leaves loc alone).
+	 */
+	if (in->arg0)
+		pysym_qualify(pid, p->info, in->code, in->arg0, &loc);
+	out->function = strdup(loc.function);
 	out->file = strdup(loc.file);
 	out->line = loc.line;
 	if (!out->function || !out->file) {

@@ -156,7 +156,9 @@ static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets
 		}
 		code = block_u64(w, off->frame_code) & off->code_tag_mask;
 		e->frames[i].code = code;
-		e->frames[i].frame = fp;
+		/* 3.9/3.10 code objects have no qualname: the receiver names the class. */
+		e->frames[i].arg0 =
+			off->flags & PY_OFF_F_RECEIVER ? read_ptr(fp + off->frame_localsplus) : 0;
 		e->frames[i].lasti = frame_lasti(off, w, code);
 		e->frames[i].flags = 0;
 		if (off->owner_skip_min &&

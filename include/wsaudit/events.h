@@ -132,7 +132,7 @@ enum {
 
 struct py_frame {
 	__u64 code; /* PyCodeObject address (tag bits cleared) */
-	__u64 frame; /* frame address, to read arguments later */
+	__u64 arg0; /* the first argument (self/cls), read on 3.9/3.10 only (PY_OFF_F_RECEIVER) */
 	__s32 lasti; /* instruction byte offset, -1 when unknown */
 	__u32 flags;
 };
