@@ -587,7 +587,7 @@ static int process(struct ws_parser *p, const uint8_t *data, size_t len)
 					goto header_done;
 				}
 				if (r < 0) {
-					lose_sync(p, -r);
+					lose_sync(p, p->pending ? 0 : -r);
 					break;
 				}
 			}
@@ -596,7 +596,7 @@ static int process(struct ws_parser *p, const uint8_t *data, size_t len)
 			r = hdr_decode(p->hdr, p->hdr_have, p->opts.direction, p->opts.allow_rsv1,
 				       p->pending, &h);
 			if (r < 0) {
-				lose_sync(p, -r);
+				lose_sync(p, p->pending ? 0 : -r);
 				break;
 			}
 			if (r == 0)
