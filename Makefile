@@ -179,7 +179,15 @@ bench-build: $(BENCH_BINS)
 
 # --- integration, demo, benchmarks (root) -------------------------------------------------------
 
-test-integration: wsaudit
+# The user-space reference walker, checked against live interpreters (tests/integration/pyattr).
+$(O)/tests/pyattr/walk_check: tests/integration/pyattr/walk_check.c $(O)/san/libwsaudit.a
+	$(call msg,CC-TEST,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -O1 -g $(SAN_FLAGS) $(USER_CFLAGS) $^ -lcmocka $(LDLIBS) -o $@
+
+test-integration: wsaudit $(O)/tests/pyattr/walk_check
+	$(Q)tests/pythons/provision.sh
+	$(Q)$(PYTHON) tests/integration/pyattr/run.py --walk-check $(O)/tests/pyattr/walk_check
 	$(Q)tests/integration/run.sh
 
 check: deps

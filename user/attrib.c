@@ -47,6 +47,7 @@ struct attrib {
 	struct token *tokens[TOKEN_BUCKETS];
 	struct token *oldest, *newest;
 	size_t ntokens;
+	bool disabled;
 	struct attrib_stats stats;
 };
 
@@ -62,6 +63,7 @@ static const char *const unattributed_names[UNATTR__COUNT] = {
 	[UNATTR_DEFERRED_WRITE] = "deferred_write",
 	[UNATTR_NO_APPLICATION_FRAMES] = "no_application_frames",
 	[UNATTR_DETACHED_TASK] = "detached_task",
+	[UNATTR_DISABLED] = "attribution_disabled",
 };
 
 const char *unattributed_name(enum unattributed why)
@@ -300,10 +302,17 @@ static struct attrib_stack *stack_alloc(size_t nframes)
 	return s;
 }
 
+void attrib_disable(struct attrib *a)
+{
+	a->disabled = true;
+}
+
 static enum unattributed proc_reason(struct attrib *a, pid_t pid)
 {
 	struct proc_entry *p = proc_find(a, pid);
 
+	if (a->disabled)
+		return UNATTR_DISABLED;
 	if (!p || p->state == PROC_NOT_PYTHON)
 		return UNATTR_NOT_PYTHON;
 	if (p->state == PROC_UNSUPPORTED)

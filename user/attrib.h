@@ -28,6 +28,7 @@ enum unattributed {
 	UNATTR_DEFERRED_WRITE, /* flushed later by the event loop (socket buffer was full) */
 	UNATTR_NO_APPLICATION_FRAMES, /* every frame is transport (libraries, stdlib) */
 	UNATTR_DETACHED_TASK, /* written by a task whose creator is not on the stack */
+	UNATTR_DISABLED, /* stack walks were switched off (trace --capture-only) */
 	UNATTR__COUNT,
 };
 
@@ -65,6 +66,8 @@ struct attrib;
 /* transport: file globs skipped when naming the originating function. */
 struct attrib *attrib_new(const char *const *transport, size_t ntransport);
 void attrib_free(struct attrib *a);
+/* No stacks will come: every frame says attribution was switched off. */
+void attrib_disable(struct attrib *a);
 
 /*
  * Inspects a newly traced process.  0 and *off filled when its interpreter can be walked;

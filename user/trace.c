@@ -117,7 +117,7 @@ static void python_attach(struct tracer *t, pid_t pid)
 	int err;
 
 	err = attrib_add_process(t->attrib, pid, &off);
-	if (err)
+	if (err || t->opts.capture_only)
 		return;
 	err = capture_set_pyoffsets(t->cap, pid, &off);
 	if (err)
@@ -333,6 +333,8 @@ int cmd_trace(int argc, char **argv)
 		rc = EXIT_RUNTIME;
 		goto out_free;
 	}
+	if (t.opts.capture_only)
+		attrib_disable(t.attrib);
 	copts.ringbuf_size = t.opts.ringbuf_size;
 	copts.write_cap = t.opts.write_cap;
 	copts.follow_exec = t.opts.nglobs > 0;

@@ -17,6 +17,7 @@ enum {
 	OPT_WRITE_CAP,
 	OPT_STATS_INTERVAL,
 	OPT_STACK,
+	OPT_CAPTURE_ONLY,
 };
 
 static const struct option long_opts[] = {
@@ -26,6 +27,7 @@ static const struct option long_opts[] = {
 	{ "duration", required_argument, NULL, 'd' },
 	{ "payload", no_argument, NULL, OPT_PAYLOAD },
 	{ "stack", no_argument, NULL, OPT_STACK },
+	{ "capture-only", no_argument, NULL, OPT_CAPTURE_ONLY },
 	{ "ringbuf-size", required_argument, NULL, OPT_RINGBUF_SIZE },
 	{ "write-cap", required_argument, NULL, OPT_WRITE_CAP },
 	{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
@@ -38,7 +40,7 @@ void trace_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: wsaudit trace [-p PID]... [--exe GLOB]... [-o text|json] [-d SECONDS]\n"
-		"                     [--stack] [--payload] [--ringbuf-size BYTES] [--write-cap BYTES]\n"
+		"                     [--stack] [--capture-only] [--payload] [--ringbuf-size BYTES] [--write-cap BYTES]\n"
 		"\n"
 		"Follows the outbound WebSocket frames of the given processes until Ctrl-C or -d.\n"
 		"  -p, --pid PID          trace this process and the children it forks (repeatable)\n"
@@ -47,6 +49,7 @@ void trace_usage(FILE *out)
 		"  -o, --output FORMAT    text (default) or json: one JSON object per line\n"
 		"  -d, --duration SECS    stop after SECS seconds\n"
 		"      --stack            include the writer's whole Python stack\n"
+		"      --capture-only     do not walk Python stacks (frames are unattributed)\n"
 		"      --payload          include payload bytes in the output (user data!)\n"
 		"      --ringbuf-size N   ring buffer bytes, a power of two (default %d)\n"
 		"      --write-cap N      bytes captured per syscall (default %d, max %d)\n"
@@ -135,6 +138,9 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 			break;
 		case OPT_STACK:
 			o->stack = true;
+			break;
+		case OPT_CAPTURE_ONLY:
+			o->capture_only = true;
 			break;
 		case OPT_RINGBUF_SIZE:
 			/* The kernel wants a power-of-two multiple of the page size. */

@@ -23,6 +23,7 @@ struct trace_opts {
 	double stats_interval_s;
 	bool payload;
 	bool stack;
+	bool capture_only; /* no stack walk: frames without attribution */
 	bool help;
 	int verbose;
 	size_t ringbuf_size;
