@@ -719,6 +719,25 @@ int ws_parser_feed(struct ws_parser *p, uint64_t pos, const void *data, size_t l
 	return err;
 }
 
+void ws_parser_finish(struct ws_parser *p)
+{
+	if (p->st == ST_PAYLOAD) {
+		/* The rest of the payload never came: the frame is truncated. */
+		p->keeping = false;
+		p->remaining = 0;
+		frame_end(p, false);
+	}
+	if (p->pending) {
+		p->stats.skipped_bytes += p->cur.header_len + p->cur.captured_len;
+		p->pending = false;
+		p->unconfirmed = false;
+	}
+	if (p->st == ST_HDR && p->hdr_have) {
+		p->stats.skipped_bytes += p->hdr_have;
+		p->hdr_have = 0;
+	}
+}
+
 bool ws_looks_like_frames(const void *data, size_t len, enum ws_direction dir)
 {
 	const uint8_t *b = data;

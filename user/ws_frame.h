@@ -128,6 +128,12 @@ void ws_parser_free(struct ws_parser *p);
  * completes is passed to the callback before this returns.  Returns 0 or -errno (ENOMEM).
  */
 int ws_parser_feed(struct ws_parser *p, uint64_t pos, const void *data, size_t len);
+/*
+ * End of the stream: a frame whose header was seen but whose payload did not all arrive is
+ * reported, truncated; the bytes of a partial header, or of a frame found by scanning that
+ * was never confirmed, are counted as skipped.
+ */
+void ws_parser_finish(struct ws_parser *p);
 /* Declares [pos, pos + len) lost. */
 int ws_parser_gap(struct ws_parser *p, uint64_t pos, uint64_t len);
 /*

@@ -322,6 +322,7 @@ int ws_stream_gap(struct ws_stream *s, uint64_t pos, uint64_t len)
 
 void ws_stream_finish(struct ws_stream *s)
 {
+	ws_parser_finish(s->parser);
 	if (!s->open)
 		return;
 	s->lost = true;

@@ -107,7 +107,10 @@ void ws_stream_adopt(struct ws_stream *s, uint64_t pos);
 /* See ws_parser_feed() and ws_parser_gap().  0 or -ENOMEM. */
 int ws_stream_feed(struct ws_stream *s, uint64_t pos, const void *data, size_t len);
 int ws_stream_gap(struct ws_stream *s, uint64_t pos, uint64_t len);
-/* End of the stream: a message still open is delivered as truncated. */
+/*
+ * End of the stream: a frame cut by the end is reported truncated (ws_parser_finish()) and a
+ * message still open is delivered as truncated.
+ */
 void ws_stream_finish(struct ws_stream *s);
 const struct ws_stream_stats *ws_stream_stats(const struct ws_stream *s);
 const struct ws_parser_stats *ws_stream_parser_stats(const struct ws_stream *s);

@@ -619,6 +619,32 @@ static void test_garbage_yields_no_frames(void **state)
 	free(g);
 }
 
+static void test_finish_reports_cut_frame(void **state)
+{
+	struct got *g = got_new();
+	struct ws_parser *p = parser(g, WS_SERVER_TO_CLIENT, false, 1024);
+
+	/* the stream ends inside the payload */
+	assert_int_equal(ws_parser_feed(p, 0, rfc_unmasked_hello, 5), 0);
+	assert_int_equal(g->n, 0);
+	ws_parser_finish(p);
+	assert_int_equal(g->n, 1);
+	assert_true(g->fr[0].f.truncated);
+	assert_int_equal(g->fr[0].f.captured_len, 3);
+	assert_payload(&g->fr[0], "Hel");
+	ws_parser_free(p);
+
+	/* the stream ends inside a header */
+	g->n = 0;
+	p = parser(g, WS_SERVER_TO_CLIENT, false, 1024);
+	assert_int_equal(ws_parser_feed(p, 0, "\x82\x7e\x01", 3), 0);
+	ws_parser_finish(p);
+	assert_int_equal(g->n, 0);
+	assert_int_equal(ws_parser_stats(p)->skipped_bytes, 3);
+	ws_parser_free(p);
+	free(g);
+}
+
 static void test_looks_like_frames(void **state)
 {
 	uint8_t two[18];
@@ -676,6 +702,7 @@ int main(void)
 		cmocka_unit_test(test_hole_over_header_desync_and_resync),
 		cmocka_unit_test(test_resync_on_probation_across_feeds),
 		cmocka_unit_test(test_garbage_yields_no_frames),
+		cmocka_unit_test(test_finish_reports_cut_frame),
 		cmocka_unit_test(test_looks_like_frames),
 		cmocka_unit_test(test_utf8),
 	};
