@@ -10,6 +10,7 @@
 #include "conntrack.h"
 #include "http1.h"
 #include "log.h"
+#include "ws_message.h"
 
 /* Writes remembered per connection to attribute frames that span several of them. */
 #define WRITE_RING 64
@@ -38,7 +39,7 @@ struct ct_private {
 	struct ct_conn *next; /* hash chain */
 	struct http1_parser *req;
 	struct http1_parser *resp;
-	struct ws_parser *tx;
+	struct ws_stream *tx;
 	uint64_t ws_base; /* stream position of the first WebSocket byte */
 	unsigned int adopt_tries;
 	struct write_rec writes[WRITE_RING];
@@ -53,13 +54,14 @@ struct ct_private {
 
 struct conntrack {
 	struct ct_sink sink;
-	size_t keep_payload;
+	size_t max_message;
 	struct ct_conn **buckets;
 	size_t nbuckets;
 	size_t nconns;
 	struct ct_stats stats;
 	/* parser counters of connections already freed */
 	uint64_t closed_truncated, closed_gap_bytes, closed_desyncs;
+	uint64_t closed_messages[WS_MSG__COUNT], closed_context_losses;
 };
 
 static size_t bucket_of(const struct conntrack *ct, uint64_t ino)
@@ -124,7 +126,7 @@ static void format_addr(char *buf, size_t size, uint16_t family, const uint8_t *
 		snprintf(buf, size, "%s:%u", ip, port);
 }
 
-static void frame_cb(void *ctx, const struct ws_frame *f);
+static void frame_cb(void *ctx, const struct ws_frame *f, const struct ws_frame_info *info);
 
 static struct ct_conn *conn_create(struct conntrack *ct, const struct conn_id *id, uint32_t tgid,
 				   const uint8_t *comm)
@@ -167,13 +169,18 @@ static struct ct_conn *conn_create(struct conntrack *ct, const struct conn_id *i
 static void conn_release_parsers(struct conntrack *ct, struct ct_conn *c)
 {
 	const struct ws_parser_stats *ps;
+	const struct ws_stream_stats *ss;
 
 	if (c->priv->tx) {
-		ps = ws_parser_stats(c->priv->tx);
+		ps = ws_stream_parser_stats(c->priv->tx);
+		ss = ws_stream_stats(c->priv->tx);
 		ct->closed_truncated += ps->truncated_frames;
 		ct->closed_gap_bytes += ps->gap_bytes;
 		ct->closed_desyncs += ps->desyncs;
-		ws_parser_free(c->priv->tx);
+		for (int i = 0; i < WS_MSG__COUNT; i++)
+			ct->closed_messages[i] += ss->messages[i];
+		ct->closed_context_losses += ss->context_losses;
+		ws_stream_free(c->priv->tx);
 		c->priv->tx = NULL;
 	}
 	http1_parser_free(c->priv->req);
@@ -193,6 +200,9 @@ static void conn_drop_stacks(struct ct_conn *c)
 
 static void conn_destroy(struct conntrack *ct, struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
+	/* A frame or message cut by the end is still reported, as truncated. */
+	if (c->priv->tx)
+		ws_stream_finish(c->priv->tx);
 	if (c->state == CT_WEBSOCKET) {
 		ct->stats.conns_open--;
 		if (ct->sink.conn_close)
@@ -217,29 +227,22 @@ static void conn_ignore(struct conntrack *ct, struct ct_conn *c)
 		ct->sink.verdict(ct->sink.ctx, &c->id, CONN_IGNORE);
 }
 
-static bool has_deflate(void *ctx, const char *elem, size_t len)
-{
-	static const char name[] = "permessage-deflate";
-
-	(void)ctx;
-	return len >= sizeof(name) - 1 && !strncasecmp(elem, name, sizeof(name) - 1) &&
-	       (len == sizeof(name) - 1 || elem[sizeof(name) - 1] == ';' ||
-		elem[sizeof(name) - 1] == ' ');
-}
-
 static int conn_start_websocket(struct conntrack *ct, struct ct_conn *c, uint64_t base,
-				uint64_t ts_ns, bool adopted, bool deflate)
+				uint64_t ts_ns, bool adopted)
 {
-	struct ws_parser_opts opts = {
+	struct ws_stream_opts opts = {
 		.direction = WS_SERVER_TO_CLIENT,
-		/* An adopted connection's extensions are unknown: accept RSV1. */
-		.allow_rsv1 = deflate || adopted,
-		.keep_payload = ct->keep_payload,
+		.max_message = ct->max_message,
 	};
+	char err[128];
 
-	c->priv->tx = ws_parser_new(&opts, frame_cb, c);
+	c->priv->tx = ws_stream_new(&opts, frame_cb, NULL, c);
 	if (!c->priv->tx)
 		return -ENOMEM;
+	if (adopted)
+		ws_stream_adopt(c->priv->tx, 0);
+	else if (ws_stream_set_extensions(c->priv->tx, c->extensions, err, sizeof(err)))
+		log_info("connection %s: extensions '%s': %s", c->id_str, c->extensions, err);
 	c->priv->ws_base = base;
 	c->state = CT_WEBSOCKET;
 	c->adopted = adopted;
@@ -308,19 +311,18 @@ static uint64_t find_user_addr(const struct ct_conn *c, uint64_t pos)
 	return 0;
 }
 
-static void frame_cb(void *ctx, const struct ws_frame *f)
+static void frame_cb(void *ctx, const struct ws_frame *f, const struct ws_frame_info *info)
 {
 	struct ct_conn *c = ctx;
 	struct conntrack *ct = c->priv->ct;
 	const struct write_rec *w;
-	struct ct_frame out = { .conn = c, .frame = f };
+	struct ct_frame out = {
+		.conn = c,
+		.frame = f,
+		.compressed = info->compressed,
+		.message = info->message,
+	};
 
-	if (f->opcode == WS_OP_TEXT || f->opcode == WS_OP_BINARY)
-		c->msg_compressed = f->rsv1;
-	if (f->opcode == WS_OP_CONTINUATION)
-		out.compressed = c->msg_compressed;
-	else if (!ws_opcode_is_control(f->opcode))
-		out.compressed = f->rsv1;
 	out.user_addr = find_user_addr(c, c->priv->ws_base + f->stream_off);
 	w = find_write(c, c->priv->ws_base + f->stream_off);
 	if (w) {
@@ -362,11 +364,11 @@ static void ws_feed(struct ct_conn *c, const struct evt_data *e, const uint8_t *
 		len -= base - pos;
 		pos = base;
 	}
-	if (ws_parser_feed(c->priv->tx, pos - base, data, len))
+	if (ws_stream_feed(c->priv->tx, pos - base, data, len))
 		log_warn("connection %s: out of memory parsing frames", c->id_str);
 	/* Bytes of this syscall that were not captured (cap, fault) are a known hole. */
 	if ((e->flags & DATA_LAST) && pos + len < end_io)
-		ws_parser_gap(c->priv->tx, pos + len - base, end_io - (pos + len));
+		ws_stream_gap(c->priv->tx, pos + len - base, end_io - (pos + len));
 }
 
 static void handle_response(struct conntrack *ct, struct ct_conn *c, const struct evt_data *e,
@@ -402,9 +404,7 @@ static void handle_response(struct conntrack *ct, struct ct_conn *c, const struc
 	v = http1_header(m, "Sec-WebSocket-Extensions");
 	if (v)
 		c->extensions = strdup(v);
-	if (conn_start_websocket(ct, c, e->stream_pos + used, e->hdr.ts_ns, false,
-				 http1_header_each(m, "Sec-WebSocket-Extensions", has_deflate,
-						   NULL)))
+	if (conn_start_websocket(ct, c, e->stream_pos + used, e->hdr.ts_ns, false))
 		return;
 	http1_parser_free(c->priv->resp);
 	c->priv->resp = NULL;
@@ -451,7 +451,7 @@ static void try_adopt(struct conntrack *ct, struct ct_conn *c, const struct evt_
 	/* Judge whole writes only: a frame boundary is sure at their start. */
 	if ((e->flags & (DATA_FIRST | DATA_LAST)) == (DATA_FIRST | DATA_LAST) &&
 	    e->len == e->io_len && ws_looks_like_frames(data, e->len, WS_SERVER_TO_CLIENT)) {
-		if (conn_start_websocket(ct, c, e->io_pos, e->hdr.ts_ns, true, false))
+		if (conn_start_websocket(ct, c, e->io_pos, e->hdr.ts_ns, true))
 			return;
 		if (ct->sink.verdict)
 			ct->sink.verdict(ct->sink.ctx, &c->id, CONN_WS);
@@ -587,14 +587,14 @@ void conntrack_forget_tgid(struct conntrack *ct, uint32_t tgid, uint64_t ts_ns)
 	}
 }
 
-struct conntrack *conntrack_new(const struct ct_sink *sink, size_t keep_payload)
+struct conntrack *conntrack_new(const struct ct_sink *sink, size_t max_message)
 {
 	struct conntrack *ct = calloc(1, sizeof(*ct));
 
 	if (!ct)
 		return NULL;
 	ct->sink = *sink;
-	ct->keep_payload = keep_payload;
+	ct->max_message = max_message;
 	ct->nbuckets = TABLE_MIN_BUCKETS;
 	ct->buckets = calloc(ct->nbuckets, sizeof(*ct->buckets));
 	if (!ct->buckets) {
@@ -623,19 +623,26 @@ void conntrack_free(struct conntrack *ct, const char *why)
 const struct ct_stats *conntrack_stats(struct conntrack *ct)
 {
 	const struct ws_parser_stats *ps;
+	const struct ws_stream_stats *ss;
 	struct ct_conn *c;
 
 	ct->stats.truncated_frames = ct->closed_truncated;
 	ct->stats.gap_bytes = ct->closed_gap_bytes;
 	ct->stats.desyncs = ct->closed_desyncs;
+	ct->stats.context_losses = ct->closed_context_losses;
+	memcpy(ct->stats.messages, ct->closed_messages, sizeof(ct->stats.messages));
 	for (size_t i = 0; i < ct->nbuckets; i++) {
 		for (c = ct->buckets[i]; c; c = c->priv->next) {
 			if (!c->priv->tx)
 				continue;
-			ps = ws_parser_stats(c->priv->tx);
+			ps = ws_stream_parser_stats(c->priv->tx);
+			ss = ws_stream_stats(c->priv->tx);
 			ct->stats.truncated_frames += ps->truncated_frames;
 			ct->stats.gap_bytes += ps->gap_bytes;
 			ct->stats.desyncs += ps->desyncs;
+			ct->stats.context_losses += ss->context_losses;
+			for (int m = 0; m < WS_MSG__COUNT; m++)
+				ct->stats.messages[m] += ss->messages[m];
 		}
 	}
 	return &ct->stats;

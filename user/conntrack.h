@@ -15,6 +15,7 @@
 
 #include "wsaudit/events.h"
 #include "ws_frame.h"
+#include "ws_message.h"
 
 struct http1_message;
 struct attrib_stack;
@@ -35,7 +36,6 @@ struct ct_conn {
 	char comm[16];
 	enum ct_conn_state state;
 	bool adopted; /* open before tracing began: no handshake seen */
-	bool msg_compressed; /* the data message in progress started with RSV1 */
 	uint64_t frames;
 	/* Upgrade request (raw head, NUL-terminated) and response fields, when seen. */
 	char *request_head;
@@ -49,6 +49,8 @@ struct ct_conn {
 struct ct_frame {
 	const struct ct_conn *conn;
 	const struct ws_frame *frame;
+	/* The message this frame completes (decoded when it was compressed), else NULL. */
+	const struct ws_message *message;
 	bool compressed;
 	bool writer_known; /* false when that syscall's record was lost */
 	uint64_t ts_ns; /* of the syscall, CLOCK_MONOTONIC */
@@ -88,12 +90,14 @@ struct ct_stats {
 	uint64_t writer_unknown; /* frames whose writing syscall's record was lost */
 	uint64_t conns_dropped_limit; /* connections not followed: table full */
 	uint64_t stacks_unmatched; /* stack records whose write never came (lost records) */
+	uint64_t messages[WS_MSG__COUNT]; /* data messages by decoding status */
+	uint64_t context_losses; /* times a compression context became untrusted */
 };
 
 struct conntrack;
 
-/* keep_payload: payload bytes kept per frame for later stages (0: none). */
-struct conntrack *conntrack_new(const struct ct_sink *sink, size_t keep_payload);
+/* max_message: decoded bytes kept per message (0: the default of ws_stream). */
+struct conntrack *conntrack_new(const struct ct_sink *sink, size_t max_message);
 /* Ends every connection (conn_close with why) and frees the table. */
 void conntrack_free(struct conntrack *ct, const char *why);
 

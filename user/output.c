@@ -317,6 +317,15 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				      "unknown_conn_records", (json_int_t)ct->unknown_conn_records,
 				      "malformed_records", (json_int_t)ct->malformed_records,
 				      "writer_unknown", (json_int_t)ct->writer_unknown));
+	{
+		json_t *msgs = json_object();
+
+		for (int i = 0; i < WS_MSG__COUNT; i++)
+			json_object_set_new(msgs, ws_msg_status_name(i),
+					    json_integer(ct->messages[i]));
+		json_object_set_new(msgs, "context_losses", json_integer(ct->context_losses));
+		json_object_set_new(obj, "messages", msgs);
+	}
 	if (t->attrib) {
 		json_t *un = json_object();
 

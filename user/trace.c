@@ -325,7 +325,7 @@ int cmd_trace(int argc, char **argv)
 		log_warn("not running as root: loading BPF programs needs CAP_BPF and CAP_PERFMON");
 
 	t.out = output_new(stdout, t.opts.format, t.opts.payload, t.opts.stack);
-	t.ct = conntrack_new(&sink, t.opts.payload ? CHUNK_MAX : 0);
+	t.ct = conntrack_new(&sink, 0);
 	t.attrib = attrib_new(default_transport,
 			      sizeof(default_transport) / sizeof(default_transport[0]));
 	if (!t.out || !t.ct || !t.attrib) {
