@@ -544,7 +544,7 @@ static void test_hole_over_header_desync_and_resync(void **state)
 {
 	struct got *g = got_new();
 	struct ws_parser *p = parser(g, WS_SERVER_TO_CLIENT, false, 1024);
-	uint8_t b[64];
+	uint8_t b[80];
 	size_t n = 0;
 
 	/* a hole swallows the first frame; the rest starts mid-payload */
@@ -554,11 +554,13 @@ static void test_hole_over_header_desync_and_resync(void **state)
 	n += sizeof(rfc_unmasked_hello);
 	memcpy(b + n, rfc_ping, sizeof(rfc_ping));
 	n += sizeof(rfc_ping);
+	memcpy(b + n, rfc_fragmented, sizeof(rfc_fragmented));
+	n += sizeof(rfc_fragmented);
 	assert_int_equal(ws_parser_gap(p, 0, 5), 0);
 	assert_true(ws_parser_desynced(p));
 	assert_int_equal(ws_parser_feed(p, 5, b, n), 0);
 	assert_false(ws_parser_desynced(p));
-	assert_int_equal(g->n, 2);
+	assert_int_equal(g->n, 4);
 	assert_int_equal(g->fr[0].f.stream_off, 15);
 	assert_true(g->fr[0].f.resynced);
 	assert_payload(&g->fr[0], "Hello");
@@ -645,6 +647,38 @@ static void test_finish_reports_cut_frame(void **state)
 	free(g);
 }
 
+static void test_binary_garbage_yields_no_frames(void **state)
+{
+	struct got *g = got_new();
+	struct ws_parser *p;
+	uint8_t junk[4096];
+	uint32_t x = 987654321;
+	uint64_t pos = 1;
+
+	for (int dir = 0; dir < 2; dir++) {
+		p = parser(g, dir ? WS_CLIENT_TO_SERVER : WS_SERVER_TO_CLIENT, true, 1024);
+		ws_parser_gap(p, 0, 1);
+		pos = 1;
+		for (int round = 0; round < 256; round++) {
+			for (size_t i = 0; i < sizeof(junk); i++) {
+				x ^= x << 13;
+				x ^= x >> 17;
+				x ^= x << 5;
+				junk[i] = x;
+			}
+			/* feeds start mid-payload: a hole precedes each */
+			assert_int_equal(ws_parser_feed(p, pos + 7, junk, sizeof(junk)), 0);
+			pos += 7 + sizeof(junk);
+		}
+		ws_parser_finish(p);
+		/* 32 MiB per direction gave none either when the chain lengths were set */
+		assert_int_equal(g->n, 0);
+		assert_true(ws_parser_stats(p)->skipped_bytes > 1000000);
+		ws_parser_free(p);
+	}
+	free(g);
+}
+
 static void test_looks_like_frames(void **state)
 {
 	uint8_t two[18];
@@ -703,6 +737,7 @@ int main(void)
 		cmocka_unit_test(test_resync_on_probation_across_feeds),
 		cmocka_unit_test(test_garbage_yields_no_frames),
 		cmocka_unit_test(test_finish_reports_cut_frame),
+		cmocka_unit_test(test_binary_garbage_yields_no_frames),
 		cmocka_unit_test(test_looks_like_frames),
 		cmocka_unit_test(test_utf8),
 	};
