@@ -91,6 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!p)
 		return 0;
 	ws_parser_feed(p, 0, data, size);
+	ws_parser_finish(p);
 	whole_desynced = ws_parser_stats(p)->desyncs;
 	ws_parser_free(p);
 
@@ -119,6 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		off += n;
 	}
+	ws_parser_finish(p);
 	if (ws_parser_stats(p)->frames != split.n)
 		abort();
 	if (!gaps && !whole_desynced) {
