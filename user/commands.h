@@ -15,5 +15,6 @@ enum exit_code {
 int cmd_trace(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_check_policy(int argc, char **argv);
 
 #endif /* WSAUDIT_COMMANDS_H */

@@ -20,6 +20,7 @@ static const struct command commands[] = {
 	{ "decode", cmd_decode,
 	  "decode  [--extensions 'permessage-deflate; ...'] [--payload] [FILE|-]" },
 	{ "version", cmd_version, "version [--json]" },
+	{ "check-policy", cmd_check_policy, "check-policy POLICY" },
 };
 
 static void usage(FILE *out)

@@ -1,0 +1,416 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Policy loading: the shipped policies load, the built-in default is policies/default.yaml
+ * byte for byte, every error message is checked word for word, and the matchers.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "policy.h"
+
+/* Files are found from this source's path, so the test runs from any directory. */
+static const char *repo_path(const char *rel)
+{
+	static char buf[4096];
+	const char *me = __FILE__;
+	const char *tail = strstr(me, "tests/unit/test_policy.c");
+
+	snprintf(buf, sizeof(buf), "%.*s%s", (int)(tail - me), me, rel);
+	return buf;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+
+	assert_non_null(f);
+	buf = malloc(1 << 20);
+	assert_non_null(buf);
+	*len = fread(buf, 1, 1 << 20, f);
+	buf[*len] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static void test_default_is_the_file(void **state)
+{
+	size_t len;
+	char *text = read_file(repo_path("policies/default.yaml"), &len);
+
+	assert_int_equal(len, strlen(policy_default_yaml));
+	assert_memory_equal(text, policy_default_yaml, len);
+	free(text);
+}
+
+static void test_default_contents(void **state)
+{
+	struct policy *p = policy_default();
+
+	assert_non_null(p);
+	assert_string_equal(p->source, "<built-in>");
+	assert_true(policy_bridge_opcode(p, 1));
+	assert_true(policy_bridge_opcode(p, 2));
+	assert_false(policy_bridge_opcode(p, 0));
+	assert_false(policy_bridge_opcode(p, 8));
+	assert_false(policy_bridge_opcode(p, 9));
+	assert_false(policy_bridge_opcode(p, 10));
+	assert_false(policy_bridge_opcode(p, 99));
+	assert_true(policy_is_bridge_frame(p, "AgentWebSocketBridge.notify_agent_started", NULL));
+	assert_true(policy_is_bridge_frame(p, "WebSocketNotifier.send_agent_thinking", "/a.py"));
+	assert_false(policy_is_bridge_frame(p, "WebSocketNotifier._emit_with_retry", "/a.py"));
+	assert_false(policy_is_bridge_frame(p, NULL, NULL));
+	assert_true(policy_is_transport_file(
+		p, "/usr/lib/python3/dist-packages/websockets/legacy/protocol.py"));
+	assert_true(policy_is_transport_file(p, "/usr/lib/python3.11/asyncio/events.py"));
+	assert_true(policy_is_transport_file(p, "<frozen importlib._bootstrap>"));
+	assert_false(policy_is_transport_file(p, "/srv/app/agents/registry.py"));
+	assert_true(policy_exe_match(p, "/usr/bin/python3.11"));
+	assert_false(policy_exe_match(p, "/usr/bin/node"));
+	assert_string_equal(policy_context_arg(p, "AgentWebSocketBridge.notify_custom"), "user_id");
+	assert_null(policy_context_arg(p, "Manager.send_to_user"));
+	assert_int_equal(p->nconn, 3);
+	assert_int_equal(p->conn[0].from, POLICY_FROM_SUBPROTOCOL);
+	assert_int_equal(p->conn[0].decode, POLICY_DECODE_JWT_B64);
+	assert_string_equal(p->conn[0].prefix, "jwt.");
+	assert_null(p->conn[0].name);
+	assert_string_equal(p->conn[0].claim, "sub");
+	assert_int_equal(p->conn[1].from, POLICY_FROM_HEADER);
+	assert_string_equal(p->conn[1].name, "Authorization");
+	assert_string_equal(p->conn[1].prefix, "Bearer ");
+	assert_int_equal(p->conn[2].from, POLICY_FROM_QUERY);
+	assert_string_equal(p->conn[2].prefix, "");
+	assert_int_equal(p->message_paths.n, 2);
+	assert_string_equal(p->message_paths.v[1], "data.user_id");
+	assert_int_equal(p->ownership.n, 2);
+	assert_int_equal(p->type_fields.n, 2);
+	policy_free(p);
+}
+
+static void test_netra(void **state)
+{
+	char err[POLICY_ERR_LEN];
+	struct policy *p = policy_load(repo_path("policies/netra.yaml"), err, sizeof(err));
+
+	if (!p)
+		fail_msg("%s", err);
+	assert_true(policy_is_bridge_frame(p, "AgentWebSocketBridge.notify_agent_started", NULL));
+	assert_true(policy_is_bridge_frame(p, "UnifiedWebSocketEmitter._emit_critical", NULL));
+	assert_true(policy_is_bridge_frame(p, "WebSocketBridgeAdapter.emit_thinking", NULL));
+	assert_true(policy_is_bridge_frame(p, "safe_websocket_send",
+					   "/app/netra_backend/app/websocket_core/utils.py"));
+	assert_false(policy_is_bridge_frame(p, "safe_websocket_send",
+					    "/app/netra_backend/app/core/fallback_utils.py"));
+	assert_false(
+		policy_is_bridge_frame(p, "_UnifiedWebSocketManagerImplementation.send_to_user",
+				       "/app/netra_backend/app/websocket_core/unified_manager.py"));
+	assert_false(policy_is_bridge_frame(p, "ThreadService._send_agent_started_event",
+					    "/app/netra_backend/app/services/thread_service.py"));
+	assert_true(policy_is_transport_file(
+		p, "/app/netra_backend/app/websocket_core/unified_manager.py"));
+	assert_false(
+		policy_is_transport_file(p, "/app/netra_backend/app/services/thread_service.py"));
+	assert_int_equal(p->nconn, 12);
+	assert_string_equal(p->conn[11].name, "X-E2E-User-Id");
+	assert_int_equal(p->conn[11].decode, POLICY_DECODE_NONE);
+	assert_null(p->conn[11].claim);
+	assert_int_equal(p->ownership.n, 4);
+	policy_free(p);
+}
+
+static void test_minimal_file(void **state)
+{
+	char err[POLICY_ERR_LEN];
+	struct policy *p =
+		policy_load(repo_path("tests/data/policies/minimal.yaml"), err, sizeof(err));
+
+	assert_non_null(p);
+	/* Omitted opcodes: the data frames. */
+	assert_int_equal(p->bridge_opcodes, 1u << 1 | 1u << 2);
+	assert_int_equal(p->nconn, 0);
+	assert_int_equal(p->exe.n, 0);
+	assert_int_equal(p->transport_files.n, 0);
+	assert_false(policy_is_transport_file(p, "/x.py"));
+	policy_free(p);
+}
+
+/* Loads text that must fail and checks the whole message. */
+static void expect_error(const char *yaml, const char *msg)
+{
+	char err[POLICY_ERR_LEN];
+	struct policy *p;
+
+	errno = 0;
+	p = policy_load_mem("policy.yaml", yaml, strlen(yaml), err, sizeof(err));
+	if (p) {
+		policy_free(p);
+		fail_msg("loaded: %s", yaml);
+	}
+	assert_int_equal(errno, EINVAL);
+	assert_string_equal(err, msg);
+}
+
+static void expect_file_error(const char *rel, const char *msg)
+{
+	char err[POLICY_ERR_LEN], want[POLICY_ERR_LEN];
+	const char *path = repo_path(rel);
+	struct policy *p = policy_load(path, err, sizeof(err));
+
+	assert_null(p);
+	snprintf(want, sizeof(want), "%s%s", path, msg);
+	assert_string_equal(err, want);
+}
+
+#define BRIDGE "bridge:\n  functions: [\"B.*\"]\n"
+
+static void test_error_files(void **state)
+{
+	expect_file_error("tests/data/policies/bad_opcode.yaml",
+			  ":7:7: bridge.opcodes: unknown opcode 'txt' "
+			  "(text, binary, continuation, close, ping, pong)");
+	expect_file_error("tests/data/policies/unknown_key.yaml",
+			  ":6:3: identity: unknown key 'messages' "
+			  "(connection, message, context, ownership)");
+	expect_file_error("tests/data/policies/syntax.yaml",
+			  ":3:3: YAML syntax error: did not find expected ',' or ']' "
+			  "while parsing a flow sequence");
+	expect_file_error("tests/data/policies/no-such-file.yaml", ": No such file or directory");
+}
+
+static void test_unknown_keys(void **state)
+{
+	expect_error(BRIDGE "bridges: {}\n", "policy.yaml:3:1: unknown key 'bridges' "
+					     "(targets, bridge, transport, identity, messages)");
+	expect_error("bridge:\n  functions: [a]\n  function: [b]\n",
+		     "policy.yaml:3:3: bridge: unknown key 'function' (functions, files, opcodes)");
+	expect_error(BRIDGE "identity:\n  connection:\n    - {from: header, nme: X}\n",
+		     "policy.yaml:5:22: identity.connection[0]: unknown key 'nme' "
+		     "(from, name, prefix, decode, claim)");
+	expect_error(BRIDGE "bridge:\n  files: [a]\n", "policy.yaml:3:1: key 'bridge' given twice");
+	expect_error(BRIDGE "? [a]\n: b\n",
+		     "policy.yaml:3:3: expected a string key, got a sequence");
+}
+
+static void test_bad_types(void **state)
+{
+	expect_error("bridge:\n  functions: AgentWebSocketBridge.*\n",
+		     "policy.yaml:2:14: bridge.functions: expected a sequence of strings, "
+		     "got a string");
+	expect_error("bridge: [a]\n",
+		     "policy.yaml:1:9: bridge: expected a mapping, got a sequence");
+	expect_error("- bridge\n", "policy.yaml:1:1: expected a mapping, got a sequence");
+	expect_error("bridge:\n  functions: [a, {b: c}]\n",
+		     "policy.yaml:2:18: bridge.functions: expected a string, got a mapping");
+	expect_error("bridge:\n  functions: [a, 12]\n",
+		     "policy.yaml:2:18: bridge.functions: expected a string, got an integer "
+		     "(quote it to mean the text)");
+	expect_error("bridge:\n  functions: [a, 1.5e3]\n",
+		     "policy.yaml:2:18: bridge.functions: expected a string, got a number "
+		     "(quote it to mean the text)");
+	expect_error("bridge:\n  functions: [true]\n",
+		     "policy.yaml:2:15: bridge.functions: expected a string, got a boolean "
+		     "(quote it to mean the text)");
+	expect_error(BRIDGE "identity:\n  connection:\n    - {from: header, name: A, prefix: ~}\n",
+		     "policy.yaml:5:39: identity.connection[0].prefix: expected a string, got null "
+		     "(quote it to mean the text)");
+	expect_error(BRIDGE "identity:\n  connection:\n    - from: header\n      name:\n",
+		     "policy.yaml:6:12: identity.connection[0].name: expected a string, got null "
+		     "(quote it to mean the text)");
+	expect_error(BRIDGE "identity:\n  connection: {from: header}\n",
+		     "policy.yaml:4:15: identity.connection: expected a sequence of mappings, "
+		     "got a mapping");
+	expect_error(BRIDGE "identity:\n  message: [user_id]\n",
+		     "policy.yaml:4:13: identity.message[0]: expected a mapping, got a string");
+	expect_error(BRIDGE "messages: [type]\n",
+		     "policy.yaml:3:11: messages: expected a mapping, got a sequence");
+	expect_error(BRIDGE "targets:\n  exe: \"*/python3*\"\n",
+		     "policy.yaml:4:8: targets.exe: expected a sequence of strings, got a string");
+	/* Quoted, the same text is a string. */
+	{
+		static const char ok[] = "bridge:\n  functions: [\"12\", 'true', \"\\x41*\"]\n";
+		char err[POLICY_ERR_LEN];
+		struct policy *p = policy_load_mem("p", ok, sizeof(ok) - 1, err, sizeof(err));
+
+		assert_non_null(p);
+		assert_string_equal(p->bridge_functions.v[2], "A*");
+		policy_free(p);
+	}
+	expect_error("bridge:\n  functions: [\"a\\0b\"]\n",
+		     "policy.yaml:2:15: bridge.functions: contains a NUL character");
+}
+
+static void test_bad_values(void **state)
+{
+	expect_error("bridge:\n  functions: [a]\n  opcodes: [text, txt]\n",
+		     "policy.yaml:3:19: bridge.opcodes: unknown opcode 'txt' "
+		     "(text, binary, continuation, close, ping, pong)");
+	expect_error("bridge:\n  functions: [\"\"]\n",
+		     "policy.yaml:2:15: bridge.functions: empty glob");
+	expect_error("bridge:\n  functions: [a]\ntransport:\n  files: [\"*/lib[/*\"]\n",
+		     "policy.yaml:4:11: transport.files: glob '*/lib[/*' has an unterminated '['");
+	expect_error("bridge:\n  files: ['a\\']\n",
+		     "policy.yaml:2:11: bridge.files: glob 'a\\' ends with '\\'");
+	expect_error("bridge:\n  functions: []\n  files: []\n",
+		     "policy.yaml:2:3: bridge: no functions or files: every data frame would be a "
+		     "bypass");
+	expect_error("targets:\n  exe: [a]\n", "policy.yaml:1:1: missing 'bridge'");
+	expect_error("", "policy.yaml: empty policy (it needs at least bridge.functions)");
+	expect_error("# only a comment\n",
+		     "policy.yaml: empty policy (it needs at least bridge.functions)");
+	expect_error(BRIDGE "---\nbridge: {}\n", "policy.yaml:4:1: more than one YAML document");
+}
+
+static void test_connection_rules(void **state)
+{
+#define CONN BRIDGE "identity:\n  connection:\n    - "
+	expect_error(CONN "{from: subprotocol, prefix: jwt., decode: jwt64, claim: sub}\n",
+		     "policy.yaml:5:49: identity.connection[0].decode: unknown decode 'jwt64' "
+		     "(jwt_b64, jwt, none)");
+	expect_error(CONN "{from: subprotocol, prefix: jwt., decode: jwt_b64}\n",
+		     "policy.yaml:5:7: identity.connection[0]: missing 'claim' (decode: jwt_b64 "
+		     "needs the claim that names the user, e.g. sub)");
+	expect_error(CONN "{from: query, name: user_id, claim: sub}\n",
+		     "policy.yaml:5:7: identity.connection[0]: 'claim' needs decode: jwt or "
+		     "jwt_b64");
+	expect_error(CONN "{from: cookie, name: s}\n",
+		     "policy.yaml:5:14: identity.connection[0].from: unknown source 'cookie' "
+		     "(subprotocol, header, query)");
+	expect_error(
+		CONN "{name: token, decode: none}\n",
+		"policy.yaml:5:7: identity.connection[0]: missing 'from' (subprotocol, header, "
+		"query)");
+	expect_error(CONN "{from: header, decode: none}\n",
+		     "policy.yaml:5:7: identity.connection[0]: missing 'name'");
+	expect_error(
+		CONN "{from: header, name: \"Bad Name\"}\n",
+		"policy.yaml:5:7: identity.connection[0].name: 'Bad Name' is not a header name");
+	expect_error(CONN "{from: query, name: \"\"}\n",
+		     "policy.yaml:5:7: identity.connection[0]: empty query parameter name");
+	expect_error(CONN "{from: subprotocol, decode: none}\n",
+		     "policy.yaml:5:7: identity.connection[0]: from: subprotocol needs a non-empty "
+		     "'prefix' (e.g. \"jwt.\")");
+	expect_error(CONN "{from: subprotocol, prefix: a, name: x}\n",
+		     "policy.yaml:5:7: identity.connection[0]: 'name' is not used with from: "
+		     "subprotocol");
+	expect_error(CONN "{from: query, name: t}\n    - {from: header, name: A, decode: jwt, "
+			  "claim: a..b}\n",
+		     "policy.yaml:6:51: identity.connection[1].claim: empty segment in JSON path "
+		     "'a..b'");
+#undef CONN
+}
+
+static void test_identity_lists(void **state)
+{
+	expect_error(BRIDGE "identity:\n  message:\n    - {json: \"\"}\n",
+		     "policy.yaml:5:14: identity.message[0].json: empty JSON path");
+	expect_error(BRIDGE "identity:\n  message:\n    - {}\n",
+		     "policy.yaml:5:7: identity.message[0]: missing 'json'");
+	expect_error(BRIDGE "identity:\n  message:\n    - {json: a.b.c.d.e.f.g.h.i}\n",
+		     "policy.yaml:5:14: identity.message[0].json: JSON path 'a.b.c.d.e.f.g.h.i' "
+		     "has more than 8 segments");
+	expect_error(BRIDGE "identity:\n  context:\n    - {function: \"B.*\"}\n",
+		     "policy.yaml:5:7: identity.context[0]: missing 'arg'");
+	expect_error(BRIDGE "identity:\n  context:\n    - {function: \"\", arg: u}\n",
+		     "policy.yaml:5:18: identity.context[0].function: empty glob");
+	expect_error(BRIDGE "identity:\n  context:\n    - {function: f, arg: user-id}\n",
+		     "policy.yaml:5:26: identity.context[0].arg: 'user-id' is not a Python "
+		     "identifier");
+	expect_error(BRIDGE "identity:\n  ownership: [run_id, .thread_id]\n",
+		     "policy.yaml:4:23: identity.ownership: empty segment in JSON path "
+		     "'.thread_id'");
+	expect_error(BRIDGE "messages:\n  type: [type, \"\"]\n",
+		     "policy.yaml:4:16: messages.type: empty JSON path");
+}
+
+static void test_yaml_syntax(void **state)
+{
+	expect_error("bridge:\n  functions: [a\n",
+		     "policy.yaml:3:1: YAML syntax error: did not find expected ',' or ']' while "
+		     "parsing a flow sequence");
+	expect_error("bridge:\n  functions: [a]\n opcodes: [text]\n",
+		     "policy.yaml:3:2: YAML syntax error: did not find expected key while parsing "
+		     "a block mapping");
+	expect_error("bridge:\n\tfunctions: [a]\n",
+		     "policy.yaml:2:1: YAML syntax error: found character that cannot start any "
+		     "token while scanning for the next token");
+	expect_error("bridge: *nope\n",
+		     "policy.yaml:1:9: YAML syntax error: found undefined alias");
+	expect_error(
+		"bridge:\n  functions: [\"\x01\"]\n",
+		"policy.yaml: YAML syntax error: control characters are not allowed at byte 23");
+}
+
+static void test_limits(void **state)
+{
+	char *yaml = malloc(POLICY_MAX_FILE + 2);
+	char err[POLICY_ERR_LEN];
+	size_t o;
+
+	assert_non_null(yaml);
+	memset(yaml, '#', POLICY_MAX_FILE + 1);
+	assert_null(policy_load_mem("big.yaml", yaml, POLICY_MAX_FILE + 1, err, sizeof(err)));
+	assert_string_equal(err, "big.yaml: larger than 1048576 bytes");
+	o = (size_t)sprintf(yaml, "bridge:\n  functions: [");
+	for (int i = 0; i <= POLICY_MAX_LIST; i++)
+		o += (size_t)sprintf(yaml + o, "f%d, ", i);
+	sprintf(yaml + o, "g]\n");
+	expect_error(yaml, "policy.yaml:2:14: bridge.functions: more than 64 entries");
+	o = (size_t)sprintf(yaml, "bridge:\n  functions: [\"");
+	memset(yaml + o, 'a', POLICY_MAX_STRING + 1);
+	sprintf(yaml + o + POLICY_MAX_STRING + 1, "\"]\n");
+	expect_error(yaml, "policy.yaml:2:15: bridge.functions: longer than 256 bytes");
+	free(yaml);
+}
+
+/* Aliases resolve to the anchored node; the schema's fixed depth makes loops harmless. */
+static void test_aliases(void **state)
+{
+	static const char ok[] = "bridge:\n  functions: &f [\"B.*\"]\n  files: *f\n";
+	char err[POLICY_ERR_LEN];
+	struct policy *p = policy_load_mem("p", ok, sizeof(ok) - 1, err, sizeof(err));
+
+	assert_non_null(p);
+	assert_string_equal(p->bridge_files.v[0], "B.*");
+	policy_free(p);
+	expect_error("&a {bridge: *a}\n", "policy.yaml:1:5: bridge: unknown key 'bridge' "
+					  "(functions, files, opcodes)");
+}
+
+static void test_names(void **state)
+{
+	assert_string_equal(policy_opcode_name(0), "continuation");
+	assert_string_equal(policy_opcode_name(10), "pong");
+	assert_null(policy_opcode_name(3));
+	assert_null(policy_opcode_name(16));
+	assert_string_equal(policy_source_name(POLICY_FROM_QUERY), "query");
+	assert_string_equal(policy_decode_name(POLICY_DECODE_JWT_B64), "jwt_b64");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_default_is_the_file),
+		cmocka_unit_test(test_default_contents),
+		cmocka_unit_test(test_netra),
+		cmocka_unit_test(test_minimal_file),
+		cmocka_unit_test(test_error_files),
+		cmocka_unit_test(test_unknown_keys),
+		cmocka_unit_test(test_bad_types),
+		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_connection_rules),
+		cmocka_unit_test(test_identity_lists),
+		cmocka_unit_test(test_yaml_syntax),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_aliases),
+		cmocka_unit_test(test_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

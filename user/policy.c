@@ -1,0 +1,975 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Policy loading and matching.  libyaml composes the document (so every node keeps its line
+ * and column); this file walks it against a fixed schema.  The walk never recurses deeper
+ * than the schema (four levels), so aliases, even recursive ones, cannot make it loop.
+ * libyaml rather than libcyaml: cyaml's schema errors name the key but not always the line,
+ * and its messages cannot be checked and worded by us; the schema here is small.
+ */
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "policy.h"
+
+/*
+ * The built-in default: the bytes of policies/default.yaml (test_policy checks they are
+ * identical), compiled in so that wsaudit works without any file installed.
+ */
+const char policy_default_yaml[] =
+	"# SPDX-License-Identifier: GPL-2.0\n"
+	"# The built-in default policy of wsaudit, used when no -c POLICY is given.  user/policy.c\n"
+	"# carries the same bytes and a unit test checks that they are identical.\n"
+	"#\n"
+	"# It assumes the common shape of a Python WebSocket service: a bridge class through which\n"
+	"# application code is meant to send, libraries and the interpreter's own files as transport,\n"
+	"# and a JWT in the handshake.  Copy it and adapt the globs to your service; check the copy\n"
+	"# with `wsaudit check-policy FILE`.\n"
+	"#\n"
+	"# JWT signatures are NOT verified: wsaudit reads a token's claims to name the user, it does\n"
+	"# not authenticate anyone.  A forged token names whoever its author chose.\n"
+	"#\n"
+	"# Omitted keys are empty lists, except bridge.opcodes, which defaults to [text, binary].\n"
+	"\n"
+	"targets:\n"
+	"  exe: [\"*/python3*\", \"*/python\"]       # agent mode: executable path globs to follow\n"
+	"\n"
+	"bridge:\n"
+	"  # Qualname globs (Class.method).  On 3.9 and 3.10 the class comes from self or cls.\n"
+	"  functions: [\"AgentWebSocketBridge.*\", \"WebSocketNotifier.send_*\"]\n"
+	"  files: []                             # file globs: every function in them is bridge\n"
+	"  opcodes: [text, binary]               # control frames (close, ping, pong) are not checked\n"
+	"\n"
+	"transport:\n"
+	"  # Skipped when naming the function a frame originates from.\n"
+	"  files: [\"*/site-packages/*\", \"*/dist-packages/*\", \"*/lib/python3*/*\", \"<frozen *>\"]\n"
+	"\n"
+	"identity:\n"
+	"  # Tried in order; the first rule that yields a user names the connection's owner.\n"
+	"  connection:\n"
+	"    - {from: subprotocol, prefix: \"jwt.\", decode: jwt_b64, claim: sub}\n"
+	"    - {from: header, name: Authorization, prefix: \"Bearer \", decode: jwt, claim: sub}\n"
+	"    - {from: query, name: token, decode: jwt, claim: sub}\n"
+	"  # JSON fields of a text message that name its user: dotted paths, tried in order.\n"
+	"  message:\n"
+	"    - {json: user_id}\n"
+	"    - {json: data.user_id}\n"
+	"  # The argument of a bridge function on the stack that names the user.\n"
+	"  context:\n"
+	"    - {function: \"AgentWebSocketBridge.*\", arg: user_id}\n"
+	"  # A value of these fields belongs to the user on whose connection it was first seen.\n"
+	"  ownership: [run_id, thread_id]\n"
+	"\n"
+	"messages:\n"
+	"  type: [type, event]                   # JSON fields that name a message's type\n";
+
+struct loader {
+	const char *name;
+	yaml_document_t *doc;
+	char *err;
+	size_t errlen;
+};
+
+/* Every error goes through here: "NAME:LINE:COL: PATH: REASON".  Returns -EINVAL. */
+__attribute__((format(printf, 4, 5))) static int fail(struct loader *l, const yaml_node_t *n,
+						      const char *path, const char *fmt, ...)
+{
+	char reason[POLICY_ERR_LEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	if (n)
+		snprintf(l->err, l->errlen, "%s:%zu:%zu: %s%s%s", l->name, n->start_mark.line + 1,
+			 n->start_mark.column + 1, path, *path ? ": " : "", reason);
+	else
+		snprintf(l->err, l->errlen, "%s: %s%s%s", l->name, path, *path ? ": " : "", reason);
+	return -EINVAL;
+}
+
+static const char *const opcode_names[16] = {
+	[0] = "continuation", [1] = "text", [2] = "binary",
+	[8] = "close",	      [9] = "ping", [10] = "pong",
+};
+
+const char *policy_opcode_name(unsigned int opcode)
+{
+	return opcode < 16 ? opcode_names[opcode] : NULL;
+}
+
+static const char *const source_names[] = {
+	[POLICY_FROM_SUBPROTOCOL] = "subprotocol",
+	[POLICY_FROM_HEADER] = "header",
+	[POLICY_FROM_QUERY] = "query",
+};
+
+static const char *const decode_names[] = {
+	[POLICY_DECODE_NONE] = "none",
+	[POLICY_DECODE_JWT] = "jwt",
+	[POLICY_DECODE_JWT_B64] = "jwt_b64",
+};
+
+const char *policy_source_name(enum policy_source s)
+{
+	return (unsigned int)s < 3 ? source_names[s] : "?";
+}
+
+const char *policy_decode_name(enum policy_decode d)
+{
+	return (unsigned int)d < 3 ? decode_names[d] : "?";
+}
+
+/* --- scalars -------------------------------------------------------------------------------- */
+
+/*
+ * A plain (unquoted) scalar that YAML's core schema reads as null, a boolean or a number is
+ * not a string: `prefix:` with nothing after it must not silently become "".  Quote it to
+ * mean the text.
+ */
+static const char *plain_type(const yaml_node_t *n)
+{
+	const char *s = (const char *)n->data.scalar.value;
+	size_t len = n->data.scalar.length;
+	static const char *const nulls[] = { "", "~", "null", "Null", "NULL" };
+	static const char *const bools[] = { "true", "True", "TRUE", "false", "False", "FALSE" };
+	size_t i = 0, digits = 0;
+
+	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return NULL;
+	for (size_t k = 0; k < sizeof(nulls) / sizeof(nulls[0]); k++)
+		if (!strcmp(s, nulls[k]))
+			return "null";
+	for (size_t k = 0; k < sizeof(bools) / sizeof(bools[0]); k++)
+		if (!strcmp(s, bools[k]))
+			return "a boolean";
+	if (!strcmp(s, ".inf") || !strcmp(s, "-.inf") || !strcmp(s, ".nan"))
+		return "a number";
+	if (s[i] == '+' || s[i] == '-')
+		i++;
+	if (s[i] == '0' && (s[i + 1] == 'x' || s[i + 1] == 'o') && s[i + 2]) {
+		for (i += 2; i < len && strchr("0123456789abcdefABCDEF", s[i]); i++)
+			;
+		return i == len ? "an integer" : NULL;
+	}
+	for (; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+		digits++;
+	if (i == len)
+		return digits ? "an integer" : NULL;
+	if (s[i] == '.')
+		for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+			digits++;
+	if (digits && i < len && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (s[i] == '+' || s[i] == '-')
+			i++;
+		if (i == len || s[i] < '0' || s[i] > '9')
+			return NULL;
+		for (; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+			;
+	}
+	return digits && i == len ? "a number" : NULL;
+}
+
+static const char *kind_name(const yaml_node_t *n)
+{
+	const char *t;
+
+	switch (n->type) {
+	case YAML_MAPPING_NODE:
+		return "a mapping";
+	case YAML_SEQUENCE_NODE:
+		return "a sequence";
+	case YAML_SCALAR_NODE:
+		t = plain_type(n);
+		return t ? t : "a string";
+	default:
+		return "nothing";
+	}
+}
+
+/* Quotes a value for a message: cut, with anything unprintable shown as '?'. */
+static const char *shown(const char *s, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	for (; *s && o + 4 < size; s++)
+		buf[o++] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
+	if (*s)
+		memcpy(buf + o, "...", 3), o += 3;
+	buf[o] = '\0';
+	return buf;
+}
+
+static bool is_string(const yaml_node_t *n)
+{
+	return n->type == YAML_SCALAR_NODE && !plain_type(n);
+}
+
+/* A string value: a scalar that is not null/bool/number, bounded, without NUL bytes. */
+static int get_string(struct loader *l, const yaml_node_t *n, const char *path, char **out)
+{
+	size_t len;
+
+	if (!is_string(n))
+		return fail(l, n, path, "expected a string, got %s%s", kind_name(n),
+			    n->type == YAML_SCALAR_NODE ? " (quote it to mean the text)" : "");
+	len = n->data.scalar.length;
+	if (len > POLICY_MAX_STRING)
+		return fail(l, n, path, "longer than %u bytes", POLICY_MAX_STRING);
+	if (strlen((const char *)n->data.scalar.value) != len)
+		return fail(l, n, path, "contains a NUL character");
+	*out = strdup((const char *)n->data.scalar.value);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* --- value checks ---------------------------------------------------------------------------- */
+
+/*
+ * fnmatch(3) takes an unmatched '[' literally; in a policy that is a typo that would make the
+ * glob match nothing, so it is refused.
+ */
+static int check_glob(struct loader *l, const yaml_node_t *n, const char *path, const char *g)
+{
+	char buf[64];
+
+	if (!*g)
+		return fail(l, n, path, "empty glob");
+	for (const char *s = g; *s; s++) {
+		if (*s == '\\') {
+			if (!s[1])
+				return fail(l, n, path, "glob '%s' ends with '\\'",
+					    shown(g, buf, sizeof(buf)));
+			s++;
+		} else if (*s == '[') {
+			const char *e = s + 1;
+
+			if (*e == '!' || *e == '^')
+				e++;
+			if (*e == ']')
+				e++;
+			e = strchr(e, ']');
+			if (!e)
+				return fail(l, n, path, "glob '%s' has an unterminated '['",
+					    shown(g, buf, sizeof(buf)));
+			s = e;
+		}
+	}
+	return 0;
+}
+
+static int check_json_path(struct loader *l, const yaml_node_t *n, const char *path, const char *p)
+{
+	char buf[64];
+	size_t segs = 1;
+
+	if (!*p)
+		return fail(l, n, path, "empty JSON path");
+	if (*p == '.' || p[strlen(p) - 1] == '.' || strstr(p, ".."))
+		return fail(l, n, path, "empty segment in JSON path '%s'",
+			    shown(p, buf, sizeof(buf)));
+	for (const char *s = p; *s; s++)
+		segs += *s == '.';
+	if (segs > POLICY_MAX_PATH_DEPTH)
+		return fail(l, n, path, "JSON path '%s' has more than %u segments",
+			    shown(p, buf, sizeof(buf)), POLICY_MAX_PATH_DEPTH);
+	return 0;
+}
+
+static int check_identifier(struct loader *l, const yaml_node_t *n, const char *path, const char *s)
+{
+	char buf[64];
+	bool ok = *s && !(*s >= '0' && *s <= '9');
+
+	for (const char *c = s; ok && *c; c++)
+		ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		     (*c >= '0' && *c <= '9') || *c == '_';
+	if (!ok)
+		return fail(l, n, path, "'%s' is not a Python identifier",
+			    shown(s, buf, sizeof(buf)));
+	return 0;
+}
+
+/* RFC 9110 token: what a header name may be. */
+static int check_header_name(struct loader *l, const yaml_node_t *n, const char *path,
+			     const char *s)
+{
+	char buf[64];
+	bool ok = *s;
+
+	for (const char *c = s; ok && *c; c++)
+		ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		     (*c >= '0' && *c <= '9') || strchr("!#$%&'*+-.^_`|~", *c);
+	if (!ok)
+		return fail(l, n, path, "'%s' is not a header name", shown(s, buf, sizeof(buf)));
+	return 0;
+}
+
+/* --- lists ----------------------------------------------------------------------------------- */
+
+typedef int (*check_fn)(struct loader *l, const yaml_node_t *n, const char *path, const char *s);
+
+static int get_list(struct loader *l, const yaml_node_t *n, const char *path,
+		    struct policy_list *out, check_fn check)
+{
+	yaml_node_item_t *it;
+	size_t count;
+	int err;
+
+	if (n->type != YAML_SEQUENCE_NODE)
+		return fail(l, n, path, "expected a sequence of strings, got %s", kind_name(n));
+	count = n->data.sequence.items.top - n->data.sequence.items.start;
+	if (count > POLICY_MAX_LIST)
+		return fail(l, n, path, "more than %u entries", POLICY_MAX_LIST);
+	out->v = calloc(count ? count : 1, sizeof(*out->v));
+	if (!out->v)
+		return -ENOMEM;
+	for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+		const yaml_node_t *e = yaml_document_get_node(l->doc, *it);
+
+		err = get_string(l, e, path, &out->v[out->n]);
+		if (err)
+			return err;
+		out->n++;
+		err = check ? check(l, e, path, out->v[out->n - 1]) : 0;
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int check_opcode(struct loader *l, const yaml_node_t *n, const char *path, const char *s)
+{
+	char buf[64];
+
+	for (unsigned int op = 0; op < 16; op++)
+		if (opcode_names[op] && !strcmp(s, opcode_names[op]))
+			return 0;
+	return fail(l, n, path,
+		    "unknown opcode '%s' (text, binary, continuation, close, ping, pong)",
+		    shown(s, buf, sizeof(buf)));
+}
+
+/* --- mappings -------------------------------------------------------------------------------- */
+
+struct field {
+	const char *key;
+	int (*parse)(struct loader *l, const yaml_node_t *v, const char *path, void *ctx);
+};
+
+/*
+ * Walks a mapping against its fields: unknown and repeated keys are errors.  *seen gets bit i
+ * for field i present.
+ */
+static int parse_map(struct loader *l, const yaml_node_t *n, const char *path,
+		     const struct field *fields, size_t nfields, void *ctx, unsigned int *seen)
+{
+	char sub[POLICY_ERR_LEN / 2], names[256], buf[64];
+	yaml_node_pair_t *pr;
+	int err;
+
+	*seen = 0;
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(l, n, path, "expected a mapping, got %s", kind_name(n));
+	for (pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
+		const yaml_node_t *k = yaml_document_get_node(l->doc, pr->key);
+		const yaml_node_t *v = yaml_document_get_node(l->doc, pr->value);
+		const char *key;
+		size_t i;
+
+		if (!is_string(k))
+			return fail(l, k, path, "expected a string key, got %s", kind_name(k));
+		key = (const char *)k->data.scalar.value;
+		for (i = 0; i < nfields && strcmp(key, fields[i].key); i++)
+			;
+		if (i == nfields) {
+			size_t o = 0;
+
+			names[0] = '\0';
+			for (size_t j = 0; j < nfields && o < sizeof(names); j++)
+				o += snprintf(names + o, sizeof(names) - o, "%s%s", j ? ", " : "",
+					      fields[j].key);
+			return fail(l, k, path, "unknown key '%s' (%s)",
+				    shown(key, buf, sizeof(buf)), names);
+		}
+		if (*seen & (1u << i))
+			return fail(l, k, path, "key '%s' given twice", key);
+		*seen |= 1u << i;
+		snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", key);
+		err = fields[i].parse(l, v, sub, ctx);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* A key of a list entry that must be there. */
+static int need(struct loader *l, const yaml_node_t *n, const char *path, unsigned int seen,
+		unsigned int bit, const char *what)
+{
+	return (seen & bit) ? 0 : fail(l, n, path, "missing '%s'", what);
+}
+
+/* Sequences of mappings: path[i] in messages. */
+static int parse_entries(struct loader *l, const yaml_node_t *n, const char *path, void *arr,
+			 size_t *count, size_t size,
+			 int (*one)(struct loader *, const yaml_node_t *, const char *, void *))
+{
+	char sub[POLICY_ERR_LEN / 2];
+	yaml_node_item_t *it;
+	size_t total;
+	void **a = arr;
+	int err;
+
+	if (n->type != YAML_SEQUENCE_NODE)
+		return fail(l, n, path, "expected a sequence of mappings, got %s", kind_name(n));
+	total = n->data.sequence.items.top - n->data.sequence.items.start;
+	if (total > POLICY_MAX_LIST)
+		return fail(l, n, path, "more than %u entries", POLICY_MAX_LIST);
+	*a = calloc(total ? total : 1, size);
+	if (!*a)
+		return -ENOMEM;
+	for (it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+		snprintf(sub, sizeof(sub), "%s[%zu]", path, *count);
+		err = one(l, yaml_document_get_node(l->doc, *it), sub, (char *)*a + *count * size);
+		(*count)++; /* counted even when it failed, so policy_free sees its strings */
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* targets */
+
+static int p_exe(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	return get_list(l, v, path, &((struct policy *)ctx)->exe, check_glob);
+}
+
+static const struct field targets_fields[] = { { "exe", p_exe } };
+
+static int p_targets(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	unsigned int seen;
+
+	return parse_map(l, v, path, targets_fields, 1, ctx, &seen);
+}
+
+/* bridge */
+
+static int p_functions(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	return get_list(l, v, path, &((struct policy *)ctx)->bridge_functions, check_glob);
+}
+
+static int p_files(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	return get_list(l, v, path, &((struct policy *)ctx)->bridge_files, check_glob);
+}
+
+static int p_opcodes(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy *p = ctx;
+	struct policy_list ops = { 0 };
+	int err;
+
+	err = get_list(l, v, path, &ops, check_opcode);
+	p->bridge_opcodes = 0;
+	for (size_t i = 0; !err && i < ops.n; i++)
+		for (unsigned int op = 0; op < 16; op++)
+			if (opcode_names[op] && !strcmp(ops.v[i], opcode_names[op]))
+				p->bridge_opcodes |= 1u << op;
+	for (size_t i = 0; i < ops.n; i++)
+		free(ops.v[i]);
+	free(ops.v);
+	return err;
+}
+
+static const struct field bridge_fields[] = {
+	{ "functions", p_functions },
+	{ "files", p_files },
+	{ "opcodes", p_opcodes },
+};
+
+static int p_bridge(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy *p = ctx;
+	unsigned int seen;
+	int err;
+
+	err = parse_map(l, v, path, bridge_fields, 3, ctx, &seen);
+	if (err)
+		return err;
+	if (!p->bridge_functions.n && !p->bridge_files.n)
+		return fail(l, v, path,
+			    "no functions or files: every data frame would be a bypass");
+	return 0;
+}
+
+/* transport */
+
+static int p_transport_files(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	return get_list(l, v, path, &((struct policy *)ctx)->transport_files, check_glob);
+}
+
+static const struct field transport_fields[] = { { "files", p_transport_files } };
+
+static int p_transport(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	unsigned int seen;
+
+	return parse_map(l, v, path, transport_fields, 1, ctx, &seen);
+}
+
+/* identity.connection[] */
+
+static int c_from(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy_conn_rule *r = ctx;
+	char *s = NULL, buf[64];
+	int err;
+
+	err = get_string(l, v, path, &s);
+	if (err)
+		return err;
+	for (unsigned int i = 0; i < 3; i++) {
+		if (!strcmp(s, source_names[i])) {
+			r->from = i;
+			free(s);
+			return 0;
+		}
+	}
+	err = fail(l, v, path, "unknown source '%s' (subprotocol, header, query)",
+		   shown(s, buf, sizeof(buf)));
+	free(s);
+	return err;
+}
+
+static int c_decode(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy_conn_rule *r = ctx;
+	char *s = NULL, buf[64];
+	int err;
+
+	err = get_string(l, v, path, &s);
+	if (err)
+		return err;
+	for (unsigned int i = 0; i < 3; i++) {
+		if (!strcmp(s, decode_names[i])) {
+			r->decode = i;
+			free(s);
+			return 0;
+		}
+	}
+	err = fail(l, v, path, "unknown decode '%s' (jwt_b64, jwt, none)",
+		   shown(s, buf, sizeof(buf)));
+	free(s);
+	return err;
+}
+
+static int c_name(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	return get_string(l, v, path, &((struct policy_conn_rule *)ctx)->name);
+}
+
+static int c_prefix(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	return get_string(l, v, path, &((struct policy_conn_rule *)ctx)->prefix);
+}
+
+static int c_claim(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy_conn_rule *r = ctx;
+	int err = get_string(l, v, path, &r->claim);
+
+	return err ? err : check_json_path(l, v, path, r->claim);
+}
+
+enum { C_FROM = 1, C_NAME = 2, C_PREFIX = 4, C_DECODE = 8, C_CLAIM = 16 };
+
+static const struct field conn_fields[] = {
+	{ "from", c_from },	{ "name", c_name },   { "prefix", c_prefix },
+	{ "decode", c_decode }, { "claim", c_claim },
+};
+
+static int one_conn(struct loader *l, const yaml_node_t *n, const char *path, void *out)
+{
+	struct policy_conn_rule *r = out;
+	char sub[POLICY_ERR_LEN / 2];
+	unsigned int seen;
+	int err;
+
+	err = parse_map(l, n, path, conn_fields, 5, r, &seen);
+	if (err)
+		return err;
+	if (!(seen & C_FROM))
+		return fail(l, n, path, "missing 'from' (subprotocol, header, query)");
+	if (r->from == POLICY_FROM_SUBPROTOCOL) {
+		if (seen & C_NAME)
+			return fail(l, n, path, "'name' is not used with from: subprotocol");
+		if (!(seen & C_PREFIX) || !*r->prefix)
+			return fail(l, n, path,
+				    "from: subprotocol needs a non-empty 'prefix' (e.g. \"jwt.\")");
+	} else {
+		err = need(l, n, path, seen, C_NAME, "name");
+		if (err)
+			return err;
+		if (r->from == POLICY_FROM_HEADER) {
+			snprintf(sub, sizeof(sub), "%s.name", path);
+			err = check_header_name(l, n, sub, r->name);
+			if (err)
+				return err;
+		} else if (!*r->name) {
+			return fail(l, n, path, "empty query parameter name");
+		}
+	}
+	if (!r->prefix) {
+		r->prefix = strdup("");
+		if (!r->prefix)
+			return -ENOMEM;
+	}
+	if (r->decode != POLICY_DECODE_NONE && !r->claim)
+		return fail(l, n, path,
+			    "missing 'claim' (decode: %s needs the claim that names "
+			    "the user, e.g. sub)",
+			    decode_names[r->decode]);
+	if (r->decode == POLICY_DECODE_NONE && r->claim)
+		return fail(l, n, path, "'claim' needs decode: jwt or jwt_b64");
+	return 0;
+}
+
+/* identity.message[] */
+
+static int m_json(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	char **s = ctx;
+	int err = get_string(l, v, path, s);
+
+	return err ? err : check_json_path(l, v, path, *s);
+}
+
+static const struct field message_fields[] = { { "json", m_json } };
+
+static int one_message(struct loader *l, const yaml_node_t *n, const char *path, void *out)
+{
+	unsigned int seen;
+	int err;
+
+	err = parse_map(l, n, path, message_fields, 1, out, &seen);
+	return err ? err : need(l, n, path, seen, 1, "json");
+}
+
+/* identity.context[] */
+
+static int x_function(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy_ctx_rule *r = ctx;
+	int err = get_string(l, v, path, &r->function);
+
+	return err ? err : check_glob(l, v, path, r->function);
+}
+
+static int x_arg(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy_ctx_rule *r = ctx;
+	int err = get_string(l, v, path, &r->arg);
+
+	return err ? err : check_identifier(l, v, path, r->arg);
+}
+
+static const struct field context_fields[] = { { "function", x_function }, { "arg", x_arg } };
+
+static int one_context(struct loader *l, const yaml_node_t *n, const char *path, void *out)
+{
+	unsigned int seen;
+	int err;
+
+	err = parse_map(l, n, path, context_fields, 2, out, &seen);
+	if (!err)
+		err = need(l, n, path, seen, 1, "function");
+	if (!err)
+		err = need(l, n, path, seen, 2, "arg");
+	return err;
+}
+
+/* identity */
+
+static int i_connection(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy *p = ctx;
+
+	return parse_entries(l, v, path, &p->conn, &p->nconn, sizeof(*p->conn), one_conn);
+}
+
+static int i_message(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy *p = ctx;
+
+	return parse_entries(l, v, path, &p->message_paths.v, &p->message_paths.n, sizeof(char *),
+			     one_message);
+}
+
+static int i_context(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy *p = ctx;
+
+	return parse_entries(l, v, path, &p->ctx, &p->nctx, sizeof(*p->ctx), one_context);
+}
+
+static int i_ownership(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	return get_list(l, v, path, &((struct policy *)ctx)->ownership, check_json_path);
+}
+
+static const struct field identity_fields[] = {
+	{ "connection", i_connection },
+	{ "message", i_message },
+	{ "context", i_context },
+	{ "ownership", i_ownership },
+};
+
+static int p_identity(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	unsigned int seen;
+
+	return parse_map(l, v, path, identity_fields, 4, ctx, &seen);
+}
+
+/* messages */
+
+static int g_type(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	return get_list(l, v, path, &((struct policy *)ctx)->type_fields, check_json_path);
+}
+
+static const struct field messages_fields[] = { { "type", g_type } };
+
+static int p_messages(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	unsigned int seen;
+
+	return parse_map(l, v, path, messages_fields, 1, ctx, &seen);
+}
+
+static const struct field top_fields[] = {
+	{ "targets", p_targets },   { "bridge", p_bridge },	{ "transport", p_transport },
+	{ "identity", p_identity }, { "messages", p_messages },
+};
+
+/* --- load ------------------------------------------------------------------------------------ */
+
+static void list_free(struct policy_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+}
+
+void policy_free(struct policy *p)
+{
+	if (!p)
+		return;
+	free(p->source);
+	list_free(&p->exe);
+	list_free(&p->bridge_functions);
+	list_free(&p->bridge_files);
+	list_free(&p->transport_files);
+	for (size_t i = 0; i < p->nconn; i++) {
+		free(p->conn[i].name);
+		free(p->conn[i].prefix);
+		free(p->conn[i].claim);
+	}
+	free(p->conn);
+	list_free(&p->message_paths);
+	for (size_t i = 0; i < p->nctx; i++) {
+		free(p->ctx[i].function);
+		free(p->ctx[i].arg);
+	}
+	free(p->ctx);
+	list_free(&p->ownership);
+	list_free(&p->type_fields);
+	free(p);
+}
+
+static int syntax_error(struct loader *l, const yaml_parser_t *y)
+{
+	if (y->error == YAML_MEMORY_ERROR)
+		return -ENOMEM;
+	if (y->error == YAML_READER_ERROR) {
+		snprintf(l->err, l->errlen, "%s: YAML syntax error: %s at byte %zu", l->name,
+			 y->problem ? y->problem : "unreadable input", y->problem_offset);
+		return -EINVAL;
+	}
+	snprintf(l->err, l->errlen, "%s:%zu:%zu: YAML syntax error: %s%s%s", l->name,
+		 y->problem_mark.line + 1, y->problem_mark.column + 1,
+		 y->problem ? y->problem : "invalid YAML", y->context ? " " : "",
+		 y->context ? y->context : "");
+	return -EINVAL;
+}
+
+static int load_doc(struct loader *l, yaml_parser_t *y, struct policy *p)
+{
+	yaml_document_t doc, extra;
+	const yaml_node_t *root;
+	unsigned int seen;
+	int err;
+
+	if (!yaml_parser_load(y, &doc))
+		return syntax_error(l, y);
+	l->doc = &doc;
+	root = yaml_document_get_root_node(&doc);
+	if (!root) {
+		err = fail(l, NULL, "", "empty policy (it needs at least bridge.functions)");
+		goto out_doc;
+	}
+	err = parse_map(l, root, "", top_fields, 5, p, &seen);
+	if (err)
+		goto out_doc;
+	if (!(seen & 2)) {
+		err = fail(l, root, "", "missing 'bridge'");
+		goto out_doc;
+	}
+	/* A second document would be ignored by the loader: refuse it instead. */
+	if (!yaml_parser_load(y, &extra)) {
+		err = syntax_error(l, y);
+		goto out_doc;
+	}
+	root = yaml_document_get_root_node(&extra);
+	if (root)
+		err = fail(l, root, "", "more than one YAML document");
+	yaml_document_delete(&extra);
+out_doc:
+	yaml_document_delete(&doc);
+	return err;
+}
+
+struct policy *policy_load_mem(const char *name, const void *buf, size_t len, char *err,
+			       size_t errlen)
+{
+	struct loader l = { .name = name, .err = err, .errlen = errlen };
+	struct policy *p = NULL;
+	yaml_parser_t y;
+	int ret;
+
+	if (errlen)
+		err[0] = '\0';
+	if (len > POLICY_MAX_FILE) {
+		ret = fail(&l, NULL, "", "larger than %u bytes", POLICY_MAX_FILE);
+		goto out;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p || !(p->source = strdup(name))) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	p->bridge_opcodes = 1u << 1 | 1u << 2;
+	if (!yaml_parser_initialize(&y)) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	yaml_parser_set_input_string(&y, buf, len);
+	ret = load_doc(&l, &y, p);
+	yaml_parser_delete(&y);
+out:
+	if (ret == -ENOMEM && errlen)
+		snprintf(err, errlen, "%s: out of memory", name);
+	if (ret) {
+		policy_free(p);
+		errno = -ret;
+		return NULL;
+	}
+	return p;
+}
+
+struct policy *policy_load(const char *path, char *err, size_t errlen)
+{
+	struct policy *p = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+	int e;
+
+	f = fopen(path, "re");
+	if (!f) {
+		e = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		goto out;
+	}
+	/* One byte more than the bound, so an over-long file is seen as such. */
+	buf = malloc(POLICY_MAX_FILE + 1);
+	if (!buf) {
+		e = ENOMEM;
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto out_close;
+	}
+	len = fread(buf, 1, POLICY_MAX_FILE + 1, f);
+	if (ferror(f)) {
+		e = EIO;
+		snprintf(err, errlen, "%s: read error", path);
+		goto out_close;
+	}
+	p = policy_load_mem(path, buf, len, err, errlen);
+	e = p ? 0 : errno;
+out_close:
+	fclose(f);
+out:
+	free(buf);
+	errno = e;
+	return p;
+}
+
+struct policy *policy_default(void)
+{
+	char err[POLICY_ERR_LEN];
+
+	return policy_load_mem("<built-in>", policy_default_yaml, strlen(policy_default_yaml), err,
+			       sizeof(err));
+}
+
+/* --- matching -------------------------------------------------------------------------------- */
+
+/* No FNM_PATHNAME: '*' spans '/' so "*\/site-packages/\*" matches at any depth. */
+static bool list_match(const struct policy_list *l, const char *s)
+{
+	if (!s)
+		return false;
+	for (size_t i = 0; i < l->n; i++)
+		if (!fnmatch(l->v[i], s, 0))
+			return true;
+	return false;
+}
+
+bool policy_is_bridge_frame(const struct policy *p, const char *function, const char *file)
+{
+	return list_match(&p->bridge_functions, function) || list_match(&p->bridge_files, file);
+}
+
+bool policy_is_transport_file(const struct policy *p, const char *file)
+{
+	return list_match(&p->transport_files, file);
+}
+
+bool policy_bridge_opcode(const struct policy *p, unsigned int opcode)
+{
+	return opcode < 16 && (p->bridge_opcodes & (1u << opcode));
+}
+
+bool policy_exe_match(const struct policy *p, const char *exe)
+{
+	return list_match(&p->exe, exe);
+}
+
+const char *policy_context_arg(const struct policy *p, const char *function)
+{
+	if (!function)
+		return NULL;
+	for (size_t i = 0; i < p->nctx; i++)
+		if (!fnmatch(p->ctx[i].function, function, 0))
+			return p->ctx[i].arg;
+	return NULL;
+}

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The audit policy: which Python functions are the service's bridge, which files are
+ * transport, where identities come from.  Loaded from YAML (libyaml) and validated
+ * completely at load, so a bad policy is refused before anything is traced; an error names
+ * the file, line, column, the key path and the reason.  The shape is the contract of
+ * DESIGN.md "Policy"; policies/default.yaml is the built-in default, byte for byte.
+ *
+ * A loaded policy is read-only and may be shared by threads.  Omitted keys are empty lists,
+ * except bridge.opcodes, which defaults to [text, binary] (the data frames).
+ */
+#ifndef WSAUDIT_POLICY_H
+#define WSAUDIT_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bounds keep every per-frame loop over the policy short and every buffer sized. */
+#define POLICY_MAX_FILE (1u << 20) /* bytes of YAML */
+#define POLICY_MAX_LIST 64 /* entries of any list */
+#define POLICY_MAX_STRING 256 /* bytes of any string (glob, name, prefix, path) */
+#define POLICY_MAX_PATH_DEPTH 8 /* segments of a dotted JSON path */
+#define POLICY_ERR_LEN 512 /* enough for any load error */
+
+struct policy_list {
+	char **v;
+	size_t n;
+};
+
+enum policy_source {
+	POLICY_FROM_SUBPROTOCOL, /* an entry of Sec-WebSocket-Protocol that starts with prefix */
+	POLICY_FROM_HEADER, /* header `name`, after prefix (case-insensitive, e.g. "Bearer ") */
+	POLICY_FROM_QUERY, /* query parameter `name`, percent-decoded */
+};
+
+enum policy_decode {
+	POLICY_DECODE_NONE, /* the value is the user id */
+	POLICY_DECODE_JWT, /* the value is a JWT; the user id is its claim */
+	POLICY_DECODE_JWT_B64, /* the value is base64url(JWT), as browsers put it in subprotocols */
+};
+
+struct policy_conn_rule {
+	enum policy_source from;
+	enum policy_decode decode;
+	char *name; /* header or query parameter; NULL for subprotocol */
+	char *prefix; /* "" when none */
+	char *claim; /* dotted path into the JWT payload; NULL when decode is none */
+};
+
+struct policy_ctx_rule {
+	char *function; /* qualname glob of a bridge function */
+	char *arg; /* its parameter that names the user */
+};
+
+struct policy {
+	char *source; /* file name, or "<built-in>" */
+	struct policy_list exe; /* targets.exe: executable path globs (agent mode) */
+	struct policy_list bridge_functions; /* qualname globs */
+	struct policy_list bridge_files; /* file globs */
+	uint32_t bridge_opcodes; /* bit n set: RFC 6455 opcode n is subject to the bridge rule */
+	struct policy_list transport_files; /* file globs skipped when naming the origin */
+	struct policy_conn_rule *conn; /* identity.connection, tried in order */
+	size_t nconn;
+	struct policy_list message_paths; /* identity.message[].json, tried in order */
+	struct policy_ctx_rule *ctx; /* identity.context */
+	size_t nctx;
+	struct policy_list ownership; /* identity.ownership: dotted JSON paths */
+	struct policy_list type_fields; /* messages.type: dotted JSON paths, tried in order */
+};
+
+/*
+ * Loads and validates a policy file.  NULL on failure, with errno set and err holding
+ * "FILE:LINE:COL: key.path: reason" (or "FILE: reason" when there is no position).
+ */
+struct policy *policy_load(const char *path, char *err, size_t errlen);
+/* The same from bytes in memory; name is used in messages. */
+struct policy *policy_load_mem(const char *name, const void *buf, size_t len, char *err,
+			       size_t errlen);
+/* The built-in default policy (a fresh copy; NULL with errno only when out of memory). */
+struct policy *policy_default(void);
+/* The text of the built-in default, identical to policies/default.yaml. */
+extern const char policy_default_yaml[];
+void policy_free(struct policy *p);
+
+/* A stack frame is a bridge frame when its qualname or its file matches. */
+bool policy_is_bridge_frame(const struct policy *p, const char *function, const char *file);
+bool policy_is_transport_file(const struct policy *p, const char *file);
+/* Whether frames with this RFC 6455 opcode (0..15) are subject to the bridge rule. */
+bool policy_bridge_opcode(const struct policy *p, unsigned int opcode);
+bool policy_exe_match(const struct policy *p, const char *exe);
+/* The user argument configured for a bridge function (first match), or NULL. */
+const char *policy_context_arg(const struct policy *p, const char *function);
+
+const char *policy_opcode_name(unsigned int opcode); /* "text", ...; NULL when reserved */
+const char *policy_source_name(enum policy_source s);
+const char *policy_decode_name(enum policy_decode d);
+
+#endif /* WSAUDIT_POLICY_H */
