@@ -12,6 +12,7 @@
  *   c  the floor plus the traced-tgid hash lookup
  *   d  `wsaudit trace -p IDLE -o json`, started before and stopped after the repetition
  *   e  the floor plus the same test on a bitmap in an array map: a cheaper filter
+ *   f  the floor plus what wsaudit's programs do for an untraced process, as written
  *
  * Each figure is ns per call over one timed batch of calls; a configuration's cost is paired
  * with (a) of the same repetition.  Markdown goes to stdout, progress to stderr.  Root only.
@@ -74,6 +75,7 @@ enum cfg_id {
 	CFG_LOOKUP,
 	CFG_WSAUDIT,
 	CFG_BITMAP,
+	CFG_UNTRACED,
 	CFG_MAX,
 };
 
@@ -83,6 +85,15 @@ static const char *const cfg_names[CFG_MAX] = {
 	[CFG_LOOKUP] = "(c) floor + traced-tgid hash lookup",
 	[CFG_WSAUDIT] = "(d) `wsaudit trace -p IDLE -o json`",
 	[CFG_BITMAP] = "(e) floor + traced-tgid bitmap test (array map)",
+	[CFG_UNTRACED] = "(f) floor + wsaudit's untraced path (exit: in-flight, then tgid lookup)",
+};
+
+/* The programs of bench/floor.bpf.c that each configuration attaches, by name prefix. */
+static const char *const cfg_progs[CFG_MAX] = {
+	[CFG_FLOOR] = "empty_",
+	[CFG_LOOKUP] = "lookup_",
+	[CFG_BITMAP] = "bitmap_",
+	[CFG_UNTRACED] = "untraced_",
 };
 
 static const size_t sizes[] = { 64, 4096 };
@@ -102,6 +113,7 @@ struct bench_opts {
 struct floor {
 	struct floor_bpf *skel;
 	struct bpf_link *links[LINKS_MAX];
+	__u32 link_ids[LINKS_MAX];
 	unsigned int nlinks;
 };
 
@@ -126,6 +138,8 @@ struct bench {
 	char *payload;
 	unsigned long calls[NSIZES];
 	double ns[METRIC_MAX][CFG_MAX][NSIZES][REPS_MAX];
+	bool disturbed[REPS_MAX]; /* foreign tracepoint programs were seen around a batch */
+	unsigned int clean[REPS_MAX], nclean; /* the repetitions that the report summarizes */
 	struct floor floor;
 	struct tracer tracer;
 	pid_t idle_pid; /* the idle process we spawned for wsaudit to trace, or 0 */
@@ -295,7 +309,7 @@ static bool prog_in_variant(const struct bpf_program *prog, const char *prefix)
  * One entry goes into the tgid map so that the lookup misses in a populated table, as in
  * wsaudit tracing one process.
  */
-static int floor_open(struct floor *f, bool empty, bool lookup, bool bitmap)
+static int floor_open(struct floor *f, unsigned int cfg_mask)
 {
 	struct bpf_program *prog;
 	__u32 key = 1, val = 1;
@@ -306,10 +320,11 @@ static int floor_open(struct floor *f, bool empty, bool lookup, bool bitmap)
 	if (!f->skel)
 		return -errno;
 	bpf_object__for_each_program(prog, f->skel->obj) {
-		bool want = prog_in_variant(prog, "empty_")  ? empty :
-			    prog_in_variant(prog, "lookup_") ? lookup :
-							       bitmap;
+		bool want = false;
 
+		for (int c = 0; c < CFG_MAX; c++)
+			if (cfg_progs[c] && (cfg_mask & (1u << c)))
+				want |= prog_in_variant(prog, cfg_progs[c]);
 		bpf_program__set_autoload(prog, want);
 	}
 	err = floor_bpf__load(f->skel);
@@ -330,6 +345,62 @@ err_destroy:
 	floor_bpf__destroy(f->skel);
 	f->skel = NULL;
 	return err;
+}
+
+static __u32 link_id(int fd)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return 0;
+	return info.id;
+}
+
+static bool prog_is_tracing(__u32 prog_id)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int fd, err;
+
+	fd = bpf_prog_get_fd_by_id(prog_id);
+	if (fd < 0)
+		return false;
+	err = bpf_obj_get_info_by_fd(fd, &info, &len);
+	close(fd);
+	return !err &&
+	       (info.type == BPF_PROG_TYPE_TRACEPOINT ||
+		info.type == BPF_PROG_TYPE_RAW_TRACEPOINT || info.type == BPF_PROG_TYPE_TRACING);
+}
+
+/*
+ * Tracepoint programs attached by anyone but us, such as a wsaudit run by someone else on the
+ * machine: while one is on the syscall tracepoints, "no BPF" is not what it says.
+ */
+static unsigned int floor_foreign_links(const struct floor *f)
+{
+	struct bpf_link_info info;
+	unsigned int n = 0;
+	__u32 id = 0, len;
+	bool ours;
+	int fd;
+
+	while (!bpf_link_get_next_id(id, &id)) {
+		ours = false;
+		for (unsigned int i = 0; i < f->nlinks; i++)
+			ours |= f->link_ids[i] == id;
+		if (ours)
+			continue;
+		fd = bpf_link_get_fd_by_id(id);
+		if (fd < 0)
+			continue;
+		memset(&info, 0, sizeof(info));
+		len = sizeof(info);
+		if (!bpf_obj_get_info_by_fd(fd, &info, &len) && prog_is_tracing(info.prog_id))
+			n++;
+		close(fd);
+	}
+	return n;
 }
 
 static void *link_destroy_run(void *link)
@@ -378,6 +449,7 @@ static int floor_attach(struct floor *f, const char *prefix)
 				bpf_program__name(prog), strerror(-err));
 			goto err_detach;
 		}
+		f->link_ids[f->nlinks] = link_id(bpf_link__fd(link));
 		f->links[f->nlinks++] = link;
 	}
 	return 0;
@@ -620,35 +692,19 @@ static pid_t idle_spawn(void)
 
 static int cfg_enter(struct bench *b, enum cfg_id cfg)
 {
-	switch (cfg) {
-	case CFG_NONE:
-		return 0;
-	case CFG_FLOOR:
-		return floor_attach(&b->floor, "empty_");
-	case CFG_LOOKUP:
-		return floor_attach(&b->floor, "lookup_");
-	case CFG_WSAUDIT:
+	if (cfg == CFG_WSAUDIT)
 		return tracer_start(&b->tracer, b->opts.wsaudit, b->opts.target);
-	case CFG_BITMAP:
-		return floor_attach(&b->floor, "bitmap_");
-	default:
-		return -EINVAL;
-	}
+	if (cfg_progs[cfg])
+		return floor_attach(&b->floor, cfg_progs[cfg]);
+	return 0;
 }
 
 static int cfg_leave(struct bench *b, enum cfg_id cfg)
 {
-	switch (cfg) {
-	case CFG_FLOOR:
-	case CFG_LOOKUP:
-	case CFG_BITMAP:
-		floor_detach(&b->floor);
-		return 0;
-	case CFG_WSAUDIT:
+	if (cfg == CFG_WSAUDIT)
 		return tracer_stop(&b->tracer);
-	default:
-		return 0;
-	}
+	floor_detach(&b->floor);
+	return 0;
 }
 
 static int cfg_measure(struct bench *b, enum cfg_id cfg, unsigned int rep)
@@ -662,11 +718,16 @@ static int cfg_measure(struct bench *b, enum cfg_id cfg, unsigned int rep)
 	for (size_t s = 0; s < NSIZES; s++) {
 		unsigned long recvs = __atomic_load_n(&b->recvs, __ATOMIC_RELAXED);
 
+		/* wsaudit's own links cannot be told from others': check around the rest. */
+		if (cfg != CFG_WSAUDIT && floor_foreign_links(&b->floor))
+			b->disturbed[rep] = true;
 		err = send_batch(b, sizes[s], b->calls[s], ns);
 		if (err) {
 			cfg_leave(b, cfg);
 			return err;
 		}
+		if (cfg != CFG_WSAUDIT && floor_foreign_links(&b->floor))
+			b->disturbed[rep] = true;
 		for (int m = 0; m < METRIC_MAX; m++)
 			b->ns[m][cfg][s][rep] = ns[m];
 		b->sends[cfg][s] += b->calls[s];
@@ -706,14 +767,41 @@ static struct summary summarize_added(const struct bench *b, int m, enum cfg_id 
 {
 	double d[REPS_MAX];
 
-	for (unsigned int r = 0; r < b->opts.reps; r++)
-		d[r] = b->ns[m][cfg][s][r] - b->ns[m][CFG_NONE][s][r];
-	return summarize(d, b->opts.reps);
+	for (unsigned int i = 0; i < b->nclean; i++)
+		d[i] = b->ns[m][cfg][s][b->clean[i]] - b->ns[m][CFG_NONE][s][b->clean[i]];
+	return summarize(d, b->nclean);
 }
 
 static struct summary summarize_cfg(const struct bench *b, int m, enum cfg_id cfg, size_t s)
 {
-	return summarize(b->ns[m][cfg][s], b->opts.reps);
+	double d[REPS_MAX];
+
+	for (unsigned int i = 0; i < b->nclean; i++)
+		d[i] = b->ns[m][cfg][s][b->clean[i]];
+	return summarize(d, b->nclean);
+}
+
+/*
+ * Summarize the undisturbed repetitions; when fewer than three are left, all of them, and the
+ * report says so.
+ */
+static unsigned int select_clean(struct bench *b)
+{
+	unsigned int disturbed = 0;
+
+	b->nclean = 0;
+	for (unsigned int r = 0; r < b->opts.reps; r++) {
+		if (b->disturbed[r])
+			disturbed++;
+		else
+			b->clean[b->nclean++] = r;
+	}
+	if (b->nclean < 3) {
+		b->nclean = 0;
+		for (unsigned int r = 0; r < b->opts.reps; r++)
+			b->clean[b->nclean++] = r;
+	}
+	return disturbed;
 }
 
 static bool cfg_on(const struct bench *b, enum cfg_id cfg)
@@ -843,9 +931,10 @@ static void report_metric(const struct bench *b, int m)
 	}
 }
 
-static void report(const struct bench *b)
+static void report(struct bench *b)
 {
 	const struct bench_opts *o = &b->opts;
+	unsigned int disturbed = select_clean(b);
 
 	printf("## Kernel path: send() by a process that wsaudit does not trace\n\n");
 	report_machine();
@@ -862,6 +951,15 @@ static void report(const struct bench *b)
 		printf("%s %.3f recv() per send() of %zu B", i ? "," : "",
 		       (double)b->drains[CFG_NONE][i] / (double)b->sends[CFG_NONE][i], sizes[i]);
 	printf(" without BPF.\n\n");
+	if (disturbed && b->nclean < o->reps)
+		printf("**%u of the %u repetitions were left out:** tracepoint programs of another "
+		       "process were attached around them.\n\n",
+		       disturbed, o->reps);
+	else if (disturbed)
+		printf("**Disturbed run:** tracepoint programs of another process were attached "
+		       "during %u of the %u repetitions, too many to leave out; the figures below "
+		       "include them and are not reliable.\n\n",
+		       disturbed, o->reps);
 
 	printf("### CPU time of the sending thread per send()\n\n");
 	printf("Leaves out the time the sender was preempted (by its reader or anything else); "
@@ -896,9 +994,10 @@ static void usage(FILE *f)
 		"  -r, --reps N       repetitions (default 9, at most %d)\n"
 		"  -n, --calls N      send() calls per batch (default: calibrated, see -m)\n"
 		"  -m, --ms MS        calibrate batches to about MS ms without BPF (default 150)\n"
-		"  -c, --configs LIST configurations among a-e (default all; a is implied)\n"
+		"  -c, --configs LIST configurations among a-f (default all; a is implied)\n"
 		"                     a no BPF, b empty programs, c + tgid hash lookup,\n"
-		"                     d wsaudit trace, e + tgid bitmap test\n"
+		"                     d wsaudit trace, e + tgid bitmap test,\n"
+		"                     f + wsaudit's untraced path (exit: two hash lookups)\n"
 		"  -w, --wsaudit PATH the wsaudit binary for (d) (default ./wsaudit)\n"
 		"  -p, --target PID   the process wsaudit traces in (d) (default: an idle python3\n"
 		"                     started by the bench)\n"
@@ -1023,7 +1122,7 @@ int main(int argc, char **argv)
 	if (cfg_on(&b, CFG_WSAUDIT) && access(o->wsaudit, X_OK)) {
 		fprintf(stderr,
 			"bench_send: %s: %s; build it (make wsaudit), pass -w PATH, or "
-			"leave (d) out with -c a,b,c,e\n",
+			"leave (d) out with -c a,b,c,e,f\n",
 			o->wsaudit, strerror(errno));
 		return 2;
 	}
@@ -1038,9 +1137,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_send: failed to mount tracefs: %s\n", strerror(-err));
 		return 1;
 	}
-	if (cfg_on(&b, CFG_FLOOR) || cfg_on(&b, CFG_LOOKUP) || cfg_on(&b, CFG_BITMAP)) {
-		err = floor_open(&b.floor, cfg_on(&b, CFG_FLOOR), cfg_on(&b, CFG_LOOKUP),
-				 cfg_on(&b, CFG_BITMAP));
+	if (o->cfg_mask & ~((1u << CFG_NONE) | (1u << CFG_WSAUDIT))) {
+		err = floor_open(&b.floor, o->cfg_mask);
 		if (err) {
 			fprintf(stderr, "bench_send: failed to load the floor programs: %s\n",
 				strerror(-err));

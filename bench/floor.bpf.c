@@ -8,7 +8,10 @@
  *   lookup_*  the traced-tgid hash lookup that every wsaudit syscall program does first:
  *             what a process that is not traced pays at best with that filter;
  *   bitmap_*  the same test on a bitmap of tgids in an array map, whose lookup the verifier
- *             inlines as arithmetic: what a cheaper filter would cost.
+ *             inlines as arithmetic: what a cheaper filter would cost;
+ *   untraced_ what wsaudit's programs do for a process it does not trace, as written: at
+ *             syscall exit the in-flight arguments are looked up (LRU hash by pid_tgid) before
+ *             the tgid, so a miss costs two hash lookups.
  *
  * Programs are named <variant>_<event>_<hook>; bench_send selects them by the prefix.
  */
@@ -30,6 +33,22 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } traced_bits SEC(".maps");
+
+/* Same shape as wsaudit's inflight_map (INFLIGHT_MAX): arguments stashed at syscall entry. */
+struct inflight {
+	__u64 buf;
+	__u64 count;
+	__u32 fd;
+	__u8 syscall;
+	__u8 _pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct inflight);
+} inflight_map SEC(".maps");
 
 /*
  * Hits of the filters.  The bench is not traced, so they stay 0; counting them keeps the test
@@ -58,32 +77,54 @@ static __always_inline int tgid_bit_test(void)
 	return 0;
 }
 
+/* wsaudit's syscall exit for an untraced process: in-flight lookup, then the tgid. */
+static __always_inline int inflight_then_tgid(void)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+
+	if (bpf_map_lookup_elem(&inflight_map, &id)) {
+		__sync_fetch_and_add(&hits, 1);
+		return 0;
+	}
+	if (bpf_map_lookup_elem(&traced_map, &tgid))
+		__sync_fetch_and_add(&hits, 1);
+	return 0;
+}
+
 static __always_inline int nothing(void)
 {
 	return 0;
 }
 
-/* One hook point in every variant. */
-#define FLOOR_PROG(sec, name)           \
-	SEC(sec)                        \
-	int empty_##name(void *ctx)     \
-	{                               \
-		return nothing();       \
-	}                               \
-	SEC(sec)                        \
-	int lookup_##name(void *ctx)    \
-	{                               \
-		return tgid_lookup();   \
-	}                               \
-	SEC(sec)                        \
-	int bitmap_##name(void *ctx)    \
-	{                               \
-		return tgid_bit_test(); \
+/* One hook point in every variant; untraced_ runs the body given. */
+#define FLOOR_PROG_AS(sec, name, untraced_body) \
+	SEC(sec)                                \
+	int empty_##name(void *ctx)             \
+	{                                       \
+		return nothing();               \
+	}                                       \
+	SEC(sec)                                \
+	int lookup_##name(void *ctx)            \
+	{                                       \
+		return tgid_lookup();           \
+	}                                       \
+	SEC(sec)                                \
+	int bitmap_##name(void *ctx)            \
+	{                                       \
+		return tgid_bit_test();         \
+	}                                       \
+	SEC(sec)                                \
+	int untraced_##name(void *ctx)          \
+	{                                       \
+		return untraced_body();         \
 	}
+
+#define FLOOR_PROG(sec, name) FLOOR_PROG_AS(sec, name, tgid_lookup)
 
 #define FLOOR_SYSCALL(sc)                                            \
 	FLOOR_PROG("tracepoint/syscalls/sys_enter_" #sc, sc##_enter) \
-	FLOOR_PROG("tracepoint/syscalls/sys_exit_" #sc, sc##_exit)
+	FLOOR_PROG_AS("tracepoint/syscalls/sys_exit_" #sc, sc##_exit, inflight_then_tgid)
 
 /* The write family, whose payload wsaudit captures. */
 FLOOR_SYSCALL(write)
