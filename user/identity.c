@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Connection and message identity (see identity.h).  JSON is read with jansson; this file
+ * only bounds its input, walks paths and turns values into bounded strings.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "identity.h"
+#include "jwt.h"
+
+static const char *const reason_names[IDENTITY__COUNT] = {
+	[IDENTITY_OK] = "ok",
+	[IDENTITY_ABSENT] = "absent",
+	[IDENTITY_PREFIX_MISMATCH] = "prefix_mismatch",
+	[IDENTITY_TOO_LONG] = "too_long",
+	[IDENTITY_BAD_BASE64] = "bad_base64",
+	[IDENTITY_NOT_JWT] = "not_jwt",
+	[IDENTITY_BAD_JSON] = "bad_json",
+	[IDENTITY_TOO_DEEP] = "too_deep",
+	[IDENTITY_NOT_OBJECT] = "not_object",
+	[IDENTITY_NOT_STRING] = "not_string",
+	[IDENTITY_HAS_NUL] = "has_nul",
+	[IDENTITY_EMPTY] = "empty",
+	[IDENTITY_VALUE_TOO_LONG] = "value_too_long",
+	[IDENTITY_BINARY] = "binary",
+	[IDENTITY_CONTROL] = "control",
+	[IDENTITY_NO_MEMORY] = "no_memory",
+};
+
+const char *identity_reason_name(enum identity_reason r)
+{
+	return (unsigned int)r < IDENTITY__COUNT ? reason_names[r] : "unknown";
+}
+
+/*
+ * Nesting depth of JSON text, counted lexically (brackets outside strings), so a document
+ * of a million '[' is refused in one pass without jansson building a million arrays.
+ */
+static bool depth_ok(const unsigned char *s, size_t len)
+{
+	unsigned int depth = 0;
+	bool in_str = false;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = s[i];
+
+		if (in_str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_str = false;
+		} else if (c == '"') {
+			in_str = true;
+		} else if (c == '[' || c == '{') {
+			if (++depth > IDENTITY_MAX_DEPTH)
+				return false;
+		} else if ((c == ']' || c == '}') && depth) {
+			depth--;
+		}
+	}
+	return true;
+}
+
+enum identity_reason identity_json_parse(const void *buf, size_t len, json_t **out)
+{
+	json_error_t jerr;
+
+	*out = NULL;
+	if (len > IDENTITY_MAX_MESSAGE)
+		return IDENTITY_TOO_LONG;
+	if (!depth_ok(buf, len))
+		return IDENTITY_TOO_DEEP;
+	/*
+	 * DECODE_ANY so that a bare string or number is told apart as NOT_OBJECT; ALLOW_NUL so
+	 * that "\u0000" inside a value is reported as HAS_NUL on that value.  Duplicate keys
+	 * are kept last-wins, as Python's json module does on the service side.
+	 */
+	*out = json_loadb(buf, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+	if (*out)
+		return IDENTITY_OK;
+	switch (json_error_code(&jerr)) {
+	case json_error_out_of_memory:
+		return IDENTITY_NO_MEMORY;
+	case json_error_stack_overflow:
+		return IDENTITY_TOO_DEEP;
+	default:
+		return IDENTITY_BAD_JSON;
+	}
+}
+
+/* Array index segment: digits only, no sign, no leading zero, small. */
+static bool index_of(const char *seg, size_t len, size_t *idx)
+{
+	size_t v = 0;
+
+	if (!len || len > 9 || (len > 1 && seg[0] == '0'))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (seg[i] < '0' || seg[i] > '9')
+			return false;
+		v = v * 10 + (size_t)(seg[i] - '0');
+	}
+	*idx = v;
+	return true;
+}
+
+enum identity_reason identity_json_get(const json_t *root, const char *path, char *out, size_t size)
+{
+	const json_t *v = root;
+	const char *seg = path;
+	size_t len;
+	int n;
+
+	out[0] = '\0';
+	for (;;) {
+		const char *dot = strchr(seg, '.');
+		size_t slen = dot ? (size_t)(dot - seg) : strlen(seg);
+		size_t idx;
+
+		if (json_is_object(v))
+			v = json_object_getn(v, seg, slen);
+		else if (json_is_array(v) && index_of(seg, slen, &idx))
+			v = json_array_get(v, idx);
+		else
+			return IDENTITY_NOT_OBJECT;
+		if (!v)
+			return IDENTITY_ABSENT;
+		if (!dot)
+			break;
+		seg = dot + 1;
+	}
+	if (json_is_null(v))
+		return IDENTITY_ABSENT;
+	if (json_is_integer(v)) {
+		n = snprintf(out, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		if (n < 0 || (size_t)n >= size) {
+			out[0] = '\0';
+			return IDENTITY_VALUE_TOO_LONG;
+		}
+		return IDENTITY_OK;
+	}
+	if (!json_is_string(v))
+		return IDENTITY_NOT_STRING;
+	len = json_string_length(v);
+	if (strlen(json_string_value(v)) != len)
+		return IDENTITY_HAS_NUL;
+	if (!len)
+		return IDENTITY_EMPTY;
+	if (len >= size)
+		return IDENTITY_VALUE_TOO_LONG;
+	memcpy(out, json_string_value(v), len + 1);
+	return IDENTITY_OK;
+}
+
+/* --- connection ------------------------------------------------------------------------------ */
+
+/* A candidate value from the request: points into the request or into buf. */
+struct found {
+	const char *prefix;
+	const char *v;
+	size_t len;
+};
+
+static bool subprotocol_entry(void *ctx, const char *elem, size_t len)
+{
+	struct found *f = ctx;
+	size_t plen = strlen(f->prefix);
+
+	if (len < plen || memcmp(elem, f->prefix, plen))
+		return false;
+	f->v = elem + plen;
+	f->len = len - plen;
+	return true;
+}
+
+/*
+ * http1_query_param() says only true or false, and percent-decoding may put a NUL inside the
+ * value ("alice%00bob" must not name alice).  The buffer is filled with 0xff first: the
+ * decoder writes the value and its terminator, so the last byte that is not 0xff is the
+ * terminator and gives the decoded length.  The buffer is as large as a whole request head,
+ * so a present parameter always fits and false means absent.
+ */
+static enum identity_reason query_value(const struct http1_message *m, const char *name, char *buf,
+					size_t size, size_t *len)
+{
+	size_t end = size;
+
+	memset(buf, 0xff, size);
+	if (!http1_query_param(m, name, buf, size))
+		return IDENTITY_ABSENT;
+	while (end && (unsigned char)buf[end - 1] == 0xff)
+		end--;
+	*len = end ? end - 1 : 0;
+	return strlen(buf) == *len ? IDENTITY_OK : IDENTITY_HAS_NUL;
+}
+
+static enum identity_reason plain_value(const char *v, size_t len, char *out, size_t size)
+{
+	if (!len)
+		return IDENTITY_EMPTY;
+	if (memchr(v, '\0', len))
+		return IDENTITY_HAS_NUL;
+	if (len >= size)
+		return IDENTITY_VALUE_TOO_LONG;
+	memcpy(out, v, len);
+	out[len] = '\0';
+	return IDENTITY_OK;
+}
+
+static enum identity_reason one_rule(const struct policy_conn_rule *r,
+				     const struct http1_message *m, char *qbuf, char *out,
+				     size_t size)
+{
+	struct found f = { .prefix = r->prefix };
+	size_t plen = strlen(r->prefix);
+	enum identity_reason ret;
+	json_t *payload;
+
+	switch (r->from) {
+	case POLICY_FROM_SUBPROTOCOL:
+		/* Entries are tokens, compared exactly; the first with the prefix wins. */
+		if (!http1_header_each(m, "Sec-WebSocket-Protocol", subprotocol_entry, &f))
+			return IDENTITY_ABSENT;
+		break;
+	case POLICY_FROM_HEADER:
+		f.v = http1_header(m, r->name);
+		if (!f.v)
+			return IDENTITY_ABSENT;
+		/* Auth schemes are case-insensitive (RFC 9110 11.1): "bearer x" is "Bearer x". */
+		if (strncasecmp(f.v, r->prefix, plen))
+			return IDENTITY_PREFIX_MISMATCH;
+		f.v += plen;
+		while (*f.v == ' ' || *f.v == '\t')
+			f.v++;
+		f.len = strlen(f.v);
+		break;
+	case POLICY_FROM_QUERY:
+		ret = query_value(m, r->name, qbuf, HTTP1_MAX_HEAD, &f.len);
+		if (ret != IDENTITY_OK)
+			return ret;
+		if (f.len < plen || memcmp(qbuf, r->prefix, plen))
+			return IDENTITY_PREFIX_MISMATCH;
+		f.v = qbuf + plen;
+		f.len -= plen;
+		break;
+	default:
+		return IDENTITY_ABSENT;
+	}
+	if (f.len > IDENTITY_MAX_TOKEN)
+		return IDENTITY_TOO_LONG;
+	if (r->decode == POLICY_DECODE_NONE)
+		return plain_value(f.v, f.len, out, size);
+	ret = jwt_payload(f.v, f.len, r->decode == POLICY_DECODE_JWT_B64, &payload);
+	if (ret != IDENTITY_OK)
+		return ret;
+	ret = identity_json_get(payload, r->claim, out, size);
+	json_decref(payload);
+	return ret;
+}
+
+int identity_from_request(const struct policy *p, const struct http1_message *req,
+			  struct identity_conn *out)
+{
+	char *qbuf = NULL;
+	bool need_q = false;
+
+	memset(out, 0, sizeof(*out));
+	out->reason = IDENTITY_ABSENT;
+	out->rule = -1;
+	if (req->kind != HTTP1_REQUEST)
+		return -EINVAL;
+	for (size_t i = 0; i < p->nconn; i++)
+		need_q |= p->conn[i].from == POLICY_FROM_QUERY;
+	if (need_q) {
+		qbuf = malloc(HTTP1_MAX_HEAD);
+		if (!qbuf)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < p->nconn && i < POLICY_MAX_LIST; i++) {
+		enum identity_reason r;
+
+		r = one_rule(&p->conn[i], req, qbuf, out->user, sizeof(out->user));
+		out->rules[i] = r;
+		if (r == IDENTITY_OK) {
+			out->reason = IDENTITY_OK;
+			out->rule = (int)i;
+			break;
+		}
+		out->user[0] = '\0';
+		if (out->reason == IDENTITY_ABSENT)
+			out->reason = r;
+	}
+	free(qbuf);
+	return 0;
+}
+
+/* --- message --------------------------------------------------------------------------------- */
+
+/* The first of paths with a value; else the first failure that is not ABSENT; else ABSENT. */
+static void first_field(const json_t *root, const struct policy_list *paths,
+			struct identity_field *f)
+{
+	f->reason = IDENTITY_ABSENT;
+	f->path = NULL;
+	for (size_t i = 0; i < paths->n; i++) {
+		enum identity_reason r;
+
+		r = identity_json_get(root, paths->v[i], f->value, sizeof(f->value));
+		if (r == IDENTITY_OK) {
+			f->reason = r;
+			f->path = paths->v[i];
+			return;
+		}
+		if (f->reason == IDENTITY_ABSENT && r != IDENTITY_ABSENT) {
+			f->reason = r;
+			f->path = paths->v[i];
+		}
+	}
+}
+
+int identity_from_message(const struct policy *p, unsigned int opcode, const void *data, size_t len,
+			  struct identity_message *out)
+{
+	json_t *root;
+
+	memset(out, 0, sizeof(*out));
+	out->user.reason = out->type.reason = IDENTITY_ABSENT;
+	if (opcode == 2) {
+		out->reason = IDENTITY_BINARY;
+		return 0;
+	}
+	if (opcode != 1) {
+		out->reason = IDENTITY_CONTROL;
+		return 0;
+	}
+	out->reason = identity_json_parse(data, len, &root);
+	if (out->reason == IDENTITY_NO_MEMORY)
+		return -ENOMEM;
+	if (out->reason != IDENTITY_OK)
+		return 0;
+	if (!json_is_object(root)) {
+		out->reason = IDENTITY_NOT_OBJECT;
+		goto out;
+	}
+	first_field(root, &p->message_paths, &out->user);
+	first_field(root, &p->type_fields, &out->type);
+	for (size_t i = 0; i < p->ownership.n && i < POLICY_MAX_LIST; i++) {
+		struct identity_owner *o = &out->owners[out->nowners++];
+		const char *dot = strrchr(p->ownership.v[i], '.');
+
+		o->key = dot ? dot + 1 : p->ownership.v[i];
+		o->f.path = p->ownership.v[i];
+		o->f.reason = identity_json_get(root, o->f.path, o->f.value, sizeof(o->f.value));
+	}
+out:
+	json_decref(root);
+	return 0;
+}

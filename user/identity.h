@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Who a connection and a message belong to, by the policy's identity rules.
+ *
+ * Connection identity comes from the upgrade request: a Sec-WebSocket-Protocol entry with a
+ * prefix, a header after a prefix, or a query parameter, optionally a JWT whose claim names
+ * the user.  JWT signatures are NOT verified: the claim is read to name the user the service
+ * believes it is talking to, not to authenticate anyone; a forged token names whoever its
+ * author chose.
+ *
+ * Message identity comes from the JSON of a text message (after inflate): the user field,
+ * the message type and the ownership keys, each by a dotted path ("data.user_id"; a segment
+ * of digits indexes an array: "items.0.user_id").
+ *
+ * Values are strings.  A JSON integer is taken as its decimal text (some issuers put numeric
+ * user ids in sub, and a service may send {"user_id": 42}); JSON null is ABSENT (services
+ * send "user_id": null for "nobody"); every other non-string (real, boolean, object, array)
+ * is refused with IDENTITY_NOT_STRING, so 42 and "42" name the same user but 42.0 none.
+ *
+ * Every way of not getting a value is a named reason, so the caller can count it.  Nothing
+ * here logs: values are user data.
+ */
+#ifndef WSAUDIT_IDENTITY_H
+#define WSAUDIT_IDENTITY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "http1.h"
+#include "policy.h"
+
+#define IDENTITY_MAX_VALUE 256 /* bytes of a user id, type or ownership value */
+#define IDENTITY_MAX_TOKEN 8192 /* bytes of a token in a handshake (JWTs are ~1 KiB) */
+#define IDENTITY_MAX_MESSAGE (4u << 20) /* bytes of a message parsed for its fields */
+#define IDENTITY_MAX_DEPTH 64 /* JSON nesting accepted (jansson alone stops at 2048) */
+
+enum identity_reason {
+	IDENTITY_OK = 0,
+	IDENTITY_ABSENT, /* the header, parameter, subprotocol entry or field is not there */
+	IDENTITY_PREFIX_MISMATCH, /* the header is there but does not start with the prefix */
+	IDENTITY_TOO_LONG, /* token over IDENTITY_MAX_TOKEN, or message over _MAX_MESSAGE */
+	IDENTITY_BAD_BASE64, /* not base64url (jwt_b64 wrapper or a JWT segment) */
+	IDENTITY_NOT_JWT, /* not three dot-separated base64url segments */
+	IDENTITY_BAD_JSON, /* JWT payload or message is not JSON (or not UTF-8) */
+	IDENTITY_TOO_DEEP, /* nested deeper than IDENTITY_MAX_DEPTH */
+	IDENTITY_NOT_OBJECT, /* the JSON is not an object, or a path crosses a non-container */
+	IDENTITY_NOT_STRING, /* the value is not a string or an integer */
+	IDENTITY_HAS_NUL, /* the value contains a NUL character */
+	IDENTITY_EMPTY, /* the value is the empty string */
+	IDENTITY_VALUE_TOO_LONG, /* the value is over IDENTITY_MAX_VALUE */
+	IDENTITY_BINARY, /* binary message: not read for identity */
+	IDENTITY_CONTROL, /* close, ping, pong or continuation: not a message */
+	IDENTITY_NO_MEMORY,
+	IDENTITY__COUNT,
+};
+
+/* A short stable name for counters and logs ("bad_base64"). */
+const char *identity_reason_name(enum identity_reason r);
+
+/*
+ * Parses JSON text bounded in size (IDENTITY_MAX_MESSAGE) and depth (IDENTITY_MAX_DEPTH,
+ * checked on the text before jansson allocates anything); any top-level value.  Strings may
+ * hold \u0000: the value reader reports HAS_NUL for the ones it is asked for.
+ */
+enum identity_reason identity_json_parse(const void *buf, size_t len, json_t **out);
+/*
+ * The value at a dotted path (see the header comment for the rules), as a NUL-terminated
+ * string in out[size]; size at least 2.
+ */
+enum identity_reason identity_json_get(const json_t *root, const char *path, char *out,
+				       size_t size);
+
+/* Connection identity: the result of the policy's identity.connection rules. */
+struct identity_conn {
+	enum identity_reason reason; /* OK, else the first failure, else ABSENT */
+	int rule; /* index of the rule that gave user, -1 when none */
+	char user[IDENTITY_MAX_VALUE + 1];
+	/* Each rule's outcome, for counting; rules past POLICY_MAX_LIST cannot exist. */
+	enum identity_reason rules[POLICY_MAX_LIST];
+};
+
+/*
+ * Tries the rules in order; the first that yields a value wins.  A rule whose source is
+ * present but undecodable does not stop the next one (that is how a service that accepts
+ * either a base64url-wrapped or a raw JWT under one prefix is described), but its failure is
+ * kept in rules[] and, when no rule succeeds, in reason.  Returns 0, or -EINVAL when req is
+ * not a request.
+ */
+int identity_from_request(const struct policy *p, const struct http1_message *req,
+			  struct identity_conn *out);
+
+struct identity_field {
+	enum identity_reason reason;
+	const char *path; /* the policy path that gave value, or that failed first; NULL */
+	char value[IDENTITY_MAX_VALUE + 1];
+};
+
+struct identity_message {
+	enum identity_reason reason; /* OK when the message was read as a JSON object */
+	struct identity_field user; /* first identity.message path with a value */
+	struct identity_field type; /* first messages.type path with a value */
+	size_t nowners;
+	/* One per identity.ownership path, in policy order; key is the path's last segment,
+	 * so "thread_id" and "payload.thread_id" share the key "thread_id". */
+	struct identity_owner {
+		const char *key;
+		struct identity_field f;
+	} owners[POLICY_MAX_LIST];
+};
+
+/*
+ * Reads a whole message (opcode 1 text or 2 binary, after inflate and reassembly).  Binary
+ * and control messages are skipped with reason BINARY or CONTROL; otherwise reason says why
+ * the message could not be read (TOO_LONG, BAD_JSON, TOO_DEEP, NOT_OBJECT), and each field
+ * has its own reason (ABSENT when no path is present).  Returns 0, -ENOMEM.
+ */
+int identity_from_message(const struct policy *p, unsigned int opcode, const void *data, size_t len,
+			  struct identity_message *out);
+
+#endif /* WSAUDIT_IDENTITY_H */
