@@ -199,7 +199,7 @@ static void test_netra_quirks(void **state)
 	struct identity_conn c;
 	struct policy *p;
 
-	/* Found from this source's path, so the test runs from any directory. */
+	/* From the source path as the Makefile passes it: relative to the repository root. */
 	snprintf(path, sizeof(path), "%.*spolicies/netra.yaml", (int)(tail - __FILE__), __FILE__);
 	p = policy_load(path, err, sizeof(err));
 	if (!p)

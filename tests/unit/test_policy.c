@@ -15,7 +15,7 @@
 
 #include "policy.h"
 
-/* Files are found from this source's path, so the test runs from any directory. */
+/* From the source path as the Makefile passes it: relative to the repository root. */
 static const char *repo_path(const char *rel)
 {
 	static char buf[4096];
