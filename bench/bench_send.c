@@ -991,9 +991,9 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: bench_send [-r REPS] [-n CALLS | -m MS] [-c CONFIGS] [-w WSAUDIT] [-p PID]\n"
 		"                  [--cpu-send N] [--cpu-read N]\n"
-		"  -r, --reps N       repetitions (default 9, at most %d)\n"
+		"  -r, --reps N       repetitions (default 11, at most %d)\n"
 		"  -n, --calls N      send() calls per batch (default: calibrated, see -m)\n"
-		"  -m, --ms MS        calibrate batches to about MS ms without BPF (default 150)\n"
+		"  -m, --ms MS        calibrate batches to about MS ms without BPF (default 100)\n"
 		"  -c, --configs LIST configurations among a-f (default all; a is implied)\n"
 		"                     a no BPF, b empty programs, c + tgid hash lookup,\n"
 		"                     d wsaudit trace, e + tgid bitmap test,\n"
@@ -1037,8 +1037,8 @@ static int opts_parse(int argc, char **argv, struct bench_opts *o)
 	int c;
 
 	*o = (struct bench_opts){
-		.reps = 9,
-		.batch_ms = 150,
+		.reps = 11,
+		.batch_ms = 100,
 		.cfg_mask = (1u << CFG_MAX) - 1,
 		.wsaudit = "./wsaudit",
 		.cpu_send = ncpu > 1 ? (int)ncpu - 1 : 0,
