@@ -16,6 +16,7 @@
  * user ids in sub, and a service may send {"user_id": 42}); JSON null is ABSENT (services
  * send "user_id": null for "nobody"); every other non-string (real, boolean, object, array)
  * is refused with IDENTITY_NOT_STRING, so 42 and "42" name the same user but 42.0 none.
+ * An integer past 64 bits makes jansson refuse the whole document (BAD_JSON).
  *
  * Every way of not getting a value is a named reason, so the caller can count it.  Nothing
  * here logs: values are user data.

@@ -199,8 +199,10 @@ static const char *shown(const char *s, char *buf, size_t size)
 
 	for (; *s && o + 4 < size; s++)
 		buf[o++] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
-	if (*s)
-		memcpy(buf + o, "...", 3), o += 3;
+	if (*s) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
 	buf[o] = '\0';
 	return buf;
 }
@@ -894,6 +896,7 @@ struct policy *policy_load(const char *path, char *err, size_t errlen)
 	FILE *f;
 	int e;
 
+	errno = 0;
 	f = fopen(path, "re");
 	if (!f) {
 		e = errno;
@@ -909,8 +912,8 @@ struct policy *policy_load(const char *path, char *err, size_t errlen)
 	}
 	len = fread(buf, 1, POLICY_MAX_FILE + 1, f);
 	if (ferror(f)) {
-		e = EIO;
-		snprintf(err, errlen, "%s: read error", path);
+		e = errno ? errno : EIO; /* EISDIR for a directory */
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
 		goto out_close;
 	}
 	p = policy_load_mem(path, buf, len, err, errlen);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "commands.h"
 #include "policy.h"
 
 /* From the source path as the Makefile passes it: relative to the repository root. */
@@ -393,6 +394,26 @@ static void test_names(void **state)
 	assert_string_equal(policy_decode_name(POLICY_DECODE_JWT_B64), "jwt_b64");
 }
 
+/* wsaudit check-policy: exit codes (its output goes to the test log). */
+static void test_check_policy(void **state)
+{
+	static char cmd[] = "check-policy", opt[] = "--bogus";
+	char good[4096], bad[4096];
+	char *ok_argv[] = { cmd, good, NULL };
+	char *bad_argv[] = { cmd, bad, NULL };
+	char *none_argv[] = { cmd, NULL };
+	char *two_argv[] = { cmd, good, bad, NULL };
+	char *opt_argv[] = { cmd, opt, good, NULL };
+
+	snprintf(good, sizeof(good), "%s", repo_path("policies/default.yaml"));
+	snprintf(bad, sizeof(bad), "%s", repo_path("tests/data/policies/bad_opcode.yaml"));
+	assert_int_equal(cmd_check_policy(2, ok_argv), EXIT_OK);
+	assert_int_equal(cmd_check_policy(2, bad_argv), EXIT_USAGE);
+	assert_int_equal(cmd_check_policy(1, none_argv), EXIT_USAGE);
+	assert_int_equal(cmd_check_policy(3, two_argv), EXIT_USAGE);
+	assert_int_equal(cmd_check_policy(3, opt_argv), EXIT_USAGE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -410,6 +431,7 @@ int main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_aliases),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_check_policy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
