@@ -1184,8 +1184,9 @@ int main(int argc, char **argv)
 
 			err = cfg_measure(&b, c, r);
 			if (err) {
+				/* -ECHILD: wsaudit failed, and what it said is printed above. */
 				fprintf(stderr, "bench_send: %s: %s\n", cfg_names[c],
-					strerror(-err));
+					err == -ECHILD ? "wsaudit failed" : strerror(-err));
 				goto out_conn;
 			}
 		}
