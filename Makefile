@@ -140,6 +140,7 @@ FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=a
 $(O)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_OBJS) | $(O)/fuzz
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) $(FUZZ_FLAGS) -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -I$(O) $(PKG_CFLAGS) \
+		-DWSAUDIT_VERSION='"$(VERSION)"' -DWSAUDIT_GIT_REV='"$(GIT_REV)"' \
 		$< $(filter-out $(O)/user/main.o,$(patsubst $(O)/user/%.o,user/%.c,$(LIB_OBJS))) \
 		$(LDLIBS) -o $@
 

@@ -20,6 +20,8 @@
 struct http1_message;
 struct attrib_stack;
 
+#define CT_USER_MAX 256
+
 enum ct_conn_state {
 	CT_UNKNOWN, /* nothing recognised yet */
 	CT_HANDSHAKE, /* upgrade request seen (or response under way) */
@@ -37,6 +39,10 @@ struct ct_conn {
 	enum ct_conn_state state;
 	bool adopted; /* open before tracing began: no handshake seen */
 	uint64_t frames;
+	/* The user the handshake names (set by the conn_open sink), redacted for display. */
+	bool has_user;
+	char user[CT_USER_MAX + 1];
+	char user_shown[CT_USER_MAX + 1];
 	/* Upgrade request (raw head, NUL-terminated) and response fields, when seen. */
 	char *request_head;
 	char *subprotocol;
@@ -64,7 +70,8 @@ struct ct_frame {
 };
 
 struct ct_sink {
-	void (*conn_open)(void *ctx, const struct ct_conn *c, uint64_t ts_ns);
+	/* The connection became WebSocket; the sink may fill its user fields. */
+	void (*conn_open)(void *ctx, struct ct_conn *c, uint64_t ts_ns);
 	void (*frame)(void *ctx, const struct ct_frame *f);
 	void (*conn_close)(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why);
 	/* Resolve a stack record (a reference the table keeps); NULL: none. */

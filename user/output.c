@@ -75,8 +75,12 @@ static void emit_json(struct output *o, json_t *obj)
 
 static json_t *conn_json(const struct ct_conn *c)
 {
-	return json_pack("{s:s, s:s, s:s, s:b, s:n, s:b}", "id", c->id_str, "local", c->local,
-			 "peer", c->peer, "tls", 0, "user", "adopted", c->adopted);
+	json_t *obj = json_pack("{s:s, s:s, s:s, s:b, s:n, s:b}", "id", c->id_str, "local",
+				c->local, "peer", c->peer, "tls", 0, "user", "adopted", c->adopted);
+
+	if (obj && c->has_user)
+		json_object_set_new(obj, "user", json_string(c->user_shown));
+	return obj;
 }
 
 static json_t *time_json(uint64_t ts_ns)
@@ -151,8 +155,10 @@ static json_t *payload_json(const struct ws_frame *f, const char **key)
 	return s;
 }
 
-static void frame_text(struct output *o, const struct ct_frame *f, const struct attrib_stack *s)
+static void frame_text(struct output *o, const struct frame_view *fv)
 {
+	const struct ct_frame *f = fv->frame;
+	const struct attrib_stack *s = fv->stack;
 	const struct ws_frame *w = f->frame;
 	const struct attrib_frame *af;
 	char ts[48];
@@ -171,7 +177,14 @@ static void frame_text(struct output *o, const struct ct_frame *f, const struct 
 	} else {
 		fprintf(o->out, " unattributed: %s", unattributed_name(s->why));
 	}
+	if (fv->msg_type)
+		fprintf(o->out, " type=%s", fv->msg_type);
+	if (fv->verdict && fv->verdict->via_bridge == 1)
+		fprintf(o->out, " via bridge");
 	fputc('\n', o->out);
+	for (size_t i = 0; fv->verdict && i < fv->verdict->nviolations; i++)
+		fprintf(o->out, "  ! %s: %s\n", rule_name(fv->verdict->v[i].rule),
+			fv->verdict->v[i].detail);
 	if (!o->stack)
 		return;
 	for (size_t i = 0; i < s->nframes; i++)
@@ -185,14 +198,40 @@ static json_t *frame_json(const struct attrib_frame *f)
 			 f->line);
 }
 
-void output_frame(struct output *o, const struct ct_frame *f, const struct attrib_stack *s)
+static json_t *violations_json(const struct rules_verdict *rv)
 {
+	const struct violation *v;
+	json_t *arr = json_array(), *obj;
+
+	for (size_t i = 0; rv && i < rv->nviolations; i++) {
+		v = &rv->v[i];
+		obj = json_pack("{s:s, s:s}", "rule", rule_name(v->rule), "detail", v->detail);
+		if (!obj)
+			continue;
+		if (v->rule == RULE_ISOLATION_BREACH) {
+			json_object_set_new(obj, "between",
+					    json_pack("[s, s]", identity_kind_name(v->a),
+						      identity_kind_name(v->b)));
+			json_object_set_new(obj, "values",
+					    json_pack("[s, s]", v->a_value, v->b_value));
+			if (v->key[0])
+				json_object_set_new(obj, "key", json_string(v->key));
+		}
+		json_array_append_new(arr, obj);
+	}
+	return arr;
+}
+
+void output_frame(struct output *o, const struct frame_view *fv)
+{
+	const struct ct_frame *f = fv->frame;
+	const struct attrib_stack *s = fv->stack;
 	const struct ws_frame *w = f->frame;
 	const char *key;
 	json_t *obj, *arr;
 
 	if (o->format == OUTPUT_TEXT) {
-		frame_text(o, f, s);
+		frame_text(o, fv);
 		return;
 	}
 	obj = json_pack("{s:s, s:o, s:I, s:I, s:s, s:n, s:o, s:s, s:b, s:b, s:I, s:I, s:b}", "type",
@@ -206,7 +245,15 @@ void output_frame(struct output *o, const struct ct_frame *f, const struct attri
 	if (w->opcode == WS_OP_CLOSE)
 		json_object_set_new(obj, "close_code",
 				    w->close_code > 0 ? json_integer(w->close_code) : json_null());
-	json_object_set_new(obj, "message", json_null());
+	if (fv->msg_type || fv->msg_user)
+		json_object_set_new(obj, "message",
+				    json_pack("{s:s?, s:s?}", "type", fv->msg_type, "user",
+					      fv->msg_user));
+	else
+		json_object_set_new(obj, "message", json_null());
+	if (f->message && f->message->status != WS_MSG_OK)
+		json_object_set_new(obj, "message_status",
+				    json_string(ws_msg_status_name(f->message->status)));
 	if (s->origin >= 0) {
 		json_object_set_new(obj, "origin", frame_json(&s->frames[s->origin]));
 	} else {
@@ -215,8 +262,10 @@ void output_frame(struct output *o, const struct ct_frame *f, const struct attri
 	}
 	if (s->partial)
 		json_object_set_new(obj, "stack_partial", json_true());
-	/* Without a policy there is no bridge to be judged against. */
-	json_object_set_new(obj, "via_bridge", json_null());
+	json_object_set_new(obj, "via_bridge",
+			    !fv->verdict || fv->verdict->via_bridge < 0 ?
+				    json_null() :
+				    json_boolean(fv->verdict->via_bridge));
 	if (o->stack) {
 		arr = json_array();
 		for (size_t i = 0; i < s->nframes; i++)
@@ -225,7 +274,7 @@ void output_frame(struct output *o, const struct ct_frame *f, const struct attri
 	}
 	if (!f->writer_known)
 		json_object_set_new(obj, "writer_unknown", json_true());
-	json_object_set_new(obj, "violations", json_array());
+	json_object_set_new(obj, "violations", violations_json(fv->verdict));
 	if (o->payload && w->payload && !w->payload_gap) {
 		json_t *p = payload_json(w, &key);
 
@@ -326,6 +375,16 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 		json_object_set_new(msgs, "context_losses", json_integer(ct->context_losses));
 		json_object_set_new(obj, "messages", msgs);
 	}
+	if (t->rules)
+		json_object_set_new(
+			obj, "violations",
+			json_pack("{s:I, s:I, s:I, s:I, s:I}", "bridge_bypass",
+				  (json_int_t)t->rules->violations[RULE_BRIDGE_BYPASS],
+				  "isolation_breach",
+				  (json_int_t)t->rules->violations[RULE_ISOLATION_BREACH],
+				  "bridge_unjudged", (json_int_t)t->rules->bridge_unjudged,
+				  "owners", (json_int_t)t->rules->owners, "owner_evictions",
+				  (json_int_t)t->rules->owner_evictions));
 	if (t->attrib) {
 		json_t *un = json_object();
 

@@ -13,6 +13,7 @@
 #include "attrib.h"
 #include "capture.h"
 #include "conntrack.h"
+#include "rules.h"
 
 enum output_format {
 	OUTPUT_TEXT,
@@ -26,8 +27,16 @@ void output_free(struct output *o);
 
 void output_conn_open(struct output *o, const struct ct_conn *c, uint64_t ts_ns);
 void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why);
-/* A frame with its writer's stack (never NULL: a stack without frames says why). */
-void output_frame(struct output *o, const struct ct_frame *f, const struct attrib_stack *s);
+/* A frame and what was learned about it. */
+struct frame_view {
+	const struct ct_frame *frame;
+	const struct attrib_stack *stack; /* never NULL: a stack without frames says why */
+	const struct rules_verdict *verdict; /* NULL: not judged */
+	const char *msg_type; /* NULL when unknown */
+	const char *msg_user; /* redacted unless identities are shown; NULL when none */
+};
+
+void output_frame(struct output *o, const struct frame_view *fv);
 void output_process(struct output *o, const char *what, uint64_t ts_ns, uint32_t pid,
 		    const char *comm, int exit_code);
 
@@ -37,6 +46,7 @@ struct trace_totals {
 	const struct capture_counters *kernel;
 	const struct ct_stats *ct;
 	const struct attrib_stats *attrib;
+	const struct rules_stats *rules;
 };
 
 void output_stats(struct output *o, const struct trace_totals *t, bool final);

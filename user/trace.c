@@ -14,6 +14,10 @@
 
 #include "attrib.h"
 #include "capture.h"
+#include "http1.h"
+#include "identity.h"
+#include "policy.h"
+#include "rules.h"
 #include "commands.h"
 #include "conntrack.h"
 #include "log.h"
@@ -29,14 +33,6 @@
 
 static volatile sig_atomic_t stop_requested;
 
-/* Files skipped when naming a frame's originating function, until policies set them. */
-static const char *const default_transport[] = {
-	"*/site-packages/*",
-	"*/dist-packages/*",
-	"*/lib/python3*/*",
-	"<frozen *>",
-};
-
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -49,6 +45,8 @@ struct tracer {
 	struct conntrack *ct;
 	struct output *out;
 	struct attrib *attrib;
+	struct policy *policy;
+	struct rules *rules;
 	uint64_t records;
 	uint64_t processes;
 };
@@ -61,14 +59,72 @@ static uint64_t now_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-static void sink_conn_open(void *ctx, const struct ct_conn *c, uint64_t ts_ns)
+/* The user the upgrade request names, by the policy's identity.connection rules. */
+static void conn_identify(struct tracer *t, struct ct_conn *c)
 {
-	output_conn_open(((struct tracer *)ctx)->out, c, ts_ns);
+	struct http1_parser *p;
+	const struct http1_message *m;
+	struct identity_conn id;
+	size_t used;
+
+	if (!c->request_head)
+		return;
+	p = http1_parser_new(HTTP1_REQUEST);
+	if (!p)
+		return;
+	if (http1_parser_feed(p, c->request_head, strlen(c->request_head), &m, &used) ==
+		    HTTP1_DONE &&
+	    !identity_from_request(t->policy, m, &id) && id.reason == IDENTITY_OK) {
+		snprintf(c->user, sizeof(c->user), "%s", id.user);
+		rules_redact(t->rules, c->user, c->user_shown, sizeof(c->user_shown));
+		c->has_user = true;
+	}
+	http1_parser_free(p);
+}
+
+static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
+{
+	struct tracer *t = ctx;
+
+	conn_identify(t, c);
+	output_conn_open(t->out, c, ts_ns);
 }
 
 static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
 	output_conn_close(((struct tracer *)ctx)->out, c, ts_ns, why);
+}
+
+static void judge_and_print(struct tracer *t, const struct ct_frame *f,
+			    const struct attrib_stack *s)
+{
+	struct identity_message im;
+	struct rules_verdict verdict;
+	char user_shown[IDENTITY_MAX_VALUE + 1];
+	struct frame_view fv = { .frame = f, .stack = s, .verdict = &verdict };
+	struct rules_input in = {
+		.opcode = f->frame->opcode,
+		.conn_user = f->conn->has_user ? f->conn->user : NULL,
+		.stack = s,
+	};
+	const struct ws_message *m = f->message;
+
+	/* Only whole, decoded messages are read for their fields. */
+	if (m && m->status == WS_MSG_OK &&
+	    !identity_from_message(t->policy, m->opcode, m->data, m->len, &im) &&
+	    im.reason == IDENTITY_OK) {
+		in.msg = &im;
+		if (im.type.reason == IDENTITY_OK)
+			fv.msg_type = im.type.value;
+		if (im.user.reason == IDENTITY_OK) {
+			rules_redact(t->rules, im.user.value, user_shown, sizeof(user_shown));
+			fv.msg_user = user_shown;
+		}
+	}
+	rules_judge(t->rules, &in, &verdict);
+	if (t->opts.violations_only && !verdict.nviolations)
+		return;
+	output_frame(t->out, &fv);
 }
 
 static void sink_frame(void *ctx, const struct ct_frame *f)
@@ -90,7 +146,7 @@ static void sink_frame(void *ctx, const struct ct_frame *f)
 	if (!s)
 		return;
 	attrib_count(t->attrib, s);
-	output_frame(t->out, f, s);
+	judge_and_print(t, f, s);
 	attrib_stack_put(own);
 }
 
@@ -236,6 +292,7 @@ static void report_stats(struct tracer *t, const struct ct_stats *ct, bool final
 		.processes = t->processes,
 		.kernel = &k,
 		.attrib = attrib_stats(t->attrib),
+		.rules = rules_stats(t->rules),
 	};
 
 	if (capture_read_counters(t->cap, &k))
@@ -308,7 +365,7 @@ int cmd_trace(int argc, char **argv)
 	};
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct ct_stats snapshot;
-	char err[256];
+	char err[POLICY_ERR_LEN];
 	int rc;
 
 	if (trace_parse_args(argc, argv, &t.opts, err, sizeof(err))) {
@@ -324,11 +381,25 @@ int cmd_trace(int argc, char **argv)
 	if (geteuid() != 0)
 		log_warn("not running as root: loading BPF programs needs CAP_BPF and CAP_PERFMON");
 
+	if (t.opts.policy_path) {
+		t.policy = policy_load(t.opts.policy_path, err, sizeof(err));
+		if (!t.policy) {
+			fprintf(stderr, "wsaudit trace: %s\n", err);
+			return EXIT_USAGE;
+		}
+	} else {
+		t.policy = policy_default();
+		if (!t.policy) {
+			log_err("failed to load the built-in policy");
+			return EXIT_RUNTIME;
+		}
+	}
 	t.out = output_new(stdout, t.opts.format, t.opts.payload, t.opts.stack);
 	t.ct = conntrack_new(&sink, 0);
-	t.attrib = attrib_new(default_transport,
-			      sizeof(default_transport) / sizeof(default_transport[0]));
-	if (!t.out || !t.ct || !t.attrib) {
+	t.attrib = attrib_new((const char *const *)t.policy->transport_files.v,
+			      t.policy->transport_files.n);
+	t.rules = rules_new(t.policy, t.opts.show_identities, 0);
+	if (!t.out || !t.ct || !t.attrib || !t.rules) {
 		log_err("out of memory");
 		rc = EXIT_RUNTIME;
 		goto out_free;
@@ -366,6 +437,8 @@ out_free:
 	conntrack_free(t.ct, "trace_end");
 	capture_close(t.cap);
 	attrib_free(t.attrib);
+	rules_free(t.rules);
+	policy_free(t.policy);
 	output_free(t.out);
 	return rc;
 }

@@ -18,6 +18,8 @@ enum {
 	OPT_STATS_INTERVAL,
 	OPT_STACK,
 	OPT_CAPTURE_ONLY,
+	OPT_VIOLATIONS_ONLY,
+	OPT_SHOW_IDENTITIES,
 };
 
 static const struct option long_opts[] = {
@@ -28,6 +30,9 @@ static const struct option long_opts[] = {
 	{ "payload", no_argument, NULL, OPT_PAYLOAD },
 	{ "stack", no_argument, NULL, OPT_STACK },
 	{ "capture-only", no_argument, NULL, OPT_CAPTURE_ONLY },
+	{ "policy", required_argument, NULL, 'c' },
+	{ "violations-only", no_argument, NULL, OPT_VIOLATIONS_ONLY },
+	{ "show-identities", no_argument, NULL, OPT_SHOW_IDENTITIES },
 	{ "ringbuf-size", required_argument, NULL, OPT_RINGBUF_SIZE },
 	{ "write-cap", required_argument, NULL, OPT_WRITE_CAP },
 	{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
@@ -39,7 +44,8 @@ static const struct option long_opts[] = {
 void trace_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: wsaudit trace [-p PID]... [--exe GLOB]... [-o text|json] [-d SECONDS]\n"
+		"usage: wsaudit trace [-p PID]... [--exe GLOB]... [-c POLICY] [-o text|json] [-d SECONDS]\n"
+		"                     [--violations-only] [--show-identities]\n"
 		"                     [--stack] [--capture-only] [--payload] [--ringbuf-size BYTES] [--write-cap BYTES]\n"
 		"\n"
 		"Follows the outbound WebSocket frames of the given processes until Ctrl-C or -d.\n"
@@ -48,6 +54,9 @@ void trace_usage(FILE *out)
 		"                         including ones started later (repeatable)\n"
 		"  -o, --output FORMAT    text (default) or json: one JSON object per line\n"
 		"  -d, --duration SECS    stop after SECS seconds\n"
+		"  -c, --policy FILE      the policy (bridge, transport, identity); default built in\n"
+		"      --violations-only  print only frames that break a rule\n"
+		"      --show-identities  print user ids as they are (default: a stable short hash)\n"
 		"      --stack            include the writer's whole Python stack\n"
 		"      --capture-only     do not walk Python stacks (frames are unattributed)\n"
 		"      --payload          include payload bytes in the output (user data!)\n"
@@ -101,7 +110,7 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 	err[0] = '\0';
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":p:o:d:vh", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":p:o:d:c:vh", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (parse_u64(optarg, &v) || v == 0 || v > INT_MAX)
@@ -141,6 +150,15 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 			break;
 		case OPT_CAPTURE_ONLY:
 			o->capture_only = true;
+			break;
+		case 'c':
+			o->policy_path = optarg;
+			break;
+		case OPT_VIOLATIONS_ONLY:
+			o->violations_only = true;
+			break;
+		case OPT_SHOW_IDENTITIES:
+			o->show_identities = true;
 			break;
 		case OPT_RINGBUF_SIZE:
 			/* The kernel wants a power-of-two multiple of the page size. */

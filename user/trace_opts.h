@@ -24,6 +24,9 @@ struct trace_opts {
 	bool payload;
 	bool stack;
 	bool capture_only; /* no stack walk: frames without attribution */
+	bool violations_only;
+	bool show_identities;
+	const char *policy_path; /* NULL: the built-in policy */
 	bool help;
 	int verbose;
 	size_t ringbuf_size;

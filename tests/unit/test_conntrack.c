@@ -32,7 +32,7 @@ struct recorder {
 	enum conn_state last_verdict;
 };
 
-static void rec_open(void *ctx, const struct ct_conn *c, uint64_t ts)
+static void rec_open(void *ctx, struct ct_conn *c, uint64_t ts)
 {
 	struct recorder *r = ctx;
 

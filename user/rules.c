@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules.h"
+
+#define OWNER_BUCKETS 8192
+
+struct owner {
+	char *key; /* "run_id=<value>" */
+	char *user;
+	struct owner *next; /* hash chain */
+	struct owner *older, *newer; /* age list, for eviction */
+};
+
+struct rules {
+	const struct policy *policy;
+	bool show_identities;
+	size_t max_owners;
+	struct owner *buckets[OWNER_BUCKETS];
+	struct owner *oldest, *newest;
+	struct rules_stats stats;
+};
+
+static const char *const rule_names[RULE__COUNT] = {
+	[RULE_BRIDGE_BYPASS] = "bridge_bypass",
+	[RULE_ISOLATION_BREACH] = "isolation_breach",
+};
+
+static const char *const identity_kind_names[ID__COUNT] = {
+	[ID_CONNECTION] = "connection",
+	[ID_MESSAGE] = "message",
+	[ID_OWNER] = "owner",
+};
+
+const char *rule_name(enum rule_kind r)
+{
+	return r < RULE__COUNT ? rule_names[r] : "unknown";
+}
+
+const char *identity_kind_name(enum identity_kind k)
+{
+	return k < ID__COUNT ? identity_kind_names[k] : "unknown";
+}
+
+/* FNV-1a: stable across runs and machines, so redacted values can still be correlated. */
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+void rules_redact(const struct rules *r, const char *value, char *out, size_t size)
+{
+	if (r->show_identities)
+		snprintf(out, size, "%s", value);
+	else
+		snprintf(out, size, "u#%012llx", (unsigned long long)(fnv1a(value) >> 16));
+}
+
+struct rules *rules_new(const struct policy *p, bool show_identities, size_t max_owners)
+{
+	struct rules *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->policy = p;
+	r->show_identities = show_identities;
+	r->max_owners = max_owners ? max_owners : 100000;
+	return r;
+}
+
+static void owner_unlink(struct rules *r, struct owner *o)
+{
+	struct owner **pp = &r->buckets[fnv1a(o->key) % OWNER_BUCKETS];
+
+	while (*pp != o)
+		pp = &(*pp)->next;
+	*pp = o->next;
+	if (o->older)
+		o->older->newer = o->newer;
+	else
+		r->oldest = o->newer;
+	if (o->newer)
+		o->newer->older = o->older;
+	else
+		r->newest = o->older;
+	r->stats.owners--;
+}
+
+static void owner_free(struct owner *o)
+{
+	free(o->key);
+	free(o->user);
+	free(o);
+}
+
+void rules_free(struct rules *r)
+{
+	struct owner *o, *next;
+
+	if (!r)
+		return;
+	for (o = r->oldest; o; o = next) {
+		next = o->newer;
+		owner_free(o);
+	}
+	free(r);
+}
+
+static struct owner *owner_find(struct rules *r, const char *key)
+{
+	struct owner *o;
+
+	for (o = r->buckets[fnv1a(key) % OWNER_BUCKETS]; o; o = o->next) {
+		if (!strcmp(o->key, key))
+			return o;
+	}
+	return NULL;
+}
+
+/* Remembers user as the owner of key; false when out of memory. */
+static bool owner_add(struct rules *r, const char *key, const char *user)
+{
+	struct owner *o;
+	size_t b;
+
+	if (r->stats.owners >= r->max_owners && r->oldest) {
+		o = r->oldest;
+		owner_unlink(r, o);
+		owner_free(o);
+		r->stats.owner_evictions++;
+	}
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return false;
+	o->key = strdup(key);
+	o->user = strdup(user);
+	if (!o->key || !o->user) {
+		owner_free(o);
+		return false;
+	}
+	b = fnv1a(key) % OWNER_BUCKETS;
+	o->next = r->buckets[b];
+	r->buckets[b] = o;
+	o->older = r->newest;
+	if (r->newest)
+		r->newest->newer = o;
+	else
+		r->oldest = o;
+	r->newest = o;
+	r->stats.owners++;
+	return true;
+}
+
+static struct violation *add_violation(struct rules *r, struct rules_verdict *out,
+				       enum rule_kind rule)
+{
+	struct violation *v;
+
+	if (out->nviolations == RULES_MAX_VIOLATIONS)
+		return NULL;
+	v = &out->v[out->nviolations++];
+	memset(v, 0, sizeof(*v));
+	v->rule = rule;
+	r->stats.violations[rule]++;
+	return v;
+}
+
+static void judge_bridge(struct rules *r, const struct rules_input *in, struct rules_verdict *out)
+{
+	const struct attrib_stack *s = in->stack;
+	const struct attrib_frame *o;
+	struct violation *v;
+
+	out->via_bridge = -1;
+	if (!policy_bridge_opcode(r->policy, in->opcode))
+		return;
+	/* Without the writer's stack there is nothing to judge: say so, do not guess. */
+	if (!s || s->origin < 0) {
+		r->stats.bridge_unjudged++;
+		return;
+	}
+	for (size_t i = 0; i < s->nframes; i++) {
+		if (policy_is_bridge_frame(r->policy, s->frames[i].function, s->frames[i].file)) {
+			out->via_bridge = 1;
+			return;
+		}
+	}
+	out->via_bridge = 0;
+	v = add_violation(r, out, RULE_BRIDGE_BYPASS);
+	if (!v)
+		return;
+	o = &s->frames[s->origin];
+	snprintf(v->detail, sizeof(v->detail),
+		 "%s (%s:%d) sent without a bridge frame on the stack", o->function, o->file,
+		 o->line);
+}
+
+static void breach(struct rules *r, struct rules_verdict *out, enum identity_kind a,
+		   const char *a_value, enum identity_kind b, const char *b_value, const char *key)
+{
+	struct violation *v = add_violation(r, out, RULE_ISOLATION_BREACH);
+	char detail[RULES_DETAIL_LEN];
+
+	if (!v)
+		return;
+	v->a = a;
+	v->b = b;
+	rules_redact(r, a_value, v->a_value, sizeof(v->a_value));
+	rules_redact(r, b_value, v->b_value, sizeof(v->b_value));
+	if (key)
+		snprintf(v->key, sizeof(v->key), "%s", key);
+	/* Formatted apart: the compiler cannot see that detail and the values never overlap. */
+	if (b == ID_OWNER)
+		snprintf(detail, sizeof(detail),
+			 "%s first seen for user %s was sent to user %s's connection", key,
+			 v->b_value, v->a_value);
+	else
+		snprintf(detail, sizeof(detail),
+			 "connection of user %s received a message for user %s", v->a_value,
+			 v->b_value);
+	memcpy(v->detail, detail, sizeof(v->detail));
+}
+
+static void judge_isolation(struct rules *r, const struct rules_input *in,
+			    struct rules_verdict *out)
+{
+	const struct identity_message *m = in->msg;
+	char key[64 + IDENTITY_MAX_VALUE + 2];
+	struct owner *o;
+
+	if (!m || m->reason != IDENTITY_OK || !in->conn_user)
+		return;
+	if (m->user.reason == IDENTITY_OK && strcmp(m->user.value, in->conn_user))
+		breach(r, out, ID_CONNECTION, in->conn_user, ID_MESSAGE, m->user.value, NULL);
+	for (size_t i = 0; i < m->nowners; i++) {
+		if (m->owners[i].f.reason != IDENTITY_OK)
+			continue;
+		snprintf(key, sizeof(key), "%s=%s", m->owners[i].key, m->owners[i].f.value);
+		o = owner_find(r, key);
+		if (!o) {
+			owner_add(r, key, in->conn_user);
+			continue;
+		}
+		if (strcmp(o->user, in->conn_user))
+			breach(r, out, ID_CONNECTION, in->conn_user, ID_OWNER, o->user,
+			       m->owners[i].key);
+	}
+}
+
+void rules_judge(struct rules *r, const struct rules_input *in, struct rules_verdict *out)
+{
+	memset(out, 0, sizeof(*out));
+	judge_bridge(r, in, out);
+	judge_isolation(r, in, out);
+}
+
+const struct rules_stats *rules_stats(const struct rules *r)
+{
+	return &r->stats;
+}

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The two findings (DESIGN.md): bridge_bypass, a data frame whose writer's stack holds no
+ * bridge frame, and isolation_breach, a frame whose identities disagree — the user who owns
+ * the connection (handshake), the user the message names, and the owner learned for an
+ * ownership key (run_id, thread_id: first seen on user A's connection, later sent to B's).
+ * Pure: it judges what it is given and keeps only the bounded ownership table.
+ */
+#ifndef WSAUDIT_RULES_H
+#define WSAUDIT_RULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attrib.h"
+#include "identity.h"
+#include "policy.h"
+
+enum rule_kind {
+	RULE_BRIDGE_BYPASS,
+	RULE_ISOLATION_BREACH,
+	RULE__COUNT,
+};
+
+const char *rule_name(enum rule_kind r);
+
+/* Which identities disagreed, for isolation_breach. */
+enum identity_kind {
+	ID_CONNECTION, /* from the upgrade request */
+	ID_MESSAGE, /* a field of the message */
+	ID_OWNER, /* the owner learned for an ownership key */
+	ID__COUNT,
+};
+
+const char *identity_kind_name(enum identity_kind k);
+
+#define RULES_MAX_VIOLATIONS 4
+#define RULES_DETAIL_LEN 1600
+
+struct violation {
+	enum rule_kind rule;
+	/* isolation_breach: the two identities and their (possibly redacted) values */
+	enum identity_kind a, b;
+	char a_value[IDENTITY_MAX_VALUE + 1];
+	char b_value[IDENTITY_MAX_VALUE + 1];
+	char key[64]; /* ID_OWNER: the ownership key ("run_id") */
+	char detail[RULES_DETAIL_LEN];
+};
+
+struct rules_input {
+	unsigned int opcode; /* of the frame; continuation frames are not judged by the bridge rule */
+	const char *conn_user; /* NULL when the handshake named no user */
+	const struct identity_message *msg; /* NULL unless this frame completes a message */
+	const struct attrib_stack *stack; /* the writer's stack; origin < 0 when unattributed */
+};
+
+struct rules_verdict {
+	int via_bridge; /* 1, 0, or -1 when the stack is unknown (not judged) */
+	size_t nviolations;
+	struct violation v[RULES_MAX_VIOLATIONS];
+};
+
+struct rules_stats {
+	uint64_t violations[RULE__COUNT];
+	uint64_t bridge_unjudged; /* data frames without a stack to judge */
+	uint64_t owners; /* ownership keys remembered now */
+	uint64_t owner_evictions; /* forgotten, oldest first, past the bound */
+};
+
+struct rules;
+
+/* show_identities: values in details as they are; otherwise a stable short hash. */
+struct rules *rules_new(const struct policy *p, bool show_identities, size_t max_owners);
+void rules_free(struct rules *r);
+void rules_judge(struct rules *r, const struct rules_input *in, struct rules_verdict *out);
+const struct rules_stats *rules_stats(const struct rules *r);
+/* "u#" and 12 hex digits of a hash of value, or value itself when identities are shown. */
+void rules_redact(const struct rules *r, const char *value, char *out, size_t size);
+
+#endif /* WSAUDIT_RULES_H */
