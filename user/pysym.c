@@ -706,6 +706,13 @@ static int receiver_kind(pid_t pid, const struct pyproc_info *info, unsigned lon
 int pysym_receiver_class(pid_t pid, const struct pyproc_info *info, unsigned long long code,
 			 unsigned long long first_arg, char *buf, size_t len)
 {
+	return pysym_receiver_class_typed(pid, info, code, first_arg, 0, buf, len);
+}
+
+int pysym_receiver_class_typed(pid_t pid, const struct pyproc_info *info, unsigned long long code,
+			       unsigned long long first_arg, unsigned long long first_type,
+			       char *buf, size_t len)
+{
 	const struct py_layout *l = &info->layout;
 	const struct py_offsets *o = &info->off;
 	unsigned long long obj, type, name;
@@ -720,9 +727,16 @@ int pysym_receiver_class(pid_t pid, const struct pyproc_info *info, unsigned lon
 	/* 3.9/3.10 keep an argument captured by a closure in another slot: this one is NULL. */
 	if (!obj)
 		return -ENOENT;
-	err = pyproc_read(pid, obj + o->object_type, &type, sizeof(type));
-	if (err)
-		return err;
+	/*
+	 * The type read at walk time is the one to trust: by now the receiver may have been
+	 * freed and its memory reused by another object.
+	 */
+	type = first_type;
+	if (!type) {
+		err = pyproc_read(pid, obj + o->object_type, &type, sizeof(type));
+		if (err)
+			return err;
+	}
 	if (info->cell_type_addr && type == info->cell_type_addr) {
 		/* 3.11+ turn such an argument into a cell in place: ob_ref follows the header. */
 		err = pyproc_read(pid, obj + o->object_type + 8, &obj, sizeof(obj));
@@ -763,12 +777,19 @@ int pysym_method_class(pid_t pid, const struct pyproc_info *info, unsigned long 
 int pysym_qualify(pid_t pid, const struct pyproc_info *info, unsigned long long code,
 		  unsigned long long first_arg, struct pysym_loc *loc)
 {
+	return pysym_qualify_typed(pid, info, code, first_arg, 0, loc);
+}
+
+int pysym_qualify_typed(pid_t pid, const struct pyproc_info *info, unsigned long long code,
+			unsigned long long first_arg, unsigned long long first_type,
+			struct pysym_loc *loc)
+{
 	char cls[PYSYM_NAME_MAX], fn[PYSYM_NAME_MAX];
 	int err;
 
 	if (info->layout.code_qualname != PY_OFF_NONE)
 		return 0;
-	err = pysym_receiver_class(pid, info, code, first_arg, cls, sizeof(cls));
+	err = pysym_receiver_class_typed(pid, info, code, first_arg, first_type, cls, sizeof(cls));
 	if (err)
 		return err;
 	if (snprintf(fn, sizeof(fn), "%s.%s", cls, loc->name) >= (int)sizeof(fn))

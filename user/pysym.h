@@ -87,6 +87,15 @@ void pysym_get_stats(const struct pysym *s, struct pysym_stats *out);
 int pysym_receiver_class(pid_t pid, const struct pyproc_info *info, unsigned long long code,
 			 unsigned long long first_arg, char *buf, size_t len);
 
+/*
+ * The same with @first_type, the receiver's ob_type as the walk read it (0: read it now).
+ * Give it whenever the walk has it: the receiver may be freed, and its memory reused by an
+ * object of another type, before this runs.  For cls, @first_arg itself is the class.
+ */
+int pysym_receiver_class_typed(pid_t pid, const struct pyproc_info *info, unsigned long long code,
+			       unsigned long long first_arg, unsigned long long first_type, char *buf,
+			       size_t len);
+
 /* The same, reading localsplus[0] from the live frame at @frame. */
 int pysym_method_class(pid_t pid, const struct pyproc_info *info, unsigned long long frame,
 		       unsigned long long code, char *buf, size_t len);
@@ -98,6 +107,11 @@ int pysym_method_class(pid_t pid, const struct pyproc_info *info, unsigned long 
  */
 int pysym_qualify(pid_t pid, const struct pyproc_info *info, unsigned long long code,
 		  unsigned long long first_arg, struct pysym_loc *loc);
+
+/* pysym_qualify with the receiver's type read at walk time (see pysym_receiver_class_typed). */
+int pysym_qualify_typed(pid_t pid, const struct pyproc_info *info, unsigned long long code,
+			unsigned long long first_arg, unsigned long long first_type,
+			struct pysym_loc *loc);
 
 /*
  * Pure decoders, exposed for tests.  The line of byte offset @lasti: 0 and *line, -ENOENT
