@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The two findings, judged on hand-made stacks and messages. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules.h"
+
+static const char POLICY[] = "bridge:\n"
+			     "  functions: [\"AgentWebSocketBridge.*\"]\n"
+			     "identity:\n"
+			     "  message:\n"
+			     "    - {json: user_id}\n"
+			     "  ownership: [run_id]\n"
+			     "messages:\n"
+			     "  type: [type]\n";
+
+struct fixture {
+	struct policy *policy;
+	struct rules *rules;
+};
+
+static int setup(void **state)
+{
+	static struct fixture fx;
+	char err[POLICY_ERR_LEN];
+
+	fx.policy = policy_load_mem("test.yaml", POLICY, strlen(POLICY), err, sizeof(err));
+	if (!fx.policy) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	fx.rules = rules_new(fx.policy, true, 2);
+	*state = &fx;
+	return fx.rules ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	rules_free(fx->rules);
+	policy_free(fx->policy);
+	return 0;
+}
+
+static struct attrib_stack *make_stack(const char *const *fns, size_t n, int origin)
+{
+	struct attrib_stack *s = calloc(1, sizeof(*s) + n * sizeof(s->frames[0]));
+
+	s->refs = 1;
+	s->origin = origin;
+	s->nframes = n;
+	for (size_t i = 0; i < n; i++) {
+		s->frames[i].function = strdup(fns[i]);
+		s->frames[i].file = strdup("/srv/app/x.py");
+		s->frames[i].line = 10 + (int)i;
+	}
+	return s;
+}
+
+static void test_bridge_frame_passes_bypass_flagged(void **state)
+{
+	struct fixture *fx = *state;
+	const char *via[] = { "Manager.send_to_user", "AgentWebSocketBridge.notify_agent_started",
+			      "DataAgent.run" };
+	const char *bypass[] = { "Manager.send_to_user", "DataAgent.run" };
+	struct attrib_stack *a = make_stack(via, 3, 0), *b = make_stack(bypass, 2, 1);
+	struct rules_input in = { .opcode = 1, .stack = a };
+	struct rules_verdict v;
+
+	rules_judge(fx->rules, &in, &v);
+	assert_int_equal(v.via_bridge, 1);
+	assert_int_equal(v.nviolations, 0);
+	in.stack = b;
+	rules_judge(fx->rules, &in, &v);
+	assert_int_equal(v.via_bridge, 0);
+	assert_int_equal(v.nviolations, 1);
+	assert_int_equal(v.v[0].rule, RULE_BRIDGE_BYPASS);
+	assert_string_equal(
+		v.v[0].detail,
+		"DataAgent.run (/srv/app/x.py:11) sent without a bridge frame on the stack");
+	/* Control frames are not subject to the bridge rule. */
+	in.opcode = 9;
+	rules_judge(fx->rules, &in, &v);
+	assert_int_equal(v.via_bridge, -1);
+	assert_int_equal(v.nviolations, 0);
+	attrib_stack_put(a);
+	attrib_stack_put(b);
+}
+
+static void test_unattributed_frame_is_not_judged(void **state)
+{
+	struct fixture *fx = *state;
+	struct attrib_stack *s = make_stack(NULL, 0, -1);
+	struct rules_input in = { .opcode = 1, .stack = s };
+	struct rules_verdict v;
+	uint64_t before = rules_stats(fx->rules)->bridge_unjudged;
+
+	rules_judge(fx->rules, &in, &v);
+	assert_int_equal(v.via_bridge, -1);
+	assert_int_equal(v.nviolations, 0);
+	assert_int_equal(rules_stats(fx->rules)->bridge_unjudged, before + 1);
+	attrib_stack_put(s);
+}
+
+static void message(struct fixture *fx, const char *json, struct identity_message *m)
+{
+	assert_int_equal(identity_from_message(fx->policy, 1, json, strlen(json), m), 0);
+	assert_int_equal(m->reason, IDENTITY_OK);
+}
+
+static void test_message_user_disagrees_with_connection(void **state)
+{
+	struct fixture *fx = *state;
+	struct identity_message m;
+	struct rules_input in = { .opcode = 1, .conn_user = "alice", .msg = &m };
+	struct rules_verdict v;
+
+	message(fx, "{\"type\":\"agent_started\",\"user_id\":\"alice\"}", &m);
+	rules_judge(fx->rules, &in, &v);
+	assert_int_equal(v.nviolations, 0);
+	message(fx, "{\"type\":\"agent_started\",\"user_id\":\"bob\"}", &m);
+	rules_judge(fx->rules, &in, &v);
+	assert_int_equal(v.nviolations, 1);
+	assert_int_equal(v.v[0].rule, RULE_ISOLATION_BREACH);
+	assert_int_equal(v.v[0].a, ID_CONNECTION);
+	assert_int_equal(v.v[0].b, ID_MESSAGE);
+	assert_string_equal(v.v[0].a_value, "alice");
+	assert_string_equal(v.v[0].b_value, "bob");
+}
+
+static void test_ownership_key_crossing_users(void **state)
+{
+	struct fixture *fx = *state;
+	struct identity_message m;
+	struct rules_input in = { .opcode = 1, .msg = &m };
+	struct rules_verdict v;
+
+	message(fx, "{\"type\":\"agent_thinking\",\"run_id\":\"r1\"}", &m);
+	in.conn_user = "alice";
+	rules_judge(fx->rules, &in, &v);
+	assert_int_equal(v.nviolations, 0);
+	in.conn_user = "bob";
+	rules_judge(fx->rules, &in, &v);
+	assert_int_equal(v.nviolations, 1);
+	assert_int_equal(v.v[0].b, ID_OWNER);
+	assert_string_equal(v.v[0].key, "run_id");
+	assert_string_equal(v.v[0].detail,
+			    "run_id first seen for user alice was sent to user bob's connection");
+}
+
+static void test_owner_table_is_bounded(void **state)
+{
+	struct fixture *fx = *state;
+	struct identity_message m;
+	struct rules_input in = { .opcode = 1, .conn_user = "carol", .msg = &m };
+	struct rules_verdict v;
+	const char *runs[] = { "{\"run_id\":\"a\"}", "{\"run_id\":\"b\"}", "{\"run_id\":\"c\"}" };
+
+	for (int i = 0; i < 3; i++) {
+		message(fx, runs[i], &m);
+		rules_judge(fx->rules, &in, &v);
+	}
+	assert_int_equal(rules_stats(fx->rules)->owners, 2);
+	assert_true(rules_stats(fx->rules)->owner_evictions >= 1);
+}
+
+static void test_redaction_is_stable_and_hides(void **state)
+{
+	struct fixture *fx = *state;
+	struct rules *hidden = rules_new(fx->policy, false, 0);
+	char a[64], b[64], c[64];
+
+	rules_redact(hidden, "auth_user_1732_0_abcd1234", a, sizeof(a));
+	rules_redact(hidden, "auth_user_1732_0_abcd1234", b, sizeof(b));
+	rules_redact(hidden, "auth_user_1732_1_abcd1234", c, sizeof(c));
+	assert_string_equal(a, b);
+	assert_string_not_equal(a, c);
+	assert_null(strstr(a, "auth_user"));
+	assert_int_equal(strlen(a), 14);
+	rules_free(hidden);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bridge_frame_passes_bypass_flagged),
+		cmocka_unit_test(test_unattributed_frame_is_not_judged),
+		cmocka_unit_test(test_message_user_disagrees_with_connection),
+		cmocka_unit_test(test_ownership_key_crossing_users),
+		cmocka_unit_test(test_owner_table_is_bounded),
+		cmocka_unit_test(test_redaction_is_stable_and_hides),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
