@@ -13,6 +13,7 @@
  *   d  `wsaudit trace -p IDLE -o json`, started before and stopped after the repetition
  *   e  the floor plus the same test on a bitmap in an array map: a cheaper filter
  *   f  the floor plus what wsaudit's programs do for an untraced process, as written
+ *   g  `wsaudit trace -p SELF -o json`: this process traced, its socket not a WebSocket
  *
  * Each figure is ns per call over one timed batch of calls; a configuration's cost is paired
  * with (a) of the same repetition.  Markdown goes to stdout, progress to stderr.  Root only.
@@ -31,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -40,6 +42,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -76,6 +80,7 @@ enum cfg_id {
 	CFG_WSAUDIT,
 	CFG_BITMAP,
 	CFG_UNTRACED,
+	CFG_SELF,
 	CFG_MAX,
 };
 
@@ -86,6 +91,7 @@ static const char *const cfg_names[CFG_MAX] = {
 	[CFG_WSAUDIT] = "(d) `wsaudit trace -p IDLE -o json`",
 	[CFG_BITMAP] = "(e) floor + traced-tgid bitmap test (array map)",
 	[CFG_UNTRACED] = "(f) floor + wsaudit's untraced path (exit: in-flight, then tgid lookup)",
+	[CFG_SELF] = "(g) `wsaudit trace -p SELF -o json`: traced, the socket not a WebSocket",
 };
 
 /* The programs of bench/floor.bpf.c that each configuration attaches, by name prefix. */
@@ -129,6 +135,10 @@ struct tracer {
 	long ready_ticks; /* its CPU ticks when measuring began */
 	long steady_ticks; /* CPU ticks while measured, over every run */
 	unsigned int unsettled; /* runs measured before its CPU use went quiet */
+	int out_fd; /* its stdout, a memfd: the final stats record is read from it */
+	/* Sums of its final stats records over every run. */
+	__u64 records, drops, ignored, websocket;
+	unsigned int stats_missing; /* runs without a final stats record */
 };
 
 struct bench {
@@ -141,7 +151,8 @@ struct bench {
 	bool disturbed[REPS_MAX]; /* foreign tracepoint programs were seen around a batch */
 	unsigned int clean[REPS_MAX], nclean; /* the repetitions that the report summarizes */
 	struct floor floor;
-	struct tracer tracer;
+	struct tracer tracer; /* (d), tracing an idle process */
+	struct tracer self; /* (g), tracing this process */
 	pid_t idle_pid; /* the idle process we spawned for wsaudit to trace, or 0 */
 	unsigned long recvs; /* recv() calls of the reader */
 	unsigned long sends[CFG_MAX][NSIZES], drains[CFG_MAX][NSIZES]; /* over all batches */
@@ -575,22 +586,27 @@ static int tracer_start(struct tracer *t, const char *path, pid_t target)
 	char pidstr[16];
 	int pfd[2], r;
 
-	if (pipe2(pfd, O_CLOEXEC))
+	t->out_fd = memfd_create("wsaudit-stdout", MFD_CLOEXEC);
+	if (t->out_fd < 0)
 		return -errno;
+	if (pipe2(pfd, O_CLOEXEC)) {
+		r = -errno;
+		close(t->out_fd);
+		return r;
+	}
 	snprintf(pidstr, sizeof(pidstr), "%d", target);
 	t->pid = fork();
 	if (t->pid < 0) {
 		r = -errno;
 		close(pfd[0]);
 		close(pfd[1]);
+		close(t->out_fd);
 		return r;
 	}
 	if (t->pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		cpu_unpin();
-		if (null < 0 || dup2(null, STDOUT_FILENO) < 0 || dup2(pfd[1], STDERR_FILENO) < 0)
+		if (dup2(t->out_fd, STDOUT_FILENO) < 0 || dup2(pfd[1], STDERR_FILENO) < 0)
 			_exit(127);
 		/* -d bounds an orphan's life should this process die without stopping it. */
 		execl(path, path, "trace", "-p", pidstr, "-o", "json", "-d", "900", (char *)NULL);
@@ -618,6 +634,7 @@ static int tracer_start(struct tracer *t, const char *path, pid_t target)
 			kill(t->pid, SIGKILL);
 			waitpid(t->pid, NULL, 0);
 			close(t->err_fd);
+			close(t->out_fd);
 			t->pid = 0;
 			return r < 0 ? r : -ECHILD;
 		}
@@ -627,6 +644,41 @@ static int tracer_start(struct tracer *t, const char *path, pid_t target)
 	t->ready_ticks = proc_cpu_ticks(t->pid);
 	clock_gettime(CLOCK_MONOTONIC, &t->ready_at);
 	return 0;
+}
+
+/* Add up the counts of the final stats record that wsaudit printed on exit. */
+static void tracer_final_stats(struct tracer *t)
+{
+	json_int_t records = 0, drops = 0, ignored = 0, websocket = 0;
+	char *buf = NULL, *line;
+	json_t *root = NULL;
+	struct stat st;
+
+	if (fstat(t->out_fd, &st) || st.st_size <= 0)
+		goto out_missing;
+	buf = malloc(st.st_size + 1);
+	if (!buf || pread(t->out_fd, buf, st.st_size, 0) != st.st_size)
+		goto out_missing;
+	buf[st.st_size] = '\0';
+	while (st.st_size > 0 && buf[st.st_size - 1] == '\n')
+		buf[--st.st_size] = '\0';
+	line = strrchr(buf, '\n');
+	line = line ? line + 1 : buf;
+	root = json_loads(line, 0, NULL);
+	if (!root || json_unpack(root, "{s:{s:I}, s:I, s:{s:I, s:I}}", "kernel", "records",
+				 &records, "drops_total", &drops, "conns", "ignored", &ignored,
+				 "websocket", &websocket))
+		goto out_missing;
+	t->records += records;
+	t->drops += drops;
+	t->ignored += ignored;
+	t->websocket += websocket;
+	goto out;
+out_missing:
+	t->stats_missing++;
+out:
+	json_decref(root);
+	free(buf);
 }
 
 /* SIGINT, as a user stops it; it must exit 0 within TRACER_STOP_MS. */
@@ -668,8 +720,10 @@ static int tracer_stop(struct tracer *t)
 			status, t->tail);
 		err = -ECHILD;
 	}
+	tracer_final_stats(t);
 out:
 	close(t->err_fd);
+	close(t->out_fd);
 	t->pid = 0;
 	return err;
 }
@@ -690,10 +744,44 @@ static pid_t idle_spawn(void)
 
 /* --- one configuration ----------------------------------------------------------------------- */
 
+static bool cfg_is_tracer(enum cfg_id cfg)
+{
+	return cfg == CFG_WSAUDIT || cfg == CFG_SELF;
+}
+
+/*
+ * Traced, wsaudit first sees the connection as unclassified and sends its bytes up until the
+ * collector's verdict (not a WebSocket) reaches the kernel: measure after that, in the steady
+ * state of a traced process writing to a socket wsaudit ignores.
+ */
+static int self_warm_up(struct bench *b)
+{
+	double ns[METRIC_MAX];
+	int err;
+
+	for (int round = 0; round < 2; round++) {
+		for (size_t s = 0; s < NSIZES; s++) {
+			err = send_batch(b, sizes[s], 2000, ns);
+			if (err)
+				return err;
+		}
+		usleep(300 * 1000);
+	}
+	return 0;
+}
+
 static int cfg_enter(struct bench *b, enum cfg_id cfg)
 {
+	int err;
+
 	if (cfg == CFG_WSAUDIT)
 		return tracer_start(&b->tracer, b->opts.wsaudit, b->opts.target);
+	if (cfg == CFG_SELF) {
+		err = tracer_start(&b->self, b->opts.wsaudit, getpid());
+		if (!err)
+			err = self_warm_up(b);
+		return err;
+	}
 	if (cfg_progs[cfg])
 		return floor_attach(&b->floor, cfg_progs[cfg]);
 	return 0;
@@ -703,6 +791,8 @@ static int cfg_leave(struct bench *b, enum cfg_id cfg)
 {
 	if (cfg == CFG_WSAUDIT)
 		return tracer_stop(&b->tracer);
+	if (cfg == CFG_SELF)
+		return tracer_stop(&b->self);
 	floor_detach(&b->floor);
 	return 0;
 }
@@ -719,14 +809,14 @@ static int cfg_measure(struct bench *b, enum cfg_id cfg, unsigned int rep)
 		unsigned long recvs = __atomic_load_n(&b->recvs, __ATOMIC_RELAXED);
 
 		/* wsaudit's own links cannot be told from others': check around the rest. */
-		if (cfg != CFG_WSAUDIT && floor_foreign_links(&b->floor))
+		if (!cfg_is_tracer(cfg) && floor_foreign_links(&b->floor))
 			b->disturbed[rep] = true;
 		err = send_batch(b, sizes[s], b->calls[s], ns);
 		if (err) {
 			cfg_leave(b, cfg);
 			return err;
 		}
-		if (cfg != CFG_WSAUDIT && floor_foreign_links(&b->floor))
+		if (!cfg_is_tracer(cfg) && floor_foreign_links(&b->floor))
 			b->disturbed[rep] = true;
 		for (int m = 0; m < METRIC_MAX; m++)
 			b->ns[m][cfg][s][rep] = ns[m];
@@ -931,6 +1021,23 @@ static void report_metric(const struct bench *b, int m)
 	}
 }
 
+static void report_tracer(const struct tracer *t, char cfg)
+{
+	printf("\n(%c): wsaudit was started %u times and measured for %.1f s in all; meanwhile it "
+	       "used %.0f ms of CPU, and %.0f ms with its start-ups and exits. Its final stats, "
+	       "summed: %llu kernel records, %llu drops, %llu connections ignored, %llu WebSocket.",
+	       cfg, t->starts, t->up_s, t->steady_ticks * 1000.0 / sysconf(_SC_CLK_TCK),
+	       t->cpu_s * 1000, (unsigned long long)t->records, (unsigned long long)t->drops,
+	       (unsigned long long)t->ignored, (unsigned long long)t->websocket);
+	if (t->stats_missing)
+		printf(" %u runs printed no final stats record.", t->stats_missing);
+	if (t->unsettled)
+		printf(" %u times it still used CPU %d ms after saying it was tracing; those "
+		       "repetitions were measured anyway.",
+		       t->unsettled, TRACER_SETTLE_MS);
+	printf("\n");
+}
+
 static void report(struct bench *b)
 {
 	const struct bench_opts *o = &b->opts;
@@ -970,18 +1077,10 @@ static void report(struct bench *b)
 	       "whatever else ran on the CPU.\n\n");
 	report_metric(b, METRIC_WALL);
 
-	if (cfg_on(b, CFG_WSAUDIT)) {
-		printf("\nwsaudit was started %u times and measured for %.1f s in all; meanwhile it "
-		       "used %.0f ms of CPU, and %.0f ms with its start-ups and exits.",
-		       b->tracer.starts, b->tracer.up_s,
-		       b->tracer.steady_ticks * 1000.0 / sysconf(_SC_CLK_TCK),
-		       b->tracer.cpu_s * 1000);
-		if (b->tracer.unsettled)
-			printf(" %u times it still used CPU %d ms after saying it was tracing; those "
-			       "repetitions were measured anyway.",
-			       b->tracer.unsettled, TRACER_SETTLE_MS);
-		printf("\n");
-	}
+	if (cfg_on(b, CFG_WSAUDIT))
+		report_tracer(&b->tracer, 'd');
+	if (cfg_on(b, CFG_SELF))
+		report_tracer(&b->self, 'g');
 }
 
 /* --- command line ---------------------------------------------------------------------------- */
@@ -994,10 +1093,11 @@ static void usage(FILE *f)
 		"  -r, --reps N       repetitions (default 11, at most %d)\n"
 		"  -n, --calls N      send() calls per batch (default: calibrated, see -m)\n"
 		"  -m, --ms MS        calibrate batches to about MS ms without BPF (default 100)\n"
-		"  -c, --configs LIST configurations among a-f (default all; a is implied)\n"
+		"  -c, --configs LIST configurations among a-g (default all; a is implied)\n"
 		"                     a no BPF, b empty programs, c + tgid hash lookup,\n"
 		"                     d wsaudit trace, e + tgid bitmap test,\n"
-		"                     f + wsaudit's untraced path (exit: two hash lookups)\n"
+		"                     f + wsaudit's untraced path (exit: two hash lookups),\n"
+		"                     g wsaudit trace of this process (a socket it ignores)\n"
 		"  -w, --wsaudit PATH the wsaudit binary for (d) (default ./wsaudit)\n"
 		"  -p, --target PID   the process wsaudit traces in (d) (default: an idle python3\n"
 		"                     started by the bench)\n"
@@ -1119,10 +1219,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_send: must run as root (it loads BPF programs)\n");
 		return 2;
 	}
-	if (cfg_on(&b, CFG_WSAUDIT) && access(o->wsaudit, X_OK)) {
+	if ((cfg_on(&b, CFG_WSAUDIT) || cfg_on(&b, CFG_SELF)) && access(o->wsaudit, X_OK)) {
 		fprintf(stderr,
 			"bench_send: %s: %s; build it (make wsaudit), pass -w PATH, or "
-			"leave (d) out with -c a,b,c,e,f\n",
+			"leave (d) and (g) out with -c a,b,c,e,f\n",
 			o->wsaudit, strerror(errno));
 		return 2;
 	}
@@ -1137,7 +1237,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_send: failed to mount tracefs: %s\n", strerror(-err));
 		return 1;
 	}
-	if (o->cfg_mask & ~((1u << CFG_NONE) | (1u << CFG_WSAUDIT))) {
+	if (o->cfg_mask & ~((1u << CFG_NONE) | (1u << CFG_WSAUDIT) | (1u << CFG_SELF))) {
 		err = floor_open(&b.floor, o->cfg_mask);
 		if (err) {
 			fprintf(stderr, "bench_send: failed to load the floor programs: %s\n",
@@ -1155,11 +1255,16 @@ int main(int argc, char **argv)
 		}
 		o->target = b.idle_pid;
 	}
-	b.payload = calloc(1, sizes[NSIZES - 1]);
+	b.payload = malloc(sizes[NSIZES - 1]);
 	if (!b.payload) {
 		err = -ENOMEM;
 		goto out_idle;
 	}
+	/*
+	 * Text, not zeros: a run of zero bytes parses as empty WebSocket frames, and (g) must
+	 * write what wsaudit recognises as not a WebSocket.
+	 */
+	memset(b.payload, 'x', sizes[NSIZES - 1]);
 	err = cpu_pin(o->cpu_send);
 	if (err) {
 		fprintf(stderr, "bench_send: failed to pin to CPU %d: %s\n", o->cpu_send,
@@ -1194,6 +1299,7 @@ int main(int argc, char **argv)
 	report(&b);
 out_conn:
 	tracer_stop(&b.tracer);
+	tracer_stop(&b.self);
 	floor_detach(&b.floor);
 	conn_close(&b);
 out_payload:
