@@ -112,6 +112,11 @@ def check(truth, failed, report, leak):
             problems.append("clients saw %d foreign frames, truth has %d leaks" % (foreign, len(leaks)))
     elif leaks or foreign:
         problems.append("leak off, but %d leaks / %d foreign frames" % (len(leaks), foreign))
+    for u in report["users"]:
+        if "permessage-deflate" not in u.get("extensions", []):
+            problems.append("%s: permessage-deflate not negotiated" % u["user_id"])
+        if not u.get("subprotocol_echoed"):
+            problems.append("%s: jwt subprotocol not echoed" % u["user_id"])
     if not report.get("ok"):
         problems.append("client run not ok")
     if failed:

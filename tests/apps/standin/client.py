@@ -129,7 +129,9 @@ class User:
 
     def report(self):
         own = set(self.own_runs)
-        return {"user_id": self.user_id, "subprotocol_echoed": self.subprotocol is not None
+        return {"user_id": self.user_id,
+                "extensions": [e.name for e in self.ws.extensions] if self.ws else [],
+                "subprotocol_echoed": self.subprotocol is not None
                 and self.subprotocol.startswith("jwt."), "frames": self.frames,
                 "own_runs": self.own_runs, "runs_requested": len(self.requests),
                 "runs_completed": self.completed,
