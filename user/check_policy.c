@@ -51,7 +51,10 @@ static void summary(const struct policy *p)
 		       r->prefix, policy_decode_name(r->decode), r->claim ? " claim " : "",
 		       r->claim ? r->claim : "");
 	}
-	print_list("identity.message", &p->message_paths);
+	for (size_t i = 0; i < p->nmessage; i++)
+		printf("  identity.message   %s%s%s\n", p->message[i].json,
+		       p->message[i].unless_equals ? " unless equal to " : "",
+		       p->message[i].unless_equals ? p->message[i].unless_equals : "");
 	for (size_t i = 0; i < p->nctx; i++)
 		printf("  identity.context   %s arg %s\n", p->ctx[i].function, p->ctx[i].arg);
 	print_list("identity.ownership", &p->ownership);

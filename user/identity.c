@@ -29,6 +29,7 @@ static const char *const reason_names[IDENTITY__COUNT] = {
 	[IDENTITY_VALUE_TOO_LONG] = "value_too_long",
 	[IDENTITY_BINARY] = "binary",
 	[IDENTITY_CONTROL] = "control",
+	[IDENTITY_NOT_A_USER] = "not_a_user",
 	[IDENTITY_NO_MEMORY] = "no_memory",
 };
 
@@ -323,6 +324,37 @@ static void first_field(const json_t *root, const struct policy_list *paths,
 	}
 }
 
+/*
+ * The first identity.message rule with a value that is a user: a value equal to the rule's
+ * unless_equals field is that field (a thread id in user_id), not a user, and is skipped.
+ */
+static void message_user(const json_t *root, const struct policy *p, struct identity_field *f)
+{
+	char other[IDENTITY_MAX_VALUE + 1];
+	enum identity_reason r;
+
+	f->reason = IDENTITY_ABSENT;
+	f->path = NULL;
+	for (size_t i = 0; i < p->nmessage; i++) {
+		r = identity_json_get(root, p->message[i].json, f->value, sizeof(f->value));
+		if (r == IDENTITY_OK && p->message[i].unless_equals &&
+		    identity_json_get(root, p->message[i].unless_equals, other, sizeof(other)) ==
+			    IDENTITY_OK &&
+		    !strcmp(other, f->value))
+			r = IDENTITY_NOT_A_USER;
+		if (r == IDENTITY_OK) {
+			f->reason = r;
+			f->path = p->message[i].json;
+			return;
+		}
+		if (f->reason == IDENTITY_ABSENT && r != IDENTITY_ABSENT) {
+			f->reason = r;
+			f->path = p->message[i].json;
+		}
+	}
+	f->value[0] = '\0';
+}
+
 int identity_from_message(const struct policy *p, unsigned int opcode, const void *data, size_t len,
 			  struct identity_message *out)
 {
@@ -347,7 +379,7 @@ int identity_from_message(const struct policy *p, unsigned int opcode, const voi
 		out->reason = IDENTITY_NOT_OBJECT;
 		goto out;
 	}
-	first_field(root, &p->message_paths, &out->user);
+	message_user(root, p, &out->user);
 	first_field(root, &p->type_fields, &out->type);
 	for (size_t i = 0; i < p->ownership.n && i < POLICY_MAX_LIST; i++) {
 		struct identity_owner *o = &out->owners[out->nowners++];

@@ -52,6 +52,7 @@ enum identity_reason {
 	IDENTITY_VALUE_TOO_LONG, /* the value is over IDENTITY_MAX_VALUE */
 	IDENTITY_BINARY, /* binary message: not read for identity */
 	IDENTITY_CONTROL, /* close, ping, pong or continuation: not a message */
+	IDENTITY_NOT_A_USER, /* equals the rule's unless_equals field (a thread id in user_id) */
 	IDENTITY_NO_MEMORY,
 	IDENTITY__COUNT,
 };

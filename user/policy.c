@@ -649,20 +649,28 @@ static int one_conn(struct loader *l, const yaml_node_t *n, const char *path, vo
 
 static int m_json(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
 {
-	char **s = ctx;
-	int err = get_string(l, v, path, s);
+	struct policy_msg_rule *r = ctx;
+	int err = get_string(l, v, path, &r->json);
 
-	return err ? err : check_json_path(l, v, path, *s);
+	return err ? err : check_json_path(l, v, path, r->json);
 }
 
-static const struct field message_fields[] = { { "json", m_json } };
+static int m_unless(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy_msg_rule *r = ctx;
+	int err = get_string(l, v, path, &r->unless_equals);
+
+	return err ? err : check_json_path(l, v, path, r->unless_equals);
+}
+
+static const struct field message_fields[] = { { "json", m_json }, { "unless_equals", m_unless } };
 
 static int one_message(struct loader *l, const yaml_node_t *n, const char *path, void *out)
 {
 	unsigned int seen;
 	int err;
 
-	err = parse_map(l, n, path, message_fields, 1, out, &seen);
+	err = parse_map(l, n, path, message_fields, 2, out, &seen);
 	return err ? err : need(l, n, path, seen, 1, "json");
 }
 
@@ -712,7 +720,7 @@ static int i_message(struct loader *l, const yaml_node_t *v, const char *path, v
 {
 	struct policy *p = ctx;
 
-	return parse_entries(l, v, path, &p->message_paths.v, &p->message_paths.n, sizeof(char *),
+	return parse_entries(l, v, path, &p->message, &p->nmessage, sizeof(*p->message),
 			     one_message);
 }
 
@@ -787,7 +795,11 @@ void policy_free(struct policy *p)
 		free(p->conn[i].claim);
 	}
 	free(p->conn);
-	list_free(&p->message_paths);
+	for (size_t i = 0; p->message && i < p->nmessage; i++) {
+		free(p->message[i].json);
+		free(p->message[i].unless_equals);
+	}
+	free(p->message);
 	for (size_t i = 0; i < p->nctx; i++) {
 		free(p->ctx[i].function);
 		free(p->ctx[i].arg);

@@ -48,6 +48,15 @@ struct policy_conn_rule {
 	char *claim; /* dotted path into the JWT payload; NULL when decode is none */
 };
 
+struct policy_msg_rule {
+	char *json; /* dotted path of the field that names the user */
+	/*
+	 * NULL, or a dotted path: the value is not a user when it equals this field of the same
+	 * message (a service that puts a thread id in user_id, as netra's bridge does).
+	 */
+	char *unless_equals;
+};
+
 struct policy_ctx_rule {
 	char *function; /* qualname glob of a bridge function */
 	char *arg; /* its parameter that names the user */
@@ -62,7 +71,8 @@ struct policy {
 	struct policy_list transport_files; /* file globs skipped when naming the origin */
 	struct policy_conn_rule *conn; /* identity.connection, tried in order */
 	size_t nconn;
-	struct policy_list message_paths; /* identity.message[].json, tried in order */
+	struct policy_msg_rule *message; /* identity.message, tried in order */
+	size_t nmessage;
 	struct policy_ctx_rule *ctx; /* identity.context */
 	size_t nctx;
 	struct policy_list ownership; /* identity.ownership: dotted JSON paths */

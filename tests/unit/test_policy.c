@@ -88,8 +88,9 @@ static void test_default_contents(void **state)
 	assert_string_equal(p->conn[1].prefix, "Bearer ");
 	assert_int_equal(p->conn[2].from, POLICY_FROM_QUERY);
 	assert_string_equal(p->conn[2].prefix, "");
-	assert_int_equal(p->message_paths.n, 2);
-	assert_string_equal(p->message_paths.v[1], "data.user_id");
+	assert_int_equal(p->nmessage, 2);
+	assert_string_equal(p->message[1].json, "data.user_id");
+	assert_null(p->message[1].unless_equals);
 	assert_int_equal(p->ownership.n, 2);
 	assert_int_equal(p->type_fields.n, 2);
 	policy_free(p);

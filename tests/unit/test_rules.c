@@ -15,7 +15,7 @@ static const char POLICY[] = "bridge:\n"
 			     "  functions: [\"AgentWebSocketBridge.*\"]\n"
 			     "identity:\n"
 			     "  message:\n"
-			     "    - {json: user_id}\n"
+			     "    - {json: user_id, unless_equals: thread_id}\n"
 			     "  ownership: [run_id]\n"
 			     "messages:\n"
 			     "  type: [type]\n";
@@ -135,6 +135,19 @@ static void test_message_user_disagrees_with_connection(void **state)
 	assert_string_equal(v.v[0].b_value, "bob");
 }
 
+static void test_thread_id_in_user_id_is_not_a_user(void **state)
+{
+	struct fixture *fx = *state;
+	struct identity_message m;
+	struct rules_input in = { .opcode = 1, .conn_user = "alice", .msg = &m };
+	struct rules_verdict v;
+
+	message(fx, "{\"type\":\"agent_thinking\",\"user_id\":\"t9\",\"thread_id\":\"t9\"}", &m);
+	assert_int_equal(m.user.reason, IDENTITY_NOT_A_USER);
+	rules_judge(fx->rules, &in, &v);
+	assert_int_equal(v.nviolations, 0);
+}
+
 static void test_ownership_key_crossing_users(void **state)
 {
 	struct fixture *fx = *state;
@@ -193,6 +206,7 @@ int main(void)
 		cmocka_unit_test(test_bridge_frame_passes_bypass_flagged),
 		cmocka_unit_test(test_unattributed_frame_is_not_judged),
 		cmocka_unit_test(test_message_user_disagrees_with_connection),
+		cmocka_unit_test(test_thread_id_in_user_id_is_not_a_user),
 		cmocka_unit_test(test_ownership_key_crossing_users),
 		cmocka_unit_test(test_owner_table_is_bounded),
 		cmocka_unit_test(test_redaction_is_stable_and_hides),
