@@ -109,6 +109,7 @@ struct bench_opts {
 	unsigned int reps;
 	unsigned long calls; /* per timed batch; 0: calibrate to batch_ms */
 	unsigned int batch_ms;
+	unsigned int max_s; /* more repetitions to replace disturbed ones, up to this time */
 	unsigned int cfg_mask;
 	const char *wsaudit;
 	pid_t target;
@@ -150,6 +151,7 @@ struct bench {
 	double ns[METRIC_MAX][CFG_MAX][NSIZES][REPS_MAX];
 	bool disturbed[REPS_MAX]; /* foreign tracepoint programs were seen around a batch */
 	unsigned int clean[REPS_MAX], nclean; /* the repetitions that the report summarizes */
+	unsigned int nrun; /* repetitions run */
 	struct floor floor;
 	struct tracer tracer; /* (d), tracing an idle process */
 	struct tracer self; /* (g), tracing this process */
@@ -880,7 +882,7 @@ static unsigned int select_clean(struct bench *b)
 	unsigned int disturbed = 0;
 
 	b->nclean = 0;
-	for (unsigned int r = 0; r < b->opts.reps; r++) {
+	for (unsigned int r = 0; r < b->nrun; r++) {
 		if (b->disturbed[r])
 			disturbed++;
 		else
@@ -888,7 +890,7 @@ static unsigned int select_clean(struct bench *b)
 	}
 	if (b->nclean < 3) {
 		b->nclean = 0;
-		for (unsigned int r = 0; r < b->opts.reps; r++)
+		for (unsigned int r = 0; r < b->nrun; r++)
 			b->clean[b->nclean++] = r;
 	}
 	return disturbed;
@@ -1048,7 +1050,7 @@ static void report(struct bench *b)
 	printf("Loopback TCP with TCP_NODELAY; the sender is pinned to CPU %d, the reader thread to "
 	       "CPU %d. %u repetitions, the configurations interleaved in each (rotating order); "
 	       "one batch per configuration, payload and repetition:",
-	       o->cpu_send, o->cpu_read, o->reps);
+	       o->cpu_send, o->cpu_read, b->nrun);
 	for (size_t i = 0; i < NSIZES; i++)
 		printf("%s %lu calls of %zu B", i ? "," : "", b->calls[i], sizes[i]);
 	printf(". By default the reader drains on the sender's CPU: across CPUs in this VM each "
@@ -1058,15 +1060,16 @@ static void report(struct bench *b)
 		printf("%s %.3f recv() per send() of %zu B", i ? "," : "",
 		       (double)b->drains[CFG_NONE][i] / (double)b->sends[CFG_NONE][i], sizes[i]);
 	printf(" without BPF.\n\n");
-	if (disturbed && b->nclean < o->reps)
+	if (disturbed && b->nclean < b->nrun)
 		printf("**%u of the %u repetitions were left out:** tracepoint programs of another "
-		       "process were attached around them.\n\n",
-		       disturbed, o->reps);
+		       "process were attached around them. The figures below are from the %u "
+		       "others.\n\n",
+		       disturbed, b->nrun, b->nclean);
 	else if (disturbed)
 		printf("**Disturbed run:** tracepoint programs of another process were attached "
 		       "during %u of the %u repetitions, too many to leave out; the figures below "
 		       "include them and are not reliable.\n\n",
-		       disturbed, o->reps);
+		       disturbed, b->nrun);
 
 	printf("### CPU time of the sending thread per send()\n\n");
 	printf("Leaves out the time the sender was preempted (by its reader or anything else); "
@@ -1088,9 +1091,11 @@ static void report(struct bench *b)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: bench_send [-r REPS] [-n CALLS | -m MS] [-c CONFIGS] [-w WSAUDIT] [-p PID]\n"
-		"                  [--cpu-send N] [--cpu-read N]\n"
-		"  -r, --reps N       repetitions (default 11, at most %d)\n"
+		"usage: bench_send [-r REPS] [-t SECONDS] [-n CALLS | -m MS] [-c CONFIGS] [-w WSAUDIT]\n"
+		"                  [-p PID] [--cpu-send N] [--cpu-read N]\n"
+		"  -r, --reps N       undisturbed repetitions wanted (default 11, at most %d)\n"
+		"  -t, --max-seconds S  stop adding repetitions to replace disturbed ones after S\n"
+		"                     seconds (default 200)\n"
 		"  -n, --calls N      send() calls per batch (default: calibrated, see -m)\n"
 		"  -m, --ms MS        calibrate batches to about MS ms without BPF (default 100)\n"
 		"  -c, --configs LIST configurations among a-g (default all; a is implied)\n"
@@ -1124,6 +1129,7 @@ static int opts_parse(int argc, char **argv, struct bench_opts *o)
 		{ "reps", required_argument, NULL, 'r' },
 		{ "calls", required_argument, NULL, 'n' },
 		{ "ms", required_argument, NULL, 'm' },
+		{ "max-seconds", required_argument, NULL, 't' },
 		{ "configs", required_argument, NULL, 'c' },
 		{ "wsaudit", required_argument, NULL, 'w' },
 		{ "target", required_argument, NULL, 'p' },
@@ -1139,17 +1145,23 @@ static int opts_parse(int argc, char **argv, struct bench_opts *o)
 	*o = (struct bench_opts){
 		.reps = 11,
 		.batch_ms = 100,
+		.max_s = 200,
 		.cfg_mask = (1u << CFG_MAX) - 1,
 		.wsaudit = "./wsaudit",
 		.cpu_send = ncpu > 1 ? (int)ncpu - 1 : 0,
 		.cpu_read = ncpu > 1 ? (int)ncpu - 1 : 0,
 	};
-	while ((c = getopt_long(argc, argv, "r:n:m:c:w:p:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:n:m:t:c:w:p:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			if (parse_uint(optarg, REPS_MAX, &v) || v < 3)
 				goto err_value;
 			o->reps = v;
+			break;
+		case 't':
+			if (parse_uint(optarg, 86400, &v))
+				goto err_value;
+			o->max_s = v;
 			break;
 		case 'n':
 			if (parse_uint(optarg, 1000000000, &v) || v == 0)
@@ -1211,6 +1223,7 @@ int main(int argc, char **argv)
 	static struct bench b;
 	struct bench_opts *o = &b.opts;
 	int ncfg = 0, order[CFG_MAX];
+	struct timespec t0, now;
 	int err;
 
 	if (opts_parse(argc, argv, o))
@@ -1282,8 +1295,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_send: send() failed: %s\n", strerror(-err));
 		goto out_conn;
 	}
-	for (unsigned int r = 0; r < o->reps; r++) {
-		fprintf(stderr, "bench_send: repetition %u/%u\n", r + 1, o->reps);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/*
+	 * Until reps repetitions were undisturbed by other tracepoint programs, within max_s
+	 * seconds and REPS_MAX repetitions.
+	 */
+	for (unsigned int r = 0, clean = 0; r < REPS_MAX && clean < o->reps; r++) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (r >= o->reps && ts_diff_s(&t0, &now) > o->max_s)
+			break;
+		fprintf(stderr, "bench_send: repetition %u (%u of %u undisturbed so far)\n", r + 1,
+			clean, o->reps);
+		b.nrun = r + 1;
 		for (int k = 0; k < ncfg; k++) {
 			int c = order[(r + k) % ncfg];
 
@@ -1295,6 +1318,7 @@ int main(int argc, char **argv)
 				goto out_conn;
 			}
 		}
+		clean += !b.disturbed[r];
 	}
 	report(&b);
 out_conn:
