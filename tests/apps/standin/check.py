@@ -60,7 +60,7 @@ def check(truth, failed, report, leak):
         for r in recs:
             i = r["conn_seq"]
             f = got[i] if i < len(got) else None
-            if f is None or f["type"] != r["type"] or f["len"] != r["payload_len"] or \
+            if f is None or f["type"] != r["type"] or f["len"] != r["text_len"] or \
                     (r["run_id"] and f["run_id"] != r["run_id"]):
                 problems.append("%s frame %d (%s) not received as sent: %s" % (conn_id, i, r["type"], f))
         if len(got) != len(recs):

@@ -25,11 +25,11 @@ import random
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import websockets  # noqa: E402
 
-from standin import jwt_handler  # noqa: E402
+import jwt_handler  # noqa: E402
 
 TOOLS = ("clickhouse_query", "cost_analyzer", "latency_profiler", "corpus_search")
 REQUESTS = ("Why did our GPU spend rise last week?", "Find the slowest model endpoints",

@@ -15,12 +15,13 @@ import logging
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import uvicorn  # noqa: E402
 
-from standin import config, truth  # noqa: E402
-from standin.app import create_app  # noqa: E402
+import truth  # noqa: E402
+from netra_backend.app import config  # noqa: E402
+from netra_backend.app.main import create_app  # noqa: E402
 
 
 async def announce(server, port):

@@ -12,7 +12,7 @@ innermost frame's line is moved to the send_text line.
 
 Fields of a record:
   seq, conn{id,user,peer_port,local_port}, conn_seq (0-based index of the text frame on its
-  connection), type, run_id, thread_id, msg_user_id (top-level user_id), payload_len
+  connection), type, run_id, thread_id, msg_user_id (top-level user_id), text_len
   (UTF-8 bytes before compression), category (agent|system), via_bridge, bridge_frames,
   sender (innermost frame outside websocket_core/: what a tracer names with
   */websocket_core/* as transport), origin (the function that decided to send: for bridge
@@ -30,10 +30,10 @@ import threading
 import time
 import traceback
 
-from standin.core import thread_run_registry
+from netra_backend.app.core import thread_run_registry
 
 PKG = os.path.dirname(os.path.abspath(__file__))
-TRANSPORT_DIR = os.path.join(PKG, "websocket_core") + os.sep
+TRANSPORT_DIR = os.path.join(PKG, "netra_backend", "app", "websocket_core") + os.sep
 
 # Qualname prefixes of the sanctioned path (reference section 7): the bridge, its adapter,
 # the emitter and the notifier. BaseAgent's emit_* helpers only forward to the adapter.
@@ -154,7 +154,7 @@ def before_send(conn, text, message, category="agent"):
         "run_id": run_id,
         "thread_id": thread_id,
         "msg_user_id": msg_user,
-        "payload_len": len(text.encode("utf-8")),
+        "text_len": len(text.encode("utf-8")),
         "category": category,
         "via_bridge": bool(bridge),
         "bridge_frames": bridge,

@@ -3,7 +3,7 @@
 error and ping frames. They are system frames, not agent events."""
 import json
 
-from standin import truth
+import truth
 
 
 async def safe_websocket_send(connection, message):

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """AgentRegistry and UserAgentSession (agents/supervisor/agent_registry.py): one session per
 user, each with its own bridge over that user's manager."""
-from standin.services.agent_websocket_bridge import create_agent_websocket_bridge
+from netra_backend.app.services.agent_websocket_bridge import create_agent_websocket_bridge
 
 
 class UserAgentSession:

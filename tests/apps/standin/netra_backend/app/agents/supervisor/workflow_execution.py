@@ -6,9 +6,9 @@ agent_started and agent_completed go through the bridge. PLANTED BYPASS
 send_to_thread directly, as the reference's executor does."""
 import time
 
-from standin import truth
-from standin.agents.data.unified_data_agent import UnifiedDataAgent
-from standin.websocket_core.unified_manager import iso_now
+import truth
+from netra_backend.app.agents.data.unified_data_agent import UnifiedDataAgent
+from netra_backend.app.websocket_core.unified_manager import iso_now
 
 
 class SupervisorWorkflowExecutor:

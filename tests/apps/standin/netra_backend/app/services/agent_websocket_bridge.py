@@ -12,10 +12,10 @@ user_id, as the reference's do.
 """
 import itertools
 
-from standin.core import thread_run_registry
-from standin.core.user_execution_context import UserExecutionContext
-from standin.websocket_core.unified_emitter import WebSocketEmitterFactory
-from standin.websocket_core.unified_manager import iso_now
+from netra_backend.app.core import thread_run_registry
+from netra_backend.app.core.user_execution_context import UserExecutionContext
+from netra_backend.app.websocket_core.unified_emitter import WebSocketEmitterFactory
+from netra_backend.app.websocket_core.unified_manager import iso_now
 
 _event_ids = itertools.count(1)
 

@@ -2,8 +2,8 @@
 """The FastAPI application: /ws (main mode), /ws/health, and POST /debug/leak?on=0|1."""
 from fastapi import FastAPI
 
-from standin import config
-from standin.routes.websocket_ssot import WebSocketSSOTRouter
+from netra_backend.app import config
+from netra_backend.app.routes.websocket_ssot import WebSocketSSOTRouter
 
 
 def create_app():

@@ -14,7 +14,8 @@ import asyncio
 import hashlib
 import time
 
-from standin import config, truth
+import truth
+from netra_backend.app import config
 
 _shared_executor = None
 

@@ -16,9 +16,9 @@ import json
 import logging
 import threading
 
-from standin import truth
+import truth
 
-log = logging.getLogger("standin.manager")
+log = logging.getLogger("netra.manager")
 
 CRITICAL_EVENTS = ("agent_started", "agent_thinking", "tool_executing", "tool_completed",
                    "agent_completed")

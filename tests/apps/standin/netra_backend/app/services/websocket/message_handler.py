@@ -6,12 +6,12 @@ with {"type":"agent_completed","payload":response}, as the reference's handler d
 the last frame of every run; the client driver waits for it."""
 import hashlib
 
-from standin import truth
-from standin.agents.supervisor.agent_registry import get_agent_registry
-from standin.agents.supervisor.workflow_execution import SupervisorWorkflowExecutor
-from standin.core import thread_run_registry
-from standin.services.thread_service import ThreadService
-from standin.websocket_core.unified_manager import get_websocket_manager
+import truth
+from netra_backend.app.agents.supervisor.agent_registry import get_agent_registry
+from netra_backend.app.agents.supervisor.workflow_execution import SupervisorWorkflowExecutor
+from netra_backend.app.core import thread_run_registry
+from netra_backend.app.services.thread_service import ThreadService
+from netra_backend.app.websocket_core.unified_manager import get_websocket_manager
 
 TOOLS = ("clickhouse_query", "cost_analyzer", "latency_profiler", "corpus_search")
 

@@ -13,16 +13,16 @@ import time
 
 from fastapi import WebSocket, WebSocketDisconnect
 
-from standin import jwt_handler
-from standin.agents.supervisor.agent_registry import get_agent_registry
-from standin.core import thread_run_registry
-from standin.core.user_execution_context import UserExecutionContext
-from standin.services.websocket.message_handler import StartAgentHandler
-from standin.websocket_core.handlers import HeartbeatHandler
-from standin.websocket_core.unified_manager import WebSocketConnection, get_websocket_manager
-from standin.websocket_core.utils import safe_websocket_send
+import jwt_handler
+from netra_backend.app.agents.supervisor.agent_registry import get_agent_registry
+from netra_backend.app.core import thread_run_registry
+from netra_backend.app.core.user_execution_context import UserExecutionContext
+from netra_backend.app.services.websocket.message_handler import StartAgentHandler
+from netra_backend.app.websocket_core.handlers import HeartbeatHandler
+from netra_backend.app.websocket_core.unified_manager import WebSocketConnection, get_websocket_manager
+from netra_backend.app.websocket_core.utils import safe_websocket_send
 
-log = logging.getLogger("standin.ws")
+log = logging.getLogger("netra.ws")
 
 TOKEN_PREFIXES = ("jwt.", "jwt-auth.", "bearer.")
 BARE_PROTOCOLS = ("jwt-auth", "jwt", "bearer", "e2e-testing", "staging-auth", "agent_chat")

@@ -4,7 +4,7 @@ with heartbeat_ack, writing to the socket itself."""
 import json
 import time
 
-from standin import truth
+import truth
 
 
 class HeartbeatHandler:

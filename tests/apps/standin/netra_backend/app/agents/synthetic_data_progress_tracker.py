@@ -3,8 +3,8 @@
 
 PLANTED BYPASS "synthetic_data_progress_tracker": _send_websocket_update calls the
 manager's send_to_user directly, as the reference's tracker does (issue #1070 scope)."""
-from standin import truth
-from standin.websocket_core.unified_manager import iso_now
+import truth
+from netra_backend.app.websocket_core.unified_manager import iso_now
 
 
 class SyntheticDataProgressTracker:

@@ -4,9 +4,9 @@
 PLANTED BYPASS "thread_service": _send_agent_started_event looks the user up from the
 thread's metadata (the database in the reference, the thread registry here), gets that
 user's manager and calls send_to_user with the legacy {"type","payload"} shape."""
-from standin import truth
-from standin.core import thread_run_registry
-from standin.websocket_core.unified_manager import get_websocket_manager, iso_now
+import truth
+from netra_backend.app.core import thread_run_registry
+from netra_backend.app.websocket_core.unified_manager import get_websocket_manager, iso_now
 
 
 class ThreadService:

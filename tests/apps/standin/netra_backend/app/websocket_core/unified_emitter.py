@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """UnifiedWebSocketEmitter, "THE ONLY emitter" (websocket_core/unified_emitter.py): every
 method ends in manager.emit_critical_event, which builds the flat Path B frame."""
-from standin.websocket_core.unified_manager import iso_now
+from netra_backend.app.websocket_core.unified_manager import iso_now
 
 
 class UnifiedWebSocketEmitter:

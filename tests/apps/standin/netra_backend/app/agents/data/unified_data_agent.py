@@ -7,10 +7,10 @@ _emit_websocket_event calls the manager's send_event(connection_id, ...) directl
 reference's agent did at [T14]."""
 import asyncio
 
-from standin import truth
-from standin.agents.base_agent import BaseAgent
-from standin.agents.synthetic_data_progress_tracker import SyntheticDataProgressTracker
-from standin.agents.tool_dispatcher import ToolDispatcher
+import truth
+from netra_backend.app.agents.base_agent import BaseAgent
+from netra_backend.app.agents.synthetic_data_progress_tracker import SyntheticDataProgressTracker
+from netra_backend.app.agents.tool_dispatcher import ToolDispatcher
 
 
 class UnifiedDataAgent(BaseAgent):

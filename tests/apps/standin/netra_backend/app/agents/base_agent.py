@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
 """BaseAgent (agents/base_agent.py): its emit_* helpers forward to the bridge adapter."""
-from standin.agents.mixins.websocket_bridge_adapter import WebSocketBridgeAdapter
+from netra_backend.app.agents.mixins.websocket_bridge_adapter import WebSocketBridgeAdapter
 
 
 class BaseAgent:
