@@ -77,6 +77,10 @@ def summarize(index, text):
             "len": len(text.encode("utf-8"))}
 
 
+class ConnectFailed(Exception):
+    pass
+
+
 class User:
     def __init__(self, index, ident, requests):
         self.index = index
@@ -147,11 +151,23 @@ async def drive(host, port, n, runs, seed, timeout, linger=0.3):
     readers = []
     ok = True
     try:
-        await asyncio.wait_for(asyncio.gather(*(u.connect(uri) for u in users)), timeout)
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(*(u.connect(uri) for u in users), return_exceptions=True),
+                timeout)
+        except asyncio.TimeoutError:
+            results = [asyncio.TimeoutError("connect timed out")] * len(users)
+        for u, res in zip(users, results):
+            if isinstance(res, BaseException):
+                u.errors.append("connect failed: %s: %s" % (type(res).__name__, res))
+        if any(u.ws is None for u in users):
+            raise ConnectFailed()
         readers = [asyncio.ensure_future(u.reader()) for u in users]
         remaining = max(1.0, timeout - (time.monotonic() - start))
         await asyncio.wait_for(asyncio.gather(*(u.run_all() for u in users)), remaining)
         await asyncio.sleep(linger)
+    except ConnectFailed:
+        ok = False
     except asyncio.TimeoutError:
         ok = False
         for u in users:
