@@ -302,6 +302,12 @@ static struct attrib_stack *stack_alloc(size_t nframes)
 	return s;
 }
 
+void attrib_set_transport(struct attrib *a, const char *const *transport, size_t ntransport)
+{
+	a->transport = transport;
+	a->ntransport = ntransport;
+}
+
 void attrib_disable(struct attrib *a)
 {
 	a->disabled = true;

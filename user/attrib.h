@@ -66,6 +66,8 @@ struct attrib;
 /* transport: file globs skipped when naming the originating function. */
 struct attrib *attrib_new(const char *const *transport, size_t ntransport);
 void attrib_free(struct attrib *a);
+/* New transport globs (a policy reload); the caller keeps them alive. */
+void attrib_set_transport(struct attrib *a, const char *const *transport, size_t ntransport);
 /* No stacks will come: every frame says attribution was switched off. */
 void attrib_disable(struct attrib *a);
 

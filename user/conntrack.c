@@ -604,18 +604,23 @@ struct conntrack *conntrack_new(const struct ct_sink *sink, size_t max_message)
 	return ct;
 }
 
-void conntrack_free(struct conntrack *ct, const char *why)
+void conntrack_end_all(struct conntrack *ct, const char *why, uint64_t ts_ns)
 {
 	struct ct_conn *c, *next;
 
-	if (!ct)
-		return;
 	for (size_t i = 0; i < ct->nbuckets; i++) {
 		for (c = ct->buckets[i]; c; c = next) {
 			next = c->priv->next;
-			conn_destroy(ct, c, 0, why);
+			conn_destroy(ct, c, ts_ns, why);
 		}
 	}
+}
+
+void conntrack_free(struct conntrack *ct, const char *why)
+{
+	if (!ct)
+		return;
+	conntrack_end_all(ct, why, 0);
 	free(ct->buckets);
 	free(ct);
 }

@@ -110,6 +110,8 @@ void conntrack_free(struct conntrack *ct, const char *why);
 
 /* One ring buffer record; -EINVAL for a record that is not well formed (counted). */
 int conntrack_record(struct conntrack *ct, const void *data, size_t size);
+/* Every connection ends now (conn_close with why); the table and its totals stay. */
+void conntrack_end_all(struct conntrack *ct, const char *why, uint64_t ts_ns);
 /* A process exited: its connections end. */
 void conntrack_forget_tgid(struct conntrack *ct, uint32_t tgid, uint64_t ts_ns);
 const struct ct_stats *conntrack_stats(struct conntrack *ct);

@@ -64,6 +64,12 @@ void output_free(struct output *o)
 	free(o);
 }
 
+void output_set_stream(struct output *o, FILE *out)
+{
+	fflush(o->out);
+	o->out = out;
+}
+
 static void emit_json(struct output *o, json_t *obj)
 {
 	if (!obj)

@@ -24,6 +24,7 @@ struct output;
 
 struct output *output_new(FILE *out, enum output_format format, bool payload, bool stack);
 void output_free(struct output *o);
+void output_set_stream(struct output *o, FILE *out);
 
 void output_conn_open(struct output *o, const struct ct_conn *c, uint64_t ts_ns);
 void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why);

@@ -1,0 +1,420 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "capture.h"
+#include "http1.h"
+#include "identity.h"
+#include "log.h"
+#include "session.h"
+#include "targets.h"
+#include "uvhook.h"
+
+/* A transport hand-over whose bytes were not sent within this long never will be. */
+#define TOKEN_MAX_AGE_NS (30ULL * 1000000000ULL)
+
+struct session {
+	struct session_opts opts;
+	struct capture *cap;
+	struct conntrack *ct;
+	struct output *out;
+	struct attrib *attrib;
+	struct policy *policy;
+	struct rules *rules;
+	struct session_observer obs;
+	uint64_t records;
+	uint64_t processes;
+};
+
+static uint64_t now_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* The user the upgrade request names, by the policy's identity.connection rules. */
+static void conn_identify(struct session *s, struct ct_conn *c)
+{
+	const struct http1_message *m;
+	struct http1_parser *p;
+	struct identity_conn id;
+	size_t used;
+
+	if (!c->request_head)
+		return;
+	p = http1_parser_new(HTTP1_REQUEST);
+	if (!p)
+		return;
+	if (http1_parser_feed(p, c->request_head, strlen(c->request_head), &m, &used) ==
+		    HTTP1_DONE &&
+	    !identity_from_request(s->policy, m, &id) && id.reason == IDENTITY_OK) {
+		snprintf(c->user, sizeof(c->user), "%s", id.user);
+		rules_redact(s->rules, c->user, c->user_shown, sizeof(c->user_shown));
+		c->has_user = true;
+	}
+	http1_parser_free(p);
+}
+
+static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
+{
+	struct session *s = ctx;
+
+	conn_identify(s, c);
+	if (!s->opts.violations_only)
+		output_conn_open(s->out, c, ts_ns);
+}
+
+static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why)
+{
+	struct session *s = ctx;
+
+	if (!s->opts.violations_only)
+		output_conn_close(s->out, c, ts_ns, why);
+}
+
+static void judge_and_print(struct session *s, const struct ct_frame *f,
+			    const struct attrib_stack *stack)
+{
+	char user_shown[IDENTITY_MAX_VALUE + 1];
+	const struct ws_message *m = f->message;
+	struct identity_message im;
+	struct rules_verdict verdict;
+	struct frame_view fv = { .frame = f, .stack = stack, .verdict = &verdict };
+	struct rules_input in = {
+		.opcode = f->frame->opcode,
+		.conn_user = f->conn->has_user ? f->conn->user : NULL,
+		.stack = stack,
+	};
+
+	/* Only whole, decoded messages are read for their fields. */
+	if (m && m->status == WS_MSG_OK &&
+	    !identity_from_message(s->policy, m->opcode, m->data, m->len, &im) &&
+	    im.reason == IDENTITY_OK) {
+		in.msg = &im;
+		if (im.type.reason == IDENTITY_OK)
+			fv.msg_type = im.type.value;
+		if (im.user.reason == IDENTITY_OK) {
+			rules_redact(s->rules, im.user.value, user_shown, sizeof(user_shown));
+			fv.msg_user = user_shown;
+		}
+	}
+	rules_judge(s->rules, &in, &verdict);
+	if (s->obs.frame)
+		s->obs.frame(s->obs.ctx, f, stack, &verdict);
+	if (s->opts.violations_only && !verdict.nviolations)
+		return;
+	output_frame(s->out, &fv);
+}
+
+static void sink_frame(void *ctx, const struct ct_frame *f)
+{
+	struct session *s = ctx;
+	struct attrib_stack *own = NULL;
+	const struct attrib_stack *stack = NULL;
+
+	/*
+	 * An object handed to a transport that sent it later carries the stack of the hand-over:
+	 * exact where the syscall's own stack only shows the event loop.
+	 */
+	if (f->user_addr)
+		stack = own = attrib_token_take(s->attrib, f->pid, f->user_addr);
+	if (!stack)
+		stack = f->stack;
+	if (!stack)
+		stack = own = attrib_missing(s->attrib, f->pid);
+	if (!stack)
+		return;
+	attrib_count(s->attrib, stack);
+	judge_and_print(s, f, stack);
+	attrib_stack_put(own);
+}
+
+static struct attrib_stack *sink_stack(void *ctx, const struct evt_stack *e)
+{
+	return attrib_resolve(((struct session *)ctx)->attrib, e);
+}
+
+static int sink_verdict(void *ctx, const struct conn_id *id, enum conn_state state)
+{
+	struct session *s = ctx;
+	int err = capture_set_verdict(s->cap, id, state);
+
+	if (err)
+		log_warn("failed to pass a connection verdict to the kernel: %s", strerror(-err));
+	return err;
+}
+
+static void uvloop_site(void *ctx, const char *path, dev_t dev, ino_t ino,
+			unsigned long long offset)
+{
+	struct session *s = ctx;
+	int err = capture_attach_transport_write(s->cap, path, dev, ino, offset);
+
+	if (err)
+		log_warn("failed to attach to uvloop's transport write at %s+0x%llx: %s", path,
+			 offset, strerror(-err));
+}
+
+/* Finds the process's interpreter and enables the stack walk for it. */
+static void python_attach(struct session *s, pid_t pid)
+{
+	struct py_offsets off;
+	int err;
+
+	err = attrib_add_process(s->attrib, pid, &off);
+	if (err || s->opts.capture_only)
+		return;
+	err = capture_set_pyoffsets(s->cap, pid, &off);
+	if (err)
+		log_warn("failed to enable the stack walk for pid %d: %s", pid, strerror(-err));
+	/* uvloop sends later what it is given: its write methods take the stack instead. */
+	err = uvhook_find_in_process(pid, uvloop_site, s);
+	if (err > 0)
+		log_info("pid %d: uvloop transport writes hooked at %d site(s)", pid, err);
+}
+
+int session_add_pid(struct session *s, pid_t pid, const char *how)
+{
+	char comm[32];
+	int err;
+
+	target_comm(pid, comm, sizeof(comm));
+	err = capture_trace_pid(s->cap, pid);
+	if (err) {
+		log_err("failed to trace pid %d (%s): %s", pid, comm, strerror(-err));
+		return err;
+	}
+	s->processes++;
+	log_info("tracing pid %d (%s)%s", pid, comm, how);
+	/* A process caught at exec has not loaded its interpreter yet: see on_record. */
+	if (!target_maps_python(pid)) {
+		if (!*how)
+			log_warn("pid %d (%s) runs no CPython interpreter: its frames are "
+				 "captured, without Python attribution",
+				 pid, comm);
+		return 0;
+	}
+	python_attach(s, pid);
+	return 0;
+}
+
+static void scan_cb(void *ctx, pid_t pid)
+{
+	session_add_pid(ctx, pid, " (executable matched)");
+}
+
+int session_scan_exe(struct session *s)
+{
+	if (!s->opts.nglobs)
+		return 0;
+	return target_scan_exe((char *const *)s->opts.exe_globs, s->opts.nglobs, scan_cb, s);
+}
+
+static bool exec_matches(struct session *s, const struct evt_proc *e)
+{
+	char *const *globs = (char *const *)s->opts.exe_globs;
+	char exe[4096];
+
+	/* The path as exec'd, or the resolved one (for relative or symlinked paths). */
+	return target_exe_matches(e->filename, globs, s->opts.nglobs) ||
+	       (!target_exe_path(e->pid, exe, sizeof(exe)) &&
+		target_exe_matches(exe, globs, s->opts.nglobs));
+}
+
+static void handle_proc(struct session *s, const struct evt_proc *e)
+{
+	char comm[sizeof(e->comm) + 1];
+	bool show = !s->opts.quiet_processes && !s->opts.violations_only;
+
+	memcpy(comm, e->comm, sizeof(e->comm));
+	comm[sizeof(e->comm)] = '\0';
+	switch (e->hdr.type) {
+	case EVT_PROC_EXEC:
+		if (!exec_matches(s, e))
+			break;
+		session_add_pid(s, e->pid, " (exec matched)");
+		if (show)
+			output_process(s->out, "process_start", e->hdr.ts_ns, e->pid, comm, 0);
+		break;
+	case EVT_PROC_FORK:
+		s->processes++;
+		attrib_fork_process(s->attrib, e->ppid, e->pid);
+		log_info("tracing pid %u, forked by traced pid %u", e->pid, e->ppid);
+		if (show)
+			output_process(s->out, "process_fork", e->hdr.ts_ns, e->pid, comm, 0);
+		break;
+	case EVT_PROC_EXIT:
+		if (s->processes)
+			s->processes--;
+		conntrack_forget_tgid(s->ct, e->pid, e->hdr.ts_ns);
+		capture_forget_tgid(s->cap, e->pid);
+		attrib_forget_process(s->attrib, e->pid);
+		if (show)
+			output_process(s->out, "process_exit", e->hdr.ts_ns, e->pid, comm,
+				       e->exit_code);
+		break;
+	}
+}
+
+static int on_record(void *ctx, const void *data, size_t size)
+{
+	const struct evt_hdr *h = data;
+	struct session *s = ctx;
+
+	s->records++;
+	if (size >= sizeof(struct evt_proc) && h->version == EVT_VERSION &&
+	    (h->type == EVT_PROC_EXEC || h->type == EVT_PROC_FORK || h->type == EVT_PROC_EXIT)) {
+		handle_proc(s, data);
+		return 0;
+	}
+	if (size >= sizeof(struct evt_stack) && h->type == EVT_STACK &&
+	    ((const struct evt_stack *)data)->site == STACK_AT_TRANSPORT_WRITE) {
+		const struct evt_stack *e = data;
+		struct attrib_stack *stack = attrib_resolve(s->attrib, e);
+
+		if (stack)
+			attrib_token_put(s->attrib, e->tgid, e->token, e->hdr.ts_ns, stack);
+		return 0;
+	}
+	/* Processes matched at exec are inspected once they talk: the interpreter is loaded. */
+	if (size >= sizeof(struct evt_conn) && h->type == EVT_CONN_NEW &&
+	    !attrib_known(s->attrib, ((const struct evt_conn *)data)->tgid))
+		python_attach(s, ((const struct evt_conn *)data)->tgid);
+	conntrack_record(s->ct, data, size);
+	return 0;
+}
+
+struct session *session_open(const struct session_opts *opts, struct policy *policy, FILE *out)
+{
+	struct capture_opts copts = {
+		.ringbuf_size = opts->ringbuf_size,
+		.write_cap = opts->write_cap,
+		.follow_exec = opts->nglobs > 0,
+	};
+	struct session *s = calloc(1, sizeof(*s));
+	struct ct_sink sink = {
+		.conn_open = sink_conn_open,
+		.conn_close = sink_conn_close,
+		.frame = sink_frame,
+		.stack = sink_stack,
+		.verdict = sink_verdict,
+		.ctx = s,
+	};
+
+	if (!s) {
+		policy_free(policy);
+		return NULL;
+	}
+	s->opts = *opts;
+	s->policy = policy;
+	s->out = output_new(out, opts->format, opts->payload, opts->stack);
+	s->ct = conntrack_new(&sink, 0);
+	s->attrib = attrib_new((const char *const *)policy->transport_files.v,
+			       policy->transport_files.n);
+	s->rules = rules_new(policy, opts->show_identities, 0);
+	if (!s->out || !s->ct || !s->attrib || !s->rules) {
+		log_err("out of memory");
+		goto err_close;
+	}
+	if (opts->capture_only)
+		attrib_disable(s->attrib);
+	s->cap = capture_open(&copts, on_record, s);
+	if (!s->cap)
+		goto err_close;
+	return s;
+
+err_close:
+	session_close(s, "error");
+	return NULL;
+}
+
+void session_end_connections(struct session *s, const char *why)
+{
+	conntrack_end_all(s->ct, why, now_mono_ns());
+}
+
+void session_close(struct session *s, const char *why)
+{
+	if (!s)
+		return;
+	conntrack_free(s->ct, why);
+	capture_close(s->cap);
+	attrib_free(s->attrib);
+	rules_free(s->rules);
+	policy_free(s->policy);
+	output_free(s->out);
+	free(s);
+}
+
+int session_poll(struct session *s, int timeout_ms)
+{
+	int n = capture_poll(s->cap, timeout_ms);
+
+	if (n < 0 && n != -EINTR) {
+		log_err("failed to read the ring buffer: %s", strerror(-n));
+		return n;
+	}
+	attrib_token_expire(s->attrib, now_mono_ns(), TOKEN_MAX_AGE_NS);
+	return 0;
+}
+
+void session_totals(struct session *s, struct session_totals *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->records = s->records;
+	t->processes = s->processes;
+	if (capture_read_counters(s->cap, &t->kernel))
+		log_warn("failed to read the kernel counters");
+	t->ct = *conntrack_stats(s->ct);
+	t->attrib = *attrib_stats(s->attrib);
+	t->rules = *rules_stats(s->rules);
+	capture_probe_counts(s->cap, &t->probes_attached, &t->probes_failed);
+}
+
+void session_report(struct session *s, bool final)
+{
+	struct session_totals t;
+	struct trace_totals out;
+
+	session_totals(s, &t);
+	out.records = t.records;
+	out.processes = t.processes;
+	out.kernel = &t.kernel;
+	out.ct = &t.ct;
+	out.attrib = &t.attrib;
+	out.rules = &t.rules;
+	output_stats(s->out, &out, final);
+}
+
+void session_set_policy(struct session *s, struct policy *policy)
+{
+	struct rules *r = rules_new(policy, s->opts.show_identities, 0);
+
+	if (!r) {
+		log_err("out of memory: keeping the old policy");
+		policy_free(policy);
+		return;
+	}
+	/* Ownership learned under the old policy is not carried over: keys may differ. */
+	rules_free(s->rules);
+	s->rules = r;
+	attrib_set_transport(s->attrib, (const char *const *)policy->transport_files.v,
+			     policy->transport_files.n);
+	policy_free(s->policy);
+	s->policy = policy;
+}
+
+void session_set_output(struct session *s, FILE *out)
+{
+	output_set_stream(s->out, out);
+}
+
+void session_set_observer(struct session *s, const struct session_observer *obs)
+{
+	s->obs = *obs;
+}

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * One auditing session: the pipeline that `trace` and `agent` share, wired once.
+ *   capture (kernel records) -> conntrack (connections, frames, messages)
+ *   -> attrib (the writer's Python stack) -> rules (policy) -> output (and an observer)
+ * The caller chooses the targets and runs the loop; this module owns everything between.
+ */
+#ifndef WSAUDIT_SESSION_H
+#define WSAUDIT_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "attrib.h"
+#include "conntrack.h"
+#include "output.h"
+#include "policy.h"
+#include "rules.h"
+
+struct session_opts {
+	enum output_format format;
+	bool payload; /* payload bytes in the output (user data) */
+	bool stack; /* whole stacks in the output */
+	bool capture_only; /* no stack walks */
+	bool violations_only; /* output only frames that break a rule */
+	bool show_identities; /* user ids as they are, not hashed */
+	bool quiet_processes; /* no process records in the output */
+	size_t ringbuf_size;
+	uint64_t write_cap;
+	/* Executables to follow when they start (exec), and to pick up by scanning. */
+	const char *const *exe_globs;
+	size_t nglobs;
+};
+
+/* Told about every frame, after judgement, whether it is printed or not (for metrics). */
+struct session_observer {
+	void (*frame)(void *ctx, const struct ct_frame *f, const struct attrib_stack *s,
+		      const struct rules_verdict *v);
+	void *ctx;
+};
+
+struct session;
+
+/*
+ * Loads and attaches the BPF programs.  Takes ownership of policy.  NULL on failure (the
+ * reason has been logged; the policy is freed).
+ */
+struct session *session_open(const struct session_opts *opts, struct policy *policy, FILE *out);
+/* Detaches and frees; open connections end with `why`. */
+void session_close(struct session *s, const char *why);
+
+/* Follows a process; how says why, for the log ("" for one the user named). */
+int session_add_pid(struct session *s, pid_t pid, const char *how);
+/* Follows every running process whose executable matches the globs.  Matches or -errno. */
+int session_scan_exe(struct session *s);
+/* Waits up to timeout_ms for kernel records and handles them.  0 or -errno. */
+int session_poll(struct session *s, int timeout_ms);
+/* A stats record; final ones include every connection's parser state. */
+void session_report(struct session *s, bool final);
+/* Ends every open connection (their frames cut short are reported truncated). */
+void session_end_connections(struct session *s, const char *why);
+
+/* Replaces the policy (SIGHUP); takes ownership.  Ownership learned so far is kept. */
+void session_set_policy(struct session *s, struct policy *policy);
+/* Writes from now on to out (log rotation); the caller closes the old stream. */
+void session_set_output(struct session *s, FILE *out);
+void session_set_observer(struct session *s, const struct session_observer *obs);
+
+struct session_totals {
+	uint64_t records;
+	uint64_t processes;
+	struct capture_counters kernel;
+	struct ct_stats ct;
+	struct attrib_stats attrib;
+	struct rules_stats rules;
+	unsigned int probes_attached, probes_failed;
+};
+
+void session_totals(struct session *s, struct session_totals *out);
+
+#endif /* WSAUDIT_SESSION_H */
