@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Runs the integration suite as root from the repository root: real BPF programs
+# in the running kernel, real Python servers and clients, tshark as the oracle.
+# Exit status is pytest's. Extra arguments go to pytest (e.g. -k fastapi).
+set -u
+cd "$(dirname "$0")/../.."
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "integration: needs root (it loads BPF programs): sudo $0" >&2
+	exit 1
+fi
+if [ ! -d /sys/kernel/tracing/events ]; then
+	mount -t tracefs tracefs /sys/kernel/tracing || {
+		echo "integration: cannot mount tracefs at /sys/kernel/tracing" >&2
+		exit 1
+	}
+fi
+
+# The whole suite takes a minute or two; SIGINT after 9 minutes still lets
+# pytest tear down its processes and print its closing line.
+exec timeout -s INT -k 30 540 /usr/bin/python3 -m pytest -v -s -p no:cacheprovider \
+	tests/integration "$@"
