@@ -9,7 +9,6 @@ import collections
 import json
 import os
 import select
-import shutil
 import signal
 import socket
 import subprocess
