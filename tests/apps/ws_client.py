@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """WebSocket test client (Debian's python3-websockets 10.4).
 
-Opens -n concurrent connections to ws://127.0.0.1:PORT/ws, negotiates no
-extension (compression=None), pings the server once (the server answers with
+Opens -n concurrent connections to ws://127.0.0.1:PORT/ws (or --path),
+negotiates no extension (compression=None), pings the server once (the server answers with
 a pong) and reads until the server closes. Prints one JSON line per
 connection: local port, messages received, close code. Exit status 0 when
 every connection ended with the expected close code.
@@ -57,8 +57,9 @@ async def main():
     ap.add_argument("--expect-code", type=int, default=1011)
     ap.add_argument("--hold", type=float, default=None)
     ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--path", default="/ws", help="/ws: the mix, /ticks: a slow stream")
     args = ap.parse_args()
-    uri = f"ws://127.0.0.1:{args.port}/ws"
+    uri = f"ws://127.0.0.1:{args.port}{args.path}"
     res = await asyncio.wait_for(
         asyncio.gather(
             *(one(uri, args.expect_code, args.hold) for _ in range(args.connections)),

@@ -172,3 +172,17 @@ async def run_mix(proto, send_text=None, send_bytes=None, close=None, pause=0.00
     await asyncio.sleep(pause)
 
     await close()
+
+
+async def run_ticks(proto, count=80, interval=0.05):
+    """A slow stream for connections that must already be open when tracing
+    starts: count text frames (one 70 KiB every tenth) and a binary frame,
+    interval apart, then a close with code 1011."""
+    for i in range(count):
+        if i % 10 == 9:
+            await proto.send(text_of(BIG, str(i % 10)))
+        else:
+            await proto.send(text_of(10 + i))
+        await proto.send(bytes_of(i + 1))
+        await asyncio.sleep(interval)
+    await proto.close(code=1011, reason=CLOSE_REASON)

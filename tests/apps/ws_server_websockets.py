@@ -3,9 +3,9 @@
 """WebSocket test server on Debian's python3-websockets 10.4 (asyncio
 transport: frames leave through socket.send, i.e. sendto).
 
-Every client that connects gets the known mix of tests/apps/ws_mix.py and
-then a close with code 1011. Every frame written is logged as one JSON line
-in --log. permessage-deflate is off (compression=None), so the payload
+Every client of /ws gets the known mix of tests/apps/ws_mix.py and then a
+close with code 1011; /ticks gives a slow stream (run_ticks), /hold nothing.
+Every frame written is logged as one JSON line in --log. permessage-deflate is off (compression=None), so the payload
 lengths on the wire are the ones logged.
 
 Prints "READY pid=N port=P" on stdout once it listens; runs until SIGINT or
@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import websockets  # noqa: E402
 from websockets.server import WebSocketServerProtocol  # noqa: E402
 
-from ws_mix import FrameLog, FrameLogMixin, run_mix  # noqa: E402
+from ws_mix import FrameLog, FrameLogMixin, run_mix, run_ticks  # noqa: E402
 
 
 class LoggedProtocol(FrameLogMixin, WebSocketServerProtocol):
@@ -34,6 +34,10 @@ async def handler(ws, path=None):
     if (path or ws.path) == "/hold":
         # Held open, nothing sent: for tests that need an idle connection.
         await ws.wait_closed()
+        return
+    if (path or ws.path) == "/ticks":
+        # A slow stream, for connections opened before tracing starts.
+        await run_ticks(ws)
         return
     await run_mix(ws)
 

@@ -387,3 +387,51 @@ def test_full_ring_buffer(procs, tmp_path):
           f"adopted connections without addresses); drops_total={stats['drops_total']} drops={stats['drops']}")
     assert stats["drops_total"] > 0, f"no drops counted with a {size}-byte ring buffer: {stats}"
     assert stats["drops"].get("ringbuf_full", 0) > 0, stats
+
+
+def test_connection_open_before_trace_is_adopted(procs, tmp_path):
+    """A connection opened before wsaudit started has no handshake to see: it
+    is adopted once its writes parse as server frames, marked adopted, and
+    every frame written after the start is reported."""
+    tmp = str(tmp_path)
+    port = free_port()
+    server = Server(procs, "websockets", port, os.path.join(tmp, "server.log"))
+    client = procs.start(
+        [PY, CLIENT, "--port", str(port), "--path", "/ticks", "-n", "2", "--timeout", "40"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    # Let the stream run for a while before tracing starts.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and sum(map(len, server.frames().values())) < 20:
+        time.sleep(0.1)
+    trace = Trace(procs, tmp, ["-p", server.pid, "-o", "json"])
+    started = time.time()
+    out, err = client.communicate(timeout=40)
+    assert client.returncode == 0, f"ticks client failed: {out.decode()} {err.decode()[-2000:]}"
+    rc = trace.stop()
+    assert rc == 0, f"wsaudit exit {rc}; stderr:\n{trace.stderr()}"
+    recs = trace.records()
+    log = server.frames()
+    with open(server.log) as f:
+        times = {}
+        for line in f:
+            r = json.loads(line)
+            times.setdefault(r["port"], []).append(r["t"])
+    got = trace_frames(recs, server.pid, server.port)
+    assert set(got) == set(log), f"client ports: wsaudit {sorted(got)}, server log {sorted(log)}"
+    summary = []
+    for p in sorted(log):
+        keys = [frame_key(r) for r in got[p]]
+        # A contiguous tail of what the server wrote...
+        assert keys == log[p][len(log[p]) - len(keys):], f"port {p}:\n" + diff_sequences(
+            "wsaudit", keys, "server log tail", log[p][len(log[p]) - len(keys):])
+        # ...holding at least every frame written after tracing had started.
+        after = sum(1 for t in times[p] if t > started)
+        assert len(keys) >= after, f"port {p}: {len(keys)} frames reported, {after} written after the start"
+        for r in got[p]:
+            assert r["conn"]["adopted"] is True, r
+            check_consistency(r)
+        summary.append(f"{p}: {len(keys)}/{len(log[p])} reported, {after} written after start")
+    stats = final_stats(recs)
+    print(f"\n[adopted] {'; '.join(summary)}; drops_total={stats['drops_total']}")
+    assert stats["drops_total"] == 0, stats
