@@ -1,0 +1,858 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Prometheus text format 0.0.4 (prometheus/docs docs/instrumenting/exposition_formats.md).
+ * Series of a family live in an array sorted by label values, so rendering is a walk and a
+ * lookup a binary search; families are few and small (tens of series).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.h"
+#include "wsaudit/events.h"
+
+struct metrics_series {
+	char *values[METRICS_MAX_LABELS];
+	bool other; /* the capped label is METRICS_OTHER: does not count toward the cap */
+	union {
+		uint64_t count;
+		double gauge;
+	};
+};
+
+struct metrics_family {
+	struct metrics *reg;
+	struct metrics_family *next;
+	char *name;
+	char *help;
+	enum metrics_type type;
+	size_t nlabels;
+	char *labels[METRICS_MAX_LABELS];
+	size_t cap; /* 0: none */
+	size_t capped; /* index of the label replaced past the cap */
+	size_t nowned; /* series that count toward the cap */
+	struct metrics_series **series;
+	size_t nseries;
+	size_t alloc;
+	uint64_t overflow;
+};
+
+struct metrics {
+	pthread_mutex_t lock;
+	char *prefix;
+	struct metrics_family *head;
+	struct metrics_family *tail;
+	struct metrics_family *overflow; /* <prefix>_metrics_overflow_total{family}, rendered last */
+};
+
+/*
+ * Label names that carry unbounded identities, and names of the labels a Kubernetes scrape
+ * attaches to the target (ours would be renamed exported_*).
+ */
+static const char *const forbidden_labels[] = {
+	"pid",	  "tid",     "tgid",	     "uid",	      "user",	 "user_id",    "username",
+	"conn",	  "conn_id", "connection",   "connection_id", "session", "session_id", "fd",
+	"socket", "pod_uid", "container_id", "namespace",     "pod",	 "container",  "instance",
+	"job",	  "cluster", "le",	     "quantile",      NULL,
+};
+
+static bool name_char(char c, bool first, bool colon)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_')
+		return true;
+	if (colon && c == ':')
+		return true;
+	return !first && c >= '0' && c <= '9';
+}
+
+static bool valid_name(const char *s, bool colon)
+{
+	size_t i;
+
+	if (!s || !*s)
+		return false;
+	for (i = 0; s[i]; i++)
+		if (!name_char(s[i], i == 0, colon))
+			return false;
+	return true;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && !strcmp(s + n - m, suffix);
+}
+
+static bool valid_label_name(const char *s)
+{
+	size_t i;
+
+	/* Names starting with __ are reserved for Prometheus' own use. */
+	if (!valid_name(s, false) || !strncmp(s, "__", 2))
+		return false;
+	for (i = 0; forbidden_labels[i]; i++)
+		if (!strcmp(s, forbidden_labels[i]))
+			return false;
+	return true;
+}
+
+/* Well-formed UTF-8 as Go's utf8.ValidString sees it: no overlongs, surrogates or > U+10FFFF. */
+static bool valid_utf8(const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	while (*s) {
+		unsigned int c = *s, n, cp, i;
+
+		if (c < 0x80) {
+			s++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		for (i = 1; i <= n; i++) {
+			if ((s[i] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		s += n + 1;
+	}
+	return true;
+}
+
+static int check_values(const struct metrics_family *f, const char *const *values)
+{
+	size_t i;
+
+	for (i = 0; i < f->nlabels; i++) {
+		if (!values || !values[i])
+			return -EINVAL;
+		if (strlen(values[i]) > METRICS_MAX_VALUE)
+			return -ENAMETOOLONG;
+		if (!valid_utf8(values[i]))
+			return -EILSEQ;
+	}
+	return 0;
+}
+
+static int compare_values(char *const *a, const char *const *b, size_t n)
+{
+	size_t i;
+	int c;
+
+	for (i = 0; i < n; i++) {
+		c = strcmp(a[i], b[i]);
+		if (c)
+			return c;
+	}
+	return 0;
+}
+
+/* The index of the series with these values, or where it would go (*found false). */
+static size_t series_find(const struct metrics_family *f, const char *const *values, bool *found)
+{
+	size_t lo = 0, hi = f->nseries;
+
+	*found = false;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = compare_values(f->series[mid]->values, values, f->nlabels);
+
+		if (!c) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void series_free(struct metrics_series *s, size_t nlabels)
+{
+	size_t i;
+
+	if (!s)
+		return;
+	for (i = 0; i < nlabels; i++)
+		free(s->values[i]);
+	free(s);
+}
+
+static struct metrics_series *series_insert(struct metrics_family *f, size_t at,
+					    const char *const *values, bool other)
+{
+	struct metrics_series *s;
+	size_t i;
+
+	if (f->nseries == f->alloc) {
+		size_t alloc = f->alloc ? f->alloc * 2 : 8;
+		struct metrics_series **p = realloc(f->series, alloc * sizeof(*p));
+
+		if (!p)
+			return NULL;
+		f->series = p;
+		f->alloc = alloc;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	for (i = 0; i < f->nlabels; i++) {
+		s->values[i] = strdup(values[i]);
+		if (!s->values[i])
+			goto err_free;
+	}
+	s->other = other;
+	memmove(&f->series[at + 1], &f->series[at], (f->nseries - at) * sizeof(*f->series));
+	f->series[at] = s;
+	f->nseries++;
+	if (!other)
+		f->nowned++;
+	return s;
+
+err_free:
+	series_free(s, f->nlabels);
+	return NULL;
+}
+
+/*
+ * The series an update goes to, created if need be; past the cap, the "other" one of the
+ * same remaining labels.  Called with the lock held, values checked.
+ */
+static struct metrics_series *series_get(struct metrics_family *f, const char *const *values,
+					 bool *overflowed)
+{
+	const char *other[METRICS_MAX_LABELS];
+	struct metrics_series *s;
+	bool found, is_other;
+	size_t at, i;
+
+	*overflowed = false;
+	at = series_find(f, values, &found);
+	if (found)
+		return f->series[at];
+	is_other = f->cap && !strcmp(values[f->capped], METRICS_OTHER);
+	if (f->cap && !is_other && f->nowned >= f->cap) {
+		for (i = 0; i < f->nlabels; i++)
+			other[i] = i == f->capped ? METRICS_OTHER : values[i];
+		*overflowed = true;
+		values = other;
+		is_other = true;
+		at = series_find(f, values, &found);
+		if (found)
+			return f->series[at];
+	}
+	s = series_insert(f, at, values, is_other);
+	if (!s)
+		errno = ENOMEM;
+	return s;
+}
+
+/* Count an update routed to "other" in the registry's overflow family.  Lock held. */
+static void overflow_count(struct metrics_family *f)
+{
+	const char *values[1] = { f->name };
+	struct metrics_series *s;
+	bool overflowed;
+
+	f->overflow++;
+	s = series_get(f->reg->overflow, values, &overflowed);
+	if (s)
+		s->count++;
+}
+
+enum update_op { OP_ADD, OP_SET, OP_GAUGE_ADD, OP_TOUCH };
+
+static int update(struct metrics_family *f, const char *const *values, enum update_op op,
+		  uint64_t delta, double v)
+{
+	struct metrics_series *s;
+	bool overflowed;
+	int err;
+
+	if ((op == OP_ADD && f->type != METRICS_COUNTER) ||
+	    ((op == OP_SET || op == OP_GAUGE_ADD) && f->type != METRICS_GAUGE))
+		return -EINVAL;
+	err = check_values(f, values);
+	if (err)
+		return err;
+
+	pthread_mutex_lock(&f->reg->lock);
+	s = series_get(f, values, &overflowed);
+	if (!s) {
+		err = -ENOMEM;
+		goto out_unlock;
+	}
+	if (overflowed)
+		overflow_count(f);
+	switch (op) {
+	case OP_ADD:
+		s->count += delta;
+		break;
+	case OP_SET:
+		s->gauge = v;
+		break;
+	case OP_GAUGE_ADD:
+		s->gauge += v;
+		break;
+	case OP_TOUCH:
+		break;
+	}
+out_unlock:
+	pthread_mutex_unlock(&f->reg->lock);
+	return err;
+}
+
+int metrics_add(struct metrics_family *f, const char *const *values, uint64_t delta)
+{
+	return update(f, values, OP_ADD, delta, 0);
+}
+
+int metrics_gauge_set(struct metrics_family *f, const char *const *values, double v)
+{
+	return update(f, values, OP_SET, 0, v);
+}
+
+int metrics_gauge_add(struct metrics_family *f, const char *const *values, double delta)
+{
+	return update(f, values, OP_GAUGE_ADD, 0, delta);
+}
+
+int metrics_touch(struct metrics_family *f, const char *const *values)
+{
+	return update(f, values, OP_TOUCH, 0, 0);
+}
+
+int metrics_get(struct metrics_family *f, const char *const *values, double *out)
+{
+	const char *other[METRICS_MAX_LABELS];
+	bool found;
+	size_t at, i;
+	int err;
+
+	err = check_values(f, values);
+	if (err)
+		return err;
+	pthread_mutex_lock(&f->reg->lock);
+	at = series_find(f, values, &found);
+	if (!found && f->cap) {
+		for (i = 0; i < f->nlabels; i++)
+			other[i] = i == f->capped ? METRICS_OTHER : values[i];
+		at = series_find(f, other, &found);
+	}
+	if (found)
+		*out = f->type == METRICS_COUNTER ? (double)f->series[at]->count :
+						    f->series[at]->gauge;
+	pthread_mutex_unlock(&f->reg->lock);
+	return found ? 0 : -ENOENT;
+}
+
+uint64_t metrics_overflow(struct metrics_family *f)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&f->reg->lock);
+	n = f->overflow;
+	pthread_mutex_unlock(&f->reg->lock);
+	return n;
+}
+
+static void family_free(struct metrics_family *f)
+{
+	size_t i;
+
+	if (!f)
+		return;
+	for (i = 0; i < f->nseries; i++)
+		series_free(f->series[i], f->nlabels);
+	for (i = 0; i < f->nlabels; i++)
+		free(f->labels[i]);
+	free(f->series);
+	free(f->name);
+	free(f->help);
+	free(f);
+}
+
+static struct metrics_family *family_new(struct metrics *m, const char *name,
+					 enum metrics_type type, const char *help,
+					 const char *const *labels, size_t nlabels, size_t cap,
+					 const char *capped_label)
+{
+	struct metrics_family *f;
+	size_t i, j;
+	int err = EINVAL;
+
+	if (!valid_name(name, true) || !help || nlabels > METRICS_MAX_LABELS ||
+	    (nlabels && !labels) || (cap && !nlabels))
+		goto err_out;
+	if (type == METRICS_COUNTER ? !ends_with(name, "_total") : ends_with(name, "_total"))
+		goto err_out;
+	if (type != METRICS_COUNTER && type != METRICS_GAUGE)
+		goto err_out;
+	for (i = 0; i < nlabels; i++) {
+		if (!valid_label_name(labels[i]))
+			goto err_out;
+		for (j = 0; j < i; j++)
+			if (!strcmp(labels[i], labels[j]))
+				goto err_out;
+	}
+	err = ENOMEM;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		goto err_out;
+	f->reg = m;
+	f->type = type;
+	f->nlabels = nlabels;
+	f->cap = cap;
+	f->name = strdup(name);
+	f->help = strdup(help);
+	if (!f->name || !f->help)
+		goto err_free;
+	for (i = 0; i < nlabels; i++) {
+		f->labels[i] = strdup(labels[i]);
+		if (!f->labels[i])
+			goto err_free;
+		if (cap && capped_label && !strcmp(labels[i], capped_label))
+			f->capped = i;
+	}
+	err = EINVAL;
+	if (cap && (!capped_label || strcmp(labels[f->capped], capped_label)))
+		goto err_free;
+	err = ENOMEM;
+	if (!nlabels && !series_insert(f, 0, NULL, false))
+		goto err_free;
+	return f;
+
+err_free:
+	family_free(f);
+err_out:
+	errno = err;
+	return NULL;
+}
+
+static bool family_exists(const struct metrics *m, const char *name)
+{
+	const struct metrics_family *f;
+
+	for (f = m->head; f; f = f->next)
+		if (!strcmp(f->name, name))
+			return true;
+	return m->overflow && !strcmp(m->overflow->name, name);
+}
+
+struct metrics_family *metrics_family_add(struct metrics *m, const char *name,
+					  enum metrics_type type, const char *help,
+					  const char *const *labels, size_t nlabels, size_t cap,
+					  const char *capped_label)
+{
+	static const char *const overflow_labels[] = { "family" };
+	struct metrics_family *f = NULL;
+	char *oname = NULL;
+	int err = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (name && family_exists(m, name)) {
+		err = EEXIST;
+		goto out_unlock;
+	}
+	if (cap && !m->overflow) {
+		if (asprintf(&oname, "%s_metrics_overflow_total", m->prefix) < 0) {
+			oname = NULL;
+			err = ENOMEM;
+			goto out_unlock;
+		}
+		m->overflow = family_new(m, oname, METRICS_COUNTER,
+					 "Updates of a capped family counted in its \"other\" "
+					 "series because it reached its cap of label sets.",
+					 overflow_labels, 1, 0, NULL);
+		if (!m->overflow) {
+			err = errno;
+			goto out_unlock;
+		}
+	}
+	f = family_new(m, name, type, help, labels, nlabels, cap, capped_label);
+	if (!f) {
+		err = errno;
+		goto out_unlock;
+	}
+	if (cap) {
+		const char *values[1] = { f->name };
+		bool overflowed;
+
+		/* Present at 0 from the start, so an alert on its increase has a baseline. */
+		if (!series_get(m->overflow, values, &overflowed)) {
+			family_free(f);
+			f = NULL;
+			err = ENOMEM;
+			goto out_unlock;
+		}
+	}
+	if (m->tail)
+		m->tail->next = f;
+	else
+		m->head = f;
+	m->tail = f;
+out_unlock:
+	pthread_mutex_unlock(&m->lock);
+	free(oname);
+	if (!f)
+		errno = err;
+	return f;
+}
+
+struct metrics *metrics_new(const char *prefix)
+{
+	struct metrics *m;
+
+	if (!valid_name(prefix, false)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->prefix = strdup(prefix);
+	if (!m->prefix || pthread_mutex_init(&m->lock, NULL)) {
+		free(m->prefix);
+		free(m);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return m;
+}
+
+void metrics_free(struct metrics *m)
+{
+	struct metrics_family *f, *next;
+
+	if (!m)
+		return;
+	for (f = m->head; f; f = next) {
+		next = f->next;
+		family_free(f);
+	}
+	family_free(m->overflow);
+	pthread_mutex_destroy(&m->lock);
+	free(m->prefix);
+	free(m);
+}
+
+/* HELP text: backslash and line feed escaped. */
+static void put_help(FILE *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\')
+			fputs("\\\\", out);
+		else if (*s == '\n')
+			fputs("\\n", out);
+		else
+			fputc(*s, out);
+	}
+}
+
+/* Label value: backslash, double quote and line feed escaped. */
+static void put_label_value(FILE *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\')
+			fputs("\\\\", out);
+		else if (*s == '"')
+			fputs("\\\"", out);
+		else if (*s == '\n')
+			fputs("\\n", out);
+		else
+			fputc(*s, out);
+	}
+}
+
+/* The shortest of %.15g..%.17g that reads back as the same double; Go's spellings of NaN, Inf. */
+static void put_double(FILE *out, double v)
+{
+	char buf[32];
+	int prec;
+
+	if (isnan(v)) {
+		fputs("NaN", out);
+		return;
+	}
+	if (isinf(v)) {
+		fputs(v > 0 ? "+Inf" : "-Inf", out);
+		return;
+	}
+	for (prec = 15; prec < 17; prec++) {
+		snprintf(buf, sizeof(buf), "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	if (prec == 17)
+		snprintf(buf, sizeof(buf), "%.17g", v);
+	fputs(buf, out);
+}
+
+static void family_render(FILE *out, const struct metrics_family *f)
+{
+	size_t i, j;
+
+	/* A labelled family with no series yet says nothing: an empty family is not a sample. */
+	if (!f->nseries)
+		return;
+	fprintf(out, "# HELP %s ", f->name);
+	put_help(out, f->help);
+	fprintf(out, "\n# TYPE %s %s\n", f->name, f->type == METRICS_COUNTER ? "counter" : "gauge");
+	for (i = 0; i < f->nseries; i++) {
+		const struct metrics_series *s = f->series[i];
+
+		fputs(f->name, out);
+		if (f->nlabels) {
+			fputc('{', out);
+			for (j = 0; j < f->nlabels; j++) {
+				fprintf(out, "%s%s=\"", j ? "," : "", f->labels[j]);
+				put_label_value(out, s->values[j]);
+				fputc('"', out);
+			}
+			fputc('}', out);
+		}
+		fputc(' ', out);
+		if (f->type == METRICS_COUNTER)
+			fprintf(out, "%" PRIu64, s->count);
+		else
+			put_double(out, s->gauge);
+		fputc('\n', out);
+	}
+}
+
+char *metrics_render(struct metrics *m, size_t *len)
+{
+	const struct metrics_family *f;
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *out;
+	int err = 0;
+
+	out = open_memstream(&buf, &size);
+	if (!out)
+		return NULL;
+	pthread_mutex_lock(&m->lock);
+	for (f = m->head; f; f = f->next)
+		family_render(out, f);
+	if (m->overflow)
+		family_render(out, m->overflow);
+	pthread_mutex_unlock(&m->lock);
+	if (ferror(out))
+		err = ENOMEM;
+	if (fclose(out) && !err)
+		err = errno ? errno : ENOMEM;
+	if (err) {
+		free(buf);
+		errno = err;
+		return NULL;
+	}
+	if (len)
+		*len = size;
+	return buf;
+}
+
+/* --- the collector's families ------------------------------------------------------------- */
+
+/* RFC 6455 opcode names as ws_opcode_name() spells them; "reserved" for the unassigned ones. */
+const char *const metrics_opcodes[] = {
+	"continuation", "text", "binary", "close", "ping", "pong", "reserved", NULL,
+};
+
+/* The BPF side's names (include/wsaudit/events.h), so a new reason cannot be missed here. */
+const char *const metrics_drop_reasons[DROP_MAX + 1] = { DROP_NAMES };
+
+const char *const metrics_unattributed_reasons[] = {
+	"not_python",	      "unsupported_python",   "stack_lost",
+	"no_python_thread",   "no_python_frames",     "stack_read_failed",
+	"symbol_read_failed", "deferred_write",	      "no_application_frames",
+	"detached_task",      "attribution_disabled", NULL,
+};
+
+const char *const metrics_message_statuses[] = {
+	"ok", "truncated", "undecodable_gap", "inflate_error", "too_large", NULL,
+};
+
+const char *const metrics_rules[] = { "bridge_bypass", "isolation_breach", NULL };
+
+static const char *const probe_states[] = { "attached", "failed", NULL };
+static const char *const connection_kinds[] = { "handshake", "adopted", NULL };
+static const char *const reload_results[] = { "ok", "error", NULL };
+
+static int touch_all(struct metrics_family *f, const char *const *values)
+{
+	int err;
+
+	for (; *values; values++) {
+		err = metrics_touch(f, values);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+struct family_spec {
+	size_t offset; /* of the handle in struct metrics_wsaudit */
+	const char *name;
+	enum metrics_type type;
+	const char *help;
+	const char *const *labels;
+	size_t nlabels;
+	const char *const *values; /* of the single label, created at 0 */
+	size_t cap;
+	const char *capped_label;
+};
+
+#define HANDLE(field) offsetof(struct metrics_wsaudit, field)
+#define PLAIN(field, n, t, h)                                            \
+	{                                                                \
+		.offset = HANDLE(field), .name = n, .type = t, .help = h \
+	}
+#define LABELLED(field, n, t, h, label, v)                                          \
+	{                                                                           \
+		.offset = HANDLE(field), .name = n, .type = t, .help = h,           \
+		.labels = (const char *const[]){ label }, .nlabels = 1, .values = v \
+	}
+
+_Static_assert(METRICS_ORIGIN_CAP == 50, "the HELP text of wsaudit_violations_by_origin_total");
+
+static const struct family_spec wsaudit_families[] = {
+	PLAIN(events, "wsaudit_events_total", METRICS_COUNTER,
+	      "Records read from the BPF ring buffers."),
+	LABELLED(frames, "wsaudit_frames_total", METRICS_COUNTER,
+		 "Outbound WebSocket frames decoded, by opcode.", "opcode", metrics_opcodes),
+	PLAIN(captured_bytes, "wsaudit_captured_bytes_total", METRICS_COUNTER,
+	      "Payload bytes captured from the traced sockets."),
+	LABELLED(drops, "wsaudit_drops_total", METRICS_COUNTER,
+		 "Records or bytes the BPF programs could not deliver, by reason.", "reason",
+		 metrics_drop_reasons),
+	LABELLED(probes, "wsaudit_probes", METRICS_GAUGE,
+		 "BPF programs and uprobes, by state: attached or failed to attach.", "state",
+		 probe_states),
+	PLAIN(processes, "wsaudit_processes", METRICS_GAUGE,
+	      "Processes followed (matching the policy's targets)."),
+	PLAIN(connections, "wsaudit_connections", METRICS_GAUGE,
+	      "Open WebSocket connections followed."),
+	LABELLED(connections_total, "wsaudit_connections_total", METRICS_COUNTER,
+		 "WebSocket connections followed, by how they were found: from their handshake, "
+		 "or adopted mid-stream.",
+		 "kind", connection_kinds),
+	LABELLED(unattributed, "wsaudit_unattributed_frames_total", METRICS_COUNTER,
+		 "Frames not attributed to a Python function, by reason.", "reason",
+		 metrics_unattributed_reasons),
+	PLAIN(attributed, "wsaudit_attributed_frames_total", METRICS_COUNTER,
+	      "Frames attributed to the Python function that sent them."),
+	LABELLED(messages, "wsaudit_messages_total", METRICS_COUNTER,
+		 "WebSocket messages reassembled, by status.", "status", metrics_message_statuses),
+	PLAIN(parser_desyncs, "wsaudit_parser_desyncs_total", METRICS_COUNTER,
+	      "Times a connection's frame parser lost the frame boundaries."),
+	PLAIN(truncated_frames, "wsaudit_truncated_frames_total", METRICS_COUNTER,
+	      "Frames whose payload was not captured in full."),
+	LABELLED(violations, "wsaudit_violations_total", METRICS_COUNTER,
+		 "Policy violations, by rule.", "rule", metrics_rules),
+	{
+		.offset = HANDLE(violations_by_origin),
+		.name = "wsaudit_violations_by_origin_total",
+		.type = METRICS_COUNTER,
+		.help = "Policy violations, by rule and by the Python function (qualified name) "
+			"that sent the frame; past 50 (rule, function) pairs, origin=\"other\".",
+		.labels = (const char *const[]){ "rule", "origin" },
+		.nlabels = 2,
+		.cap = METRICS_ORIGIN_CAP,
+		.capped_label = "origin",
+	},
+	LABELLED(policy_reloads, "wsaudit_policy_reloads_total", METRICS_COUNTER,
+		 "Policy reloads, by result (an invalid policy keeps the previous one).", "result",
+		 reload_results),
+	PLAIN(log_write_errors, "wsaudit_log_write_errors_total", METRICS_COUNTER,
+	      "Violation records that could not be written to the log."),
+};
+
+int metrics_wsaudit_init(struct metrics_wsaudit *w, const char *version, const char *revision)
+{
+	static const char *const build_labels[] = { "version", "revision" };
+	const char *build_values[2] = { version, revision };
+	struct metrics_family *f;
+	size_t i;
+	int err;
+
+	memset(w, 0, sizeof(*w));
+	w->reg = metrics_new("wsaudit");
+	if (!w->reg)
+		return -errno;
+	w->build_info = metrics_family_add(w->reg, "wsaudit_build_info", METRICS_GAUGE,
+					   "Build of the agent: version and git revision, value 1.",
+					   build_labels, 2, 0, NULL);
+	if (!w->build_info)
+		goto err_errno;
+	err = metrics_gauge_set(w->build_info, build_values, 1);
+	if (err)
+		goto err_free;
+	for (i = 0; i < sizeof(wsaudit_families) / sizeof(wsaudit_families[0]); i++) {
+		const struct family_spec *s = &wsaudit_families[i];
+
+		f = metrics_family_add(w->reg, s->name, s->type, s->help, s->labels, s->nlabels,
+				       s->cap, s->capped_label);
+		if (!f)
+			goto err_errno;
+		*(struct metrics_family **)((char *)w + s->offset) = f;
+		if (s->values) {
+			err = touch_all(f, s->values);
+			if (err)
+				goto err_free;
+		}
+	}
+	return 0;
+
+err_errno:
+	err = -errno;
+err_free:
+	metrics_wsaudit_fini(w);
+	return err;
+}
+
+void metrics_wsaudit_fini(struct metrics_wsaudit *w)
+{
+	metrics_free(w->reg);
+	memset(w, 0, sizeof(*w));
+}
+
+int metrics_wsaudit_violation(struct metrics_wsaudit *w, const char *rule, const char *origin)
+{
+	const char *values[2] = { rule, origin && *origin ? origin : "unattributed" };
+	int err, err2;
+
+	err = metrics_add1(w->violations, rule, 1);
+	if (err)
+		return err;
+	err = metrics_add(w->violations_by_origin, values, 1);
+	if (err == -EILSEQ || err == -ENAMETOOLONG) {
+		/* Still counted, where a name that cannot be a label value belongs. */
+		values[1] = METRICS_OTHER;
+		err2 = metrics_add(w->violations_by_origin, values, 1);
+		if (err2)
+			err = err2;
+	}
+	return err;
+}

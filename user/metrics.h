@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * A registry of Prometheus metric families (counters and gauges with label sets), rendered in
+ * the text exposition format 0.0.4: one HELP and one TYPE line per family, the series of a
+ * family together, in a stable order (families in registration order, series sorted by their
+ * label values), label values escaped (\\, \", \n), no timestamps.
+ *
+ * CARDINALITY.  Labels take values from bounded sets only.  Never use user ids, connection
+ * ids, session ids, PIDs, pod UIDs, payload bytes or any free-form value as a label: each
+ * distinct value is a new time series on every node, forever.  Those belong in the violation
+ * log and the trace output.  Label names that usually carry such values (pid, user_id, ...)
+ * and names that collide with the labels Prometheus and Kubernetes attach to the target
+ * (namespace, pod, instance, job, ...; Prometheus would rename ours exported_*) are refused.
+ *
+ * A family whose values are not known in advance (the originating function of a violation) is
+ * created with a cap on its label sets and a capped label.  The first `cap` distinct label
+ * sets get their own series; past the cap, the capped label of a new set is replaced by
+ * "other" (the other labels, which must come from bounded sets, are kept), and the update is
+ * also counted in <prefix>_metrics_overflow_total{family="<name>"}.  A series once exposed is
+ * never taken away or merged: a Prometheus counter must not go down or vanish, so "top N" is
+ * the first N seen, and the ranking by count is left to PromQL (topk over increase()).
+ *
+ * THREADS.  Every update and the rendering take the registry's mutex: one or more writer
+ * threads and the HTTP thread may share a registry.  Family handles stay valid until
+ * metrics_free().
+ */
+#ifndef WSAUDIT_METRICS_H
+#define WSAUDIT_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define METRICS_MAX_LABELS 4 /* labels of one family */
+#define METRICS_MAX_VALUE 256 /* bytes of a label value */
+#define METRICS_OTHER "other" /* the value of the capped label past the cap */
+#define METRICS_ORIGIN_CAP 50 /* origins of violations with their own series */
+
+enum metrics_type {
+	METRICS_COUNTER,
+	METRICS_GAUGE,
+};
+
+struct metrics;
+struct metrics_family;
+
+/*
+ * A registry.  prefix names the overflow family (<prefix>_metrics_overflow_total), created
+ * with the first capped family and rendered last.  NULL and errno on failure.
+ */
+struct metrics *metrics_new(const char *prefix);
+void metrics_free(struct metrics *m);
+
+/*
+ * A family.  labels: nlabels label names (0..METRICS_MAX_LABELS).  cap 0: no cap; otherwise
+ * at most cap label sets before capped_label is replaced by METRICS_OTHER (capped_label must
+ * be one of labels).  Counter names must end in _total, gauge names must not.  NULL and errno
+ * on failure: EINVAL for a bad or forbidden name, EEXIST for a name already registered.
+ * A family without labels has its single series, at 0, from the start.
+ */
+struct metrics_family *metrics_family_add(struct metrics *m, const char *name,
+					  enum metrics_type type, const char *help,
+					  const char *const *labels, size_t nlabels, size_t cap,
+					  const char *capped_label);
+
+/*
+ * Updates.  values: the family's nlabels label values in its label order (NULL when it has
+ * none).  0 or -errno: -EINVAL for the wrong type of family, -EILSEQ for a value that is not
+ * UTF-8 (a Prometheus label value must be), -ENAMETOOLONG for one over METRICS_MAX_VALUE,
+ * -ENOMEM.  Nothing is counted when an error is returned.
+ */
+int metrics_add(struct metrics_family *f, const char *const *values, uint64_t delta);
+int metrics_gauge_set(struct metrics_family *f, const char *const *values, double v);
+int metrics_gauge_add(struct metrics_family *f, const char *const *values, double delta);
+/* Create the series at 0 if it is not there ("avoid missing metrics"); counts toward the cap. */
+int metrics_touch(struct metrics_family *f, const char *const *values);
+
+/* Single-label shorthands. */
+#define metrics_add1(f, v, delta) metrics_add(f, (const char *const[]){ v }, delta)
+#define metrics_gauge_set1(f, v, x) metrics_gauge_set(f, (const char *const[]){ v }, x)
+#define metrics_gauge_add1(f, v, x) metrics_gauge_add(f, (const char *const[]){ v }, x)
+
+/*
+ * The current value of a series, as it would be rendered (after the cap: ask for the values
+ * given to the update, and a capped set reads the "other" series).  0 or -ENOENT.
+ */
+int metrics_get(struct metrics_family *f, const char *const *values, double *out);
+/* Updates routed to "other" by the cap. */
+uint64_t metrics_overflow(struct metrics_family *f);
+
+/*
+ * The exposition (text format 0.0.4), NUL-terminated, in a buffer the caller frees; *len (if
+ * not NULL) is its length without the NUL.  NULL and errno on failure.
+ */
+char *metrics_render(struct metrics *m, size_t *len);
+
+/* The content type of metrics_render()'s output. */
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/*
+ * The collector's families (names, HELP texts and label sets fixed here), with every known
+ * label value created at 0 so that rate() and absent() work from the first scrape.
+ */
+struct metrics_wsaudit {
+	struct metrics *reg;
+	struct metrics_family *build_info; /* {version,revision} gauge, 1 */
+	struct metrics_family *events; /* ring buffer records read */
+	struct metrics_family *frames; /* {opcode} */
+	struct metrics_family *captured_bytes;
+	struct metrics_family *drops; /* {reason}: the BPF drop reasons */
+	struct metrics_family *probes; /* {state="attached"|"failed"} gauge */
+	struct metrics_family *processes; /* gauge: processes followed */
+	struct metrics_family *connections; /* gauge: open WebSocket connections */
+	struct metrics_family *connections_total; /* {kind="handshake"|"adopted"} */
+	struct metrics_family *unattributed; /* {reason} */
+	struct metrics_family *attributed;
+	struct metrics_family *messages; /* {status} */
+	struct metrics_family *parser_desyncs;
+	struct metrics_family *truncated_frames;
+	struct metrics_family *violations; /* {rule} */
+	struct metrics_family *violations_by_origin; /* {rule,origin}, origin capped */
+	struct metrics_family *policy_reloads; /* {result="ok"|"error"} */
+	struct metrics_family *log_write_errors;
+};
+
+/* The label values created at 0 (NULL-terminated lists). */
+extern const char *const metrics_opcodes[];
+extern const char *const metrics_drop_reasons[];
+extern const char *const metrics_unattributed_reasons[];
+extern const char *const metrics_message_statuses[];
+extern const char *const metrics_rules[];
+
+/* A registry with the collector's families; 0 or -errno.  metrics_wsaudit_fini() frees it. */
+int metrics_wsaudit_init(struct metrics_wsaudit *w, const char *version, const char *revision);
+void metrics_wsaudit_fini(struct metrics_wsaudit *w);
+
+/*
+ * One violation: wsaudit_violations_total{rule} and, by the function qualname that sent the
+ * frame (no file or line: those multiply series), wsaudit_violations_by_origin_total{rule,
+ * origin}.  origin NULL or empty counts as "unattributed".  0 or -errno (as metrics_add); the
+ * by-rule count is made even when the origin is refused.
+ */
+int metrics_wsaudit_violation(struct metrics_wsaudit *w, const char *rule, const char *origin);
+
+#endif /* WSAUDIT_METRICS_H */
