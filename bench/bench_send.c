@@ -60,6 +60,7 @@
 #define TAIL_MAX 2048
 /* Spread of the no-BPF figures (max / min) above which the report calls the run noisy. */
 #define NOISY_SPREAD 1.25
+#define DROP_REASONS_MAX 16
 
 /*
  * Two clocks per batch.  The sending thread's CPU time leaves out the time it was preempted
@@ -139,6 +140,11 @@ struct tracer {
 	int out_fd; /* its stdout, a memfd: the final stats record is read from it */
 	/* Sums of its final stats records over every run. */
 	__u64 records, drops, ignored, websocket;
+	struct {
+		char name[32];
+		__u64 n;
+	} drop_reasons[DROP_REASONS_MAX]; /* the nonzero ones */
+	unsigned int ndrop_reasons;
 	unsigned int stats_missing; /* runs without a final stats record */
 };
 
@@ -653,7 +659,8 @@ static void tracer_final_stats(struct tracer *t)
 {
 	json_int_t records = 0, drops = 0, ignored = 0, websocket = 0;
 	char *buf = NULL, *line;
-	json_t *root = NULL;
+	json_t *root = NULL, *count;
+	const char *reason;
 	struct stat st;
 
 	if (fstat(t->out_fd, &st) || st.st_size <= 0)
@@ -671,6 +678,25 @@ static void tracer_final_stats(struct tracer *t)
 				 &records, "drops_total", &drops, "conns", "ignored", &ignored,
 				 "websocket", &websocket))
 		goto out_missing;
+	json_object_foreach(json_object_get(root, "drops"), reason, count)
+	{
+		unsigned int i;
+
+		if (!json_is_integer(count) || json_integer_value(count) <= 0)
+			continue;
+		for (i = 0; i < t->ndrop_reasons; i++)
+			if (!strcmp(t->drop_reasons[i].name, reason))
+				break;
+		if (i == t->ndrop_reasons) {
+			if (i == DROP_REASONS_MAX)
+				continue;
+			snprintf(t->drop_reasons[i].name, sizeof(t->drop_reasons[i].name), "%s",
+				 reason);
+			t->drop_reasons[i].n = 0;
+			t->ndrop_reasons++;
+		}
+		t->drop_reasons[i].n += json_integer_value(count);
+	}
 	t->records += records;
 	t->drops += drops;
 	t->ignored += ignored;
@@ -1031,6 +1057,11 @@ static void report_tracer(const struct tracer *t, char cfg)
 	       cfg, t->starts, t->up_s, t->steady_ticks * 1000.0 / sysconf(_SC_CLK_TCK),
 	       t->cpu_s * 1000, (unsigned long long)t->records, (unsigned long long)t->drops,
 	       (unsigned long long)t->ignored, (unsigned long long)t->websocket);
+	for (unsigned int i = 0; i < t->ndrop_reasons; i++)
+		printf("%s%s %llu", i ? ", " : " Drops by reason: ", t->drop_reasons[i].name,
+		       (unsigned long long)t->drop_reasons[i].n);
+	if (t->ndrop_reasons)
+		printf(".");
 	if (t->stats_missing)
 		printf(" %u runs printed no final stats record.", t->stats_missing);
 	if (t->unsettled)
