@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * bench_send: what wsaudit's kernel hooks add to a send() by a process that wsaudit does not
- * trace, next to the floor: empty programs on the same tracepoints.
+ * bench_send: what wsaudit's kernel hooks add to a send(), above all by a process that wsaudit
+ * does not trace, next to the floor: empty programs on the same tracepoints.
  *
  * One loopback TCP connection; this thread sends 64 B and 4 KiB payloads, a reader thread
  * drains the other end.  Configurations are measured side by side in one run, interleaved
@@ -1076,7 +1076,7 @@ static void report(struct bench *b)
 	const struct bench_opts *o = &b->opts;
 	unsigned int disturbed = select_clean(b);
 
-	printf("## Kernel path: send() by a process that wsaudit does not trace\n\n");
+	printf("## Kernel path: what wsaudit adds to a send()\n\n");
 	report_machine();
 	printf("Loopback TCP with TCP_NODELAY; the sender is pinned to CPU %d, the reader thread to "
 	       "CPU %d. %u repetitions, the configurations interleaved in each (rotating order); "
