@@ -435,3 +435,37 @@ def test_connection_open_before_trace_is_adopted(procs, tmp_path):
     stats = final_stats(recs)
     print(f"\n[adopted] {'; '.join(summary)}; drops_total={stats['drops_total']}")
     assert stats["drops_total"] == 0, stats
+
+
+def test_write_cap_marks_truncated_frames(procs, tmp_path):
+    """--write-cap smaller than the 70 KiB frames: what is not captured is
+    marked (truncated, cap_exceeded), never reported as something else."""
+    tmp = str(tmp_path)
+    cap = 4096
+    port = free_port()
+    server = Server(procs, "fastapi", port, os.path.join(tmp, "server.log"))
+    trace = Trace(procs, tmp, ["-p", server.pid, "-o", "json", "--write-cap", cap])
+    clients = run_clients(procs, port, n=2)
+    rc = trace.stop()
+    assert rc == 0, f"wsaudit exit {rc}; stderr:\n{trace.stderr()}"
+    recs = trace.records()
+    log = server.frames()
+    got = trace_frames(recs, server.pid, server.port)
+    assert set(got) == set(log) and len(log) == len(clients), (sorted(got), sorted(log))
+    reported = truncated = 0
+    for p in sorted(log):
+        keys = [frame_key(r) for r in got[p]]
+        assert is_subsequence(keys, log[p]), f"port {p}:\n" + diff_sequences("wsaudit", keys, "server log", log[p])
+        for r in got[p]:
+            check_consistency(r)
+            assert r["captured_len"] <= cap, r
+            if r["payload_len"] > cap:
+                assert r["truncated"], f"frame longer than --write-cap {cap} not marked truncated: {r}"
+            truncated += r["truncated"]
+        reported += len(keys)
+    stats = final_stats(recs)
+    written = sum(map(len, log.values()))
+    print(f"\n[write-cap {cap}] server wrote {written} frames, wsaudit reported {reported} "
+          f"({truncated} truncated, {written - reported} not reported); drops={stats['drops']}")
+    assert truncated > 0
+    assert stats["drops"].get("cap_exceeded", 0) > 0, stats
