@@ -68,16 +68,18 @@ cat <<TXT
    $server_pid. Nothing in the service changes: no restart, no library. Each
    WebSocket frame the service sends becomes one line:
 
-     time  pid/tid  process  client  opcode  fin  len=N  from Function (file:line)
+     time  pid/tid  process  client  opcode  fin|more  len=N  from Function (file:line)
 
    opcode   text/binary carry messages; ping/pong are keep-alives; close ends
             the connection (here with code 1011, "internal error");
             continuation frames carry the rest of a fragmented message
-   fin      the last frame of a message (a fragmented message ends at fin)
+   fin|more "fin" ends a message; "more" means the message continues in the
+            next frames (a fragmented message)
    len      payload bytes on the wire; the payload itself is never shown
             unless you pass --payload
    from     the Python function that wrote the frame (read from the stack)
-   conn_open lines mark a new WebSocket connection (seen from its handshake)
+   conn_open / conn_close lines mark a WebSocket connection's start (seen
+            from its handshake) and end
 
 TXT
 
@@ -107,7 +109,7 @@ cat <<TXT
    Each client got the same mix from the service: small and 70 KiB text
    frames, binary frames, a ping and a pong, fragmented messages (a text
    frame with fin unset, then continuation frames, with a ping in between),
-   bursts of several frames written with a single send, and a close with
+   bursts of several frames written with a single syscall, and a close with
    code 1011. wsaudit reassembled the frames from what the kernel saw leave
    the process, and named the Python function behind each one.
    Try -o json for machine-readable records, or see README.md.
