@@ -14,6 +14,8 @@
  *   e  the floor plus the same test on a bitmap in an array map: a cheaper filter
  *   f  the floor plus what wsaudit's programs do for an untraced process, as written
  *   g  `wsaudit trace -p SELF -o json`: this process traced, its socket not a WebSocket
+ *   h  `wsaudit trace -p SELF --capture-only -o json`: each send() a WebSocket frame that
+ *      wsaudit captures, without the stack walk
  *
  * Each figure is ns per call over one timed batch of calls; a configuration's cost is paired
  * with (a) of the same repetition.  Markdown goes to stdout, progress to stderr.  Root only.
@@ -82,6 +84,7 @@ enum cfg_id {
 	CFG_BITMAP,
 	CFG_UNTRACED,
 	CFG_SELF,
+	CFG_WS,
 	CFG_MAX,
 };
 
@@ -93,6 +96,7 @@ static const char *const cfg_names[CFG_MAX] = {
 	[CFG_BITMAP] = "(e) floor + traced-tgid bitmap test (array map)",
 	[CFG_UNTRACED] = "(f) floor + wsaudit's untraced path (exit: in-flight, then tgid lookup)",
 	[CFG_SELF] = "(g) `wsaudit trace -p SELF -o json`: traced, the socket not a WebSocket",
+	[CFG_WS] = "(h) `wsaudit trace -p SELF --capture-only -o json`: WebSocket frames captured",
 };
 
 /* The programs of bench/floor.bpf.c that each configuration attaches, by name prefix. */
@@ -148,11 +152,20 @@ struct tracer {
 	unsigned int stats_missing; /* runs without a final stats record */
 };
 
-struct bench {
-	struct bench_opts opts;
+/* A loopback TCP connection and the thread that drains it. */
+struct conn {
 	int tx_fd, rx_fd;
 	pthread_t reader;
+	int cpu; /* of the reader */
+	unsigned long recvs; /* recv() calls of the reader */
+};
+
+struct bench {
+	struct bench_opts opts;
+	struct conn conn; /* (a) to (g) */
+	struct conn ws; /* (h): a WebSocket connection, opened while wsaudit traces */
 	char *payload;
+	char *frames[NSIZES]; /* (h): one binary frame of each size, header included */
 	unsigned long calls[NSIZES];
 	double ns[METRIC_MAX][CFG_MAX][NSIZES][REPS_MAX];
 	bool disturbed[REPS_MAX]; /* foreign tracepoint programs were seen around a batch */
@@ -161,8 +174,8 @@ struct bench {
 	struct floor floor;
 	struct tracer tracer; /* (d), tracing an idle process */
 	struct tracer self; /* (g), tracing this process */
+	struct tracer wscap; /* (h), tracing this process, capture only */
 	pid_t idle_pid; /* the idle process we spawned for wsaudit to trace, or 0 */
-	unsigned long recvs; /* recv() calls of the reader */
 	unsigned long sends[CFG_MAX][NSIZES], drains[CFG_MAX][NSIZES]; /* over all batches */
 };
 
@@ -205,35 +218,72 @@ static void cpu_unpin(void)
 
 static void *reader_run(void *arg)
 {
-	struct bench *b = arg;
+	struct conn *c = arg;
 	char *buf = malloc(READ_BUF);
 	ssize_t n;
 
 	if (!buf)
 		return NULL;
-	if (cpu_pin(b->opts.cpu_read))
-		fprintf(stderr, "bench_send: failed to pin the reader to CPU %d\n",
-			b->opts.cpu_read);
+	if (cpu_pin(c->cpu))
+		fprintf(stderr, "bench_send: failed to pin the reader to CPU %d\n", c->cpu);
 	do {
-		n = recv(b->rx_fd, buf, READ_BUF, 0);
-		__atomic_fetch_add(&b->recvs, 1, __ATOMIC_RELAXED);
+		n = recv(c->rx_fd, buf, READ_BUF, 0);
+		__atomic_fetch_add(&c->recvs, 1, __ATOMIC_RELAXED);
 	} while (n > 0 || (n < 0 && errno == EINTR));
 	free(buf);
 	return NULL;
 }
 
 /*
- * TCP_NODELAY as the WebSocket servers set it (asyncio does for every TCP transport): each
- * send() goes down the stack instead of waiting in the socket for Nagle.
+ * The opening of a WebSocket connection: the client's upgrade request, read by the server
+ * (wsaudit takes the request from the server's reads), then the server's 101 response.
  */
-static int conn_open(struct bench *b)
+static const char ws_request[] = "GET /bench HTTP/1.1\r\n"
+				 "Host: 127.0.0.1\r\n"
+				 "Upgrade: websocket\r\n"
+				 "Connection: Upgrade\r\n"
+				 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+				 "Sec-WebSocket-Version: 13\r\n\r\n";
+static const char ws_response[] = "HTTP/1.1 101 Switching Protocols\r\n"
+				  "Upgrade: websocket\r\n"
+				  "Connection: Upgrade\r\n"
+				  "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
+static int ws_handshake(struct conn *c)
+{
+	char buf[sizeof(ws_request)];
+	size_t got = 0;
+	ssize_t n;
+
+	if (send(c->rx_fd, ws_request, strlen(ws_request), MSG_NOSIGNAL) !=
+	    (ssize_t)strlen(ws_request))
+		return -EIO;
+	while (got < strlen(ws_request)) {
+		n = recv(c->tx_fd, buf + got, strlen(ws_request) - got, 0);
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		got += n;
+	}
+	if (send(c->tx_fd, ws_response, strlen(ws_response), MSG_NOSIGNAL) !=
+	    (ssize_t)strlen(ws_response))
+		return -EIO;
+	return 0;
+}
+
+/*
+ * TCP_NODELAY as the WebSocket servers set it (asyncio does for every TCP transport): each
+ * send() goes down the stack instead of waiting in the socket for Nagle.  tx_fd is the
+ * server's end, which sends; with ws, the WebSocket handshake goes first.
+ */
+static int conn_open(struct conn *c, int cpu, bool ws)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET,
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
 	int one = 1, lfd, err = 0;
 
-	b->tx_fd = b->rx_fd = -1;
+	c->cpu = cpu;
+	c->tx_fd = c->rx_fd = -1;
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (lfd < 0)
 		return -errno;
@@ -242,39 +292,49 @@ static int conn_open(struct bench *b)
 		err = -errno;
 		goto out_close_listener;
 	}
-	b->tx_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (b->tx_fd < 0 || connect(b->tx_fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    setsockopt(b->tx_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))) {
+	c->rx_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->rx_fd < 0 || connect(c->rx_fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		err = -errno;
-		goto out_close_listener;
+		goto err_close;
 	}
-	b->rx_fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	if (b->rx_fd < 0) {
+	c->tx_fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (c->tx_fd < 0 || setsockopt(c->tx_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))) {
 		err = -errno;
-		goto out_close_listener;
+		goto err_close;
 	}
-	err = -pthread_create(&b->reader, NULL, reader_run, b);
-	if (err) {
-		close(b->rx_fd);
-		b->rx_fd = -1;
+	if (ws) {
+		err = ws_handshake(c);
+		if (err)
+			goto err_close;
 	}
+	err = -pthread_create(&c->reader, NULL, reader_run, c);
+	if (err)
+		goto err_close;
+	goto out_close_listener;
+err_close:
+	if (c->tx_fd >= 0)
+		close(c->tx_fd);
+	if (c->rx_fd >= 0)
+		close(c->rx_fd);
+	c->tx_fd = c->rx_fd = -1;
 out_close_listener:
 	close(lfd);
 	return err;
 }
 
-static void conn_close(struct bench *b)
+static void conn_close(struct conn *c)
 {
-	if (b->rx_fd < 0)
+	if (c->rx_fd < 0)
 		return;
-	shutdown(b->tx_fd, SHUT_WR);
-	pthread_join(b->reader, NULL);
-	close(b->rx_fd);
-	close(b->tx_fd);
+	shutdown(c->tx_fd, SHUT_WR);
+	pthread_join(c->reader, NULL);
+	close(c->rx_fd);
+	close(c->tx_fd);
+	c->tx_fd = c->rx_fd = -1;
 }
 
 /* ns per send() over one batch on each clock in ns[METRIC_MAX]; 0 or -errno. */
-static int send_batch(struct bench *b, size_t size, unsigned long calls, double *ns)
+static int send_batch(struct conn *c, const char *buf, size_t size, unsigned long calls, double *ns)
 {
 	struct timespec w0, w1, c0, c1;
 	ssize_t n;
@@ -282,7 +342,7 @@ static int send_batch(struct bench *b, size_t size, unsigned long calls, double 
 	clock_gettime(CLOCK_MONOTONIC, &w0);
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
 	for (unsigned long i = 0; i < calls; i++) {
-		n = send(b->tx_fd, b->payload, size, MSG_NOSIGNAL);
+		n = send(c->tx_fd, buf, size, MSG_NOSIGNAL);
 		if (n != (ssize_t)size)
 			return n < 0 ? -errno : -EIO;
 	}
@@ -300,10 +360,10 @@ static int send_calibrate(struct bench *b)
 	int err;
 
 	for (size_t s = 0; s < NSIZES; s++) {
-		err = send_batch(b, sizes[s], 20000, ns);
+		err = send_batch(&b->conn, b->payload, sizes[s], 20000, ns);
 		if (err)
 			return err;
-		err = send_batch(b, sizes[s], 20000, ns);
+		err = send_batch(&b->conn, b->payload, sizes[s], 20000, ns);
 		if (err)
 			return err;
 		if (b->opts.calls)
@@ -588,7 +648,7 @@ static void tracer_settle(struct tracer *t)
 	t->unsettled++;
 }
 
-static int tracer_start(struct tracer *t, const char *path, pid_t target)
+static int tracer_start(struct tracer *t, const char *path, pid_t target, bool capture_only)
 {
 	struct timespec t0, now;
 	char pidstr[16];
@@ -617,7 +677,12 @@ static int tracer_start(struct tracer *t, const char *path, pid_t target)
 		if (dup2(t->out_fd, STDOUT_FILENO) < 0 || dup2(pfd[1], STDERR_FILENO) < 0)
 			_exit(127);
 		/* -d bounds an orphan's life should this process die without stopping it. */
-		execl(path, path, "trace", "-p", pidstr, "-o", "json", "-d", "900", (char *)NULL);
+		if (capture_only)
+			execl(path, path, "trace", "-p", pidstr, "-o", "json", "-d", "900",
+			      "--capture-only", (char *)NULL);
+		else
+			execl(path, path, "trace", "-p", pidstr, "-o", "json", "-d", "900",
+			      (char *)NULL);
 		fprintf(stderr, "bench_send: failed to run %s: %s\n", path, strerror(errno));
 		_exit(127);
 	}
@@ -770,11 +835,37 @@ static pid_t idle_spawn(void)
 	_exit(127);
 }
 
+/*
+ * Unmasked binary frames, as a server sends them, of exactly each payload size on the wire:
+ * 64 B is a 2-byte header and 62 bytes, 4 KiB a 4-byte header (16-bit length) and 4092.
+ */
+static int frames_build(struct bench *b)
+{
+	for (size_t i = 0; i < NSIZES; i++) {
+		size_t size = sizes[i], hdr = size - 2 <= 125 ? 2 : 4, len = size - hdr;
+		unsigned char *f = malloc(size);
+
+		if (!f)
+			return -ENOMEM;
+		f[0] = 0x82; /* FIN, binary */
+		if (hdr == 2) {
+			f[1] = (unsigned char)len;
+		} else {
+			f[1] = 126;
+			f[2] = (unsigned char)(len >> 8);
+			f[3] = (unsigned char)len;
+		}
+		memset(f + hdr, 'x', len);
+		b->frames[i] = (char *)f;
+	}
+	return 0;
+}
+
 /* --- one configuration ----------------------------------------------------------------------- */
 
 static bool cfg_is_tracer(enum cfg_id cfg)
 {
-	return cfg == CFG_WSAUDIT || cfg == CFG_SELF;
+	return cfg == CFG_WSAUDIT || cfg == CFG_SELF || cfg == CFG_WS;
 }
 
 /*
@@ -789,7 +880,7 @@ static int self_warm_up(struct bench *b)
 
 	for (int round = 0; round < 2; round++) {
 		for (size_t s = 0; s < NSIZES; s++) {
-			err = send_batch(b, sizes[s], 2000, ns);
+			err = send_batch(&b->conn, b->payload, sizes[s], 2000, ns);
 			if (err)
 				return err;
 		}
@@ -803,11 +894,21 @@ static int cfg_enter(struct bench *b, enum cfg_id cfg)
 	int err;
 
 	if (cfg == CFG_WSAUDIT)
-		return tracer_start(&b->tracer, b->opts.wsaudit, b->opts.target);
+		return tracer_start(&b->tracer, b->opts.wsaudit, b->opts.target, false);
 	if (cfg == CFG_SELF) {
-		err = tracer_start(&b->self, b->opts.wsaudit, getpid());
+		err = tracer_start(&b->self, b->opts.wsaudit, getpid(), false);
 		if (!err)
 			err = self_warm_up(b);
+		return err;
+	}
+	if (cfg == CFG_WS) {
+		/* A connection that opens while wsaudit traces, as a new client's would. */
+		err = tracer_start(&b->wscap, b->opts.wsaudit, getpid(), true);
+		if (err)
+			return err;
+		err = conn_open(&b->ws, b->opts.cpu_read, true);
+		if (err)
+			tracer_stop(&b->wscap);
 		return err;
 	}
 	if (cfg_progs[cfg])
@@ -821,6 +922,10 @@ static int cfg_leave(struct bench *b, enum cfg_id cfg)
 		return tracer_stop(&b->tracer);
 	if (cfg == CFG_SELF)
 		return tracer_stop(&b->self);
+	if (cfg == CFG_WS) {
+		conn_close(&b->ws);
+		return tracer_stop(&b->wscap);
+	}
 	floor_detach(&b->floor);
 	return 0;
 }
@@ -834,12 +939,14 @@ static int cfg_measure(struct bench *b, enum cfg_id cfg, unsigned int rep)
 	if (err)
 		return err;
 	for (size_t s = 0; s < NSIZES; s++) {
-		unsigned long recvs = __atomic_load_n(&b->recvs, __ATOMIC_RELAXED);
+		struct conn *c = cfg == CFG_WS ? &b->ws : &b->conn;
+		const char *buf = cfg == CFG_WS ? b->frames[s] : b->payload;
+		unsigned long recvs = __atomic_load_n(&c->recvs, __ATOMIC_RELAXED);
 
 		/* wsaudit's own links cannot be told from others': check around the rest. */
 		if (!cfg_is_tracer(cfg) && floor_foreign_links(&b->floor))
 			b->disturbed[rep] = true;
-		err = send_batch(b, sizes[s], b->calls[s], ns);
+		err = send_batch(c, buf, sizes[s], b->calls[s], ns);
 		if (err) {
 			cfg_leave(b, cfg);
 			return err;
@@ -849,7 +956,7 @@ static int cfg_measure(struct bench *b, enum cfg_id cfg, unsigned int rep)
 		for (int m = 0; m < METRIC_MAX; m++)
 			b->ns[m][cfg][s][rep] = ns[m];
 		b->sends[cfg][s] += b->calls[s];
-		b->drains[cfg][s] += __atomic_load_n(&b->recvs, __ATOMIC_RELAXED) - recvs;
+		b->drains[cfg][s] += __atomic_load_n(&c->recvs, __ATOMIC_RELAXED) - recvs;
 	}
 	return cfg_leave(b, cfg);
 }
@@ -1115,6 +1222,8 @@ static void report(struct bench *b)
 		report_tracer(&b->tracer, 'd');
 	if (cfg_on(b, CFG_SELF))
 		report_tracer(&b->self, 'g');
+	if (cfg_on(b, CFG_WS))
+		report_tracer(&b->wscap, 'h');
 }
 
 /* --- command line ---------------------------------------------------------------------------- */
@@ -1129,11 +1238,12 @@ static void usage(FILE *f)
 		"                     seconds (default 200)\n"
 		"  -n, --calls N      send() calls per batch (default: calibrated, see -m)\n"
 		"  -m, --ms MS        calibrate batches to about MS ms without BPF (default 100)\n"
-		"  -c, --configs LIST configurations among a-g (default all; a is implied)\n"
+		"  -c, --configs LIST configurations among a-h (default all; a is implied)\n"
 		"                     a no BPF, b empty programs, c + tgid hash lookup,\n"
 		"                     d wsaudit trace, e + tgid bitmap test,\n"
 		"                     f + wsaudit's untraced path (exit: two hash lookups),\n"
-		"                     g wsaudit trace of this process (a socket it ignores)\n"
+		"                     g wsaudit trace of this process (a socket it ignores),\n"
+		"                     h the same, capture only, on a WebSocket connection\n"
 		"  -w, --wsaudit PATH the wsaudit binary for (d) (default ./wsaudit)\n"
 		"  -p, --target PID   the process wsaudit traces in (d) (default: an idle python3\n"
 		"                     started by the bench)\n"
@@ -1257,16 +1367,18 @@ int main(int argc, char **argv)
 	struct timespec t0, now;
 	int err;
 
+	b.conn.tx_fd = b.conn.rx_fd = b.ws.tx_fd = b.ws.rx_fd = -1;
 	if (opts_parse(argc, argv, o))
 		return 2;
 	if (geteuid() != 0) {
 		fprintf(stderr, "bench_send: must run as root (it loads BPF programs)\n");
 		return 2;
 	}
-	if ((cfg_on(&b, CFG_WSAUDIT) || cfg_on(&b, CFG_SELF)) && access(o->wsaudit, X_OK)) {
+	if ((cfg_on(&b, CFG_WSAUDIT) || cfg_on(&b, CFG_SELF) || cfg_on(&b, CFG_WS)) &&
+	    access(o->wsaudit, X_OK)) {
 		fprintf(stderr,
 			"bench_send: %s: %s; build it (make wsaudit), pass -w PATH, or "
-			"leave (d) and (g) out with -c a,b,c,e,f\n",
+			"leave (d), (g) and (h) out with -c a,b,c,e,f\n",
 			o->wsaudit, strerror(errno));
 		return 2;
 	}
@@ -1281,7 +1393,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_send: failed to mount tracefs: %s\n", strerror(-err));
 		return 1;
 	}
-	if (o->cfg_mask & ~((1u << CFG_NONE) | (1u << CFG_WSAUDIT) | (1u << CFG_SELF))) {
+	if (o->cfg_mask &
+	    ~((1u << CFG_NONE) | (1u << CFG_WSAUDIT) | (1u << CFG_SELF) | (1u << CFG_WS))) {
 		err = floor_open(&b.floor, o->cfg_mask);
 		if (err) {
 			fprintf(stderr, "bench_send: failed to load the floor programs: %s\n",
@@ -1315,7 +1428,10 @@ int main(int argc, char **argv)
 			strerror(-err));
 		goto out_payload;
 	}
-	err = conn_open(&b);
+	err = frames_build(&b);
+	if (err)
+		goto out_payload;
+	err = conn_open(&b.conn, o->cpu_read, false);
 	if (err) {
 		fprintf(stderr, "bench_send: failed to open a loopback connection: %s\n",
 			strerror(-err));
@@ -1355,10 +1471,14 @@ int main(int argc, char **argv)
 out_conn:
 	tracer_stop(&b.tracer);
 	tracer_stop(&b.self);
+	conn_close(&b.ws);
+	tracer_stop(&b.wscap);
 	floor_detach(&b.floor);
-	conn_close(&b);
+	conn_close(&b.conn);
 out_payload:
 	free(b.payload);
+	for (size_t i = 0; i < NSIZES; i++)
+		free(b.frames[i]);
 out_idle:
 	if (b.idle_pid > 0) {
 		kill(b.idle_pid, SIGKILL);
