@@ -384,7 +384,8 @@ def test_full_ring_buffer(procs, tmp_path):
     written = sum(map(len, log.values()))
     print(f"\n[ringbuf {size}] {len(clients)} connections: server wrote {written} frames, wsaudit "
           f"reported {reported} ({truncated} truncated, {unknown_addr} on {sum(1 for fs in by_conn.values() if peer_port(fs[0]['conn']) is None)} "
-          f"adopted connections without addresses); drops_total={stats['drops_total']} drops={stats['drops']}")
+          f"adopted connections without addresses); drops_total={stats['drops_total']} drops={stats['drops']} "
+          f"parser={stats.get('parser')}")
     assert stats["drops_total"] > 0, f"no drops counted with a {size}-byte ring buffer: {stats}"
     assert stats["drops"].get("ringbuf_full", 0) > 0, stats
 
@@ -465,7 +466,12 @@ def test_write_cap_marks_truncated_frames(procs, tmp_path):
         reported += len(keys)
     stats = final_stats(recs)
     written = sum(map(len, log.values()))
+    parser = stats.get("parser", {})
     print(f"\n[write-cap {cap}] server wrote {written} frames, wsaudit reported {reported} "
-          f"({truncated} truncated, {written - reported} not reported); drops={stats['drops']}")
+          f"({truncated} truncated, {written - reported} not reported); drops={stats['drops']} "
+          f"parser={parser}")
     assert truncated > 0
     assert stats["drops"].get("cap_exceeded", 0) > 0, stats
+    if written > reported and parser:
+        # Frames lost past the cap of a write must show as a gap, not vanish.
+        assert parser.get("gap_bytes", 0) > 0 or parser.get("desyncs", 0) > 0, stats
