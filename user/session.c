@@ -203,6 +203,17 @@ int session_add_pid(struct session *s, pid_t pid, const char *how)
 	return 0;
 }
 
+/* The executable globs in force: the policy's targets, or the caller's. */
+static char *const *exe_globs(const struct session *s, size_t *n)
+{
+	if (s->opts.targets_from_policy) {
+		*n = s->policy->exe.n;
+		return s->policy->exe.v;
+	}
+	*n = s->opts.nglobs;
+	return (char *const *)s->opts.exe_globs;
+}
+
 static void scan_cb(void *ctx, pid_t pid)
 {
 	session_add_pid(ctx, pid, " (executable matched)");
@@ -210,20 +221,23 @@ static void scan_cb(void *ctx, pid_t pid)
 
 int session_scan_exe(struct session *s)
 {
-	if (!s->opts.nglobs)
+	size_t n;
+	char *const *globs = exe_globs(s, &n);
+
+	if (!n)
 		return 0;
-	return target_scan_exe((char *const *)s->opts.exe_globs, s->opts.nglobs, scan_cb, s);
+	return target_scan_exe(globs, n, scan_cb, s);
 }
 
 static bool exec_matches(struct session *s, const struct evt_proc *e)
 {
-	char *const *globs = (char *const *)s->opts.exe_globs;
+	size_t n;
+	char *const *globs = exe_globs(s, &n);
 	char exe[4096];
 
 	/* The path as exec'd, or the resolved one (for relative or symlinked paths). */
-	return target_exe_matches(e->filename, globs, s->opts.nglobs) ||
-	       (!target_exe_path(e->pid, exe, sizeof(exe)) &&
-		target_exe_matches(exe, globs, s->opts.nglobs));
+	return target_exe_matches(e->filename, globs, n) ||
+	       (!target_exe_path(e->pid, exe, sizeof(exe)) && target_exe_matches(exe, globs, n));
 }
 
 static void handle_proc(struct session *s, const struct evt_proc *e)
@@ -294,7 +308,7 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 	struct capture_opts copts = {
 		.ringbuf_size = opts->ringbuf_size,
 		.write_cap = opts->write_cap,
-		.follow_exec = opts->nglobs > 0,
+		.follow_exec = opts->nglobs > 0 || opts->targets_from_policy,
 	};
 	struct session *s = calloc(1, sizeof(*s));
 	struct ct_sink sink = {

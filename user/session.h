@@ -33,6 +33,8 @@ struct session_opts {
 	/* Executables to follow when they start (exec), and to pick up by scanning. */
 	const char *const *exe_globs;
 	size_t nglobs;
+	/* Take them from the policy's targets.exe instead (and again after a reload). */
+	bool targets_from_policy;
 };
 
 /* Told about every frame, after judgement, whether it is printed or not (for metrics). */
