@@ -1,0 +1,247 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+"""Writes dashboards/wsaudit.json, the Grafana dashboard of the agent's /metrics.
+
+Classic JSON model, schemaVersion 39, one `datasource` variable (type datasource, query
+prometheus) that every panel and target uses, no __inputs (they only work through the UI's
+import, not with file provisioning or the sidecar).  Panel ids and grid positions are computed
+here, so editing means editing this file and running it:
+
+    /usr/bin/python3 dashboards/generate.py            # rewrite wsaudit.json
+    /usr/bin/python3 dashboards/generate.py --check    # exit 1 if wsaudit.json is stale
+"""
+
+import json
+import os
+import sys
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wsaudit.json")
+DS = {"type": "prometheus", "uid": "${datasource}"}
+SEL = 'job=~"$job",instance=~"$instance"'
+
+
+def target(expr, legend, ref, instant):
+    t = {"datasource": DS, "expr": expr, "legendFormat": legend, "refId": ref}
+    if instant:
+        # One value per series at the end of the range: tables and stats of $__range.
+        t.update({"instant": True, "range": False, "format": "table"})
+    else:
+        t["range"] = True
+    return t
+
+
+def panel(kind, title, description, unit, targets, w, h, **extra):
+    p = {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "options": {},
+        "targets": [target(e, l, chr(ord("A") + i), kind == "table")
+                    for i, (e, l) in enumerate(targets)],
+        "_size": (w, h),
+    }
+    if kind == "timeseries":
+        p["fieldConfig"]["defaults"]["custom"] = {"drawStyle": "line", "fillOpacity": 10,
+                                                  "lineWidth": 1, "spanNulls": False}
+        p["options"] = {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                        "tooltip": {"mode": "multi", "sort": "desc"}}
+    elif kind == "stat":
+        p["options"] = {"colorMode": "value", "graphMode": "none", "justifyMode": "auto",
+                        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                        "textMode": "auto"}
+    p.update(extra)
+    return p
+
+
+def row(title):
+    return {"type": "row", "title": title, "collapsed": False, "datasource": DS, "panels": [],
+            "_size": (24, 1)}
+
+
+def r(metric, extra=""):
+    """rate() of a counter over the dashboard's interval, selected by job and instance."""
+    sel = SEL + ("," + extra if extra else "")
+    return f"rate({metric}{{{sel}}}[$__rate_interval])"
+
+
+PANELS = [
+    row("Agent health"),
+    panel("stat", "Agents scraped",
+          "Agent targets Prometheus scraped successfully (up == 1) out of all agent targets.",
+          "none",
+          [(f"sum(up{{{SEL}}})", "up"), (f"count(up{{{SEL}}})", "targets")], 4, 4),
+    panel("stat", "Probes failed",
+          "BPF programs and uprobes that failed to attach, summed over the agents. Anything but "
+          "0 means some traffic is not seen.",
+          "none", [(f'sum(wsaudit_probes{{{SEL},state="failed"}})', "failed")], 4, 4,
+          fieldConfig={"defaults": {"unit": "none", "thresholds": {
+              "mode": "absolute",
+              "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}]}},
+              "overrides": []}),
+    panel("timeseries", "Probes by state",
+          "Probes attached and failed, per agent.", "none",
+          [(f"sum by (instance, state) (wsaudit_probes{{{SEL}}})", "{{instance}} {{state}}")], 8, 4),
+    panel("timeseries", "Processes and connections followed",
+          "Processes matching the policy's targets and open WebSocket connections, per agent.",
+          "none",
+          [(f"sum by (instance) (wsaudit_processes{{{SEL}}})", "{{instance}} processes"),
+           (f"sum by (instance) (wsaudit_connections{{{SEL}}})", "{{instance}} connections")], 8, 4),
+    panel("table", "Agent builds",
+          "Version and git revision of each agent (wsaudit_build_info).", "none",
+          [(f"max by (instance, version, revision) (wsaudit_build_info{{{SEL}}})", "")], 24, 4,
+          options={"showHeader": True}),
+    row("Traffic"),
+    panel("timeseries", "Frames per second by opcode",
+          "Outbound WebSocket frames decoded per second, by opcode.", "ops",
+          [(f"sum by (opcode) ({r('wsaudit_frames_total')})", "{{opcode}}")], 12, 8),
+    panel("timeseries", "Ring buffer events per second",
+          "Records read from the BPF ring buffers per second, per agent.", "ops",
+          [(f"sum by (instance) ({r('wsaudit_events_total')})", "{{instance}}")], 6, 8),
+    panel("timeseries", "Captured bytes per second",
+          "Payload bytes captured from the traced sockets per second.", "Bps",
+          [(f"sum by (instance) ({r('wsaudit_captured_bytes_total')})", "{{instance}}")], 6, 8),
+    panel("timeseries", "Messages by status",
+          "WebSocket messages reassembled per second, by status (ok, truncated, "
+          "undecodable_gap, inflate_error, too_large).", "ops",
+          [(f"sum by (status) ({r('wsaudit_messages_total')})", "{{status}}")], 12, 8),
+    panel("timeseries", "New connections by kind",
+          "WebSocket connections found per second: from their handshake, or adopted mid-stream.",
+          "ops",
+          [(f"sum by (kind) ({r('wsaudit_connections_total')})", "{{kind}}")], 12, 8),
+    row("Violations"),
+    panel("timeseries", "Violations by rule",
+          "Policy violations per interval, by rule (bridge_bypass, isolation_breach). Users and "
+          "connections are in the violation log, not in metrics.", "none",
+          [(f"sum by (rule) (increase(wsaudit_violations_total{{{SEL}}}[$__rate_interval]))",
+            "{{rule}}")], 12, 8,
+          fieldConfig={"defaults": {"unit": "none", "custom": {"drawStyle": "bars",
+                                                               "fillOpacity": 80}},
+                       "overrides": []}),
+    panel("stat", "Violations in range by rule",
+          "Policy violations over the dashboard's time range, by rule.", "none",
+          [(f"sum by (rule) (increase(wsaudit_violations_total{{{SEL}}}[$__range]))", "{{rule}}")],
+          12, 8),
+    panel("table", "Top origins of violations",
+          "The Python functions (qualified names) that sent violating frames over the time "
+          "range, top 20. Past 50 (rule, function) pairs per agent, new functions count under "
+          "origin=\"other\".", "none",
+          [(f"topk(20, sum by (rule, origin) "
+            f"(increase(wsaudit_violations_by_origin_total{{{SEL}}}[$__range])))", "")], 16, 8,
+          options={"showHeader": True, "sortBy": [{"desc": True, "displayName": "Value"}]}),
+    panel("timeseries", "Origins past the cap",
+          "Violations counted under origin=\"other\" because the per-agent cap on origins was "
+          "reached. Non-zero: look at the violation log for the functions.", "none",
+          [(f"sum by (instance) (increase(wsaudit_metrics_overflow_total{{{SEL},"
+            f"family=\"wsaudit_violations_by_origin_total\"}}[$__rate_interval]))",
+            "{{instance}}")], 8, 8),
+    row("Attribution and loss"),
+    panel("timeseries", "Unattributed frames by reason",
+          "Frames per second that could not be attributed to a Python function, by reason.",
+          "ops",
+          [(f"sum by (reason) ({r('wsaudit_unattributed_frames_total')})", "{{reason}}")], 12, 8),
+    panel("timeseries", "Attributed share of frames",
+          "Attributed frames over attributed plus unattributed.", "percentunit",
+          [(f"sum({r('wsaudit_attributed_frames_total')}) / (sum({r('wsaudit_attributed_frames_total')})"
+            f" + sum({r('wsaudit_unattributed_frames_total')}))", "attributed")], 12, 8),
+    panel("timeseries", "Drops by reason",
+          "Records or bytes the BPF programs could not deliver, per second, by reason. Any "
+          "drop can hide a violation.", "ops",
+          [(f"sum by (reason) ({r('wsaudit_drops_total')})", "{{reason}}")], 12, 8),
+    panel("timeseries", "Parser desyncs and truncated frames",
+          "Times a frame parser lost the frame boundaries, and frames not captured in full, "
+          "per second.", "ops",
+          [(f"sum({r('wsaudit_parser_desyncs_total')})", "parser desyncs"),
+           (f"sum({r('wsaudit_truncated_frames_total')})", "truncated frames")], 6, 8),
+    panel("timeseries", "Policy reloads and log write errors",
+          "Policy reloads by result, and violation records that could not be written, per "
+          "interval.", "none",
+          [(f"sum by (result) (increase(wsaudit_policy_reloads_total{{{SEL}}}[$__rate_interval]))",
+            "reload {{result}}"),
+           (f"sum(increase(wsaudit_log_write_errors_total{{{SEL}}}[$__rate_interval]))",
+            "log write errors")], 6, 8),
+]
+
+
+def layout(panels):
+    """Ids in order; panels flow left to right, wrapping at 24 columns, rows start a line."""
+    x = y = line_h = 0
+    for i, p in enumerate(panels, 1):
+        w, h = p.pop("_size")
+        if p["type"] == "row" or x + w > 24:
+            y += line_h
+            x = line_h = 0
+        p["id"] = i
+        p["gridPos"] = {"h": h, "w": w, "x": x, "y": y}
+        x += w
+        line_h = max(line_h, h)
+        if p["type"] == "row":
+            y += h
+            x = line_h = 0
+    return panels
+
+
+def variable(name, label, query, multi):
+    return {
+        "name": name, "label": label, "type": "query", "datasource": DS,
+        "definition": query, "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+        "refresh": 2, "sort": 1, "multi": multi, "includeAll": True, "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "hide": 0, "options": [], "regex": "", "skipUrlSync": False,
+    }
+
+
+def dashboard():
+    return {
+        "annotations": {"list": [{
+            "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+            "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
+            "name": "Annotations & Alerts", "type": "dashboard"}]},
+        "description": "wsaudit agents: WebSocket frames, policy violations by rule and by "
+                       "originating function, attribution failures, drops, probe and process health.",
+        "editable": True,
+        "fiscalYearStartMonth": 0,
+        "graphTooltip": 1,
+        "id": None,
+        "links": [],
+        "panels": layout([dict(p) for p in PANELS]),
+        "refresh": "30s",
+        "schemaVersion": 39,
+        "tags": ["wsaudit", "ebpf", "websocket"],
+        "templating": {"list": [
+            {"name": "datasource", "label": "Data Source", "type": "datasource",
+             "query": "prometheus", "current": {}, "hide": 0, "includeAll": False,
+             "multi": False, "options": [], "refresh": 1, "regex": "", "skipUrlSync": False},
+            variable("job", "Job", "label_values(wsaudit_build_info, job)", True),
+            variable("instance", "Instance", 'label_values(wsaudit_build_info{job=~"$job"}, instance)', True),
+        ]},
+        "time": {"from": "now-6h", "to": "now"},
+        "timepicker": {},
+        "timezone": "",
+        "title": "wsaudit",
+        "uid": "wsaudit-overview",
+        "version": 1,
+        "weekStart": "",
+    }
+
+
+def render():
+    return json.dumps(dashboard(), indent=2, sort_keys=True) + "\n"
+
+
+def main():
+    text = render()
+    if sys.argv[1:] == ["--check"]:
+        with open(OUT, encoding="utf-8") as f:
+            if f.read() != text:
+                print(f"{OUT} is stale: run dashboards/generate.py", file=sys.stderr)
+                return 1
+        return 0
+    with open(OUT, "w", encoding="utf-8") as f:
+        f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
