@@ -175,6 +175,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	return respond(conn, MHD_HTTP_OK, body, len, MHD_RESPMEM_MUST_FREE, METRICS_CONTENT_TYPE);
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char buf[256];
