@@ -64,6 +64,10 @@ static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 {
 	struct session *s = ctx;
 
+	/* Its announcement was lost (full ring buffer): the kernel still lists the socket. */
+	if (!strcmp(c->local, "unknown"))
+		target_sock_addrs(c->tgid, c->id.ino, c->local, sizeof(c->local), c->peer,
+				  sizeof(c->peer));
 	conn_identify(s, c);
 	if (!s->opts.violations_only)
 		output_conn_open(s->out, c, ts_ns);

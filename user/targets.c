@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,4 +108,53 @@ int target_scan_exe(char *const *globs, size_t nglobs, void (*fn)(void *ctx, pid
 	}
 	closedir(dir);
 	return matches;
+}
+
+/* "0100007F:1F90" (IPv4) or 32 hex digits (IPv6): words in host order, then the port. */
+static int format_proc_addr(const char *hex, bool v6, char *out, size_t size)
+{
+	unsigned int words[4], port;
+	char ip[INET6_ADDRSTRLEN];
+	int n = v6 ? 4 : 1;
+
+	for (int i = 0; i < n; i++) {
+		if (sscanf(hex + 8 * i, "%8x", &words[i]) != 1)
+			return -EINVAL;
+	}
+	if (sscanf(hex + 8 * n, ":%x", &port) != 1)
+		return -EINVAL;
+	if (!inet_ntop(v6 ? AF_INET6 : AF_INET, words, ip, sizeof(ip)))
+		return -EINVAL;
+	snprintf(out, size, v6 ? "[%s]:%u" : "%s:%u", ip, port);
+	return 0;
+}
+
+int target_sock_addrs(pid_t pid, unsigned long long ino, char *local, size_t lsize, char *peer,
+		      size_t psize)
+{
+	static const char *const files[] = { "tcp", "tcp6" };
+	char path[64], laddr[64], raddr[64], *line = NULL;
+	unsigned long long inode;
+	size_t cap = 0;
+	int found = -ENOENT;
+	FILE *f;
+
+	for (int i = 0; i < 2 && found; i++) {
+		snprintf(path, sizeof(path), "/proc/%d/net/%s", pid, files[i]);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (found && getline(&line, &cap, f) > 0) {
+			if (sscanf(line, "%*d: %63s %63s %*x %*s %*s %*s %*d %*d %llu", laddr,
+				   raddr, &inode) != 3 ||
+			    inode != ino)
+				continue;
+			if (!format_proc_addr(laddr, i, local, lsize) &&
+			    !format_proc_addr(raddr, i, peer, psize))
+				found = 0;
+		}
+		fclose(f);
+	}
+	free(line);
+	return found;
 }

@@ -22,4 +22,11 @@ bool target_exe_matches(const char *path, char *const *globs, size_t nglobs);
  */
 int target_scan_exe(char *const *globs, size_t nglobs, void (*fn)(void *ctx, pid_t pid), void *ctx);
 
+/*
+ * The addresses of the TCP socket with inode ino, from /proc/PID/net/tcp{,6}: for a
+ * connection whose announcement from the kernel was lost.  0 or -ENOENT.
+ */
+int target_sock_addrs(pid_t pid, unsigned long long ino, char *local, size_t lsize, char *peer,
+		      size_t psize);
+
 #endif /* WSAUDIT_TARGETS_H */
