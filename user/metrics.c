@@ -48,6 +48,8 @@ struct metrics {
 	struct metrics_family *head;
 	struct metrics_family *tail;
 	struct metrics_family *overflow; /* <prefix>_metrics_overflow_total{family}, rendered last */
+	void (*on_render)(void *arg);
+	void *on_render_arg;
 };
 
 /*
@@ -282,7 +284,7 @@ static void overflow_count(struct metrics_family *f)
 		s->count++;
 }
 
-enum update_op { OP_ADD, OP_SET, OP_GAUGE_ADD, OP_TOUCH };
+enum update_op { OP_ADD, OP_COUNTER_SET, OP_SET, OP_GAUGE_ADD, OP_TOUCH };
 
 static int update(struct metrics_family *f, const char *const *values, enum update_op op,
 		  uint64_t delta, double v)
@@ -291,7 +293,7 @@ static int update(struct metrics_family *f, const char *const *values, enum upda
 	bool overflowed;
 	int err;
 
-	if ((op == OP_ADD && f->type != METRICS_COUNTER) ||
+	if (((op == OP_ADD || op == OP_COUNTER_SET) && f->type != METRICS_COUNTER) ||
 	    ((op == OP_SET || op == OP_GAUGE_ADD) && f->type != METRICS_GAUGE))
 		return -EINVAL;
 	err = check_values(f, values);
@@ -310,6 +312,12 @@ static int update(struct metrics_family *f, const char *const *values, enum upda
 	case OP_ADD:
 		s->count += delta;
 		break;
+	case OP_COUNTER_SET:
+		if (delta < s->count)
+			err = -ERANGE;
+		else
+			s->count = delta;
+		break;
 	case OP_SET:
 		s->gauge = v;
 		break;
@@ -327,6 +335,11 @@ out_unlock:
 int metrics_add(struct metrics_family *f, const char *const *values, uint64_t delta)
 {
 	return update(f, values, OP_ADD, delta, 0);
+}
+
+int metrics_counter_set(struct metrics_family *f, const char *const *values, uint64_t total)
+{
+	return update(f, values, OP_COUNTER_SET, total, 0);
 }
 
 int metrics_gauge_set(struct metrics_family *f, const char *const *values, double v)
@@ -642,13 +655,31 @@ static void family_render(FILE *out, const struct metrics_family *f)
 	}
 }
 
+void metrics_on_render(struct metrics *m, void (*fn)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&m->lock);
+	m->on_render = fn;
+	m->on_render_arg = arg;
+	pthread_mutex_unlock(&m->lock);
+}
+
 char *metrics_render(struct metrics *m, size_t *len)
 {
 	const struct metrics_family *f;
+	void (*fn)(void *arg);
 	char *buf = NULL;
 	size_t size = 0;
+	void *arg;
 	FILE *out;
 	int err = 0;
+
+	pthread_mutex_lock(&m->lock);
+	fn = m->on_render;
+	arg = m->on_render_arg;
+	pthread_mutex_unlock(&m->lock);
+	/* Unlocked: the hook updates the registry itself. */
+	if (fn)
+		fn(arg);
 
 	out = open_memstream(&buf, &size);
 	if (!out)

@@ -71,6 +71,12 @@ struct metrics_family *metrics_family_add(struct metrics *m, const char *name,
 int metrics_add(struct metrics_family *f, const char *const *values, uint64_t delta);
 int metrics_gauge_set(struct metrics_family *f, const char *const *values, double v);
 int metrics_gauge_add(struct metrics_family *f, const char *const *values, double delta);
+/*
+ * A counter mirrored from a source that keeps totals (the BPF drop and stat arrays, a
+ * module's stats struct): set it to total.  -ERANGE, and nothing changes, if total is below
+ * the current value: a counter must not go down.
+ */
+int metrics_counter_set(struct metrics_family *f, const char *const *values, uint64_t total);
 /* Create the series at 0 if it is not there ("avoid missing metrics"); counts toward the cap. */
 int metrics_touch(struct metrics_family *f, const char *const *values);
 
@@ -86,6 +92,14 @@ int metrics_touch(struct metrics_family *f, const char *const *values);
 int metrics_get(struct metrics_family *f, const char *const *values, double *out);
 /* Updates routed to "other" by the cap. */
 uint64_t metrics_overflow(struct metrics_family *f);
+
+/*
+ * fn(arg) is called by metrics_render() before it renders, without the registry's lock, so
+ * that totals kept elsewhere are read at scrape time (metrics_counter_set, metrics_gauge_set).
+ * It runs in the thread that renders (the HTTP server's): whatever it reads must be safe to
+ * read from there.  NULL removes it.
+ */
+void metrics_on_render(struct metrics *m, void (*fn)(void *arg), void *arg);
 
 /*
  * The exposition (text format 0.0.4), NUL-terminated, in a buffer the caller frees; *len (if

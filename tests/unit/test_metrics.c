@@ -109,6 +109,7 @@ static void test_gauge_values(void **state)
 	}
 	assert_int_equal(metrics_gauge_set(g, NULL, 10), 0);
 	assert_int_equal(metrics_gauge_add(g, NULL, -2.5), 0);
+	assert_int_equal(metrics_counter_set(g, NULL, 1), -EINVAL);
 	out = render(m);
 	assert_non_null(strstr(out, "t_g 7.5\n"));
 	free(out);
@@ -464,6 +465,54 @@ static void test_collector_families(void **state)
 	metrics_wsaudit_fini(&w);
 }
 
+struct mirror {
+	struct metrics_family *f;
+	uint64_t total; /* kept elsewhere, as the BPF drop array keeps its counts */
+	int calls;
+};
+
+static void mirror_collect(void *arg)
+{
+	struct mirror *mi = arg;
+
+	mi->calls++;
+	assert_int_equal(
+		metrics_counter_set(mi->f, (const char *const[]){ "ringbuf_full" }, mi->total), 0);
+}
+
+static void test_counter_set_and_render_hook(void **state)
+{
+	struct metrics *m = metrics_new("t");
+	struct mirror mi = { .total = 5 };
+	double x;
+	char *out;
+
+	mi.f = metrics_family_add(m, "t_drops_total", METRICS_COUNTER, "D.", one_label, 1, 0, NULL);
+	assert_non_null(mi.f);
+	assert_int_equal(metrics_counter_set(mi.f, (const char *const[]){ "map_full" }, 7), 0);
+	assert_int_equal(metrics_counter_set(mi.f, (const char *const[]){ "map_full" }, 7), 0);
+	/* A counter does not go down: refused, value kept. */
+	assert_int_equal(metrics_counter_set(mi.f, (const char *const[]){ "map_full" }, 6),
+			 -ERANGE);
+	assert_int_equal(metrics_get(mi.f, (const char *const[]){ "map_full" }, &x), 0);
+	assert_true(x == 7);
+
+	metrics_on_render(m, mirror_collect, &mi);
+	out = render(m);
+	assert_non_null(strstr(out, "t_drops_total{reason=\"ringbuf_full\"} 5\n"));
+	free(out);
+	mi.total = 12;
+	out = render(m);
+	assert_non_null(strstr(out, "t_drops_total{reason=\"ringbuf_full\"} 12\n"));
+	free(out);
+	assert_int_equal(mi.calls, 2);
+	metrics_on_render(m, NULL, NULL);
+	mi.total = 20;
+	free(render(m));
+	assert_int_equal(mi.calls, 2);
+	metrics_free(m);
+}
+
 struct hammer {
 	struct metrics_family *f;
 	int n;
@@ -690,6 +739,7 @@ int main(void)
 		cmocka_unit_test(test_refused_values),
 		cmocka_unit_test(test_collector_label_sets),
 		cmocka_unit_test(test_collector_families),
+		cmocka_unit_test(test_counter_set_and_render_hook),
 		cmocka_unit_test(test_concurrent_render),
 		cmocka_unit_test(test_listen_good),
 		cmocka_unit_test(test_listen_bad),
