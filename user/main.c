@@ -17,6 +17,7 @@ struct command {
 static const struct command commands[] = {
 	{ "trace", cmd_trace,
 	  "trace   [-p PID]... [--exe GLOB]... [-o text|json] [-d SECONDS] [--payload]" },
+	{ "agent", cmd_agent, "agent   [-c POLICY] [--metrics-addr HOST:PORT] [--log FILE]" },
 	{ "decode", cmd_decode,
 	  "decode  [--extensions 'permessage-deflate; ...'] [--payload] [FILE|-]" },
 	{ "version", cmd_version, "version [--json]" },

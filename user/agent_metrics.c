@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "agent_metrics.h"
+#include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
+#include "session.h"
+
+/* Reading the kernel's per-CPU counters costs two syscalls: once a second is plenty. */
+#define UPDATE_EVERY_NS 1000000000ULL
+
+struct agent_metrics {
+	struct metrics_wsaudit w;
+	struct metrics_http *http;
+	struct session *session;
+	uint64_t last_update;
+};
+
+static void on_frame(void *ctx, const struct ct_frame *f, const struct attrib_stack *s,
+		     const struct rules_verdict *v)
+{
+	struct agent_metrics *m = ctx;
+	const char *origin;
+
+	metrics_add1(m->w.frames, ws_opcode_name(f->frame->opcode), 1);
+	if (s->origin >= 0)
+		metrics_add(m->w.attributed, NULL, 1);
+	for (size_t i = 0; i < v->nviolations; i++) {
+		origin = s->origin >= 0 ? s->frames[s->origin].function : NULL;
+		metrics_wsaudit_violation(&m->w, rule_name(v->v[i].rule), origin);
+	}
+}
+
+struct agent_metrics *agent_metrics_start(const char *listen)
+{
+	struct agent_metrics *m = calloc(1, sizeof(*m));
+	char err[256];
+
+	if (!m)
+		return NULL;
+	if (metrics_wsaudit_init(&m->w, WSAUDIT_VERSION, WSAUDIT_GIT_REV)) {
+		free(m);
+		return NULL;
+	}
+	m->http = metrics_http_start(m->w.reg, listen, err, sizeof(err));
+	if (!m->http) {
+		fprintf(stderr, "wsaudit agent: --metrics-addr %s: %s\n", listen, err);
+		metrics_wsaudit_fini(&m->w);
+		free(m);
+		return NULL;
+	}
+	log_info("serving metrics on %s", listen);
+	return m;
+}
+
+void agent_metrics_stop(struct agent_metrics *m)
+{
+	if (!m)
+		return;
+	metrics_http_stop(m->http);
+	metrics_wsaudit_fini(&m->w);
+	free(m);
+}
+
+void agent_metrics_attach(struct agent_metrics *m, struct session *s)
+{
+	struct session_observer obs = { .frame = on_frame, .ctx = m };
+
+	if (!m)
+		return;
+	m->session = s;
+	session_set_observer(s, &obs);
+	agent_metrics_update(m, s);
+}
+
+void agent_metrics_detach(struct agent_metrics *m)
+{
+	struct session_observer none = {};
+
+	if (!m || !m->session)
+		return;
+	session_set_observer(m->session, &none);
+	m->session = NULL;
+}
+
+void agent_metrics_policy_reload(struct agent_metrics *m, bool ok)
+{
+	if (m)
+		metrics_add1(m->w.policy_reloads, ok ? "ok" : "error", 1);
+}
+
+void agent_metrics_update(struct agent_metrics *m, struct session *s)
+{
+	struct session_totals t;
+	struct timespec ts;
+	uint64_t now;
+
+	if (!m)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	if (m->last_update && now - m->last_update < UPDATE_EVERY_NS)
+		return;
+	m->last_update = now;
+	session_totals(s, &t);
+	metrics_counter_set(m->w.events, NULL, t.records);
+	metrics_counter_set(m->w.captured_bytes, NULL, t.kernel.stats[STAT_BYTES]);
+	for (int i = 0; i < DROP_MAX; i++)
+		metrics_counter_set(m->w.drops, (const char *const[]){ capture_drop_name(i) },
+				    t.kernel.drops[i]);
+	for (int i = 1; i < UNATTR__COUNT; i++)
+		metrics_counter_set(m->w.unattributed,
+				    (const char *const[]){ unattributed_name(i) },
+				    t.attrib.unattributed[i]);
+	for (int i = 0; i < WS_MSG__COUNT; i++)
+		metrics_counter_set(m->w.messages, (const char *const[]){ ws_msg_status_name(i) },
+				    t.ct.messages[i]);
+	metrics_counter_set(m->w.parser_desyncs, NULL, t.ct.desyncs);
+	metrics_counter_set(m->w.truncated_frames, NULL, t.ct.truncated_frames);
+	metrics_counter_set(m->w.connections_total, (const char *const[]){ "handshake" },
+			    t.ct.conns_websocket - t.ct.conns_adopted);
+	metrics_counter_set(m->w.connections_total, (const char *const[]){ "adopted" },
+			    t.ct.conns_adopted);
+	metrics_gauge_set(m->w.connections, NULL, (double)t.ct.conns_open);
+	metrics_gauge_set(m->w.processes, NULL, (double)t.processes);
+	metrics_gauge_set1(m->w.probes, "attached", t.probes_attached);
+	metrics_gauge_set1(m->w.probes, "failed", t.probes_failed);
+}
