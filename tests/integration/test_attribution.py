@@ -129,9 +129,11 @@ def test_origin_and_stack_match_ground_truth(interp, procs, tmp_path, request):
                "(prefix stripped before comparing), the others as the app names them" % (
                    interp.label, score.prefixed, score.names, interp.root))
     assert score.frames == sum(len(truth[p]) for p in p_traced) > 0
-    assert not score.details and score.accuracy == 100.0, \
-        "%s: %d/%d origins, %d/%d stacks match:\n%s" % (
+    assert not score.details and score.accuracy == 100.0, (
+        "%s: %d/%d origins, %d/%d stacks match (wsaudit: %d events, %d kernel records, %d "
+        "connections seen):\n%s" % (
             interp.label, score.origin, score.frames, score.stack, score.frames,
-            "\n".join(score.details))
+            stats["events"], stats["kernel"]["records"], stats["conns"]["seen"],
+            "\n".join(score.details)))
     assert stats["drops_total"] == 0, stats
     assert att["attributed"] == score.frames and not any(att["unattributed"].values()), att
