@@ -726,6 +726,40 @@ static void test_http(void **state)
 	metrics_wsaudit_fini(&w);
 }
 
+/* "[::1]:0": an IPv6-only socket, which IPv4 clients do not reach. */
+static void test_http_ipv6(void **state)
+{
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	const char *req = "GET /healthz HTTP/1.0\r\n\r\n";
+	struct metrics *m = metrics_new("t");
+	struct metrics_http *h;
+	char err[256], reply[256];
+	ssize_t n;
+	int fd;
+
+	fd = socket(AF_INET6, SOCK_STREAM, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sin6, sizeof(sin6))) {
+		if (fd >= 0)
+			close(fd);
+		metrics_free(m);
+		skip(); /* no IPv6 loopback here */
+	}
+	close(fd);
+	h = metrics_http_start(m, "[::1]:0", err, sizeof(err));
+	assert_non_null(h);
+	sin6.sin6_port = htons(metrics_http_port(h));
+	fd = socket(AF_INET6, SOCK_STREAM, 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin6, sizeof(sin6)), 0);
+	assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	n = read(fd, reply, sizeof(reply) - 1);
+	assert_true(n > 12);
+	reply[n] = '\0';
+	assert_true(!strncmp(reply, "HTTP/1.1 200 ", 13));
+	close(fd);
+	metrics_http_stop(h);
+	metrics_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -744,6 +778,7 @@ int main(void)
 		cmocka_unit_test(test_listen_good),
 		cmocka_unit_test(test_listen_bad),
 		cmocka_unit_test(test_http),
+		cmocka_unit_test(test_http_ipv6),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -37,16 +37,18 @@ import promtext  # noqa: E402
 
 # The violations planted: (rule, origin, count).  The first ones are the service's functions;
 # 50 generated ones then push the (rule, origin) pairs past the cap of 50, so the last 4 of
-# them are counted under origin="other".  One origin needs escaping in the exposition.
+# them are counted under origin="other".  Two origins need escaping in the exposition (no
+# Python qualname has a quote or a line feed, but the exposition must not depend on that).
 NAMED = [
     ("bridge_bypass", "ChatService.broadcast_update", 4),
     ("bridge_bypass", "WebSocketManager.send_to_user.<locals>.push", 2),
     ("isolation_breach", "AgentRunner._emit", 3),
     ("isolation_breach", 'Probe.quote"back\\slash', 1),
+    ("isolation_breach", "Probe.line\nfeed", 1),
 ]
 GENERATED = [("bridge_bypass", f"Generated.fn{i:02d}", 1) for i in range(50)]
 PLANTED = NAMED + GENERATED
-BY_RULE = {"bridge_bypass": 4 + 2 + 50, "isolation_breach": 3 + 1}
+BY_RULE = {"bridge_bypass": 4 + 2 + 50, "isolation_breach": 3 + 1 + 1}
 OVERFLOWED = len(NAMED) + len(GENERATED) - 50
 
 DEADLINE = 45  # seconds for Prometheus to report what it scraped
