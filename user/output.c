@@ -337,9 +337,14 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				fprintf(o->out, " %s=%llu", capture_drop_name(i),
 					(unsigned long long)k->drops[i]);
 		}
-		fprintf(o->out, ", %llu truncated frames, %llu uncaptured bytes, %llu desyncs\n",
+		fprintf(o->out, ", %llu truncated frames, %llu uncaptured bytes, %llu desyncs",
 			(unsigned long long)ct->truncated_frames, (unsigned long long)ct->gap_bytes,
 			(unsigned long long)ct->desyncs);
+		if (t->rules)
+			fprintf(o->out, "; violations: %llu bridge_bypass, %llu isolation_breach",
+				(unsigned long long)t->rules->violations[RULE_BRIDGE_BYPASS],
+				(unsigned long long)t->rules->violations[RULE_ISOLATION_BREACH]);
+		fputc('\n', o->out);
 		json_decref(drops);
 		return;
 	}

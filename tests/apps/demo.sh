@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# `make demo`: starts the demo Python WebSocket service (FastAPI on uvicorn with
-# uvloop), traces it with `wsaudit trace -o text -d 15` while a few clients
-# talk to it, and explains what the lines mean. Run as root from the
-# repository root after the build. Everything it starts is stopped on exit.
+# `make demo`: starts the stand-in of the reference service (tests/apps/standin: FastAPI on
+# uvicorn with uvloop, permessage-deflate, a JWT in Sec-WebSocket-Protocol, an agent bridge,
+# agents that bypass it, and a cross-user leak switched on), traces it with
+# `wsaudit trace -c policies/netra.yaml` while three users run an agent each, and explains what
+# the lines mean.  Run as root from the repository root after the build; under a minute.
+# Everything it starts is stopped on exit.
 set -u
 cd "$(dirname "$0")/../.."
 
 PY=/usr/bin/python3
-DURATION=15
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "demo: needs root (wsaudit loads BPF programs): sudo make demo" >&2
@@ -18,20 +19,16 @@ if [ ! -x ./wsaudit ]; then
 	echo "demo: ./wsaudit is missing: run make first" >&2
 	exit 1
 fi
-if [ ! -d /sys/kernel/tracing/events ]; then
-	mount -t tracefs tracefs /sys/kernel/tracing || exit 1
-fi
 
 tmp=$(mktemp -d /tmp/wsaudit-demo.XXXXXX)
-server_pid=""
+runner_pid=""
 trace_pid=""
-client_pids=""
 
 cleanup() {
-	for pid in $client_pids $trace_pid $server_pid; do
+	for pid in $trace_pid $runner_pid; do
 		kill "$pid" 2>/dev/null
 	done
-	for pid in $client_pids $trace_pid $server_pid; do
+	for pid in $trace_pid $runner_pid; do
 		wait "$pid" 2>/dev/null
 	done
 	rm -rf "$tmp"
@@ -49,69 +46,72 @@ wait_for() {
 	return 1
 }
 
-port=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-
-echo "== Starting the demo service: FastAPI + uvicorn + uvloop on 127.0.0.1:$port"
-$PY tests/apps/ws_server_fastapi.py --port "$port" >"$tmp/server.out" 2>"$tmp/server.err" &
-server_pid=$!
-if ! wait_for READY 30 "$tmp/server.out"; then
+echo "== Starting the stand-in service (FastAPI + uvicorn + uvloop, compression on, leak on)"
+$PY tests/apps/standin/run.py --users 3 --leak --seed 2 --go-file "$tmp/go" --timeout 40 \
+	>"$tmp/run.out" 2>&1 &
+runner_pid=$!
+if ! wait_for 'SERVER pid=' 30 "$tmp/run.out"; then
 	echo "demo: the service did not start:" >&2
-	cat "$tmp/server.err" >&2
+	cat "$tmp/run.out" >&2
 	exit 1
 fi
+server_pid=$(sed -n 's/^SERVER pid=\([0-9]*\).*/\1/p' "$tmp/run.out")
 echo "   service pid $server_pid"
 
 cat <<TXT
 
-== Tracing it: ./wsaudit trace -p $server_pid -o text -d $DURATION
-   wsaudit attaches to the kernel's send/write syscalls and follows only pid
-   $server_pid. Nothing in the service changes: no restart, no library. Each
-   WebSocket frame the service sends becomes one line:
+== Tracing it: ./wsaudit trace -p $server_pid -c policies/netra.yaml -o text
+   wsaudit follows only pid $server_pid, through the kernel's send/write syscalls and the
+   service's own Python stacks.  Nothing in the service changes: no restart, no library.
+   Each WebSocket frame the service sends becomes one line:
 
-     time  pid/tid  process  client  opcode  fin|more  len=N  from Function (file:line)
-
-   opcode   text/binary carry messages; ping/pong are keep-alives; close ends
-            the connection (here with code 1011, "internal error");
-            continuation frames carry the rest of a fragmented message
-   fin|more "fin" ends a message; "more" means the message continues in the
-            next frames (a fragmented message)
-   len      payload bytes on the wire; the payload itself is never shown
-            unless you pass --payload
-   from     the Python function that wrote the frame (read from the stack)
-   conn_open / conn_close lines mark a WebSocket connection's start (seen
-            from its handshake) and end
+     time  pid/tid  process  client  opcode  fin  [deflate]  len=N  from Function (file:line)
+       type=...   the message's type (read from its JSON, after inflating it)
+       via bridge the frame went out through AgentWebSocketBridge (the policy's bridge)
+     ! bridge_bypass     an agent called the WebSocket manager directly: the line names it
+     ! isolation_breach  the frame reached a user it does not belong to: both users named
+                         (as a stable short hash; --show-identities shows the ids)
+   Payloads are never printed unless you pass --payload.
 
 TXT
 
-./wsaudit trace -p "$server_pid" -o text -d "$DURATION" 2>"$tmp/trace.err" &
+./wsaudit trace -p "$server_pid" -c policies/netra.yaml -o text >"$tmp/trace.out" \
+	2>"$tmp/trace.err" &
 trace_pid=$!
-if ! wait_for "wsaudit: tracing" 30 "$tmp/trace.err"; then
+if ! wait_for 'wsaudit: tracing' 30 "$tmp/trace.err"; then
 	echo "demo: wsaudit did not start:" >&2
 	cat "$tmp/trace.err" >&2
 	exit 1
 fi
-
-# Two clients now, one more a few seconds later.
-$PY tests/apps/ws_client.py --port "$port" -n 2 >"$tmp/clients.1" 2>&1 &
-client_pids="$!"
-sleep 5
-$PY tests/apps/ws_client.py --port "$port" -n 1 >"$tmp/clients.2" 2>&1 &
-client_pids="$client_pids $!"
-
+touch "$tmp/go"
+if ! wait_for 'CLIENTS done' 45 "$tmp/run.out"; then
+	echo "demo: the clients did not finish:" >&2
+	cat "$tmp/run.out" >&2
+fi
+sleep 1
+kill -INT "$trace_pid"
 wait "$trace_pid"
-rc=$?
 trace_pid=""
-grep -v "^wsaudit: tracing" "$tmp/trace.err" >&2
 
+# The frames of the first user's connection, then every finding of the run.
+first_peer=$(grep -m1 ' conn_open ' "$tmp/trace.out" |
+	awk '{ for (i = 1; i < NF; i++) if ($i == "->") print $(i + 1) }')
+echo "== One user's connection ($first_peer), frame by frame:"
+awk -v peer="$first_peer" '
+	/^  ! / { if (mine) print; next }
+	{ mine = ($4 == peer && $5 != "conn_open" && $5 != "conn_close"); if (mine) print }
+' "$tmp/trace.out" | head -40
+echo
+echo "== Every finding of the run:"
+grep '^  ! ' "$tmp/trace.out" | sort | uniq -c | sort -rn
+echo
+tail -n 1 "$tmp/trace.out"
+echo
+sed -n 's/^client: /   client /p' "$tmp/run.out"
 cat <<TXT
 
-== What you saw
-   Each client got the same mix from the service: small and 70 KiB text
-   frames, binary frames, a ping and a pong, fragmented messages (a text
-   frame with fin unset, then continuation frames, with a ping in between),
-   bursts of several frames written with a single syscall, and a close with
-   code 1011. wsaudit reassembled the frames from what the kernel saw leave
-   the process, and named the Python function behind each one.
-   Try -o json for machine-readable records, or see README.md.
+   Each bridge_bypass names the agent function and line that called the manager directly;
+   each isolation_breach is a frame that went to another user's connection (the service's
+   shared executor leaking one run's events).  'wsaudit trace --help' lists the options;
+   'wsaudit agent' runs the same audit on every Python process of a node.
 TXT
-exit $rc
