@@ -357,7 +357,7 @@ static bool resolve_frame(struct attrib *a, const struct proc_entry *p, pid_t pi
 	 * read.  When that fails the bare name stays (pysym_qualify leaves loc alone).
 	 */
 	if (in->arg0)
-		pysym_qualify(pid, p->info, in->code, in->arg0, &loc);
+		pysym_qualify_typed(pid, p->info, in->code, in->arg0, in->arg0_type, &loc);
 	out->function = strdup(loc.function);
 	out->file = strdup(loc.file);
 	out->line = loc.line;

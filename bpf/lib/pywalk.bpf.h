@@ -159,6 +159,8 @@ static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets
 		/* 3.9/3.10 code objects have no qualname: the receiver names the class. */
 		e->frames[i].arg0 =
 			off->flags & PY_OFF_F_RECEIVER ? read_ptr(fp + off->frame_localsplus) : 0;
+		e->frames[i].arg0_type =
+			e->frames[i].arg0 ? read_ptr(e->frames[i].arg0 + off->object_type) : 0;
 		e->frames[i].lasti = frame_lasti(off, w, code);
 		e->frames[i].flags = 0;
 		if (off->owner_skip_min &&

@@ -133,6 +133,11 @@ enum {
 struct py_frame {
 	__u64 code; /* PyCodeObject address (tag bits cleared) */
 	__u64 arg0; /* the first argument (self/cls), read on 3.9/3.10 only (PY_OFF_F_RECEIVER) */
+	/*
+	 * arg0's ob_type, read at walk time too: the receiver may be freed and its memory
+	 * reused before user space names it (0 when arg0 is 0 or unreadable).
+	 */
+	__u64 arg0_type;
 	__s32 lasti; /* instruction byte offset, -1 when unknown */
 	__u32 flags;
 };
@@ -220,7 +225,7 @@ _Static_assert(sizeof(struct evt_hdr) == 16, "evt_hdr layout");
 _Static_assert(sizeof(struct evt_data) == 104, "evt_data layout");
 _Static_assert(sizeof(struct evt_conn) == 104, "evt_conn layout");
 _Static_assert(sizeof(struct conn_info) == 32, "conn_info layout");
-_Static_assert(sizeof(struct py_frame) == 24, "py_frame layout");
-_Static_assert(sizeof(struct evt_stack) == 72 + 24 * PY_FRAMES_MAX, "evt_stack layout");
+_Static_assert(sizeof(struct py_frame) == 32, "py_frame layout");
+_Static_assert(sizeof(struct evt_stack) == 72 + 32 * PY_FRAMES_MAX, "evt_stack layout");
 
 #endif /* WSAUDIT_EVENTS_H */
