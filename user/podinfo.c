@@ -632,6 +632,24 @@ static void cache_apply(const struct cache_entry *e, struct podinfo *pi)
 
 /* --- lookup ----------------------------------------------------------------------------------- */
 
+/* -errno of file_read() as a reason; for_bundle picks the bundle's names. */
+static enum podinfo_reason read_reason(int err, bool for_bundle)
+{
+	switch (err) {
+	case -ENOENT:
+	case -ENOTDIR:
+		return for_bundle ? PODINFO_BUNDLE_MISSING : PODINFO_NO_PROCESS;
+	case -ESRCH: /* exited between open and read */
+		return for_bundle ? PODINFO_BUNDLE_UNREADABLE : PODINFO_NO_PROCESS;
+	case -EFBIG:
+		return for_bundle ? PODINFO_BUNDLE_TOO_LARGE : PODINFO_CGROUP_TOO_LARGE;
+	case -ENOMEM:
+		return PODINFO_NO_MEMORY;
+	default:
+		return for_bundle ? PODINFO_BUNDLE_UNREADABLE : PODINFO_CGROUP_UNREADABLE;
+	}
+}
+
 static enum podinfo_reason bundle_read(const char *bundle_root, struct podinfo *out)
 {
 	char path[PATH_MAX];
@@ -645,22 +663,11 @@ static enum podinfo_reason bundle_read(const char *bundle_root, struct podinfo *
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return PODINFO_BUNDLE_UNREADABLE;
 	err = file_read(path, PODINFO_MAX_BUNDLE_FILE, true, &buf, &len);
-	switch (err) {
-	case 0:
-		break;
-	case -ENOENT:
-	case -ENOTDIR:
-		return PODINFO_BUNDLE_MISSING;
-	case -EFBIG:
-		return PODINFO_BUNDLE_TOO_LARGE;
-	case -ENOMEM:
-		return PODINFO_NO_MEMORY;
-	default:
-		return PODINFO_BUNDLE_UNREADABLE;
-	}
-	out->reason = podinfo_parse_bundle(buf, len, out);
+	if (err)
+		return read_reason(err, true);
+	err = podinfo_parse_bundle(buf, len, out);
 	free(buf);
-	return out->reason;
+	return err;
 }
 
 enum podinfo_reason podinfo_lookup(struct podinfo_cache *cache, const char *proc_root,
@@ -675,51 +682,39 @@ enum podinfo_reason podinfo_lookup(struct podinfo_cache *cache, const char *proc
 	memset(out, 0, sizeof(*out));
 	out->reason = PODINFO_NO_PROCESS;
 	if (pid <= 0)
-		return out->reason;
+		goto out;
 	n = snprintf(path, sizeof(path), "%s/%d/cgroup", proc_root ? proc_root : PODINFO_PROC_ROOT,
 		     (int)pid);
 	if (n < 0 || (size_t)n >= sizeof(path)) {
 		out->reason = PODINFO_CGROUP_UNREADABLE;
-		return out->reason;
+		goto out;
 	}
 	err = file_read(path, PODINFO_MAX_CGROUP_FILE, false, &buf, &len);
-	switch (err) {
-	case 0:
-		break;
-	case -ENOENT:
-	case -ESRCH: /* exited between open and read */
-		out->reason = PODINFO_NO_PROCESS;
-		return out->reason;
-	case -EFBIG:
-		out->reason = PODINFO_CGROUP_TOO_LARGE;
-		return out->reason;
-	case -ENOMEM:
-		out->reason = PODINFO_NO_MEMORY;
-		return out->reason;
-	default:
-		out->reason = PODINFO_CGROUP_UNREADABLE;
-		return out->reason;
+	if (err) {
+		out->reason = read_reason(err, false);
+		goto out;
 	}
 	podinfo_parse_cgroup(buf, len, out);
 	free(buf);
 	if (out->reason != PODINFO_OK || out->kind != PODINFO_CONTAINER || !out->pod_uid[0])
-		return out->reason;
+		goto out;
 	/* the cgroupfs driver does not name the runtime; on GKE it is containerd */
 	if (out->runtime != PODINFO_RT_CONTAINERD && out->runtime != PODINFO_RT_UNNAMED) {
 		out->reason = PODINFO_BUNDLE_UNSUPPORTED;
-		return out->reason;
+		goto out;
 	}
 	e = cache ? cache_find(cache, out) : NULL;
 	if (e) {
 		cache->st.hits++;
 		cache_apply(e, out);
-		return out->reason;
+		goto out;
 	}
 	out->reason = bundle_read(bundle_root ? bundle_root : PODINFO_BUNDLE_ROOT, out);
 	if (cache) {
 		cache->st.misses++;
 		cache_store(cache, out);
 	}
+out:
 	return out->reason;
 }
 
