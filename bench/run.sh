@@ -4,7 +4,9 @@
 # tree and writes their markdown reports into bench/REPORT.md, after a header that says when,
 # on which commit and on which machine.  `make bench` builds them and ./wsaudit first.
 # A benchmark that fails is named in the report and makes the run fail; the others still run.
+# Helpers built alongside, which other benchmarks drive with arguments, are not run on their own.
 set -u
+helpers=" bench_loadgen "
 cd "$(dirname "$0")/.."
 out=${O:-.output}/bench
 report=bench/REPORT.md
@@ -17,7 +19,9 @@ fi
 bins=()
 for bin in "$out"/bench_*; do
 	# Skip the build's by-products (.d, .o) next to the binaries.
-	[ -f "$bin" ] && [ -x "$bin" ] && [[ "$(basename "$bin")" != *.* ]] && bins+=("$bin")
+	[ -f "$bin" ] && [ -x "$bin" ] && [[ "$(basename "$bin")" != *.* ]] || continue
+	[[ "$helpers" == *" $(basename "$bin") "* ]] && continue
+	bins+=("$bin")
 done
 if [ "${#bins[@]}" -eq 0 ]; then
 	echo "bench: no benchmark in $out; run make bench" >&2
