@@ -27,14 +27,14 @@ static __always_inline struct evt_proc *proc_event(__u16 type)
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(fork_tp, struct task_struct *parent, struct task_struct *child)
 {
-	__u32 ptgid = parent->tgid, ctgid = child->tgid, one = 1;
+	__u32 ptgid = parent->tgid, ctgid = child->tgid;
 	struct py_offsets *py;
 	struct evt_proc *e;
 
 	/* Threads share the tgid and need nothing. */
 	if (ctgid == ptgid || !tgid_traced(ptgid))
 		return 0;
-	if (bpf_map_update_elem(&traced_map, &ctgid, &one, BPF_ANY)) {
+	if (!tgid_set_traced(ctgid, true)) {
 		count_drop(DROP_MAP_FULL);
 		return 0;
 	}
@@ -80,7 +80,7 @@ int exit_tp(void *ctx)
 	/* The process is gone when its last thread exits. */
 	if (BPF_CORE_READ(task, signal, live.counter) != 0 || !tgid_traced(tgid))
 		return 0;
-	bpf_map_delete_elem(&traced_map, &tgid);
+	tgid_set_traced(tgid, false);
 	bpf_map_delete_elem(&py_procs, &tgid);
 	e = proc_event(EVT_PROC_EXIT);
 	if (!e)

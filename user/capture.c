@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 
@@ -24,6 +25,9 @@ struct uprobe_rec {
 
 struct capture {
 	struct wsaudit *skel;
+	uint64_t *traced_bits; /* the traced_bits map, mapped */
+	size_t traced_bits_len;
+	uint32_t traced_words;
 	struct uprobe_rec uprobes[UPROBES_MAX];
 	unsigned int nuprobes;
 	struct ring_buffer *rb;
@@ -95,6 +99,38 @@ static int emit_prog_install(struct wsaudit *skel)
 	return 0;
 }
 
+/* Words of the traced-tgid bitmap: every tgid below pid_max gets a bit. */
+static uint32_t traced_words(void)
+{
+	unsigned long pid_max = 0;
+	FILE *f = fopen("/proc/sys/kernel/pid_max", "re");
+
+	if (f) {
+		if (fscanf(f, "%lu", &pid_max) != 1)
+			pid_max = 0;
+		fclose(f);
+	}
+	if (!pid_max || pid_max > 4194304)
+		return TRACED_WORDS_DEFAULT;
+	return (uint32_t)((pid_max + 63) / 64);
+}
+
+static int traced_bits_map(struct capture *cap)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	void *p;
+
+	cap->traced_bits_len = ((size_t)cap->traced_words * 8 + page - 1) / page * page;
+	p = mmap(NULL, cap->traced_bits_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 bpf_map__fd(cap->skel->maps.traced_bits), 0);
+	if (p == MAP_FAILED) {
+		log_err("failed to map the traced-process bitmap: %s", strerror(errno));
+		return -errno;
+	}
+	cap->traced_bits = p;
+	return 0;
+}
+
 struct capture *capture_open(const struct capture_opts *opts, capture_record_fn fn, void *ctx)
 {
 	struct capture *cap;
@@ -126,7 +162,10 @@ struct capture *capture_open(const struct capture_opts *opts, capture_record_fn 
 	/* Wake the collector at a quarter of the ring, so a burst never finds it asleep. */
 	cap->skel->rodata->cfg_wakeup_bytes =
 		rb_size / 4 < WAKEUP_BYTES_DEFAULT ? rb_size / 4 : WAKEUP_BYTES_DEFAULT;
-	err = bpf_map__set_max_entries(cap->skel->maps.events_rb, rb_size);
+	cap->traced_words = traced_words();
+	err = bpf_map__set_max_entries(cap->skel->maps.traced_bits, cap->traced_words);
+	if (!err)
+		err = bpf_map__set_max_entries(cap->skel->maps.events_rb, rb_size);
 	if (err) {
 		log_err("failed to size the ring buffer to %zu bytes: %s", rb_size, strerror(-err));
 		goto err_destroy_skel;
@@ -137,6 +176,8 @@ struct capture *capture_open(const struct capture_opts *opts, capture_record_fn 
 		goto err_destroy_skel;
 	}
 	err = emit_prog_install(cap->skel);
+	if (!err)
+		err = traced_bits_map(cap);
 	if (err)
 		goto err_destroy_skel;
 	err = wsaudit__attach(cap->skel);
@@ -154,6 +195,8 @@ struct capture *capture_open(const struct capture_opts *opts, capture_record_fn 
 	return cap;
 
 err_destroy_skel:
+	if (cap->traced_bits)
+		munmap(cap->traced_bits, cap->traced_bits_len);
 	wsaudit__destroy(cap->skel);
 err_free:
 	free(cap);
@@ -168,25 +211,26 @@ void capture_close(struct capture *cap)
 	for (unsigned int i = 0; i < cap->nuprobes; i++)
 		bpf_link__destroy(cap->uprobes[i].link);
 	ring_buffer__free(cap->rb);
+	if (cap->traced_bits)
+		munmap(cap->traced_bits, cap->traced_bits_len);
 	wsaudit__destroy(cap->skel);
 	free(cap);
 }
 
+/* The BPF side sets and clears bits too (fork, exit): only atomic updates here. */
 int capture_trace_pid(struct capture *cap, pid_t pid)
 {
-	__u32 key = pid, one = 1;
-
-	if (bpf_map_update_elem(bpf_map__fd(cap->skel->maps.traced_map), &key, &one, BPF_ANY))
-		return -errno;
+	if (pid <= 0 || (uint32_t)pid / 64 >= cap->traced_words)
+		return -ERANGE;
+	__atomic_fetch_or(&cap->traced_bits[pid / 64], 1ULL << (pid % 64), __ATOMIC_SEQ_CST);
 	return 0;
 }
 
 int capture_untrace_pid(struct capture *cap, pid_t pid)
 {
-	__u32 key = pid;
-
-	if (bpf_map_delete_elem(bpf_map__fd(cap->skel->maps.traced_map), &key) && errno != ENOENT)
-		return -errno;
+	if (pid <= 0 || (uint32_t)pid / 64 >= cap->traced_words)
+		return -ERANGE;
+	__atomic_fetch_and(&cap->traced_bits[pid / 64], ~(1ULL << (pid % 64)), __ATOMIC_SEQ_CST);
 	return capture_set_pyoffsets(cap, pid, NULL);
 }
 

@@ -37,11 +37,13 @@ static __always_inline bool inflight_take(struct inflight *out)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct inflight *a;
 
+	/* The cheap test first: an untraced process pays it and nothing else. */
+	if (!tgid_traced(id >> 32))
+		return false;
 	a = bpf_map_lookup_elem(&inflight_map, &id);
 	if (!a) {
 		/* A traced process's exit without entry: the call began before attach. */
-		if (tgid_traced(id >> 32))
-			count_drop(DROP_NO_ENTRY);
+		count_drop(DROP_NO_ENTRY);
 		return false;
 	}
 	*out = *a;

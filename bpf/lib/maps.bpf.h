@@ -15,13 +15,19 @@ const volatile __u64 cfg_write_cap __weak = WRITE_CAP_DEFAULT;
 const volatile __u64 cfg_wakeup_bytes __weak = WAKEUP_BYTES_DEFAULT;
 const volatile bool cfg_follow_exec __weak = false;
 
-/* Processes (tgid) whose sockets are followed. */
+/*
+ * Processes (tgid) whose sockets are followed: one bit per tgid.  Every hooked syscall of
+ * every process on the node asks this first, so it is an array the verifier inlines (a bounds
+ * check and a load, no helper call, no hashing), sized from pid_max by the collector, which
+ * sets and clears bits with atomic operations through a shared mapping.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, TRACED_MAX);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, TRACED_WORDS_DEFAULT);
 	__type(key, __u32);
-	__type(value, __u32);
-} traced_map SEC(".maps") __weak;
+	__type(value, __u64);
+} traced_bits SEC(".maps") __weak;
 
 /* Arguments of syscalls in flight, from entry to exit, by pid_tgid. */
 struct inflight {
@@ -186,7 +192,25 @@ static __always_inline void count_stat(enum stat_counter stat, __u64 n)
 
 static __always_inline bool tgid_traced(__u32 tgid)
 {
-	return bpf_map_lookup_elem(&traced_map, &tgid) != NULL;
+	__u32 word = tgid / 64;
+	__u64 *bits = bpf_map_lookup_elem(&traced_bits, &word);
+
+	return bits && (*bits >> (tgid % 64)) & 1;
+}
+
+/* false when tgid is past the map (pid_max grew after load). */
+static __always_inline bool tgid_set_traced(__u32 tgid, bool traced)
+{
+	__u32 word = tgid / 64;
+	__u64 *bits = bpf_map_lookup_elem(&traced_bits, &word);
+
+	if (!bits)
+		return false;
+	if (traced)
+		__sync_fetch_and_or(bits, 1ULL << (tgid % 64));
+	else
+		__sync_fetch_and_and(bits, ~(1ULL << (tgid % 64)));
+	return true;
 }
 
 /* Wake the collector only once enough is queued; it polls on a short timer besides. */

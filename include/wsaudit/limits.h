@@ -26,6 +26,8 @@
 #define PY_FRAME_READ 128
 
 /* Map sizes (defaults; the collector may resize before load). */
+/* Words of the traced-tgid bitmap when pid_max cannot be read: pid_max 4194304. */
+#define TRACED_WORDS_DEFAULT (4194304 / 64)
 #define TRACED_MAX 8192
 #define CONN_MAX 65536
 #define INFLIGHT_MAX 16384
