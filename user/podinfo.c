@@ -256,64 +256,100 @@ static bool all_digits(const char *s, size_t n)
 	return true;
 }
 
+/*
+ * One line of a cgroup file: the path (without a " (deleted)" mark) in *path and *plen, or
+ * false when the line is not "hierarchy-ID:controller-list:/path" (cgroups(7); the path may
+ * hold ':').
+ */
+static bool line_path(const char *line, const char *eol, const char **path, size_t *plen)
+{
+	const char *c1 = memchr(line, ':', (size_t)(eol - line));
+	const char *c2 = c1 ? memchr(c1 + 1, ':', (size_t)(eol - c1 - 1)) : NULL;
+	size_t stem;
+
+	if (!c2 || !all_digits(line, (size_t)(c1 - line)) || c2 + 1 == eol || c2[1] != '/')
+		return false;
+	*path = c2 + 1;
+	*plen = (size_t)(eol - *path);
+	/* a removed cgroup still holding this process */
+	if (has_suffix(*path, *plen, " (deleted)", &stem))
+		*plen = stem;
+	return true;
+}
+
+/* a is b or an ancestor of b, component-wise */
+static bool path_within(const char *a, size_t alen, const char *b, size_t blen)
+{
+	return alen <= blen && memcmp(a, b, alen) == 0 &&
+	       (alen == blen || b[alen] == '/' || (alen == 1 && a[0] == '/'));
+}
+
+/*
+ * Two passes over the lines.  The first finds the deepest path that names a container or a
+ * pod; the second accepts every other such line that agrees with it or lies above it (a v1
+ * hierarchy that the runtime did not delegate as deep, e.g. name=systemd at a kind node's
+ * container while memory is at the pod's container), and refuses the rest as a conflict.
+ */
 enum podinfo_reason podinfo_parse_cgroup(const char *text, size_t len, struct podinfo *out)
 {
-	const char *end = text + len, *line = text;
-	size_t stem;
+	const char *end = text + len, *line, *best = NULL;
+	struct cgroup_line l, top;
+	size_t best_len = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->kind = PODINFO_UNKNOWN;
-	if (len == 0 || memchr(text, '\0', len)) {
-		out->reason = PODINFO_CGROUP_MALFORMED;
-		return out->reason;
-	}
-	while (line < end) {
+	out->reason = PODINFO_CGROUP_MALFORMED;
+	if (len == 0 || memchr(text, '\0', len))
+		goto out;
+	for (line = text; line < end;) {
 		const char *nl = memchr(line, '\n', (size_t)(end - line));
-		const char *eol = nl ? nl : end;
-		const char *c1 = memchr(line, ':', (size_t)(eol - line));
-		const char *c2 = c1 ? memchr(c1 + 1, ':', (size_t)(eol - c1 - 1)) : NULL;
-		const char *path = c2 ? c2 + 1 : NULL;
-		size_t plen = path ? (size_t)(eol - path) : 0;
-		struct cgroup_line l;
+		const char *eol = nl ? nl : end, *path;
+		size_t plen;
 
-		/* hierarchy-ID:controller-list:cgroup-path (cgroups(7)); the path may hold ':' */
-		if (!c2 || !all_digits(line, (size_t)(c1 - line)) || plen == 0 || path[0] != '/') {
-			out->reason = PODINFO_CGROUP_MALFORMED;
-			goto out_unknown;
-		}
-		/* a removed cgroup still holding this process (cgroup v2) */
-		if (has_suffix(path, plen, " (deleted)", &stem))
-			plen = stem;
+		if (!line_path(line, eol, &path, &plen))
+			goto out;
 		path_parse(path, plen, &l);
-		if ((l.id[0] && out->container_id[0] && strcmp(l.id, out->container_id) != 0) ||
-		    (l.uid[0] && out->pod_uid[0] && strcmp(l.uid, out->pod_uid) != 0)) {
-			out->reason = PODINFO_CGROUP_CONFLICT;
-			goto out_unknown;
+		if ((l.id[0] || l.uid[0]) && (!best || plen > best_len)) {
+			best = path;
+			best_len = plen;
+			top = l;
 		}
-		if (l.id[0]) {
-			memcpy(out->container_id, l.id, sizeof(out->container_id));
-			if (l.rt != PODINFO_RT_UNNAMED)
-				out->runtime = l.rt;
-		}
-		if (l.uid[0])
-			memcpy(out->pod_uid, l.uid, sizeof(out->pod_uid));
 		line = nl ? nl + 1 : end;
 	}
-	if (out->container_id[0]) {
-		out->kind = PODINFO_CONTAINER;
-		out->reason = PODINFO_OK;
-	} else if (out->pod_uid[0]) {
-		out->reason = PODINFO_NO_CONTAINER_ID;
-	} else {
+	if (!best) {
 		out->kind = PODINFO_HOST;
 		out->reason = PODINFO_OK;
+		goto out;
 	}
-	return out->reason;
+	for (line = text; line < end;) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		const char *eol = nl ? nl : end, *path;
+		size_t plen;
 
-out_unknown:
-	out->container_id[0] = '\0';
-	out->pod_uid[0] = '\0';
-	out->runtime = PODINFO_RT_UNNAMED;
+		line_path(line, eol, &path, &plen);
+		path_parse(path, plen, &l);
+		if ((l.id[0] && strcmp(l.id, top.id) != 0) ||
+		    (l.uid[0] && strcmp(l.uid, top.uid) != 0)) {
+			if (!path_within(path, plen, best, best_len)) {
+				out->reason = PODINFO_CGROUP_CONFLICT;
+				goto out;
+			}
+		} else if (l.rt != PODINFO_RT_UNNAMED && top.rt == PODINFO_RT_UNNAMED) {
+			top.rt =
+				l.rt; /* the systemd line names the runtime, the cgroupfs one not */
+		}
+		line = nl ? nl + 1 : end;
+	}
+	memcpy(out->container_id, top.id, sizeof(out->container_id));
+	memcpy(out->pod_uid, top.uid, sizeof(out->pod_uid));
+	out->runtime = top.rt;
+	if (top.id[0]) {
+		out->kind = PODINFO_CONTAINER;
+		out->reason = PODINFO_OK;
+	} else {
+		out->reason = PODINFO_NO_CONTAINER_ID;
+	}
+out:
 	return out->reason;
 }
 

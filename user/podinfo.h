@@ -21,7 +21,9 @@
  * The container id is the deepest path component holding a 64-hex id (after a runtime
  * prefix, before ".scope", or after the last ':'); the pod UID is the deepest "pod<uid>"
  * token above it, 8-4-4-4-12 hex with '-' or '_', normalised to '-'.  A path with neither is
- * the host; a v1 file whose lines name different containers is refused.
+ * the host.  Of a v1 file's lines, the deepest one that names a container or pod decides;
+ * another line naming a different one is a conflict unless its path lies above (a hierarchy
+ * not delegated as deep).
  *
  * A container outside any pod (plain docker) is complete with its id: no bundle is read.
  * Only containerd bundles are read (the GKE runtime): a container of another runtime keeps

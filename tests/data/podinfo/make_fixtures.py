@@ -303,6 +303,19 @@ def main():
     # 1043 podman container outside Kubernetes
     cgroup(1043, f"0::/machine.slice/libpod-{cid('podman')}.scope/container\n")
 
+    # 1044 kind node on a cgroup v1 host: name=systemd stops at the node's container, the
+    # other hierarchies go down to the pod's container (an ancestor, not a conflict)
+    c, u = cid("v1_nested_shallow"), uid("v1_nested_shallow")
+    node = cid("kind_node_v1")
+    cgroup(1044, f"3:memory:/docker/{node}/kubepods/burstable/pod{u}/{c}\n"
+                 f"2:pids:/docker/{node}/kubepods/burstable/pod{u}/{c}\n"
+                 f"1:name=systemd:/docker/{node}\n0::/\n")
+    bundle(c, annotations("kind-v1-0", "default", u, "app"))
+
+    # 1045 two pods side by side, neither above the other
+    cgroup(1045, f"2:memory:/kubepods/burstable/pod{uid('conflict_pod_a')}\n"
+                 f"1:pids:/kubepods/besteffort/pod{uid('conflict_pod_b')}\n")
+
     write_expected()
 
 
@@ -380,6 +393,9 @@ def write_expected():
     expect("bundle_no_uid", 1041, pod="old-0", namespace="default", container="app", image=IMG)
     expect("v1_bad_line", 1042, kind="unknown", reason="cgroup_malformed")
     expect("podman", 1043, runtime="podman", pod_uid="")
+    expect("v1_nested_shallow", 1044, pod="kind-v1-0", namespace="default", container="app",
+           image=IMG)
+    expect("conflict_pods", 1045, kind="unknown", reason="cgroup_conflict")
     with open(os.path.join(HERE, "cases.json"), "w") as f:
         json.dump(CASES, f, indent=1)
         f.write("\n")
