@@ -326,7 +326,8 @@ enum podinfo_reason podinfo_parse_cgroup(const char *text, size_t len, struct po
 		const char *eol = nl ? nl : end, *path;
 		size_t plen;
 
-		line_path(line, eol, &path, &plen);
+		if (!line_path(line, eol, &path, &plen)) /* checked by the first pass */
+			goto out;
 		path_parse(path, plen, &l);
 		if ((l.id[0] && strcmp(l.id, top.id) != 0) ||
 		    (l.uid[0] && strcmp(l.uid, top.uid) != 0)) {
@@ -498,9 +499,9 @@ out_put:
  */
 static int file_read(const char *path, size_t max, bool regular, char **buf, size_t *len)
 {
-	size_t cap = 4096, n = 0;
-	char *b = NULL, *nb;
+	size_t cap = max + 1 < 4096 ? max + 1 : 4096, n = 0;
 	struct stat st;
+	char *b, *nb;
 	int fd, err = 0;
 
 	/*
@@ -510,18 +511,27 @@ static int file_read(const char *path, size_t max, bool regular, char **buf, siz
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | (regular ? O_NOFOLLOW | O_NONBLOCK : 0));
 	if (fd < 0)
 		return -errno;
-	if (regular && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
-		err = -EINVAL;
+	if (regular) {
+		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			err = -EINVAL;
+			goto out_close;
+		}
+		/* refused by its size before a byte is read (it may still grow: checked below) */
+		if ((uintmax_t)st.st_size > max) {
+			err = -EFBIG;
+			goto out_close;
+		}
+	}
+	b = malloc(cap);
+	if (!b) {
+		err = -ENOMEM;
 		goto out_close;
 	}
 	for (;;) {
 		ssize_t r;
 
-		if (n == cap || !b) {
-			if (b)
-				cap *= 2;
-			if (cap > max + 1)
-				cap = max + 1;
+		if (n == cap) {
+			cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
 			nb = realloc(b, cap);
 			if (!nb) {
 				err = -ENOMEM;
