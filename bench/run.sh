@@ -5,7 +5,43 @@
 # on which commit and on which machine.  `make bench` builds them and ./wsaudit first.
 # A benchmark that fails is named in the report and makes the run fail; the others still run.
 # Helpers built alongside, which other benchmarks drive with arguments, are not run on their own.
+# Then the scripted benchmarks (bench/walk_cost.py, service_cost.py, capacity.py), whose recorded
+# runs and analyses are bench/walk.md, service.md and capacity.md.
+#   run.sh [--quick | --long]   (or BENCH_SCALE=quick|long): shorter or longer scripted runs;
+#   the default keeps the whole of `make bench` within a few minutes.
 set -u
+scale=${BENCH_SCALE:-default}
+case "${1:-}" in
+--quick) scale=quick ;;
+--long) scale=long ;;
+"") ;;
+*)
+	echo "usage: bench/run.sh [--quick | --long]" >&2
+	exit 2
+	;;
+esac
+case "$scale" in
+quick)
+	walk_args=(-r 3 -n 2000)
+	service_args=(--quick)
+	capacity_args=(--quick --rates 50000,0)
+	;;
+long)
+	walk_args=(-r 21 -n 8000)
+	service_args=(-r 7 -s 5)
+	capacity_args=(-r 5 -d 5 --rates 25000,50000,75000,100000,125000,0 --perf)
+	;;
+*)
+	walk_args=(-r 7 -n 4000)
+	service_args=(-r 3 -s 2)
+	capacity_args=(-r 2 -d 3 --rates 25000,50000,75000,0 --perf)
+	;;
+esac
+scripts=(
+	"bench/walk_cost.py ${walk_args[*]}"
+	"bench/service_cost.py ${service_args[*]}"
+	"bench/capacity.py ${capacity_args[*]}"
+)
 helpers=" bench_loadgen "
 cd "$(dirname "$0")/.."
 out=${O:-.output}/bench
@@ -63,7 +99,31 @@ for bin in "${bins[@]}"; do
 	[ "$rc" -eq 0 ] || fail=$((fail + 1))
 done
 
+for cmd in "${scripts[@]}"; do
+	name=${cmd%% *}
+	notes=${name%.py}.md
+	notes=${notes/_cost/}
+	echo "bench: $cmd" >&2
+	start=$(date +%s)
+	# Word splitting of $cmd is wanted: the arguments above hold no spaces.
+	# shellcheck disable=SC2086
+	$cmd >"$tmp.out"
+	rc=$?
+	secs=$(($(date +%s) - start))
+	{
+		echo
+		cat "$tmp.out"
+		echo
+		if [ "$rc" -eq 0 ]; then
+			echo "(\`$cmd\`: ${secs} s; recorded run and analysis: $notes)"
+		else
+			echo "**\`$cmd\` failed with exit status $rc after ${secs} s; its figures above, if any, are incomplete.**"
+		fi
+	} >>"$tmp"
+	[ "$rc" -eq 0 ] || fail=$((fail + 1))
+done
+
 mv "$tmp" "$report"
 chmod 0644 "$report"
-echo "bench: wrote $report ($fail of ${#bins[@]} benchmarks failed)" >&2
+echo "bench: wrote $report ($fail of $((${#bins[@]} + ${#scripts[@]})) benchmarks failed)" >&2
 [ "$fail" -eq 0 ]
