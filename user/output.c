@@ -185,6 +185,11 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 	}
 	if (fv->msg_type)
 		fprintf(o->out, " type=%s", fv->msg_type);
+	if (fv->container && json_is_object(fv->container) &&
+	    json_string_value(json_object_get(fv->container, "pod")))
+		fprintf(o->out, " pod=%s/%s",
+			json_string_value(json_object_get(fv->container, "namespace")) ?: "?",
+			json_string_value(json_object_get(fv->container, "pod")));
 	if (fv->verdict && fv->verdict->via_bridge == 1)
 		fprintf(o->out, " via bridge");
 	fputc('\n', o->out);
@@ -240,9 +245,10 @@ void output_frame(struct output *o, const struct frame_view *fv)
 		frame_text(o, fv);
 		return;
 	}
-	obj = json_pack("{s:s, s:o, s:I, s:I, s:s, s:n, s:o, s:s, s:b, s:b, s:I, s:I, s:b}", "type",
+	obj = json_pack("{s:s, s:o, s:I, s:I, s:s, s:O, s:o, s:s, s:b, s:b, s:I, s:I, s:b}", "type",
 			"frame", "ts", time_json(f->ts_ns), "pid", (json_int_t)f->pid, "tid",
-			(json_int_t)f->tid, "comm", f->comm, "container", "conn",
+			(json_int_t)f->tid, "comm", f->comm, "container",
+			fv->container ? (json_t *)fv->container : json_null(), "conn",
 			conn_json(f->conn), "opcode", ws_opcode_name(w->opcode), "fin", w->fin,
 			"compressed", f->compressed, "payload_len", (json_int_t)w->payload_len,
 			"captured_len", (json_int_t)w->captured_len, "truncated", w->truncated);

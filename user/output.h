@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "attrib.h"
 #include "capture.h"
 #include "conntrack.h"
@@ -35,6 +37,7 @@ struct frame_view {
 	const struct rules_verdict *verdict; /* NULL: not judged */
 	const char *msg_type; /* NULL when unknown */
 	const char *msg_user; /* redacted unless identities are shown; NULL when none */
+	const json_t *container; /* the writer's container and pod, null on the host; NULL: unknown */
 };
 
 void output_frame(struct output *o, const struct frame_view *fv);

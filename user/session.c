@@ -9,6 +9,7 @@
 #include "http1.h"
 #include "identity.h"
 #include "log.h"
+#include "podinfo.h"
 #include "session.h"
 #include "targets.h"
 #include "uvhook.h"
@@ -16,8 +17,19 @@
 /* A transport hand-over whose bytes were not sent within this long never will be. */
 #define TOKEN_MAX_AGE_NS (30ULL * 1000000000ULL)
 
+#define POD_BUCKETS 1024
+
+/* The container and pod of a followed process, looked up once (user/podinfo.c). */
+struct proc_pod {
+	pid_t pid;
+	json_t *container; /* JSON null on the host */
+	struct proc_pod *next;
+};
+
 struct session {
 	struct session_opts opts;
+	struct podinfo_cache *pods;
+	struct proc_pod *pod_buckets[POD_BUCKETS];
 	struct capture *cap;
 	struct conntrack *ct;
 	struct output *out;
@@ -81,6 +93,44 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 		output_conn_close(s->out, c, ts_ns, why);
 }
 
+static const json_t *process_container(struct session *s, pid_t pid)
+{
+	struct proc_pod **pp = &s->pod_buckets[(unsigned int)pid % POD_BUCKETS], *p;
+	struct podinfo pi;
+	enum podinfo_reason r;
+
+	for (p = *pp; p; p = p->next) {
+		if (p->pid == pid)
+			return p->container;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	r = podinfo_lookup(s->pods, NULL, NULL, pid, &pi);
+	if (r != PODINFO_OK)
+		log_info("pid %d: container lookup: %s", pid, podinfo_reason_name(r));
+	p->pid = pid;
+	p->container = podinfo_json(&pi);
+	p->next = *pp;
+	*pp = p;
+	return p->container;
+}
+
+static void forget_container(struct session *s, pid_t pid)
+{
+	struct proc_pod **pp = &s->pod_buckets[(unsigned int)pid % POD_BUCKETS], *p;
+
+	while ((p = *pp)) {
+		if (p->pid == pid) {
+			*pp = p->next;
+			json_decref(p->container);
+			free(p);
+			return;
+		}
+		pp = &p->next;
+	}
+}
+
 static void judge_and_print(struct session *s, const struct ct_frame *f,
 			    const struct attrib_stack *stack)
 {
@@ -88,7 +138,12 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 	const struct ws_message *m = f->message;
 	struct identity_message im;
 	struct rules_verdict verdict;
-	struct frame_view fv = { .frame = f, .stack = stack, .verdict = &verdict };
+	struct frame_view fv = {
+		.frame = f,
+		.stack = stack,
+		.verdict = &verdict,
+		.container = process_container(s, f->pid),
+	};
 	struct rules_input in = {
 		.opcode = f->frame->opcode,
 		.conn_user = f->conn->has_user ? f->conn->user : NULL,
@@ -270,6 +325,7 @@ static void handle_proc(struct session *s, const struct evt_proc *e)
 		if (s->processes)
 			s->processes--;
 		conntrack_forget_tgid(s->ct, e->pid, e->hdr.ts_ns);
+		forget_container(s, e->pid);
 		capture_forget_tgid(s->cap, e->pid);
 		attrib_forget_process(s->attrib, e->pid);
 		if (show)
@@ -335,7 +391,8 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 	s->attrib = attrib_new((const char *const *)policy->transport_files.v,
 			       policy->transport_files.n);
 	s->rules = rules_new(policy, opts->show_identities, 0);
-	if (!s->out || !s->ct || !s->attrib || !s->rules) {
+	s->pods = podinfo_cache_new(0);
+	if (!s->out || !s->ct || !s->attrib || !s->rules || !s->pods) {
 		log_err("out of memory");
 		goto err_close;
 	}
@@ -362,6 +419,16 @@ void session_close(struct session *s, const char *why)
 		return;
 	conntrack_free(s->ct, why);
 	capture_close(s->cap);
+	for (size_t i = 0; i < POD_BUCKETS; i++) {
+		while (s->pod_buckets[i]) {
+			struct proc_pod *p = s->pod_buckets[i];
+
+			s->pod_buckets[i] = p->next;
+			json_decref(p->container);
+			free(p);
+		}
+	}
+	podinfo_cache_free(s->pods);
 	attrib_free(s->attrib);
 	rules_free(s->rules);
 	policy_free(s->policy);
