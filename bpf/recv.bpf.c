@@ -30,28 +30,9 @@ static __always_inline int recv_exit(void *ctx, long ret)
 	c = conn_get(a.fd, &ref);
 	if (!c || c->state == CONN_WS)
 		return 0;
-	io = io_desc_get();
+	io = io_gather(&a, ret, DIR_RX);
 	if (!io)
 		return 0;
-	io->fd = a.fd;
-	io->syscall = a.syscall;
-	io->dir = DIR_RX;
-	switch (a.syscall) {
-	case SC_READ:
-	case SC_RECVFROM:
-		io_from_buf(io, a.buf, ret);
-		break;
-	case SC_READV:
-		io->nsegs = 0;
-		io->total = ret;
-		io_add_iov(io, a.buf, a.count, ret);
-		break;
-	case SC_RECVMSG:
-		io_from_msghdr(io, a.buf, ret);
-		break;
-	default:
-		return 0;
-	}
 	/* A request on a connection seen before (keep-alive) starts a handshake too. */
 	if (c->state != CONN_HTTP) {
 		if (!starts_with_get(io))
@@ -63,52 +44,9 @@ static __always_inline int recv_exit(void *ctx, long ret)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_read")
-int read_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	return inflight_stash(SC_READ, ctx->args[0], ctx->args[1], ctx->args[2]);
-}
-
-SEC("tracepoint/syscalls/sys_exit_read")
-int read_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return recv_exit(ctx, ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_readv")
-int readv_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	return inflight_stash(SC_READV, ctx->args[0], ctx->args[1], ctx->args[2]);
-}
-
-SEC("tracepoint/syscalls/sys_exit_readv")
-int readv_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return recv_exit(ctx, ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int recvfrom_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	return inflight_stash(SC_RECVFROM, ctx->args[0], ctx->args[1], ctx->args[2]);
-}
-
-SEC("tracepoint/syscalls/sys_exit_recvfrom")
-int recvfrom_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return recv_exit(ctx, ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int recvmsg_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	return inflight_stash(SC_RECVMSG, ctx->args[0], ctx->args[1], 1);
-}
-
-SEC("tracepoint/syscalls/sys_exit_recvmsg")
-int recvmsg_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return recv_exit(ctx, ctx->ret);
-}
+SYSCALL_HOOKS(read, SC_READ, ctx->args[2], recv_exit)
+SYSCALL_HOOKS(readv, SC_READV, ctx->args[2], recv_exit)
+SYSCALL_HOOKS(recvfrom, SC_RECVFROM, ctx->args[2], recv_exit)
+SYSCALL_HOOKS(recvmsg, SC_RECVMSG, 1, recv_exit)
 
 char LICENSE[] SEC("license") = "GPL";

@@ -40,31 +40,9 @@ static __always_inline int send_exit(void *ctx, long ret)
 	state = c->state;
 	if (state == CONN_IGNORE)
 		return 0;
-	io = io_desc_get();
+	io = io_gather(&a, ret, DIR_TX);
 	if (!io)
 		return 0;
-	io->fd = a.fd;
-	io->syscall = a.syscall;
-	io->dir = DIR_TX;
-	switch (a.syscall) {
-	case SC_WRITE:
-	case SC_SENDTO:
-		io_from_buf(io, a.buf, ret);
-		break;
-	case SC_WRITEV:
-		io->nsegs = 0;
-		io->total = ret;
-		io_add_iov(io, a.buf, a.count, ret);
-		break;
-	case SC_SENDMSG:
-		io_from_msghdr(io, a.buf, ret);
-		break;
-	case SC_SENDMMSG:
-		io_from_mmsghdr(io, a.buf, ret);
-		break;
-	default:
-		return 0;
-	}
 	pos = __sync_fetch_and_add(&c->tx_pos, io->total);
 	if (state != CONN_WS) {
 		flags = DATA_UNCLASSIFIED;
@@ -77,64 +55,10 @@ static __always_inline int send_exit(void *ctx, long ret)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_write")
-int write_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	return inflight_stash(SC_WRITE, ctx->args[0], ctx->args[1], ctx->args[2]);
-}
-
-SEC("tracepoint/syscalls/sys_exit_write")
-int write_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return send_exit(ctx, ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_writev")
-int writev_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	return inflight_stash(SC_WRITEV, ctx->args[0], ctx->args[1], ctx->args[2]);
-}
-
-SEC("tracepoint/syscalls/sys_exit_writev")
-int writev_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return send_exit(ctx, ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int sendto_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	return inflight_stash(SC_SENDTO, ctx->args[0], ctx->args[1], ctx->args[2]);
-}
-
-SEC("tracepoint/syscalls/sys_exit_sendto")
-int sendto_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return send_exit(ctx, ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int sendmsg_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	return inflight_stash(SC_SENDMSG, ctx->args[0], ctx->args[1], 1);
-}
-
-SEC("tracepoint/syscalls/sys_exit_sendmsg")
-int sendmsg_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return send_exit(ctx, ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendmmsg")
-int sendmmsg_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	return inflight_stash(SC_SENDMMSG, ctx->args[0], ctx->args[1], ctx->args[2]);
-}
-
-SEC("tracepoint/syscalls/sys_exit_sendmmsg")
-int sendmmsg_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return send_exit(ctx, ctx->ret);
-}
+SYSCALL_HOOKS(write, SC_WRITE, ctx->args[2], send_exit)
+SYSCALL_HOOKS(writev, SC_WRITEV, ctx->args[2], send_exit)
+SYSCALL_HOOKS(sendto, SC_SENDTO, ctx->args[2], send_exit)
+SYSCALL_HOOKS(sendmsg, SC_SENDMSG, 1, send_exit)
+SYSCALL_HOOKS(sendmmsg, SC_SENDMMSG, ctx->args[2], send_exit)
 
 char LICENSE[] SEC("license") = "GPL";

@@ -51,4 +51,20 @@ static __always_inline bool inflight_take(struct inflight *out)
 	return true;
 }
 
+/*
+ * The entry and exit programs of one hooked syscall: entry stashes fd, buffer and count (an
+ * expression over ctx->args), exit hands the return value to exit_fn(ctx, ret).
+ */
+#define SYSCALL_HOOKS(name, kind, count, exit_fn)                               \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                             \
+	int name##_enter(struct trace_event_raw_sys_enter *ctx)                 \
+	{                                                                       \
+		return inflight_stash(kind, ctx->args[0], ctx->args[1], count); \
+	}                                                                       \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                              \
+	int name##_exit(struct trace_event_raw_sys_exit *ctx)                   \
+	{                                                                       \
+		return exit_fn(ctx, ctx->ret);                                  \
+	}
+
 #endif /* WSAUDIT_COMMON_BPF_H */

@@ -89,6 +89,43 @@ static __always_inline void io_from_mmsghdr(struct io_desc *io, __u64 vec_ptr, _
 }
 
 /*
+ * The byte ranges a syscall moved (`ret` bytes), from its stashed arguments: a buffer, an
+ * iovec array, a msghdr or an mmsghdr array.  NULL for a kind it does not know.
+ */
+static __always_inline struct io_desc *io_gather(const struct inflight *a, long ret, __u8 dir)
+{
+	struct io_desc *io = io_desc_get();
+
+	if (!io)
+		return NULL;
+	io->fd = a->fd;
+	io->syscall = a->syscall;
+	io->dir = dir;
+	switch (a->syscall) {
+	case SC_WRITE:
+	case SC_SENDTO:
+	case SC_READ:
+	case SC_RECVFROM:
+		io_from_buf(io, a->buf, ret);
+		return io;
+	case SC_WRITEV:
+	case SC_READV:
+		io->nsegs = 0;
+		io->total = ret;
+		io_add_iov(io, a->buf, a->count, ret);
+		return io;
+	case SC_SENDMSG:
+	case SC_RECVMSG:
+		io_from_msghdr(io, a->buf, ret);
+		return io;
+	case SC_SENDMMSG:
+		io_from_mmsghdr(io, a->buf, ret);
+		return io;
+	}
+	return NULL;
+}
+
+/*
  * Starts sending up to `cap` bytes of the syscall's data as chunks; io_pos is the stream
  * position of its first byte.  The work goes on by tail call, which does not return on
  * success: in py_stack_walk first (bpf/pystack.bpf.c) when `walk` asks for the writer's Python
