@@ -7,13 +7,16 @@
  * the matching Sec-WebSocket-Accept, so that a collector tracing this process sees real
  * WebSocket handshakes.  Then the server ends write unmasked text frames of SIZE payload bytes,
  * one write() per frame, round robin over the connections, at RATE frames/s (0: as fast as the
- * sockets take them) for SECONDS; between 1 ms ticks the client ends are drained.
+ * sockets take them) for SECONDS; between 1 ms ticks the client ends are drained.  With -b K, each
+ * write() carries K whole frames (as an event loop flushes what it buffered), so that the
+ * collector's parser gets K times the frames for the same number of captured writes.
  *
  * With --wait, the program prints "READY pid=N" and waits for a line on stdin before it opens
  * the connections (time for a tracer to attach), and once done it prints its result and waits
  * for another line before it closes them (time to read the tracer's memory with the connections
  * open).  The result is one JSON line on stdout:
- *   {"conns":N,"rate":R,"seconds":S,"sent":N,"achieved":F,"eagain":N,"late_ticks":N}
+ *   {"conns":N,"rate":R,"seconds":S,"sent":N,"achieved":F,"eagain":N,"late_ticks":N,
+ *    "frame_bytes":N,"batch":K}
  * It is a tool driven by capacity.py, not a benchmark of its own: run with no arguments it
  * prints its usage and exits 2.
  */
@@ -37,6 +40,7 @@
 #define LOADGEN_MAX_CONNS 20000
 #define LOADGEN_MAX_SIZE 65535
 #define LOADGEN_TICK_NS 1000000LL
+#define LOADGEN_MAX_BATCH 64
 
 static const char loadgen_request[] = "GET /ws HTTP/1.1\r\n"
 				      "Host: 127.0.0.1\r\n"
@@ -58,8 +62,9 @@ struct loadgen {
 	int *srv;
 	int *cli;
 	int epfd;
-	unsigned char frame[LOADGEN_MAX_SIZE + 4];
-	size_t frame_len;
+	int batch;
+	unsigned char *frame;
+	size_t frame_len, write_len;
 	unsigned long long sent, eagain, late_ticks;
 };
 
@@ -202,6 +207,9 @@ static void loadgen_make_frame(struct loadgen *lg)
 		p[lg->size - 1] = '}';
 	}
 	lg->frame_len = (p - lg->frame) + lg->size;
+	for (i = 1; i < lg->batch; i++)
+		memcpy(lg->frame + i * lg->frame_len, lg->frame, lg->frame_len);
+	lg->write_len = lg->frame_len * lg->batch;
 }
 
 static int loadgen_run(struct loadgen *lg)
@@ -221,9 +229,9 @@ static int loadgen_run(struct loadgen *lg)
 				    lg->sent + 256;
 		blocked = 0;
 		while (lg->sent < target && blocked < lg->conns) {
-			n = write(lg->srv[next], lg->frame, lg->frame_len);
-			if (n == (ssize_t)lg->frame_len) {
-				lg->sent++;
+			n = write(lg->srv[next], lg->frame, lg->write_len);
+			if (n == (ssize_t)lg->write_len) {
+				lg->sent += lg->batch;
 				blocked = 0;
 			} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 				lg->eagain++;
@@ -270,9 +278,10 @@ static void loadgen_usage(FILE *f)
 		"  -r  frames per second over all connections (0: as fast as possible)\n"
 		"  -d  seconds of sending\n"
 		"  -s  payload bytes per frame (default 64, max %d)\n"
+		"  -b  frames per write() (default 1, max %d)\n"
 		"  --wait  print READY pid=N and wait for a stdin line before connecting and "
 		"before closing\n",
-		LOADGEN_MAX_CONNS, LOADGEN_MAX_SIZE);
+		LOADGEN_MAX_CONNS, LOADGEN_MAX_SIZE, LOADGEN_MAX_BATCH);
 }
 
 int main(int argc, char **argv)
@@ -282,6 +291,7 @@ int main(int argc, char **argv)
 		{ "rate", required_argument, NULL, 'r' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "size", required_argument, NULL, 's' },
+		{ "batch", required_argument, NULL, 'b' },
 		{ "wait", no_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -295,7 +305,8 @@ int main(int argc, char **argv)
 	if (!lg)
 		return 1;
 	lg->size = 64;
-	while ((c = getopt_long(argc, argv, "c:r:d:s:h", opts, NULL)) != -1) {
+	lg->batch = 1;
+	while ((c = getopt_long(argc, argv, "c:r:d:s:b:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			lg->conns = atoi(optarg);
@@ -312,6 +323,9 @@ int main(int argc, char **argv)
 		case 's':
 			lg->size = atoi(optarg);
 			break;
+		case 'b':
+			lg->batch = atoi(optarg);
+			break;
 		case 'w':
 			lg->wait = true;
 			break;
@@ -327,7 +341,7 @@ int main(int argc, char **argv)
 	}
 	if (!have_c || !have_r || !have_d || optind != argc || lg->conns < 1 ||
 	    lg->conns > LOADGEN_MAX_CONNS || lg->rate < 0 || lg->seconds <= 0 || lg->size < 0 ||
-	    lg->size > LOADGEN_MAX_SIZE) {
+	    lg->size > LOADGEN_MAX_SIZE || lg->batch < 1 || lg->batch > LOADGEN_MAX_BATCH) {
 		loadgen_usage(stderr);
 		ret = 2;
 		goto out;
@@ -341,7 +355,8 @@ int main(int argc, char **argv)
 	lg->srv = calloc(lg->conns, sizeof(int));
 	lg->cli = calloc(lg->conns, sizeof(int));
 	lg->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (!lg->srv || !lg->cli || lg->epfd < 0)
+	lg->frame = malloc((size_t)(LOADGEN_MAX_SIZE + 4) * lg->batch);
+	if (!lg->srv || !lg->cli || lg->epfd < 0 || !lg->frame)
 		goto out;
 	for (i = 0; i < lg->conns; i++)
 		lg->srv[i] = lg->cli[i] = -1;
@@ -361,9 +376,9 @@ int main(int argc, char **argv)
 	if (err)
 		goto out;
 	printf("{\"conns\":%d,\"rate\":%ld,\"seconds\":%.3f,\"sent\":%llu,\"achieved\":%.0f,"
-	       "\"eagain\":%llu,\"late_ticks\":%llu,\"frame_bytes\":%zu}\n",
+	       "\"eagain\":%llu,\"late_ticks\":%llu,\"frame_bytes\":%zu,\"batch\":%d}\n",
 	       lg->conns, lg->rate, lg->seconds, lg->sent, lg->sent / lg->seconds, lg->eagain,
-	       lg->late_ticks, lg->frame_len);
+	       lg->late_ticks, lg->frame_len, lg->batch);
 	fflush(stdout);
 	if (lg->wait)
 		loadgen_wait_line();
@@ -379,6 +394,7 @@ out:
 	}
 	if (lg->epfd > 0)
 		close(lg->epfd);
+	free(lg->frame);
 	free(lg->srv);
 	free(lg->cli);
 	free(lg);

@@ -20,21 +20,24 @@ case "${1:-}" in
 	exit 2
 	;;
 esac
+# perf record writes it (and FILE.old when it replaces one); removed on exit.
+perf_data=${TMPDIR:-/tmp}/wsaudit-bench-perf.$$
 case "$scale" in
 quick)
 	walk_args=(-r 3 -n 2000)
 	service_args=(--quick)
-	capacity_args=(--quick --rates 50000,0)
+	capacity_args=(--quick --rates 50000,0 --batch-rates 200000)
 	;;
 long)
-	walk_args=(-r 21 -n 8000)
-	service_args=(-r 7 -s 5)
-	capacity_args=(-r 5 -d 5 --rates 25000,50000,75000,100000,125000,0 --perf)
+	walk_args=(-r 21 -n 8000 --bpf-stats)
+	service_args=(-r 7 -s 5 --perf "$perf_data")
+	capacity_args=(-r 5 -d 5 --rates 25000,50000,75000,100000,125000,0
+		--batch-rates 100000,150000,200000,300000,400000 --perf)
 	;;
 *)
-	walk_args=(-r 7 -n 4000)
-	service_args=(-r 3 -s 2)
-	capacity_args=(-r 2 -d 3 --rates 25000,50000,75000,0 --perf)
+	walk_args=(-r 5 -n 4000 --bpf-stats)
+	service_args=(-r 3 -s 2 --perf "$perf_data")
+	capacity_args=(-r 2 -d 2 --rates 25000,50000,100000,0 --batch-rates 100000,150000,200000,300000 --perf)
 	;;
 esac
 scripts=(
@@ -65,7 +68,7 @@ if [ "${#bins[@]}" -eq 0 ]; then
 fi
 
 tmp=$(mktemp)
-trap 'rm -f "$tmp" "$tmp.out"' EXIT
+trap 'rm -f "$tmp" "$tmp.out" "$perf_data" "$perf_data.old"' EXIT
 {
 	echo "# wsaudit benchmarks"
 	echo

@@ -25,6 +25,7 @@ connections; wsaudit's CPU (utime+stime of /proc/PID/stat) over the batch, divid
 its stats record counts, gives its CPU per 1,000 frames.  Markdown report on stdout.
 
 usage: service_cost.py [-r REPS] [-n CLIENTS] [-s SECONDS] [--rate FRAMES_PER_S] [--quick]
+                       [--perf FILE]   (perf profile of wsaudit, full attribution, fixed rate)
 """
 
 import argparse
@@ -320,7 +321,8 @@ def run_batch(args, cfg):
             cpu0 = proc_cpu(ws.pid) if ws else 0
             perf = None
             if args.perf and cfg == "full" and phase == "rate":
-                perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "2000", "-g",
+                perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "1000",
+                                         "--call-graph", "dwarf,16384",
                                          "-p", str(ws.pid), "-o", args.perf, "--", "sleep",
                                          str(args.seconds)], stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
@@ -416,7 +418,38 @@ def main():
             res[cfg].append(r)
             print(f"service_cost: rep {rep} {cfg}: {json.dumps(r)}", file=sys.stderr)
     report(args, cfgs, res)
+    if args.perf:
+        perf_report(args)
     return 0
+
+
+def perf_lines(text):
+    """perf report lines without comments and without unsymbolised addresses."""
+    out = []
+    for line in text.splitlines():
+        f = line.split()
+        if not f or line.startswith("#"):
+            continue
+        sym = f[-3] if len(f) >= 3 and f[-1] == "-" else f[-1]
+        if sym.startswith("0x") or set(sym) <= set("0"):
+            continue
+        out.append(line.rstrip(" -"))
+    return out
+
+
+def perf_report(args):
+    print(f"\n### perf profile of wsaudit (full attribution, fixed-rate phase of the last "
+          f"repetition, {args.rate:g} frames/s; `perf record -e cpu-clock -F 1000 --call-graph "
+          f"dwarf -p WSAUDIT`)\n")
+    for title, extra in (("Self time, symbols above 1.5%", ["--no-children", "--percent-limit",
+                                                             "1.5"]),
+                         ("With callees (children), above 5%", ["--children", "--percent-limit",
+                                                                 "5"])):
+        rep = subprocess.run(["perf", "report", "-i", args.perf, "--stdio", "--sort", "symbol",
+                              "-g", "none"] + extra, capture_output=True, text=True, timeout=300)
+        print(f"{title}:\n\n```")
+        print("\n".join(perf_lines(rep.stdout)))
+        print("```\n")
 
 
 def report(args, cfgs, res):

@@ -18,7 +18,7 @@ attributed to the innermost benchmark function, in "capture" none is; its stats 
 drops.  The report (markdown, stdout) gives per configuration the median, min and max over the
 repetitions of each batch's median send time, and walk - capture paired by repetition.
 
-usage: walk_cost.py [-r REPS] [-n SENDS] [-w WSAUDIT] [--depth N] [--size BYTES]
+usage: walk_cost.py [-r REPS] [-n SENDS] [-w WSAUDIT] [--depth N] [--size BYTES] [--bpf-stats]
 """
 
 import argparse
@@ -40,7 +40,10 @@ PYTHON = "/usr/bin/python3"
 # The sender and the driver's reader share one CPU (across CPUs each send that wakes the sleeping
 # reader pays an inter-processor wake-up, see bench/README.md), wsaudit has the other, so that the
 # figure is the write path's and not the sender waiting for a CPU that wsaudit's user space holds.
+BPF_STATS = False
 CPU_SENDER = "0"
+SLICE = 200
+PAUSE = 0.06
 CPU_OTHER = "1"
 
 
@@ -120,14 +123,15 @@ def sender_main(args):
             b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + ACCEPT + b"\r\n\r\n"
         )
         times = ([], [])
-        # Sent in slices with a pause between them so that the collector keeps up and the figure
-        # is that of the write path, not of a full ring buffer.
+        # Sent in slices with a pause between them so that the collector keeps up (its user
+        # space takes up to ~100 us per attributed frame) and the figure is that of the write
+        # path, not of a full ring buffer, where the walk is skipped.
         left = count
         while left > 0:
-            n = min(left, 500)
+            n = min(left, SLICE)
             sender_recurse(levels, conn, frame, n, times)
             left -= n
-            time.sleep(0.02)
+            time.sleep(PAUSE)
         conn.close()
         out = {}
         for name, t in zip(("wall", "cpu"), times):
@@ -181,6 +185,32 @@ def wsaudit_start(wsaudit, pid, capture_only):
     sys.exit(f"walk_cost: wsaudit did not start tracing: {''.join(err)}")
 
 
+def bpf_prog_stats(pid):
+    """Run time and count of the BPF programs wsaudit (pid) holds, by name (bpf_stats on)."""
+    ids = {}
+    fdir = f"/proc/{pid}/fdinfo"
+    for fd in os.listdir(fdir):
+        try:
+            with open(f"{fdir}/{fd}") as f:
+                kv = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            continue
+        if "prog_id" in kv and "run_time_ns" in kv:
+            ids[int(kv["prog_id"])] = (int(kv["run_time_ns"]), int(kv["run_cnt"]))
+    names = {}
+    out = subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, text=True,
+                         timeout=30)
+    for p in json.loads(out.stdout or "[]"):
+        names[p["id"]] = p.get("name", str(p["id"]))
+    stats = {}
+    for i, (t, n) in ids.items():
+        name = names.get(i, str(i))
+        a = stats.setdefault(name, [0, 0])
+        a[0] += t
+        a[1] += n
+    return stats
+
+
 def wsaudit_stop(proc):
     proc.send_signal(signal.SIGINT)
     try:
@@ -228,6 +258,7 @@ def run_batch(sender, port, count, cfg, wsaudit):
     check = None
     if proc:
         time.sleep(0.3)
+        bpf = bpf_prog_stats(proc.pid) if BPF_STATS else None
         frames, stats = wsaudit_stop(proc)
         data = frames
         attributed = sum(1 for f in data if f.get("origin")
@@ -239,7 +270,8 @@ def run_batch(sender, port, count, cfg, wsaudit):
                  "attributed": attributed,
                  "stacks": stats.get("attribution", {}).get("stacks", 0),
                  "drops": stats.get("drops_total"),
-                 "drop_reasons": {k: v for k, v in stats.get("drops", {}).items() if v}}
+                 "drop_reasons": {k: v for k, v in stats.get("drops", {}).items() if v},
+                 "bpf": bpf}
     return res, check
 
 
@@ -255,12 +287,24 @@ def main():
     ap.add_argument("-w", "--wsaudit", default="./wsaudit")
     ap.add_argument("--depth", type=int, default=32)
     ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--bpf-stats", action="store_true",
+                    help="switch kernel.bpf_stats_enabled on for the run (restored after) and "
+                         "report the run time of wsaudit's BPF programs")
     args = ap.parse_args()
     if args.sender:
         return sender_main(args)
     if os.geteuid() != 0:
         sys.exit("walk_cost: must run as root")
+    global BPF_STATS
     os.sched_setaffinity(0, {int(CPU_SENDER)})
+    stats_path = "/proc/sys/kernel/bpf_stats_enabled"
+    stats_was = None
+    if args.bpf_stats:
+        with open(stats_path) as f:
+            stats_was = f.read().strip()
+        with open(stats_path, "w") as f:
+            f.write("1")
+        BPF_STATS = True
     sender = subprocess.Popen(["taskset", "-c", CPU_SENDER, PYTHON, os.path.abspath(__file__), "--sender", "--depth",
                                str(args.depth), "--size", str(args.size)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -287,6 +331,9 @@ def main():
         if sender.poll() is None:
             sender.kill()
             sender.wait()
+        if stats_was is not None:
+            with open(stats_path, "w") as f:
+                f.write(stats_was)
     return report(args, depth, cfgs, res, checks)
 
 
@@ -295,7 +342,7 @@ def report(args, depth, cfgs, res, checks):
     print(f"`/usr/bin/python3` ({sys.version.split()[0]}) sender, stack {depth} Python frames deep "
           f"at each `sock.send()` of a {args.size} B binary frame (+2 B header) on loopback, "
           f"pinned with its reader to CPU {CPU_SENDER} (wsaudit on CPU {CPU_OTHER}); {args.sends} "
-          f"timed sends per batch in slices of 500 with 20 ms pauses, {args.reps} repetitions, "
+          f"timed sends per batch in slices of {SLICE} with {PAUSE * 1000:.0f} ms pauses, {args.reps} repetitions, "
           f"configurations interleaved (order rotated), each traced batch on a connection opened "
           f"once wsaudit traces.  Two clocks around each call: wall "
           f"(`time.perf_counter_ns()`) and the sender thread's CPU time (`time.thread_time_ns()`, "
@@ -340,6 +387,32 @@ def report(args, depth, cfgs, res, checks):
                 if isinstance(v, (int, float)):
                     reasons[k] = reasons.get(k, 0) + v
         print(f"| {names[c]} | {fr} | {st} | {at} | {dr} | {json.dumps(reasons) if reasons else '-'} |")
+    if BPF_STATS:
+        print("\n### wsaudit's BPF programs (kernel.bpf_stats_enabled=1 during the run)\n")
+        print("Run time per run of each program that ran, and in total per frame sent (median "
+              "over the repetitions; a tail-called program's time is in its caller's).\n")
+        print("| program | capture only: ns per run | runs per batch | full walk: ns per run "
+              "| runs per batch |")
+        print("|---|---|---|---|---|")
+        progs = sorted({n for c in ("capture", "walk") for x in checks[c] for n in x["bpf"]})
+        tot = {}
+        for n in progs:
+            row = []
+            for c in ("capture", "walk"):
+                per = [x["bpf"][n][0] / x["bpf"][n][1] for x in checks[c]
+                       if n in x["bpf"] and x["bpf"][n][1]]
+                cnt = [x["bpf"][n][1] for x in checks[c] if n in x["bpf"]]
+                row += [f"{statistics.median(per):.0f}" if per else "-",
+                        f"{statistics.median(cnt):.0f}" if cnt else "-"]
+            if row[1] in ("-", "0") and row[3] in ("-", "0"):
+                continue
+            print(f"| {n} | " + " | ".join(row) + " |")
+        for c in ("capture", "walk"):
+            tot[c] = statistics.median(sum(v[0] for v in x["bpf"].values()) / args.sends
+                                       for x in checks[c])
+        print(f"\nAll of wsaudit's BPF programs, ns per frame sent: capture only {tot['capture']:.0f}, "
+              f"full walk {tot['walk']:.0f}; the walk's share: "
+              f"**{tot['walk'] - tot['capture']:.0f} ns** per write.")
     expected = args.sends * args.reps
     walk_at = sum(x["attributed"] for x in checks["walk"])
     print(f"\n{args.sends * args.reps} frames sent per configuration.  The drops are not frames: "
