@@ -358,6 +358,7 @@ static bool resolve_frame(struct attrib *a, const struct proc_entry *p, pid_t pi
 	 */
 	if (in->arg0)
 		pysym_qualify_typed(pid, p->info, in->code, in->arg0, in->arg0_type, &loc);
+	out->code = in->code;
 	out->function = strdup(loc.function);
 	out->file = strdup(loc.file);
 	out->line = loc.line;
@@ -398,10 +399,18 @@ struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e)
 		s->partial = true;
 		break;
 	}
+	s->ctx_status = e->ctx.status;
+	if (e->ctx.status == CTX_OK || e->ctx.status == CTX_TOO_LONG) {
+		memcpy(s->ctx_user, e->ctx.value,
+		       e->ctx.len < CTX_VALUE_MAX ? e->ctx.len : CTX_VALUE_MAX);
+		s->ctx_user[CTX_VALUE_MAX] = '\0';
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (e->frames[i].flags & PYF_SKIP)
 			continue;
 		if (resolve_frame(a, p, e->tgid, &e->frames[i], &s->frames[s->nframes])) {
+			if (e->ctx.status != CTX_NONE && i == e->ctx.frame)
+				s->ctx_function = s->frames[s->nframes].function;
 			s->nframes++;
 			a->stats.frames_resolved++;
 		} else {
@@ -435,6 +444,32 @@ void attrib_stack_put(struct attrib_stack *s)
 		free(s->frames[i].file);
 	}
 	free(s);
+}
+
+int attrib_ctx_code(struct attrib *a, pid_t pid, unsigned long long code, const char *arg,
+		    struct ctx_code *out)
+{
+	struct proc_entry *p = proc_find(a, pid);
+	const struct py_layout *l;
+	int slot;
+
+	if (!p || !p->info || !p->info->unicode_type_addr)
+		return -ENOENT;
+	slot = pysym_local_slot(pid, p->info, code, arg);
+	if (slot < 0)
+		return slot;
+	if (slot > 0xff)
+		return -ERANGE;
+	l = &p->info->layout;
+	memset(out, 0, sizeof(*out));
+	out->str_type = p->info->unicode_type_addr;
+	out->slot = (uint16_t)slot;
+	out->unicode_length = (uint16_t)l->unicode_length;
+	out->unicode_state = (uint16_t)l->unicode_state;
+	out->unicode_ascii_data = (uint16_t)l->unicode_ascii_data;
+	out->compact_ascii_bits = l->unicode_compact_bit | l->unicode_ascii_bit;
+	out->tag_bits = (uint8_t)l->stackref_mask_bits;
+	return 0;
 }
 
 void attrib_count(struct attrib *a, const struct attrib_stack *s)

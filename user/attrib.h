@@ -35,6 +35,7 @@ enum unattributed {
 const char *unattributed_name(enum unattributed why);
 
 struct attrib_frame {
+	unsigned long long code; /* the code object */
 	char *function; /* qualname; Class.method on 3.9/3.10 when the class is known */
 	char *file;
 	int line; /* 0: no line for the instruction */
@@ -47,6 +48,10 @@ struct attrib_stack {
 	enum unattributed why; /* UNATTR_NONE when origin >= 0 */
 	int origin; /* index into frames of the originating function, or -1 */
 	bool partial; /* the walk stopped early (read fault, depth): outer frames missing */
+	/* identity.context: the user argument of the innermost marked bridge frame */
+	enum ctx_status ctx_status;
+	char ctx_user[CTX_VALUE_MAX + 1];
+	const char *ctx_function; /* that frame's function (in frames[]), NULL when none */
 	size_t nframes;
 	struct attrib_frame frames[]; /* innermost first */
 };
@@ -89,6 +94,13 @@ struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e)
 struct attrib_stack *attrib_missing(struct attrib *a, pid_t pid);
 struct attrib_stack *attrib_stack_get(struct attrib_stack *s);
 void attrib_stack_put(struct attrib_stack *s);
+/*
+ * What the BPF walk needs to read the argument @arg of the frames of @code in @pid: 0 and
+ * *out, -ENOENT when the code has no such local, -errno otherwise.
+ */
+int attrib_ctx_code(struct attrib *a, pid_t pid, unsigned long long code, const char *arg,
+		    struct ctx_code *out);
+
 /* Counts one frame of a write by its attribution outcome. */
 void attrib_count(struct attrib *a, const struct attrib_stack *s);
 

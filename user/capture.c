@@ -297,6 +297,16 @@ int capture_attach_transport_write(struct capture *cap, const char *path, dev_t 
 	return 0;
 }
 
+int capture_mark_ctx_code(struct capture *cap, pid_t pid, unsigned long long code,
+			  const struct ctx_code *cc)
+{
+	struct ctx_code_key key = { .code = code, .tgid = pid };
+
+	if (bpf_map_update_elem(bpf_map__fd(cap->skel->maps.ctx_codes), &key, cc, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
 int capture_set_verdict(struct capture *cap, const struct conn_id *id, enum conn_state state)
 {
 	struct conn_verdict v = { .gen = id->gen, .state = state };

@@ -42,6 +42,9 @@ int capture_set_pyoffsets(struct capture *cap, pid_t pid, const struct py_offset
  */
 int capture_attach_transport_write(struct capture *cap, const char *path, dev_t dev, ino_t ino,
 				   unsigned long long offset);
+/* Marks a code object of a process whose frames carry a user argument to read. */
+int capture_mark_ctx_code(struct capture *cap, pid_t pid, unsigned long long code,
+			  const struct ctx_code *cc);
 int capture_set_verdict(struct capture *cap, const struct conn_id *id, enum conn_state state);
 
 /* Waits up to timeout_ms for records, then drains everything queued.  Records or -errno. */

@@ -209,6 +209,26 @@ static json_t *frame_json(const struct attrib_frame *f)
 			 f->line);
 }
 
+/* identity.context as read: the bridge function and its user argument (or why not). */
+static json_t *context_json(const struct output *o, const struct frame_view *fv)
+{
+	static const char *const status[] = {
+		[CTX_NONE] = "none",	     [CTX_OK] = "ok",
+		[CTX_NOT_STR] = "not_str",   [CTX_READ_FAULT] = "read_fault",
+		[CTX_TOO_LONG] = "too_long",
+	};
+	const struct attrib_stack *s = fv->stack;
+	json_t *obj = json_pack("{s:s?, s:s}", "function", s->ctx_function, "status",
+				s->ctx_status < sizeof(status) / sizeof(status[0]) ?
+					status[s->ctx_status] :
+					"unknown");
+
+	if (obj && fv->ctx_user_shown)
+		json_object_set_new(obj, "user", json_string(fv->ctx_user_shown));
+	(void)o;
+	return obj;
+}
+
 static json_t *violations_json(const struct rules_verdict *rv)
 {
 	const struct violation *v;
@@ -274,6 +294,8 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	}
 	if (s->partial)
 		json_object_set_new(obj, "stack_partial", json_true());
+	if (s->ctx_status != CTX_NONE)
+		json_object_set_new(obj, "context", context_json(o, fv));
 	json_object_set_new(obj, "via_bridge",
 			    !fv->verdict || fv->verdict->via_bridge < 0 ?
 				    json_null() :

@@ -37,6 +37,7 @@ struct frame_view {
 	const struct rules_verdict *verdict; /* NULL: not judged */
 	const char *msg_type; /* NULL when unknown */
 	const char *msg_user; /* redacted unless identities are shown; NULL when none */
+	const char *ctx_user_shown; /* the bridge call's user argument, redacted likewise */
 	const json_t *container; /* the writer's container and pod, null on the host; NULL: unknown */
 };
 

@@ -703,6 +703,42 @@ static int receiver_kind(pid_t pid, const struct pyproc_info *info, unsigned lon
 	return -ENOENT;
 }
 
+int pysym_local_slot(pid_t pid, const struct pyproc_info *info, unsigned long long code,
+		     const char *name)
+{
+	const struct py_layout *l = &info->layout;
+	unsigned char hdr[HEADER_MAX];
+	unsigned long long names, items[PYSYM_SLOTS_MAX];
+	struct pysym tmp = { 0 };
+	struct code_ident id;
+	char local[PYSYM_NAME_MAX];
+	long long size;
+	int err;
+
+	err = code_read_ident(pid, info, code, &id, hdr);
+	if (err)
+		return err;
+	names = get_u64(hdr, l->code_varnames);
+	err = pyproc_read(pid, names + l->var_size, &size, sizeof(size));
+	if (err)
+		return err;
+	if (size < 0)
+		return -EINVAL;
+	if (size > PYSYM_SLOTS_MAX)
+		size = PYSYM_SLOTS_MAX;
+	err = pyproc_read(pid, names + l->tuple_item, items, (size_t)size * sizeof(items[0]));
+	if (err)
+		return err;
+	/* Arguments come first in the names, in the order of the localsplus slots. */
+	for (long long i = 0; i < size; i++) {
+		if (read_str(&tmp, pid, info, items[i], local, sizeof(local)) < 0)
+			continue;
+		if (!strcmp(local, name))
+			return (int)i;
+	}
+	return -ENOENT;
+}
+
 int pysym_receiver_class(pid_t pid, const struct pyproc_info *info, unsigned long long code,
 			 unsigned long long first_arg, char *buf, size_t len)
 {

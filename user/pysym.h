@@ -93,8 +93,8 @@ int pysym_receiver_class(pid_t pid, const struct pyproc_info *info, unsigned lon
  * object of another type, before this runs.  For cls, @first_arg itself is the class.
  */
 int pysym_receiver_class_typed(pid_t pid, const struct pyproc_info *info, unsigned long long code,
-			       unsigned long long first_arg, unsigned long long first_type, char *buf,
-			       size_t len);
+			       unsigned long long first_arg, unsigned long long first_type,
+			       char *buf, size_t len);
 
 /* The same, reading localsplus[0] from the live frame at @frame. */
 int pysym_method_class(pid_t pid, const struct pyproc_info *info, unsigned long long frame,
@@ -112,6 +112,16 @@ int pysym_qualify(pid_t pid, const struct pyproc_info *info, unsigned long long 
 int pysym_qualify_typed(pid_t pid, const struct pyproc_info *info, unsigned long long code,
 			unsigned long long first_arg, unsigned long long first_type,
 			struct pysym_loc *loc);
+
+/* Locals searched by pysym_local_slot. */
+#define PYSYM_SLOTS_MAX 64
+
+/*
+ * The localsplus slot of the local (or argument) @name of @code: its index in co_varnames
+ * (3.9/3.10) or co_localsplusnames (3.11+).  -ENOENT when it has none, -errno on a read error.
+ */
+int pysym_local_slot(pid_t pid, const struct pyproc_info *info, unsigned long long code,
+		     const char *name);
 
 /*
  * Pure decoders, exposed for tests.  The line of byte offset @lasti: 0 and *line, -ENOENT

@@ -33,6 +33,7 @@ static const char *const identity_kind_names[ID__COUNT] = {
 	[ID_CONNECTION] = "connection",
 	[ID_MESSAGE] = "message",
 	[ID_OWNER] = "owner",
+	[ID_CONTEXT] = "context",
 };
 
 const char *rule_name(enum rule_kind r)
@@ -204,34 +205,68 @@ static void judge_bridge(struct rules *r, const struct rules_input *in, struct r
 		 o->line);
 }
 
+/*
+ * One disagreement between two identities.  A frame gets one isolation_breach: the first
+ * disagreement found names it (between, values); later ones are added to its detail.
+ */
 static void breach(struct rules *r, struct rules_verdict *out, enum identity_kind a,
-		   const char *a_value, enum identity_kind b, const char *b_value, const char *key)
+		   const char *a_value, enum identity_kind b, const char *b_value, const char *key,
+		   const char *function)
 {
-	struct violation *v = add_violation(r, out, RULE_ISOLATION_BREACH);
-	char detail[RULES_DETAIL_LEN];
+	char detail[RULES_DETAIL_LEN], av[IDENTITY_MAX_VALUE + 1], bv[IDENTITY_MAX_VALUE + 1];
+	struct violation *v = NULL;
+	size_t used;
 
+	rules_redact(r, a_value, av, sizeof(av));
+	rules_redact(r, b_value, bv, sizeof(bv));
+	if (b == ID_OWNER)
+		snprintf(detail, sizeof(detail),
+			 "%s first seen for user %s was sent to user %s's connection", key, bv, av);
+	else if (b == ID_CONTEXT)
+		snprintf(detail, sizeof(detail),
+			 "%s of user %s carried a frame %s sent for user %s",
+			 a == ID_CONNECTION ? "connection" : "message", av, function, bv);
+	else
+		snprintf(detail, sizeof(detail),
+			 "connection of user %s received a message for user %s", av, bv);
+	for (size_t i = 0; i < out->nviolations; i++) {
+		if (out->v[i].rule == RULE_ISOLATION_BREACH)
+			v = &out->v[i];
+	}
+	if (v) {
+		used = strlen(v->detail);
+		snprintf(v->detail + used, sizeof(v->detail) - used, "; %s", detail);
+		return;
+	}
+	v = add_violation(r, out, RULE_ISOLATION_BREACH);
 	if (!v)
 		return;
 	v->a = a;
 	v->b = b;
-	rules_redact(r, a_value, v->a_value, sizeof(v->a_value));
-	rules_redact(r, b_value, v->b_value, sizeof(v->b_value));
+	memcpy(v->a_value, av, sizeof(v->a_value));
+	memcpy(v->b_value, bv, sizeof(v->b_value));
 	if (key)
 		snprintf(v->key, sizeof(v->key), "%s", key);
-	/* Formatted apart: the compiler cannot see that detail and the values never overlap. */
-	if (b == ID_OWNER)
-		snprintf(detail, sizeof(detail),
-			 "%s first seen for user %s was sent to user %s's connection", key,
-			 v->b_value, v->a_value);
-	else
-		snprintf(detail, sizeof(detail),
-			 "connection of user %s received a message for user %s", v->a_value,
-			 v->b_value);
 	memcpy(v->detail, detail, sizeof(v->detail));
 }
 
-static void judge_isolation(struct rules *r, const struct rules_input *in,
-			    struct rules_verdict *out)
+/* The bridge call's user against the connection's and the message's. */
+static void judge_context(struct rules *r, const struct rules_input *in, struct rules_verdict *out)
+{
+	const struct identity_message *m = in->msg;
+	const char *fn = in->ctx_function ? in->ctx_function : "the bridge";
+
+	if (!in->ctx_user)
+		return;
+	if (in->conn_user && strcmp(in->conn_user, in->ctx_user))
+		breach(r, out, ID_CONNECTION, in->conn_user, ID_CONTEXT, in->ctx_user, NULL, fn);
+	if (m && m->reason == IDENTITY_OK && m->user.reason == IDENTITY_OK &&
+	    strcmp(m->user.value, in->ctx_user))
+		breach(r, out, ID_MESSAGE, m->user.value, ID_CONTEXT, in->ctx_user, NULL, fn);
+}
+
+/* The message's user, and the owners of its ownership keys, against the connection's. */
+static void judge_message(struct rules *r, const struct rules_input *in, struct rules_verdict *out)
 {
 	const struct identity_message *m = in->msg;
 	char key[64 + IDENTITY_MAX_VALUE + 2];
@@ -240,7 +275,7 @@ static void judge_isolation(struct rules *r, const struct rules_input *in,
 	if (!m || m->reason != IDENTITY_OK || !in->conn_user)
 		return;
 	if (m->user.reason == IDENTITY_OK && strcmp(m->user.value, in->conn_user))
-		breach(r, out, ID_CONNECTION, in->conn_user, ID_MESSAGE, m->user.value, NULL);
+		breach(r, out, ID_CONNECTION, in->conn_user, ID_MESSAGE, m->user.value, NULL, NULL);
 	for (size_t i = 0; i < m->nowners; i++) {
 		if (m->owners[i].f.reason != IDENTITY_OK)
 			continue;
@@ -252,7 +287,7 @@ static void judge_isolation(struct rules *r, const struct rules_input *in,
 		}
 		if (strcmp(o->user, in->conn_user))
 			breach(r, out, ID_CONNECTION, in->conn_user, ID_OWNER, o->user,
-			       m->owners[i].key);
+			       m->owners[i].key, NULL);
 	}
 }
 
@@ -260,7 +295,8 @@ void rules_judge(struct rules *r, const struct rules_input *in, struct rules_ver
 {
 	memset(out, 0, sizeof(*out));
 	judge_bridge(r, in, out);
-	judge_isolation(r, in, out);
+	judge_message(r, in, out);
+	judge_context(r, in, out);
 }
 
 const struct rules_stats *rules_stats(const struct rules *r)

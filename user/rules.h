@@ -30,6 +30,7 @@ enum identity_kind {
 	ID_CONNECTION, /* from the upgrade request */
 	ID_MESSAGE, /* a field of the message */
 	ID_OWNER, /* the owner learned for an ownership key */
+	ID_CONTEXT, /* the user argument of the bridge call on the stack */
 	ID__COUNT,
 };
 
@@ -53,6 +54,8 @@ struct rules_input {
 	const char *conn_user; /* NULL when the handshake named no user */
 	const struct identity_message *msg; /* NULL unless this frame completes a message */
 	const struct attrib_stack *stack; /* the writer's stack; origin < 0 when unattributed */
+	const char *ctx_user; /* identity.context: the bridge call's user argument, or NULL */
+	const char *ctx_function; /* the bridge function it was read from */
 };
 
 struct rules_verdict {

@@ -18,6 +18,8 @@
 #define TOKEN_MAX_AGE_NS (30ULL * 1000000000ULL)
 
 #define POD_BUCKETS 1024
+/* (process, code object) pairs tried for identity.context, so each is looked at once. */
+#define CTX_TRIED_SLOTS 8192
 
 /* The container and pod of a followed process, looked up once (user/podinfo.c). */
 struct proc_pod {
@@ -26,8 +28,15 @@ struct proc_pod {
 	struct proc_pod *next;
 };
 
+struct ctx_tried {
+	unsigned long long code;
+	pid_t pid; /* 0: free */
+};
+
 struct session {
 	struct session_opts opts;
+	struct ctx_tried ctx_tried[CTX_TRIED_SLOTS];
+	unsigned int nctx_tried;
 	struct podinfo_cache *pods;
 	struct proc_pod *pod_buckets[POD_BUCKETS];
 	struct capture *cap;
@@ -134,7 +143,7 @@ static void forget_container(struct session *s, pid_t pid)
 static void judge_and_print(struct session *s, const struct ct_frame *f,
 			    const struct attrib_stack *stack)
 {
-	char user_shown[IDENTITY_MAX_VALUE + 1];
+	char user_shown[IDENTITY_MAX_VALUE + 1], ctx_shown[IDENTITY_MAX_VALUE + 1];
 	const struct ws_message *m = f->message;
 	struct identity_message im;
 	struct rules_verdict verdict;
@@ -148,6 +157,8 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 		.opcode = f->frame->opcode,
 		.conn_user = f->conn->has_user ? f->conn->user : NULL,
 		.stack = stack,
+		.ctx_user = stack->ctx_status == CTX_OK ? stack->ctx_user : NULL,
+		.ctx_function = stack->ctx_function,
 	};
 
 	/* Only whole, decoded messages are read for their fields. */
@@ -161,6 +172,10 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 			rules_redact(s->rules, im.user.value, user_shown, sizeof(user_shown));
 			fv.msg_user = user_shown;
 		}
+	}
+	if (in.ctx_user) {
+		rules_redact(s->rules, in.ctx_user, ctx_shown, sizeof(ctx_shown));
+		fv.ctx_user_shown = ctx_shown;
 	}
 	rules_judge(s->rules, &in, &verdict);
 	if (s->obs.frame)
@@ -193,9 +208,61 @@ static void sink_frame(void *ctx, const struct ct_frame *f)
 	attrib_stack_put(own);
 }
 
+/* True the first time (pid, code) is seen; false after, or when the table is full. */
+static bool ctx_first_try(struct session *s, pid_t pid, unsigned long long code)
+{
+	size_t i = (size_t)((code >> 4) ^ (unsigned int)pid) % CTX_TRIED_SLOTS;
+
+	for (size_t n = 0; n < CTX_TRIED_SLOTS; n++, i = (i + 1) % CTX_TRIED_SLOTS) {
+		if (!s->ctx_tried[i].pid) {
+			if (s->nctx_tried >= CTX_TRIED_SLOTS / 2)
+				return false;
+			s->ctx_tried[i].pid = pid;
+			s->ctx_tried[i].code = code;
+			s->nctx_tried++;
+			return true;
+		}
+		if (s->ctx_tried[i].pid == pid && s->ctx_tried[i].code == code)
+			return false;
+	}
+	return false;
+}
+
+/*
+ * identity.context: once a bridge function with a user argument has been named, the BPF walk
+ * is told to read that argument in its frames from now on.
+ */
+static void mark_context_frames(struct session *s, pid_t pid, const struct attrib_stack *stack)
+{
+	struct ctx_code cc;
+	const char *arg;
+	int err;
+
+	if (!stack || !s->policy->nctx)
+		return;
+	for (size_t i = 0; i < stack->nframes; i++) {
+		arg = policy_context_arg(s->policy, stack->frames[i].function);
+		if (!arg || !ctx_first_try(s, pid, stack->frames[i].code))
+			continue;
+		err = attrib_ctx_code(s->attrib, pid, stack->frames[i].code, arg, &cc);
+		if (!err)
+			err = capture_mark_ctx_code(s->cap, pid, stack->frames[i].code, &cc);
+		if (err)
+			log_info("pid %d: cannot read argument %s of %s: %s", pid, arg,
+				 stack->frames[i].function, strerror(-err));
+		else
+			log_info("pid %d: reading argument %s of %s", pid, arg,
+				 stack->frames[i].function);
+	}
+}
+
 static struct attrib_stack *sink_stack(void *ctx, const struct evt_stack *e)
 {
-	return attrib_resolve(((struct session *)ctx)->attrib, e);
+	struct session *s = ctx;
+	struct attrib_stack *stack = attrib_resolve(s->attrib, e);
+
+	mark_context_frames(s, e->tgid, stack);
+	return stack;
 }
 
 static int sink_verdict(void *ctx, const struct conn_id *id, enum conn_state state)
@@ -351,6 +418,7 @@ static int on_record(void *ctx, const void *data, size_t size)
 		const struct evt_stack *e = data;
 		struct attrib_stack *stack = attrib_resolve(s->attrib, e);
 
+		mark_context_frames(s, e->tgid, stack);
 		if (stack)
 			attrib_token_put(s->attrib, e->tgid, e->token, e->hdr.ts_ns, stack);
 		return 0;

@@ -152,6 +152,14 @@ struct {
 	__type(value, struct py_offsets);
 } py_procs SEC(".maps") __weak;
 
+/* Code objects whose frames carry a user argument to read (identity.context). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CTX_CODES_MAX);
+	__type(key, struct ctx_code_key);
+	__type(value, struct ctx_code);
+} ctx_codes SEC(".maps") __weak;
+
 /* Thread state of each writing thread (pid_tgid), checked against the thread on every use. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -109,14 +109,60 @@ static __always_inline __s32 frame_lasti(const struct py_offsets *off, const str
 	return -1;
 }
 
+/*
+ * The user argument of a marked bridge frame: a compact ASCII str copied into e->ctx, or a
+ * status saying why not.
+ */
+static __always_inline void read_ctx(struct evt_stack *e, const struct py_offsets *off,
+				     const struct ctx_code *cc, __u64 fp, __u32 i)
+{
+	__u64 obj, type, len;
+	__u32 state;
+
+	e->ctx.frame = i;
+	obj = read_ptr(fp + off->frame_localsplus + 8 * (__u64)(cc->slot & 0xff));
+	obj &= ~(__u64)cc->tag_bits;
+	if (!obj) {
+		e->ctx.status = CTX_NOT_STR;
+		return;
+	}
+	type = read_ptr(obj + off->object_type);
+	if (type != cc->str_type) {
+		e->ctx.status = CTX_NOT_STR;
+		return;
+	}
+	len = read_ptr(obj + cc->unicode_length);
+	if (bpf_probe_read_user(&state, sizeof(state), (void *)(obj + cc->unicode_state))) {
+		e->ctx.status = CTX_READ_FAULT;
+		return;
+	}
+	if ((state & cc->compact_ascii_bits) != cc->compact_ascii_bits) {
+		e->ctx.status = CTX_NOT_STR;
+		return;
+	}
+	e->ctx.status = CTX_OK;
+	if (len > CTX_VALUE_MAX) {
+		len = CTX_VALUE_MAX;
+		e->ctx.status = CTX_TOO_LONG;
+	}
+	e->ctx.len = len;
+	if (bpf_probe_read_user(e->ctx.value, len & (CTX_VALUE_MAX * 2 - 1) & 0x7f,
+				(void *)(obj + cc->unicode_ascii_data)))
+		e->ctx.status = CTX_READ_FAULT;
+}
+
 /* Fills e's status, thread base and frames for the current thread. */
 static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets *off,
 				    struct walk_scratch *w, __u64 id)
 {
 	__u64 base, ts, fp, code, *cached;
+	const struct ctx_code *cc;
+	struct ctx_code_key ck;
 	__u32 i, span;
 
 	e->nframes = 0;
+	e->ctx.status = CTX_NONE;
+	e->ctx.len = 0;
 	base = thread_base();
 	e->thread_base = base;
 	if (!base) {
@@ -146,6 +192,8 @@ static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets
 	}
 
 	e->status = WALK_OK;
+	ck.tgid = id >> 32;
+	ck._pad = 0;
 	/* Every visited frame takes a slot (shims flagged), so the loop stays linear. */
 	for (i = 0; i < PY_FRAMES_MAX; i++) {
 		if (!fp)
@@ -167,6 +215,13 @@ static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets
 		    w->block[off->frame_owner & (PY_FRAME_READ - 1)] >= off->owner_skip_min)
 			e->frames[i].flags = PYF_SKIP;
 		e->nframes = i + 1;
+		/* The innermost marked bridge frame gives the context identity. */
+		if (i < CTX_FRAMES_MAX && e->ctx.status == CTX_NONE) {
+			ck.code = code;
+			cc = bpf_map_lookup_elem(&ctx_codes, &ck);
+			if (cc)
+				read_ctx(e, off, cc, fp, i);
+		}
 		fp = block_u64(w, off->frame_previous);
 	}
 	if (fp && e->status == WALK_OK && e->nframes == PY_FRAMES_MAX)

@@ -152,6 +152,24 @@ enum stack_site {
 	STACK_AT_TRANSPORT_WRITE = 1,
 };
 
+/* Why the context identity (a bridge call's user argument) was not read, or CTX_OK. */
+enum ctx_status {
+	CTX_NONE = 0, /* no marked bridge frame on the stack */
+	CTX_OK, /* value holds the argument (ASCII str) */
+	CTX_NOT_STR, /* the argument is not a compact ASCII str (None, int, a cell, ...) */
+	CTX_READ_FAULT,
+	CTX_TOO_LONG, /* longer than CTX_VALUE_MAX: value holds its start */
+};
+
+/* The user argument of the innermost marked bridge frame (identity.context). */
+struct py_ctx {
+	__u16 frame; /* index into frames[] */
+	__u8 status; /* enum ctx_status */
+	__u8 len;
+	__u32 _pad;
+	char value[CTX_VALUE_MAX];
+};
+
 /* frames[0] is the innermost frame. */
 struct evt_stack {
 	struct evt_hdr hdr;
@@ -165,7 +183,29 @@ struct evt_stack {
 	__u8 status; /* enum walk_status */
 	__u8 site; /* enum stack_site */
 	__u8 _pad[4];
+	struct py_ctx ctx;
 	struct py_frame frames[PY_FRAMES_MAX];
+};
+
+/*
+ * A code object whose frames carry a user argument to read (identity.context), marked by the
+ * collector per process once it has named the function.  Key: struct ctx_code_key.
+ */
+struct ctx_code_key {
+	__u64 code;
+	__u32 tgid;
+	__u32 _pad;
+};
+
+struct ctx_code {
+	__u64 str_type; /* PyUnicode_Type in that process */
+	__u16 slot; /* index of the argument in localsplus */
+	__u16 unicode_length; /* PyASCIIObject.length */
+	__u16 unicode_state;
+	__u16 unicode_ascii_data; /* where the characters of a compact ASCII str start */
+	__u32 compact_ascii_bits; /* state bits that must both be set */
+	__u8 tag_bits; /* stackref tag bits of localsplus slots (3.14) */
+	__u8 _pad[3];
 };
 
 /* Connection states, in conn_map values. */
@@ -226,6 +266,9 @@ _Static_assert(sizeof(struct evt_data) == 104, "evt_data layout");
 _Static_assert(sizeof(struct evt_conn) == 104, "evt_conn layout");
 _Static_assert(sizeof(struct conn_info) == 32, "conn_info layout");
 _Static_assert(sizeof(struct py_frame) == 32, "py_frame layout");
-_Static_assert(sizeof(struct evt_stack) == 72 + 32 * PY_FRAMES_MAX, "evt_stack layout");
+_Static_assert(sizeof(struct py_ctx) == 8 + CTX_VALUE_MAX, "py_ctx layout");
+_Static_assert(sizeof(struct evt_stack) == 72 + sizeof(struct py_ctx) + 32 * PY_FRAMES_MAX,
+	       "evt_stack layout");
+_Static_assert(sizeof(struct ctx_code) == 24, "ctx_code layout");
 
 #endif /* WSAUDIT_EVENTS_H */

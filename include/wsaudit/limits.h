@@ -24,6 +24,10 @@
 #define PY_THREADS_WALK 256
 /* Bytes read per frame: every field the walk needs lies in this prefix on 3.9-3.14. */
 #define PY_FRAME_READ 128
+/* Frames searched (innermost first) for a marked bridge call, and bytes of its user argument. */
+#define CTX_FRAMES_MAX 24
+#define CTX_VALUE_MAX 64
+#define CTX_CODES_MAX 4096
 
 /* Map sizes (defaults; the collector may resize before load). */
 /* Words of the traced-tgid bitmap when pid_max cannot be read: pid_max 4194304. */

@@ -8,9 +8,10 @@
 
 #include "attrib.h"
 
-#define F(fn, file, transport)                             \
-	{                                                  \
-		(char *)(fn), (char *)(file), 1, transport \
+#define F(fn_, file_, transport_)                                              \
+	{                                                                      \
+		.function = (char *)(fn_), .file = (char *)(file_), .line = 1, \
+		.transport = (transport_)                                      \
 	}
 
 static const char ASYNCIO[] = "/usr/lib/python3.11/asyncio/base_events.py";

@@ -148,6 +148,33 @@ static void test_thread_id_in_user_id_is_not_a_user(void **state)
 	assert_int_equal(v.nviolations, 0);
 }
 
+static void test_bridge_call_for_another_user(void **state)
+{
+	struct fixture *fx = *state;
+	struct identity_message m;
+	struct rules_input in = { .opcode = 1,
+				  .conn_user = "alice",
+				  .ctx_user = "bob",
+				  .ctx_function = "AgentWebSocketBridge._send_with_retry" };
+	struct rules_verdict v;
+
+	rules_judge(fx->rules, &in, &v);
+	assert_int_equal(v.nviolations, 1);
+	assert_int_equal(v.v[0].a, ID_CONNECTION);
+	assert_int_equal(v.v[0].b, ID_CONTEXT);
+	assert_string_equal(v.v[0].detail,
+			    "connection of user alice carried a frame "
+			    "AgentWebSocketBridge._send_with_retry sent for user bob");
+	/* Several disagreements on one frame make one violation naming the first. */
+	message(fx, "{\"type\":\"tool_completed\",\"user_id\":\"carol\"}", &m);
+	in.msg = &m;
+	in.ctx_user = "alice";
+	rules_judge(fx->rules, &in, &v);
+	assert_int_equal(v.nviolations, 1);
+	assert_int_equal(v.v[0].b, ID_MESSAGE);
+	assert_non_null(strstr(v.v[0].detail, "; message of user carol carried a frame"));
+}
+
 static void test_ownership_key_crossing_users(void **state)
 {
 	struct fixture *fx = *state;
@@ -207,6 +234,7 @@ int main(void)
 		cmocka_unit_test(test_unattributed_frame_is_not_judged),
 		cmocka_unit_test(test_message_user_disagrees_with_connection),
 		cmocka_unit_test(test_thread_id_in_user_id_is_not_a_user),
+		cmocka_unit_test(test_bridge_call_for_another_user),
 		cmocka_unit_test(test_ownership_key_crossing_users),
 		cmocka_unit_test(test_owner_table_is_bounded),
 		cmocka_unit_test(test_redaction_is_stable_and_hides),
