@@ -30,6 +30,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -43,7 +44,6 @@ PYTHON = "/usr/bin/python3"
 BPF_STATS = False
 CPU_SENDER = "0"
 SLICE = 200
-PAUSE = 0.06
 CPU_OTHER = "1"
 
 
@@ -123,15 +123,18 @@ def sender_main(args):
             b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + ACCEPT + b"\r\n\r\n"
         )
         times = ([], [])
-        # Sent in slices with a pause between them so that the collector keeps up (its user
-        # space takes up to ~100 us per attributed frame) and the figure is that of the write
-        # path, not of a full ring buffer, where the walk is skipped.
+        # Sent in slices; after each, the driver waits until wsaudit has read the ring buffer
+        # dry (its user space takes far longer per attributed frame than the write), so that
+        # the figure is that of the write path and not of a full ring buffer, where the walk
+        # is skipped.
         left = count
         while left > 0:
             n = min(left, SLICE)
             sender_recurse(levels, conn, frame, n, times)
             left -= n
-            time.sleep(PAUSE)
+            print("slice", flush=True)
+            if sys.stdin.readline().strip() != "go":
+                sys.exit("walk_cost sender: the driver is gone")
         conn.close()
         out = {}
         for name, t in zip(("wall", "cpu"), times):
@@ -165,7 +168,11 @@ def wsaudit_start(wsaudit, pid, capture_only):
     cmd = ["taskset", "-c", CPU_OTHER, wsaudit, "trace", "-p", str(pid), "-o", "json", "--stats-interval", "0"]
     if capture_only:
         cmd.append("--capture-only")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Its output goes to a file: a pipe read only at the end would fill, block wsaudit's writes
+    # and with them its reading of the ring buffer.
+    out = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE)
+    proc.outfile = out
     tracing = threading.Event()
     err = []
 
@@ -214,11 +221,14 @@ def bpf_prog_stats(pid):
 def wsaudit_stop(proc):
     proc.send_signal(signal.SIGINT)
     try:
-        out, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.communicate()
+        proc.wait()
         sys.exit("walk_cost: wsaudit did not exit within 30 s of SIGINT")
+    proc.outfile.seek(0)
+    out = proc.outfile.read()
+    proc.outfile.close()
     if proc.returncode != 0:
         sys.exit(f"walk_cost: wsaudit exited with status {proc.returncode}")
     frames, stats = [], None
@@ -236,6 +246,22 @@ def wsaudit_stop(proc):
     return frames, stats
 
 
+def cpu_quiet(pid, limit=5.0):
+    """Waits until the CPU time of pid stops growing for 60 ms (more than wsaudit's 50 ms poll)."""
+    def cpu():
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+
+    deadline = time.monotonic() + limit
+    last, still = cpu(), 0
+    while time.monotonic() < deadline and still < 3:
+        time.sleep(0.02)
+        now = cpu()
+        still = still + 1 if now == last else 0
+        last = now
+
+
 def run_batch(sender, port, count, cfg, wsaudit):
     proc = None
     if cfg != "none":
@@ -249,7 +275,16 @@ def run_batch(sender, port, count, cfg, wsaudit):
     recv_until(c, b"\r\n\r\n")
     d = Drain(c)
     d.start()
-    line = sender.stdout.readline()
+    while True:
+        line = sender.stdout.readline()
+        if line.strip() != "slice":
+            break
+        if proc:
+            cpu_quiet(proc.pid)
+        else:
+            time.sleep(0.02)
+        sender.stdin.write("go\n")
+        sender.stdin.flush()
     if not line:
         sys.exit("walk_cost: the sender died")
     res = json.loads(line)
@@ -342,7 +377,8 @@ def report(args, depth, cfgs, res, checks):
     print(f"`/usr/bin/python3` ({sys.version.split()[0]}) sender, stack {depth} Python frames deep "
           f"at each `sock.send()` of a {args.size} B binary frame (+2 B header) on loopback, "
           f"pinned with its reader to CPU {CPU_SENDER} (wsaudit on CPU {CPU_OTHER}); {args.sends} "
-          f"timed sends per batch in slices of {SLICE} with {PAUSE * 1000:.0f} ms pauses, {args.reps} repetitions, "
+          f"timed sends per batch in slices of {SLICE}, each followed by a wait until "
+          f"wsaudit's CPU time stops growing (it has read its ring buffer), {args.reps} repetitions, "
           f"configurations interleaved (order rotated), each traced batch on a connection opened "
           f"once wsaudit traces.  Two clocks around each call: wall "
           f"(`time.perf_counter_ns()`) and the sender thread's CPU time (`time.thread_time_ns()`, "
