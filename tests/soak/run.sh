@@ -24,7 +24,7 @@ if [ -z "$BIN" ]; then
 	BUILD=$(mktemp -d /tmp/wsaudit-soak-build.XXXXXX)
 	# The tree as it is (tracked and untracked files, not the build outputs).
 	(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard |
-		tar --null -T - -cf -) | tar -xf - -C "$BUILD"
+		tar --null --ignore-failed-read --warning=no-failed-read -T - -cf -) | tar -xf - -C "$BUILD"
 	# GCC's -Wnonnull sees a null memrchr argument through -O1 inlining that cannot
 	# happen (user/podinfo.c, n > 0 there); the rest stays -Werror.
 	echo "soak: building wsaudit with ASan+UBSan in $BUILD"

@@ -43,7 +43,8 @@ SAMPLE_EVERY = 30.0
 RSS_BOUND_KIB = 8 * 1024
 RSS_BOUND_FRAC = 0.10
 MAP_BOUND = 4
-SANITIZER = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer")
+SANITIZER = re.compile(r"ERROR: (Address|Leak)Sanitizer|Sanitizer has encountered|runtime error:"
+                       r"|SUMMARY: \w+Sanitizer")
 
 
 def free_port():
