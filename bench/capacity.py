@@ -27,7 +27,6 @@ the per-frame capture path can produce on one CPU, which finds where drops start
 import argparse
 import json
 import os
-import select
 import signal
 import statistics
 import subprocess

@@ -16,7 +16,13 @@ Every batch opens a new connection once wsaudit (if any) prints "wsaudit: tracin
 collector sees the handshake.  wsaudit's frame records are checked: in "walk" every frame must be
 attributed to the innermost benchmark function, in "capture" none is; its stats record gives the
 drops.  The report (markdown, stdout) gives per configuration the median, min and max over the
-repetitions of each batch's median send time, and walk - capture paired by repetition.
+repetitions of each batch's median send time on two clocks (the sending thread's CPU time, which
+the goal is judged on, and wall time), and walk - capture paired by repetition.  With --bpf-stats,
+kernel.bpf_stats_enabled is switched on for the run (and restored) and the run time of each of
+wsaudit's BPF programs is reported from /proc/WSAUDIT/fdinfo.
+
+Exit status: 0; 1 when a full-walk run did not attribute every frame to the benchmark function
+(the figure would not be that of complete walks) or on a runtime failure.
 
 usage: walk_cost.py [-r REPS] [-n SENDS] [-w WSAUDIT] [--depth N] [--size BYTES] [--bpf-stats]
 """
@@ -24,7 +30,6 @@ usage: walk_cost.py [-r REPS] [-n SENDS] [-w WSAUDIT] [--depth N] [--size BYTES]
 import argparse
 import json
 import os
-import select
 import signal
 import socket
 import statistics
@@ -34,7 +39,6 @@ import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 PYTHON = "/usr/bin/python3"
@@ -457,6 +461,7 @@ def report(args, depth, cfgs, res, checks):
     if walk_at != expected:
         print(f"\n**wsaudit attributed {walk_at} of {expected} frames to sender_send_batch in "
               f"the full-walk runs.**")
+        rc = 1
     return rc
 
 
