@@ -77,6 +77,7 @@ int exit_tp(void *ctx)
 	struct evt_proc *e;
 
 	bpf_map_delete_elem(&inflight_map, &id);
+	bpf_map_delete_elem(&tstate_cache, &id);
 	/* The process is gone when its last thread exits. */
 	if (BPF_CORE_READ(task, signal, live.counter) != 0 || !tgid_traced(tgid))
 		return 0;
@@ -122,6 +123,8 @@ int close_enter(struct trace_event_raw_sys_enter *ctx)
 		count_drop(DROP_RINGBUF_FULL);
 	}
 	bpf_map_delete_elem(&conn_map, &ref.ino);
+	/* A verdict the connection never lived to read. */
+	bpf_map_delete_elem(&verdict_map, &ref.ino);
 	return 0;
 }
 

@@ -234,6 +234,22 @@ int capture_untrace_pid(struct capture *cap, pid_t pid)
 	return capture_set_pyoffsets(cap, pid, NULL);
 }
 
+/* The context marks of a process that exited. */
+static void forget_ctx_codes(struct capture *cap, pid_t tgid)
+{
+	int fd = bpf_map__fd(cap->skel->maps.ctx_codes);
+	struct ctx_code_key key, next, *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		if (key.tgid == (__u32)tgid) {
+			bpf_map_delete_elem(fd, &key);
+			continue;
+		}
+		prev = &key;
+	}
+}
+
 int capture_forget_tgid(struct capture *cap, pid_t tgid)
 {
 	int fd = bpf_map__fd(cap->skel->maps.conn_map);
@@ -241,6 +257,7 @@ int capture_forget_tgid(struct capture *cap, pid_t tgid)
 	struct conn_info info;
 	int removed = 0;
 
+	forget_ctx_codes(cap, tgid);
 	/* Deleting while iterating restarts the walk at the deleted key's successor. */
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		key = next;

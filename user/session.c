@@ -18,6 +18,14 @@
 #define TOKEN_MAX_AGE_NS (30ULL * 1000000000ULL)
 
 #define POD_BUCKETS 1024
+/*
+ * A process caught at exec loads its interpreter and then uvloop over its first moments;
+ * it is looked at again every WATCH_EVERY_NS for WATCH_NS, so that both are attached before
+ * it serves (attaching at its first connection would miss the first frames).
+ */
+#define WATCH_MAX 256
+#define WATCH_NS (30ULL * 1000000000ULL)
+#define WATCH_EVERY_NS (200ULL * 1000000ULL)
 /* (process, code object) pairs tried for identity.context, so each is looked at once. */
 #define CTX_TRIED_SLOTS 8192
 
@@ -33,8 +41,17 @@ struct ctx_tried {
 	pid_t pid; /* 0: free */
 };
 
+struct watch {
+	pid_t pid;
+	bool python; /* interpreter attached; waiting for uvloop */
+	uint64_t until;
+};
+
 struct session {
 	struct session_opts opts;
+	struct watch watch[WATCH_MAX];
+	unsigned int nwatch;
+	uint64_t last_watch;
 	struct ctx_tried ctx_tried[CTX_TRIED_SLOTS];
 	unsigned int nctx_tried;
 	struct podinfo_cache *pods;
@@ -228,6 +245,23 @@ static bool ctx_first_try(struct session *s, pid_t pid, unsigned long long code)
 	return false;
 }
 
+static void ctx_forget(struct session *s, pid_t pid)
+{
+	/* Open addressing: rebuild without the process's entries. */
+	struct ctx_tried *old = malloc(sizeof(s->ctx_tried));
+
+	if (!old)
+		return;
+	memcpy(old, s->ctx_tried, sizeof(s->ctx_tried));
+	memset(s->ctx_tried, 0, sizeof(s->ctx_tried));
+	s->nctx_tried = 0;
+	for (size_t i = 0; i < CTX_TRIED_SLOTS; i++) {
+		if (old[i].pid && old[i].pid != pid)
+			ctx_first_try(s, old[i].pid, old[i].code);
+	}
+	free(old);
+}
+
 /*
  * identity.context: once a bridge function with a user argument has been named, the BPF walk
  * is told to read that argument in its frames from now on.
@@ -286,22 +320,95 @@ static void uvloop_site(void *ctx, const char *path, dev_t dev, ino_t ino,
 			 offset, strerror(-err));
 }
 
-/* Finds the process's interpreter and enables the stack walk for it. */
-static void python_attach(struct session *s, pid_t pid)
+/* uvloop sends later what it is given: its write methods take the stack instead. */
+static int uvloop_attach(struct session *s, pid_t pid)
+{
+	int n = uvhook_find_in_process(pid, uvloop_site, s);
+
+	if (n > 0)
+		log_info("pid %d: uvloop transport writes hooked at %d site(s)", pid, n);
+	return n;
+}
+
+/*
+ * Finds the process's interpreter and enables the stack walk for it.  Returns the uvloop
+ * sites hooked, or -errno when it is not a CPython that can be walked.
+ */
+static int python_attach(struct session *s, pid_t pid)
 {
 	struct py_offsets off;
 	int err;
 
 	err = attrib_add_process(s->attrib, pid, &off);
-	if (err || s->opts.capture_only)
-		return;
+	if (err)
+		return err;
+	if (s->opts.capture_only)
+		return 0;
 	err = capture_set_pyoffsets(s->cap, pid, &off);
 	if (err)
 		log_warn("failed to enable the stack walk for pid %d: %s", pid, strerror(-err));
-	/* uvloop sends later what it is given: its write methods take the stack instead. */
-	err = uvhook_find_in_process(pid, uvloop_site, s);
-	if (err > 0)
-		log_info("pid %d: uvloop transport writes hooked at %d site(s)", pid, err);
+	/* uvloop where it would be imported from: hooked before the import, not after. */
+	if (uvhook_find_installed(pid, uvloop_site, s) > 0)
+		log_info("pid %d: installed uvloop hooked ahead of its import", pid);
+	return uvloop_attach(s, pid);
+}
+
+static void watch_add(struct session *s, pid_t pid, bool python)
+{
+	struct timespec ts;
+
+	if (s->nwatch == WATCH_MAX || s->opts.capture_only)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	s->watch[s->nwatch].pid = pid;
+	s->watch[s->nwatch].python = python;
+	s->watch[s->nwatch].until = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec + WATCH_NS;
+	s->nwatch++;
+}
+
+static void watch_remove(struct session *s, unsigned int i)
+{
+	s->watch[i] = s->watch[--s->nwatch];
+}
+
+static void watch_forget(struct session *s, pid_t pid)
+{
+	for (unsigned int i = 0; i < s->nwatch; i++) {
+		if (s->watch[i].pid == pid)
+			watch_remove(s, i--);
+	}
+}
+
+/* Looks again at processes that were starting: interpreter first, then uvloop. */
+static void watch_poll(struct session *s, uint64_t now)
+{
+	struct watch *w;
+	int n;
+
+	if (!s->nwatch || now - s->last_watch < WATCH_EVERY_NS)
+		return;
+	s->last_watch = now;
+	for (unsigned int i = 0; i < s->nwatch; i++) {
+		w = &s->watch[i];
+		if (now >= w->until) {
+			watch_remove(s, i--);
+			continue;
+		}
+		if (!w->python) {
+			n = python_attach(s, w->pid);
+			if (n == -ENOEXEC)
+				continue; /* no interpreter yet */
+			if (n != 0) {
+				/* A CPython we cannot walk, or done (uvloop hooked too). */
+				watch_remove(s, i--);
+				continue;
+			}
+			w->python = true;
+			continue;
+		}
+		if (uvloop_attach(s, w->pid) > 0)
+			watch_remove(s, i--);
+	}
 }
 
 int session_add_pid(struct session *s, pid_t pid, const char *how)
@@ -317,15 +424,17 @@ int session_add_pid(struct session *s, pid_t pid, const char *how)
 	}
 	s->processes++;
 	log_info("tracing pid %d (%s)%s", pid, comm, how);
-	/* A process caught at exec has not loaded its interpreter yet: see on_record. */
-	if (!target_maps_python(pid)) {
-		if (!*how)
-			log_warn("pid %d (%s) runs no CPython interpreter: its frames are "
-				 "captured, without Python attribution",
-				 pid, comm);
-		return 0;
-	}
-	python_attach(s, pid);
+	err = python_attach(s, pid);
+	/*
+	 * A process caught at exec may not have loaded its interpreter yet, nor uvloop: it is
+	 * watched until both are there.
+	 */
+	if (*how && (err == -ENOEXEC || err == 0))
+		watch_add(s, pid, err == 0);
+	else if (!*how && err == -ENOEXEC)
+		log_warn("pid %d (%s) runs no CPython interpreter: its frames are captured, "
+			 "without Python attribution",
+			 pid, comm);
 	return 0;
 }
 
@@ -393,6 +502,8 @@ static void handle_proc(struct session *s, const struct evt_proc *e)
 			s->processes--;
 		conntrack_forget_tgid(s->ct, e->pid, e->hdr.ts_ns);
 		forget_container(s, e->pid);
+		watch_forget(s, e->pid);
+		ctx_forget(s, e->pid);
 		capture_forget_tgid(s->cap, e->pid);
 		attrib_forget_process(s->attrib, e->pid);
 		if (show)
@@ -513,6 +624,7 @@ int session_poll(struct session *s, int timeout_ms)
 		return n;
 	}
 	attrib_token_expire(s->attrib, now_mono_ns(), TOKEN_MAX_AGE_NS);
+	watch_poll(s, now_mono_ns());
 	return 0;
 }
 

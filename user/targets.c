@@ -54,27 +54,6 @@ void target_comm(pid_t pid, char *buf, size_t size)
 		fclose(f);
 }
 
-bool target_maps_python(pid_t pid)
-{
-	char path[64], *line = NULL, *file;
-	size_t cap = 0;
-	bool found = false;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	while (!found && getline(&line, &cap, f) > 0) {
-		file = strrchr(line, '/');
-		if (file && (!strncmp(file, "/libpython3", 11) || !strncmp(file, "/python3", 8)))
-			found = true;
-	}
-	free(line);
-	fclose(f);
-	return found;
-}
-
 bool target_exe_matches(const char *path, char *const *globs, size_t nglobs)
 {
 	for (size_t i = 0; i < nglobs; i++) {

@@ -13,8 +13,6 @@ int target_check_pid(pid_t pid);
 int target_exe_path(pid_t pid, char *buf, size_t size);
 /* The process's command name, "?" when it cannot be read. */
 void target_comm(pid_t pid, char *buf, size_t size);
-/* True when the process has a CPython interpreter mapped (the executable or libpython). */
-bool target_maps_python(pid_t pid);
 bool target_exe_matches(const char *path, char *const *globs, size_t nglobs);
 /*
  * Calls fn for every live process (other than this one) whose executable matches a glob.

@@ -2,6 +2,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <glob.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -217,5 +220,73 @@ int uvhook_find_in_process(pid_t pid,
 	}
 	free(line);
 	fclose(f);
+	return total;
+}
+
+static int scan_path(const char *path,
+		     void (*fn)(void *ctx, const char *path, dev_t dev, ino_t ino,
+				unsigned long long offset),
+		     void *ctx)
+{
+	struct uvhook_site sites[UVHOOK_MAX_SITES];
+	struct stat st;
+	int fd, n;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st)) {
+		close(fd);
+		return -errno;
+	}
+	n = uvhook_scan_fd(fd, "write", sites, UVHOOK_MAX_SITES);
+	close(fd);
+	for (int i = 0; i < n; i++)
+		fn(ctx, path, st.st_dev, st.st_ino, sites[i].file_offset);
+	return n;
+}
+
+int uvhook_find_installed(pid_t pid,
+			  void (*fn)(void *ctx, const char *path, dev_t dev, ino_t ino,
+				     unsigned long long offset),
+			  void *ctx)
+{
+	/* Where CPython's site module finds packages, relative to the process's root. */
+	static const char *const dirs[] = {
+		"/usr/lib/python3/dist-packages",
+		"/usr/lib/python3*/site-packages",
+		"/usr/local/lib/python3*/site-packages",
+		"/usr/local/lib/python3*/dist-packages",
+	};
+	char pattern[PATH_MAX + 64], exe[PATH_MAX], link[64], *prefix;
+	int total = 0, n;
+	ssize_t len;
+	glob_t g;
+
+	snprintf(link, sizeof(link), "/proc/%d/exe", pid);
+	len = readlink(link, exe, sizeof(exe) - 1);
+	exe[len > 0 ? len : 0] = '\0';
+	for (size_t d = 0; d <= sizeof(dirs) / sizeof(dirs[0]); d++) {
+		if (d < sizeof(dirs) / sizeof(dirs[0])) {
+			snprintf(pattern, sizeof(pattern), "/proc/%d/root%s/uvloop/loop.*.so", pid,
+				 dirs[d]);
+		} else {
+			/* A virtualenv's or a self-built interpreter's own prefix: bin/.. */
+			if (len <= 0)
+				break;
+			prefix = dirname(dirname(exe));
+			snprintf(pattern, sizeof(pattern),
+				 "/proc/%d/root%s/lib/python3*/site-packages/uvloop/loop.*.so", pid,
+				 prefix);
+		}
+		if (glob(pattern, 0, NULL, &g))
+			continue;
+		for (size_t i = 0; i < g.gl_pathc; i++) {
+			n = scan_path(g.gl_pathv[i], fn, ctx);
+			if (n > 0)
+				total += n;
+		}
+		globfree(&g);
+	}
 	return total;
 }

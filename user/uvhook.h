@@ -41,4 +41,15 @@ int uvhook_find_in_process(pid_t pid,
 				      unsigned long long offset),
 			   void *ctx);
 
+/*
+ * The same for uvloop installed where the process's interpreter would import it from (the
+ * distribution's and the interpreter prefix's site directories, seen through
+ * /proc/PID/root), before it is imported: a uprobe on the file then covers the process from
+ * its first write.  Returns the number of sites, or -errno.
+ */
+int uvhook_find_installed(pid_t pid,
+			  void (*fn)(void *ctx, const char *path, dev_t dev, ino_t ino,
+				     unsigned long long offset),
+			  void *ctx);
+
 #endif /* WSAUDIT_UVHOOK_H */
