@@ -37,7 +37,7 @@ long)
 *)
 	walk_args=(-r 5 -n 4000 --bpf-stats)
 	service_args=(-r 3 -s 2 --perf "$perf_data")
-	capacity_args=(-r 2 -d 2 --rates 25000,50000,100000,0 --batch-rates 100000,150000,200000,300000 --perf)
+	capacity_args=(-r 2 -d 2 --rates 50000,0 --batch-rates 100000,200000,300000 --perf)
 	;;
 esac
 scripts=(
