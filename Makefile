@@ -79,7 +79,7 @@ FUZZ_CI_SECONDS ?= 60
 .DELETE_ON_ERROR:
 .SECONDARY:
 .PHONY: all test fuzz fuzz-build fuzz-ci check test-integration demo deps install clean \
-	vmlinux format format-check bench bench-build
+	vmlinux format format-check bench bench-build soak
 
 all: wsaudit
 
@@ -200,6 +200,13 @@ check: deps
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tests/apps/demo.sh
+
+# The agent soak (ASan build, stand-in services started and stopped for SOAK_MINUTES): longer
+# than CI's budget allows, so it is a target of its own.
+SOAK_MINUTES ?= 10
+
+soak:
+	$(Q)tests/soak/run.sh $(SOAK_MINUTES)
 
 bench: wsaudit $(BENCH_BINS)
 	$(Q)bench/run.sh
