@@ -239,7 +239,9 @@ static void forget_ctx_codes(struct capture *cap, pid_t tgid)
 {
 	int fd = bpf_map__fd(cap->skel->maps.ctx_codes);
 	struct ctx_code_key key, next, *prev = NULL;
+	__u32 pid = tgid;
 
+	bpf_map_delete_elem(bpf_map__fd(cap->skel->maps.ctx_procs), &pid);
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		key = next;
 		if (key.tgid == (__u32)tgid) {
@@ -318,8 +320,11 @@ int capture_mark_ctx_code(struct capture *cap, pid_t pid, unsigned long long cod
 			  const struct ctx_code *cc)
 {
 	struct ctx_code_key key = { .code = code, .tgid = pid };
+	__u32 tgid = pid, one = 1;
 
 	if (bpf_map_update_elem(bpf_map__fd(cap->skel->maps.ctx_codes), &key, cc, BPF_ANY))
+		return -errno;
+	if (bpf_map_update_elem(bpf_map__fd(cap->skel->maps.ctx_procs), &tgid, &one, BPF_ANY))
 		return -errno;
 	return 0;
 }

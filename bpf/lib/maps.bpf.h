@@ -160,6 +160,14 @@ struct {
 	__type(value, struct ctx_code);
 } ctx_codes SEC(".maps") __weak;
 
+/* Processes with marked code objects: the walk looks frames up in ctx_codes only for them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TRACED_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} ctx_procs SEC(".maps") __weak;
+
 /* Thread state of each writing thread (pid_tgid), checked against the thread on every use. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -158,6 +158,7 @@ static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets
 	__u64 base, ts, fp, code, *cached;
 	const struct ctx_code *cc;
 	struct ctx_code_key ck;
+	bool want_ctx;
 	__u32 i, span;
 
 	e->nframes = 0;
@@ -194,6 +195,8 @@ static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets
 	e->status = WALK_OK;
 	ck.tgid = id >> 32;
 	ck._pad = 0;
+	/* One lookup per walk, so that processes without marks pay nothing per frame. */
+	want_ctx = bpf_map_lookup_elem(&ctx_procs, &ck.tgid) != NULL;
 	/* Every visited frame takes a slot (shims flagged), so the loop stays linear. */
 	for (i = 0; i < PY_FRAMES_MAX; i++) {
 		if (!fp)
@@ -216,7 +219,7 @@ static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets
 			e->frames[i].flags = PYF_SKIP;
 		e->nframes = i + 1;
 		/* The innermost marked bridge frame gives the context identity. */
-		if (i < CTX_FRAMES_MAX && e->ctx.status == CTX_NONE) {
+		if (want_ctx && i < CTX_FRAMES_MAX && e->ctx.status == CTX_NONE) {
 			ck.code = code;
 			cc = bpf_map_lookup_elem(&ctx_codes, &ck);
 			if (cc)
