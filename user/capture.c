@@ -332,7 +332,10 @@ int capture_mark_ctx_code(struct capture *cap, pid_t pid, unsigned long long cod
 int capture_set_verdict(struct capture *cap, const struct conn_id *id, enum conn_state state)
 {
 	struct conn_verdict v = { .gen = id->gen, .state = state };
+	int fd = bpf_map__fd(cap->skel->maps.verdict_map);
 
+	if (state == CONN_UNKNOWN)
+		return bpf_map_delete_elem(fd, &id->ino) && errno != ENOENT ? -errno : 0;
 	if (bpf_map_update_elem(bpf_map__fd(cap->skel->maps.verdict_map), &id->ino, &v, BPF_ANY))
 		return -errno;
 	return 0;

@@ -200,6 +200,9 @@ static void conn_drop_stacks(struct ct_conn *c)
 
 static void conn_destroy(struct conntrack *ct, struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
+	/* Its verdict may still wait in the kernel if the close came first: take it back. */
+	if (c->state == CT_IGNORED && ct->sink.verdict)
+		ct->sink.verdict(ct->sink.ctx, &c->id, CONN_UNKNOWN);
 	/* A frame or message cut by the end is still reported, as truncated. */
 	if (c->priv->tx)
 		ws_stream_finish(c->priv->tx);

@@ -76,7 +76,7 @@ struct ct_sink {
 	void (*conn_close)(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why);
 	/* Resolve a stack record (a reference the table keeps); NULL: none. */
 	struct attrib_stack *(*stack)(void *ctx, const struct evt_stack *e);
-	/* Tell the kernel side what an unclassified connection is. */
+	/* Tell the kernel side what an unclassified connection is (CONN_UNKNOWN: forget it). */
 	int (*verdict)(void *ctx, const struct conn_id *id, enum conn_state state);
 	void *ctx;
 };

@@ -53,9 +53,13 @@ struct {
 	__type(value, struct conn_info);
 } conn_map SEC(".maps") __weak;
 
-/* The collector's verdicts on unclassified connections, applied on the next syscall. */
+/*
+ * The collector's verdicts on unclassified connections, applied on the next syscall.  A
+ * verdict for a connection that closed first is never read: LRU, and the collector removes
+ * the ones it posted when it sees the close.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u64);
 	__type(value, struct conn_verdict);
