@@ -36,7 +36,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 STANDIN = os.path.join(ROOT, "tests", "apps", "standin")
 PY = "/usr/bin/python3"
 EXE_NAME = "wsx-soak-python3"
-MAPS = ("conn_map", "traced_map", "py_procs", "inflight_map", "tstate_cache", "verdict_map")
+MAPS = ("conn_map", "traced_bits", "py_procs", "inflight_map", "tstate_cache", "verdict_map",
+        "ctx_codes", "ctx_procs")
 GAUGES = ("wsaudit_processes", "wsaudit_connections")
 SAMPLE_EVERY = 30.0
 # Flatness: the last sample may exceed the one after warm-up by at most this much.
@@ -136,7 +137,15 @@ class Agent:
                 continue
             p = subprocess.run(["bpftool", "map", "dump", "id", str(ids[name]), "-j"],
                                capture_output=True, text=True, timeout=60)
-            out[name] = len(json.loads(p.stdout)) if p.returncode == 0 else None
+            if p.returncode != 0:
+                out[name] = None
+            elif name == "traced_bits":
+                # An array of bit words: the entries are the processes whose bit is set.
+                out[name] = sum(bin(int.from_bytes(bytes(int(b, 16) for b in e["value"]),
+                                                   "little")).count("1")
+                                for e in json.loads(p.stdout))
+            else:
+                out[name] = len(json.loads(p.stdout))
         return out
 
 
