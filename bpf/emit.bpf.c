@@ -7,7 +7,7 @@
  */
 #include "lib/common.bpf.h"
 
-#define CHUNKS_PER_CALL 4
+#define CHUNKS_PER_CALL 8
 
 _Static_assert(CHUNKS_PER_CALL * 33 * CHUNK_MAX >= WRITE_CAP_MAX, "tail calls cannot reach cap");
 
@@ -76,6 +76,11 @@ int emit_chunks(void *ctx)
 		}
 		io->off += n;
 		io->done += n;
+		/* Small segments (a queue of frames flushed by writev) take one iteration each. */
+		if (io->off >= seglen) {
+			io->seg = seg + 1;
+			io->off = 0;
+		}
 	}
 	if (io->done < io->target) {
 		bpf_tail_call(ctx, &emit_progs, TAIL_EMIT_CHUNKS);

@@ -14,7 +14,7 @@
 /* Bytes of an upgrade request captured per read. */
 #define READ_CAP 8192
 /* iovec segments followed per writev/sendmsg/readv/recvmsg, messages per sendmmsg. */
-#define IOV_MAX_WALK 16
+#define IOV_MAX_WALK 64
 #define MMSG_MAX_WALK 8
 
 #define PATH_CAP 256
