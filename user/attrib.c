@@ -399,6 +399,16 @@ struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e)
 		s->partial = true;
 		break;
 	}
+	{
+		unsigned long long codes[PY_FRAMES_MAX];
+		size_t nc = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			if (!(e->frames[i].flags & PYF_SKIP))
+				codes[nc++] = e->frames[i].code;
+		}
+		pysym_prefetch(a->sym, e->tgid, p->info, codes, nc);
+	}
 	s->ctx_status = e->ctx.status;
 	if (e->ctx.status == CTX_OK || e->ctx.status == CTX_TOO_LONG) {
 		memcpy(s->ctx_user, e->ctx.value,

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "pysym.h"
 
@@ -34,7 +35,20 @@ struct sym_entry {
 	bool truncated;
 };
 
+/*
+ * Code-object headers of one stack, read with one process_vm_readv (pysym_prefetch) instead
+ * of one per frame; pysym_lookup validates against these bytes, read moments before.
+ */
+struct prefetch {
+	pid_t pid;
+	unsigned int n;
+	unsigned long long code[PYSYM_PREFETCH_MAX];
+	bool ok[PYSYM_PREFETCH_MAX];
+	unsigned char hdr[PYSYM_PREFETCH_MAX][HEADER_MAX];
+};
+
 struct pysym {
+	struct prefetch pf;
 	struct sym_entry **buckets;
 	unsigned int nbuckets;
 	unsigned int count;
@@ -378,8 +392,8 @@ static unsigned int code_span(const struct pyproc_info *info)
 }
 
 /* Reads the fields that identify a code object; -ENOEXEC when it is not one. */
-static int code_read_ident(pid_t pid, const struct pyproc_info *info, unsigned long long code,
-			   struct code_ident *id, unsigned char *hdr)
+static int code_read_ident_pf(const struct prefetch *pf, pid_t pid, const struct pyproc_info *info,
+			      unsigned long long code, struct code_ident *id, unsigned char *hdr)
 {
 	const struct py_layout *l = &info->layout;
 	unsigned int span = code_span(info);
@@ -387,7 +401,18 @@ static int code_read_ident(pid_t pid, const struct pyproc_info *info, unsigned l
 
 	if (span > HEADER_MAX)
 		return -EINVAL;
-	err = pyproc_read(pid, code, hdr, span);
+	err = -EAGAIN;
+	if (pf && pf->pid == pid) {
+		for (unsigned int i = 0; i < pf->n; i++) {
+			if (pf->code[i] == code && pf->ok[i]) {
+				memcpy(hdr, pf->hdr[i], span);
+				err = 0;
+				break;
+			}
+		}
+	}
+	if (err)
+		err = pyproc_read(pid, code, hdr, span);
 	if (err)
 		return err;
 	if (get_u64(hdr, info->off.object_type) != info->off.code_type_addr)
@@ -400,6 +425,41 @@ static int code_read_ident(pid_t pid, const struct pyproc_info *info, unsigned l
 	id->firstlineno = get_i32(hdr, l->code_firstlineno);
 	id->argcount = get_i32(hdr, l->code_argcount);
 	return 0;
+}
+
+static int code_read_ident(pid_t pid, const struct pyproc_info *info, unsigned long long code,
+			   struct code_ident *id, unsigned char *hdr)
+{
+	return code_read_ident_pf(NULL, pid, info, code, id, hdr);
+}
+
+void pysym_prefetch(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+		    const unsigned long long *codes, size_t n)
+{
+	struct iovec local[PYSYM_PREFETCH_MAX] = {}, remote[PYSYM_PREFETCH_MAX] = {};
+	unsigned int span = code_span(info);
+	struct prefetch *pf = &s->pf;
+	ssize_t got;
+
+	pf->n = 0;
+	pf->pid = pid;
+	if (span > HEADER_MAX || !n)
+		return;
+	if (n > PYSYM_PREFETCH_MAX)
+		n = PYSYM_PREFETCH_MAX;
+	for (size_t i = 0; i < n; i++) {
+		pf->code[i] = codes[i];
+		pf->ok[i] = false;
+		local[i].iov_base = pf->hdr[i];
+		local[i].iov_len = span;
+		remote[i].iov_base = (void *)(uintptr_t)codes[i];
+		remote[i].iov_len = span;
+	}
+	/* Reading stops at the first header that faults: those before it are whole. */
+	got = process_vm_readv(pid, local, n, remote, n, 0);
+	for (size_t i = 0; got > 0 && i < n; i++, got -= span)
+		pf->ok[i] = got >= (ssize_t)span;
+	pf->n = n;
 }
 
 /* --- cache --------------------------------------------------------------------------------- */
@@ -578,7 +638,7 @@ int pysym_lookup(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 	unsigned int b;
 	int err, line = 0;
 
-	err = code_read_ident(pid, info, code, &id, hdr);
+	err = code_read_ident_pf(&s->pf, pid, info, code, &id, hdr);
 	if (err) {
 		if (err == -ENOEXEC)
 			s->stats.not_code++;

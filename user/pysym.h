@@ -70,6 +70,17 @@ void pysym_free(struct pysym *s);
 int pysym_lookup(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 		 unsigned long long code, int lasti, struct pysym_loc *out);
 
+/* Code objects of one stack whose headers pysym_prefetch reads at once. */
+#define PYSYM_PREFETCH_MAX 64
+
+/*
+ * Reads the headers of @codes (the code objects of one stack) with one system call; the
+ * pysym_lookup calls that follow validate their cache entries against these bytes instead of
+ * reading each header again.  Good until the next prefetch.
+ */
+void pysym_prefetch(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+		    const unsigned long long *codes, size_t n);
+
 /* Drop every entry of @pid (process exit). */
 void pysym_forget_pid(struct pysym *s, pid_t pid);
 
