@@ -9,6 +9,8 @@
 #   make deps       install the Debian packages the build and the tests need (root)
 #   make vmlinux    regenerate include/vmlinux/$(ARCH)/vmlinux.h from the running kernel
 #   make install    install wsaudit into $(DESTDIR)$(BINDIR)
+#   make bench      benchmarks into bench/REPORT.md (root; a few minutes)
+#   make soak       the agent soak, SOAK_MINUTES=10 (root)
 # V=1 shows the commands, O=DIR moves the build directory, WERROR=0 for packagers.
 
 O ?= .output
