@@ -32,8 +32,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+from tracer import start_trace
 
 LOADGEN = os.environ.get("LOADGEN", ".output/bench/bench_loadgen")
 CPU_LOAD = "0"
@@ -60,24 +61,7 @@ def wsaudit_start(wsaudit, pid, mode, outfile):
            "--stats-interval", "0"]
     if mode == "capture":
         cmd.append("--capture-only")
-    proc = subprocess.Popen(cmd, stdout=outfile, stderr=subprocess.PIPE)
-    tracing = threading.Event()
-    err = []
-
-    def reader():
-        # Reads wsaudit's stderr to its end, so that it never blocks on a full pipe.
-        for line in proc.stderr:
-            if len(err) < 50:
-                err.append(line.decode(errors="replace"))
-            if b"wsaudit: tracing" in line:
-                tracing.set()
-
-    threading.Thread(target=reader, daemon=True).start()
-    if tracing.wait(30):
-        return proc
-    proc.kill()
-    proc.wait()
-    sys.exit(f"capacity: wsaudit did not start tracing: {''.join(err)}")
+    return start_trace(cmd, outfile, "capacity")
 
 
 def wsaudit_quiesce(pid, limit=10.0):

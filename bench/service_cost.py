@@ -38,8 +38,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+from tracer import start_trace
 
 PYTHON = "/usr/bin/python3"
 HERE = os.path.abspath(__file__)
@@ -273,23 +274,7 @@ def wsaudit_start(wsaudit, pid, capture_only, outfile):
     cmd = [wsaudit, "trace", "-p", str(pid), "-o", "json", "--stats-interval", "0"]
     if capture_only:
         cmd.append("--capture-only")
-    proc = subprocess.Popen(cmd, stdout=outfile, stderr=subprocess.PIPE)
-    tracing = threading.Event()
-    err = []
-
-    def reader():
-        for line in proc.stderr:
-            if len(err) < 50:
-                err.append(line.decode(errors="replace"))
-            if b"wsaudit: tracing" in line:
-                tracing.set()
-
-    threading.Thread(target=reader, daemon=True).start()
-    if tracing.wait(30):
-        return proc
-    proc.kill()
-    proc.wait()
-    sys.exit(f"service_cost: wsaudit did not start tracing: {''.join(err)}")
+    return start_trace(cmd, outfile, "service_cost")
 
 
 def run_batch(args, cfg):

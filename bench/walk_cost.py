@@ -39,6 +39,8 @@ import tempfile
 import threading
 import time
 
+from tracer import start_trace
+
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 PYTHON = "/usr/bin/python3"
@@ -175,25 +177,9 @@ def wsaudit_start(wsaudit, pid, capture_only):
     # Its output goes to a file: a pipe read only at the end would fill, block wsaudit's writes
     # and with them its reading of the ring buffer.
     out = tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE)
+    proc = start_trace(cmd, out, "walk_cost")
     proc.outfile = out
-    tracing = threading.Event()
-    err = []
-
-    def reader():
-        # Reads wsaudit's stderr to its end, so that it never blocks on a full pipe.
-        for line in proc.stderr:
-            if len(err) < 50:
-                err.append(line.decode(errors="replace"))
-            if b"wsaudit: tracing" in line:
-                tracing.set()
-
-    threading.Thread(target=reader, daemon=True).start()
-    if tracing.wait(30):
-        return proc
-    proc.kill()
-    proc.wait()
-    sys.exit(f"walk_cost: wsaudit did not start tracing: {''.join(err)}")
+    return proc
 
 
 def bpf_prog_stats(pid):
