@@ -21,14 +21,13 @@ int py_stack_walk(void *ctx)
 	w = bpf_map_lookup_elem(&walk_heap, &zero);
 	if (!off || !io || !w)
 		goto out;
-	e = stack_reserve(id, STACK_AT_SYSCALL);
+	e = stack_begin(w, id, STACK_AT_SYSCALL);
 	if (!e)
 		goto out;
 	e->conn = io->conn;
 	e->io_pos = io->io_pos;
 	py_walk(e, off, w, id);
-	bpf_ringbuf_submit(e, ringbuf_flags());
-	count_stat(STAT_EVENTS, 1);
+	stack_submit(e);
 out:
 	bpf_tail_call(ctx, &emit_progs, TAIL_EMIT_CHUNKS);
 	count_drop(DROP_LOOP_LIMIT);
@@ -55,13 +54,12 @@ int BPF_KPROBE(transport_write_uprobe, void *self, void *data)
 	w = bpf_map_lookup_elem(&walk_heap, &zero);
 	if (!off || !w || !data)
 		return 0;
-	e = stack_reserve(id, STACK_AT_TRANSPORT_WRITE);
+	e = stack_begin(w, id, STACK_AT_TRANSPORT_WRITE);
 	if (!e)
 		return 0;
 	e->token = (__u64)data;
 	py_walk(e, off, w, id);
-	bpf_ringbuf_submit(e, ringbuf_flags());
-	count_stat(STAT_EVENTS, 1);
+	stack_submit(e);
 	return 0;
 }
 

@@ -559,7 +559,7 @@ int conntrack_record(struct conntrack *ct, const void *data, size_t size)
 		}
 		return 0;
 	case EVT_STACK:
-		if (size < sizeof(struct evt_stack)) {
+		if (!evt_stack_complete(data, size)) {
 			ct->stats.malformed_records++;
 			return -EINVAL;
 		}

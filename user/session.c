@@ -524,7 +524,7 @@ static int on_record(void *ctx, const void *data, size_t size)
 		handle_proc(s, data);
 		return 0;
 	}
-	if (size >= sizeof(struct evt_stack) && h->type == EVT_STACK &&
+	if (h->type == EVT_STACK && evt_stack_complete(data, size) &&
 	    ((const struct evt_stack *)data)->site == STACK_AT_TRANSPORT_WRITE) {
 		const struct evt_stack *e = data;
 		struct attrib_stack *stack = attrib_resolve(s->attrib, e);

@@ -180,9 +180,15 @@ struct {
 	__type(value, __u64);
 } tstate_cache SEC(".maps") __weak;
 
-/* One frame's bytes, read at once; a map value so fields can be picked at variable offsets. */
+/*
+ * The stack record is built here and copied to the ring buffer with only the frames found, and
+ * frames are read into win: a map value, so that fields can be picked at variable offsets.  A
+ * read never exceeds PY_WALK_WIN + PY_FRAME_READ bytes; fields are addressed masked by twice
+ * PY_WALK_WIN, and the tail keeps an 8-byte access at the highest masked offset in bounds.
+ */
 struct walk_scratch {
-	__u8 block[2 * PY_FRAME_READ];
+	struct evt_stack stack;
+	__u8 win[2 * PY_WALK_WIN + 8];
 };
 
 struct {

@@ -36,14 +36,60 @@ static __always_inline __u64 read_ptr(__u64 addr)
 	return v;
 }
 
-static __always_inline __u64 block_u64(const struct walk_scratch *w, __u16 off)
+/* Fields of the frame at window offset rel (see struct walk_scratch for the masks). */
+static __always_inline __u64 win_u64(const struct walk_scratch *w, __u64 rel, __u16 off)
 {
-	return *(const __u64 *)(w->block + (off & (PY_FRAME_READ - 1)));
+	return *(const __u64 *)(w->win + ((rel + off) & (2 * PY_WALK_WIN - 1)));
 }
 
-static __always_inline __u32 block_u32(const struct walk_scratch *w, __u16 off)
+static __always_inline __u32 win_u32(const struct walk_scratch *w, __u64 rel, __u16 off)
 {
-	return *(const __u32 *)(w->block + (off & (PY_FRAME_READ - 1)));
+	return *(const __u32 *)(w->win + ((rel + off) & (2 * PY_WALK_WIN - 1)));
+}
+
+static __always_inline __u8 win_u8(const struct walk_scratch *w, __u64 rel, __u16 off)
+{
+	return w->win[(rel + off) & (2 * PY_WALK_WIN - 1)];
+}
+
+/* The bytes [base, base + len) that w->win holds. */
+struct walk_window {
+	__u64 base;
+	__u64 len;
+};
+
+/*
+ * Makes the window hold the span bytes of the frame at fp.  With `below`, it reads the
+ * PY_WALK_WIN bytes that end with that frame instead, so that the callers beneath it in the
+ * thread's data stack come with it; when that would cross the start of the mapping, it reads
+ * from the frame's page on.
+ */
+static __always_inline int window_load(struct walk_scratch *w, struct walk_window *win, __u64 fp,
+				       __u32 span, bool below)
+{
+	__u64 start, len;
+
+	if (below) {
+		start = fp + span - PY_WALK_WIN;
+		if (!bpf_probe_read_user(w->win, PY_WALK_WIN, (void *)start)) {
+			win->base = start;
+			win->len = PY_WALK_WIN;
+			return 0;
+		}
+		start = fp & ~(__u64)4095;
+		len = fp + span - start;
+		if (len <= PY_WALK_WIN + PY_FRAME_READ &&
+		    !bpf_probe_read_user(w->win, len & (2 * PY_WALK_WIN - 1), (void *)start)) {
+			win->base = start;
+			win->len = len;
+			return 0;
+		}
+	}
+	if (bpf_probe_read_user(w->win, span & (2 * PY_FRAME_READ - 1), (void *)fp))
+		return -1;
+	win->base = fp;
+	win->len = span;
+	return 0;
 }
 
 /* The thread state whose thread_id is `base`, searching every interpreter.  0 if none. */
@@ -84,22 +130,22 @@ static __always_inline __u64 current_frame(const struct py_offsets *off, __u64 t
 }
 
 static __always_inline __s32 frame_lasti(const struct py_offsets *off, const struct walk_scratch *w,
-					 __u64 code)
+					 __u64 rel, __u64 code)
 {
 	__s32 v;
 	__u64 ip, start;
 
 	switch (off->lasti_kind) {
 	case PY_LASTI_BYTES:
-		v = (__s32)block_u32(w, off->frame_lasti);
+		v = (__s32)win_u32(w, rel, off->frame_lasti);
 		return v < 0 ? -1 : v;
 	case PY_LASTI_UNITS:
-		v = (__s32)block_u32(w, off->frame_lasti);
+		v = (__s32)win_u32(w, rel, off->frame_lasti);
 		return v < 0 ? -1 : v * 2;
 	case PY_LASTI_POINTER:
 		if (off->flags & PY_OFF_F_UNSUP_TLBC)
 			return -1;
-		ip = block_u64(w, off->frame_lasti);
+		ip = win_u64(w, rel, off->frame_lasti);
 		start = code + off->code_adaptive;
 		/* 3.11/3.12 point one unit before the code until the first instruction. */
 		if (ip < start || ip - start > 0x7fffffff)
@@ -155,10 +201,11 @@ static __always_inline void read_ctx(struct evt_stack *e, const struct py_offset
 static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets *off,
 				    struct walk_scratch *w, __u64 id)
 {
-	__u64 base, ts, fp, code, *cached;
+	__u64 base, ts, fp, inner = 0, code, rel, *cached;
+	struct walk_window win = {};
 	const struct ctx_code *cc;
 	struct ctx_code_key ck;
-	bool want_ctx;
+	bool want_ctx, below = false;
 	__u32 i, span;
 
 	e->nframes = 0;
@@ -201,21 +248,31 @@ static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets
 	for (i = 0; i < PY_FRAMES_MAX; i++) {
 		if (!fp)
 			break;
-		if (bpf_probe_read_user(w->block, span & (2 * PY_FRAME_READ - 1), (void *)fp)) {
-			e->status = WALK_READ_FAULT;
-			break;
+		/*
+		 * A frame the window lacks costs a read.  On 3.11+ a frame the thread owns lies
+		 * in its data stack, and a caller just beneath it usually does too: read the
+		 * window below that caller, which holds the callers after it as well.  Frames
+		 * of coroutines and generators live in their objects: one read each.
+		 */
+		rel = fp - win.base;
+		if (fp < win.base || rel + span > win.len) {
+			below = below && fp < inner && inner - fp < PY_WALK_WIN;
+			if (window_load(w, &win, fp, span, below)) {
+				e->status = WALK_READ_FAULT;
+				break;
+			}
+			rel = fp - win.base;
 		}
-		code = block_u64(w, off->frame_code) & off->code_tag_mask;
+		code = win_u64(w, rel, off->frame_code) & off->code_tag_mask;
 		e->frames[i].code = code;
 		/* 3.9/3.10 code objects have no qualname: the receiver names the class. */
 		e->frames[i].arg0 =
 			off->flags & PY_OFF_F_RECEIVER ? read_ptr(fp + off->frame_localsplus) : 0;
 		e->frames[i].arg0_type =
 			e->frames[i].arg0 ? read_ptr(e->frames[i].arg0 + off->object_type) : 0;
-		e->frames[i].lasti = frame_lasti(off, w, code);
+		e->frames[i].lasti = frame_lasti(off, w, rel, code);
 		e->frames[i].flags = 0;
-		if (off->owner_skip_min &&
-		    w->block[off->frame_owner & (PY_FRAME_READ - 1)] >= off->owner_skip_min)
+		if (off->owner_skip_min && win_u8(w, rel, off->frame_owner) >= off->owner_skip_min)
 			e->frames[i].flags = PYF_SKIP;
 		e->nframes = i + 1;
 		/* The innermost marked bridge frame gives the context identity. */
@@ -225,25 +282,30 @@ static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets
 			if (cc)
 				read_ctx(e, off, cc, fp, i);
 		}
-		fp = block_u64(w, off->frame_previous);
+		below = off->frame_owner < PY_FRAME_READ &&
+			win_u8(w, rel, off->frame_owner) == PY_FRAME_OWNED_BY_THREAD;
+		inner = fp;
+		fp = win_u64(w, rel, off->frame_previous);
 	}
 	if (fp && e->status == WALK_OK && e->nframes == PY_FRAMES_MAX)
 		e->status = WALK_TRUNCATED;
 }
 
-/* A stack record with its header filled, or NULL (counted) when the ring buffer is full. */
-static __always_inline struct evt_stack *stack_reserve(__u64 id, __u8 site)
+/*
+ * The scratch stack record with its header filled, or NULL (counted) when the ring buffer has no
+ * room for a whole one: the walk is skipped then.
+ */
+static __always_inline struct evt_stack *stack_begin(struct walk_scratch *w, __u64 id, __u8 site)
 {
-	struct evt_stack *e;
+	struct evt_stack *e = &w->stack;
 
-	e = bpf_ringbuf_reserve(&events_rb, sizeof(*e), 0);
-	if (!e) {
+	if (bpf_ringbuf_query(&events_rb, BPF_RB_AVAIL_DATA) + sizeof(*e) + 8 >
+	    bpf_ringbuf_query(&events_rb, BPF_RB_RING_SIZE)) {
 		count_drop(DROP_STACK_RINGBUF_FULL);
 		return NULL;
 	}
 	e->hdr.type = EVT_STACK;
 	e->hdr.version = EVT_VERSION;
-	e->hdr.size = sizeof(*e);
 	e->hdr.ts_ns = bpf_ktime_get_ns();
 	e->tgid = id >> 32;
 	e->tid = (__u32)id;
@@ -254,6 +316,21 @@ static __always_inline struct evt_stack *stack_reserve(__u64 id, __u8 site)
 	e->conn.gen = 0;
 	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
 	return e;
+}
+
+/* Sends the record with the frames found only. */
+static __always_inline void stack_submit(struct evt_stack *e)
+{
+	__u64 size = EVT_STACK_SIZE(e->nframes);
+
+	if (size > sizeof(*e))
+		size = sizeof(*e);
+	e->hdr.size = size;
+	if (bpf_ringbuf_output(&events_rb, e, size, ringbuf_flags())) {
+		count_drop(DROP_STACK_RINGBUF_FULL);
+		return;
+	}
+	count_stat(STAT_EVENTS, 1);
 }
 
 #endif /* WSAUDIT_PYWALK_BPF_H */

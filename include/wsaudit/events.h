@@ -170,7 +170,10 @@ struct py_ctx {
 	char value[CTX_VALUE_MAX];
 };
 
-/* frames[0] is the innermost frame. */
+/*
+ * frames[0] is the innermost frame.  Sent with its first nframes frames only: hdr.size is
+ * EVT_STACK_SIZE(nframes).
+ */
 struct evt_stack {
 	struct evt_hdr hdr;
 	struct conn_id conn; /* STACK_AT_SYSCALL */
@@ -186,6 +189,23 @@ struct evt_stack {
 	struct py_ctx ctx;
 	struct py_frame frames[PY_FRAMES_MAX];
 };
+
+#define EVT_STACK_SIZE(n) \
+	(__builtin_offsetof(struct evt_stack, frames) + (n) * sizeof(struct py_frame))
+
+#ifndef __bpf__
+/* A stack record of `size` bytes whose frames are all there. */
+static inline int evt_stack_complete(const void *data, unsigned long size)
+{
+	const struct evt_stack *e = (const struct evt_stack *)data;
+
+	return size >= EVT_STACK_SIZE(0) && e->nframes <= PY_FRAMES_MAX &&
+	       size >= EVT_STACK_SIZE(e->nframes);
+}
+#endif
+
+/* _PyInterpreterFrame.owner of a frame in the thread's data stack (3.11+). */
+#define PY_FRAME_OWNED_BY_THREAD 0
 
 /*
  * A code object whose frames carry a user argument to read (identity.context), marked by the

@@ -24,6 +24,11 @@
 #define PY_THREADS_WALK 256
 /* Bytes read per frame: every field the walk needs lies in this prefix on 3.9-3.14. */
 #define PY_FRAME_READ 128
+/*
+ * Bytes read at once below a frame of the thread's data stack (3.11+), where its callers lie
+ * one after the other: a 32-frame stack of small functions takes about one such read.
+ */
+#define PY_WALK_WIN 4096
 /* Frames searched (innermost first) for a marked bridge call, and bytes of its user argument. */
 #define CTX_FRAMES_MAX 24
 #define CTX_VALUE_MAX 64
