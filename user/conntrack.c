@@ -14,8 +14,11 @@
 
 /* Writes remembered per connection to attribute frames that span several of them. */
 #define WRITE_RING 64
-/* Chunks remembered per connection, to know where a frame's bytes were in the writer. */
-#define CHUNK_RING 64
+/*
+ * Byte ranges remembered per connection, to know where a frame's first byte was in the
+ * writer's memory: a chunk, or one segment of a gathered write (a writev of hundreds).
+ */
+#define CHUNK_RING 256
 /* Writes of an unclassified connection tried for adoption before it is ignored. */
 #define ADOPT_TRIES 16
 #define TABLE_MIN_BUCKETS 256
@@ -347,19 +350,24 @@ static void frame_cb(void *ctx, const struct ws_frame *f, const struct ws_frame_
 		ct->sink.frame(ct->sink.ctx, &out);
 }
 
+static void chunk_remember(struct ct_conn *c, uint64_t pos, uint64_t len, uint64_t user_ptr)
+{
+	struct chunk_rec *r = &c->priv->chunks[c->priv->nchunks++ % CHUNK_RING];
+
+	r->start = pos;
+	r->end = pos + len;
+	r->user_ptr = user_ptr;
+}
+
 /* Feeds WebSocket bytes; those before the WebSocket start (handshake) are skipped. */
 static void ws_feed(struct ct_conn *c, const struct evt_data *e, const uint8_t *data)
 {
 	uint64_t pos = e->stream_pos, len = e->len, end_io = e->io_pos + e->io_len;
 	uint64_t base = c->priv->ws_base;
 
-	if (e->len) {
-		struct chunk_rec *r = &c->priv->chunks[c->priv->nchunks++ % CHUNK_RING];
-
-		r->start = e->stream_pos;
-		r->end = e->stream_pos + e->len;
-		r->user_ptr = e->user_ptr;
-	}
+	/* A gathered chunk's segments came in an EVT_SEGS record before it. */
+	if (e->len && !(e->flags & DATA_GATHERED))
+		chunk_remember(c, e->stream_pos, e->len, e->user_ptr);
 	if (pos + len <= base)
 		return;
 	if (pos < base) {
@@ -521,6 +529,17 @@ static int handle_stack(struct conntrack *ct, const struct evt_stack *e)
 	return 0;
 }
 
+static int handle_segs(struct conntrack *ct, const struct evt_segs *e)
+{
+	struct ct_conn *c = table_find(ct, e->conn.ino);
+
+	if (!c || c->id.gen != e->conn.gen || c->state != CT_WEBSOCKET)
+		return 0;
+	for (uint32_t i = 0; i < e->n; i++)
+		chunk_remember(c, e->seg[i].stream_pos, e->seg[i].len, e->seg[i].ptr);
+	return 0;
+}
+
 static int handle_conn(struct conntrack *ct, const struct evt_conn *e)
 {
 	struct ct_conn *c = table_find(ct, e->conn.ino);
@@ -564,6 +583,13 @@ int conntrack_record(struct conntrack *ct, const void *data, size_t size)
 			return -EINVAL;
 		}
 		return handle_stack(ct, data);
+	case EVT_SEGS:
+		if (size < EVT_SEGS_SIZE(0) || ((const struct evt_segs *)data)->n > SEGS_PER_CALL ||
+		    size < EVT_SEGS_SIZE(((const struct evt_segs *)data)->n)) {
+			ct->stats.malformed_records++;
+			return -EINVAL;
+		}
+		return handle_segs(ct, data);
 	case EVT_CONN_NEW:
 	case EVT_CONN_CLOSE:
 		if (size < sizeof(struct evt_conn)) {

@@ -21,11 +21,13 @@ static __always_inline void io_from_buf(struct io_desc *io, __u64 buf, __u64 tot
 	io->segs[0].len = total;
 	io->nsegs = 1;
 	io->total = total;
+	io->iov_ptr = 0;
+	io->iov_cnt = 0;
 }
 
 /*
  * An iovec array of which the syscall moved `total` bytes, filling the segments in order.
- * Appends to io->segs; returns the bytes left unassigned (more segments than are walked).
+ * Appends to io->segs; returns the bytes left unassigned (more segments than fit).
  */
 static __always_inline __u64 io_add_iov(struct io_desc *io, __u64 iov_ptr, __u64 iovcnt,
 					__u64 total)
@@ -48,9 +50,21 @@ static __always_inline __u64 io_add_iov(struct io_desc *io, __u64 iov_ptr, __u64
 		total -= io->segs[n & (IOV_MAX_WALK - 1)].len;
 		io->nsegs = n + 1;
 	}
-	if (total)
-		count_drop(DROP_TOO_MANY_IOV);
 	return total;
+}
+
+/*
+ * The one iovec array of a writev or sendmsg: its first IOV_MAX_WALK segments are gathered
+ * now (the upgrade check reads the first), the emitter reads the others as it goes.
+ */
+static __always_inline void io_from_iov(struct io_desc *io, __u64 iov_ptr, __u64 iovcnt,
+					__u64 total)
+{
+	io->nsegs = 0;
+	io->total = total;
+	io->iov_ptr = iov_ptr;
+	io->iov_cnt = iovcnt;
+	io_add_iov(io, iov_ptr, iovcnt, total);
 }
 
 static __always_inline void io_from_msghdr(struct io_desc *io, __u64 msg_ptr, __u64 total)
@@ -59,11 +73,13 @@ static __always_inline void io_from_msghdr(struct io_desc *io, __u64 msg_ptr, __
 
 	io->nsegs = 0;
 	io->total = total;
+	io->iov_ptr = 0;
+	io->iov_cnt = 0;
 	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)msg_ptr)) {
 		count_drop(DROP_READ_FAULT);
 		return;
 	}
-	io_add_iov(io, (__u64)msg.msg_iov, msg.msg_iovlen, total);
+	io_from_iov(io, (__u64)msg.msg_iov, msg.msg_iovlen, total);
 }
 
 /* sendmmsg: `sent` messages went out, each with its msg_len filled in by the kernel. */
@@ -74,6 +90,8 @@ static __always_inline void io_from_mmsghdr(struct io_desc *io, __u64 vec_ptr, _
 
 	io->nsegs = 0;
 	io->total = 0;
+	io->iov_ptr = 0;
+	io->iov_cnt = 0;
 	for (i = 0; i < MMSG_MAX_WALK; i++) {
 		if (i >= sent)
 			break;
@@ -82,7 +100,8 @@ static __always_inline void io_from_mmsghdr(struct io_desc *io, __u64 vec_ptr, _
 			break;
 		}
 		io->total += mm.msg_len;
-		io_add_iov(io, (__u64)mm.msg_hdr.msg_iov, mm.msg_hdr.msg_iovlen, mm.msg_len);
+		if (io_add_iov(io, (__u64)mm.msg_hdr.msg_iov, mm.msg_hdr.msg_iovlen, mm.msg_len))
+			count_drop(DROP_TOO_MANY_IOV);
 	}
 	if (sent > MMSG_MAX_WALK)
 		count_drop(DROP_TOO_MANY_IOV);
@@ -110,9 +129,7 @@ static __always_inline struct io_desc *io_gather(const struct inflight *a, long 
 		return io;
 	case SC_WRITEV:
 	case SC_READV:
-		io->nsegs = 0;
-		io->total = ret;
-		io_add_iov(io, a->buf, a->count, ret);
+		io_from_iov(io, a->buf, a->count, ret);
 		return io;
 	case SC_SENDMSG:
 	case SC_RECVMSG:
@@ -140,9 +157,13 @@ static __always_inline void emit_io(void *ctx, struct io_desc *io, struct conn_i
 		count_stat(STAT_CAP_BYTES, io->total - cap);
 	}
 	io->seg = 0;
+	io->cur_ptr = 0;
+	io->cur_len = 0;
 	io->off = 0;
 	io->done = 0;
 	io->flags = flags;
+	/* Python transports queue buffer objects: user space matches them by address. */
+	io->map_segs = walk && (io->nsegs > 1 || io->iov_cnt > 1);
 	io->io_pos = io_pos;
 	io->conn.ino = ino;
 	io->conn.gen = c->gen;

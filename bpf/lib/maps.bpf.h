@@ -89,9 +89,26 @@ struct {
  * masked with (2 * CHUNK_MAX - 1) is provably inside it, whatever the compiler does with the
  * clamp to CHUNK_MAX before it.
  */
+/*
+ * Where one invocation of the chunk emitter stands.  Kept in the map value rather than in
+ * registers: values loaded from memory are ranges to the verifier, so the loop's states
+ * prune instead of being explored once per distinct count.
+ */
+struct emit_state {
+	__u64 fill; /* bytes gathered in payload */
+	__u64 rec_pos; /* stream position of payload[0] */
+	__u64 rec_ptr; /* its address in the writer */
+	__u32 rec_segs; /* segments the gathered bytes come from */
+	__u32 nmap; /* entries in segs */
+	__u32 taken; /* segments taken by this invocation */
+	__u32 nrec; /* records sent by this invocation */
+};
+
 struct data_scratch {
 	struct evt_data evt;
 	__u8 payload[2 * CHUNK_MAX];
+	struct evt_segs segs;
+	struct emit_state st;
 };
 
 struct {
@@ -112,12 +129,21 @@ struct io_desc {
 	__u32 nsegs;
 	__u32 fd;
 	__u64 total; /* bytes the syscall moved, as returned */
+	/*
+	 * The iovec array (writev, sendmsg) whose segments past the first nsegs the emitter
+	 * reads as it goes; 0 when segs[] holds all there is.
+	 */
+	__u64 iov_ptr;
+	__u64 iov_cnt;
 	__u8 syscall;
 	__u8 dir;
 	/* Where the chunk emitter stands; it carries on across tail calls. */
 	__u16 flags;
-	__u32 seg;
-	__u64 off; /* in segs[seg] */
+	__u8 map_segs; /* send EVT_SEGS records: a Python writer's gathered write */
+	__u8 _pad[3];
+	__u64 seg; /* index of the next segment to take */
+	__u64 cur_ptr, cur_len; /* the segment being sent */
+	__u64 off; /* in it */
 	__u64 done; /* bytes handled so far */
 	__u64 target; /* bytes to capture: total, or less past the cap */
 	__u64 io_pos;

@@ -21,6 +21,7 @@ enum evt_type {
 	EVT_PROC_EXIT, /* a traced process exited */
 	EVT_PROC_FORK, /* a traced process forked a child, which is now traced too */
 	EVT_STACK, /* the Python stack of the thread that made a WebSocket write */
+	EVT_SEGS, /* where a gathered write's segments were in the writer's memory */
 };
 
 #define EVT_VERSION 1
@@ -47,6 +48,11 @@ enum data_flags {
 	DATA_FIRST = 1 << 0, /* first chunk of this syscall's bytes */
 	DATA_LAST = 1 << 1, /* last chunk captured of this syscall's bytes */
 	DATA_UNCLASSIFIED = 1 << 2, /* connection not yet known to be WebSocket or not */
+	/*
+	 * The chunk holds bytes of several iovec segments: user_ptr is that of its first byte
+	 * only, and an EVT_SEGS record sent before it maps the others.
+	 */
+	DATA_GATHERED = 1 << 3,
 };
 
 enum syscall_kind {
@@ -77,9 +83,9 @@ struct evt_data {
 	__u32 fd;
 	__u32 len; /* bytes in data[] */
 	/*
-	 * Where these bytes were in the writer's memory.  A chunk never spans two iovec
-	 * segments, so this ties each byte to the buffer object it came from (see evt_stack's
-	 * token).
+	 * Where data[0] was in the writer's memory, which ties the bytes to the buffer object
+	 * they came from (see evt_stack's token).  Without DATA_GATHERED the chunk is one
+	 * contiguous piece of it.
 	 */
 	__u64 user_ptr;
 	__u8 comm[16];
@@ -89,6 +95,29 @@ struct evt_data {
 	__u32 _pad;
 	/* followed by len payload bytes (up to CHUNK_MAX) */
 };
+
+/* One iovec segment of a write: stream positions [stream_pos, stream_pos + len). */
+struct io_seg_map {
+	__u64 stream_pos;
+	__u64 ptr;
+	__u64 len;
+};
+
+/*
+ * The segments of a gathered write (writev, sendmsg) that the data records following it
+ * cover, sent for the writes of Python processes (whose transports queue buffer objects: see
+ * evt_stack's token).  Sent with its n entries only.
+ */
+struct evt_segs {
+	struct evt_hdr hdr;
+	struct conn_id conn;
+	__u32 tgid;
+	__u32 n;
+	struct io_seg_map seg[SEGS_PER_CALL];
+};
+
+#define EVT_SEGS_SIZE(k) \
+	(__builtin_offsetof(struct evt_segs, seg) + (k) * sizeof(struct io_seg_map))
 
 struct evt_conn {
 	struct evt_hdr hdr;
@@ -290,5 +319,6 @@ _Static_assert(sizeof(struct py_ctx) == 8 + CTX_VALUE_MAX, "py_ctx layout");
 _Static_assert(sizeof(struct evt_stack) == 72 + sizeof(struct py_ctx) + 32 * PY_FRAMES_MAX,
 	       "evt_stack layout");
 _Static_assert(sizeof(struct ctx_code) == 24, "ctx_code layout");
+_Static_assert(sizeof(struct evt_segs) == 40 + 24 * SEGS_PER_CALL, "evt_segs layout");
 
 #endif /* WSAUDIT_EVENTS_H */

@@ -15,6 +15,11 @@
 #define READ_CAP 8192
 /* iovec segments followed per writev/sendmsg/readv/recvmsg, messages per sendmmsg. */
 #define IOV_MAX_WALK 64
+/*
+ * iovec segments the chunk emitter visits per invocation; past the first IOV_MAX_WALK it reads
+ * them as it goes, so a writev of IOV_MAX (1024) segments fits in the tail calls allowed.
+ */
+#define SEGS_PER_CALL 64
 #define MMSG_MAX_WALK 8
 
 #define PATH_CAP 256
