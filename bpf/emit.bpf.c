@@ -51,7 +51,7 @@ static __always_inline void flush_segs(struct data_scratch *s)
 	s->segs.n = n;
 	s->segs.hdr.size = size;
 	s->st.nmap = 0;
-	if (bpf_ringbuf_output(&events_rb, &s->segs, size, ringbuf_flags()))
+	if (bpf_ringbuf_output(&events_rb, &s->segs, size, ringbuf_flags(size, false)))
 		count_drop(DROP_RINGBUF_FULL);
 	else
 		count_stat(STAT_EVENTS, 1);
@@ -77,7 +77,8 @@ static __always_inline void flush(struct data_scratch *s, struct io_desc *io)
 	if (s->st.rec_segs > 1)
 		s->evt.flags |= DATA_GATHERED;
 	s->evt.hdr.size = sizeof(s->evt) + fill;
-	if (bpf_ringbuf_output(&events_rb, s, sizeof(s->evt) + fill, ringbuf_flags())) {
+	if (bpf_ringbuf_output(&events_rb, s, sizeof(s->evt) + fill,
+			       ringbuf_flags(sizeof(s->evt) + fill, false))) {
 		count_drop(DROP_RINGBUF_FULL);
 		count_stat(STAT_LOST_BYTES, fill);
 	} else {

@@ -47,7 +47,7 @@ int BPF_PROG(fork_tp, struct task_struct *parent, struct task_struct *child)
 		return 0;
 	e->pid = ctgid;
 	e->ppid = ptgid;
-	bpf_ringbuf_submit(e, ringbuf_flags());
+	bpf_ringbuf_submit(e, ringbuf_flags(sizeof(*e), true));
 	return 0;
 }
 
@@ -118,7 +118,7 @@ int close_enter(struct trace_event_raw_sys_enter *ctx)
 		e->tid = (__u32)id;
 		e->fd = ctx->args[0];
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
-		bpf_ringbuf_submit(e, ringbuf_flags());
+		bpf_ringbuf_submit(e, ringbuf_flags(sizeof(*e), true));
 	} else {
 		count_drop(DROP_RINGBUF_FULL);
 	}

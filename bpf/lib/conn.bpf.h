@@ -26,7 +26,7 @@ static __always_inline void conn_emit_new(struct sock_ref *ref, struct conn_info
 	e->fd = fd;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	sock_fill_tuple(ref->sk, e);
-	bpf_ringbuf_submit(e, ringbuf_flags());
+	bpf_ringbuf_submit(e, ringbuf_flags(sizeof(*e), true));
 	count_stat(STAT_EVENTS, 1);
 }
 

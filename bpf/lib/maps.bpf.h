@@ -265,10 +265,20 @@ static __always_inline bool tgid_set_traced(__u32 tgid, bool traced)
 	return true;
 }
 
-/* Wake the collector only once enough is queued; it polls on a short timer besides. */
-static __always_inline __u64 ringbuf_flags(void)
+/*
+ * Wake the collector when the bytes queued cross cfg_wakeup_bytes with this record of `size`
+ * bytes (`queued`: already counted, as after a reserve).  Only the crossing wakes it: while it
+ * drains the ring it needs no more, and a wake-up costs the writer an irq_work, a self-IPI
+ * that a VM pays with an exit.  It polls on a short timer besides, and poll() sees data still
+ * queued when it goes back to sleep.
+ */
+static __always_inline __u64 ringbuf_flags(__u64 size, bool queued)
 {
-	if (bpf_ringbuf_query(&events_rb, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes)
+	__u64 avail = bpf_ringbuf_query(&events_rb, BPF_RB_AVAIL_DATA);
+
+	if (queued)
+		avail = avail > size ? avail - size : 0;
+	if (avail < cfg_wakeup_bytes && avail + size >= cfg_wakeup_bytes)
 		return BPF_RB_FORCE_WAKEUP;
 	return BPF_RB_NO_WAKEUP;
 }

@@ -326,7 +326,7 @@ static __always_inline void stack_submit(struct evt_stack *e)
 	if (size > sizeof(*e))
 		size = sizeof(*e);
 	e->hdr.size = size;
-	if (bpf_ringbuf_output(&events_rb, e, size, ringbuf_flags())) {
+	if (bpf_ringbuf_output(&events_rb, e, size, ringbuf_flags(size, false))) {
 		count_drop(DROP_STACK_RINGBUF_FULL);
 		return;
 	}
