@@ -26,6 +26,7 @@ its stats record counts, gives its CPU per 1,000 frames.  Markdown report on std
 
 usage: service_cost.py [-r REPS] [-n CLIENTS] [-s SECONDS] [--rate FRAMES_PER_S] [--quick]
                        [--perf FILE]   (perf profile of wsaudit, full attribution, fixed rate)
+                       [--bpf-stats]   (run time of wsaudit's BPF programs per frame)
 """
 
 import argparse
@@ -40,7 +41,7 @@ import sys
 import tempfile
 import time
 
-from tracer import start_trace
+from tracer import bpf_prog_stats, start_trace
 
 PYTHON = "/usr/bin/python3"
 HERE = os.path.abspath(__file__)
@@ -338,6 +339,8 @@ def run_batch(args, cfg):
                 out.seek(0, 2)
         if ws:
             res["rate"]["ws_frames"] -= res["sat"]["ws_frames"]
+            if args.bpf_stats:
+                res["ws_bpf"] = bpf_prog_stats(ws.pid)
             ws.send_signal(signal.SIGINT)
             ws.wait(30)
             if ws.returncode != 0:
@@ -373,6 +376,15 @@ def mmm(v, fmt="{:.0f}"):
     return f"{fmt.format(statistics.median(v))} / {fmt.format(min(v))} / {fmt.format(max(v))}"
 
 
+def bpf_stats(on):
+    """Run-time counters of BPF programs (wsaudit's stats record reports them)."""
+    try:
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write("1" if on else "0")
+    except OSError as e:
+        print(f"service_cost: cannot switch BPF run-time stats: {e}", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", action="store_true", help=argparse.SUPPRESS)
@@ -385,6 +397,8 @@ def main():
     ap.add_argument("--rate", type=float, default=2000, help="total frames/s of the fixed-rate phase")
     ap.add_argument("-w", "--wsaudit", default="./wsaudit")
     ap.add_argument("--quick", action="store_true", help="1 repetition, 2 s phases")
+    ap.add_argument("--bpf-stats", action="store_true",
+                    help="switch on kernel.bpf_stats_enabled and report wsaudit's programs")
     ap.add_argument("--perf", metavar="FILE",
                     help="perf record wsaudit during the fixed-rate phase of full attribution")
     args = ap.parse_args()
@@ -398,12 +412,18 @@ def main():
         sys.exit("service_cost: must run as root")
     cfgs = ["none", "full", "capture", "traceback"]
     res = {c: [] for c in cfgs}
-    for rep in range(args.reps):
-        order = cfgs[rep % 4:] + cfgs[:rep % 4]
-        for cfg in order:
-            r = run_batch(args, cfg)
-            res[cfg].append(r)
-            print(f"service_cost: rep {rep} {cfg}: {json.dumps(r)}", file=sys.stderr)
+    if args.bpf_stats:
+        bpf_stats(True)
+    try:
+        for rep in range(args.reps):
+            order = cfgs[rep % 4:] + cfgs[:rep % 4]
+            for cfg in order:
+                r = run_batch(args, cfg)
+                res[cfg].append(r)
+                print(f"service_cost: rep {rep} {cfg}: {json.dumps(r)}", file=sys.stderr)
+    finally:
+        if args.bpf_stats:
+            bpf_stats(False)
     report(args, cfgs, res)
     if args.perf:
         perf_report(args)
@@ -507,6 +527,25 @@ def report(args, cfgs, res):
         print(f"- {names[c]}: frames in stats {sum(r['ws_frames'] for r in res[c])}, attributed "
               f"{sum(r['ws_attributed'] for r in res[c])}; drops {json.dumps(drops)}; "
               f"unattributed {json.dumps(un)}")
+    bpf = {}
+    for r in res["full"]:
+        for prog, (ns, runs) in r.get("ws_bpf", {}).items():
+            t = bpf.setdefault(prog, [0, 0])
+            t[0] += ns
+            t[1] += runs
+    frames = sum(r["sat"]["frames"] + r["rate"]["frames"] for r in res["full"])
+    if any(runs for _, runs in bpf.values()):
+        print(f"\nwsaudit's BPF programs with full attribution (kernel.bpf_stats_enabled=1), over "
+              f"both phases, {frames} frames: run time per run, runs per frame sent, and ns "
+              f"per frame sent (a tail-called program's time is in its caller's).\n")
+        print("| program | ns per run | runs per frame | ns per frame |")
+        print("|---|---|---|---|")
+        total = 0
+        for prog, (ns, runs) in sorted(bpf.items(), key=lambda kv: -kv[1][0]):
+            if runs:
+                total += ns
+                print(f"| {prog} | {ns / runs:.0f} | {runs / frames:.3f} | {ns / frames:.0f} |")
+        print(f"| all | | | {total / frames:.0f} |")
     full = cost["full"]
     tb = cost["traceback"]
     print(f"\nThroughput lost at saturation (1 - median/median of no tracer): full attribution "

@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 
-from tracer import start_trace
+from tracer import bpf_prog_stats, start_trace
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -180,32 +180,6 @@ def wsaudit_start(wsaudit, pid, capture_only):
     proc = start_trace(cmd, out, "walk_cost")
     proc.outfile = out
     return proc
-
-
-def bpf_prog_stats(pid):
-    """Run time and count of the BPF programs wsaudit (pid) holds, by name (bpf_stats on)."""
-    ids = {}
-    fdir = f"/proc/{pid}/fdinfo"
-    for fd in os.listdir(fdir):
-        try:
-            with open(f"{fdir}/{fd}") as f:
-                kv = dict(line.split(":", 1) for line in f if ":" in line)
-        except OSError:
-            continue
-        if "prog_id" in kv and "run_time_ns" in kv:
-            ids[int(kv["prog_id"])] = (int(kv["run_time_ns"]), int(kv["run_cnt"]))
-    names = {}
-    out = subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, text=True,
-                         timeout=30)
-    for p in json.loads(out.stdout or "[]"):
-        names[p["id"]] = p.get("name", str(p["id"]))
-    stats = {}
-    for i, (t, n) in ids.items():
-        name = names.get(i, str(i))
-        a = stats.setdefault(name, [0, 0])
-        a[0] += t
-        a[1] += n
-    return stats
 
 
 def wsaudit_stop(proc):

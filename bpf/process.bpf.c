@@ -47,7 +47,11 @@ int BPF_PROG(fork_tp, struct task_struct *parent, struct task_struct *child)
 		return 0;
 	e->pid = ctgid;
 	e->ppid = ptgid;
-	bpf_ringbuf_submit(e, ringbuf_flags(sizeof(*e), true));
+	/*
+	 * At once: the collector hooks the child's transports (uvloop) on this record, and
+	 * what the child writes before that goes unattributed.
+	 */
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
 	return 0;
 }
 

@@ -40,7 +40,7 @@ static __always_inline int recv_exit(void *ctx, long ret)
 		c->state = CONN_HTTP;
 	}
 	pos = __sync_fetch_and_add(&c->rx_pos, io->total);
-	emit_io(ctx, io, c, ref.ino, pos, READ_CAP, 0, false);
+	emit_io(ctx, io, c, ref.ino, pos, READ_CAP, 0, false, false);
 	return 0;
 }
 

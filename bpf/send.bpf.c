@@ -29,6 +29,7 @@ static __always_inline int send_exit(void *ctx, long ret)
 	struct conn_info *c;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u16 flags = 0;
+	bool python;
 	__u64 pos;
 	__u8 state;
 
@@ -50,8 +51,8 @@ static __always_inline int send_exit(void *ctx, long ret)
 			c->state = CONN_WS;
 	}
 	/* The stack is walked only for writes on WebSocket connections of Python processes. */
-	emit_io(ctx, io, c, ref.ino, pos, cfg_write_cap, flags,
-		state == CONN_WS && bpf_map_lookup_elem(&py_procs, &tgid));
+	python = bpf_map_lookup_elem(&py_procs, &tgid) != NULL;
+	emit_io(ctx, io, c, ref.ino, pos, cfg_write_cap, flags, state == CONN_WS && python, python);
 	return 0;
 }
 

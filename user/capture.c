@@ -14,12 +14,15 @@
 #include "log.h"
 #include "wsaudit.skel.h"
 
-#define UPROBES_MAX 64
+/* Transport-write uprobes held at once: a few sites per traced Python process. */
+#define UPROBES_MAX 4096
 
 struct uprobe_rec {
+	pid_t pid;
 	dev_t dev;
 	ino_t ino;
 	unsigned long long offset;
+	char *path; /* as attached, for a forked child */
 	struct bpf_link *link;
 };
 
@@ -28,8 +31,8 @@ struct capture {
 	uint64_t *traced_bits; /* the traced_bits map, mapped */
 	size_t traced_bits_len;
 	uint32_t traced_words;
-	struct uprobe_rec uprobes[UPROBES_MAX];
-	unsigned int nuprobes;
+	struct uprobe_rec *uprobes;
+	unsigned int nuprobes, uprobes_cap;
 	struct ring_buffer *rb;
 	capture_record_fn fn;
 	void *ctx;
@@ -208,8 +211,11 @@ void capture_close(struct capture *cap)
 {
 	if (!cap)
 		return;
-	for (unsigned int i = 0; i < cap->nuprobes; i++)
+	for (unsigned int i = 0; i < cap->nuprobes; i++) {
 		bpf_link__destroy(cap->uprobes[i].link);
+		free(cap->uprobes[i].path);
+	}
+	free(cap->uprobes);
 	ring_buffer__free(cap->rb);
 	if (cap->traced_bits)
 		munmap(cap->traced_bits, cap->traced_bits_len);
@@ -260,6 +266,13 @@ int capture_forget_tgid(struct capture *cap, pid_t tgid)
 	int removed = 0;
 
 	forget_ctx_codes(cap, tgid);
+	for (unsigned int i = 0; i < cap->nuprobes; i++) {
+		if (cap->uprobes[i].pid != tgid)
+			continue;
+		bpf_link__destroy(cap->uprobes[i].link);
+		free(cap->uprobes[i].path);
+		cap->uprobes[i--] = cap->uprobes[--cap->nuprobes];
+	}
 	/* Deleting while iterating restarts the walk at the deleted key's successor. */
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		key = next;
@@ -285,35 +298,75 @@ int capture_set_pyoffsets(struct capture *cap, pid_t pid, const struct py_offset
 	return 0;
 }
 
-int capture_attach_transport_write(struct capture *cap, const char *path, dev_t dev, ino_t ino,
-				   unsigned long long offset)
+int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *path, dev_t dev,
+				   ino_t ino, unsigned long long offset)
 {
-	struct bpf_link *link;
 	struct uprobe_rec *u;
+	struct bpf_link *link;
+	unsigned int ncap;
+	char *copy;
 
 	for (unsigned int i = 0; i < cap->nuprobes; i++) {
 		u = &cap->uprobes[i];
-		if (u->dev == dev && u->ino == ino && u->offset == offset)
+		if (u->pid == pid && u->dev == dev && u->ino == ino && u->offset == offset)
 			return 0;
 	}
-	if (cap->nuprobes == UPROBES_MAX) {
-		cap->failed++;
-		return -ENOSPC;
+	if (cap->nuprobes == cap->uprobes_cap) {
+		if (cap->uprobes_cap == UPROBES_MAX) {
+			cap->failed++;
+			return -ENOSPC;
+		}
+		ncap = cap->uprobes_cap ? 2 * cap->uprobes_cap : 16;
+		u = realloc(cap->uprobes, ncap * sizeof(*u));
+		if (!u)
+			return -ENOMEM;
+		cap->uprobes = u;
+		cap->uprobes_cap = ncap;
 	}
-	/* Every process mapping the file: the program itself filters by traced process. */
-	link = bpf_program__attach_uprobe(cap->skel->progs.transport_write_uprobe, false, -1, path,
+	/*
+	 * For this process only: the kernel then writes the breakpoint into its memory alone,
+	 * and the other processes mapping the file (services that are not audited) never trap.
+	 */
+	copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	link = bpf_program__attach_uprobe(cap->skel->progs.transport_write_uprobe, false, pid, path,
 					  offset);
 	if (!link) {
+		int err = -errno;
+
+		free(copy);
 		cap->failed++;
-		return -errno;
+		return err;
 	}
 	u = &cap->uprobes[cap->nuprobes++];
+	u->path = copy;
+	u->pid = pid;
 	u->dev = dev;
 	u->ino = ino;
 	u->offset = offset;
 	u->link = link;
 	cap->attached++;
 	return 0;
+}
+
+int capture_fork_transport_writes(struct capture *cap, pid_t parent, pid_t child)
+{
+	unsigned int n = cap->nuprobes;
+	struct uprobe_rec u;
+	int err, attached = 0;
+
+	/* Entries added below are the child's: only the first n can be the parent's. */
+	for (unsigned int i = 0; i < n; i++) {
+		if (cap->uprobes[i].pid != parent)
+			continue;
+		u = cap->uprobes[i];
+		err = capture_attach_transport_write(cap, child, u.path, u.dev, u.ino, u.offset);
+		if (err)
+			return err;
+		attached++;
+	}
+	return attached;
 }
 
 int capture_mark_ctx_code(struct capture *cap, pid_t pid, unsigned long long code,

@@ -37,11 +37,17 @@ int capture_forget_tgid(struct capture *cap, pid_t tgid);
 /* Enables (off) or disables (NULL) the Python stack walk for a process. */
 int capture_set_pyoffsets(struct capture *cap, pid_t pid, const struct py_offsets *off);
 /*
- * Attaches the transport-write uprobe at offset in the file at path, once per (dev, ino).
- * 0 (also when already attached) or -errno.
+ * Attaches the transport-write uprobe at offset in the file at path for process pid, once per
+ * (pid, dev, ino, offset); capture_forget_tgid detaches it.  0 (also when already attached)
+ * or -errno.
  */
-int capture_attach_transport_write(struct capture *cap, const char *path, dev_t dev, ino_t ino,
-				   unsigned long long offset);
+int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *path, dev_t dev,
+				   ino_t ino, unsigned long long offset);
+/*
+ * Attaches for a forked child the transport-write uprobes of its parent (a breakpoint set for
+ * one process is not inherited).  Sites attached, or -errno.
+ */
+int capture_fork_transport_writes(struct capture *cap, pid_t parent, pid_t child);
 /* Marks a code object of a process whose frames carry a user argument to read. */
 int capture_mark_ctx_code(struct capture *cap, pid_t pid, unsigned long long code,
 			  const struct ctx_code *cc);

@@ -533,7 +533,8 @@ static int handle_segs(struct conntrack *ct, const struct evt_segs *e)
 {
 	struct ct_conn *c = table_find(ct, e->conn.ino);
 
-	if (!c || c->id.gen != e->conn.gen || c->state != CT_WEBSOCKET)
+	/* Also before the upgrade: its response and the first frames can share a writev. */
+	if (!c || c->id.gen != e->conn.gen)
 		return 0;
 	for (uint32_t i = 0; i < e->n; i++)
 		chunk_remember(c, e->seg[i].stream_pos, e->seg[i].len, e->seg[i].ptr);

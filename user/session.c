@@ -309,11 +309,16 @@ static int sink_verdict(void *ctx, const struct conn_id *id, enum conn_state sta
 	return err;
 }
 
+struct uvloop_target {
+	struct session *s;
+	pid_t pid;
+};
+
 static void uvloop_site(void *ctx, const char *path, dev_t dev, ino_t ino,
 			unsigned long long offset)
 {
-	struct session *s = ctx;
-	int err = capture_attach_transport_write(s->cap, path, dev, ino, offset);
+	struct uvloop_target *t = ctx;
+	int err = capture_attach_transport_write(t->s->cap, t->pid, path, dev, ino, offset);
 
 	if (err)
 		log_warn("failed to attach to uvloop's transport write at %s+0x%llx: %s", path,
@@ -323,7 +328,8 @@ static void uvloop_site(void *ctx, const char *path, dev_t dev, ino_t ino,
 /* uvloop sends later what it is given: its write methods take the stack instead. */
 static int uvloop_attach(struct session *s, pid_t pid)
 {
-	int n = uvhook_find_in_process(pid, uvloop_site, s);
+	struct uvloop_target t = { .s = s, .pid = pid };
+	int n = uvhook_find_in_process(pid, uvloop_site, &t);
 
 	if (n > 0)
 		log_info("pid %d: uvloop transport writes hooked at %d site(s)", pid, n);
@@ -336,6 +342,7 @@ static int uvloop_attach(struct session *s, pid_t pid)
  */
 static int python_attach(struct session *s, pid_t pid)
 {
+	struct uvloop_target t = { .s = s, .pid = pid };
 	struct py_offsets off;
 	int err;
 
@@ -348,7 +355,7 @@ static int python_attach(struct session *s, pid_t pid)
 	if (err)
 		log_warn("failed to enable the stack walk for pid %d: %s", pid, strerror(-err));
 	/* uvloop where it would be imported from: hooked before the import, not after. */
-	if (uvhook_find_installed(pid, uvloop_site, s) > 0)
+	if (uvhook_find_installed(pid, uvloop_site, &t) > 0)
 		log_info("pid %d: installed uvloop hooked ahead of its import", pid);
 	return uvloop_attach(s, pid);
 }
@@ -493,6 +500,9 @@ static void handle_proc(struct session *s, const struct evt_proc *e)
 	case EVT_PROC_FORK:
 		s->processes++;
 		attrib_fork_process(s->attrib, e->ppid, e->pid);
+		if (capture_fork_transport_writes(s->cap, e->ppid, e->pid) < 0)
+			log_warn("pid %u: failed to hook uvloop's transport writes as its parent's",
+				 e->pid);
 		log_info("tracing pid %u, forked by traced pid %u", e->pid, e->ppid);
 		if (show)
 			output_process(s->out, "process_fork", e->hdr.ts_ns, e->pid, comm, 0);

@@ -146,10 +146,13 @@ static __always_inline struct io_desc *io_gather(const struct inflight *a, long 
  * Starts sending up to `cap` bytes of the syscall's data as chunks; io_pos is the stream
  * position of its first byte.  The work goes on by tail call, which does not return on
  * success: in py_stack_walk first (bpf/pystack.bpf.c) when `walk` asks for the writer's Python
- * stack, then in emit_chunks (bpf/emit.bpf.c).
+ * stack, then in emit_chunks (bpf/emit.bpf.c).  `python`: the writer is a Python process, whose
+ * transports may queue buffer objects (uvloop): the addresses of a gathered write's segments
+ * are sent too, whether or not the connection is known to be WebSocket yet (a handshake
+ * response and the first frames can leave in one writev).
  */
 static __always_inline void emit_io(void *ctx, struct io_desc *io, struct conn_info *c, __u64 ino,
-				    __u64 io_pos, __u64 cap, __u16 flags, bool walk)
+				    __u64 io_pos, __u64 cap, __u16 flags, bool walk, bool python)
 {
 	io->target = io->total < cap ? io->total : cap;
 	if (io->total > cap) {
@@ -162,8 +165,7 @@ static __always_inline void emit_io(void *ctx, struct io_desc *io, struct conn_i
 	io->off = 0;
 	io->done = 0;
 	io->flags = flags;
-	/* Python transports queue buffer objects: user space matches them by address. */
-	io->map_segs = walk && (io->nsegs > 1 || io->iov_cnt > 1);
+	io->map_segs = python && (io->nsegs > 1 || io->iov_cnt > 1);
 	io->io_pos = io_pos;
 	io->conn.ino = ino;
 	io->conn.gen = c->gen;

@@ -1,0 +1,177 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Gathered writes and uvloop's transport hooks, against real servers.
+
+- A writev-style sendmsg() of hundreds of frames (what an event loop does when it flushes
+  its queue) is captured whole: every frame, no `too_many_iov`, no other drop.
+- The uprobes on uvloop's transport writes are set for the traced process alone: a second
+  uvloop server that is not traced never runs wsaudit's program.
+- A child forked by a traced uvloop process has those hooks too, so its frames are
+  attributed to the function that wrote them.
+"""
+
+import base64
+import json
+import os
+import socket
+import struct
+import subprocess
+import time
+
+from harness import (
+    APPS,
+    PY,
+    Trace,
+    diff_sequences,
+    final_stats,
+    frame_key,
+    free_port,
+    read_line,
+    server_log,
+    trace_frames,
+)
+
+APP = os.path.join(APPS, "ws_gather.py")
+STATS = "/proc/sys/kernel/bpf_stats_enabled"
+
+
+def start_app(procs, mode, port, *extra, stdin=None):
+    p = procs.start([PY, APP, "--mode", mode, "--port", str(port), *map(str, extra)],
+                    stdout=subprocess.PIPE, stdin=stdin)
+    line = read_line(p, 30, f"ws_gather {mode}")
+    assert line.startswith("READY pid="), line
+    return p
+
+
+def read_all_frames(port, timeout=30):
+    """Connects, upgrades and reads server frames until the close: [(opcode, length)]."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        assert chunk, "connection closed during the handshake"
+        buf += chunk
+    head, buf = buf.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    frames = []
+    while True:
+        while True:
+            if len(buf) >= 2:
+                n, hdr = buf[1] & 0x7F, 2
+                if n == 126 and len(buf) >= 4:
+                    n, hdr = struct.unpack("!H", buf[2:4])[0], 4
+                elif n == 127 and len(buf) >= 10:
+                    n, hdr = struct.unpack("!Q", buf[2:10])[0], 10
+                if n < 126 or hdr > 2:
+                    if len(buf) >= hdr + n:
+                        break
+            chunk = s.recv(65536)
+            assert chunk, f"connection closed after {len(frames)} frames, before the close"
+            buf += chunk
+        op = buf[0] & 0x0F
+        frames.append((op, n))
+        buf = buf[hdr + n:]
+        if op == 8:
+            # Answer the close as a client does (masked, empty), then end.
+            s.sendall(bytes([0x88, 0x80]) + os.urandom(4))
+            s.close()
+            return frames
+
+
+def prog_runs(wsaudit_pid, name):
+    """Runs of wsaudit's BPF program `name` (kernel.bpf_stats_enabled on)."""
+    ids = set()
+    for fd in os.listdir(f"/proc/{wsaudit_pid}/fdinfo"):
+        try:
+            with open(f"/proc/{wsaudit_pid}/fdinfo/{fd}") as f:
+                kv = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            continue
+        if "prog_id" in kv and "run_cnt" in kv:
+            ids.add(int(kv["prog_id"]))
+    out = subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, text=True,
+                         timeout=30, check=True)
+    runs = [p.get("run_cnt", 0) for p in json.loads(out.stdout)
+            if p["id"] in ids and p.get("name") == name]
+    assert runs, f"wsaudit holds no program named {name}"
+    return sum(runs)
+
+
+def test_writev_of_hundreds_of_frames_is_captured_whole(procs, tmp_path):
+    port = free_port()
+    log = os.path.join(str(tmp_path), "server.log")
+    server = start_app(procs, "writev", port, "--frames", 600, "--batches", 3, "--log", log)
+    trace = Trace(procs, str(tmp_path), ["-p", server.pid, "-o", "json"])
+    got = read_all_frames(port)
+    assert len(got) == 1801, f"the client read {len(got)} frames"
+    assert trace.stop() == 0, trace.stderr()
+    recs = trace.records()
+    truth = server_log(log)
+    frames = trace_frames(recs, server.pid, port)
+    assert set(frames) == set(truth), (sorted(frames), sorted(truth))
+    for cport, want in truth.items():
+        keys = [frame_key(r) for r in frames[cport]]
+        assert keys == want, diff_sequences("wsaudit", keys, "server log", want)
+    stats = final_stats(recs)
+    print(f"\n[writev] 3 sendmsg() of 600 iovecs: wsaudit reported "
+          f"{sum(len(v) for v in frames.values())} frames, server logged "
+          f"{sum(len(v) for v in truth.values())}; drops {stats['drops']}")
+    assert stats["drops"]["too_many_iov"] == 0, stats["drops"]
+    assert stats["drops_total"] == 0, stats["drops"]
+
+
+def test_uvloop_hooks_stay_in_the_traced_process(procs, tmp_path):
+    traced_port, other_port = free_port(), free_port()
+    traced = start_app(procs, "uvloop", traced_port, "--frames", 300)
+    start_app(procs, "uvloop", other_port, "--frames", 300)
+    with open(STATS) as f:
+        was = f.read().strip()
+    with open(STATS, "w") as f:
+        f.write("1")
+    try:
+        trace = Trace(procs, str(tmp_path), ["-p", traced.pid, "-o", "json"])
+        before = prog_runs(trace.proc.pid, "transport_write_uprobe")
+        assert len(read_all_frames(traced_port)) == 301
+        traced_runs = prog_runs(trace.proc.pid, "transport_write_uprobe") - before
+        assert len(read_all_frames(other_port)) == 301
+        time.sleep(0.5)
+        other_runs = prog_runs(trace.proc.pid, "transport_write_uprobe") - before - traced_runs
+    finally:
+        with open(STATS, "w") as f:
+            f.write(was)
+    assert trace.stop() == 0, trace.stderr()
+    recs = trace.records()
+    frames = [r for ps in trace_frames(recs, traced.pid, traced_port).values() for r in ps]
+    texts = [r for r in frames if r["opcode"] == "text"]
+    pushed = [r for r in texts if (r.get("origin") or {}).get("function", "").endswith("push_updates")]
+    print(f"\n[uvloop hooks] transport-write program runs: {traced_runs} while the traced "
+          f"server sent 301 frames, {other_runs} while the untraced one did; "
+          f"{len(pushed)}/{len(texts)} text frames attributed to push_updates")
+    assert traced_runs >= 300, traced_runs
+    assert other_runs == 0, f"the untraced uvloop server ran wsaudit's uprobe {other_runs} times"
+    assert len(texts) == 300 and len(pushed) == 300, [r.get("origin") for r in texts[:3]]
+
+
+def test_forked_uvloop_child_is_attributed(procs, tmp_path):
+    port = free_port()
+    parent = start_app(procs, "fork", port, "--frames", 50, stdin=subprocess.PIPE)
+    trace = Trace(procs, str(tmp_path), ["-p", parent.pid, "-o", "json"])
+    parent.stdin.write(b"go\n")
+    parent.stdin.flush()
+    line = read_line(parent, 30, "forked child")
+    assert line.startswith("CHILD pid="), line
+    child = int(line.split("=")[1])
+    assert len(read_all_frames(port)) == 51
+    assert trace.stop() == 0, trace.stderr()
+    recs = trace.records()
+    frames = [r for r in recs if r.get("type") == "frame" and r.get("pid") == child]
+    texts = [r for r in frames if r["opcode"] == "text"]
+    pushed = [r for r in texts if (r.get("origin") or {}).get("function", "").endswith("push_updates")]
+    print(f"\n[fork] child {child} of traced {parent.pid}: {len(texts)} text frames, "
+          f"{len(pushed)} attributed to push_updates; unattributed "
+          f"{sorted({str(r.get('unattributed')) for r in texts if not r.get('origin')})}")
+    assert len(texts) == 50, len(texts)
+    assert len(pushed) == 50, [(r.get("origin"), r.get("unattributed")) for r in texts[:3]]
