@@ -302,6 +302,71 @@ static void test_malformed_records_counted(void **state)
 	conntrack_free(ct, "end");
 }
 
+/*
+ * A writev of the 101 response and three frames, one iovec each, gathered into one record:
+ * the segment map sent before it gives each frame the address of its own buffer.
+ */
+static void test_gathered_write_maps_each_frame_to_its_segment(void **state)
+{
+	static const uint8_t f1[] = { 0x81, 0x02, 'h', 'i' };
+	static const uint8_t f2[] = { 0x82, 0x03, 1, 2, 3 };
+	static const uint8_t f3[] = { 0x81, 0x01, 'x' };
+	size_t rlen = strlen(RESPONSE), n = rlen + sizeof(f1) + sizeof(f2) + sizeof(f3);
+	uint64_t req_len = strlen(REQUEST), ptrs[4] = { 0x7000, 0x9100, 0xa200, 0xb300 };
+	uint64_t lens[4] = { rlen, sizeof(f1), sizeof(f2), sizeof(f3) }, pos = 0;
+	struct evt_segs segs = {
+		.hdr = { .type = EVT_SEGS, .version = EVT_VERSION, .size = EVT_SEGS_SIZE(4) },
+		.conn = CONN,
+		.tgid = 100,
+		.n = 4,
+	};
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+	uint8_t *data = malloc(n);
+
+	assert_non_null(data);
+	memcpy(data, RESPONSE, rlen);
+	memcpy(data + rlen, f1, sizeof(f1));
+	memcpy(data + rlen + sizeof(f1), f2, sizeof(f2));
+	memcpy(data + rlen + sizeof(f1) + sizeof(f2), f3, sizeof(f3));
+	send_conn(ct, EVT_CONN_NEW);
+	send_chunk(ct, DIR_RX, 0, req_len, 0, REQUEST, req_len, DATA_FIRST | DATA_LAST, 1);
+	for (int i = 0; i < 4; i++) {
+		segs.seg[i].stream_pos = pos;
+		segs.seg[i].ptr = ptrs[i];
+		segs.seg[i].len = lens[i];
+		pos += lens[i];
+	}
+	assert_int_equal(conntrack_record(ct, &segs, EVT_SEGS_SIZE(4)), 0);
+	send_chunk(ct, DIR_TX, 0, n, 0, data, n, DATA_FIRST | DATA_LAST | DATA_GATHERED, 1);
+	assert_int_equal(r.nframes, 3);
+	assert_int_equal(r.frames[0].user_addr, 0x9100);
+	assert_int_equal(r.frames[1].user_addr, 0xa200);
+	assert_int_equal(r.frames[2].user_addr, 0xb300);
+	assert_int_equal(conntrack_stats(ct)->malformed_records, 0);
+	free(data);
+	conntrack_free(ct, "end");
+}
+
+static void test_malformed_segment_maps_counted(void **state)
+{
+	struct evt_segs segs = {
+		.hdr = { .type = EVT_SEGS, .version = EVT_VERSION, .size = EVT_SEGS_SIZE(2) },
+		.conn = CONN,
+		.n = 3,
+	};
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+
+	/* More entries than the record holds, then more than a record can hold. */
+	assert_int_equal(conntrack_record(ct, &segs, EVT_SEGS_SIZE(2)), -22);
+	segs.n = SEGS_PER_CALL + 1;
+	segs.hdr.size = sizeof(segs);
+	assert_int_equal(conntrack_record(ct, &segs, sizeof(segs)), -22);
+	assert_int_equal(conntrack_stats(ct)->malformed_records, 2);
+	conntrack_free(ct, "end");
+}
+
 static void test_process_exit_ends_connections(void **state)
 {
 	struct recorder r;
@@ -329,6 +394,8 @@ int main(void)
 		cmocka_unit_test(test_binary_protocol_ignored_after_tries),
 		cmocka_unit_test(test_malformed_records_counted),
 		cmocka_unit_test(test_process_exit_ends_connections),
+		cmocka_unit_test(test_gathered_write_maps_each_frame_to_its_segment),
+		cmocka_unit_test(test_malformed_segment_maps_counted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
