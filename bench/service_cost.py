@@ -18,6 +18,8 @@ Configurations, one batch each per repetition, order rotated:
   none       no tracer
   full       wsaudit trace -p SERVER -o json (full attribution; output to a file)
   capture    wsaudit trace --capture-only -p SERVER -o json
+  floor      .output/bench/bench_uprobe_floor -p SERVER: an empty BPF program on the uprobes
+             wsaudit sets on uvloop's transport writes, the floor of hooking each write
   traceback  no tracer, WSBENCH_TRACEBACK=1
 A batch starts a fresh server (CPU 0), attaches wsaudit if any (not pinned), then runs the client
 (CPU 1) at saturation for -s seconds and at a fixed total rate for -s seconds, each on N fresh
@@ -45,6 +47,7 @@ from tracer import bpf_prog_stats, start_trace
 
 PYTHON = "/usr/bin/python3"
 HERE = os.path.abspath(__file__)
+FLOOR = os.path.join(os.path.dirname(HERE), "..", ".output", "bench", "bench_uprobe_floor")
 CPU_SERVER = "0"
 CPU_CLIENT = "1"
 HZ = os.sysconf("SC_CLK_TCK")
@@ -278,6 +281,17 @@ def wsaudit_start(wsaudit, pid, capture_only, outfile):
     return start_trace(cmd, outfile, "service_cost")
 
 
+def floor_start(pid):
+    """bench_uprobe_floor on the server: an empty program where wsaudit hooks uvloop."""
+    p = subprocess.Popen([FLOOR, "-p", str(pid)], stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    if not line.startswith("ATTACHED"):
+        p.kill()
+        p.wait()
+        sys.exit(f"service_cost: {FLOOR} did not attach: {line!r}")
+    return p
+
+
 def run_batch(args, cfg):
     port = free_port()
     env = dict(os.environ)
@@ -287,7 +301,7 @@ def run_batch(args, cfg):
                            # The saturation clients close once they have the end frame, without
                            # the closing handshake, which the server logs with a traceback.
                            stderr=subprocess.DEVNULL)
-    ws = None
+    ws = floor = None
     cli = None
     out = tempfile.TemporaryFile()
     try:
@@ -302,6 +316,8 @@ def run_batch(args, cfg):
                 time.sleep(0.1)
         if cfg in ("full", "capture"):
             ws = wsaudit_start(args.wsaudit, srv.pid, cfg == "capture", out)
+        elif cfg == "floor":
+            floor = floor_start(srv.pid)
         res = {}
         for phase in ("sat", "rate"):
             cpu0 = proc_cpu(ws.pid) if ws else 0
@@ -359,7 +375,7 @@ def run_batch(args, cfg):
                                       stats["attribution"]["unattributed"].items() if v}
         return res
     finally:
-        for p in (ws, srv):
+        for p in (ws, floor, srv):
             if p and p.poll() is None:
                 p.send_signal(signal.SIGINT)
                 try:
@@ -410,13 +426,13 @@ def main():
         args.reps, args.seconds = 1, 2.0
     if os.geteuid() != 0:
         sys.exit("service_cost: must run as root")
-    cfgs = ["none", "full", "capture", "traceback"]
+    cfgs = ["none", "full", "capture", "floor", "traceback"]
     res = {c: [] for c in cfgs}
     if args.bpf_stats:
         bpf_stats(True)
     try:
         for rep in range(args.reps):
-            order = cfgs[rep % 4:] + cfgs[:rep % 4]
+            order = cfgs[rep % len(cfgs):] + cfgs[:rep % len(cfgs)]
             for cfg in order:
                 r = run_batch(args, cfg)
                 res[cfg].append(r)
@@ -462,6 +478,7 @@ def perf_report(args):
 def report(args, cfgs, res):
     names = {"none": "no tracer", "full": "`wsaudit trace` (full attribution)",
              "capture": "`wsaudit trace --capture-only`",
+             "floor": "floor: an empty BPF program on uvloop's write uprobes",
              "traceback": "in-process `traceback.extract_stack()` per send"}
     print("## service_cost: what wsaudit costs the audited service (issue 7)\n")
     print(f"FastAPI 0.92 + uvicorn 0.17.6 (ws=websockets, uvloop, no permessage-deflate) under "
@@ -549,10 +566,12 @@ def report(args, cfgs, res):
     full = cost["full"]
     tb = cost["traceback"]
     print(f"\nThroughput lost at saturation (1 - median/median of no tracer): full attribution "
-          f"{100 * full:.1f}%, capture-only {100 * cost['capture']:.1f}%, in-process traceback "
+          f"{100 * full:.1f}%, capture-only {100 * cost['capture']:.1f}%, floor (empty uprobe) "
+          f"{100 * cost['floor']:.1f}%, in-process traceback "
           f"{100 * tb:.1f}%.")
     print(f"Service CPU per frame added at saturation (the service on a CPU of its own): full "
           f"attribution {100 * own['full']:.1f}%, capture-only {100 * own['capture']:.1f}%, "
+          f"floor (empty uprobe) {100 * own['floor']:.1f}%, "
           f"in-process traceback {100 * own['traceback']:.1f}%.")
     print(f"\n- Goal: full attribution costs at most 5% of throughput: "
           f"**{'met' if full <= 0.05 else 'not met'}** ({100 * full:.1f}% on the shared CPUs; "
