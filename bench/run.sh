@@ -27,25 +27,29 @@ quick)
 	walk_args=(-r 3 -n 2000)
 	service_args=(--quick)
 	capacity_args=(--quick --rates 50000,0 --batch-rates 200000)
+	follow_args=(-r 1 -s 2 --rates 50000)
 	;;
 long)
 	walk_args=(-r 21 -n 8000 --bpf-stats)
 	service_args=(-r 7 -s 5 --perf "$perf_data")
 	capacity_args=(-r 5 -d 5 --rates 25000,50000,75000,100000,125000,0
 		--batch-rates 100000,150000,200000,300000,400000 --perf)
+	follow_args=(-r 5 -s 10 --rates 25000,50000,75000,100000)
 	;;
 *)
 	walk_args=(-r 5 -n 4000 --bpf-stats)
 	service_args=(-r 3 -s 2 --perf "$perf_data")
 	capacity_args=(-r 2 -d 2 --rates 50000,0 --batch-rates 100000,200000,300000 --perf)
+	follow_args=(-r 2 -s 4 --rates 25000,50000,75000)
 	;;
 esac
 scripts=(
 	"bench/walk_cost.py ${walk_args[*]}"
 	"bench/service_cost.py ${service_args[*]}"
 	"bench/capacity.py ${capacity_args[*]}"
+	"bench/follow_rate.py ${follow_args[*]}"
 )
-helpers=" bench_loadgen "
+helpers=" bench_loadgen bench_uprobe_floor "
 cd "$(dirname "$0")/.."
 out=${O:-.output}/bench
 report=bench/REPORT.md
