@@ -21,8 +21,17 @@ struct token {
 	uint64_t token;
 	uint64_t ts_ns;
 	struct attrib_stack *stack;
-	struct token *next; /* hash chain, oldest first */
+	/*
+	 * Hash chain, oldest first.  Doubly linked with a tail: an allocator hands the same
+	 * addresses out again and again, so one chain can hold thousands of unmatched tokens,
+	 * and appending or unlinking must not walk it.
+	 */
+	struct token *next, *prev;
 	struct token *age_next, *age_prev; /* all tokens, oldest first */
+};
+
+struct token_chain {
+	struct token *head, *tail;
 };
 
 enum proc_state {
@@ -39,12 +48,18 @@ struct proc_entry {
 	struct proc_entry *next;
 };
 
+/* Bits kept in a symbol's user_bits, valid for user_gen == transport_gen. */
+#define SYM_TRANSPORT 1u
+#define SYM_ASYNCIO 2u
+
 struct attrib {
 	const char *const *transport;
 	size_t ntransport;
+	/* Changes with the transport globs, so verdicts kept in symbols are redone. */
+	unsigned int transport_gen;
 	struct pysym *sym;
 	struct proc_entry *buckets[PROC_BUCKETS];
-	struct token *tokens[TOKEN_BUCKETS];
+	struct token_chain tokens[TOKEN_BUCKETS];
 	struct token *oldest, *newest;
 	size_t ntokens;
 	bool disabled;
@@ -90,9 +105,17 @@ static const char *const flush_functions[] = {
 	"*_write_sendmsg",
 };
 
+static bool asyncio_file(const char *file)
+{
+	return !fnmatch("*/asyncio/*", file, 0);
+}
+
 static bool asyncio_function_in(const struct attrib_frame *f, const char *const *globs, size_t n)
 {
-	if (!f->file || !f->function || fnmatch("*/asyncio/*", f->file, 0))
+	if (!f->file || !f->function)
+		return false;
+	/* A resolved frame knows from its symbol; frames built by hand are matched here. */
+	if (f->sym ? !f->in_asyncio : !asyncio_file(f->file))
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		if (!fnmatch(globs[i], f->function, 0))
@@ -181,6 +204,7 @@ struct attrib *attrib_new(const char *const *transport, size_t ntransport)
 		return NULL;
 	a->transport = transport;
 	a->ntransport = ntransport;
+	a->transport_gen = 1;
 	a->sym = pysym_new(SYM_CACHE_ENTRIES);
 	if (!a->sym) {
 		free(a);
@@ -306,6 +330,8 @@ void attrib_set_transport(struct attrib *a, const char *const *transport, size_t
 {
 	a->transport = transport;
 	a->ntransport = ntransport;
+	if (++a->transport_gen == 0)
+		a->transport_gen = 1;
 }
 
 void attrib_disable(struct attrib *a)
@@ -344,30 +370,58 @@ static bool is_transport(const struct attrib *a, const char *file)
 	return false;
 }
 
+/*
+ * The verdicts that depend only on the file, kept in the symbol: the globs are matched once
+ * per code object, not once per frame of every stack.
+ */
+static unsigned int sym_file_bits(struct attrib *a, struct pysym_sym *sym)
+{
+	if (sym->user_gen != a->transport_gen) {
+		sym->user_bits = (is_transport(a, sym->file) ? SYM_TRANSPORT : 0) |
+				 (asyncio_file(sym->file) ? SYM_ASYNCIO : 0);
+		sym->user_gen = a->transport_gen;
+	}
+	return sym->user_bits;
+}
+
+/*
+ * 3.9/3.10 code objects carry no qualname: "Class.name" from the receiver the walk read, in
+ * the frame's own copy.  NULL when the class is not known (the bare name stays).
+ */
+static char *qualified_name(const struct proc_entry *p, pid_t pid, const struct py_frame *in,
+			    const struct pysym_sym *sym)
+{
+	char cls[PYSYM_NAME_MAX], fn[PYSYM_NAME_MAX];
+
+	if (!in->arg0 || p->info->layout.code_qualname != PY_OFF_NONE)
+		return NULL;
+	if (pysym_receiver_class_typed(pid, p->info, in->code, in->arg0, in->arg0_type, cls,
+				       sizeof(cls)))
+		return NULL;
+	if (snprintf(fn, sizeof(fn), "%s.%s", cls, sym->name) >= (int)sizeof(fn))
+		return NULL;
+	return strdup(fn);
+}
+
 /* Names one frame; false when its code object could not be read. */
 static bool resolve_frame(struct attrib *a, const struct proc_entry *p, pid_t pid,
 			  const struct py_frame *in, struct attrib_frame *out)
 {
-	struct pysym_loc loc;
+	struct pysym_hit hit;
+	unsigned int bits;
 
-	if (pysym_lookup(a->sym, pid, p->info, in->code, in->lasti, &loc))
+	if (pysym_resolve(a->sym, pid, p->info, in->code, in->lasti, &hit))
 		return false;
-	/*
-	 * 3.9/3.10 code objects carry no qualname: name the class from the receiver the walk
-	 * read.  When that fails the bare name stays (pysym_qualify leaves loc alone).
-	 */
-	if (in->arg0)
-		pysym_qualify_typed(pid, p->info, in->code, in->arg0, in->arg0_type, &loc);
+	bits = sym_file_bits(a, hit.sym);
 	out->code = in->code;
-	out->function = strdup(loc.function);
-	out->file = strdup(loc.file);
-	out->line = loc.line;
-	if (!out->function || !out->file) {
-		free(out->function);
-		free(out->file);
-		return false;
-	}
-	out->transport = is_transport(a, out->file);
+	out->sym = hit.sym;
+	out->file = (char *)hit.sym->file;
+	out->function = qualified_name(p, pid, in, hit.sym);
+	if (!out->function)
+		out->function = (char *)hit.sym->function;
+	out->line = hit.line;
+	out->transport = bits & SYM_TRANSPORT;
+	out->in_asyncio = bits & SYM_ASYNCIO;
 	return true;
 }
 
@@ -450,8 +504,16 @@ void attrib_stack_put(struct attrib_stack *s)
 	if (!s || --s->refs)
 		return;
 	for (size_t i = 0; i < s->nframes; i++) {
-		free(s->frames[i].function);
-		free(s->frames[i].file);
+		struct attrib_frame *f = &s->frames[i];
+
+		if (!f->sym) {
+			free(f->function);
+			free(f->file);
+			continue;
+		}
+		if (f->function != f->sym->function)
+			free(f->function);
+		pysym_sym_put(f->sym);
 	}
 	free(s);
 }
@@ -499,11 +561,16 @@ static size_t token_bucket(uint32_t tgid, uint64_t token)
 
 static void token_unlink(struct attrib *a, struct token *t)
 {
-	struct token **pp = &a->tokens[token_bucket(t->tgid, t->token)];
+	struct token_chain *c = &a->tokens[token_bucket(t->tgid, t->token)];
 
-	while (*pp != t)
-		pp = &(*pp)->next;
-	*pp = t->next;
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		c->head = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	else
+		c->tail = t->prev;
 	if (t->age_prev)
 		t->age_prev->age_next = t->age_next;
 	else
@@ -518,7 +585,8 @@ static void token_unlink(struct attrib *a, struct token *t)
 int attrib_token_put(struct attrib *a, uint32_t tgid, uint64_t token, uint64_t ts_ns,
 		     struct attrib_stack *s)
 {
-	struct token *t, **pp;
+	struct token_chain *c;
+	struct token *t;
 
 	if (a->ntokens >= TOKENS_MAX && a->oldest) {
 		t = a->oldest;
@@ -537,10 +605,13 @@ int attrib_token_put(struct attrib *a, uint32_t tgid, uint64_t token, uint64_t t
 	t->ts_ns = ts_ns;
 	t->stack = s;
 	/* Append: the same object written twice (a broadcast) is matched in order. */
-	pp = &a->tokens[token_bucket(tgid, token)];
-	while (*pp)
-		pp = &(*pp)->next;
-	*pp = t;
+	c = &a->tokens[token_bucket(tgid, token)];
+	t->prev = c->tail;
+	if (c->tail)
+		c->tail->next = t;
+	else
+		c->head = t;
+	c->tail = t;
 	t->age_prev = a->newest;
 	if (a->newest)
 		a->newest->age_next = t;
@@ -563,7 +634,7 @@ struct attrib_stack *attrib_token_take(struct attrib *a, uint32_t tgid, uint64_t
 		return NULL;
 	/* uvloop sends a bytes object straight from its buffer: data = object + ob_sval. */
 	obj = user_addr - p->info->layout.bytes_data;
-	for (t = a->tokens[token_bucket(tgid, obj)]; t; t = t->next) {
+	for (t = a->tokens[token_bucket(tgid, obj)].head; t; t = t->next) {
 		if (t->tgid == tgid && t->token == obj)
 			break;
 	}

@@ -34,12 +34,20 @@ enum unattributed {
 
 const char *unattributed_name(enum unattributed why);
 
+struct pysym_sym;
+
 struct attrib_frame {
 	unsigned long long code; /* the code object */
 	char *function; /* qualname; Class.method on 3.9/3.10 when the class is known */
 	char *file;
 	int line; /* 0: no line for the instruction */
 	bool transport; /* matched by a transport glob */
+	/*
+	 * The symbol function and file come from (a reference), or NULL when they are the
+	 * frame's own copies.  function is its own copy too when it differs from sym->function.
+	 */
+	struct pysym_sym *sym;
+	bool in_asyncio; /* file is asyncio's; only meaningful with sym */
 };
 
 /* A resolved stack, shared (refcounted) by every frame its write carried. */

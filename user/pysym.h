@@ -3,6 +3,8 @@
  * CPython symbolizer: (pid, code object, instruction offset) -> function, file, line, read
  * from the process with process_vm_readv.  Results are cached per (pid, code object) and
  * re-validated on every use, so a freed and reused address never gets a stale name.
+ * pysym_resolve hands out the cached symbol itself (refcounted), not a copy: a stack names
+ * its frames without copying strings, and callers may keep per-symbol verdicts in it.
  */
 #ifndef WSAUDIT_PYSYM_H
 #define WSAUDIT_PYSYM_H
@@ -54,6 +56,34 @@ struct pysym_stats {
 
 struct pysym;
 
+/*
+ * One code object as named by pysym_resolve.  Shared: take a reference to keep it
+ * (pysym_sym_get), drop it with pysym_sym_put.  It outlives its cache entry (eviction, a
+ * stale address, the process's exit) while referenced, with the names it had.
+ */
+struct pysym_sym {
+	/* Unique for the life of the program, never reused: a key for per-symbol verdicts. */
+	unsigned long long id;
+	const char *function; /* co_qualname on 3.11+, co_name before */
+	const char *name; /* co_name */
+	const char *file;
+	bool truncated; /* a name or the file was cut to fit */
+	int firstlineno;
+	int argcount;
+	/*
+	 * Free for the caller: verdicts that depend only on this code object (its file), valid
+	 * while user_gen is the caller's current generation.  0 when new.
+	 */
+	unsigned int user_gen;
+	unsigned int user_bits;
+};
+
+struct pysym_hit {
+	struct pysym_sym *sym; /* a reference: the caller puts it */
+	int line; /* 0 when there is no line; line_err says why as in struct pysym_loc */
+	int line_err;
+};
+
 /* A cache of at most @max_entries code objects; NULL and errno on failure. */
 struct pysym *pysym_new(unsigned int max_entries);
 void pysym_free(struct pysym *s);
@@ -69,6 +99,15 @@ void pysym_free(struct pysym *s);
  */
 int pysym_lookup(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 		 unsigned long long code, int lasti, struct pysym_loc *out);
+
+/*
+ * pysym_lookup without copies: 0 and @out (with a reference to the symbol), errors as
+ * pysym_lookup.
+ */
+int pysym_resolve(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+		  unsigned long long code, int lasti, struct pysym_hit *out);
+struct pysym_sym *pysym_sym_get(struct pysym_sym *sym);
+void pysym_sym_put(struct pysym_sym *sym);
 
 /* Code objects of one stack whose headers pysym_prefetch reads at once. */
 #define PYSYM_PREFETCH_MAX 64
