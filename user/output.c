@@ -13,6 +13,9 @@ struct output {
 	enum output_format format;
 	bool payload;
 	bool stack;
+	/* One record's JSON, reused: a record goes out with one write to the stream. */
+	char *buf;
+	size_t cap;
 };
 
 /* The offset from CLOCK_MONOTONIC (the kernel's event clock) to the wall clock. */
@@ -59,8 +62,10 @@ struct output *output_new(FILE *out, enum output_format format, bool payload, bo
 
 void output_free(struct output *o)
 {
-	if (o)
-		fflush(o->out);
+	if (!o)
+		return;
+	fflush(o->out);
+	free(o->buf);
 	free(o);
 }
 
@@ -70,12 +75,32 @@ void output_set_stream(struct output *o, FILE *out)
 	o->out = out;
 }
 
+/*
+ * The record is dumped into o->buf and written with one call: dumping straight to the
+ * stream costs one locked stdio call per token.
+ */
 static void emit_json(struct output *o, json_t *obj)
 {
+	const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
+	size_t n;
+	char *nb;
+
 	if (!obj)
 		return;
-	json_dumpf(obj, o->out, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	fputc('\n', o->out);
+	n = json_dumpb(obj, o->buf, o->cap ? o->cap - 1 : 0, flags);
+	if (n && n + 1 > o->cap) {
+		nb = realloc(o->buf, n + 1 + 1024);
+		if (!nb)
+			goto out;
+		o->buf = nb;
+		o->cap = n + 1 + 1024;
+		n = json_dumpb(obj, o->buf, o->cap - 1, flags);
+	}
+	if (!n)
+		goto out;
+	o->buf[n] = '\n';
+	fwrite_unlocked(o->buf, 1, n + 1, o->out);
+out:
 	json_decref(obj);
 }
 
