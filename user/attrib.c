@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "attrib.h"
 #include "log.h"
@@ -28,6 +29,16 @@ struct token {
 	 */
 	struct token *next, *prev;
 	struct token *age_next, *age_prev; /* all tokens, oldest first */
+};
+
+/* What a stack resolved without validation needs to be checked later. */
+struct attrib_pending {
+	unsigned long long consumed_ns; /* CLOCK_MONOTONIC when the record was read: walk done */
+	pid_t tgid;
+	int ctx_frame; /* index in frames[] of the context frame, -1 when none */
+	unsigned int failed; /* frames that could not be named */
+	bool read_fault; /* the walk stopped at a read fault */
+	struct py_frame raw[]; /* raw[i]: frames[i] as the walk read it */
 };
 
 struct token_chain {
@@ -403,34 +414,79 @@ static char *qualified_name(const struct proc_entry *p, pid_t pid, const struct 
 	return strdup(fn);
 }
 
-/* Names one frame; false when its code object could not be read. */
-static bool resolve_frame(struct attrib *a, const struct proc_entry *p, pid_t pid,
-			  const struct py_frame *in, struct attrib_frame *out)
+static void frame_fill(struct attrib *a, const struct proc_entry *p, pid_t pid,
+		       const struct py_frame *in, const struct pysym_hit *hit,
+		       struct attrib_frame *out)
 {
-	struct pysym_hit hit;
-	unsigned int bits;
+	unsigned int bits = sym_file_bits(a, hit->sym);
 
-	if (pysym_resolve(a->sym, pid, p->info, in->code, in->lasti, &hit))
-		return false;
-	bits = sym_file_bits(a, hit.sym);
 	out->code = in->code;
-	out->sym = hit.sym;
-	out->file = (char *)hit.sym->file;
-	out->function = qualified_name(p, pid, in, hit.sym);
+	out->sym = hit->sym;
+	out->file = (char *)hit->sym->file;
+	out->function = qualified_name(p, pid, in, hit->sym);
 	if (!out->function)
-		out->function = (char *)hit.sym->function;
-	out->line = hit.line;
+		out->function = (char *)hit->sym->function;
+	out->line = hit->line;
 	out->transport = bits & SYM_TRANSPORT;
 	out->in_asyncio = bits & SYM_ASYNCIO;
+}
+
+static void frame_release(struct attrib_frame *f)
+{
+	if (!f->sym) {
+		free(f->function);
+		free(f->file);
+		return;
+	}
+	if (f->function != f->sym->function)
+		free(f->function);
+	pysym_sym_put(f->sym);
+}
+
+/* Names one frame; false when its code object could not be read. */
+static bool resolve_frame(struct attrib *a, const struct proc_entry *p, pid_t pid,
+			  const struct py_frame *in, struct attrib_frame *out, bool check)
+{
+	struct pysym_hit hit;
+	int err;
+
+	if (check)
+		err = pysym_resolve(a->sym, pid, p->info, in->code, in->lasti, &hit);
+	else
+		err = pysym_resolve_unchecked(a->sym, pid, p->info, in->code, in->lasti, &hit);
+	if (err)
+		return false;
+	frame_fill(a, p, pid, in, &hit, out);
 	return true;
+}
+
+static unsigned long long mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
+}
+
+static void stack_judge(struct attrib_stack *s, unsigned int failed, bool read_fault)
+{
+	if (failed)
+		s->partial = true;
+	s->origin = attrib_pick_origin(s->frames, s->nframes, &s->why);
+	if (s->origin < 0 && !s->nframes)
+		s->why = failed	    ? UNATTR_SYMBOL_READ_FAILED :
+			 read_fault ? UNATTR_STACK_READ_FAILED :
+				      UNATTR_NO_PYTHON_FRAMES;
 }
 
 struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e)
 {
 	struct proc_entry *p = proc_find(a, e->tgid);
 	size_t n = e->nframes < PY_FRAMES_MAX ? e->nframes : PY_FRAMES_MAX;
+	struct attrib_pending *pd = NULL;
 	struct attrib_stack *s;
 	unsigned int failed = 0;
+	int ctx_frame = -1;
 
 	a->stats.stacks++;
 	s = stack_alloc(n);
@@ -453,7 +509,15 @@ struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e)
 		s->partial = true;
 		break;
 	}
-	{
+	/*
+	 * Most hand-overs are never matched by a send, and a send's own stack is not used when a
+	 * hand-over's is: frames are checked when their stack is used (stack_check), not read
+	 * here.  Failing the allocation, they are checked now.
+	 */
+	pd = malloc(sizeof(*pd) + n * sizeof(pd->raw[0]));
+	if (pd)
+		pd->consumed_ns = mono_ns();
+	if (!pd) {
 		unsigned long long codes[PY_FRAMES_MAX];
 		size_t nc = 0;
 
@@ -472,9 +536,13 @@ struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e)
 	for (size_t i = 0; i < n; i++) {
 		if (e->frames[i].flags & PYF_SKIP)
 			continue;
-		if (resolve_frame(a, p, e->tgid, &e->frames[i], &s->frames[s->nframes])) {
-			if (e->ctx.status != CTX_NONE && i == e->ctx.frame)
+		if (resolve_frame(a, p, e->tgid, &e->frames[i], &s->frames[s->nframes], !pd)) {
+			if (e->ctx.status != CTX_NONE && i == e->ctx.frame) {
 				s->ctx_function = s->frames[s->nframes].function;
+				ctx_frame = (int)s->nframes;
+			}
+			if (pd)
+				pd->raw[s->nframes] = e->frames[i];
 			s->nframes++;
 			a->stats.frames_resolved++;
 		} else {
@@ -482,14 +550,88 @@ struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e)
 			a->stats.frames_failed++;
 		}
 	}
-	if (failed)
-		s->partial = true;
-	s->origin = attrib_pick_origin(s->frames, s->nframes, &s->why);
-	if (s->origin < 0 && !s->nframes)
-		s->why = failed			      ? UNATTR_SYMBOL_READ_FAILED :
-			 e->status == WALK_READ_FAULT ? UNATTR_STACK_READ_FAILED :
-							UNATTR_NO_PYTHON_FRAMES;
+	if (pd) {
+		pd->tgid = e->tgid;
+		pd->ctx_frame = ctx_frame;
+		pd->failed = failed;
+		pd->read_fault = e->status == WALK_READ_FAULT;
+		s->pending = pd;
+	} else {
+		pysym_prefetch_end(a->sym);
+	}
+	stack_judge(s, failed, e->status == WALK_READ_FAULT);
 	return s;
+}
+
+/*
+ * A frame named from the cache is trusted as a checked one is, when its code object was
+ * found at its address by a read that began after the record was read, and so after the
+ * walk: the validation pysym_resolve does, done once for every stack read before it.
+ */
+static bool frame_covered(const struct attrib_frame *f, const struct attrib_pending *pd)
+{
+	return f->sym && f->sym->checked_ns > pd->consumed_ns;
+}
+
+/*
+ * Validates the names of a stack resolved unchecked, with the headers read now (after its
+ * walk, as for any stack): a frame whose code object changed is named again from what its
+ * address holds, one that can no longer be read is dropped and counted.
+ */
+static void stack_check(struct attrib *a, struct attrib_stack *s)
+{
+	struct attrib_pending *pd = s->pending;
+	struct proc_entry *p = proc_find(a, pd->tgid);
+	unsigned long long codes[PY_FRAMES_MAX];
+	unsigned int failed = pd->failed;
+	struct pysym_hit hit;
+	size_t w = 0, nc = 0;
+	int ctx = -1;
+
+	s->pending = NULL;
+	a->stats.stacks_checked++;
+	if (p && p->state == PROC_PYTHON) {
+		for (size_t i = 0; i < s->nframes; i++) {
+			if (!frame_covered(&s->frames[i], pd))
+				codes[nc++] = pd->raw[i].code;
+		}
+		if (nc)
+			pysym_prefetch(a->sym, pd->tgid, p->info, codes, nc);
+	}
+	for (size_t i = 0; i < s->nframes; i++) {
+		struct attrib_frame *f = &s->frames[i];
+
+		if (p && p->state == PROC_PYTHON && frame_covered(f, pd))
+			goto keep;
+		if (!p || p->state != PROC_PYTHON ||
+		    pysym_resolve(a->sym, pd->tgid, p->info, pd->raw[i].code, pd->raw[i].lasti,
+				  &hit)) {
+			frame_release(f);
+			failed++;
+			a->stats.frames_resolved--;
+			a->stats.frames_failed++;
+			continue;
+		}
+		a->stats.frames_read++;
+		if (hit.sym == f->sym) {
+			pysym_sym_put(hit.sym);
+		} else {
+			frame_release(f);
+			frame_fill(a, p, pd->tgid, &pd->raw[i], &hit, f);
+		}
+keep:
+		if ((int)i == pd->ctx_frame)
+			ctx = (int)w;
+		if (w != i)
+			s->frames[w] = *f;
+		w++;
+	}
+	if (nc)
+		pysym_prefetch_end(a->sym);
+	s->nframes = w;
+	s->ctx_function = ctx >= 0 ? s->frames[ctx].function : NULL;
+	stack_judge(s, failed, pd->read_fault);
+	free(pd);
 }
 
 struct attrib_stack *attrib_stack_get(struct attrib_stack *s)
@@ -503,18 +645,9 @@ void attrib_stack_put(struct attrib_stack *s)
 {
 	if (!s || --s->refs)
 		return;
-	for (size_t i = 0; i < s->nframes; i++) {
-		struct attrib_frame *f = &s->frames[i];
-
-		if (!f->sym) {
-			free(f->function);
-			free(f->file);
-			continue;
-		}
-		if (f->function != f->sym->function)
-			free(f->function);
-		pysym_sym_put(f->sym);
-	}
+	for (size_t i = 0; i < s->nframes; i++)
+		frame_release(&s->frames[i]);
+	free(s->pending);
 	free(s);
 }
 
@@ -527,6 +660,12 @@ int attrib_ctx_code(struct attrib *a, pid_t pid, unsigned long long code, const 
 
 	if (!p || !p->info || !p->info->unicode_type_addr)
 		return -ENOENT;
+	/*
+	 * The caller matched a name that may come from a hand-over's unchecked stack: when the
+	 * address holds another code object by now, that name was not its own.
+	 */
+	if (pysym_check(a->sym, pid, p->info, code) == -ESTALE)
+		return -ESTALE;
 	slot = pysym_local_slot(pid, p->info, code, arg);
 	if (slot < 0)
 		return slot;
@@ -546,6 +685,9 @@ int attrib_ctx_code(struct attrib *a, pid_t pid, unsigned long long code, const 
 
 void attrib_count(struct attrib *a, const struct attrib_stack *s)
 {
+	/* Used from here on: its names are checked first (the stack is never const itself). */
+	if (s && s->pending)
+		stack_check(a, (struct attrib_stack *)s);
 	a->stats.unattributed[s ? s->why : UNATTR_STACK_LOST]++;
 }
 
@@ -644,6 +786,8 @@ struct attrib_stack *attrib_token_take(struct attrib *a, uint32_t tgid, uint64_t
 	s = t->stack;
 	free(t);
 	a->stats.tokens_matched++;
+	if (s->pending)
+		stack_check(a, s);
 	return s;
 }
 

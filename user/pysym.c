@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "pysym.h"
 
@@ -61,6 +62,7 @@ static unsigned long long sym_next_id = 1;
  * distinct code object is read once, however often it recurs in the stack.
  */
 struct prefetch {
+	unsigned long long ts; /* CLOCK_MONOTONIC before the read */
 	pid_t pid;
 	unsigned int n;
 	unsigned long long code[PYSYM_PREFETCH_MAX]; /* sorted, distinct */
@@ -413,8 +415,21 @@ static unsigned int code_span(const struct pyproc_info *info)
 }
 
 /* Reads the fields that identify a code object; -ENOEXEC when it is not one. */
+static unsigned long long mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
+}
+
+/*
+ * Reads the fields that identify a code object; -ENOEXEC when it is not one.  *@read_ns:
+ * when the read began (from @pf when it holds the header).
+ */
 static int code_read_ident_pf(const struct prefetch *pf, pid_t pid, const struct pyproc_info *info,
-			      unsigned long long code, struct code_ident *id, unsigned char *hdr)
+			      unsigned long long code, struct code_ident *id, unsigned char *hdr,
+			      unsigned long long *read_ns)
 {
 	const struct py_layout *l = &info->layout;
 	unsigned int span = code_span(info);
@@ -436,11 +451,14 @@ static int code_read_ident_pf(const struct prefetch *pf, pid_t pid, const struct
 		}
 		if (lo < pf->n && pf->code[lo] == code && pf->ok[lo]) {
 			memcpy(hdr, pf->hdr[lo], span);
+			*read_ns = pf->ts;
 			err = 0;
 		}
 	}
-	if (err)
+	if (err) {
+		*read_ns = mono_ns();
 		err = pyproc_read(pid, code, hdr, span);
+	}
 	if (err)
 		return err;
 	if (get_u64(hdr, info->off.object_type) != info->off.code_type_addr)
@@ -458,7 +476,9 @@ static int code_read_ident_pf(const struct prefetch *pf, pid_t pid, const struct
 static int code_read_ident(pid_t pid, const struct pyproc_info *info, unsigned long long code,
 			   struct code_ident *id, unsigned char *hdr)
 {
-	return code_read_ident_pf(NULL, pid, info, code, id, hdr);
+	unsigned long long read_ns;
+
+	return code_read_ident_pf(NULL, pid, info, code, id, hdr, &read_ns);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -498,6 +518,7 @@ void pysym_prefetch(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 	if (!m)
 		return;
 	/* Reading stops at the first header that faults: those before it are whole. */
+	pf->ts = mono_ns();
 	got = process_vm_readv(pid, local, m, remote, m, 0);
 	for (unsigned int i = 0; i < m; i++)
 		pf->ok[i] = got >= (ssize_t)((i + 1) * span);
@@ -734,16 +755,38 @@ static int entry_line_memo(struct pysym *s, struct sym_entry *e, int lasti, int 
 	return err;
 }
 
-int pysym_resolve(struct pysym *s, pid_t pid, const struct pyproc_info *info,
-		  unsigned long long code, int lasti, struct pysym_hit *out)
+static struct sym_entry *entry_find(struct pysym *s, unsigned int b, pid_t pid,
+				    unsigned long long code)
 {
+	struct sym_entry *e;
+
+	for (e = s->buckets[b]; e; e = e->hnext)
+		if (e->pid == pid && e->code == code)
+			break;
+	return e;
+}
+
+/* @check: validate a cached entry against a header read now (from the prefetch, or not). */
+static int resolve(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+		   unsigned long long code, int lasti, struct pysym_hit *out, bool check)
+{
+	unsigned long long read_ns = 0;
 	unsigned char hdr[HEADER_MAX];
 	struct code_ident id;
 	struct sym_entry *e;
 	unsigned int b;
 	int err;
 
-	err = code_read_ident_pf(&s->pf, pid, info, code, &id, hdr);
+	b = bucket_of(s, pid, code);
+	if (!check) {
+		e = entry_find(s, b, pid, code);
+		if (e && e->lines == info->layout.lines) {
+			s->stats.unchecked++;
+			goto resolve;
+		}
+	}
+	/* Unchecked, the prefetch may be another stack's, read before this walk: not used. */
+	err = code_read_ident_pf(check ? &s->pf : NULL, pid, info, code, &id, hdr, &read_ns);
 	if (err) {
 		if (err == -ENOEXEC)
 			s->stats.not_code++;
@@ -751,12 +794,11 @@ int pysym_resolve(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 			s->stats.read_errors++;
 		return err;
 	}
-	b = bucket_of(s, pid, code);
-	for (e = s->buckets[b]; e; e = e->hnext)
-		if (e->pid == pid && e->code == code)
-			break;
+	e = entry_find(s, b, pid, code);
 	if (e && !memcmp(&e->id, &id, sizeof(id)) && e->lines == info->layout.lines) {
 		s->stats.hits++;
+		if (read_ns > e->pub.checked_ns)
+			e->pub.checked_ns = read_ns;
 		if (s->lru_head != e) {
 			lru_unlink(s, e);
 			lru_push(s, e);
@@ -794,6 +836,7 @@ int pysym_resolve(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 	e->pub.truncated = e->truncated;
 	e->pub.firstlineno = e->id.firstlineno;
 	e->pub.argcount = e->id.argcount;
+	e->pub.checked_ns = read_ns;
 	e->refs = 1;
 	e->cached = true;
 	e->hnext = s->buckets[b];
@@ -806,6 +849,45 @@ resolve:
 	out->sym = &e->pub;
 	out->line_err = entry_line_memo(s, e, lasti, &out->line);
 	return 0;
+}
+
+int pysym_resolve(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+		  unsigned long long code, int lasti, struct pysym_hit *out)
+{
+	return resolve(s, pid, info, code, lasti, out, true);
+}
+
+int pysym_resolve_unchecked(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+			    unsigned long long code, int lasti, struct pysym_hit *out)
+{
+	return resolve(s, pid, info, code, lasti, out, false);
+}
+
+void pysym_prefetch_end(struct pysym *s)
+{
+	s->pf.n = 0;
+}
+
+int pysym_check(struct pysym *s, pid_t pid, const struct pyproc_info *info, unsigned long long code)
+{
+	unsigned long long read_ns;
+	unsigned char hdr[HEADER_MAX];
+	struct code_ident id;
+	struct sym_entry *e;
+	int err;
+
+	e = entry_find(s, bucket_of(s, pid, code), pid, code);
+	if (!e)
+		return -ENOENT;
+	err = code_read_ident_pf(NULL, pid, info, code, &id, hdr, &read_ns);
+	if (err == -ENOEXEC || (!err && memcmp(&e->id, &id, sizeof(id)))) {
+		s->stats.stale++;
+		entry_remove(s, e);
+		return -ESTALE;
+	}
+	if (!err && read_ns > e->pub.checked_ns)
+		e->pub.checked_ns = read_ns;
+	return err;
 }
 
 int pysym_lookup(struct pysym *s, pid_t pid, const struct pyproc_info *info,

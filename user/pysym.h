@@ -52,6 +52,7 @@ struct pysym_stats {
 	unsigned long long truncated; /* code objects with a name or file cut to fit */
 	unsigned long long no_line; /* offset outside the line table, or a malformed table */
 	unsigned long long unknown_offset; /* the walk could not compute the offset */
+	unsigned long long unchecked; /* served by pysym_resolve_unchecked without a read */
 };
 
 struct pysym;
@@ -70,6 +71,11 @@ struct pysym_sym {
 	bool truncated; /* a name or the file was cut to fit */
 	int firstlineno;
 	int argcount;
+	/*
+	 * CLOCK_MONOTONIC time at which the latest read that found this code object at its
+	 * address began: a stack walked before then needs no read of its own to trust the name.
+	 */
+	unsigned long long checked_ns;
 	/*
 	 * Free for the caller: verdicts that depend only on this code object (its file), valid
 	 * while user_gen is the caller's current generation.  0 when new.
@@ -106,6 +112,20 @@ int pysym_lookup(struct pysym *s, pid_t pid, const struct pyproc_info *info,
  */
 int pysym_resolve(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 		  unsigned long long code, int lasti, struct pysym_hit *out);
+/*
+ * The same without validating a cached entry (no read): for a stack that may never be used,
+ * whose frames must then be checked with pysym_resolve before their names are given out.
+ * A code object not cached yet is read as by pysym_resolve.
+ */
+int pysym_resolve_unchecked(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+			    unsigned long long code, int lasti, struct pysym_hit *out);
+/*
+ * Validates the cached entry of @code against its header read now: 0 when it holds, -ESTALE
+ * (the entry is dropped) when the address holds another object, -ENOENT when nothing is
+ * cached, other -errno when it cannot be read.
+ */
+int pysym_check(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+		unsigned long long code);
 struct pysym_sym *pysym_sym_get(struct pysym_sym *sym);
 void pysym_sym_put(struct pysym_sym *sym);
 
@@ -115,10 +135,12 @@ void pysym_sym_put(struct pysym_sym *sym);
 /*
  * Reads the headers of @codes (the code objects of one stack) with one system call; the
  * pysym_lookup calls that follow validate their cache entries against these bytes instead of
- * reading each header again.  Good until the next prefetch.
+ * reading each header again.  Good until pysym_prefetch_end (or the next prefetch): bytes
+ * read before a walk must not validate its frames.
  */
 void pysym_prefetch(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 		    const unsigned long long *codes, size_t n);
+void pysym_prefetch_end(struct pysym *s);
 
 /* Drop every entry of @pid (process exit). */
 void pysym_forget_pid(struct pysym *s, pid_t pid);

@@ -425,6 +425,46 @@ static void test_resolve_shared(void **state)
 	pysym_sym_put(a.sym);
 }
 
+/*
+ * Unchecked lookups serve the cache without reading; pysym_check and pysym_resolve catch a
+ * reused address, and each read that finds the code object moves checked_ns forward.
+ */
+static void test_unchecked(void **state)
+{
+	struct fake *f = *state;
+	struct pysym *s = pysym_new(4);
+	unsigned long long c0 = (uintptr_t)f->code[0], first;
+	struct pysym_hit a, b;
+	struct pysym_stats st;
+	pid_t me = getpid();
+
+	assert_non_null(s);
+	assert_int_equal(pysym_check(s, me, &f->info, c0), -ENOENT);
+	/* Not cached: read, as a checked lookup would. */
+	assert_int_equal(pysym_resolve_unchecked(s, me, &f->info, c0, 8, &a), 0);
+	assert_string_equal(a.sym->function, "Bridge.send");
+	first = a.sym->checked_ns;
+	assert_true(first > 0);
+	assert_int_equal(pysym_check(s, me, &f->info, c0), 0);
+	assert_true(a.sym->checked_ns > first);
+	/* The address is reused: unchecked still says the old name, a check drops it. */
+	fake_code(f, 0, fake_ascii(&f->s[0], "/srv/app.py"), fake_ascii(&f->s[7], "close"),
+		  fake_ascii(&f->s[2], "Bridge.close"), 40);
+	assert_int_equal(pysym_resolve_unchecked(s, me, &f->info, c0, 8, &b), 0);
+	assert_ptr_equal(a.sym, b.sym);
+	pysym_sym_put(b.sym);
+	assert_int_equal(pysym_check(s, me, &f->info, c0), -ESTALE);
+	assert_int_equal(pysym_resolve_unchecked(s, me, &f->info, c0, 8, &b), 0);
+	assert_string_equal(b.sym->function, "Bridge.close");
+	assert_true(b.sym->checked_ns > a.sym->checked_ns);
+	pysym_get_stats(s, &st);
+	assert_int_equal(st.unchecked, 1);
+	assert_int_equal(st.stale, 1);
+	pysym_sym_put(a.sym);
+	pysym_sym_put(b.sym);
+	pysym_free(s);
+}
+
 static void test_truncated(void **state)
 {
 	struct fake *f = *state;
@@ -493,6 +533,7 @@ int main(void)
 		cmocka_unit_test(test_unicode_limits),
 		cmocka_unit_test_setup_teardown(test_cache, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_resolve_shared, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_unchecked, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_truncated, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_method_class, fake_setup, fake_teardown),
 	};
