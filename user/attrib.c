@@ -8,6 +8,7 @@
 
 #include "attrib.h"
 #include "log.h"
+#include "policy.h"
 #include "pyproc.h"
 #include "pysym.h"
 
@@ -129,7 +130,7 @@ static bool asyncio_function_in(const struct attrib_frame *f, const char *const 
 	if (f->sym ? !f->in_asyncio : !asyncio_file(f->file))
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		if (!fnmatch(globs[i], f->function, 0))
+		if (policy_glob_match(globs[i], f->function))
 			return true;
 	}
 	return false;
@@ -375,7 +376,7 @@ struct attrib_stack *attrib_missing(struct attrib *a, pid_t pid)
 static bool is_transport(const struct attrib *a, const char *file)
 {
 	for (size_t i = 0; i < a->ntransport; i++) {
-		if (!fnmatch(a->transport[i], file, 0))
+		if (policy_glob_match(a->transport[i], file))
 			return true;
 	}
 	return false;
