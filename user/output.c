@@ -16,6 +16,11 @@ struct output {
 	/* One record's JSON, reused: a record goes out with one write to the stream. */
 	char *buf;
 	size_t cap;
+	/* Strings every frame record repeats, made once and shared by reference. */
+	json_t *s_frame;
+	json_t *s_opcode[16];
+	json_t *s_unattributed[UNATTR__COUNT];
+	json_t *s_rule[RULE__COUNT];
 };
 
 /* The offset from CLOCK_MONOTONIC (the kernel's event clock) to the wall clock. */
@@ -36,13 +41,22 @@ static int64_t mono_to_real_ns(void)
 
 void output_format_time(char *buf, size_t size, uint64_t mono_ns)
 {
+	/* Records come many to a second: the calendar part is formatted once per second. */
+	static __thread time_t last_secs = -1;
+	static __thread char last[32];
+	static __thread size_t last_len;
 	int64_t real = (int64_t)mono_ns + mono_to_real_ns();
 	time_t secs = real / 1000000000LL;
 	struct tm tm;
 	size_t n;
 
-	gmtime_r(&secs, &tm);
-	n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (secs != last_secs) {
+		gmtime_r(&secs, &tm);
+		last_len = strftime(last, sizeof(last), "%Y-%m-%dT%H:%M:%S", &tm);
+		last_secs = secs;
+	}
+	n = last_len < size ? last_len : 0;
+	memcpy(buf, last, n);
 	snprintf(buf + n, size - n, ".%09lldZ", (long long)(real % 1000000000LL));
 }
 
@@ -66,6 +80,13 @@ void output_free(struct output *o)
 		return;
 	fflush(o->out);
 	free(o->buf);
+	json_decref(o->s_frame);
+	for (size_t i = 0; i < sizeof(o->s_opcode) / sizeof(o->s_opcode[0]); i++)
+		json_decref(o->s_opcode[i]);
+	for (size_t i = 0; i < UNATTR__COUNT; i++)
+		json_decref(o->s_unattributed[i]);
+	for (size_t i = 0; i < RULE__COUNT; i++)
+		json_decref(o->s_rule[i]);
 	free(o);
 }
 
@@ -104,12 +125,35 @@ out:
 	json_decref(obj);
 }
 
+/*
+ * Sets @key to @v, taking the reference; false when @v is NULL (a string that is not UTF-8,
+ * or no memory), where json_pack would have failed the whole object.
+ */
+static bool put(json_t *obj, const char *key, json_t *v)
+{
+	return v && !json_object_set_new_nocheck(obj, key, v);
+}
+
+static json_t *shared(json_t **slot, const char *s)
+{
+	if (!*slot)
+		*slot = json_string(s);
+	return json_incref(*slot);
+}
+
 static json_t *conn_json(const struct ct_conn *c)
 {
-	json_t *obj = json_pack("{s:s, s:s, s:s, s:b, s:n, s:b}", "id", c->id_str, "local",
-				c->local, "peer", c->peer, "tls", 0, "user", "adopted", c->adopted);
+	json_t *obj = json_object();
 
-	if (obj && c->has_user)
+	if (!obj)
+		return NULL;
+	if (!put(obj, "id", json_string(c->id_str)) || !put(obj, "local", json_string(c->local)) ||
+	    !put(obj, "peer", json_string(c->peer)) || !put(obj, "tls", json_false()) ||
+	    !put(obj, "user", json_null()) || !put(obj, "adopted", json_boolean(c->adopted))) {
+		json_decref(obj);
+		return NULL;
+	}
+	if (c->has_user)
 		json_object_set_new(obj, "user", json_string(c->user_shown));
 	return obj;
 }
@@ -230,8 +274,13 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 
 static json_t *frame_json(const struct attrib_frame *f)
 {
-	return json_pack("{s:s, s:s, s:i}", "function", f->function, "file", f->file, "line",
-			 f->line);
+	json_t *obj = json_object();
+
+	if (obj && put(obj, "function", json_string(f->function)) &&
+	    put(obj, "file", json_string(f->file)) && put(obj, "line", json_integer(f->line)))
+		return obj;
+	json_decref(obj);
+	return NULL;
 }
 
 /* identity.context as read: the bridge function and its user argument (or why not). */
@@ -254,16 +303,23 @@ static json_t *context_json(const struct output *o, const struct frame_view *fv)
 	return obj;
 }
 
-static json_t *violations_json(const struct rules_verdict *rv)
+static json_t *violations_json(struct output *o, const struct rules_verdict *rv)
 {
 	const struct violation *v;
 	json_t *arr = json_array(), *obj;
 
 	for (size_t i = 0; rv && i < rv->nviolations; i++) {
 		v = &rv->v[i];
-		obj = json_pack("{s:s, s:s}", "rule", rule_name(v->rule), "detail", v->detail);
+		obj = json_object();
 		if (!obj)
 			continue;
+		if (!put(obj, "rule",
+			 v->rule < RULE__COUNT ? shared(&o->s_rule[v->rule], rule_name(v->rule)) :
+						 json_string(rule_name(v->rule))) ||
+		    !put(obj, "detail", json_string(v->detail))) {
+			json_decref(obj);
+			continue;
+		}
 		if (v->rule == RULE_ISOLATION_BREACH) {
 			json_object_set_new(obj, "between",
 					    json_pack("[s, s]", identity_kind_name(v->a),
@@ -290,15 +346,27 @@ void output_frame(struct output *o, const struct frame_view *fv)
 		frame_text(o, fv);
 		return;
 	}
-	obj = json_pack("{s:s, s:o, s:I, s:I, s:s, s:O, s:o, s:s, s:b, s:b, s:I, s:I, s:b}", "type",
-			"frame", "ts", time_json(f->ts_ns), "pid", (json_int_t)f->pid, "tid",
-			(json_int_t)f->tid, "comm", f->comm, "container",
-			fv->container ? (json_t *)fv->container : json_null(), "conn",
-			conn_json(f->conn), "opcode", ws_opcode_name(w->opcode), "fin", w->fin,
-			"compressed", f->compressed, "payload_len", (json_int_t)w->payload_len,
-			"captured_len", (json_int_t)w->captured_len, "truncated", w->truncated);
+	/* Built key by key: json_pack parses its format and checks every key, every record. */
+	obj = json_object();
 	if (!obj)
 		return;
+	if (!put(obj, "type", shared(&o->s_frame, "frame")) ||
+	    !put(obj, "ts", time_json(f->ts_ns)) || !put(obj, "pid", json_integer(f->pid)) ||
+	    !put(obj, "tid", json_integer(f->tid)) || !put(obj, "comm", json_string(f->comm)) ||
+	    !put(obj, "container",
+		 fv->container ? json_incref((json_t *)fv->container) : json_null()) ||
+	    !put(obj, "conn", conn_json(f->conn)) ||
+	    !put(obj, "opcode",
+		 w->opcode < 16 ? shared(&o->s_opcode[w->opcode], ws_opcode_name(w->opcode)) :
+				  json_string(ws_opcode_name(w->opcode))) ||
+	    !put(obj, "fin", json_boolean(w->fin)) ||
+	    !put(obj, "compressed", json_boolean(f->compressed)) ||
+	    !put(obj, "payload_len", json_integer((json_int_t)w->payload_len)) ||
+	    !put(obj, "captured_len", json_integer((json_int_t)w->captured_len)) ||
+	    !put(obj, "truncated", json_boolean(w->truncated))) {
+		json_decref(obj);
+		return;
+	}
 	if (w->opcode == WS_OP_CLOSE)
 		json_object_set_new(obj, "close_code",
 				    w->close_code > 0 ? json_integer(w->close_code) : json_null());
@@ -315,7 +383,11 @@ void output_frame(struct output *o, const struct frame_view *fv)
 		json_object_set_new(obj, "origin", frame_json(&s->frames[s->origin]));
 	} else {
 		json_object_set_new(obj, "origin", json_null());
-		json_object_set_new(obj, "unattributed", json_string(unattributed_name(s->why)));
+		json_object_set_new(obj, "unattributed",
+				    s->why < UNATTR__COUNT ?
+					    shared(&o->s_unattributed[s->why],
+						   unattributed_name(s->why)) :
+					    json_string(unattributed_name(s->why)));
 	}
 	if (s->partial)
 		json_object_set_new(obj, "stack_partial", json_true());
@@ -333,7 +405,7 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	}
 	if (!f->writer_known)
 		json_object_set_new(obj, "writer_unknown", json_true());
-	json_object_set_new(obj, "violations", violations_json(fv->verdict));
+	json_object_set_new(obj, "violations", violations_json(o, fv->verdict));
 	if (o->payload && w->payload && !w->payload_gap) {
 		json_t *p = payload_json(w, &key);
 
