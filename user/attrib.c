@@ -75,6 +75,21 @@ struct attrib {
 	struct token *oldest, *newest;
 	size_t ntokens;
 	bool disabled;
+	/*
+	 * The last stack resolved, while unchecked, with what its walk read: a hand-over is
+	 * often recorded several times over with the same stack, which is then shared.
+	 */
+	struct attrib_stack *last;
+	struct {
+		pid_t tgid;
+		uint8_t status;
+		uint16_t nframes;
+		uint16_t ctx_frame;
+		uint8_t ctx_status;
+		uint8_t ctx_len;
+		char ctx_value[CTX_VALUE_MAX];
+		struct py_frame frames[PY_FRAMES_MAX];
+	} last_walk;
 	struct attrib_stats stats;
 };
 
@@ -232,6 +247,7 @@ void attrib_free(struct attrib *a)
 	if (!a)
 		return;
 	attrib_token_expire(a, UINT64_MAX, 0);
+	attrib_stack_put(a->last);
 	for (size_t i = 0; i < PROC_BUCKETS; i++) {
 		for (p = a->buckets[i]; p; p = next) {
 			next = p->next;
@@ -311,6 +327,10 @@ void attrib_forget_process(struct attrib *a, pid_t pid)
 		return;
 	*pp = p->next;
 	proc_release(p);
+	if (a->last && a->last_walk.tgid == pid) {
+		attrib_stack_put(a->last);
+		a->last = NULL;
+	}
 	pysym_forget_pid(a->sym, pid);
 	for (struct token *t = a->oldest, *next; t; t = next) {
 		next = t->age_next;
@@ -480,6 +500,35 @@ static void stack_judge(struct attrib_stack *s, unsigned int failed, bool read_f
 				      UNATTR_NO_PYTHON_FRAMES;
 }
 
+/* Whether @e read exactly what the walk of a->last read, so it would resolve the same. */
+static bool same_walk(const struct attrib *a, const struct evt_stack *e, size_t n)
+{
+	size_t len = e->ctx.len < CTX_VALUE_MAX ? e->ctx.len : CTX_VALUE_MAX;
+
+	return a->last && a->last->pending && a->last_walk.tgid == (pid_t)e->tgid &&
+	       a->last_walk.status == e->status && a->last_walk.nframes == n &&
+	       a->last_walk.ctx_status == e->ctx.status && a->last_walk.ctx_frame == e->ctx.frame &&
+	       a->last_walk.ctx_len == len && !memcmp(a->last_walk.ctx_value, e->ctx.value, len) &&
+	       !memcmp(a->last_walk.frames, e->frames, n * sizeof(e->frames[0]));
+}
+
+static void remember_walk(struct attrib *a, struct attrib_stack *s, const struct evt_stack *e,
+			  size_t n)
+{
+	size_t len = e->ctx.len < CTX_VALUE_MAX ? e->ctx.len : CTX_VALUE_MAX;
+
+	attrib_stack_put(a->last);
+	a->last = attrib_stack_get(s);
+	a->last_walk.tgid = (pid_t)e->tgid;
+	a->last_walk.status = e->status;
+	a->last_walk.nframes = (uint16_t)n;
+	a->last_walk.ctx_status = e->ctx.status;
+	a->last_walk.ctx_frame = e->ctx.frame;
+	a->last_walk.ctx_len = (uint8_t)len;
+	memcpy(a->last_walk.ctx_value, e->ctx.value, len);
+	memcpy(a->last_walk.frames, e->frames, n * sizeof(e->frames[0]));
+}
+
 struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e)
 {
 	struct proc_entry *p = proc_find(a, e->tgid);
@@ -490,6 +539,15 @@ struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e)
 	int ctx_frame = -1;
 
 	a->stats.stacks++;
+	/*
+	 * The same walk as the last stack's, still unchecked: shared.  Its check must now come
+	 * after this record too, so its record time moves forward.
+	 */
+	if (p && p->state == PROC_PYTHON && same_walk(a, e, n)) {
+		a->last->pending->consumed_ns = mono_ns();
+		a->stats.stacks_shared++;
+		return attrib_stack_get(a->last);
+	}
 	s = stack_alloc(n);
 	if (!s)
 		return NULL;
@@ -557,6 +615,7 @@ struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e)
 		pd->failed = failed;
 		pd->read_fault = e->status == WALK_READ_FAULT;
 		s->pending = pd;
+		remember_walk(a, s, e, n);
 	} else {
 		pysym_prefetch_end(a->sym);
 	}

@@ -78,6 +78,7 @@ struct attrib_stats {
 	uint64_t tokens_expired; /* ... never matched (not sent, or sent as a copy) */
 	uint64_t frames_resolved;
 	uint64_t frames_failed;
+	uint64_t stacks_shared; /* records whose walk was the last one's: its stack shared */
 	uint64_t stacks_checked; /* stacks named unchecked, checked when used */
 	uint64_t frames_read; /* ... frames of those that needed a read of their own */
 	uint64_t unattributed[UNATTR__COUNT];

@@ -529,12 +529,13 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 					    json_integer(t->attrib->unattributed[i]));
 		json_object_set_new(
 			obj, "attribution",
-			json_pack("{s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:{s:I, s:I, s:I}}",
+			json_pack("{s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I}}",
 				  "stacks", (json_int_t)t->attrib->stacks, "frames_resolved",
 				  (json_int_t)t->attrib->frames_resolved, "frames_failed",
 				  (json_int_t)t->attrib->frames_failed, "attributed",
 				  (json_int_t)t->attrib->unattributed[UNATTR_NONE], "unattributed",
-				  un, "stacks_checked", (json_int_t)t->attrib->stacks_checked,
+				  un, "stacks_shared", (json_int_t)t->attrib->stacks_shared,
+				  "stacks_checked", (json_int_t)t->attrib->stacks_checked,
 				  "frames_read", (json_int_t)t->attrib->frames_read, "tokens",
 				  "put", (json_int_t)t->attrib->tokens_put, "matched",
 				  (json_int_t)t->attrib->tokens_matched, "expired",
