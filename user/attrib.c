@@ -4,9 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "attrib.h"
 #include "log.h"
+#include "policy.h"
 #include "pyproc.h"
 #include "pysym.h"
 
@@ -21,8 +23,27 @@ struct token {
 	uint64_t token;
 	uint64_t ts_ns;
 	struct attrib_stack *stack;
-	struct token *next; /* hash chain, oldest first */
+	/*
+	 * Hash chain, oldest first.  Doubly linked with a tail: an allocator hands the same
+	 * addresses out again and again, so one chain can hold thousands of unmatched tokens,
+	 * and appending or unlinking must not walk it.
+	 */
+	struct token *next, *prev;
 	struct token *age_next, *age_prev; /* all tokens, oldest first */
+};
+
+/* What a stack resolved without validation needs to be checked later. */
+struct attrib_pending {
+	unsigned long long consumed_ns; /* CLOCK_MONOTONIC when the record was read: walk done */
+	pid_t tgid;
+	int ctx_frame; /* index in frames[] of the context frame, -1 when none */
+	unsigned int failed; /* frames that could not be named */
+	bool read_fault; /* the walk stopped at a read fault */
+	struct py_frame raw[]; /* raw[i]: frames[i] as the walk read it */
+};
+
+struct token_chain {
+	struct token *head, *tail;
 };
 
 enum proc_state {
@@ -39,15 +60,36 @@ struct proc_entry {
 	struct proc_entry *next;
 };
 
+/* Bits kept in a symbol's user_bits, valid for user_gen == transport_gen. */
+#define SYM_TRANSPORT 1u
+#define SYM_ASYNCIO 2u
+
 struct attrib {
 	const char *const *transport;
 	size_t ntransport;
+	/* Changes with the transport globs, so verdicts kept in symbols are redone. */
+	unsigned int transport_gen;
 	struct pysym *sym;
 	struct proc_entry *buckets[PROC_BUCKETS];
-	struct token *tokens[TOKEN_BUCKETS];
+	struct token_chain tokens[TOKEN_BUCKETS];
 	struct token *oldest, *newest;
 	size_t ntokens;
 	bool disabled;
+	/*
+	 * The last stack resolved, while unchecked, with what its walk read: a hand-over is
+	 * often recorded several times over with the same stack, which is then shared.
+	 */
+	struct attrib_stack *last;
+	struct {
+		pid_t tgid;
+		uint8_t status;
+		uint16_t nframes;
+		uint16_t ctx_frame;
+		uint8_t ctx_status;
+		uint8_t ctx_len;
+		char ctx_value[CTX_VALUE_MAX];
+		struct py_frame frames[PY_FRAMES_MAX];
+	} last_walk;
 	struct attrib_stats stats;
 };
 
@@ -90,12 +132,20 @@ static const char *const flush_functions[] = {
 	"*_write_sendmsg",
 };
 
+static bool asyncio_file(const char *file)
+{
+	return !fnmatch("*/asyncio/*", file, 0);
+}
+
 static bool asyncio_function_in(const struct attrib_frame *f, const char *const *globs, size_t n)
 {
-	if (!f->file || !f->function || fnmatch("*/asyncio/*", f->file, 0))
+	if (!f->file || !f->function)
+		return false;
+	/* A resolved frame knows from its symbol; frames built by hand are matched here. */
+	if (f->sym ? !f->in_asyncio : !asyncio_file(f->file))
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		if (!fnmatch(globs[i], f->function, 0))
+		if (policy_glob_match(globs[i], f->function))
 			return true;
 	}
 	return false;
@@ -181,6 +231,7 @@ struct attrib *attrib_new(const char *const *transport, size_t ntransport)
 		return NULL;
 	a->transport = transport;
 	a->ntransport = ntransport;
+	a->transport_gen = 1;
 	a->sym = pysym_new(SYM_CACHE_ENTRIES);
 	if (!a->sym) {
 		free(a);
@@ -196,6 +247,7 @@ void attrib_free(struct attrib *a)
 	if (!a)
 		return;
 	attrib_token_expire(a, UINT64_MAX, 0);
+	attrib_stack_put(a->last);
 	for (size_t i = 0; i < PROC_BUCKETS; i++) {
 		for (p = a->buckets[i]; p; p = next) {
 			next = p->next;
@@ -275,6 +327,10 @@ void attrib_forget_process(struct attrib *a, pid_t pid)
 		return;
 	*pp = p->next;
 	proc_release(p);
+	if (a->last && a->last_walk.tgid == pid) {
+		attrib_stack_put(a->last);
+		a->last = NULL;
+	}
 	pysym_forget_pid(a->sym, pid);
 	for (struct token *t = a->oldest, *next; t; t = next) {
 		next = t->age_next;
@@ -306,6 +362,8 @@ void attrib_set_transport(struct attrib *a, const char *const *transport, size_t
 {
 	a->transport = transport;
 	a->ntransport = ntransport;
+	if (++a->transport_gen == 0)
+		a->transport_gen = 1;
 }
 
 void attrib_disable(struct attrib *a)
@@ -338,47 +396,158 @@ struct attrib_stack *attrib_missing(struct attrib *a, pid_t pid)
 static bool is_transport(const struct attrib *a, const char *file)
 {
 	for (size_t i = 0; i < a->ntransport; i++) {
-		if (!fnmatch(a->transport[i], file, 0))
+		if (policy_glob_match(a->transport[i], file))
 			return true;
 	}
 	return false;
 }
 
+/*
+ * The verdicts that depend only on the file, kept in the symbol: the globs are matched once
+ * per code object, not once per frame of every stack.
+ */
+static unsigned int sym_file_bits(struct attrib *a, struct pysym_sym *sym)
+{
+	if (sym->user_gen != a->transport_gen) {
+		sym->user_bits = (is_transport(a, sym->file) ? SYM_TRANSPORT : 0) |
+				 (asyncio_file(sym->file) ? SYM_ASYNCIO : 0);
+		sym->user_gen = a->transport_gen;
+	}
+	return sym->user_bits;
+}
+
+/*
+ * 3.9/3.10 code objects carry no qualname: "Class.name" from the receiver the walk read, in
+ * the frame's own copy.  NULL when the class is not known (the bare name stays).
+ */
+static char *qualified_name(const struct proc_entry *p, pid_t pid, const struct py_frame *in,
+			    const struct pysym_sym *sym)
+{
+	char cls[PYSYM_NAME_MAX], fn[PYSYM_NAME_MAX];
+
+	if (!in->arg0 || p->info->layout.code_qualname != PY_OFF_NONE)
+		return NULL;
+	if (pysym_receiver_class_typed(pid, p->info, in->code, in->arg0, in->arg0_type, cls,
+				       sizeof(cls)))
+		return NULL;
+	if (snprintf(fn, sizeof(fn), "%s.%s", cls, sym->name) >= (int)sizeof(fn))
+		return NULL;
+	return strdup(fn);
+}
+
+static void frame_fill(struct attrib *a, const struct proc_entry *p, pid_t pid,
+		       const struct py_frame *in, const struct pysym_hit *hit,
+		       struct attrib_frame *out)
+{
+	unsigned int bits = sym_file_bits(a, hit->sym);
+
+	out->code = in->code;
+	out->sym = hit->sym;
+	out->file = (char *)hit->sym->file;
+	out->function = qualified_name(p, pid, in, hit->sym);
+	if (!out->function)
+		out->function = (char *)hit->sym->function;
+	out->line = hit->line;
+	out->transport = bits & SYM_TRANSPORT;
+	out->in_asyncio = bits & SYM_ASYNCIO;
+}
+
+static void frame_release(struct attrib_frame *f)
+{
+	if (!f->sym) {
+		free(f->function);
+		free(f->file);
+		return;
+	}
+	if (f->function != f->sym->function)
+		free(f->function);
+	pysym_sym_put(f->sym);
+}
+
 /* Names one frame; false when its code object could not be read. */
 static bool resolve_frame(struct attrib *a, const struct proc_entry *p, pid_t pid,
-			  const struct py_frame *in, struct attrib_frame *out)
+			  const struct py_frame *in, struct attrib_frame *out, bool check)
 {
-	struct pysym_loc loc;
+	struct pysym_hit hit;
+	int err;
 
-	if (pysym_lookup(a->sym, pid, p->info, in->code, in->lasti, &loc))
+	if (check)
+		err = pysym_resolve(a->sym, pid, p->info, in->code, in->lasti, &hit);
+	else
+		err = pysym_resolve_unchecked(a->sym, pid, p->info, in->code, in->lasti, &hit);
+	if (err)
 		return false;
-	/*
-	 * 3.9/3.10 code objects carry no qualname: name the class from the receiver the walk
-	 * read.  When that fails the bare name stays (pysym_qualify leaves loc alone).
-	 */
-	if (in->arg0)
-		pysym_qualify_typed(pid, p->info, in->code, in->arg0, in->arg0_type, &loc);
-	out->code = in->code;
-	out->function = strdup(loc.function);
-	out->file = strdup(loc.file);
-	out->line = loc.line;
-	if (!out->function || !out->file) {
-		free(out->function);
-		free(out->file);
-		return false;
-	}
-	out->transport = is_transport(a, out->file);
+	frame_fill(a, p, pid, in, &hit, out);
 	return true;
+}
+
+static unsigned long long mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
+}
+
+static void stack_judge(struct attrib_stack *s, unsigned int failed, bool read_fault)
+{
+	if (failed)
+		s->partial = true;
+	s->origin = attrib_pick_origin(s->frames, s->nframes, &s->why);
+	if (s->origin < 0 && !s->nframes)
+		s->why = failed	    ? UNATTR_SYMBOL_READ_FAILED :
+			 read_fault ? UNATTR_STACK_READ_FAILED :
+				      UNATTR_NO_PYTHON_FRAMES;
+}
+
+/* Whether @e read exactly what the walk of a->last read, so it would resolve the same. */
+static bool same_walk(const struct attrib *a, const struct evt_stack *e, size_t n)
+{
+	size_t len = e->ctx.len < CTX_VALUE_MAX ? e->ctx.len : CTX_VALUE_MAX;
+
+	return a->last && a->last->pending && a->last_walk.tgid == (pid_t)e->tgid &&
+	       a->last_walk.status == e->status && a->last_walk.nframes == n &&
+	       a->last_walk.ctx_status == e->ctx.status && a->last_walk.ctx_frame == e->ctx.frame &&
+	       a->last_walk.ctx_len == len && !memcmp(a->last_walk.ctx_value, e->ctx.value, len) &&
+	       !memcmp(a->last_walk.frames, e->frames, n * sizeof(e->frames[0]));
+}
+
+static void remember_walk(struct attrib *a, struct attrib_stack *s, const struct evt_stack *e,
+			  size_t n)
+{
+	size_t len = e->ctx.len < CTX_VALUE_MAX ? e->ctx.len : CTX_VALUE_MAX;
+
+	attrib_stack_put(a->last);
+	a->last = attrib_stack_get(s);
+	a->last_walk.tgid = (pid_t)e->tgid;
+	a->last_walk.status = e->status;
+	a->last_walk.nframes = (uint16_t)n;
+	a->last_walk.ctx_status = e->ctx.status;
+	a->last_walk.ctx_frame = e->ctx.frame;
+	a->last_walk.ctx_len = (uint8_t)len;
+	memcpy(a->last_walk.ctx_value, e->ctx.value, len);
+	memcpy(a->last_walk.frames, e->frames, n * sizeof(e->frames[0]));
 }
 
 struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e)
 {
 	struct proc_entry *p = proc_find(a, e->tgid);
 	size_t n = e->nframes < PY_FRAMES_MAX ? e->nframes : PY_FRAMES_MAX;
+	struct attrib_pending *pd = NULL;
 	struct attrib_stack *s;
 	unsigned int failed = 0;
+	int ctx_frame = -1;
 
 	a->stats.stacks++;
+	/*
+	 * The same walk as the last stack's, still unchecked: shared.  Its check must now come
+	 * after this record too, so its record time moves forward.
+	 */
+	if (p && p->state == PROC_PYTHON && same_walk(a, e, n)) {
+		a->last->pending->consumed_ns = mono_ns();
+		a->stats.stacks_shared++;
+		return attrib_stack_get(a->last);
+	}
 	s = stack_alloc(n);
 	if (!s)
 		return NULL;
@@ -399,7 +568,15 @@ struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e)
 		s->partial = true;
 		break;
 	}
-	{
+	/*
+	 * Most hand-overs are never matched by a send, and a send's own stack is not used when a
+	 * hand-over's is: frames are checked when their stack is used (stack_check), not read
+	 * here.  Failing the allocation, they are checked now.
+	 */
+	pd = malloc(sizeof(*pd) + n * sizeof(pd->raw[0]));
+	if (pd)
+		pd->consumed_ns = mono_ns();
+	if (!pd) {
 		unsigned long long codes[PY_FRAMES_MAX];
 		size_t nc = 0;
 
@@ -418,9 +595,13 @@ struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e)
 	for (size_t i = 0; i < n; i++) {
 		if (e->frames[i].flags & PYF_SKIP)
 			continue;
-		if (resolve_frame(a, p, e->tgid, &e->frames[i], &s->frames[s->nframes])) {
-			if (e->ctx.status != CTX_NONE && i == e->ctx.frame)
+		if (resolve_frame(a, p, e->tgid, &e->frames[i], &s->frames[s->nframes], !pd)) {
+			if (e->ctx.status != CTX_NONE && i == e->ctx.frame) {
 				s->ctx_function = s->frames[s->nframes].function;
+				ctx_frame = (int)s->nframes;
+			}
+			if (pd)
+				pd->raw[s->nframes] = e->frames[i];
 			s->nframes++;
 			a->stats.frames_resolved++;
 		} else {
@@ -428,14 +609,89 @@ struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e)
 			a->stats.frames_failed++;
 		}
 	}
-	if (failed)
-		s->partial = true;
-	s->origin = attrib_pick_origin(s->frames, s->nframes, &s->why);
-	if (s->origin < 0 && !s->nframes)
-		s->why = failed			      ? UNATTR_SYMBOL_READ_FAILED :
-			 e->status == WALK_READ_FAULT ? UNATTR_STACK_READ_FAILED :
-							UNATTR_NO_PYTHON_FRAMES;
+	if (pd) {
+		pd->tgid = e->tgid;
+		pd->ctx_frame = ctx_frame;
+		pd->failed = failed;
+		pd->read_fault = e->status == WALK_READ_FAULT;
+		s->pending = pd;
+		remember_walk(a, s, e, n);
+	} else {
+		pysym_prefetch_end(a->sym);
+	}
+	stack_judge(s, failed, e->status == WALK_READ_FAULT);
 	return s;
+}
+
+/*
+ * A frame named from the cache is trusted as a checked one is, when its code object was
+ * found at its address by a read that began after the record was read, and so after the
+ * walk: the validation pysym_resolve does, done once for every stack read before it.
+ */
+static bool frame_covered(const struct attrib_frame *f, const struct attrib_pending *pd)
+{
+	return f->sym && f->sym->checked_ns > pd->consumed_ns;
+}
+
+/*
+ * Validates the names of a stack resolved unchecked, with the headers read now (after its
+ * walk, as for any stack): a frame whose code object changed is named again from what its
+ * address holds, one that can no longer be read is dropped and counted.
+ */
+static void stack_check(struct attrib *a, struct attrib_stack *s)
+{
+	struct attrib_pending *pd = s->pending;
+	struct proc_entry *p = proc_find(a, pd->tgid);
+	unsigned long long codes[PY_FRAMES_MAX];
+	unsigned int failed = pd->failed;
+	struct pysym_hit hit;
+	size_t w = 0, nc = 0;
+	int ctx = -1;
+
+	s->pending = NULL;
+	a->stats.stacks_checked++;
+	if (p && p->state == PROC_PYTHON) {
+		for (size_t i = 0; i < s->nframes; i++) {
+			if (!frame_covered(&s->frames[i], pd))
+				codes[nc++] = pd->raw[i].code;
+		}
+		if (nc)
+			pysym_prefetch(a->sym, pd->tgid, p->info, codes, nc);
+	}
+	for (size_t i = 0; i < s->nframes; i++) {
+		struct attrib_frame *f = &s->frames[i];
+
+		if (p && p->state == PROC_PYTHON && frame_covered(f, pd))
+			goto keep;
+		if (!p || p->state != PROC_PYTHON ||
+		    pysym_resolve(a->sym, pd->tgid, p->info, pd->raw[i].code, pd->raw[i].lasti,
+				  &hit)) {
+			frame_release(f);
+			failed++;
+			a->stats.frames_resolved--;
+			a->stats.frames_failed++;
+			continue;
+		}
+		a->stats.frames_read++;
+		if (hit.sym == f->sym) {
+			pysym_sym_put(hit.sym);
+		} else {
+			frame_release(f);
+			frame_fill(a, p, pd->tgid, &pd->raw[i], &hit, f);
+		}
+keep:
+		if ((int)i == pd->ctx_frame)
+			ctx = (int)w;
+		if (w != i)
+			s->frames[w] = *f;
+		w++;
+	}
+	if (nc)
+		pysym_prefetch_end(a->sym);
+	s->nframes = w;
+	s->ctx_function = ctx >= 0 ? s->frames[ctx].function : NULL;
+	stack_judge(s, failed, pd->read_fault);
+	free(pd);
 }
 
 struct attrib_stack *attrib_stack_get(struct attrib_stack *s)
@@ -449,10 +705,9 @@ void attrib_stack_put(struct attrib_stack *s)
 {
 	if (!s || --s->refs)
 		return;
-	for (size_t i = 0; i < s->nframes; i++) {
-		free(s->frames[i].function);
-		free(s->frames[i].file);
-	}
+	for (size_t i = 0; i < s->nframes; i++)
+		frame_release(&s->frames[i]);
+	free(s->pending);
 	free(s);
 }
 
@@ -465,6 +720,12 @@ int attrib_ctx_code(struct attrib *a, pid_t pid, unsigned long long code, const 
 
 	if (!p || !p->info || !p->info->unicode_type_addr)
 		return -ENOENT;
+	/*
+	 * The caller matched a name that may come from a hand-over's unchecked stack: when the
+	 * address holds another code object by now, that name was not its own.
+	 */
+	if (pysym_check(a->sym, pid, p->info, code) == -ESTALE)
+		return -ESTALE;
 	slot = pysym_local_slot(pid, p->info, code, arg);
 	if (slot < 0)
 		return slot;
@@ -484,6 +745,9 @@ int attrib_ctx_code(struct attrib *a, pid_t pid, unsigned long long code, const 
 
 void attrib_count(struct attrib *a, const struct attrib_stack *s)
 {
+	/* Used from here on: its names are checked first (the stack is never const itself). */
+	if (s && s->pending)
+		stack_check(a, (struct attrib_stack *)s);
 	a->stats.unattributed[s ? s->why : UNATTR_STACK_LOST]++;
 }
 
@@ -499,11 +763,16 @@ static size_t token_bucket(uint32_t tgid, uint64_t token)
 
 static void token_unlink(struct attrib *a, struct token *t)
 {
-	struct token **pp = &a->tokens[token_bucket(t->tgid, t->token)];
+	struct token_chain *c = &a->tokens[token_bucket(t->tgid, t->token)];
 
-	while (*pp != t)
-		pp = &(*pp)->next;
-	*pp = t->next;
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		c->head = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	else
+		c->tail = t->prev;
 	if (t->age_prev)
 		t->age_prev->age_next = t->age_next;
 	else
@@ -518,7 +787,8 @@ static void token_unlink(struct attrib *a, struct token *t)
 int attrib_token_put(struct attrib *a, uint32_t tgid, uint64_t token, uint64_t ts_ns,
 		     struct attrib_stack *s)
 {
-	struct token *t, **pp;
+	struct token_chain *c;
+	struct token *t;
 
 	if (a->ntokens >= TOKENS_MAX && a->oldest) {
 		t = a->oldest;
@@ -537,10 +807,13 @@ int attrib_token_put(struct attrib *a, uint32_t tgid, uint64_t token, uint64_t t
 	t->ts_ns = ts_ns;
 	t->stack = s;
 	/* Append: the same object written twice (a broadcast) is matched in order. */
-	pp = &a->tokens[token_bucket(tgid, token)];
-	while (*pp)
-		pp = &(*pp)->next;
-	*pp = t;
+	c = &a->tokens[token_bucket(tgid, token)];
+	t->prev = c->tail;
+	if (c->tail)
+		c->tail->next = t;
+	else
+		c->head = t;
+	c->tail = t;
 	t->age_prev = a->newest;
 	if (a->newest)
 		a->newest->age_next = t;
@@ -563,7 +836,7 @@ struct attrib_stack *attrib_token_take(struct attrib *a, uint32_t tgid, uint64_t
 		return NULL;
 	/* uvloop sends a bytes object straight from its buffer: data = object + ob_sval. */
 	obj = user_addr - p->info->layout.bytes_data;
-	for (t = a->tokens[token_bucket(tgid, obj)]; t; t = t->next) {
+	for (t = a->tokens[token_bucket(tgid, obj)].head; t; t = t->next) {
 		if (t->tgid == tgid && t->token == obj)
 			break;
 	}
@@ -573,6 +846,8 @@ struct attrib_stack *attrib_token_take(struct attrib *a, uint32_t tgid, uint64_t
 	s = t->stack;
 	free(t);
 	a->stats.tokens_matched++;
+	if (s->pending)
+		stack_check(a, s);
 	return s;
 }
 

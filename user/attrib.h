@@ -34,12 +34,20 @@ enum unattributed {
 
 const char *unattributed_name(enum unattributed why);
 
+struct pysym_sym;
+
 struct attrib_frame {
 	unsigned long long code; /* the code object */
 	char *function; /* qualname; Class.method on 3.9/3.10 when the class is known */
 	char *file;
 	int line; /* 0: no line for the instruction */
 	bool transport; /* matched by a transport glob */
+	/*
+	 * The symbol function and file come from (a reference), or NULL when they are the
+	 * frame's own copies.  function is its own copy too when it differs from sym->function.
+	 */
+	struct pysym_sym *sym;
+	bool in_asyncio; /* file is asyncio's; only meaningful with sym */
 };
 
 /* A resolved stack, shared (refcounted) by every frame its write carried. */
@@ -52,6 +60,13 @@ struct attrib_stack {
 	enum ctx_status ctx_status;
 	char ctx_user[CTX_VALUE_MAX + 1];
 	const char *ctx_function; /* that frame's function (in frames[]), NULL when none */
+	/*
+	 * A stack is named from the symbol cache without reading the process (most hand-overs
+	 * are never sent, and a send's own stack is unused when a hand-over's is): its frames are
+	 * checked against the process when it is used (attrib_token_take, attrib_count), before
+	 * anything is judged or printed from them.  NULL when checked.
+	 */
+	struct attrib_pending *pending;
 	size_t nframes;
 	struct attrib_frame frames[]; /* innermost first */
 };
@@ -63,6 +78,9 @@ struct attrib_stats {
 	uint64_t tokens_expired; /* ... never matched (not sent, or sent as a copy) */
 	uint64_t frames_resolved;
 	uint64_t frames_failed;
+	uint64_t stacks_shared; /* records whose walk was the last one's: its stack shared */
+	uint64_t stacks_checked; /* stacks named unchecked, checked when used */
+	uint64_t frames_read; /* ... frames of those that needed a read of their own */
 	uint64_t unattributed[UNATTR__COUNT];
 };
 
@@ -88,7 +106,10 @@ void attrib_forget_process(struct attrib *a, pid_t pid);
 /* Whether the process was inspected at all (the caller may retry later otherwise). */
 bool attrib_known(struct attrib *a, pid_t pid);
 
-/* Resolves a stack record; NULL only when out of memory. */
+/*
+ * Resolves a stack record; NULL only when out of memory.  Its names are unchecked (see
+ * pending) until attrib_token_take or attrib_count.
+ */
 struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e);
 /* A stack for a write that has no stack record: the reason only. */
 struct attrib_stack *attrib_missing(struct attrib *a, pid_t pid);
@@ -101,7 +122,10 @@ void attrib_stack_put(struct attrib_stack *s);
 int attrib_ctx_code(struct attrib *a, pid_t pid, unsigned long long code, const char *arg,
 		    struct ctx_code *out);
 
-/* Counts one frame of a write by its attribution outcome. */
+/*
+ * Counts one frame of a write by its attribution outcome.  A stack is used (judged, printed)
+ * after this: a stack still unchecked (see pending) is checked here first.
+ */
 void attrib_count(struct attrib *a, const struct attrib_stack *s);
 
 const struct attrib_stats *attrib_stats(const struct attrib *a);

@@ -13,6 +13,14 @@ struct output {
 	enum output_format format;
 	bool payload;
 	bool stack;
+	/* One record's JSON, reused: a record goes out with one write to the stream. */
+	char *buf;
+	size_t cap;
+	/* Strings every frame record repeats, made once and shared by reference. */
+	json_t *s_frame;
+	json_t *s_opcode[16];
+	json_t *s_unattributed[UNATTR__COUNT];
+	json_t *s_rule[RULE__COUNT];
 };
 
 /* The offset from CLOCK_MONOTONIC (the kernel's event clock) to the wall clock. */
@@ -33,13 +41,22 @@ static int64_t mono_to_real_ns(void)
 
 void output_format_time(char *buf, size_t size, uint64_t mono_ns)
 {
+	/* Records come many to a second: the calendar part is formatted once per second. */
+	static __thread time_t last_secs = -1;
+	static __thread char last[32];
+	static __thread size_t last_len;
 	int64_t real = (int64_t)mono_ns + mono_to_real_ns();
 	time_t secs = real / 1000000000LL;
 	struct tm tm;
 	size_t n;
 
-	gmtime_r(&secs, &tm);
-	n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (secs != last_secs) {
+		gmtime_r(&secs, &tm);
+		last_len = strftime(last, sizeof(last), "%Y-%m-%dT%H:%M:%S", &tm);
+		last_secs = secs;
+	}
+	n = last_len < size ? last_len : 0;
+	memcpy(buf, last, n);
 	snprintf(buf + n, size - n, ".%09lldZ", (long long)(real % 1000000000LL));
 }
 
@@ -59,8 +76,17 @@ struct output *output_new(FILE *out, enum output_format format, bool payload, bo
 
 void output_free(struct output *o)
 {
-	if (o)
-		fflush(o->out);
+	if (!o)
+		return;
+	fflush(o->out);
+	free(o->buf);
+	json_decref(o->s_frame);
+	for (size_t i = 0; i < sizeof(o->s_opcode) / sizeof(o->s_opcode[0]); i++)
+		json_decref(o->s_opcode[i]);
+	for (size_t i = 0; i < UNATTR__COUNT; i++)
+		json_decref(o->s_unattributed[i]);
+	for (size_t i = 0; i < RULE__COUNT; i++)
+		json_decref(o->s_rule[i]);
 	free(o);
 }
 
@@ -70,21 +96,64 @@ void output_set_stream(struct output *o, FILE *out)
 	o->out = out;
 }
 
+/*
+ * The record is dumped into o->buf and written with one call: dumping straight to the
+ * stream costs one locked stdio call per token.
+ */
 static void emit_json(struct output *o, json_t *obj)
 {
+	const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
+	size_t n;
+	char *nb;
+
 	if (!obj)
 		return;
-	json_dumpf(obj, o->out, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	fputc('\n', o->out);
+	n = json_dumpb(obj, o->buf, o->cap ? o->cap - 1 : 0, flags);
+	if (n && n + 1 > o->cap) {
+		nb = realloc(o->buf, n + 1 + 1024);
+		if (!nb)
+			goto out;
+		o->buf = nb;
+		o->cap = n + 1 + 1024;
+		n = json_dumpb(obj, o->buf, o->cap - 1, flags);
+	}
+	if (!n)
+		goto out;
+	o->buf[n] = '\n';
+	fwrite_unlocked(o->buf, 1, n + 1, o->out);
+out:
 	json_decref(obj);
+}
+
+/*
+ * Sets @key to @v, taking the reference; false when @v is NULL (a string that is not UTF-8,
+ * or no memory), where json_pack would have failed the whole object.
+ */
+static bool put(json_t *obj, const char *key, json_t *v)
+{
+	return v && !json_object_set_new_nocheck(obj, key, v);
+}
+
+static json_t *shared(json_t **slot, const char *s)
+{
+	if (!*slot)
+		*slot = json_string(s);
+	return json_incref(*slot);
 }
 
 static json_t *conn_json(const struct ct_conn *c)
 {
-	json_t *obj = json_pack("{s:s, s:s, s:s, s:b, s:n, s:b}", "id", c->id_str, "local",
-				c->local, "peer", c->peer, "tls", 0, "user", "adopted", c->adopted);
+	json_t *obj = json_object();
 
-	if (obj && c->has_user)
+	if (!obj)
+		return NULL;
+	if (!put(obj, "id", json_string(c->id_str)) || !put(obj, "local", json_string(c->local)) ||
+	    !put(obj, "peer", json_string(c->peer)) || !put(obj, "tls", json_false()) ||
+	    !put(obj, "user", json_null()) || !put(obj, "adopted", json_boolean(c->adopted))) {
+		json_decref(obj);
+		return NULL;
+	}
+	if (c->has_user)
 		json_object_set_new(obj, "user", json_string(c->user_shown));
 	return obj;
 }
@@ -205,8 +274,13 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 
 static json_t *frame_json(const struct attrib_frame *f)
 {
-	return json_pack("{s:s, s:s, s:i}", "function", f->function, "file", f->file, "line",
-			 f->line);
+	json_t *obj = json_object();
+
+	if (obj && put(obj, "function", json_string(f->function)) &&
+	    put(obj, "file", json_string(f->file)) && put(obj, "line", json_integer(f->line)))
+		return obj;
+	json_decref(obj);
+	return NULL;
 }
 
 /* identity.context as read: the bridge function and its user argument (or why not). */
@@ -229,16 +303,23 @@ static json_t *context_json(const struct output *o, const struct frame_view *fv)
 	return obj;
 }
 
-static json_t *violations_json(const struct rules_verdict *rv)
+static json_t *violations_json(struct output *o, const struct rules_verdict *rv)
 {
 	const struct violation *v;
 	json_t *arr = json_array(), *obj;
 
 	for (size_t i = 0; rv && i < rv->nviolations; i++) {
 		v = &rv->v[i];
-		obj = json_pack("{s:s, s:s}", "rule", rule_name(v->rule), "detail", v->detail);
+		obj = json_object();
 		if (!obj)
 			continue;
+		if (!put(obj, "rule",
+			 v->rule < RULE__COUNT ? shared(&o->s_rule[v->rule], rule_name(v->rule)) :
+						 json_string(rule_name(v->rule))) ||
+		    !put(obj, "detail", json_string(v->detail))) {
+			json_decref(obj);
+			continue;
+		}
 		if (v->rule == RULE_ISOLATION_BREACH) {
 			json_object_set_new(obj, "between",
 					    json_pack("[s, s]", identity_kind_name(v->a),
@@ -265,15 +346,27 @@ void output_frame(struct output *o, const struct frame_view *fv)
 		frame_text(o, fv);
 		return;
 	}
-	obj = json_pack("{s:s, s:o, s:I, s:I, s:s, s:O, s:o, s:s, s:b, s:b, s:I, s:I, s:b}", "type",
-			"frame", "ts", time_json(f->ts_ns), "pid", (json_int_t)f->pid, "tid",
-			(json_int_t)f->tid, "comm", f->comm, "container",
-			fv->container ? (json_t *)fv->container : json_null(), "conn",
-			conn_json(f->conn), "opcode", ws_opcode_name(w->opcode), "fin", w->fin,
-			"compressed", f->compressed, "payload_len", (json_int_t)w->payload_len,
-			"captured_len", (json_int_t)w->captured_len, "truncated", w->truncated);
+	/* Built key by key: json_pack parses its format and checks every key, every record. */
+	obj = json_object();
 	if (!obj)
 		return;
+	if (!put(obj, "type", shared(&o->s_frame, "frame")) ||
+	    !put(obj, "ts", time_json(f->ts_ns)) || !put(obj, "pid", json_integer(f->pid)) ||
+	    !put(obj, "tid", json_integer(f->tid)) || !put(obj, "comm", json_string(f->comm)) ||
+	    !put(obj, "container",
+		 fv->container ? json_incref((json_t *)fv->container) : json_null()) ||
+	    !put(obj, "conn", conn_json(f->conn)) ||
+	    !put(obj, "opcode",
+		 w->opcode < 16 ? shared(&o->s_opcode[w->opcode], ws_opcode_name(w->opcode)) :
+				  json_string(ws_opcode_name(w->opcode))) ||
+	    !put(obj, "fin", json_boolean(w->fin)) ||
+	    !put(obj, "compressed", json_boolean(f->compressed)) ||
+	    !put(obj, "payload_len", json_integer((json_int_t)w->payload_len)) ||
+	    !put(obj, "captured_len", json_integer((json_int_t)w->captured_len)) ||
+	    !put(obj, "truncated", json_boolean(w->truncated))) {
+		json_decref(obj);
+		return;
+	}
 	if (w->opcode == WS_OP_CLOSE)
 		json_object_set_new(obj, "close_code",
 				    w->close_code > 0 ? json_integer(w->close_code) : json_null());
@@ -290,7 +383,11 @@ void output_frame(struct output *o, const struct frame_view *fv)
 		json_object_set_new(obj, "origin", frame_json(&s->frames[s->origin]));
 	} else {
 		json_object_set_new(obj, "origin", json_null());
-		json_object_set_new(obj, "unattributed", json_string(unattributed_name(s->why)));
+		json_object_set_new(obj, "unattributed",
+				    s->why < UNATTR__COUNT ?
+					    shared(&o->s_unattributed[s->why],
+						   unattributed_name(s->why)) :
+					    json_string(unattributed_name(s->why)));
 	}
 	if (s->partial)
 		json_object_set_new(obj, "stack_partial", json_true());
@@ -308,7 +405,7 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	}
 	if (!f->writer_known)
 		json_object_set_new(obj, "writer_unknown", json_true());
-	json_object_set_new(obj, "violations", violations_json(fv->verdict));
+	json_object_set_new(obj, "violations", violations_json(o, fv->verdict));
 	if (o->payload && w->payload && !w->payload_gap) {
 		json_t *p = payload_json(w, &key);
 
@@ -430,14 +527,19 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 		for (int i = 1; i < UNATTR__COUNT; i++)
 			json_object_set_new(un, unattributed_name(i),
 					    json_integer(t->attrib->unattributed[i]));
-		json_object_set_new(obj, "attribution",
-				    json_pack("{s:I, s:I, s:I, s:I, s:o}", "stacks",
-					      (json_int_t)t->attrib->stacks, "frames_resolved",
-					      (json_int_t)t->attrib->frames_resolved,
-					      "frames_failed", (json_int_t)t->attrib->frames_failed,
-					      "attributed",
-					      (json_int_t)t->attrib->unattributed[UNATTR_NONE],
-					      "unattributed", un));
+		json_object_set_new(
+			obj, "attribution",
+			json_pack("{s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I}}",
+				  "stacks", (json_int_t)t->attrib->stacks, "frames_resolved",
+				  (json_int_t)t->attrib->frames_resolved, "frames_failed",
+				  (json_int_t)t->attrib->frames_failed, "attributed",
+				  (json_int_t)t->attrib->unattributed[UNATTR_NONE], "unattributed",
+				  un, "stacks_shared", (json_int_t)t->attrib->stacks_shared,
+				  "stacks_checked", (json_int_t)t->attrib->stacks_checked,
+				  "frames_read", (json_int_t)t->attrib->frames_read, "tokens",
+				  "put", (json_int_t)t->attrib->tokens_put, "matched",
+				  (json_int_t)t->attrib->tokens_matched, "expired",
+				  (json_int_t)t->attrib->tokens_expired));
 	}
 	emit_json(o, obj);
 	fflush(o->out);

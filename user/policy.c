@@ -948,13 +948,33 @@ struct policy *policy_default(void)
 
 /* --- matching -------------------------------------------------------------------------------- */
 
+bool policy_glob_match(const char *glob, const char *s)
+{
+	const char *g = glob;
+
+	/*
+	 * Without flags a literal character matches only itself, so the pattern's literal head
+	 * is compared here: most names differ in their first bytes, and fnmatch is left the
+	 * rest.  Stops at any character fnmatch gives a meaning to.
+	 */
+	while (*g && *g != '*' && *g != '?' && *g != '[' && *g != '\\') {
+		if (*g != *s)
+			return false;
+		g++;
+		s++;
+	}
+	if (!*g)
+		return !*s;
+	return !fnmatch(g, s, 0);
+}
+
 /* No FNM_PATHNAME: '*' spans '/' so "*\/site-packages/\*" matches at any depth. */
 static bool list_match(const struct policy_list *l, const char *s)
 {
 	if (!s)
 		return false;
 	for (size_t i = 0; i < l->n; i++)
-		if (!fnmatch(l->v[i], s, 0))
+		if (policy_glob_match(l->v[i], s))
 			return true;
 	return false;
 }
@@ -984,7 +1004,7 @@ const char *policy_context_arg(const struct policy *p, const char *function)
 	if (!function)
 		return NULL;
 	for (size_t i = 0; i < p->nctx; i++)
-		if (!fnmatch(p->ctx[i].function, function, 0))
+		if (policy_glob_match(p->ctx[i].function, function))
 			return p->ctx[i].arg;
 	return NULL;
 }

@@ -93,6 +93,11 @@ struct policy *policy_default(void);
 extern const char policy_default_yaml[];
 void policy_free(struct policy *p);
 
+/*
+ * fnmatch(@glob, @s, 0) == 0, the way every glob of a policy is matched ('*' spans '/'),
+ * faster for the usual pattern with a literal head.
+ */
+bool policy_glob_match(const char *glob, const char *s);
 /* A stack frame is a bridge frame when its qualname or its file matches. */
 bool policy_is_bridge_frame(const struct policy *p, const char *function, const char *file);
 bool policy_is_transport_file(const struct policy *p, const char *file);

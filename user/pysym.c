@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "pysym.h"
 
@@ -20,29 +21,51 @@ struct code_ident {
 	int argcount;
 };
 
+/* Lines of a code object seen lately, so its table is decoded once per instruction offset. */
+#define LINE_CACHE 8
+
+struct line_memo {
+	int lasti;
+	int line;
+	int err;
+};
+
 struct sym_entry {
+	/* First: a struct pysym_sym * handed out is a struct sym_entry *. */
+	struct pysym_sym pub;
+	/* The cache's reference (while cached) and one per stack frame that names it. */
+	unsigned int refs;
+	bool cached;
 	struct sym_entry *hnext;
 	struct sym_entry *lprev;
 	struct sym_entry *lnext;
 	pid_t pid;
 	unsigned long long code;
 	struct code_ident id;
+	enum py_linetable_kind lines;
 	char *function;
 	char *name;
 	char *file;
 	unsigned char *table;
 	size_t table_len;
 	bool truncated;
+	unsigned int nmemo, next_memo;
+	struct line_memo memo[LINE_CACHE];
 };
+
+/* Never reused, so a verdict kept by id can never be given to another code object. */
+static unsigned long long sym_next_id = 1;
 
 /*
  * Code-object headers of one stack, read with one process_vm_readv (pysym_prefetch) instead
- * of one per frame; pysym_lookup validates against these bytes, read moments before.
+ * of one per frame; pysym_lookup validates against these bytes, read moments before.  Each
+ * distinct code object is read once, however often it recurs in the stack.
  */
 struct prefetch {
+	unsigned long long ts; /* CLOCK_MONOTONIC before the read */
 	pid_t pid;
 	unsigned int n;
-	unsigned long long code[PYSYM_PREFETCH_MAX];
+	unsigned long long code[PYSYM_PREFETCH_MAX]; /* sorted, distinct */
 	bool ok[PYSYM_PREFETCH_MAX];
 	unsigned char hdr[PYSYM_PREFETCH_MAX][HEADER_MAX];
 };
@@ -392,8 +415,21 @@ static unsigned int code_span(const struct pyproc_info *info)
 }
 
 /* Reads the fields that identify a code object; -ENOEXEC when it is not one. */
+static unsigned long long mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
+}
+
+/*
+ * Reads the fields that identify a code object; -ENOEXEC when it is not one.  *@read_ns:
+ * when the read began (from @pf when it holds the header).
+ */
 static int code_read_ident_pf(const struct prefetch *pf, pid_t pid, const struct pyproc_info *info,
-			      unsigned long long code, struct code_ident *id, unsigned char *hdr)
+			      unsigned long long code, struct code_ident *id, unsigned char *hdr,
+			      unsigned long long *read_ns)
 {
 	const struct py_layout *l = &info->layout;
 	unsigned int span = code_span(info);
@@ -403,16 +439,26 @@ static int code_read_ident_pf(const struct prefetch *pf, pid_t pid, const struct
 		return -EINVAL;
 	err = -EAGAIN;
 	if (pf && pf->pid == pid) {
-		for (unsigned int i = 0; i < pf->n; i++) {
-			if (pf->code[i] == code && pf->ok[i]) {
-				memcpy(hdr, pf->hdr[i], span);
-				err = 0;
-				break;
-			}
+		unsigned int lo = 0, hi = pf->n;
+
+		while (lo < hi) {
+			unsigned int mid = (lo + hi) / 2;
+
+			if (pf->code[mid] < code)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < pf->n && pf->code[lo] == code && pf->ok[lo]) {
+			memcpy(hdr, pf->hdr[lo], span);
+			*read_ns = pf->ts;
+			err = 0;
 		}
 	}
-	if (err)
+	if (err) {
+		*read_ns = mono_ns();
 		err = pyproc_read(pid, code, hdr, span);
+	}
 	if (err)
 		return err;
 	if (get_u64(hdr, info->off.object_type) != info->off.code_type_addr)
@@ -430,14 +476,23 @@ static int code_read_ident_pf(const struct prefetch *pf, pid_t pid, const struct
 static int code_read_ident(pid_t pid, const struct pyproc_info *info, unsigned long long code,
 			   struct code_ident *id, unsigned char *hdr)
 {
-	return code_read_ident_pf(NULL, pid, info, code, id, hdr);
+	unsigned long long read_ns;
+
+	return code_read_ident_pf(NULL, pid, info, code, id, hdr, &read_ns);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	unsigned long long x = *(const unsigned long long *)a, y = *(const unsigned long long *)b;
+
+	return x < y ? -1 : x > y;
 }
 
 void pysym_prefetch(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 		    const unsigned long long *codes, size_t n)
 {
-	struct iovec local[PYSYM_PREFETCH_MAX] = {}, remote[PYSYM_PREFETCH_MAX] = {};
-	unsigned int span = code_span(info);
+	struct iovec local[PYSYM_PREFETCH_MAX], remote[PYSYM_PREFETCH_MAX];
+	unsigned int span = code_span(info), m = 0;
 	struct prefetch *pf = &s->pf;
 	ssize_t got;
 
@@ -447,19 +502,27 @@ void pysym_prefetch(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 		return;
 	if (n > PYSYM_PREFETCH_MAX)
 		n = PYSYM_PREFETCH_MAX;
+	/* Sorted and distinct: a recursive stack reads each code object once. */
+	memcpy(pf->code, codes, n * sizeof(codes[0]));
+	qsort(pf->code, n, sizeof(pf->code[0]), cmp_u64);
 	for (size_t i = 0; i < n; i++) {
-		pf->code[i] = codes[i];
-		pf->ok[i] = false;
-		local[i].iov_base = pf->hdr[i];
-		local[i].iov_len = span;
-		remote[i].iov_base = (void *)(uintptr_t)codes[i];
-		remote[i].iov_len = span;
+		if (!pf->code[i] || (m && pf->code[i] == pf->code[m - 1]))
+			continue;
+		pf->code[m] = pf->code[i];
+		local[m].iov_base = pf->hdr[m];
+		local[m].iov_len = span;
+		remote[m].iov_base = (void *)(uintptr_t)pf->code[m];
+		remote[m].iov_len = span;
+		m++;
 	}
+	if (!m)
+		return;
 	/* Reading stops at the first header that faults: those before it are whole. */
-	got = process_vm_readv(pid, local, n, remote, n, 0);
-	for (size_t i = 0; got > 0 && i < n; i++, got -= span)
-		pf->ok[i] = got >= (ssize_t)span;
-	pf->n = n;
+	pf->ts = mono_ns();
+	got = process_vm_readv(pid, local, m, remote, m, 0);
+	for (unsigned int i = 0; i < m; i++)
+		pf->ok[i] = got >= (ssize_t)((i + 1) * span);
+	pf->n = m;
 }
 
 /* --- cache --------------------------------------------------------------------------------- */
@@ -498,6 +561,27 @@ static void entry_clear(struct sym_entry *e)
 	e->table_len = 0;
 }
 
+static void entry_put(struct sym_entry *e)
+{
+	if (--e->refs)
+		return;
+	entry_clear(e);
+	free(e);
+}
+
+struct pysym_sym *pysym_sym_get(struct pysym_sym *sym)
+{
+	if (sym)
+		((struct sym_entry *)sym)->refs++;
+	return sym;
+}
+
+void pysym_sym_put(struct pysym_sym *sym)
+{
+	if (sym)
+		entry_put((struct sym_entry *)sym);
+}
+
 static unsigned int bucket_of(const struct pysym *s, pid_t pid, unsigned long long code)
 {
 	unsigned long long h = (code >> 4) ^ ((unsigned long long)pid * 0x9e3779b97f4a7c15ULL);
@@ -532,6 +616,10 @@ static void lru_push(struct pysym *s, struct sym_entry *e)
 		s->lru_tail = e;
 }
 
+/*
+ * Out of the cache; stacks that still name the code object keep their reference, so what
+ * they print stays what was true when they were resolved.
+ */
 static void entry_remove(struct pysym *s, struct sym_entry *e)
 {
 	struct sym_entry **pp = &s->buckets[bucket_of(s, e->pid, e->code)];
@@ -541,9 +629,9 @@ static void entry_remove(struct pysym *s, struct sym_entry *e)
 	if (*pp)
 		*pp = e->hnext;
 	lru_unlink(s, e);
-	entry_clear(e);
-	free(e);
+	e->cached = false;
 	s->count--;
+	entry_put(e);
 }
 
 void pysym_free(struct pysym *s)
@@ -615,10 +703,9 @@ static int entry_fill(struct pysym *s, pid_t pid, const struct pyproc_info *info
 	return read_bytes(pid, info, e->id.linetable, &e->table, &e->table_len);
 }
 
-static int entry_line(const struct pyproc_info *info, const struct sym_entry *e, int lasti,
-		      int *line)
+static int entry_line(const struct sym_entry *e, int lasti, int *line)
 {
-	switch (info->layout.lines) {
+	switch (e->lines) {
 	case PY_LINES_LNOTAB:
 		return pysym_line_lnotab(e->table, e->table_len, e->id.firstlineno, lasti, line);
 	case PY_LINES_PEP626:
@@ -629,16 +716,77 @@ static int entry_line(const struct pyproc_info *info, const struct sym_entry *e,
 	return -EINVAL;
 }
 
-int pysym_lookup(struct pysym *s, pid_t pid, const struct pyproc_info *info,
-		 unsigned long long code, int lasti, struct pysym_loc *out)
+/*
+ * The line of @lasti, decoded once per offset: a location table is walked from its start,
+ * and a busy coroutine is seen at the same few await points over and over.
+ */
+static int entry_line_memo(struct pysym *s, struct sym_entry *e, int lasti, int *line)
 {
+	struct line_memo *m = NULL;
+	int err;
+
+	*line = 0;
+	if (lasti < -1) {
+		s->stats.unknown_offset++;
+		return -ENODATA;
+	}
+	for (unsigned int i = 0; i < e->nmemo; i++) {
+		if (e->memo[i].lasti == lasti) {
+			m = &e->memo[i];
+			break;
+		}
+	}
+	if (!m) {
+		if (e->nmemo < LINE_CACHE) {
+			m = &e->memo[e->nmemo++];
+		} else {
+			m = &e->memo[e->next_memo];
+			e->next_memo = (e->next_memo + 1) % LINE_CACHE;
+		}
+		m->lasti = lasti;
+		m->line = 0;
+		m->err = entry_line(e, lasti, &m->line);
+	}
+	err = m->err;
+	if (err && err != -ENOENT)
+		s->stats.no_line++;
+	if (!err)
+		*line = m->line;
+	return err;
+}
+
+static struct sym_entry *entry_find(struct pysym *s, unsigned int b, pid_t pid,
+				    unsigned long long code)
+{
+	struct sym_entry *e;
+
+	for (e = s->buckets[b]; e; e = e->hnext)
+		if (e->pid == pid && e->code == code)
+			break;
+	return e;
+}
+
+/* @check: validate a cached entry against a header read now (from the prefetch, or not). */
+static int resolve(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+		   unsigned long long code, int lasti, struct pysym_hit *out, bool check)
+{
+	unsigned long long read_ns = 0;
 	unsigned char hdr[HEADER_MAX];
 	struct code_ident id;
 	struct sym_entry *e;
 	unsigned int b;
-	int err, line = 0;
+	int err;
 
-	err = code_read_ident_pf(&s->pf, pid, info, code, &id, hdr);
+	b = bucket_of(s, pid, code);
+	if (!check) {
+		e = entry_find(s, b, pid, code);
+		if (e && e->lines == info->layout.lines) {
+			s->stats.unchecked++;
+			goto resolve;
+		}
+	}
+	/* Unchecked, the prefetch may be another stack's, read before this walk: not used. */
+	err = code_read_ident_pf(check ? &s->pf : NULL, pid, info, code, &id, hdr, &read_ns);
 	if (err) {
 		if (err == -ENOEXEC)
 			s->stats.not_code++;
@@ -646,14 +794,15 @@ int pysym_lookup(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 			s->stats.read_errors++;
 		return err;
 	}
-	b = bucket_of(s, pid, code);
-	for (e = s->buckets[b]; e; e = e->hnext)
-		if (e->pid == pid && e->code == code)
-			break;
-	if (e && !memcmp(&e->id, &id, sizeof(id))) {
+	e = entry_find(s, b, pid, code);
+	if (e && !memcmp(&e->id, &id, sizeof(id)) && e->lines == info->layout.lines) {
 		s->stats.hits++;
-		lru_unlink(s, e);
-		lru_push(s, e);
+		if (read_ns > e->pub.checked_ns)
+			e->pub.checked_ns = read_ns;
+		if (s->lru_head != e) {
+			lru_unlink(s, e);
+			lru_push(s, e);
+		}
 		goto resolve;
 	}
 	if (e) {
@@ -672,6 +821,7 @@ int pysym_lookup(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 	e->pid = pid;
 	e->code = code;
 	e->id = id;
+	e->lines = info->layout.lines;
 	err = entry_fill(s, pid, info, e);
 	if (err) {
 		s->stats.read_errors++;
@@ -679,29 +829,86 @@ int pysym_lookup(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 		free(e);
 		return err;
 	}
+	e->pub.id = sym_next_id++;
+	e->pub.function = e->function ? e->function : e->name;
+	e->pub.name = e->name;
+	e->pub.file = e->file;
+	e->pub.truncated = e->truncated;
+	e->pub.firstlineno = e->id.firstlineno;
+	e->pub.argcount = e->id.argcount;
+	e->pub.checked_ns = read_ns;
+	e->refs = 1;
+	e->cached = true;
 	e->hnext = s->buckets[b];
 	s->buckets[b] = e;
 	lru_push(s, e);
 	s->count++;
 
 resolve:
-	memset(out, 0, sizeof(*out));
-	snprintf(out->name, sizeof(out->name), "%s", e->name);
-	snprintf(out->function, sizeof(out->function), "%s", e->function ? e->function : e->name);
-	snprintf(out->file, sizeof(out->file), "%s", e->file);
-	out->truncated = e->truncated;
-	out->firstlineno = e->id.firstlineno;
-	out->argcount = e->id.argcount;
-	if (lasti < -1) {
-		s->stats.unknown_offset++;
-		out->line_err = -ENODATA;
-		return 0;
+	e->refs++;
+	out->sym = &e->pub;
+	out->line_err = entry_line_memo(s, e, lasti, &out->line);
+	return 0;
+}
+
+int pysym_resolve(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+		  unsigned long long code, int lasti, struct pysym_hit *out)
+{
+	return resolve(s, pid, info, code, lasti, out, true);
+}
+
+int pysym_resolve_unchecked(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+			    unsigned long long code, int lasti, struct pysym_hit *out)
+{
+	return resolve(s, pid, info, code, lasti, out, false);
+}
+
+void pysym_prefetch_end(struct pysym *s)
+{
+	s->pf.n = 0;
+}
+
+int pysym_check(struct pysym *s, pid_t pid, const struct pyproc_info *info, unsigned long long code)
+{
+	unsigned long long read_ns;
+	unsigned char hdr[HEADER_MAX];
+	struct code_ident id;
+	struct sym_entry *e;
+	int err;
+
+	e = entry_find(s, bucket_of(s, pid, code), pid, code);
+	if (!e)
+		return -ENOENT;
+	err = code_read_ident_pf(NULL, pid, info, code, &id, hdr, &read_ns);
+	if (err == -ENOEXEC || (!err && memcmp(&e->id, &id, sizeof(id)))) {
+		s->stats.stale++;
+		entry_remove(s, e);
+		return -ESTALE;
 	}
-	err = entry_line(info, e, lasti, &line);
-	if (err && err != -ENOENT)
-		s->stats.no_line++;
-	out->line = err ? 0 : line;
-	out->line_err = err;
+	if (!err && read_ns > e->pub.checked_ns)
+		e->pub.checked_ns = read_ns;
+	return err;
+}
+
+int pysym_lookup(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+		 unsigned long long code, int lasti, struct pysym_loc *out)
+{
+	struct pysym_hit hit;
+	int err;
+
+	err = pysym_resolve(s, pid, info, code, lasti, &hit);
+	if (err)
+		return err;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "%s", hit.sym->name);
+	snprintf(out->function, sizeof(out->function), "%s", hit.sym->function);
+	snprintf(out->file, sizeof(out->file), "%s", hit.sym->file);
+	out->truncated = hit.sym->truncated;
+	out->firstlineno = hit.sym->firstlineno;
+	out->argcount = hit.sym->argcount;
+	out->line = hit.line;
+	out->line_err = hit.line_err;
+	pysym_sym_put(hit.sym);
 	return 0;
 }
 

@@ -3,6 +3,8 @@
  * CPython symbolizer: (pid, code object, instruction offset) -> function, file, line, read
  * from the process with process_vm_readv.  Results are cached per (pid, code object) and
  * re-validated on every use, so a freed and reused address never gets a stale name.
+ * pysym_resolve hands out the cached symbol itself (refcounted), not a copy: a stack names
+ * its frames without copying strings, and callers may keep per-symbol verdicts in it.
  */
 #ifndef WSAUDIT_PYSYM_H
 #define WSAUDIT_PYSYM_H
@@ -50,9 +52,43 @@ struct pysym_stats {
 	unsigned long long truncated; /* code objects with a name or file cut to fit */
 	unsigned long long no_line; /* offset outside the line table, or a malformed table */
 	unsigned long long unknown_offset; /* the walk could not compute the offset */
+	unsigned long long unchecked; /* served by pysym_resolve_unchecked without a read */
 };
 
 struct pysym;
+
+/*
+ * One code object as named by pysym_resolve.  Shared: take a reference to keep it
+ * (pysym_sym_get), drop it with pysym_sym_put.  It outlives its cache entry (eviction, a
+ * stale address, the process's exit) while referenced, with the names it had.
+ */
+struct pysym_sym {
+	/* Unique for the life of the program, never reused: a key for per-symbol verdicts. */
+	unsigned long long id;
+	const char *function; /* co_qualname on 3.11+, co_name before */
+	const char *name; /* co_name */
+	const char *file;
+	bool truncated; /* a name or the file was cut to fit */
+	int firstlineno;
+	int argcount;
+	/*
+	 * CLOCK_MONOTONIC time at which the latest read that found this code object at its
+	 * address began: a stack walked before then needs no read of its own to trust the name.
+	 */
+	unsigned long long checked_ns;
+	/*
+	 * Free for the caller: verdicts that depend only on this code object (its file), valid
+	 * while user_gen is the caller's current generation.  0 when new.
+	 */
+	unsigned int user_gen;
+	unsigned int user_bits;
+};
+
+struct pysym_hit {
+	struct pysym_sym *sym; /* a reference: the caller puts it */
+	int line; /* 0 when there is no line; line_err says why as in struct pysym_loc */
+	int line_err;
+};
 
 /* A cache of at most @max_entries code objects; NULL and errno on failure. */
 struct pysym *pysym_new(unsigned int max_entries);
@@ -70,16 +106,41 @@ void pysym_free(struct pysym *s);
 int pysym_lookup(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 		 unsigned long long code, int lasti, struct pysym_loc *out);
 
+/*
+ * pysym_lookup without copies: 0 and @out (with a reference to the symbol), errors as
+ * pysym_lookup.
+ */
+int pysym_resolve(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+		  unsigned long long code, int lasti, struct pysym_hit *out);
+/*
+ * The same without validating a cached entry (no read): for a stack that may never be used,
+ * whose frames must then be checked with pysym_resolve before their names are given out.
+ * A code object not cached yet is read as by pysym_resolve.
+ */
+int pysym_resolve_unchecked(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+			    unsigned long long code, int lasti, struct pysym_hit *out);
+/*
+ * Validates the cached entry of @code against its header read now: 0 when it holds, -ESTALE
+ * (the entry is dropped) when the address holds another object, -ENOENT when nothing is
+ * cached, other -errno when it cannot be read.
+ */
+int pysym_check(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+		unsigned long long code);
+struct pysym_sym *pysym_sym_get(struct pysym_sym *sym);
+void pysym_sym_put(struct pysym_sym *sym);
+
 /* Code objects of one stack whose headers pysym_prefetch reads at once. */
 #define PYSYM_PREFETCH_MAX 64
 
 /*
  * Reads the headers of @codes (the code objects of one stack) with one system call; the
  * pysym_lookup calls that follow validate their cache entries against these bytes instead of
- * reading each header again.  Good until the next prefetch.
+ * reading each header again.  Good until pysym_prefetch_end (or the next prefetch): bytes
+ * read before a walk must not validate its frames.
  */
 void pysym_prefetch(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 		    const unsigned long long *codes, size_t n);
+void pysym_prefetch_end(struct pysym *s);
 
 /* Drop every entry of @pid (process exit). */
 void pysym_forget_pid(struct pysym *s, pid_t pid);

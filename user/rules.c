@@ -4,9 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pysym.h"
 #include "rules.h"
 
 #define OWNER_BUCKETS 8192
+/* Bridge verdicts of symbols lately seen, by symbol id (ids are never reused). */
+#define BRIDGE_MEMO 4096
 
 struct owner {
 	char *key; /* "run_id=<value>" */
@@ -21,6 +24,10 @@ struct rules {
 	size_t max_owners;
 	struct owner *buckets[OWNER_BUCKETS];
 	struct owner *oldest, *newest;
+	struct {
+		unsigned long long id; /* 0: empty */
+		bool bridge;
+	} bridge_memo[BRIDGE_MEMO];
 	struct rules_stats stats;
 };
 
@@ -175,6 +182,27 @@ static struct violation *add_violation(struct rules *r, struct rules_verdict *ou
 	return v;
 }
 
+/*
+ * Whether a frame is a bridge frame, matched once per code object: the verdict depends only
+ * on its function and file, and a stack repeats the same few code objects frame after frame.
+ */
+static bool frame_is_bridge(struct rules *r, const struct attrib_frame *f)
+{
+	unsigned long long id;
+	size_t i;
+
+	/* A 3.9/3.10 "Class.name" belongs to the frame, not to its symbol. */
+	if (!f->sym || f->function != f->sym->function || f->file != f->sym->file)
+		return policy_is_bridge_frame(r->policy, f->function, f->file);
+	id = f->sym->id;
+	i = (size_t)(id % BRIDGE_MEMO);
+	if (r->bridge_memo[i].id != id) {
+		r->bridge_memo[i].bridge = policy_is_bridge_frame(r->policy, f->function, f->file);
+		r->bridge_memo[i].id = id;
+	}
+	return r->bridge_memo[i].bridge;
+}
+
 static void judge_bridge(struct rules *r, const struct rules_input *in, struct rules_verdict *out)
 {
 	const struct attrib_stack *s = in->stack;
@@ -190,7 +218,7 @@ static void judge_bridge(struct rules *r, const struct rules_input *in, struct r
 		return;
 	}
 	for (size_t i = 0; i < s->nframes; i++) {
-		if (policy_is_bridge_frame(r->policy, s->frames[i].function, s->frames[i].file)) {
+		if (frame_is_bridge(r, &s->frames[i])) {
 			out->via_bridge = 1;
 			return;
 		}

@@ -4,6 +4,7 @@
  * byte for byte, every error message is checked word for word, and the matchers.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -415,6 +416,55 @@ static void test_check_policy(void **state)
 	assert_int_equal(cmd_check_policy(3, opt_argv), EXIT_USAGE);
 }
 
+/* The glob matcher agrees with fnmatch(3) without flags on every pair. */
+static void test_glob_match_is_fnmatch(void **state)
+{
+	static const char *const globs[] = {
+		"AgentWebSocketBridge.*",
+		"WebSocketNotifier.send_*",
+		"*/site-packages/*",
+		"*/lib/python3*/*",
+		"run",
+		"*_run_once",
+		"Handle._run",
+		"a?c",
+		"a[bc]d",
+		"a\\*b",
+		"",
+		"*",
+		"/srv/app/x.py",
+		"/srv/*/x.py",
+		"Bridge.send",
+	};
+	static const char *const names[] = {
+		"AgentWebSocketBridge.notify",
+		"AgentWebSocketBridge",
+		"WebSocketNotifier.send_text",
+		"/usr/lib/python3/dist-packages/x.py",
+		"/usr/lib/python3.11/asyncio/events.py",
+		"/srv/app/x.py",
+		"/srv/app/y/x.py",
+		"run",
+		"runner",
+		"BaseEventLoop._run_once",
+		"Handle._run",
+		"abc",
+		"abd",
+		"acd",
+		"a*b",
+		"axb",
+		"",
+		"Bridge.send",
+		"Bridge.sen",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(globs) / sizeof(globs[0]); i++)
+		for (size_t j = 0; j < sizeof(names) / sizeof(names[0]); j++)
+			assert_int_equal(policy_glob_match(globs[i], names[j]),
+					 !fnmatch(globs[i], names[j], 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -433,6 +483,7 @@ int main(void)
 		cmocka_unit_test(test_aliases),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_check_policy),
+		cmocka_unit_test(test_glob_match_is_fnmatch),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

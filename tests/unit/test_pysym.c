@@ -373,6 +373,98 @@ static void test_cache(void **state)
 	pysym_free(s);
 }
 
+/*
+ * pysym_resolve hands out the cached symbol: the same one while the code object is the same,
+ * kept alive by its holders after the address is reused, and never given for the new one.
+ */
+static void test_resolve_shared(void **state)
+{
+	struct fake *f = *state;
+	struct pysym *s = pysym_new(4);
+	unsigned long long c0 = (uintptr_t)f->code[0], c1 = (uintptr_t)f->code[1];
+	unsigned long long stack[] = { c0, c1, c0, c0 };
+	struct pysym_hit a, b, c;
+	struct pysym_stats st;
+	pid_t me = getpid();
+
+	assert_non_null(s);
+	/* A recursive stack: each code object is read once, every frame is served. */
+	pysym_prefetch(s, me, &f->info, stack, 4);
+	assert_int_equal(pysym_resolve(s, me, &f->info, c0, 8, &a), 0);
+	assert_int_equal(pysym_resolve(s, me, &f->info, c0, 4, &b), 0);
+	assert_ptr_equal(a.sym, b.sym);
+	assert_string_equal(a.sym->function, "Bridge.send");
+	assert_string_equal(a.sym->file, "/srv/app.py");
+	assert_int_equal(a.line, 42);
+	assert_int_equal(b.line, 41);
+	/* The line of an offset comes from the symbol's memo the second time, the same. */
+	pysym_sym_put(b.sym);
+	assert_int_equal(pysym_resolve(s, me, &f->info, c0, 8, &b), 0);
+	assert_int_equal(b.line, 42);
+	pysym_sym_put(b.sym);
+	assert_int_equal(pysym_resolve(s, me, &f->info, c1, 0, &c), 0);
+	assert_true(c.sym->id != a.sym->id);
+	pysym_sym_put(c.sym);
+
+	/* The address now holds another function: a new symbol, and the old one still reads. */
+	fake_code(f, 0, fake_ascii(&f->s[0], "/srv/app.py"), fake_ascii(&f->s[7], "close"),
+		  fake_ascii(&f->s[2], "Bridge.close"), 40);
+	pysym_prefetch(s, me, &f->info, stack, 4);
+	assert_int_equal(pysym_resolve(s, me, &f->info, c0, 0, &b), 0);
+	assert_ptr_not_equal(a.sym, b.sym);
+	assert_true(a.sym->id != b.sym->id);
+	assert_string_equal(b.sym->function, "Bridge.close");
+	assert_string_equal(a.sym->function, "Bridge.send");
+	pysym_get_stats(s, &st);
+	assert_int_equal(st.stale, 1);
+	pysym_sym_put(b.sym);
+	/* Gone from the cache (process exit), alive for its holder until put. */
+	pysym_forget_pid(s, me);
+	assert_string_equal(a.sym->name, "send");
+	pysym_free(s);
+	pysym_sym_put(a.sym);
+}
+
+/*
+ * Unchecked lookups serve the cache without reading; pysym_check and pysym_resolve catch a
+ * reused address, and each read that finds the code object moves checked_ns forward.
+ */
+static void test_unchecked(void **state)
+{
+	struct fake *f = *state;
+	struct pysym *s = pysym_new(4);
+	unsigned long long c0 = (uintptr_t)f->code[0], first;
+	struct pysym_hit a, b;
+	struct pysym_stats st;
+	pid_t me = getpid();
+
+	assert_non_null(s);
+	assert_int_equal(pysym_check(s, me, &f->info, c0), -ENOENT);
+	/* Not cached: read, as a checked lookup would. */
+	assert_int_equal(pysym_resolve_unchecked(s, me, &f->info, c0, 8, &a), 0);
+	assert_string_equal(a.sym->function, "Bridge.send");
+	first = a.sym->checked_ns;
+	assert_true(first > 0);
+	assert_int_equal(pysym_check(s, me, &f->info, c0), 0);
+	assert_true(a.sym->checked_ns > first);
+	/* The address is reused: unchecked still says the old name, a check drops it. */
+	fake_code(f, 0, fake_ascii(&f->s[0], "/srv/app.py"), fake_ascii(&f->s[7], "close"),
+		  fake_ascii(&f->s[2], "Bridge.close"), 40);
+	assert_int_equal(pysym_resolve_unchecked(s, me, &f->info, c0, 8, &b), 0);
+	assert_ptr_equal(a.sym, b.sym);
+	pysym_sym_put(b.sym);
+	assert_int_equal(pysym_check(s, me, &f->info, c0), -ESTALE);
+	assert_int_equal(pysym_resolve_unchecked(s, me, &f->info, c0, 8, &b), 0);
+	assert_string_equal(b.sym->function, "Bridge.close");
+	assert_true(b.sym->checked_ns > a.sym->checked_ns);
+	pysym_get_stats(s, &st);
+	assert_int_equal(st.unchecked, 1);
+	assert_int_equal(st.stale, 1);
+	pysym_sym_put(a.sym);
+	pysym_sym_put(b.sym);
+	pysym_free(s);
+}
+
 static void test_truncated(void **state)
 {
 	struct fake *f = *state;
@@ -440,6 +532,8 @@ int main(void)
 		cmocka_unit_test(test_unicode_vectors),
 		cmocka_unit_test(test_unicode_limits),
 		cmocka_unit_test_setup_teardown(test_cache, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_resolve_shared, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_unchecked, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_truncated, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_method_class, fake_setup, fake_teardown),
 	};
