@@ -806,7 +806,7 @@ int attrib_token_put(struct attrib *a, uint32_t tgid, uint64_t token, uint64_t t
 	t->token = token;
 	t->ts_ns = ts_ns;
 	t->stack = s;
-	/* Append: the same object written twice (a broadcast) is matched in order. */
+	/* Append: attrib_token_take looks from the newest. */
 	c = &a->tokens[token_bucket(tgid, token)];
 	t->prev = c->tail;
 	if (c->tail)
@@ -836,7 +836,14 @@ struct attrib_stack *attrib_token_take(struct attrib *a, uint32_t tgid, uint64_t
 		return NULL;
 	/* uvloop sends a bytes object straight from its buffer: data = object + ob_sval. */
 	obj = user_addr - p->info->layout.bytes_data;
-	for (t = a->tokens[token_bucket(tgid, obj)].head; t; t = t->next) {
+	/*
+	 * The newest hand-over of that address first.  A queued object is alive, so when an
+	 * address was handed over more than once, an older token is either the same object
+	 * queued again (a broadcast, whose stacks agree) or one that was freed after a send
+	 * wsaudit did not see (a full ring buffer): taking the oldest named frames with the
+	 * call site of a long-gone object.  Those stale tokens age out.
+	 */
+	for (t = a->tokens[token_bucket(tgid, obj)].tail; t; t = t->prev) {
 		if (t->tgid == tgid && t->token == obj)
 			break;
 	}

@@ -7,7 +7,11 @@
                 an event loop flushing its queue does), then a close 1000.  Logs every
                 frame as a JSON line to --log, like the other test servers.
 --mode uvloop   websockets 10.4 on uvloop: each client gets --frames text frames from
-                push_updates(), then a close 1000.
+                push_updates(), then a close 1000.  With --burst K, --rounds R times: K
+                frames from burst_updates(), queued without waiting for the socket, a
+                0.2 s pause, then the --frames frames of push_updates().  A burst frame's
+                payload is 32 bytes, a push frame's 40 (with a burst, so that the bytes
+                objects of both share an allocator size class and so their addresses).
 --mode fork     the uvloop server, in a child forked once a line arrives on stdin: the
                 parent imports uvloop and websockets first, as a pre-forking server does,
                 and prints "CHILD pid=N" once the child listens.
@@ -100,10 +104,24 @@ def serve_uvloop(args, announce):
 
     async def push_updates(ws, n):
         for i in range(n):
-            await ws.send(json.dumps({"seq": i, "text": "update"}))
+            if args.burst:
+                await ws.send(f"push {i:035d}")
+                await asyncio.sleep(0.002)
+            else:
+                await ws.send(json.dumps({"seq": i, "text": "update"}))
+
+    async def burst_updates(ws, n):
+        for i in range(n):
+            # Straight to the transport: uvloop queues them all and flushes them together.
+            ws.write_frame_sync(True, 1, f"burst {i:026d}".encode())
+        await ws.drain()
 
     async def handler(ws, path=None):
-        await push_updates(ws, args.frames)
+        for _ in range(args.rounds if args.burst else 1):
+            if args.burst:
+                await burst_updates(ws, args.burst)
+                await asyncio.sleep(0.2)
+            await push_updates(ws, args.frames)
         await ws.close(1000)
 
     async def main():
@@ -124,6 +142,8 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--frames", type=int, default=500)
     ap.add_argument("--batches", type=int, default=2)
+    ap.add_argument("--burst", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--log")
     args = ap.parse_args()
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))

@@ -175,3 +175,32 @@ def test_forked_uvloop_child_is_attributed(procs, tmp_path):
           f"{sorted({str(r.get('unattributed')) for r in texts if not r.get('origin')})}")
     assert len(texts) == 50, len(texts)
     assert len(pushed) == 50, [(r.get("origin"), r.get("unattributed")) for r in texts[:3]]
+
+
+def test_lost_records_never_lend_their_call_site(procs, tmp_path):
+    """Bursts that overflow a small ring buffer lose hand-over records and sends; the frames
+    sent after each from another function (whose buffers take the burst's addresses again)
+    must never be named after the burst's call site."""
+    port = free_port()
+    server = start_app(procs, "uvloop", port, "--frames", 50, "--burst", 1500, "--rounds", 4)
+    trace = Trace(procs, str(tmp_path), ["-p", server.pid, "-o", "json",
+                                         "--ringbuf-size", 65536])
+    assert len(read_all_frames(port)) == 4 * 1550 + 1
+    assert trace.stop() == 0, trace.stderr()
+    recs = trace.records()
+    frames = [r for ps in trace_frames(recs, server.pid, port).values() for r in ps]
+    name = lambda r: (r.get("origin") or {}).get("function", "")  # noqa: E731
+    push = [name(r) for r in frames if r["opcode"] == "text" and r["payload_len"] == 40]
+    burst = [name(r) for r in frames if r["opcode"] == "text" and r["payload_len"] == 32]
+    wrong = sum(n.endswith("burst_updates") for n in push)
+    wrong += sum(n.endswith("push_updates") for n in burst)
+    stats = final_stats(recs)
+    lost = stats["drops"]["ringbuf_full"] + stats["drops"]["stack_ringbuf_full"]
+    print(f"\n[lost records] push frames {len(push)} of 200 reported "
+          f"({sum(n.endswith('push_updates') for n in push)} push_updates), burst frames "
+          f"{len(burst)} of 6000 ({sum(n.endswith('burst_updates') for n in burst)} "
+          f"burst_updates); drops { {k: v for k, v in stats['drops'].items() if v} }; "
+          f"{wrong} named after the other function")
+    assert lost > 0, "the bursts did not overflow the ring buffer: the test proves nothing"
+    assert wrong == 0, f"{wrong} frames named after the other function's call site"
+    assert sum(n.endswith("push_updates") for n in push) >= 190, push
