@@ -61,11 +61,15 @@ static unsigned int add_initial_targets(struct session *s, const struct trace_op
 	return n;
 }
 
+/* Records are flushed after each poll: a large buffer spares a write(2) per record. */
+static char stdout_buf[1 << 20];
+
 static int run(struct session *s, const struct trace_opts *o)
 {
 	uint64_t start = now_mono_ns(), last_stats = start, now;
 	uint64_t duration_ns = (uint64_t)(o->duration_s * 1e9);
 	uint64_t interval_ns = (uint64_t)(o->stats_interval_s * 1e9);
+
 
 	while (!stop_requested) {
 		if (session_poll(s, POLL_MS))
@@ -112,6 +116,8 @@ int cmd_trace(int argc, char **argv)
 	char err[256];
 	int rc;
 
+	/* Before anything is written to stdout, as setvbuf requires. */
+	setvbuf(stdout, stdout_buf, _IOFBF, sizeof(stdout_buf));
 	if (trace_parse_args(argc, argv, &o, err, sizeof(err))) {
 		fprintf(stderr, "wsaudit trace: %s\n", err);
 		trace_usage(stderr);
