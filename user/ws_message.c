@@ -135,7 +135,9 @@ static void message_begin(struct ws_stream *s, const struct ws_frame *f, bool st
 		if (!s->ctx_trusted)
 			s->stats.context_recoveries++;
 		s->ctx_trusted = true;
-		ws_inflater_begin(s->inflater, true);
+		/* None yet: the one made for the first compressed message starts empty. */
+		if (s->inflater)
+			ws_inflater_begin(s->inflater, true);
 	} else if (!s->ctx_trusted) {
 		s->undecodable = true;
 		s->decoding = false;
@@ -155,6 +157,12 @@ static int message_add(struct ws_stream *s, const struct ws_frame *f, bool *zero
 	if (!s->decoding)
 		goto out;
 	if (m->compressed) {
+		/* Made on first use: most connections never negotiate compression. */
+		if (!s->inflater) {
+			s->inflater = ws_inflater_new();
+			if (!s->inflater)
+				return -ENOMEM;
+		}
 		err = ws_inflater_feed(s->inflater, f->payload, f->payload_kept,
 				       f->fin && !missing && !cut, &s->buf);
 		if (err == -ENOMEM)
@@ -251,13 +259,8 @@ struct ws_stream *ws_stream_new(const struct ws_stream_opts *opts, ws_stream_fra
 	s->parser = ws_parser_new(&po, on_frame, s);
 	if (!s->parser)
 		goto err_free;
-	s->inflater = ws_inflater_new();
-	if (!s->inflater)
-		goto err_free_parser;
 	return s;
 
-err_free_parser:
-	ws_parser_free(s->parser);
 err_free:
 	free(s);
 	errno = ENOMEM;
