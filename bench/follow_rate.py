@@ -24,7 +24,7 @@ import tempfile
 import time
 
 from service_cost import CPU_CLIENT, CPU_SERVER, HERE as SERVICE, PYTHON, free_port, proc_cpu
-from tracer import start_trace
+from tracer import start_trace, stop_processes
 
 
 def wait_listening(port, proc):
@@ -90,14 +90,7 @@ def run_rate(args, rate):
                                  if v},
                 "drops": drops, "cpu_ms_per_1000": 1e6 * cpu / max(1, printed)}
     finally:
-        for p in (ws, srv):
-            if p and p.poll() is None:
-                p.send_signal(signal.SIGINT)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+        stop_processes(ws, srv)
         out.close()
 
 

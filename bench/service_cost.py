@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 
-from tracer import bpf_prog_stats, start_trace
+from tracer import bpf_prog_stats, start_trace, stop_processes
 
 PYTHON = "/usr/bin/python3"
 HERE = os.path.abspath(__file__)
@@ -375,14 +375,7 @@ def run_batch(args, cfg):
                                       stats["attribution"]["unattributed"].items() if v}
         return res
     finally:
-        for p in (ws, floor, srv):
-            if p and p.poll() is None:
-                p.send_signal(signal.SIGINT)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+        stop_processes(ws, floor, srv)
         out.close()
 
 

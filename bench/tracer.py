@@ -3,6 +3,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -56,3 +57,15 @@ def bpf_prog_stats(pid):
         a[0] += t
         a[1] += n
     return stats
+
+
+def stop_processes(*procs):
+    """SIGINT to each process still running (None is skipped), SIGKILL after 10 s."""
+    for p in procs:
+        if p and p.poll() is None:
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
