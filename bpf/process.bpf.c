@@ -87,6 +87,8 @@ int exit_tp(void *ctx)
 		return 0;
 	tgid_set_traced(tgid, false);
 	bpf_map_delete_elem(&py_procs, &tgid);
+	/* The collector drops the marks too; this keeps a reused pid from reading them. */
+	bpf_map_delete_elem(&ctx_procs, &tgid);
 	e = proc_event(EVT_PROC_EXIT);
 	if (!e)
 		return 0;

@@ -258,13 +258,8 @@ static void forget_ctx_codes(struct capture *cap, pid_t tgid)
 	}
 }
 
-int capture_forget_tgid(struct capture *cap, pid_t tgid)
+void capture_forget_image(struct capture *cap, pid_t tgid)
 {
-	int fd = bpf_map__fd(cap->skel->maps.conn_map);
-	__u64 key, next, *prev = NULL;
-	struct conn_info info;
-	int removed = 0;
-
 	forget_ctx_codes(cap, tgid);
 	for (unsigned int i = 0; i < cap->nuprobes; i++) {
 		if (cap->uprobes[i].pid != tgid)
@@ -273,6 +268,44 @@ int capture_forget_tgid(struct capture *cap, pid_t tgid)
 		free(cap->uprobes[i].path);
 		cap->uprobes[i--] = cap->uprobes[--cap->nuprobes];
 	}
+}
+
+static int add_tgid(pid_t *out, int n, int max, pid_t tgid)
+{
+	for (int j = 0; j < n; j++) {
+		if (out[j] == tgid)
+			return n;
+	}
+	if (n < max)
+		out[n++] = tgid;
+	return n;
+}
+
+int capture_held_tgids(struct capture *cap, pid_t *out, int max)
+{
+	int fd = bpf_map__fd(cap->skel->maps.ctx_codes);
+	struct ctx_code_key key, next, *prev = NULL;
+	int n = 0;
+
+	/* Marked code objects (the marks of a process are its flag in ctx_procs too). */
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		n = add_tgid(out, n, max, (pid_t)key.tgid);
+		prev = &key;
+	}
+	for (unsigned int i = 0; i < cap->nuprobes; i++)
+		n = add_tgid(out, n, max, cap->uprobes[i].pid);
+	return n;
+}
+
+int capture_forget_tgid(struct capture *cap, pid_t tgid)
+{
+	int fd = bpf_map__fd(cap->skel->maps.conn_map);
+	__u64 key, next, *prev = NULL;
+	struct conn_info info;
+	int removed = 0;
+
+	capture_forget_image(cap, tgid);
 	/* Deleting while iterating restarts the walk at the deleted key's successor. */
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		key = next;

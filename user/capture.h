@@ -34,6 +34,13 @@ int capture_trace_pid(struct capture *cap, pid_t pid);
 int capture_untrace_pid(struct capture *cap, pid_t pid);
 /* Removes the kernel's records of the connections of a process that exited. */
 int capture_forget_tgid(struct capture *cap, pid_t tgid);
+/*
+ * Drops what belongs to a process's image: its marked code objects and its uprobes (at exec,
+ * or for a pid that a new process now holds).
+ */
+void capture_forget_image(struct capture *cap, pid_t tgid);
+/* The tgids holding marks or uprobes (at most max, each once).  Returns how many. */
+int capture_held_tgids(struct capture *cap, pid_t *out, int max);
 /* Enables (off) or disables (NULL) the Python stack walk for a process. */
 int capture_set_pyoffsets(struct capture *cap, pid_t pid, const struct py_offsets *off);
 /*

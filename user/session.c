@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,9 @@
 #define WATCH_MAX 256
 #define WATCH_NS (30ULL * 1000000000ULL)
 #define WATCH_EVERY_NS (200ULL * 1000000ULL)
+/* How often processes holding marks or uprobes are checked for having gone unseen. */
+#define SWEEP_EVERY_NS (5ULL * 1000000000ULL)
+#define SWEEP_MAX 4096
 /* (process, code object) pairs tried for identity.context, so each is looked at once. */
 #define CTX_TRIED_SLOTS 8192
 
@@ -52,6 +56,7 @@ struct session {
 	struct watch watch[WATCH_MAX];
 	unsigned int nwatch;
 	uint64_t last_watch;
+	uint64_t last_sweep;
 	struct ctx_tried ctx_tried[CTX_TRIED_SLOTS];
 	unsigned int nctx_tried;
 	struct podinfo_cache *pods;
@@ -424,6 +429,9 @@ int session_add_pid(struct session *s, pid_t pid, const char *how)
 	int err;
 
 	target_comm(pid, comm, sizeof(comm));
+	/* Marks and uprobes of an earlier process with this pid, or of the image before exec. */
+	capture_forget_image(s->cap, pid);
+	ctx_forget(s, pid);
 	err = capture_trace_pid(s->cap, pid);
 	if (err) {
 		log_err("failed to trace pid %d (%s): %s", pid, comm, strerror(-err));
@@ -482,6 +490,51 @@ static bool exec_matches(struct session *s, const struct evt_proc *e)
 	       (!target_exe_path(e->pid, exe, sizeof(exe)) && target_exe_matches(exe, globs, n));
 }
 
+/* Everything held for a process that exited. */
+static void forget_process(struct session *s, pid_t pid, uint64_t ts_ns)
+{
+	if (s->processes)
+		s->processes--;
+	conntrack_forget_tgid(s->ct, pid, ts_ns);
+	forget_container(s, pid);
+	watch_forget(s, pid);
+	ctx_forget(s, pid);
+	capture_forget_tgid(s->cap, pid);
+	attrib_forget_process(s->attrib, pid);
+}
+
+/*
+ * A process whose exit record was lost (a full ring buffer) would keep its marks, uprobes and
+ * state for good: those holding marks or uprobes are checked now and then, and one that no
+ * longer exists is forgotten as at its exit, and said.
+ */
+static void sweep_gone(struct session *s, uint64_t now)
+{
+	static pid_t held[SWEEP_MAX];
+	int n;
+
+	if (now - s->last_sweep < SWEEP_EVERY_NS)
+		return;
+	s->last_sweep = now;
+	n = capture_held_tgids(s->cap, held, SWEEP_MAX);
+	for (int i = 0; i < n; i++) {
+		if (kill(held[i], 0) == 0 || errno != ESRCH)
+			continue;
+		if (attrib_known(s->attrib, held[i])) {
+			log_warn("pid %d exited unseen (its exit record was lost): its state is "
+				 "dropped",
+				 held[i]);
+			forget_process(s, held[i], now);
+		} else {
+			/* Its exit was handled, yet something of it was left in the kernel. */
+			log_warn("pid %d exited, but marks or uprobes of it were left: dropped",
+				 held[i]);
+			capture_forget_image(s->cap, held[i]);
+			ctx_forget(s, held[i]);
+		}
+	}
+}
+
 static void handle_proc(struct session *s, const struct evt_proc *e)
 {
 	char comm[sizeof(e->comm) + 1];
@@ -499,6 +552,8 @@ static void handle_proc(struct session *s, const struct evt_proc *e)
 		break;
 	case EVT_PROC_FORK:
 		s->processes++;
+		capture_forget_image(s->cap, e->pid);
+		ctx_forget(s, e->pid);
 		attrib_fork_process(s->attrib, e->ppid, e->pid);
 		if (capture_fork_transport_writes(s->cap, e->ppid, e->pid) < 0)
 			log_warn("pid %u: failed to hook uvloop's transport writes as its parent's",
@@ -508,14 +563,7 @@ static void handle_proc(struct session *s, const struct evt_proc *e)
 			output_process(s->out, "process_fork", e->hdr.ts_ns, e->pid, comm, 0);
 		break;
 	case EVT_PROC_EXIT:
-		if (s->processes)
-			s->processes--;
-		conntrack_forget_tgid(s->ct, e->pid, e->hdr.ts_ns);
-		forget_container(s, e->pid);
-		watch_forget(s, e->pid);
-		ctx_forget(s, e->pid);
-		capture_forget_tgid(s->cap, e->pid);
-		attrib_forget_process(s->attrib, e->pid);
+		forget_process(s, e->pid, e->hdr.ts_ns);
 		if (show)
 			output_process(s->out, "process_exit", e->hdr.ts_ns, e->pid, comm,
 				       e->exit_code);
@@ -635,6 +683,7 @@ int session_poll(struct session *s, int timeout_ms)
 	}
 	attrib_token_expire(s->attrib, now_mono_ns(), TOKEN_MAX_AGE_NS);
 	watch_poll(s, now_mono_ns());
+	sweep_gone(s, now_mono_ns());
 	return 0;
 }
 
