@@ -49,7 +49,7 @@ scripts=(
 	"bench/capacity.py ${capacity_args[*]}"
 	"bench/follow_rate.py ${follow_args[*]}"
 )
-helpers=" bench_loadgen bench_uprobe_floor "
+helpers=" bench_floor_attach bench_loadgen bench_uprobe_floor "
 cd "$(dirname "$0")/.."
 out=${O:-.output}/bench
 report=bench/REPORT.md

@@ -9,6 +9,8 @@ time.perf_counter_ns().  The driver (this file) is the client: it connects, does
 drains the frames in a thread.  Each repetition runs one batch per configuration, order rotated:
 
   none     no tracer
+  floor    .output/bench/bench_floor_attach: an empty program on every hook point wsaudit
+           attaches (the floor the kernel-path figures of issue 7 are compared with)
   capture  wsaudit trace --capture-only -p SENDER -o json
   walk     wsaudit trace -p SENDER -o json (full attribution: the stack walk at the write's exit)
 
@@ -39,7 +41,7 @@ import tempfile
 import threading
 import time
 
-from tracer import bpf_prog_stats, start_trace
+from tracer import bpf_prog_stats, start_trace, stop_processes
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -48,6 +50,8 @@ PYTHON = "/usr/bin/python3"
 # reader pays an inter-processor wake-up, see bench/README.md), wsaudit has the other, so that the
 # figure is the write path's and not the sender waiting for a CPU that wsaudit's user space holds.
 BPF_STATS = False
+FLOOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".output", "bench",
+                     "bench_floor_attach")
 CPU_SENDER = "0"
 SLICE = 200
 CPU_OTHER = "1"
@@ -226,9 +230,22 @@ def cpu_quiet(pid, limit=5.0):
         last = now
 
 
+def floor_start():
+    """bench_floor_attach: an empty program on every hook point wsaudit attaches."""
+    p = subprocess.Popen([FLOOR], stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    if not line.startswith("ATTACHED"):
+        p.kill()
+        p.wait()
+        sys.exit(f"walk_cost: {FLOOR} did not attach: {line!r}")
+    return p
+
+
 def run_batch(sender, port, count, cfg, wsaudit):
-    proc = None
-    if cfg != "none":
+    proc = floor = None
+    if cfg == "floor":
+        floor = floor_start()
+    elif cfg != "none":
         proc = wsaudit_start(wsaudit, sender.pid, cfg == "capture")
     sender.stdin.write(f"run {count}\n")
     sender.stdin.flush()
@@ -254,6 +271,7 @@ def run_batch(sender, port, count, cfg, wsaudit):
     res = json.loads(line)
     d.join(10)
     c.close()
+    stop_processes(floor)
     check = None
     if proc:
         time.sleep(0.3)
@@ -311,11 +329,11 @@ def main():
         ready = sender.stdout.readline().split()
         kv = dict(x.split("=") for x in ready[1:])
         port, depth = int(kv["port"]), int(kv["depth"])
-        cfgs = ["none", "capture", "walk"]
+        cfgs = ["none", "floor", "capture", "walk"]
         res = {c: [] for c in cfgs}
         checks = {c: [] for c in cfgs}
         for rep in range(args.reps):
-            order = cfgs[rep % 3:] + cfgs[:rep % 3]
+            order = cfgs[rep % len(cfgs):] + cfgs[:rep % len(cfgs)]
             for cfg in order:
                 r, chk = run_batch(sender, port, args.sends, cfg, args.wsaudit)
                 res[cfg].append(r)
@@ -348,8 +366,9 @@ def report(args, depth, cfgs, res, checks):
           f"(`time.perf_counter_ns()`) and the sender thread's CPU time (`time.thread_time_ns()`, "
           f"which holds the syscall and the BPF programs run in it, and leaves out waiting for a "
           f"CPU).\n")
-    names = {"none": "no wsaudit", "capture": "`wsaudit trace --capture-only`",
-             "walk": "`wsaudit trace` (full walk)"}
+    names = {"none": "no wsaudit",
+             "floor": "floor: empty programs on wsaudit's hook points (not a WebSocket)",
+             "capture": "`wsaudit trace --capture-only`", "walk": "`wsaudit trace` (full walk)"}
     rc = 0
     for clock in ("cpu", "wall"):
         print(f"### {clock} clock: batch medians, us per send (median / min / max over the "
@@ -369,6 +388,15 @@ def report(args, depth, cfgs, res, checks):
               f"{fmt_us(min(cap_add))} / {fmt_us(max(cap_add))}")
         print(f"- **the walk: full - capture only: {fmt_us(statistics.median(walk_add))} / "
               f"{fmt_us(min(walk_add))} / {fmt_us(max(walk_add))}**")
+        floor_add = [f - n for f, n in zip(med["floor"], med["none"])]
+        print(f"- the floor: empty programs - no wsaudit: "
+              f"{fmt_us(statistics.median(floor_add))} / {fmt_us(min(floor_add))} / "
+              f"{fmt_us(max(floor_add))}")
+        fl = statistics.median(floor_add)
+        if fl > 0:
+            print(f"- as multiples of the floor's added time (issue 7, kernel path): capture "
+                  f"{statistics.median(cap_add) / fl:.2f}, capture with the 32-frame walk "
+                  f"{statistics.median([w - n for w, n in zip(med['walk'], med['none'])]) / fl:.2f}")
         goal = statistics.median(walk_add) <= 1500
         print(f"\nGoal (issue 4), {clock} clock: the walk adds at most 1.5 us at the median: "
               f"**{'met' if goal else 'not met'}** ({fmt_us(statistics.median(walk_add))} us).\n")
