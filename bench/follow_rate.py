@@ -24,7 +24,7 @@ import tempfile
 import time
 
 from service_cost import CPU_CLIENT, CPU_SERVER, HERE as SERVICE, PYTHON, free_port, proc_cpu
-from tracer import start_trace, stop_processes
+from tracer import cpu_when_quiet, start_trace, stop_processes
 
 
 def wait_listening(port, proc):
@@ -63,15 +63,7 @@ def run_rate(args, rate):
         if cli.returncode != 0:
             sys.exit(f"follow_rate: client failed: {cli.stderr[-2000:]}")
         got = json.loads(cli.stdout.strip().splitlines()[-1])
-        # Let wsaudit read its ring buffer dry before its CPU is read.
-        last = proc_cpu(ws.pid)
-        for _ in range(50):
-            time.sleep(0.2)
-            now = proc_cpu(ws.pid)
-            if now == last:
-                break
-            last = now
-        cpu = now - cpu0
+        cpu = cpu_when_quiet(proc_cpu, ws.pid) - cpu0
         ws.send_signal(signal.SIGINT)
         ws.wait(30)
         out.seek(0)

@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 
-from tracer import bpf_prog_stats, start_trace, stop_processes
+from tracer import bpf_prog_stats, cpu_when_quiet, start_floor, start_trace, stop_processes
 
 PYTHON = "/usr/bin/python3"
 HERE = os.path.abspath(__file__)
@@ -281,17 +281,6 @@ def wsaudit_start(wsaudit, pid, capture_only, outfile):
     return start_trace(cmd, outfile, "service_cost")
 
 
-def floor_start(pid):
-    """bench_uprobe_floor on the server: an empty program where wsaudit hooks uvloop."""
-    p = subprocess.Popen([FLOOR, "-p", str(pid)], stdout=subprocess.PIPE, text=True)
-    line = p.stdout.readline()
-    if not line.startswith("ATTACHED"):
-        p.kill()
-        p.wait()
-        sys.exit(f"service_cost: {FLOOR} did not attach: {line!r}")
-    return p
-
-
 def run_batch(args, cfg):
     port = free_port()
     env = dict(os.environ)
@@ -317,7 +306,8 @@ def run_batch(args, cfg):
         if cfg in ("full", "capture"):
             ws = wsaudit_start(args.wsaudit, srv.pid, cfg == "capture", out)
         elif cfg == "floor":
-            floor = floor_start(srv.pid)
+            # An empty program where wsaudit hooks uvloop's writes in the server.
+            floor = start_floor([FLOOR, "-p", str(srv.pid)], "service_cost")
         res = {}
         for phase in ("sat", "rate"):
             cpu0 = proc_cpu(ws.pid) if ws else 0
@@ -340,15 +330,7 @@ def run_batch(args, cfg):
             if perf:
                 perf.wait(args.seconds + 30)
             if ws:
-                # Let wsaudit read the ring buffer dry before its CPU is read.
-                last = proc_cpu(ws.pid)
-                for _ in range(50):
-                    time.sleep(0.2)
-                    now = proc_cpu(ws.pid)
-                    if now == last:
-                        break
-                    last = now
-                res[phase]["ws_cpu_s"] = now - cpu0
+                res[phase]["ws_cpu_s"] = cpu_when_quiet(proc_cpu, ws.pid) - cpu0
                 out.flush()
                 out.seek(0)
                 res[phase]["ws_frames"] = sum(1 for line in out if b'"type":"frame"' in line)

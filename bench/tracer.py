@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 
 def start_trace(cmd, outfile, who):
@@ -69,3 +70,28 @@ def stop_processes(*procs):
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def start_floor(argv, who):
+    """Runs a floor helper (argv) and returns it once it prints ATTACHED; exits the benchmark,
+    naming who, when it does not."""
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    if not line.startswith("ATTACHED"):
+        p.kill()
+        p.wait()
+        sys.exit(f"{who}: {argv[0]} did not attach: {line!r}")
+    return p
+
+
+def cpu_when_quiet(cpu_of, pid):
+    """CPU seconds of pid (cpu_of(pid)) once they stop growing: wsaudit has read its ring
+    buffer dry.  Waits up to 10 s."""
+    last = cpu_of(pid)
+    for _ in range(50):
+        time.sleep(0.2)
+        now = cpu_of(pid)
+        if now == last:
+            break
+        last = now
+    return now

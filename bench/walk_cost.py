@@ -41,7 +41,7 @@ import tempfile
 import threading
 import time
 
-from tracer import bpf_prog_stats, start_trace, stop_processes
+from tracer import bpf_prog_stats, start_floor, start_trace, stop_processes
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -230,21 +230,10 @@ def cpu_quiet(pid, limit=5.0):
         last = now
 
 
-def floor_start():
-    """bench_floor_attach: an empty program on every hook point wsaudit attaches."""
-    p = subprocess.Popen([FLOOR], stdout=subprocess.PIPE, text=True)
-    line = p.stdout.readline()
-    if not line.startswith("ATTACHED"):
-        p.kill()
-        p.wait()
-        sys.exit(f"walk_cost: {FLOOR} did not attach: {line!r}")
-    return p
-
-
 def run_batch(sender, port, count, cfg, wsaudit):
     proc = floor = None
     if cfg == "floor":
-        floor = floor_start()
+        floor = start_floor([FLOOR], "walk_cost")
     elif cfg != "none":
         proc = wsaudit_start(wsaudit, sender.pid, cfg == "capture")
     sender.stdin.write(f"run {count}\n")
