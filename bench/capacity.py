@@ -27,14 +27,13 @@ the per-frame capture path can produce on one CPU, which finds where drops start
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from tracer import start_trace
+from tracer import start_trace, stop_trace
 
 LOADGEN = os.environ.get("LOADGEN", ".output/bench/bench_loadgen")
 CPU_LOAD = "0"
@@ -112,17 +111,7 @@ def one_run(args, wsaudit, conns, rate, mode, seconds, perf_out=None, batch=1):
         load.stdin.flush()
         load.wait(30)
         time.sleep(0.2)
-        ws.send_signal(signal.SIGINT)
-        ws.wait(30)
-        if ws.returncode != 0:
-            sys.exit(f"capacity: wsaudit exited with status {ws.returncode}")
-        out.seek(0)
-        stats = None
-        for line in out:
-            if b'"type":"stats"' in line:
-                stats = json.loads(line)
-        if stats is None:
-            sys.exit("capacity: wsaudit printed no stats record")
+        stats, _ = stop_trace(ws, out, "capacity")
         res["drops_total"] = stats["drops_total"]
         res["drops"] = {k: v for k, v in stats.get("drops", {}).items() if v}
         res["frames"] = stats["frames"]

@@ -16,7 +16,6 @@ usage: follow_rate.py [-r REPS] [-s SECONDS] [-n CLIENTS] [--rates R1,R2,...] [-
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import tempfile
 import time
 
 from service_cost import CPU_CLIENT, CPU_SERVER, HERE as SERVICE, PYTHON, free_port, proc_cpu
-from tracer import cpu_when_quiet, start_trace, stop_processes
+from tracer import cpu_when_quiet, start_trace, stop_processes, stop_trace
 
 
 def wait_listening(port, proc):
@@ -64,17 +63,7 @@ def run_rate(args, rate):
             sys.exit(f"follow_rate: client failed: {cli.stderr[-2000:]}")
         got = json.loads(cli.stdout.strip().splitlines()[-1])
         cpu = cpu_when_quiet(proc_cpu, ws.pid) - cpu0
-        ws.send_signal(signal.SIGINT)
-        ws.wait(30)
-        out.seek(0)
-        printed, stats = 0, None
-        for line in out:
-            if b'"type":"frame"' in line:
-                printed += 1
-            elif b'"type":"stats"' in line:
-                stats = json.loads(line)
-        if stats is None:
-            sys.exit("follow_rate: wsaudit printed no stats record")
+        stats, printed = stop_trace(ws, out, "follow_rate")
         drops = {k: v for k, v in stats["drops"].items() if v and k != "no_entry"}
         return {"rate": rate, "received": got["frames"], "fps": got["fps"], "printed": printed,
                 "attributed": stats["attribution"]["attributed"],

@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import selectors
-import signal
 import socket
 import statistics
 import subprocess
@@ -43,7 +42,8 @@ import sys
 import tempfile
 import time
 
-from tracer import bpf_prog_stats, cpu_when_quiet, start_floor, start_trace, stop_processes
+from tracer import (bpf_prog_stats, cpu_when_quiet, start_floor, start_trace, stop_processes,
+                    stop_trace)
 
 PYTHON = "/usr/bin/python3"
 HERE = os.path.abspath(__file__)
@@ -339,17 +339,7 @@ def run_batch(args, cfg):
             res["rate"]["ws_frames"] -= res["sat"]["ws_frames"]
             if args.bpf_stats:
                 res["ws_bpf"] = bpf_prog_stats(ws.pid)
-            ws.send_signal(signal.SIGINT)
-            ws.wait(30)
-            if ws.returncode != 0:
-                sys.exit(f"service_cost: wsaudit exited with status {ws.returncode}")
-            out.seek(0)
-            stats = None
-            for line in out:
-                if b'"type":"stats"' in line:
-                    stats = json.loads(line)
-            if stats is None:
-                sys.exit("service_cost: wsaudit printed no stats record")
+            stats, _ = stop_trace(ws, out, "service_cost")
             res["ws_frames"] = stats["frames"]
             res["ws_drops"] = {k: v for k, v in stats["drops"].items() if v}
             res["ws_attributed"] = stats["attribution"]["attributed"]

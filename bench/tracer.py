@@ -95,3 +95,23 @@ def cpu_when_quiet(cpu_of, pid):
             break
         last = now
     return now
+
+
+def stop_trace(proc, outfile, who):
+    """SIGINT to a `wsaudit trace` started by start_trace, then its output (outfile, read from
+    the start): (final stats record, frame records printed).  Exits the benchmark, naming who,
+    when wsaudit fails or prints no stats record."""
+    proc.send_signal(signal.SIGINT)
+    proc.wait(30)
+    if proc.returncode != 0:
+        sys.exit(f"{who}: wsaudit exited with status {proc.returncode}")
+    outfile.seek(0)
+    stats, frames = None, 0
+    for line in outfile:
+        if b'"type":"frame"' in line:
+            frames += 1
+        elif b'"type":"stats"' in line:
+            stats = json.loads(line)
+    if stats is None:
+        sys.exit(f"{who}: wsaudit printed no stats record")
+    return stats, frames
