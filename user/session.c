@@ -505,21 +505,33 @@ static void forget_process(struct session *s, pid_t pid, uint64_t ts_ns)
 
 /*
  * A process whose exit record was lost (a full ring buffer) would keep its marks, uprobes and
- * state for good: those holding marks or uprobes are checked now and then, and one that no
- * longer exists is forgotten as at its exit, and said.
+ * state for good: those holding marks or uprobes are checked now and then, and one found gone
+ * twice in a row (its exit record, if any, has been read by then) is forgotten as at its exit,
+ * and said.
  */
 static void sweep_gone(struct session *s, uint64_t now)
 {
-	static pid_t held[SWEEP_MAX];
-	int n;
+	static pid_t held[SWEEP_MAX], gone[SWEEP_MAX], was[SWEEP_MAX];
+	static int ngone;
+	int n, nwas, j;
 
 	if (now - s->last_sweep < SWEEP_EVERY_NS)
 		return;
 	s->last_sweep = now;
+	memcpy(was, gone, ngone * sizeof(gone[0]));
+	nwas = ngone;
+	ngone = 0;
 	n = capture_held_tgids(s->cap, held, SWEEP_MAX);
 	for (int i = 0; i < n; i++) {
 		if (kill(held[i], 0) == 0 || errno != ESRCH)
 			continue;
+		for (j = 0; j < nwas && was[j] != held[i]; j++)
+			;
+		if (j == nwas) {
+			/* First sighting: looked at again at the next sweep. */
+			gone[ngone++] = held[i];
+			continue;
+		}
 		if (attrib_known(s->attrib, held[i])) {
 			log_warn("pid %d exited unseen (its exit record was lost): its state is "
 				 "dropped",
