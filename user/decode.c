@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "http1.h"
 #include "log.h"
+#include "utf8.h"
 #include "ws_message.h"
 
 #define READ_CHUNK 65536
@@ -83,7 +84,7 @@ static void set_bytes(json_t *obj, const char *text_key, const char *hex_key, co
 	static const char hex[] = "0123456789abcdef";
 	char *h;
 
-	if (text && ws_utf8_valid(data, len)) {
+	if (text && utf8_valid(data, len)) {
 		json_object_set_new(obj, text_key, json_stringn((const char *)data, len));
 		return;
 	}

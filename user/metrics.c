@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "utf8.h"
 #include "wsaudit/events.h"
 
 struct metrics_series {
@@ -104,43 +105,6 @@ static bool valid_label_name(const char *s)
 	return true;
 }
 
-/* Well-formed UTF-8 as Go's utf8.ValidString sees it: no overlongs, surrogates or > U+10FFFF. */
-static bool valid_utf8(const char *str)
-{
-	const unsigned char *s = (const unsigned char *)str;
-
-	while (*s) {
-		unsigned int c = *s, n, cp, i;
-
-		if (c < 0x80) {
-			s++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		for (i = 1; i <= n; i++) {
-			if ((s[i] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		s += n + 1;
-	}
-	return true;
-}
-
 static int check_values(const struct metrics_family *f, const char *const *values)
 {
 	size_t i;
@@ -150,7 +114,7 @@ static int check_values(const struct metrics_family *f, const char *const *value
 			return -EINVAL;
 		if (strlen(values[i]) > METRICS_MAX_VALUE)
 			return -ENAMETOOLONG;
-		if (!valid_utf8(values[i]))
+		if (!utf8_valid(values[i], strlen(values[i])))
 			return -EILSEQ;
 	}
 	return 0;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
 #include "ws_frame.h"
 
 #define WS_MAX_HEADER 14
@@ -112,47 +113,6 @@ const char *ws_parse_error_name(enum ws_parse_error err)
 	if ((unsigned int)err < WS_ERR__COUNT)
 		return error_names[err];
 	return "unknown";
-}
-
-bool ws_utf8_valid(const void *data, size_t len)
-{
-	const uint8_t *s = data;
-	size_t i = 0;
-
-	while (i < len) {
-		uint8_t c = s[i];
-		uint32_t cp;
-		size_t n;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (len - i - 1 < n)
-			return false;
-		for (size_t k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
-	}
-	return true;
 }
 
 bool ws_close_code_valid(int code)
@@ -348,7 +308,7 @@ static void set_close(struct ws_frame *f)
 	f->close_reason_len = f->payload_kept - 2;
 	f->close_valid = f->payload_len >= 2 && !f->truncated &&
 			 ws_close_code_valid(f->close_code) &&
-			 ws_utf8_valid(f->close_reason, f->close_reason_len);
+			 utf8_valid(f->close_reason, f->close_reason_len);
 }
 
 static void emit(struct ws_parser *p)
@@ -491,12 +451,12 @@ static bool scan_payload_ok(const struct hdr_info *h, const uint8_t *payload)
 	if (h->masked || h->rsv1)
 		return true;
 	if (h->opcode == WS_OP_TEXT && h->fin)
-		return ws_utf8_valid(payload, h->payload_len);
+		return utf8_valid(payload, h->payload_len);
 	if (h->opcode == WS_OP_CLOSE) {
 		if (!h->payload_len)
 			return true;
 		return h->payload_len >= 2 && ws_close_code_valid(payload[0] << 8 | payload[1]) &&
-		       ws_utf8_valid(payload + 2, h->payload_len - 2);
+		       utf8_valid(payload + 2, h->payload_len - 2);
 	}
 	return true;
 }

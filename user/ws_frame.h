@@ -90,8 +90,6 @@ enum ws_parse_error {
 
 const char *ws_parse_error_name(enum ws_parse_error err);
 
-/* RFC 3629 UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
-bool ws_utf8_valid(const void *data, size_t len);
 /* A close code an endpoint may send (RFC 6455 7.4.1/7.4.2 and the IANA registry). */
 bool ws_close_code_valid(int code);
 

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* UTF-8 validation, shared by the frame parser (text frames, close reasons) and the metrics. */
+#ifndef WSAUDIT_UTF8_H
+#define WSAUDIT_UTF8_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * Well-formed RFC 3629 UTF-8: no overlongs, no surrogates, nothing above U+10FFFF (what
+ * RFC 6455 requires of text and what Go's utf8.ValidString, and so Prometheus, accepts).
+ */
+bool utf8_valid(const void *data, size_t len);
+
+#endif /* WSAUDIT_UTF8_H */
