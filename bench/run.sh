@@ -86,31 +86,11 @@ trap 'rm -f "$tmp" "$tmp.out" "$perf_data" "$perf_data.old"' EXIT
 } >"$tmp"
 
 fail=0
-for bin in "${bins[@]}"; do
-	name=$(basename "$bin")
+# Runs one benchmark (the words of $2) into the report; $1 names it there, $3 (if any) is the
+# file of its recorded run and analysis.
+run_one() {
+	local name=$1 cmd=$2 notes=${3:-} start rc secs
 	echo "bench: $name" >&2
-	start=$(date +%s)
-	"$bin" >"$tmp.out"
-	rc=$?
-	secs=$(($(date +%s) - start))
-	{
-		echo
-		cat "$tmp.out"
-		echo
-		if [ "$rc" -eq 0 ]; then
-			echo "($name: ${secs} s)"
-		else
-			echo "**$name failed with exit status $rc after ${secs} s; its figures above, if any, are incomplete.**"
-		fi
-	} >>"$tmp"
-	[ "$rc" -eq 0 ] || fail=$((fail + 1))
-done
-
-for cmd in "${scripts[@]}"; do
-	name=${cmd%% *}
-	notes=${name%.py}.md
-	notes=${notes/_cost/}
-	echo "bench: $cmd" >&2
 	start=$(date +%s)
 	# Word splitting of $cmd is wanted: the arguments above hold no spaces.
 	# shellcheck disable=SC2086
@@ -121,13 +101,25 @@ for cmd in "${scripts[@]}"; do
 		echo
 		cat "$tmp.out"
 		echo
-		if [ "$rc" -eq 0 ]; then
-			echo "(\`$cmd\`: ${secs} s; recorded run and analysis: $notes)"
+		if [ "$rc" -ne 0 ]; then
+			echo "**$name failed with exit status $rc after ${secs} s; its figures above, if any, are incomplete.**"
+		elif [ -n "$notes" ]; then
+			echo "($name: ${secs} s; recorded run and analysis: $notes)"
 		else
-			echo "**\`$cmd\` failed with exit status $rc after ${secs} s; its figures above, if any, are incomplete.**"
+			echo "($name: ${secs} s)"
 		fi
 	} >>"$tmp"
 	[ "$rc" -eq 0 ] || fail=$((fail + 1))
+}
+
+for bin in "${bins[@]}"; do
+	run_one "$(basename "$bin")" "$bin"
+done
+
+for cmd in "${scripts[@]}"; do
+	notes=${cmd%% *}
+	notes=${notes%.py}.md
+	run_one "\`$cmd\`" "$cmd" "${notes/_cost/}"
 done
 
 mv "$tmp" "$report"
