@@ -84,7 +84,8 @@ def serve_bin(workdir):
            "-I" + os.path.join(ROOT, "include"), "-I" + os.path.join(ROOT, "user"),
            *pkg_config("--cflags"),
            os.path.join(HERE, "metrics_serve.c"),
-           *(os.path.join(ROOT, "user", f) for f in ("metrics.c", "metrics_http.c", "log.c")),
+           *(os.path.join(ROOT, "user", f)
+             for f in ("metrics.c", "metrics_http.c", "log.c", "utf8.c")),
            *pkg_config("--libs"), "-lpthread", "-o", out]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, f"cc failed:\n{r.stderr}"
