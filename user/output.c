@@ -261,6 +261,9 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 			json_string_value(json_object_get(fv->container, "pod")));
 	if (fv->verdict && fv->verdict->via_bridge == 1)
 		fprintf(o->out, " via bridge");
+	if (fv->name_tests)
+		fprintf(o->out, " test=%s",
+			fv->test_why == TEST_FOUND ? fv->test : test_unknown_name(fv->test_why));
 	fputc('\n', o->out);
 	for (size_t i = 0; fv->verdict && i < fv->verdict->nviolations; i++)
 		fprintf(o->out, "  ! %s: %s\n", rule_name(fv->verdict->v[i].rule),
@@ -405,6 +408,14 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	}
 	if (!f->writer_known)
 		json_object_set_new(obj, "writer_unknown", json_true());
+	if (fv->name_tests) {
+		json_object_set_new(obj, "test",
+				    fv->test_why == TEST_FOUND ? json_string(fv->test) :
+								 json_null());
+		if (fv->test_why != TEST_FOUND)
+			json_object_set_new(obj, "test_unknown",
+					    json_string(test_unknown_name(fv->test_why)));
+	}
 	json_object_set_new(obj, "violations", violations_json(o, fv->verdict));
 	if (o->payload && w->payload && !w->payload_gap) {
 		json_t *p = payload_json(w, &key);

@@ -16,6 +16,7 @@
 #include "capture.h"
 #include "conntrack.h"
 #include "rules.h"
+#include "testname.h"
 
 enum output_format {
 	OUTPUT_TEXT,
@@ -39,6 +40,10 @@ struct frame_view {
 	const char *msg_user; /* redacted unless identities are shown; NULL when none */
 	const char *ctx_user_shown; /* the bridge call's user argument, redacted likewise */
 	const json_t *container; /* the writer's container and pod, null on the host; NULL: unknown */
+	/* `run`: the test that caused the frame, or why none is named */
+	bool name_tests;
+	const char *test;
+	enum test_unknown test_why;
 };
 
 void output_frame(struct output *o, const struct frame_view *fv);

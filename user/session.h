@@ -35,6 +35,9 @@ struct session_opts {
 	size_t nglobs;
 	/* Take them from the policy's targets.exe instead (and again after a reload). */
 	bool targets_from_policy;
+	/* Name in each frame the test on its writer's stack (`run`), paths relative to this. */
+	bool name_tests;
+	const char *test_root;
 };
 
 /* Told about every frame, after judgement, whether it is printed or not (for metrics). */
