@@ -10,6 +10,8 @@
 
 struct output {
 	FILE *out;
+	output_line_fn sink;
+	void *sink_ctx;
 	enum output_format format;
 	bool payload;
 	bool stack;
@@ -96,6 +98,12 @@ void output_set_stream(struct output *o, FILE *out)
 	o->out = out;
 }
 
+void output_set_sink(struct output *o, output_line_fn fn, void *ctx)
+{
+	o->sink = fn;
+	o->sink_ctx = ctx;
+}
+
 /*
  * The record is dumped into o->buf and written with one call: dumping straight to the
  * stream costs one locked stdio call per token.
@@ -120,7 +128,10 @@ static void emit_json(struct output *o, json_t *obj)
 	if (!n)
 		goto out;
 	o->buf[n] = '\n';
-	fwrite_unlocked(o->buf, 1, n + 1, o->out);
+	if (o->sink)
+		o->sink(o->sink_ctx, o->buf, n + 1);
+	else
+		fwrite_unlocked(o->buf, 1, n + 1, o->out);
 out:
 	json_decref(obj);
 }

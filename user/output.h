@@ -28,6 +28,12 @@ struct output;
 struct output *output_new(FILE *out, enum output_format format, bool payload, bool stack);
 void output_free(struct output *o);
 void output_set_stream(struct output *o, FILE *out);
+/*
+ * JSON records go to fn instead of the stream, one call per record (the line and its '\n'):
+ * the agent's violation log (user/vlog.c).  NULL: the stream again.
+ */
+typedef void (*output_line_fn)(void *ctx, const char *line, size_t len);
+void output_set_sink(struct output *o, output_line_fn fn, void *ctx);
 
 void output_conn_open(struct output *o, const struct ct_conn *c, uint64_t ts_ns);
 void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why);

@@ -781,6 +781,11 @@ void session_set_output(struct session *s, FILE *out)
 	output_set_stream(s->out, out);
 }
 
+void session_set_sink(struct session *s, output_line_fn fn, void *ctx)
+{
+	output_set_sink(s->out, fn, ctx);
+}
+
 void session_set_observer(struct session *s, const struct session_observer *obs)
 {
 	s->obs = *obs;

@@ -72,6 +72,8 @@ void session_end_connections(struct session *s, const char *why);
 void session_set_policy(struct session *s, struct policy *policy);
 /* Writes from now on to out (log rotation); the caller closes the old stream. */
 void session_set_output(struct session *s, FILE *out);
+/* JSON records to fn instead (output_set_sink()). */
+void session_set_sink(struct session *s, output_line_fn fn, void *ctx);
 void session_set_observer(struct session *s, const struct session_observer *obs);
 
 struct session_totals {
