@@ -8,6 +8,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "session.h"
+#include "vlog.h"
 
 /* Reading the kernel's per-CPU counters costs two syscalls: once a second is plenty. */
 #define UPDATE_EVERY_NS 1000000000ULL
@@ -73,7 +74,7 @@ void agent_metrics_attach(struct agent_metrics *m, struct session *s)
 		return;
 	m->session = s;
 	session_set_observer(s, &obs);
-	agent_metrics_update(m, s);
+	agent_metrics_update(m, s, NULL);
 }
 
 void agent_metrics_detach(struct agent_metrics *m)
@@ -92,7 +93,7 @@ void agent_metrics_policy_reload(struct agent_metrics *m, bool ok)
 		metrics_add1(m->w.policy_reloads, ok ? "ok" : "error", 1);
 }
 
-void agent_metrics_update(struct agent_metrics *m, struct session *s)
+void agent_metrics_update(struct agent_metrics *m, struct session *s, const struct vlog_stats *log)
 {
 	struct session_totals t;
 	struct timespec ts;
@@ -105,6 +106,11 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s)
 	if (m->last_update && now - m->last_update < UPDATE_EVERY_NS)
 		return;
 	m->last_update = now;
+	if (log) {
+		metrics_counter_set(m->w.log_write_errors, NULL, log->write_errors);
+		metrics_counter_set(m->w.log_dropped, NULL, log->dropped);
+		metrics_gauge_set(m->w.log_queued, NULL, (double)log->queued);
+	}
 	session_totals(s, &t);
 	metrics_counter_set(m->w.events, NULL, t.records);
 	metrics_counter_set(m->w.captured_bytes, NULL, t.kernel.stats[STAT_BYTES]);

@@ -781,7 +781,12 @@ static const struct family_spec wsaudit_families[] = {
 		 "Policy reloads, by result (an invalid policy keeps the previous one).", "result",
 		 reload_results),
 	PLAIN(log_write_errors, "wsaudit_log_write_errors_total", METRICS_COUNTER,
-	      "Violation records that could not be written to the log."),
+	      "Violation records that could not be written to the log when they came (queued "
+	      "for a retry, or dropped)."),
+	PLAIN(log_dropped, "wsaudit_log_records_dropped_total", METRICS_COUNTER,
+	      "Violation records lost: the log could not be written and its queue was full."),
+	PLAIN(log_queued, "wsaudit_log_queued_records", METRICS_GAUGE,
+	      "Violation records waiting for the log to be writable again."),
 };
 
 int metrics_wsaudit_init(struct metrics_wsaudit *w, const char *version, const char *revision)

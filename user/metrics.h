@@ -133,7 +133,9 @@ struct metrics_wsaudit {
 	struct metrics_family *violations; /* {rule} */
 	struct metrics_family *violations_by_origin; /* {rule,origin}, origin capped */
 	struct metrics_family *policy_reloads; /* {result="ok"|"error"} */
-	struct metrics_family *log_write_errors;
+	struct metrics_family *log_write_errors; /* records not written when they came */
+	struct metrics_family *log_dropped; /* records lost: the log's queue was full */
+	struct metrics_family *log_queued; /* gauge: records waiting for the log */
 };
 
 /* The label values created at 0 (NULL-terminated lists). */

@@ -10,6 +10,8 @@
 
 struct output {
 	FILE *out;
+	output_line_fn sink;
+	void *sink_ctx;
 	enum output_format format;
 	bool payload;
 	bool stack;
@@ -96,6 +98,12 @@ void output_set_stream(struct output *o, FILE *out)
 	o->out = out;
 }
 
+void output_set_sink(struct output *o, output_line_fn fn, void *ctx)
+{
+	o->sink = fn;
+	o->sink_ctx = ctx;
+}
+
 /*
  * The record is dumped into o->buf and written with one call: dumping straight to the
  * stream costs one locked stdio call per token.
@@ -120,7 +128,10 @@ static void emit_json(struct output *o, json_t *obj)
 	if (!n)
 		goto out;
 	o->buf[n] = '\n';
-	fwrite_unlocked(o->buf, 1, n + 1, o->out);
+	if (o->sink)
+		o->sink(o->sink_ctx, o->buf, n + 1);
+	else
+		fwrite_unlocked(o->buf, 1, n + 1, o->out);
 out:
 	json_decref(obj);
 }
@@ -261,6 +272,9 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 			json_string_value(json_object_get(fv->container, "pod")));
 	if (fv->verdict && fv->verdict->via_bridge == 1)
 		fprintf(o->out, " via bridge");
+	if (fv->name_tests)
+		fprintf(o->out, " test=%s",
+			fv->test_why == TEST_FOUND ? fv->test : test_unknown_name(fv->test_why));
 	fputc('\n', o->out);
 	for (size_t i = 0; fv->verdict && i < fv->verdict->nviolations; i++)
 		fprintf(o->out, "  ! %s: %s\n", rule_name(fv->verdict->v[i].rule),
@@ -405,6 +419,14 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	}
 	if (!f->writer_known)
 		json_object_set_new(obj, "writer_unknown", json_true());
+	if (fv->name_tests) {
+		json_object_set_new(obj, "test",
+				    fv->test_why == TEST_FOUND ? json_string(fv->test) :
+								 json_null());
+		if (fv->test_why != TEST_FOUND)
+			json_object_set_new(obj, "test_unknown",
+					    json_string(test_unknown_name(fv->test_why)));
+	}
 	json_object_set_new(obj, "violations", violations_json(o, fv->verdict));
 	if (o->payload && w->payload && !w->payload_gap) {
 		json_t *p = payload_json(w, &key);

@@ -13,6 +13,7 @@
 #include "podinfo.h"
 #include "session.h"
 #include "targets.h"
+#include "testname.h"
 #include "uvhook.h"
 
 /* A transport hand-over whose bytes were not sent within this long never will be. */
@@ -165,7 +166,7 @@ static void forget_container(struct session *s, pid_t pid)
 static void judge_and_print(struct session *s, const struct ct_frame *f,
 			    const struct attrib_stack *stack)
 {
-	char user_shown[IDENTITY_MAX_VALUE + 1], ctx_shown[IDENTITY_MAX_VALUE + 1];
+	char user_shown[IDENTITY_MAX_VALUE + 1], ctx_shown[IDENTITY_MAX_VALUE + 1], test[1024];
 	const struct ws_message *m = f->message;
 	struct identity_message im;
 	struct rules_verdict verdict;
@@ -200,6 +201,11 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 		fv.ctx_user_shown = ctx_shown;
 	}
 	rules_judge(s->rules, &in, &verdict);
+	if (s->opts.name_tests) {
+		fv.name_tests = true;
+		fv.test_why = testname_from_stack(stack, s->opts.test_root, test, sizeof(test));
+		fv.test = test;
+	}
 	if (s->obs.frame)
 		s->obs.frame(s->obs.ctx, f, stack, &verdict);
 	if (s->opts.violations_only && !verdict.nviolations)
@@ -547,6 +553,22 @@ static void sweep_gone(struct session *s, uint64_t now)
 	}
 }
 
+/* A followed process that exec'd: forget its old image and look at the new one. */
+static void reinspect(struct session *s, pid_t pid)
+{
+	int err;
+
+	capture_forget_image(s->cap, pid);
+	ctx_forget(s, pid);
+	watch_forget(s, pid);
+	attrib_forget_process(s->attrib, pid);
+	log_info("traced pid %d runs a new program", pid);
+	err = python_attach(s, pid);
+	/* Its interpreter (and uvloop) may load later: it is watched until both are there. */
+	if (err == -ENOEXEC || err == 0)
+		watch_add(s, pid, err == 0);
+}
+
 static void handle_proc(struct session *s, const struct evt_proc *e)
 {
 	char comm[sizeof(e->comm) + 1];
@@ -556,9 +578,18 @@ static void handle_proc(struct session *s, const struct evt_proc *e)
 	comm[sizeof(e->comm)] = '\0';
 	switch (e->hdr.type) {
 	case EVT_PROC_EXEC:
-		if (!exec_matches(s, e))
+		if (e->traced) {
+			/*
+			 * A traced process runs a new program (a shell starting python): what was
+			 * learned of the old image is void, the new one is inspected like a new
+			 * process (the kernel dropped its offsets at the exec).
+			 */
+			reinspect(s, e->pid);
+		} else if (exec_matches(s, e)) {
+			session_add_pid(s, e->pid, " (exec matched)");
+		} else {
 			break;
-		session_add_pid(s, e->pid, " (exec matched)");
+		}
 		if (show)
 			output_process(s->out, "process_start", e->hdr.ts_ns, e->pid, comm, 0);
 		break;
@@ -748,6 +779,11 @@ void session_set_policy(struct session *s, struct policy *policy)
 void session_set_output(struct session *s, FILE *out)
 {
 	output_set_stream(s->out, out);
+}
+
+void session_set_sink(struct session *s, output_line_fn fn, void *ctx)
+{
+	output_set_sink(s->out, fn, ctx);
 }
 
 void session_set_observer(struct session *s, const struct session_observer *obs)

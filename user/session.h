@@ -35,6 +35,9 @@ struct session_opts {
 	size_t nglobs;
 	/* Take them from the policy's targets.exe instead (and again after a reload). */
 	bool targets_from_policy;
+	/* Name in each frame the test on its writer's stack (`run`), paths relative to this. */
+	bool name_tests;
+	const char *test_root;
 };
 
 /* Told about every frame, after judgement, whether it is printed or not (for metrics). */
@@ -69,6 +72,8 @@ void session_end_connections(struct session *s, const char *why);
 void session_set_policy(struct session *s, struct policy *policy);
 /* Writes from now on to out (log rotation); the caller closes the old stream. */
 void session_set_output(struct session *s, FILE *out);
+/* JSON records to fn instead (output_set_sink()). */
+void session_set_sink(struct session *s, output_line_fn fn, void *ctx);
 void session_set_observer(struct session *s, const struct session_observer *obs);
 
 struct session_totals {
