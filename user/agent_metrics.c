@@ -23,6 +23,7 @@ struct agent_metrics {
 	_Atomic uint64_t heartbeat_ns; /* the loop's last turn */
 	atomic_bool attached; /* the BPF programs, at the last update */
 	atomic_bool ready; /* attached once */
+	atomic_bool blind; /* the last self-check did not see its own write come back */
 };
 
 static uint64_t now_ns(void)
@@ -51,6 +52,12 @@ static bool health(void *ctx, enum metrics_http_probe probe, char *why, size_t l
 	}
 	if (!atomic_load(&m->attached)) {
 		snprintf(why, len, "the BPF programs are not attached");
+		return false;
+	}
+	if (atomic_load(&m->blind)) {
+		snprintf(why, len,
+			 "the self-check did not see its own write come back through the "
+			 "BPF programs (wsaudit_selfcheck_ok 0; the reason is on stderr)");
 		return false;
 	}
 	return true;
@@ -135,6 +142,7 @@ void agent_metrics_policy_reload(struct agent_metrics *m, bool ok)
 void agent_metrics_update(struct agent_metrics *m, struct session *s, const struct vlog_stats *log)
 {
 	struct metrics_http_stats hs;
+	const struct session_selfcheck *sc;
 	struct session_totals t;
 	uint64_t now;
 
@@ -180,4 +188,10 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 	metrics_gauge_set(m->w.processes, NULL, (double)t.processes);
 	metrics_gauge_set1(m->w.probes, "attached", t.probes_attached);
 	metrics_gauge_set1(m->w.probes, "failed", t.probes_failed);
+	sc = session_selfcheck_state(s);
+	metrics_gauge_set(m->w.selfcheck_ok, NULL, session_selfcheck_ok(s));
+	metrics_gauge_set(m->w.selfcheck_last_success, NULL, (double)sc->last_ok_unix);
+	metrics_counter_set(m->w.selfcheck_failures, NULL, sc->failures);
+	/* Before the first check, nothing is known: the loop and the attach decide alone. */
+	atomic_store(&m->blind, sc->runs && !sc->ok);
 }

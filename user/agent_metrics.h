@@ -4,9 +4,11 @@
  * user/metrics.c, and each judged frame counted as it passes, served on /metrics by
  * user/metrics_http.c.  Every function accepts NULL (metrics switched off).
  *
- * Its /healthz means "the collector loop is turning and the BPF programs are attached": the
- * loop's last call of agent_metrics_update() is its heartbeat, and liveness fails once it is
- * older than AGENT_STALL_S.  /readyz answers ok from the first attach on.
+ * Its /healthz means "the collector loop is turning and the BPF programs are attached and
+ * see": the loop's last call of agent_metrics_update() is its heartbeat, and liveness fails
+ * once it is older than AGENT_STALL_S, when the programs are detached, or when the last
+ * self-check (session_selfcheck()) did not see its own write.  /readyz answers ok from the
+ * first attach on.
  */
 #ifndef WSAUDIT_AGENT_METRICS_H
 #define WSAUDIT_AGENT_METRICS_H

@@ -272,6 +272,9 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 			json_string_value(json_object_get(fv->container, "pod")));
 	if (fv->verdict && fv->verdict->via_bridge == 1)
 		fprintf(o->out, " via bridge");
+	if (fv->name_tests)
+		fprintf(o->out, " test=%s",
+			fv->test_why == TEST_FOUND ? fv->test : test_unknown_name(fv->test_why));
 	fputc('\n', o->out);
 	for (size_t i = 0; fv->verdict && i < fv->verdict->nviolations; i++)
 		fprintf(o->out, "  ! %s: %s\n", rule_name(fv->verdict->v[i].rule),
@@ -416,6 +419,14 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	}
 	if (!f->writer_known)
 		json_object_set_new(obj, "writer_unknown", json_true());
+	if (fv->name_tests) {
+		json_object_set_new(obj, "test",
+				    fv->test_why == TEST_FOUND ? json_string(fv->test) :
+								 json_null());
+		if (fv->test_why != TEST_FOUND)
+			json_object_set_new(obj, "test_unknown",
+					    json_string(test_unknown_name(fv->test_why)));
+	}
 	json_object_set_new(obj, "violations", violations_json(o, fv->verdict));
 	if (o->payload && w->payload && !w->payload_gap) {
 		json_t *p = payload_json(w, &key);
@@ -444,6 +455,24 @@ void output_process(struct output *o, const char *what, uint64_t ts_ns, uint32_t
 			(json_int_t)pid, "comm", comm);
 	if (obj && !strcmp(what, "process_exit"))
 		json_object_set_new(obj, "exit_code", json_integer(exit_code));
+	emit_json(o, obj);
+}
+
+void output_selfcheck(struct output *o, uint64_t ts_ns, bool ok, const char *why, uint64_t took_ns)
+{
+	char ts[48];
+	json_t *obj;
+
+	if (o->format == OUTPUT_TEXT) {
+		output_format_time(ts, sizeof(ts), ts_ns);
+		fprintf(o->out, "%s selfcheck %s (%.1f ms)%s%s\n", ts, ok ? "ok" : "FAILED",
+			took_ns / 1e6, why ? ": " : "", why ? why : "");
+		return;
+	}
+	obj = json_pack("{s:s, s:o, s:b, s:f}", "type", "selfcheck", "ts", time_json(ts_ns), "ok",
+			ok, "took_ms", (double)(took_ns / 1000) / 1e3);
+	if (obj && why)
+		json_object_set_new(obj, "reason", json_string(why));
 	emit_json(o, obj);
 }
 

@@ -16,6 +16,7 @@
 #include "capture.h"
 #include "conntrack.h"
 #include "rules.h"
+#include "testname.h"
 
 enum output_format {
 	OUTPUT_TEXT,
@@ -45,6 +46,10 @@ struct frame_view {
 	const char *msg_user; /* redacted unless identities are shown; NULL when none */
 	const char *ctx_user_shown; /* the bridge call's user argument, redacted likewise */
 	const json_t *container; /* the writer's container and pod, null on the host; NULL: unknown */
+	/* `run`: the test that caused the frame, or why none is named */
+	bool name_tests;
+	const char *test;
+	enum test_unknown test_why;
 };
 
 void output_frame(struct output *o, const struct frame_view *fv);
@@ -60,6 +65,8 @@ struct trace_totals {
 	const struct rules_stats *rules;
 };
 
+/* The result of a self-check (session_selfcheck); why is NULL when it passed. */
+void output_selfcheck(struct output *o, uint64_t ts_ns, bool ok, const char *why, uint64_t took_ns);
 void output_stats(struct output *o, const struct trace_totals *t, bool final);
 
 /* RFC 3339 UTC with nanoseconds, from a CLOCK_MONOTONIC time. */
