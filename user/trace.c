@@ -70,7 +70,6 @@ static int run(struct session *s, const struct trace_opts *o)
 	uint64_t duration_ns = (uint64_t)(o->duration_s * 1e9);
 	uint64_t interval_ns = (uint64_t)(o->stats_interval_s * 1e9);
 
-
 	while (!stop_requested) {
 		if (session_poll(s, POLL_MS))
 			return EXIT_RUNTIME;

@@ -290,6 +290,22 @@ int ws_inflater_begin(struct ws_inflater *inf, bool fresh)
 	return 0;
 }
 
+int ws_inflater_prime(struct ws_inflater *inf, const void *dict, size_t len)
+{
+	const uint8_t *d = dict;
+
+	/* A raw inflater takes a dictionary at any point; only the window's size counts. */
+	if (len > 32768) {
+		d += len - 32768;
+		len = 32768;
+	}
+	if (inflateReset(&inf->zs) != Z_OK)
+		return -EINVAL;
+	if (len && inflateSetDictionary(&inf->zs, d, len) != Z_OK)
+		return -EINVAL;
+	return 0;
+}
+
 static int inflate_some(struct ws_inflater *inf, const uint8_t *in, size_t len, struct ws_buf *out)
 {
 	z_stream *zs = &inf->zs;
