@@ -95,6 +95,7 @@ void agent_metrics_policy_reload(struct agent_metrics *m, bool ok)
 
 void agent_metrics_update(struct agent_metrics *m, struct session *s, const struct vlog_stats *log)
 {
+	const struct session_selfcheck *sc;
 	struct session_totals t;
 	struct timespec ts;
 	uint64_t now;
@@ -134,4 +135,8 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 	metrics_gauge_set(m->w.processes, NULL, (double)t.processes);
 	metrics_gauge_set1(m->w.probes, "attached", t.probes_attached);
 	metrics_gauge_set1(m->w.probes, "failed", t.probes_failed);
+	sc = session_selfcheck_state(s);
+	metrics_gauge_set(m->w.selfcheck_ok, NULL, session_selfcheck_ok(s));
+	metrics_gauge_set(m->w.selfcheck_last_success, NULL, (double)sc->last_ok_unix);
+	metrics_counter_set(m->w.selfcheck_failures, NULL, sc->failures);
 }

@@ -458,6 +458,24 @@ void output_process(struct output *o, const char *what, uint64_t ts_ns, uint32_t
 	emit_json(o, obj);
 }
 
+void output_selfcheck(struct output *o, uint64_t ts_ns, bool ok, const char *why, uint64_t took_ns)
+{
+	char ts[48];
+	json_t *obj;
+
+	if (o->format == OUTPUT_TEXT) {
+		output_format_time(ts, sizeof(ts), ts_ns);
+		fprintf(o->out, "%s selfcheck %s (%.1f ms)%s%s\n", ts, ok ? "ok" : "FAILED",
+			took_ns / 1e6, why ? ": " : "", why ? why : "");
+		return;
+	}
+	obj = json_pack("{s:s, s:o, s:b, s:f}", "type", "selfcheck", "ts", time_json(ts_ns), "ok",
+			ok, "took_ms", (double)(took_ns / 1000) / 1e3);
+	if (obj && why)
+		json_object_set_new(obj, "reason", json_string(why));
+	emit_json(o, obj);
+}
+
 void output_stats(struct output *o, const struct trace_totals *t, bool final)
 {
 	const struct capture_counters *k = t->kernel;

@@ -65,6 +65,8 @@ struct trace_totals {
 	const struct rules_stats *rules;
 };
 
+/* The result of a self-check (session_selfcheck); why is NULL when it passed. */
+void output_selfcheck(struct output *o, uint64_t ts_ns, bool ok, const char *why, uint64_t took_ns);
 void output_stats(struct output *o, const struct trace_totals *t, bool final);
 
 /* RFC 3339 UTC with nanoseconds, from a CLOCK_MONOTONIC time. */
