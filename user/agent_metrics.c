@@ -8,6 +8,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "session.h"
+#include "vlog.h"
 
 /* Reading the kernel's per-CPU counters costs two syscalls: once a second is plenty. */
 #define UPDATE_EVERY_NS 1000000000ULL
@@ -73,7 +74,7 @@ void agent_metrics_attach(struct agent_metrics *m, struct session *s)
 		return;
 	m->session = s;
 	session_set_observer(s, &obs);
-	agent_metrics_update(m, s);
+	agent_metrics_update(m, s, NULL);
 }
 
 void agent_metrics_detach(struct agent_metrics *m)
@@ -92,8 +93,9 @@ void agent_metrics_policy_reload(struct agent_metrics *m, bool ok)
 		metrics_add1(m->w.policy_reloads, ok ? "ok" : "error", 1);
 }
 
-void agent_metrics_update(struct agent_metrics *m, struct session *s)
+void agent_metrics_update(struct agent_metrics *m, struct session *s, const struct vlog_stats *log)
 {
+	const struct session_selfcheck *sc;
 	struct session_totals t;
 	struct timespec ts;
 	uint64_t now;
@@ -105,6 +107,11 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s)
 	if (m->last_update && now - m->last_update < UPDATE_EVERY_NS)
 		return;
 	m->last_update = now;
+	if (log) {
+		metrics_counter_set(m->w.log_write_errors, NULL, log->write_errors);
+		metrics_counter_set(m->w.log_dropped, NULL, log->dropped);
+		metrics_gauge_set(m->w.log_queued, NULL, (double)log->queued);
+	}
 	session_totals(s, &t);
 	metrics_counter_set(m->w.events, NULL, t.records);
 	metrics_counter_set(m->w.captured_bytes, NULL, t.kernel.stats[STAT_BYTES]);
@@ -128,4 +135,8 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s)
 	metrics_gauge_set(m->w.processes, NULL, (double)t.processes);
 	metrics_gauge_set1(m->w.probes, "attached", t.probes_attached);
 	metrics_gauge_set1(m->w.probes, "failed", t.probes_failed);
+	sc = session_selfcheck_state(s);
+	metrics_gauge_set(m->w.selfcheck_ok, NULL, session_selfcheck_ok(s));
+	metrics_gauge_set(m->w.selfcheck_last_success, NULL, (double)sc->last_ok_unix);
+	metrics_counter_set(m->w.selfcheck_failures, NULL, sc->failures);
 }

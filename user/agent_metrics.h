@@ -11,6 +11,7 @@
 
 struct session;
 struct agent_metrics;
+struct vlog_stats;
 
 /* Serves /metrics on listen ("HOST:PORT"); NULL with the reason on stderr. */
 struct agent_metrics *agent_metrics_start(const char *listen);
@@ -19,7 +20,7 @@ void agent_metrics_stop(struct agent_metrics *m);
 void agent_metrics_attach(struct agent_metrics *m, struct session *s);
 void agent_metrics_detach(struct agent_metrics *m);
 /* Copies the session's totals into the registry (cheap enough to call every second). */
-void agent_metrics_update(struct agent_metrics *m, struct session *s);
+void agent_metrics_update(struct agent_metrics *m, struct session *s, const struct vlog_stats *log);
 void agent_metrics_policy_reload(struct agent_metrics *m, bool ok);
 
 #endif /* WSAUDIT_AGENT_METRICS_H */

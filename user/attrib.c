@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "attrib.h"
+#include "keyhash.h"
 #include "log.h"
 #include "policy.h"
 #include "pyproc.h"
@@ -756,9 +757,10 @@ const struct attrib_stats *attrib_stats(const struct attrib *a)
 	return &a->stats;
 }
 
+/* A token is an address the traced process chose: keyed, so it cannot pick colliding ones. */
 static size_t token_bucket(uint32_t tgid, uint64_t token)
 {
-	return (size_t)(((token >> 4) ^ tgid) * 0x9e3779b97f4a7c15ULL >> 52) & (TOKEN_BUCKETS - 1);
+	return (size_t)keyhash_table2(token, tgid) & (TOKEN_BUCKETS - 1);
 }
 
 static void token_unlink(struct attrib *a, struct token *t)

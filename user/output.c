@@ -11,6 +11,8 @@
 
 struct output {
 	FILE *out;
+	output_line_fn sink;
+	void *sink_ctx;
 	enum output_format format;
 	bool payload;
 	bool stack;
@@ -97,6 +99,12 @@ void output_set_stream(struct output *o, FILE *out)
 	o->out = out;
 }
 
+void output_set_sink(struct output *o, output_line_fn fn, void *ctx)
+{
+	o->sink = fn;
+	o->sink_ctx = ctx;
+}
+
 /*
  * The record is dumped into o->buf and written with one call: dumping straight to the
  * stream costs one locked stdio call per token.
@@ -121,7 +129,10 @@ static void emit_json(struct output *o, json_t *obj)
 	if (!n)
 		goto out;
 	o->buf[n] = '\n';
-	fwrite_unlocked(o->buf, 1, n + 1, o->out);
+	if (o->sink)
+		o->sink(o->sink_ctx, o->buf, n + 1);
+	else
+		fwrite_unlocked(o->buf, 1, n + 1, o->out);
 out:
 	json_decref(obj);
 }
@@ -269,6 +280,9 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 	if (f->conn->adopted)
 		fprintf(o->out, " adopted%s%s", f->conn->user_unknown ? " user_unknown" : "",
 			f->conn->history_unknown ? " history_unknown" : "");
+	if (fv->name_tests)
+		fprintf(o->out, " test=%s",
+			fv->test_why == TEST_FOUND ? fv->test : test_unknown_name(fv->test_why));
 	fputc('\n', o->out);
 	for (size_t i = 0; fv->verdict && i < fv->verdict->nviolations; i++)
 		fprintf(o->out, "  ! %s: %s\n", rule_name(fv->verdict->v[i].rule),
@@ -413,6 +427,14 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	}
 	if (!f->writer_known)
 		json_object_set_new(obj, "writer_unknown", json_true());
+	if (fv->name_tests) {
+		json_object_set_new(obj, "test",
+				    fv->test_why == TEST_FOUND ? json_string(fv->test) :
+								 json_null());
+		if (fv->test_why != TEST_FOUND)
+			json_object_set_new(obj, "test_unknown",
+					    json_string(test_unknown_name(fv->test_why)));
+	}
 	json_object_set_new(obj, "violations", violations_json(o, fv->verdict));
 	if (o->payload && w->payload && !w->payload_gap) {
 		json_t *p = payload_json(w, &key);
@@ -466,6 +488,24 @@ static json_t *adoption_json(const struct trace_totals *t)
 				  (json_int_t)a->snapshots_over_limit, "rejected",
 				  (json_int_t)a->rejected, "recovered", (json_int_t)a->recovered));
 	return obj;
+}
+
+void output_selfcheck(struct output *o, uint64_t ts_ns, bool ok, const char *why, uint64_t took_ns)
+{
+	char ts[48];
+	json_t *obj;
+
+	if (o->format == OUTPUT_TEXT) {
+		output_format_time(ts, sizeof(ts), ts_ns);
+		fprintf(o->out, "%s selfcheck %s (%.1f ms)%s%s\n", ts, ok ? "ok" : "FAILED",
+			took_ns / 1e6, why ? ": " : "", why ? why : "");
+		return;
+	}
+	obj = json_pack("{s:s, s:o, s:b, s:f}", "type", "selfcheck", "ts", time_json(ts_ns), "ok",
+			ok, "took_ms", (double)(took_ns / 1000) / 1e3);
+	if (obj && why)
+		json_object_set_new(obj, "reason", json_string(why));
+	emit_json(o, obj);
 }
 
 void output_stats(struct output *o, const struct trace_totals *t, bool final)

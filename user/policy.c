@@ -826,6 +826,65 @@ static int syntax_error(struct loader *l, const yaml_parser_t *y)
 	return -EINVAL;
 }
 
+/*
+ * A first pass over the events, cheap while the nesting is shallow: stops at the first
+ * collection nested deeper than POLICY_MAX_NESTING (200 KB of '[' cost 17.7 s in libyaml,
+ * quadratic in the depth) and past POLICY_MAX_NODES nodes (a document of 1 MiB of them costs
+ * 0.2 s to build).  Aliases pass: the walk after follows the schema's fixed shape, so they
+ * cannot multiply its work.  Syntax errors are left to the loader, which says them the same
+ * way.
+ */
+static int check_shape(struct loader *l, const void *buf, size_t len)
+{
+	unsigned int depth = 0, nodes = 0;
+	yaml_parser_t y;
+	yaml_event_t e;
+	bool end = false;
+	int err = 0;
+
+	if (!yaml_parser_initialize(&y))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&y, buf, len);
+	while (!end && !err) {
+		if (!yaml_parser_parse(&y, &e)) {
+			if (y.error == YAML_MEMORY_ERROR)
+				err = -ENOMEM;
+			break;
+		}
+		if ((e.type == YAML_SCALAR_EVENT || e.type == YAML_SEQUENCE_START_EVENT ||
+		     e.type == YAML_MAPPING_START_EVENT) &&
+		    ++nodes > POLICY_MAX_NODES) {
+			snprintf(l->err, l->errlen, "%s:%zu:%zu: more than %u YAML nodes", l->name,
+				 e.start_mark.line + 1, e.start_mark.column + 1, POLICY_MAX_NODES);
+			err = -EINVAL;
+		}
+		switch (err ? YAML_NO_EVENT : e.type) {
+		case YAML_SEQUENCE_START_EVENT:
+		case YAML_MAPPING_START_EVENT:
+			if (++depth > POLICY_MAX_NESTING) {
+				snprintf(l->err, l->errlen,
+					 "%s:%zu:%zu: collections nested deeper than %u levels",
+					 l->name, e.start_mark.line + 1, e.start_mark.column + 1,
+					 POLICY_MAX_NESTING);
+				err = -EINVAL;
+			}
+			break;
+		case YAML_SEQUENCE_END_EVENT:
+		case YAML_MAPPING_END_EVENT:
+			depth--;
+			break;
+		case YAML_STREAM_END_EVENT:
+			end = true;
+			break;
+		default:
+			break;
+		}
+		yaml_event_delete(&e);
+	}
+	yaml_parser_delete(&y);
+	return err;
+}
+
 static int load_doc(struct loader *l, yaml_parser_t *y, struct policy *p)
 {
 	yaml_document_t doc, extra;
@@ -884,6 +943,11 @@ struct policy *policy_load_mem(const char *name, const void *buf, size_t len, ch
 	p->bridge_opcodes = 1u << 1 | 1u << 2;
 	if (!yaml_parser_initialize(&y)) {
 		ret = -ENOMEM;
+		goto out;
+	}
+	ret = check_shape(&l, buf, len);
+	if (ret) {
+		yaml_parser_delete(&y);
 		goto out;
 	}
 	yaml_parser_set_input_string(&y, buf, len);

@@ -12,8 +12,10 @@
 #include "identity.h"
 #include "log.h"
 #include "podinfo.h"
+#include "selfcheck.h"
 #include "session.h"
 #include "targets.h"
+#include "testname.h"
 #include "uvhook.h"
 #include "zflush.h"
 
@@ -83,6 +85,10 @@ struct session {
 	struct session_observer obs;
 	uint64_t records;
 	uint64_t processes;
+	/* The self-check in progress (probe.pid != 0) and what it has seen of its probe. */
+	struct selfcheck_probe probe;
+	bool probe_conn, probe_data, probe_exit;
+	struct session_selfcheck check;
 };
 
 static uint64_t now_mono_ns(void)
@@ -250,7 +256,7 @@ static void forget_container(struct session *s, pid_t pid)
 static void judge_and_print(struct session *s, const struct ct_frame *f,
 			    const struct attrib_stack *stack)
 {
-	char user_shown[IDENTITY_MAX_VALUE + 1], ctx_shown[IDENTITY_MAX_VALUE + 1];
+	char user_shown[IDENTITY_MAX_VALUE + 1], ctx_shown[IDENTITY_MAX_VALUE + 1], test[1024];
 	const struct ws_message *m = f->message;
 	struct identity_message im;
 	struct rules_verdict verdict;
@@ -285,6 +291,11 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 		fv.ctx_user_shown = ctx_shown;
 	}
 	rules_judge(s->rules, &in, &verdict);
+	if (s->opts.name_tests) {
+		fv.name_tests = true;
+		fv.test_why = testname_from_stack(stack, s->opts.test_root, test, sizeof(test));
+		fv.test = test;
+	}
 	if (s->obs.frame)
 		s->obs.frame(s->obs.ctx, f, stack, &verdict);
 	if (s->opts.violations_only && !verdict.nviolations)
@@ -634,6 +645,22 @@ static void sweep_gone(struct session *s, uint64_t now)
 	}
 }
 
+/* A followed process that exec'd: forget its old image and look at the new one. */
+static void reinspect(struct session *s, pid_t pid)
+{
+	int err;
+
+	capture_forget_image(s->cap, pid);
+	ctx_forget(s, pid);
+	watch_forget(s, pid);
+	attrib_forget_process(s->attrib, pid);
+	log_info("traced pid %d runs a new program", pid);
+	err = python_attach(s, pid);
+	/* Its interpreter (and uvloop) may load later: it is watched until both are there. */
+	if (err == -ENOEXEC || err == 0)
+		watch_add(s, pid, err == 0);
+}
+
 static void handle_proc(struct session *s, const struct evt_proc *e)
 {
 	char comm[sizeof(e->comm) + 1];
@@ -643,9 +670,18 @@ static void handle_proc(struct session *s, const struct evt_proc *e)
 	comm[sizeof(e->comm)] = '\0';
 	switch (e->hdr.type) {
 	case EVT_PROC_EXEC:
-		if (!exec_matches(s, e))
+		if (e->traced) {
+			/*
+			 * A traced process runs a new program (a shell starting python): what was
+			 * learned of the old image is void, the new one is inspected like a new
+			 * process (the kernel dropped its offsets at the exec).
+			 */
+			reinspect(s, e->pid);
+		} else if (exec_matches(s, e)) {
+			session_add_pid(s, e->pid, " (exec matched)");
+		} else {
 			break;
-		session_add_pid(s, e->pid, " (exec matched)");
+		}
 		if (show)
 			output_process(s->out, "process_start", e->hdr.ts_ns, e->pid, comm, 0);
 		break;
@@ -670,11 +706,59 @@ static void handle_proc(struct session *s, const struct evt_proc *e)
 	}
 }
 
+/* The process a record is about; 0 for records that name none. */
+static pid_t record_tgid(const struct evt_hdr *h, size_t size)
+{
+	switch (h->type) {
+	case EVT_DATA:
+		return size >= sizeof(struct evt_data) ? (pid_t)((const struct evt_data *)h)->tgid :
+							 0;
+	case EVT_SEGS:
+		return size >= EVT_SEGS_SIZE(0) ? (pid_t)((const struct evt_segs *)h)->tgid : 0;
+	case EVT_CONN_NEW:
+	case EVT_CONN_CLOSE:
+		return size >= sizeof(struct evt_conn) ? (pid_t)((const struct evt_conn *)h)->tgid :
+							 0;
+	case EVT_PROC_EXEC:
+	case EVT_PROC_EXIT:
+	case EVT_PROC_FORK:
+		return size >= sizeof(struct evt_proc) ? (pid_t)((const struct evt_proc *)h)->pid :
+							 0;
+	case EVT_STACK:
+		return size >= EVT_STACK_SIZE(0) ? (pid_t)((const struct evt_stack *)h)->tgid : 0;
+	}
+	return 0;
+}
+
+/* A record of the self-check's probe: what it proves of the capture path, never output. */
+static void probe_record(struct session *s, const struct evt_hdr *h, size_t size)
+{
+	const struct evt_data *d = (const struct evt_data *)h;
+
+	switch (h->type) {
+	case EVT_CONN_NEW:
+		s->probe_conn = true;
+		break;
+	case EVT_DATA:
+		if (d->dir == DIR_TX && d->len <= size - sizeof(*d) &&
+		    selfcheck_marker_in(&s->probe, d + 1, d->len))
+			s->probe_data = true;
+		break;
+	case EVT_PROC_EXIT:
+		s->probe_exit = true;
+		break;
+	}
+}
+
 static int on_record(void *ctx, const void *data, size_t size)
 {
 	const struct evt_hdr *h = data;
 	struct session *s = ctx;
 
+	if (s->probe.pid && size >= sizeof(*h) && record_tgid(h, size) == s->probe.pid) {
+		probe_record(s, h, size);
+		return 0;
+	}
 	s->records++;
 	if (size >= sizeof(struct evt_proc) && h->version == EVT_VERSION &&
 	    (h->type == EVT_PROC_EXEC || h->type == EVT_PROC_FORK || h->type == EVT_PROC_EXIT)) {
@@ -706,6 +790,7 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 		.ringbuf_size = opts->ringbuf_size,
 		.write_cap = opts->write_cap,
 		.follow_exec = opts->nglobs > 0 || opts->targets_from_policy,
+		.stack_walk = !opts->capture_only,
 	};
 	struct session *s = calloc(1, sizeof(*s));
 	struct ct_sink sink = {
@@ -790,6 +875,86 @@ int session_poll(struct session *s, int timeout_ms)
 	return 0;
 }
 
+/* What the probe's records said, as the reason of a failed self-check. */
+static const char *probe_missing(const struct session *s)
+{
+	if (!s->probe_conn && !s->probe_data)
+		return "nothing of the probe's write came back through the programs and the ring "
+		       "buffer";
+	if (!s->probe_data)
+		return "the probe's connection was seen, but not the bytes it wrote";
+	return NULL;
+}
+
+int session_selfcheck(struct session *s, int timeout_ms, bool record)
+{
+	uint64_t start = now_mono_ns(), deadline = start + (uint64_t)timeout_ms * 1000000ULL;
+	struct session_selfcheck *c = &s->check;
+	const char *why = NULL;
+	struct timespec real;
+	int err;
+
+	s->probe_conn = s->probe_data = s->probe_exit = false;
+	err = selfcheck_probe_start(&s->probe);
+	if (err) {
+		snprintf(c->why, sizeof(c->why), "could not start the probe process: %s",
+			 strerror(-err));
+		goto out;
+	}
+	err = capture_trace_pid(s->cap, s->probe.pid);
+	if (!err)
+		err = selfcheck_probe_go(&s->probe);
+	if (err) {
+		snprintf(c->why, sizeof(c->why), "could not trace the probe process: %s",
+			 strerror(-err));
+		goto out_end;
+	}
+	/* Until its bytes and its exit are back: nothing of it may outlive the check. */
+	while ((!s->probe_data || !s->probe_exit) && now_mono_ns() < deadline) {
+		err = session_poll(s, 10);
+		if (err)
+			break;
+	}
+	why = probe_missing(s);
+	if (why)
+		snprintf(c->why, sizeof(c->why), "%s within %d ms", why, timeout_ms);
+out_end:
+	capture_untrace_pid(s->cap, s->probe.pid);
+	capture_forget_tgid(s->cap, s->probe.pid);
+	selfcheck_probe_end(&s->probe);
+out:
+	/* ok and runs are read by the health endpoint's thread (session_selfcheck_ok). */
+	__atomic_store_n(&c->ok, !err && !why, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->runs, c->runs + 1, __ATOMIC_RELEASE);
+	c->last_ns = now_mono_ns() - start;
+	if (c->ok) {
+		clock_gettime(CLOCK_REALTIME, &real);
+		c->last_ok_unix = real.tv_sec;
+		c->why[0] = '\0';
+	} else {
+		c->failures++;
+	}
+	if (record)
+		output_selfcheck(s->out, start, c->ok, c->ok ? NULL : c->why, c->last_ns);
+	return c->ok ? 0 : -EIO;
+}
+
+void session_startup(const struct session *s, struct capture_startup *out)
+{
+	capture_startup(s->cap, out);
+}
+
+const struct session_selfcheck *session_selfcheck_state(const struct session *s)
+{
+	return &s->check;
+}
+
+bool session_selfcheck_ok(const struct session *s)
+{
+	return __atomic_load_n(&s->check.runs, __ATOMIC_ACQUIRE) &&
+	       __atomic_load_n(&s->check.ok, __ATOMIC_RELAXED);
+}
+
 void session_totals(struct session *s, struct session_totals *t)
 {
 	memset(t, 0, sizeof(*t));
@@ -841,6 +1006,11 @@ void session_set_policy(struct session *s, struct policy *policy)
 void session_set_output(struct session *s, FILE *out)
 {
 	output_set_stream(s->out, out);
+}
+
+void session_set_sink(struct session *s, output_line_fn fn, void *ctx)
+{
+	output_set_sink(s->out, fn, ctx);
 }
 
 void session_set_observer(struct session *s, const struct session_observer *obs)

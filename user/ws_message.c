@@ -93,7 +93,8 @@ static void message_deliver(struct ws_stream *s, bool zero_copy)
 		m->data = NULL;
 		m->len = 0;
 	}
-	if (m->status != WS_MSG_OK && m->status != WS_MSG_TOO_LARGE)
+	/* A compressed message cut at the bound was not decoded to its end: length unknown. */
+	if (m->status != WS_MSG_OK && (m->status != WS_MSG_TOO_LARGE || m->compressed))
 		m->decoded_len = 0;
 	s->stats.messages[m->status]++;
 	s->open = false;
@@ -217,7 +218,15 @@ static int message_add(struct ws_stream *s, const struct ws_frame *f, bool *zero
 				       f->fin && !missing && !cut, &s->buf);
 		if (err == -ENOMEM)
 			return err;
-		if (err) {
+		if (err == -E2BIG) {
+			/*
+			 * Cut at the bound, the rest left undecoded: the inflater is now
+			 * mid-stream, so the context is lost as it is for a hole.
+			 */
+			s->too_large = true;
+			s->decoding = false;
+			context_lost(s);
+		} else if (err) {
 			s->inflate_failed = true;
 			s->decoding = false;
 			context_lost(s);

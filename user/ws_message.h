@@ -17,8 +17,9 @@
  * open message, the message callback runs alone with status truncated.
  *
  * Compression contexts: a hole or lost frame that may have touched a compressed message,
- * an inflate error, or compressed bytes beyond the kept bound make the direction's
- * context untrusted.  With no_context_takeover for the direction, the next compressed
+ * an inflate error, a message that decodes past max_message (inflation stops there, so
+ * the work per input byte stays bounded) or compressed bytes beyond the kept bound make
+ * the direction's context untrusted.  With no_context_takeover for the direction, the next compressed
  * message that starts afterwards is decodable again; otherwise every later compressed
  * message has status undecodable_gap.  Each case is counted.
  */
@@ -59,7 +60,11 @@ struct ws_message {
 	 */
 	const uint8_t *data;
 	size_t len;
-	uint64_t decoded_len; /* bytes it decodes to, when known (ok and too_large) */
+	/*
+	 * Bytes it decodes to, when known: ok, and too_large uncompressed.  0 for a compressed
+	 * too_large message, whose inflation stopped at max_message.
+	 */
+	uint64_t decoded_len;
 };
 
 struct ws_frame_info {

@@ -140,7 +140,7 @@ struct evt_proc {
 	__u32 pid;
 	__u32 ppid; /* EVT_PROC_FORK: the parent */
 	__s32 exit_code;
-	__u32 _pad;
+	__u32 traced; /* EVT_PROC_EXEC: the process was traced before this exec */
 	__u8 comm[16];
 	char filename[PATH_CAP]; /* EVT_PROC_EXEC */
 };
