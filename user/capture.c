@@ -42,6 +42,7 @@ struct uprobe_rec {
 
 struct capture {
 	struct wsaudit *skel;
+	unsigned int batch; /* records handled by this capture_poll() */
 	uint64_t *traced_bits; /* the traced_bits map, mapped */
 	size_t traced_bits_len;
 	uint32_t traced_words;
@@ -90,8 +91,15 @@ static void tracefs_ensure(void)
 static int ringbuf_cb(void *ctx, void *data, size_t size)
 {
 	struct capture *cap = ctx;
+	int err = cap->fn(cap->ctx, data, size);
 
-	return cap->fn(cap->ctx, data, size);
+	if (err)
+		return err;
+	/*
+	 * libbpf has consumed this record already: a negative return stops the drain here and
+	 * leaves the rest to the next capture_poll().
+	 */
+	return ++cap->batch >= CAPTURE_POLL_BATCH ? -EAGAIN : 0;
 }
 
 /* The stack walk and the chunk emitter are reached by tail call through a program array. */
@@ -336,6 +344,14 @@ int capture_trace_pid(struct capture *cap, pid_t pid)
 		return -ERANGE;
 	__atomic_fetch_or(&cap->traced_bits[pid / 64], 1ULL << (pid % 64), __ATOMIC_SEQ_CST);
 	return 0;
+}
+
+bool capture_pid_traced(const struct capture *cap, pid_t pid)
+{
+	if (pid <= 0 || (uint32_t)pid / 64 >= cap->traced_words)
+		return false;
+	return __atomic_load_n(&cap->traced_bits[pid / 64], __ATOMIC_SEQ_CST) &
+	       (1ULL << (pid % 64));
 }
 
 int capture_untrace_pid(struct capture *cap, pid_t pid)
@@ -597,14 +613,19 @@ int capture_poll(struct capture *cap, int timeout_ms)
 {
 	int n, m;
 
+	cap->batch = 0;
 	/*
 	 * Wake-ups are batched in the kernel, so a timed-out wait may still leave records
 	 * queued: always drain after waiting.
 	 */
 	n = ring_buffer__poll(cap->rb, timeout_ms);
+	if (n == -EAGAIN)
+		return (int)cap->batch;
 	if (n < 0 && n != -EINTR)
 		return n;
 	m = ring_buffer__consume(cap->rb);
+	if (m == -EAGAIN)
+		return (int)cap->batch;
 	if (m < 0)
 		return m;
 	return (n > 0 ? n : 0) + m;

@@ -32,6 +32,8 @@ struct capture *capture_open(const struct capture_opts *opts, capture_record_fn 
 void capture_close(struct capture *cap);
 
 int capture_trace_pid(struct capture *cap, pid_t pid);
+/* Whether the pid's bit is set (followed already, by us or by the BPF side at fork). */
+bool capture_pid_traced(const struct capture *cap, pid_t pid);
 int capture_untrace_pid(struct capture *cap, pid_t pid);
 /* Removes the kernel's records of the connections of a process that exited. */
 int capture_forget_tgid(struct capture *cap, pid_t tgid);
@@ -67,7 +69,12 @@ int capture_mark_ctx_code(struct capture *cap, pid_t pid, unsigned long long cod
 			  const struct ctx_code *cc);
 int capture_set_verdict(struct capture *cap, const struct conn_id *id, enum conn_state state);
 
-/* Waits up to timeout_ms for records, then drains everything queued.  Records or -errno. */
+/*
+ * Waits up to timeout_ms for records, then drains what is queued, at most
+ * CAPTURE_POLL_BATCH records: the caller's loop turns (heartbeat, log, reload) between
+ * batches however many records a flood queued.  Records or -errno.
+ */
+#define CAPTURE_POLL_BATCH 1024
 int capture_poll(struct capture *cap, int timeout_ms);
 
 struct capture_counters {

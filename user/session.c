@@ -537,9 +537,15 @@ static void watch_poll(struct session *s, uint64_t now)
 int session_add_pid(struct session *s, pid_t pid, const char *how)
 {
 	char comm[32];
+	bool followed;
 	int err;
 
 	target_comm(pid, comm, sizeof(comm));
+	/*
+	 * Counted once: a process found by a reload's scan may have its exec record still
+	 * queued, and a forked child that execs was counted at the fork.
+	 */
+	followed = capture_pid_traced(s->cap, pid);
 	/* Marks and uprobes of an earlier process with this pid, or of the image before exec. */
 	capture_forget_image(s->cap, pid);
 	ctx_forget(s, pid);
@@ -548,7 +554,8 @@ int session_add_pid(struct session *s, pid_t pid, const char *how)
 		log_err("failed to trace pid %d (%s): %s", pid, comm, strerror(-err));
 		return err;
 	}
-	s->processes++;
+	if (!followed)
+		s->processes++;
 	log_info("tracing pid %d (%s)%s", pid, comm, how);
 	adopted_probe_zlib(s, pid, false);
 	err = python_attach(s, pid);
@@ -876,10 +883,16 @@ void session_close(struct session *s, const char *why)
 	free(s);
 }
 
+/* The final drain's bound: the traced processes may still be writing while it runs. */
+#define DRAIN_MAX_BATCHES 1024
+
 int session_poll(struct session *s, int timeout_ms)
 {
 	int n = capture_poll(s->cap, timeout_ms);
 
+	/* One batch a call, so that the caller's loop turns; timeout 0 is the final drain. */
+	for (int i = 0; !timeout_ms && n == CAPTURE_POLL_BATCH && i < DRAIN_MAX_BATCHES; i++)
+		n = capture_poll(s->cap, 0);
 	if (n < 0 && n != -EINTR) {
 		log_err("failed to read the ring buffer: %s", strerror(-n));
 		return n;
