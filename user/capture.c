@@ -43,6 +43,8 @@ struct uprobe_rec {
 struct capture {
 	struct wsaudit *skel;
 	unsigned int batch; /* records handled by this capture_poll() */
+	uint64_t batch_start; /* when it handled the first */
+	bool pending; /* it stopped at its budget with records left */
 	uint64_t *traced_bits; /* the traced_bits map, mapped */
 	size_t traced_bits_len;
 	uint32_t traced_words;
@@ -91,15 +93,28 @@ static void tracefs_ensure(void)
 static int ringbuf_cb(void *ctx, void *data, size_t size)
 {
 	struct capture *cap = ctx;
-	int err = cap->fn(cap->ctx, data, size);
+	struct timespec ts;
+	uint64_t now;
+	int err;
 
-	if (err)
+	if (!cap->batch++) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		cap->batch_start = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	}
+	err = cap->fn(cap->ctx, data, size);
+	if (err || cap->batch % 16)
 		return err;
 	/*
-	 * libbpf has consumed this record already: a negative return stops the drain here and
-	 * leaves the rest to the next capture_poll().
+	 * A record's cost is the frames in it (a write of 100 frames is one record): the drain
+	 * is bounded by time.  libbpf has consumed this record already; a negative return stops
+	 * the drain here and leaves the rest to the next capture_poll().
 	 */
-	return ++cap->batch >= CAPTURE_POLL_BATCH ? -EAGAIN : 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	if (now - cap->batch_start < CAPTURE_POLL_BUDGET_MS * 1000000ULL)
+		return 0;
+	cap->pending = true;
+	return -EAGAIN;
 }
 
 /* The stack walk and the chunk emitter are reached by tail call through a program array. */
@@ -352,6 +367,11 @@ bool capture_pid_traced(const struct capture *cap, pid_t pid)
 		return false;
 	return __atomic_load_n(&cap->traced_bits[pid / 64], __ATOMIC_SEQ_CST) &
 	       (1ULL << (pid % 64));
+}
+
+bool capture_pending(const struct capture *cap)
+{
+	return cap->pending;
 }
 
 int capture_untrace_pid(struct capture *cap, pid_t pid)
@@ -614,6 +634,7 @@ int capture_poll(struct capture *cap, int timeout_ms)
 	int n, m;
 
 	cap->batch = 0;
+	cap->pending = false;
 	/*
 	 * Wake-ups are batched in the kernel, so a timed-out wait may still leave records
 	 * queued: always drain after waiting.

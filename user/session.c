@@ -883,15 +883,16 @@ void session_close(struct session *s, const char *why)
 	free(s);
 }
 
-/* The final drain's bound: the traced processes may still be writing while it runs. */
-#define DRAIN_MAX_BATCHES 1024
+/* The final drain's bound (in budgets): the traced processes may still be writing. */
+#define DRAIN_MAX_BATCHES 1200
 
 int session_poll(struct session *s, int timeout_ms)
 {
 	int n = capture_poll(s->cap, timeout_ms);
 
-	/* One batch a call, so that the caller's loop turns; timeout 0 is the final drain. */
-	for (int i = 0; !timeout_ms && n == CAPTURE_POLL_BATCH && i < DRAIN_MAX_BATCHES; i++)
+	/* One budget a call, so that the caller's loop turns; timeout 0 is the final drain. */
+	for (int i = 0; !timeout_ms && n >= 0 && capture_pending(s->cap) && i < DRAIN_MAX_BATCHES;
+	     i++)
 		n = capture_poll(s->cap, 0);
 	if (n < 0 && n != -EINTR) {
 		log_err("failed to read the ring buffer: %s", strerror(-n));

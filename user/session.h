@@ -64,9 +64,9 @@ int session_add_pid(struct session *s, pid_t pid, const char *how);
 /* Follows every running process whose executable matches the globs.  Matches or -errno. */
 int session_scan_exe(struct session *s);
 /*
- * Waits up to timeout_ms for kernel records and handles them, at most CAPTURE_POLL_BATCH
- * (the loop around it turns between batches); timeout 0 drains all that is queued (the
- * final drain).  0 or -errno.
+ * Waits up to timeout_ms for kernel records and handles them for at most
+ * CAPTURE_POLL_BUDGET_MS (the loop around it turns between); timeout 0 drains all that is
+ * queued (the final drain, up to a minute).  0 or -errno.
  */
 int session_poll(struct session *s, int timeout_ms);
 /* A stats record; final ones include every connection's parser state. */
