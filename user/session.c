@@ -190,10 +190,14 @@ static void zflush_handover(struct session *s, const struct evt_stack *e)
 {
 	struct zflush_token *t = &s->zflush_tokens[(e->token >> 4) % ZFLUSH_TOKENS];
 
-	if (!conntrack_zflush_take(s->ct, e->tid, &t->strm, &t->total_out))
-		return;
+	/*
+	 * Always overwritten: an object at this address may have been freed and its address
+	 * reused for this one, whose hand-over came without a message end.
+	 */
 	t->tgid = e->tgid;
 	t->token = e->token;
+	if (!conntrack_zflush_take(s->ct, e->tid, &t->strm, &t->total_out))
+		t->strm = t->total_out = 0;
 }
 
 static int sink_history(void *ctx, const struct ct_conn *c, uint64_t strm, uint64_t total_out,
@@ -313,8 +317,15 @@ static void sink_frame(void *ctx, const struct ct_frame *f)
 	 * An object handed to a transport that sent it later carries the stack of the hand-over:
 	 * exact where the syscall's own stack only shows the event loop.
 	 */
-	if (f->user_addr)
+	if (f->user_addr) {
+		uint64_t token = attrib_token_of(s->attrib, f->pid, f->user_addr);
+		struct zflush_token *t = &s->zflush_tokens[(token >> 4) % ZFLUSH_TOKENS];
+
+		/* Sent: its message end is no one else's, should the address be reused. */
+		if (token && t->token == token && t->tgid == f->pid)
+			t->token = 0;
 		stack = own = attrib_token_take(s->attrib, f->pid, f->user_addr);
+	}
 	if (!stack)
 		stack = f->stack;
 	if (!stack)
@@ -536,6 +547,8 @@ int session_add_pid(struct session *s, pid_t pid, const char *how)
 	s->processes++;
 	log_info("tracing pid %d (%s)%s", pid, comm, how);
 	adopted_probe_zlib(s, pid, false);
+	/* After the probes: every message end from then on is reported, so each history fits. */
+	adopt_scan_process(s->adopt, pid);
 	err = python_attach(s, pid);
 	/*
 	 * A process caught at exec may not have loaded its interpreter yet, nor uvloop: it is
