@@ -24,6 +24,9 @@
 #include "vlog.h"
 
 #define POLL_MS 100
+/* The self-check's period and how long it waits for its probe's write (user/selfcheck.h). */
+#define SELFCHECK_EVERY_NS (30ULL * 1000000000ULL)
+#define SELFCHECK_TIMEOUT_MS 2000
 #define DEFAULT_METRICS_ADDR "127.0.0.1:9464"
 
 static volatile sig_atomic_t stop_requested, reload_requested;
@@ -206,24 +209,52 @@ static void log_record(void *ctx, const char *line, size_t len)
 }
 
 /* SIGHUP: a new log file (the old one was rotated away), and the policy again. */
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/*
+ * SIGHUP: a new log file (the old one was rotated away), and the policy again.  It runs in
+ * the loop, so what it costs is said: the policy's size and shape are bounded before the
+ * parse (user/policy.c) to keep it to milliseconds.
+ */
 static void agent_reload(struct session *s, const struct agent_opts *o, struct vlog *log,
 			 struct agent_metrics *m)
 {
+	struct timespec t0;
 	struct policy *p;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	vlog_reopen(log);
 	if (!o->policy_path)
 		return;
 	p = agent_load_policy(o->policy_path);
 	agent_metrics_policy_reload(m, p != NULL);
 	if (!p) {
-		log_err("keeping the policy in force");
+		log_err("keeping the policy in force (the reload took %.1f ms)", ms_since(&t0));
 		return;
 	}
 	session_set_policy(s, p);
 	/* Processes that match the new targets and run already. */
 	session_scan_exe(s);
-	log_info("policy %s reloaded", o->policy_path);
+	log_info("policy %s reloaded in %.1f ms", o->policy_path, ms_since(&t0));
+}
+
+/*
+ * The capture path checked end to end (session_selfcheck); the result is in the metrics and,
+ * through session_selfcheck_ok(), in the health endpoint.  Failures are said on stderr.
+ */
+static int selfcheck(struct session *s)
+{
+	int err = session_selfcheck(s, SELFCHECK_TIMEOUT_MS, false);
+
+	if (err)
+		log_err("self-check failed: %s", session_selfcheck_state(s)->why);
+	return err;
 }
 
 int cmd_agent(int argc, char **argv)
@@ -238,7 +269,7 @@ int cmd_agent(int argc, char **argv)
 	struct agent_metrics *metrics = NULL;
 	struct session *s = NULL;
 	struct agent_opts o;
-	uint64_t last_stats = 0, now;
+	uint64_t last_stats = 0, last_check, now;
 	struct timespec ts;
 	struct vlog_stats ls;
 	struct policy *p;
@@ -285,6 +316,13 @@ int cmd_agent(int argc, char **argv)
 	sigaction(SIGTERM, &stop, NULL);
 	sigaction(SIGHUP, &hup, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * A blind agent keeps running (it may be transient) but says so: on stderr, in
+	 * wsaudit_selfcheck_ok and on the health endpoint; the check is repeated every period.
+	 */
+	selfcheck(s);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	last_check = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 	fprintf(stderr, "wsaudit: agent following %d process(es) and matching execs\n",
 		found < 0 ? 0 : found);
 
@@ -301,6 +339,10 @@ int cmd_agent(int argc, char **argv)
 		vlog_flush(log);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		now = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+		if (now - last_check >= SELFCHECK_EVERY_NS) {
+			selfcheck(s);
+			last_check = now;
+		}
 		vlog_stats(log, &ls);
 		agent_metrics_update(metrics, s, &ls);
 		if (o.stats_interval_s && now - last_stats >= o.stats_interval_s * 1e9) {

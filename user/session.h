@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "adopt.h"
 #include "attrib.h"
+#include "capture.h"
 #include "conntrack.h"
 #include "output.h"
 #include "policy.h"
@@ -92,9 +94,36 @@ struct session_totals {
 	struct ct_stats ct;
 	struct attrib_stats attrib;
 	struct rules_stats rules;
+	struct adopt_stats adopt;
 	unsigned int probes_attached, probes_failed;
 };
 
 void session_totals(struct session *s, struct session_totals *out);
+/* What loading the programs took (for the banner). */
+void session_startup(const struct session *s, struct capture_startup *out);
+
+/*
+ * The self-check: a probe process of this instance writes a marker to a loopback TCP
+ * connection, traced for this purpose only, and the marker must come back through the
+ * instance's own programs and ring buffer within timeout_ms (user/selfcheck.h).  With
+ * record, the result is a `selfcheck` record in the output.  0, or -EIO with the reason in
+ * the state's why.
+ */
+int session_selfcheck(struct session *s, int timeout_ms, bool record);
+
+struct session_selfcheck {
+	bool ok; /* the last check passed */
+	uint64_t runs, failures;
+	int64_t last_ok_unix; /* wall-clock seconds of the last success; 0: never */
+	uint64_t last_ns; /* how long the last check took */
+	char why[160]; /* the last failure's reason */
+};
+
+const struct session_selfcheck *session_selfcheck_state(const struct session *s);
+/*
+ * Whether the capture path is known to work: a check ran and the last one passed.  Safe to
+ * call from another thread (the health endpoint's).
+ */
+bool session_selfcheck_ok(const struct session *s);
 
 #endif /* WSAUDIT_SESSION_H */
