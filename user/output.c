@@ -163,13 +163,18 @@ static json_t *conn_json(const struct ct_conn *c)
 	if (!put(obj, "id", json_string(c->id_str)) || !put(obj, "local", json_string(c->local)) ||
 	    !put(obj, "peer", json_string(c->peer)) || !put(obj, "tls", json_false()) ||
 	    !put(obj, "user", json_null()) || !put(obj, "adopted", json_boolean(c->adopted)) ||
-	    !put(obj, "user_unknown", json_boolean(c->user_unknown)) ||
+	    !put(obj, "user_unknown", json_boolean(c->user_unknown != NULL)) ||
 	    !put(obj, "history_unknown", json_boolean(c->history_unknown))) {
 		json_decref(obj);
 		return NULL;
 	}
 	if (c->has_user)
 		json_object_set_new(obj, "user", json_string(c->user_shown));
+	else if (c->user_ambiguous)
+		json_object_set_new(obj, "user",
+				    json_pack("{s:s}", "ambiguous", c->user_ambiguous));
+	else if (c->user_unknown)
+		json_object_set_new(obj, "user", json_pack("{s:s}", "unknown", c->user_unknown));
 	return obj;
 }
 
@@ -579,6 +584,11 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 			  (json_int_t)ct->conns_adopted, "ignored", (json_int_t)ct->conns_ignored,
 			  "open", (json_int_t)ct->conns_open, "over_limit",
 			  (json_int_t)ct->conns_dropped_limit));
+	json_object_set_new(obj, "identity",
+			    json_pack("{s:I, s:I, s:I}", "ambiguous",
+				      (json_int_t)ct->users_ambiguous, "unknown",
+				      (json_int_t)ct->users_unknown, "heads_given_up",
+				      (json_int_t)ct->heads_given_up));
 	json_object_set_new(obj, "parser",
 			    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "truncated_frames",
 				      (json_int_t)ct->truncated_frames, "gap_bytes",
@@ -600,10 +610,14 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 	if (t->rules)
 		json_object_set_new(
 			obj, "violations",
-			json_pack("{s:I, s:I, s:I, s:I, s:I}", "bridge_bypass",
+			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "bridge_bypass",
 				  (json_int_t)t->rules->violations[RULE_BRIDGE_BYPASS],
 				  "isolation_breach",
 				  (json_int_t)t->rules->violations[RULE_ISOLATION_BREACH],
+				  "identity_ambiguous",
+				  (json_int_t)t->rules->violations[RULE_IDENTITY_AMBIGUOUS],
+				  "identity_unknown",
+				  (json_int_t)t->rules->violations[RULE_IDENTITY_UNKNOWN],
 				  "bridge_unjudged", (json_int_t)t->rules->bridge_unjudged,
 				  "owners", (json_int_t)t->rules->owners, "owner_evictions",
 				  (json_int_t)t->rules->owner_evictions));

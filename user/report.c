@@ -49,6 +49,24 @@ static const struct {
 		"(a process-wide object whose user-bound field is overwritten, for instance). The "
 		"location is the originating function of the frame.",
 	},
+	[RULE_IDENTITY_AMBIGUOUS] = {
+		"IdentityAmbiguous",
+		"A WebSocket frame went out on a connection whose upgrade request names more than "
+		"one user.",
+		"The request repeats a credential with different values, gives two sources that "
+		"name different users, or was split or pipelined so that it reads as another "
+		"request (docs/identity.md). Servers disagree on which one counts, so isolation "
+		"cannot be judged on this connection. Make the service refuse such requests, or "
+		"read its users from one source only and name only that one in the policy.",
+	},
+	[RULE_IDENTITY_UNKNOWN] = {
+		"IdentityUnknown",
+		"A WebSocket frame went out on a connection whose upgrade request could not be read "
+		"whole.",
+		"The request head was larger than wsaudit reads (16 KiB), or bytes of it were lost "
+		"(docs/identity.md): the connection's user is unknown and isolation is not judged "
+		"on it.",
+	},
 };
 
 static char *dup_or_null(const char *s)

@@ -35,6 +35,8 @@ struct rules {
 static const char *const rule_names[RULE__COUNT] = {
 	[RULE_BRIDGE_BYPASS] = "bridge_bypass",
 	[RULE_ISOLATION_BREACH] = "isolation_breach",
+	[RULE_IDENTITY_AMBIGUOUS] = "identity_ambiguous",
+	[RULE_IDENTITY_UNKNOWN] = "identity_unknown",
 };
 
 static const char *const identity_kind_names[ID__COUNT] = {
@@ -383,9 +385,34 @@ static void judge_message(struct rules *r, const struct rules_input *in, struct 
 	}
 }
 
+/* A data frame on a connection whose user cannot be told: a finding, with the reason. */
+static void judge_conn_identity(struct rules *r, const struct rules_input *in,
+				struct rules_verdict *out)
+{
+	const char *why = in->conn_user_ambiguous ? in->conn_user_ambiguous : in->conn_user_unknown;
+	struct violation *v;
+
+	if (!why || (in->opcode != 1 && in->opcode != 2))
+		return;
+	/*
+	 * A connection open before tracing began (adopted, or its request read before) is a gap
+	 * of the trace's start, counted per connection, not something its client did.
+	 */
+	if (!strcmp(why, "adopted") || !strcmp(why, "head_not_seen"))
+		return;
+	v = add_violation(
+		r, out, in->conn_user_ambiguous ? RULE_IDENTITY_AMBIGUOUS : RULE_IDENTITY_UNKNOWN);
+	if (!v)
+		return;
+	snprintf(v->detail, sizeof(v->detail),
+		 "the connection's user is %s (%s): isolation is not judged on its frames",
+		 in->conn_user_ambiguous ? "ambiguous" : "unknown", why);
+}
+
 void rules_judge(struct rules *r, const struct rules_input *in, struct rules_verdict *out)
 {
 	memset(out, 0, sizeof(*out));
+	judge_conn_identity(r, in, out);
 	judge_bridge(r, in, out);
 	judge_message(r, in, out);
 	judge_context(r, in, out);

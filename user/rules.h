@@ -20,6 +20,13 @@
 enum rule_kind {
 	RULE_BRIDGE_BYPASS,
 	RULE_ISOLATION_BREACH,
+	/*
+	 * A data frame on a connection whose user cannot be judged: its request head names
+	 * several users, or was not read whole.  Isolation is not judged on it, and that is a
+	 * finding of its own, not a silent pass.
+	 */
+	RULE_IDENTITY_AMBIGUOUS,
+	RULE_IDENTITY_UNKNOWN,
 	RULE__COUNT,
 };
 
@@ -52,6 +59,9 @@ struct violation {
 struct rules_input {
 	unsigned int opcode; /* of the frame; continuation frames are not judged by the bridge rule */
 	const char *conn_user; /* NULL when the handshake named no user */
+	/* Why the handshake's user cannot be told (struct ct_conn), or NULL. */
+	const char *conn_user_ambiguous;
+	const char *conn_user_unknown;
 	const struct identity_message *msg; /* NULL unless this frame completes a message */
 	const struct attrib_stack *stack; /* the writer's stack; origin < 0 when unattributed */
 	const char *ctx_user; /* identity.context: the bridge call's user argument, or NULL */

@@ -101,7 +101,10 @@ static uint64_t now_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-/* The user the upgrade request names, by the policy's identity.connection rules. */
+/*
+ * The user the upgrade request names, by the policy's identity.connection rules; a request
+ * that names several is marked ambiguous, never resolved to one of them.
+ */
 static void conn_identify(struct session *s, struct ct_conn *c)
 {
 	const struct http1_message *m;
@@ -109,14 +112,23 @@ static void conn_identify(struct session *s, struct ct_conn *c)
 	struct identity_conn id;
 	size_t used;
 
-	if (!c->request_head)
+	if (!c->request_head || c->user_unknown || c->user_ambiguous)
 		return;
 	p = http1_parser_new(HTTP1_REQUEST);
-	if (!p)
+	if (!p) {
+		c->user_unknown = "no_memory";
 		return;
-	if (http1_parser_feed(p, c->request_head, strlen(c->request_head), &m, &used) ==
-		    HTTP1_DONE &&
-	    !identity_from_request(s->policy, m, &id) && id.reason == IDENTITY_OK) {
+	}
+	if (http1_parser_feed(p, c->request_head, strlen(c->request_head), &m, &used) !=
+	    HTTP1_DONE) {
+		c->user_unknown = "head_unparsable";
+	} else if (identity_from_request(s->policy, m, &id)) {
+		c->user_unknown = "no_memory";
+	} else if (id.reason == IDENTITY_AMBIGUOUS) {
+		c->user_ambiguous = id.ambiguous;
+		log_info("connection %s: request names several users (%s)", c->id_str,
+			 id.ambiguous);
+	} else if (id.reason == IDENTITY_OK) {
 		snprintf(c->user, sizeof(c->user), "%s", id.user);
 		rules_redact(s->rules, c->user, c->user_shown, sizeof(c->user_shown));
 		c->has_user = true;
@@ -187,7 +199,8 @@ static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 		target_sock_addrs(c->tgid, c->id.ino, c->local, sizeof(c->local), c->peer,
 				  sizeof(c->peer));
 	conn_identify(s, c);
-	c->user_unknown = c->adopted && !c->has_user;
+	if (c->adopted && !c->has_user && !c->user_unknown)
+		c->user_unknown = "adopted";
 	if (!s->opts.violations_only && conn_selected(s, c)) {
 		char proto[1024];
 
@@ -295,6 +308,8 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 	struct rules_input in = {
 		.opcode = f->frame->opcode,
 		.conn_user = f->conn->has_user ? f->conn->user : NULL,
+		.conn_user_ambiguous = f->conn->user_ambiguous,
+		.conn_user_unknown = f->conn->user_unknown,
 		.stack = stack,
 		.ctx_user = stack->ctx_status == CTX_OK ? stack->ctx_user : NULL,
 		.ctx_function = stack->ctx_function,

@@ -219,7 +219,8 @@ static void test_junit_escapes(void **state)
 	buf[n] = '\0';
 	fclose(f);
 	assert_non_null(strstr(buf, "Agent.&lt;lambda&gt; (app/a&amp;b&quot;.py:3)"));
-	assert_non_null(strstr(buf, "tests=\"3\" failures=\"2\""));
+	/* One case per rule and one per finding. */
+	assert_non_null(strstr(buf, "tests=\"5\" failures=\"2\""));
 	assert_null(strstr(buf, "<lambda>"));
 	report_free(r);
 	unlink(path);
