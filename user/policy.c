@@ -7,11 +7,14 @@
  * and its messages cannot be checked and worded by us; the schema here is small.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "policy.h"
@@ -757,13 +760,30 @@ static int g_type(struct loader *l, const yaml_node_t *v, const char *path, void
 	return get_list(l, v, path, &((struct policy *)ctx)->type_fields, check_json_path);
 }
 
-static const struct field messages_fields[] = { { "type", g_type } };
+static int check_type_value(struct loader *l, const yaml_node_t *n, const char *path, const char *s)
+{
+	if (!*s)
+		return fail(l, n, path, "empty message type");
+	for (const char *c = s; *c; c++) {
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return fail(l, n, path, "control character in a message type");
+	}
+	return 0;
+}
+
+static int g_known_types(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	return get_list(l, v, path, &((struct policy *)ctx)->known_types, check_type_value);
+}
+
+static const struct field messages_fields[] = { { "type", g_type },
+						{ "known_types", g_known_types } };
 
 static int p_messages(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
 {
 	unsigned int seen;
 
-	return parse_map(l, v, path, messages_fields, 1, ctx, &seen);
+	return parse_map(l, v, path, messages_fields, 2, ctx, &seen);
 }
 
 static const struct field top_fields[] = {
@@ -807,6 +827,7 @@ void policy_free(struct policy *p)
 	free(p->ctx);
 	list_free(&p->ownership);
 	list_free(&p->type_fields);
+	list_free(&p->known_types);
 	free(p);
 }
 
@@ -969,13 +990,35 @@ struct policy *policy_load(const char *path, char *err, size_t errlen)
 	struct policy *p = NULL;
 	char *buf = NULL;
 	size_t len = 0;
+	struct stat sb;
 	FILE *f;
-	int e;
+	int e, fd;
 
 	errno = 0;
-	f = fopen(path, "re");
+	/*
+	 * A FIFO or a device would block the agent's loop in the read (a reload runs there):
+	 * opened without blocking, and only a regular file is read.
+	 */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb))
+		e = errno;
+	else if (S_ISDIR(sb.st_mode))
+		e = EISDIR;
+	else if (!S_ISREG(sb.st_mode))
+		e = EINVAL;
+	else
+		e = 0;
+	if (e) {
+		snprintf(err, errlen, "%s: %s", path,
+			 e == EINVAL ? "not a regular file" : strerror(e));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	f = fdopen(fd, "r");
 	if (!f) {
 		e = errno;
+		close(fd);
 		snprintf(err, errlen, "%s: %s", path, strerror(e));
 		goto out;
 	}
@@ -1061,6 +1104,15 @@ bool policy_bridge_opcode(const struct policy *p, unsigned int opcode)
 bool policy_exe_match(const struct policy *p, const char *exe)
 {
 	return list_match(&p->exe, exe);
+}
+
+bool policy_known_type(const struct policy *p, const char *type)
+{
+	for (size_t i = 0; i < p->known_types.n; i++) {
+		if (!strcmp(p->known_types.v[i], type))
+			return true;
+	}
+	return false;
 }
 
 const char *policy_context_arg(const struct policy *p, const char *function)
