@@ -22,6 +22,7 @@ static const struct command commands[] = {
 	  "decode  [--extensions 'permessage-deflate; ...'] [--payload] [FILE|-]" },
 	{ "version", cmd_version, "version [--json]" },
 	{ "check-policy", cmd_check_policy, "check-policy POLICY" },
+	{ "check-system", cmd_check_system, "check-system" },
 };
 
 static void usage(FILE *out)

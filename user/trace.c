@@ -70,7 +70,6 @@ static int run(struct session *s, const struct trace_opts *o)
 	uint64_t duration_ns = (uint64_t)(o->duration_s * 1e9);
 	uint64_t interval_ns = (uint64_t)(o->stats_interval_s * 1e9);
 
-
 	while (!stop_requested) {
 		if (session_poll(s, POLL_MS))
 			return EXIT_RUNTIME;
@@ -128,8 +127,6 @@ int cmd_trace(int argc, char **argv)
 		return EXIT_OK;
 	}
 	log_max_level = o.verbose >= 2 ? LOG_DEBUG : o.verbose ? LOG_INFO : LOG_WARN;
-	if (geteuid() != 0)
-		log_warn("not running as root: loading BPF programs needs CAP_BPF and CAP_PERFMON");
 	p = load_policy(o.policy_path);
 	if (!p)
 		return o.policy_path ? EXIT_USAGE : EXIT_RUNTIME;
