@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Process lifecycle: children of traced processes are traced too (uvicorn and gunicorn fork
- * their workers), exits drop the state, execs are reported while executables are matched, and
- * close() ends a connection record so a reused inode starts a new generation.
+ * their workers), exits drop the state, execs are reported while executables are matched and
+ * for traced processes (a new image), and close() ends a connection record so a reused inode
+ * starts a new generation.
  */
 #include "lib/common.bpf.h"
 
@@ -59,14 +60,26 @@ SEC("tracepoint/sched/sched_process_exec")
 int exec_tp(struct trace_event_raw_sched_process_exec *ctx)
 {
 	unsigned int off = ctx->__data_loc_filename & 0xffff;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	bool traced = tgid_traced(tgid);
 	struct evt_proc *e;
 
-	if (!cfg_follow_exec)
+	/*
+	 * A traced process that runs a new program (a shell starting python) has a new address
+	 * space: what was learned of the old image must not be used to walk the new one.  The
+	 * collector inspects the new image on the record.
+	 */
+	if (traced) {
+		bpf_map_delete_elem(&py_procs, &tgid);
+		bpf_map_delete_elem(&ctx_procs, &tgid);
+	}
+	if (!cfg_follow_exec && !traced)
 		return 0;
 	e = proc_event(EVT_PROC_EXEC);
 	if (!e)
 		return 0;
-	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->pid = tgid;
+	e->traced = traced;
 	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), (void *)ctx + off);
 	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
 	return 0;

@@ -17,7 +17,7 @@ static __always_inline bool starts_with_get(const struct io_desc *io)
 	return head[0] == 'G' && head[1] == 'E' && head[2] == 'T' && head[3] == ' ';
 }
 
-static __always_inline int recv_exit(void *ctx, long ret)
+static __always_inline int recv_exit_fn(void *ctx, long ret)
 {
 	struct io_desc *io;
 	struct inflight a;
@@ -44,9 +44,10 @@ static __always_inline int recv_exit(void *ctx, long ret)
 	return 0;
 }
 
-SYSCALL_HOOKS(read, SC_READ, ctx->args[2], recv_exit)
-SYSCALL_HOOKS(readv, SC_READV, ctx->args[2], recv_exit)
-SYSCALL_HOOKS(recvfrom, SC_RECVFROM, ctx->args[2], recv_exit)
-SYSCALL_HOOKS(recvmsg, SC_RECVMSG, 1, recv_exit)
+SYSCALL_ENTER(read, SC_READ, ctx->args[2])
+SYSCALL_ENTER(readv, SC_READV, ctx->args[2])
+SYSCALL_ENTER(recvfrom, SC_RECVFROM, ctx->args[2])
+SYSCALL_ENTER(recvmsg, SC_RECVMSG, 1)
+SYSCALL_EXIT(recv_exit, recv_exit_fn)
 
 char LICENSE[] SEC("license") = "GPL";

@@ -21,7 +21,7 @@ static __always_inline bool is_upgrade_response(const struct io_desc *io)
 	       head[9] == '1' && head[10] == '0' && head[11] == '1';
 }
 
-static __always_inline int send_exit(void *ctx, long ret)
+static __always_inline int send_exit_fn(void *ctx, long ret)
 {
 	struct io_desc *io;
 	struct inflight a;
@@ -56,10 +56,11 @@ static __always_inline int send_exit(void *ctx, long ret)
 	return 0;
 }
 
-SYSCALL_HOOKS(write, SC_WRITE, ctx->args[2], send_exit)
-SYSCALL_HOOKS(writev, SC_WRITEV, ctx->args[2], send_exit)
-SYSCALL_HOOKS(sendto, SC_SENDTO, ctx->args[2], send_exit)
-SYSCALL_HOOKS(sendmsg, SC_SENDMSG, 1, send_exit)
-SYSCALL_HOOKS(sendmmsg, SC_SENDMMSG, ctx->args[2], send_exit)
+SYSCALL_ENTER(write, SC_WRITE, ctx->args[2])
+SYSCALL_ENTER(writev, SC_WRITEV, ctx->args[2])
+SYSCALL_ENTER(sendto, SC_SENDTO, ctx->args[2])
+SYSCALL_ENTER(sendmsg, SC_SENDMSG, 1)
+SYSCALL_ENTER(sendmmsg, SC_SENDMMSG, ctx->args[2])
+SYSCALL_EXIT(send_exit, send_exit_fn)
 
 char LICENSE[] SEC("license") = "GPL";

@@ -6,11 +6,12 @@ set -euo pipefail
 PKGS=(
 	# build
 	make gcc clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config
-	libjansson-dev libyaml-dev libcyaml-dev libmicrohttpd-dev
+	libjansson-dev libyaml-dev libcyaml-dev libmicrohttpd-dev libsodium-dev
 	# unit tests and fuzzing
 	libcmocka-dev libclang-rt-14-dev
 	# integration tests: real Python servers and clients, the independent dissector
-	python3 python3-pytest python3-yaml python3-websockets python3-uvicorn python3-fastapi
+	python3 python3-pytest python3-pytest-asyncio python3-jsonschema python3-yaml
+	python3-websockets python3-uvicorn python3-fastapi
 	python3-uvloop python3-aiohttp python3-wsproto tshark iproute2 procps
 	# metrics, other interpreters, benchmarks
 	prometheus debootstrap linux-perf

@@ -2,14 +2,16 @@
 /*
  * `wsaudit agent`: the DaemonSet mode.  Follows every process on the node whose executable
  * matches the policy's targets (those running now and those started later), and writes the
- * frames that break a rule as JSON lines to the violation log.  SIGHUP reopens the log (for
- * rotation) and reloads the policy, keeping the old one when the new one is invalid; SIGTERM
- * and SIGINT detach cleanly.  The pipeline is user/session.c.
+ * frames that break a rule as JSON lines to the violation log (user/vlog.c).  SIGHUP reopens
+ * the log (after an outside rotation) and reloads the policy, keeping the old one when the
+ * new one is invalid; SIGTERM and SIGINT detach cleanly.  The pipeline is user/session.c.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,8 +21,12 @@
 #include "log.h"
 #include "policy.h"
 #include "session.h"
+#include "vlog.h"
 
 #define POLL_MS 100
+/* The self-check's period and how long it waits for its probe's write (user/selfcheck.h). */
+#define SELFCHECK_EVERY_NS (30ULL * 1000000000ULL)
+#define SELFCHECK_TIMEOUT_MS 2000
 #define DEFAULT_METRICS_ADDR "127.0.0.1:9464"
 
 static volatile sig_atomic_t stop_requested, reload_requested;
@@ -39,7 +45,7 @@ static void on_hup(int sig)
 
 struct agent_opts {
 	const char *policy_path;
-	const char *log_path; /* NULL or "-": stdout */
+	struct vlog_opts log;
 	const char *metrics_addr;
 	double stats_interval_s;
 	int verbose;
@@ -49,18 +55,50 @@ struct agent_opts {
 static void agent_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: wsaudit agent [-c POLICY] [--metrics-addr HOST:PORT] [--log FILE] [-v]\n"
+		"usage: wsaudit agent [-c POLICY] [--metrics-addr HOST:PORT] [--log FILE|-]\n"
+		"                     [--log-max-size BYTES] [--log-max-files N] [--log-queue BYTES]\n"
+		"                     [--stats-interval S] [-v]\n"
 		"\n"
 		"Follows every process whose executable matches the policy's targets.exe, now and\n"
 		"later, and writes the frames that break a rule to the violation log (JSON lines).\n"
 		"  -c, --policy FILE        the policy (default: built in)\n"
 		"      --metrics-addr ADDR  Prometheus /metrics on HOST:PORT (default %s;\n"
 		"                           \"none\" to serve no metrics)\n"
-		"      --log FILE           the violation log (default: standard output)\n"
+		"      --log FILE|-         the violation log (default and \"-\": standard output)\n"
+		"      --log-max-size BYTES rotate FILE past this size (K, M, G; default 100M;\n"
+		"                           0: never)\n"
+		"      --log-max-files N    rotated files kept, FILE.1 to FILE.N (default %d)\n"
+		"      --log-queue BYTES    records held while the log cannot be written\n"
+		"                           (default 16M); past it they are counted as dropped\n"
 		"      --stats-interval S   a stats record in the log every S seconds (default 60)\n"
 		"  -v, --verbose            more diagnostics on stderr\n"
 		"SIGHUP reopens the log and reloads the policy; SIGTERM detaches.\n",
-		DEFAULT_METRICS_ADDR);
+		DEFAULT_METRICS_ADDR, VLOG_DEFAULT_MAX_FILES);
+}
+
+/* A byte count with an optional K, M or G (powers of 1024). */
+static int parse_bytes(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	unsigned int shift = 0;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || s[0] == '-')
+		return -EINVAL;
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (*end || v > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
 }
 
 static int agent_parse(int argc, char **argv, struct agent_opts *o)
@@ -69,15 +107,22 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 		{ "policy", required_argument, NULL, 'c' },
 		{ "metrics-addr", required_argument, NULL, 'm' },
 		{ "log", required_argument, NULL, 'l' },
+		{ "log-max-size", required_argument, NULL, 'S' },
+		{ "log-max-files", required_argument, NULL, 'F' },
+		{ "log-queue", required_argument, NULL, 'Q' },
 		{ "stats-interval", required_argument, NULL, 's' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
+	uint64_t v;
 	char *end;
 	int c;
 
 	memset(o, 0, sizeof(*o));
+	o->log.max_size = VLOG_DEFAULT_MAX_SIZE;
+	o->log.max_files = VLOG_DEFAULT_MAX_FILES;
+	o->log.queue_max = VLOG_DEFAULT_QUEUE;
 	o->metrics_addr = DEFAULT_METRICS_ADDR;
 	o->stats_interval_s = 60;
 	optind = 1;
@@ -91,7 +136,32 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 			o->metrics_addr = optarg;
 			break;
 		case 'l':
-			o->log_path = optarg;
+			o->log.path = optarg;
+			break;
+		case 'S':
+			if (parse_bytes(optarg, &o->log.max_size)) {
+				fprintf(stderr, "wsaudit agent: invalid --log-max-size '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'F':
+			if (parse_bytes(optarg, &v) || !v || v > 1000) {
+				fprintf(stderr,
+					"wsaudit agent: invalid --log-max-files '%s' (1 to 1000)\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->log.max_files = (unsigned int)v;
+			break;
+		case 'Q':
+			if (parse_bytes(optarg, &v) || v > (1ULL << 30)) {
+				fprintf(stderr,
+					"wsaudit agent: invalid --log-queue '%s' (up to 1G)\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->log.queue_max = (size_t)v;
 			break;
 		case 's':
 			o->stats_interval_s = strtod(optarg, &end);
@@ -133,47 +203,58 @@ static struct policy *agent_load_policy(const char *path)
 	return p;
 }
 
-static FILE *open_log(const char *path)
+static void log_record(void *ctx, const char *line, size_t len)
 {
-	FILE *f;
-
-	if (!path || !strcmp(path, "-"))
-		return stdout;
-	f = fopen(path, "ae");
-	if (!f)
-		log_err("failed to open the violation log %s: %s", path, strerror(errno));
-	else
-		setvbuf(f, NULL, _IOLBF, 0);
-	return f;
+	vlog_write(ctx, line, len);
 }
 
 /* SIGHUP: a new log file (the old one was rotated away), and the policy again. */
-static void agent_reload(struct session *s, const struct agent_opts *o, FILE **log,
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/*
+ * SIGHUP: a new log file (the old one was rotated away), and the policy again.  It runs in
+ * the loop, so what it costs is said: the policy's size and shape are bounded before the
+ * parse (user/policy.c) to keep it to milliseconds.
+ */
+static void agent_reload(struct session *s, const struct agent_opts *o, struct vlog *log,
 			 struct agent_metrics *m)
 {
+	struct timespec t0;
 	struct policy *p;
-	FILE *f;
 
-	if (o->log_path && strcmp(o->log_path, "-")) {
-		f = open_log(o->log_path);
-		if (f) {
-			session_set_output(s, f);
-			fclose(*log);
-			*log = f;
-		}
-	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	vlog_reopen(log);
 	if (!o->policy_path)
 		return;
 	p = agent_load_policy(o->policy_path);
 	agent_metrics_policy_reload(m, p != NULL);
 	if (!p) {
-		log_err("keeping the policy in force");
+		log_err("keeping the policy in force (the reload took %.1f ms)", ms_since(&t0));
 		return;
 	}
 	session_set_policy(s, p);
 	/* Processes that match the new targets and run already. */
 	session_scan_exe(s);
-	log_info("policy %s reloaded", o->policy_path);
+	log_info("policy %s reloaded in %.1f ms", o->policy_path, ms_since(&t0));
+}
+
+/*
+ * The capture path checked end to end (session_selfcheck); the result is in the metrics and,
+ * through session_selfcheck_ok(), in the health endpoint.  Failures are said on stderr.
+ */
+static int selfcheck(struct session *s)
+{
+	int err = session_selfcheck(s, SELFCHECK_TIMEOUT_MS, false);
+
+	if (err)
+		log_err("self-check failed: %s", session_selfcheck_state(s)->why);
+	return err;
 }
 
 int cmd_agent(int argc, char **argv)
@@ -188,10 +269,12 @@ int cmd_agent(int argc, char **argv)
 	struct agent_metrics *metrics = NULL;
 	struct session *s = NULL;
 	struct agent_opts o;
-	uint64_t last_stats = 0, now;
+	uint64_t last_stats = 0, last_check, now;
 	struct timespec ts;
+	struct vlog_stats ls;
 	struct policy *p;
-	FILE *log;
+	struct vlog *log;
+	char err[512];
 	int rc = EXIT_RUNTIME, found;
 
 	if (agent_parse(argc, argv, &o)) {
@@ -209,8 +292,9 @@ int cmd_agent(int argc, char **argv)
 	if (!p->exe.n)
 		log_warn("the policy names no targets.exe: only processes started later that "
 			 "match nothing will be followed, i.e. none");
-	log = open_log(o.log_path);
+	log = vlog_open(&o.log, err, sizeof(err));
 	if (!log) {
+		log_err("%s", err);
 		policy_free(p);
 		return EXIT_RUNTIME;
 	}
@@ -222,15 +306,23 @@ int cmd_agent(int argc, char **argv)
 			goto out_close_log;
 		}
 	}
-	s = session_open(&so, p, log);
+	s = session_open(&so, p, stdout);
 	if (!s)
 		goto out_stop_metrics;
+	session_set_sink(s, log_record, log);
 	agent_metrics_attach(metrics, s);
 	found = session_scan_exe(s);
 	sigaction(SIGINT, &stop, NULL);
 	sigaction(SIGTERM, &stop, NULL);
 	sigaction(SIGHUP, &hup, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * A blind agent keeps running (it may be transient) but says so: on stderr, in
+	 * wsaudit_selfcheck_ok and on the health endpoint; the check is repeated every period.
+	 */
+	selfcheck(s);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	last_check = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 	fprintf(stderr, "wsaudit: agent following %d process(es) and matching execs\n",
 		found < 0 ? 0 : found);
 
@@ -242,11 +334,17 @@ int cmd_agent(int argc, char **argv)
 		}
 		if (reload_requested) {
 			reload_requested = 0;
-			agent_reload(s, &o, &log, metrics);
+			agent_reload(s, &o, log, metrics);
 		}
+		vlog_flush(log);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		now = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-		agent_metrics_update(metrics, s);
+		if (now - last_check >= SELFCHECK_EVERY_NS) {
+			selfcheck(s);
+			last_check = now;
+		}
+		vlog_stats(log, &ls);
+		agent_metrics_update(metrics, s, &ls);
 		if (o.stats_interval_s && now - last_stats >= o.stats_interval_s * 1e9) {
 			session_report(s, false);
 			last_stats = now;
@@ -260,7 +358,6 @@ int cmd_agent(int argc, char **argv)
 out_stop_metrics:
 	agent_metrics_stop(metrics);
 out_close_log:
-	if (log != stdout)
-		fclose(log);
+	vlog_close(log);
 	return rc;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -12,6 +13,17 @@
 #include "log.h"
 #include "sysreq.h"
 #include "wsaudit.skel.h"
+
+/*
+ * The syscall exits each family's one exit program is attached to (bpf/lib/common.bpf.h):
+ * the stash taken at entry says which call it was.
+ */
+static const char *const send_exits[] = { "sys_exit_write", "sys_exit_writev", "sys_exit_sendto",
+					  "sys_exit_sendmsg", "sys_exit_sendmmsg" };
+static const char *const recv_exits[] = { "sys_exit_read", "sys_exit_readv", "sys_exit_recvfrom",
+					  "sys_exit_recvmsg" };
+#define EXIT_LINKS \
+	(sizeof(send_exits) / sizeof(send_exits[0]) + sizeof(recv_exits) / sizeof(recv_exits[0]))
 
 /* Transport-write uprobes held at once: a few sites per traced Python process. */
 #define UPROBES_MAX 4096
@@ -23,6 +35,8 @@ struct uprobe_rec {
 	unsigned long long offset;
 	char *path; /* as attached, for a forked child */
 	struct bpf_link *link;
+	struct bpf_link *ret_link; /* zlib's deflate: its return probe */
+	bool zlib; /* deflate's probes (user/zflush.c), not a transport write */
 };
 
 struct capture {
@@ -32,8 +46,10 @@ struct capture {
 	uint32_t traced_words;
 	struct uprobe_rec *uprobes;
 	unsigned int nuprobes, uprobes_cap;
+	struct bpf_link *exit_links[EXIT_LINKS];
 	struct ring_buffer *rb;
 	capture_record_fn fn;
+	struct capture_startup startup;
 	void *ctx;
 	unsigned int attached, failed;
 	int ncpus;
@@ -75,6 +91,9 @@ static int emit_prog_install(struct wsaudit *skel)
 	int prog_fd;
 
 	for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
+		/* Not loaded (no stack walk): its slot stays empty and the tail call falls through. */
+		if (!bpf_program__autoload(slots[i].prog))
+			continue;
 		prog_fd = bpf_program__fd(slots[i].prog);
 		if (bpf_map_update_elem(bpf_map__fd(skel->maps.emit_progs), &slots[i].slot,
 					&prog_fd, BPF_ANY)) {
@@ -102,6 +121,67 @@ static uint32_t traced_words(void)
 	return (uint32_t)((pid_max + 63) / 64);
 }
 
+/* Each family's exit program on each of its syscalls' exits. */
+static int exits_attach(struct capture *cap)
+{
+	const struct {
+		struct bpf_program *prog;
+		const char *const *tps;
+		size_t n;
+	} fams[] = {
+		{ cap->skel->progs.send_exit, send_exits,
+		  sizeof(send_exits) / sizeof(send_exits[0]) },
+		{ cap->skel->progs.recv_exit, recv_exits,
+		  sizeof(recv_exits) / sizeof(recv_exits[0]) },
+	};
+	unsigned int k = 0;
+	int err;
+
+	for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
+		for (size_t i = 0; i < fams[f].n; i++) {
+			cap->exit_links[k] = bpf_program__attach_tracepoint(
+				fams[f].prog, "syscalls", fams[f].tps[i]);
+			if (!cap->exit_links[k]) {
+				err = -errno;
+				log_err("failed to attach %s to %s: %s",
+					bpf_program__name(fams[f].prog), fams[f].tps[i],
+					strerror(-err));
+				return err;
+			}
+			k++;
+		}
+	}
+	return 0;
+}
+
+/* Programs loaded, their instructions and what the verifier went through, for the banner. */
+static void startup_programs(struct capture *cap)
+{
+	struct bpf_program *prog;
+	struct bpf_prog_info info;
+	__u32 len;
+
+	bpf_object__for_each_program(prog, cap->skel->obj) {
+		if (!bpf_program__autoload(prog))
+			continue;
+		memset(&info, 0, sizeof(info));
+		len = sizeof(info);
+		cap->startup.programs++;
+		if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
+			continue;
+		cap->startup.insns += info.xlated_prog_len / 8;
+		cap->startup.verified_insns += info.verified_insns;
+	}
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
 static int traced_bits_map(struct capture *cap)
 {
 	long page = sysconf(_SC_PAGESIZE);
@@ -122,6 +202,7 @@ struct capture *capture_open(const struct capture_opts *opts, capture_record_fn 
 {
 	struct capture *cap;
 	size_t rb_size = opts->ringbuf_size ? opts->ringbuf_size : RINGBUF_DEFAULT;
+	uint64_t t0;
 	int err;
 
 	cap = calloc(1, sizeof(*cap));
@@ -153,6 +234,16 @@ struct capture *capture_open(const struct capture_opts *opts, capture_record_fn 
 	/* Wake the collector at a quarter of the ring, so a burst never finds it asleep. */
 	cap->skel->rodata->cfg_wakeup_bytes =
 		rb_size / 4 < WAKEUP_BYTES_DEFAULT ? rb_size / 4 : WAKEUP_BYTES_DEFAULT;
+	/*
+	 * Only what the options need is loaded: the verifier's time is most of the start-up,
+	 * and the two stack walks are its largest programs.
+	 */
+	if (!opts->stack_walk) {
+		bpf_program__set_autoload(cap->skel->progs.py_stack_walk, false);
+		bpf_program__set_autoload(cap->skel->progs.transport_write_uprobe, false);
+	}
+	if (!opts->follow_exec)
+		bpf_program__set_autoload(cap->skel->progs.exec_tp, false);
 	cap->traced_words = traced_words();
 	err = bpf_map__set_max_entries(cap->skel->maps.traced_bits, cap->traced_words);
 	if (!err)
@@ -161,22 +252,32 @@ struct capture *capture_open(const struct capture_opts *opts, capture_record_fn 
 		log_err("failed to size the ring buffer to %zu bytes: %s", rb_size, strerror(-err));
 		goto err_destroy_skel;
 	}
+	t0 = mono_ns();
 	err = wsaudit__load(cap->skel);
 	if (err) {
 		log_err("failed to load the BPF programs: %s", strerror(-err));
 		goto err_destroy_skel;
 	}
+	cap->startup.load_ns = mono_ns() - t0;
+	startup_programs(cap);
 	err = emit_prog_install(cap->skel);
 	if (!err)
 		err = traced_bits_map(cap);
 	if (err)
 		goto err_destroy_skel;
+	t0 = mono_ns();
 	err = wsaudit__attach(cap->skel);
 	if (err) {
 		log_err("failed to attach the BPF programs: %s", strerror(-err));
 		goto err_destroy_skel;
 	}
-	cap->attached = sizeof(cap->skel->links) / sizeof(struct bpf_link *);
+	err = exits_attach(cap);
+	if (err)
+		goto err_destroy_skel;
+	cap->startup.attach_ns = mono_ns() - t0;
+	for (size_t i = 0; i < sizeof(cap->skel->links) / sizeof(struct bpf_link *); i++)
+		cap->attached += ((struct bpf_link **)&cap->skel->links)[i] != NULL;
+	cap->attached += EXIT_LINKS;
 	cap->rb = ring_buffer__new(bpf_map__fd(cap->skel->maps.events_rb), ringbuf_cb, cap, NULL);
 	if (!cap->rb) {
 		err = -errno;
@@ -186,6 +287,8 @@ struct capture *capture_open(const struct capture_opts *opts, capture_record_fn 
 	return cap;
 
 err_destroy_skel:
+	for (size_t i = 0; i < EXIT_LINKS; i++)
+		bpf_link__destroy(cap->exit_links[i]);
 	if (cap->traced_bits)
 		munmap(cap->traced_bits, cap->traced_bits_len);
 	wsaudit__destroy(cap->skel);
@@ -201,9 +304,12 @@ void capture_close(struct capture *cap)
 		return;
 	for (unsigned int i = 0; i < cap->nuprobes; i++) {
 		bpf_link__destroy(cap->uprobes[i].link);
+		bpf_link__destroy(cap->uprobes[i].ret_link);
 		free(cap->uprobes[i].path);
 	}
 	free(cap->uprobes);
+	for (size_t i = 0; i < EXIT_LINKS; i++)
+		bpf_link__destroy(cap->exit_links[i]);
 	ring_buffer__free(cap->rb);
 	if (cap->traced_bits)
 		munmap(cap->traced_bits, cap->traced_bits_len);
@@ -253,6 +359,7 @@ void capture_forget_image(struct capture *cap, pid_t tgid)
 		if (cap->uprobes[i].pid != tgid)
 			continue;
 		bpf_link__destroy(cap->uprobes[i].link);
+		bpf_link__destroy(cap->uprobes[i].ret_link);
 		free(cap->uprobes[i].path);
 		cap->uprobes[i--] = cap->uprobes[--cap->nuprobes];
 	}
@@ -319,18 +426,18 @@ int capture_set_pyoffsets(struct capture *cap, pid_t pid, const struct py_offset
 	return 0;
 }
 
-int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *path, dev_t dev,
-				   ino_t ino, unsigned long long offset)
+/* 1 when (pid, dev, ino, offset, kind) is attached already, 0 with room for it, or -errno. */
+static int uprobe_slot(struct capture *cap, pid_t pid, dev_t dev, ino_t ino,
+		       unsigned long long offset, bool zlib)
 {
 	struct uprobe_rec *u;
-	struct bpf_link *link;
 	unsigned int ncap;
-	char *copy;
 
 	for (unsigned int i = 0; i < cap->nuprobes; i++) {
 		u = &cap->uprobes[i];
-		if (u->pid == pid && u->dev == dev && u->ino == ino && u->offset == offset)
-			return 0;
+		if (u->pid == pid && u->dev == dev && u->ino == ino && u->offset == offset &&
+		    u->zlib == zlib)
+			return 1;
 	}
 	if (cap->nuprobes == cap->uprobes_cap) {
 		if (cap->uprobes_cap == UPROBES_MAX) {
@@ -344,6 +451,65 @@ int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *p
 		cap->uprobes = u;
 		cap->uprobes_cap = ncap;
 	}
+	return 0;
+}
+
+int capture_attach_zlib(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = "deflate");
+	struct bpf_link *entry, *ret;
+	struct uprobe_rec *u;
+	char *copy;
+	int err = uprobe_slot(cap, pid, dev, ino, 0, true);
+
+	if (err)
+		return err < 0 ? err : 0;
+	copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	/* For this process only, as the transport-write uprobes. */
+	entry = bpf_program__attach_uprobe_opts(cap->skel->progs.zlib_deflate_entry, pid, path, 0,
+						&opts);
+	if (!entry) {
+		err = -errno;
+		goto err_free;
+	}
+	opts.retprobe = true;
+	ret = bpf_program__attach_uprobe_opts(cap->skel->progs.zlib_deflate_return, pid, path, 0,
+					      &opts);
+	if (!ret) {
+		err = -errno;
+		bpf_link__destroy(entry);
+		goto err_free;
+	}
+	u = &cap->uprobes[cap->nuprobes++];
+	memset(u, 0, sizeof(*u));
+	u->path = copy;
+	u->pid = pid;
+	u->dev = dev;
+	u->ino = ino;
+	u->link = entry;
+	u->ret_link = ret;
+	u->zlib = true;
+	cap->attached += 2;
+	return 0;
+
+err_free:
+	free(copy);
+	cap->failed++;
+	return err;
+}
+
+int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *path, dev_t dev,
+				   ino_t ino, unsigned long long offset)
+{
+	struct uprobe_rec *u;
+	struct bpf_link *link;
+	char *copy;
+	int err = uprobe_slot(cap, pid, dev, ino, offset, false);
+
+	if (err)
+		return err < 0 ? err : 0;
 	/*
 	 * For this process only: the kernel then writes the breakpoint into its memory alone,
 	 * and the other processes mapping the file (services that are not audited) never trap.
@@ -354,13 +520,13 @@ int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *p
 	link = bpf_program__attach_uprobe(cap->skel->progs.transport_write_uprobe, false, pid, path,
 					  offset);
 	if (!link) {
-		int err = -errno;
-
+		err = -errno;
 		free(copy);
 		cap->failed++;
 		return err;
 	}
 	u = &cap->uprobes[cap->nuprobes++];
+	memset(u, 0, sizeof(*u));
 	u->path = copy;
 	u->pid = pid;
 	u->dev = dev;
@@ -379,7 +545,7 @@ int capture_fork_transport_writes(struct capture *cap, pid_t parent, pid_t child
 
 	/* Entries added below are the child's: only the first n can be the parent's. */
 	for (unsigned int i = 0; i < n; i++) {
-		if (cap->uprobes[i].pid != parent)
+		if (cap->uprobes[i].pid != parent || cap->uprobes[i].zlib)
 			continue;
 		u = cap->uprobes[i];
 		err = capture_attach_transport_write(cap, child, u.path, u.dev, u.ino, u.offset);
@@ -463,4 +629,9 @@ void capture_probe_counts(const struct capture *cap, unsigned int *attached, uns
 {
 	*attached = cap->attached;
 	*failed = cap->failed;
+}
+
+void capture_startup(const struct capture *cap, struct capture_startup *out)
+{
+	*out = cap->startup;
 }

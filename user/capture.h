@@ -19,6 +19,7 @@ struct capture_opts {
 	size_t ringbuf_size; /* bytes, a power of two >= page size; 0: default */
 	uint64_t write_cap; /* bytes captured per syscall; 0: default */
 	bool follow_exec; /* report execs (for --exe matching) */
+	bool stack_walk; /* load the Python stack walks (not with --capture-only) */
 };
 
 /* Called for each ring buffer record; a negative return stops the current drain. */
@@ -51,6 +52,12 @@ int capture_set_pyoffsets(struct capture *cap, pid_t pid, const struct py_offset
 int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *path, dev_t dev,
 				   ino_t ino, unsigned long long offset);
 /*
+ * Attaches the probes on zlib's deflate (entry and return, bpf/zlib.bpf.c) in the library at
+ * path for process pid, once per (pid, dev, ino); capture_forget_tgid detaches them.  0 or
+ * -errno.
+ */
+int capture_attach_zlib(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino);
+/*
  * Attaches for a forked child the transport-write uprobes of its parent (a breakpoint set for
  * one process is not inherited).  Sites attached, or -errno.
  */
@@ -73,5 +80,16 @@ const char *capture_drop_name(enum drop_reason reason);
 
 /* Programs attached and failed, for self-reporting. */
 void capture_probe_counts(const struct capture *cap, unsigned int *attached, unsigned int *failed);
+
+/* Where the start-up went: the programs loaded and the time to load and attach them. */
+struct capture_startup {
+	uint64_t load_ns; /* open to loaded: almost all of it is the verifier */
+	uint64_t attach_ns;
+	unsigned int programs;
+	uint64_t insns; /* as loaded */
+	uint64_t verified_insns; /* instructions the verifier went through */
+};
+
+void capture_startup(const struct capture *cap, struct capture_startup *out);
 
 #endif /* WSAUDIT_CAPTURE_H */

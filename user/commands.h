@@ -18,5 +18,6 @@ int cmd_version(int argc, char **argv);
 int cmd_check_policy(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
 int cmd_check_system(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif /* WSAUDIT_COMMANDS_H */

@@ -21,7 +21,16 @@
 #define CHUNK_RING 256
 /* Writes of an unclassified connection tried for adoption before it is ignored. */
 #define ADOPT_TRIES 16
+/*
+ * Compressed messages of an adopted connection offered to the history source before it is
+ * given up (its history then stays unknown): each offer reads the process's memory.
+ */
+#define HISTORY_TRIES 64
 #define TABLE_MIN_BUCKETS 256
+/* Reads a request head may arrive in; past it the head is given up (counted). */
+#define HEAD_READS_MAX 64
+/* Threads whose last message end (EVT_ZFLUSH) is remembered, by tid, direct mapped. */
+#define ZFLUSH_SLOTS 1024
 
 struct write_rec {
 	uint64_t start, end; /* stream positions */
@@ -30,6 +39,14 @@ struct write_rec {
 	char comm[16];
 	uint8_t syscall;
 	struct attrib_stack *stack;
+	/* The message end its thread's compressor reported right before it (0: none). */
+	uint64_t zstrm, ztotal_out;
+};
+
+struct zflush_slot {
+	uint32_t tid;
+	bool fresh; /* not yet taken by a write */
+	uint64_t strm, total_out;
 };
 
 struct chunk_rec {
@@ -41,10 +58,21 @@ struct ct_private {
 	struct conntrack *ct;
 	struct ct_conn *next; /* hash chain */
 	struct http1_parser *req;
+	/*
+	 * The request head as read so far, across reads, bounded by HTTP1_MAX_HEAD: identity is
+	 * parsed from the whole of it, as the server parses it, never from one read's bytes.
+	 */
+	char *head;
+	size_t head_len;
+	uint64_t head_next; /* stream position the next read of the head must start at */
+	bool head_done; /* parsed, or given up */
+	unsigned int nbreaks;
+	uint32_t breaks[HEAD_READS_MAX]; /* offsets in head where a read after the first began */
 	struct http1_parser *resp;
 	struct ws_stream *tx;
 	uint64_t ws_base; /* stream position of the first WebSocket byte */
 	unsigned int adopt_tries;
+	unsigned int history_tries;
 	struct write_rec writes[WRITE_RING];
 	unsigned int nwrites; /* total pushed; the ring holds the last WRITE_RING */
 	struct chunk_rec chunks[CHUNK_RING];
@@ -65,6 +93,8 @@ struct conntrack {
 	/* parser counters of connections already freed */
 	uint64_t closed_truncated, closed_gap_bytes, closed_desyncs;
 	uint64_t closed_messages[WS_MSG__COUNT], closed_context_losses;
+	uint64_t closed_history_unknown;
+	struct zflush_slot zflush[ZFLUSH_SLOTS];
 };
 
 static size_t bucket_of(const struct conntrack *ct, uint64_t ino)
@@ -189,6 +219,8 @@ static void conn_release_parsers(struct conntrack *ct, struct ct_conn *c)
 	http1_parser_free(c->priv->req);
 	http1_parser_free(c->priv->resp);
 	c->priv->req = c->priv->resp = NULL;
+	free(c->priv->head);
+	c->priv->head = NULL;
 }
 
 static void conn_drop_stacks(struct ct_conn *c)
@@ -211,6 +243,8 @@ static void conn_destroy(struct conntrack *ct, struct ct_conn *c, uint64_t ts_ns
 		ws_stream_finish(c->priv->tx);
 	if (c->state == CT_WEBSOCKET) {
 		ct->stats.conns_open--;
+		if (c->adopted && c->priv->tx && ws_stream_history_unknown(c->priv->tx))
+			ct->closed_history_unknown++;
 		if (ct->sink.conn_close)
 			ct->sink.conn_close(ct->sink.ctx, c, ts_ns, why);
 	}
@@ -233,6 +267,30 @@ static void conn_ignore(struct conntrack *ct, struct ct_conn *c)
 		ct->sink.verdict(ct->sink.ctx, &c->id, CONN_IGNORE);
 }
 
+static const struct write_rec *find_write(const struct ct_conn *c, uint64_t pos);
+static uint64_t find_user_addr(const struct ct_conn *c, uint64_t pos);
+
+static int conn_history(void *ctx, const struct ws_frame *last, uint8_t opcode, const uint8_t *wire,
+			size_t len, const uint8_t **dict, size_t *dict_len)
+{
+	struct ct_conn *c = ctx;
+	struct conntrack *ct = c->priv->ct;
+	const struct write_rec *w = find_write(c, c->priv->ws_base + last->stream_off);
+	int err;
+
+	ct->stats.history_messages_tried++;
+	err = ct->sink.history(ct->sink.ctx, c, w ? w->zstrm : 0, w ? w->ztotal_out : 0,
+			       find_user_addr(c, c->priv->ws_base + last->stream_off), opcode, wire,
+			       len, dict, dict_len);
+	if (!err) {
+		ct->stats.adopted_history_recovered++;
+		return 0;
+	}
+	if (++c->priv->history_tries >= HISTORY_TRIES)
+		ws_stream_set_history(c->priv->tx, NULL, NULL);
+	return err;
+}
+
 static int conn_start_websocket(struct conntrack *ct, struct ct_conn *c, uint64_t base,
 				uint64_t ts_ns, bool adopted)
 {
@@ -245,24 +303,34 @@ static int conn_start_websocket(struct conntrack *ct, struct ct_conn *c, uint64_
 	c->priv->tx = ws_stream_new(&opts, frame_cb, NULL, c);
 	if (!c->priv->tx)
 		return -ENOMEM;
-	if (adopted)
+	if (adopted) {
 		ws_stream_adopt(c->priv->tx, 0);
-	else if (ws_stream_set_extensions(c->priv->tx, c->extensions, err, sizeof(err)))
+		if (ct->sink.history)
+			ws_stream_set_history(c->priv->tx, conn_history, c);
+	} else if (ws_stream_set_extensions(c->priv->tx, c->extensions, err, sizeof(err)))
 		log_info("connection %s: extensions '%s': %s", c->id_str, c->extensions, err);
 	c->priv->ws_base = base;
 	c->state = CT_WEBSOCKET;
 	c->adopted = adopted;
+	c->history_unknown = adopted;
 	ct->stats.conns_websocket++;
 	ct->stats.conns_open++;
 	if (adopted)
 		ct->stats.conns_adopted++;
 	if (ct->sink.conn_open)
 		ct->sink.conn_open(ct->sink.ctx, c, ts_ns);
+	if (c->user_unknown && adopted)
+		ct->stats.adopted_user_unknown++;
+	else if (c->user_unknown)
+		ct->stats.users_unknown++;
+	else if (c->user_ambiguous)
+		ct->stats.users_ambiguous++;
 	return 0;
 }
 
 static void push_write(struct ct_conn *c, const struct evt_data *e)
 {
+	struct zflush_slot *z = &c->priv->ct->zflush[e->tid % ZFLUSH_SLOTS];
 	struct write_rec *w;
 
 	/* Several chunks of one syscall share its range: remember it once. */
@@ -280,6 +348,13 @@ static void push_write(struct ct_conn *c, const struct evt_data *e)
 		else
 			attrib_stack_put(c->priv->pending_stack);
 		c->priv->pending_stack = NULL;
+	}
+	w->zstrm = w->ztotal_out = 0;
+	/* The write that follows a message end on the same thread carries that message. */
+	if (z->fresh && z->tid == e->tid) {
+		w->zstrm = z->strm;
+		w->ztotal_out = z->total_out;
+		z->fresh = false;
 	}
 	w->start = e->io_pos;
 	w->end = e->io_pos + e->io_len;
@@ -344,6 +419,7 @@ static void frame_cb(void *ctx, const struct ws_frame *f, const struct ws_frame_
 		out.pid = c->tgid;
 		memcpy(out.comm, c->comm, sizeof(out.comm));
 	}
+	c->history_unknown = c->adopted && ws_stream_history_unknown(c->priv->tx);
 	c->frames++;
 	ct->stats.frames++;
 	if (ct->sink.frame)
@@ -409,6 +485,9 @@ static void handle_response(struct conntrack *ct, struct ct_conn *c, const struc
 		conn_ignore(ct, c);
 		return;
 	}
+	/* The server answered a head not read whole, or none at all (read before tracing). */
+	if (!c->request_head && !c->user_unknown && !c->user_ambiguous)
+		c->user_unknown = c->priv->head_len ? "head_incomplete" : "head_not_seen";
 	v = http1_header(m, "Sec-WebSocket-Protocol");
 	if (v)
 		c->subprotocol = strdup(v);
@@ -423,37 +502,118 @@ static void handle_response(struct conntrack *ct, struct ct_conn *c, const struc
 		ws_feed(c, e, data);
 }
 
+/* The request head cannot be read whole: the connection's user is unknown, and why. */
+static void head_give_up(struct conntrack *ct, struct ct_conn *c, const char *why)
+{
+	if (!c->user_unknown && !c->user_ambiguous) {
+		c->user_unknown = why;
+		ct->stats.heads_given_up++;
+		log_info("connection %s: request head not read whole (%s): its user is unknown",
+			 c->id_str, why);
+	}
+	c->priv->head_done = true;
+	http1_parser_free(c->priv->req);
+	c->priv->req = NULL;
+	free(c->priv->head);
+	c->priv->head = NULL;
+}
+
+static void head_ambiguous(struct ct_conn *c, const char *why)
+{
+	if (!c->user_unknown && !c->user_ambiguous) {
+		c->user_ambiguous = why;
+		log_info("connection %s: request head is ambiguous (%s)", c->id_str, why);
+	}
+}
+
+/*
+ * A read that began inside a line of the head (not after a line end) and reads as a request
+ * line of its own: parsed alone, as a naive reader of that read would, it is another request
+ * than the one the server parses (the "X-Junk: " smuggle).
+ */
+static bool head_split_changes_meaning(const struct ct_private *p, size_t head_len)
+{
+	for (unsigned int i = 0; i < p->nbreaks; i++) {
+		size_t b = p->breaks[i];
+
+		if (b && b < head_len && p->head[b - 1] != '\n' &&
+		    http1_looks_like_request_line(p->head + b, head_len - b))
+			return true;
+	}
+	return false;
+}
+
 static void handle_request(struct conntrack *ct, struct ct_conn *c, const struct evt_data *e,
 			   const uint8_t *data)
 {
+	struct ct_private *p = c->priv;
 	const struct http1_message *m;
 	enum http1_result r;
-	size_t used = 0;
+	size_t used = 0, take;
 
-	if (c->request_head)
+	if (p->head_done) {
+		/* Bytes after the head before the response: a second request, pipelined. */
+		if (e->len && c->request_head)
+			head_ambiguous(c, "bytes_after_request");
 		return;
-	if (!c->priv->req) {
-		c->priv->req = http1_parser_new(HTTP1_REQUEST);
-		if (!c->priv->req)
-			return;
 	}
-	r = http1_parser_feed(c->priv->req, data, e->len, &m, &used);
+	if (!p->req) {
+		p->req = http1_parser_new(HTTP1_REQUEST);
+		p->head = malloc(HTTP1_MAX_HEAD);
+		if (!p->req || !p->head) {
+			head_give_up(ct, c, "no_memory");
+			return;
+		}
+		p->head_len = 0;
+		p->nbreaks = 0;
+		p->head_next = e->stream_pos;
+	}
+	c->state = CT_HANDSHAKE;
+	/* A lost record (full ring buffer) leaves a hole the server did not see. */
+	if (e->stream_pos != p->head_next) {
+		head_give_up(ct, c, "head_gap");
+		return;
+	}
+	p->head_next += e->len;
+	if ((e->flags & DATA_FIRST) && p->head_len) {
+		if (p->nbreaks == HEAD_READS_MAX) {
+			head_give_up(ct, c, "head_too_fragmented");
+			return;
+		}
+		p->breaks[p->nbreaks++] = (uint32_t)p->head_len;
+	}
+	take = e->len < HTTP1_MAX_HEAD - p->head_len ? e->len : HTTP1_MAX_HEAD - p->head_len;
+	memcpy(p->head + p->head_len, data, take);
+	r = http1_parser_feed(p->req, data, e->len, &m, &used);
 	if (r == HTTP1_NEED_MORE) {
-		c->state = CT_HANDSHAKE;
+		p->head_len += take;
+		/* Bytes of this read that were not captured (cap, fault) are missing from it. */
+		if ((e->flags & DATA_LAST) && e->stream_pos + e->len < e->io_pos + e->io_len)
+			head_give_up(ct, c, "head_not_captured");
 		return;
 	}
 	if (r == HTTP1_ERROR) {
+		if (p->head_len + e->len >= HTTP1_MAX_HEAD) {
+			head_give_up(ct, c, "head_too_large");
+			return;
+		}
 		ct->stats.bad_handshakes++;
 		log_info("connection %s: unparsable request: %s", c->id_str,
-			 http1_parser_error(c->priv->req));
-		http1_parser_free(c->priv->req);
-		c->priv->req = NULL;
+			 http1_parser_error(p->req));
+		head_give_up(ct, c, "head_unparsable");
 		return;
 	}
-	c->state = CT_HANDSHAKE;
-	c->request_head = strndup((const char *)data, used);
-	http1_parser_free(c->priv->req);
-	c->priv->req = NULL;
+	p->head_len += used;
+	c->request_head = strndup(p->head, p->head_len);
+	if (used < e->len)
+		head_ambiguous(c, "bytes_after_request");
+	else if (head_split_changes_meaning(p, p->head_len))
+		head_ambiguous(c, "request_split");
+	p->head_done = true;
+	http1_parser_free(p->req);
+	p->req = NULL;
+	free(p->head);
+	p->head = NULL;
 }
 
 static void try_adopt(struct conntrack *ct, struct ct_conn *c, const struct evt_data *e,
@@ -541,6 +701,30 @@ static int handle_segs(struct conntrack *ct, const struct evt_segs *e)
 	return 0;
 }
 
+static int handle_zflush(struct conntrack *ct, const struct evt_zflush *e)
+{
+	struct zflush_slot *z = &ct->zflush[e->tid % ZFLUSH_SLOTS];
+
+	ct->stats.zflush_records++;
+	z->tid = e->tid;
+	z->strm = e->strm;
+	z->total_out = e->total_out;
+	z->fresh = e->total_out != 0;
+	return 0;
+}
+
+bool conntrack_zflush_take(struct conntrack *ct, uint32_t tid, uint64_t *strm, uint64_t *total_out)
+{
+	struct zflush_slot *z = &ct->zflush[tid % ZFLUSH_SLOTS];
+
+	if (!z->fresh || z->tid != tid)
+		return false;
+	z->fresh = false;
+	*strm = z->strm;
+	*total_out = z->total_out;
+	return true;
+}
+
 static int handle_conn(struct conntrack *ct, const struct evt_conn *e)
 {
 	struct ct_conn *c = table_find(ct, e->conn.ino);
@@ -591,6 +775,12 @@ int conntrack_record(struct conntrack *ct, const void *data, size_t size)
 			return -EINVAL;
 		}
 		return handle_segs(ct, data);
+	case EVT_ZFLUSH:
+		if (size < sizeof(struct evt_zflush)) {
+			ct->stats.malformed_records++;
+			return -EINVAL;
+		}
+		return handle_zflush(ct, data);
 	case EVT_CONN_NEW:
 	case EVT_CONN_CLOSE:
 		if (size < sizeof(struct evt_conn)) {
@@ -665,6 +855,7 @@ const struct ct_stats *conntrack_stats(struct conntrack *ct)
 	ct->stats.gap_bytes = ct->closed_gap_bytes;
 	ct->stats.desyncs = ct->closed_desyncs;
 	ct->stats.context_losses = ct->closed_context_losses;
+	ct->stats.adopted_history_unknown = ct->closed_history_unknown;
 	memcpy(ct->stats.messages, ct->closed_messages, sizeof(ct->stats.messages));
 	for (size_t i = 0; i < ct->nbuckets; i++) {
 		for (c = ct->buckets[i]; c; c = c->priv->next) {
@@ -676,6 +867,8 @@ const struct ct_stats *conntrack_stats(struct conntrack *ct)
 			ct->stats.gap_bytes += ps->gap_bytes;
 			ct->stats.desyncs += ps->desyncs;
 			ct->stats.context_losses += ss->context_losses;
+			if (c->adopted && ws_stream_history_unknown(c->priv->tx))
+				ct->stats.adopted_history_unknown++;
 			for (int m = 0; m < WS_MSG__COUNT; m++)
 				ct->stats.messages[m] += ss->messages[m];
 		}

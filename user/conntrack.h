@@ -11,6 +11,7 @@
 #define WSAUDIT_CONNTRACK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "wsaudit/events.h"
@@ -38,7 +39,18 @@ struct ct_conn {
 	char comm[16];
 	enum ct_conn_state state;
 	bool adopted; /* open before tracing began: no handshake seen */
+	/* Adopted, and its compression history is not (yet) known: see ws_stream_history_unknown(). */
+	bool history_unknown;
 	uint64_t frames;
+	/*
+	 * When the connection has no user although its handshake may name one, why, as a short
+	 * static name: user_unknown when the request head was not seen whole ("head_too_large",
+	 * "head_gap", "head_not_captured", ...) or, adopted, its user could not be recovered
+	 * ("adopted", set by the conn_open sink); user_ambiguous when it names more than one
+	 * ("request_split", "bytes_after_request", "duplicate_header", ...).  At most one is set.
+	 */
+	const char *user_unknown;
+	const char *user_ambiguous;
 	/* The user the handshake names (set by the conn_open sink), redacted for display. */
 	bool has_user;
 	char user[CT_USER_MAX + 1];
@@ -76,6 +88,16 @@ struct ct_sink {
 	void (*conn_close)(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why);
 	/* Resolve a stack record (a reference the table keeps); NULL: none. */
 	struct attrib_stack *(*stack)(void *ctx, const struct evt_stack *e);
+	/*
+	 * The compression history an adopted connection's message was compressed after (see
+	 * ws_stream_history_cb), with the compressor that ended the message and its output
+	 * count then (EVT_ZFLUSH; 0 when none came right before its write), and where its
+	 * last frame's first byte was in the writer's memory (0: unknown); NULL: never looked
+	 * for.
+	 */
+	int (*history)(void *ctx, const struct ct_conn *c, uint64_t strm, uint64_t total_out,
+		       uint64_t user_addr, uint8_t opcode, const uint8_t *wire, size_t len,
+		       const uint8_t **dict, size_t *dict_len);
 	/* Tell the kernel side what an unclassified connection is (CONN_UNKNOWN: forget it). */
 	int (*verdict)(void *ctx, const struct conn_id *id, enum conn_state state);
 	void *ctx;
@@ -93,12 +115,21 @@ struct ct_stats {
 	uint64_t desyncs;
 	uint64_t unknown_conn_records; /* data for a connection never announced (record lost) */
 	uint64_t bad_handshakes;
+	uint64_t heads_given_up; /* request heads not kept whole (bound, gap, lost bytes) */
+	uint64_t users_unknown; /* WebSocket connections whose user could not be read */
+	uint64_t users_ambiguous; /* WebSocket connections whose request names several users */
 	uint64_t malformed_records;
 	uint64_t writer_unknown; /* frames whose writing syscall's record was lost */
 	uint64_t conns_dropped_limit; /* connections not followed: table full */
 	uint64_t stacks_unmatched; /* stack records whose write never came (lost records) */
 	uint64_t messages[WS_MSG__COUNT]; /* data messages by decoding status */
 	uint64_t context_losses; /* times a compression context became untrusted */
+	/* Adopted connections: history found, still unknown (open and closed), user unknown. */
+	uint64_t adopted_history_recovered;
+	uint64_t adopted_history_unknown;
+	uint64_t adopted_user_unknown;
+	uint64_t history_messages_tried; /* messages offered to the history source */
+	uint64_t zflush_records; /* EVT_ZFLUSH records */
 };
 
 struct conntrack;
@@ -115,5 +146,10 @@ void conntrack_end_all(struct conntrack *ct, const char *why, uint64_t ts_ns);
 /* A process exited: its connections end. */
 void conntrack_forget_tgid(struct conntrack *ct, uint32_t tgid, uint64_t ts_ns);
 const struct ct_stats *conntrack_stats(struct conntrack *ct);
+/*
+ * Takes the message end (EVT_ZFLUSH) thread tid reported last, if no write took it yet: for a
+ * hand-over to a transport that writes later.  true with *strm and *total_out.
+ */
+bool conntrack_zflush_take(struct conntrack *ct, uint32_t tid, uint64_t *strm, uint64_t *total_out);
 
 #endif /* WSAUDIT_CONNTRACK_H */

@@ -109,7 +109,8 @@ static void on_message(void *ctx, const struct ws_message *m)
 	json_object_set_new(o, "compressed", json_boolean(m->compressed));
 	json_object_set_new(o, "frames", json_integer(m->frames));
 	json_object_set_new(o, "wire_len", json_integer(m->wire_len));
-	if (m->status == WS_MSG_OK || m->status == WS_MSG_TOO_LARGE)
+	/* Not for a compressed too_large message: inflation stopped at the bound. */
+	if (m->status == WS_MSG_OK || (m->status == WS_MSG_TOO_LARGE && !m->compressed))
 		json_object_set_new(o, "decoded_len", json_integer(m->decoded_len));
 	json_object_set_new(o, "type", message_type(m));
 	if (d->payload && m->len)

@@ -18,6 +18,8 @@ static const struct command commands[] = {
 	{ "trace", cmd_trace,
 	  "trace   [-p PID]... [--exe GLOB]... [-o text|json] [-d SECONDS] [--payload]" },
 	{ "agent", cmd_agent, "agent   [-c POLICY] [--metrics-addr HOST:PORT] [--log FILE]" },
+	{ "run", cmd_run,
+	  "run     [-c POLICY] [--sarif FILE] [--junit FILE] [--baseline FILE] -- COMMAND..." },
 	{ "decode", cmd_decode,
 	  "decode  [--extensions 'permessage-deflate; ...'] [--payload] [FILE|-]" },
 	{ "version", cmd_version, "version [--json]" },

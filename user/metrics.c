@@ -689,11 +689,13 @@ const char *const metrics_message_statuses[] = {
 	"ok", "truncated", "undecodable_gap", "inflate_error", "too_large", NULL,
 };
 
-const char *const metrics_rules[] = { "bridge_bypass", "isolation_breach", NULL };
+const char *const metrics_rules[] = { "bridge_bypass", "isolation_breach", "identity_ambiguous",
+				      "identity_unknown", NULL };
 
 static const char *const probe_states[] = { "attached", "failed", NULL };
 static const char *const connection_kinds[] = { "handshake", "adopted", NULL };
 static const char *const reload_results[] = { "ok", "error", NULL };
+static const char *const user_states[] = { "ambiguous", "unknown", NULL };
 
 static int touch_all(struct metrics_family *f, const char *const *values)
 {
@@ -732,6 +734,8 @@ struct family_spec {
 
 _Static_assert(METRICS_ORIGIN_CAP == 50, "the HELP text of wsaudit_violations_by_origin_total");
 
+static const char *const http_refusals[] = { "limit", "per_ip", NULL };
+
 static const struct family_spec wsaudit_families[] = {
 	PLAIN(events, "wsaudit_events_total", METRICS_COUNTER,
 	      "Records read from the BPF ring buffers."),
@@ -753,6 +757,10 @@ static const struct family_spec wsaudit_families[] = {
 		 "WebSocket connections followed, by how they were found: from their handshake, "
 		 "or adopted mid-stream.",
 		 "kind", connection_kinds),
+	LABELLED(conn_users, "wsaudit_connection_users_total", METRICS_COUNTER,
+		 "WebSocket connections whose user cannot be judged, by why: their request names "
+		 "several users (ambiguous) or was not read whole (unknown).",
+		 "state", user_states),
 	LABELLED(unattributed, "wsaudit_unattributed_frames_total", METRICS_COUNTER,
 		 "Frames not attributed to a Python function, by reason.", "reason",
 		 metrics_unattributed_reasons),
@@ -781,7 +789,28 @@ static const struct family_spec wsaudit_families[] = {
 		 "Policy reloads, by result (an invalid policy keeps the previous one).", "result",
 		 reload_results),
 	PLAIN(log_write_errors, "wsaudit_log_write_errors_total", METRICS_COUNTER,
-	      "Violation records that could not be written to the log."),
+	      "Violation records that could not be written to the log when they came (queued "
+	      "for a retry, or dropped)."),
+	PLAIN(log_dropped, "wsaudit_log_records_dropped_total", METRICS_COUNTER,
+	      "Violation records lost: the log could not be written and its queue was full."),
+	PLAIN(log_queued, "wsaudit_log_queued_records", METRICS_GAUGE,
+	      "Violation records waiting for the log to be writable again."),
+	PLAIN(http_connections, "wsaudit_http_connections", METRICS_GAUGE,
+	      "Connections open on the metrics and health endpoint."),
+	LABELLED(http_refused, "wsaudit_http_connections_refused_total", METRICS_COUNTER,
+		 "Connections to the metrics and health endpoint closed at once, by reason: "
+		 "limit (256 open) or per_ip (16 open from that address).",
+		 "reason", http_refusals),
+	PLAIN(http_expired, "wsaudit_http_connections_expired_total", METRICS_COUNTER,
+	      "Connections to the metrics and health endpoint cut 5 s after they were opened or "
+	      "last answered (slow clients)."),
+	PLAIN(selfcheck_ok, "wsaudit_selfcheck_ok", METRICS_GAUGE,
+	      "1 when the last self-check saw the agent's own probe write through its programs, "
+	      "0 when it did not (the capture path is blind) or none has run yet."),
+	PLAIN(selfcheck_last_success, "wsaudit_selfcheck_last_success_timestamp_seconds",
+	      METRICS_GAUGE, "When a self-check last passed (unix seconds; 0: never)."),
+	PLAIN(selfcheck_failures, "wsaudit_selfcheck_failures_total", METRICS_COUNTER,
+	      "Self-checks that did not see the probe write come back."),
 };
 
 int metrics_wsaudit_init(struct metrics_wsaudit *w, const char *version, const char *revision)

@@ -6,10 +6,13 @@
 
 #include <jansson.h>
 
+#include "adopt.h"
 #include "output.h"
 
 struct output {
 	FILE *out;
+	output_line_fn sink;
+	void *sink_ctx;
 	enum output_format format;
 	bool payload;
 	bool stack;
@@ -96,6 +99,12 @@ void output_set_stream(struct output *o, FILE *out)
 	o->out = out;
 }
 
+void output_set_sink(struct output *o, output_line_fn fn, void *ctx)
+{
+	o->sink = fn;
+	o->sink_ctx = ctx;
+}
+
 /*
  * The record is dumped into o->buf and written with one call: dumping straight to the
  * stream costs one locked stdio call per token.
@@ -120,7 +129,10 @@ static void emit_json(struct output *o, json_t *obj)
 	if (!n)
 		goto out;
 	o->buf[n] = '\n';
-	fwrite_unlocked(o->buf, 1, n + 1, o->out);
+	if (o->sink)
+		o->sink(o->sink_ctx, o->buf, n + 1);
+	else
+		fwrite_unlocked(o->buf, 1, n + 1, o->out);
 out:
 	json_decref(obj);
 }
@@ -149,12 +161,19 @@ static json_t *conn_json(const struct ct_conn *c)
 		return NULL;
 	if (!put(obj, "id", json_string(c->id_str)) || !put(obj, "local", json_string(c->local)) ||
 	    !put(obj, "peer", json_string(c->peer)) || !put(obj, "tls", json_false()) ||
-	    !put(obj, "user", json_null()) || !put(obj, "adopted", json_boolean(c->adopted))) {
+	    !put(obj, "user", json_null()) || !put(obj, "adopted", json_boolean(c->adopted)) ||
+	    !put(obj, "user_unknown", json_boolean(c->user_unknown != NULL)) ||
+	    !put(obj, "history_unknown", json_boolean(c->history_unknown))) {
 		json_decref(obj);
 		return NULL;
 	}
 	if (c->has_user)
 		json_object_set_new(obj, "user", json_string(c->user_shown));
+	else if (c->user_ambiguous)
+		json_object_set_new(obj, "user",
+				    json_pack("{s:s}", "ambiguous", c->user_ambiguous));
+	else if (c->user_unknown)
+		json_object_set_new(obj, "user", json_pack("{s:s}", "unknown", c->user_unknown));
 	return obj;
 }
 
@@ -172,9 +191,11 @@ void output_conn_open(struct output *o, const struct ct_conn *c, uint64_t ts_ns)
 
 	if (o->format == OUTPUT_TEXT) {
 		output_format_time(ts, sizeof(ts), ts_ns);
-		fprintf(o->out, "%s %u %s conn_open %s %s -> %s%s%s%s\n", ts, c->tgid, c->comm,
+		fprintf(o->out, "%s %u %s conn_open %s %s -> %s%s%s%s%s%s\n", ts, c->tgid, c->comm,
 			c->id_str, c->local, c->peer, c->adopted ? " adopted" : "",
-			c->extensions ? " ext=" : "", c->extensions ? c->extensions : "");
+			c->user_unknown ? " user_unknown" : "",
+			c->history_unknown ? " history_unknown" : "", c->extensions ? " ext=" : "",
+			c->extensions ? c->extensions : "");
 		return;
 	}
 	emit_json(o, json_pack("{s:s, s:o, s:I, s:s, s:o, s:s?, s:s?}", "type", "conn_open", "ts",
@@ -261,6 +282,12 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 			json_string_value(json_object_get(fv->container, "pod")));
 	if (fv->verdict && fv->verdict->via_bridge == 1)
 		fprintf(o->out, " via bridge");
+	if (f->conn->adopted)
+		fprintf(o->out, " adopted%s%s", f->conn->user_unknown ? " user_unknown" : "",
+			f->conn->history_unknown ? " history_unknown" : "");
+	if (fv->name_tests)
+		fprintf(o->out, " test=%s",
+			fv->test_why == TEST_FOUND ? fv->test : test_unknown_name(fv->test_why));
 	fputc('\n', o->out);
 	for (size_t i = 0; fv->verdict && i < fv->verdict->nviolations; i++)
 		fprintf(o->out, "  ! %s: %s\n", rule_name(fv->verdict->v[i].rule),
@@ -405,6 +432,14 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	}
 	if (!f->writer_known)
 		json_object_set_new(obj, "writer_unknown", json_true());
+	if (fv->name_tests) {
+		json_object_set_new(obj, "test",
+				    fv->test_why == TEST_FOUND ? json_string(fv->test) :
+								 json_null());
+		if (fv->test_why != TEST_FOUND)
+			json_object_set_new(obj, "test_unknown",
+					    json_string(test_unknown_name(fv->test_why)));
+	}
 	json_object_set_new(obj, "violations", violations_json(o, fv->verdict));
 	if (o->payload && w->payload && !w->payload_gap) {
 		json_t *p = payload_json(w, &key);
@@ -433,6 +468,48 @@ void output_process(struct output *o, const char *what, uint64_t ts_ns, uint32_t
 			(json_int_t)pid, "comm", comm);
 	if (obj && !strcmp(what, "process_exit"))
 		json_object_set_new(obj, "exit_code", json_integer(exit_code));
+	emit_json(o, obj);
+}
+
+/* What was recovered for connections open before the trace (docs/adoption.md). */
+static json_t *adoption_json(const struct trace_totals *t)
+{
+	const struct ct_stats *ct = t->ct;
+	const struct adopt_stats *a = t->adopt;
+	json_t *obj = json_pack("{s:I, s:I, s:I, s:I, s:I}", "conns", (json_int_t)ct->conns_adopted,
+				"history_recovered", (json_int_t)ct->adopted_history_recovered,
+				"history_unknown", (json_int_t)ct->adopted_history_unknown,
+				"user_unknown", (json_int_t)ct->adopted_user_unknown,
+				"messages_tried", (json_int_t)ct->history_messages_tried);
+
+	if (obj && a)
+		json_object_set_new(
+			obj, "memory",
+			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "untagged",
+				  (json_int_t)a->untagged, "conflicts", (json_int_t)a->conflicts,
+				  "snapshots", (json_int_t)a->snapshots, "snapshots_busy",
+				  (json_int_t)a->snapshots_busy, "snapshots_failed",
+				  (json_int_t)a->snapshots_failed, "snapshots_over_limit",
+				  (json_int_t)a->snapshots_over_limit, "rejected",
+				  (json_int_t)a->rejected, "recovered", (json_int_t)a->recovered));
+	return obj;
+}
+
+void output_selfcheck(struct output *o, uint64_t ts_ns, bool ok, const char *why, uint64_t took_ns)
+{
+	char ts[48];
+	json_t *obj;
+
+	if (o->format == OUTPUT_TEXT) {
+		output_format_time(ts, sizeof(ts), ts_ns);
+		fprintf(o->out, "%s selfcheck %s (%.1f ms)%s%s\n", ts, ok ? "ok" : "FAILED",
+			took_ns / 1e6, why ? ": " : "", why ? why : "");
+		return;
+	}
+	obj = json_pack("{s:s, s:o, s:b, s:f}", "type", "selfcheck", "ts", time_json(ts_ns), "ok",
+			ok, "took_ms", (double)(took_ns / 1000) / 1e3);
+	if (obj && why)
+		json_object_set_new(obj, "reason", json_string(why));
 	emit_json(o, obj);
 }
 
@@ -465,6 +542,13 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 		fprintf(o->out, ", %llu truncated frames, %llu uncaptured bytes, %llu desyncs",
 			(unsigned long long)ct->truncated_frames, (unsigned long long)ct->gap_bytes,
 			(unsigned long long)ct->desyncs);
+		if (ct->conns_adopted)
+			fprintf(o->out,
+				"; adopted: %llu history recovered, %llu history unknown, "
+				"%llu user unknown",
+				(unsigned long long)ct->adopted_history_recovered,
+				(unsigned long long)ct->adopted_history_unknown,
+				(unsigned long long)ct->adopted_user_unknown);
 		if (t->rules)
 			fprintf(o->out, "; violations: %llu bridge_bypass, %llu isolation_breach",
 				(unsigned long long)t->rules->violations[RULE_BRIDGE_BYPASS],
@@ -494,6 +578,11 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 			  (json_int_t)ct->conns_adopted, "ignored", (json_int_t)ct->conns_ignored,
 			  "open", (json_int_t)ct->conns_open, "over_limit",
 			  (json_int_t)ct->conns_dropped_limit));
+	json_object_set_new(obj, "identity",
+			    json_pack("{s:I, s:I, s:I}", "ambiguous",
+				      (json_int_t)ct->users_ambiguous, "unknown",
+				      (json_int_t)ct->users_unknown, "heads_given_up",
+				      (json_int_t)ct->heads_given_up));
 	json_object_set_new(obj, "parser",
 			    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "truncated_frames",
 				      (json_int_t)ct->truncated_frames, "gap_bytes",
@@ -511,13 +600,18 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 		json_object_set_new(msgs, "context_losses", json_integer(ct->context_losses));
 		json_object_set_new(obj, "messages", msgs);
 	}
+	json_object_set_new(obj, "adoption", adoption_json(t));
 	if (t->rules)
 		json_object_set_new(
 			obj, "violations",
-			json_pack("{s:I, s:I, s:I, s:I, s:I}", "bridge_bypass",
+			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "bridge_bypass",
 				  (json_int_t)t->rules->violations[RULE_BRIDGE_BYPASS],
 				  "isolation_breach",
 				  (json_int_t)t->rules->violations[RULE_ISOLATION_BREACH],
+				  "identity_ambiguous",
+				  (json_int_t)t->rules->violations[RULE_IDENTITY_AMBIGUOUS],
+				  "identity_unknown",
+				  (json_int_t)t->rules->violations[RULE_IDENTITY_UNKNOWN],
 				  "bridge_unjudged", (json_int_t)t->rules->bridge_unjudged,
 				  "owners", (json_int_t)t->rules->owners, "owner_evictions",
 				  (json_int_t)t->rules->owner_evictions));

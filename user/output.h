@@ -16,6 +16,7 @@
 #include "capture.h"
 #include "conntrack.h"
 #include "rules.h"
+#include "testname.h"
 
 enum output_format {
 	OUTPUT_TEXT,
@@ -27,6 +28,12 @@ struct output;
 struct output *output_new(FILE *out, enum output_format format, bool payload, bool stack);
 void output_free(struct output *o);
 void output_set_stream(struct output *o, FILE *out);
+/*
+ * JSON records go to fn instead of the stream, one call per record (the line and its '\n'):
+ * the agent's violation log (user/vlog.c).  NULL: the stream again.
+ */
+typedef void (*output_line_fn)(void *ctx, const char *line, size_t len);
+void output_set_sink(struct output *o, output_line_fn fn, void *ctx);
 
 void output_conn_open(struct output *o, const struct ct_conn *c, uint64_t ts_ns);
 void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why);
@@ -39,11 +46,17 @@ struct frame_view {
 	const char *msg_user; /* redacted unless identities are shown; NULL when none */
 	const char *ctx_user_shown; /* the bridge call's user argument, redacted likewise */
 	const json_t *container; /* the writer's container and pod, null on the host; NULL: unknown */
+	/* `run`: the test that caused the frame, or why none is named */
+	bool name_tests;
+	const char *test;
+	enum test_unknown test_why;
 };
 
 void output_frame(struct output *o, const struct frame_view *fv);
 void output_process(struct output *o, const char *what, uint64_t ts_ns, uint32_t pid,
 		    const char *comm, int exit_code);
+
+struct adopt_stats;
 
 struct trace_totals {
 	uint64_t records; /* ring buffer records received */
@@ -52,8 +65,11 @@ struct trace_totals {
 	const struct ct_stats *ct;
 	const struct attrib_stats *attrib;
 	const struct rules_stats *rules;
+	const struct adopt_stats *adopt; /* NULL: not counted */
 };
 
+/* The result of a self-check (session_selfcheck); why is NULL when it passed. */
+void output_selfcheck(struct output *o, uint64_t ts_ns, bool ok, const char *why, uint64_t took_ns);
 void output_stats(struct output *o, const struct trace_totals *t, bool final);
 
 /* RFC 3339 UTC with nanoseconds, from a CLOCK_MONOTONIC time. */

@@ -7,11 +7,14 @@
  * and its messages cannot be checked and worded by us; the schema here is small.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "policy.h"
@@ -826,6 +829,65 @@ static int syntax_error(struct loader *l, const yaml_parser_t *y)
 	return -EINVAL;
 }
 
+/*
+ * A first pass over the events, cheap while the nesting is shallow: stops at the first
+ * collection nested deeper than POLICY_MAX_NESTING (200 KB of '[' cost 17.7 s in libyaml,
+ * quadratic in the depth) and past POLICY_MAX_NODES nodes (a document of 1 MiB of them costs
+ * 0.2 s to build).  Aliases pass: the walk after follows the schema's fixed shape, so they
+ * cannot multiply its work.  Syntax errors are left to the loader, which says them the same
+ * way.
+ */
+static int check_shape(struct loader *l, const void *buf, size_t len)
+{
+	unsigned int depth = 0, nodes = 0;
+	yaml_parser_t y;
+	yaml_event_t e;
+	bool end = false;
+	int err = 0;
+
+	if (!yaml_parser_initialize(&y))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&y, buf, len);
+	while (!end && !err) {
+		if (!yaml_parser_parse(&y, &e)) {
+			if (y.error == YAML_MEMORY_ERROR)
+				err = -ENOMEM;
+			break;
+		}
+		if ((e.type == YAML_SCALAR_EVENT || e.type == YAML_SEQUENCE_START_EVENT ||
+		     e.type == YAML_MAPPING_START_EVENT) &&
+		    ++nodes > POLICY_MAX_NODES) {
+			snprintf(l->err, l->errlen, "%s:%zu:%zu: more than %u YAML nodes", l->name,
+				 e.start_mark.line + 1, e.start_mark.column + 1, POLICY_MAX_NODES);
+			err = -EINVAL;
+		}
+		switch (err ? YAML_NO_EVENT : e.type) {
+		case YAML_SEQUENCE_START_EVENT:
+		case YAML_MAPPING_START_EVENT:
+			if (++depth > POLICY_MAX_NESTING) {
+				snprintf(l->err, l->errlen,
+					 "%s:%zu:%zu: collections nested deeper than %u levels",
+					 l->name, e.start_mark.line + 1, e.start_mark.column + 1,
+					 POLICY_MAX_NESTING);
+				err = -EINVAL;
+			}
+			break;
+		case YAML_SEQUENCE_END_EVENT:
+		case YAML_MAPPING_END_EVENT:
+			depth--;
+			break;
+		case YAML_STREAM_END_EVENT:
+			end = true;
+			break;
+		default:
+			break;
+		}
+		yaml_event_delete(&e);
+	}
+	yaml_parser_delete(&y);
+	return err;
+}
+
 static int load_doc(struct loader *l, yaml_parser_t *y, struct policy *p)
 {
 	yaml_document_t doc, extra;
@@ -886,6 +948,11 @@ struct policy *policy_load_mem(const char *name, const void *buf, size_t len, ch
 		ret = -ENOMEM;
 		goto out;
 	}
+	ret = check_shape(&l, buf, len);
+	if (ret) {
+		yaml_parser_delete(&y);
+		goto out;
+	}
 	yaml_parser_set_input_string(&y, buf, len);
 	ret = load_doc(&l, &y, p);
 	yaml_parser_delete(&y);
@@ -905,13 +972,35 @@ struct policy *policy_load(const char *path, char *err, size_t errlen)
 	struct policy *p = NULL;
 	char *buf = NULL;
 	size_t len = 0;
+	struct stat sb;
 	FILE *f;
-	int e;
+	int e, fd;
 
 	errno = 0;
-	f = fopen(path, "re");
+	/*
+	 * A FIFO or a device would block the agent's loop in the read (a reload runs there):
+	 * opened without blocking, and only a regular file is read.
+	 */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb))
+		e = errno;
+	else if (S_ISDIR(sb.st_mode))
+		e = EISDIR;
+	else if (!S_ISREG(sb.st_mode))
+		e = EINVAL;
+	else
+		e = 0;
+	if (e) {
+		snprintf(err, errlen, "%s: %s", path,
+			 e == EINVAL ? "not a regular file" : strerror(e));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	f = fdopen(fd, "r");
 	if (!f) {
 		e = errno;
+		close(fd);
 		snprintf(err, errlen, "%s: %s", path, strerror(e));
 		goto out;
 	}

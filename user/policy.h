@@ -21,6 +21,14 @@
 #define POLICY_MAX_LIST 64 /* entries of any list */
 #define POLICY_MAX_STRING 256 /* bytes of any string (glob, name, prefix, path) */
 #define POLICY_MAX_PATH_DEPTH 8 /* segments of a dotted JSON path */
+/*
+ * Nested collections in the YAML (the policy needs 4).  libyaml's scanner costs O(depth) per
+ * token, so unbounded nesting makes a parse quadratic: checked while the events stream by,
+ * before the document is built.
+ */
+#define POLICY_MAX_NESTING 16
+/* Nodes (scalars and collections): a full policy has a few hundred; the loader builds them all. */
+#define POLICY_MAX_NODES 4096
 #define POLICY_ERR_LEN 512 /* enough for any load error */
 
 struct policy_list {

@@ -20,6 +20,13 @@
 enum rule_kind {
 	RULE_BRIDGE_BYPASS,
 	RULE_ISOLATION_BREACH,
+	/*
+	 * A data frame on a connection whose user cannot be judged: its request head names
+	 * several users, or was not read whole.  Isolation is not judged on it, and that is a
+	 * finding of its own, not a silent pass.
+	 */
+	RULE_IDENTITY_AMBIGUOUS,
+	RULE_IDENTITY_UNKNOWN,
 	RULE__COUNT,
 };
 
@@ -52,6 +59,9 @@ struct violation {
 struct rules_input {
 	unsigned int opcode; /* of the frame; continuation frames are not judged by the bridge rule */
 	const char *conn_user; /* NULL when the handshake named no user */
+	/* Why the handshake's user cannot be told (struct ct_conn), or NULL. */
+	const char *conn_user_ambiguous;
+	const char *conn_user_unknown;
 	const struct identity_message *msg; /* NULL unless this frame completes a message */
 	const struct attrib_stack *stack; /* the writer's stack; origin < 0 when unattributed */
 	const char *ctx_user; /* identity.context: the bridge call's user argument, or NULL */
@@ -73,12 +83,12 @@ struct rules_stats {
 
 struct rules;
 
-/* show_identities: values in details as they are; otherwise a stable short hash. */
+/* show_identities: values in details as they are; otherwise their keyed display. */
 struct rules *rules_new(const struct policy *p, bool show_identities, size_t max_owners);
 void rules_free(struct rules *r);
 void rules_judge(struct rules *r, const struct rules_input *in, struct rules_verdict *out);
 const struct rules_stats *rules_stats(const struct rules *r);
-/* "u#" and 12 hex digits of a hash of value, or value itself when identities are shown. */
+/* keyhash_identity_display() of value, or value itself when identities are shown. */
 void rules_redact(const struct rules *r, const char *value, char *out, size_t size);
 
 #endif /* WSAUDIT_RULES_H */

@@ -6,14 +6,18 @@
 #include <string.h>
 #include <time.h>
 
+#include "adopt.h"
 #include "capture.h"
 #include "http1.h"
 #include "identity.h"
 #include "log.h"
 #include "podinfo.h"
+#include "selfcheck.h"
 #include "session.h"
 #include "targets.h"
+#include "testname.h"
 #include "uvhook.h"
+#include "zflush.h"
 
 /* A transport hand-over whose bytes were not sent within this long never will be. */
 #define TOKEN_MAX_AGE_NS (30ULL * 1000000000ULL)
@@ -45,6 +49,15 @@ struct ctx_tried {
 	pid_t pid; /* 0: free */
 };
 
+/* Message ends handed over with an object to a transport, by object (see zflush_handover). */
+#define ZFLUSH_TOKENS 4096
+
+struct zflush_token {
+	uint32_t tgid;
+	uint64_t token; /* 0: free */
+	uint64_t strm, total_out;
+};
+
 struct watch {
 	pid_t pid;
 	bool python; /* interpreter attached; waiting for uvloop */
@@ -63,6 +76,8 @@ struct session {
 	struct proc_pod *pod_buckets[POD_BUCKETS];
 	struct capture *cap;
 	struct conntrack *ct;
+	struct adopt *adopt;
+	struct zflush_token zflush_tokens[ZFLUSH_TOKENS];
 	struct output *out;
 	struct attrib *attrib;
 	struct policy *policy;
@@ -70,6 +85,10 @@ struct session {
 	struct session_observer obs;
 	uint64_t records;
 	uint64_t processes;
+	/* The self-check in progress (probe.pid != 0) and what it has seen of its probe. */
+	struct selfcheck_probe probe;
+	bool probe_conn, probe_data, probe_exit;
+	struct session_selfcheck check;
 };
 
 static uint64_t now_mono_ns(void)
@@ -80,7 +99,10 @@ static uint64_t now_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-/* The user the upgrade request names, by the policy's identity.connection rules. */
+/*
+ * The user the upgrade request names, by the policy's identity.connection rules; a request
+ * that names several is marked ambiguous, never resolved to one of them.
+ */
 static void conn_identify(struct session *s, struct ct_conn *c)
 {
 	const struct http1_message *m;
@@ -88,14 +110,23 @@ static void conn_identify(struct session *s, struct ct_conn *c)
 	struct identity_conn id;
 	size_t used;
 
-	if (!c->request_head)
+	if (!c->request_head || c->user_unknown || c->user_ambiguous)
 		return;
 	p = http1_parser_new(HTTP1_REQUEST);
-	if (!p)
+	if (!p) {
+		c->user_unknown = "no_memory";
 		return;
-	if (http1_parser_feed(p, c->request_head, strlen(c->request_head), &m, &used) ==
-		    HTTP1_DONE &&
-	    !identity_from_request(s->policy, m, &id) && id.reason == IDENTITY_OK) {
+	}
+	if (http1_parser_feed(p, c->request_head, strlen(c->request_head), &m, &used) !=
+	    HTTP1_DONE) {
+		c->user_unknown = "head_unparsable";
+	} else if (identity_from_request(s->policy, m, &id)) {
+		c->user_unknown = "no_memory";
+	} else if (id.reason == IDENTITY_AMBIGUOUS) {
+		c->user_ambiguous = id.ambiguous;
+		log_info("connection %s: request names several users (%s)", c->id_str,
+			 id.ambiguous);
+	} else if (id.reason == IDENTITY_OK) {
 		snprintf(c->user, sizeof(c->user), "%s", id.user);
 		rules_redact(s->rules, c->user, c->user_shown, sizeof(c->user_shown));
 		c->has_user = true;
@@ -103,15 +134,53 @@ static void conn_identify(struct session *s, struct ct_conn *c)
 	http1_parser_free(p);
 }
 
+struct zlib_attach {
+	struct session *s;
+	pid_t pid;
+};
+
+static void zlib_site(void *ctx, const char *path, dev_t dev, ino_t ino)
+{
+	struct zlib_attach *z = ctx;
+	int err = capture_attach_zlib(z->s->cap, z->pid, path, dev, ino);
+
+	if (err)
+		log_warn("pid %d: cannot probe zlib's deflate in %s: %s; the compression history "
+			 "of its adopted connections stays unknown",
+			 z->pid, path, strerror(-err));
+}
+
+/*
+ * An adopted connection's compressor is named by the probes on deflate (docs/adoption.md),
+ * set for that process only: when it is followed (its connections open then are adopted,
+ * and their first messages are told apart from then on) and again at its first adopted
+ * connection (a process that loaded zlib since).  adopted: say when there is no zlib.
+ */
+static void adopted_probe_zlib(struct session *s, pid_t pid, bool adopted)
+{
+	struct zlib_attach z = { .s = s, .pid = pid };
+	int n = zflush_find_libz(pid, zlib_site, &z);
+
+	if (n == 0 && adopted)
+		log_info("pid %d maps no zlib shared library: the compression history of its "
+			 "adopted connections stays unknown",
+			 pid);
+}
+
 static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 {
 	struct session *s = ctx;
+
+	if (c->adopted)
+		adopted_probe_zlib(s, (pid_t)c->tgid, true);
 
 	/* Its announcement was lost (full ring buffer): the kernel still lists the socket. */
 	if (!strcmp(c->local, "unknown"))
 		target_sock_addrs(c->tgid, c->id.ino, c->local, sizeof(c->local), c->peer,
 				  sizeof(c->peer));
 	conn_identify(s, c);
+	if (c->adopted && !c->has_user && !c->user_unknown)
+		c->user_unknown = "adopted";
 	if (!s->opts.violations_only)
 		output_conn_open(s->out, c, ts_ns);
 }
@@ -120,8 +189,43 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 {
 	struct session *s = ctx;
 
+	if (c->adopted)
+		adopt_conn_closed(s->adopt, (pid_t)c->tgid, &c->id);
 	if (!s->opts.violations_only)
 		output_conn_close(s->out, c, ts_ns, why);
+}
+
+/*
+ * A message end (EVT_ZFLUSH) followed on its thread by a hand-over to a transport that writes
+ * later (uvloop): the message end belongs to the object handed over.
+ */
+static void zflush_handover(struct session *s, const struct evt_stack *e)
+{
+	struct zflush_token *t = &s->zflush_tokens[(e->token >> 4) % ZFLUSH_TOKENS];
+
+	if (!conntrack_zflush_take(s->ct, e->tid, &t->strm, &t->total_out))
+		return;
+	t->tgid = e->tgid;
+	t->token = e->token;
+}
+
+static int sink_history(void *ctx, const struct ct_conn *c, uint64_t strm, uint64_t total_out,
+			uint64_t user_addr, uint8_t opcode, const uint8_t *wire, size_t len,
+			const uint8_t **dict, size_t *dict_len)
+{
+	struct session *s = ctx;
+	uint64_t token = user_addr ? attrib_token_of(s->attrib, c->tgid, user_addr) : 0;
+	struct zflush_token *t = &s->zflush_tokens[(token >> 4) % ZFLUSH_TOKENS];
+
+	/* Sent from a transport's queue: the message end came with the hand-over. */
+	if (token && t->token == token && t->tgid == c->tgid) {
+		strm = t->strm;
+		total_out = t->total_out;
+		t->token = 0;
+	}
+
+	return adopt_history(s->adopt, (pid_t)c->tgid, &c->id, strm, total_out, opcode, wire, len,
+			     dict, dict_len);
 }
 
 static const json_t *process_container(struct session *s, pid_t pid)
@@ -165,7 +269,7 @@ static void forget_container(struct session *s, pid_t pid)
 static void judge_and_print(struct session *s, const struct ct_frame *f,
 			    const struct attrib_stack *stack)
 {
-	char user_shown[IDENTITY_MAX_VALUE + 1], ctx_shown[IDENTITY_MAX_VALUE + 1];
+	char user_shown[IDENTITY_MAX_VALUE + 1], ctx_shown[IDENTITY_MAX_VALUE + 1], test[1024];
 	const struct ws_message *m = f->message;
 	struct identity_message im;
 	struct rules_verdict verdict;
@@ -178,6 +282,8 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 	struct rules_input in = {
 		.opcode = f->frame->opcode,
 		.conn_user = f->conn->has_user ? f->conn->user : NULL,
+		.conn_user_ambiguous = f->conn->user_ambiguous,
+		.conn_user_unknown = f->conn->user_unknown,
 		.stack = stack,
 		.ctx_user = stack->ctx_status == CTX_OK ? stack->ctx_user : NULL,
 		.ctx_function = stack->ctx_function,
@@ -200,6 +306,11 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 		fv.ctx_user_shown = ctx_shown;
 	}
 	rules_judge(s->rules, &in, &verdict);
+	if (s->opts.name_tests) {
+		fv.name_tests = true;
+		fv.test_why = testname_from_stack(stack, s->opts.test_root, test, sizeof(test));
+		fv.test = test;
+	}
 	if (s->obs.frame)
 		s->obs.frame(s->obs.ctx, f, stack, &verdict);
 	if (s->opts.violations_only && !verdict.nviolations)
@@ -439,6 +550,7 @@ int session_add_pid(struct session *s, pid_t pid, const char *how)
 	}
 	s->processes++;
 	log_info("tracing pid %d (%s)%s", pid, comm, how);
+	adopted_probe_zlib(s, pid, false);
 	err = python_attach(s, pid);
 	/*
 	 * A process caught at exec may not have loaded its interpreter yet, nor uvloop: it is
@@ -497,6 +609,7 @@ static void forget_process(struct session *s, pid_t pid, uint64_t ts_ns)
 		s->processes--;
 	conntrack_forget_tgid(s->ct, pid, ts_ns);
 	forget_container(s, pid);
+	adopt_forget_pid(s->adopt, pid);
 	watch_forget(s, pid);
 	ctx_forget(s, pid);
 	capture_forget_tgid(s->cap, pid);
@@ -547,6 +660,22 @@ static void sweep_gone(struct session *s, uint64_t now)
 	}
 }
 
+/* A followed process that exec'd: forget its old image and look at the new one. */
+static void reinspect(struct session *s, pid_t pid)
+{
+	int err;
+
+	capture_forget_image(s->cap, pid);
+	ctx_forget(s, pid);
+	watch_forget(s, pid);
+	attrib_forget_process(s->attrib, pid);
+	log_info("traced pid %d runs a new program", pid);
+	err = python_attach(s, pid);
+	/* Its interpreter (and uvloop) may load later: it is watched until both are there. */
+	if (err == -ENOEXEC || err == 0)
+		watch_add(s, pid, err == 0);
+}
+
 static void handle_proc(struct session *s, const struct evt_proc *e)
 {
 	char comm[sizeof(e->comm) + 1];
@@ -556,9 +685,18 @@ static void handle_proc(struct session *s, const struct evt_proc *e)
 	comm[sizeof(e->comm)] = '\0';
 	switch (e->hdr.type) {
 	case EVT_PROC_EXEC:
-		if (!exec_matches(s, e))
+		if (e->traced) {
+			/*
+			 * A traced process runs a new program (a shell starting python): what was
+			 * learned of the old image is void, the new one is inspected like a new
+			 * process (the kernel dropped its offsets at the exec).
+			 */
+			reinspect(s, e->pid);
+		} else if (exec_matches(s, e)) {
+			session_add_pid(s, e->pid, " (exec matched)");
+		} else {
 			break;
-		session_add_pid(s, e->pid, " (exec matched)");
+		}
 		if (show)
 			output_process(s->out, "process_start", e->hdr.ts_ns, e->pid, comm, 0);
 		break;
@@ -583,11 +721,59 @@ static void handle_proc(struct session *s, const struct evt_proc *e)
 	}
 }
 
+/* The process a record is about; 0 for records that name none. */
+static pid_t record_tgid(const struct evt_hdr *h, size_t size)
+{
+	switch (h->type) {
+	case EVT_DATA:
+		return size >= sizeof(struct evt_data) ? (pid_t)((const struct evt_data *)h)->tgid :
+							 0;
+	case EVT_SEGS:
+		return size >= EVT_SEGS_SIZE(0) ? (pid_t)((const struct evt_segs *)h)->tgid : 0;
+	case EVT_CONN_NEW:
+	case EVT_CONN_CLOSE:
+		return size >= sizeof(struct evt_conn) ? (pid_t)((const struct evt_conn *)h)->tgid :
+							 0;
+	case EVT_PROC_EXEC:
+	case EVT_PROC_EXIT:
+	case EVT_PROC_FORK:
+		return size >= sizeof(struct evt_proc) ? (pid_t)((const struct evt_proc *)h)->pid :
+							 0;
+	case EVT_STACK:
+		return size >= EVT_STACK_SIZE(0) ? (pid_t)((const struct evt_stack *)h)->tgid : 0;
+	}
+	return 0;
+}
+
+/* A record of the self-check's probe: what it proves of the capture path, never output. */
+static void probe_record(struct session *s, const struct evt_hdr *h, size_t size)
+{
+	const struct evt_data *d = (const struct evt_data *)h;
+
+	switch (h->type) {
+	case EVT_CONN_NEW:
+		s->probe_conn = true;
+		break;
+	case EVT_DATA:
+		if (d->dir == DIR_TX && d->len <= size - sizeof(*d) &&
+		    selfcheck_marker_in(&s->probe, d + 1, d->len))
+			s->probe_data = true;
+		break;
+	case EVT_PROC_EXIT:
+		s->probe_exit = true;
+		break;
+	}
+}
+
 static int on_record(void *ctx, const void *data, size_t size)
 {
 	const struct evt_hdr *h = data;
 	struct session *s = ctx;
 
+	if (s->probe.pid && size >= sizeof(*h) && record_tgid(h, size) == s->probe.pid) {
+		probe_record(s, h, size);
+		return 0;
+	}
 	s->records++;
 	if (size >= sizeof(struct evt_proc) && h->version == EVT_VERSION &&
 	    (h->type == EVT_PROC_EXEC || h->type == EVT_PROC_FORK || h->type == EVT_PROC_EXIT)) {
@@ -600,6 +786,7 @@ static int on_record(void *ctx, const void *data, size_t size)
 		struct attrib_stack *stack = attrib_resolve(s->attrib, e);
 
 		mark_context_frames(s, e->tgid, stack);
+		zflush_handover(s, e);
 		if (stack)
 			attrib_token_put(s->attrib, e->tgid, e->token, e->hdr.ts_ns, stack);
 		return 0;
@@ -618,6 +805,7 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 		.ringbuf_size = opts->ringbuf_size,
 		.write_cap = opts->write_cap,
 		.follow_exec = opts->nglobs > 0 || opts->targets_from_policy,
+		.stack_walk = !opts->capture_only,
 	};
 	struct session *s = calloc(1, sizeof(*s));
 	struct ct_sink sink = {
@@ -626,6 +814,7 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 		.frame = sink_frame,
 		.stack = sink_stack,
 		.verdict = sink_verdict,
+		.history = sink_history,
 		.ctx = s,
 	};
 
@@ -637,11 +826,12 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 	s->policy = policy;
 	s->out = output_new(out, opts->format, opts->payload, opts->stack);
 	s->ct = conntrack_new(&sink, 0);
+	s->adopt = adopt_new();
 	s->attrib = attrib_new((const char *const *)policy->transport_files.v,
 			       policy->transport_files.n);
 	s->rules = rules_new(policy, opts->show_identities, 0);
 	s->pods = podinfo_cache_new(0);
-	if (!s->out || !s->ct || !s->attrib || !s->rules || !s->pods) {
+	if (!s->out || !s->ct || !s->adopt || !s->attrib || !s->rules || !s->pods) {
 		log_err("out of memory");
 		goto err_close;
 	}
@@ -667,6 +857,7 @@ void session_close(struct session *s, const char *why)
 	if (!s)
 		return;
 	conntrack_free(s->ct, why);
+	adopt_free(s->adopt);
 	capture_close(s->cap);
 	for (size_t i = 0; i < POD_BUCKETS; i++) {
 		while (s->pod_buckets[i]) {
@@ -699,6 +890,86 @@ int session_poll(struct session *s, int timeout_ms)
 	return 0;
 }
 
+/* What the probe's records said, as the reason of a failed self-check. */
+static const char *probe_missing(const struct session *s)
+{
+	if (!s->probe_conn && !s->probe_data)
+		return "nothing of the probe's write came back through the programs and the ring "
+		       "buffer";
+	if (!s->probe_data)
+		return "the probe's connection was seen, but not the bytes it wrote";
+	return NULL;
+}
+
+int session_selfcheck(struct session *s, int timeout_ms, bool record)
+{
+	uint64_t start = now_mono_ns(), deadline = start + (uint64_t)timeout_ms * 1000000ULL;
+	struct session_selfcheck *c = &s->check;
+	const char *why = NULL;
+	struct timespec real;
+	int err;
+
+	s->probe_conn = s->probe_data = s->probe_exit = false;
+	err = selfcheck_probe_start(&s->probe);
+	if (err) {
+		snprintf(c->why, sizeof(c->why), "could not start the probe process: %s",
+			 strerror(-err));
+		goto out;
+	}
+	err = capture_trace_pid(s->cap, s->probe.pid);
+	if (!err)
+		err = selfcheck_probe_go(&s->probe);
+	if (err) {
+		snprintf(c->why, sizeof(c->why), "could not trace the probe process: %s",
+			 strerror(-err));
+		goto out_end;
+	}
+	/* Until its bytes and its exit are back: nothing of it may outlive the check. */
+	while ((!s->probe_data || !s->probe_exit) && now_mono_ns() < deadline) {
+		err = session_poll(s, 10);
+		if (err)
+			break;
+	}
+	why = probe_missing(s);
+	if (why)
+		snprintf(c->why, sizeof(c->why), "%s within %d ms", why, timeout_ms);
+out_end:
+	capture_untrace_pid(s->cap, s->probe.pid);
+	capture_forget_tgid(s->cap, s->probe.pid);
+	selfcheck_probe_end(&s->probe);
+out:
+	/* ok and runs are read by the health endpoint's thread (session_selfcheck_ok). */
+	__atomic_store_n(&c->ok, !err && !why, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->runs, c->runs + 1, __ATOMIC_RELEASE);
+	c->last_ns = now_mono_ns() - start;
+	if (c->ok) {
+		clock_gettime(CLOCK_REALTIME, &real);
+		c->last_ok_unix = real.tv_sec;
+		c->why[0] = '\0';
+	} else {
+		c->failures++;
+	}
+	if (record)
+		output_selfcheck(s->out, start, c->ok, c->ok ? NULL : c->why, c->last_ns);
+	return c->ok ? 0 : -EIO;
+}
+
+void session_startup(const struct session *s, struct capture_startup *out)
+{
+	capture_startup(s->cap, out);
+}
+
+const struct session_selfcheck *session_selfcheck_state(const struct session *s)
+{
+	return &s->check;
+}
+
+bool session_selfcheck_ok(const struct session *s)
+{
+	return __atomic_load_n(&s->check.runs, __ATOMIC_ACQUIRE) &&
+	       __atomic_load_n(&s->check.ok, __ATOMIC_RELAXED);
+}
+
 void session_totals(struct session *s, struct session_totals *t)
 {
 	memset(t, 0, sizeof(*t));
@@ -709,6 +980,7 @@ void session_totals(struct session *s, struct session_totals *t)
 	t->ct = *conntrack_stats(s->ct);
 	t->attrib = *attrib_stats(s->attrib);
 	t->rules = *rules_stats(s->rules);
+	t->adopt = *adopt_stats(s->adopt);
 	capture_probe_counts(s->cap, &t->probes_attached, &t->probes_failed);
 }
 
@@ -724,6 +996,7 @@ void session_report(struct session *s, bool final)
 	out.ct = &t.ct;
 	out.attrib = &t.attrib;
 	out.rules = &t.rules;
+	out.adopt = &t.adopt;
 	output_stats(s->out, &out, final);
 }
 
@@ -748,6 +1021,11 @@ void session_set_policy(struct session *s, struct policy *policy)
 void session_set_output(struct session *s, FILE *out)
 {
 	output_set_stream(s->out, out);
+}
+
+void session_set_sink(struct session *s, output_line_fn fn, void *ctx)
+{
+	output_set_sink(s->out, fn, ctx);
 }
 
 void session_set_observer(struct session *s, const struct session_observer *obs)

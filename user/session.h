@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "adopt.h"
 #include "attrib.h"
+#include "capture.h"
 #include "conntrack.h"
 #include "output.h"
 #include "policy.h"
@@ -35,6 +37,9 @@ struct session_opts {
 	size_t nglobs;
 	/* Take them from the policy's targets.exe instead (and again after a reload). */
 	bool targets_from_policy;
+	/* Name in each frame the test on its writer's stack (`run`), paths relative to this. */
+	bool name_tests;
+	const char *test_root;
 };
 
 /* Told about every frame, after judgement, whether it is printed or not (for metrics). */
@@ -69,6 +74,8 @@ void session_end_connections(struct session *s, const char *why);
 void session_set_policy(struct session *s, struct policy *policy);
 /* Writes from now on to out (log rotation); the caller closes the old stream. */
 void session_set_output(struct session *s, FILE *out);
+/* JSON records to fn instead (output_set_sink()). */
+void session_set_sink(struct session *s, output_line_fn fn, void *ctx);
 void session_set_observer(struct session *s, const struct session_observer *obs);
 
 struct session_totals {
@@ -78,9 +85,36 @@ struct session_totals {
 	struct ct_stats ct;
 	struct attrib_stats attrib;
 	struct rules_stats rules;
+	struct adopt_stats adopt;
 	unsigned int probes_attached, probes_failed;
 };
 
 void session_totals(struct session *s, struct session_totals *out);
+/* What loading the programs took (for the banner). */
+void session_startup(const struct session *s, struct capture_startup *out);
+
+/*
+ * The self-check: a probe process of this instance writes a marker to a loopback TCP
+ * connection, traced for this purpose only, and the marker must come back through the
+ * instance's own programs and ring buffer within timeout_ms (user/selfcheck.h).  With
+ * record, the result is a `selfcheck` record in the output.  0, or -EIO with the reason in
+ * the state's why.
+ */
+int session_selfcheck(struct session *s, int timeout_ms, bool record);
+
+struct session_selfcheck {
+	bool ok; /* the last check passed */
+	uint64_t runs, failures;
+	int64_t last_ok_unix; /* wall-clock seconds of the last success; 0: never */
+	uint64_t last_ns; /* how long the last check took */
+	char why[160]; /* the last failure's reason */
+};
+
+const struct session_selfcheck *session_selfcheck_state(const struct session *s);
+/*
+ * Whether the capture path is known to work: a check ran and the last one passed.  Safe to
+ * call from another thread (the health endpoint's).
+ */
+bool session_selfcheck_ok(const struct session *s);
 
 #endif /* WSAUDIT_SESSION_H */

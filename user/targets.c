@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -135,5 +136,152 @@ int target_sock_addrs(pid_t pid, unsigned long long ino, char *local, size_t lsi
 		fclose(f);
 	}
 	free(line);
+	return found;
+}
+
+/* The parent pid from /proc/PID/stat; the command name in parentheses may hold anything. */
+static pid_t read_ppid(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd, ppid;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+		return -1;
+	return ppid;
+}
+
+int target_descendants(pid_t pid, pid_t *out, int max)
+{
+	struct proc_parent {
+		pid_t pid, ppid;
+	} *all = NULL, *grown;
+	size_t nall = 0, cap = 0;
+	struct dirent *d;
+	int n = 0;
+	DIR *dir;
+
+	dir = opendir("/proc");
+	if (!dir)
+		return -errno;
+	while ((d = readdir(dir))) {
+		if (!isdigit((unsigned char)d->d_name[0]))
+			continue;
+		if (nall == cap) {
+			cap = cap ? 2 * cap : 256;
+			grown = realloc(all, cap * sizeof(*all));
+			if (!grown) {
+				closedir(dir);
+				free(all);
+				return -ENOMEM;
+			}
+			all = grown;
+		}
+		all[nall].pid = (pid_t)strtol(d->d_name, NULL, 10);
+		all[nall].ppid = read_ppid(all[nall].pid);
+		if (all[nall].ppid > 0)
+			nall++;
+	}
+	closedir(dir);
+	/* Breadth first: out[] is the queue, so parents come before their children. */
+	for (int head = -1; head < n; head++) {
+		pid_t parent = head < 0 ? pid : out[head];
+
+		for (size_t i = 0; i < nall && n < max; i++) {
+			if (all[i].ppid == parent)
+				out[n++] = all[i].pid;
+		}
+	}
+	free(all);
+	return n;
+}
+
+static int cmp_ull(const void *a, const void *b)
+{
+	unsigned long long x = *(const unsigned long long *)a, y = *(const unsigned long long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The inodes of the process's sockets, sorted; how many (*out to free), or -errno. */
+static int socket_inodes(pid_t pid, unsigned long long **out)
+{
+	unsigned long long *v = NULL, *grown;
+	char path[300], link[64];
+	size_t n = 0, cap = 0;
+	struct dirent *d;
+	ssize_t len;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	dir = opendir(path);
+	if (!dir)
+		return -errno;
+	while ((d = readdir(dir))) {
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, d->d_name);
+		len = readlink(path, link, sizeof(link) - 1);
+		if (len <= 0)
+			continue;
+		link[len] = '\0';
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			grown = realloc(v, cap * sizeof(*v));
+			if (!grown)
+				break;
+			v = grown;
+		}
+		if (sscanf(link, "socket:[%llu]", &v[n]) == 1)
+			n++;
+	}
+	closedir(dir);
+	qsort(v, n, sizeof(*v), cmp_ull);
+	*out = v;
+	return (int)n;
+}
+
+int target_count_tcp(pid_t pid)
+{
+	static const char *const files[] = { "tcp", "tcp6" };
+	unsigned long long *inos = NULL, inode;
+	char path[64], *line = NULL;
+	int ninos, found = 0;
+	unsigned int state;
+	size_t cap = 0;
+	FILE *f;
+
+	ninos = socket_inodes(pid, &inos);
+	if (ninos <= 0) {
+		free(inos);
+		return ninos;
+	}
+	/* One pass over each table of the process's network namespace. */
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "/proc/%d/net/%s", pid, files[i]);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (getline(&line, &cap, f) > 0) {
+			if (sscanf(line, "%*d: %*s %*s %x %*s %*s %*s %*d %*d %llu", &state,
+				   &inode) == 2 &&
+			    state == 1 /* TCP_ESTABLISHED */ &&
+			    bsearch(&inode, inos, ninos, sizeof(*inos), cmp_ull))
+				found++;
+		}
+		fclose(f);
+	}
+	free(line);
+	free(inos);
 	return found;
 }

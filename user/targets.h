@@ -21,6 +21,14 @@ bool target_exe_matches(const char *path, char *const *globs, size_t nglobs);
 int target_scan_exe(char *const *globs, size_t nglobs, void (*fn)(void *ctx, pid_t pid), void *ctx);
 
 /*
+ * The live descendants of pid (children, their children, ...), at most max, parents before
+ * their children, from the parent pids in /proc/PID/stat.  Returns how many, or -errno.
+ */
+int target_descendants(pid_t pid, pid_t *out, int max);
+/* The established TCP connections the process holds (its socket fds in /proc/PID/net/tcp*). */
+int target_count_tcp(pid_t pid);
+
+/*
  * The addresses of the TCP socket with inode ino, from /proc/PID/net/tcp{,6}: for a
  * connection whose announcement from the kernel was lost.  0 or -ENOENT.
  */

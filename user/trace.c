@@ -5,6 +5,7 @@
  * is user/session.c; this file reads the options, picks the targets and runs the loop.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +21,8 @@
 
 /* How long the collector sleeps when the kernel has not woken it. */
 #define POLL_MS 50
+/* How long the self-check waits for its probe's write to come back. */
+#define SELFCHECK_TIMEOUT_MS 2000
 
 static volatile sig_atomic_t stop_requested;
 
@@ -37,11 +40,56 @@ static uint64_t now_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-/* The valid targets among -p, and those matching --exe now.  Returns how many. */
-static unsigned int add_initial_targets(struct session *s, const struct trace_opts *o)
+/* A process followed from the start, for the banner. */
+struct followed {
+	pid_t pid;
+	pid_t parent; /* 0: named with -p or matched by --exe */
+	char comm[16];
+};
+
+/* Processes named in the banner; more are counted only. */
+#define BANNER_MAX 64
+/* Descendants of one -p process picked up at start. */
+#define DESCENDANTS_MAX 1024
+
+struct start_targets {
+	struct followed list[BANNER_MAX];
+	unsigned int n; /* processes followed */
+	int conns; /* established TCP connections they held at start */
+};
+
+static void follow(struct session *s, struct start_targets *t, pid_t pid, pid_t parent)
 {
-	unsigned int n = 0;
-	int err;
+	char how[48] = "";
+	struct followed *f;
+	int n;
+
+	if (parent)
+		snprintf(how, sizeof(how), " (descendant of %d)", parent);
+	if (session_add_pid(s, pid, how))
+		return;
+	if (t->n < BANNER_MAX) {
+		f = &t->list[t->n];
+		f->pid = pid;
+		f->parent = parent;
+		target_comm(pid, f->comm, sizeof(f->comm));
+	}
+	t->n++;
+	n = target_count_tcp(pid);
+	if (n > 0)
+		t->conns += n;
+}
+
+/*
+ * The valid targets among -p with their descendants (uvicorn's and gunicorn's workers,
+ * forked before the trace), and those matching --exe now.  A -p process is traced before its
+ * descendants are looked for: a child it forks meanwhile is followed by the fork hook.
+ */
+static void add_initial_targets(struct session *s, const struct trace_opts *o,
+				struct start_targets *t)
+{
+	pid_t kids[DESCENDANTS_MAX];
+	int err, n;
 
 	for (size_t i = 0; i < o->npids; i++) {
 		err = target_check_pid(o->pids[i]);
@@ -50,15 +98,51 @@ static unsigned int add_initial_targets(struct session *s, const struct trace_op
 				err == -ESRCH ? "no such process" : strerror(-err));
 			continue;
 		}
-		if (!session_add_pid(s, o->pids[i], ""))
-			n++;
+		follow(s, t, o->pids[i], 0);
+		n = target_descendants(o->pids[i], kids, DESCENDANTS_MAX);
+		if (n < 0)
+			log_warn("pid %d: failed to list its descendants: %s", o->pids[i],
+				 strerror(-n));
+		else if (n == DESCENDANTS_MAX)
+			log_warn("pid %d: more than %d descendants: only the first are followed",
+				 o->pids[i], DESCENDANTS_MAX);
+		for (int k = 0; k < n; k++)
+			follow(s, t, kids[k], o->pids[i]);
 	}
 	err = session_scan_exe(s);
 	if (err < 0)
 		log_warn("failed to scan /proc for --exe matches: %s", strerror(-err));
 	else
-		n += err;
-	return n;
+		t->n += err;
+}
+
+/* What is followed, how long the start took and what it found, before the `tracing` line. */
+static void banner(const struct start_targets *t, const struct capture_startup *cs,
+		   const struct session_selfcheck *sc, uint64_t took_ns, bool globs)
+{
+	unsigned int shown = t->n < BANNER_MAX ? t->n : BANNER_MAX;
+
+	if (shown) {
+		fprintf(stderr, "wsaudit: following");
+		for (unsigned int i = 0; i < shown; i++)
+			fprintf(stderr, "%s %d %s", i ? "," : "", t->list[i].pid, t->list[i].comm);
+		if (t->n > shown)
+			fprintf(stderr, " and %u more", t->n - shown);
+		fputc('\n', stderr);
+	}
+	fprintf(stderr,
+		"wsaudit: started in %.0f ms (standalone: %u BPF programs, %llu instructions, "
+		"loaded and verified in %.0f ms, attached in %.0f ms; self-check passed in %.1f "
+		"ms)\n",
+		took_ns / 1e6, cs->programs, (unsigned long long)cs->insns, cs->load_ns / 1e6,
+		cs->attach_ns / 1e6, sc->last_ns / 1e6);
+	if (t->conns)
+		fprintf(stderr,
+			"wsaudit: %d TCP connection(s) were open before the trace: adopted as they "
+			"write\n",
+			t->conns);
+	fprintf(stderr, "wsaudit: tracing %u process(es)%s; Ctrl-C to stop\n", t->n,
+		globs ? " and matching execs" : "");
 }
 
 /* Records are flushed after each poll: a large buffer spares a write(2) per record. */
@@ -107,11 +191,13 @@ static struct policy *load_policy(const char *path)
 int cmd_trace(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
+	uint64_t t_start = now_mono_ns();
+	struct start_targets *targets;
+	struct capture_startup cs;
 	struct session_opts so = {};
 	struct trace_opts o;
 	struct session *s;
 	struct policy *p;
-	unsigned int targets;
 	char err[256];
 	int rc;
 
@@ -144,17 +230,33 @@ int cmd_trace(int argc, char **argv)
 	s = session_open(&so, p, stdout);
 	if (!s)
 		return EXIT_RUNTIME;
-	targets = add_initial_targets(s, &o);
-	if (!targets && !o.nglobs) {
+	targets = calloc(1, sizeof(*targets));
+	if (!targets) {
+		log_err("out of memory");
+		session_close(s, "trace_end");
+		return EXIT_RUNTIME;
+	}
+	add_initial_targets(s, &o, targets);
+	if (!targets->n && !o.nglobs) {
 		log_err("no process to trace");
+		free(targets);
 		session_close(s, "trace_end");
 		return EXIT_USAGE;
 	}
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	fprintf(stderr, "wsaudit: tracing %u process(es)%s; Ctrl-C to stop\n", targets,
-		o.nglobs ? " and matching execs" : "");
+	/* Blind is an error: the instance sees a write of its own before it says it traces. */
+	if (session_selfcheck(s, SELFCHECK_TIMEOUT_MS, true)) {
+		log_err("self-check failed: %s", session_selfcheck_state(s)->why);
+		free(targets);
+		fflush(stdout);
+		session_close(s, "selfcheck_failed");
+		return EXIT_RUNTIME;
+	}
+	session_startup(s, &cs);
+	banner(targets, &cs, session_selfcheck_state(s), now_mono_ns() - t_start, o.nglobs);
+	free(targets);
 
 	rc = run(s, &o);
 	/* Connections still open end now, so frames they cut short are in the totals. */

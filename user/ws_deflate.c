@@ -13,11 +13,12 @@
 
 #include "ws_deflate.h"
 
-#define SCRATCH 16384
+/* Bytes a message's buffer grows by while inflating. */
+#define GROW_STEP 16384
 
 struct ws_inflater {
 	z_stream zs;
-	uint8_t scratch[SCRATCH];
+	uint8_t probe; /* the byte past a full message, discarded */
 };
 
 static bool is_ows(char c)
@@ -290,6 +291,28 @@ int ws_inflater_begin(struct ws_inflater *inf, bool fresh)
 	return 0;
 }
 
+int ws_inflater_prime(struct ws_inflater *inf, const void *dict, size_t len)
+{
+	const uint8_t *d = dict;
+
+	/* A raw inflater takes a dictionary at any point; only the window's size counts. */
+	if (len > 32768) {
+		d += len - 32768;
+		len = 32768;
+	}
+	if (inflateReset(&inf->zs) != Z_OK)
+		return -EINVAL;
+	if (len && inflateSetDictionary(&inf->zs, d, len) != Z_OK)
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * Inflates into the message until its limit.  At the limit, one byte more is asked for: if
+ * the stream has it, the message is too large and inflation stops there (-E2BIG) instead
+ * of decoding the rest only to count it, which would let a few compressed bytes cost the
+ * collector a thousand times their size in work.
+ */
 static int inflate_some(struct ws_inflater *inf, const uint8_t *in, size_t len, struct ws_buf *out)
 {
 	z_stream *zs = &inf->zs;
@@ -299,19 +322,19 @@ static int inflate_some(struct ws_inflater *inf, const uint8_t *in, size_t len, 
 	zs->avail_in = len;
 	for (;;) {
 		uint8_t *dst;
-		size_t room;
+		size_t room, made;
 		int zr;
 
-		/* Inflate straight into the message while under its limit. */
-		err = buf_grow(out, SCRATCH);
+		err = buf_grow(out, GROW_STEP);
 		if (err)
 			return err;
 		if (out->len < out->cap) {
 			dst = out->data + out->len;
 			room = out->cap - out->len;
 		} else {
-			dst = inf->scratch;
-			room = SCRATCH;
+			/* full: does the message go on? */
+			dst = &inf->probe;
+			room = 1;
 		}
 		zs->next_out = dst;
 		zs->avail_out = room;
@@ -320,9 +343,14 @@ static int inflate_some(struct ws_inflater *inf, const uint8_t *in, size_t len, 
 			return -ENOMEM;
 		if (zr == Z_DATA_ERROR || zr == Z_NEED_DICT || zr == Z_STREAM_ERROR)
 			return -EBADMSG;
-		out->total += room - zs->avail_out;
-		if (dst != inf->scratch)
-			out->len += room - zs->avail_out;
+		made = room - zs->avail_out;
+		out->total += made;
+		if (dst == &inf->probe) {
+			if (made)
+				return -E2BIG;
+		} else {
+			out->len += made;
+		}
 		if (zr == Z_STREAM_END) {
 			/* A final block: the sender starts a new stream for what follows. */
 			if (inflateReset(zs) != Z_OK)

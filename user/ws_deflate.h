@@ -31,7 +31,10 @@ int ws_deflate_parse(const char *value, struct ws_deflate_params *out, char *err
 /* Whether a message sent in a direction starts with a fresh compression context. */
 bool ws_deflate_no_takeover(const struct ws_deflate_params *prm, bool server_to_client);
 
-/* Where inflated bytes go: the first `limit` bytes are kept, the rest only counted. */
+/*
+ * Where decoded bytes go: the first `limit` bytes are kept.  ws_buf_append() counts the rest
+ * in total; the inflater stops one byte past the limit (total is then limit + 1).
+ */
 struct ws_buf {
 	uint8_t *data;
 	size_t len; /* bytes kept */
@@ -56,10 +59,18 @@ void ws_inflater_free(struct ws_inflater *inf);
  */
 int ws_inflater_begin(struct ws_inflater *inf, bool fresh);
 /*
+ * Starts a message from a known history: the window is emptied and then holds the last
+ * bytes of dict (at most 2^15), as if the sender's earlier messages had been inflated.
+ * Returns 0 or -EINVAL.
+ */
+int ws_inflater_prime(struct ws_inflater *inf, const void *dict, size_t len);
+/*
  * Inflates one frame's payload of the current message into out.  last: the message's
  * final frame, after which the 00 00 ff ff tail that RFC 7692 7.2.1 strips is inflated.
- * Returns 0, -EBADMSG when the data is not valid deflate (the context is then broken
- * until the next begin(fresh)), or -ENOMEM.
+ * Returns 0; -E2BIG when the message decodes to more than out->limit bytes: inflation
+ * stopped there, the rest of the message is not decoded (bounded work per input byte) and
+ * the context is broken until the next begin(fresh); -EBADMSG when the data is not valid
+ * deflate (the context is broken likewise); or -ENOMEM.
  */
 int ws_inflater_feed(struct ws_inflater *inf, const void *data, size_t len, bool last,
 		     struct ws_buf *out);

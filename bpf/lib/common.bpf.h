@@ -52,19 +52,24 @@ static __always_inline bool inflight_take(struct inflight *out)
 }
 
 /*
- * The entry and exit programs of one hooked syscall: entry stashes fd, buffer and count (an
- * expression over ctx->args), exit hands the return value to exit_fn(ctx, ret).
+ * The entry program of one hooked syscall: it stashes fd, buffer and count (an expression over
+ * ctx->args).  The exit programs are one per family (SYSCALL_EXIT), attached by user/capture.c
+ * to every sys_exit_* of the family: the stash says which call it was, and one program is
+ * verified once instead of once per syscall (most of the start-up time, bench/startup.md).
  */
-#define SYSCALL_HOOKS(name, kind, count, exit_fn)                               \
+#define SYSCALL_ENTER(name, kind, count)                                        \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                             \
 	int name##_enter(struct trace_event_raw_sys_enter *ctx)                 \
 	{                                                                       \
 		return inflight_stash(kind, ctx->args[0], ctx->args[1], count); \
-	}                                                                       \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                              \
-	int name##_exit(struct trace_event_raw_sys_exit *ctx)                   \
-	{                                                                       \
-		return exit_fn(ctx, ctx->ret);                                  \
+	}
+
+/* The exit program of a family: hands the return value to exit_fn(ctx, ret). */
+#define SYSCALL_EXIT(name, exit_fn)                    \
+	SEC("tracepoint")                              \
+	int name(struct trace_event_raw_sys_exit *ctx) \
+	{                                              \
+		return exit_fn(ctx, ctx->ret);         \
 	}
 
 #endif /* WSAUDIT_COMMON_BPF_H */

@@ -2,7 +2,10 @@
 /*
  * Frame parser + message assembly + permessage-deflate inflater.  Input: an 8-byte plan
  * (extensions, message bound, split/hole generator) and then a server-to-client stream.
+ * The same bytes then go to the bare inflater as one message: whatever they are, it
+ * decodes at most one byte past the bound (the work per input byte is bounded).
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +42,12 @@ static void on_message(void *ctx, const struct ws_message *m)
 		sink ^= m->data[i];
 	if (!strcmp(ws_msg_status_name(m->status), "unknown"))
 		abort();
+	/* known lengths are right; a compressed message cut at the bound has none */
+	if (m->status == WS_MSG_OK && m->decoded_len != m->len)
+		abort();
+	if (m->status == WS_MSG_TOO_LARGE && m->compressed && m->decoded_len)
+		abort();
+
 	b->messages++;
 }
 
@@ -57,6 +66,27 @@ static uint32_t next(uint32_t *x)
 	*x ^= *x >> 17;
 	*x ^= *x << 5;
 	return *x;
+}
+
+static void raw_inflate(const uint8_t *data, size_t size, size_t max)
+{
+	struct ws_inflater *inf = ws_inflater_new();
+	struct ws_buf out = { 0 };
+	int err;
+
+	if (!inf)
+		return;
+	ws_buf_reset(&out, max);
+	ws_inflater_begin(inf, true);
+	err = ws_inflater_feed(inf, data, size, true, &out);
+	if (out.len > max || out.total > (uint64_t)max + 1)
+		abort();
+	if (err == -E2BIG && (out.len != max || out.total != (uint64_t)max + 1))
+		abort();
+	if (!err && out.total != out.len)
+		abort();
+	ws_buf_free(&out);
+	ws_inflater_free(inf);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -104,5 +134,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (total != b.messages)
 		abort();
 	ws_stream_free(s);
+	raw_inflate(data, size, b.max);
 	return 0;
 }

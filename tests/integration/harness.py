@@ -18,7 +18,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 APPS = os.path.join(ROOT, "tests", "apps")
-WSAUDIT = os.path.join(ROOT, "wsaudit")
+# WSAUDIT=/path/to/wsaudit runs the suite against another build (before/after figures).
+WSAUDIT = os.environ.get("WSAUDIT", os.path.join(ROOT, "wsaudit"))
 PY = "/usr/bin/python3"
 SERVERS = {
     "websockets": os.path.join(APPS, "ws_server_websockets.py"),

@@ -369,6 +369,14 @@ static void test_limits(void **state)
 	memset(yaml + o, 'a', POLICY_MAX_STRING + 1);
 	sprintf(yaml + o + POLICY_MAX_STRING + 1, "\"]\n");
 	expect_error(yaml, "policy.yaml:2:15: bridge.functions: longer than 256 bytes");
+	/* Deep nesting is refused before libyaml's scanner goes quadratic in it. */
+	memset(yaml, '[', 200000);
+	yaml[200000] = '\0';
+	expect_error(yaml, "policy.yaml:1:17: collections nested deeper than 16 levels");
+	o = (size_t)sprintf(yaml, "bridge:\n  functions:\n");
+	for (int i = 0; i < POLICY_MAX_NODES; i++)
+		o += (size_t)sprintf(yaml + o, "   - f\n");
+	expect_error(yaml, "policy.yaml:4094:6: more than 4096 YAML nodes");
 	free(yaml);
 }
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "ws_deflate.h"
 
@@ -235,6 +236,74 @@ static void test_buf_limit(void **state)
 	ws_buf_free(&b);
 }
 
+/* Raw deflate of n zero bytes, sync-flushed as a permessage-deflate sender does. */
+static uint8_t *zeros_deflated(size_t n, size_t *outlen)
+{
+	z_stream zs = { 0 };
+	uint8_t *in = calloc(1, n), *out = malloc(n / 100 + 1024);
+
+	assert_int_equal(deflateInit2(&zs, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	zs.next_in = in;
+	zs.avail_in = n;
+	zs.next_out = out;
+	zs.avail_out = n / 100 + 1024;
+	assert_int_equal(deflate(&zs, Z_SYNC_FLUSH), Z_OK);
+	assert_int_equal(zs.avail_in, 0);
+	*outlen = zs.total_out - 4; /* RFC 7692 7.2.1: the 00 00 ff ff tail is not sent */
+	deflateEnd(&zs);
+	free(in);
+	return out;
+}
+
+/* A bomb: 64 MiB of zeros in 64 KiB.  Inflation stops one byte past the limit. */
+static void test_inflate_bomb_stops_at_limit(void **state)
+{
+	struct ws_inflater *inf = ws_inflater_new();
+	struct ws_buf out = { 0 };
+	size_t n;
+	uint8_t *bomb = zeros_deflated(64u << 20, &n);
+
+	assert_true(n < 128 * 1024);
+	ws_buf_reset(&out, 1 << 20);
+	ws_inflater_begin(inf, true);
+	assert_int_equal(ws_inflater_feed(inf, bomb, n, true, &out), -E2BIG);
+	assert_int_equal(out.len, 1 << 20);
+	/* not the 64 MiB it decodes to: the rest was never inflated */
+	assert_int_equal(out.total, (1 << 20) + 1);
+	/* a later fresh message decodes again */
+	ws_buf_reset(&out, 1 << 20);
+	ws_inflater_begin(inf, true);
+	assert_int_equal(ws_inflater_feed(inf, hello1, sizeof(hello1), true, &out), 0);
+	assert_int_equal(out.len, 5);
+	ws_buf_free(&out);
+	ws_inflater_free(inf);
+	free(bomb);
+}
+
+/* A message of exactly the limit is not too large; one byte more is. */
+static void test_inflate_exact_limit(void **state)
+{
+	struct ws_inflater *inf = ws_inflater_new();
+	struct ws_buf out = { 0 };
+	size_t n;
+	uint8_t *m = zeros_deflated(4096, &n), *m1;
+
+	ws_buf_reset(&out, 4096);
+	ws_inflater_begin(inf, true);
+	assert_int_equal(ws_inflater_feed(inf, m, n, true, &out), 0);
+	assert_int_equal(out.len, 4096);
+	assert_int_equal(out.total, 4096);
+	m1 = zeros_deflated(4097, &n);
+	ws_buf_reset(&out, 4096);
+	ws_inflater_begin(inf, true);
+	assert_int_equal(ws_inflater_feed(inf, m1, n, true, &out), -E2BIG);
+	assert_int_equal(out.len, 4096);
+	ws_buf_free(&out);
+	ws_inflater_free(inf);
+	free(m);
+	free(m1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -255,6 +324,8 @@ int main(void)
 		cmocka_unit_test(test_rfc7692_two_blocks),
 		cmocka_unit_test(test_inflate_garbage),
 		cmocka_unit_test(test_buf_limit),
+		cmocka_unit_test(test_inflate_bomb_stops_at_limit),
+		cmocka_unit_test(test_inflate_exact_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

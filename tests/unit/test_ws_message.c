@@ -466,34 +466,66 @@ static void test_hole_over_frames_plain(void **state)
 	hole_over_frames("ws_plain", false);
 }
 
-static void test_too_large(void **state)
+/*
+ * Messages past the bound (1 KiB and 72 KiB texts, 300-byte binary, limit 200): inflation
+ * stops at the bound, so the inflater is cut mid-stream.  With no_context_takeover the
+ * next message starts afresh and decodes; with takeover every later compressed message is
+ * undecodable_gap, as after a hole.
+ */
+static void too_large(const char *name, bool takeover)
 {
 	struct recording rec = { 0 };
 	struct run *r = calloc(1, sizeof(*r));
 	struct ws_stream *s;
-	size_t big = 0;
+	const struct ws_stream_stats *st;
+	size_t big = 0, gap = 0, ok_after = 0;
 
-	load(&rec, "ws_deflate_takeover");
+	load(&rec, name);
 	s = stream_for(&rec, r, 200);
 	assert_int_equal(ws_stream_feed(s, rec.head_len, rec.bytes + rec.head_len,
 					rec.len - rec.head_len),
 			 0);
-	ws_stream_free(s);
 	for (size_t i = 0; i < r->n; i++) {
 		if (r->ev[i].control)
 			continue;
 		if (r->ev[i].status == WS_MSG_TOO_LARGE) {
 			big++;
 			assert_int_equal(r->ev[i].len, 200);
+		} else if (r->ev[i].status == WS_MSG_UNDECODABLE_GAP) {
+			assert_true(takeover && big);
+			gap++;
 		} else {
-			/* the context stays right past messages that were too large */
 			assert_int_equal(r->ev[i].status, WS_MSG_OK);
+			if (big)
+				ok_after++;
 		}
 	}
-	assert_int_equal(big, 3); /* 1 KiB and 72 KiB texts, 300-byte binary */
+	st = ws_stream_stats(s);
+	if (takeover) {
+		assert_int_equal(big, 1);
+		assert_int_equal(ok_after, 0);
+		assert_int_equal(gap, 6);
+		assert_int_equal(st->context_losses, 1);
+	} else {
+		assert_int_equal(big, 3);
+		assert_int_equal(ok_after, 4);
+		assert_int_equal(st->context_losses, 3);
+		assert_int_equal(st->context_recoveries, 3);
+	}
+	ws_stream_free(s);
 	run_clear(r);
 	free(r);
 	unload(&rec);
+}
+
+static void test_too_large_takeover(void **state)
+{
+	too_large("ws_deflate_takeover", true);
+}
+
+static void test_too_large_no_takeover(void **state)
+{
+	too_large("ws_deflate_no_takeover", false);
 }
 
 static struct ws_stream *small_stream(struct run *r, const char *ext)
@@ -669,7 +701,8 @@ int main(void)
 		cmocka_unit_test(test_hole_over_frames_takeover),
 		cmocka_unit_test(test_hole_over_frames_no_takeover),
 		cmocka_unit_test(test_hole_over_frames_plain),
-		cmocka_unit_test(test_too_large),
+		cmocka_unit_test(test_too_large_takeover),
+		cmocka_unit_test(test_too_large_no_takeover),
 		cmocka_unit_test(test_rfc7692_frames_takeover),
 		cmocka_unit_test(test_rfc7692_frames_no_takeover),
 		cmocka_unit_test(test_rfc7692_fragmented_frames_are_compressed),

@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "report.h"
+#include "stack_fixture.h"
+
+static const char *bypass_in_test[] = {
+	"Manager.send@/repo/app/ws/manager.py:10",
+	"ThreadService.send@/repo/app/thread.py:17",
+	"test_thread@/repo/tests/test_thread.py:30",
+};
+static const char *bypass_in_other_test[] = {
+	"Manager.send@/repo/app/ws/manager.py:10",
+	"ThreadService.send@/repo/app/thread.py:17",
+	"TestRuns.test_run@/repo/tests/test_runs.py:8",
+};
+static const char *bypass_from_server[] = {
+	"Manager.send@/repo/app/ws/manager.py:10",
+	"ThreadService.send@/repo/app/thread.py:17",
+	"Router.handle@/repo/app/routes.py:50",
+};
+static const char *other_line[] = {
+	"Manager.send@/repo/app/ws/manager.py:10",
+	"ThreadService.send@/repo/app/thread.py:21",
+};
+
+static struct rules_verdict verdict(int n, ...)
+{
+	struct rules_verdict v = { .via_bridge = n ? 0 : 1, .nviolations = (size_t)n };
+	va_list ap;
+
+	va_start(ap, n);
+	for (int i = 0; i < n; i++) {
+		v.v[i].rule = va_arg(ap, int);
+		snprintf(v.v[i].detail, sizeof(v.v[i].detail), "detail %d", i);
+	}
+	va_end(ap);
+	return v;
+}
+
+static void feed(struct report *r, const char *const *frames, size_t n, int origin,
+		 struct rules_verdict v)
+{
+	struct attrib_stack *s = stack_of(frames, n, origin);
+
+	report_frame(r, s, &v);
+	attrib_stack_put(s);
+}
+
+static struct report *sample(void)
+{
+	struct report *r = report_new("/repo");
+
+	feed(r, bypass_in_test, 3, 1, verdict(1, RULE_BRIDGE_BYPASS));
+	feed(r, bypass_in_test, 3, 1, verdict(1, RULE_BRIDGE_BYPASS));
+	feed(r, bypass_in_other_test, 3, 1, verdict(1, RULE_BRIDGE_BYPASS));
+	feed(r, bypass_from_server, 3, 1, verdict(2, RULE_BRIDGE_BYPASS, RULE_ISOLATION_BREACH));
+	feed(r, other_line, 2, 1, verdict(1, RULE_BRIDGE_BYPASS));
+	feed(r, bypass_from_server, 3, -1, verdict(1, RULE_ISOLATION_BREACH));
+	feed(r, bypass_in_test, 3, 1, verdict(0));
+	return r;
+}
+
+static void test_findings_by_rule_and_origin(void **state)
+{
+	struct report *r = sample();
+	const struct report_totals *t = report_totals(r);
+	const struct report_finding *f;
+
+	assert_int_equal(t->frames, 7);
+	assert_int_equal(t->violating_frames, 6);
+	assert_int_equal(t->violations[RULE_BRIDGE_BYPASS], 5);
+	assert_int_equal(t->violations[RULE_ISOLATION_BREACH], 2);
+	assert_int_equal(t->unattributed[UNATTR_NO_APPLICATION_FRAMES], 1);
+	assert_int_equal(t->test_unknown[TEST_NOT_ON_STACK], 3);
+	/* thread.py:17 bypass, its breach, thread.py:21 bypass, the unattributed breach. */
+	assert_int_equal(report_nfindings(r), 4);
+	f = report_finding(r, 0);
+	assert_int_equal(f->rule, RULE_BRIDGE_BYPASS);
+	assert_string_equal(f->origin.function, "ThreadService.send");
+	assert_int_equal(f->origin.line, 17);
+	assert_int_equal(f->count, 4);
+	assert_int_equal(f->ntests, 2);
+	assert_string_equal(f->tests[0], "tests/test_thread.py::test_thread");
+	assert_string_equal(f->tests[1], "tests/test_runs.py::TestRuns::test_run");
+	assert_int_equal(f->tests_unknown[TEST_NOT_ON_STACK], 1);
+	assert_int_equal(f->nstack, 3);
+	f = report_finding(r, 1);
+	assert_int_equal(f->rule, RULE_ISOLATION_BREACH);
+	assert_int_equal(f->count, 1);
+	f = report_finding(r, 3);
+	assert_null(f->origin.function);
+	assert_int_equal(f->why, UNATTR_NO_APPLICATION_FRAMES);
+	report_free(r);
+}
+
+static void test_baseline_round_trip(void **state)
+{
+	char path[] = "/tmp/wsaudit-baseline-XXXXXX";
+	bool all[RULE__COUNT] = { true, true }, breach_only[RULE__COUNT] = { false, true };
+	struct report *r = sample(), *again;
+	char err[256];
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(report_new_failures(r, all), 4);
+	assert_int_equal(report_new_failures(r, breach_only), 2);
+	assert_int_equal(report_write_baseline(r, path), 0);
+
+	/* The same findings against their baseline: only the unattributed one is new. */
+	again = report_new("/repo");
+	assert_int_equal(report_load_baseline(again, path, err, sizeof(err)), 0);
+	feed(again, bypass_in_test, 3, 1, verdict(1, RULE_BRIDGE_BYPASS));
+	/* Lines move: the baseline names the function and file only. */
+	feed(again, other_line, 2, 1, verdict(1, RULE_BRIDGE_BYPASS));
+	feed(again, bypass_from_server, 3, -1, verdict(1, RULE_ISOLATION_BREACH));
+	assert_true(report_finding(again, 0)->known);
+	assert_true(report_finding(again, 1)->known);
+	assert_false(report_finding(again, 2)->known);
+	assert_int_equal(report_new_failures(again, all), 1);
+	report_free(again);
+	report_free(r);
+	unlink(path);
+}
+
+static void test_baseline_errors(void **state)
+{
+	char path[] = "/tmp/wsaudit-baseline-XXXXXX";
+	struct report *r = report_new("/repo");
+	char err[256];
+	int fd = mkstemp(path);
+	FILE *f = fdopen(fd, "w");
+
+	fputs("{\"version\":1,\"violations\":[{\"rule\":\"no_such_rule\",\"function\":\"f\","
+	      "\"file\":\"a.py\"}]}",
+	      f);
+	fclose(f);
+	assert_int_equal(report_load_baseline(r, path, err, sizeof(err)), -22);
+	assert_non_null(strstr(err, "violations[0]"));
+	f = fopen(path, "w");
+	fputs("{\"version\":2,\"violations\":[]}", f);
+	fclose(f);
+	assert_int_equal(report_load_baseline(r, path, err, sizeof(err)), -22);
+	assert_non_null(strstr(err, "not a wsaudit baseline"));
+	f = fopen(path, "w");
+	fputs("{\"version\":1,", f);
+	fclose(f);
+	assert_int_equal(report_load_baseline(r, path, err, sizeof(err)), -22);
+	assert_int_equal(report_load_baseline(r, "/nonexistent/b.json", err, sizeof(err)), -22);
+	report_free(r);
+	unlink(path);
+}
+
+static void test_sarif_shape(void **state)
+{
+	char path[] = "/tmp/wsaudit-sarif-XXXXXX";
+	bool all[RULE__COUNT] = { true, true };
+	struct report *r = sample();
+	json_t *doc, *run, *res, *loc;
+	int fd = mkstemp(path);
+
+	close(fd);
+	assert_int_equal(report_write_sarif(r, path, all), 0);
+	doc = json_load_file(path, 0, NULL);
+	assert_non_null(doc);
+	assert_string_equal(json_string_value(json_object_get(doc, "version")), "2.1.0");
+	run = json_array_get(json_object_get(doc, "runs"), 0);
+	assert_int_equal(json_array_size(json_object_get(
+				 json_object_get(json_object_get(run, "tool"), "driver"), "rules")),
+			 RULE__COUNT);
+	assert_int_equal(json_array_size(json_object_get(run, "results")), 4);
+	res = json_array_get(json_object_get(run, "results"), 0);
+	loc = json_object_get(json_array_get(json_object_get(res, "locations"), 0),
+			      "physicalLocation");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(loc, "artifactLocation"), "uri")),
+		"app/thread.py");
+	assert_int_equal(
+		json_integer_value(json_object_get(json_object_get(loc, "region"), "startLine")),
+		17);
+	assert_int_equal(
+		json_integer_value(json_object_get(json_object_get(res, "properties"), "count")),
+		4);
+	assert_int_equal(
+		json_array_size(json_object_get(json_object_get(res, "properties"), "tests")), 2);
+	/* The unattributed finding has no location to point at, but is a result. */
+	res = json_array_get(json_object_get(run, "results"), 3);
+	assert_int_equal(json_array_size(json_object_get(res, "locations")), 0);
+	json_decref(doc);
+	report_free(r);
+	unlink(path);
+}
+
+static void test_junit_escapes(void **state)
+{
+	const char *odd[] = { "Agent.<lambda>@/repo/app/a&b\".py:3" };
+	char path[] = "/tmp/wsaudit-junit-XXXXXX", buf[8192];
+	bool all[RULE__COUNT] = { true, true };
+	struct report *r = report_new("/repo");
+	int fd = mkstemp(path);
+	size_t n;
+	FILE *f;
+
+	close(fd);
+	feed(r, odd, 1, 0, verdict(1, RULE_BRIDGE_BYPASS));
+	assert_int_equal(report_write_junit(r, path, all), 0);
+	f = fopen(path, "r");
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	assert_non_null(strstr(buf, "Agent.&lt;lambda&gt; (app/a&amp;b&quot;.py:3)"));
+	/* One case per rule and one per finding. */
+	assert_non_null(strstr(buf, "tests=\"5\" failures=\"2\""));
+	assert_null(strstr(buf, "<lambda>"));
+	report_free(r);
+	unlink(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_findings_by_rule_and_origin),
+		cmocka_unit_test(test_baseline_round_trip),
+		cmocka_unit_test(test_baseline_errors),
+		cmocka_unit_test(test_sarif_shape),
+		cmocka_unit_test(test_junit_escapes),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

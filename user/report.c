@@ -1,0 +1,830 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "report.h"
+
+struct baseline_entry {
+	enum rule_kind rule;
+	char *function;
+	char *file; /* relative to the root */
+};
+
+struct report {
+	char *root;
+	struct report_totals t;
+	struct report_finding *f;
+	size_t n, cap;
+	struct baseline_entry *base;
+	size_t nbase;
+};
+
+/* What each rule is, for the SARIF rules and the JUnit cases. */
+static const struct {
+	const char *title;
+	const char *short_text;
+	const char *help;
+} rule_help[RULE__COUNT] = {
+	[RULE_BRIDGE_BYPASS] = {
+		"BridgeBypass",
+		"A WebSocket frame was written with no bridge function on the writer's stack.",
+		"The service's policy names the bridge (bridge.functions, bridge.files): the one "
+		"path that every real-time event must take, because it enforces per-user "
+		"isolation. This frame was written by a function that reached the WebSocket "
+		"without it (a direct call of the connection manager, for instance). Send the "
+		"event through the bridge, or, if this sender is sanctioned, add it to the "
+		"policy's bridge.functions. The location is the originating function: the "
+		"innermost frame that is not transport (libraries, the manager itself).",
+	},
+	[RULE_ISOLATION_BREACH] = {
+		"IsolationBreach",
+		"A WebSocket frame's identities disagree: it reached a user it does not belong to.",
+		"The user who owns the connection (from the handshake), the user the message names, "
+		"the user argument of the bridge call and the owner learned for an ownership key "
+		"(run_id, thread_id: first seen on one user's connection) must agree. This frame "
+		"carried data of one user to another. Look for state shared between users' runs "
+		"(a process-wide object whose user-bound field is overwritten, for instance). The "
+		"location is the originating function of the frame.",
+	},
+	[RULE_IDENTITY_AMBIGUOUS] = {
+		"IdentityAmbiguous",
+		"A WebSocket frame went out on a connection whose upgrade request names more than "
+		"one user.",
+		"The request repeats a credential with different values, gives two sources that "
+		"name different users, or was split or pipelined so that it reads as another "
+		"request (docs/identity.md). Servers disagree on which one counts, so isolation "
+		"cannot be judged on this connection. Make the service refuse such requests, or "
+		"read its users from one source only and name only that one in the policy.",
+	},
+	[RULE_IDENTITY_UNKNOWN] = {
+		"IdentityUnknown",
+		"A WebSocket frame went out on a connection whose upgrade request could not be read "
+		"whole.",
+		"The request head was larger than wsaudit reads (16 KiB), or bytes of it were lost "
+		"(docs/identity.md): the connection's user is unknown and isolation is not judged "
+		"on it.",
+	},
+};
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+struct report *report_new(const char *root)
+{
+	struct report *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	if (root) {
+		r->root = strdup(root);
+		if (!r->root) {
+			free(r);
+			return NULL;
+		}
+	}
+	return r;
+}
+
+static void loc_free(struct report_loc *l)
+{
+	free(l->function);
+	free(l->file);
+}
+
+void report_free(struct report *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n; i++) {
+		struct report_finding *f = &r->f[i];
+
+		loc_free(&f->origin);
+		for (size_t j = 0; j < f->ntests; j++)
+			free(f->tests[j]);
+		for (size_t j = 0; j < f->nstack; j++)
+			loc_free(&f->stack[j]);
+		free(f->detail);
+	}
+	for (size_t i = 0; i < r->nbase; i++) {
+		free(r->base[i].function);
+		free(r->base[i].file);
+	}
+	free(r->base);
+	free(r->f);
+	free(r->root);
+	free(r);
+}
+
+static const char *rel(const struct report *r, const char *file)
+{
+	return testname_relative(file, r->root);
+}
+
+static bool streq(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+static bool in_baseline(const struct report *r, const struct report_finding *f)
+{
+	if (!f->origin.function)
+		return false;
+	for (size_t i = 0; i < r->nbase; i++) {
+		if (r->base[i].rule == f->rule &&
+		    !strcmp(r->base[i].function, f->origin.function) &&
+		    !strcmp(r->base[i].file, rel(r, f->origin.file)))
+			return true;
+	}
+	return false;
+}
+
+static struct report_finding *find_or_add(struct report *r, enum rule_kind rule,
+					  const struct attrib_stack *s)
+{
+	const struct attrib_frame *o = s->origin >= 0 ? &s->frames[s->origin] : NULL;
+	struct report_finding *f, *grown;
+
+	for (size_t i = 0; i < r->n; i++) {
+		f = &r->f[i];
+		if (f->rule != rule)
+			continue;
+		if (!o && !f->origin.function && f->why == s->why)
+			return f;
+		if (o && f->origin.function && f->origin.line == o->line &&
+		    streq(f->origin.function, o->function) && streq(f->origin.file, o->file))
+			return f;
+	}
+	if (r->n == REPORT_MAX_FINDINGS)
+		return NULL;
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 16;
+
+		grown = realloc(r->f, cap * sizeof(*grown));
+		if (!grown)
+			return NULL;
+		r->f = grown;
+		r->cap = cap;
+	}
+	f = &r->f[r->n];
+	memset(f, 0, sizeof(*f));
+	f->rule = rule;
+	f->why = s->why;
+	if (o) {
+		f->origin.function = dup_or_null(o->function);
+		f->origin.file = dup_or_null(o->file);
+		f->origin.line = o->line;
+		if (!f->origin.function || !f->origin.file) {
+			loc_free(&f->origin);
+			return NULL;
+		}
+	}
+	for (size_t i = 0; i < s->nframes && f->nstack < REPORT_MAX_STACK; i++) {
+		struct report_loc *l = &f->stack[f->nstack];
+
+		l->function = dup_or_null(s->frames[i].function);
+		l->file = dup_or_null(s->frames[i].file);
+		l->line = s->frames[i].line;
+		if (!l->function || !l->file) {
+			loc_free(l);
+			break;
+		}
+		f->nstack++;
+	}
+	f->known = in_baseline(r, f);
+	r->n++;
+	return f;
+}
+
+static void add_test(struct report_finding *f, const char *test, enum test_unknown why)
+{
+	if (why != TEST_FOUND) {
+		f->tests_unknown[why]++;
+		return;
+	}
+	for (size_t i = 0; i < f->ntests; i++) {
+		if (!strcmp(f->tests[i], test))
+			return;
+	}
+	if (f->ntests == REPORT_MAX_TESTS || !(f->tests[f->ntests] = strdup(test))) {
+		f->tests_more++;
+		return;
+	}
+	f->ntests++;
+}
+
+void report_frame(struct report *r, const struct attrib_stack *s, const struct rules_verdict *v)
+{
+	char test[1024];
+	enum test_unknown why;
+	struct report_finding *f;
+
+	r->t.frames++;
+	if (s->origin < 0)
+		r->t.unattributed[s->why < UNATTR__COUNT ? s->why : UNATTR_NONE]++;
+	if (!v->nviolations)
+		return;
+	r->t.violating_frames++;
+	why = testname_from_stack(s, r->root, test, sizeof(test));
+	r->t.test_unknown[why]++;
+	for (size_t i = 0; i < v->nviolations; i++) {
+		r->t.violations[v->v[i].rule]++;
+		f = find_or_add(r, v->v[i].rule, s);
+		if (!f) {
+			r->t.findings_dropped++;
+			continue;
+		}
+		f->count++;
+		if (!f->detail)
+			f->detail = strdup(v->v[i].detail);
+		add_test(f, test, why);
+	}
+}
+
+const struct report_totals *report_totals(const struct report *r)
+{
+	return &r->t;
+}
+
+size_t report_nfindings(const struct report *r)
+{
+	return r->n;
+}
+
+const struct report_finding *report_finding(const struct report *r, size_t i)
+{
+	return i < r->n ? &r->f[i] : NULL;
+}
+
+size_t report_new_failures(const struct report *r, const bool fail_on[RULE__COUNT])
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->n; i++)
+		n += fail_on[r->f[i].rule] && !r->f[i].known;
+	/* Findings past the bound were not compared with the baseline: they count as new. */
+	if (r->t.findings_dropped)
+		n++;
+	return n;
+}
+
+/* --- baseline ------------------------------------------------------------------------------ */
+
+static int rule_from_name(const char *name)
+{
+	for (int i = 0; i < RULE__COUNT; i++) {
+		if (!strcmp(name, rule_name(i)))
+			return i;
+	}
+	return -1;
+}
+
+int report_load_baseline(struct report *r, const char *path, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *root, *arr, *e;
+	const char *rule, *function, *file;
+	struct baseline_entry *b;
+	size_t i;
+	int version = 0, k;
+
+	root = json_load_file(path, 0, &jerr);
+	if (!root) {
+		snprintf(err, errlen, "%s:%d: %s", path, jerr.line, jerr.text);
+		return -EINVAL;
+	}
+	if (json_unpack(root, "{s:i, s:o}", "version", &version, "violations", &arr) ||
+	    version != 1 || !json_is_array(arr)) {
+		snprintf(err, errlen,
+			 "%s: not a wsaudit baseline (version 1 with a violations array)", path);
+		json_decref(root);
+		return -EINVAL;
+	}
+	b = calloc(json_array_size(arr) + 1, sizeof(*b));
+	if (!b) {
+		json_decref(root);
+		return -ENOMEM;
+	}
+	json_array_foreach(arr, i, e)
+	{
+		if (json_unpack(e, "{s:s, s:s, s:s}", "rule", &rule, "function", &function, "file",
+				&file) ||
+		    (k = rule_from_name(rule)) < 0) {
+			snprintf(
+				err, errlen,
+				"%s: violations[%zu]: needs \"rule\" (a wsaudit rule), \"function\" "
+				"and \"file\"",
+				path, i);
+			goto fail;
+		}
+		b[i].rule = k;
+		b[i].function = strdup(function);
+		b[i].file = strdup(file);
+		if (!b[i].function || !b[i].file) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+	}
+	r->base = b;
+	r->nbase = json_array_size(arr);
+	json_decref(root);
+	for (i = 0; i < r->n; i++)
+		r->f[i].known = in_baseline(r, &r->f[i]);
+	return 0;
+fail:
+	for (size_t j = 0; j <= i && j < json_array_size(arr); j++) {
+		free(b[j].function);
+		free(b[j].file);
+	}
+	free(b);
+	json_decref(root);
+	return -EINVAL;
+}
+
+static int dump_file(json_t *doc, const char *path)
+{
+	int err = 0;
+
+	if (!doc)
+		return -ENOMEM;
+	if (json_dump_file(doc, path, JSON_INDENT(2) | JSON_ENSURE_ASCII))
+		err = -EIO;
+	json_decref(doc);
+	return err;
+}
+
+int report_write_baseline(const struct report *r, const char *path)
+{
+	json_t *arr = json_array(), *doc;
+
+	for (size_t i = 0; arr && i < r->n; i++) {
+		const struct report_finding *f = &r->f[i];
+		bool dup = false;
+
+		if (!f->origin.function)
+			continue; /* nothing to name it by */
+		/* One entry per (rule, function, file): lines move, the sender does not. */
+		for (size_t j = 0; j < i && !dup; j++)
+			dup = r->f[j].rule == f->rule && r->f[j].origin.function &&
+			      !strcmp(r->f[j].origin.function, f->origin.function) &&
+			      !strcmp(r->f[j].origin.file, f->origin.file);
+		if (!dup)
+			json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "rule",
+							     rule_name(f->rule), "function",
+							     f->origin.function, "file",
+							     rel(r, f->origin.file)));
+	}
+	doc = arr ? json_pack("{s:i, s:o}", "version", 1, "violations", arr) : NULL;
+	return dump_file(doc, path);
+}
+
+/* --- SARIF 2.1.0 --------------------------------------------------------------------------- */
+
+/* A path as a URI reference: unreserved characters and '/' as they are, the rest %XX. */
+static char *uri_encode(const char *path, const char *prefix)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(prefix), len = strlen(path);
+	char *out = malloc(n + 3 * len + 1), *p;
+
+	if (!out)
+		return NULL;
+	memcpy(out, prefix, n);
+	p = out + n;
+	for (const unsigned char *c = (const unsigned char *)path; *c; c++) {
+		if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		    (*c >= '0' && *c <= '9') || strchr("-._~/", *c)) {
+			*p++ = (char)*c;
+		} else {
+			*p++ = '%';
+			*p++ = hex[*c >> 4];
+			*p++ = hex[*c & 15];
+		}
+	}
+	*p = '\0';
+	return out;
+}
+
+/* A physical location, or NULL for code that is no file ("<frozen ...>", "<string>"). */
+static json_t *physical_json(const struct report *r, const struct report_loc *l)
+{
+	const char *relative;
+	json_t *art;
+	char *uri;
+
+	if (!l->file || l->file[0] != '/')
+		return NULL;
+	relative = rel(r, l->file);
+	if (relative != l->file) {
+		uri = uri_encode(relative, "");
+		art = json_pack("{s:s?, s:s}", "uri", uri, "uriBaseId", "SRCROOT");
+	} else {
+		uri = uri_encode(l->file, "file://");
+		art = json_pack("{s:s?}", "uri", uri);
+	}
+	free(uri);
+	if (l->line > 0)
+		return json_pack("{s:o, s:{s:i}}", "artifactLocation", art, "region", "startLine",
+				 l->line);
+	return json_pack("{s:o}", "artifactLocation", art);
+}
+
+static json_t *location_json(const struct report *r, const struct report_loc *l)
+{
+	json_t *loc = json_object(), *phys = physical_json(r, l);
+
+	if (!loc) {
+		json_decref(phys);
+		return NULL;
+	}
+	if (phys)
+		json_object_set_new(loc, "physicalLocation", phys);
+	if (l->function)
+		json_object_set_new(loc, "logicalLocations",
+				    json_pack("[{s:s, s:s}]", "fullyQualifiedName", l->function,
+					      "kind", "function"));
+	return loc;
+}
+
+static json_t *tests_json(const struct report_finding *f)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < f->ntests; i++)
+		json_array_append_new(arr, json_string(f->tests[i]));
+	return arr;
+}
+
+static json_t *tests_unknown_json(const struct report_finding *f)
+{
+	json_t *obj = json_object();
+
+	for (int i = 1; obj && i < TEST__COUNT; i++) {
+		if (f->tests_unknown[i])
+			json_object_set_new(obj, test_unknown_name(i),
+					    json_integer((json_int_t)f->tests_unknown[i]));
+	}
+	return obj;
+}
+
+static json_t *code_flow_json(const struct report *r, const struct report_finding *f)
+{
+	json_t *locs = json_array();
+
+	/* A thread flow runs from the outermost call to the write: the stack reversed. */
+	for (size_t i = f->nstack; locs && i-- > 0;) {
+		json_t *loc = location_json(r, &f->stack[i]);
+
+		if (loc)
+			json_object_set_new(loc, "message",
+					    json_pack("{s:s}", "text", f->stack[i].function));
+		json_array_append_new(locs, json_pack("{s:o, s:i}", "location", loc, "nestingLevel",
+						      (int)(f->nstack - 1 - i)));
+	}
+	return json_pack("[{s:[{s:o}]}]", "threadFlows", "locations", locs);
+}
+
+static void finding_message(const struct report *r, const struct report_finding *f, char *buf,
+			    size_t size)
+{
+	int n;
+
+	if (f->origin.function)
+		n = snprintf(buf, size, "%s: %s (%s:%d) sent %llu frame(s)", rule_name(f->rule),
+			     f->origin.function, rel(r, f->origin.file), f->origin.line,
+			     (unsigned long long)f->count);
+	else
+		n = snprintf(buf, size, "%s: %llu frame(s) from an unattributed writer (%s)",
+			     rule_name(f->rule), (unsigned long long)f->count,
+			     unattributed_name(f->why));
+	if (n > 0 && (size_t)n < size && f->ntests)
+		snprintf(buf + n, size - n, "; first in test %s", f->tests[0]);
+}
+
+static json_t *result_json(const struct report *r, const struct report_finding *f,
+			   const bool fail_on[RULE__COUNT])
+{
+	char msg[2048], fp[2048];
+	json_t *res, *loc;
+
+	finding_message(r, f, msg, sizeof(msg));
+	res = json_pack("{s:s, s:i, s:s, s:{s:s}, s:{s:I, s:o, s:I, s:o}}", "ruleId",
+			rule_name(f->rule), "ruleIndex", (int)f->rule, "level",
+			fail_on[f->rule] ? "error" : "warning", "message", "text", msg,
+			"properties", "count", (json_int_t)f->count, "tests", tests_json(f),
+			"testsMore", (json_int_t)f->tests_more, "testsUnknown",
+			tests_unknown_json(f));
+	if (!res)
+		return NULL;
+	/* An unattributed writer has nothing to point at: a result without a location. */
+	loc = f->origin.function ? location_json(r, &f->origin) : NULL;
+	json_object_set_new(res, "locations", loc ? json_pack("[o]", loc) : json_array());
+	if (f->origin.function) {
+		/* Stable across line moves, as the baseline: rule, function and file. */
+		snprintf(fp, sizeof(fp), "%s:%s:%s", rule_name(f->rule), f->origin.function,
+			 rel(r, f->origin.file));
+		json_object_set_new(res, "partialFingerprints",
+				    json_pack("{s:s}", "wsaudit/v1", fp));
+	}
+	if (f->detail)
+		json_object_set_new(json_object_get(res, "properties"), "detail",
+				    json_string(f->detail));
+	if (f->nstack)
+		json_object_set_new(res, "codeFlows", code_flow_json(r, f));
+	if (r->base)
+		json_object_set_new(res, "baselineState",
+				    json_string(f->known ? "unchanged" : "new"));
+	return res;
+}
+
+int report_write_sarif(const struct report *r, const char *path, const bool fail_on[RULE__COUNT])
+{
+	json_t *rules = json_array(), *results = json_array(), *doc, *base = NULL;
+	char *root_uri = NULL;
+
+	for (int i = 0; rules && i < RULE__COUNT; i++)
+		json_array_append_new(
+			rules, json_pack("{s:s, s:s, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}", "id",
+					 rule_name(i), "name", rule_help[i].title,
+					 "shortDescription", "text", rule_help[i].short_text,
+					 "fullDescription", "text", rule_help[i].help, "help",
+					 "text", rule_help[i].help, "defaultConfiguration", "level",
+					 fail_on[i] ? "error" : "warning"));
+	for (size_t i = 0; results && i < r->n; i++)
+		json_array_append_new(results, result_json(r, &r->f[i], fail_on));
+	if (r->root && r->root[0] == '/') {
+		/* A base URI ends with '/'. */
+		size_t n = strlen(r->root);
+		char *withslash = malloc(n + 2);
+
+		if (withslash) {
+			snprintf(withslash, n + 2, "%s%s", r->root,
+				 r->root[n - 1] == '/' ? "" : "/");
+			root_uri = uri_encode(withslash, "file://");
+			free(withslash);
+		}
+		base = json_pack("{s:{s:s?}}", "SRCROOT", "uri", root_uri);
+		free(root_uri);
+	}
+	doc = json_pack("{s:s, s:s, s:[{s:{s:{s:s, s:s, s:s, s:o}}, s:o, s:o*, s:s}]}", "$schema",
+			"https://json.schemastore.org/sarif-2.1.0.json", "version", "2.1.0", "runs",
+			"tool", "driver", "name", "wsaudit", "version", WSAUDIT_VERSION,
+			"informationUri", "https://github.com/wsaudit/wsaudit", "rules", rules,
+			"results", results, "originalUriBaseIds", base, "columnKind",
+			"unicodeCodePoints");
+	return dump_file(doc, path);
+}
+
+/* --- JUnit XML ----------------------------------------------------------------------------- */
+
+/*
+ * By hand: the document has three kinds of element and escaping is its only difficulty; no
+ * XML library is among the build's dependencies for that.  Characters XML 1.0 does not allow
+ * become '?'.
+ */
+static void xml_text(FILE *out, const char *s)
+{
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+		switch (*c) {
+		case '&':
+			fputs("&amp;", out);
+			break;
+		case '<':
+			fputs("&lt;", out);
+			break;
+		case '>':
+			fputs("&gt;", out);
+			break;
+		case '"':
+			fputs("&quot;", out);
+			break;
+		case '\'':
+			fputs("&apos;", out);
+			break;
+		default:
+			fputc(*c < 0x20 && *c != '\t' && *c != '\n' && *c != '\r' ? '?' : *c, out);
+		}
+	}
+}
+
+int report_write_junit(const struct report *r, const char *path, const bool fail_on[RULE__COUNT])
+{
+	size_t tests = RULE__COUNT + r->n, failures = 0;
+	bool rule_failed[RULE__COUNT] = {};
+	char msg[2048], name[1536];
+	FILE *out = fopen(path, "w");
+
+	if (!out)
+		return -errno;
+	for (size_t i = 0; i < r->n; i++) {
+		if (fail_on[r->f[i].rule] && !r->f[i].known) {
+			rule_failed[r->f[i].rule] = true;
+			failures++;
+		}
+	}
+	for (int i = 0; i < RULE__COUNT; i++)
+		failures += rule_failed[i];
+	fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+	fprintf(out, "<testsuites name=\"wsaudit\" tests=\"%zu\" failures=\"%zu\">\n", tests,
+		failures);
+	fprintf(out, "  <testsuite name=\"wsaudit\" tests=\"%zu\" failures=\"%zu\" errors=\"0\">\n",
+		tests, failures);
+	/* One case per rule: passes when no new violation of it fired. */
+	for (int i = 0; i < RULE__COUNT; i++) {
+		fprintf(out, "    <testcase classname=\"wsaudit.%s\" name=\"%s\"", rule_name(i),
+			rule_name(i));
+		if (rule_failed[i])
+			fprintf(out,
+				">\n      <failure type=\"%s\" message=\"new %s violations\"/>\n"
+				"    </testcase>\n",
+				rule_name(i), rule_name(i));
+		else
+			fprintf(out, "/>\n");
+	}
+	/* One case per rule and origin: failed where it fired, unless the baseline knows it. */
+	for (size_t i = 0; i < r->n; i++) {
+		const struct report_finding *f = &r->f[i];
+
+		if (f->origin.function)
+			snprintf(name, sizeof(name), "%s (%s:%d)", f->origin.function,
+				 rel(r, f->origin.file), f->origin.line);
+		else
+			snprintf(name, sizeof(name), "unattributed (%s)",
+				 unattributed_name(f->why));
+		fprintf(out, "    <testcase classname=\"wsaudit.%s\" name=\"", rule_name(f->rule));
+		xml_text(out, name);
+		fprintf(out, "\">\n");
+		finding_message(r, f, msg, sizeof(msg));
+		if (fail_on[f->rule] && !f->known) {
+			fprintf(out, "      <failure type=\"%s\" message=\"", rule_name(f->rule));
+			xml_text(out, msg);
+			fprintf(out, "\">");
+		} else {
+			fprintf(out, "      <system-out>%s: ",
+				f->known ? "known (baseline)" : "not failing (--fail-on)");
+			xml_text(out, msg);
+		}
+		fprintf(out, "\ntests:");
+		for (size_t j = 0; j < f->ntests; j++) {
+			fputc(' ', out);
+			xml_text(out, f->tests[j]);
+		}
+		for (int k = 1; k < TEST__COUNT; k++) {
+			if (f->tests_unknown[k])
+				fprintf(out, " (%llu frame(s) name no test: %s)",
+					(unsigned long long)f->tests_unknown[k],
+					test_unknown_name(k));
+		}
+		fprintf(out, "\nstack (innermost first):\n");
+		for (size_t j = 0; j < f->nstack; j++) {
+			fprintf(out, "  ");
+			xml_text(out, f->stack[j].function);
+			fputc(' ', out);
+			xml_text(out, rel(r, f->stack[j].file));
+			fprintf(out, ":%d\n", f->stack[j].line);
+		}
+		fprintf(out, "%s\n    </testcase>\n",
+			fail_on[f->rule] && !f->known ? "</failure>" : "</system-out>");
+	}
+	fprintf(out, "  </testsuite>\n</testsuites>\n");
+	if (fclose(out))
+		return -errno;
+	return 0;
+}
+
+/* --- summary ------------------------------------------------------------------------------- */
+
+static void summary_text(const struct report *r, FILE *out, const struct report_run *run)
+{
+	const struct report_totals *t = &r->t;
+
+	fprintf(out, "wsaudit run: %llu frames on %llu WebSocket connections, %llu violating\n",
+		(unsigned long long)t->frames, (unsigned long long)run->websocket_conns,
+		(unsigned long long)t->violating_frames);
+	if (!run->websocket_conns)
+		fprintf(out, "wsaudit run: the command started no WebSocket connection: nothing "
+			     "was audited\n");
+	for (int i = 0; i < RULE__COUNT; i++)
+		fprintf(out, "  %-17s %llu frame(s)%s\n", rule_name(i),
+			(unsigned long long)t->violations[i],
+			run->fail_on[i] ? "" : " (not failing)");
+	for (size_t i = 0; i < r->n; i++) {
+		const struct report_finding *f = &r->f[i];
+
+		if (f->origin.function)
+			fprintf(out, "  %s %s %s (%s:%d) x%llu", f->known ? "known" : "NEW  ",
+				rule_name(f->rule), f->origin.function, rel(r, f->origin.file),
+				f->origin.line, (unsigned long long)f->count);
+		else
+			fprintf(out, "  NEW   %s unattributed (%s) x%llu", rule_name(f->rule),
+				unattributed_name(f->why), (unsigned long long)f->count);
+		for (size_t j = 0; j < f->ntests; j++)
+			fprintf(out, "%s%s", j ? ", " : " tests: ", f->tests[j]);
+		for (int k = 1; k < TEST__COUNT; k++) {
+			if (f->tests_unknown[k])
+				fprintf(out, " [%llu without a test: %s]",
+					(unsigned long long)f->tests_unknown[k],
+					test_unknown_name(k));
+		}
+		fputc('\n', out);
+	}
+	if (t->findings_dropped)
+		fprintf(out, "  %llu violation(s) past the %d distinct origins kept\n",
+			(unsigned long long)t->findings_dropped, REPORT_MAX_FINDINGS);
+	for (int i = 1; i < UNATTR__COUNT; i++) {
+		if (t->unattributed[i])
+			fprintf(out, "  unattributed frames: %llu %s\n",
+				(unsigned long long)t->unattributed[i], unattributed_name(i));
+	}
+	if (run->unjudged)
+		fprintf(out, "  data frames the bridge rule could not judge: %llu\n",
+			(unsigned long long)run->unjudged);
+	for (int i = 1; i < TEST__COUNT; i++) {
+		if (t->test_unknown[i])
+			fprintf(out, "  violating frames without a test: %llu %s\n",
+				(unsigned long long)t->test_unknown[i], test_unknown_name(i));
+	}
+	fprintf(out, "wsaudit run: command exited %d; %zu new failing finding(s); exit %d\n",
+		run->command_status, report_new_failures(r, run->fail_on), run->exit_code);
+}
+
+static json_t *counts_json(const uint64_t *v, int n, const char *(*name)(int), int from)
+{
+	json_t *obj = json_object();
+
+	for (int i = from; obj && i < n; i++)
+		json_object_set_new(obj, name(i), json_integer((json_int_t)v[i]));
+	return obj;
+}
+
+static const char *rule_name_i(int i)
+{
+	return rule_name(i);
+}
+
+static const char *unattributed_name_i(int i)
+{
+	return unattributed_name(i);
+}
+
+static const char *test_unknown_name_i(int i)
+{
+	return test_unknown_name(i);
+}
+
+void report_summary(const struct report *r, FILE *out, enum output_format format,
+		    const struct report_run *run)
+{
+	const struct report_totals *t = &r->t;
+	json_t *findings, *obj;
+	char *s;
+
+	if (format == OUTPUT_TEXT) {
+		summary_text(r, out, run);
+		return;
+	}
+	findings = json_array();
+	for (size_t i = 0; findings && i < r->n; i++) {
+		const struct report_finding *f = &r->f[i];
+
+		json_array_append_new(
+			findings,
+			json_pack("{s:s, s:o, s:s?, s:I, s:o, s:o, s:s}", "rule",
+				  rule_name(f->rule), "origin",
+				  f->origin.function ? json_pack("{s:s, s:s, s:i}", "function",
+								 f->origin.function, "file",
+								 rel(r, f->origin.file), "line",
+								 f->origin.line) :
+						       json_null(),
+				  "unattributed",
+				  f->origin.function ? NULL : unattributed_name(f->why), "count",
+				  (json_int_t)f->count, "tests", tests_json(f), "test_unknown",
+				  tests_unknown_json(f), "baseline", f->known ? "known" : "new"));
+	}
+	obj = json_pack("{s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:i, s:i}", "type",
+			"run_summary", "frames", (json_int_t)t->frames, "websocket_connections",
+			(json_int_t)run->websocket_conns, "violating_frames",
+			(json_int_t)t->violating_frames, "violations",
+			counts_json(t->violations, RULE__COUNT, rule_name_i, 0), "findings",
+			findings, "unattributed",
+			counts_json(t->unattributed, UNATTR__COUNT, unattributed_name_i, 1),
+			"test_unknown",
+			counts_json(t->test_unknown, TEST__COUNT, test_unknown_name_i, 1),
+			"unjudged", (json_int_t)run->unjudged, "findings_dropped",
+			(json_int_t)t->findings_dropped, "new_failures",
+			(json_int_t)report_new_failures(r, run->fail_on), "command_exit",
+			run->command_status, "exit", run->exit_code);
+	if (obj && !run->websocket_conns)
+		json_object_set_new(obj, "note",
+				    json_string("the command started no WebSocket "
+						"connection: nothing was audited"));
+	s = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+	if (s)
+		fprintf(out, "%s\n", s);
+	free(s);
+	json_decref(obj);
+}

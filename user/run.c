@@ -1,0 +1,264 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * `wsaudit run`: CI mode.  Starts COMMAND (a test suite) traced from its first instruction,
+ * follows it and every process it starts, waits for it, and fails the job on a violation.
+ * The pipeline is user/session.c; the findings and their reports are user/report.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "log.h"
+#include "policy.h"
+#include "report.h"
+#include "run_opts.h"
+#include "session.h"
+
+/* How long the collector sleeps when the kernel has not woken it. */
+#define POLL_MS 50
+
+static volatile sig_atomic_t pending_signal;
+
+static void on_signal(int sig)
+{
+	pending_signal = sig;
+}
+
+static void observe_frame(void *ctx, const struct ct_frame *f, const struct attrib_stack *s,
+			  const struct rules_verdict *v)
+{
+	(void)f;
+	report_frame(ctx, s, v);
+}
+
+static struct policy *load_policy(const char *path)
+{
+	char err[POLICY_ERR_LEN];
+	struct policy *p;
+
+	if (!path) {
+		p = policy_default();
+		if (!p)
+			log_err("failed to load the built-in policy");
+		return p;
+	}
+	p = policy_load(path, err, sizeof(err));
+	if (!p)
+		fprintf(stderr, "wsaudit run: %s\n", err);
+	return p;
+}
+
+/*
+ * Forks COMMAND held on a pipe: it runs (execvp) only once the parent has put it in the
+ * traced set, so nothing it or its children write is missed.  The child's pid, or -errno.
+ */
+static pid_t start_command(struct session *s, char **command)
+{
+	int fds[2], err;
+	pid_t pid;
+	char go;
+
+	if (pipe2(fds, O_CLOEXEC))
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		err = -errno;
+		close(fds[0]);
+		close(fds[1]);
+		return err;
+	}
+	if (pid == 0) {
+		close(fds[1]);
+		/* EOF: the parent gave up (it could not trace us); run nothing untraced. */
+		if (read(fds[0], &go, 1) != 1)
+			_exit(127);
+		signal(SIGPIPE, SIG_DFL);
+		execvp(command[0], command);
+		fprintf(stderr, "wsaudit run: cannot run '%s': %s\n", command[0], strerror(errno));
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+	close(fds[0]);
+	err = session_add_pid(s, pid, " (the command)");
+	if (err) {
+		close(fds[1]);
+		waitpid(pid, NULL, 0);
+		return err;
+	}
+	if (write(fds[1], "g", 1) != 1) {
+		err = -errno;
+		close(fds[1]);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return err;
+	}
+	close(fds[1]);
+	return pid;
+}
+
+/* Polls until the command exits; its wait status, or -errno when tracing failed. */
+static int follow(struct session *s, pid_t pid, int *status)
+{
+	int forwarded = 0;
+	pid_t r;
+
+	for (;;) {
+		if (session_poll(s, POLL_MS)) {
+			kill(pid, SIGTERM);
+			waitpid(pid, status, 0);
+			return -EIO;
+		}
+		/* A CI runner stops the job with SIGTERM: the command gets it too, once. */
+		if (pending_signal && pending_signal != forwarded) {
+			forwarded = pending_signal;
+			kill(pid, forwarded);
+		}
+		r = waitpid(pid, status, WNOHANG);
+		if (r == pid)
+			break;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		fflush(stdout);
+	}
+	/* What it wrote last is still queued: drained before the totals. */
+	session_poll(s, 0);
+	return 0;
+}
+
+static int command_exit(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return EXIT_RUNTIME;
+}
+
+/* The reports asked for; 0 or -1 when one could not be written (said). */
+static int write_reports(const struct report *r, const struct run_opts *o)
+{
+	int err, failed = 0;
+
+	if (o->sarif_path && (err = report_write_sarif(r, o->sarif_path, o->fail_on))) {
+		log_err("cannot write SARIF to %s: %s", o->sarif_path, strerror(-err));
+		failed = -1;
+	}
+	if (o->junit_path && (err = report_write_junit(r, o->junit_path, o->fail_on))) {
+		log_err("cannot write JUnit to %s: %s", o->junit_path, strerror(-err));
+		failed = -1;
+	}
+	if (o->write_baseline_path && (err = report_write_baseline(r, o->write_baseline_path))) {
+		log_err("cannot write the baseline to %s: %s", o->write_baseline_path,
+			strerror(-err));
+		failed = -1;
+	}
+	return failed;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct session_opts so = {};
+	struct session_observer obs = { .frame = observe_frame };
+	struct report_run run = {};
+	struct session_totals t;
+	char err[512], root[PATH_MAX];
+	struct run_opts o;
+	struct report *r;
+	struct session *s;
+	struct policy *p;
+	int status = 0, rc;
+	pid_t pid;
+
+	if (run_parse_args(argc, argv, &o, err, sizeof(err))) {
+		fprintf(stderr, "wsaudit run: %s\n", err);
+		run_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (o.help) {
+		run_usage(stdout);
+		return EXIT_OK;
+	}
+	log_max_level = o.verbose >= 2 ? LOG_DEBUG : o.verbose ? LOG_INFO : LOG_WARN;
+	if (!realpath(o.source_root ? o.source_root : ".", root)) {
+		fprintf(stderr, "wsaudit run: source root %s: %s\n", o.source_root ?: ".",
+			strerror(errno));
+		return EXIT_USAGE;
+	}
+	r = report_new(root);
+	if (!r)
+		return EXIT_RUNTIME;
+	if (o.baseline_path && report_load_baseline(r, o.baseline_path, err, sizeof(err))) {
+		fprintf(stderr, "wsaudit run: baseline: %s\n", err);
+		report_free(r);
+		return EXIT_USAGE;
+	}
+	p = load_policy(o.policy_path);
+	if (!p) {
+		report_free(r);
+		return o.policy_path ? EXIT_USAGE : EXIT_RUNTIME;
+	}
+	if (geteuid() != 0)
+		log_warn("not running as root: loading BPF programs needs CAP_BPF and CAP_PERFMON");
+
+	so.format = o.format;
+	so.violations_only = true;
+	so.quiet_processes = true;
+	so.name_tests = true;
+	so.test_root = root;
+	s = session_open(&so, p, stdout);
+	if (!s) {
+		report_free(r);
+		return EXIT_RUNTIME;
+	}
+	obs.ctx = r;
+	session_set_observer(s, &obs);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	pid = start_command(s, o.command);
+	if (pid < 0) {
+		log_err("cannot start '%s': %s", o.command[0], strerror(-pid));
+		session_close(s, "run_end");
+		report_free(r);
+		return EXIT_RUNTIME;
+	}
+	rc = follow(s, pid, &status);
+	/* Connections still open end now, so frames they cut short are in the totals. */
+	session_end_connections(s, "run_end");
+	session_totals(s, &t);
+
+	run.websocket_conns = t.ct.conns_websocket;
+	run.unjudged = t.rules.bridge_unjudged;
+	run.command_status = command_exit(status);
+	run.fail_on = o.fail_on;
+	/* COMMAND's own failure first, then wsaudit's, then the findings. */
+	if (run.command_status)
+		run.exit_code = run.command_status;
+	else if (rc || write_reports(r, &o))
+		run.exit_code = EXIT_RUNTIME;
+	else
+		run.exit_code = report_new_failures(r, o.fail_on) ? 1 : EXIT_OK;
+	if (run.command_status)
+		write_reports(r, &o);
+	if (rc)
+		log_err("tracing failed before the command ended: the report is incomplete");
+	fflush(stdout);
+	report_summary(r, stdout, o.format, &run);
+	if (!run.websocket_conns)
+		fprintf(stderr,
+			"wsaudit run: '%s' started no WebSocket connection: nothing was "
+			"audited\n",
+			o.command[0]);
+	fflush(stdout);
+	session_close(s, "run_end");
+	report_free(r);
+	return run.exit_code;
+}
