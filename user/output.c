@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "adopt.h"
+#include "keyhash.h"
 #include "output.h"
 
 struct output {
@@ -185,7 +186,8 @@ static json_t *time_json(uint64_t ts_ns)
 	return json_string(ts);
 }
 
-void output_conn_open(struct output *o, const struct ct_conn *c, uint64_t ts_ns)
+void output_conn_open(struct output *o, const struct ct_conn *c, const char *subprotocol,
+		      uint64_t ts_ns)
 {
 	char ts[48];
 
@@ -198,10 +200,10 @@ void output_conn_open(struct output *o, const struct ct_conn *c, uint64_t ts_ns)
 			c->extensions ? c->extensions : "");
 		return;
 	}
-	emit_json(o, json_pack("{s:s, s:o, s:I, s:s, s:o, s:s?, s:s?}", "type", "conn_open", "ts",
-			       time_json(ts_ns), "pid", (json_int_t)c->tgid, "comm", c->comm,
-			       "conn", conn_json(c), "subprotocol", c->subprotocol, "extensions",
-			       c->extensions));
+	emit_json(o,
+		  json_pack("{s:s, s:o, s:I, s:s, s:o, s:s?, s:s?}", "type", "conn_open", "ts",
+			    time_json(ts_ns), "pid", (json_int_t)c->tgid, "comm", c->comm, "conn",
+			    conn_json(c), "subprotocol", subprotocol, "extensions", c->extensions));
 }
 
 void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why)
@@ -565,6 +567,10 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 			(json_int_t)total);
 	if (!obj)
 		return;
+	/* Which key the u# and t# displays are made with: same fingerprint, same displays. */
+	json_object_set_new(obj, "identity_key",
+			    json_pack("{s:s, s:s}", "source", keyhash_identity_source(),
+				      "fingerprint", keyhash_identity_fingerprint()));
 	json_object_set_new(obj, "kernel",
 			    json_pack("{s:I, s:I, s:I, s:I}", "records",
 				      (json_int_t)k->stats[STAT_EVENTS], "bytes",
