@@ -288,8 +288,11 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 		fprintf(o->out, " adopted%s%s", f->conn->user_unknown ? " user_unknown" : "",
 			f->conn->history_unknown ? " history_unknown" : "");
 	if (fv->name_tests)
-		fprintf(o->out, " test=%s",
-			fv->test_why == TEST_FOUND ? fv->test : test_unknown_name(fv->test_why));
+		fprintf(o->out, " test=%s%s",
+			fv->test_why == TEST_FOUND ? fv->test : test_unknown_name(fv->test_why),
+			fv->test_why == TEST_FOUND && !strcmp(fv->test_via, "running") ?
+				" (running)" :
+				"");
 	fputc('\n', o->out);
 	for (size_t i = 0; fv->verdict && i < fv->verdict->nviolations; i++)
 		fprintf(o->out, "  ! %s: %s\n", rule_name(fv->verdict->v[i].rule),
@@ -438,7 +441,9 @@ void output_frame(struct output *o, const struct frame_view *fv)
 		json_object_set_new(obj, "test",
 				    fv->test_why == TEST_FOUND ? json_string(fv->test) :
 								 json_null());
-		if (fv->test_why != TEST_FOUND)
+		if (fv->test_why == TEST_FOUND)
+			json_object_set_new(obj, "test_via", json_string(fv->test_via));
+		else
 			json_object_set_new(obj, "test_unknown",
 					    json_string(test_unknown_name(fv->test_why)));
 	}

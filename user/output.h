@@ -51,6 +51,7 @@ struct frame_view {
 	/* `run`: the test that caused the frame, or why none is named */
 	bool name_tests;
 	const char *test;
+	const char *test_via; /* "stack" or "running" (user/testrun.c) */
 	enum test_unknown test_why;
 };
 

@@ -291,6 +291,27 @@ static void forget_container(struct session *s, pid_t pid)
 	}
 }
 
+/*
+ * The test that caused a frame: the outermost test function on the writer's stack, else
+ * the test its pytest process was running when it was written (only data frames and those
+ * that break a rule are worth the read of the process).
+ */
+static void name_test(struct session *s, const struct ct_frame *f, struct frame_view *fv,
+		      char *test, size_t size)
+{
+	fv->name_tests = true;
+	fv->test = test;
+	fv->test_via = "stack";
+	fv->test_why = testname_from_stack(fv->stack, s->opts.test_root, test, size);
+	if (fv->test_why == TEST_FOUND || !s->opts.running_test)
+		return;
+	if (!fv->verdict->nviolations && f->frame->opcode != WS_OP_TEXT &&
+	    f->frame->opcode != WS_OP_BINARY)
+		return;
+	fv->test_why = s->opts.running_test(s->opts.running_test_ctx, f->pid, f->ts_ns, test, size);
+	fv->test_via = "running";
+}
+
 static void judge_and_print(struct session *s, const struct ct_frame *f,
 			    const struct attrib_stack *stack)
 {
@@ -334,13 +355,12 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 		fv.ctx_user_shown = ctx_shown;
 	}
 	rules_judge(s->rules, &in, &verdict);
-	if (s->opts.name_tests) {
-		fv.name_tests = true;
-		fv.test_why = testname_from_stack(stack, s->opts.test_root, test, sizeof(test));
-		fv.test = test;
-	}
+	if (s->opts.name_tests)
+		name_test(s, f, &fv, test, sizeof(test));
 	if (s->obs.frame)
 		s->obs.frame(s->obs.ctx, f, stack, &verdict);
+	if (s->obs.frame_view)
+		s->obs.frame_view(s->obs.ctx, &fv);
 	if (s->opts.violations_only && !verdict.nviolations)
 		return;
 	if (s->user_filter[0] && !conn_selected(s, f->conn) &&

@@ -46,12 +46,21 @@ struct session_opts {
 	/* Name in each frame the test on its writer's stack (`run`), paths relative to this. */
 	bool name_tests;
 	const char *test_root;
+	/*
+	 * For a frame with no test on its writer's stack: the test that was running when it was
+	 * written (user/testrun.c), or why none is named.  NULL: none asked.
+	 */
+	enum test_unknown (*running_test)(void *ctx, pid_t writer, uint64_t ts_ns, char *out,
+					  size_t size);
+	void *running_test_ctx;
 };
 
 /* Told about every frame, after judgement, whether it is printed or not (for metrics). */
 struct session_observer {
 	void (*frame)(void *ctx, const struct ct_frame *f, const struct attrib_stack *s,
 		      const struct rules_verdict *v);
+	/* The same with all that is printed of it (the test it names too); optional. */
+	void (*frame_view)(void *ctx, const struct frame_view *fv);
 	void *ctx;
 };
 
