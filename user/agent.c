@@ -18,6 +18,7 @@
 
 #include "agent_metrics.h"
 #include "commands.h"
+#include "keyhash.h"
 #include "log.h"
 #include "policy.h"
 #include "session.h"
@@ -45,6 +46,7 @@ static void on_hup(int sig)
 
 struct agent_opts {
 	const char *policy_path;
+	const char *identity_key;
 	struct vlog_opts log;
 	const char *metrics_addr;
 	double stats_interval_s;
@@ -57,7 +59,7 @@ static void agent_usage(FILE *out)
 	fprintf(out,
 		"usage: wsaudit agent [-c POLICY] [--metrics-addr HOST:PORT] [--log FILE|-]\n"
 		"                     [--log-max-size BYTES] [--log-max-files N] [--log-queue BYTES]\n"
-		"                     [--stats-interval S] [-v]\n"
+		"                     [--stats-interval S] [--identity-key FILE] [-v]\n"
 		"\n"
 		"Follows every process whose executable matches the policy's targets.exe, now and\n"
 		"later, and writes the frames that break a rule to the violation log (JSON lines).\n"
@@ -71,6 +73,8 @@ static void agent_usage(FILE *out)
 		"      --log-queue BYTES    records held while the log cannot be written\n"
 		"                           (default 16M); past it they are counted as dropped\n"
 		"      --stats-interval S   a stats record in the log every S seconds (default 60)\n"
+		"      --identity-key FILE  key of the u# user id hashes, the same on every node\n"
+		"                           (default: $" KEYHASH_ENV ", else a key for this run)\n"
 		"  -v, --verbose            more diagnostics on stderr\n"
 		"SIGHUP reopens the log and reloads the policy; SIGTERM detaches.\n",
 		DEFAULT_METRICS_ADDR, VLOG_DEFAULT_MAX_FILES);
@@ -111,6 +115,7 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 		{ "log-max-files", required_argument, NULL, 'F' },
 		{ "log-queue", required_argument, NULL, 'Q' },
 		{ "stats-interval", required_argument, NULL, 's' },
+		{ "identity-key", required_argument, NULL, 'k' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -170,6 +175,9 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 					optarg);
 				return -EINVAL;
 			}
+			break;
+		case 'k':
+			o->identity_key = optarg;
 			break;
 		case 'v':
 			o->verbose++;
@@ -286,6 +294,12 @@ int cmd_agent(int argc, char **argv)
 		return EXIT_OK;
 	}
 	log_max_level = o.verbose >= 2 ? LOG_DEBUG : o.verbose ? LOG_INFO : LOG_WARN;
+	/* A key that cannot be used is a usage error, found before anything is loaded. */
+	if (keyhash_identity_setup(o.identity_key, err, sizeof(err))) {
+		log_err("%s", err);
+		return EXIT_USAGE;
+	}
+	so.identity_key = o.identity_key;
 	p = agent_load_policy(o.policy_path);
 	if (!p)
 		return o.policy_path ? EXIT_USAGE : EXIT_RUNTIME;

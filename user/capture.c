@@ -254,8 +254,10 @@ struct capture *capture_open(const struct capture_opts *opts, capture_record_fn 
 		bpf_program__set_autoload(cap->skel->progs.py_stack_walk, false);
 		bpf_program__set_autoload(cap->skel->progs.transport_write_uprobe, false);
 	}
-	if (!opts->follow_exec)
-		bpf_program__set_autoload(cap->skel->progs.exec_tp, false);
+	/*
+	 * The exec program is always loaded (it is small): besides --exe matching, a traced
+	 * process that runs a new program must be inspected again (bpf/process.bpf.c).
+	 */
 	cap->traced_words = traced_words();
 	err = bpf_map__set_max_entries(cap->skel->maps.traced_bits, cap->traced_words);
 	if (!err)

@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "adopt.h"
+#include "keyhash.h"
 #include "log.h"
 #include "output.h"
 #include "utf8.h"
@@ -219,7 +220,8 @@ static json_t *time_json(uint64_t ts_ns)
 	return json_string(ts);
 }
 
-void output_conn_open(struct output *o, const struct ct_conn *c, uint64_t ts_ns)
+void output_conn_open(struct output *o, const struct ct_conn *c, const char *subprotocol,
+		      uint64_t ts_ns)
 {
 	char ts[48];
 
@@ -232,10 +234,10 @@ void output_conn_open(struct output *o, const struct ct_conn *c, uint64_t ts_ns)
 			c->extensions ? c->extensions : "");
 		return;
 	}
-	emit_json(o, json_pack("{s:s, s:o, s:I, s:o, s:o, s:s?, s:s?}", "type", "conn_open", "ts",
+	emit_json(o, json_pack("{s:s, s:o, s:I, s:o, s:o, s:o, s:o}", "type", "conn_open", "ts",
 			       time_json(ts_ns), "pid", (json_int_t)c->tgid, "comm",
 			       text_json(c->comm), "conn", conn_json(c), "subprotocol",
-			       c->subprotocol, "extensions", c->extensions));
+			       text_json(subprotocol), "extensions", text_json(c->extensions)));
 }
 
 void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why)
@@ -320,8 +322,11 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 		fprintf(o->out, " adopted%s%s", f->conn->user_unknown ? " user_unknown" : "",
 			f->conn->history_unknown ? " history_unknown" : "");
 	if (fv->name_tests)
-		fprintf(o->out, " test=%s",
-			fv->test_why == TEST_FOUND ? fv->test : test_unknown_name(fv->test_why));
+		fprintf(o->out, " test=%s%s",
+			fv->test_why == TEST_FOUND ? fv->test : test_unknown_name(fv->test_why),
+			fv->test_why == TEST_FOUND && !strcmp(fv->test_via, "running") ?
+				" (running)" :
+				"");
 	fputc('\n', o->out);
 	for (size_t i = 0; fv->verdict && i < fv->verdict->nviolations; i++)
 		fprintf(o->out, "  ! %s: %s\n", rule_name(fv->verdict->v[i].rule),
@@ -471,7 +476,9 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	if (fv->name_tests) {
 		json_object_set_new(obj, "test",
 				    fv->test_why == TEST_FOUND ? text_json(fv->test) : json_null());
-		if (fv->test_why != TEST_FOUND)
+		if (fv->test_why == TEST_FOUND)
+			json_object_set_new(obj, "test_via", json_string(fv->test_via));
+		else
 			json_object_set_new(obj, "test_unknown",
 					    json_string(test_unknown_name(fv->test_why)));
 	}
@@ -600,6 +607,10 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 			(json_int_t)total);
 	if (!obj)
 		return;
+	/* Which key the u# and t# displays are made with: same fingerprint, same displays. */
+	json_object_set_new(obj, "identity_key",
+			    json_pack("{s:s, s:s}", "source", keyhash_identity_source(),
+				      "fingerprint", keyhash_identity_fingerprint()));
 	json_object_set_new(obj, "kernel",
 			    json_pack("{s:I, s:I, s:I, s:I}", "records",
 				      (json_int_t)k->stats[STAT_EVENTS], "bytes",

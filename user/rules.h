@@ -90,5 +90,13 @@ void rules_judge(struct rules *r, const struct rules_input *in, struct rules_ver
 const struct rules_stats *rules_stats(const struct rules *r);
 /* keyhash_identity_display() of value, or value itself when identities are shown. */
 void rules_redact(const struct rules *r, const char *value, char *out, size_t size);
+/* A message type: itself when known to the policy or identities are shown, else "t#...". */
+void rules_redact_type(const struct rules *r, const char *type, char *out, size_t size);
+/*
+ * A Sec-WebSocket-Protocol value with every entry that carries a credential (a policy
+ * subprotocol source such as "jwt.", or a JWT) cut to its prefix and "[redacted]", unless
+ * identities are shown.  A value cut short by size ends at its last whole entry.
+ */
+void rules_redact_subprotocol(const struct rules *r, const char *value, char *out, size_t size);
 
 #endif /* WSAUDIT_RULES_H */

@@ -10,6 +10,7 @@
 #include "capture.h"
 #include "http1.h"
 #include "identity.h"
+#include "keyhash.h"
 #include "log.h"
 #include "podinfo.h"
 #include "selfcheck.h"
@@ -66,6 +67,7 @@ struct watch {
 
 struct session {
 	struct session_opts opts;
+	char user_filter[KEYHASH_DISPLAY_LEN]; /* trace --user, as a display; "" for all */
 	struct watch watch[WATCH_MAX];
 	unsigned int nwatch;
 	uint64_t last_watch;
@@ -134,6 +136,24 @@ static void conn_identify(struct session *s, struct ct_conn *c)
 	http1_parser_free(p);
 }
 
+/* trace --user: the user's display, compared with the displays of a connection's users. */
+static bool user_selected(const struct session *s, const char *user)
+{
+	char shown[KEYHASH_DISPLAY_LEN];
+
+	if (!s->user_filter[0])
+		return true;
+	if (!user)
+		return false;
+	keyhash_identity_display(user, shown);
+	return !strcmp(shown, s->user_filter);
+}
+
+static bool conn_selected(const struct session *s, const struct ct_conn *c)
+{
+	return user_selected(s, c->has_user ? c->user : NULL);
+}
+
 struct zlib_attach {
 	struct session *s;
 	pid_t pid;
@@ -181,8 +201,13 @@ static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 	conn_identify(s, c);
 	if (c->adopted && !c->has_user && !c->user_unknown)
 		c->user_unknown = "adopted";
-	if (!s->opts.violations_only)
-		output_conn_open(s->out, c, ts_ns);
+	if (!s->opts.violations_only && conn_selected(s, c)) {
+		char proto[1024];
+
+		if (c->subprotocol)
+			rules_redact_subprotocol(s->rules, c->subprotocol, proto, sizeof(proto));
+		output_conn_open(s->out, c, c->subprotocol ? proto : NULL, ts_ns);
+	}
 }
 
 static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why)
@@ -191,7 +216,7 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 
 	if (c->adopted)
 		adopt_conn_closed(s->adopt, (pid_t)c->tgid, &c->id);
-	if (!s->opts.violations_only)
+	if (!s->opts.violations_only && conn_selected(s, c))
 		output_conn_close(s->out, c, ts_ns, why);
 }
 
@@ -266,10 +291,32 @@ static void forget_container(struct session *s, pid_t pid)
 	}
 }
 
+/*
+ * The test that caused a frame: the outermost test function on the writer's stack, else
+ * the test its pytest process was running when it was written (only data frames and those
+ * that break a rule are worth the read of the process).
+ */
+static void name_test(struct session *s, const struct ct_frame *f, struct frame_view *fv,
+		      char *test, size_t size)
+{
+	fv->name_tests = true;
+	fv->test = test;
+	fv->test_via = "stack";
+	fv->test_why = testname_from_stack(fv->stack, s->opts.test_root, test, size);
+	if (fv->test_why == TEST_FOUND || !s->opts.running_test)
+		return;
+	if (!fv->verdict->nviolations && f->frame->opcode != WS_OP_TEXT &&
+	    f->frame->opcode != WS_OP_BINARY)
+		return;
+	fv->test_why = s->opts.running_test(s->opts.running_test_ctx, f->pid, f->ts_ns, test, size);
+	fv->test_via = "running";
+}
+
 static void judge_and_print(struct session *s, const struct ct_frame *f,
 			    const struct attrib_stack *stack)
 {
 	char user_shown[IDENTITY_MAX_VALUE + 1], ctx_shown[IDENTITY_MAX_VALUE + 1], test[1024];
+	char type_shown[IDENTITY_MAX_VALUE + 1];
 	const struct ws_message *m = f->message;
 	struct identity_message im;
 	struct rules_verdict verdict;
@@ -294,8 +341,10 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 	    !identity_from_message(s->policy, m->opcode, m->data, m->len, &im) &&
 	    im.reason == IDENTITY_OK) {
 		in.msg = &im;
-		if (im.type.reason == IDENTITY_OK)
-			fv.msg_type = im.type.value;
+		if (im.type.reason == IDENTITY_OK) {
+			rules_redact_type(s->rules, im.type.value, type_shown, sizeof(type_shown));
+			fv.msg_type = type_shown;
+		}
 		if (im.user.reason == IDENTITY_OK) {
 			rules_redact(s->rules, im.user.value, user_shown, sizeof(user_shown));
 			fv.msg_user = user_shown;
@@ -306,14 +355,16 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 		fv.ctx_user_shown = ctx_shown;
 	}
 	rules_judge(s->rules, &in, &verdict);
-	if (s->opts.name_tests) {
-		fv.name_tests = true;
-		fv.test_why = testname_from_stack(stack, s->opts.test_root, test, sizeof(test));
-		fv.test = test;
-	}
+	if (s->opts.name_tests)
+		name_test(s, f, &fv, test, sizeof(test));
 	if (s->obs.frame)
 		s->obs.frame(s->obs.ctx, f, stack, &verdict);
+	if (s->obs.frame_view)
+		s->obs.frame_view(s->obs.ctx, &fv);
 	if (s->opts.violations_only && !verdict.nviolations)
+		return;
+	if (s->user_filter[0] && !conn_selected(s, f->conn) &&
+	    !user_selected(s, in.msg && im.user.reason == IDENTITY_OK ? im.user.value : NULL))
 		return;
 	output_frame(s->out, &fv);
 }
@@ -818,12 +869,26 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 		.ctx = s,
 	};
 
+	char err[512];
+
 	if (!s) {
 		policy_free(policy);
 		return NULL;
 	}
 	s->opts = *opts;
 	s->policy = policy;
+	if (keyhash_identity_setup(opts->identity_key, err, sizeof(err))) {
+		log_err("%s", err);
+		goto err_free;
+	}
+	if (opts->user_filter && session_user_display(opts->user_filter, s->user_filter)) {
+		log_err("--user: an id, or a display u# and 12 hex digits");
+		goto err_free;
+	}
+	if (!opts->show_identities)
+		fprintf(stderr,
+			"wsaudit: user ids shown as keyed hashes (key %s, fingerprint %s)\n",
+			keyhash_identity_source(), keyhash_identity_fingerprint());
 	s->out = output_new(out, opts->format, opts->payload, opts->stack);
 	s->ct = conntrack_new(&sink, 0);
 	s->adopt = adopt_new();
@@ -845,6 +910,27 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 err_close:
 	session_close(s, "error");
 	return NULL;
+
+err_free:
+	policy_free(policy);
+	free(s);
+	return NULL;
+}
+
+int session_user_display(const char *id, char out[KEYHASH_DISPLAY_LEN])
+{
+	size_t n = strlen(id);
+
+	if (!n)
+		return -EINVAL;
+	/* A display copied from the output is taken as it is. */
+	if (n == KEYHASH_DISPLAY_LEN - 1 && !strncmp(id, "u#", 2) &&
+	    strspn(id + 2, "0123456789abcdef") == n - 2) {
+		memcpy(out, id, KEYHASH_DISPLAY_LEN);
+		return 0;
+	}
+	keyhash_identity_display(id, out);
+	return 0;
 }
 
 void session_end_connections(struct session *s, const char *why)

@@ -20,6 +20,8 @@ enum {
 	OPT_CAPTURE_ONLY,
 	OPT_VIOLATIONS_ONLY,
 	OPT_SHOW_IDENTITIES,
+	OPT_IDENTITY_KEY,
+	OPT_USER,
 };
 
 static const struct option long_opts[] = {
@@ -33,6 +35,8 @@ static const struct option long_opts[] = {
 	{ "policy", required_argument, NULL, 'c' },
 	{ "violations-only", no_argument, NULL, OPT_VIOLATIONS_ONLY },
 	{ "show-identities", no_argument, NULL, OPT_SHOW_IDENTITIES },
+	{ "identity-key", required_argument, NULL, OPT_IDENTITY_KEY },
+	{ "user", required_argument, NULL, OPT_USER },
 	{ "ringbuf-size", required_argument, NULL, OPT_RINGBUF_SIZE },
 	{ "write-cap", required_argument, NULL, OPT_WRITE_CAP },
 	{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
@@ -45,7 +49,7 @@ void trace_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: wsaudit trace [-p PID]... [--exe GLOB]... [-c POLICY] [-o text|json] [-d SECONDS]\n"
-		"                     [--violations-only] [--show-identities]\n"
+		"                     [--violations-only] [--show-identities] [--identity-key FILE] [--user ID]\n"
 		"                     [--stack] [--capture-only] [--payload] [--ringbuf-size BYTES] [--write-cap BYTES]\n"
 		"\n"
 		"Follows the outbound WebSocket frames of the given processes until Ctrl-C or -d.\n"
@@ -56,7 +60,12 @@ void trace_usage(FILE *out)
 		"  -d, --duration SECS    stop after SECS seconds\n"
 		"  -c, --policy FILE      the policy (bridge, transport, identity); default built in\n"
 		"      --violations-only  print only frames that break a rule\n"
-		"      --show-identities  print user ids as they are (default: a stable short hash)\n"
+		"      --show-identities  print user ids, tokens and message types as they are\n"
+		"                         (default: keyed hashes, u#... and t#...)\n"
+		"      --identity-key FILE key of those hashes, as on the agents (default:\n"
+		"                         $WSAUDIT_IDENTITY_KEY, else a key for this run)\n"
+		"      --user ID          only this user's connections and messages (an id, or\n"
+		"                         its u# hash as printed; `wsaudit hash-user ID` gives it)\n"
 		"      --stack            include the writer's whole Python stack\n"
 		"      --capture-only     do not walk Python stacks (frames are unattributed)\n"
 		"      --payload          include payload bytes in the output (user data!)\n"
@@ -159,6 +168,14 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 			break;
 		case OPT_SHOW_IDENTITIES:
 			o->show_identities = true;
+			break;
+		case OPT_IDENTITY_KEY:
+			o->identity_key = optarg;
+			break;
+		case OPT_USER:
+			if (!optarg[0])
+				FAIL("empty --user");
+			o->user = optarg;
 			break;
 		case OPT_RINGBUF_SIZE:
 			/* The kernel wants a power-of-two multiple of the page size. */

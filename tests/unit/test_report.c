@@ -51,8 +51,17 @@ static void feed(struct report *r, const char *const *frames, size_t n, int orig
 		 struct rules_verdict v)
 {
 	struct attrib_stack *s = stack_of(frames, n, origin);
+	char test[256];
+	struct frame_view fv = {
+		.stack = s,
+		.verdict = &v,
+		.name_tests = true,
+		.test = test,
+		.test_via = "stack",
+	};
 
-	report_frame(r, s, &v);
+	fv.test_why = testname_from_stack(s, "/repo", test, sizeof(test));
+	report_frame(r, &fv);
 	attrib_stack_put(s);
 }
 
