@@ -527,13 +527,19 @@ static json_t *adoption_json(const struct trace_totals *t)
 	if (obj && a)
 		json_object_set_new(
 			obj, "memory",
-			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "untagged",
-				  (json_int_t)a->untagged, "conflicts", (json_int_t)a->conflicts,
-				  "snapshots", (json_int_t)a->snapshots, "snapshots_busy",
-				  (json_int_t)a->snapshots_busy, "snapshots_failed",
-				  (json_int_t)a->snapshots_failed, "snapshots_over_limit",
-				  (json_int_t)a->snapshots_over_limit, "rejected",
-				  (json_int_t)a->rejected, "recovered", (json_int_t)a->recovered));
+			json_pack(
+				"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+				"scans", (json_int_t)a->scans, "scan_bytes",
+				(json_int_t)a->scan_bytes, "scans_limited",
+				(json_int_t)a->scans_limited, "scan_errors",
+				(json_int_t)a->scan_errors, "compressors_found",
+				(json_int_t)a->compressors_found, "untagged",
+				(json_int_t)a->untagged, "conflicts", (json_int_t)a->conflicts,
+				"snapshots", (json_int_t)a->snapshots, "snapshots_busy",
+				(json_int_t)a->snapshots_busy, "snapshots_failed",
+				(json_int_t)a->snapshots_failed, "snapshots_over_limit",
+				(json_int_t)a->snapshots_over_limit, "rejected",
+				(json_int_t)a->rejected, "recovered", (json_int_t)a->recovered));
 	return obj;
 }
 
