@@ -115,5 +115,8 @@ void conntrack_end_all(struct conntrack *ct, const char *why, uint64_t ts_ns);
 /* A process exited: its connections end. */
 void conntrack_forget_tgid(struct conntrack *ct, uint32_t tgid, uint64_t ts_ns);
 const struct ct_stats *conntrack_stats(struct conntrack *ct);
+/* Calls fn for every connection in the table. */
+void conntrack_foreach(struct conntrack *ct, void (*fn)(void *ctx, const struct ct_conn *c),
+		       void *ctx);
 
 #endif /* WSAUDIT_CONNTRACK_H */

@@ -76,6 +76,7 @@ struct session {
 	struct selfcheck_probe probe;
 	bool probe_conn, probe_data, probe_exit;
 	struct session_selfcheck check;
+	struct session_tap *taps;
 };
 
 static uint64_t now_mono_ns(void)
@@ -118,6 +119,12 @@ static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 		target_sock_addrs(c->tgid, c->id.ino, c->local, sizeof(c->local), c->peer,
 				  sizeof(c->peer));
 	conn_identify(s, c);
+	for (struct session_tap *t = s->taps; t; t = t->next) {
+		if (!t->violations_only && t->wants(t->ctx, c->tgid)) {
+			output_conn_open(t->out, c, ts_ns);
+			t->commit(t->ctx);
+		}
+	}
 	if (!s->opts.violations_only)
 		output_conn_open(s->out, c, ts_ns);
 }
@@ -126,6 +133,12 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 {
 	struct session *s = ctx;
 
+	for (struct session_tap *t = s->taps; t; t = t->next) {
+		if (!t->violations_only && t->wants(t->ctx, c->tgid)) {
+			output_conn_close(t->out, c, ts_ns, why);
+			t->commit(t->ctx);
+		}
+	}
 	if (!s->opts.violations_only)
 		output_conn_close(s->out, c, ts_ns, why);
 }
@@ -213,6 +226,12 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 	}
 	if (s->obs.frame)
 		s->obs.frame(s->obs.ctx, f, stack, &verdict);
+	for (struct session_tap *t = s->taps; t; t = t->next) {
+		if ((!t->violations_only || verdict.nviolations) && t->wants(t->ctx, f->pid)) {
+			output_frame(t->out, &fv);
+			t->commit(t->ctx);
+		}
+	}
 	if (s->opts.violations_only && !verdict.nviolations)
 		return;
 	output_frame(s->out, &fv);
@@ -574,6 +593,28 @@ static void reinspect(struct session *s, pid_t pid)
 		watch_add(s, pid, err == 0);
 }
 
+/* A process record to the taps that follow the process (a fork: its parent). */
+static void taps_process(struct session *s, const struct evt_proc *e, const char *what,
+			 const char *comm)
+{
+	for (struct session_tap *t = s->taps; t; t = t->next) {
+		if (e->hdr.type == EVT_PROC_FORK) {
+			if (!t->wants(t->ctx, e->ppid))
+				continue;
+			t->fork(t->ctx, e->ppid, e->pid);
+		} else if (!t->wants(t->ctx, e->pid)) {
+			continue;
+		}
+		if (!t->violations_only) {
+			output_process(t->out, what, e->hdr.ts_ns, e->pid, comm,
+				       e->hdr.type == EVT_PROC_EXIT ? e->exit_code : 0);
+			t->commit(t->ctx);
+		}
+		if (e->hdr.type == EVT_PROC_EXIT)
+			t->exit(t->ctx, e->pid);
+	}
+}
+
 static void handle_proc(struct session *s, const struct evt_proc *e)
 {
 	char comm[sizeof(e->comm) + 1];
@@ -581,6 +622,12 @@ static void handle_proc(struct session *s, const struct evt_proc *e)
 
 	memcpy(comm, e->comm, sizeof(e->comm));
 	comm[sizeof(e->comm)] = '\0';
+	if (s->taps)
+		taps_process(s, e,
+			     e->hdr.type == EVT_PROC_FORK ? "process_fork" :
+			     e->hdr.type == EVT_PROC_EXIT ? "process_exit" :
+							    "process_start",
+			     comm);
 	switch (e->hdr.type) {
 	case EVT_PROC_EXEC:
 		if (e->traced) {
@@ -846,6 +893,75 @@ out:
 	if (record)
 		output_selfcheck(s->out, start, c->ok, c->ok ? NULL : c->why, c->last_ns);
 	return c->ok ? 0 : -EIO;
+}
+
+void session_add_tap(struct session *s, struct session_tap *t)
+{
+	t->next = s->taps;
+	s->taps = t;
+}
+
+void session_remove_tap(struct session *s, struct session_tap *t)
+{
+	for (struct session_tap **pp = &s->taps; *pp; pp = &(*pp)->next) {
+		if (*pp == t) {
+			*pp = t->next;
+			return;
+		}
+	}
+}
+
+struct tap_replay {
+	struct session_tap *t;
+	uint64_t ts_ns;
+	unsigned int n;
+};
+
+static void replay_conn(void *ctx, const struct ct_conn *c)
+{
+	struct tap_replay *r = ctx;
+
+	if (c->state != CT_WEBSOCKET || !r->t->wants(r->t->ctx, c->tgid))
+		return;
+	r->n++;
+	if (r->t->violations_only)
+		return;
+	output_conn_open(r->t->out, c, r->ts_ns);
+	r->t->commit(r->t->ctx);
+}
+
+unsigned int session_tap_open_conns(struct session *s, struct session_tap *t)
+{
+	struct tap_replay r = { .t = t, .ts_ns = now_mono_ns() };
+
+	conntrack_foreach(s->ct, replay_conn, &r);
+	return r.n;
+}
+
+void session_tap_stats(struct session *s, struct session_tap *t)
+{
+	struct session_totals tot;
+	struct trace_totals out;
+
+	session_totals(s, &tot);
+	out.records = tot.records;
+	out.processes = tot.processes;
+	out.kernel = &tot.kernel;
+	out.ct = &tot.ct;
+	out.attrib = &tot.attrib;
+	out.rules = &tot.rules;
+	output_stats(t->out, &out, true);
+	t->commit(t->ctx);
+}
+
+bool session_follows(struct session *s, pid_t pid)
+{
+	return capture_is_traced(s->cap, pid);
+}
+
+int session_fd(const struct session *s)
+{
+	return capture_fd(s->cap);
 }
 
 void session_startup(const struct session *s, struct capture_startup *out)
