@@ -42,9 +42,9 @@ ifeq ($(WERROR),1)
 WARNINGS += -Werror
 endif
 
-PKGS := libbpf libelf zlib jansson yaml-0.1 libmicrohttpd
+PKGS := libbpf libelf zlib jansson yaml-0.1 libmicrohttpd libsodium
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -lz -ljansson -lyaml -lmicrohttpd)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lbpf -lelf -lz -ljansson -lyaml -lmicrohttpd -lsodium)
 
 CFLAGS ?= -O2 -g
 USER_CFLAGS := -std=gnu11 $(WARNINGS) -MMD -MP -D_GNU_SOURCE -Iinclude -Iuser -I$(O) \

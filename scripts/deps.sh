@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
 	# build
 	make gcc clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config
-	libjansson-dev libyaml-dev libcyaml-dev libmicrohttpd-dev
+	libjansson-dev libyaml-dev libcyaml-dev libmicrohttpd-dev libsodium-dev
 	# unit tests and fuzzing
 	libcmocka-dev libclang-rt-14-dev
 	# integration tests: real Python servers and clients, the independent dissector

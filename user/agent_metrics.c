@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -19,7 +20,49 @@ struct agent_metrics {
 	struct metrics_http *http;
 	struct session *session;
 	uint64_t last_update;
+	/* Read by the HTTP thread's probes. */
+	_Atomic uint64_t heartbeat_ns; /* the loop's last turn */
+	atomic_bool attached; /* the BPF programs, at the last update */
+	atomic_bool ready; /* attached once */
+	atomic_bool blind; /* the last self-check did not see its own write come back */
 };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static bool health(void *ctx, enum metrics_http_probe probe, char *why, size_t len)
+{
+	struct agent_metrics *m = ctx;
+	uint64_t beat = atomic_load(&m->heartbeat_ns), now = now_ns();
+
+	if (!atomic_load(&m->ready)) {
+		snprintf(why, len, "starting: the BPF programs are not attached yet");
+		return false;
+	}
+	if (probe == METRICS_HTTP_READY)
+		return true;
+	if (now > beat && now - beat > AGENT_STALL_S * 1000000000ULL) {
+		snprintf(why, len, "the collector loop has not turned for %.1f s",
+			 (double)(now - beat) / 1e9);
+		return false;
+	}
+	if (!atomic_load(&m->attached)) {
+		snprintf(why, len, "the BPF programs are not attached");
+		return false;
+	}
+	if (atomic_load(&m->blind)) {
+		snprintf(why, len,
+			 "the self-check did not see its own write come back through the "
+			 "BPF programs (wsaudit_selfcheck_ok 0; the reason is on stderr)");
+		return false;
+	}
+	return true;
+}
 
 static void on_frame(void *ctx, const struct ct_frame *f, const struct attrib_stack *s,
 		     const struct rules_verdict *v)
@@ -54,6 +97,7 @@ struct agent_metrics *agent_metrics_start(const char *listen)
 		free(m);
 		return NULL;
 	}
+	metrics_http_set_health(m->http, health, m);
 	log_info("serving metrics on %s", listen);
 	return m;
 }
@@ -76,6 +120,7 @@ void agent_metrics_attach(struct agent_metrics *m, struct session *s)
 	m->session = s;
 	session_set_observer(s, &obs);
 	agent_metrics_update(m, s, NULL);
+	atomic_store(&m->ready, true);
 }
 
 void agent_metrics_detach(struct agent_metrics *m)
@@ -86,6 +131,7 @@ void agent_metrics_detach(struct agent_metrics *m)
 		return;
 	session_set_observer(m->session, &none);
 	m->session = NULL;
+	atomic_store(&m->attached, false);
 }
 
 void agent_metrics_trace_clients(struct agent_metrics *m, const struct agent_socket_stats *st)
@@ -104,15 +150,15 @@ void agent_metrics_policy_reload(struct agent_metrics *m, bool ok)
 
 void agent_metrics_update(struct agent_metrics *m, struct session *s, const struct vlog_stats *log)
 {
+	struct metrics_http_stats hs;
 	const struct session_selfcheck *sc;
 	struct session_totals t;
-	struct timespec ts;
 	uint64_t now;
 
 	if (!m)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	now = now_ns();
+	atomic_store(&m->heartbeat_ns, now);
 	if (m->last_update && now - m->last_update < UPDATE_EVERY_NS)
 		return;
 	m->last_update = now;
@@ -121,7 +167,14 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 		metrics_counter_set(m->w.log_dropped, NULL, log->dropped);
 		metrics_gauge_set(m->w.log_queued, NULL, (double)log->queued);
 	}
+	metrics_http_stats(m->http, &hs);
+	metrics_gauge_set(m->w.http_connections, NULL, (double)hs.open);
+	metrics_counter_set(m->w.http_refused, (const char *const[]){ "limit" }, hs.refused_limit);
+	metrics_counter_set(m->w.http_refused, (const char *const[]){ "per_ip" },
+			    hs.refused_per_ip);
+	metrics_counter_set(m->w.http_expired, NULL, hs.expired);
 	session_totals(s, &t);
+	atomic_store(&m->attached, t.probes_attached > 0);
 	metrics_counter_set(m->w.events, NULL, t.records);
 	metrics_counter_set(m->w.captured_bytes, NULL, t.kernel.stats[STAT_BYTES]);
 	for (int i = 0; i < DROP_MAX; i++)
@@ -148,4 +201,6 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 	metrics_gauge_set(m->w.selfcheck_ok, NULL, session_selfcheck_ok(s));
 	metrics_gauge_set(m->w.selfcheck_last_success, NULL, (double)sc->last_ok_unix);
 	metrics_counter_set(m->w.selfcheck_failures, NULL, sc->failures);
+	/* Before the first check, nothing is known: the loop and the attach decide alone. */
+	atomic_store(&m->blind, sc->runs && !sc->ok);
 }

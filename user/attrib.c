@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "attrib.h"
+#include "keyhash.h"
 #include "log.h"
 #include "policy.h"
 #include "pyproc.h"
@@ -756,9 +757,10 @@ const struct attrib_stats *attrib_stats(const struct attrib *a)
 	return &a->stats;
 }
 
+/* A token is an address the traced process chose: keyed, so it cannot pick colliding ones. */
 static size_t token_bucket(uint32_t tgid, uint64_t token)
 {
-	return (size_t)(((token >> 4) ^ tgid) * 0x9e3779b97f4a7c15ULL >> 52) & (TOKEN_BUCKETS - 1);
+	return (size_t)keyhash_table2(token, tgid) & (TOKEN_BUCKETS - 1);
 }
 
 static void token_unlink(struct attrib *a, struct token *t)
@@ -825,17 +827,27 @@ int attrib_token_put(struct attrib *a, uint32_t tgid, uint64_t token, uint64_t t
 	return 0;
 }
 
-struct attrib_stack *attrib_token_take(struct attrib *a, uint32_t tgid, uint64_t user_addr)
+uint64_t attrib_token_of(struct attrib *a, uint32_t tgid, uint64_t user_addr)
 {
 	struct proc_entry *p = proc_find(a, tgid);
+
+	if (!p || !p->info || user_addr < p->info->layout.bytes_data)
+		return 0;
+	/* uvloop sends a bytes object straight from its buffer: data = object + ob_sval. */
+	return user_addr - p->info->layout.bytes_data;
+}
+
+struct attrib_stack *attrib_token_take(struct attrib *a, uint32_t tgid, uint64_t user_addr)
+{
 	struct attrib_stack *s;
 	uint64_t obj;
 	struct token *t;
 
-	if (!a->ntokens || !p || !p->info || user_addr < p->info->layout.bytes_data)
+	if (!a->ntokens)
 		return NULL;
-	/* uvloop sends a bytes object straight from its buffer: data = object + ob_sval. */
-	obj = user_addr - p->info->layout.bytes_data;
+	obj = attrib_token_of(a, tgid, user_addr);
+	if (!obj)
+		return NULL;
 	/*
 	 * The newest hand-over of that address first.  A queued object is alive, so when an
 	 * address was handed over more than once, an older token is either the same object

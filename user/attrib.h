@@ -139,6 +139,8 @@ const struct attrib_stats *attrib_stats(const struct attrib *a);
 int attrib_token_put(struct attrib *a, uint32_t tgid, uint64_t token, uint64_t ts_ns,
 		     struct attrib_stack *s);
 struct attrib_stack *attrib_token_take(struct attrib *a, uint32_t tgid, uint64_t user_addr);
+/* The token (object address) whose data starts at user_addr in process tgid; 0: unknown. */
+uint64_t attrib_token_of(struct attrib *a, uint32_t tgid, uint64_t user_addr);
 void attrib_token_expire(struct attrib *a, uint64_t now_ns, uint64_t max_age_ns);
 
 /*

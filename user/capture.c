@@ -36,6 +36,8 @@ struct uprobe_rec {
 	unsigned long long offset;
 	char *path; /* as attached, for a forked child */
 	struct bpf_link *link;
+	struct bpf_link *ret_link; /* zlib's deflate: its return probe */
+	bool zlib; /* deflate's probes (user/zflush.c), not a transport write */
 };
 
 struct capture {
@@ -314,6 +316,7 @@ void capture_close(struct capture *cap)
 		return;
 	for (unsigned int i = 0; i < cap->nuprobes; i++) {
 		bpf_link__destroy(cap->uprobes[i].link);
+		bpf_link__destroy(cap->uprobes[i].ret_link);
 		free(cap->uprobes[i].path);
 	}
 	free(cap->uprobes);
@@ -380,6 +383,7 @@ void capture_forget_image(struct capture *cap, pid_t tgid)
 		if (cap->uprobes[i].pid != tgid)
 			continue;
 		bpf_link__destroy(cap->uprobes[i].link);
+		bpf_link__destroy(cap->uprobes[i].ret_link);
 		free(cap->uprobes[i].path);
 		cap->uprobes[i--] = cap->uprobes[--cap->nuprobes];
 	}
@@ -446,18 +450,18 @@ int capture_set_pyoffsets(struct capture *cap, pid_t pid, const struct py_offset
 	return 0;
 }
 
-int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *path, dev_t dev,
-				   ino_t ino, unsigned long long offset)
+/* 1 when (pid, dev, ino, offset, kind) is attached already, 0 with room for it, or -errno. */
+static int uprobe_slot(struct capture *cap, pid_t pid, dev_t dev, ino_t ino,
+		       unsigned long long offset, bool zlib)
 {
 	struct uprobe_rec *u;
-	struct bpf_link *link;
 	unsigned int ncap;
-	char *copy;
 
 	for (unsigned int i = 0; i < cap->nuprobes; i++) {
 		u = &cap->uprobes[i];
-		if (u->pid == pid && u->dev == dev && u->ino == ino && u->offset == offset)
-			return 0;
+		if (u->pid == pid && u->dev == dev && u->ino == ino && u->offset == offset &&
+		    u->zlib == zlib)
+			return 1;
 	}
 	if (cap->nuprobes == cap->uprobes_cap) {
 		if (cap->uprobes_cap == UPROBES_MAX) {
@@ -471,6 +475,65 @@ int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *p
 		cap->uprobes = u;
 		cap->uprobes_cap = ncap;
 	}
+	return 0;
+}
+
+int capture_attach_zlib(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = "deflate");
+	struct bpf_link *entry, *ret;
+	struct uprobe_rec *u;
+	char *copy;
+	int err = uprobe_slot(cap, pid, dev, ino, 0, true);
+
+	if (err)
+		return err < 0 ? err : 0;
+	copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	/* For this process only, as the transport-write uprobes. */
+	entry = bpf_program__attach_uprobe_opts(cap->skel->progs.zlib_deflate_entry, pid, path, 0,
+						&opts);
+	if (!entry) {
+		err = -errno;
+		goto err_free;
+	}
+	opts.retprobe = true;
+	ret = bpf_program__attach_uprobe_opts(cap->skel->progs.zlib_deflate_return, pid, path, 0,
+					      &opts);
+	if (!ret) {
+		err = -errno;
+		bpf_link__destroy(entry);
+		goto err_free;
+	}
+	u = &cap->uprobes[cap->nuprobes++];
+	memset(u, 0, sizeof(*u));
+	u->path = copy;
+	u->pid = pid;
+	u->dev = dev;
+	u->ino = ino;
+	u->link = entry;
+	u->ret_link = ret;
+	u->zlib = true;
+	cap->attached += 2;
+	return 0;
+
+err_free:
+	free(copy);
+	cap->failed++;
+	return err;
+}
+
+int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *path, dev_t dev,
+				   ino_t ino, unsigned long long offset)
+{
+	struct uprobe_rec *u;
+	struct bpf_link *link;
+	char *copy;
+	int err = uprobe_slot(cap, pid, dev, ino, offset, false);
+
+	if (err)
+		return err < 0 ? err : 0;
 	/*
 	 * For this process only: the kernel then writes the breakpoint into its memory alone,
 	 * and the other processes mapping the file (services that are not audited) never trap.
@@ -481,13 +544,13 @@ int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *p
 	link = bpf_program__attach_uprobe(cap->skel->progs.transport_write_uprobe, false, pid, path,
 					  offset);
 	if (!link) {
-		int err = -errno;
-
+		err = -errno;
 		free(copy);
 		cap->failed++;
 		return err;
 	}
 	u = &cap->uprobes[cap->nuprobes++];
+	memset(u, 0, sizeof(*u));
 	u->path = copy;
 	u->pid = pid;
 	u->dev = dev;
@@ -506,7 +569,7 @@ int capture_fork_transport_writes(struct capture *cap, pid_t parent, pid_t child
 
 	/* Entries added below are the child's: only the first n can be the parent's. */
 	for (unsigned int i = 0; i < n; i++) {
-		if (cap->uprobes[i].pid != parent)
+		if (cap->uprobes[i].pid != parent || cap->uprobes[i].zlib)
 			continue;
 		u = cap->uprobes[i];
 		err = capture_attach_transport_write(cap, child, u.path, u.dev, u.ino, u.offset);

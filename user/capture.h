@@ -55,6 +55,12 @@ int capture_set_pyoffsets(struct capture *cap, pid_t pid, const struct py_offset
 int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *path, dev_t dev,
 				   ino_t ino, unsigned long long offset);
 /*
+ * Attaches the probes on zlib's deflate (entry and return, bpf/zlib.bpf.c) in the library at
+ * path for process pid, once per (pid, dev, ino); capture_forget_tgid detaches them.  0 or
+ * -errno.
+ */
+int capture_attach_zlib(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino);
+/*
  * Attaches for a forked child the transport-write uprobes of its parent (a breakpoint set for
  * one process is not inherited).  Sites attached, or -errno.
  */

@@ -21,7 +21,14 @@
 #define CHUNK_RING 256
 /* Writes of an unclassified connection tried for adoption before it is ignored. */
 #define ADOPT_TRIES 16
+/*
+ * Compressed messages of an adopted connection offered to the history source before it is
+ * given up (its history then stays unknown): each offer reads the process's memory.
+ */
+#define HISTORY_TRIES 64
 #define TABLE_MIN_BUCKETS 256
+/* Threads whose last message end (EVT_ZFLUSH) is remembered, by tid, direct mapped. */
+#define ZFLUSH_SLOTS 1024
 
 struct write_rec {
 	uint64_t start, end; /* stream positions */
@@ -30,6 +37,14 @@ struct write_rec {
 	char comm[16];
 	uint8_t syscall;
 	struct attrib_stack *stack;
+	/* The message end its thread's compressor reported right before it (0: none). */
+	uint64_t zstrm, ztotal_out;
+};
+
+struct zflush_slot {
+	uint32_t tid;
+	bool fresh; /* not yet taken by a write */
+	uint64_t strm, total_out;
 };
 
 struct chunk_rec {
@@ -45,6 +60,7 @@ struct ct_private {
 	struct ws_stream *tx;
 	uint64_t ws_base; /* stream position of the first WebSocket byte */
 	unsigned int adopt_tries;
+	unsigned int history_tries;
 	struct write_rec writes[WRITE_RING];
 	unsigned int nwrites; /* total pushed; the ring holds the last WRITE_RING */
 	struct chunk_rec chunks[CHUNK_RING];
@@ -65,6 +81,8 @@ struct conntrack {
 	/* parser counters of connections already freed */
 	uint64_t closed_truncated, closed_gap_bytes, closed_desyncs;
 	uint64_t closed_messages[WS_MSG__COUNT], closed_context_losses;
+	uint64_t closed_history_unknown;
+	struct zflush_slot zflush[ZFLUSH_SLOTS];
 };
 
 static size_t bucket_of(const struct conntrack *ct, uint64_t ino)
@@ -211,6 +229,8 @@ static void conn_destroy(struct conntrack *ct, struct ct_conn *c, uint64_t ts_ns
 		ws_stream_finish(c->priv->tx);
 	if (c->state == CT_WEBSOCKET) {
 		ct->stats.conns_open--;
+		if (c->adopted && c->priv->tx && ws_stream_history_unknown(c->priv->tx))
+			ct->closed_history_unknown++;
 		if (ct->sink.conn_close)
 			ct->sink.conn_close(ct->sink.ctx, c, ts_ns, why);
 	}
@@ -233,6 +253,30 @@ static void conn_ignore(struct conntrack *ct, struct ct_conn *c)
 		ct->sink.verdict(ct->sink.ctx, &c->id, CONN_IGNORE);
 }
 
+static const struct write_rec *find_write(const struct ct_conn *c, uint64_t pos);
+static uint64_t find_user_addr(const struct ct_conn *c, uint64_t pos);
+
+static int conn_history(void *ctx, const struct ws_frame *last, uint8_t opcode, const uint8_t *wire,
+			size_t len, const uint8_t **dict, size_t *dict_len)
+{
+	struct ct_conn *c = ctx;
+	struct conntrack *ct = c->priv->ct;
+	const struct write_rec *w = find_write(c, c->priv->ws_base + last->stream_off);
+	int err;
+
+	ct->stats.history_messages_tried++;
+	err = ct->sink.history(ct->sink.ctx, c, w ? w->zstrm : 0, w ? w->ztotal_out : 0,
+			       find_user_addr(c, c->priv->ws_base + last->stream_off), opcode, wire,
+			       len, dict, dict_len);
+	if (!err) {
+		ct->stats.adopted_history_recovered++;
+		return 0;
+	}
+	if (++c->priv->history_tries >= HISTORY_TRIES)
+		ws_stream_set_history(c->priv->tx, NULL, NULL);
+	return err;
+}
+
 static int conn_start_websocket(struct conntrack *ct, struct ct_conn *c, uint64_t base,
 				uint64_t ts_ns, bool adopted)
 {
@@ -245,24 +289,30 @@ static int conn_start_websocket(struct conntrack *ct, struct ct_conn *c, uint64_
 	c->priv->tx = ws_stream_new(&opts, frame_cb, NULL, c);
 	if (!c->priv->tx)
 		return -ENOMEM;
-	if (adopted)
+	if (adopted) {
 		ws_stream_adopt(c->priv->tx, 0);
-	else if (ws_stream_set_extensions(c->priv->tx, c->extensions, err, sizeof(err)))
+		if (ct->sink.history)
+			ws_stream_set_history(c->priv->tx, conn_history, c);
+	} else if (ws_stream_set_extensions(c->priv->tx, c->extensions, err, sizeof(err)))
 		log_info("connection %s: extensions '%s': %s", c->id_str, c->extensions, err);
 	c->priv->ws_base = base;
 	c->state = CT_WEBSOCKET;
 	c->adopted = adopted;
+	c->history_unknown = adopted;
 	ct->stats.conns_websocket++;
 	ct->stats.conns_open++;
 	if (adopted)
 		ct->stats.conns_adopted++;
 	if (ct->sink.conn_open)
 		ct->sink.conn_open(ct->sink.ctx, c, ts_ns);
+	if (c->user_unknown)
+		ct->stats.adopted_user_unknown++;
 	return 0;
 }
 
 static void push_write(struct ct_conn *c, const struct evt_data *e)
 {
+	struct zflush_slot *z = &c->priv->ct->zflush[e->tid % ZFLUSH_SLOTS];
 	struct write_rec *w;
 
 	/* Several chunks of one syscall share its range: remember it once. */
@@ -280,6 +330,13 @@ static void push_write(struct ct_conn *c, const struct evt_data *e)
 		else
 			attrib_stack_put(c->priv->pending_stack);
 		c->priv->pending_stack = NULL;
+	}
+	w->zstrm = w->ztotal_out = 0;
+	/* The write that follows a message end on the same thread carries that message. */
+	if (z->fresh && z->tid == e->tid) {
+		w->zstrm = z->strm;
+		w->ztotal_out = z->total_out;
+		z->fresh = false;
 	}
 	w->start = e->io_pos;
 	w->end = e->io_pos + e->io_len;
@@ -344,6 +401,7 @@ static void frame_cb(void *ctx, const struct ws_frame *f, const struct ws_frame_
 		out.pid = c->tgid;
 		memcpy(out.comm, c->comm, sizeof(out.comm));
 	}
+	c->history_unknown = c->adopted && ws_stream_history_unknown(c->priv->tx);
 	c->frames++;
 	ct->stats.frames++;
 	if (ct->sink.frame)
@@ -541,6 +599,30 @@ static int handle_segs(struct conntrack *ct, const struct evt_segs *e)
 	return 0;
 }
 
+static int handle_zflush(struct conntrack *ct, const struct evt_zflush *e)
+{
+	struct zflush_slot *z = &ct->zflush[e->tid % ZFLUSH_SLOTS];
+
+	ct->stats.zflush_records++;
+	z->tid = e->tid;
+	z->strm = e->strm;
+	z->total_out = e->total_out;
+	z->fresh = e->total_out != 0;
+	return 0;
+}
+
+bool conntrack_zflush_take(struct conntrack *ct, uint32_t tid, uint64_t *strm, uint64_t *total_out)
+{
+	struct zflush_slot *z = &ct->zflush[tid % ZFLUSH_SLOTS];
+
+	if (!z->fresh || z->tid != tid)
+		return false;
+	z->fresh = false;
+	*strm = z->strm;
+	*total_out = z->total_out;
+	return true;
+}
+
 static int handle_conn(struct conntrack *ct, const struct evt_conn *e)
 {
 	struct ct_conn *c = table_find(ct, e->conn.ino);
@@ -591,6 +673,12 @@ int conntrack_record(struct conntrack *ct, const void *data, size_t size)
 			return -EINVAL;
 		}
 		return handle_segs(ct, data);
+	case EVT_ZFLUSH:
+		if (size < sizeof(struct evt_zflush)) {
+			ct->stats.malformed_records++;
+			return -EINVAL;
+		}
+		return handle_zflush(ct, data);
 	case EVT_CONN_NEW:
 	case EVT_CONN_CLOSE:
 		if (size < sizeof(struct evt_conn)) {
@@ -674,6 +762,7 @@ const struct ct_stats *conntrack_stats(struct conntrack *ct)
 	ct->stats.gap_bytes = ct->closed_gap_bytes;
 	ct->stats.desyncs = ct->closed_desyncs;
 	ct->stats.context_losses = ct->closed_context_losses;
+	ct->stats.adopted_history_unknown = ct->closed_history_unknown;
 	memcpy(ct->stats.messages, ct->closed_messages, sizeof(ct->stats.messages));
 	for (size_t i = 0; i < ct->nbuckets; i++) {
 		for (c = ct->buckets[i]; c; c = c->priv->next) {
@@ -685,6 +774,8 @@ const struct ct_stats *conntrack_stats(struct conntrack *ct)
 			ct->stats.gap_bytes += ps->gap_bytes;
 			ct->stats.desyncs += ps->desyncs;
 			ct->stats.context_losses += ss->context_losses;
+			if (c->adopted && ws_stream_history_unknown(c->priv->tx))
+				ct->stats.adopted_history_unknown++;
 			for (int m = 0; m < WS_MSG__COUNT; m++)
 				ct->stats.messages[m] += ss->messages[m];
 		}

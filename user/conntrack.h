@@ -11,6 +11,7 @@
 #define WSAUDIT_CONNTRACK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "wsaudit/events.h"
@@ -38,6 +39,10 @@ struct ct_conn {
 	char comm[16];
 	enum ct_conn_state state;
 	bool adopted; /* open before tracing began: no handshake seen */
+	/* Adopted, and its compression history is not (yet) known: see ws_stream_history_unknown(). */
+	bool history_unknown;
+	/* Adopted, and its user could not be recovered (set by the conn_open sink). */
+	bool user_unknown;
 	uint64_t frames;
 	/* The user the handshake names (set by the conn_open sink), redacted for display. */
 	bool has_user;
@@ -76,6 +81,16 @@ struct ct_sink {
 	void (*conn_close)(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why);
 	/* Resolve a stack record (a reference the table keeps); NULL: none. */
 	struct attrib_stack *(*stack)(void *ctx, const struct evt_stack *e);
+	/*
+	 * The compression history an adopted connection's message was compressed after (see
+	 * ws_stream_history_cb), with the compressor that ended the message and its output
+	 * count then (EVT_ZFLUSH; 0 when none came right before its write), and where its
+	 * last frame's first byte was in the writer's memory (0: unknown); NULL: never looked
+	 * for.
+	 */
+	int (*history)(void *ctx, const struct ct_conn *c, uint64_t strm, uint64_t total_out,
+		       uint64_t user_addr, uint8_t opcode, const uint8_t *wire, size_t len,
+		       const uint8_t **dict, size_t *dict_len);
 	/* Tell the kernel side what an unclassified connection is (CONN_UNKNOWN: forget it). */
 	int (*verdict)(void *ctx, const struct conn_id *id, enum conn_state state);
 	void *ctx;
@@ -99,6 +114,12 @@ struct ct_stats {
 	uint64_t stacks_unmatched; /* stack records whose write never came (lost records) */
 	uint64_t messages[WS_MSG__COUNT]; /* data messages by decoding status */
 	uint64_t context_losses; /* times a compression context became untrusted */
+	/* Adopted connections: history found, still unknown (open and closed), user unknown. */
+	uint64_t adopted_history_recovered;
+	uint64_t adopted_history_unknown;
+	uint64_t adopted_user_unknown;
+	uint64_t history_messages_tried; /* messages offered to the history source */
+	uint64_t zflush_records; /* EVT_ZFLUSH records */
 };
 
 struct conntrack;
@@ -118,5 +139,10 @@ const struct ct_stats *conntrack_stats(struct conntrack *ct);
 /* Calls fn for every connection in the table. */
 void conntrack_foreach(struct conntrack *ct, void (*fn)(void *ctx, const struct ct_conn *c),
 		       void *ctx);
+/*
+ * Takes the message end (EVT_ZFLUSH) thread tid reported last, if no write took it yet: for a
+ * hand-over to a transport that writes later.  true with *strm and *total_out.
+ */
+bool conntrack_zflush_take(struct conntrack *ct, uint32_t tid, uint64_t *strm, uint64_t *total_out);
 
 #endif /* WSAUDIT_CONNTRACK_H */

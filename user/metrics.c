@@ -732,6 +732,8 @@ struct family_spec {
 
 _Static_assert(METRICS_ORIGIN_CAP == 50, "the HELP text of wsaudit_violations_by_origin_total");
 
+static const char *const http_refusals[] = { "limit", "per_ip", NULL };
+
 static const struct family_spec wsaudit_families[] = {
 	PLAIN(events, "wsaudit_events_total", METRICS_COUNTER,
 	      "Records read from the BPF ring buffers."),
@@ -787,6 +789,15 @@ static const struct family_spec wsaudit_families[] = {
 	      "Violation records lost: the log could not be written and its queue was full."),
 	PLAIN(log_queued, "wsaudit_log_queued_records", METRICS_GAUGE,
 	      "Violation records waiting for the log to be writable again."),
+	PLAIN(http_connections, "wsaudit_http_connections", METRICS_GAUGE,
+	      "Connections open on the metrics and health endpoint."),
+	LABELLED(http_refused, "wsaudit_http_connections_refused_total", METRICS_COUNTER,
+		 "Connections to the metrics and health endpoint closed at once, by reason: "
+		 "limit (256 open) or per_ip (16 open from that address).",
+		 "reason", http_refusals),
+	PLAIN(http_expired, "wsaudit_http_connections_expired_total", METRICS_COUNTER,
+	      "Connections to the metrics and health endpoint cut 5 s after they were opened or "
+	      "last answered (slow clients)."),
 	PLAIN(selfcheck_ok, "wsaudit_selfcheck_ok", METRICS_GAUGE,
 	      "1 when the last self-check saw the agent's own probe write through its programs, "
 	      "0 when it did not (the capture path is blind) or none has run yet."),

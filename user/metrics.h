@@ -136,6 +136,9 @@ struct metrics_wsaudit {
 	struct metrics_family *log_write_errors; /* records not written when they came */
 	struct metrics_family *log_dropped; /* records lost: the log's queue was full */
 	struct metrics_family *log_queued; /* gauge: records waiting for the log */
+	struct metrics_family *http_connections; /* gauge: open on /metrics' server */
+	struct metrics_family *http_refused; /* {reason="limit"|"per_ip"} */
+	struct metrics_family *http_expired; /* cut at their deadline */
 	struct metrics_family *selfcheck_ok; /* gauge: the last self-check passed (1) or not */
 	struct metrics_family *selfcheck_last_success; /* gauge: unix seconds */
 	struct metrics_family *selfcheck_failures;

@@ -1,30 +1,191 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * libmicrohttpd with its internal polling thread: scrapes are rare (every 15-60 s) and small,
- * so one thread serves them all, and the registry's mutex is the only shared state.
+ * so one thread serves them all.  The connection table is shared with the reaper thread,
+ * which cuts connections past their deadline, under the table's mutex; the registry has its
+ * own.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <microhttpd.h>
 
 #include "log.h"
 #include "metrics_http.h"
 
-#define CONNECTION_LIMIT 32 /* concurrent scrapers and health checks */
-#define CONNECTION_TIMEOUT 10 /* seconds: Prometheus' default scrape timeout */
+#define REAP_EVERY_MS 250
+
+/* One open connection, from libmicrohttpd's "started" notification to its "closed" one. */
+struct conn_slot {
+	bool used;
+	int fd; /* libmicrohttpd's: only shut down, never closed, and only while used */
+	unsigned char ip[16]; /* the peer's address, IPv4 in the first 4 bytes */
+	uint64_t deadline_ns;
+};
 
 struct metrics_http {
 	struct MHD_Daemon *daemon;
 	struct metrics *metrics;
 	uint16_t port;
+	metrics_http_health_fn health;
+	void *health_ctx;
+	pthread_mutex_t lock; /* conns, nconns, st, stopping */
+	pthread_cond_t wake;
+	pthread_t reaper;
+	bool reaper_started, stopping;
+	struct conn_slot conns[METRICS_HTTP_MAX_CONNS];
+	unsigned int nconns;
+	struct metrics_http_stats st;
 };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void peer_ip(const struct sockaddr *sa, unsigned char ip[16])
+{
+	memset(ip, 0, 16);
+	if (sa && sa->sa_family == AF_INET)
+		memcpy(ip, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	else if (sa && sa->sa_family == AF_INET6)
+		memcpy(ip, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+}
+
+/* Before libmicrohttpd takes a new connection: the caps, counted. */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct metrics_http *h = cls;
+	unsigned char ip[16];
+	unsigned int same = 0;
+	enum MHD_Result ret = MHD_YES;
+
+	(void)addrlen;
+	peer_ip(addr, ip);
+	pthread_mutex_lock(&h->lock);
+	if (h->nconns >= METRICS_HTTP_MAX_CONNS) {
+		h->st.refused_limit++;
+		ret = MHD_NO;
+		goto out;
+	}
+	for (unsigned int i = 0; i < METRICS_HTTP_MAX_CONNS; i++)
+		same += h->conns[i].used && !memcmp(h->conns[i].ip, ip, sizeof(ip));
+	if (same >= METRICS_HTTP_MAX_PER_IP) {
+		h->st.refused_per_ip++;
+		ret = MHD_NO;
+	}
+out:
+	pthread_mutex_unlock(&h->lock);
+	return ret;
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			      enum MHD_ConnectionNotificationCode toe)
+{
+	struct metrics_http *h = cls;
+	const union MHD_ConnectionInfo *fd, *addr;
+	struct conn_slot *c = *socket_context;
+
+	pthread_mutex_lock(&h->lock);
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (c) {
+			c->used = false;
+			h->nconns--;
+		}
+		goto out;
+	}
+	fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	addr = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	for (unsigned int i = 0; i < METRICS_HTTP_MAX_CONNS && fd; i++) {
+		if (h->conns[i].used)
+			continue;
+		c = &h->conns[i];
+		c->used = true;
+		c->fd = fd->connect_fd;
+		peer_ip(addr ? addr->client_addr : NULL, c->ip);
+		c->deadline_ns = now_ns() + METRICS_HTTP_DEADLINE_S * 1000000000ULL;
+		*socket_context = c;
+		h->nconns++;
+		h->st.accepted++;
+		break;
+	}
+out:
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* A request came whole: the connection has the deadline again to be answered and reused. */
+static void conn_renew(struct metrics_http *h, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn_slot *c = ci ? ci->socket_context : NULL;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&h->lock);
+	c->deadline_ns = now_ns() + METRICS_HTTP_DEADLINE_S * 1000000000ULL;
+	pthread_mutex_unlock(&h->lock);
+}
+
+/*
+ * Cuts connections past their deadline: shutdown() makes libmicrohttpd see the end of the
+ * stream and close the connection itself.  The slot is used, so the fd is still its own.
+ */
+static void *reaper(void *arg)
+{
+	struct metrics_http *h = arg;
+	struct timespec until;
+	uint64_t now;
+
+	pthread_mutex_lock(&h->lock);
+	while (!h->stopping) {
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += REAP_EVERY_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&h->wake, &h->lock, &until);
+		now = now_ns();
+		for (unsigned int i = 0; i < METRICS_HTTP_MAX_CONNS; i++) {
+			struct conn_slot *c = &h->conns[i];
+
+			if (!c->used || c->deadline_ns > now)
+				continue;
+			shutdown(c->fd, SHUT_RDWR);
+			c->deadline_ns = UINT64_MAX;
+			h->st.expired++;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+void metrics_http_set_health(struct metrics_http *h, metrics_http_health_fn fn, void *ctx)
+{
+	h->health = fn;
+	h->health_ctx = ctx;
+}
+
+void metrics_http_stats(struct metrics_http *h, struct metrics_http_stats *st)
+{
+	pthread_mutex_lock(&h->lock);
+	*st = h->st;
+	st->open = h->nconns;
+	pthread_mutex_unlock(&h->lock);
+}
 
 static int fail(char *err, size_t errlen, const char *listen, const char *why)
 {
@@ -155,16 +316,31 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			      size_t *upload_data_size, void **req_cls)
 {
 	struct metrics_http *h = cls;
-	bool metrics = !strcmp(url, "/metrics");
+	bool metrics = !strcmp(url, "/metrics"), live = !strcmp(url, "/healthz");
+	char why[256];
 	size_t len;
 	char *body;
 
-	if (!metrics && strcmp(url, "/healthz"))
+	(void)version;
+	(void)upload_data;
+	(void)upload_data_size;
+	(void)req_cls;
+	conn_renew(h, conn);
+	if (!metrics && !live && strcmp(url, "/readyz"))
 		return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
 	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
 		return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
-	if (!metrics)
-		return respond_text(conn, MHD_HTTP_OK, "ok\n");
+	if (!metrics) {
+		if (!h->health ||
+		    h->health(h->health_ctx, live ? METRICS_HTTP_LIVE : METRICS_HTTP_READY, why,
+			      sizeof(why) - 1))
+			return respond_text(conn, MHD_HTTP_OK, "ok\n");
+		why[sizeof(why) - 2] = '\0';
+		len = strlen(why);
+		why[len++] = '\n';
+		return respond(conn, MHD_HTTP_SERVICE_UNAVAILABLE, why, len, MHD_RESPMEM_MUST_COPY,
+			       "text/plain; charset=utf-8");
+	}
 
 	body = metrics_render(h->metrics, &len);
 	if (!body) {
@@ -179,15 +355,34 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((forma
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	/* Clients choose how often libmicrohttpd complains: one line per 10 s, the rest counted. */
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static uint64_t last, suppressed;
+	uint64_t now = now_ns(), skipped;
 	char buf[256];
 	size_t n;
 
+	(void)cls;
+	pthread_mutex_lock(&lock);
+	if (last && now - last < 10000000000ULL) {
+		suppressed++;
+		pthread_mutex_unlock(&lock);
+		return;
+	}
+	last = now;
+	skipped = suppressed;
+	suppressed = 0;
+	pthread_mutex_unlock(&lock);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	/* libmicrohttpd ends its messages with a line feed; ours are one line without. */
 	n = strlen(buf);
 	while (n && buf[n - 1] == '\n')
 		buf[--n] = '\0';
-	log_warn("metrics server: %s", buf);
+	if (skipped)
+		log_warn("metrics server: %s (and %llu more messages in the last 10 s)", buf,
+			 (unsigned long long)skipped);
+	else
+		log_warn("metrics server: %s", buf);
 }
 
 struct metrics_http *metrics_http_start(struct metrics *m, const char *listen, char *err,
@@ -211,15 +406,26 @@ struct metrics_http *metrics_http_start(struct metrics *m, const char *listen, c
 	if (!h)
 		goto err_out;
 	h->metrics = m;
+	pthread_mutex_init(&h->lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&h->wake, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
 	if (addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	/* The logger first: libmicrohttpd logs with its own until it has seen it. */
-	h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER,
-				     mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-				     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNECTION_LIMIT,
-				     MHD_OPTION_CONNECTION_TIMEOUT,
-				     (unsigned int)CONNECTION_TIMEOUT, MHD_OPTION_END);
+	/* Its own limit as a backstop: accept_policy() refuses (and counts) first. */
+	h->daemon = MHD_start_daemon(
+		flags, 0, accept_policy, h, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned int)METRICS_HTTP_MAX_CONNS, MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned int)METRICS_HTTP_DEADLINE_S, MHD_OPTION_NOTIFY_CONNECTION,
+		notify_connection, h, MHD_OPTION_END);
 	if (!h->daemon) {
 		/* libmicrohttpd does not say why; the usual reason is the address in use. */
 		if (!errno)
@@ -231,6 +437,10 @@ struct metrics_http *metrics_http_start(struct metrics *m, const char *listen, c
 		goto err_stop;
 	h->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port :
 						      ((struct sockaddr_in *)&bound)->sin_port);
+	errno = pthread_create(&h->reaper, NULL, reaper, h);
+	if (errno)
+		goto err_stop;
+	h->reaper_started = true;
 	return h;
 
 err_stop:
@@ -239,6 +449,8 @@ err_stop:
 	errno = ret;
 err_free:
 	ret = errno;
+	pthread_cond_destroy(&h->wake);
+	pthread_mutex_destroy(&h->lock);
 	free(h);
 	errno = ret;
 err_out:
@@ -256,6 +468,14 @@ void metrics_http_stop(struct metrics_http *h)
 {
 	if (!h)
 		return;
+	pthread_mutex_lock(&h->lock);
+	h->stopping = true;
+	pthread_cond_signal(&h->wake);
+	pthread_mutex_unlock(&h->lock);
+	if (h->reaper_started)
+		pthread_join(h->reaper, NULL);
 	MHD_stop_daemon(h->daemon);
+	pthread_cond_destroy(&h->wake);
+	pthread_mutex_destroy(&h->lock);
 	free(h);
 }

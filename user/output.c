@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "adopt.h"
 #include "output.h"
 
 struct output {
@@ -160,7 +161,9 @@ static json_t *conn_json(const struct ct_conn *c)
 		return NULL;
 	if (!put(obj, "id", json_string(c->id_str)) || !put(obj, "local", json_string(c->local)) ||
 	    !put(obj, "peer", json_string(c->peer)) || !put(obj, "tls", json_false()) ||
-	    !put(obj, "user", json_null()) || !put(obj, "adopted", json_boolean(c->adopted))) {
+	    !put(obj, "user", json_null()) || !put(obj, "adopted", json_boolean(c->adopted)) ||
+	    !put(obj, "user_unknown", json_boolean(c->user_unknown)) ||
+	    !put(obj, "history_unknown", json_boolean(c->history_unknown))) {
 		json_decref(obj);
 		return NULL;
 	}
@@ -183,9 +186,11 @@ void output_conn_open(struct output *o, const struct ct_conn *c, uint64_t ts_ns)
 
 	if (o->format == OUTPUT_TEXT) {
 		output_format_time(ts, sizeof(ts), ts_ns);
-		fprintf(o->out, "%s %u %s conn_open %s %s -> %s%s%s%s\n", ts, c->tgid, c->comm,
+		fprintf(o->out, "%s %u %s conn_open %s %s -> %s%s%s%s%s%s\n", ts, c->tgid, c->comm,
 			c->id_str, c->local, c->peer, c->adopted ? " adopted" : "",
-			c->extensions ? " ext=" : "", c->extensions ? c->extensions : "");
+			c->user_unknown ? " user_unknown" : "",
+			c->history_unknown ? " history_unknown" : "", c->extensions ? " ext=" : "",
+			c->extensions ? c->extensions : "");
 		return;
 	}
 	emit_json(o, json_pack("{s:s, s:o, s:I, s:s, s:o, s:s?, s:s?}", "type", "conn_open", "ts",
@@ -272,6 +277,9 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 			json_string_value(json_object_get(fv->container, "pod")));
 	if (fv->verdict && fv->verdict->via_bridge == 1)
 		fprintf(o->out, " via bridge");
+	if (f->conn->adopted)
+		fprintf(o->out, " adopted%s%s", f->conn->user_unknown ? " user_unknown" : "",
+			f->conn->history_unknown ? " history_unknown" : "");
 	if (fv->name_tests)
 		fprintf(o->out, " test=%s",
 			fv->test_why == TEST_FOUND ? fv->test : test_unknown_name(fv->test_why));
@@ -458,6 +466,30 @@ void output_process(struct output *o, const char *what, uint64_t ts_ns, uint32_t
 	emit_json(o, obj);
 }
 
+/* What was recovered for connections open before the trace (docs/adoption.md). */
+static json_t *adoption_json(const struct trace_totals *t)
+{
+	const struct ct_stats *ct = t->ct;
+	const struct adopt_stats *a = t->adopt;
+	json_t *obj = json_pack("{s:I, s:I, s:I, s:I, s:I}", "conns", (json_int_t)ct->conns_adopted,
+				"history_recovered", (json_int_t)ct->adopted_history_recovered,
+				"history_unknown", (json_int_t)ct->adopted_history_unknown,
+				"user_unknown", (json_int_t)ct->adopted_user_unknown,
+				"messages_tried", (json_int_t)ct->history_messages_tried);
+
+	if (obj && a)
+		json_object_set_new(
+			obj, "memory",
+			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "untagged",
+				  (json_int_t)a->untagged, "conflicts", (json_int_t)a->conflicts,
+				  "snapshots", (json_int_t)a->snapshots, "snapshots_busy",
+				  (json_int_t)a->snapshots_busy, "snapshots_failed",
+				  (json_int_t)a->snapshots_failed, "snapshots_over_limit",
+				  (json_int_t)a->snapshots_over_limit, "rejected",
+				  (json_int_t)a->rejected, "recovered", (json_int_t)a->recovered));
+	return obj;
+}
+
 void output_selfcheck(struct output *o, uint64_t ts_ns, bool ok, const char *why, uint64_t took_ns)
 {
 	char ts[48];
@@ -505,6 +537,13 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 		fprintf(o->out, ", %llu truncated frames, %llu uncaptured bytes, %llu desyncs",
 			(unsigned long long)ct->truncated_frames, (unsigned long long)ct->gap_bytes,
 			(unsigned long long)ct->desyncs);
+		if (ct->conns_adopted)
+			fprintf(o->out,
+				"; adopted: %llu history recovered, %llu history unknown, "
+				"%llu user unknown",
+				(unsigned long long)ct->adopted_history_recovered,
+				(unsigned long long)ct->adopted_history_unknown,
+				(unsigned long long)ct->adopted_user_unknown);
 		if (t->rules)
 			fprintf(o->out, "; violations: %llu bridge_bypass, %llu isolation_breach",
 				(unsigned long long)t->rules->violations[RULE_BRIDGE_BYPASS],
@@ -551,6 +590,7 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 		json_object_set_new(msgs, "context_losses", json_integer(ct->context_losses));
 		json_object_set_new(obj, "messages", msgs);
 	}
+	json_object_set_new(obj, "adoption", adoption_json(t));
 	if (t->rules)
 		json_object_set_new(
 			obj, "violations",

@@ -56,6 +56,8 @@ void output_frame(struct output *o, const struct frame_view *fv);
 void output_process(struct output *o, const char *what, uint64_t ts_ns, uint32_t pid,
 		    const char *comm, int exit_code);
 
+struct adopt_stats;
+
 struct trace_totals {
 	uint64_t records; /* ring buffer records received */
 	uint64_t processes; /* processes being traced */
@@ -63,6 +65,7 @@ struct trace_totals {
 	const struct ct_stats *ct;
 	const struct attrib_stats *attrib;
 	const struct rules_stats *rules;
+	const struct adopt_stats *adopt; /* NULL: not counted */
 };
 
 /* The result of a self-check (session_selfcheck); why is NULL when it passed. */

@@ -7,11 +7,14 @@
  * and its messages cannot be checked and worded by us; the schema here is small.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "policy.h"
@@ -969,13 +972,35 @@ struct policy *policy_load(const char *path, char *err, size_t errlen)
 	struct policy *p = NULL;
 	char *buf = NULL;
 	size_t len = 0;
+	struct stat sb;
 	FILE *f;
-	int e;
+	int e, fd;
 
 	errno = 0;
-	f = fopen(path, "re");
+	/*
+	 * A FIFO or a device would block the agent's loop in the read (a reload runs there):
+	 * opened without blocking, and only a regular file is read.
+	 */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb))
+		e = errno;
+	else if (S_ISDIR(sb.st_mode))
+		e = EISDIR;
+	else if (!S_ISREG(sb.st_mode))
+		e = EINVAL;
+	else
+		e = 0;
+	if (e) {
+		snprintf(err, errlen, "%s: %s", path,
+			 e == EINVAL ? "not a regular file" : strerror(e));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	f = fdopen(fd, "r");
 	if (!f) {
 		e = errno;
+		close(fd);
 		snprintf(err, errlen, "%s: %s", path, strerror(e));
 		goto out;
 	}

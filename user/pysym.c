@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 #include <time.h>
 
+#include "keyhash.h"
 #include "pysym.h"
 
 #define HEADER_MAX 512
@@ -582,14 +583,10 @@ void pysym_sym_put(struct pysym_sym *sym)
 		entry_put((struct sym_entry *)sym);
 }
 
+/* Code addresses are the traced process's to choose: keyed, so they cannot collide at will. */
 static unsigned int bucket_of(const struct pysym *s, pid_t pid, unsigned long long code)
 {
-	unsigned long long h = (code >> 4) ^ ((unsigned long long)pid * 0x9e3779b97f4a7c15ULL);
-
-	h ^= h >> 29;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 32;
-	return (unsigned int)(h & (s->nbuckets - 1));
+	return (unsigned int)(keyhash_table2(code, (uint64_t)pid) & (s->nbuckets - 1));
 }
 
 static void lru_unlink(struct pysym *s, struct sym_entry *e)

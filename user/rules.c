@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keyhash.h"
 #include "pysym.h"
 #include "rules.h"
 
@@ -53,24 +54,22 @@ const char *identity_kind_name(enum identity_kind k)
 	return k < ID__COUNT ? identity_kind_names[k] : "unknown";
 }
 
-/* FNV-1a: stable across runs and machines, so redacted values can still be correlated. */
-static uint64_t fnv1a(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 void rules_redact(const struct rules *r, const char *value, char *out, size_t size)
 {
-	if (r->show_identities)
+	char shown[KEYHASH_DISPLAY_LEN];
+
+	if (r->show_identities) {
 		snprintf(out, size, "%s", value);
-	else
-		snprintf(out, size, "u#%012llx", (unsigned long long)(fnv1a(value) >> 16));
+		return;
+	}
+	keyhash_identity_display(value, shown);
+	snprintf(out, size, "%s", shown);
+}
+
+/* Keys come from the traffic: keyed, so nobody can choose keys that share a bucket. */
+static size_t owner_bucket(const char *key)
+{
+	return (size_t)(keyhash_table(key, strlen(key)) % OWNER_BUCKETS);
 }
 
 struct rules *rules_new(const struct policy *p, bool show_identities, size_t max_owners)
@@ -87,7 +86,7 @@ struct rules *rules_new(const struct policy *p, bool show_identities, size_t max
 
 static void owner_unlink(struct rules *r, struct owner *o)
 {
-	struct owner **pp = &r->buckets[fnv1a(o->key) % OWNER_BUCKETS];
+	struct owner **pp = &r->buckets[owner_bucket(o->key)];
 
 	while (*pp != o)
 		pp = &(*pp)->next;
@@ -127,7 +126,7 @@ static struct owner *owner_find(struct rules *r, const char *key)
 {
 	struct owner *o;
 
-	for (o = r->buckets[fnv1a(key) % OWNER_BUCKETS]; o; o = o->next) {
+	for (o = r->buckets[owner_bucket(key)]; o; o = o->next) {
 		if (!strcmp(o->key, key))
 			return o;
 	}
@@ -155,7 +154,7 @@ static bool owner_add(struct rules *r, const char *key, const char *user)
 		owner_free(o);
 		return false;
 	}
-	b = fnv1a(key) % OWNER_BUCKETS;
+	b = owner_bucket(key);
 	o->next = r->buckets[b];
 	r->buckets[b] = o;
 	o->older = r->newest;

@@ -73,12 +73,12 @@ struct rules_stats {
 
 struct rules;
 
-/* show_identities: values in details as they are; otherwise a stable short hash. */
+/* show_identities: values in details as they are; otherwise their keyed display. */
 struct rules *rules_new(const struct policy *p, bool show_identities, size_t max_owners);
 void rules_free(struct rules *r);
 void rules_judge(struct rules *r, const struct rules_input *in, struct rules_verdict *out);
 const struct rules_stats *rules_stats(const struct rules *r);
-/* "u#" and 12 hex digits of a hash of value, or value itself when identities are shown. */
+/* keyhash_identity_display() of value, or value itself when identities are shown. */
 void rules_redact(const struct rules *r, const char *value, char *out, size_t size);
 
 #endif /* WSAUDIT_RULES_H */

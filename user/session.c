@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "adopt.h"
 #include "capture.h"
 #include "http1.h"
 #include "identity.h"
@@ -16,6 +17,7 @@
 #include "targets.h"
 #include "testname.h"
 #include "uvhook.h"
+#include "zflush.h"
 
 /* A transport hand-over whose bytes were not sent within this long never will be. */
 #define TOKEN_MAX_AGE_NS (30ULL * 1000000000ULL)
@@ -47,6 +49,15 @@ struct ctx_tried {
 	pid_t pid; /* 0: free */
 };
 
+/* Message ends handed over with an object to a transport, by object (see zflush_handover). */
+#define ZFLUSH_TOKENS 4096
+
+struct zflush_token {
+	uint32_t tgid;
+	uint64_t token; /* 0: free */
+	uint64_t strm, total_out;
+};
+
 struct watch {
 	pid_t pid;
 	bool python; /* interpreter attached; waiting for uvloop */
@@ -65,6 +76,8 @@ struct session {
 	struct proc_pod *pod_buckets[POD_BUCKETS];
 	struct capture *cap;
 	struct conntrack *ct;
+	struct adopt *adopt;
+	struct zflush_token zflush_tokens[ZFLUSH_TOKENS];
 	struct output *out;
 	struct attrib *attrib;
 	struct policy *policy;
@@ -110,15 +123,52 @@ static void conn_identify(struct session *s, struct ct_conn *c)
 	http1_parser_free(p);
 }
 
+struct zlib_attach {
+	struct session *s;
+	pid_t pid;
+};
+
+static void zlib_site(void *ctx, const char *path, dev_t dev, ino_t ino)
+{
+	struct zlib_attach *z = ctx;
+	int err = capture_attach_zlib(z->s->cap, z->pid, path, dev, ino);
+
+	if (err)
+		log_warn("pid %d: cannot probe zlib's deflate in %s: %s; the compression history "
+			 "of its adopted connections stays unknown",
+			 z->pid, path, strerror(-err));
+}
+
+/*
+ * An adopted connection's compressor is named by the probes on deflate (docs/adoption.md),
+ * set for that process only: when it is followed (its connections open then are adopted,
+ * and their first messages are told apart from then on) and again at its first adopted
+ * connection (a process that loaded zlib since).  adopted: say when there is no zlib.
+ */
+static void adopted_probe_zlib(struct session *s, pid_t pid, bool adopted)
+{
+	struct zlib_attach z = { .s = s, .pid = pid };
+	int n = zflush_find_libz(pid, zlib_site, &z);
+
+	if (n == 0 && adopted)
+		log_info("pid %d maps no zlib shared library: the compression history of its "
+			 "adopted connections stays unknown",
+			 pid);
+}
+
 static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 {
 	struct session *s = ctx;
+
+	if (c->adopted)
+		adopted_probe_zlib(s, (pid_t)c->tgid, true);
 
 	/* Its announcement was lost (full ring buffer): the kernel still lists the socket. */
 	if (!strcmp(c->local, "unknown"))
 		target_sock_addrs(c->tgid, c->id.ino, c->local, sizeof(c->local), c->peer,
 				  sizeof(c->peer));
 	conn_identify(s, c);
+	c->user_unknown = c->adopted && !c->has_user;
 	for (struct session_tap *t = s->taps; t; t = t->next) {
 		if (!t->violations_only && t->wants(t->ctx, c->tgid)) {
 			output_conn_open(t->out, c, ts_ns);
@@ -133,6 +183,8 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 {
 	struct session *s = ctx;
 
+	if (c->adopted)
+		adopt_conn_closed(s->adopt, (pid_t)c->tgid, &c->id);
 	for (struct session_tap *t = s->taps; t; t = t->next) {
 		if (!t->violations_only && t->wants(t->ctx, c->tgid)) {
 			output_conn_close(t->out, c, ts_ns, why);
@@ -141,6 +193,39 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 	}
 	if (!s->opts.violations_only)
 		output_conn_close(s->out, c, ts_ns, why);
+}
+
+/*
+ * A message end (EVT_ZFLUSH) followed on its thread by a hand-over to a transport that writes
+ * later (uvloop): the message end belongs to the object handed over.
+ */
+static void zflush_handover(struct session *s, const struct evt_stack *e)
+{
+	struct zflush_token *t = &s->zflush_tokens[(e->token >> 4) % ZFLUSH_TOKENS];
+
+	if (!conntrack_zflush_take(s->ct, e->tid, &t->strm, &t->total_out))
+		return;
+	t->tgid = e->tgid;
+	t->token = e->token;
+}
+
+static int sink_history(void *ctx, const struct ct_conn *c, uint64_t strm, uint64_t total_out,
+			uint64_t user_addr, uint8_t opcode, const uint8_t *wire, size_t len,
+			const uint8_t **dict, size_t *dict_len)
+{
+	struct session *s = ctx;
+	uint64_t token = user_addr ? attrib_token_of(s->attrib, c->tgid, user_addr) : 0;
+	struct zflush_token *t = &s->zflush_tokens[(token >> 4) % ZFLUSH_TOKENS];
+
+	/* Sent from a transport's queue: the message end came with the hand-over. */
+	if (token && t->token == token && t->tgid == c->tgid) {
+		strm = t->strm;
+		total_out = t->total_out;
+		t->token = 0;
+	}
+
+	return adopt_history(s->adopt, (pid_t)c->tgid, &c->id, strm, total_out, opcode, wire, len,
+			     dict, dict_len);
 }
 
 static const json_t *process_container(struct session *s, pid_t pid)
@@ -469,6 +554,7 @@ int session_add_pid(struct session *s, pid_t pid, const char *how)
 	}
 	s->processes++;
 	log_info("tracing pid %d (%s)%s", pid, comm, how);
+	adopted_probe_zlib(s, pid, false);
 	err = python_attach(s, pid);
 	/*
 	 * A process caught at exec may not have loaded its interpreter yet, nor uvloop: it is
@@ -527,6 +613,7 @@ static void forget_process(struct session *s, pid_t pid, uint64_t ts_ns)
 		s->processes--;
 	conntrack_forget_tgid(s->ct, pid, ts_ns);
 	forget_container(s, pid);
+	adopt_forget_pid(s->adopt, pid);
 	watch_forget(s, pid);
 	ctx_forget(s, pid);
 	capture_forget_tgid(s->cap, pid);
@@ -731,6 +818,7 @@ static int on_record(void *ctx, const void *data, size_t size)
 		struct attrib_stack *stack = attrib_resolve(s->attrib, e);
 
 		mark_context_frames(s, e->tgid, stack);
+		zflush_handover(s, e);
 		if (stack)
 			attrib_token_put(s->attrib, e->tgid, e->token, e->hdr.ts_ns, stack);
 		return 0;
@@ -758,6 +846,7 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 		.frame = sink_frame,
 		.stack = sink_stack,
 		.verdict = sink_verdict,
+		.history = sink_history,
 		.ctx = s,
 	};
 
@@ -769,11 +858,12 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 	s->policy = policy;
 	s->out = output_new(out, opts->format, opts->payload, opts->stack);
 	s->ct = conntrack_new(&sink, 0);
+	s->adopt = adopt_new();
 	s->attrib = attrib_new((const char *const *)policy->transport_files.v,
 			       policy->transport_files.n);
 	s->rules = rules_new(policy, opts->show_identities, 0);
 	s->pods = podinfo_cache_new(0);
-	if (!s->out || !s->ct || !s->attrib || !s->rules || !s->pods) {
+	if (!s->out || !s->ct || !s->adopt || !s->attrib || !s->rules || !s->pods) {
 		log_err("out of memory");
 		goto err_close;
 	}
@@ -799,6 +889,7 @@ void session_close(struct session *s, const char *why)
 	if (!s)
 		return;
 	conntrack_free(s->ct, why);
+	adopt_free(s->adopt);
 	capture_close(s->cap);
 	for (size_t i = 0; i < POD_BUCKETS; i++) {
 		while (s->pod_buckets[i]) {
@@ -990,6 +1081,7 @@ void session_totals(struct session *s, struct session_totals *t)
 	t->ct = *conntrack_stats(s->ct);
 	t->attrib = *attrib_stats(s->attrib);
 	t->rules = *rules_stats(s->rules);
+	t->adopt = *adopt_stats(s->adopt);
 	capture_probe_counts(s->cap, &t->probes_attached, &t->probes_failed);
 }
 
@@ -1005,6 +1097,7 @@ void session_report(struct session *s, bool final)
 	out.ct = &t.ct;
 	out.attrib = &t.attrib;
 	out.rules = &t.rules;
+	out.adopt = &t.adopt;
 	output_stats(s->out, &out, final);
 }
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "adopt.h"
 #include "attrib.h"
 #include "capture.h"
 #include "conntrack.h"
@@ -84,6 +85,7 @@ struct session_totals {
 	struct ct_stats ct;
 	struct attrib_stats attrib;
 	struct rules_stats rules;
+	struct adopt_stats adopt;
 	unsigned int probes_attached, probes_failed;
 };
 

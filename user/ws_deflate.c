@@ -291,6 +291,22 @@ int ws_inflater_begin(struct ws_inflater *inf, bool fresh)
 	return 0;
 }
 
+int ws_inflater_prime(struct ws_inflater *inf, const void *dict, size_t len)
+{
+	const uint8_t *d = dict;
+
+	/* A raw inflater takes a dictionary at any point; only the window's size counts. */
+	if (len > 32768) {
+		d += len - 32768;
+		len = 32768;
+	}
+	if (inflateReset(&inf->zs) != Z_OK)
+		return -EINVAL;
+	if (len && inflateSetDictionary(&inf->zs, d, len) != Z_OK)
+		return -EINVAL;
+	return 0;
+}
+
 /*
  * Inflates into the message until its limit.  At the limit, one byte more is asked for: if
  * the stream has it, the message is too large and inflation stops there (-E2BIG) instead

@@ -59,6 +59,12 @@ void ws_inflater_free(struct ws_inflater *inf);
  */
 int ws_inflater_begin(struct ws_inflater *inf, bool fresh);
 /*
+ * Starts a message from a known history: the window is emptied and then holds the last
+ * bytes of dict (at most 2^15), as if the sender's earlier messages had been inflated.
+ * Returns 0 or -EINVAL.
+ */
+int ws_inflater_prime(struct ws_inflater *inf, const void *dict, size_t len);
+/*
  * Inflates one frame's payload of the current message into out.  last: the message's
  * final frame, after which the 00 00 ff ff tail that RFC 7692 7.2.1 strips is inflated.
  * Returns 0; -E2BIG when the message decodes to more than out->limit bytes: inflation

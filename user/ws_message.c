@@ -22,6 +22,13 @@ struct ws_stream {
 	struct ws_inflater *inflater;
 	bool ctx_trusted; /* the inflater's context matches the sender's */
 	bool seen_compressed;
+	bool adopted; /* its start was not seen */
+	bool recovered; /* its history came from the history source */
+	bool seen_data; /* a data message began */
+	ws_stream_history_cb history_cb;
+	void *history_ctx;
+	bool collect; /* keeping the open message's compressed bytes for the history source */
+	struct ws_buf wire;
 	/* the message being assembled */
 	bool open;
 	bool start_seen;
@@ -124,11 +131,13 @@ static void message_begin(struct ws_stream *s, const struct ws_frame *f, bool st
 	s->too_large = false;
 	s->decoding = start_seen;
 	ws_buf_reset(&s->buf, s->opts.max_message);
+	s->collect = false;
 	if (!start_seen) {
 		/* It may have been compressed: with deflate in use its bytes mean nothing. */
 		s->undecodable = s->deflate.enabled;
 		return;
 	}
+	s->seen_data = true;
 	if (!m->compressed)
 		return;
 	s->seen_compressed = true;
@@ -142,7 +151,44 @@ static void message_begin(struct ws_stream *s, const struct ws_frame *f, bool st
 	} else if (!s->ctx_trusted) {
 		s->undecodable = true;
 		s->decoding = false;
+		if (s->history_cb) {
+			s->collect = true;
+			ws_buf_reset(&s->wire, WS_STREAM_HISTORY_WIRE_MAX);
+		}
 	}
+}
+
+/* The history source may know what the open message was compressed after. */
+static void message_recover(struct ws_stream *s, const struct ws_frame *last)
+{
+	const uint8_t *dict = NULL;
+	size_t dict_len = 0;
+	int err;
+
+	s->collect = false;
+	if (s->lost || s->wire.total > s->wire.len ||
+	    s->history_cb(s->history_ctx, last, s->msg.opcode, s->wire.data, s->wire.len, &dict,
+			  &dict_len))
+		return;
+	if (!s->inflater) {
+		s->inflater = ws_inflater_new();
+		if (!s->inflater)
+			return;
+	}
+	if (ws_inflater_prime(s->inflater, dict, dict_len))
+		return;
+	ws_buf_reset(&s->buf, s->opts.max_message);
+	err = ws_inflater_feed(s->inflater, s->wire.data, s->wire.len, true, &s->buf);
+	if (err) {
+		/* The source vouched for a history that does not decode: still untrusted. */
+		ws_buf_reset(&s->buf, s->opts.max_message);
+		return;
+	}
+	s->undecodable = false;
+	s->ctx_trusted = true;
+	s->recovered = true;
+	s->stats.context_recoveries++;
+	s->stats.history_recovered++;
 }
 
 /* Adds one data frame's payload to the open message; returns 0 or -ENOMEM. */
@@ -155,6 +201,10 @@ static int message_add(struct ws_stream *s, const struct ws_frame *f, bool *zero
 
 	m->wire_len += f->payload_len;
 	m->frames++;
+	if (s->collect) {
+		if (missing || cut || ws_buf_append(&s->wire, f->payload, f->payload_kept))
+			s->collect = false;
+	}
 	if (!s->decoding)
 		goto out;
 	if (m->compressed) {
@@ -238,6 +288,8 @@ static void on_frame(void *ctx, const struct ws_frame *f)
 	if (message_add(s, f, &zero_copy))
 		s->lost = true; /* out of memory: say the bytes are missing */
 	if (f->fin) {
+		if (s->collect)
+			message_recover(s, f);
 		message_deliver(s, zero_copy);
 		info.message = &s->msg;
 	}
@@ -283,6 +335,7 @@ void ws_stream_free(struct ws_stream *s)
 	ws_parser_free(s->parser);
 	ws_inflater_free(s->inflater);
 	ws_buf_free(&s->buf);
+	ws_buf_free(&s->wire);
 	free(s);
 }
 
@@ -306,7 +359,21 @@ const struct ws_deflate_params *ws_stream_deflate(const struct ws_stream *s)
 void ws_stream_adopt(struct ws_stream *s, uint64_t pos)
 {
 	ws_parser_set_pos(s->parser, pos);
+	/* Its handshake was not seen: permessage-deflate may have been negotiated. */
+	ws_parser_set_allow_rsv1(s->parser, true);
+	s->adopted = true;
 	context_lost(s);
+}
+
+void ws_stream_set_history(struct ws_stream *s, ws_stream_history_cb cb, void *ctx)
+{
+	s->history_cb = cb;
+	s->history_ctx = ctx;
+}
+
+bool ws_stream_history_unknown(const struct ws_stream *s)
+{
+	return s->adopted && !s->recovered && (s->seen_compressed || !s->seen_data);
 }
 
 static void check_sync(struct ws_stream *s)

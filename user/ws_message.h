@@ -89,7 +89,22 @@ struct ws_stream_stats {
 	uint64_t messages[WS_MSG__COUNT];
 	uint64_t context_losses; /* times the compression context became untrusted */
 	uint64_t context_recoveries; /* times it was trusted again */
+	uint64_t history_recovered; /* of which: from the sender's history (adopted streams) */
 };
+
+/*
+ * The history source of an adopted stream: called when a compressed message whose context
+ * is not trusted ended whole, with the message's compressed bytes (its frames' payloads
+ * joined, without the RFC 7692 tail) and its last frame.  Returns 0 with the sender's history the message was
+ * compressed after (*dict valid until the source is called again; len 0 is an empty
+ * history), or a negative errno when none was found: the message stays undecodable_gap.
+ */
+typedef int (*ws_stream_history_cb)(void *ctx, const struct ws_frame *last, uint8_t opcode,
+				    const uint8_t *wire, size_t len, const uint8_t **dict,
+				    size_t *dict_len);
+
+/* Compressed bytes of one message kept for its history source. */
+#define WS_STREAM_HISTORY_WIRE_MAX (64u << 10)
 
 struct ws_stream;
 
@@ -109,6 +124,13 @@ const struct ws_deflate_params *ws_stream_deflate(const struct ws_stream *s);
  * context from before is unknown.
  */
 void ws_stream_adopt(struct ws_stream *s, uint64_t pos);
+/* Where an adopted stream asks for its compression history (NULL: nowhere). */
+void ws_stream_set_history(struct ws_stream *s, ws_stream_history_cb cb, void *ctx);
+/*
+ * Whether an adopted stream still lacks its compression history: it was not recovered, and
+ * a compressed message was seen or no data message yet.
+ */
+bool ws_stream_history_unknown(const struct ws_stream *s);
 /* See ws_parser_feed() and ws_parser_gap().  0 or -ENOMEM. */
 int ws_stream_feed(struct ws_stream *s, uint64_t pos, const void *data, size_t len);
 int ws_stream_gap(struct ws_stream *s, uint64_t pos, uint64_t len);

@@ -22,6 +22,7 @@ enum evt_type {
 	EVT_PROC_FORK, /* a traced process forked a child, which is now traced too */
 	EVT_STACK, /* the Python stack of the thread that made a WebSocket write */
 	EVT_SEGS, /* where a gathered write's segments were in the writer's memory */
+	EVT_ZFLUSH, /* a zlib compressor of a traced process ended a message (sync/full flush) */
 };
 
 #define EVT_VERSION 1
@@ -145,6 +146,20 @@ struct evt_proc {
 };
 
 /* Why a stack walk stopped short, or WALK_OK. */
+/*
+ * A compressor ended a message: deflate(strm, Z_SYNC_FLUSH or Z_FULL_FLUSH) returned in a
+ * traced process (uprobes on zlib's deflate, user/zflush.c).  The write that follows on the
+ * same thread carries that message, so strm is the connection's compressor and total_out
+ * its output count at the message's end (docs/adoption.md).
+ */
+struct evt_zflush {
+	struct evt_hdr hdr;
+	__u32 tgid;
+	__u32 tid;
+	__u64 strm; /* the z_stream's address in the process */
+	__u64 total_out; /* strm->total_out after the call */
+};
+
 enum walk_status {
 	WALK_OK = 0,
 	WALK_NO_THREAD, /* no thread state of this thread: not a Python thread */

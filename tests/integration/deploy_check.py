@@ -6,9 +6,11 @@
 
 - every YAML file under deploy/ parses; every manifest has apiVersion and kind;
 - the DaemonSet: hostPID, tolerations for every taint, system-node-critical (and the quota
-  that lets it be used), the metrics port named `metrics`, /healthz probes on it, requests
-  and limits, the agent command line, the host mounts read-only, volumes that exist, the
-  privileged default;
+  that lets it be used), the metrics port named `metrics`, /healthz and /readyz probes on it,
+  requests and limits, the agent command line (bound to the pod's address, violations on
+  stdout), the host mounts read-only, volumes that exist, the privileged default;
+- NetworkPolicy: all ingress to the agent denied, and only the scraper of a monitoring
+  component let in, on port `metrics`;
 - the least-privilege component: the exact capability list, nothing privileged;
 - PodMonitoring and PodMonitor point at the named port and at the pods' labels;
 - kustomize files name files that exist; with kubectl on PATH, `kubectl kustomize` renders
@@ -34,15 +36,17 @@ import yaml
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DEPLOY = os.path.join(ROOT, "deploy")
 
-AGENT_ARGS = ["agent", "-c", "/etc/wsaudit/policy.yaml", "--metrics-addr", "0.0.0.0:9464",
-              "--log", "/var/log/wsaudit/violations.jsonl"]
+# The pod's own address (downward API); the image alone listens on its container's.
+AGENT_ARGS = ["agent", "-c", "/etc/wsaudit/policy.yaml", "--metrics-addr", "$(POD_IP):9464",
+              "--log", "-"]
+IMAGE_ARGS = AGENT_ARGS[:4] + ["0.0.0.0:9464"] + AGENT_ARGS[5:]
 # host path -> must the mount be read-only
 HOST_MOUNTS = {
     "/sys/kernel/tracing": True,
     "/sys/fs/cgroup": True,
     "/run/containerd/io.containerd.runtime.v2.task": True,
-    "/var/log/wsaudit": False,
 }
+PROBE_PATHS = {"livenessProbe": "/healthz", "startupProbe": "/healthz", "readinessProbe": "/readyz"}
 LEAST_PRIVILEGE_CAPS = {"BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH"}
 OVERLAYS = ["deploy", "deploy/overlays/gke", "deploy/overlays/gke-least-privilege"]
 
@@ -120,8 +124,9 @@ def check_probe(c, name, where):
     p = c.get(name) or {}
     g = p.get("httpGet") or {}
     named = {pt.get("name") for pt in c.get("ports", [])}
-    check(g.get("path") == "/healthz" and g.get("port") == "metrics" and "metrics" in named,
-          f"{where}: {name} GET /healthz on the container's port `metrics`")
+    path = PROBE_PATHS[name]
+    check(g.get("path") == path and g.get("port") == "metrics" and "metrics" in named,
+          f"{where}: {name} GET {path} on the container's port `metrics`")
 
 
 def check_daemonset(ds, where, privileged=True, objs=()):
@@ -139,6 +144,9 @@ def check_daemonset(ds, where, privileged=True, objs=()):
     check(spec.get("automountServiceAccountToken") is False, f"{where}: no API token mounted")
     c = container_of(ds)
     check(c.get("args") == AGENT_ARGS, f"{where}: agent command line {' '.join(AGENT_ARGS)}")
+    env = {e.get("name"): e for e in c.get("env", [])}
+    check(((env.get("POD_IP") or {}).get("valueFrom") or {}).get("fieldRef", {}).get(
+        "fieldPath") == "status.podIP", f"{where}: POD_IP from status.podIP (the bind address)")
     ports = {p.get("name"): p for p in c.get("ports", [])}
     m = ports.get("metrics", {})
     check(m.get("containerPort") == 9464 and m.get("protocol", "TCP") == "TCP",
@@ -230,6 +238,26 @@ def check_monitors(objs, labels, ns, where):
                   for e in eps) and eps, f"{where}: {k} scrapes port `metrics` at /metrics")
 
 
+def check_network_policies(objs, labels, where, scraper):
+    """A deny-all-ingress policy on the agent pods; with a scraper, one policy letting exactly
+    it in, on port `metrics`; no policy that lets everyone in."""
+    nps = [o for o in objs if o.get("kind") == "NetworkPolicy"]
+    mine = [o for o in nps if all(labels.get(k) == v for k, v in
+                                  o["spec"]["podSelector"].get("matchLabels", {}).items())
+            and o["spec"]["podSelector"].get("matchLabels")]
+    check(any(o["spec"].get("policyTypes") == ["Ingress"] and o["spec"].get("ingress") == []
+              for o in mine), f"{where}: a NetworkPolicy denies all ingress to the agent pods")
+    rules = [r for o in mine for r in o["spec"].get("ingress") or []]
+    check(all(r.get("from") and all(p.get("namespaceSelector", {}).get("matchLabels") and
+                                    p.get("podSelector", {}).get("matchLabels")
+                                    for p in r["from"]) for r in rules),
+          f"{where}: every allowed peer is named by namespace and pod labels")
+    check(all([p.get("port") for p in r.get("ports", [])] == ["metrics"] for r in rules),
+          f"{where}: allowed only on port `metrics`")
+    check(bool(rules) == scraper, f"{where}: " + ("the scraper is let in" if scraper else
+                                                  "no peer is let in"))
+
+
 def kustomize_refs(docs):
     """Files named by kustomization.yaml files exist."""
     for p, ds in docs.items():
@@ -314,8 +342,8 @@ def check_dockerfile(ds_args):
           "Dockerfile: libbpf, libelf and zlib linked static")
     cmd = [a for _, w, a in ins if w == "CMD"]
     import json
-    check(bool(cmd) and json.loads(cmd[-1]) == AGENT_ARGS and ds_args == AGENT_ARGS,
-          "Dockerfile: CMD is the DaemonSet's command line")
+    check(bool(cmd) and json.loads(cmd[-1]) == IMAGE_ARGS and ds_args == AGENT_ARGS,
+          "Dockerfile: CMD is the DaemonSet's command line (on every address of its own)")
     for s, w, a in ins:
         if w == "COPY" and "--from" not in a:
             srcs = a.split()[:-1]
@@ -382,6 +410,10 @@ def main():
     labels = check_daemonset(ds, "base DaemonSet")
     check_namespace([d for _, d in objs], ns, "base")
     check_monitors([d for _, d in objs], labels, ns, "components")
+    check_network_policies([d for p, d in objs if "/base/" in p], labels, "base", False)
+    for comp in ("gke-managed-prometheus", "prometheus-operator"):
+        check_network_policies([d for p, d in objs if "/base/" in p or f"/{comp}/" in p],
+                               labels, f"base + {comp}", True)
     json_patch_target(docs, ds)
     check_policy(args.wsaudit or (os.path.join(ROOT, "wsaudit")
                                   if os.access(os.path.join(ROOT, "wsaudit"), os.X_OK) else None))
@@ -399,6 +431,8 @@ def main():
             check_daemonset(d[0], path, privileged=not lp, objs=out)
             check_namespace(out, ns, path)
             check_monitors(out, labels, ns, path)
+            check_network_policies(out, labels, path, scraper=any(
+                o.get("kind") in ("PodMonitoring", "PodMonitor") for o in out))
             if "gke" in path:
                 check(any(o.get("kind") == "PodMonitoring" for o in out),
                       f"{path}: includes PodMonitoring")

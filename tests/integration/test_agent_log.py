@@ -21,7 +21,7 @@ from test_agent import EXE_NAME, STANDIN, scrape, wait_for
 
 
 def metric(text, name):
-    m = re.search(rf"^{name} (\S+)$", text, re.M)
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
     assert m, name
     return float(m.group(1))
 

@@ -19,7 +19,7 @@ import time
 
 from harness import APPS, PY, WSAUDIT, Trace, final_stats, free_port, read_line
 
-BOMB_SERVER = os.path.join(APPS, "ws_bomb_server.py")
+HOSTILE_SERVER = os.path.join(APPS, "ws_hostile_server.py")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -45,7 +45,14 @@ def settle_cpu(pid, quiet=1.0, timeout=120):
     return cpu_seconds(pid)
 
 
-def ws_read_all(port, extensions=None, timeout=60):
+def jwt(sub):
+    """An unsigned JWT naming sub (wsaudit reads the claim; it does not verify)."""
+    def b64(d):
+        return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+    return f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.{b64({'sub': sub})}.c2lnbmF0dXJl"
+
+
+def ws_read_all(port, extensions=None, timeout=60, headers=()):
     """A client on a bare socket: handshake, then read (and discard) until the server
     closes.  Returns the bytes received after the handshake."""
     key = base64.b64encode(os.urandom(16)).decode()
@@ -53,6 +60,8 @@ def ws_read_all(port, extensions=None, timeout=60):
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n")
     if extensions:
         head += f"Sec-WebSocket-Extensions: {extensions}\r\n"
+    for h in headers:
+        head += h + "\r\n"
     total = 0
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall((head + "\r\n").encode())
@@ -76,7 +85,7 @@ def bomb_attack(procs, tmp_path, takeover):
     port = free_port()
     bombs, after = 100, 50
     # 100 bombs in about a second: 25 MB/s on the wire, 25 GB/s if inflated in full.
-    argv = [BOMB_SERVER, "--port", str(port), "--bombs", str(bombs), "--after", str(after),
+    argv = [HOSTILE_SERVER, "--port", str(port), "--bombs", str(bombs), "--after", str(after),
             "--pace", "0.01"]
     if takeover:
         argv.append("--takeover")
@@ -175,3 +184,76 @@ def test_decode_inflate_bomb(tmp_path):
     # not decoded to its end, so its decoded length is not known
     assert "decoded_len" not in msgs[0], msgs[0]
     assert cpu < 2.0, f"decode used {cpu:.2f}s of CPU"
+
+
+FNV_OFFSET, FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
+
+
+def fnv1a(data):
+    h = FNV_OFFSET
+    for b in data:
+        h = ((h ^ b) * FNV_PRIME) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def fnv_colliding_values(n, prefix=b"thread_id=", bits=13):
+    """n values v whose ownership key PREFIX+v all land in bucket 0 of the 8192 buckets of
+    the unkeyed FNV-1a table wsaudit had.  The low bits of FNV-1a depend only on the low
+    bits before each byte, and the prime is odd (invertible): two chosen last characters
+    take about half of all states to 0, so each value costs about two tries."""
+    mask = (1 << bits) - 1
+    inv = pow(FNV_PRIME, -1, 1 << bits)
+    chars = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    need = {}
+    for c1 in chars:
+        for c2 in chars:
+            need.setdefault(((c2 * inv) & mask) ^ c1, bytes([c1, c2]))
+    out, i = [], 0
+    while len(out) < n:
+        v = b"t%d-" % i
+        i += 1
+        state = fnv1a(prefix + v) & mask
+        if state in need:
+            out.append((v + need[state]).decode())
+    return out
+
+
+def flood(procs, tmp_path, values, name):
+    tmp = str(tmp_path)
+    path = os.path.join(tmp, f"{name}.values")
+    with open(path, "w") as f:
+        f.write("\n".join(values) + "\n")
+    port = free_port()
+    # 100 frames per write and a millisecond between writes: about 60k frames a second,
+    # a rate the collector keeps up with when each lookup is short.
+    server, _ = start_app(procs, [HOSTILE_SERVER, "--port", str(port), "--attack", "values",
+                                  "--values", path, "--batch", "100", "--pace", "0.001"])
+    trace = Trace(procs, tmp, ["-p", server.pid, "-o", "json", "--violations-only"])
+    cpu0 = cpu_seconds(trace.proc.pid)
+    ws_read_all(port, headers=[f"Authorization: Bearer {jwt('alice')}"], timeout=300)
+    cpu = settle_cpu(trace.proc.pid) - cpu0
+    rc = trace.stop()
+    assert rc == 0, f"wsaudit exit {rc}:\n{trace.stderr()}"
+    stats = final_stats(trace.records())
+    print(f"\n[flood {name}] {len(values)} thread_id values: collector CPU {cpu:.2f}s; "
+          f"frames {stats['frames']}; drops {stats['drops_total']}; "
+          f"owners {stats['violations']['owners']}")
+    return cpu, stats
+
+
+def test_hash_flood_of_ownership_keys(procs, tmp_path):
+    """100k thread_id values chosen to share one bucket of the old unkeyed table cost
+    the collector about what random values cost, and lose no frame."""
+    n = 100000
+    colliding = fnv_colliding_values(n)
+    assert len(set(colliding)) == n
+    assert all(fnv1a(b"thread_id=" + v.encode()) % 8192 == 0 for v in colliding)
+    rnd = [os.urandom(6).hex() for _ in range(n)]
+    cpu_r, st_r = flood(procs, tmp_path, rnd, "random")
+    cpu_c, st_c = flood(procs, tmp_path, colliding, "colliding")
+    for st in (st_r, st_c):
+        assert st["drops_total"] == 0, st["drops"]
+        assert st["frames"] == n + 1  # and the close
+        assert st["violations"]["owners"] == n
+    # One bucket of 100k entries costs many seconds; keyed, the same as random values.
+    assert cpu_c < 2 * cpu_r + 1.0, f"colliding {cpu_c:.2f}s, random {cpu_r:.2f}s"

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * A zlib compressor in a traced process, read from outside: its history at a message
+ * boundary (the bytes deflateGetDictionary() would return) with the stream's counters.  The
+ * z_stream's address comes from the probes on deflate (bpf/zlib.bpf.c).  Everything read is
+ * the traced process's memory: untrusted, bounded, and checked before use (the z_stream and
+ * its deflate_state must point at each other).
+ *
+ * The deflate_state layout is zlib's (deflate.h, unchanged from 1.2.x to 1.3.x); it is
+ * private to zlib, so every field used is cross-checked (w_size == 1 << w_bits, masks,
+ * window_size == 2 * w_size, hash sizes) and a stream that does not fit is skipped.
+ */
+#ifndef WSAUDIT_ZHIST_H
+#define WSAUDIT_ZHIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define ZHIST_WINDOW_MAX 32768u
+/* Bytes of a deflate_state read: up to and including lookahead. */
+#define ZHIST_STATE_PREFIX 184u
+/* Bytes of a z_stream (LP64). */
+#define ZHIST_STREAM_SIZE 112u
+
+/* What a z_stream + deflate_state pair says, once checked. */
+struct zhist_state {
+	uint64_t strm; /* address of the z_stream */
+	uint64_t state; /* address of its deflate_state */
+	uint64_t total_in, total_out;
+	uint64_t window; /* address of the window */
+	uint32_t w_size;
+	uint32_t strstart, lookahead;
+	uint64_t pending;
+	uint32_t avail_in;
+	int status;
+};
+
+/* The history of one compressor at a message boundary. */
+struct zhist_snap {
+	uint64_t strm;
+	uint64_t total_in; /* uncompressed bytes it was given; dict ends there */
+	uint64_t total_out;
+	uint32_t len;
+	uint8_t dict[ZHIST_WINDOW_MAX];
+};
+
+/*
+ * Checks a deflate_state prefix (ZHIST_STATE_PREFIX bytes read at state_addr) for a raw
+ * deflate stream (wrap 0, method 8, window bits 8..15) and fills out; 0 or -EINVAL.
+ */
+int zhist_parse_state(const void *buf, size_t len, uint64_t state_addr, struct zhist_state *out);
+/*
+ * Checks the z_stream (ZHIST_STREAM_SIZE bytes read at out->strm) points back at
+ * out->state and takes its counters; 0 or -EINVAL.
+ */
+int zhist_parse_stream(const void *buf, size_t len, struct zhist_state *out);
+/*
+ * Whether the stream is between messages: all input taken, nothing pending, no lookahead
+ * (after a Z_SYNC_FLUSH / Z_FULL_FLUSH), so the window ends at total_in.
+ */
+bool zhist_at_boundary(const struct zhist_state *st);
+/* Where the history is: [window + *off, + *len); false when the fields disagree. */
+bool zhist_dict_range(const struct zhist_state *st, uint64_t *off, uint32_t *len);
+
+/*
+ * Reads the history of the compressor at strm when it is between messages.  The counters
+ * are read before and after the window and must agree, else it is read again (a few
+ * times).  0, -EAGAIN (busy or mid-message), -EINVAL (not a raw deflate stream any more),
+ * or -errno.
+ */
+int zhist_snapshot(pid_t pid, uint64_t strm, struct zhist_snap *out);
+
+#endif /* WSAUDIT_ZHIST_H */
