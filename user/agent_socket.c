@@ -27,7 +27,7 @@
 /* Processes one client follows (the pids it named, their descendants and later children). */
 #define CLIENT_PIDS_MAX 8192
 #define DESCENDANTS_MAX 1024
-/* A client that stopped gets what is queued for it within this long, then it is closed. */
+/* A client that stopped and reads nothing of what is queued for it this long is closed. */
 #define CLOSING_NS (5ULL * 1000000000ULL)
 /* How long the self-check run for a new client waits for its probe. */
 #define SELFCHECK_TIMEOUT_MS 2000
@@ -42,7 +42,7 @@ struct client {
 	struct agent_socket *a;
 	int fd;
 	enum client_state state;
-	uint64_t closing_since;
+	uint64_t closing_since; /* or its last progress since */
 	char req[REQUEST_MAX];
 	size_t reqlen;
 	/* The client's output writes into pending; commit moves it to the queue or drops it. */
@@ -222,10 +222,11 @@ static void tap_exit(void *ctx, pid_t pid)
 
 /* --- clients ----------------------------------------------------------------------------- */
 
-static void client_free(struct client *c)
+static void client_free(struct client *c, const char *why)
 {
 	struct agent_socket *a = c->a;
 
+	log_info("trace client on fd %d: closed (%s)", c->fd, why);
 	if (c->state == CLIENT_STREAM)
 		session_remove_tap(a->s, &c->tap);
 	for (int i = 0; i < CLIENTS_MAX; i++) {
@@ -412,7 +413,7 @@ static void client_read(struct client *c)
 	if (c->state == CLIENT_REQUEST) {
 		n = recv(c->fd, c->req + c->reqlen, sizeof(c->req) - c->reqlen, MSG_DONTWAIT);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-			client_free(c);
+			client_free(c, n ? strerror(errno) : "it left before its request");
 			return;
 		}
 		if (n < 0)
@@ -444,16 +445,17 @@ static void client_send(struct client *c)
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
-			client_free(c);
+			client_free(c, strerror(errno));
 			return;
 		}
 		c->qhead += (size_t)n;
 		c->qlen -= (size_t)n;
+		c->closing_since = now_ns(); /* progress: a stopping client is given more time */
 	}
 	if (!c->qlen)
 		c->qhead = 0;
 	if (c->state == CLIENT_CLOSING && (!c->qlen || now_ns() - c->closing_since > CLOSING_NS))
-		client_free(c);
+		client_free(c, c->qlen ? "it stopped reading" : "done");
 }
 
 static bool peer_is_root(int fd)
@@ -566,7 +568,7 @@ void agent_socket_close(struct agent_socket *a)
 			client_send(a->clients[i]);
 		}
 		if (a->clients[i])
-			client_free(a->clients[i]);
+			client_free(a->clients[i], "the agent stops");
 	}
 	close(a->listen_fd);
 	unlink(a->path);

@@ -986,6 +986,23 @@ out:
 	return c->ok ? 0 : -EIO;
 }
 
+/* A stats record of the session's totals to out. */
+static void stats_to(struct session *s, struct output *o, bool final)
+{
+	struct session_totals t;
+	struct trace_totals out = {};
+
+	session_totals(s, &t);
+	out.records = t.records;
+	out.processes = t.processes;
+	out.kernel = &t.kernel;
+	out.ct = &t.ct;
+	out.attrib = &t.attrib;
+	out.rules = &t.rules;
+	out.adopt = &t.adopt;
+	output_stats(o, &out, final);
+}
+
 void session_add_tap(struct session *s, struct session_tap *t)
 {
 	t->next = s->taps;
@@ -1031,17 +1048,7 @@ unsigned int session_tap_open_conns(struct session *s, struct session_tap *t)
 
 void session_tap_stats(struct session *s, struct session_tap *t)
 {
-	struct session_totals tot;
-	struct trace_totals out;
-
-	session_totals(s, &tot);
-	out.records = tot.records;
-	out.processes = tot.processes;
-	out.kernel = &tot.kernel;
-	out.ct = &tot.ct;
-	out.attrib = &tot.attrib;
-	out.rules = &tot.rules;
-	output_stats(t->out, &out, true);
+	stats_to(s, t->out, true);
 	t->commit(t->ctx);
 }
 
@@ -1087,18 +1094,7 @@ void session_totals(struct session *s, struct session_totals *t)
 
 void session_report(struct session *s, bool final)
 {
-	struct session_totals t;
-	struct trace_totals out;
-
-	session_totals(s, &t);
-	out.records = t.records;
-	out.processes = t.processes;
-	out.kernel = &t.kernel;
-	out.ct = &t.ct;
-	out.attrib = &t.attrib;
-	out.rules = &t.rules;
-	out.adopt = &t.adopt;
-	output_stats(s->out, &out, final);
+	stats_to(s, s->out, final);
 }
 
 void session_set_policy(struct session *s, struct policy *policy)

@@ -34,7 +34,7 @@ def start_agent(procs, tmp, sock):
         f.write(text)
     err_path = os.path.join(tmp, "agent.err")
     agent = procs.start([WSAUDIT, "agent", "-c", policy, "--metrics-addr", "none", "--log",
-                         os.path.join(tmp, "violations.jsonl"), "--socket", sock],
+                         os.path.join(tmp, "violations.jsonl"), "--socket", sock, "-v"],
                         stdout=subprocess.DEVNULL, stderr=open(err_path, "w"), cwd=ROOT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and agent.poll() is None:
@@ -118,7 +118,13 @@ def test_trace_through_agent_sees_open_connections(procs, tmp_path):
         if not chunk:
             break
         data += chunk
-    lines = [json.loads(x) for x in data.splitlines()]
+    lines = []
+    for i, x in enumerate(data.splitlines()):
+        try:
+            lines.append(json.loads(x))
+        except ValueError:
+            raise AssertionError(f"slow reader: record {i} is not JSON; agent: "
+                                 f"{open(agent_err).read()[-2000:]}")
     dropped = [r for r in lines if r.get("type") == "dropped"]
     print(f"[agent trace] {texts_total} text frames, {breaches} breaches; slow reader: "
           f"{len(lines)} records read, dropped notices {dropped}")
