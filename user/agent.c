@@ -20,6 +20,7 @@
 #include "agent_metrics.h"
 #include "agent_socket.h"
 #include "commands.h"
+#include "keyhash.h"
 #include "log.h"
 #include "policy.h"
 #include "session.h"
@@ -47,6 +48,7 @@ static void on_hup(int sig)
 
 struct agent_opts {
 	const char *policy_path;
+	const char *identity_key;
 	struct vlog_opts log;
 	const char *metrics_addr;
 	const char *socket_path; /* "none": no trace clients */
@@ -60,7 +62,8 @@ static void agent_usage(FILE *out)
 	fprintf(out,
 		"usage: wsaudit agent [-c POLICY] [--metrics-addr HOST:PORT] [--log FILE|-]\n"
 		"                     [--log-max-size BYTES] [--log-max-files N] [--log-queue BYTES]\n"
-		"                     [--stats-interval S] [--socket PATH|none] [-v]\n"
+		"                     [--stats-interval S] [--identity-key FILE] [--socket PATH|none]\n"
+		"                     [-v]\n"
 		"\n"
 		"Follows every process whose executable matches the policy's targets.exe, now and\n"
 		"later, and writes the frames that break a rule to the violation log (JSON lines).\n"
@@ -74,6 +77,8 @@ static void agent_usage(FILE *out)
 		"      --log-queue BYTES    records held while the log cannot be written\n"
 		"                           (default 16M); past it they are counted as dropped\n"
 		"      --stats-interval S   a stats record in the log every S seconds (default 60)\n"
+		"      --identity-key FILE  key of the u# user id hashes, the same on every node\n"
+		"                           (default: $" KEYHASH_ENV ", else a key for this run)\n"
 		"      --socket PATH        serve `wsaudit trace` on this UNIX socket, root only\n"
 		"                           (default %s; \"none\": not served)\n"
 		"  -v, --verbose            more diagnostics on stderr\n"
@@ -117,6 +122,7 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 		{ "log-queue", required_argument, NULL, 'Q' },
 		{ "stats-interval", required_argument, NULL, 's' },
 		{ "socket", required_argument, NULL, 'U' },
+		{ "identity-key", required_argument, NULL, 'k' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -180,6 +186,9 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 					optarg);
 				return -EINVAL;
 			}
+			break;
+		case 'k':
+			o->identity_key = optarg;
 			break;
 		case 'v':
 			o->verbose++;
@@ -317,6 +326,12 @@ int cmd_agent(int argc, char **argv)
 		return EXIT_OK;
 	}
 	log_max_level = o.verbose >= 2 ? LOG_DEBUG : o.verbose ? LOG_INFO : LOG_WARN;
+	/* A key that cannot be used is a usage error, found before anything is loaded. */
+	if (keyhash_identity_setup(o.identity_key, err, sizeof(err))) {
+		log_err("%s", err);
+		return EXIT_USAGE;
+	}
+	so.identity_key = o.identity_key;
 	p = agent_load_policy(o.policy_path);
 	if (!p)
 		return o.policy_path ? EXIT_USAGE : EXIT_RUNTIME;

@@ -193,6 +193,10 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 			    t.ct.conns_websocket - t.ct.conns_adopted);
 	metrics_counter_set(m->w.connections_total, (const char *const[]){ "adopted" },
 			    t.ct.conns_adopted);
+	metrics_counter_set(m->w.conn_users, (const char *const[]){ "ambiguous" },
+			    t.ct.users_ambiguous);
+	metrics_counter_set(m->w.conn_users, (const char *const[]){ "unknown" },
+			    t.ct.users_unknown);
 	metrics_gauge_set(m->w.connections, NULL, (double)t.ct.conns_open);
 	metrics_gauge_set(m->w.processes, NULL, (double)t.processes);
 	metrics_gauge_set1(m->w.probes, "attached", t.probes_attached);

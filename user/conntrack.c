@@ -27,6 +27,8 @@
  */
 #define HISTORY_TRIES 64
 #define TABLE_MIN_BUCKETS 256
+/* Reads a request head may arrive in; past it the head is given up (counted). */
+#define HEAD_READS_MAX 64
 /* Threads whose last message end (EVT_ZFLUSH) is remembered, by tid, direct mapped. */
 #define ZFLUSH_SLOTS 1024
 
@@ -56,6 +58,16 @@ struct ct_private {
 	struct conntrack *ct;
 	struct ct_conn *next; /* hash chain */
 	struct http1_parser *req;
+	/*
+	 * The request head as read so far, across reads, bounded by HTTP1_MAX_HEAD: identity is
+	 * parsed from the whole of it, as the server parses it, never from one read's bytes.
+	 */
+	char *head;
+	size_t head_len;
+	uint64_t head_next; /* stream position the next read of the head must start at */
+	bool head_done; /* parsed, or given up */
+	unsigned int nbreaks;
+	uint32_t breaks[HEAD_READS_MAX]; /* offsets in head where a read after the first began */
 	struct http1_parser *resp;
 	struct ws_stream *tx;
 	uint64_t ws_base; /* stream position of the first WebSocket byte */
@@ -207,6 +219,8 @@ static void conn_release_parsers(struct conntrack *ct, struct ct_conn *c)
 	http1_parser_free(c->priv->req);
 	http1_parser_free(c->priv->resp);
 	c->priv->req = c->priv->resp = NULL;
+	free(c->priv->head);
+	c->priv->head = NULL;
 }
 
 static void conn_drop_stacks(struct ct_conn *c)
@@ -305,8 +319,12 @@ static int conn_start_websocket(struct conntrack *ct, struct ct_conn *c, uint64_
 		ct->stats.conns_adopted++;
 	if (ct->sink.conn_open)
 		ct->sink.conn_open(ct->sink.ctx, c, ts_ns);
-	if (c->user_unknown)
+	if (c->user_unknown && adopted)
 		ct->stats.adopted_user_unknown++;
+	else if (c->user_unknown)
+		ct->stats.users_unknown++;
+	else if (c->user_ambiguous)
+		ct->stats.users_ambiguous++;
 	return 0;
 }
 
@@ -467,6 +485,9 @@ static void handle_response(struct conntrack *ct, struct ct_conn *c, const struc
 		conn_ignore(ct, c);
 		return;
 	}
+	/* The server answered a head not read whole, or none at all (read before tracing). */
+	if (!c->request_head && !c->user_unknown && !c->user_ambiguous)
+		c->user_unknown = c->priv->head_len ? "head_incomplete" : "head_not_seen";
 	v = http1_header(m, "Sec-WebSocket-Protocol");
 	if (v)
 		c->subprotocol = strdup(v);
@@ -481,37 +502,118 @@ static void handle_response(struct conntrack *ct, struct ct_conn *c, const struc
 		ws_feed(c, e, data);
 }
 
+/* The request head cannot be read whole: the connection's user is unknown, and why. */
+static void head_give_up(struct conntrack *ct, struct ct_conn *c, const char *why)
+{
+	if (!c->user_unknown && !c->user_ambiguous) {
+		c->user_unknown = why;
+		ct->stats.heads_given_up++;
+		log_info("connection %s: request head not read whole (%s): its user is unknown",
+			 c->id_str, why);
+	}
+	c->priv->head_done = true;
+	http1_parser_free(c->priv->req);
+	c->priv->req = NULL;
+	free(c->priv->head);
+	c->priv->head = NULL;
+}
+
+static void head_ambiguous(struct ct_conn *c, const char *why)
+{
+	if (!c->user_unknown && !c->user_ambiguous) {
+		c->user_ambiguous = why;
+		log_info("connection %s: request head is ambiguous (%s)", c->id_str, why);
+	}
+}
+
+/*
+ * A read that began inside a line of the head (not after a line end) and reads as a request
+ * line of its own: parsed alone, as a naive reader of that read would, it is another request
+ * than the one the server parses (the "X-Junk: " smuggle).
+ */
+static bool head_split_changes_meaning(const struct ct_private *p, size_t head_len)
+{
+	for (unsigned int i = 0; i < p->nbreaks; i++) {
+		size_t b = p->breaks[i];
+
+		if (b && b < head_len && p->head[b - 1] != '\n' &&
+		    http1_looks_like_request_line(p->head + b, head_len - b))
+			return true;
+	}
+	return false;
+}
+
 static void handle_request(struct conntrack *ct, struct ct_conn *c, const struct evt_data *e,
 			   const uint8_t *data)
 {
+	struct ct_private *p = c->priv;
 	const struct http1_message *m;
 	enum http1_result r;
-	size_t used = 0;
+	size_t used = 0, take;
 
-	if (c->request_head)
+	if (p->head_done) {
+		/* Bytes after the head before the response: a second request, pipelined. */
+		if (e->len && c->request_head)
+			head_ambiguous(c, "bytes_after_request");
 		return;
-	if (!c->priv->req) {
-		c->priv->req = http1_parser_new(HTTP1_REQUEST);
-		if (!c->priv->req)
-			return;
 	}
-	r = http1_parser_feed(c->priv->req, data, e->len, &m, &used);
+	if (!p->req) {
+		p->req = http1_parser_new(HTTP1_REQUEST);
+		p->head = malloc(HTTP1_MAX_HEAD);
+		if (!p->req || !p->head) {
+			head_give_up(ct, c, "no_memory");
+			return;
+		}
+		p->head_len = 0;
+		p->nbreaks = 0;
+		p->head_next = e->stream_pos;
+	}
+	c->state = CT_HANDSHAKE;
+	/* A lost record (full ring buffer) leaves a hole the server did not see. */
+	if (e->stream_pos != p->head_next) {
+		head_give_up(ct, c, "head_gap");
+		return;
+	}
+	p->head_next += e->len;
+	if ((e->flags & DATA_FIRST) && p->head_len) {
+		if (p->nbreaks == HEAD_READS_MAX) {
+			head_give_up(ct, c, "head_too_fragmented");
+			return;
+		}
+		p->breaks[p->nbreaks++] = (uint32_t)p->head_len;
+	}
+	take = e->len < HTTP1_MAX_HEAD - p->head_len ? e->len : HTTP1_MAX_HEAD - p->head_len;
+	memcpy(p->head + p->head_len, data, take);
+	r = http1_parser_feed(p->req, data, e->len, &m, &used);
 	if (r == HTTP1_NEED_MORE) {
-		c->state = CT_HANDSHAKE;
+		p->head_len += take;
+		/* Bytes of this read that were not captured (cap, fault) are missing from it. */
+		if ((e->flags & DATA_LAST) && e->stream_pos + e->len < e->io_pos + e->io_len)
+			head_give_up(ct, c, "head_not_captured");
 		return;
 	}
 	if (r == HTTP1_ERROR) {
+		if (p->head_len + e->len >= HTTP1_MAX_HEAD) {
+			head_give_up(ct, c, "head_too_large");
+			return;
+		}
 		ct->stats.bad_handshakes++;
 		log_info("connection %s: unparsable request: %s", c->id_str,
-			 http1_parser_error(c->priv->req));
-		http1_parser_free(c->priv->req);
-		c->priv->req = NULL;
+			 http1_parser_error(p->req));
+		head_give_up(ct, c, "head_unparsable");
 		return;
 	}
-	c->state = CT_HANDSHAKE;
-	c->request_head = strndup((const char *)data, used);
-	http1_parser_free(c->priv->req);
-	c->priv->req = NULL;
+	p->head_len += used;
+	c->request_head = strndup(p->head, p->head_len);
+	if (used < e->len)
+		head_ambiguous(c, "bytes_after_request");
+	else if (head_split_changes_meaning(p, p->head_len))
+		head_ambiguous(c, "request_split");
+	p->head_done = true;
+	http1_parser_free(p->req);
+	p->req = NULL;
+	free(p->head);
+	p->head = NULL;
 }
 
 static void try_adopt(struct conntrack *ct, struct ct_conn *c, const struct evt_data *e,

@@ -41,9 +41,16 @@ struct ct_conn {
 	bool adopted; /* open before tracing began: no handshake seen */
 	/* Adopted, and its compression history is not (yet) known: see ws_stream_history_unknown(). */
 	bool history_unknown;
-	/* Adopted, and its user could not be recovered (set by the conn_open sink). */
-	bool user_unknown;
 	uint64_t frames;
+	/*
+	 * When the connection has no user although its handshake may name one, why, as a short
+	 * static name: user_unknown when the request head was not seen whole ("head_too_large",
+	 * "head_gap", "head_not_captured", ...) or, adopted, its user could not be recovered
+	 * ("adopted", set by the conn_open sink); user_ambiguous when it names more than one
+	 * ("request_split", "bytes_after_request", "duplicate_header", ...).  At most one is set.
+	 */
+	const char *user_unknown;
+	const char *user_ambiguous;
 	/* The user the handshake names (set by the conn_open sink), redacted for display. */
 	bool has_user;
 	char user[CT_USER_MAX + 1];
@@ -108,6 +115,9 @@ struct ct_stats {
 	uint64_t desyncs;
 	uint64_t unknown_conn_records; /* data for a connection never announced (record lost) */
 	uint64_t bad_handshakes;
+	uint64_t heads_given_up; /* request heads not kept whole (bound, gap, lost bytes) */
+	uint64_t users_unknown; /* WebSocket connections whose user could not be read */
+	uint64_t users_ambiguous; /* WebSocket connections whose request names several users */
 	uint64_t malformed_records;
 	uint64_t writer_unknown; /* frames whose writing syscall's record was lost */
 	uint64_t conns_dropped_limit; /* connections not followed: table full */

@@ -386,6 +386,12 @@ static ssize_t form_decode(const char *s, size_t n, char *buf, size_t size)
 
 bool http1_query_param(const struct http1_message *m, const char *name, char *buf, size_t size)
 {
+	return http1_query_param_at(m, name, 0, buf, size);
+}
+
+bool http1_query_param_at(const struct http1_message *m, const char *name, size_t nth, char *buf,
+			  size_t size)
+{
 	const char *s = m->query;
 	char key[256];
 
@@ -397,7 +403,8 @@ bool http1_query_param(const struct http1_message *m, const char *name, char *bu
 		const char *eq = memchr(s, '=', e - s);
 		const char *kend = eq ? eq : e;
 
-		if (form_decode(s, kend - s, key, sizeof(key)) >= 0 && !strcmp(key, name)) {
+		if (form_decode(s, kend - s, key, sizeof(key)) >= 0 && !strcmp(key, name) &&
+		    !nth--) {
 			const char *v = eq ? eq + 1 : e;
 
 			return form_decode(v, e - v, buf, size) >= 0;
@@ -405,4 +412,25 @@ bool http1_query_param(const struct http1_message *m, const char *name, char *bu
 		s = amp ? amp + 1 : e;
 	}
 	return false;
+}
+
+bool http1_looks_like_request_line(const char *s, size_t len)
+{
+	const char *end = s + len, *sp;
+	size_t n;
+
+	for (n = 0; s + n < end && is_tchar(s[n]); n++)
+		;
+	if (!n || s + n >= end || s[n] != ' ')
+		return false;
+	s += n + 1;
+	sp = memchr(s, ' ', end - s);
+	if (!sp || sp == s)
+		return false;
+	for (const char *c = s; c < sp; c++) {
+		if ((unsigned char)*c <= 0x20 || *c == 0x7f)
+			return false;
+	}
+	s = sp + 1;
+	return end - s >= 8 && !memcmp(s, "HTTP/1.", 7) && isdigit((unsigned char)s[7]);
 }

@@ -70,5 +70,13 @@ bool http1_header_each(const struct http1_message *m, const char *name,
 		       bool (*fn)(void *ctx, const char *elem, size_t len), void *ctx);
 /* Value of a query parameter, percent-decoded into buf; false when absent or too long. */
 bool http1_query_param(const struct http1_message *m, const char *name, char *buf, size_t size);
+/* The same for its nth occurrence (0: the first). */
+bool http1_query_param_at(const struct http1_message *m, const char *name, size_t nth, char *buf,
+			  size_t size);
+/*
+ * Whether s[0..len) starts with what reads as a request line ("METHOD target HTTP/1.x"):
+ * a fragment of a head that would parse as a request of its own.
+ */
+bool http1_looks_like_request_line(const char *s, size_t len);
 
 #endif /* WSAUDIT_HTTP1_H */

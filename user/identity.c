@@ -31,6 +31,7 @@ static const char *const reason_names[IDENTITY__COUNT] = {
 	[IDENTITY_CONTROL] = "control",
 	[IDENTITY_NOT_A_USER] = "not_a_user",
 	[IDENTITY_NO_MEMORY] = "no_memory",
+	[IDENTITY_AMBIGUOUS] = "ambiguous",
 };
 
 const char *identity_reason_name(enum identity_reason r)
@@ -160,39 +161,48 @@ enum identity_reason identity_json_get(const json_t *root, const char *path, cha
 
 /* --- connection ------------------------------------------------------------------------------ */
 
-/* A candidate value from the request: points into the request or into buf. */
+/* A candidate value from the request: points into the request or into a query buffer. */
 struct found {
 	const char *prefix;
 	const char *v;
 	size_t len;
+	bool dup; /* another occurrence with a different value */
 };
+
+static void found_add(struct found *f, const char *v, size_t len)
+{
+	if (!f->v) {
+		f->v = v;
+		f->len = len;
+	} else if (f->len != len || memcmp(f->v, v, len)) {
+		f->dup = true;
+	}
+}
 
 static bool subprotocol_entry(void *ctx, const char *elem, size_t len)
 {
 	struct found *f = ctx;
 	size_t plen = strlen(f->prefix);
 
-	if (len < plen || memcmp(elem, f->prefix, plen))
-		return false;
-	f->v = elem + plen;
-	f->len = len - plen;
-	return true;
+	if (len >= plen && !memcmp(elem, f->prefix, plen))
+		found_add(f, elem + plen, len - plen);
+	return false; /* every entry is looked at */
 }
 
 /*
- * http1_query_param() says only true or false, and percent-decoding may put a NUL inside the
- * value ("alice%00bob" must not name alice).  The buffer is filled with 0xff first: the
+ * http1_query_param_at() says only true or false, and percent-decoding may put a NUL inside
+ * the value ("alice%00bob" must not name alice).  The buffer is filled with 0xff first: the
  * decoder writes the value and its terminator, so the last byte that is not 0xff is the
  * terminator and gives the decoded length.  The buffer is as large as a whole request head,
  * so a present parameter always fits and false means absent.
  */
-static enum identity_reason query_value(const struct http1_message *m, const char *name, char *buf,
-					size_t size, size_t *len)
+static enum identity_reason query_value(const struct http1_message *m, const char *name, size_t nth,
+					char *buf, size_t size, size_t *len)
 {
 	size_t end = size;
 
 	memset(buf, 0xff, size);
-	if (!http1_query_param(m, name, buf, size))
+	if (!http1_query_param_at(m, name, nth, buf, size))
 		return IDENTITY_ABSENT;
 	while (end && (unsigned char)buf[end - 1] == 0xff)
 		end--;
@@ -213,9 +223,44 @@ static enum identity_reason plain_value(const char *v, size_t len, char *out, si
 	return IDENTITY_OK;
 }
 
+#define QUERY_REPEATS_MAX 64
+
+/*
+ * Every occurrence of a query parameter, decoded: the first in qbuf, the others compared
+ * with it in qbuf2.  Bounded: a head holds at most HTTP1_MAX_HEAD / 2 parameters.
+ */
+static enum identity_reason query_found(const struct policy_conn_rule *r,
+					const struct http1_message *m, char *qbuf, char *qbuf2,
+					struct found *f)
+{
+	enum identity_reason ret;
+	size_t len, len2;
+
+	ret = query_value(m, r->name, 0, qbuf, HTTP1_MAX_HEAD, &len);
+	if (ret != IDENTITY_OK)
+		return ret;
+	for (size_t n = 1;; n++) {
+		/* Bounded work: that many repeats of one parameter is ambiguous in itself. */
+		if (n == QUERY_REPEATS_MAX) {
+			f->dup = true;
+			break;
+		}
+		ret = query_value(m, r->name, n, qbuf2, HTTP1_MAX_HEAD, &len2);
+		if (ret == IDENTITY_ABSENT)
+			break;
+		if (ret != IDENTITY_OK || len2 != len || memcmp(qbuf, qbuf2, len)) {
+			f->dup = true;
+			break;
+		}
+	}
+	f->v = qbuf;
+	f->len = len;
+	return IDENTITY_OK;
+}
+
 static enum identity_reason one_rule(const struct policy_conn_rule *r,
-				     const struct http1_message *m, char *qbuf, char *out,
-				     size_t size)
+				     const struct http1_message *m, char *qbuf, char *qbuf2,
+				     char *out, size_t size, const char **ambiguous)
 {
 	struct found f = { .prefix = r->prefix };
 	size_t plen = strlen(r->prefix);
@@ -224,14 +269,22 @@ static enum identity_reason one_rule(const struct policy_conn_rule *r,
 
 	switch (r->from) {
 	case POLICY_FROM_SUBPROTOCOL:
-		/* Entries are tokens, compared exactly; the first with the prefix wins. */
-		if (!http1_header_each(m, "Sec-WebSocket-Protocol", subprotocol_entry, &f))
-			return IDENTITY_ABSENT;
-		break;
-	case POLICY_FROM_HEADER:
-		f.v = http1_header(m, r->name);
+		/* Entries are tokens, compared exactly, over every instance of the header. */
+		http1_header_each(m, "Sec-WebSocket-Protocol", subprotocol_entry, &f);
 		if (!f.v)
 			return IDENTITY_ABSENT;
+		if (f.dup)
+			*ambiguous = "duplicate_subprotocol";
+		break;
+	case POLICY_FROM_HEADER:
+		for (size_t i = 0; i < m->nheaders; i++) {
+			if (!strcasecmp(m->headers[i].name, r->name))
+				found_add(&f, m->headers[i].value, strlen(m->headers[i].value));
+		}
+		if (!f.v)
+			return IDENTITY_ABSENT;
+		if (f.dup)
+			*ambiguous = "duplicate_header";
 		/* Auth schemes are case-insensitive (RFC 9110 11.1): "bearer x" is "Bearer x". */
 		if (strncasecmp(f.v, r->prefix, plen))
 			return IDENTITY_PREFIX_MISMATCH;
@@ -241,9 +294,11 @@ static enum identity_reason one_rule(const struct policy_conn_rule *r,
 		f.len = strlen(f.v);
 		break;
 	case POLICY_FROM_QUERY:
-		ret = query_value(m, r->name, qbuf, HTTP1_MAX_HEAD, &f.len);
+		ret = query_found(r, m, qbuf, qbuf2, &f);
 		if (ret != IDENTITY_OK)
 			return ret;
+		if (f.dup)
+			*ambiguous = "duplicate_query";
 		if (f.len < plen || memcmp(qbuf, r->prefix, plen))
 			return IDENTITY_PREFIX_MISMATCH;
 		f.v = qbuf + plen;
@@ -267,6 +322,8 @@ static enum identity_reason one_rule(const struct policy_conn_rule *r,
 int identity_from_request(const struct policy *p, const struct http1_message *req,
 			  struct identity_conn *out)
 {
+	char value[IDENTITY_MAX_VALUE + 1];
+	const char *ambiguous = NULL;
 	char *qbuf = NULL;
 	bool need_q = false;
 
@@ -278,23 +335,37 @@ int identity_from_request(const struct policy *p, const struct http1_message *re
 	for (size_t i = 0; i < p->nconn; i++)
 		need_q |= p->conn[i].from == POLICY_FROM_QUERY;
 	if (need_q) {
-		qbuf = malloc(HTTP1_MAX_HEAD);
+		qbuf = malloc(2 * HTTP1_MAX_HEAD);
 		if (!qbuf)
 			return -ENOMEM;
 	}
 	for (size_t i = 0; i < p->nconn && i < POLICY_MAX_LIST; i++) {
+		const char *dup = NULL;
 		enum identity_reason r;
 
-		r = one_rule(&p->conn[i], req, qbuf, out->user, sizeof(out->user));
+		r = one_rule(&p->conn[i], req, qbuf, qbuf ? qbuf + HTTP1_MAX_HEAD : NULL, value,
+			     sizeof(value), &dup);
 		out->rules[i] = r;
+		if (dup && !ambiguous)
+			ambiguous = dup;
 		if (r == IDENTITY_OK) {
-			out->reason = IDENTITY_OK;
-			out->rule = (int)i;
-			break;
-		}
-		out->user[0] = '\0';
-		if (out->reason == IDENTITY_ABSENT)
+			if (out->rule < 0) {
+				out->rule = (int)i;
+				memcpy(out->user, value, sizeof(out->user));
+			} else if (strcmp(out->user, value) && !ambiguous) {
+				ambiguous = "sources_disagree";
+			}
+		} else if (out->reason == IDENTITY_ABSENT) {
 			out->reason = r;
+		}
+	}
+	if (ambiguous) {
+		out->reason = IDENTITY_AMBIGUOUS;
+		out->ambiguous = ambiguous;
+		out->rule = -1;
+		out->user[0] = '\0';
+	} else if (out->rule >= 0) {
+		out->reason = IDENTITY_OK;
 	}
 	free(qbuf);
 	return 0;

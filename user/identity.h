@@ -54,6 +54,7 @@ enum identity_reason {
 	IDENTITY_CONTROL, /* close, ping, pong or continuation: not a message */
 	IDENTITY_NOT_A_USER, /* equals the rule's unless_equals field (a thread id in user_id) */
 	IDENTITY_NO_MEMORY,
+	IDENTITY_AMBIGUOUS, /* the request names more than one user: see identity_conn.ambiguous */
 	IDENTITY__COUNT,
 };
 
@@ -75,19 +76,30 @@ enum identity_reason identity_json_get(const json_t *root, const char *path, cha
 
 /* Connection identity: the result of the policy's identity.connection rules. */
 struct identity_conn {
-	enum identity_reason reason; /* OK, else the first failure, else ABSENT */
+	enum identity_reason reason; /* OK, AMBIGUOUS, else the first failure, else ABSENT */
 	int rule; /* index of the rule that gave user, -1 when none */
+	/*
+	 * Why the request names no single user (reason AMBIGUOUS): "duplicate_subprotocol",
+	 * "duplicate_header", "duplicate_query" (one source given twice with different values),
+	 * "sources_disagree" (two rules name different users).  NULL otherwise.
+	 */
+	const char *ambiguous;
 	char user[IDENTITY_MAX_VALUE + 1];
 	/* Each rule's outcome, for counting; rules past POLICY_MAX_LIST cannot exist. */
 	enum identity_reason rules[POLICY_MAX_LIST];
 };
 
 /*
- * Tries the rules in order; the first that yields a value wins.  A rule whose source is
- * present but undecodable does not stop the next one (that is how a service that accepts
- * either a base64url-wrapped or a raw JWT under one prefix is described), but its failure is
- * kept in rules[] and, when no rule succeeds, in reason.  Returns 0, or -EINVAL when req is
- * not a request.
+ * Tries every rule.  A rule whose source is present but undecodable does not stop the next
+ * one (that is how a service that accepts either a base64url-wrapped or a raw JWT under one
+ * prefix is described), but its failure is kept in rules[] and, when no rule succeeds, in
+ * reason.  The user is the value of the first rule that yields one, unless the request is
+ * ambiguous: frameworks disagree on which occurrence of a repeated source counts (Starlette
+ * takes the first header but the last query parameter, aiohttp the first of both, websockets
+ * refuses a repeated header), and a service reads one source of its own choosing, so a
+ * source given twice with different values, or two rules naming different users, leave
+ * user empty with reason AMBIGUOUS rather than guess which one the service believed
+ * (docs/identity.md).  Returns 0, -ENOMEM, or -EINVAL when req is not a request.
  */
 int identity_from_request(const struct policy *p, const struct http1_message *req,
 			  struct identity_conn *out);

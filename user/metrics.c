@@ -689,11 +689,13 @@ const char *const metrics_message_statuses[] = {
 	"ok", "truncated", "undecodable_gap", "inflate_error", "too_large", NULL,
 };
 
-const char *const metrics_rules[] = { "bridge_bypass", "isolation_breach", NULL };
+const char *const metrics_rules[] = { "bridge_bypass", "isolation_breach", "identity_ambiguous",
+				      "identity_unknown", NULL };
 
 static const char *const probe_states[] = { "attached", "failed", NULL };
 static const char *const connection_kinds[] = { "handshake", "adopted", NULL };
 static const char *const reload_results[] = { "ok", "error", NULL };
+static const char *const user_states[] = { "ambiguous", "unknown", NULL };
 
 static int touch_all(struct metrics_family *f, const char *const *values)
 {
@@ -755,6 +757,10 @@ static const struct family_spec wsaudit_families[] = {
 		 "WebSocket connections followed, by how they were found: from their handshake, "
 		 "or adopted mid-stream.",
 		 "kind", connection_kinds),
+	LABELLED(conn_users, "wsaudit_connection_users_total", METRICS_COUNTER,
+		 "WebSocket connections whose user cannot be judged, by why: their request names "
+		 "several users (ambiguous) or was not read whole (unknown).",
+		 "state", user_states),
 	LABELLED(unattributed, "wsaudit_unattributed_frames_total", METRICS_COUNTER,
 		 "Frames not attributed to a Python function, by reason.", "reason",
 		 metrics_unattributed_reasons),

@@ -130,6 +130,7 @@ struct metrics_wsaudit {
 	struct metrics_family *messages; /* {status} */
 	struct metrics_family *parser_desyncs;
 	struct metrics_family *truncated_frames;
+	struct metrics_family *conn_users; /* {state}: ambiguous, unknown */
 	struct metrics_family *violations; /* {rule} */
 	struct metrics_family *violations_by_origin; /* {rule,origin}, origin capped */
 	struct metrics_family *policy_reloads; /* {result="ok"|"error"} */

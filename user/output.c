@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "adopt.h"
+#include "keyhash.h"
 #include "output.h"
 
 struct output {
@@ -162,13 +163,18 @@ static json_t *conn_json(const struct ct_conn *c)
 	if (!put(obj, "id", json_string(c->id_str)) || !put(obj, "local", json_string(c->local)) ||
 	    !put(obj, "peer", json_string(c->peer)) || !put(obj, "tls", json_false()) ||
 	    !put(obj, "user", json_null()) || !put(obj, "adopted", json_boolean(c->adopted)) ||
-	    !put(obj, "user_unknown", json_boolean(c->user_unknown)) ||
+	    !put(obj, "user_unknown", json_boolean(c->user_unknown != NULL)) ||
 	    !put(obj, "history_unknown", json_boolean(c->history_unknown))) {
 		json_decref(obj);
 		return NULL;
 	}
 	if (c->has_user)
 		json_object_set_new(obj, "user", json_string(c->user_shown));
+	else if (c->user_ambiguous)
+		json_object_set_new(obj, "user",
+				    json_pack("{s:s}", "ambiguous", c->user_ambiguous));
+	else if (c->user_unknown)
+		json_object_set_new(obj, "user", json_pack("{s:s}", "unknown", c->user_unknown));
 	return obj;
 }
 
@@ -180,7 +186,8 @@ static json_t *time_json(uint64_t ts_ns)
 	return json_string(ts);
 }
 
-void output_conn_open(struct output *o, const struct ct_conn *c, uint64_t ts_ns)
+void output_conn_open(struct output *o, const struct ct_conn *c, const char *subprotocol,
+		      uint64_t ts_ns)
 {
 	char ts[48];
 
@@ -193,10 +200,10 @@ void output_conn_open(struct output *o, const struct ct_conn *c, uint64_t ts_ns)
 			c->extensions ? c->extensions : "");
 		return;
 	}
-	emit_json(o, json_pack("{s:s, s:o, s:I, s:s, s:o, s:s?, s:s?}", "type", "conn_open", "ts",
-			       time_json(ts_ns), "pid", (json_int_t)c->tgid, "comm", c->comm,
-			       "conn", conn_json(c), "subprotocol", c->subprotocol, "extensions",
-			       c->extensions));
+	emit_json(o,
+		  json_pack("{s:s, s:o, s:I, s:s, s:o, s:s?, s:s?}", "type", "conn_open", "ts",
+			    time_json(ts_ns), "pid", (json_int_t)c->tgid, "comm", c->comm, "conn",
+			    conn_json(c), "subprotocol", subprotocol, "extensions", c->extensions));
 }
 
 void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why)
@@ -281,8 +288,11 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 		fprintf(o->out, " adopted%s%s", f->conn->user_unknown ? " user_unknown" : "",
 			f->conn->history_unknown ? " history_unknown" : "");
 	if (fv->name_tests)
-		fprintf(o->out, " test=%s",
-			fv->test_why == TEST_FOUND ? fv->test : test_unknown_name(fv->test_why));
+		fprintf(o->out, " test=%s%s",
+			fv->test_why == TEST_FOUND ? fv->test : test_unknown_name(fv->test_why),
+			fv->test_why == TEST_FOUND && !strcmp(fv->test_via, "running") ?
+				" (running)" :
+				"");
 	fputc('\n', o->out);
 	for (size_t i = 0; fv->verdict && i < fv->verdict->nviolations; i++)
 		fprintf(o->out, "  ! %s: %s\n", rule_name(fv->verdict->v[i].rule),
@@ -431,7 +441,9 @@ void output_frame(struct output *o, const struct frame_view *fv)
 		json_object_set_new(obj, "test",
 				    fv->test_why == TEST_FOUND ? json_string(fv->test) :
 								 json_null());
-		if (fv->test_why != TEST_FOUND)
+		if (fv->test_why == TEST_FOUND)
+			json_object_set_new(obj, "test_via", json_string(fv->test_via));
+		else
 			json_object_set_new(obj, "test_unknown",
 					    json_string(test_unknown_name(fv->test_why)));
 	}
@@ -560,6 +572,10 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 			(json_int_t)total);
 	if (!obj)
 		return;
+	/* Which key the u# and t# displays are made with: same fingerprint, same displays. */
+	json_object_set_new(obj, "identity_key",
+			    json_pack("{s:s, s:s}", "source", keyhash_identity_source(),
+				      "fingerprint", keyhash_identity_fingerprint()));
 	json_object_set_new(obj, "kernel",
 			    json_pack("{s:I, s:I, s:I, s:I}", "records",
 				      (json_int_t)k->stats[STAT_EVENTS], "bytes",
@@ -573,6 +589,11 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 			  (json_int_t)ct->conns_adopted, "ignored", (json_int_t)ct->conns_ignored,
 			  "open", (json_int_t)ct->conns_open, "over_limit",
 			  (json_int_t)ct->conns_dropped_limit));
+	json_object_set_new(obj, "identity",
+			    json_pack("{s:I, s:I, s:I}", "ambiguous",
+				      (json_int_t)ct->users_ambiguous, "unknown",
+				      (json_int_t)ct->users_unknown, "heads_given_up",
+				      (json_int_t)ct->heads_given_up));
 	json_object_set_new(obj, "parser",
 			    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "truncated_frames",
 				      (json_int_t)ct->truncated_frames, "gap_bytes",
@@ -594,10 +615,14 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 	if (t->rules)
 		json_object_set_new(
 			obj, "violations",
-			json_pack("{s:I, s:I, s:I, s:I, s:I}", "bridge_bypass",
+			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "bridge_bypass",
 				  (json_int_t)t->rules->violations[RULE_BRIDGE_BYPASS],
 				  "isolation_breach",
 				  (json_int_t)t->rules->violations[RULE_ISOLATION_BREACH],
+				  "identity_ambiguous",
+				  (json_int_t)t->rules->violations[RULE_IDENTITY_AMBIGUOUS],
+				  "identity_unknown",
+				  (json_int_t)t->rules->violations[RULE_IDENTITY_UNKNOWN],
 				  "bridge_unjudged", (json_int_t)t->rules->bridge_unjudged,
 				  "owners", (json_int_t)t->rules->owners, "owner_evictions",
 				  (json_int_t)t->rules->owner_evictions));

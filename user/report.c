@@ -49,6 +49,24 @@ static const struct {
 		"(a process-wide object whose user-bound field is overwritten, for instance). The "
 		"location is the originating function of the frame.",
 	},
+	[RULE_IDENTITY_AMBIGUOUS] = {
+		"IdentityAmbiguous",
+		"A WebSocket frame went out on a connection whose upgrade request names more than "
+		"one user.",
+		"The request repeats a credential with different values, gives two sources that "
+		"name different users, or was split or pipelined so that it reads as another "
+		"request (docs/identity.md). Servers disagree on which one counts, so isolation "
+		"cannot be judged on this connection. Make the service refuse such requests, or "
+		"read its users from one source only and name only that one in the policy.",
+	},
+	[RULE_IDENTITY_UNKNOWN] = {
+		"IdentityUnknown",
+		"A WebSocket frame went out on a connection whose upgrade request could not be read "
+		"whole.",
+		"The request head was larger than wsaudit reads (16 KiB), or bytes of it were lost "
+		"(docs/identity.md): the connection's user is unknown and isolation is not judged "
+		"on it.",
+	},
 };
 
 static char *dup_or_null(const char *s)
@@ -199,10 +217,12 @@ static void add_test(struct report_finding *f, const char *test, enum test_unkno
 	f->ntests++;
 }
 
-void report_frame(struct report *r, const struct attrib_stack *s, const struct rules_verdict *v)
+void report_frame(struct report *r, const struct frame_view *fv)
 {
-	char test[1024];
-	enum test_unknown why;
+	const struct attrib_stack *s = fv->stack;
+	const struct rules_verdict *v = fv->verdict;
+	enum test_unknown why = fv->name_tests ? fv->test_why : TEST_UNATTRIBUTED;
+	bool running = why == TEST_FOUND && !strcmp(fv->test_via, "running");
 	struct report_finding *f;
 
 	r->t.frames++;
@@ -211,8 +231,8 @@ void report_frame(struct report *r, const struct attrib_stack *s, const struct r
 	if (!v->nviolations)
 		return;
 	r->t.violating_frames++;
-	why = testname_from_stack(s, r->root, test, sizeof(test));
 	r->t.test_unknown[why]++;
+	r->t.test_running += running;
 	for (size_t i = 0; i < v->nviolations; i++) {
 		r->t.violations[v->v[i].rule]++;
 		f = find_or_add(r, v->v[i].rule, s);
@@ -223,7 +243,8 @@ void report_frame(struct report *r, const struct attrib_stack *s, const struct r
 		f->count++;
 		if (!f->detail)
 			f->detail = strdup(v->v[i].detail);
-		add_test(f, test, why);
+		add_test(f, fv->test, why);
+		f->tests_running += running;
 	}
 }
 
@@ -494,12 +515,12 @@ static json_t *result_json(const struct report *r, const struct report_finding *
 	json_t *res, *loc;
 
 	finding_message(r, f, msg, sizeof(msg));
-	res = json_pack("{s:s, s:i, s:s, s:{s:s}, s:{s:I, s:o, s:I, s:o}}", "ruleId",
+	res = json_pack("{s:s, s:i, s:s, s:{s:s}, s:{s:I, s:o, s:I, s:I, s:o}}", "ruleId",
 			rule_name(f->rule), "ruleIndex", (int)f->rule, "level",
 			fail_on[f->rule] ? "error" : "warning", "message", "text", msg,
 			"properties", "count", (json_int_t)f->count, "tests", tests_json(f),
-			"testsMore", (json_int_t)f->tests_more, "testsUnknown",
-			tests_unknown_json(f));
+			"testsMore", (json_int_t)f->tests_more, "testsRunning",
+			(json_int_t)f->tests_running, "testsUnknown", tests_unknown_json(f));
 	if (!res)
 		return NULL;
 	/* An unattributed writer has nothing to point at: a result without a location. */
@@ -775,7 +796,7 @@ void report_summary(const struct report *r, FILE *out, enum output_format format
 
 		json_array_append_new(
 			findings,
-			json_pack("{s:s, s:o, s:s?, s:I, s:o, s:o, s:s}", "rule",
+			json_pack("{s:s, s:o, s:s?, s:I, s:o, s:I, s:o, s:s}", "rule",
 				  rule_name(f->rule), "origin",
 				  f->origin.function ? json_pack("{s:s, s:s, s:i}", "function",
 								 f->origin.function, "file",
@@ -784,22 +805,22 @@ void report_summary(const struct report *r, FILE *out, enum output_format format
 						       json_null(),
 				  "unattributed",
 				  f->origin.function ? NULL : unattributed_name(f->why), "count",
-				  (json_int_t)f->count, "tests", tests_json(f), "test_unknown",
+				  (json_int_t)f->count, "tests", tests_json(f), "tests_running",
+				  (json_int_t)f->tests_running, "test_unknown",
 				  tests_unknown_json(f), "baseline", f->known ? "known" : "new"));
 	}
-	obj = json_pack("{s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:i, s:i}", "type",
-			"run_summary", "frames", (json_int_t)t->frames, "websocket_connections",
-			(json_int_t)run->websocket_conns, "violating_frames",
-			(json_int_t)t->violating_frames, "violations",
-			counts_json(t->violations, RULE__COUNT, rule_name_i, 0), "findings",
-			findings, "unattributed",
-			counts_json(t->unattributed, UNATTR__COUNT, unattributed_name_i, 1),
-			"test_unknown",
-			counts_json(t->test_unknown, TEST__COUNT, test_unknown_name_i, 1),
-			"unjudged", (json_int_t)run->unjudged, "findings_dropped",
-			(json_int_t)t->findings_dropped, "new_failures",
-			(json_int_t)report_new_failures(r, run->fail_on), "command_exit",
-			run->command_status, "exit", run->exit_code);
+	obj = json_pack(
+		"{s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:i, s:i}", "type",
+		"run_summary", "frames", (json_int_t)t->frames, "websocket_connections",
+		(json_int_t)run->websocket_conns, "violating_frames",
+		(json_int_t)t->violating_frames, "violations",
+		counts_json(t->violations, RULE__COUNT, rule_name_i, 0), "findings", findings,
+		"unattributed", counts_json(t->unattributed, UNATTR__COUNT, unattributed_name_i, 1),
+		"test_unknown", counts_json(t->test_unknown, TEST__COUNT, test_unknown_name_i, 1),
+		"test_running", (json_int_t)t->test_running, "unjudged", (json_int_t)run->unjudged,
+		"findings_dropped", (json_int_t)t->findings_dropped, "new_failures",
+		(json_int_t)report_new_failures(r, run->fail_on), "command_exit",
+		run->command_status, "exit", run->exit_code);
 	if (obj && !run->websocket_conns)
 		json_object_set_new(obj, "note",
 				    json_string("the command started no WebSocket "

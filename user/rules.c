@@ -35,6 +35,8 @@ struct rules {
 static const char *const rule_names[RULE__COUNT] = {
 	[RULE_BRIDGE_BYPASS] = "bridge_bypass",
 	[RULE_ISOLATION_BREACH] = "isolation_breach",
+	[RULE_IDENTITY_AMBIGUOUS] = "identity_ambiguous",
+	[RULE_IDENTITY_UNKNOWN] = "identity_unknown",
 };
 
 static const char *const identity_kind_names[ID__COUNT] = {
@@ -64,6 +66,71 @@ void rules_redact(const struct rules *r, const char *value, char *out, size_t si
 	}
 	keyhash_identity_display(value, shown);
 	snprintf(out, size, "%s", shown);
+}
+
+void rules_redact_type(const struct rules *r, const char *type, char *out, size_t size)
+{
+	/* Traffic chooses the value: only the policy's known types are shown as they are. */
+	if (r->show_identities || policy_known_type(r->policy, type))
+		snprintf(out, size, "%s", type);
+	else
+		keyhash_identity_display_as("t", type, out, size);
+}
+
+/* Whether a subprotocol entry carries a credential: one of the policy's subprotocol
+ * identity sources, or a JWT or base64url JSON ("eyJ" is base64 of '{"'). */
+static bool subprotocol_secret(const struct policy *p, const char *e, size_t n, size_t *keep)
+{
+	*keep = 0;
+	for (size_t i = 0; i < p->nconn; i++) {
+		const char *pre = p->conn[i].prefix;
+		size_t pn = strlen(pre);
+
+		if (p->conn[i].from == POLICY_FROM_SUBPROTOCOL && pn <= n && !strncmp(e, pre, pn)) {
+			*keep = pn;
+			return true;
+		}
+	}
+	for (size_t i = 0; i + 3 <= n; i++) {
+		if (!strncmp(e + i, "eyJ", 3)) {
+			*keep = i;
+			return true;
+		}
+	}
+	return false;
+}
+
+void rules_redact_subprotocol(const struct rules *r, const char *value, char *out, size_t size)
+{
+	size_t used = 0;
+	const char *e = value;
+
+	if (!size)
+		return;
+	out[0] = '\0';
+	if (r->show_identities) {
+		snprintf(out, size, "%s", value);
+		return;
+	}
+	while (*e && used + 1 < size) {
+		size_t n = strcspn(e, ","), keep;
+		const char *sep = e[n] ? "," : "";
+		int w;
+
+		size_t ws = strspn(e, " \t") < n ? strspn(e, " \t") : n;
+
+		if (subprotocol_secret(r->policy, e + ws, n - ws, &keep))
+			w = snprintf(out + used, size - used, "%.*s[redacted]%s", (int)(ws + keep),
+				     e, sep);
+		else
+			w = snprintf(out + used, size - used, "%.*s%s", (int)n, e, sep);
+		if (w < 0 || (size_t)w >= size - used) {
+			out[used] = '\0';
+			break;
+		}
+		used += (size_t)w;
+		e += n + (e[n] ? 1 : 0);
+	}
 }
 
 /* Keys come from the traffic: keyed, so nobody can choose keys that share a bucket. */
@@ -318,9 +385,34 @@ static void judge_message(struct rules *r, const struct rules_input *in, struct 
 	}
 }
 
+/* A data frame on a connection whose user cannot be told: a finding, with the reason. */
+static void judge_conn_identity(struct rules *r, const struct rules_input *in,
+				struct rules_verdict *out)
+{
+	const char *why = in->conn_user_ambiguous ? in->conn_user_ambiguous : in->conn_user_unknown;
+	struct violation *v;
+
+	if (!why || (in->opcode != 1 && in->opcode != 2))
+		return;
+	/*
+	 * A connection open before tracing began (adopted, or its request read before) is a gap
+	 * of the trace's start, counted per connection, not something its client did.
+	 */
+	if (!strcmp(why, "adopted") || !strcmp(why, "head_not_seen"))
+		return;
+	v = add_violation(
+		r, out, in->conn_user_ambiguous ? RULE_IDENTITY_AMBIGUOUS : RULE_IDENTITY_UNKNOWN);
+	if (!v)
+		return;
+	snprintf(v->detail, sizeof(v->detail),
+		 "the connection's user is %s (%s): isolation is not judged on its frames",
+		 in->conn_user_ambiguous ? "ambiguous" : "unknown", why);
+}
+
 void rules_judge(struct rules *r, const struct rules_input *in, struct rules_verdict *out)
 {
 	memset(out, 0, sizeof(*out));
+	judge_conn_identity(r, in, out);
 	judge_bridge(r, in, out);
 	judge_message(r, in, out);
 	judge_context(r, in, out);

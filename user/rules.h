@@ -20,6 +20,13 @@
 enum rule_kind {
 	RULE_BRIDGE_BYPASS,
 	RULE_ISOLATION_BREACH,
+	/*
+	 * A data frame on a connection whose user cannot be judged: its request head names
+	 * several users, or was not read whole.  Isolation is not judged on it, and that is a
+	 * finding of its own, not a silent pass.
+	 */
+	RULE_IDENTITY_AMBIGUOUS,
+	RULE_IDENTITY_UNKNOWN,
 	RULE__COUNT,
 };
 
@@ -52,6 +59,9 @@ struct violation {
 struct rules_input {
 	unsigned int opcode; /* of the frame; continuation frames are not judged by the bridge rule */
 	const char *conn_user; /* NULL when the handshake named no user */
+	/* Why the handshake's user cannot be told (struct ct_conn), or NULL. */
+	const char *conn_user_ambiguous;
+	const char *conn_user_unknown;
 	const struct identity_message *msg; /* NULL unless this frame completes a message */
 	const struct attrib_stack *stack; /* the writer's stack; origin < 0 when unattributed */
 	const char *ctx_user; /* identity.context: the bridge call's user argument, or NULL */
@@ -80,5 +90,13 @@ void rules_judge(struct rules *r, const struct rules_input *in, struct rules_ver
 const struct rules_stats *rules_stats(const struct rules *r);
 /* keyhash_identity_display() of value, or value itself when identities are shown. */
 void rules_redact(const struct rules *r, const char *value, char *out, size_t size);
+/* A message type: itself when known to the policy or identities are shown, else "t#...". */
+void rules_redact_type(const struct rules *r, const char *type, char *out, size_t size);
+/*
+ * A Sec-WebSocket-Protocol value with every entry that carries a credential (a policy
+ * subprotocol source such as "jwt.", or a JWT) cut to its prefix and "[redacted]", unless
+ * identities are shown.  A value cut short by size ends at its last whole entry.
+ */
+void rules_redact_subprotocol(const struct rules *r, const char *value, char *out, size_t size);
 
 #endif /* WSAUDIT_RULES_H */

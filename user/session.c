@@ -10,6 +10,7 @@
 #include "capture.h"
 #include "http1.h"
 #include "identity.h"
+#include "keyhash.h"
 #include "log.h"
 #include "podinfo.h"
 #include "selfcheck.h"
@@ -66,6 +67,7 @@ struct watch {
 
 struct session {
 	struct session_opts opts;
+	char user_filter[KEYHASH_DISPLAY_LEN]; /* trace --user, as a display; "" for all */
 	struct watch watch[WATCH_MAX];
 	unsigned int nwatch;
 	uint64_t last_watch;
@@ -100,7 +102,10 @@ static uint64_t now_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-/* The user the upgrade request names, by the policy's identity.connection rules. */
+/*
+ * The user the upgrade request names, by the policy's identity.connection rules; a request
+ * that names several is marked ambiguous, never resolved to one of them.
+ */
 static void conn_identify(struct session *s, struct ct_conn *c)
 {
 	const struct http1_message *m;
@@ -108,19 +113,46 @@ static void conn_identify(struct session *s, struct ct_conn *c)
 	struct identity_conn id;
 	size_t used;
 
-	if (!c->request_head)
+	if (!c->request_head || c->user_unknown || c->user_ambiguous)
 		return;
 	p = http1_parser_new(HTTP1_REQUEST);
-	if (!p)
+	if (!p) {
+		c->user_unknown = "no_memory";
 		return;
-	if (http1_parser_feed(p, c->request_head, strlen(c->request_head), &m, &used) ==
-		    HTTP1_DONE &&
-	    !identity_from_request(s->policy, m, &id) && id.reason == IDENTITY_OK) {
+	}
+	if (http1_parser_feed(p, c->request_head, strlen(c->request_head), &m, &used) !=
+	    HTTP1_DONE) {
+		c->user_unknown = "head_unparsable";
+	} else if (identity_from_request(s->policy, m, &id)) {
+		c->user_unknown = "no_memory";
+	} else if (id.reason == IDENTITY_AMBIGUOUS) {
+		c->user_ambiguous = id.ambiguous;
+		log_info("connection %s: request names several users (%s)", c->id_str,
+			 id.ambiguous);
+	} else if (id.reason == IDENTITY_OK) {
 		snprintf(c->user, sizeof(c->user), "%s", id.user);
 		rules_redact(s->rules, c->user, c->user_shown, sizeof(c->user_shown));
 		c->has_user = true;
 	}
 	http1_parser_free(p);
+}
+
+/* trace --user: the user's display, compared with the displays of a connection's users. */
+static bool user_selected(const struct session *s, const char *user)
+{
+	char shown[KEYHASH_DISPLAY_LEN];
+
+	if (!s->user_filter[0])
+		return true;
+	if (!user)
+		return false;
+	keyhash_identity_display(user, shown);
+	return !strcmp(shown, s->user_filter);
+}
+
+static bool conn_selected(const struct session *s, const struct ct_conn *c)
+{
+	return user_selected(s, c->has_user ? c->user : NULL);
 }
 
 struct zlib_attach {
@@ -156,9 +188,20 @@ static void adopted_probe_zlib(struct session *s, pid_t pid, bool adopted)
 			 pid);
 }
 
+/* The connection's subprotocol as shown (its identity redacted), or NULL. */
+static const char *conn_proto(struct session *s, const struct ct_conn *c, char *buf, size_t size)
+{
+	if (!c->subprotocol)
+		return NULL;
+	rules_redact_subprotocol(s->rules, c->subprotocol, buf, size);
+	return buf;
+}
+
 static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 {
 	struct session *s = ctx;
+	const char *shown;
+	char proto[1024];
 
 	if (c->adopted)
 		adopted_probe_zlib(s, (pid_t)c->tgid, true);
@@ -168,15 +211,17 @@ static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 		target_sock_addrs(c->tgid, c->id.ino, c->local, sizeof(c->local), c->peer,
 				  sizeof(c->peer));
 	conn_identify(s, c);
-	c->user_unknown = c->adopted && !c->has_user;
+	if (c->adopted && !c->has_user && !c->user_unknown)
+		c->user_unknown = "adopted";
+	shown = conn_proto(s, c, proto, sizeof(proto));
 	for (struct session_tap *t = s->taps; t; t = t->next) {
 		if (!t->violations_only && t->wants(t->ctx, c->tgid)) {
-			output_conn_open(t->out, c, ts_ns);
+			output_conn_open(t->out, c, shown, ts_ns);
 			t->commit(t->ctx);
 		}
 	}
-	if (!s->opts.violations_only)
-		output_conn_open(s->out, c, ts_ns);
+	if (!s->opts.violations_only && conn_selected(s, c))
+		output_conn_open(s->out, c, shown, ts_ns);
 }
 
 static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why)
@@ -191,7 +236,7 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 			t->commit(t->ctx);
 		}
 	}
-	if (!s->opts.violations_only)
+	if (!s->opts.violations_only && conn_selected(s, c))
 		output_conn_close(s->out, c, ts_ns, why);
 }
 
@@ -266,10 +311,32 @@ static void forget_container(struct session *s, pid_t pid)
 	}
 }
 
+/*
+ * The test that caused a frame: the outermost test function on the writer's stack, else
+ * the test its pytest process was running when it was written (only data frames and those
+ * that break a rule are worth the read of the process).
+ */
+static void name_test(struct session *s, const struct ct_frame *f, struct frame_view *fv,
+		      char *test, size_t size)
+{
+	fv->name_tests = true;
+	fv->test = test;
+	fv->test_via = "stack";
+	fv->test_why = testname_from_stack(fv->stack, s->opts.test_root, test, size);
+	if (fv->test_why == TEST_FOUND || !s->opts.running_test)
+		return;
+	if (!fv->verdict->nviolations && f->frame->opcode != WS_OP_TEXT &&
+	    f->frame->opcode != WS_OP_BINARY)
+		return;
+	fv->test_why = s->opts.running_test(s->opts.running_test_ctx, f->pid, f->ts_ns, test, size);
+	fv->test_via = "running";
+}
+
 static void judge_and_print(struct session *s, const struct ct_frame *f,
 			    const struct attrib_stack *stack)
 {
 	char user_shown[IDENTITY_MAX_VALUE + 1], ctx_shown[IDENTITY_MAX_VALUE + 1], test[1024];
+	char type_shown[IDENTITY_MAX_VALUE + 1];
 	const struct ws_message *m = f->message;
 	struct identity_message im;
 	struct rules_verdict verdict;
@@ -282,6 +349,8 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 	struct rules_input in = {
 		.opcode = f->frame->opcode,
 		.conn_user = f->conn->has_user ? f->conn->user : NULL,
+		.conn_user_ambiguous = f->conn->user_ambiguous,
+		.conn_user_unknown = f->conn->user_unknown,
 		.stack = stack,
 		.ctx_user = stack->ctx_status == CTX_OK ? stack->ctx_user : NULL,
 		.ctx_function = stack->ctx_function,
@@ -292,8 +361,10 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 	    !identity_from_message(s->policy, m->opcode, m->data, m->len, &im) &&
 	    im.reason == IDENTITY_OK) {
 		in.msg = &im;
-		if (im.type.reason == IDENTITY_OK)
-			fv.msg_type = im.type.value;
+		if (im.type.reason == IDENTITY_OK) {
+			rules_redact_type(s->rules, im.type.value, type_shown, sizeof(type_shown));
+			fv.msg_type = type_shown;
+		}
 		if (im.user.reason == IDENTITY_OK) {
 			rules_redact(s->rules, im.user.value, user_shown, sizeof(user_shown));
 			fv.msg_user = user_shown;
@@ -304,11 +375,8 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 		fv.ctx_user_shown = ctx_shown;
 	}
 	rules_judge(s->rules, &in, &verdict);
-	if (s->opts.name_tests) {
-		fv.name_tests = true;
-		fv.test_why = testname_from_stack(stack, s->opts.test_root, test, sizeof(test));
-		fv.test = test;
-	}
+	if (s->opts.name_tests)
+		name_test(s, f, &fv, test, sizeof(test));
 	if (s->obs.frame)
 		s->obs.frame(s->obs.ctx, f, stack, &verdict);
 	for (struct session_tap *t = s->taps; t; t = t->next) {
@@ -317,7 +385,12 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 			t->commit(t->ctx);
 		}
 	}
+	if (s->obs.frame_view)
+		s->obs.frame_view(s->obs.ctx, &fv);
 	if (s->opts.violations_only && !verdict.nviolations)
+		return;
+	if (s->user_filter[0] && !conn_selected(s, f->conn) &&
+	    !user_selected(s, in.msg && im.user.reason == IDENTITY_OK ? im.user.value : NULL))
 		return;
 	output_frame(s->out, &fv);
 }
@@ -850,12 +923,26 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 		.ctx = s,
 	};
 
+	char err[512];
+
 	if (!s) {
 		policy_free(policy);
 		return NULL;
 	}
 	s->opts = *opts;
 	s->policy = policy;
+	if (keyhash_identity_setup(opts->identity_key, err, sizeof(err))) {
+		log_err("%s", err);
+		goto err_free;
+	}
+	if (opts->user_filter && session_user_display(opts->user_filter, s->user_filter)) {
+		log_err("--user: an id, or a display u# and 12 hex digits");
+		goto err_free;
+	}
+	if (!opts->show_identities)
+		fprintf(stderr,
+			"wsaudit: user ids shown as keyed hashes (key %s, fingerprint %s)\n",
+			keyhash_identity_source(), keyhash_identity_fingerprint());
 	s->out = output_new(out, opts->format, opts->payload, opts->stack);
 	s->ct = conntrack_new(&sink, 0);
 	s->adopt = adopt_new();
@@ -877,6 +964,27 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 err_close:
 	session_close(s, "error");
 	return NULL;
+
+err_free:
+	policy_free(policy);
+	free(s);
+	return NULL;
+}
+
+int session_user_display(const char *id, char out[KEYHASH_DISPLAY_LEN])
+{
+	size_t n = strlen(id);
+
+	if (!n)
+		return -EINVAL;
+	/* A display copied from the output is taken as it is. */
+	if (n == KEYHASH_DISPLAY_LEN - 1 && !strncmp(id, "u#", 2) &&
+	    strspn(id + 2, "0123456789abcdef") == n - 2) {
+		memcpy(out, id, KEYHASH_DISPLAY_LEN);
+		return 0;
+	}
+	keyhash_identity_display(id, out);
+	return 0;
 }
 
 void session_end_connections(struct session *s, const char *why)
@@ -1020,6 +1128,7 @@ void session_remove_tap(struct session *s, struct session_tap *t)
 }
 
 struct tap_replay {
+	struct session *s;
 	struct session_tap *t;
 	uint64_t ts_ns;
 	unsigned int n;
@@ -1028,19 +1137,20 @@ struct tap_replay {
 static void replay_conn(void *ctx, const struct ct_conn *c)
 {
 	struct tap_replay *r = ctx;
+	char proto[1024];
 
 	if (c->state != CT_WEBSOCKET || !r->t->wants(r->t->ctx, c->tgid))
 		return;
 	r->n++;
 	if (r->t->violations_only)
 		return;
-	output_conn_open(r->t->out, c, r->ts_ns);
+	output_conn_open(r->t->out, c, conn_proto(r->s, c, proto, sizeof(proto)), r->ts_ns);
 	r->t->commit(r->t->ctx);
 }
 
 unsigned int session_tap_open_conns(struct session *s, struct session_tap *t)
 {
-	struct tap_replay r = { .t = t, .ts_ns = now_mono_ns() };
+	struct tap_replay r = { .s = s, .t = t, .ts_ns = now_mono_ns() };
 
 	conntrack_foreach(s->ct, replay_conn, &r);
 	return r.n;

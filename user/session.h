@@ -18,6 +18,7 @@
 #include "attrib.h"
 #include "capture.h"
 #include "conntrack.h"
+#include "keyhash.h"
 #include "output.h"
 #include "policy.h"
 #include "rules.h"
@@ -29,6 +30,11 @@ struct session_opts {
 	bool capture_only; /* no stack walks */
 	bool violations_only; /* output only frames that break a rule */
 	bool show_identities; /* user ids as they are, not hashed */
+	/* The identity key file (keyhash_identity_setup()); NULL: $WSAUDIT_IDENTITY_KEY or
+	 * a key made for the run. */
+	const char *identity_key;
+	/* Only the frames and connections of this user (an id, or its u# display); NULL: all. */
+	const char *user_filter;
 	bool quiet_processes; /* no process records in the output */
 	size_t ringbuf_size;
 	uint64_t write_cap;
@@ -40,12 +46,21 @@ struct session_opts {
 	/* Name in each frame the test on its writer's stack (`run`), paths relative to this. */
 	bool name_tests;
 	const char *test_root;
+	/*
+	 * For a frame with no test on its writer's stack: the test that was running when it was
+	 * written (user/testrun.c), or why none is named.  NULL: none asked.
+	 */
+	enum test_unknown (*running_test)(void *ctx, pid_t writer, uint64_t ts_ns, char *out,
+					  size_t size);
+	void *running_test_ctx;
 };
 
 /* Told about every frame, after judgement, whether it is printed or not (for metrics). */
 struct session_observer {
 	void (*frame)(void *ctx, const struct ct_frame *f, const struct attrib_stack *s,
 		      const struct rules_verdict *v);
+	/* The same with all that is printed of it (the test it names too); optional. */
+	void (*frame_view)(void *ctx, const struct frame_view *fv);
 	void *ctx;
 };
 
@@ -56,6 +71,8 @@ struct session;
  * reason has been logged; the policy is freed).
  */
 struct session *session_open(const struct session_opts *opts, struct policy *policy, FILE *out);
+/* The display --user ID stands for: ID's keyed display, or ID when it is one.  0 or -EINVAL. */
+int session_user_display(const char *id, char out[KEYHASH_DISPLAY_LEN]);
 /* Detaches and frees; open connections end with `why`. */
 void session_close(struct session *s, const char *why);
 

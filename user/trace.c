@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "keyhash.h"
 #include "log.h"
 #include "policy.h"
 #include "session.h"
@@ -160,6 +161,10 @@ static const char *needs_standalone(const struct trace_opts *o)
 		return "--capture-only";
 	if (o->show_identities)
 		return "--show-identities";
+	if (o->identity_key)
+		return "--identity-key: user hashes of its own";
+	if (o->user)
+		return "--user";
 	if (o->ringbuf_size || o->write_cap)
 		return "a ring buffer or write cap of its own";
 	return NULL;
@@ -314,6 +319,11 @@ int cmd_trace(int argc, char **argv)
 	log_max_level = o.verbose >= 2 ? LOG_DEBUG : o.verbose ? LOG_INFO : LOG_WARN;
 	if (geteuid() != 0)
 		log_warn("not running as root: loading BPF programs needs CAP_BPF and CAP_PERFMON");
+	/* A key that cannot be used is a usage error, found before anything is loaded. */
+	if (keyhash_identity_setup(o.identity_key, err, sizeof(err))) {
+		fprintf(stderr, "wsaudit trace: %s\n", err);
+		return EXIT_USAGE;
+	}
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
@@ -333,6 +343,8 @@ int cmd_trace(int argc, char **argv)
 	so.capture_only = o.capture_only;
 	so.violations_only = o.violations_only;
 	so.show_identities = o.show_identities;
+	so.identity_key = o.identity_key;
+	so.user_filter = o.user;
 	so.ringbuf_size = o.ringbuf_size;
 	so.write_cap = o.write_cap;
 	so.exe_globs = (const char *const *)o.exe_globs;

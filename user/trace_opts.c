@@ -20,6 +20,8 @@ enum {
 	OPT_CAPTURE_ONLY,
 	OPT_VIOLATIONS_ONLY,
 	OPT_SHOW_IDENTITIES,
+	OPT_IDENTITY_KEY,
+	OPT_USER,
 	OPT_STANDALONE,
 	OPT_AGENT_SOCKET,
 };
@@ -35,6 +37,8 @@ static const struct option long_opts[] = {
 	{ "policy", required_argument, NULL, 'c' },
 	{ "violations-only", no_argument, NULL, OPT_VIOLATIONS_ONLY },
 	{ "show-identities", no_argument, NULL, OPT_SHOW_IDENTITIES },
+	{ "identity-key", required_argument, NULL, OPT_IDENTITY_KEY },
+	{ "user", required_argument, NULL, OPT_USER },
 	{ "ringbuf-size", required_argument, NULL, OPT_RINGBUF_SIZE },
 	{ "write-cap", required_argument, NULL, OPT_WRITE_CAP },
 	{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
@@ -49,7 +53,7 @@ void trace_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: wsaudit trace [-p PID]... [--exe GLOB]... [-c POLICY] [-o text|json] [-d SECONDS]\n"
-		"                     [--violations-only] [--show-identities]\n"
+		"                     [--violations-only] [--show-identities] [--identity-key FILE] [--user ID]\n"
 		"                     [--stack] [--capture-only] [--payload] [--ringbuf-size BYTES] [--write-cap BYTES]\n"
 		"                     [--standalone] [--agent-socket PATH]\n"
 		"\n"
@@ -62,7 +66,12 @@ void trace_usage(FILE *out)
 		"  -d, --duration SECS    stop after SECS seconds\n"
 		"  -c, --policy FILE      the policy (bridge, transport, identity); default built in\n"
 		"      --violations-only  print only frames that break a rule\n"
-		"      --show-identities  print user ids as they are (default: a stable short hash)\n"
+		"      --show-identities  print user ids, tokens and message types as they are\n"
+		"                         (default: keyed hashes, u#... and t#...)\n"
+		"      --identity-key FILE key of those hashes, as on the agents (default:\n"
+		"                         $WSAUDIT_IDENTITY_KEY, else a key for this run)\n"
+		"      --user ID          only this user's connections and messages (an id, or\n"
+		"                         its u# hash as printed; `wsaudit hash-user ID` gives it)\n"
 		"      --stack            include the writer's whole Python stack\n"
 		"      --capture-only     do not walk Python stacks (frames are unattributed)\n"
 		"      --payload          include payload bytes in the output (user data!)\n"
@@ -72,8 +81,9 @@ void trace_usage(FILE *out)
 		"      --standalone       load programs of its own even when the node's agent runs\n"
 		"      --agent-socket P   the agent's socket (default %s)\n"
 		"  -v, --verbose          more diagnostics on stderr (twice: libbpf too)\n"
-		"With -p only (no -c, --exe, --capture-only, --show-identities, --ringbuf-size or\n"
-		"--write-cap), the records come from the node's running agent, if any.\n",
+		"With -p only (no -c, --exe, --capture-only, --show-identities, --identity-key,\n"
+		"--user, --ringbuf-size or --write-cap), the records come from the node's running\n"
+		"agent, if any.\n",
 		RINGBUF_DEFAULT, WRITE_CAP_DEFAULT, WRITE_CAP_MAX, TRACE_AGENT_SOCKET);
 }
 
@@ -170,6 +180,14 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 			break;
 		case OPT_SHOW_IDENTITIES:
 			o->show_identities = true;
+			break;
+		case OPT_IDENTITY_KEY:
+			o->identity_key = optarg;
+			break;
+		case OPT_USER:
+			if (!optarg[0])
+				FAIL("empty --user");
+			o->user = optarg;
 			break;
 		case OPT_RINGBUF_SIZE:
 			/* The kernel wants a power-of-two multiple of the page size. */

@@ -26,6 +26,8 @@ struct trace_opts {
 	bool capture_only; /* no stack walk: frames without attribution */
 	bool violations_only;
 	bool show_identities;
+	const char *identity_key; /* --identity-key FILE */
+	const char *user; /* --user ID: only this user's connections and messages */
 	const char *policy_path; /* NULL: the built-in policy */
 	bool help;
 	int verbose;

@@ -11,8 +11,8 @@
 /* Default and maximum bytes captured per syscall (--write-cap). */
 #define WRITE_CAP_DEFAULT (256 * 1024)
 #define WRITE_CAP_MAX (1024 * 1024)
-/* Bytes of an upgrade request captured per read. */
-#define READ_CAP 8192
+/* Bytes of an upgrade request captured per read: a whole head of HTTP1_MAX_HEAD. */
+#define READ_CAP 16384
 /* iovec segments followed per writev/sendmsg/readv/recvmsg, messages per sendmmsg. */
 #define IOV_MAX_WALK 64
 /*

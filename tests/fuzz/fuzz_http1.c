@@ -22,6 +22,7 @@ static bool count(void *ctx, const char *elem, size_t len)
 
 static void check(const struct http1_message *m, size_t size)
 {
+	static char big[HTTP1_MAX_HEAD + 1];
 	char buf[64];
 	size_t n = 0;
 	struct ws_deflate_params prm;
@@ -41,6 +42,10 @@ static void check(const struct http1_message *m, size_t size)
 			abort();
 		http1_query_param(m, "token", buf, sizeof(buf));
 		http1_query_param(m, "", buf, 1);
+		/* A later occurrence exists only when an earlier one does (all fit in big). */
+		if (http1_query_param_at(m, "token", 1, big, sizeof(big)) &&
+		    !http1_query_param_at(m, "token", 0, big, sizeof(big)))
+			abort();
 	}
 }
 
@@ -52,6 +57,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!size)
 		return 0;
+	/* Every suffix is what a read starting there would be taken for. */
+	for (size_t i = 0; i < size && i < 64; i++)
+		http1_looks_like_request_line((const char *)data + i, size - i);
 	cut = data[0] % (size + 1);
 	for (int kind = 0; kind < 2; kind++) {
 		struct http1_parser *p = http1_parser_new(kind ? HTTP1_RESPONSE : HTTP1_REQUEST);

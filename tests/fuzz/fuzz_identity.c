@@ -86,6 +86,10 @@ static void check_request(const char *head, size_t len)
 		check_value(c.reason, c.user);
 		if ((c.reason == IDENTITY_OK) != (c.rule >= 0) || c.rule >= (int)policy->nconn)
 			abort();
+		/* Ambiguous names nobody, and always says why. */
+		if ((c.reason == IDENTITY_AMBIGUOUS) != (c.ambiguous != NULL) ||
+		    (c.ambiguous && c.user[0]))
+			abort();
 	}
 	http1_parser_free(hp);
 }

@@ -6,10 +6,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "conntrack.h"
+#include "http1.h"
 
 #define MAX_SEEN 64
 
@@ -23,6 +25,8 @@ struct seen_frame {
 };
 
 struct recorder {
+	char head[1024]; /* request head and user state at conn_open */
+	char user_state[40];
 	struct seen_frame frames[MAX_SEEN];
 	int nframes;
 	int opens, closes;
@@ -38,6 +42,11 @@ static void rec_open(void *ctx, struct ct_conn *c, uint64_t ts)
 
 	r->opens++;
 	r->adopted = c->adopted;
+	snprintf(r->head, sizeof(r->head), "%s", c->request_head ? c->request_head : "");
+	snprintf(r->user_state, sizeof(r->user_state), "%s",
+		 c->user_ambiguous ? c->user_ambiguous :
+		 c->user_unknown   ? c->user_unknown :
+				     "");
 }
 
 static void rec_close(void *ctx, const struct ct_conn *c, uint64_t ts, const char *why)
@@ -179,6 +188,78 @@ static void test_handshake_then_frames_in_same_write(void **state)
 	assert_string_equal(r.close_why, "closed");
 	assert_int_equal(conntrack_stats(ct)->frames, 2);
 	conntrack_free(ct, "end");
+}
+
+/* Reads of the request, one record each, then the 101: the user state at conn_open. */
+static void handshake_in_reads(struct recorder *r, const char *const *reads, bool lose_one)
+{
+	struct conntrack *ct = new_ct(r);
+	uint64_t pos = 0;
+
+	send_conn(ct, EVT_CONN_NEW);
+	for (int i = 0; reads[i]; i++) {
+		size_t n = strlen(reads[i]);
+
+		if (!(lose_one && i == 1))
+			send_chunk(ct, DIR_RX, pos, n, pos, reads[i], n, DATA_FIRST | DATA_LAST, 1);
+		pos += n;
+	}
+	send_write(ct, 0, RESPONSE, strlen(RESPONSE), 11);
+	assert_int_equal(r->opens, 1);
+	conntrack_free(ct, "end");
+}
+
+static void test_request_head_across_reads(void **state)
+{
+	static const char *const split[] = { "GET /ws HTTP/1.1\r\nHost: x\r\nAuthor",
+					     "ization: Bearer a\r\n\r", "\n", NULL };
+	static const char *const smuggle[] = {
+		"GET /ws HTTP/1.1\r\nAuthorization: Bearer m\r\n"
+		"X-Junk: ",
+		"GET /ws HTTP/1.1\r\nAuthorization: Bearer v\r\n\r\n", NULL
+	};
+	static const char *const lines[] = { "GET /ws HTTP/1.1\r\n", "GET: /x HTTP/1.1\r\n\r\n",
+					     NULL };
+	static const char *const pipelined[] = { "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n",
+						 NULL };
+	struct recorder r;
+
+	/* The whole head, from three reads, as the server reads it. */
+	handshake_in_reads(&r, split, false);
+	assert_string_equal(r.head,
+			    "GET /ws HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\n\r\n");
+	assert_string_equal(r.user_state, "");
+	/* A read that starts mid-line with a request line of its own. */
+	handshake_in_reads(&r, smuggle, false);
+	assert_string_equal(r.user_state, "request_split");
+	/* A read that starts a line is only the next header. */
+	handshake_in_reads(&r, lines, false);
+	assert_string_equal(r.user_state, "");
+	/* A second request behind the first. */
+	handshake_in_reads(&r, pipelined, false);
+	assert_string_equal(r.user_state, "bytes_after_request");
+	/* A lost read: the head is not what the server read. */
+	handshake_in_reads(&r, split, true);
+	assert_string_equal(r.user_state, "head_gap");
+	assert_string_equal(r.head, "");
+}
+
+static void test_request_head_over_bound(void **state)
+{
+	static char big[HTTP1_MAX_HEAD + 64];
+	static const char *reads[3];
+	struct recorder r;
+
+	memset(big, 'a', sizeof(big) - 1);
+	memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
+	reads[0] = big;
+	reads[1] = "\r\n\r\n";
+	handshake_in_reads(&r, reads, false);
+	assert_string_equal(r.user_state, "head_too_large");
+	/* No request seen at all (read before tracing began). */
+	reads[0] = NULL;
+	handshake_in_reads(&r, reads, false);
+	assert_string_equal(r.user_state, "head_not_seen");
 }
 
 static void test_frame_split_across_writes_is_attributed_to_first(void **state)
@@ -387,6 +468,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_handshake_then_frames_in_same_write),
+		cmocka_unit_test(test_request_head_across_reads),
+		cmocka_unit_test(test_request_head_over_bound),
 		cmocka_unit_test(test_frame_split_across_writes_is_attributed_to_first),
 		cmocka_unit_test(test_capped_write_truncates_frame_and_keeps_sync),
 		cmocka_unit_test(test_open_connection_is_adopted),

@@ -94,6 +94,17 @@ static void check_request(const struct http1_message *m)
 	assert_true(http1_query_param(m, "flag", buf, sizeof(buf)));
 	assert_false(http1_query_param(m, "nope", buf, sizeof(buf)));
 	assert_false(http1_query_param(m, "token", buf, 4));
+	assert_false(http1_query_param_at(m, "token", 1, buf, sizeof(buf)));
+}
+
+static void test_request_line_lookalike(void **state)
+{
+	assert_true(http1_looks_like_request_line("GET /ws HTTP/1.1\r\n", 18));
+	assert_true(http1_looks_like_request_line("POST * HTTP/1.0", 15));
+	assert_false(http1_looks_like_request_line("GET /ws HTTP/1.", 15));
+	assert_false(http1_looks_like_request_line("Host: x\r\n", 9));
+	assert_false(http1_looks_like_request_line("GET  HTTP/1.1", 13));
+	assert_false(http1_looks_like_request_line("", 0));
 }
 
 static void test_request(void **state)
@@ -256,6 +267,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_request),
+		cmocka_unit_test(test_request_line_lookalike),
 		cmocka_unit_test(test_request_every_split),
 		cmocka_unit_test(test_response_with_frames_after),
 		cmocka_unit_test(test_bare_lf_and_leading_empty_line),

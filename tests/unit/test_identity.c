@@ -130,11 +130,16 @@ static void test_precedence(void **state)
 	assert_int_equal(c.reason, IDENTITY_BAD_BASE64); /* a raw JWT where base64url is expected */
 	assert_int_equal(c.rules[1], IDENTITY_ABSENT);
 	assert_int_equal(c.rules[2], IDENTITY_NOT_JWT);
-	/* The first entry with the prefix wins; entries are compared exactly. */
-	c = conn_of(p, REQ("/ws", "Sec-WebSocket-Protocol: JWT.x, jwt.%s, jwt.zzz\r\n"),
-		    wrapped_alice);
+	/* Entries are compared exactly: "JWT.x" does not have the prefix. */
+	c = conn_of(p, REQ("/ws", "Sec-WebSocket-Protocol: JWT.x, jwt.%s\r\n"), wrapped_alice);
 	assert_int_equal(c.rule, 0);
 	assert_string_equal(c.user, "auth_user_1726000000000_7_0badf00d");
+	/* Two different entries with the prefix: the service picks one, wsaudit cannot know. */
+	c = conn_of(p, REQ("/ws", "Sec-WebSocket-Protocol: jwt.%s, jwt.zzz\r\n"), wrapped_alice);
+	assert_int_equal(c.reason, IDENTITY_AMBIGUOUS);
+	assert_string_equal(c.ambiguous, "duplicate_subprotocol");
+	assert_int_equal(c.rule, -1);
+	assert_string_equal(c.user, "");
 	/* Not a request. */
 	r.parser = http1_parser_new(HTTP1_RESPONSE);
 	{
@@ -146,6 +151,64 @@ static void test_precedence(void **state)
 	}
 	assert_int_equal(identity_from_request(p, r.m, &c), -EINVAL);
 	http1_parser_free(r.parser);
+	policy_free(p);
+}
+
+static void test_ambiguous(void **state)
+{
+	struct policy *p = policy_default();
+	struct identity_conn c;
+	struct req r;
+
+	/* The same credential twice is one user. */
+	parse(&r, REQ("/ws", "Authorization: Bearer %s\r\nAuthorization: Bearer %s\r\n"), jwt_bob,
+	      jwt_bob);
+	assert_int_equal(identity_from_request(p, r.m, &c), 0);
+	http1_parser_free(r.parser);
+	assert_int_equal(c.reason, IDENTITY_OK);
+	assert_string_equal(c.user, "bob");
+	/* Two Authorization headers: Starlette and aiohttp read the first, websockets refuses. */
+	parse(&r, REQ("/ws", "Authorization: Bearer %s\r\nAuthorization: Bearer %s\r\n"), jwt_bob,
+	      jwt_alice);
+	assert_int_equal(identity_from_request(p, r.m, &c), 0);
+	http1_parser_free(r.parser);
+	assert_int_equal(c.reason, IDENTITY_AMBIGUOUS);
+	assert_string_equal(c.ambiguous, "duplicate_header");
+	assert_string_equal(c.user, "");
+	/* ?token= twice: Starlette reads the last, aiohttp the first. */
+	parse(&r, REQ("/ws?token=%s&token=%s", ""), jwt_alice, jwt_bob);
+	assert_int_equal(identity_from_request(p, r.m, &c), 0);
+	http1_parser_free(r.parser);
+	assert_string_equal(c.ambiguous, "duplicate_query");
+	parse(&r, REQ("/ws?token=%s&x=1&token=%s", ""), jwt_bob, jwt_bob);
+	assert_int_equal(identity_from_request(p, r.m, &c), 0);
+	http1_parser_free(r.parser);
+	assert_int_equal(c.reason, IDENTITY_OK);
+	/* A forged subprotocol entry against the Authorization the service reads. */
+	parse(&r, REQ("/ws", "Sec-WebSocket-Protocol: jwt.%s\r\nAuthorization: Bearer %s\r\n"),
+	      wrapped_alice, jwt_bob);
+	assert_int_equal(identity_from_request(p, r.m, &c), 0);
+	http1_parser_free(r.parser);
+	assert_int_equal(c.reason, IDENTITY_AMBIGUOUS);
+	assert_string_equal(c.ambiguous, "sources_disagree");
+	/* Two sources naming the same user agree. */
+	parse(&r, REQ("/ws?token=%s", "Authorization: Bearer %s\r\n"), jwt_bob, jwt_bob);
+	assert_int_equal(identity_from_request(p, r.m, &c), 0);
+	http1_parser_free(r.parser);
+	assert_int_equal(c.reason, IDENTITY_OK);
+	assert_int_equal(c.rule, 1);
+	assert_string_equal(c.user, "bob");
+	/* Bounded work on a parameter repeated many times: ambiguous in itself. */
+	{
+		static char many[HTTP1_MAX_HEAD / 2];
+		size_t o = 0;
+
+		for (int i = 0; i < 100; i++)
+			o += (size_t)snprintf(many + o, sizeof(many) - o, "%stoken=a",
+					      i ? "&" : "");
+		c = conn_of(p, REQ("/ws?%s", ""), many);
+		assert_string_equal(c.ambiguous, "duplicate_query");
+	}
 	policy_free(p);
 }
 
@@ -402,10 +465,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_default_sources), cmocka_unit_test(test_precedence),
-		cmocka_unit_test(test_netra_quirks),	cmocka_unit_test(test_query_plain),
-		cmocka_unit_test(test_hostile_tokens),	cmocka_unit_test(test_message_fields),
-		cmocka_unit_test(test_message_arrays),	cmocka_unit_test(test_message_skips),
-		cmocka_unit_test(test_reason_names),
+		cmocka_unit_test(test_ambiguous),	cmocka_unit_test(test_netra_quirks),
+		cmocka_unit_test(test_query_plain),	cmocka_unit_test(test_hostile_tokens),
+		cmocka_unit_test(test_message_fields),	cmocka_unit_test(test_message_arrays),
+		cmocka_unit_test(test_message_skips),	cmocka_unit_test(test_reason_names),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

@@ -51,8 +51,17 @@ static void feed(struct report *r, const char *const *frames, size_t n, int orig
 		 struct rules_verdict v)
 {
 	struct attrib_stack *s = stack_of(frames, n, origin);
+	char test[256];
+	struct frame_view fv = {
+		.stack = s,
+		.verdict = &v,
+		.name_tests = true,
+		.test = test,
+		.test_via = "stack",
+	};
 
-	report_frame(r, s, &v);
+	fv.test_why = testname_from_stack(s, "/repo", test, sizeof(test));
+	report_frame(r, &fv);
 	attrib_stack_put(s);
 }
 
@@ -219,7 +228,8 @@ static void test_junit_escapes(void **state)
 	buf[n] = '\0';
 	fclose(f);
 	assert_non_null(strstr(buf, "Agent.&lt;lambda&gt; (app/a&amp;b&quot;.py:3)"));
-	assert_non_null(strstr(buf, "tests=\"3\" failures=\"2\""));
+	/* One case per rule and one per finding. */
+	assert_non_null(strstr(buf, "tests=\"5\" failures=\"2\""));
 	assert_null(strstr(buf, "<lambda>"));
 	report_free(r);
 	unlink(path);
