@@ -317,8 +317,6 @@ int cmd_trace(int argc, char **argv)
 		return EXIT_OK;
 	}
 	log_max_level = o.verbose >= 2 ? LOG_DEBUG : o.verbose ? LOG_INFO : LOG_WARN;
-	if (geteuid() != 0)
-		log_warn("not running as root: loading BPF programs needs CAP_BPF and CAP_PERFMON");
 	/* A key that cannot be used is a usage error, found before anything is loaded. */
 	if (keyhash_identity_setup(o.identity_key, err, sizeof(err))) {
 		fprintf(stderr, "wsaudit trace: %s\n", err);
