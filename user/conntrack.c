@@ -664,7 +664,9 @@ static int handle_data(struct conntrack *ct, const struct evt_data *e, size_t si
 		ws_feed(c, e, data);
 		return 0;
 	}
-	if (c->priv->resp || (e->len >= 5 && !memcmp(data, "HTTP/", 5)))
+	/* The response to a request may come a byte at a time: "H", then the rest. */
+	if (c->priv->resp || (e->len >= 5 && !memcmp(data, "HTTP/", 5)) ||
+	    (c->state == CT_HANDSHAKE && e->len && e->len < 5 && !memcmp(data, "HTTP/", e->len)))
 		handle_response(ct, c, e, data);
 	else if (c->state == CT_UNKNOWN)
 		try_adopt(ct, c, e, data);
@@ -677,7 +679,8 @@ static int handle_stack(struct conntrack *ct, const struct evt_stack *e)
 {
 	struct ct_conn *c = table_find(ct, e->conn.ino);
 
-	if (!c || c->id.gen != e->conn.gen || c->state != CT_WEBSOCKET || !ct->sink.stack)
+	/* The write that carries the 101 has its stack too: first frames may share it. */
+	if (!c || c->id.gen != e->conn.gen || c->state == CT_IGNORED || !ct->sink.stack)
 		return 0;
 	if (c->priv->pending_stack) {
 		ct->stats.stacks_unmatched++;

@@ -52,6 +52,7 @@ struct ctx_tried {
 
 /* Message ends handed over with an object to a transport, by object (see zflush_handover). */
 #define ZFLUSH_TOKENS 4096
+#define HANDOVER_PIDS 64
 
 struct zflush_token {
 	uint32_t tgid;
@@ -80,6 +81,9 @@ struct session {
 	struct conntrack *ct;
 	struct adopt *adopt;
 	struct zflush_token zflush_tokens[ZFLUSH_TOKENS];
+	/* Processes whose transports queue writes (a hand-over was seen), latest kept. */
+	uint32_t handover_pids[HANDOVER_PIDS];
+	unsigned int nhandover_pids;
 	struct output *out;
 	struct attrib *attrib;
 	struct policy *policy;
@@ -244,14 +248,30 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
  * A message end (EVT_ZFLUSH) followed on its thread by a hand-over to a transport that writes
  * later (uvloop): the message end belongs to the object handed over.
  */
+static bool handover_seen(const struct session *s, uint32_t tgid)
+{
+	for (unsigned int i = 0; i < HANDOVER_PIDS; i++) {
+		if (s->handover_pids[i] == tgid)
+			return true;
+	}
+	return false;
+}
+
 static void zflush_handover(struct session *s, const struct evt_stack *e)
 {
 	struct zflush_token *t = &s->zflush_tokens[(e->token >> 4) % ZFLUSH_TOKENS];
 
-	if (!conntrack_zflush_take(s->ct, e->tid, &t->strm, &t->total_out))
-		return;
+	if (!handover_seen(s, e->tgid))
+		s->handover_pids[s->nhandover_pids++ % HANDOVER_PIDS] = e->tgid;
+
+	/*
+	 * Always overwritten: an object at this address may have been freed and its address
+	 * reused for this one, whose hand-over came without a message end.
+	 */
 	t->tgid = e->tgid;
 	t->token = e->token;
+	if (!conntrack_zflush_take(s->ct, e->tid, &t->strm, &t->total_out))
+		t->strm = t->total_out = 0;
 }
 
 static int sink_history(void *ctx, const struct ct_conn *c, uint64_t strm, uint64_t total_out,
@@ -262,7 +282,13 @@ static int sink_history(void *ctx, const struct ct_conn *c, uint64_t strm, uint6
 	uint64_t token = user_addr ? attrib_token_of(s->attrib, c->tgid, user_addr) : 0;
 	struct zflush_token *t = &s->zflush_tokens[(token >> 4) % ZFLUSH_TOKENS];
 
-	/* Sent from a transport's queue: the message end came with the hand-over. */
+	/*
+	 * A transport that queues (uvloop) sends later, from the event loop, whatever was
+	 * queued: the write after a message end on the thread may be another connection's.
+	 * There the message end comes only with the hand-over of the object sent.
+	 */
+	if (handover_seen(s, c->tgid))
+		strm = total_out = 0;
 	if (token && t->token == token && t->tgid == c->tgid) {
 		strm = t->strm;
 		total_out = t->total_out;
@@ -405,8 +431,15 @@ static void sink_frame(void *ctx, const struct ct_frame *f)
 	 * An object handed to a transport that sent it later carries the stack of the hand-over:
 	 * exact where the syscall's own stack only shows the event loop.
 	 */
-	if (f->user_addr)
+	if (f->user_addr) {
+		uint64_t token = attrib_token_of(s->attrib, f->pid, f->user_addr);
+		struct zflush_token *t = &s->zflush_tokens[(token >> 4) % ZFLUSH_TOKENS];
+
+		/* Sent: its message end is no one else's, should the address be reused. */
+		if (token && t->token == token && t->tgid == f->pid)
+			t->token = 0;
 		stack = own = attrib_token_take(s->attrib, f->pid, f->user_addr);
+	}
 	if (!stack)
 		stack = f->stack;
 	if (!stack)
@@ -627,8 +660,14 @@ int session_add_pid(struct session *s, pid_t pid, const char *how)
 	}
 	s->processes++;
 	log_info("tracing pid %d (%s)%s", pid, comm, how);
-	adopted_probe_zlib(s, pid, false);
 	err = python_attach(s, pid);
+	/*
+	 * After the transport hooks (a message end is tied to the hand-over that follows it),
+	 * and the scan after the probes: every message end from then on is reported, so each
+	 * history read fits the message that follows it.
+	 */
+	adopted_probe_zlib(s, pid, false);
+	adopt_scan_process(s->adopt, pid);
 	/*
 	 * A process caught at exec may not have loaded its interpreter yet, nor uvloop: it is
 	 * watched until both are there.

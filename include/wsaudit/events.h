@@ -286,7 +286,8 @@ struct conn_info {
 	__u64 rx_pos;
 	__u32 tgid;
 	__u8 state; /* enum conn_state */
-	__u8 _pad[3];
+	__u8 resp_match; /* bytes of "HTTP/1.x 101" the connection's writes matched so far */
+	__u8 _pad[2];
 };
 
 /* The collector's verdict on an unclassified connection (conn_verdict map). */
