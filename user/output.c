@@ -554,8 +554,8 @@ void output_selfcheck(struct output *o, uint64_t ts_ns, bool ok, const char *why
 			took_ns / 1e6, why ? ": " : "", why ? why : "");
 		return;
 	}
-	obj = json_pack("{s:s, s:o, s:b, s:f}", "type", "selfcheck", "ts", time_json(ts_ns), "ok",
-			ok, "took_ms", (double)(took_ns / 1000) / 1e3);
+	obj = json_pack("{s:s, s:o, s:b, s:I}", "type", "selfcheck", "ts", time_json(ts_ns), "ok",
+			ok, "took_us", (json_int_t)(took_ns / 1000));
 	if (obj && why)
 		json_object_set_new(obj, "reason", json_string(why));
 	emit_json(o, obj);
