@@ -229,7 +229,7 @@ static void test_junit_escapes(void **state)
 	fclose(f);
 	assert_non_null(strstr(buf, "Agent.&lt;lambda&gt; (app/a&amp;b&quot;.py:3)"));
 	/* One case per rule and one per finding. */
-	assert_non_null(strstr(buf, "tests=\"5\" failures=\"2\""));
+	assert_non_null(strstr(buf, "tests=\"6\" failures=\"2\""));
 	assert_null(strstr(buf, "<lambda>"));
 	report_free(r);
 	unlink(path);

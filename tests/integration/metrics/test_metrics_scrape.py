@@ -49,7 +49,7 @@ NAMED = [
 GENERATED = [("bridge_bypass", f"Generated.fn{i:02d}", 1) for i in range(50)]
 PLANTED = NAMED + GENERATED
 BY_RULE = {"bridge_bypass": 4 + 2 + 50, "isolation_breach": 3 + 1 + 1,
-           "identity_ambiguous": 0, "identity_unknown": 0}
+           "identity_ambiguous": 0, "identity_unknown": 0, "message_unreadable": 0}
 OVERFLOWED = len(NAMED) + len(GENERATED) - 50
 
 DEADLINE = 45  # seconds for Prometheus to report what it scraped
