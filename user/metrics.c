@@ -812,6 +812,11 @@ static const struct family_spec wsaudit_families[] = {
 	      METRICS_GAUGE, "When a self-check last passed (unix seconds; 0: never)."),
 	PLAIN(selfcheck_failures, "wsaudit_selfcheck_failures_total", METRICS_COUNTER,
 	      "Self-checks that did not see the probe write come back."),
+	PLAIN(trace_clients, "wsaudit_trace_clients", METRICS_GAUGE,
+	      "`wsaudit trace` instances served by the agent's local socket."),
+	PLAIN(trace_client_drops, "wsaudit_trace_client_dropped_records_total", METRICS_COUNTER,
+	      "Records a trace client of the agent's socket lost because it did not keep up "
+	      "(each is told to it in a dropped record)."),
 };
 
 int metrics_wsaudit_init(struct metrics_wsaudit *w, const char *version, const char *revision)

@@ -527,13 +527,19 @@ static json_t *adoption_json(const struct trace_totals *t)
 	if (obj && a)
 		json_object_set_new(
 			obj, "memory",
-			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "untagged",
-				  (json_int_t)a->untagged, "conflicts", (json_int_t)a->conflicts,
-				  "snapshots", (json_int_t)a->snapshots, "snapshots_busy",
-				  (json_int_t)a->snapshots_busy, "snapshots_failed",
-				  (json_int_t)a->snapshots_failed, "snapshots_over_limit",
-				  (json_int_t)a->snapshots_over_limit, "rejected",
-				  (json_int_t)a->rejected, "recovered", (json_int_t)a->recovered));
+			json_pack(
+				"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+				"scans", (json_int_t)a->scans, "scan_bytes",
+				(json_int_t)a->scan_bytes, "scans_limited",
+				(json_int_t)a->scans_limited, "scan_errors",
+				(json_int_t)a->scan_errors, "compressors_found",
+				(json_int_t)a->compressors_found, "untagged",
+				(json_int_t)a->untagged, "conflicts", (json_int_t)a->conflicts,
+				"snapshots", (json_int_t)a->snapshots, "snapshots_busy",
+				(json_int_t)a->snapshots_busy, "snapshots_failed",
+				(json_int_t)a->snapshots_failed, "snapshots_over_limit",
+				(json_int_t)a->snapshots_over_limit, "rejected",
+				(json_int_t)a->rejected, "recovered", (json_int_t)a->recovered));
 	return obj;
 }
 
@@ -548,8 +554,8 @@ void output_selfcheck(struct output *o, uint64_t ts_ns, bool ok, const char *why
 			took_ns / 1e6, why ? ": " : "", why ? why : "");
 		return;
 	}
-	obj = json_pack("{s:s, s:o, s:b, s:f}", "type", "selfcheck", "ts", time_json(ts_ns), "ok",
-			ok, "took_ms", (double)(took_ns / 1000) / 1e3);
+	obj = json_pack("{s:s, s:o, s:b, s:I}", "type", "selfcheck", "ts", time_json(ts_ns), "ok",
+			ok, "took_us", (json_int_t)(took_ns / 1000));
 	if (obj && why)
 		json_object_set_new(obj, "reason", json_string(why));
 	emit_json(o, obj);

@@ -581,11 +581,10 @@ int report_write_sarif(const struct report *r, const char *path, const bool fail
 		base = json_pack("{s:{s:s?}}", "SRCROOT", "uri", root_uri);
 		free(root_uri);
 	}
-	doc = json_pack("{s:s, s:s, s:[{s:{s:{s:s, s:s, s:s, s:o}}, s:o, s:o*, s:s}]}", "$schema",
+	doc = json_pack("{s:s, s:s, s:[{s:{s:{s:s, s:s, s:o}}, s:o, s:o*, s:s}]}", "$schema",
 			"https://json.schemastore.org/sarif-2.1.0.json", "version", "2.1.0", "runs",
-			"tool", "driver", "name", "wsaudit", "version", WSAUDIT_VERSION,
-			"informationUri", "https://github.com/wsaudit/wsaudit", "rules", rules,
-			"results", results, "originalUriBaseIds", base, "columnKind",
+			"tool", "driver", "name", "wsaudit", "version", WSAUDIT_VERSION, "rules",
+			rules, "results", results, "originalUriBaseIds", base, "columnKind",
 			"unicodeCodePoints");
 	return dump_file(doc, path);
 }
