@@ -384,7 +384,11 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 	/* Only whole, decoded messages are read for their fields. */
 	if (m && m->status == WS_MSG_OK &&
 	    !identity_from_message(s->policy, m->opcode, m->data, m->len, &im) &&
-	    im.reason == IDENTITY_OK) {
+	    im.reason != IDENTITY_OK && im.reason != IDENTITY_BINARY &&
+	    im.reason != IDENTITY_CONTROL && im.reason != IDENTITY_NOT_OBJECT &&
+	    identity_message_names_user(s->policy, m->data, m->len))
+		in.msg_unreadable = identity_reason_name(im.reason);
+	else if (m && m->status == WS_MSG_OK && im.reason == IDENTITY_OK) {
 		in.msg = &im;
 		if (im.type.reason == IDENTITY_OK) {
 			rules_redact_type(s->rules, im.type.value, type_shown, sizeof(type_shown));
