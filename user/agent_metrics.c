@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "agent_metrics.h"
+#include "agent_socket.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -131,6 +132,14 @@ void agent_metrics_detach(struct agent_metrics *m)
 	session_set_observer(m->session, &none);
 	m->session = NULL;
 	atomic_store(&m->attached, false);
+}
+
+void agent_metrics_trace_clients(struct agent_metrics *m, const struct agent_socket_stats *st)
+{
+	if (!m)
+		return;
+	metrics_gauge_set(m->w.trace_clients, NULL, (double)st->clients);
+	metrics_counter_set(m->w.trace_client_drops, NULL, st->records_dropped);
 }
 
 void agent_metrics_policy_reload(struct agent_metrics *m, bool ok)

@@ -839,6 +839,15 @@ void conntrack_end_all(struct conntrack *ct, const char *why, uint64_t ts_ns)
 	}
 }
 
+void conntrack_foreach(struct conntrack *ct, void (*fn)(void *ctx, const struct ct_conn *c),
+		       void *ctx)
+{
+	for (size_t i = 0; i < ct->nbuckets; i++) {
+		for (struct ct_conn *c = ct->buckets[i]; c; c = c->priv->next)
+			fn(ctx, c);
+	}
+}
+
 void conntrack_free(struct conntrack *ct, const char *why)
 {
 	if (!ct)

@@ -146,6 +146,9 @@ void conntrack_end_all(struct conntrack *ct, const char *why, uint64_t ts_ns);
 /* A process exited: its connections end. */
 void conntrack_forget_tgid(struct conntrack *ct, uint32_t tgid, uint64_t ts_ns);
 const struct ct_stats *conntrack_stats(struct conntrack *ct);
+/* Calls fn for every connection in the table. */
+void conntrack_foreach(struct conntrack *ct, void (*fn)(void *ctx, const struct ct_conn *c),
+		       void *ctx);
 /*
  * Takes the message end (EVT_ZFLUSH) thread tid reported last, if no write took it yet: for a
  * hand-over to a transport that writes later.  true with *strm and *total_out.

@@ -143,6 +143,8 @@ struct metrics_wsaudit {
 	struct metrics_family *selfcheck_ok; /* gauge: the last self-check passed (1) or not */
 	struct metrics_family *selfcheck_last_success; /* gauge: unix seconds */
 	struct metrics_family *selfcheck_failures;
+	struct metrics_family *trace_clients; /* gauge: `trace` clients of the agent's socket */
+	struct metrics_family *trace_client_drops; /* records lost by slow clients */
 };
 
 /* The label values created at 0 (NULL-terminated lists). */

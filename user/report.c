@@ -67,6 +67,14 @@ static const struct {
 		"(docs/identity.md): the connection's user is unknown and isolation is not judged "
 		"on it.",
 	},
+	[RULE_MESSAGE_UNREADABLE] = {
+		"MessageUnreadable",
+		"A WebSocket message names a user field but is not JSON wsaudit can read.",
+		"wsaudit reads message JSON at least as leniently as Python's json module "
+		"(NaN, Infinity, big integers, lone surrogates, a byte order mark, deep nesting). "
+		"This message mentions a field the policy reads the user from, yet could not be "
+		"parsed, so the user it carries could not be compared with the connection's.",
+	},
 };
 
 static char *dup_or_null(const char *s)
@@ -573,11 +581,10 @@ int report_write_sarif(const struct report *r, const char *path, const bool fail
 		base = json_pack("{s:{s:s?}}", "SRCROOT", "uri", root_uri);
 		free(root_uri);
 	}
-	doc = json_pack("{s:s, s:s, s:[{s:{s:{s:s, s:s, s:s, s:o}}, s:o, s:o*, s:s}]}", "$schema",
+	doc = json_pack("{s:s, s:s, s:[{s:{s:{s:s, s:s, s:o}}, s:o, s:o*, s:s}]}", "$schema",
 			"https://json.schemastore.org/sarif-2.1.0.json", "version", "2.1.0", "runs",
-			"tool", "driver", "name", "wsaudit", "version", WSAUDIT_VERSION,
-			"informationUri", "https://github.com/wsaudit/wsaudit", "rules", rules,
-			"results", results, "originalUriBaseIds", base, "columnKind",
+			"tool", "driver", "name", "wsaudit", "version", WSAUDIT_VERSION, "rules",
+			rules, "results", results, "originalUriBaseIds", base, "columnKind",
 			"unicodeCodePoints");
 	return dump_file(doc, path);
 }
