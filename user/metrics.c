@@ -689,8 +689,9 @@ const char *const metrics_message_statuses[] = {
 	"ok", "truncated", "undecodable_gap", "inflate_error", "too_large", NULL,
 };
 
-const char *const metrics_rules[] = { "bridge_bypass", "isolation_breach", "identity_ambiguous",
-				      "identity_unknown", NULL };
+const char *const metrics_rules[] = { "bridge_bypass",	    "isolation_breach",
+				      "identity_ambiguous", "identity_unknown",
+				      "message_unreadable", NULL };
 
 static const char *const probe_states[] = { "attached", "failed", NULL };
 static const char *const connection_kinds[] = { "handshake", "adopted", NULL };

@@ -657,7 +657,7 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 	if (t->rules)
 		json_object_set_new(
 			obj, "violations",
-			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "bridge_bypass",
+			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "bridge_bypass",
 				  (json_int_t)t->rules->violations[RULE_BRIDGE_BYPASS],
 				  "isolation_breach",
 				  (json_int_t)t->rules->violations[RULE_ISOLATION_BREACH],
@@ -665,6 +665,8 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				  (json_int_t)t->rules->violations[RULE_IDENTITY_AMBIGUOUS],
 				  "identity_unknown",
 				  (json_int_t)t->rules->violations[RULE_IDENTITY_UNKNOWN],
+				  "message_unreadable",
+				  (json_int_t)t->rules->violations[RULE_MESSAGE_UNREADABLE],
 				  "bridge_unjudged", (json_int_t)t->rules->bridge_unjudged,
 				  "owners", (json_int_t)t->rules->owners, "owner_evictions",
 				  (json_int_t)t->rules->owner_evictions));

@@ -67,6 +67,14 @@ static const struct {
 		"(docs/identity.md): the connection's user is unknown and isolation is not judged "
 		"on it.",
 	},
+	[RULE_MESSAGE_UNREADABLE] = {
+		"MessageUnreadable",
+		"A WebSocket message names a user field but is not JSON wsaudit can read.",
+		"wsaudit reads message JSON at least as leniently as Python's json module "
+		"(NaN, Infinity, big integers, lone surrogates, a byte order mark, deep nesting). "
+		"This message mentions a field the policy reads the user from, yet could not be "
+		"parsed, so the user it carries could not be compared with the connection's.",
+	},
 };
 
 static char *dup_or_null(const char *s)

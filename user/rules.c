@@ -37,6 +37,7 @@ static const char *const rule_names[RULE__COUNT] = {
 	[RULE_ISOLATION_BREACH] = "isolation_breach",
 	[RULE_IDENTITY_AMBIGUOUS] = "identity_ambiguous",
 	[RULE_IDENTITY_UNKNOWN] = "identity_unknown",
+	[RULE_MESSAGE_UNREADABLE] = "message_unreadable",
 };
 
 static const char *const identity_kind_names[ID__COUNT] = {
@@ -420,8 +421,15 @@ static void judge_conn_identity(struct rules *r, const struct rules_input *in,
 
 void rules_judge(struct rules *r, const struct rules_input *in, struct rules_verdict *out)
 {
+	struct violation *v;
+
 	memset(out, 0, sizeof(*out));
 	judge_conn_identity(r, in, out);
+	if (in->msg_unreadable && (v = add_violation(r, out, RULE_MESSAGE_UNREADABLE)))
+		snprintf(v->detail, sizeof(v->detail),
+			 "the message names a user field but cannot be read (%s): isolation is "
+			 "not judged on it",
+			 in->msg_unreadable);
 	judge_bridge(r, in, out);
 	judge_message(r, in, out);
 	judge_context(r, in, out);

@@ -338,9 +338,9 @@ static void forget_container(struct session *s, pid_t pid)
 }
 
 /*
- * The test that caused a frame: the outermost test function on the writer's stack, else
- * the test its pytest process was running when it was written (only data frames and those
- * that break a rule are worth the read of the process).
+ * The test that caused a frame: the outermost test function on the writer's stack, else,
+ * for a frame that breaks a rule (only those are worth reading the process for), the test
+ * its pytest process was running when it was written.
  */
 static void name_test(struct session *s, const struct ct_frame *f, struct frame_view *fv,
 		      char *test, size_t size)
@@ -351,8 +351,7 @@ static void name_test(struct session *s, const struct ct_frame *f, struct frame_
 	fv->test_why = testname_from_stack(fv->stack, s->opts.test_root, test, size);
 	if (fv->test_why == TEST_FOUND || !s->opts.running_test)
 		return;
-	if (!fv->verdict->nviolations && f->frame->opcode != WS_OP_TEXT &&
-	    f->frame->opcode != WS_OP_BINARY)
+	if (!fv->verdict->nviolations)
 		return;
 	fv->test_why = s->opts.running_test(s->opts.running_test_ctx, f->pid, f->ts_ns, test, size);
 	fv->test_via = "running";
@@ -385,7 +384,11 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 	/* Only whole, decoded messages are read for their fields. */
 	if (m && m->status == WS_MSG_OK &&
 	    !identity_from_message(s->policy, m->opcode, m->data, m->len, &im) &&
-	    im.reason == IDENTITY_OK) {
+	    im.reason != IDENTITY_OK && im.reason != IDENTITY_BINARY &&
+	    im.reason != IDENTITY_CONTROL && im.reason != IDENTITY_NOT_OBJECT &&
+	    identity_message_names_user(s->policy, m->data, m->len))
+		in.msg_unreadable = identity_reason_name(im.reason);
+	else if (m && m->status == WS_MSG_OK && im.reason == IDENTITY_OK) {
 		in.msg = &im;
 		if (im.type.reason == IDENTITY_OK) {
 			rules_redact_type(s->rules, im.type.value, type_shown, sizeof(type_shown));

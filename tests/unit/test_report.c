@@ -248,7 +248,6 @@ static void test_junit_escapes(void **state)
 	buf[n] = '\0';
 	fclose(f);
 	assert_non_null(strstr(buf, "Agent.&lt;lambda&gt; (app/a&amp;b&quot;.py:3)"));
-	/* One case per rule and one per finding. */
 	/* One case per rule and one for the finding; its rule's case and its own failed. */
 	snprintf(want, sizeof(want), "tests=\"%d\" failures=\"2\"", RULE__COUNT + 1);
 	assert_non_null(strstr(buf, want));
