@@ -456,6 +456,7 @@ static void ws_feed(struct ct_conn *c, const struct evt_data *e, const uint8_t *
 	/* Bytes of this syscall that were not captured (cap, fault) are a known hole. */
 	if ((e->flags & DATA_LAST) && pos + len < end_io)
 		ws_stream_gap(c->priv->tx, pos + len - base, end_io - (pos + len));
+	c->gap_bytes = ws_stream_parser_stats(c->priv->tx)->gap_bytes;
 }
 
 static void handle_response(struct conntrack *ct, struct ct_conn *c, const struct evt_data *e,
@@ -661,9 +662,16 @@ static int handle_data(struct conntrack *ct, const struct evt_data *e, size_t si
 	}
 	push_write(c, e);
 	if (c->state == CT_WEBSOCKET) {
+		if (e->syscall >= SC_SENDFILE)
+			log_info(
+				"connection %s: %llu bytes sent by a zero-copy syscall: not captured",
+				c->id_str, (unsigned long long)e->io_len);
 		ws_feed(c, e, data);
 		return 0;
 	}
+	/* A zero-copy write before the upgrade: nothing to classify it by. */
+	if (!e->len)
+		return 0;
 	/* The response to a request may come a byte at a time: "H", then the rest. */
 	if (c->priv->resp || (e->len >= 5 && !memcmp(data, "HTTP/", 5)) ||
 	    (c->state == CT_HANDSHAKE && e->len && e->len < 5 && !memcmp(data, "HTTP/", e->len)))

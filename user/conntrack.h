@@ -42,6 +42,8 @@ struct ct_conn {
 	/* Adopted, and its compression history is not (yet) known: see ws_stream_history_unknown(). */
 	bool history_unknown;
 	uint64_t frames;
+	/* Bytes of its outbound stream not captured: over the cap, lost records, zero-copy. */
+	uint64_t gap_bytes;
 	/*
 	 * When the connection has no user although its handshake may name one, why, as a short
 	 * static name: user_unknown when the request head was not seen whole ("head_too_large",

@@ -202,6 +202,8 @@ static json_t *conn_json(const struct ct_conn *c)
 		json_decref(obj);
 		return NULL;
 	}
+	if (c->gap_bytes)
+		json_object_set_new(obj, "gap_bytes", json_integer((json_int_t)c->gap_bytes));
 	if (c->has_user)
 		json_object_set_new(obj, "user", text_json(c->user_shown));
 	else if (c->user_ambiguous)
