@@ -125,6 +125,12 @@ static __always_inline int gather_piece(struct data_scratch *s, struct io_desc *
 		n = CHUNK_MAX - fill;
 	if (n > io->target - io->done)
 		n = io->target - io->done;
+	/*
+	 * clang proves this bound from the lines above and drops the test, but the 6.1 verifier
+	 * cannot follow CHUNK_MAX - fill and refuses the read ("R2 unbounded memory access"):
+	 * keep the test in the program.
+	 */
+	barrier_var(n);
 	if (n > CHUNK_MAX)
 		return 1;
 	if (!fill) {

@@ -4,8 +4,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <bpf/bpf.h>
@@ -13,6 +11,7 @@
 
 #include "capture.h"
 #include "log.h"
+#include "sysreq.h"
 #include "wsaudit.skel.h"
 
 /*
@@ -73,21 +72,6 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 	if (level == LIBBPF_INFO && log_max_level < LOG_INFO)
 		return 0;
 	return vfprintf(stderr, fmt, ap);
-}
-
-/*
- * Syscall tracepoints are attached by event id, which libbpf reads from tracefs; it is not
- * mounted at boot on every system, so mount it as bpftrace does.
- */
-static void tracefs_ensure(void)
-{
-	struct stat st;
-
-	if (!stat("/sys/kernel/tracing/events", &st) ||
-	    !stat("/sys/kernel/debug/tracing/events", &st))
-		return;
-	if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL))
-		log_warn("failed to mount tracefs on /sys/kernel/tracing: %s", strerror(errno));
 }
 
 static int ringbuf_cb(void *ctx, void *data, size_t size)
@@ -255,8 +239,12 @@ struct capture *capture_open(const struct capture_opts *opts, capture_record_fn 
 		log_err("failed to count possible CPUs: %s", strerror(-err));
 		goto err_free;
 	}
+	/* What is missing is said in one line, before a load that would fail obscurely. */
+	if (sysreq_preflight()) {
+		err = -ENOTSUP;
+		goto err_free;
+	}
 	libbpf_set_print(libbpf_log);
-	tracefs_ensure();
 
 	cap->skel = wsaudit__open();
 	if (!cap->skel) {
@@ -277,8 +265,10 @@ struct capture *capture_open(const struct capture_opts *opts, capture_record_fn 
 		bpf_program__set_autoload(cap->skel->progs.py_stack_walk, false);
 		bpf_program__set_autoload(cap->skel->progs.transport_write_uprobe, false);
 	}
-	if (!opts->follow_exec)
-		bpf_program__set_autoload(cap->skel->progs.exec_tp, false);
+	/*
+	 * The exec program is always loaded (it is small): besides --exe matching, a traced
+	 * process that runs a new program must be inspected again (bpf/process.bpf.c).
+	 */
 	cap->traced_words = traced_words();
 	err = bpf_map__set_max_entries(cap->skel->maps.traced_bits, cap->traced_words);
 	if (!err)
@@ -361,17 +351,21 @@ int capture_trace_pid(struct capture *cap, pid_t pid)
 	return 0;
 }
 
-bool capture_pid_traced(const struct capture *cap, pid_t pid)
-{
-	if (pid <= 0 || (uint32_t)pid / 64 >= cap->traced_words)
-		return false;
-	return __atomic_load_n(&cap->traced_bits[pid / 64], __ATOMIC_SEQ_CST) &
-	       (1ULL << (pid % 64));
-}
-
 bool capture_pending(const struct capture *cap)
 {
 	return cap->pending;
+}
+
+bool capture_is_traced(const struct capture *cap, pid_t pid)
+{
+	if (pid <= 0 || (uint32_t)pid / 64 >= cap->traced_words)
+		return false;
+	return __atomic_load_n(&cap->traced_bits[pid / 64], __ATOMIC_SEQ_CST) >> (pid % 64) & 1;
+}
+
+int capture_fd(const struct capture *cap)
+{
+	return ring_buffer__epoll_fd(cap->rb);
 }
 
 int capture_untrace_pid(struct capture *cap, pid_t pid)

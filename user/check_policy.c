@@ -59,6 +59,7 @@ static void summary(const struct policy *p)
 		printf("  identity.context   %s arg %s\n", p->ctx[i].function, p->ctx[i].arg);
 	print_list("identity.ownership", &p->ownership);
 	print_list("messages.type", &p->type_fields);
+	print_list("messages.known_types", &p->known_types);
 }
 
 int cmd_check_policy(int argc, char **argv)

@@ -17,6 +17,8 @@ int cmd_decode(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_check_policy(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
+int cmd_check_system(int argc, char **argv);
+int cmd_hash_user(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 
 #endif /* WSAUDIT_COMMANDS_H */

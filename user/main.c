@@ -24,6 +24,8 @@ static const struct command commands[] = {
 	  "decode  [--extensions 'permessage-deflate; ...'] [--payload] [FILE|-]" },
 	{ "version", cmd_version, "version [--json]" },
 	{ "check-policy", cmd_check_policy, "check-policy POLICY" },
+	{ "check-system", cmd_check_system, "check-system" },
+	{ "hash-user", cmd_hash_user, "hash-user [--identity-key FILE] ID" },
 };
 
 static void usage(FILE *out)

@@ -35,7 +35,9 @@ void output_set_stream(struct output *o, FILE *out);
 typedef void (*output_line_fn)(void *ctx, const char *line, size_t len);
 void output_set_sink(struct output *o, output_line_fn fn, void *ctx);
 
-void output_conn_open(struct output *o, const struct ct_conn *c, uint64_t ts_ns);
+/* subprotocol: the connection's, as it may be shown (rules_redact_subprotocol()), or NULL. */
+void output_conn_open(struct output *o, const struct ct_conn *c, const char *subprotocol,
+		      uint64_t ts_ns);
 void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why);
 /* A frame and what was learned about it. */
 struct frame_view {
@@ -49,6 +51,7 @@ struct frame_view {
 	/* `run`: the test that caused the frame, or why none is named */
 	bool name_tests;
 	const char *test;
+	const char *test_via; /* "stack" or "running" (user/testrun.c) */
 	enum test_unknown test_why;
 };
 

@@ -760,13 +760,30 @@ static int g_type(struct loader *l, const yaml_node_t *v, const char *path, void
 	return get_list(l, v, path, &((struct policy *)ctx)->type_fields, check_json_path);
 }
 
-static const struct field messages_fields[] = { { "type", g_type } };
+static int check_type_value(struct loader *l, const yaml_node_t *n, const char *path, const char *s)
+{
+	if (!*s)
+		return fail(l, n, path, "empty message type");
+	for (const char *c = s; *c; c++) {
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return fail(l, n, path, "control character in a message type");
+	}
+	return 0;
+}
+
+static int g_known_types(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	return get_list(l, v, path, &((struct policy *)ctx)->known_types, check_type_value);
+}
+
+static const struct field messages_fields[] = { { "type", g_type },
+						{ "known_types", g_known_types } };
 
 static int p_messages(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
 {
 	unsigned int seen;
 
-	return parse_map(l, v, path, messages_fields, 1, ctx, &seen);
+	return parse_map(l, v, path, messages_fields, 2, ctx, &seen);
 }
 
 static const struct field top_fields[] = {
@@ -810,6 +827,7 @@ void policy_free(struct policy *p)
 	free(p->ctx);
 	list_free(&p->ownership);
 	list_free(&p->type_fields);
+	list_free(&p->known_types);
 	free(p);
 }
 
@@ -1086,6 +1104,15 @@ bool policy_bridge_opcode(const struct policy *p, unsigned int opcode)
 bool policy_exe_match(const struct policy *p, const char *exe)
 {
 	return list_match(&p->exe, exe);
+}
+
+bool policy_known_type(const struct policy *p, const char *type)
+{
+	for (size_t i = 0; i < p->known_types.n; i++) {
+		if (!strcmp(p->known_types.v[i], type))
+			return true;
+	}
+	return false;
 }
 
 const char *policy_context_arg(const struct policy *p, const char *function)

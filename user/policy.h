@@ -85,6 +85,11 @@ struct policy {
 	size_t nctx;
 	struct policy_list ownership; /* identity.ownership: dotted JSON paths */
 	struct policy_list type_fields; /* messages.type: dotted JSON paths, tried in order */
+	/*
+	 * messages.known_types: type values shown as they are; any other value is chosen by
+	 * the traffic and shown as a keyed hash ("t#...") unless identities are shown.
+	 */
+	struct policy_list known_types;
 };
 
 /*
@@ -112,6 +117,8 @@ bool policy_is_transport_file(const struct policy *p, const char *file);
 /* Whether frames with this RFC 6455 opcode (0..15) are subject to the bridge rule. */
 bool policy_bridge_opcode(const struct policy *p, unsigned int opcode);
 bool policy_exe_match(const struct policy *p, const char *exe);
+/* Whether a message type value is one of messages.known_types. */
+bool policy_known_type(const struct policy *p, const char *type);
 /* The user argument configured for a bridge function (first match), or NULL. */
 const char *policy_context_arg(const struct policy *p, const char *function);
 

@@ -67,6 +67,14 @@ static const struct {
 		"(docs/identity.md): the connection's user is unknown and isolation is not judged "
 		"on it.",
 	},
+	[RULE_MESSAGE_UNREADABLE] = {
+		"MessageUnreadable",
+		"A WebSocket message names a user field but is not JSON wsaudit can read.",
+		"wsaudit reads message JSON at least as leniently as Python's json module "
+		"(NaN, Infinity, big integers, lone surrogates, a byte order mark, deep nesting). "
+		"This message mentions a field the policy reads the user from, yet could not be "
+		"parsed, so the user it carries could not be compared with the connection's.",
+	},
 };
 
 static char *dup_or_null(const char *s)
@@ -217,10 +225,12 @@ static void add_test(struct report_finding *f, const char *test, enum test_unkno
 	f->ntests++;
 }
 
-void report_frame(struct report *r, const struct attrib_stack *s, const struct rules_verdict *v)
+void report_frame(struct report *r, const struct frame_view *fv)
 {
-	char test[1024];
-	enum test_unknown why;
+	const struct attrib_stack *s = fv->stack;
+	const struct rules_verdict *v = fv->verdict;
+	enum test_unknown why = fv->name_tests ? fv->test_why : TEST_UNATTRIBUTED;
+	bool running = why == TEST_FOUND && !strcmp(fv->test_via, "running");
 	struct report_finding *f;
 
 	r->t.frames++;
@@ -229,8 +239,8 @@ void report_frame(struct report *r, const struct attrib_stack *s, const struct r
 	if (!v->nviolations)
 		return;
 	r->t.violating_frames++;
-	why = testname_from_stack(s, r->root, test, sizeof(test));
 	r->t.test_unknown[why]++;
+	r->t.test_running += running;
 	for (size_t i = 0; i < v->nviolations; i++) {
 		r->t.violations[v->v[i].rule]++;
 		f = find_or_add(r, v->v[i].rule, s);
@@ -241,7 +251,8 @@ void report_frame(struct report *r, const struct attrib_stack *s, const struct r
 		f->count++;
 		if (!f->detail)
 			f->detail = strdup(v->v[i].detail);
-		add_test(f, test, why);
+		add_test(f, fv->test, why);
+		f->tests_running += running;
 	}
 }
 
@@ -409,23 +420,27 @@ static char *uri_encode(const char *path, const char *prefix)
 	return out;
 }
 
-/* A physical location, or NULL for code that is no file ("<frozen ...>", "<string>"). */
+/* Whether a location is a file under the source root: what code scanning can show. */
+static bool in_root(const struct report *r, const struct report_loc *l)
+{
+	return l->file && l->file[0] == '/' && rel(r, l->file) != l->file;
+}
+
+/*
+ * A physical location relative to the source root, or NULL for code outside it (libraries,
+ * "<frozen ...>"): code-scanning services take only the repository's files, and refuse a
+ * whole upload over one location they cannot place.  Such frames keep their logical
+ * location and say their path in the message.
+ */
 static json_t *physical_json(const struct report *r, const struct report_loc *l)
 {
-	const char *relative;
 	json_t *art;
 	char *uri;
 
-	if (!l->file || l->file[0] != '/')
+	if (!in_root(r, l))
 		return NULL;
-	relative = rel(r, l->file);
-	if (relative != l->file) {
-		uri = uri_encode(relative, "");
-		art = json_pack("{s:s?, s:s}", "uri", uri, "uriBaseId", "SRCROOT");
-	} else {
-		uri = uri_encode(l->file, "file://");
-		art = json_pack("{s:s?}", "uri", uri);
-	}
+	uri = uri_encode(rel(r, l->file), "");
+	art = json_pack("{s:s?, s:s}", "uri", uri, "uriBaseId", "SRCROOT");
 	free(uri);
 	if (l->line > 0)
 		return json_pack("{s:o, s:{s:i}}", "artifactLocation", art, "region", "startLine",
@@ -477,11 +492,16 @@ static json_t *code_flow_json(const struct report *r, const struct report_findin
 
 	/* A thread flow runs from the outermost call to the write: the stack reversed. */
 	for (size_t i = f->nstack; locs && i-- > 0;) {
-		json_t *loc = location_json(r, &f->stack[i]);
+		const struct report_loc *l = &f->stack[i];
+		json_t *loc = location_json(r, l);
+		char text[2048];
 
+		if (in_root(r, l))
+			snprintf(text, sizeof(text), "%s", l->function);
+		else
+			snprintf(text, sizeof(text), "%s (%s:%d)", l->function, l->file, l->line);
 		if (loc)
-			json_object_set_new(loc, "message",
-					    json_pack("{s:s}", "text", f->stack[i].function));
+			json_object_set_new(loc, "message", json_pack("{s:s}", "text", text));
 		json_array_append_new(locs, json_pack("{s:o, s:i}", "location", loc, "nestingLevel",
 						      (int)(f->nstack - 1 - i)));
 	}
@@ -505,6 +525,34 @@ static void finding_message(const struct report *r, const struct report_finding 
 		snprintf(buf + n, size - n, "; first in test %s", f->tests[0]);
 }
 
+/*
+ * Where a finding is shown: its origin when that is in the repository, else the innermost
+ * frame of its stack that is (an unattributed writer's, or an origin in an installed
+ * package), with the origin as logical location.  NULL when no frame is in the repository.
+ */
+static const struct report_loc *shown_at(const struct report *r, const struct report_finding *f)
+{
+	if (f->origin.function && in_root(r, &f->origin))
+		return &f->origin;
+	for (size_t i = 0; i < f->nstack; i++) {
+		if (in_root(r, &f->stack[i]))
+			return &f->stack[i];
+	}
+	return NULL;
+}
+
+static json_t *result_location(const struct report *r, const struct report_finding *f)
+{
+	const struct report_loc *at = shown_at(r, f);
+	json_t *loc = location_json(r, at);
+
+	if (loc && at != &f->origin && f->origin.function)
+		json_object_set_new(loc, "logicalLocations",
+				    json_pack("[{s:s, s:s}]", "fullyQualifiedName",
+					      f->origin.function, "kind", "function"));
+	return loc;
+}
+
 static json_t *result_json(const struct report *r, const struct report_finding *f,
 			   const bool fail_on[RULE__COUNT])
 {
@@ -512,17 +560,16 @@ static json_t *result_json(const struct report *r, const struct report_finding *
 	json_t *res, *loc;
 
 	finding_message(r, f, msg, sizeof(msg));
-	res = json_pack("{s:s, s:i, s:s, s:{s:s}, s:{s:I, s:o, s:I, s:o}}", "ruleId",
+	res = json_pack("{s:s, s:i, s:s, s:{s:s}, s:{s:I, s:o, s:I, s:I, s:o}}", "ruleId",
 			rule_name(f->rule), "ruleIndex", (int)f->rule, "level",
 			fail_on[f->rule] ? "error" : "warning", "message", "text", msg,
 			"properties", "count", (json_int_t)f->count, "tests", tests_json(f),
-			"testsMore", (json_int_t)f->tests_more, "testsUnknown",
-			tests_unknown_json(f));
+			"testsMore", (json_int_t)f->tests_more, "testsRunning",
+			(json_int_t)f->tests_running, "testsUnknown", tests_unknown_json(f));
 	if (!res)
 		return NULL;
-	/* An unattributed writer has nothing to point at: a result without a location. */
-	loc = f->origin.function ? location_json(r, &f->origin) : NULL;
-	json_object_set_new(res, "locations", loc ? json_pack("[o]", loc) : json_array());
+	loc = result_location(r, f);
+	json_object_set_new(res, "locations", json_pack("[o]", loc));
 	if (f->origin.function) {
 		/* Stable across line moves, as the baseline: rule, function and file. */
 		snprintf(fp, sizeof(fp), "%s:%s:%s", rule_name(f->rule), f->origin.function,
@@ -545,6 +592,7 @@ int report_write_sarif(const struct report *r, const char *path, const bool fail
 {
 	json_t *rules = json_array(), *results = json_array(), *doc, *base = NULL;
 	char *root_uri = NULL;
+	json_int_t unshown = 0;
 
 	for (int i = 0; rules && i < RULE__COUNT; i++)
 		json_array_append_new(
@@ -554,8 +602,14 @@ int report_write_sarif(const struct report *r, const char *path, const bool fail
 					 "fullDescription", "text", rule_help[i].help, "help",
 					 "text", rule_help[i].help, "defaultConfiguration", "level",
 					 fail_on[i] ? "error" : "warning"));
-	for (size_t i = 0; results && i < r->n; i++)
+	for (size_t i = 0; results && i < r->n; i++) {
+		/* Nothing of it in the repository: said in the run's properties and the summary. */
+		if (!shown_at(r, &r->f[i])) {
+			unshown++;
+			continue;
+		}
 		json_array_append_new(results, result_json(r, &r->f[i], fail_on));
+	}
 	if (r->root && r->root[0] == '/') {
 		/* A base URI ends with '/'. */
 		size_t n = strlen(r->root);
@@ -570,12 +624,12 @@ int report_write_sarif(const struct report *r, const char *path, const bool fail
 		base = json_pack("{s:{s:s?}}", "SRCROOT", "uri", root_uri);
 		free(root_uri);
 	}
-	doc = json_pack("{s:s, s:s, s:[{s:{s:{s:s, s:s, s:s, s:o}}, s:o, s:o*, s:s}]}", "$schema",
-			"https://json.schemastore.org/sarif-2.1.0.json", "version", "2.1.0", "runs",
-			"tool", "driver", "name", "wsaudit", "version", WSAUDIT_VERSION,
-			"informationUri", "https://github.com/wsaudit/wsaudit", "rules", rules,
-			"results", results, "originalUriBaseIds", base, "columnKind",
-			"unicodeCodePoints");
+	doc = json_pack("{s:s, s:s, s:[{s:{s:{s:s, s:s, s:o}}, s:o, s:o*, s:s, s:{s:I}}]}",
+			"$schema", "https://json.schemastore.org/sarif-2.1.0.json", "version",
+			"2.1.0", "runs", "tool", "driver", "name", "wsaudit", "version",
+			WSAUDIT_VERSION, "rules", rules, "results", results, "originalUriBaseIds",
+			base, "columnKind", "unicodeCodePoints", "properties",
+			"findingsOutsideRepository", unshown);
 	return dump_file(doc, path);
 }
 
@@ -698,6 +752,16 @@ int report_write_junit(const struct report *r, const char *path, const bool fail
 
 /* --- summary ------------------------------------------------------------------------------- */
 
+/* Findings with no frame under the source root: left out of SARIF (said here). */
+static size_t outside_repository(const struct report *r)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->n; i++)
+		n += !shown_at(r, &r->f[i]);
+	return n;
+}
+
 static void summary_text(const struct report *r, FILE *out, const struct report_run *run)
 {
 	const struct report_totals *t = &r->t;
@@ -732,6 +796,11 @@ static void summary_text(const struct report *r, FILE *out, const struct report_
 		}
 		fputc('\n', out);
 	}
+	if (outside_repository(r))
+		fprintf(out,
+			"  %zu finding(s) with no frame under %s: not in SARIF (code scanning "
+			"cannot place them)\n",
+			outside_repository(r), r->root ? r->root : "the source root");
 	if (t->findings_dropped)
 		fprintf(out, "  %llu violation(s) past the %d distinct origins kept\n",
 			(unsigned long long)t->findings_dropped, REPORT_MAX_FINDINGS);
@@ -793,7 +862,7 @@ void report_summary(const struct report *r, FILE *out, enum output_format format
 
 		json_array_append_new(
 			findings,
-			json_pack("{s:s, s:o, s:s?, s:I, s:o, s:o, s:s}", "rule",
+			json_pack("{s:s, s:o, s:s?, s:I, s:o, s:I, s:o, s:s}", "rule",
 				  rule_name(f->rule), "origin",
 				  f->origin.function ? json_pack("{s:s, s:s, s:i}", "function",
 								 f->origin.function, "file",
@@ -802,22 +871,25 @@ void report_summary(const struct report *r, FILE *out, enum output_format format
 						       json_null(),
 				  "unattributed",
 				  f->origin.function ? NULL : unattributed_name(f->why), "count",
-				  (json_int_t)f->count, "tests", tests_json(f), "test_unknown",
+				  (json_int_t)f->count, "tests", tests_json(f), "tests_running",
+				  (json_int_t)f->tests_running, "test_unknown",
 				  tests_unknown_json(f), "baseline", f->known ? "known" : "new"));
 	}
-	obj = json_pack("{s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:i, s:i}", "type",
-			"run_summary", "frames", (json_int_t)t->frames, "websocket_connections",
-			(json_int_t)run->websocket_conns, "violating_frames",
-			(json_int_t)t->violating_frames, "violations",
-			counts_json(t->violations, RULE__COUNT, rule_name_i, 0), "findings",
-			findings, "unattributed",
-			counts_json(t->unattributed, UNATTR__COUNT, unattributed_name_i, 1),
-			"test_unknown",
-			counts_json(t->test_unknown, TEST__COUNT, test_unknown_name_i, 1),
-			"unjudged", (json_int_t)run->unjudged, "findings_dropped",
-			(json_int_t)t->findings_dropped, "new_failures",
-			(json_int_t)report_new_failures(r, run->fail_on), "command_exit",
-			run->command_status, "exit", run->exit_code);
+	obj = json_pack(
+		"{s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:i, s:i}", "type",
+		"run_summary", "frames", (json_int_t)t->frames, "websocket_connections",
+		(json_int_t)run->websocket_conns, "violating_frames",
+		(json_int_t)t->violating_frames, "violations",
+		counts_json(t->violations, RULE__COUNT, rule_name_i, 0), "findings", findings,
+		"unattributed", counts_json(t->unattributed, UNATTR__COUNT, unattributed_name_i, 1),
+		"test_unknown", counts_json(t->test_unknown, TEST__COUNT, test_unknown_name_i, 1),
+		"test_running", (json_int_t)t->test_running, "unjudged", (json_int_t)run->unjudged,
+		"findings_dropped", (json_int_t)t->findings_dropped, "new_failures",
+		(json_int_t)report_new_failures(r, run->fail_on), "command_exit",
+		run->command_status, "exit", run->exit_code);
+	if (obj)
+		json_object_set_new(obj, "findings_outside_repository",
+				    json_integer((json_int_t)outside_repository(r)));
 	if (obj && !run->websocket_conns)
 		json_object_set_new(obj, "note",
 				    json_string("the command started no WebSocket "

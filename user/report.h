@@ -41,6 +41,7 @@ struct report_finding {
 	size_t ntests;
 	uint64_t tests_more;
 	uint64_t tests_unknown[TEST__COUNT];
+	uint64_t tests_running; /* frames whose test is the one running, not on the stack */
 	struct report_loc stack[REPORT_MAX_STACK]; /* of its first frame, innermost first */
 	size_t nstack;
 	char *detail; /* of its first frame */
@@ -54,6 +55,8 @@ struct report_totals {
 	uint64_t unattributed[UNATTR__COUNT];
 	/* violating frames that name no test, by reason */
 	uint64_t test_unknown[TEST__COUNT];
+	/* violating frames whose test is the one their pytest process was running */
+	uint64_t test_running;
 	uint64_t findings_dropped;
 };
 
@@ -63,8 +66,8 @@ struct report;
 struct report *report_new(const char *root);
 void report_free(struct report *r);
 
-/* A judged frame; its test is named from the stack. */
-void report_frame(struct report *r, const struct attrib_stack *s, const struct rules_verdict *v);
+/* A judged frame, with the test it names (fv->name_tests) or why none. */
+void report_frame(struct report *r, const struct frame_view *fv);
 
 /*
  * Baseline: {"version":1,"violations":[{"rule","function","file"}, ...]}, file relative to

@@ -27,6 +27,8 @@ enum rule_kind {
 	 */
 	RULE_IDENTITY_AMBIGUOUS,
 	RULE_IDENTITY_UNKNOWN,
+	/* A message that names a user field but cannot be read (not JSON even leniently). */
+	RULE_MESSAGE_UNREADABLE,
 	RULE__COUNT,
 };
 
@@ -63,6 +65,8 @@ struct rules_input {
 	const char *conn_user_ambiguous;
 	const char *conn_user_unknown;
 	const struct identity_message *msg; /* NULL unless this frame completes a message */
+	/* Why a message that names a user field could not be read ("bad_json"), or NULL. */
+	const char *msg_unreadable;
 	const struct attrib_stack *stack; /* the writer's stack; origin < 0 when unattributed */
 	const char *ctx_user; /* identity.context: the bridge call's user argument, or NULL */
 	const char *ctx_function; /* the bridge function it was read from */
@@ -90,5 +94,13 @@ void rules_judge(struct rules *r, const struct rules_input *in, struct rules_ver
 const struct rules_stats *rules_stats(const struct rules *r);
 /* keyhash_identity_display() of value, or value itself when identities are shown. */
 void rules_redact(const struct rules *r, const char *value, char *out, size_t size);
+/* A message type: itself when known to the policy or identities are shown, else "t#...". */
+void rules_redact_type(const struct rules *r, const char *type, char *out, size_t size);
+/*
+ * A Sec-WebSocket-Protocol value with every entry that carries a credential (a policy
+ * subprotocol source such as "jwt.", or a JWT) cut to its prefix and "[redacted]", unless
+ * identities are shown.  A value cut short by size ends at its last whole entry.
+ */
+void rules_redact_subprotocol(const struct rules *r, const char *value, char *out, size_t size);
 
 #endif /* WSAUDIT_RULES_H */

@@ -20,9 +20,19 @@
 #include "report.h"
 #include "run_opts.h"
 #include "session.h"
+#include "testrun.h"
 
-/* How long the collector sleeps when the kernel has not woken it. */
-#define POLL_MS 50
+/*
+ * How long the collector sleeps when the kernel has not woken it: short, because the
+ * running test of the pytest processes is read after each poll (user/testrun.c), and a
+ * test is named for a frame only when it was seen running before the frame was written.
+ */
+#define POLL_MS 10
+
+struct run_ctx {
+	struct report *report;
+	struct testrun *tests;
+};
 
 static volatile sig_atomic_t pending_signal;
 
@@ -31,11 +41,19 @@ static void on_signal(int sig)
 	pending_signal = sig;
 }
 
-static void observe_frame(void *ctx, const struct ct_frame *f, const struct attrib_stack *s,
-			  const struct rules_verdict *v)
+static void observe_frame(void *ctx, const struct frame_view *fv)
 {
-	(void)f;
-	report_frame(ctx, s, v);
+	struct run_ctx *rc = ctx;
+
+	/* A process that writes frames may be (or be run by) pytest: its tests are followed. */
+	testrun_watch(rc->tests, fv->frame->pid);
+	report_frame(rc->report, fv);
+}
+
+static enum test_unknown running_test(void *ctx, pid_t writer, uint64_t ts_ns, char *out,
+				      size_t size)
+{
+	return testrun_at(ctx, writer, ts_ns, out, size);
 }
 
 static struct policy *load_policy(const char *path)
@@ -103,7 +121,7 @@ static pid_t start_command(struct session *s, char **command)
 }
 
 /* Polls until the command exits; its wait status, or -errno when tracing failed. */
-static int follow(struct session *s, pid_t pid, int *status)
+static int follow(struct session *s, struct testrun *tests, pid_t pid, int *status)
 {
 	int forwarded = 0;
 	pid_t r;
@@ -119,15 +137,17 @@ static int follow(struct session *s, pid_t pid, int *status)
 			forwarded = pending_signal;
 			kill(pid, forwarded);
 		}
+		testrun_sample(tests);
 		r = waitpid(pid, status, WNOHANG);
 		if (r == pid)
 			break;
 		if (r < 0 && errno != EINTR)
 			return -errno;
-		fflush(stdout);
+		/* Records are flushed after each poll (stdout or --output-file). */
+		fflush(NULL);
 	}
 	/* What it wrote last is still queued: drained before the totals. */
-	session_poll(s, 0);
+	session_drain(s);
 	return 0;
 }
 
@@ -165,7 +185,8 @@ int cmd_run(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct session_opts so = {};
-	struct session_observer obs = { .frame = observe_frame };
+	struct session_observer obs = { .frame_view = observe_frame };
+	struct run_ctx ctx = {};
 	struct report_run run = {};
 	struct session_totals t;
 	char err[512], root[PATH_MAX];
@@ -173,6 +194,7 @@ int cmd_run(int argc, char **argv)
 	struct report *r;
 	struct session *s;
 	struct policy *p;
+	FILE *out = stdout;
 	int status = 0, rc;
 	pid_t pid;
 
@@ -192,16 +214,23 @@ int cmd_run(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	r = report_new(root);
-	if (!r)
+	ctx.tests = testrun_new();
+	if (!r || !ctx.tests) {
+		report_free(r);
+		testrun_free(ctx.tests);
 		return EXIT_RUNTIME;
+	}
+	ctx.report = r;
 	if (o.baseline_path && report_load_baseline(r, o.baseline_path, err, sizeof(err))) {
 		fprintf(stderr, "wsaudit run: baseline: %s\n", err);
 		report_free(r);
+		testrun_free(ctx.tests);
 		return EXIT_USAGE;
 	}
 	p = load_policy(o.policy_path);
 	if (!p) {
 		report_free(r);
+		testrun_free(ctx.tests);
 		return o.policy_path ? EXIT_USAGE : EXIT_RUNTIME;
 	}
 	if (geteuid() != 0)
@@ -212,12 +241,27 @@ int cmd_run(int argc, char **argv)
 	so.quiet_processes = true;
 	so.name_tests = true;
 	so.test_root = root;
-	s = session_open(&so, p, stdout);
+	if (o.output_path) {
+		out = fopen(o.output_path, "we");
+		if (!out) {
+			fprintf(stderr, "wsaudit run: %s: %s\n", o.output_path, strerror(errno));
+			report_free(r);
+			testrun_free(ctx.tests);
+			policy_free(p);
+			return EXIT_USAGE;
+		}
+	}
+	so.running_test = running_test;
+	so.running_test_ctx = ctx.tests;
+	s = session_open(&so, p, out);
 	if (!s) {
+		if (out != stdout)
+			fclose(out);
 		report_free(r);
+		testrun_free(ctx.tests);
 		return EXIT_RUNTIME;
 	}
-	obs.ctx = r;
+	obs.ctx = &ctx;
 	session_set_observer(s, &obs);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -227,10 +271,14 @@ int cmd_run(int argc, char **argv)
 	if (pid < 0) {
 		log_err("cannot start '%s': %s", o.command[0], strerror(-pid));
 		session_close(s, "run_end");
+		if (out != stdout)
+			fclose(out);
 		report_free(r);
+		testrun_free(ctx.tests);
 		return EXIT_RUNTIME;
 	}
-	rc = follow(s, pid, &status);
+	testrun_set_root(ctx.tests, pid);
+	rc = follow(s, ctx.tests, pid, &status);
 	/* Connections still open end now, so frames they cut short are in the totals. */
 	session_end_connections(s, "run_end");
 	session_totals(s, &t);
@@ -250,15 +298,21 @@ int cmd_run(int argc, char **argv)
 		write_reports(r, &o);
 	if (rc)
 		log_err("tracing failed before the command ended: the report is incomplete");
-	fflush(stdout);
-	report_summary(r, stdout, o.format, &run);
+	fflush(out);
+	report_summary(r, out, o.format, &run);
 	if (!run.websocket_conns)
 		fprintf(stderr,
 			"wsaudit run: '%s' started no WebSocket connection: nothing was "
 			"audited\n",
 			o.command[0]);
-	fflush(stdout);
 	session_close(s, "run_end");
+	if (out != stdout && fclose(out)) {
+		log_err("cannot write %s: %s", o.output_path, strerror(errno));
+		if (!run.exit_code)
+			run.exit_code = EXIT_RUNTIME;
+	}
+	fflush(stdout);
 	report_free(r);
+	testrun_free(ctx.tests);
 	return run.exit_code;
 }

@@ -13,6 +13,7 @@ enum {
 	OPT_WRITE_BASELINE,
 	OPT_SOURCE_ROOT,
 	OPT_FAIL_ON,
+	OPT_OUTPUT_FILE,
 };
 
 static const struct option long_opts[] = {
@@ -24,6 +25,7 @@ static const struct option long_opts[] = {
 	{ "source-root", required_argument, NULL, OPT_SOURCE_ROOT },
 	{ "output", required_argument, NULL, 'o' },
 	{ "fail-on", required_argument, NULL, OPT_FAIL_ON },
+	{ "output-file", required_argument, NULL, OPT_OUTPUT_FILE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{},
@@ -34,7 +36,7 @@ void run_usage(FILE *out)
 	fprintf(out,
 		"usage: wsaudit run [-c POLICY] [--sarif FILE] [--junit FILE] [--baseline FILE]\n"
 		"                   [--write-baseline FILE] [--source-root DIR] [-o text|json]\n"
-		"                   [--fail-on RULES] -- COMMAND [ARGS...]\n"
+		"                   [--output-file FILE] [--fail-on RULES] -- COMMAND [ARGS...]\n"
 		"\n"
 		"Runs COMMAND (a test suite), traces it and every process it starts, and exits with\n"
 		"COMMAND's own failure if it failed, else 1 if a frame broke a rule of --fail-on,\n"
@@ -46,8 +48,9 @@ void run_usage(FILE *out)
 		"      --write-baseline FILE  write every violation seen as a baseline\n"
 		"      --source-root DIR    paths in reports relative to DIR (default: current dir)\n"
 		"  -o, --output FORMAT      text (default) or json: one JSON object per line\n"
-		"      --fail-on RULES      comma-separated rules that fail the run (default: all:\n"
-		"                           bridge_bypass,isolation_breach)\n"
+		"      --output-file FILE   records and summary to FILE, not to stdout (which\n"
+		"                           COMMAND writes to as well)\n"
+		"      --fail-on RULES      comma-separated rules that fail the run (default: all)\n"
 		"  -v, --verbose            more diagnostics on stderr (twice: libbpf too)\n");
 }
 
@@ -72,9 +75,17 @@ int run_parse_rules(const char *list, bool fail_on[RULE__COUNT], char *err, size
 			if (strlen(rule_name(r)) == len && !strncmp(p, rule_name(r), len))
 				break;
 		}
-		if (r == RULE__COUNT)
-			FAIL("unknown rule '%.*s' in --fail-on (bridge_bypass, isolation_breach)",
-			     (int)len, p);
+		if (r == RULE__COUNT) {
+			size_t n = (size_t)snprintf(
+				err, errlen, "unknown rule '%.*s' in --fail-on (", (int)len, p);
+
+			for (r = 0; r < RULE__COUNT && n < errlen; r++)
+				n += (size_t)snprintf(err + n, errlen - n, "%s%s", r ? ", " : "",
+						      rule_name(r));
+			if (n < errlen)
+				snprintf(err + n, errlen - n, ")");
+			return -EINVAL;
+		}
 		fail_on[r] = true;
 		p += len + (end ? 1 : 0);
 	}
@@ -122,6 +133,11 @@ int run_parse_args(int argc, char **argv, struct run_opts *o, char *err, size_t 
 				o->format = OUTPUT_TEXT;
 			else
 				FAIL("unknown output format '%s' (text or json)", optarg);
+			break;
+		case OPT_OUTPUT_FILE:
+			if (!optarg[0])
+				FAIL("empty --output-file");
+			o->output_path = optarg;
 			break;
 		case OPT_FAIL_ON:
 			if (run_parse_rules(optarg, o->fail_on, err, errlen))

@@ -16,6 +16,7 @@ struct run_opts {
 	const char *baseline_path; /* known violations: only new ones fail */
 	const char *write_baseline_path; /* write every violation seen as a baseline */
 	const char *source_root; /* NULL: the current directory */
+	const char *output_path; /* records and summary; NULL: stdout (shared with COMMAND) */
 	enum output_format format;
 	bool fail_on[RULE__COUNT]; /* rules whose violations fail the run */
 	bool help;

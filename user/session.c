@@ -10,6 +10,7 @@
 #include "capture.h"
 #include "http1.h"
 #include "identity.h"
+#include "keyhash.h"
 #include "log.h"
 #include "podinfo.h"
 #include "selfcheck.h"
@@ -51,6 +52,7 @@ struct ctx_tried {
 
 /* Message ends handed over with an object to a transport, by object (see zflush_handover). */
 #define ZFLUSH_TOKENS 4096
+#define HANDOVER_PIDS 64
 
 struct zflush_token {
 	uint32_t tgid;
@@ -66,6 +68,7 @@ struct watch {
 
 struct session {
 	struct session_opts opts;
+	char user_filter[KEYHASH_DISPLAY_LEN]; /* trace --user, as a display; "" for all */
 	struct watch watch[WATCH_MAX];
 	unsigned int nwatch;
 	uint64_t last_watch;
@@ -78,6 +81,9 @@ struct session {
 	struct conntrack *ct;
 	struct adopt *adopt;
 	struct zflush_token zflush_tokens[ZFLUSH_TOKENS];
+	/* Processes whose transports queue writes (a hand-over was seen), latest kept. */
+	uint32_t handover_pids[HANDOVER_PIDS];
+	unsigned int nhandover_pids;
 	struct output *out;
 	struct attrib *attrib;
 	struct policy *policy;
@@ -89,6 +95,7 @@ struct session {
 	struct selfcheck_probe probe;
 	bool probe_conn, probe_data, probe_exit;
 	struct session_selfcheck check;
+	struct session_tap *taps;
 };
 
 static uint64_t now_mono_ns(void)
@@ -134,6 +141,24 @@ static void conn_identify(struct session *s, struct ct_conn *c)
 	http1_parser_free(p);
 }
 
+/* trace --user: the user's display, compared with the displays of a connection's users. */
+static bool user_selected(const struct session *s, const char *user)
+{
+	char shown[KEYHASH_DISPLAY_LEN];
+
+	if (!s->user_filter[0])
+		return true;
+	if (!user)
+		return false;
+	keyhash_identity_display(user, shown);
+	return !strcmp(shown, s->user_filter);
+}
+
+static bool conn_selected(const struct session *s, const struct ct_conn *c)
+{
+	return user_selected(s, c->has_user ? c->user : NULL);
+}
+
 struct zlib_attach {
 	struct session *s;
 	pid_t pid;
@@ -156,10 +181,23 @@ static void zlib_site(void *ctx, const char *path, dev_t dev, ino_t ino)
  * and their first messages are told apart from then on) and again at its first adopted
  * connection (a process that loaded zlib since).  adopted: say when there is no zlib.
  */
+static bool handover_seen(const struct session *s, uint32_t tgid);
+
+static void no_site(void *ctx, const char *path, dev_t dev, ino_t ino, unsigned long long offset)
+{
+}
+
 static void adopted_probe_zlib(struct session *s, pid_t pid, bool adopted)
 {
 	struct zlib_attach z = { .s = s, .pid = pid };
 	int n = zflush_find_libz(pid, zlib_site, &z);
+
+	/*
+	 * uvloop queues writes even when its hand-over is not hooked (--capture-only): the
+	 * write after a message end is then no evidence of whose message it was.
+	 */
+	if (!handover_seen(s, pid) && uvhook_find_in_process(pid, no_site, NULL) > 0)
+		s->handover_pids[s->nhandover_pids++ % HANDOVER_PIDS] = pid;
 
 	if (n == 0 && adopted)
 		log_info("pid %d maps no zlib shared library: the compression history of its "
@@ -167,9 +205,20 @@ static void adopted_probe_zlib(struct session *s, pid_t pid, bool adopted)
 			 pid);
 }
 
+/* The connection's subprotocol as shown (its identity redacted), or NULL. */
+static const char *conn_proto(struct session *s, const struct ct_conn *c, char *buf, size_t size)
+{
+	if (!c->subprotocol)
+		return NULL;
+	rules_redact_subprotocol(s->rules, c->subprotocol, buf, size);
+	return buf;
+}
+
 static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 {
 	struct session *s = ctx;
+	const char *shown;
+	char proto[1024];
 
 	if (c->adopted)
 		adopted_probe_zlib(s, (pid_t)c->tgid, true);
@@ -181,8 +230,15 @@ static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 	conn_identify(s, c);
 	if (c->adopted && !c->has_user && !c->user_unknown)
 		c->user_unknown = "adopted";
-	if (!s->opts.violations_only)
-		output_conn_open(s->out, c, ts_ns);
+	shown = conn_proto(s, c, proto, sizeof(proto));
+	for (struct session_tap *t = s->taps; t; t = t->next) {
+		if (!t->violations_only && t->wants(t->ctx, c->tgid)) {
+			output_conn_open(t->out, c, shown, ts_ns);
+			t->commit(t->ctx);
+		}
+	}
+	if (!s->opts.violations_only && conn_selected(s, c))
+		output_conn_open(s->out, c, shown, ts_ns);
 }
 
 static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why)
@@ -191,7 +247,13 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 
 	if (c->adopted)
 		adopt_conn_closed(s->adopt, (pid_t)c->tgid, &c->id);
-	if (!s->opts.violations_only)
+	for (struct session_tap *t = s->taps; t; t = t->next) {
+		if (!t->violations_only && t->wants(t->ctx, c->tgid)) {
+			output_conn_close(t->out, c, ts_ns, why);
+			t->commit(t->ctx);
+		}
+	}
+	if (!s->opts.violations_only && conn_selected(s, c))
 		output_conn_close(s->out, c, ts_ns, why);
 }
 
@@ -199,14 +261,30 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
  * A message end (EVT_ZFLUSH) followed on its thread by a hand-over to a transport that writes
  * later (uvloop): the message end belongs to the object handed over.
  */
+static bool handover_seen(const struct session *s, uint32_t tgid)
+{
+	for (unsigned int i = 0; i < HANDOVER_PIDS; i++) {
+		if (s->handover_pids[i] == tgid)
+			return true;
+	}
+	return false;
+}
+
 static void zflush_handover(struct session *s, const struct evt_stack *e)
 {
 	struct zflush_token *t = &s->zflush_tokens[(e->token >> 4) % ZFLUSH_TOKENS];
 
-	if (!conntrack_zflush_take(s->ct, e->tid, &t->strm, &t->total_out))
-		return;
+	if (!handover_seen(s, e->tgid))
+		s->handover_pids[s->nhandover_pids++ % HANDOVER_PIDS] = e->tgid;
+
+	/*
+	 * Always overwritten: an object at this address may have been freed and its address
+	 * reused for this one, whose hand-over came without a message end.
+	 */
 	t->tgid = e->tgid;
 	t->token = e->token;
+	if (!conntrack_zflush_take(s->ct, e->tid, &t->strm, &t->total_out))
+		t->strm = t->total_out = 0;
 }
 
 static int sink_history(void *ctx, const struct ct_conn *c, uint64_t strm, uint64_t total_out,
@@ -217,7 +295,13 @@ static int sink_history(void *ctx, const struct ct_conn *c, uint64_t strm, uint6
 	uint64_t token = user_addr ? attrib_token_of(s->attrib, c->tgid, user_addr) : 0;
 	struct zflush_token *t = &s->zflush_tokens[(token >> 4) % ZFLUSH_TOKENS];
 
-	/* Sent from a transport's queue: the message end came with the hand-over. */
+	/*
+	 * A transport that queues (uvloop) sends later, from the event loop, whatever was
+	 * queued: the write after a message end on the thread may be another connection's.
+	 * There the message end comes only with the hand-over of the object sent.
+	 */
+	if (handover_seen(s, c->tgid))
+		strm = total_out = 0;
 	if (token && t->token == token && t->tgid == c->tgid) {
 		strm = t->strm;
 		total_out = t->total_out;
@@ -266,10 +350,31 @@ static void forget_container(struct session *s, pid_t pid)
 	}
 }
 
+/*
+ * The test that caused a frame: the outermost test function on the writer's stack, else,
+ * for a frame that breaks a rule (only those are worth reading the process for), the test
+ * its pytest process was running when it was written.
+ */
+static void name_test(struct session *s, const struct ct_frame *f, struct frame_view *fv,
+		      char *test, size_t size)
+{
+	fv->name_tests = true;
+	fv->test = test;
+	fv->test_via = "stack";
+	fv->test_why = testname_from_stack(fv->stack, s->opts.test_root, test, size);
+	if (fv->test_why == TEST_FOUND || !s->opts.running_test)
+		return;
+	if (!fv->verdict->nviolations)
+		return;
+	fv->test_why = s->opts.running_test(s->opts.running_test_ctx, f->pid, f->ts_ns, test, size);
+	fv->test_via = "running";
+}
+
 static void judge_and_print(struct session *s, const struct ct_frame *f,
 			    const struct attrib_stack *stack)
 {
 	char user_shown[IDENTITY_MAX_VALUE + 1], ctx_shown[IDENTITY_MAX_VALUE + 1], test[1024];
+	char type_shown[IDENTITY_MAX_VALUE + 1];
 	const struct ws_message *m = f->message;
 	struct identity_message im;
 	struct rules_verdict verdict;
@@ -292,10 +397,16 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 	/* Only whole, decoded messages are read for their fields. */
 	if (m && m->status == WS_MSG_OK &&
 	    !identity_from_message(s->policy, m->opcode, m->data, m->len, &im) &&
-	    im.reason == IDENTITY_OK) {
+	    im.reason != IDENTITY_OK && im.reason != IDENTITY_BINARY &&
+	    im.reason != IDENTITY_CONTROL && im.reason != IDENTITY_NOT_OBJECT &&
+	    identity_message_names_user(s->policy, m->data, m->len))
+		in.msg_unreadable = identity_reason_name(im.reason);
+	else if (m && m->status == WS_MSG_OK && im.reason == IDENTITY_OK) {
 		in.msg = &im;
-		if (im.type.reason == IDENTITY_OK)
-			fv.msg_type = im.type.value;
+		if (im.type.reason == IDENTITY_OK) {
+			rules_redact_type(s->rules, im.type.value, type_shown, sizeof(type_shown));
+			fv.msg_type = type_shown;
+		}
 		if (im.user.reason == IDENTITY_OK) {
 			rules_redact(s->rules, im.user.value, user_shown, sizeof(user_shown));
 			fv.msg_user = user_shown;
@@ -306,14 +417,22 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 		fv.ctx_user_shown = ctx_shown;
 	}
 	rules_judge(s->rules, &in, &verdict);
-	if (s->opts.name_tests) {
-		fv.name_tests = true;
-		fv.test_why = testname_from_stack(stack, s->opts.test_root, test, sizeof(test));
-		fv.test = test;
-	}
+	if (s->opts.name_tests)
+		name_test(s, f, &fv, test, sizeof(test));
 	if (s->obs.frame)
 		s->obs.frame(s->obs.ctx, f, stack, &verdict);
+	for (struct session_tap *t = s->taps; t; t = t->next) {
+		if ((!t->violations_only || verdict.nviolations) && t->wants(t->ctx, f->pid)) {
+			output_frame(t->out, &fv);
+			t->commit(t->ctx);
+		}
+	}
+	if (s->obs.frame_view)
+		s->obs.frame_view(s->obs.ctx, &fv);
 	if (s->opts.violations_only && !verdict.nviolations)
+		return;
+	if (s->user_filter[0] && !conn_selected(s, f->conn) &&
+	    !user_selected(s, in.msg && im.user.reason == IDENTITY_OK ? im.user.value : NULL))
 		return;
 	output_frame(s->out, &fv);
 }
@@ -328,8 +447,15 @@ static void sink_frame(void *ctx, const struct ct_frame *f)
 	 * An object handed to a transport that sent it later carries the stack of the hand-over:
 	 * exact where the syscall's own stack only shows the event loop.
 	 */
-	if (f->user_addr)
+	if (f->user_addr) {
+		uint64_t token = attrib_token_of(s->attrib, f->pid, f->user_addr);
+		struct zflush_token *t = &s->zflush_tokens[(token >> 4) % ZFLUSH_TOKENS];
+
+		/* Sent: its message end is no one else's, should the address be reused. */
+		if (token && t->token == token && t->tgid == f->pid)
+			t->token = 0;
 		stack = own = attrib_token_take(s->attrib, f->pid, f->user_addr);
+	}
 	if (!stack)
 		stack = f->stack;
 	if (!stack)
@@ -538,27 +664,36 @@ int session_add_pid(struct session *s, pid_t pid, const char *how)
 {
 	char comm[32];
 	bool followed;
-	int err;
+	int err, py;
 
 	target_comm(pid, comm, sizeof(comm));
 	/*
 	 * Counted once: a process found by a reload's scan may have its exec record still
 	 * queued, and a forked child that execs was counted at the fork.
 	 */
-	followed = capture_pid_traced(s->cap, pid);
+	followed = capture_is_traced(s->cap, pid);
 	/* Marks and uprobes of an earlier process with this pid, or of the image before exec. */
 	capture_forget_image(s->cap, pid);
 	ctx_forget(s, pid);
+	/*
+	 * Its interpreter, uvloop's hand-over and zlib's deflate are hooked before its writes
+	 * are followed, so that the time between the two is short: the compressors' histories
+	 * are read right after (adopt_scan_process), and the messages written before that
+	 * cannot be decoded (docs/adoption.md).
+	 */
+	py = python_attach(s, pid);
+	adopted_probe_zlib(s, pid, false);
 	err = capture_trace_pid(s->cap, pid);
 	if (err) {
 		log_err("failed to trace pid %d (%s): %s", pid, comm, strerror(-err));
 		return err;
 	}
+	/* Every message end from now on is reported: each history read fits its successor. */
+	adopt_scan_process(s->adopt, pid);
 	if (!followed)
 		s->processes++;
 	log_info("tracing pid %d (%s)%s", pid, comm, how);
-	adopted_probe_zlib(s, pid, false);
-	err = python_attach(s, pid);
+	err = py;
 	/*
 	 * A process caught at exec may not have loaded its interpreter yet, nor uvloop: it is
 	 * watched until both are there.
@@ -683,6 +818,28 @@ static void reinspect(struct session *s, pid_t pid)
 		watch_add(s, pid, err == 0);
 }
 
+/* A process record to the taps that follow the process (a fork: its parent). */
+static void taps_process(struct session *s, const struct evt_proc *e, const char *what,
+			 const char *comm)
+{
+	for (struct session_tap *t = s->taps; t; t = t->next) {
+		if (e->hdr.type == EVT_PROC_FORK) {
+			if (!t->wants(t->ctx, e->ppid))
+				continue;
+			t->fork(t->ctx, e->ppid, e->pid);
+		} else if (!t->wants(t->ctx, e->pid)) {
+			continue;
+		}
+		if (!t->violations_only) {
+			output_process(t->out, what, e->hdr.ts_ns, e->pid, comm,
+				       e->hdr.type == EVT_PROC_EXIT ? e->exit_code : 0);
+			t->commit(t->ctx);
+		}
+		if (e->hdr.type == EVT_PROC_EXIT)
+			t->exit(t->ctx, e->pid);
+	}
+}
+
 static void handle_proc(struct session *s, const struct evt_proc *e)
 {
 	char comm[sizeof(e->comm) + 1];
@@ -690,6 +847,12 @@ static void handle_proc(struct session *s, const struct evt_proc *e)
 
 	memcpy(comm, e->comm, sizeof(e->comm));
 	comm[sizeof(e->comm)] = '\0';
+	if (s->taps)
+		taps_process(s, e,
+			     e->hdr.type == EVT_PROC_FORK ? "process_fork" :
+			     e->hdr.type == EVT_PROC_EXIT ? "process_exit" :
+							    "process_start",
+			     comm);
 	switch (e->hdr.type) {
 	case EVT_PROC_EXEC:
 		if (e->traced) {
@@ -825,12 +988,26 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 		.ctx = s,
 	};
 
+	char err[512];
+
 	if (!s) {
 		policy_free(policy);
 		return NULL;
 	}
 	s->opts = *opts;
 	s->policy = policy;
+	if (keyhash_identity_setup(opts->identity_key, err, sizeof(err))) {
+		log_err("%s", err);
+		goto err_free;
+	}
+	if (opts->user_filter && session_user_display(opts->user_filter, s->user_filter)) {
+		log_err("--user: an id, or a display u# and 12 hex digits");
+		goto err_free;
+	}
+	if (!opts->show_identities)
+		fprintf(stderr,
+			"wsaudit: user ids shown as keyed hashes (key %s, fingerprint %s)\n",
+			keyhash_identity_source(), keyhash_identity_fingerprint());
 	s->out = output_new(out, opts->format, opts->payload, opts->stack);
 	s->ct = conntrack_new(&sink, 0);
 	s->adopt = adopt_new();
@@ -852,6 +1029,39 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 err_close:
 	session_close(s, "error");
 	return NULL;
+
+err_free:
+	policy_free(policy);
+	free(s);
+	return NULL;
+}
+
+int session_user_display(const char *id, char out[KEYHASH_DISPLAY_LEN])
+{
+	size_t n = strlen(id);
+
+	if (!n)
+		return -EINVAL;
+	/* A display copied from the output is taken as it is. */
+	if (n == KEYHASH_DISPLAY_LEN - 1 && !strncmp(id, "u#", 2) &&
+	    strspn(id + 2, "0123456789abcdef") == n - 2) {
+		memcpy(out, id, KEYHASH_DISPLAY_LEN);
+		return 0;
+	}
+	keyhash_identity_display(id, out);
+	return 0;
+}
+
+/* The final drain's bound (in budgets): the traced processes may still be writing. */
+#define DRAIN_MAX_BUDGETS 1200
+
+int session_drain(struct session *s)
+{
+	int err = session_poll(s, 0);
+
+	for (int i = 0; !err && capture_pending(s->cap) && i < DRAIN_MAX_BUDGETS; i++)
+		err = session_poll(s, 0);
+	return err;
 }
 
 void session_end_connections(struct session *s, const char *why)
@@ -883,17 +1093,10 @@ void session_close(struct session *s, const char *why)
 	free(s);
 }
 
-/* The final drain's bound (in budgets): the traced processes may still be writing. */
-#define DRAIN_MAX_BATCHES 1200
-
 int session_poll(struct session *s, int timeout_ms)
 {
 	int n = capture_poll(s->cap, timeout_ms);
 
-	/* One budget a call, so that the caller's loop turns; timeout 0 is the final drain. */
-	for (int i = 0; !timeout_ms && n >= 0 && capture_pending(s->cap) && i < DRAIN_MAX_BATCHES;
-	     i++)
-		n = capture_poll(s->cap, 0);
 	if (n < 0 && n != -EINTR) {
 		log_err("failed to read the ring buffer: %s", strerror(-n));
 		return n;
@@ -968,6 +1171,84 @@ out:
 	return c->ok ? 0 : -EIO;
 }
 
+/* A stats record of the session's totals to out. */
+static void stats_to(struct session *s, struct output *o, bool final)
+{
+	struct session_totals t;
+	struct trace_totals out = {};
+
+	session_totals(s, &t);
+	out.records = t.records;
+	out.processes = t.processes;
+	out.kernel = &t.kernel;
+	out.ct = &t.ct;
+	out.attrib = &t.attrib;
+	out.rules = &t.rules;
+	out.adopt = &t.adopt;
+	output_stats(o, &out, final);
+}
+
+void session_add_tap(struct session *s, struct session_tap *t)
+{
+	t->next = s->taps;
+	s->taps = t;
+}
+
+void session_remove_tap(struct session *s, struct session_tap *t)
+{
+	for (struct session_tap **pp = &s->taps; *pp; pp = &(*pp)->next) {
+		if (*pp == t) {
+			*pp = t->next;
+			return;
+		}
+	}
+}
+
+struct tap_replay {
+	struct session *s;
+	struct session_tap *t;
+	uint64_t ts_ns;
+	unsigned int n;
+};
+
+static void replay_conn(void *ctx, const struct ct_conn *c)
+{
+	struct tap_replay *r = ctx;
+	char proto[1024];
+
+	if (c->state != CT_WEBSOCKET || !r->t->wants(r->t->ctx, c->tgid))
+		return;
+	r->n++;
+	if (r->t->violations_only)
+		return;
+	output_conn_open(r->t->out, c, conn_proto(r->s, c, proto, sizeof(proto)), r->ts_ns);
+	r->t->commit(r->t->ctx);
+}
+
+unsigned int session_tap_open_conns(struct session *s, struct session_tap *t)
+{
+	struct tap_replay r = { .s = s, .t = t, .ts_ns = now_mono_ns() };
+
+	conntrack_foreach(s->ct, replay_conn, &r);
+	return r.n;
+}
+
+void session_tap_stats(struct session *s, struct session_tap *t)
+{
+	stats_to(s, t->out, true);
+	t->commit(t->ctx);
+}
+
+bool session_follows(struct session *s, pid_t pid)
+{
+	return capture_is_traced(s->cap, pid);
+}
+
+int session_fd(const struct session *s)
+{
+	return capture_fd(s->cap);
+}
+
 void session_startup(const struct session *s, struct capture_startup *out)
 {
 	capture_startup(s->cap, out);
@@ -1000,18 +1281,7 @@ void session_totals(struct session *s, struct session_totals *t)
 
 void session_report(struct session *s, bool final)
 {
-	struct session_totals t;
-	struct trace_totals out;
-
-	session_totals(s, &t);
-	out.records = t.records;
-	out.processes = t.processes;
-	out.kernel = &t.kernel;
-	out.ct = &t.ct;
-	out.attrib = &t.attrib;
-	out.rules = &t.rules;
-	out.adopt = &t.adopt;
-	output_stats(s->out, &out, final);
+	stats_to(s, s->out, final);
 }
 
 void session_set_policy(struct session *s, struct policy *policy)

@@ -18,6 +18,7 @@
 #include "attrib.h"
 #include "capture.h"
 #include "conntrack.h"
+#include "keyhash.h"
 #include "output.h"
 #include "policy.h"
 #include "rules.h"
@@ -29,6 +30,11 @@ struct session_opts {
 	bool capture_only; /* no stack walks */
 	bool violations_only; /* output only frames that break a rule */
 	bool show_identities; /* user ids as they are, not hashed */
+	/* The identity key file (keyhash_identity_setup()); NULL: $WSAUDIT_IDENTITY_KEY or
+	 * a key made for the run. */
+	const char *identity_key;
+	/* Only the frames and connections of this user (an id, or its u# display); NULL: all. */
+	const char *user_filter;
 	bool quiet_processes; /* no process records in the output */
 	size_t ringbuf_size;
 	uint64_t write_cap;
@@ -40,12 +46,21 @@ struct session_opts {
 	/* Name in each frame the test on its writer's stack (`run`), paths relative to this. */
 	bool name_tests;
 	const char *test_root;
+	/*
+	 * For a frame with no test on its writer's stack: the test that was running when it was
+	 * written (user/testrun.c), or why none is named.  NULL: none asked.
+	 */
+	enum test_unknown (*running_test)(void *ctx, pid_t writer, uint64_t ts_ns, char *out,
+					  size_t size);
+	void *running_test_ctx;
 };
 
 /* Told about every frame, after judgement, whether it is printed or not (for metrics). */
 struct session_observer {
 	void (*frame)(void *ctx, const struct ct_frame *f, const struct attrib_stack *s,
 		      const struct rules_verdict *v);
+	/* The same with all that is printed of it (the test it names too); optional. */
+	void (*frame_view)(void *ctx, const struct frame_view *fv);
 	void *ctx;
 };
 
@@ -56,6 +71,8 @@ struct session;
  * reason has been logged; the policy is freed).
  */
 struct session *session_open(const struct session_opts *opts, struct policy *policy, FILE *out);
+/* The display --user ID stands for: ID's keyed display, or ID when it is one.  0 or -EINVAL. */
+int session_user_display(const char *id, char out[KEYHASH_DISPLAY_LEN]);
 /* Detaches and frees; open connections end with `why`. */
 void session_close(struct session *s, const char *why);
 
@@ -65,10 +82,12 @@ int session_add_pid(struct session *s, pid_t pid, const char *how);
 int session_scan_exe(struct session *s);
 /*
  * Waits up to timeout_ms for kernel records and handles them for at most
- * CAPTURE_POLL_BUDGET_MS (the loop around it turns between); timeout 0 drains all that is
- * queued (the final drain, up to a minute).  0 or -errno.
+ * CAPTURE_POLL_BUDGET_MS, so that the loop around it turns however many records wait.
+ * 0 or -errno.
  */
 int session_poll(struct session *s, int timeout_ms);
+/* Handles every record queued (the final drain, up to a minute).  0 or -errno. */
+int session_drain(struct session *s);
 /* A stats record; final ones include every connection's parser state. */
 void session_report(struct session *s, bool final);
 /* Ends every open connection (their frames cut short are reported truncated). */
@@ -94,6 +113,38 @@ struct session_totals {
 };
 
 void session_totals(struct session *s, struct session_totals *out);
+/*
+ * Another reader of the session's records: a `trace` through the agent.  It has its own
+ * output (format and options) and names the processes it wants; every record about them is
+ * written to out, then commit is called (once per record, so the reader can queue or drop
+ * whole records).  fork tells it of a child of a process it wants, exit of the end of one
+ * (after its process_exit record).
+ */
+struct session_tap {
+	struct output *out;
+	bool violations_only;
+	bool (*wants)(void *ctx, pid_t pid);
+	void (*fork)(void *ctx, pid_t parent, pid_t child);
+	void (*exit)(void *ctx, pid_t pid);
+	void (*commit)(void *ctx);
+	void *ctx;
+	struct session_tap *next; /* the session's */
+};
+
+void session_add_tap(struct session *s, struct session_tap *t);
+void session_remove_tap(struct session *s, struct session_tap *t);
+/*
+ * A conn_open record to the tap for each open WebSocket connection of the processes it
+ * wants, with what the session knows of it (handshake, user).  Returns how many.
+ */
+unsigned int session_tap_open_conns(struct session *s, struct session_tap *t);
+/* A final stats record (the session's totals) to the tap. */
+void session_tap_stats(struct session *s, struct session_tap *t);
+/* Whether the session's programs trace pid. */
+bool session_follows(struct session *s, pid_t pid);
+/* Readable when kernel records wait: poll it with other fds, then session_poll(s, 0). */
+int session_fd(const struct session *s);
+
 /* What loading the programs took (for the banner). */
 void session_startup(const struct session *s, struct capture_startup *out);
 

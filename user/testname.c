@@ -11,6 +11,8 @@ const char *test_unknown_name(enum test_unknown why)
 		[TEST_FOUND] = "found",
 		[TEST_NOT_ON_STACK] = "not_on_stack",
 		[TEST_UNATTRIBUTED] = "unattributed",
+		[TEST_CHANGED] = "test_changed",
+		[TEST_NONE_RUNNING] = "no_running_test",
 	};
 
 	return why < TEST__COUNT ? names[why] : "unknown";

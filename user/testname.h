@@ -17,6 +17,8 @@ enum test_unknown {
 	TEST_FOUND = 0,
 	TEST_NOT_ON_STACK, /* no test function on the writer's stack (e.g. a server task) */
 	TEST_UNATTRIBUTED, /* the writer's stack is unknown */
+	TEST_CHANGED, /* not on the stack, and the running test changed around the write */
+	TEST_NONE_RUNNING, /* not on the stack, and the writer's pytest process ran no test */
 	TEST__COUNT,
 };
 

@@ -20,6 +20,10 @@ enum {
 	OPT_CAPTURE_ONLY,
 	OPT_VIOLATIONS_ONLY,
 	OPT_SHOW_IDENTITIES,
+	OPT_IDENTITY_KEY,
+	OPT_USER,
+	OPT_STANDALONE,
+	OPT_AGENT_SOCKET,
 };
 
 static const struct option long_opts[] = {
@@ -33,9 +37,13 @@ static const struct option long_opts[] = {
 	{ "policy", required_argument, NULL, 'c' },
 	{ "violations-only", no_argument, NULL, OPT_VIOLATIONS_ONLY },
 	{ "show-identities", no_argument, NULL, OPT_SHOW_IDENTITIES },
+	{ "identity-key", required_argument, NULL, OPT_IDENTITY_KEY },
+	{ "user", required_argument, NULL, OPT_USER },
 	{ "ringbuf-size", required_argument, NULL, OPT_RINGBUF_SIZE },
 	{ "write-cap", required_argument, NULL, OPT_WRITE_CAP },
 	{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
+	{ "standalone", no_argument, NULL, OPT_STANDALONE },
+	{ "agent-socket", required_argument, NULL, OPT_AGENT_SOCKET },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{},
@@ -45,26 +53,38 @@ void trace_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: wsaudit trace [-p PID]... [--exe GLOB]... [-c POLICY] [-o text|json] [-d SECONDS]\n"
-		"                     [--violations-only] [--show-identities]\n"
+		"                     [--violations-only] [--show-identities] [--identity-key FILE] [--user ID]\n"
 		"                     [--stack] [--capture-only] [--payload] [--ringbuf-size BYTES] [--write-cap BYTES]\n"
+		"                     [--standalone] [--agent-socket PATH]\n"
 		"\n"
 		"Follows the outbound WebSocket frames of the given processes until Ctrl-C or -d.\n"
-		"  -p, --pid PID          trace this process and the children it forks (repeatable)\n"
+		"  -p, --pid PID          trace this process, its descendants and the children they\n"
+		"                         fork later (repeatable)\n"
 		"      --exe GLOB         trace every process whose executable path matches GLOB,\n"
 		"                         including ones started later (repeatable)\n"
 		"  -o, --output FORMAT    text (default) or json: one JSON object per line\n"
 		"  -d, --duration SECS    stop after SECS seconds\n"
 		"  -c, --policy FILE      the policy (bridge, transport, identity); default built in\n"
 		"      --violations-only  print only frames that break a rule\n"
-		"      --show-identities  print user ids as they are (default: a stable short hash)\n"
+		"      --show-identities  print user ids, tokens and message types as they are\n"
+		"                         (default: keyed hashes, u#... and t#...)\n"
+		"      --identity-key FILE key of those hashes, as on the agents (default:\n"
+		"                         $WSAUDIT_IDENTITY_KEY, else a key for this run)\n"
+		"      --user ID          only this user's connections and messages (an id, or\n"
+		"                         its u# hash as printed; `wsaudit hash-user ID` gives it)\n"
 		"      --stack            include the writer's whole Python stack\n"
 		"      --capture-only     do not walk Python stacks (frames are unattributed)\n"
 		"      --payload          include payload bytes in the output (user data!)\n"
 		"      --ringbuf-size N   ring buffer bytes, a power of two (default %d)\n"
 		"      --write-cap N      bytes captured per syscall (default %d, max %d)\n"
 		"      --stats-interval S a stats record every S seconds (default 10, 0: only at exit)\n"
-		"  -v, --verbose          more diagnostics on stderr (twice: libbpf too)\n",
-		RINGBUF_DEFAULT, WRITE_CAP_DEFAULT, WRITE_CAP_MAX);
+		"      --standalone       load programs of its own even when the node's agent runs\n"
+		"      --agent-socket P   the agent's socket (default %s)\n"
+		"  -v, --verbose          more diagnostics on stderr (twice: libbpf too)\n"
+		"With -p only (no -c, --exe, --capture-only, --show-identities, --identity-key,\n"
+		"--user, --ringbuf-size or --write-cap), the records come from the node's running\n"
+		"agent, if any.\n",
+		RINGBUF_DEFAULT, WRITE_CAP_DEFAULT, WRITE_CAP_MAX, TRACE_AGENT_SOCKET);
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -107,6 +127,7 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 	memset(o, 0, sizeof(*o));
 	o->format = OUTPUT_TEXT;
 	o->stats_interval_s = 10;
+	o->agent_socket = TRACE_AGENT_SOCKET;
 	err[0] = '\0';
 	optind = 1;
 	opterr = 0;
@@ -160,6 +181,14 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 		case OPT_SHOW_IDENTITIES:
 			o->show_identities = true;
 			break;
+		case OPT_IDENTITY_KEY:
+			o->identity_key = optarg;
+			break;
+		case OPT_USER:
+			if (!optarg[0])
+				FAIL("empty --user");
+			o->user = optarg;
+			break;
 		case OPT_RINGBUF_SIZE:
 			/* The kernel wants a power-of-two multiple of the page size. */
 			if (parse_u64(optarg, &v) || v < 4096 || v > (1ULL << 30) || (v & (v - 1)))
@@ -171,6 +200,12 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 			if (parse_u64(optarg, &v) || v == 0 || v > WRITE_CAP_MAX)
 				FAIL("invalid write cap '%s' (1..%d)", optarg, WRITE_CAP_MAX);
 			o->write_cap = v;
+			break;
+		case OPT_STANDALONE:
+			o->standalone = true;
+			break;
+		case OPT_AGENT_SOCKET:
+			o->agent_socket = optarg;
 			break;
 		case 'v':
 			o->verbose++;

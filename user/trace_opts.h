@@ -26,12 +26,19 @@ struct trace_opts {
 	bool capture_only; /* no stack walk: frames without attribution */
 	bool violations_only;
 	bool show_identities;
+	const char *identity_key; /* --identity-key FILE */
+	const char *user; /* --user ID: only this user's connections and messages */
 	const char *policy_path; /* NULL: the built-in policy */
 	bool help;
 	int verbose;
 	size_t ringbuf_size;
 	uint64_t write_cap;
+	bool standalone; /* never through the agent */
+	const char *agent_socket;
 };
+
+/* Where `wsaudit agent` serves trace clients (user/agent_socket.h). */
+#define TRACE_AGENT_SOCKET "/run/wsaudit/agent.sock"
 
 /*
  * Fills opts from argv (argv[0] is "trace").  Returns 0, or -EINVAL with a message for the

@@ -10,14 +10,18 @@ the bounds (docs/hardening.md gives both).
 """
 
 import base64
+import collections
 import json
 import os
+import re
+import shutil
+import signal
 import socket
 import subprocess
 import threading
 import time
 
-from harness import APPS, PY, WSAUDIT, Trace, final_stats, free_port, read_line
+from harness import APPS, PY, ROOT, WSAUDIT, Trace, final_stats, free_port, read_line
 
 HOSTILE_SERVER = os.path.join(APPS, "ws_hostile_server.py")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -257,3 +261,141 @@ def test_hash_flood_of_ownership_keys(procs, tmp_path):
         assert st["violations"]["owners"] == n
     # One bucket of 100k entries costs many seconds; keyed, the same as random values.
     assert cpu_c < 2 * cpu_r + 1.0, f"colliding {cpu_c:.2f}s, random {cpu_r:.2f}s"
+
+
+def write_key(tmp, name):
+    path = os.path.join(tmp, name)
+    with open(path, "wb") as f:
+        f.write(os.urandom(32))
+    return path
+
+
+def hash_user(key, uid):
+    p = subprocess.run([WSAUDIT, "hash-user", "--identity-key", key, uid],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+def old_display(uid):
+    """The unkeyed display wsaudit had: anyone could hash guesses to reverse it."""
+    return "u#%012x" % (fnv1a(uid.encode()) >> 16)
+
+
+def test_identities_and_types_never_leak(procs, tmp_path):
+    """A service that echoes the client's `jwt.` subprotocol (token and all) and sends
+    10k messages, each of an attacker-chosen type, naming another user.  No token, user
+    id or type value appears in any output, log or metric; the user hashes are keyed
+    (what `hash-user` prints with the deployment key, not the unkeyed hash of old), and
+    metric label cardinality does not grow with the types."""
+    from test_agent import check_exposition, scrape, wait_for
+
+    tmp = str(tmp_path)
+    key = write_key(tmp, "identity.key")
+    uid, other = "user4711@example.com", "demo-user-001"
+    token = jwt(uid)
+    proto = "jwt." + base64.urlsafe_b64encode(token.encode()).rstrip(b"=").decode()
+    types = ["secret-type-" + os.urandom(8).hex() for _ in range(10000)]
+    values = os.path.join(tmp, "types")
+    with open(values, "w") as f:
+        f.write("\n".join(types) + "\n")
+    exe = os.path.join(tmp, "wsx-hostile-python3")
+    shutil.copy(os.path.realpath(PY), exe)
+    with open(os.path.join(ROOT, "policies", "netra.yaml")) as f:
+        policy_text = re.sub(r'(?m)^  exe: .*$', '  exe: ["*/wsx-hostile-python3"]', f.read(),
+                             count=1)
+    policy = os.path.join(tmp, "policy.yaml")
+    with open(policy, "w") as f:
+        f.write(policy_text)
+
+    port, mport = free_port(), free_port()
+    p = procs.start([exe, HOSTILE_SERVER, "--port", str(port), "--attack", "values",
+                     "--values", values, "--type-field", "--user", other, "--pace", "0.002"],
+                    stdout=subprocess.PIPE, env=dict(os.environ, PYTHONHOME="/usr"))
+    assert read_line(p, 60, "hostile server").startswith("READY")
+    agent_log, agent_err = os.path.join(tmp, "violations.jsonl"), os.path.join(tmp, "agent.err")
+    agent = procs.start([WSAUDIT, "agent", "-c", policy, "--socket", "none", "--metrics-addr", f"127.0.0.1:{mport}",
+                         "--log", agent_log, "--stats-interval", "0", "--identity-key", key],
+                        stdout=subprocess.DEVNULL, stderr=open(agent_err, "w"), cwd=ROOT)
+    wait_for(lambda: "wsaudit: agent following" in open(agent_err).read()
+             or agent.poll() is not None, 60, "agent start")
+    assert agent.poll() is None, open(agent_err).read()
+    before = scrape(mport)
+    trace = Trace(procs, tmp, ["-p", p.pid, "-o", "json", "-c", policy, "--identity-key", key])
+    ws_read_all(port, headers=[f"Sec-WebSocket-Protocol: {proto}"], timeout=120)
+    time.sleep(2.5)  # the agent copies its totals into the registry once a second
+    after = scrape(mport)
+    assert trace.stop() == 0, trace.stderr()
+    agent.send_signal(signal.SIGTERM)
+    agent.wait(30)
+
+    recs = trace.records()
+    opens = [r for r in recs if r.get("type") == "conn_open"]
+    frames = [r for r in recs if r.get("type") == "frame" and r["opcode"] == "text"]
+    shown_types = {r["message"]["type"] for r in frames if r.get("message")}
+    print(f"\n[identities] subprotocol shown as {opens[0].get('subprotocol')!r}; conn.user "
+          f"{frames[0]['conn']['user']}; {len(shown_types)} distinct types shown, e.g. "
+          f"{sorted(shown_types)[:2]}; metric series {len(before.splitlines())} before, "
+          f"{len(after.splitlines())} after")
+    assert len(frames) == len(types)
+    assert opens[0]["subprotocol"] == "jwt.[redacted]"
+    # The display is the keyed hash of the deployment key, not the unkeyed one of old.
+    display = hash_user(key, uid)
+    assert frames[0]["conn"]["user"] == display
+    assert display != old_display(uid)
+    assert hash_user(write_key(tmp, "other.key"), uid) != display
+    assert frames[0]["message"]["user"] == hash_user(key, other)
+    assert all(t.startswith("t#") and len(t) == 14 for t in shown_types)
+    assert len(shown_types) == len(types)
+    # Metrics: no type, user or token as a label; series do not grow with the types.
+    check_exposition(after)
+    assert len(after.splitlines()) - len(before.splitlines()) < 60
+    # Nothing secret anywhere: trace output and diagnostics, the agent's log and stderr,
+    # the metrics.
+    with open(agent_log) as f:
+        log_text = f.read()
+    assert log_text.count("isolation_breach") >= len(types) // 2
+    outputs = {
+        "trace stdout": open(trace.out_path).read(),
+        "trace stderr": trace.stderr(),
+        "agent log": log_text,
+        "agent stderr": open(agent_err).read(),
+        "metrics": after,
+    }
+    secrets = [token, token.split(".")[1], proto[4:], uid, other, "secret-type-"]
+    for where, text in outputs.items():
+        for s in secrets:
+            assert s not in text, f"{s[:24]}... in the {where}"
+    assert f"key file:{key}" in outputs["trace stderr"]
+    assert f"key file:{key}" in outputs["agent stderr"]
+
+
+def test_trace_user_filter(procs, tmp_path):
+    """`trace --user ID` and `trace --user u#...` (as `hash-user` prints it) show the
+    connections and messages of that user only."""
+    tmp = str(tmp_path)
+    key = write_key(tmp, "identity.key")
+    values = os.path.join(tmp, "values")
+    with open(values, "w") as f:
+        f.write("\n".join(f"th-{i}" for i in range(20)) + "\n")
+    port = free_port()
+    server, _ = start_app(procs, [HOSTILE_SERVER, "--port", str(port), "--attack", "values",
+                                  "--values", values, "--user", "nobody"])
+    by_id = Trace(procs, tmp, ["-p", server.pid, "-o", "json", "--identity-key", key,
+                               "--user", "user4711@example.com"])
+    display = hash_user(key, "user4711@example.com")
+    by_display = Trace(procs, tmp, ["-p", server.pid, "-o", "json", "--identity-key", key,
+                                    "--user", display])
+    everyone = Trace(procs, tmp, ["-p", server.pid, "-o", "json", "--identity-key", key])
+    for sub in ("user4711@example.com", "carol", "user4711@example.com"):
+        ws_read_all(port, headers=[f"Authorization: Bearer {jwt(sub)}"])
+    for t in (by_id, by_display, everyone):
+        assert t.stop() == 0, t.stderr()
+    users = {}
+    for name, t in (("id", by_id), ("display", by_display), ("all", everyone)):
+        frames = [r for r in t.records() if r.get("type") == "frame"]
+        users[name] = collections.Counter(r["conn"]["user"] for r in frames)
+    print(f"\n[trace --user] frames by conn.user: {users}")
+    assert users["all"] == {display: 42, hash_user(key, "carol"): 21}
+    assert users["id"] == {display: 42}
+    assert users["display"] == {display: 42}

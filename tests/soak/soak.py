@@ -103,8 +103,8 @@ class Agent:
         env["UBSAN_OPTIONS"] = "print_stacktrace=1"
         self.err = open(self.err_path, "w")
         self.proc = subprocess.Popen(
-            [binary, "agent", "-c", policy, "--metrics-addr", f"127.0.0.1:{self.port}",
-             "--log", self.log, "--stats-interval", "20", "-v",
+            [binary, "agent", "-c", policy, "--socket", "none", "--metrics-addr",
+             f"127.0.0.1:{self.port}", "--log", self.log, "--stats-interval", "20", "-v",
              # Rotation by size would delete what the checks read; the soak rotates by
              # renaming and SIGHUP instead (tests/integration/test_agent_log.py tests it).
              "--log-max-size", "0"],

@@ -227,6 +227,48 @@ static void test_redaction_is_stable_and_hides(void **state)
 	rules_free(hidden);
 }
 
+static void test_subprotocol_and_type_redaction(void **state)
+{
+	static const char pol[] =
+		"bridge:\n"
+		"  functions: [\"Bridge.*\"]\n"
+		"identity:\n"
+		"  connection:\n"
+		"    - {from: subprotocol, prefix: \"jwt.\", decode: jwt_b64, claim: sub}\n"
+		"messages:\n"
+		"  type: [type]\n"
+		"  known_types: [agent_update]\n";
+	char err[POLICY_ERR_LEN], out[128];
+	struct policy *p = policy_load_mem("t.yaml", pol, strlen(pol), err, sizeof(err));
+	struct rules *hidden, *shown;
+
+	if (!p)
+		fail_msg("%s", err);
+	hidden = rules_new(p, false, 0);
+	shown = rules_new(p, true, 0);
+	rules_redact_subprotocol(hidden, "chat, jwt.ZXlKaGJHY2lP.x,v2", out, sizeof(out));
+	assert_string_equal(out, "chat, jwt.[redacted],v2");
+	/* a bare JWT in another entry too */
+	rules_redact_subprotocol(hidden, "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.sig", out,
+				 sizeof(out));
+	assert_string_equal(out, "[redacted]");
+	/* cut short: ends at the last whole entry, never inside a token */
+	rules_redact_subprotocol(hidden, "chat,jwt.ZXlKaGJHY2lP", out, 12);
+	assert_string_equal(out, "chat,");
+	rules_redact_subprotocol(shown, "jwt.ZXlK", out, sizeof(out));
+	assert_string_equal(out, "jwt.ZXlK");
+	rules_redact_type(hidden, "agent_update", out, sizeof(out));
+	assert_string_equal(out, "agent_update");
+	rules_redact_type(hidden, "user4711@example.com", out, sizeof(out));
+	assert_int_equal(strncmp(out, "t#", 2), 0);
+	assert_int_equal(strlen(out), 14);
+	rules_redact_type(shown, "user4711@example.com", out, sizeof(out));
+	assert_string_equal(out, "user4711@example.com");
+	rules_free(hidden);
+	rules_free(shown);
+	policy_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +280,7 @@ int main(void)
 		cmocka_unit_test(test_ownership_key_crossing_users),
 		cmocka_unit_test(test_owner_table_is_bounded),
 		cmocka_unit_test(test_redaction_is_stable_and_hides),
+		cmocka_unit_test(test_subprotocol_and_type_redaction),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -31,7 +31,8 @@ static void test_command_after_dashes(void **state)
 
 	assert_int_equal(parse(&o, err, "-c", "p.yaml", "--sarif", "out.sarif", "--junit",
 			       "out.xml", "--baseline", "b.json", "--source-root", "/src", "-o",
-			       "json", "--", "pytest", "-x", "--sarif", "tests", NULL),
+			       "json", "--output-file", "out.jsonl", "--", "pytest", "-x",
+			       "--sarif", "tests", NULL),
 			 0);
 	assert_string_equal(o.policy_path, "p.yaml");
 	assert_string_equal(o.sarif_path, "out.sarif");
@@ -39,6 +40,7 @@ static void test_command_after_dashes(void **state)
 	assert_string_equal(o.baseline_path, "b.json");
 	assert_string_equal(o.source_root, "/src");
 	assert_int_equal(o.format, OUTPUT_JSON);
+	assert_string_equal(o.output_path, "out.jsonl");
 	/* Everything after "--" is the command's, its own options included. */
 	assert_int_equal(o.ncommand, 4);
 	assert_string_equal(o.command[0], "pytest");

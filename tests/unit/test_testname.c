@@ -7,6 +7,7 @@
 
 #include "stack_fixture.h"
 #include "testname.h"
+#include "testrun.h"
 
 static void check(const char *const *frames, size_t n, const char *root, enum test_unknown want,
 		  const char *name)
@@ -92,6 +93,24 @@ static void test_cut_to_fit(void **state)
 	attrib_stack_put(s);
 }
 
+static void test_running_node_id(void **state)
+{
+	char out[64];
+
+	/* PYTEST_CURRENT_TEST names the phase after the node id: it is not the test's name. */
+	assert_int_equal(testrun_node_id("tests/test_x.py::test_a (call)", out, sizeof(out)), 23);
+	assert_string_equal(out, "tests/test_x.py::test_a");
+	testrun_node_id("tests/test_x.py::TestC::test_b[p (1)] (setup)", out, sizeof(out));
+	assert_string_equal(out, "tests/test_x.py::TestC::test_b[p (1)]");
+	testrun_node_id("tests/test_x.py::test_c", out, sizeof(out));
+	assert_string_equal(out, "tests/test_x.py::test_c");
+	testrun_node_id("(call)", out, sizeof(out));
+	assert_string_equal(out, "(call)");
+	testrun_node_id("tests/test_x.py::test_a (call)", out, 8);
+	assert_string_equal(out, "tests/t");
+	assert_int_equal(testrun_node_id("", out, sizeof(out)), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -99,6 +118,7 @@ int main(void)
 		cmocka_unit_test(test_class_method_and_nested),
 		cmocka_unit_test(test_not_a_test),
 		cmocka_unit_test(test_cut_to_fit),
+		cmocka_unit_test(test_running_node_id),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

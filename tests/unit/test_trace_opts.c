@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -53,6 +54,23 @@ static void test_json_duration_exe(void **state)
 	assert_int_equal(o.write_cap, 4096);
 }
 
+static void test_identity_key_and_user(void **state)
+{
+	struct trace_opts o;
+	char err[256];
+
+	assert_int_equal(parse(&o, err, "-p", "1", NULL), 0);
+	assert_null(o.identity_key);
+	assert_null(o.user);
+	assert_int_equal(parse(&o, err, "-p", "1", "--identity-key", "/etc/k", "--user",
+			       "u#0123456789ab", NULL),
+			 0);
+	assert_string_equal(o.identity_key, "/etc/k");
+	assert_string_equal(o.user, "u#0123456789ab");
+	assert_int_equal(parse(&o, err, "-p", "1", "--user", "", NULL), -EINVAL);
+	assert_non_null(strstr(err, "--user"));
+}
+
 static void test_errors_named(void **state)
 {
 	struct trace_opts o;
@@ -94,6 +112,7 @@ int main(void)
 		cmocka_unit_test(test_pids_and_defaults),
 		cmocka_unit_test(test_json_duration_exe),
 		cmocka_unit_test(test_errors_named),
+		cmocka_unit_test(test_identity_key_and_user),
 		cmocka_unit_test(test_help),
 	};
 

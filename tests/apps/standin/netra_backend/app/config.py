@@ -1,13 +1,26 @@
 # SPDX-License-Identifier: GPL-2.0
 """Switches of the service. The cross-user leak is off unless STANDIN_LEAK=1, --leak, or
-POST /debug/leak?on=1 switches it on."""
+POST /debug/leak?on=1 switches it on.
+
+STANDIN_FIXED=1 is the service with its planted defects fixed: the five bypass sites send
+through the bridge, and the leak cannot be switched on. STANDIN_NEW_BYPASS=1 adds one bypass
+that is not among the five (TriageAgent, agents/triage_agent.py), as a change under review
+would: the CI example's baseline case."""
 import os
 
 LEAK = os.environ.get("STANDIN_LEAK", "0") == "1"
 
 
+def fixed():
+    return os.environ.get("STANDIN_FIXED", "0") == "1"
+
+
+def new_bypass():
+    return os.environ.get("STANDIN_NEW_BYPASS", "0") == "1"
+
+
 def leak_enabled():
-    return LEAK
+    return LEAK and not fixed()
 
 
 def set_leak(on):

@@ -8,6 +8,7 @@ reference's agent did at [T14]."""
 import asyncio
 
 import truth
+from netra_backend.app import config
 from netra_backend.app.agents.base_agent import BaseAgent
 from netra_backend.app.agents.synthetic_data_progress_tracker import SyntheticDataProgressTracker
 from netra_backend.app.agents.tool_dispatcher import ToolDispatcher
@@ -34,5 +35,8 @@ class UnifiedDataAgent(BaseAgent):
 
     @truth.planted_bypass("unified_data_agent")
     async def _emit_websocket_event(self, context, event_type, data):
+        if config.fixed():
+            await self._bridge.notify_custom(context.run_id, self.name, event_type, dict(data))
+            return
         ws_manager = self.websocket_manager
         await ws_manager.send_event(context.websocket_client_id, event_type, dict(data, run_id=context.run_id, thread_id=context.thread_id))

@@ -7,6 +7,7 @@ send_to_thread directly, as the reference's executor does."""
 import time
 
 import truth
+from netra_backend.app import config
 from netra_backend.app.agents.data.unified_data_agent import UnifiedDataAgent
 from netra_backend.app.websocket_core.unified_manager import iso_now
 
@@ -28,5 +29,9 @@ class SupervisorWorkflowExecutor:
 
     @truth.planted_bypass("supervisor_workflow_execution")
     async def _send_orchestration_notification(self, context, phase, agent_name):
+        if config.fixed():
+            bridge = self.registry.get_websocket_bridge(context.user_id)
+            await bridge.notify_custom(context.run_id, agent_name, "agent_status_update", {"phase": phase})
+            return
         websocket_manager = self.websocket_manager
         await websocket_manager.send_to_thread(context.thread_id, {"type": "agent_status_update", "payload": {"run_id": context.run_id, "thread_id": context.thread_id, "phase": phase, "agent": agent_name, "timestamp": iso_now()}})

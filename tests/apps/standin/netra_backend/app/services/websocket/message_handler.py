@@ -7,6 +7,7 @@ the last frame of every run; the client driver waits for it."""
 import hashlib
 
 import truth
+from netra_backend.app import config
 from netra_backend.app.agents.supervisor.agent_registry import get_agent_registry
 from netra_backend.app.agents.supervisor.workflow_execution import SupervisorWorkflowExecutor
 from netra_backend.app.core import thread_run_registry
@@ -60,5 +61,9 @@ class StartAgentHandler:
 
     @truth.planted_bypass("message_handler")
     async def _send_agent_completion(self, context, response):
+        if config.fixed():
+            bridge = get_agent_registry().get_websocket_bridge(context.user_id)
+            await bridge.notify_custom(context.run_id, "supervisor", "agent_completed", {"payload": response})
+            return
         manager = get_websocket_manager(context)
         await manager.send_to_user(context.user_id, {"type": "agent_completed", "payload": response})

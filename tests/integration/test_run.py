@@ -1,0 +1,239 @@
+# SPDX-License-Identifier: GPL-2.0
+"""`wsaudit run` as a CI job runs it: the stand-in's own pytest suite (real pytest, a real
+uvicorn server in the test's event loop, real websocket clients) under `wsaudit run`, with
+its five planted bypasses and its cross-user leak; then fixed (STANDIN_FIXED=1); then with a
+baseline of the old findings and one new bypass (STANDIN_NEW_BYPASS=1).  Also: a command
+that fails for its own reason returns that failure, one that starts no WebSocket says so.
+"""
+
+import ast
+import json
+import os
+import subprocess
+import xml.dom.minidom
+
+import jsonschema
+import pytest
+
+from harness import PY, ROOT, WSAUDIT
+
+STANDIN = os.path.join(ROOT, "tests", "apps", "standin")
+SUITE = os.path.relpath(os.path.join(STANDIN, "tests"), ROOT)
+APP = os.path.join(STANDIN, "netra_backend", "app")
+# The OASIS SARIF 2.1.0 schema (oasis-tcs/sarif-spec, sarif-2.1/schema/), unchanged.
+SCHEMA = os.path.join(ROOT, "tests", "data", "sarif-schema-2.1.0.json")
+TESTS = "tests/apps/standin/tests/"
+
+# The planted bypasses (tests/apps/standin/README.md): function, file, and the test of the
+# stand-in's suite that calls each directly (the test is then on the writer's stack).
+PLANTED = [
+    ("ThreadService._send_agent_started_event", "services/thread_service.py",
+     "test_agent_events.py::test_thread_service_announces_the_run"),
+    ("SupervisorWorkflowExecutor._send_orchestration_notification",
+     "agents/supervisor/workflow_execution.py",
+     "test_agent_events.py::test_supervisor_reports_routing"),
+    ("UnifiedDataAgent._emit_websocket_event", "agents/data/unified_data_agent.py",
+     "test_agent_events.py::test_data_agent_reports_rows"),
+    ("SyntheticDataProgressTracker._send_websocket_update",
+     "agents/synthetic_data_progress_tracker.py",
+     "test_agent_events.py::test_progress_tracker_completes"),
+    ("StartAgentHandler._send_agent_completion", "services/websocket/message_handler.py",
+     "test_agent_events.py::test_handler_sends_completion"),
+]
+# Driven by client messages: the frames are written by the server's task, so their test is
+# the one the pytest process was running (read from its memory), not one on the stack.
+RUN_TESTS = ["test_runs.py::test_a_run_delivers_its_events",
+             "test_runs.py::test_two_users_run_at_once"]
+
+
+def manager_call_line(relfile, qualname):
+    """The line of the manager call in the function (the frame's line at the write)."""
+    path = os.path.join(APP, relfile)
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    cls, name = qualname.split(".")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == cls:
+            for fn in node.body:
+                if getattr(fn, "name", None) == name:
+                    calls = [n.lineno for n in ast.walk(fn) if isinstance(n, ast.Await)
+                             and "manager" in ast.unparse(n.value.func)]
+                    assert len(calls) == 1, (qualname, calls)
+                    return calls[0]
+    raise AssertionError(f"{qualname} not found in {path}")
+
+
+def wsaudit_run(tmp, *options, env=None, command=None):
+    sarif, junit = os.path.join(tmp, "out.sarif"), os.path.join(tmp, "out.xml")
+    records = os.path.join(tmp, "records.jsonl")
+    command = command or [PY, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--rootdir",
+                          ROOT, SUITE]
+    run = subprocess.run([WSAUDIT, "run", "-c", "policies/netra.yaml", "--sarif", sarif,
+                          "--junit", junit, "-o", "json", "--output-file", records, *options,
+                          "--", *command],
+                         cwd=ROOT, env=dict(os.environ, **(env or {})), capture_output=True,
+                         text=True, timeout=300)
+    with open(records) as f:
+        lines = [json.loads(x) for x in f]
+    summary = [x for x in lines if x["type"] == "run_summary"]
+    assert len(summary) == 1, run.stdout + run.stderr
+    doc = None
+    if os.path.exists(sarif):
+        with open(sarif) as f:
+            doc = json.load(f)
+    return run, summary[0], [x for x in lines if x["type"] == "frame"], doc, junit
+
+
+def validate(doc):
+    with open(SCHEMA) as f:
+        jsonschema.Draft4Validator(json.load(f)).validate(doc)
+
+
+def results(doc):
+    return doc["runs"][0]["results"]
+
+
+def rule_ids(doc):
+    return [r["id"] for r in doc["runs"][0]["tool"]["driver"]["rules"]]
+
+
+def physical_locations(node):
+    """Every location object with a physicalLocation, anywhere in the document."""
+    if isinstance(node, dict):
+        if "physicalLocation" in node:
+            yield node
+        for v in node.values():
+            yield from physical_locations(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from physical_locations(v)
+
+
+def location(res):
+    phys = res["locations"][0]["physicalLocation"]
+    return phys["artifactLocation"]["uri"], phys["region"]["startLine"]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    tmp = str(tmp_path_factory.mktemp("run"))
+    baseline = os.path.join(tmp, "baseline.json")
+    out = wsaudit_run(tmp, "--write-baseline", baseline)
+    return out + (baseline,)
+
+
+def test_planted_bypasses_fail_the_job_each_once_at_its_line_with_its_test(planted):
+    run, summary, frames, doc, junit, _ = planted
+    assert "8 passed" in run.stdout, run.stdout + run.stderr
+    assert run.returncode == 1, run.stderr
+    validate(doc)
+    bypass = [r for r in results(doc) if r["ruleId"] == "bridge_bypass"]
+    print("bridge_bypass results:", [(r["locations"][0]["logicalLocations"][0]
+                                      ["fullyQualifiedName"], location(r),
+                                      r["properties"]["tests"]) for r in bypass])
+    for function, relfile, test in PLANTED:
+        mine = [r for r in bypass
+                if r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == function]
+        assert len(mine) == 1, (function, mine)
+        uri, line = location(mine[0])
+        assert uri == os.path.relpath(os.path.join(APP, relfile), ROOT)
+        assert line == manager_call_line(relfile, function)
+        props = mine[0]["properties"]
+        tests = props["tests"]
+        # The direct test from the stack; the client-driven ones from the running test, or,
+        # when the running test changed before wsaudit read it, counted as such: never a
+        # wrong test, never a frame without its reason.
+        assert TESTS + test in tests, tests
+        assert set(tests) <= {TESTS + t for t in [test] + RUN_TESTS}, tests
+        named = [t for t in RUN_TESTS if TESTS + t in tests]
+        assert set(props["testsUnknown"]) <= {"test_changed"}, props
+        assert len(named) == len(RUN_TESTS) or props["testsUnknown"], props
+        assert props["count"] == 1 + 3, props  # the direct call, one run, two users' runs
+        assert mine[0]["codeFlows"][0]["threadFlows"][0]["locations"], mine[0]
+    assert len(bypass) == len(PLANTED), [location(r) for r in bypass]
+    # Code scanning places only files of the repository: every file location is one.
+    arts = [p["physicalLocation"]["artifactLocation"] for p in physical_locations(doc)]
+    assert arts and all(a.get("uriBaseId") == "SRCROOT" and ":" not in a["uri"]
+                        and os.path.exists(os.path.join(ROOT, a["uri"])) for a in arts), arts
+    assert doc["runs"][0]["properties"]["findingsOutsideRepository"] == 0
+    # The leak: frames of one user's run delivered to another, while both users ran.
+    breach = [r for r in results(doc) if r["ruleId"] == "isolation_breach"]
+    assert len(breach) == 1, breach
+    assert breach[0]["properties"]["tests"] == [TESTS + RUN_TESTS[1]] or \
+        breach[0]["properties"]["testsUnknown"] == {"test_changed": 1}, breach
+    # Every violating frame record names its test and how it was found, or why not.
+    for f in frames:
+        assert f["violations"], f
+        assert (f["test"] and f["test_via"] in ("stack", "running")) or \
+            f["test_unknown"] == "test_changed", f
+    assert {f.get("test_via") for f in frames} >= {"stack", "running"}
+    assert summary["exit"] == 1 and summary["command_exit"] == 0
+    assert summary["violations"]["bridge_bypass"] >= len(PLANTED)
+    assert summary["websocket_connections"] >= 9
+    # JUnit: one case per rule and one per rule and origin, failed where it fired.
+    cases = xml.dom.minidom.parse(junit).getElementsByTagName("testcase")
+    failed = [c.getAttribute("name") for c in cases if c.getElementsByTagName("failure")]
+    assert len(cases) == len(rule_ids(doc)) + len(PLANTED) + 1
+    # The cases of the two rules that fired and of every finding failed; the others passed.
+    assert len(failed) == 2 + len(PLANTED) + 1, failed
+
+
+def test_fixed_service_passes_with_no_result(tmp_path):
+    run, summary, frames, doc, _ = wsaudit_run(str(tmp_path), env={"STANDIN_FIXED": "1"})
+    assert "8 passed" in run.stdout, run.stdout + run.stderr
+    assert run.returncode == 0, run.stdout + run.stderr
+    validate(doc)
+    assert results(doc) == []
+    assert frames == []
+    assert summary["violating_frames"] == 0 and summary["websocket_connections"] >= 9
+
+
+def test_baseline_fails_only_the_new_bypass(planted, tmp_path):
+    baseline = planted[-1]
+    with open(baseline) as f:
+        known = json.load(f)["violations"]
+    assert {k["function"] for k in known} >= {p[0] for p in PLANTED}
+    run, summary, frames, doc, junit = wsaudit_run(str(tmp_path), "--baseline", baseline,
+                                                   env={"STANDIN_NEW_BYPASS": "1"})
+    assert run.returncode == 1, run.stdout + run.stderr
+    validate(doc)
+    new = [r for r in results(doc) if r["baselineState"] == "new"]
+    assert len(new) == 1, new
+    assert new[0]["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == \
+        "TriageAgent._send_triage_update"
+    assert new[0]["properties"]["tests"] == \
+        [TESTS + "test_agent_events.py::TestTriage::test_triage_announces_the_queue"]
+    assert all(r["baselineState"] == "unchanged" for r in results(doc) if r not in new)
+    assert summary["new_failures"] == 1
+    cases = xml.dom.minidom.parse(junit).getElementsByTagName("testcase")
+    failed = [c.getAttribute("name") for c in cases if c.getElementsByTagName("failure")]
+    assert len(failed) == 2 and any("TriageAgent._send_triage_update" in n for n in failed)
+    # Known only: the same run passes.
+    run, summary, _, _, _ = wsaudit_run(str(tmp_path), "--baseline", baseline)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert summary["new_failures"] == 0
+
+
+def test_command_failure_comes_first_and_a_shell_is_followed(tmp_path):
+    """A command that fails returns its own code, though a bypass fired; the bypass is still
+    reported, attributed through the shell's exec of python."""
+    script = (f"{PY} -m pytest -p no:cacheprovider -q --rootdir {ROOT} {SUITE} "
+              "-k test_thread_service; exit 5")
+    run, summary, frames, doc, _ = wsaudit_run(str(tmp_path), command=["sh", "-c", script])
+    assert run.returncode == 5, run.stdout + run.stderr
+    assert summary["command_exit"] == 5 and summary["exit"] == 5
+    validate(doc)
+    [res] = results(doc)
+    assert res["properties"]["tests"] == [TESTS + PLANTED[0][2]]
+
+
+def test_command_without_websocket_says_so(tmp_path):
+    run, summary, _, doc, _ = wsaudit_run(str(tmp_path), command=[PY, "-c", "print('hello')"])
+    assert run.returncode == 0
+    assert "hello" in run.stdout
+    assert "started no WebSocket connection: nothing was audited" in run.stderr
+    assert summary["websocket_connections"] == 0
+    assert "nothing was audited" in summary["note"]
+    assert results(doc) == []
+    run, summary, _, _, _ = wsaudit_run(str(tmp_path), command=["false"])
+    assert run.returncode == 1 and summary["command_exit"] == 1
