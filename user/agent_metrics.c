@@ -197,6 +197,12 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 			    t.ct.users_ambiguous);
 	metrics_counter_set(m->w.conn_users, (const char *const[]){ "unknown" },
 			    t.ct.users_unknown);
+	metrics_counter_set(m->w.adopted, (const char *const[]){ "history_recovered" },
+			    t.ct.adopted_history_recovered);
+	metrics_counter_set(m->w.adopted, (const char *const[]){ "history_unknown" },
+			    t.ct.adopted_history_unknown);
+	metrics_counter_set(m->w.adopted, (const char *const[]){ "user_unknown" },
+			    t.ct.adopted_user_unknown);
 	metrics_gauge_set(m->w.connections, NULL, (double)t.ct.conns_open);
 	metrics_gauge_set(m->w.processes, NULL, (double)t.processes);
 	metrics_gauge_set1(m->w.probes, "attached", t.probes_attached);

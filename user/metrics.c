@@ -697,6 +697,8 @@ static const char *const probe_states[] = { "attached", "failed", NULL };
 static const char *const connection_kinds[] = { "handshake", "adopted", NULL };
 static const char *const reload_results[] = { "ok", "error", NULL };
 static const char *const user_states[] = { "ambiguous", "unknown", NULL };
+static const char *const adopted_states[] = { "history_recovered", "history_unknown",
+					      "user_unknown", NULL };
 
 static int touch_all(struct metrics_family *f, const char *const *values)
 {
@@ -762,6 +764,10 @@ static const struct family_spec wsaudit_families[] = {
 		 "WebSocket connections whose user cannot be judged, by why: their request names "
 		 "several users (ambiguous) or was not read whole (unknown).",
 		 "state", user_states),
+	LABELLED(adopted, "wsaudit_adopted_connections_total", METRICS_COUNTER,
+		 "Connections open before the trace (adopted), by what is known of them: their "
+		 "compression history recovered, not recovered, their user not recovered.",
+		 "state", adopted_states),
 	LABELLED(unattributed, "wsaudit_unattributed_frames_total", METRICS_COUNTER,
 		 "Frames not attributed to a Python function, by reason.", "reason",
 		 metrics_unattributed_reasons),

@@ -131,6 +131,8 @@ struct metrics_wsaudit {
 	struct metrics_family *parser_desyncs;
 	struct metrics_family *truncated_frames;
 	struct metrics_family *conn_users; /* {state}: ambiguous, unknown */
+	/* {state}: history_recovered, history_unknown, user_unknown (docs/adoption.md) */
+	struct metrics_family *adopted;
 	struct metrics_family *violations; /* {rule} */
 	struct metrics_family *violations_by_origin; /* {rule,origin}, origin capped */
 	struct metrics_family *policy_reloads; /* {result="ok"|"error"} */

@@ -181,10 +181,23 @@ static void zlib_site(void *ctx, const char *path, dev_t dev, ino_t ino)
  * and their first messages are told apart from then on) and again at its first adopted
  * connection (a process that loaded zlib since).  adopted: say when there is no zlib.
  */
+static bool handover_seen(const struct session *s, uint32_t tgid);
+
+static void no_site(void *ctx, const char *path, dev_t dev, ino_t ino, unsigned long long offset)
+{
+}
+
 static void adopted_probe_zlib(struct session *s, pid_t pid, bool adopted)
 {
 	struct zlib_attach z = { .s = s, .pid = pid };
 	int n = zflush_find_libz(pid, zlib_site, &z);
+
+	/*
+	 * uvloop queues writes even when its hand-over is not hooked (--capture-only): the
+	 * write after a message end is then no evidence of whose message it was.
+	 */
+	if (!handover_seen(s, pid) && uvhook_find_in_process(pid, no_site, NULL) > 0)
+		s->handover_pids[s->nhandover_pids++ % HANDOVER_PIDS] = pid;
 
 	if (n == 0 && adopted)
 		log_info("pid %d maps no zlib shared library: the compression history of its "
@@ -650,27 +663,30 @@ static void watch_poll(struct session *s, uint64_t now)
 int session_add_pid(struct session *s, pid_t pid, const char *how)
 {
 	char comm[32];
-	int err;
+	int err, py;
 
 	target_comm(pid, comm, sizeof(comm));
 	/* Marks and uprobes of an earlier process with this pid, or of the image before exec. */
 	capture_forget_image(s->cap, pid);
 	ctx_forget(s, pid);
+	/*
+	 * Its interpreter, uvloop's hand-over and zlib's deflate are hooked before its writes
+	 * are followed, so that the time between the two is short: the compressors' histories
+	 * are read right after (adopt_scan_process), and the messages written before that
+	 * cannot be decoded (docs/adoption.md).
+	 */
+	py = python_attach(s, pid);
+	adopted_probe_zlib(s, pid, false);
 	err = capture_trace_pid(s->cap, pid);
 	if (err) {
 		log_err("failed to trace pid %d (%s): %s", pid, comm, strerror(-err));
 		return err;
 	}
+	/* Every message end from now on is reported: each history read fits its successor. */
+	adopt_scan_process(s->adopt, pid);
 	s->processes++;
 	log_info("tracing pid %d (%s)%s", pid, comm, how);
-	err = python_attach(s, pid);
-	/*
-	 * After the transport hooks (a message end is tied to the hand-over that follows it),
-	 * and the scan after the probes: every message end from then on is reported, so each
-	 * history read fits the message that follows it.
-	 */
-	adopted_probe_zlib(s, pid, false);
-	adopt_scan_process(s->adopt, pid);
+	err = py;
 	/*
 	 * A process caught at exec may not have loaded its interpreter yet, nor uvloop: it is
 	 * watched until both are there.

@@ -47,8 +47,8 @@ def test_adopted_connections_decode_from_the_servers_history(procs, tmp_path, fr
     while not go.exists():
         assert time.monotonic() < deadline, "clients did not open their connections"
         time.sleep(0.1)
-    trace = Trace(procs, str(tmp_path), ["-p", pid, "-o", "json", "--show-identities",
-                                         "-d", TRACE_SECONDS])
+    trace = Trace(procs, str(tmp_path), ["--standalone", "-p", pid, "-o", "json",
+                                         "--show-identities", "-d", TRACE_SECONDS])
     assert trace.wait(TRACE_SECONDS + 120) == 0, trace.stderr()
     stop.touch()
     recs = trace.records()

@@ -97,6 +97,18 @@ def rule_ids(doc):
     return [r["id"] for r in doc["runs"][0]["tool"]["driver"]["rules"]]
 
 
+def physical_locations(node):
+    """Every location object with a physicalLocation, anywhere in the document."""
+    if isinstance(node, dict):
+        if "physicalLocation" in node:
+            yield node
+        for v in node.values():
+            yield from physical_locations(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from physical_locations(v)
+
+
 def location(res):
     phys = res["locations"][0]["physicalLocation"]
     return phys["artifactLocation"]["uri"], phys["region"]["startLine"]
@@ -139,6 +151,11 @@ def test_planted_bypasses_fail_the_job_each_once_at_its_line_with_its_test(plant
         assert props["count"] == 1 + 3, props  # the direct call, one run, two users' runs
         assert mine[0]["codeFlows"][0]["threadFlows"][0]["locations"], mine[0]
     assert len(bypass) == len(PLANTED), [location(r) for r in bypass]
+    # Code scanning places only files of the repository: every file location is one.
+    arts = [p["physicalLocation"]["artifactLocation"] for p in physical_locations(doc)]
+    assert arts and all(a.get("uriBaseId") == "SRCROOT" and ":" not in a["uri"]
+                        and os.path.exists(os.path.join(ROOT, a["uri"])) for a in arts), arts
+    assert doc["runs"][0]["properties"]["findingsOutsideRepository"] == 0
     # The leak: frames of one user's run delivered to another, while both users ran.
     breach = [r for r in results(doc) if r["ruleId"] == "isolation_breach"]
     assert len(breach) == 1, breach

@@ -33,6 +33,11 @@ static const char *other_line[] = {
 	"ThreadService.send@/repo/app/thread.py:21",
 };
 
+static const char *library_only[] = {
+	"Protocol.send@/usr/lib/python3/dist-packages/websockets/protocol.py:647",
+	"Plugin.notify@/usr/lib/python3/dist-packages/plugin/notify.py:12",
+};
+
 static struct rules_verdict verdict(int n, ...)
 {
 	struct rules_verdict v = { .via_bridge = n ? 0 : 1, .nviolations = (size_t)n };
@@ -187,6 +192,8 @@ static void test_sarif_shape(void **state)
 
 	close(fd);
 	every_rule(all);
+	/* A finding with no frame in the repository: left out of SARIF, counted. */
+	feed(r, library_only, 2, 0, verdict(1, RULE_BRIDGE_BYPASS));
 	assert_int_equal(report_write_sarif(r, path, all), 0);
 	doc = json_load_file(path, 0, NULL);
 	assert_non_null(doc);
@@ -221,9 +228,17 @@ static void test_sarif_shape(void **state)
 		4);
 	assert_int_equal(
 		json_array_size(json_object_get(json_object_get(res, "properties"), "tests")), 2);
-	/* The unattributed finding has no location to point at, but is a result. */
+	/* The unattributed finding is shown at the innermost frame in the repository. */
 	res = json_array_get(json_object_get(run, "results"), 3);
-	assert_int_equal(json_array_size(json_object_get(res, "locations")), 0);
+	loc = json_object_get(json_array_get(json_object_get(res, "locations"), 0),
+			      "physicalLocation");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(loc, "artifactLocation"), "uri")),
+		"app/ws/manager.py");
+	/* The library-only finding is no result: the run counts it. */
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(run, "properties"),
+							    "findingsOutsideRepository")),
+			 1);
 	json_decref(doc);
 	report_free(r);
 	unlink(path);
