@@ -198,8 +198,8 @@ static void check_kernel(struct sysreq_check *c)
 		set(c, SYSREQ_WARN,
 		    "use a node image with Linux "
 		    "6.1 or newer (docs/kernels.md lists the features)",
-		    "%s is older than %u.%u, the oldest kernel the kernel matrix proves; the "
-		    "feature checks below decide",
+		    "%s is older than %u.%u, the oldest kernel the kernel matrix proves: its "
+		    "features are probed one by one",
 		    u.release, min.major, min.minor);
 	else
 		set(c, SYSREQ_PASS, NULL, "%s (the matrix proves %u.%u and newer)", u.release,
