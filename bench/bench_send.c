@@ -683,10 +683,10 @@ static int tracer_start(struct tracer *t, const char *path, pid_t target, bool c
 			_exit(127);
 		/* -d bounds an orphan's life should this process die without stopping it. */
 		if (capture_only)
-			execl(path, path, "trace", "-p", pidstr, "-o", "json", "-d", "900",
+			execl(path, path, "trace", "--standalone", "-p", pidstr, "-o", "json", "-d", "900",
 			      "--capture-only", (char *)NULL);
 		else
-			execl(path, path, "trace", "-p", pidstr, "-o", "json", "-d", "900",
+			execl(path, path, "trace", "--standalone", "-p", pidstr, "-o", "json", "-d", "900",
 			      (char *)NULL);
 		fprintf(stderr, "bench_send: failed to run %s: %s\n", path, strerror(errno));
 		_exit(127);

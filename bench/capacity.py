@@ -56,7 +56,7 @@ def proc_status(pid, key):
 
 
 def wsaudit_start(wsaudit, pid, mode, outfile):
-    cmd = ["taskset", "-c", CPU_WSAUDIT, wsaudit, "trace", "-p", str(pid), "-o", "json",
+    cmd = ["taskset", "-c", CPU_WSAUDIT, wsaudit, "trace", "--standalone", "-p", str(pid), "-o", "json",
            "--stats-interval", "0"]
     if mode == "capture":
         cmd.append("--capture-only")

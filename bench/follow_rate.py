@@ -52,7 +52,7 @@ def run_rate(args, rate):
         if not srv.stdout.readline().startswith("READY"):
             sys.exit("follow_rate: the server did not start")
         wait_listening(port, srv)
-        ws = start_trace([args.wsaudit, "trace", "-p", str(srv.pid), "-o", "json",
+        ws = start_trace([args.wsaudit, "trace", "--standalone", "-p", str(srv.pid), "-o", "json",
                           "--stats-interval", "0"], out, "follow_rate")
         cpu0 = proc_cpu(ws.pid)
         cli = subprocess.run(["taskset", "-c", CPU_CLIENT, PYTHON, SERVICE, "--client",

@@ -275,7 +275,7 @@ def proc_cpu(pid):
 
 
 def wsaudit_start(wsaudit, pid, capture_only, outfile):
-    cmd = [wsaudit, "trace", "-p", str(pid), "-o", "json", "--stats-interval", "0"]
+    cmd = [wsaudit, "trace", "--standalone", "-p", str(pid), "-o", "json", "--stats-interval", "0"]
     if capture_only:
         cmd.append("--capture-only")
     return start_trace(cmd, outfile, "service_cost")

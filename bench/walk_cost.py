@@ -175,7 +175,7 @@ class Drain(threading.Thread):
 
 
 def wsaudit_start(wsaudit, pid, capture_only):
-    cmd = ["taskset", "-c", CPU_OTHER, wsaudit, "trace", "-p", str(pid), "-o", "json", "--stats-interval", "0"]
+    cmd = ["taskset", "-c", CPU_OTHER, wsaudit, "trace", "--standalone", "-p", str(pid), "-o", "json", "--stats-interval", "0"]
     if capture_only:
         cmd.append("--capture-only")
     # Its output goes to a file: a pipe read only at the end would fill, block wsaudit's writes

@@ -124,6 +124,9 @@ int close_enter(struct trace_event_raw_sys_enter *ctx)
 	c = bpf_map_lookup_elem(&conn_map, &ref.ino);
 	if (!c)
 		return 0;
+	/* close(dup(fd)): the socket stays open through its other references. */
+	if (file_shared(ref.file))
+		return 0;
 	e = bpf_ringbuf_reserve(&events_rb, sizeof(*e), 0);
 	if (e) {
 		__builtin_memset(e, 0, sizeof(*e));

@@ -7,18 +7,44 @@
  */
 #include "lib/common.bpf.h"
 
-/* "HTTP/1.1 101": the server accepted a WebSocket upgrade. */
-static __always_inline bool is_upgrade_response(const struct io_desc *io)
-{
-	char head[12];
+#define UPGRADE_PREFIX_LEN 12
 
-	if (io->nsegs == 0 || io->segs[0].len < sizeof(head))
+/*
+ * "HTTP/1.x 101", the server accepting a WebSocket upgrade, matched across writes: the
+ * response may be written a byte at a time ("H", then the rest), so c->resp_match keeps how
+ * many bytes of it the writes before matched.  True once all of it has.
+ */
+static __always_inline bool upgrade_response_seen(const struct io_desc *io, struct conn_info *c)
+{
+	static const char want[UPGRADE_PREFIX_LEN] = "HTTP/1.x 101";
+	char head[UPGRADE_PREFIX_LEN];
+	__u32 m = c->resp_match, n, i;
+
+	if (io->nsegs == 0 || m >= UPGRADE_PREFIX_LEN)
 		return false;
-	if (bpf_probe_read_user(head, sizeof(head), (void *)io->segs[0].ptr))
+	n = UPGRADE_PREFIX_LEN - m;
+	if (io->segs[0].len < n)
+		n = io->segs[0].len;
+	if (n == 0 || n > UPGRADE_PREFIX_LEN)
 		return false;
-	return head[0] == 'H' && head[1] == 'T' && head[2] == 'T' && head[3] == 'P' &&
-	       head[4] == '/' && head[5] == '1' && head[6] == '.' && head[8] == ' ' &&
-	       head[9] == '1' && head[10] == '0' && head[11] == '1';
+	if (bpf_probe_read_user(head, n, (void *)io->segs[0].ptr))
+		return false;
+	for (i = 0; i < UPGRADE_PREFIX_LEN; i++) {
+		if (i >= n)
+			break;
+		if (m + i >= UPGRADE_PREFIX_LEN)
+			return false;
+		/* The minor version (the "x") is any digit. */
+		if (m + i == 7 ? head[i] < '0' || head[i] > '9' : head[i] != want[m + i]) {
+			c->resp_match = 0;
+			return false;
+		}
+	}
+	/* A write that is shorter than its first segment ends the prefix there. */
+	if (io->total < n)
+		n = io->total;
+	c->resp_match = m + n;
+	return c->resp_match >= UPGRADE_PREFIX_LEN;
 }
 
 static __always_inline int send_exit_fn(void *ctx, long ret)
@@ -29,7 +55,7 @@ static __always_inline int send_exit_fn(void *ctx, long ret)
 	struct conn_info *c;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u16 flags = 0;
-	bool python;
+	bool python, upgraded = false;
 	__u64 pos;
 	__u8 state;
 
@@ -47,12 +73,17 @@ static __always_inline int send_exit_fn(void *ctx, long ret)
 	pos = __sync_fetch_and_add(&c->tx_pos, io->total);
 	if (state != CONN_WS) {
 		flags = DATA_UNCLASSIFIED;
-		if (is_upgrade_response(io))
+		upgraded = upgrade_response_seen(io, c);
+		if (upgraded)
 			c->state = CONN_WS;
 	}
-	/* The stack is walked only for writes on WebSocket connections of Python processes. */
+	/*
+	 * The stack is walked only for writes on WebSocket connections of Python processes, the
+	 * one that carries the 101 included: its first frames may share it (daphne's always do).
+	 */
 	python = bpf_map_lookup_elem(&py_procs, &tgid) != NULL;
-	emit_io(ctx, io, c, ref.ino, pos, cfg_write_cap, flags, state == CONN_WS && python, python);
+	emit_io(ctx, io, c, ref.ino, pos, cfg_write_cap, flags,
+		(state == CONN_WS || upgraded) && python, python);
 	return 0;
 }
 

@@ -36,7 +36,6 @@ struct comp {
 	struct conn_id conn; /* bound: its connection; else the one pending is for */
 	struct zhist_snap *snaps[SNAPS];
 	unsigned int nsnaps;
-	struct zhist_snap *pending; /* read at the end of conn's last message */
 };
 
 struct adopt_proc {
@@ -52,6 +51,7 @@ struct adopt {
 	struct ws_buf out;
 	struct zhist_snap *now; /* scratch */
 	struct zhist_snap *dict; /* what the last success returned */
+	uint64_t *found; /* scratch of a scan */
 	size_t nsnaps;
 	struct adopt_stats stats;
 };
@@ -65,7 +65,8 @@ struct adopt *adopt_new(void)
 	a->trial = ws_inflater_new();
 	a->now = malloc(sizeof(*a->now));
 	a->dict = malloc(sizeof(*a->dict));
-	if (!a->trial || !a->now || !a->dict) {
+	a->found = calloc(ZHIST_SCAN_FOUND_MAX, sizeof(*a->found));
+	if (!a->trial || !a->now || !a->dict || !a->found) {
 		adopt_free(a);
 		return NULL;
 	}
@@ -85,8 +86,6 @@ static void comp_clear(struct adopt *a, struct comp *c)
 	for (unsigned int i = 0; i < c->nsnaps; i++)
 		snap_free(a, c->snaps[i]);
 	c->nsnaps = 0;
-	snap_free(a, c->pending);
-	c->pending = NULL;
 }
 
 static void proc_free(struct adopt *a, struct adopt_proc *p)
@@ -111,6 +110,7 @@ void adopt_free(struct adopt *a)
 	ws_buf_free(&a->out);
 	free(a->now);
 	free(a->dict);
+	free(a->found);
 	free(a);
 }
 
@@ -187,20 +187,6 @@ static void comp_prune(struct adopt *a, struct comp *c, uint64_t total_out)
 	c->nsnaps = k;
 }
 
-/* Takes the history at the end of the message that ended at total_out, if kept. */
-static struct zhist_snap *comp_take(struct comp *c, uint64_t total_out)
-{
-	for (unsigned int i = 0; i < c->nsnaps; i++) {
-		struct zhist_snap *s = c->snaps[i];
-
-		if (s->total_out == total_out) {
-			c->snaps[i] = c->snaps[--c->nsnaps];
-			return s;
-		}
-	}
-	return NULL;
-}
-
 /* Inflates the message with s's history: clean, and valid UTF-8 for text. */
 static bool trial(struct adopt *a, const struct zhist_snap *s, uint8_t opcode, const uint8_t *wire,
 		  size_t len)
@@ -213,14 +199,48 @@ static bool trial(struct adopt *a, const struct zhist_snap *s, uint8_t opcode, c
 	return opcode != WS_OP_TEXT || utf8_valid(a->out.data, a->out.len);
 }
 
+/* Keeps a copy of a->now for the message that follows its end, newest replacing the oldest. */
+static void comp_keep(struct adopt *a, struct comp *c)
+{
+	struct zhist_snap *s;
+
+	for (unsigned int i = 0; i < c->nsnaps; i++) {
+		if (c->snaps[i]->total_out == a->now->total_out)
+			return; /* kept already */
+	}
+	s = snap_copy(a);
+	if (!s)
+		return;
+	if (c->nsnaps == SNAPS) {
+		snap_free(a, c->snaps[0]);
+		memmove(c->snaps, c->snaps + 1, (SNAPS - 1) * sizeof(c->snaps[0]));
+		c->nsnaps--;
+	}
+	c->snaps[c->nsnaps++] = s;
+}
+
+/* Reads c's history now into a->now and keeps it; 0 or -errno. */
+static int comp_snapshot(struct adopt *a, pid_t pid, struct comp *c)
+{
+	int err = zhist_snapshot(pid, c->strm, a->now);
+
+	if (err == -EAGAIN)
+		a->stats.snapshots_busy++;
+	else if (err)
+		a->stats.snapshots_failed++;
+	else
+		a->stats.snapshots++;
+	if (!err)
+		comp_keep(a, c);
+	return err;
+}
+
 int adopt_history(struct adopt *a, pid_t pid, const struct conn_id *conn, uint64_t strm,
 		  uint64_t total_out, uint8_t opcode, const uint8_t *wire, size_t len,
 		  const uint8_t **dict, size_t *dict_len)
 {
 	struct adopt_proc *p;
 	struct comp *c;
-	struct zhist_snap *s;
-	int err;
 
 	a->stats.attempts++;
 	if (!strm || !total_out) {
@@ -236,68 +256,63 @@ int adopt_history(struct adopt *a, pid_t pid, const struct conn_id *conn, uint64
 		a->stats.conflicts++;
 		return -ENOENT;
 	}
-	if (c->pending && !same_conn(&c->conn, conn)) {
-		snap_free(a, c->pending);
-		c->pending = NULL;
-	}
-	/* The message after the one whose end the pending history was read at: is it this? */
-	if (c->pending && c->pending->total_out + len + TAIL_LEN == total_out) {
-		s = c->pending;
-		c->pending = NULL;
-		if (trial(a, s, opcode, wire, len)) {
-			memcpy(a->dict, s, sizeof(*s));
-			snap_free(a, s);
-			comp_clear(a, c);
-			c->bound = true;
-			c->conn = *conn;
-			a->stats.recovered++;
-			*dict = a->dict->dict;
-			*dict_len = a->dict->len;
-			return 0;
-		}
-		a->stats.rejected++;
-		snap_free(a, s);
-	}
-	snap_free(a, c->pending);
-	c->pending = NULL;
-	c->conn = *conn;
-	comp_prune(a, c, total_out);
-	/* Read at this message's end already (the collector was behind): the next one's. */
-	c->pending = comp_take(c, total_out);
-	if (c->pending)
-		return -ENOENT;
-	err = zhist_snapshot(pid, strm, a->now);
-	if (err == -EAGAIN) {
-		a->stats.snapshots_busy++;
-		return -ENOENT;
-	}
-	if (err) {
-		a->stats.snapshots_failed++;
-		return -ENOENT;
-	}
-	a->stats.snapshots++;
-	/* Before this message's end: a torn or reset stream; nothing to keep. */
-	if (a->now->total_out < total_out)
-		return -ENOENT;
+	/* A history read at the end of the message right before this one? */
 	for (unsigned int i = 0; i < c->nsnaps; i++) {
-		if (c->snaps[i]->total_out == a->now->total_out)
-			return -ENOENT; /* kept already */
+		struct zhist_snap *s = c->snaps[i];
+
+		if (s->total_out + len + TAIL_LEN != total_out)
+			continue;
+		/*
+		 * The compressor's input after s must be what s inflates the message to: a
+		 * message of another connection written at the moment this compressor's
+		 * message ended (a misattributed write) fails here unless it is byte for byte
+		 * the same (docs/adoption.md).
+		 */
+		if (!trial(a, s, opcode, wire, len) || zhist_snapshot(pid, strm, a->now) ||
+		    !zhist_verify(s, a->now, a->out.data, a->out.len)) {
+			a->stats.rejected++;
+			break;
+		}
+		memcpy(a->dict, s, sizeof(*s));
+		comp_clear(a, c);
+		c->bound = true;
+		c->conn = *conn;
+		a->stats.recovered++;
+		*dict = a->dict->dict;
+		*dict_len = a->dict->len;
+		return 0;
 	}
-	s = snap_copy(a);
-	if (!s)
-		return -ENOENT;
-	if (a->now->total_out == total_out) {
-		c->pending = s;
-		return -ENOENT;
-	}
-	/* The end of a message still to come: kept for it, newest replacing the oldest. */
-	if (c->nsnaps == SNAPS) {
-		snap_free(a, c->snaps[0]);
-		memmove(c->snaps, c->snaps + 1, (SNAPS - 1) * sizeof(c->snaps[0]));
-		c->nsnaps--;
-	}
-	c->snaps[c->nsnaps++] = s;
+	/* Histories of ends before this one's serve no message to come. */
+	comp_prune(a, c, total_out);
+	comp_snapshot(a, pid, c);
 	return -ENOENT;
+}
+
+int adopt_scan_process(struct adopt *a, pid_t pid)
+{
+	struct zhist_scan_result res;
+	struct adopt_proc *p = proc_get(a, pid);
+	struct comp *c;
+	int err;
+
+	if (!p)
+		return -ENOMEM;
+	a->stats.scans++;
+	err = zhist_scan(pid, a->found, ZHIST_SCAN_FOUND_MAX, &res);
+	a->stats.scan_bytes += res.bytes_read;
+	if (err) {
+		a->stats.scan_errors++;
+		return err;
+	}
+	if (res.limited)
+		a->stats.scans_limited++;
+	a->stats.compressors_found += res.found;
+	for (size_t i = 0; i < res.found; i++) {
+		c = comp_get(p, a->found[i]);
+		if (c && !c->bound)
+			comp_snapshot(a, pid, c);
+	}
+	return (int)res.found;
 }
 
 void adopt_conn_closed(struct adopt *a, pid_t pid, const struct conn_id *conn)

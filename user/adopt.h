@@ -6,9 +6,9 @@
  * Each compressed message of an adopted connection comes with the compressor that ended it
  * and that compressor's output count at its end (the probes on zlib's deflate, seen right
  * before the message's write on the same thread).  The compressor's history is read between
- * messages (user/zhist.c); a history read when the output count was exactly that of a
- * message's end is the history of the message after it, which is then inflated with it,
- * once its own output count confirms it is that compressor's very next message.
+ * messages (user/zhist.c), when the process is followed and at each message until one fits:
+ * a history read when the output count was T is that of the message that ends at exactly
+ * T + its compressed length + 4, which is then inflated with it.
  */
 #ifndef WSAUDIT_ADOPT_H
 #define WSAUDIT_ADOPT_H
@@ -20,6 +20,11 @@
 #include "wsaudit/events.h"
 
 struct adopt_stats {
+	uint64_t scans; /* memory scans for compressors, when a process is followed */
+	uint64_t scan_bytes;
+	uint64_t scans_limited; /* stopped by the byte bound */
+	uint64_t scan_errors; /* the process could not be read */
+	uint64_t compressors_found;
 	uint64_t attempts; /* messages offered */
 	uint64_t untagged; /* offered without their compressor (no probe record before the write) */
 	uint64_t conflicts; /* tagged with a compressor already another connection's */
@@ -45,6 +50,12 @@ void adopt_free(struct adopt *a);
 int adopt_history(struct adopt *a, pid_t pid, const struct conn_id *conn, uint64_t strm,
 		  uint64_t total_out, uint8_t opcode, const uint8_t *wire, size_t len,
 		  const uint8_t **dict, size_t *dict_len);
+/*
+ * Reads the histories of the compressors in pid's memory now (a bounded scan, user/zhist.c):
+ * the message each one compresses next then decodes from its first tagged sight.  Returns
+ * how many were found, or -errno.
+ */
+int adopt_scan_process(struct adopt *a, pid_t pid);
 /* The connection ended: its compressor goes. */
 void adopt_conn_closed(struct adopt *a, pid_t pid, const struct conn_id *conn);
 /* The process is gone. */

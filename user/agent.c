@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "agent_metrics.h"
+#include "agent_socket.h"
 #include "commands.h"
 #include "keyhash.h"
 #include "log.h"
@@ -49,6 +51,7 @@ struct agent_opts {
 	const char *identity_key;
 	struct vlog_opts log;
 	const char *metrics_addr;
+	const char *socket_path; /* "none": no trace clients */
 	double stats_interval_s;
 	int verbose;
 	bool help;
@@ -59,7 +62,8 @@ static void agent_usage(FILE *out)
 	fprintf(out,
 		"usage: wsaudit agent [-c POLICY] [--metrics-addr HOST:PORT] [--log FILE|-]\n"
 		"                     [--log-max-size BYTES] [--log-max-files N] [--log-queue BYTES]\n"
-		"                     [--stats-interval S] [--identity-key FILE] [-v]\n"
+		"                     [--stats-interval S] [--identity-key FILE] [--socket PATH|none]\n"
+		"                     [-v]\n"
 		"\n"
 		"Follows every process whose executable matches the policy's targets.exe, now and\n"
 		"later, and writes the frames that break a rule to the violation log (JSON lines).\n"
@@ -75,9 +79,11 @@ static void agent_usage(FILE *out)
 		"      --stats-interval S   a stats record in the log every S seconds (default 60)\n"
 		"      --identity-key FILE  key of the u# user id hashes, the same on every node\n"
 		"                           (default: $" KEYHASH_ENV ", else a key for this run)\n"
+		"      --socket PATH        serve `wsaudit trace` on this UNIX socket, root only\n"
+		"                           (default %s; \"none\": not served)\n"
 		"  -v, --verbose            more diagnostics on stderr\n"
 		"SIGHUP reopens the log and reloads the policy; SIGTERM detaches.\n",
-		DEFAULT_METRICS_ADDR, VLOG_DEFAULT_MAX_FILES);
+		DEFAULT_METRICS_ADDR, VLOG_DEFAULT_MAX_FILES, TRACE_AGENT_SOCKET);
 }
 
 /* A byte count with an optional K, M or G (powers of 1024). */
@@ -115,6 +121,7 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 		{ "log-max-files", required_argument, NULL, 'F' },
 		{ "log-queue", required_argument, NULL, 'Q' },
 		{ "stats-interval", required_argument, NULL, 's' },
+		{ "socket", required_argument, NULL, 'U' },
 		{ "identity-key", required_argument, NULL, 'k' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -129,6 +136,7 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 	o->log.max_files = VLOG_DEFAULT_MAX_FILES;
 	o->log.queue_max = VLOG_DEFAULT_QUEUE;
 	o->metrics_addr = DEFAULT_METRICS_ADDR;
+	o->socket_path = TRACE_AGENT_SOCKET;
 	o->stats_interval_s = 60;
 	optind = 1;
 	opterr = 0;
@@ -139,6 +147,9 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 			break;
 		case 'm':
 			o->metrics_addr = optarg;
+			break;
+		case 'U':
+			o->socket_path = optarg;
 			break;
 		case 'l':
 			o->log.path = optarg;
@@ -265,6 +276,25 @@ static int selfcheck(struct session *s)
 	return err;
 }
 
+/*
+ * Waits up to timeout_ms for kernel records or a trace client, then handles both.  0 or
+ * -errno (the ring buffer failed).
+ */
+static int agent_wait(struct session *s, struct agent_socket *a, int timeout_ms)
+{
+	struct pollfd fds[32];
+	int n;
+
+	fds[0] = (struct pollfd){ .fd = session_fd(s), .events = POLLIN };
+	n = 1 + agent_socket_pollfds(a, fds + 1, (int)(sizeof(fds) / sizeof(fds[0])) - 1);
+	if (poll(fds, (nfds_t)n, timeout_ms) < 0 && errno != EINTR)
+		log_warn("poll: %s", strerror(errno));
+	if (session_poll(s, 0))
+		return -EIO;
+	agent_socket_service(a);
+	return 0;
+}
+
 int cmd_agent(int argc, char **argv)
 {
 	struct sigaction stop = { .sa_handler = on_stop }, hup = { .sa_handler = on_hup };
@@ -275,11 +305,13 @@ int cmd_agent(int argc, char **argv)
 		.targets_from_policy = true,
 	};
 	struct agent_metrics *metrics = NULL;
+	struct agent_socket *sock = NULL;
 	struct session *s = NULL;
 	struct agent_opts o;
 	uint64_t last_stats = 0, last_check, now;
 	struct timespec ts;
 	struct vlog_stats ls;
+	struct agent_socket_stats ss;
 	struct policy *p;
 	struct vlog *log;
 	char err[512];
@@ -337,12 +369,17 @@ int cmd_agent(int argc, char **argv)
 	selfcheck(s);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	last_check = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	if (strcmp(o.socket_path, "none")) {
+		sock = agent_socket_open(o.socket_path, s);
+		if (!sock)
+			log_err("`wsaudit trace` on this node will load programs of its own");
+	}
 	fprintf(stderr, "wsaudit: agent following %d process(es) and matching execs\n",
 		found < 0 ? 0 : found);
 
 	rc = EXIT_OK;
 	while (!stop_requested) {
-		if (session_poll(s, POLL_MS)) {
+		if (agent_wait(s, sock, POLL_MS)) {
 			rc = EXIT_RUNTIME;
 			break;
 		}
@@ -359,6 +396,8 @@ int cmd_agent(int argc, char **argv)
 		}
 		vlog_stats(log, &ls);
 		agent_metrics_update(metrics, s, &ls);
+		agent_socket_stats(sock, &ss);
+		agent_metrics_trace_clients(metrics, &ss);
 		if (o.stats_interval_s && now - last_stats >= o.stats_interval_s * 1e9) {
 			session_report(s, false);
 			last_stats = now;
@@ -366,6 +405,8 @@ int cmd_agent(int argc, char **argv)
 	}
 	session_poll(s, 0);
 	session_end_connections(s, "agent_stop");
+	/* Clients get the connections' ends above, then their final stats. */
+	agent_socket_close(sock);
 	session_report(s, true);
 	agent_metrics_detach(metrics);
 	session_close(s, "agent_stop");

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "agent_metrics.h"
+#include "agent_socket.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -133,6 +134,14 @@ void agent_metrics_detach(struct agent_metrics *m)
 	atomic_store(&m->attached, false);
 }
 
+void agent_metrics_trace_clients(struct agent_metrics *m, const struct agent_socket_stats *st)
+{
+	if (!m)
+		return;
+	metrics_gauge_set(m->w.trace_clients, NULL, (double)st->clients);
+	metrics_counter_set(m->w.trace_client_drops, NULL, st->records_dropped);
+}
+
 void agent_metrics_policy_reload(struct agent_metrics *m, bool ok)
 {
 	if (m)
@@ -188,6 +197,12 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 			    t.ct.users_ambiguous);
 	metrics_counter_set(m->w.conn_users, (const char *const[]){ "unknown" },
 			    t.ct.users_unknown);
+	metrics_counter_set(m->w.adopted, (const char *const[]){ "history_recovered" },
+			    t.ct.adopted_history_recovered);
+	metrics_counter_set(m->w.adopted, (const char *const[]){ "history_unknown" },
+			    t.ct.adopted_history_unknown);
+	metrics_counter_set(m->w.adopted, (const char *const[]){ "user_unknown" },
+			    t.ct.adopted_user_unknown);
 	metrics_gauge_set(m->w.connections, NULL, (double)t.ct.conns_open);
 	metrics_gauge_set(m->w.processes, NULL, (double)t.processes);
 	metrics_gauge_set1(m->w.probes, "attached", t.probes_attached);

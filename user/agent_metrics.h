@@ -32,6 +32,9 @@ void agent_metrics_detach(struct agent_metrics *m);
  * call it at every turn of the loop.
  */
 void agent_metrics_update(struct agent_metrics *m, struct session *s, const struct vlog_stats *log);
+struct agent_socket_stats;
+/* The trace clients of the agent's socket (user/agent_socket.h). */
+void agent_metrics_trace_clients(struct agent_metrics *m, const struct agent_socket_stats *st);
 void agent_metrics_policy_reload(struct agent_metrics *m, bool ok);
 
 #endif /* WSAUDIT_AGENT_METRICS_H */

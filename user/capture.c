@@ -328,6 +328,18 @@ int capture_trace_pid(struct capture *cap, pid_t pid)
 	return 0;
 }
 
+bool capture_is_traced(const struct capture *cap, pid_t pid)
+{
+	if (pid <= 0 || (uint32_t)pid / 64 >= cap->traced_words)
+		return false;
+	return __atomic_load_n(&cap->traced_bits[pid / 64], __ATOMIC_SEQ_CST) >> (pid % 64) & 1;
+}
+
+int capture_fd(const struct capture *cap)
+{
+	return ring_buffer__epoll_fd(cap->rb);
+}
+
 int capture_untrace_pid(struct capture *cap, pid_t pid)
 {
 	if (pid <= 0 || (uint32_t)pid / 64 >= cap->traced_words)

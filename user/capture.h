@@ -33,6 +33,9 @@ void capture_close(struct capture *cap);
 
 int capture_trace_pid(struct capture *cap, pid_t pid);
 int capture_untrace_pid(struct capture *cap, pid_t pid);
+bool capture_is_traced(const struct capture *cap, pid_t pid);
+/* The ring buffer's epoll fd: readable when records wait. */
+int capture_fd(const struct capture *cap);
 /* Removes the kernel's records of the connections of a process that exited. */
 int capture_forget_tgid(struct capture *cap, pid_t tgid);
 /*

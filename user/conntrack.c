@@ -456,6 +456,7 @@ static void ws_feed(struct ct_conn *c, const struct evt_data *e, const uint8_t *
 	/* Bytes of this syscall that were not captured (cap, fault) are a known hole. */
 	if ((e->flags & DATA_LAST) && pos + len < end_io)
 		ws_stream_gap(c->priv->tx, pos + len - base, end_io - (pos + len));
+	c->gap_bytes = ws_stream_parser_stats(c->priv->tx)->gap_bytes;
 }
 
 static void handle_response(struct conntrack *ct, struct ct_conn *c, const struct evt_data *e,
@@ -661,10 +662,19 @@ static int handle_data(struct conntrack *ct, const struct evt_data *e, size_t si
 	}
 	push_write(c, e);
 	if (c->state == CT_WEBSOCKET) {
+		if (e->syscall >= SC_SENDFILE)
+			log_info(
+				"connection %s: %llu bytes sent by a zero-copy syscall: not captured",
+				c->id_str, (unsigned long long)e->io_len);
 		ws_feed(c, e, data);
 		return 0;
 	}
-	if (c->priv->resp || (e->len >= 5 && !memcmp(data, "HTTP/", 5)))
+	/* A zero-copy write before the upgrade: nothing to classify it by. */
+	if (!e->len)
+		return 0;
+	/* The response to a request may come a byte at a time: "H", then the rest. */
+	if (c->priv->resp || (e->len >= 5 && !memcmp(data, "HTTP/", 5)) ||
+	    (c->state == CT_HANDSHAKE && e->len && e->len < 5 && !memcmp(data, "HTTP/", e->len)))
 		handle_response(ct, c, e, data);
 	else if (c->state == CT_UNKNOWN)
 		try_adopt(ct, c, e, data);
@@ -677,7 +687,8 @@ static int handle_stack(struct conntrack *ct, const struct evt_stack *e)
 {
 	struct ct_conn *c = table_find(ct, e->conn.ino);
 
-	if (!c || c->id.gen != e->conn.gen || c->state != CT_WEBSOCKET || !ct->sink.stack)
+	/* The write that carries the 101 has its stack too: first frames may share it. */
+	if (!c || c->id.gen != e->conn.gen || c->state == CT_IGNORED || !ct->sink.stack)
 		return 0;
 	if (c->priv->pending_stack) {
 		ct->stats.stacks_unmatched++;
@@ -833,6 +844,15 @@ void conntrack_end_all(struct conntrack *ct, const char *why, uint64_t ts_ns)
 			next = c->priv->next;
 			conn_destroy(ct, c, ts_ns, why);
 		}
+	}
+}
+
+void conntrack_foreach(struct conntrack *ct, void (*fn)(void *ctx, const struct ct_conn *c),
+		       void *ctx)
+{
+	for (size_t i = 0; i < ct->nbuckets; i++) {
+		for (struct ct_conn *c = ct->buckets[i]; c; c = c->priv->next)
+			fn(ctx, c);
 	}
 }
 

@@ -42,6 +42,8 @@ struct ct_conn {
 	/* Adopted, and its compression history is not (yet) known: see ws_stream_history_unknown(). */
 	bool history_unknown;
 	uint64_t frames;
+	/* Bytes of its outbound stream not captured: over the cap, lost records, zero-copy. */
+	uint64_t gap_bytes;
 	/*
 	 * When the connection has no user although its handshake may name one, why, as a short
 	 * static name: user_unknown when the request head was not seen whole ("head_too_large",
@@ -146,6 +148,9 @@ void conntrack_end_all(struct conntrack *ct, const char *why, uint64_t ts_ns);
 /* A process exited: its connections end. */
 void conntrack_forget_tgid(struct conntrack *ct, uint32_t tgid, uint64_t ts_ns);
 const struct ct_stats *conntrack_stats(struct conntrack *ct);
+/* Calls fn for every connection in the table. */
+void conntrack_foreach(struct conntrack *ct, void (*fn)(void *ctx, const struct ct_conn *c),
+		       void *ctx);
 /*
  * Takes the message end (EVT_ZFLUSH) thread tid reported last, if no write took it yet: for a
  * hand-over to a transport that writes later.  true with *strm and *total_out.

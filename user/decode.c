@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "http1.h"
+#include "keyhash.h"
 #include "log.h"
 #include "utf8.h"
 #include "ws_message.h"
@@ -20,6 +21,7 @@
 
 struct decode_ctx {
 	bool payload;
+	bool show_identities; /* message types as they are (also with payload) */
 	FILE *out;
 	json_t *message; /* built by the message callback, attached to the next frame */
 	uint64_t message_off;
@@ -30,7 +32,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: wsaudit decode [--extensions 'permessage-deflate; ...'] [--payload]\n"
-		"                      [--max-message BYTES] [FILE|-]\n"
+		"                      [--max-message BYTES] [--show-identities]\n"
+		"                      [--identity-key FILE] [FILE|-]\n"
 		"\n"
 		"Prints the frames of a raw server-to-client WebSocket byte stream as JSON lines,\n"
 		"then a stats record.  When the input starts with an HTTP response (\"HTTP/1.1 101\n"
@@ -40,6 +43,10 @@ static void usage(FILE *f)
 		"                          response's)\n"
 		"  -p, --payload           add decoded message text and close reasons (user data)\n"
 		"  -m, --max-message N     decoded bytes kept per message (default %u)\n"
+		"      --show-identities   message types as they are (default: keyed hashes,\n"
+		"                          t#..., unless --payload shows the messages anyway)\n"
+		"      --identity-key FILE key of those hashes (default: $" KEYHASH_ENV ",\n"
+		"                          else a key for this run)\n"
 		"  -h, --help              this text\n"
 		"\n"
 		"Exit status: 0 decoded, 1 input could not be read or is not a WebSocket stream,\n"
@@ -54,8 +61,11 @@ static void emit(struct decode_ctx *d, json_t *obj)
 	json_decref(obj);
 }
 
-/* The message's type as its JSON says ("type", else "event"), for text messages. */
-static json_t *message_type(const struct ws_message *m)
+/*
+ * The message's type as its JSON says ("type", else "event"), for text messages.  The
+ * traffic chooses it: a keyed hash unless the messages or identities are shown.
+ */
+static json_t *message_type(const struct decode_ctx *d, const struct ws_message *m)
 {
 	static const char *const keys[] = { "type", "event" };
 	json_t *root, *ret = json_null();
@@ -69,7 +79,15 @@ static json_t *message_type(const struct ws_message *m)
 		json_t *v = json_object_get(root, keys[i]);
 
 		if (json_is_string(v)) {
-			ret = json_incref(v);
+			char shown[KEYHASH_DISPLAY_LEN];
+
+			if (d->payload || d->show_identities) {
+				ret = json_incref(v);
+				break;
+			}
+			keyhash_identity_display_as("t", json_string_value(v), shown,
+						    sizeof(shown));
+			ret = json_string(shown);
 			break;
 		}
 	}
@@ -112,7 +130,7 @@ static void on_message(void *ctx, const struct ws_message *m)
 	/* Not for a compressed too_large message: inflation stopped at the bound. */
 	if (m->status == WS_MSG_OK || (m->status == WS_MSG_TOO_LARGE && !m->compressed))
 		json_object_set_new(o, "decoded_len", json_integer(m->decoded_len));
-	json_object_set_new(o, "type", message_type(m));
+	json_object_set_new(o, "type", message_type(d, m));
 	if (d->payload && m->len)
 		set_bytes(o, "payload", "payload_hex", m->data, m->len, m->opcode == WS_OP_TEXT);
 	json_decref(d->message);
@@ -289,12 +307,14 @@ int cmd_decode(int argc, char **argv)
 		{ "extensions", required_argument, NULL, 'e' },
 		{ "payload", no_argument, NULL, 'p' },
 		{ "max-message", required_argument, NULL, 'm' },
+		{ "show-identities", no_argument, NULL, 'I' },
+		{ "identity-key", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	struct decode_ctx d = { .out = stdout };
 	struct ws_stream_opts so = { .direction = WS_SERVER_TO_CLIENT };
-	const char *ext = NULL, *path = "-";
+	const char *ext = NULL, *path = "-", *key = NULL;
 	struct ws_stream *s = NULL;
 	uint8_t *buf = NULL;
 	size_t have = 0, head_len = 0, n;
@@ -311,6 +331,12 @@ int cmd_decode(int argc, char **argv)
 			break;
 		case 'p':
 			d.payload = true;
+			break;
+		case 'I':
+			d.show_identities = true;
+			break;
+		case 'k':
+			key = optarg;
 			break;
 		case 'm': {
 			char *end;
@@ -338,6 +364,10 @@ int cmd_decode(int argc, char **argv)
 	}
 	if (optind < argc)
 		path = argv[optind];
+	if (keyhash_identity_setup(key, err, sizeof(err))) {
+		fprintf(stderr, "wsaudit decode: %s\n", err);
+		return EXIT_USAGE;
+	}
 
 	s = ws_stream_new(&so, on_frame, on_message, &d);
 	if (!s) {

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,15 +69,148 @@ static bool depth_ok(const unsigned char *s, size_t len)
 	return true;
 }
 
-enum identity_reason identity_json_parse(const void *buf, size_t len, json_t **out)
+static bool is_hex4(const unsigned char *s, size_t left)
+{
+	if (left < 4)
+		return false;
+	for (int i = 0; i < 4; i++) {
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		      ((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'f')))
+			return false;
+	}
+	return true;
+}
+
+static unsigned int hex4(const unsigned char *s)
+{
+	unsigned int v = 0;
+
+	for (int i = 0; i < 4; i++)
+		v = v << 4 | (unsigned int)(s[i] <= '9' ? s[i] - '0' : (s[i] | 0x20) - 'a' + 10);
+	return v;
+}
+
+/* A number token at s[0..n): integers past 18 digits quoted, reals that overflow made 0.0. */
+static size_t relax_number(const unsigned char *s, size_t n, char *out)
+{
+	bool integer = !memchr(s, '.', n) && !memchr(s, 'e', n) && !memchr(s, 'E', n);
+	size_t digits = n - (s[0] == '-');
+	char tmp[64];
+	double d;
+
+	if (integer && digits > 18) {
+		out[0] = '"';
+		memcpy(out + 1, s, n);
+		out[n + 1] = '"';
+		return n + 2;
+	}
+	if (!integer && n < sizeof(tmp)) {
+		memcpy(tmp, s, n);
+		tmp[n] = '\0';
+		errno = 0;
+		d = strtod(tmp, NULL);
+		if (errno == ERANGE && isinf(d)) {
+			memcpy(out, "0.0", 3);
+			return 3;
+		}
+	}
+	memcpy(out, s, n);
+	return n;
+}
+
+/*
+ * What Python's json module accepts and RFC 8259 (so jansson) does not, rewritten into what
+ * jansson reads with the same meaning for identity: a leading BOM dropped; NaN, Infinity and
+ * -Infinity outside strings as 0.0 (reals, which are never a user); integers past 18 digits
+ * as strings of the same text (integers are read as their decimal text anyway); real
+ * literals that overflow a double as 0.0; a \uD800-\uDFFF escape that is not half of a
+ * pair as \uFFFD.  jansson has no lenient mode, and a library that reads Python's dialect
+ * does not exist in Debian: this scanner only copies, one pass, output at most twice the
+ * input.  Anything else it leaves for jansson to refuse.  NULL: no memory.
+ */
+static char *json_relax(const unsigned char *s, size_t len, size_t *outlen)
+{
+	char *out = malloc(2 * len + 16);
+	size_t i = 0, o = 0, n;
+	bool in_str = false;
+
+	if (!out)
+		return NULL;
+	if (len >= 3 && s[0] == 0xef && s[1] == 0xbb && s[2] == 0xbf)
+		i = 3;
+	while (i < len) {
+		unsigned char c = s[i];
+
+		if (in_str) {
+			if (c == '"') {
+				in_str = false;
+			} else if (c == '\\' && i + 1 < len && s[i + 1] == 'u' &&
+				   is_hex4(s + i + 2, len - i - 2)) {
+				unsigned int u = hex4(s + i + 2);
+				bool paired = u >= 0xd800 && u <= 0xdbff && i + 11 < len &&
+					      s[i + 6] == '\\' && s[i + 7] == 'u' &&
+					      is_hex4(s + i + 8, len - i - 8) &&
+					      hex4(s + i + 8) >= 0xdc00 &&
+					      hex4(s + i + 8) <= 0xdfff;
+
+				if (paired) {
+					memcpy(out + o, s + i, 12);
+					o += 12;
+					i += 12;
+				} else if (u >= 0xd800 && u <= 0xdfff) {
+					memcpy(out + o, "\\ufffd", 6);
+					o += 6;
+					i += 6;
+				} else {
+					memcpy(out + o, s + i, 6);
+					o += 6;
+					i += 6;
+				}
+				continue;
+			} else if (c == '\\' && i + 1 < len) {
+				out[o++] = (char)c;
+				c = s[++i];
+			}
+			out[o++] = (char)c;
+			i++;
+			continue;
+		}
+		if (c == '"') {
+			in_str = true;
+		} else if (len - i >= 3 && !memcmp(s + i, "NaN", 3)) {
+			memcpy(out + o, "0.0", 3);
+			o += 3;
+			i += 3;
+			continue;
+		} else if (len - i >= 8 && !memcmp(s + i, "Infinity", 8)) {
+			memcpy(out + o, "0.0", 3);
+			o += 3;
+			i += 8;
+			continue;
+		} else if (len - i >= 9 && !memcmp(s + i, "-Infinity", 9)) {
+			memcpy(out + o, "0.0", 3);
+			o += 3;
+			i += 9;
+			continue;
+		} else if (c == '-' || (c >= '0' && c <= '9')) {
+			for (n = 1; i + n < len && strchr("0123456789.eE+-", s[i + n]) && s[i + n];
+			     n++)
+				;
+			o += relax_number(s + i, n, out + o);
+			i += n;
+			continue;
+		}
+		out[o++] = (char)c;
+		i++;
+	}
+	*outlen = o;
+	return out;
+}
+
+static enum identity_reason json_load(const void *buf, size_t len, json_t **out)
 {
 	json_error_t jerr;
 
-	*out = NULL;
-	if (len > IDENTITY_MAX_MESSAGE)
-		return IDENTITY_TOO_LONG;
-	if (!depth_ok(buf, len))
-		return IDENTITY_TOO_DEEP;
 	/*
 	 * DECODE_ANY so that a bare string or number is told apart as NOT_OBJECT; ALLOW_NUL so
 	 * that "\u0000" inside a value is reported as HAS_NUL on that value.  Duplicate keys
@@ -93,6 +227,47 @@ enum identity_reason identity_json_parse(const void *buf, size_t len, json_t **o
 	default:
 		return IDENTITY_BAD_JSON;
 	}
+}
+
+enum identity_reason identity_json_parse(const void *buf, size_t len, json_t **out)
+{
+	enum identity_reason r;
+	size_t rlen;
+	char *relaxed;
+
+	*out = NULL;
+	if (len > IDENTITY_MAX_MESSAGE)
+		return IDENTITY_TOO_LONG;
+	if (!depth_ok(buf, len))
+		return IDENTITY_TOO_DEEP;
+	r = json_load(buf, len, out);
+	if (r != IDENTITY_BAD_JSON)
+		return r;
+	/* Only what jansson refused pays for the second pass. */
+	relaxed = json_relax(buf, len, &rlen);
+	if (!relaxed)
+		return IDENTITY_NO_MEMORY;
+	r = json_load(relaxed, rlen, out);
+	free(relaxed);
+	return r;
+}
+
+bool identity_message_names_user(const struct policy *p, const void *data, size_t len)
+{
+	char key[IDENTITY_MAX_VALUE + 3];
+	const char *last;
+
+	if (len > IDENTITY_MAX_MESSAGE)
+		len = IDENTITY_MAX_MESSAGE;
+	for (size_t i = 0; i < p->nmessage; i++) {
+		last = strrchr(p->message[i].json, '.');
+		last = last ? last + 1 : p->message[i].json;
+		if (snprintf(key, sizeof(key), "\"%s\"", last) >= (int)sizeof(key))
+			continue;
+		if (memmem(data, len, key, strlen(key)))
+			return true;
+	}
+	return false;
 }
 
 /* Array index segment: digits only, no sign, no leading zero, small. */

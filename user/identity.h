@@ -16,7 +16,10 @@
  * user ids in sub, and a service may send {"user_id": 42}); JSON null is ABSENT (services
  * send "user_id": null for "nobody"); every other non-string (real, boolean, object, array)
  * is refused with IDENTITY_NOT_STRING, so 42 and "42" name the same user but 42.0 none.
- * An integer past 64 bits makes jansson refuse the whole document (BAD_JSON).
+ * JSON is read at least as leniently as Python's json module, which the services use to
+ * write it: NaN, Infinity and -Infinity (taken as reals), integers past 64 bits (taken as
+ * their decimal text, like every integer), lone surrogate escapes (taken as U+FFFD), a
+ * leading byte order mark, nesting to IDENTITY_MAX_DEPTH.
  *
  * Every way of not getting a value is a named reason, so the caller can count it.  Nothing
  * here logs: values are user data.
@@ -34,7 +37,11 @@
 #define IDENTITY_MAX_VALUE 256 /* bytes of a user id, type or ownership value */
 #define IDENTITY_MAX_TOKEN 8192 /* bytes of a token in a handshake (JWTs are ~1 KiB) */
 #define IDENTITY_MAX_MESSAGE (4u << 20) /* bytes of a message parsed for its fields */
-#define IDENTITY_MAX_DEPTH 64 /* JSON nesting accepted (jansson alone stops at 2048) */
+/*
+ * JSON nesting accepted: Python's json reads up to its recursion limit (1000 by default), so
+ * a service can send that deep; jansson alone stops at 2048.
+ */
+#define IDENTITY_MAX_DEPTH 1000
 
 enum identity_reason {
 	IDENTITY_OK = 0,
@@ -60,6 +67,13 @@ enum identity_reason {
 
 /* A short stable name for counters and logs ("bad_base64"). */
 const char *identity_reason_name(enum identity_reason r);
+
+/*
+ * Whether a message that could not be read mentions, as a JSON key, a field the policy reads
+ * the message's user from: such a message is a finding, not a silent pass.  Bounded: one
+ * search per identity.message path over at most IDENTITY_MAX_MESSAGE bytes.
+ */
+bool identity_message_names_user(const struct policy *p, const void *data, size_t len);
 
 /*
  * Parses JSON text bounded in size (IDENTITY_MAX_MESSAGE) and depth (IDENTITY_MAX_DEPTH,

@@ -689,13 +689,16 @@ const char *const metrics_message_statuses[] = {
 	"ok", "truncated", "undecodable_gap", "inflate_error", "too_large", NULL,
 };
 
-const char *const metrics_rules[] = { "bridge_bypass", "isolation_breach", "identity_ambiguous",
-				      "identity_unknown", NULL };
+const char *const metrics_rules[] = { "bridge_bypass",	    "isolation_breach",
+				      "identity_ambiguous", "identity_unknown",
+				      "message_unreadable", NULL };
 
 static const char *const probe_states[] = { "attached", "failed", NULL };
 static const char *const connection_kinds[] = { "handshake", "adopted", NULL };
 static const char *const reload_results[] = { "ok", "error", NULL };
 static const char *const user_states[] = { "ambiguous", "unknown", NULL };
+static const char *const adopted_states[] = { "history_recovered", "history_unknown",
+					      "user_unknown", NULL };
 
 static int touch_all(struct metrics_family *f, const char *const *values)
 {
@@ -761,6 +764,10 @@ static const struct family_spec wsaudit_families[] = {
 		 "WebSocket connections whose user cannot be judged, by why: their request names "
 		 "several users (ambiguous) or was not read whole (unknown).",
 		 "state", user_states),
+	LABELLED(adopted, "wsaudit_adopted_connections_total", METRICS_COUNTER,
+		 "Connections open before the trace (adopted), by what is known of them: their "
+		 "compression history recovered, not recovered, their user not recovered.",
+		 "state", adopted_states),
 	LABELLED(unattributed, "wsaudit_unattributed_frames_total", METRICS_COUNTER,
 		 "Frames not attributed to a Python function, by reason.", "reason",
 		 metrics_unattributed_reasons),
@@ -811,6 +818,11 @@ static const struct family_spec wsaudit_families[] = {
 	      METRICS_GAUGE, "When a self-check last passed (unix seconds; 0: never)."),
 	PLAIN(selfcheck_failures, "wsaudit_selfcheck_failures_total", METRICS_COUNTER,
 	      "Self-checks that did not see the probe write come back."),
+	PLAIN(trace_clients, "wsaudit_trace_clients", METRICS_GAUGE,
+	      "`wsaudit trace` instances served by the agent's local socket."),
+	PLAIN(trace_client_drops, "wsaudit_trace_client_dropped_records_total", METRICS_COUNTER,
+	      "Records a trace client of the agent's socket lost because it did not keep up "
+	      "(each is told to it in a dropped record)."),
 };
 
 int metrics_wsaudit_init(struct metrics_wsaudit *w, const char *version, const char *revision)

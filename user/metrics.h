@@ -131,6 +131,8 @@ struct metrics_wsaudit {
 	struct metrics_family *parser_desyncs;
 	struct metrics_family *truncated_frames;
 	struct metrics_family *conn_users; /* {state}: ambiguous, unknown */
+	/* {state}: history_recovered, history_unknown, user_unknown (docs/adoption.md) */
+	struct metrics_family *adopted;
 	struct metrics_family *violations; /* {rule} */
 	struct metrics_family *violations_by_origin; /* {rule,origin}, origin capped */
 	struct metrics_family *policy_reloads; /* {result="ok"|"error"} */
@@ -143,6 +145,8 @@ struct metrics_wsaudit {
 	struct metrics_family *selfcheck_ok; /* gauge: the last self-check passed (1) or not */
 	struct metrics_family *selfcheck_last_success; /* gauge: unix seconds */
 	struct metrics_family *selfcheck_failures;
+	struct metrics_family *trace_clients; /* gauge: `trace` clients of the agent's socket */
+	struct metrics_family *trace_client_drops; /* records lost by slow clients */
 };
 
 /* The label values created at 0 (NULL-terminated lists). */

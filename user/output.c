@@ -8,7 +8,9 @@
 
 #include "adopt.h"
 #include "keyhash.h"
+#include "log.h"
 #include "output.h"
+#include "utf8.h"
 
 struct output {
 	FILE *out;
@@ -25,6 +27,7 @@ struct output {
 	json_t *s_opcode[16];
 	json_t *s_unattributed[UNATTR__COUNT];
 	json_t *s_rule[RULE__COUNT];
+	uint64_t errors; /* records that could not be built or written */
 };
 
 /* The offset from CLOCK_MONOTONIC (the kernel's event clock) to the wall clock. */
@@ -106,6 +109,13 @@ void output_set_sink(struct output *o, output_line_fn fn, void *ctx)
 	o->sink_ctx = ctx;
 }
 
+/* A record lost: counted (stats "output.errors") and said, never silent. */
+static void record_error(struct output *o, const char *why)
+{
+	if (!o->errors++ || !(o->errors & (o->errors - 1)))
+		log_warn("an output record %s (%llu so far)", why, (unsigned long long)o->errors);
+}
+
 /*
  * The record is dumped into o->buf and written with one call: dumping straight to the
  * stream costs one locked stdio call per token.
@@ -116,8 +126,10 @@ static void emit_json(struct output *o, json_t *obj)
 	size_t n;
 	char *nb;
 
-	if (!obj)
+	if (!obj) {
+		record_error(o, "could not be built (no memory)");
 		return;
+	}
 	n = json_dumpb(obj, o->buf, o->cap ? o->cap - 1 : 0, flags);
 	if (n && n + 1 > o->cap) {
 		nb = realloc(o->buf, n + 1 + 1024);
@@ -127,8 +139,10 @@ static void emit_json(struct output *o, json_t *obj)
 		o->cap = n + 1 + 1024;
 		n = json_dumpb(obj, o->buf, o->cap - 1, flags);
 	}
-	if (!n)
+	if (!n) {
+		record_error(o, "could not be written");
 		goto out;
+	}
 	o->buf[n] = '\n';
 	if (o->sink)
 		o->sink(o->sink_ctx, o->buf, n + 1);
@@ -145,6 +159,26 @@ out:
 static bool put(json_t *obj, const char *key, json_t *v)
 {
 	return v && !json_object_set_new_nocheck(obj, key, v);
+}
+
+/*
+ * A string from the traced process or its peer (thread name, function, file, identity):
+ * bytes that are not UTF-8 are escaped as \xNN rather than failing the record.
+ */
+static json_t *text_json(const char *s)
+{
+	json_t *v;
+	char *esc;
+
+	if (!s)
+		return json_null();
+	v = json_string(s);
+	if (v)
+		return v;
+	esc = utf8_escape(s);
+	v = esc ? json_string(esc) : NULL;
+	free(esc);
+	return v;
 }
 
 static json_t *shared(json_t **slot, const char *s)
@@ -168,8 +202,10 @@ static json_t *conn_json(const struct ct_conn *c)
 		json_decref(obj);
 		return NULL;
 	}
+	if (c->gap_bytes)
+		json_object_set_new(obj, "gap_bytes", json_integer((json_int_t)c->gap_bytes));
 	if (c->has_user)
-		json_object_set_new(obj, "user", json_string(c->user_shown));
+		json_object_set_new(obj, "user", text_json(c->user_shown));
 	else if (c->user_ambiguous)
 		json_object_set_new(obj, "user",
 				    json_pack("{s:s}", "ambiguous", c->user_ambiguous));
@@ -200,10 +236,10 @@ void output_conn_open(struct output *o, const struct ct_conn *c, const char *sub
 			c->extensions ? c->extensions : "");
 		return;
 	}
-	emit_json(o,
-		  json_pack("{s:s, s:o, s:I, s:s, s:o, s:s?, s:s?}", "type", "conn_open", "ts",
-			    time_json(ts_ns), "pid", (json_int_t)c->tgid, "comm", c->comm, "conn",
-			    conn_json(c), "subprotocol", subprotocol, "extensions", c->extensions));
+	emit_json(o, json_pack("{s:s, s:o, s:I, s:o, s:o, s:o, s:o}", "type", "conn_open", "ts",
+			       time_json(ts_ns), "pid", (json_int_t)c->tgid, "comm",
+			       text_json(c->comm), "conn", conn_json(c), "subprotocol",
+			       text_json(subprotocol), "extensions", text_json(c->extensions)));
 }
 
 void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why)
@@ -222,10 +258,10 @@ void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns
 			c->comm, c->id_str, c->peer, (unsigned long long)c->frames, why);
 		return;
 	}
-	emit_json(o,
-		  json_pack("{s:s, s:o, s:I, s:s, s:o, s:I, s:s}", "type", "conn_close", "ts",
-			    time_json(ts_ns), "pid", (json_int_t)c->tgid, "comm", c->comm, "conn",
-			    conn_json(c), "frames", (json_int_t)c->frames, "reason", why));
+	emit_json(o, json_pack("{s:s, s:o, s:I, s:o, s:o, s:I, s:s}", "type", "conn_close", "ts",
+			       time_json(ts_ns), "pid", (json_int_t)c->tgid, "comm",
+			       text_json(c->comm), "conn", conn_json(c), "frames",
+			       (json_int_t)c->frames, "reason", why));
 }
 
 static json_t *payload_json(const struct ws_frame *f, const char **key)
@@ -308,8 +344,8 @@ static json_t *frame_json(const struct attrib_frame *f)
 {
 	json_t *obj = json_object();
 
-	if (obj && put(obj, "function", json_string(f->function)) &&
-	    put(obj, "file", json_string(f->file)) && put(obj, "line", json_integer(f->line)))
+	if (obj && put(obj, "function", text_json(f->function)) &&
+	    put(obj, "file", text_json(f->file)) && put(obj, "line", json_integer(f->line)))
 		return obj;
 	json_decref(obj);
 	return NULL;
@@ -324,13 +360,13 @@ static json_t *context_json(const struct output *o, const struct frame_view *fv)
 		[CTX_TOO_LONG] = "too_long",
 	};
 	const struct attrib_stack *s = fv->stack;
-	json_t *obj = json_pack("{s:s?, s:s}", "function", s->ctx_function, "status",
+	json_t *obj = json_pack("{s:o, s:s}", "function", text_json(s->ctx_function), "status",
 				s->ctx_status < sizeof(status) / sizeof(status[0]) ?
 					status[s->ctx_status] :
 					"unknown");
 
 	if (obj && fv->ctx_user_shown)
-		json_object_set_new(obj, "user", json_string(fv->ctx_user_shown));
+		json_object_set_new(obj, "user", text_json(fv->ctx_user_shown));
 	(void)o;
 	return obj;
 }
@@ -348,7 +384,7 @@ static json_t *violations_json(struct output *o, const struct rules_verdict *rv)
 		if (!put(obj, "rule",
 			 v->rule < RULE__COUNT ? shared(&o->s_rule[v->rule], rule_name(v->rule)) :
 						 json_string(rule_name(v->rule))) ||
-		    !put(obj, "detail", json_string(v->detail))) {
+		    !put(obj, "detail", text_json(v->detail))) {
 			json_decref(obj);
 			continue;
 		}
@@ -357,9 +393,10 @@ static json_t *violations_json(struct output *o, const struct rules_verdict *rv)
 					    json_pack("[s, s]", identity_kind_name(v->a),
 						      identity_kind_name(v->b)));
 			json_object_set_new(obj, "values",
-					    json_pack("[s, s]", v->a_value, v->b_value));
+					    json_pack("[o, o]", text_json(v->a_value),
+						      text_json(v->b_value)));
 			if (v->key[0])
-				json_object_set_new(obj, "key", json_string(v->key));
+				json_object_set_new(obj, "key", text_json(v->key));
 		}
 		json_array_append_new(arr, obj);
 	}
@@ -384,7 +421,7 @@ void output_frame(struct output *o, const struct frame_view *fv)
 		return;
 	if (!put(obj, "type", shared(&o->s_frame, "frame")) ||
 	    !put(obj, "ts", time_json(f->ts_ns)) || !put(obj, "pid", json_integer(f->pid)) ||
-	    !put(obj, "tid", json_integer(f->tid)) || !put(obj, "comm", json_string(f->comm)) ||
+	    !put(obj, "tid", json_integer(f->tid)) || !put(obj, "comm", text_json(f->comm)) ||
 	    !put(obj, "container",
 		 fv->container ? json_incref((json_t *)fv->container) : json_null()) ||
 	    !put(obj, "conn", conn_json(f->conn)) ||
@@ -397,6 +434,7 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	    !put(obj, "captured_len", json_integer((json_int_t)w->captured_len)) ||
 	    !put(obj, "truncated", json_boolean(w->truncated))) {
 		json_decref(obj);
+		record_error(o, "could not be built (no memory)");
 		return;
 	}
 	if (w->opcode == WS_OP_CLOSE)
@@ -404,8 +442,8 @@ void output_frame(struct output *o, const struct frame_view *fv)
 				    w->close_code > 0 ? json_integer(w->close_code) : json_null());
 	if (fv->msg_type || fv->msg_user)
 		json_object_set_new(obj, "message",
-				    json_pack("{s:s?, s:s?}", "type", fv->msg_type, "user",
-					      fv->msg_user));
+				    json_pack("{s:o, s:o}", "type", text_json(fv->msg_type), "user",
+					      text_json(fv->msg_user)));
 	else
 		json_object_set_new(obj, "message", json_null());
 	if (f->message && f->message->status != WS_MSG_OK)
@@ -439,8 +477,7 @@ void output_frame(struct output *o, const struct frame_view *fv)
 		json_object_set_new(obj, "writer_unknown", json_true());
 	if (fv->name_tests) {
 		json_object_set_new(obj, "test",
-				    fv->test_why == TEST_FOUND ? json_string(fv->test) :
-								 json_null());
+				    fv->test_why == TEST_FOUND ? text_json(fv->test) : json_null());
 		if (fv->test_why == TEST_FOUND)
 			json_object_set_new(obj, "test_via", json_string(fv->test_via));
 		else
@@ -471,8 +508,8 @@ void output_process(struct output *o, const char *what, uint64_t ts_ns, uint32_t
 		fputc('\n', o->out);
 		return;
 	}
-	obj = json_pack("{s:s, s:o, s:I, s:s}", "type", what, "ts", time_json(ts_ns), "pid",
-			(json_int_t)pid, "comm", comm);
+	obj = json_pack("{s:s, s:o, s:I, s:o}", "type", what, "ts", time_json(ts_ns), "pid",
+			(json_int_t)pid, "comm", text_json(comm));
 	if (obj && !strcmp(what, "process_exit"))
 		json_object_set_new(obj, "exit_code", json_integer(exit_code));
 	emit_json(o, obj);
@@ -492,13 +529,19 @@ static json_t *adoption_json(const struct trace_totals *t)
 	if (obj && a)
 		json_object_set_new(
 			obj, "memory",
-			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "untagged",
-				  (json_int_t)a->untagged, "conflicts", (json_int_t)a->conflicts,
-				  "snapshots", (json_int_t)a->snapshots, "snapshots_busy",
-				  (json_int_t)a->snapshots_busy, "snapshots_failed",
-				  (json_int_t)a->snapshots_failed, "snapshots_over_limit",
-				  (json_int_t)a->snapshots_over_limit, "rejected",
-				  (json_int_t)a->rejected, "recovered", (json_int_t)a->recovered));
+			json_pack(
+				"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+				"scans", (json_int_t)a->scans, "scan_bytes",
+				(json_int_t)a->scan_bytes, "scans_limited",
+				(json_int_t)a->scans_limited, "scan_errors",
+				(json_int_t)a->scan_errors, "compressors_found",
+				(json_int_t)a->compressors_found, "untagged",
+				(json_int_t)a->untagged, "conflicts", (json_int_t)a->conflicts,
+				"snapshots", (json_int_t)a->snapshots, "snapshots_busy",
+				(json_int_t)a->snapshots_busy, "snapshots_failed",
+				(json_int_t)a->snapshots_failed, "snapshots_over_limit",
+				(json_int_t)a->snapshots_over_limit, "rejected",
+				(json_int_t)a->rejected, "recovered", (json_int_t)a->recovered));
 	return obj;
 }
 
@@ -513,8 +556,8 @@ void output_selfcheck(struct output *o, uint64_t ts_ns, bool ok, const char *why
 			took_ns / 1e6, why ? ": " : "", why ? why : "");
 		return;
 	}
-	obj = json_pack("{s:s, s:o, s:b, s:f}", "type", "selfcheck", "ts", time_json(ts_ns), "ok",
-			ok, "took_ms", (double)(took_ns / 1000) / 1e3);
+	obj = json_pack("{s:s, s:o, s:b, s:I}", "type", "selfcheck", "ts", time_json(ts_ns), "ok",
+			ok, "took_us", (json_int_t)(took_ns / 1000));
 	if (obj && why)
 		json_object_set_new(obj, "reason", json_string(why));
 	emit_json(o, obj);
@@ -589,6 +632,7 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 			  (json_int_t)ct->conns_adopted, "ignored", (json_int_t)ct->conns_ignored,
 			  "open", (json_int_t)ct->conns_open, "over_limit",
 			  (json_int_t)ct->conns_dropped_limit));
+	json_object_set_new(obj, "output", json_pack("{s:I}", "errors", (json_int_t)o->errors));
 	json_object_set_new(obj, "identity",
 			    json_pack("{s:I, s:I, s:I}", "ambiguous",
 				      (json_int_t)ct->users_ambiguous, "unknown",
@@ -615,7 +659,7 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 	if (t->rules)
 		json_object_set_new(
 			obj, "violations",
-			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "bridge_bypass",
+			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "bridge_bypass",
 				  (json_int_t)t->rules->violations[RULE_BRIDGE_BYPASS],
 				  "isolation_breach",
 				  (json_int_t)t->rules->violations[RULE_ISOLATION_BREACH],
@@ -623,6 +667,8 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				  (json_int_t)t->rules->violations[RULE_IDENTITY_AMBIGUOUS],
 				  "identity_unknown",
 				  (json_int_t)t->rules->violations[RULE_IDENTITY_UNKNOWN],
+				  "message_unreadable",
+				  (json_int_t)t->rules->violations[RULE_MESSAGE_UNREADABLE],
 				  "bridge_unjudged", (json_int_t)t->rules->bridge_unjudged,
 				  "owners", (json_int_t)t->rules->owners, "owner_evictions",
 				  (json_int_t)t->rules->owner_evictions));

@@ -67,6 +67,14 @@ static const struct {
 		"(docs/identity.md): the connection's user is unknown and isolation is not judged "
 		"on it.",
 	},
+	[RULE_MESSAGE_UNREADABLE] = {
+		"MessageUnreadable",
+		"A WebSocket message names a user field but is not JSON wsaudit can read.",
+		"wsaudit reads message JSON at least as leniently as Python's json module "
+		"(NaN, Infinity, big integers, lone surrogates, a byte order mark, deep nesting). "
+		"This message mentions a field the policy reads the user from, yet could not be "
+		"parsed, so the user it carries could not be compared with the connection's.",
+	},
 };
 
 static char *dup_or_null(const char *s)
@@ -412,23 +420,27 @@ static char *uri_encode(const char *path, const char *prefix)
 	return out;
 }
 
-/* A physical location, or NULL for code that is no file ("<frozen ...>", "<string>"). */
+/* Whether a location is a file under the source root: what code scanning can show. */
+static bool in_root(const struct report *r, const struct report_loc *l)
+{
+	return l->file && l->file[0] == '/' && rel(r, l->file) != l->file;
+}
+
+/*
+ * A physical location relative to the source root, or NULL for code outside it (libraries,
+ * "<frozen ...>"): code-scanning services take only the repository's files, and refuse a
+ * whole upload over one location they cannot place.  Such frames keep their logical
+ * location and say their path in the message.
+ */
 static json_t *physical_json(const struct report *r, const struct report_loc *l)
 {
-	const char *relative;
 	json_t *art;
 	char *uri;
 
-	if (!l->file || l->file[0] != '/')
+	if (!in_root(r, l))
 		return NULL;
-	relative = rel(r, l->file);
-	if (relative != l->file) {
-		uri = uri_encode(relative, "");
-		art = json_pack("{s:s?, s:s}", "uri", uri, "uriBaseId", "SRCROOT");
-	} else {
-		uri = uri_encode(l->file, "file://");
-		art = json_pack("{s:s?}", "uri", uri);
-	}
+	uri = uri_encode(rel(r, l->file), "");
+	art = json_pack("{s:s?, s:s}", "uri", uri, "uriBaseId", "SRCROOT");
 	free(uri);
 	if (l->line > 0)
 		return json_pack("{s:o, s:{s:i}}", "artifactLocation", art, "region", "startLine",
@@ -480,11 +492,16 @@ static json_t *code_flow_json(const struct report *r, const struct report_findin
 
 	/* A thread flow runs from the outermost call to the write: the stack reversed. */
 	for (size_t i = f->nstack; locs && i-- > 0;) {
-		json_t *loc = location_json(r, &f->stack[i]);
+		const struct report_loc *l = &f->stack[i];
+		json_t *loc = location_json(r, l);
+		char text[2048];
 
+		if (in_root(r, l))
+			snprintf(text, sizeof(text), "%s", l->function);
+		else
+			snprintf(text, sizeof(text), "%s (%s:%d)", l->function, l->file, l->line);
 		if (loc)
-			json_object_set_new(loc, "message",
-					    json_pack("{s:s}", "text", f->stack[i].function));
+			json_object_set_new(loc, "message", json_pack("{s:s}", "text", text));
 		json_array_append_new(locs, json_pack("{s:o, s:i}", "location", loc, "nestingLevel",
 						      (int)(f->nstack - 1 - i)));
 	}
@@ -508,6 +525,34 @@ static void finding_message(const struct report *r, const struct report_finding 
 		snprintf(buf + n, size - n, "; first in test %s", f->tests[0]);
 }
 
+/*
+ * Where a finding is shown: its origin when that is in the repository, else the innermost
+ * frame of its stack that is (an unattributed writer's, or an origin in an installed
+ * package), with the origin as logical location.  NULL when no frame is in the repository.
+ */
+static const struct report_loc *shown_at(const struct report *r, const struct report_finding *f)
+{
+	if (f->origin.function && in_root(r, &f->origin))
+		return &f->origin;
+	for (size_t i = 0; i < f->nstack; i++) {
+		if (in_root(r, &f->stack[i]))
+			return &f->stack[i];
+	}
+	return NULL;
+}
+
+static json_t *result_location(const struct report *r, const struct report_finding *f)
+{
+	const struct report_loc *at = shown_at(r, f);
+	json_t *loc = location_json(r, at);
+
+	if (loc && at != &f->origin && f->origin.function)
+		json_object_set_new(loc, "logicalLocations",
+				    json_pack("[{s:s, s:s}]", "fullyQualifiedName",
+					      f->origin.function, "kind", "function"));
+	return loc;
+}
+
 static json_t *result_json(const struct report *r, const struct report_finding *f,
 			   const bool fail_on[RULE__COUNT])
 {
@@ -523,9 +568,8 @@ static json_t *result_json(const struct report *r, const struct report_finding *
 			(json_int_t)f->tests_running, "testsUnknown", tests_unknown_json(f));
 	if (!res)
 		return NULL;
-	/* An unattributed writer has nothing to point at: a result without a location. */
-	loc = f->origin.function ? location_json(r, &f->origin) : NULL;
-	json_object_set_new(res, "locations", loc ? json_pack("[o]", loc) : json_array());
+	loc = result_location(r, f);
+	json_object_set_new(res, "locations", json_pack("[o]", loc));
 	if (f->origin.function) {
 		/* Stable across line moves, as the baseline: rule, function and file. */
 		snprintf(fp, sizeof(fp), "%s:%s:%s", rule_name(f->rule), f->origin.function,
@@ -548,6 +592,7 @@ int report_write_sarif(const struct report *r, const char *path, const bool fail
 {
 	json_t *rules = json_array(), *results = json_array(), *doc, *base = NULL;
 	char *root_uri = NULL;
+	json_int_t unshown = 0;
 
 	for (int i = 0; rules && i < RULE__COUNT; i++)
 		json_array_append_new(
@@ -557,8 +602,14 @@ int report_write_sarif(const struct report *r, const char *path, const bool fail
 					 "fullDescription", "text", rule_help[i].help, "help",
 					 "text", rule_help[i].help, "defaultConfiguration", "level",
 					 fail_on[i] ? "error" : "warning"));
-	for (size_t i = 0; results && i < r->n; i++)
+	for (size_t i = 0; results && i < r->n; i++) {
+		/* Nothing of it in the repository: said in the run's properties and the summary. */
+		if (!shown_at(r, &r->f[i])) {
+			unshown++;
+			continue;
+		}
 		json_array_append_new(results, result_json(r, &r->f[i], fail_on));
+	}
 	if (r->root && r->root[0] == '/') {
 		/* A base URI ends with '/'. */
 		size_t n = strlen(r->root);
@@ -573,12 +624,12 @@ int report_write_sarif(const struct report *r, const char *path, const bool fail
 		base = json_pack("{s:{s:s?}}", "SRCROOT", "uri", root_uri);
 		free(root_uri);
 	}
-	doc = json_pack("{s:s, s:s, s:[{s:{s:{s:s, s:s, s:s, s:o}}, s:o, s:o*, s:s}]}", "$schema",
-			"https://json.schemastore.org/sarif-2.1.0.json", "version", "2.1.0", "runs",
-			"tool", "driver", "name", "wsaudit", "version", WSAUDIT_VERSION,
-			"informationUri", "https://github.com/wsaudit/wsaudit", "rules", rules,
-			"results", results, "originalUriBaseIds", base, "columnKind",
-			"unicodeCodePoints");
+	doc = json_pack("{s:s, s:s, s:[{s:{s:{s:s, s:s, s:o}}, s:o, s:o*, s:s, s:{s:I}}]}",
+			"$schema", "https://json.schemastore.org/sarif-2.1.0.json", "version",
+			"2.1.0", "runs", "tool", "driver", "name", "wsaudit", "version",
+			WSAUDIT_VERSION, "rules", rules, "results", results, "originalUriBaseIds",
+			base, "columnKind", "unicodeCodePoints", "properties",
+			"findingsOutsideRepository", unshown);
 	return dump_file(doc, path);
 }
 
@@ -701,6 +752,16 @@ int report_write_junit(const struct report *r, const char *path, const bool fail
 
 /* --- summary ------------------------------------------------------------------------------- */
 
+/* Findings with no frame under the source root: left out of SARIF (said here). */
+static size_t outside_repository(const struct report *r)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->n; i++)
+		n += !shown_at(r, &r->f[i]);
+	return n;
+}
+
 static void summary_text(const struct report *r, FILE *out, const struct report_run *run)
 {
 	const struct report_totals *t = &r->t;
@@ -735,6 +796,11 @@ static void summary_text(const struct report *r, FILE *out, const struct report_
 		}
 		fputc('\n', out);
 	}
+	if (outside_repository(r))
+		fprintf(out,
+			"  %zu finding(s) with no frame under %s: not in SARIF (code scanning "
+			"cannot place them)\n",
+			outside_repository(r), r->root ? r->root : "the source root");
 	if (t->findings_dropped)
 		fprintf(out, "  %llu violation(s) past the %d distinct origins kept\n",
 			(unsigned long long)t->findings_dropped, REPORT_MAX_FINDINGS);
@@ -821,6 +887,9 @@ void report_summary(const struct report *r, FILE *out, enum output_format format
 		"findings_dropped", (json_int_t)t->findings_dropped, "new_failures",
 		(json_int_t)report_new_failures(r, run->fail_on), "command_exit",
 		run->command_status, "exit", run->exit_code);
+	if (obj)
+		json_object_set_new(obj, "findings_outside_repository",
+				    json_integer((json_int_t)outside_repository(r)));
 	if (obj && !run->websocket_conns)
 		json_object_set_new(obj, "note",
 				    json_string("the command started no WebSocket "

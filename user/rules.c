@@ -37,6 +37,7 @@ static const char *const rule_names[RULE__COUNT] = {
 	[RULE_ISOLATION_BREACH] = "isolation_breach",
 	[RULE_IDENTITY_AMBIGUOUS] = "identity_ambiguous",
 	[RULE_IDENTITY_UNKNOWN] = "identity_unknown",
+	[RULE_MESSAGE_UNREADABLE] = "message_unreadable",
 };
 
 static const char *const identity_kind_names[ID__COUNT] = {
@@ -77,27 +78,36 @@ void rules_redact_type(const struct rules *r, const char *type, char *out, size_
 		keyhash_identity_display_as("t", type, out, size);
 }
 
-/* Whether a subprotocol entry carries a credential: one of the policy's subprotocol
- * identity sources, or a JWT or base64url JSON ("eyJ" is base64 of '{"'). */
+/*
+ * Whether a subprotocol entry carries a credential: the prefix of one of the policy's
+ * subprotocol identity sources, or a JWT or base64url JSON ("eyJ" is base64 of '{"').
+ * keep: the bytes before the credential, which are shown.
+ */
 static bool subprotocol_secret(const struct policy *p, const char *e, size_t n, size_t *keep)
 {
-	*keep = 0;
+	bool found = false;
+
+	/* The earliest credential decides: nothing of any of them is kept. */
+	*keep = n;
 	for (size_t i = 0; i < p->nconn; i++) {
 		const char *pre = p->conn[i].prefix;
 		size_t pn = strlen(pre);
+		const char *at = pn ? memmem(e, n, pre, pn) : NULL;
 
-		if (p->conn[i].from == POLICY_FROM_SUBPROTOCOL && pn <= n && !strncmp(e, pre, pn)) {
-			*keep = pn;
-			return true;
+		/* Anywhere in the entry: a malformed entry may still carry a real token. */
+		if (p->conn[i].from == POLICY_FROM_SUBPROTOCOL && at &&
+		    (size_t)(at - e) + pn <= *keep) {
+			*keep = (size_t)(at - e) + pn;
+			found = true;
 		}
 	}
-	for (size_t i = 0; i + 3 <= n; i++) {
+	for (size_t i = 0; i + 3 <= n && i < *keep; i++) {
 		if (!strncmp(e + i, "eyJ", 3)) {
 			*keep = i;
 			return true;
 		}
 	}
-	return false;
+	return found;
 }
 
 void rules_redact_subprotocol(const struct rules *r, const char *value, char *out, size_t size)
@@ -411,8 +421,15 @@ static void judge_conn_identity(struct rules *r, const struct rules_input *in,
 
 void rules_judge(struct rules *r, const struct rules_input *in, struct rules_verdict *out)
 {
+	struct violation *v;
+
 	memset(out, 0, sizeof(*out));
 	judge_conn_identity(r, in, out);
+	if (in->msg_unreadable && (v = add_violation(r, out, RULE_MESSAGE_UNREADABLE)))
+		snprintf(v->detail, sizeof(v->detail),
+			 "the message names a user field but cannot be read (%s): isolation is "
+			 "not judged on it",
+			 in->msg_unreadable);
 	judge_bridge(r, in, out);
 	judge_message(r, in, out);
 	judge_context(r, in, out);

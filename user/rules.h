@@ -27,6 +27,8 @@ enum rule_kind {
 	 */
 	RULE_IDENTITY_AMBIGUOUS,
 	RULE_IDENTITY_UNKNOWN,
+	/* A message that names a user field but cannot be read (not JSON even leniently). */
+	RULE_MESSAGE_UNREADABLE,
 	RULE__COUNT,
 };
 
@@ -63,6 +65,8 @@ struct rules_input {
 	const char *conn_user_ambiguous;
 	const char *conn_user_unknown;
 	const struct identity_message *msg; /* NULL unless this frame completes a message */
+	/* Why a message that names a user field could not be read ("bad_json"), or NULL. */
+	const char *msg_unreadable;
 	const struct attrib_stack *stack; /* the writer's stack; origin < 0 when unattributed */
 	const char *ctx_user; /* identity.context: the bridge call's user argument, or NULL */
 	const char *ctx_function; /* the bridge function it was read from */

@@ -50,8 +50,7 @@ void run_usage(FILE *out)
 		"  -o, --output FORMAT      text (default) or json: one JSON object per line\n"
 		"      --output-file FILE   records and summary to FILE, not to stdout (which\n"
 		"                           COMMAND writes to as well)\n"
-		"      --fail-on RULES      comma-separated rules that fail the run (default: all:\n"
-		"                           bridge_bypass,isolation_breach)\n"
+		"      --fail-on RULES      comma-separated rules that fail the run (default: all)\n"
 		"  -v, --verbose            more diagnostics on stderr (twice: libbpf too)\n");
 }
 
@@ -76,9 +75,17 @@ int run_parse_rules(const char *list, bool fail_on[RULE__COUNT], char *err, size
 			if (strlen(rule_name(r)) == len && !strncmp(p, rule_name(r), len))
 				break;
 		}
-		if (r == RULE__COUNT)
-			FAIL("unknown rule '%.*s' in --fail-on (bridge_bypass, isolation_breach)",
-			     (int)len, p);
+		if (r == RULE__COUNT) {
+			size_t n = (size_t)snprintf(
+				err, errlen, "unknown rule '%.*s' in --fail-on (", (int)len, p);
+
+			for (r = 0; r < RULE__COUNT && n < errlen; r++)
+				n += (size_t)snprintf(err + n, errlen - n, "%s%s", r ? ", " : "",
+						      rule_name(r));
+			if (n < errlen)
+				snprintf(err + n, errlen - n, ")");
+			return -EINVAL;
+		}
 		fail_on[r] = true;
 		p += len + (end ? 1 : 0);
 	}

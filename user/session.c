@@ -52,6 +52,7 @@ struct ctx_tried {
 
 /* Message ends handed over with an object to a transport, by object (see zflush_handover). */
 #define ZFLUSH_TOKENS 4096
+#define HANDOVER_PIDS 64
 
 struct zflush_token {
 	uint32_t tgid;
@@ -80,6 +81,9 @@ struct session {
 	struct conntrack *ct;
 	struct adopt *adopt;
 	struct zflush_token zflush_tokens[ZFLUSH_TOKENS];
+	/* Processes whose transports queue writes (a hand-over was seen), latest kept. */
+	uint32_t handover_pids[HANDOVER_PIDS];
+	unsigned int nhandover_pids;
 	struct output *out;
 	struct attrib *attrib;
 	struct policy *policy;
@@ -91,6 +95,7 @@ struct session {
 	struct selfcheck_probe probe;
 	bool probe_conn, probe_data, probe_exit;
 	struct session_selfcheck check;
+	struct session_tap *taps;
 };
 
 static uint64_t now_mono_ns(void)
@@ -176,10 +181,23 @@ static void zlib_site(void *ctx, const char *path, dev_t dev, ino_t ino)
  * and their first messages are told apart from then on) and again at its first adopted
  * connection (a process that loaded zlib since).  adopted: say when there is no zlib.
  */
+static bool handover_seen(const struct session *s, uint32_t tgid);
+
+static void no_site(void *ctx, const char *path, dev_t dev, ino_t ino, unsigned long long offset)
+{
+}
+
 static void adopted_probe_zlib(struct session *s, pid_t pid, bool adopted)
 {
 	struct zlib_attach z = { .s = s, .pid = pid };
 	int n = zflush_find_libz(pid, zlib_site, &z);
+
+	/*
+	 * uvloop queues writes even when its hand-over is not hooked (--capture-only): the
+	 * write after a message end is then no evidence of whose message it was.
+	 */
+	if (!handover_seen(s, pid) && uvhook_find_in_process(pid, no_site, NULL) > 0)
+		s->handover_pids[s->nhandover_pids++ % HANDOVER_PIDS] = pid;
 
 	if (n == 0 && adopted)
 		log_info("pid %d maps no zlib shared library: the compression history of its "
@@ -187,9 +205,20 @@ static void adopted_probe_zlib(struct session *s, pid_t pid, bool adopted)
 			 pid);
 }
 
+/* The connection's subprotocol as shown (its identity redacted), or NULL. */
+static const char *conn_proto(struct session *s, const struct ct_conn *c, char *buf, size_t size)
+{
+	if (!c->subprotocol)
+		return NULL;
+	rules_redact_subprotocol(s->rules, c->subprotocol, buf, size);
+	return buf;
+}
+
 static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 {
 	struct session *s = ctx;
+	const char *shown;
+	char proto[1024];
 
 	if (c->adopted)
 		adopted_probe_zlib(s, (pid_t)c->tgid, true);
@@ -201,13 +230,15 @@ static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 	conn_identify(s, c);
 	if (c->adopted && !c->has_user && !c->user_unknown)
 		c->user_unknown = "adopted";
-	if (!s->opts.violations_only && conn_selected(s, c)) {
-		char proto[1024];
-
-		if (c->subprotocol)
-			rules_redact_subprotocol(s->rules, c->subprotocol, proto, sizeof(proto));
-		output_conn_open(s->out, c, c->subprotocol ? proto : NULL, ts_ns);
+	shown = conn_proto(s, c, proto, sizeof(proto));
+	for (struct session_tap *t = s->taps; t; t = t->next) {
+		if (!t->violations_only && t->wants(t->ctx, c->tgid)) {
+			output_conn_open(t->out, c, shown, ts_ns);
+			t->commit(t->ctx);
+		}
 	}
+	if (!s->opts.violations_only && conn_selected(s, c))
+		output_conn_open(s->out, c, shown, ts_ns);
 }
 
 static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why)
@@ -216,6 +247,12 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 
 	if (c->adopted)
 		adopt_conn_closed(s->adopt, (pid_t)c->tgid, &c->id);
+	for (struct session_tap *t = s->taps; t; t = t->next) {
+		if (!t->violations_only && t->wants(t->ctx, c->tgid)) {
+			output_conn_close(t->out, c, ts_ns, why);
+			t->commit(t->ctx);
+		}
+	}
 	if (!s->opts.violations_only && conn_selected(s, c))
 		output_conn_close(s->out, c, ts_ns, why);
 }
@@ -224,14 +261,30 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
  * A message end (EVT_ZFLUSH) followed on its thread by a hand-over to a transport that writes
  * later (uvloop): the message end belongs to the object handed over.
  */
+static bool handover_seen(const struct session *s, uint32_t tgid)
+{
+	for (unsigned int i = 0; i < HANDOVER_PIDS; i++) {
+		if (s->handover_pids[i] == tgid)
+			return true;
+	}
+	return false;
+}
+
 static void zflush_handover(struct session *s, const struct evt_stack *e)
 {
 	struct zflush_token *t = &s->zflush_tokens[(e->token >> 4) % ZFLUSH_TOKENS];
 
-	if (!conntrack_zflush_take(s->ct, e->tid, &t->strm, &t->total_out))
-		return;
+	if (!handover_seen(s, e->tgid))
+		s->handover_pids[s->nhandover_pids++ % HANDOVER_PIDS] = e->tgid;
+
+	/*
+	 * Always overwritten: an object at this address may have been freed and its address
+	 * reused for this one, whose hand-over came without a message end.
+	 */
 	t->tgid = e->tgid;
 	t->token = e->token;
+	if (!conntrack_zflush_take(s->ct, e->tid, &t->strm, &t->total_out))
+		t->strm = t->total_out = 0;
 }
 
 static int sink_history(void *ctx, const struct ct_conn *c, uint64_t strm, uint64_t total_out,
@@ -242,7 +295,13 @@ static int sink_history(void *ctx, const struct ct_conn *c, uint64_t strm, uint6
 	uint64_t token = user_addr ? attrib_token_of(s->attrib, c->tgid, user_addr) : 0;
 	struct zflush_token *t = &s->zflush_tokens[(token >> 4) % ZFLUSH_TOKENS];
 
-	/* Sent from a transport's queue: the message end came with the hand-over. */
+	/*
+	 * A transport that queues (uvloop) sends later, from the event loop, whatever was
+	 * queued: the write after a message end on the thread may be another connection's.
+	 * There the message end comes only with the hand-over of the object sent.
+	 */
+	if (handover_seen(s, c->tgid))
+		strm = total_out = 0;
 	if (token && t->token == token && t->tgid == c->tgid) {
 		strm = t->strm;
 		total_out = t->total_out;
@@ -292,9 +351,9 @@ static void forget_container(struct session *s, pid_t pid)
 }
 
 /*
- * The test that caused a frame: the outermost test function on the writer's stack, else
- * the test its pytest process was running when it was written (only data frames and those
- * that break a rule are worth the read of the process).
+ * The test that caused a frame: the outermost test function on the writer's stack, else,
+ * for a frame that breaks a rule (only those are worth reading the process for), the test
+ * its pytest process was running when it was written.
  */
 static void name_test(struct session *s, const struct ct_frame *f, struct frame_view *fv,
 		      char *test, size_t size)
@@ -305,8 +364,7 @@ static void name_test(struct session *s, const struct ct_frame *f, struct frame_
 	fv->test_why = testname_from_stack(fv->stack, s->opts.test_root, test, size);
 	if (fv->test_why == TEST_FOUND || !s->opts.running_test)
 		return;
-	if (!fv->verdict->nviolations && f->frame->opcode != WS_OP_TEXT &&
-	    f->frame->opcode != WS_OP_BINARY)
+	if (!fv->verdict->nviolations)
 		return;
 	fv->test_why = s->opts.running_test(s->opts.running_test_ctx, f->pid, f->ts_ns, test, size);
 	fv->test_via = "running";
@@ -339,7 +397,11 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 	/* Only whole, decoded messages are read for their fields. */
 	if (m && m->status == WS_MSG_OK &&
 	    !identity_from_message(s->policy, m->opcode, m->data, m->len, &im) &&
-	    im.reason == IDENTITY_OK) {
+	    im.reason != IDENTITY_OK && im.reason != IDENTITY_BINARY &&
+	    im.reason != IDENTITY_CONTROL && im.reason != IDENTITY_NOT_OBJECT &&
+	    identity_message_names_user(s->policy, m->data, m->len))
+		in.msg_unreadable = identity_reason_name(im.reason);
+	else if (m && m->status == WS_MSG_OK && im.reason == IDENTITY_OK) {
 		in.msg = &im;
 		if (im.type.reason == IDENTITY_OK) {
 			rules_redact_type(s->rules, im.type.value, type_shown, sizeof(type_shown));
@@ -359,6 +421,12 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 		name_test(s, f, &fv, test, sizeof(test));
 	if (s->obs.frame)
 		s->obs.frame(s->obs.ctx, f, stack, &verdict);
+	for (struct session_tap *t = s->taps; t; t = t->next) {
+		if ((!t->violations_only || verdict.nviolations) && t->wants(t->ctx, f->pid)) {
+			output_frame(t->out, &fv);
+			t->commit(t->ctx);
+		}
+	}
 	if (s->obs.frame_view)
 		s->obs.frame_view(s->obs.ctx, &fv);
 	if (s->opts.violations_only && !verdict.nviolations)
@@ -379,8 +447,15 @@ static void sink_frame(void *ctx, const struct ct_frame *f)
 	 * An object handed to a transport that sent it later carries the stack of the hand-over:
 	 * exact where the syscall's own stack only shows the event loop.
 	 */
-	if (f->user_addr)
+	if (f->user_addr) {
+		uint64_t token = attrib_token_of(s->attrib, f->pid, f->user_addr);
+		struct zflush_token *t = &s->zflush_tokens[(token >> 4) % ZFLUSH_TOKENS];
+
+		/* Sent: its message end is no one else's, should the address be reused. */
+		if (token && t->token == token && t->tgid == f->pid)
+			t->token = 0;
 		stack = own = attrib_token_take(s->attrib, f->pid, f->user_addr);
+	}
 	if (!stack)
 		stack = f->stack;
 	if (!stack)
@@ -588,21 +663,30 @@ static void watch_poll(struct session *s, uint64_t now)
 int session_add_pid(struct session *s, pid_t pid, const char *how)
 {
 	char comm[32];
-	int err;
+	int err, py;
 
 	target_comm(pid, comm, sizeof(comm));
 	/* Marks and uprobes of an earlier process with this pid, or of the image before exec. */
 	capture_forget_image(s->cap, pid);
 	ctx_forget(s, pid);
+	/*
+	 * Its interpreter, uvloop's hand-over and zlib's deflate are hooked before its writes
+	 * are followed, so that the time between the two is short: the compressors' histories
+	 * are read right after (adopt_scan_process), and the messages written before that
+	 * cannot be decoded (docs/adoption.md).
+	 */
+	py = python_attach(s, pid);
+	adopted_probe_zlib(s, pid, false);
 	err = capture_trace_pid(s->cap, pid);
 	if (err) {
 		log_err("failed to trace pid %d (%s): %s", pid, comm, strerror(-err));
 		return err;
 	}
+	/* Every message end from now on is reported: each history read fits its successor. */
+	adopt_scan_process(s->adopt, pid);
 	s->processes++;
 	log_info("tracing pid %d (%s)%s", pid, comm, how);
-	adopted_probe_zlib(s, pid, false);
-	err = python_attach(s, pid);
+	err = py;
 	/*
 	 * A process caught at exec may not have loaded its interpreter yet, nor uvloop: it is
 	 * watched until both are there.
@@ -727,6 +811,28 @@ static void reinspect(struct session *s, pid_t pid)
 		watch_add(s, pid, err == 0);
 }
 
+/* A process record to the taps that follow the process (a fork: its parent). */
+static void taps_process(struct session *s, const struct evt_proc *e, const char *what,
+			 const char *comm)
+{
+	for (struct session_tap *t = s->taps; t; t = t->next) {
+		if (e->hdr.type == EVT_PROC_FORK) {
+			if (!t->wants(t->ctx, e->ppid))
+				continue;
+			t->fork(t->ctx, e->ppid, e->pid);
+		} else if (!t->wants(t->ctx, e->pid)) {
+			continue;
+		}
+		if (!t->violations_only) {
+			output_process(t->out, what, e->hdr.ts_ns, e->pid, comm,
+				       e->hdr.type == EVT_PROC_EXIT ? e->exit_code : 0);
+			t->commit(t->ctx);
+		}
+		if (e->hdr.type == EVT_PROC_EXIT)
+			t->exit(t->ctx, e->pid);
+	}
+}
+
 static void handle_proc(struct session *s, const struct evt_proc *e)
 {
 	char comm[sizeof(e->comm) + 1];
@@ -734,6 +840,12 @@ static void handle_proc(struct session *s, const struct evt_proc *e)
 
 	memcpy(comm, e->comm, sizeof(e->comm));
 	comm[sizeof(e->comm)] = '\0';
+	if (s->taps)
+		taps_process(s, e,
+			     e->hdr.type == EVT_PROC_FORK ? "process_fork" :
+			     e->hdr.type == EVT_PROC_EXIT ? "process_exit" :
+							    "process_start",
+			     comm);
 	switch (e->hdr.type) {
 	case EVT_PROC_EXEC:
 		if (e->traced) {
@@ -1040,6 +1152,84 @@ out:
 	return c->ok ? 0 : -EIO;
 }
 
+/* A stats record of the session's totals to out. */
+static void stats_to(struct session *s, struct output *o, bool final)
+{
+	struct session_totals t;
+	struct trace_totals out = {};
+
+	session_totals(s, &t);
+	out.records = t.records;
+	out.processes = t.processes;
+	out.kernel = &t.kernel;
+	out.ct = &t.ct;
+	out.attrib = &t.attrib;
+	out.rules = &t.rules;
+	out.adopt = &t.adopt;
+	output_stats(o, &out, final);
+}
+
+void session_add_tap(struct session *s, struct session_tap *t)
+{
+	t->next = s->taps;
+	s->taps = t;
+}
+
+void session_remove_tap(struct session *s, struct session_tap *t)
+{
+	for (struct session_tap **pp = &s->taps; *pp; pp = &(*pp)->next) {
+		if (*pp == t) {
+			*pp = t->next;
+			return;
+		}
+	}
+}
+
+struct tap_replay {
+	struct session *s;
+	struct session_tap *t;
+	uint64_t ts_ns;
+	unsigned int n;
+};
+
+static void replay_conn(void *ctx, const struct ct_conn *c)
+{
+	struct tap_replay *r = ctx;
+	char proto[1024];
+
+	if (c->state != CT_WEBSOCKET || !r->t->wants(r->t->ctx, c->tgid))
+		return;
+	r->n++;
+	if (r->t->violations_only)
+		return;
+	output_conn_open(r->t->out, c, conn_proto(r->s, c, proto, sizeof(proto)), r->ts_ns);
+	r->t->commit(r->t->ctx);
+}
+
+unsigned int session_tap_open_conns(struct session *s, struct session_tap *t)
+{
+	struct tap_replay r = { .s = s, .t = t, .ts_ns = now_mono_ns() };
+
+	conntrack_foreach(s->ct, replay_conn, &r);
+	return r.n;
+}
+
+void session_tap_stats(struct session *s, struct session_tap *t)
+{
+	stats_to(s, t->out, true);
+	t->commit(t->ctx);
+}
+
+bool session_follows(struct session *s, pid_t pid)
+{
+	return capture_is_traced(s->cap, pid);
+}
+
+int session_fd(const struct session *s)
+{
+	return capture_fd(s->cap);
+}
+
 void session_startup(const struct session *s, struct capture_startup *out)
 {
 	capture_startup(s->cap, out);
@@ -1072,18 +1262,7 @@ void session_totals(struct session *s, struct session_totals *t)
 
 void session_report(struct session *s, bool final)
 {
-	struct session_totals t;
-	struct trace_totals out;
-
-	session_totals(s, &t);
-	out.records = t.records;
-	out.processes = t.processes;
-	out.kernel = &t.kernel;
-	out.ct = &t.ct;
-	out.attrib = &t.attrib;
-	out.rules = &t.rules;
-	out.adopt = &t.adopt;
-	output_stats(s->out, &out, final);
+	stats_to(s, s->out, final);
 }
 
 void session_set_policy(struct session *s, struct policy *policy)

@@ -107,6 +107,38 @@ struct session_totals {
 };
 
 void session_totals(struct session *s, struct session_totals *out);
+/*
+ * Another reader of the session's records: a `trace` through the agent.  It has its own
+ * output (format and options) and names the processes it wants; every record about them is
+ * written to out, then commit is called (once per record, so the reader can queue or drop
+ * whole records).  fork tells it of a child of a process it wants, exit of the end of one
+ * (after its process_exit record).
+ */
+struct session_tap {
+	struct output *out;
+	bool violations_only;
+	bool (*wants)(void *ctx, pid_t pid);
+	void (*fork)(void *ctx, pid_t parent, pid_t child);
+	void (*exit)(void *ctx, pid_t pid);
+	void (*commit)(void *ctx);
+	void *ctx;
+	struct session_tap *next; /* the session's */
+};
+
+void session_add_tap(struct session *s, struct session_tap *t);
+void session_remove_tap(struct session *s, struct session_tap *t);
+/*
+ * A conn_open record to the tap for each open WebSocket connection of the processes it
+ * wants, with what the session knows of it (handshake, user).  Returns how many.
+ */
+unsigned int session_tap_open_conns(struct session *s, struct session_tap *t);
+/* A final stats record (the session's totals) to the tap. */
+void session_tap_stats(struct session *s, struct session_tap *t);
+/* Whether the session's programs trace pid. */
+bool session_follows(struct session *s, pid_t pid);
+/* Readable when kernel records wait: poll it with other fds, then session_poll(s, 0). */
+int session_fd(const struct session *s);
+
 /* What loading the programs took (for the banner). */
 void session_startup(const struct session *s, struct capture_startup *out);
 

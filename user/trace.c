@@ -18,6 +18,7 @@
 #include "policy.h"
 #include "session.h"
 #include "targets.h"
+#include "trace_agent.h"
 #include "trace_opts.h"
 
 /* How long the collector sleeps when the kernel has not woken it. */
@@ -119,7 +120,8 @@ static void add_initial_targets(struct session *s, const struct trace_opts *o,
 
 /* What is followed, how long the start took and what it found, before the `tracing` line. */
 static void banner(const struct start_targets *t, const struct capture_startup *cs,
-		   const struct session_selfcheck *sc, uint64_t took_ns, bool globs)
+		   const struct session_selfcheck *sc, uint64_t took_ns, bool globs,
+		   const char *why_standalone)
 {
 	unsigned int shown = t->n < BANNER_MAX ? t->n : BANNER_MAX;
 
@@ -132,11 +134,11 @@ static void banner(const struct start_targets *t, const struct capture_startup *
 		fputc('\n', stderr);
 	}
 	fprintf(stderr,
-		"wsaudit: started in %.0f ms (standalone: %u BPF programs, %llu instructions, "
+		"wsaudit: started in %.0f ms (standalone, %s: %u BPF programs, %llu instructions, "
 		"loaded and verified in %.0f ms, attached in %.0f ms; self-check passed in %.1f "
 		"ms)\n",
-		took_ns / 1e6, cs->programs, (unsigned long long)cs->insns, cs->load_ns / 1e6,
-		cs->attach_ns / 1e6, sc->last_ns / 1e6);
+		took_ns / 1e6, why_standalone, cs->programs, (unsigned long long)cs->insns,
+		cs->load_ns / 1e6, cs->attach_ns / 1e6, sc->last_ns / 1e6);
 	if (t->conns)
 		fprintf(stderr,
 			"wsaudit: %d TCP connection(s) were open before the trace: adopted as they "
@@ -144,6 +146,106 @@ static void banner(const struct start_targets *t, const struct capture_startup *
 			t->conns);
 	fprintf(stderr, "wsaudit: tracing %u process(es)%s; Ctrl-C to stop\n", t->n,
 		globs ? " and matching execs" : "");
+}
+
+/* Why this trace loads programs of its own; NULL when the agent can serve it. */
+static const char *needs_standalone(const struct trace_opts *o)
+{
+	if (o->standalone)
+		return "--standalone";
+	if (o->policy_path)
+		return "-c: a policy of its own";
+	if (o->nglobs)
+		return "--exe";
+	if (o->capture_only)
+		return "--capture-only";
+	if (o->show_identities)
+		return "--show-identities";
+	if (o->identity_key)
+		return "--identity-key: user hashes of its own";
+	if (o->user)
+		return "--user";
+	if (o->ringbuf_size || o->write_cap)
+		return "a ring buffer or write cap of its own";
+	return NULL;
+}
+
+/*
+ * The trace served by the node's agent: nothing loaded here.  An exit code, or -1 with
+ * *why set when the agent cannot serve it (then the trace goes standalone).
+ */
+static int trace_through_agent(const struct trace_opts *o, uint64_t t_start, const char **why)
+{
+	static char reason[320];
+	struct trace_agent_hello h;
+	pid_t pids[TRACE_MAX_PIDS];
+	struct output *out;
+	size_t n = 0;
+	int fd, err;
+
+	fd = trace_agent_connect(o->agent_socket);
+	if (fd == -ENOENT || fd == -ECONNREFUSED) {
+		*why = "no agent on this node";
+		return -1;
+	}
+	if (fd < 0) {
+		snprintf(reason, sizeof(reason), "the agent's socket %s: %s", o->agent_socket,
+			 strerror(-fd));
+		*why = reason;
+		return -1;
+	}
+	for (size_t i = 0; i < o->npids; i++) {
+		err = target_check_pid(o->pids[i]);
+		if (err)
+			log_err("pid %d: %s", o->pids[i],
+				err == -ESRCH ? "no such process" : strerror(-err));
+		else
+			pids[n++] = o->pids[i];
+	}
+	if (!n) {
+		close(fd);
+		log_err("no process to trace");
+		return EXIT_USAGE;
+	}
+	err = trace_agent_start(fd, o, pids, n, &h);
+	if (err) {
+		close(fd);
+		snprintf(reason, sizeof(reason), "%s", h.why);
+		*why = reason;
+		return -1;
+	}
+	/* The agent's check covers this trace's path: its programs are this trace's. */
+	out = output_new(stdout, o->format, false, false);
+	if (out)
+		output_selfcheck(out, now_mono_ns(), h.selfcheck_ok, h.selfcheck_ok ? NULL : h.why,
+				 (uint64_t)(h.selfcheck_ms * 1e6));
+	output_free(out);
+	fflush(stdout);
+	if (!h.selfcheck_ok) {
+		log_err("self-check failed in the agent (pid %d): %s", h.agent_pid, h.why);
+		close(fd);
+		return EXIT_RUNTIME;
+	}
+	fprintf(stderr, "wsaudit: following%s (%u added to the agent for this trace)\n", h.followed,
+		h.nadded);
+	fprintf(stderr,
+		"wsaudit: started in %.0f ms (through the agent, pid %d: nothing loaded; its "
+		"self-check passed in %.1f ms)\n",
+		(now_mono_ns() - t_start) / 1e6, h.agent_pid, h.selfcheck_ms);
+	if (h.conns_open)
+		fprintf(stderr,
+			"wsaudit: %u WebSocket connection(s) already open, with the agent's state "
+			"of them\n",
+			h.conns_open);
+	fprintf(stderr, "wsaudit: tracing %u process(es) through the agent; Ctrl-C to stop\n",
+		h.nfollowed);
+	err = trace_agent_stream(fd, stdout, o->duration_s, &stop_requested);
+	close(fd);
+	if (err) {
+		log_err("the agent ended the stream: %s", strerror(-err));
+		return EXIT_RUNTIME;
+	}
+	return EXIT_OK;
 }
 
 /* Records are flushed after each poll: a large buffer spares a write(2) per record. */
@@ -199,6 +301,7 @@ int cmd_trace(int argc, char **argv)
 	struct trace_opts o;
 	struct session *s;
 	struct policy *p;
+	const char *why;
 	char err[256];
 	int rc;
 
@@ -218,6 +321,15 @@ int cmd_trace(int argc, char **argv)
 	if (keyhash_identity_setup(o.identity_key, err, sizeof(err))) {
 		fprintf(stderr, "wsaudit trace: %s\n", err);
 		return EXIT_USAGE;
+	}
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	why = needs_standalone(&o);
+	if (!why) {
+		rc = trace_through_agent(&o, t_start, &why);
+		if (rc >= 0)
+			return rc;
 	}
 	p = load_policy(o.policy_path);
 	if (!p)
@@ -251,9 +363,6 @@ int cmd_trace(int argc, char **argv)
 		session_close(s, "trace_end");
 		return EXIT_USAGE;
 	}
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	/* Blind is an error: the instance sees a write of its own before it says it traces. */
 	if (session_selfcheck(s, SELFCHECK_TIMEOUT_MS, true)) {
 		log_err("self-check failed: %s", session_selfcheck_state(s)->why);
@@ -263,7 +372,7 @@ int cmd_trace(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	session_startup(s, &cs);
-	banner(targets, &cs, session_selfcheck_state(s), now_mono_ns() - t_start, o.nglobs);
+	banner(targets, &cs, session_selfcheck_state(s), now_mono_ns() - t_start, o.nglobs, why);
 	free(targets);
 
 	rc = run(s, &o);

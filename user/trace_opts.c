@@ -22,6 +22,8 @@ enum {
 	OPT_SHOW_IDENTITIES,
 	OPT_IDENTITY_KEY,
 	OPT_USER,
+	OPT_STANDALONE,
+	OPT_AGENT_SOCKET,
 };
 
 static const struct option long_opts[] = {
@@ -40,6 +42,8 @@ static const struct option long_opts[] = {
 	{ "ringbuf-size", required_argument, NULL, OPT_RINGBUF_SIZE },
 	{ "write-cap", required_argument, NULL, OPT_WRITE_CAP },
 	{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
+	{ "standalone", no_argument, NULL, OPT_STANDALONE },
+	{ "agent-socket", required_argument, NULL, OPT_AGENT_SOCKET },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{},
@@ -51,9 +55,11 @@ void trace_usage(FILE *out)
 		"usage: wsaudit trace [-p PID]... [--exe GLOB]... [-c POLICY] [-o text|json] [-d SECONDS]\n"
 		"                     [--violations-only] [--show-identities] [--identity-key FILE] [--user ID]\n"
 		"                     [--stack] [--capture-only] [--payload] [--ringbuf-size BYTES] [--write-cap BYTES]\n"
+		"                     [--standalone] [--agent-socket PATH]\n"
 		"\n"
 		"Follows the outbound WebSocket frames of the given processes until Ctrl-C or -d.\n"
-		"  -p, --pid PID          trace this process and the children it forks (repeatable)\n"
+		"  -p, --pid PID          trace this process, its descendants and the children they\n"
+		"                         fork later (repeatable)\n"
 		"      --exe GLOB         trace every process whose executable path matches GLOB,\n"
 		"                         including ones started later (repeatable)\n"
 		"  -o, --output FORMAT    text (default) or json: one JSON object per line\n"
@@ -72,8 +78,13 @@ void trace_usage(FILE *out)
 		"      --ringbuf-size N   ring buffer bytes, a power of two (default %d)\n"
 		"      --write-cap N      bytes captured per syscall (default %d, max %d)\n"
 		"      --stats-interval S a stats record every S seconds (default 10, 0: only at exit)\n"
-		"  -v, --verbose          more diagnostics on stderr (twice: libbpf too)\n",
-		RINGBUF_DEFAULT, WRITE_CAP_DEFAULT, WRITE_CAP_MAX);
+		"      --standalone       load programs of its own even when the node's agent runs\n"
+		"      --agent-socket P   the agent's socket (default %s)\n"
+		"  -v, --verbose          more diagnostics on stderr (twice: libbpf too)\n"
+		"With -p only (no -c, --exe, --capture-only, --show-identities, --identity-key,\n"
+		"--user, --ringbuf-size or --write-cap), the records come from the node's running\n"
+		"agent, if any.\n",
+		RINGBUF_DEFAULT, WRITE_CAP_DEFAULT, WRITE_CAP_MAX, TRACE_AGENT_SOCKET);
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -116,6 +127,7 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 	memset(o, 0, sizeof(*o));
 	o->format = OUTPUT_TEXT;
 	o->stats_interval_s = 10;
+	o->agent_socket = TRACE_AGENT_SOCKET;
 	err[0] = '\0';
 	optind = 1;
 	opterr = 0;
@@ -188,6 +200,12 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 			if (parse_u64(optarg, &v) || v == 0 || v > WRITE_CAP_MAX)
 				FAIL("invalid write cap '%s' (1..%d)", optarg, WRITE_CAP_MAX);
 			o->write_cap = v;
+			break;
+		case OPT_STANDALONE:
+			o->standalone = true;
+			break;
+		case OPT_AGENT_SOCKET:
+			o->agent_socket = optarg;
 			break;
 		case 'v':
 			o->verbose++;

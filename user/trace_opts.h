@@ -33,7 +33,12 @@ struct trace_opts {
 	int verbose;
 	size_t ringbuf_size;
 	uint64_t write_cap;
+	bool standalone; /* never through the agent */
+	const char *agent_socket;
 };
+
+/* Where `wsaudit agent` serves trace clients (user/agent_socket.h). */
+#define TRACE_AGENT_SOCKET "/run/wsaudit/agent.sock"
 
 /*
  * Fills opts from argv (argv[0] is "trace").  Returns 0, or -EINVAL with a message for the

@@ -8,7 +8,10 @@
  * traced process's bytes to a struct.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "pyproc.h"
 #include "zhist.h"
@@ -41,6 +44,9 @@
 #define Z_DEFLATED 8
 
 #define SNAP_TRIES 4
+/* Scan chunk; consecutive chunks overlap by a state prefix so none is cut. */
+#define SCAN_CHUNK (1u << 20)
+#define MAPS_LINE_MAX 4096
 
 static uint32_t u32_at(const uint8_t *b, size_t off)
 {
@@ -194,4 +200,96 @@ int zhist_snapshot(pid_t pid, uint64_t strm, struct zhist_snap *out)
 		return 0;
 	}
 	return err;
+}
+
+/* Reads what is there: a mapping can shrink while it is read. */
+static ssize_t read_some(pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec local = { .iov_base = buf, .iov_len = len };
+	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
+	ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+
+	return n < 0 ? -errno : n;
+}
+
+/* Looks for states in one chunk of memory read at addr. */
+static void scan_chunk(pid_t pid, const uint8_t *b, size_t n, uint64_t addr, uint64_t *strms,
+		       size_t max, struct zhist_scan_result *res)
+{
+	struct zhist_state st;
+
+	for (size_t i = 0; i + ZHIST_STATE_PREFIX <= n && res->found < max; i += 8) {
+		/* the cheap filter first: method and wrapper, then the whole check */
+		if (b[i + ST_METHOD] != Z_DEFLATED || u32_at(b, i + ST_WRAP) != 0)
+			continue;
+		if (zhist_parse_state(b + i, n - i, addr + i, &st))
+			continue;
+		if (read_state(pid, st.strm, &st) || st.state != addr + i)
+			continue;
+		strms[res->found++] = st.strm;
+	}
+}
+
+int zhist_scan(pid_t pid, uint64_t *strms, size_t max, struct zhist_scan_result *res)
+{
+	char path[64], line[MAPS_LINE_MAX];
+	uint8_t *buf;
+	FILE *f;
+
+	memset(res, 0, sizeof(*res));
+	if (max > ZHIST_SCAN_FOUND_MAX)
+		max = ZHIST_SCAN_FOUND_MAX;
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	buf = malloc(SCAN_CHUNK);
+	if (!buf) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	while (fgets(line, sizeof(line), f) && res->found < max && !res->limited) {
+		unsigned long long lo, hi, inode;
+		char perms[8], name[16] = "";
+		int fields;
+
+		fields = sscanf(line, "%llx-%llx %7s %*s %*s %llu %15s", &lo, &hi, perms, &inode,
+				name);
+		if (fields < 4 || hi <= lo || strcmp(perms, "rw-p") || inode ||
+		    (fields == 5 && strcmp(name, "[heap]")))
+			continue;
+		for (uint64_t a = lo; a < hi && res->found < max;) {
+			size_t want = hi - a < SCAN_CHUNK ? hi - a : SCAN_CHUNK;
+			ssize_t got;
+
+			if (res->bytes_read + want > ZHIST_SCAN_BYTES_MAX) {
+				res->limited = true;
+				break;
+			}
+			got = read_some(pid, a, buf, want);
+			if (got <= (ssize_t)ZHIST_STATE_PREFIX)
+				break; /* unmapped meanwhile, or a guard page: the next mapping */
+			res->bytes_read += got;
+			scan_chunk(pid, buf, got, a, strms, max, res);
+			if ((size_t)got < want || a + got >= hi)
+				break;
+			/* the next chunk starts at the first position this one could not check */
+			a += got - ZHIST_STATE_PREFIX + 8;
+		}
+	}
+	free(buf);
+	fclose(f);
+	return 0;
+}
+
+bool zhist_verify(const struct zhist_snap *old, const struct zhist_snap *now, const void *decoded,
+		  size_t len)
+{
+	uint64_t start = old->total_in, end = old->total_in + len, first;
+
+	if (old->strm != now->strm || !len || end < start || end > now->total_in ||
+	    now->len > now->total_in)
+		return false;
+	first = now->total_in - now->len; /* input offset of now->dict[0] */
+	return start >= first && !memcmp(now->dict + (start - first), decoded, len);
 }

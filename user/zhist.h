@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * A zlib compressor in a traced process, read from outside: its history at a message
- * boundary (the bytes deflateGetDictionary() would return) with the stream's counters.  The
- * z_stream's address comes from the probes on deflate (bpf/zlib.bpf.c).  Everything read is
+ * zlib compressors in a traced process, read from outside: where they are (a bounded scan of
+ * its memory) and each one's history at a message boundary (the bytes
+ * deflateGetDictionary() would return) with the stream's counters.  Everything read is
  * the traced process's memory: untrusted, bounded, and checked before use (the z_stream and
  * its deflate_state must point at each other).
  *
@@ -64,6 +64,23 @@ bool zhist_at_boundary(const struct zhist_state *st);
 /* Where the history is: [window + *off, + *len); false when the fields disagree. */
 bool zhist_dict_range(const struct zhist_state *st, uint64_t *off, uint32_t *len);
 
+/* Limits of one scan. */
+#define ZHIST_SCAN_BYTES_MAX (1ull << 30)
+#define ZHIST_SCAN_FOUND_MAX 4096
+
+struct zhist_scan_result {
+	size_t found;
+	uint64_t bytes_read;
+	bool limited; /* the byte bound stopped it */
+};
+
+/*
+ * Finds raw-deflate z_streams in pid's writable private memory (the heap and anonymous
+ * mappings, where zlib's state is malloc'ed): a deflate_state whose strm points at a z_stream
+ * whose state points back.  Their addresses go to strms (at most max).  0 or -errno.
+ */
+int zhist_scan(pid_t pid, uint64_t *strms, size_t max, struct zhist_scan_result *res);
+
 /*
  * Reads the history of the compressor at strm when it is between messages.  The counters
  * are read before and after the window and must agree, else it is read again (a few
@@ -71,5 +88,12 @@ bool zhist_dict_range(const struct zhist_state *st, uint64_t *off, uint32_t *len
  * or -errno.
  */
 int zhist_snapshot(pid_t pid, uint64_t strm, struct zhist_snap *out);
+
+/*
+ * Whether decoded, inflated with old's history, is what the compressor was given right after
+ * old: now (a later snapshot of it) still holds those bytes at that offset of its input.
+ */
+bool zhist_verify(const struct zhist_snap *old, const struct zhist_snap *now, const void *decoded,
+		  size_t len);
 
 #endif /* WSAUDIT_ZHIST_H */

@@ -15,9 +15,31 @@
 
 struct sock_ref {
 	__u64 ino;
+	struct file *file;
 	struct sock *sk;
 	__u16 family;
 };
+
+/* Kernels before 6.13 count a file's references in f_count. */
+struct file___fcount {
+	atomic_long_t f_count;
+} __attribute__((preserve_access_index));
+
+/*
+ * Whether the file has references besides the fd being closed: another fd (dup, dup2,
+ * SCM_RIGHTS), another process (fork) or a syscall under way.  Closing one of them does not
+ * close the socket, so it must not end the connection.
+ */
+static __always_inline bool file_shared(struct file *file)
+{
+	if (bpf_core_field_exists(file->f_ref)) {
+		/* file_ref_t: 0 is one reference; negative values are the dead zones. */
+		long refs = BPF_CORE_READ(file, f_ref.refcnt.counter);
+
+		return refs > 0;
+	}
+	return BPF_CORE_READ((struct file___fcount *)file, f_count.counter) > 1;
+}
 
 /* 0 when fd is a TCP socket (IPv4 or IPv6), -1 when it is something else or unreadable. */
 static __always_inline int sock_from_fd(__u32 fd, struct sock_ref *out)
@@ -55,6 +77,7 @@ static __always_inline int sock_from_fd(__u32 fd, struct sock_ref *out)
 		return -1;
 	if (BPF_CORE_READ(sk, sk_protocol) != WS_IPPROTO_TCP)
 		return -1;
+	out->file = file;
 	out->sk = sk;
 	out->family = family;
 	out->ino = BPF_CORE_READ(inode, i_ino);

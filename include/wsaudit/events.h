@@ -66,6 +66,10 @@ enum syscall_kind {
 	SC_READV,
 	SC_RECVFROM,
 	SC_RECVMSG,
+	/* Zero-copy: their bytes are never captured, only their size (bpf/zerocopy.bpf.c). */
+	SC_SENDFILE,
+	SC_SPLICE,
+	SC_COPY_FILE_RANGE,
 };
 
 /*
@@ -286,7 +290,8 @@ struct conn_info {
 	__u64 rx_pos;
 	__u32 tgid;
 	__u8 state; /* enum conn_state */
-	__u8 _pad[3];
+	__u8 resp_match; /* bytes of "HTTP/1.x 101" the connection's writes matched so far */
+	__u8 _pad[2];
 };
 
 /* The collector's verdict on an unclassified connection (conn_verdict map). */
@@ -307,6 +312,7 @@ enum drop_reason {
 	DROP_LOOP_LIMIT, /* the chunk loop ran out of iterations */
 	DROP_FD_RESOLVE, /* the fd could not be resolved to a file */
 	DROP_STACK_RINGBUF_FULL, /* no room for a stack record: the write goes unattributed */
+	DROP_ZERO_COPY, /* sendfile/splice/copy_file_range to a socket: bytes not readable */
 	DROP_MAX,
 };
 
@@ -314,7 +320,7 @@ enum stat_counter {
 	STAT_EVENTS = 0, /* records output */
 	STAT_BYTES, /* payload bytes output */
 	STAT_CAP_BYTES, /* bytes not captured because of the cap */
-	STAT_LOST_BYTES, /* bytes lost to full ring buffer or read faults */
+	STAT_LOST_BYTES, /* bytes lost to full ring buffer or read faults, or sent zero-copy */
 	STAT_MAX,
 };
 
@@ -323,7 +329,7 @@ enum stat_counter {
 	[DROP_CAP_EXCEEDED] = "cap_exceeded", [DROP_MAP_FULL] = "map_full",     \
 	[DROP_NO_ENTRY] = "no_entry", [DROP_TOO_MANY_IOV] = "too_many_iov",     \
 	[DROP_LOOP_LIMIT] = "loop_limit", [DROP_FD_RESOLVE] = "fd_resolve",     \
-	[DROP_STACK_RINGBUF_FULL] = "stack_ringbuf_full"
+	[DROP_STACK_RINGBUF_FULL] = "stack_ringbuf_full", [DROP_ZERO_COPY] = "zero_copy"
 
 _Static_assert(sizeof(struct evt_hdr) == 16, "evt_hdr layout");
 _Static_assert(sizeof(struct evt_data) == 104, "evt_data layout");

@@ -70,6 +70,7 @@ static void check_message(const uint8_t *data, size_t size)
 	check_value(m.type.reason, m.type.value);
 	for (size_t i = 0; i < m.nowners; i++)
 		check_value(m.owners[i].f.reason, m.owners[i].f.value);
+	identity_message_names_user(policy, data, size);
 }
 
 static void check_request(const char *head, size_t len)

@@ -120,7 +120,12 @@ class Trace:
         self.err_path = self.out_path[:-4] + ".err"
         self.out = open(self.out_path, "w")
         self.err = open(self.err_path, "w")
-        self.argv = [WSAUDIT, "trace", *map(str, args)]
+        args = [str(a) for a in args]
+        # A test's trace loads its own programs unless it names an agent's socket: an agent
+        # that another test (or someone else) runs on the node must not serve it.
+        if "--agent-socket" not in args and "--standalone" not in args:
+            args.append("--standalone")
+        self.argv = [WSAUDIT, "trace", *args]
         self.proc = procs.start(self.argv, stdout=self.out, stderr=self.err, cwd=ROOT)
         self.rc = None
         if wait_ready:

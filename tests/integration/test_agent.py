@@ -78,7 +78,7 @@ class Agent:
         self.log = os.path.join(tmp, "violations.jsonl")
         self.err_path = os.path.join(tmp, "agent.err")
         self.err = open(self.err_path, "w")
-        self.proc = procs.start([WSAUDIT, "agent", "-c", policy, "--metrics-addr",
+        self.proc = procs.start([WSAUDIT, "agent", "-c", policy, "--socket", "none", "--metrics-addr",
                                  f"127.0.0.1:{port}", "--log", self.log, "--stats-interval", "0"],
                                 stdout=subprocess.DEVNULL, stderr=self.err, cwd=ROOT)
         wait_for(lambda: "wsaudit: agent following" in self.stderr() or self.proc.poll() is not None,

@@ -94,7 +94,7 @@ def test_liveness_is_the_loop(procs, tmp_path):
     # Readiness before the first attach: polled from the start.
     port = free_port()
     err = open(os.path.join(tmp, "agent.err"), "w")
-    proc = procs.start([WSAUDIT, "agent", "-c", policy, "--metrics-addr", f"127.0.0.1:{port}",
+    proc = procs.start([WSAUDIT, "agent", "-c", policy, "--socket", "none", "--metrics-addr", f"127.0.0.1:{port}",
                         "--log", log, "--stats-interval", "0"],
                        stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
     seen = []

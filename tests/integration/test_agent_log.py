@@ -49,7 +49,7 @@ def start_agent(procs, tmp, policy, log, *extra, stdout=subprocess.DEVNULL):
     port = free_port()
     err_path = os.path.join(tmp, "agent.err")
     err = open(err_path, "w")
-    proc = procs.start([WSAUDIT, "agent", "-c", policy, "--metrics-addr", f"127.0.0.1:{port}",
+    proc = procs.start([WSAUDIT, "agent", "-c", policy, "--socket", "none", "--metrics-addr", f"127.0.0.1:{port}",
                         "--log", log, "--stats-interval", "0", *extra],
                        stdout=stdout, stderr=err, cwd=ROOT)
 

@@ -19,8 +19,10 @@ import time
 import pytest
 
 from harness import (
+    APPS,
     CLIENT,
     PY,
+    SERVERS,
     Server,
     Trace,
     diff_sequences,
@@ -29,6 +31,7 @@ from harness import (
     local_port,
     free_port,
     peer_port,
+    read_line,
     run_clients,
     trace_frames,
 )
@@ -142,6 +145,30 @@ def test_exe_glob_picks_up_server_started_later(procs, tmp_path):
     print(f"\n[--exe] server pid {server.pid} started after wsaudit: {n} frames matched, "
           f"drops_total={stats['drops_total']}")
     assert stats["drops_total"] == 0, stats
+
+
+def test_traced_process_that_execs_python_is_inspected_again(procs, tmp_path):
+    """A traced shell that execs the server (same pid, a new program) is inspected again:
+    its frames are attributed to Python functions, not left as the shell's (not_python)."""
+    tmp = str(tmp_path)
+    fifo, log, port = os.path.join(tmp, "go"), os.path.join(tmp, "server.log"), free_port()
+    os.mkfifo(fifo)
+    shell = procs.start(["sh", "-c", f'read x < {fifo}; exec {PY} "$0" --port {port} --log {log}',
+                         SERVERS["websockets"]], stdout=subprocess.PIPE)
+    trace = Trace(procs, tmp, ["-p", shell.pid, "-o", "json"])
+    with open(fifo, "w") as f:
+        f.write("go\n")
+    line = read_line(shell, 30, "server exec'd by the shell")
+    assert line.startswith(f"READY pid={shell.pid} "), line
+    clients = run_clients(procs, port, n=2)
+    assert trace.stop() == 0, trace.stderr()
+    frames = [r for r in trace.records() if r["type"] == "frame" and r["pid"] == shell.pid]
+    data = [r for r in frames if r["opcode"] in ("text", "binary")]
+    print(f"\n[exec] {len(data)} data frames of the exec'd server, "
+          f"{sum(1 for r in data if r['origin'])} attributed, {len(clients)} clients")
+    assert data, "no frame of the exec'd server"
+    assert all(r["origin"] and r["origin"]["file"].startswith(APPS) for r in data), \
+        [(r["origin"], r.get("unattributed")) for r in data][:5]
 
 
 class Sink:

@@ -314,7 +314,7 @@ def test_identities_and_types_never_leak(procs, tmp_path):
                     stdout=subprocess.PIPE, env=dict(os.environ, PYTHONHOME="/usr"))
     assert read_line(p, 60, "hostile server").startswith("READY")
     agent_log, agent_err = os.path.join(tmp, "violations.jsonl"), os.path.join(tmp, "agent.err")
-    agent = procs.start([WSAUDIT, "agent", "-c", policy, "--metrics-addr", f"127.0.0.1:{mport}",
+    agent = procs.start([WSAUDIT, "agent", "-c", policy, "--socket", "none", "--metrics-addr", f"127.0.0.1:{mport}",
                          "--log", agent_log, "--stats-interval", "0", "--identity-key", key],
                         stdout=subprocess.DEVNULL, stderr=open(agent_err, "w"), cwd=ROOT)
     wait_for(lambda: "wsaudit: agent following" in open(agent_err).read()

@@ -20,8 +20,8 @@ from harness import PY, ROOT, WSAUDIT
 STANDIN = os.path.join(ROOT, "tests", "apps", "standin")
 SUITE = os.path.relpath(os.path.join(STANDIN, "tests"), ROOT)
 APP = os.path.join(STANDIN, "netra_backend", "app")
-SCHEMA = "/work/shared/reference/schemas/sarif-schema-2.1.0.json"
-SCHEMA_COPY = os.path.join(ROOT, "docs", "schemas", "sarif-schema-2.1.0.json")
+# The OASIS SARIF 2.1.0 schema (oasis-tcs/sarif-spec, sarif-2.1/schema/), unchanged.
+SCHEMA = os.path.join(ROOT, "tests", "data", "sarif-schema-2.1.0.json")
 TESTS = "tests/apps/standin/tests/"
 
 # The planted bypasses (tests/apps/standin/README.md): function, file, and the test of the
@@ -85,13 +85,28 @@ def wsaudit_run(tmp, *options, env=None, command=None):
 
 
 def validate(doc):
-    schema_path = SCHEMA if os.path.exists(SCHEMA) else SCHEMA_COPY
-    with open(schema_path) as f:
-        jsonschema.validate(doc, json.load(f))
+    with open(SCHEMA) as f:
+        jsonschema.Draft4Validator(json.load(f)).validate(doc)
 
 
 def results(doc):
     return doc["runs"][0]["results"]
+
+
+def rule_ids(doc):
+    return [r["id"] for r in doc["runs"][0]["tool"]["driver"]["rules"]]
+
+
+def physical_locations(node):
+    """Every location object with a physicalLocation, anywhere in the document."""
+    if isinstance(node, dict):
+        if "physicalLocation" in node:
+            yield node
+        for v in node.values():
+            yield from physical_locations(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from physical_locations(v)
 
 
 def location(res):
@@ -136,6 +151,11 @@ def test_planted_bypasses_fail_the_job_each_once_at_its_line_with_its_test(plant
         assert props["count"] == 1 + 3, props  # the direct call, one run, two users' runs
         assert mine[0]["codeFlows"][0]["threadFlows"][0]["locations"], mine[0]
     assert len(bypass) == len(PLANTED), [location(r) for r in bypass]
+    # Code scanning places only files of the repository: every file location is one.
+    arts = [p["physicalLocation"]["artifactLocation"] for p in physical_locations(doc)]
+    assert arts and all(a.get("uriBaseId") == "SRCROOT" and ":" not in a["uri"]
+                        and os.path.exists(os.path.join(ROOT, a["uri"])) for a in arts), arts
+    assert doc["runs"][0]["properties"]["findingsOutsideRepository"] == 0
     # The leak: frames of one user's run delivered to another, while both users ran.
     breach = [r for r in results(doc) if r["ruleId"] == "isolation_breach"]
     assert len(breach) == 1, breach
@@ -153,8 +173,9 @@ def test_planted_bypasses_fail_the_job_each_once_at_its_line_with_its_test(plant
     # JUnit: one case per rule and one per rule and origin, failed where it fired.
     cases = xml.dom.minidom.parse(junit).getElementsByTagName("testcase")
     failed = [c.getAttribute("name") for c in cases if c.getElementsByTagName("failure")]
-    assert len(cases) == 2 + len(PLANTED) + 1
-    assert len(failed) == len(cases)
+    assert len(cases) == len(rule_ids(doc)) + len(PLANTED) + 1
+    # The cases of the two rules that fired and of every finding failed; the others passed.
+    assert len(failed) == 2 + len(PLANTED) + 1, failed
 
 
 def test_fixed_service_passes_with_no_result(tmp_path):

@@ -143,7 +143,7 @@ def test_selfcheck_fails_when_blind(procs, tmp_path):
     see (they run with the kernel's pids): its probe's write never comes back. That is an
     error with the reason, exit 1, and never a `tracing` line."""
     out = subprocess.run(
-        ["unshare", "--pid", "--fork", "--mount-proc", WSAUDIT, "trace", "-p", "1", "-o", "json",
+        ["unshare", "--pid", "--fork", "--mount-proc", WSAUDIT, "trace", "--standalone", "-p", "1", "-o", "json",
          "-d", "5"],
         capture_output=True, text=True, timeout=60)
     print(f"\n[blind] exit {out.returncode}\nstdout: {out.stdout}stderr: {out.stderr}")

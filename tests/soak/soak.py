@@ -76,7 +76,7 @@ class Agent:
         env["UBSAN_OPTIONS"] = "print_stacktrace=1"
         self.err = open(self.err_path, "w")
         self.proc = subprocess.Popen(
-            [binary, "agent", "-c", policy, "--metrics-addr", f"127.0.0.1:{self.port}",
+            [binary, "agent", "-c", policy, "--socket", "none", "--metrics-addr", f"127.0.0.1:{self.port}",
              "--log", self.log, "--stats-interval", "20", "-v"],
             stdout=subprocess.DEVNULL, stderr=self.err, cwd=ROOT, env=env,
             start_new_session=True)

@@ -190,6 +190,47 @@ static void test_handshake_then_frames_in_same_write(void **state)
 	conntrack_free(ct, "end");
 }
 
+static void test_response_split_across_writes(void **state)
+{
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+	size_t n = strlen(RESPONSE);
+
+	send_conn(ct, EVT_CONN_NEW);
+	send_chunk(ct, DIR_RX, 0, strlen(REQUEST), 0, REQUEST, strlen(REQUEST),
+		   DATA_FIRST | DATA_LAST, 1);
+	/* "H", then the rest and a frame: followed, not ignored. */
+	send_write(ct, 0, RESPONSE, 1, 11);
+	assert_int_equal(r.verdicts, 0);
+	send_write(ct, 1, RESPONSE + 1, n - 1, 11);
+	assert_int_equal(r.opens, 1);
+	send_write(ct, n, "\x81\x02Hi", 4, 11);
+	assert_int_equal(r.nframes, 1);
+	assert_int_equal(conntrack_stats(ct)->conns_ignored, 0);
+	conntrack_free(ct, "end");
+}
+
+/* A zero-copy write (sendfile, splice): an empty record whose range is a hole, said per conn. */
+static void test_zero_copy_write_is_a_gap(void **state)
+{
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+	size_t n = strlen(RESPONSE);
+	const struct ct_stats *st;
+
+	send_conn(ct, EVT_CONN_NEW);
+	send_chunk(ct, DIR_RX, 0, strlen(REQUEST), 0, REQUEST, strlen(REQUEST),
+		   DATA_FIRST | DATA_LAST, 1);
+	send_write(ct, 0, RESPONSE, n, 11);
+	send_write(ct, n, "\x81\x02Hi", 4, 11);
+	send_chunk(ct, DIR_TX, n + 4, 40, n + 4, "", 0, DATA_FIRST | DATA_LAST, 11);
+	st = conntrack_stats(ct);
+	assert_int_equal(r.nframes, 1);
+	assert_int_equal(st->gap_bytes, 40);
+	assert_int_equal(conntrack_stats(ct)->conns_ignored, 0);
+	conntrack_free(ct, "end");
+}
+
 /* Reads of the request, one record each, then the 101: the user state at conn_open. */
 static void handshake_in_reads(struct recorder *r, const char *const *reads, bool lose_one)
 {
@@ -469,6 +510,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_handshake_then_frames_in_same_write),
 		cmocka_unit_test(test_request_head_across_reads),
+		cmocka_unit_test(test_response_split_across_writes),
+		cmocka_unit_test(test_zero_copy_write_is_a_gap),
 		cmocka_unit_test(test_request_head_over_bound),
 		cmocka_unit_test(test_frame_split_across_writes_is_attributed_to_first),
 		cmocka_unit_test(test_capped_write_truncates_frame_and_keeps_sync),

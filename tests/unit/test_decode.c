@@ -115,6 +115,25 @@ static void test_decode_payload_and_close(void **state)
 	json_decref(o.lines);
 }
 
+/* Without --payload or --show-identities, the type the traffic chose is a keyed hash. */
+static void test_decode_type_hashed(void **state)
+{
+	char *argv[] = { S("decode"), S("tests/data/ws_plain.bin"), NULL };
+	char *shown[] = { S("decode"), S("--show-identities"), S("tests/data/ws_plain.bin"), NULL };
+	struct out o = run(2, argv), p = run(3, shown);
+	json_t *msg = json_object_get(json_array_get(o.lines, 1), "message");
+	const char *type = json_string_value(json_object_get(msg, "type"));
+
+	assert_int_equal(o.rc, EXIT_OK);
+	assert_non_null(type);
+	assert_int_equal(strncmp(type, "t#", 2), 0);
+	assert_int_equal(strlen(type), 14);
+	msg = json_object_get(json_array_get(p.lines, 1), "message");
+	assert_string_equal(json_string_value(json_object_get(msg, "type")), "agent_update");
+	json_decref(o.lines);
+	json_decref(p.lines);
+}
+
 static void test_decode_extensions_option(void **state)
 {
 	static const uint8_t rfc[] = { 0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00 };
@@ -185,6 +204,7 @@ int main(void)
 		cmocka_unit_test(test_decode_recorded_deflate),
 		cmocka_unit_test(test_decode_payload_and_close),
 		cmocka_unit_test(test_decode_extensions_option),
+		cmocka_unit_test(test_decode_type_hashed),
 		cmocka_unit_test(test_decode_usage_errors),
 		cmocka_unit_test(test_decode_missing_file),
 		cmocka_unit_test(test_decode_help),

@@ -282,7 +282,7 @@ static void test_hostile_tokens(void **state)
 {
 	struct policy *p = policy_default();
 	static char big[IDENTITY_MAX_TOKEN + 2];
-	char tok[2048], tmp[2048];
+	char tok[4096], tmp[4096];
 	struct identity_conn c;
 
 	memset(big, 'A', sizeof(big) - 1);
@@ -308,8 +308,9 @@ static void test_hostile_tokens(void **state)
 	make_wrapped("{\"sub\":\"a\\u0000b\"}", 18, tok, tmp);
 	c = conn_of(p, REQ("/ws", "Sec-WebSocket-Protocol: jwt.%s\r\n"), tok);
 	assert_int_equal(c.reason, IDENTITY_HAS_NUL);
-	memset(big, '[', 300); /* deep and unterminated: refused before jansson sees it */
-	make_wrapped(big, 300, tok, tmp);
+	/* deep and unterminated: refused before jansson sees it */
+	memset(big, '[', IDENTITY_MAX_DEPTH + 1);
+	make_wrapped(big, IDENTITY_MAX_DEPTH + 1, tok, tmp);
 	c = conn_of(p, REQ("/ws", "Sec-WebSocket-Protocol: jwt.%s\r\n"), tok);
 	assert_int_equal(c.reason, IDENTITY_TOO_DEEP);
 	policy_free(p);
@@ -418,11 +419,58 @@ static void test_message_arrays(void **state)
 	policy_free(p);
 }
 
+/* What Python's json reads (and so what a service sends) is read too. */
+static void test_message_lenient(void **state)
+{
+	static const char *const leaks[] = {
+		"{\"user_id\": \"victim\", \"score\": NaN}",
+		"{\"user_id\": \"victim\", \"score\": Infinity, \"low\": -Infinity}",
+		"{\"user_id\": \"victim\", \"n\": 18446744073709551616}",
+		"{\"user_id\": \"victim\", \"x\": 1e400, \"y\": -2.5e-400}",
+		"{\"user_id\": \"victim\", \"note\": \"\\ud800 \\udc00 \\ud83d\\ude00\"}",
+		"\xef\xbb\xbf{\"user_id\": \"victim\"}",
+		"{\"note\": \"NaN \\\" Infinity 123456789012345678901\", \"user_id\": \"victim\"}",
+	};
+	struct policy *p = load(msg_policy);
+	struct identity_message m;
+	static char deep[2048];
+	size_t n = 0;
+
+	for (size_t i = 0; i < sizeof(leaks) / sizeof(leaks[0]); i++) {
+		m = msg_of(p, leaks[i]);
+		assert_int_equal(m.reason, IDENTITY_OK);
+		assert_int_equal(m.user.reason, IDENTITY_OK);
+		assert_string_equal(m.user.value, "victim");
+	}
+	/* A big integer user is its decimal text, as every integer is. */
+	m = msg_of(p, "{\"user_id\": 18446744073709551616}");
+	assert_string_equal(m.user.value, "18446744073709551616");
+	/* NaN is a real, never a user; strings keep their text. */
+	assert_int_equal(msg_of(p, "{\"user_id\": NaN}").user.reason, IDENTITY_NOT_STRING);
+	m = msg_of(p, "{\"user_id\": \"NaN\"}");
+	assert_string_equal(m.user.value, "NaN");
+	/* 65 levels, as Python's json reads them. */
+	n += (size_t)snprintf(deep, sizeof(deep), "{\"user_id\": \"victim\", \"d\": ");
+	for (int i = 0; i < 65; i++)
+		deep[n++] = '[';
+	for (int i = 0; i < 65; i++)
+		deep[n++] = ']';
+	deep[n++] = '}';
+	deep[n] = '\0';
+	assert_string_equal(msg_of(p, deep).user.value, "victim");
+	/* Still not JSON: refused, and the user field it names is seen. */
+	assert_int_equal(msg_of(p, "{\"user_id\": \"victim\", \"x\": [1, 2").reason,
+			 IDENTITY_BAD_JSON);
+	assert_true(identity_message_names_user(p, "{\"user_id\": [1, 2", 16));
+	assert_false(identity_message_names_user(p, "{\"other\": 1", 12));
+	policy_free(p);
+}
+
 static void test_message_skips(void **state)
 {
 	struct policy *p = load(msg_policy);
 	struct identity_message m;
-	static char deep[200];
+	static char deep[IDENTITY_MAX_DEPTH + 2];
 
 	assert_int_equal(identity_from_message(p, 2, "{\"user_id\":\"u\"}", 15, &m), 0);
 	assert_int_equal(m.reason, IDENTITY_BINARY);
@@ -468,7 +516,8 @@ int main(void)
 		cmocka_unit_test(test_ambiguous),	cmocka_unit_test(test_netra_quirks),
 		cmocka_unit_test(test_query_plain),	cmocka_unit_test(test_hostile_tokens),
 		cmocka_unit_test(test_message_fields),	cmocka_unit_test(test_message_arrays),
-		cmocka_unit_test(test_message_skips),	cmocka_unit_test(test_reason_names),
+		cmocka_unit_test(test_message_skips),
+		cmocka_unit_test(test_message_lenient),	cmocka_unit_test(test_reason_names),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

@@ -33,6 +33,11 @@ static const char *other_line[] = {
 	"ThreadService.send@/repo/app/thread.py:21",
 };
 
+static const char *library_only[] = {
+	"Protocol.send@/usr/lib/python3/dist-packages/websockets/protocol.py:647",
+	"Plugin.notify@/usr/lib/python3/dist-packages/plugin/notify.py:12",
+};
+
 static struct rules_verdict verdict(int n, ...)
 {
 	struct rules_verdict v = { .via_bridge = n ? 0 : 1, .nviolations = (size_t)n };
@@ -63,6 +68,12 @@ static void feed(struct report *r, const char *const *frames, size_t n, int orig
 	fv.test_why = testname_from_stack(s, "/repo", test, sizeof(test));
 	report_frame(r, &fv);
 	attrib_stack_put(s);
+}
+
+static void every_rule(bool fail_on[RULE__COUNT])
+{
+	for (int i = 0; i < RULE__COUNT; i++)
+		fail_on[i] = true;
 }
 
 static struct report *sample(void)
@@ -115,13 +126,14 @@ static void test_findings_by_rule_and_origin(void **state)
 static void test_baseline_round_trip(void **state)
 {
 	char path[] = "/tmp/wsaudit-baseline-XXXXXX";
-	bool all[RULE__COUNT] = { true, true }, breach_only[RULE__COUNT] = { false, true };
+	bool all[RULE__COUNT], breach_only[RULE__COUNT] = { [RULE_ISOLATION_BREACH] = true };
 	struct report *r = sample(), *again;
 	char err[256];
 	int fd = mkstemp(path);
 
 	assert_true(fd >= 0);
 	close(fd);
+	every_rule(all);
 	assert_int_equal(report_new_failures(r, all), 4);
 	assert_int_equal(report_new_failures(r, breach_only), 2);
 	assert_int_equal(report_write_baseline(r, path), 0);
@@ -173,12 +185,15 @@ static void test_baseline_errors(void **state)
 static void test_sarif_shape(void **state)
 {
 	char path[] = "/tmp/wsaudit-sarif-XXXXXX";
-	bool all[RULE__COUNT] = { true, true };
+	bool all[RULE__COUNT];
 	struct report *r = sample();
 	json_t *doc, *run, *res, *loc;
 	int fd = mkstemp(path);
 
 	close(fd);
+	every_rule(all);
+	/* A finding with no frame in the repository: left out of SARIF, counted. */
+	feed(r, library_only, 2, 0, verdict(1, RULE_BRIDGE_BYPASS));
 	assert_int_equal(report_write_sarif(r, path, all), 0);
 	doc = json_load_file(path, 0, NULL);
 	assert_non_null(doc);
@@ -187,6 +202,17 @@ static void test_sarif_shape(void **state)
 	assert_int_equal(json_array_size(json_object_get(
 				 json_object_get(json_object_get(run, "tool"), "driver"), "rules")),
 			 RULE__COUNT);
+	/* Every rule has its help: ruleIndex points at the right one. */
+	for (int i = 0; i < RULE__COUNT; i++) {
+		json_t *rule = json_array_get(
+			json_object_get(json_object_get(json_object_get(run, "tool"), "driver"),
+					"rules"),
+			i);
+
+		assert_string_equal(json_string_value(json_object_get(rule, "id")), rule_name(i));
+		assert_non_null(
+			json_string_value(json_object_get(json_object_get(rule, "help"), "text")));
+	}
 	assert_int_equal(json_array_size(json_object_get(run, "results")), 4);
 	res = json_array_get(json_object_get(run, "results"), 0);
 	loc = json_object_get(json_array_get(json_object_get(res, "locations"), 0),
@@ -202,9 +228,17 @@ static void test_sarif_shape(void **state)
 		4);
 	assert_int_equal(
 		json_array_size(json_object_get(json_object_get(res, "properties"), "tests")), 2);
-	/* The unattributed finding has no location to point at, but is a result. */
+	/* The unattributed finding is shown at the innermost frame in the repository. */
 	res = json_array_get(json_object_get(run, "results"), 3);
-	assert_int_equal(json_array_size(json_object_get(res, "locations")), 0);
+	loc = json_object_get(json_array_get(json_object_get(res, "locations"), 0),
+			      "physicalLocation");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(loc, "artifactLocation"), "uri")),
+		"app/ws/manager.py");
+	/* The library-only finding is no result: the run counts it. */
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(run, "properties"),
+							    "findingsOutsideRepository")),
+			 1);
 	json_decref(doc);
 	report_free(r);
 	unlink(path);
@@ -213,14 +247,15 @@ static void test_sarif_shape(void **state)
 static void test_junit_escapes(void **state)
 {
 	const char *odd[] = { "Agent.<lambda>@/repo/app/a&b\".py:3" };
-	char path[] = "/tmp/wsaudit-junit-XXXXXX", buf[8192];
-	bool all[RULE__COUNT] = { true, true };
+	char path[] = "/tmp/wsaudit-junit-XXXXXX", buf[8192], want[64];
+	bool all[RULE__COUNT];
 	struct report *r = report_new("/repo");
 	int fd = mkstemp(path);
 	size_t n;
 	FILE *f;
 
 	close(fd);
+	every_rule(all);
 	feed(r, odd, 1, 0, verdict(1, RULE_BRIDGE_BYPASS));
 	assert_int_equal(report_write_junit(r, path, all), 0);
 	f = fopen(path, "r");
@@ -228,8 +263,9 @@ static void test_junit_escapes(void **state)
 	buf[n] = '\0';
 	fclose(f);
 	assert_non_null(strstr(buf, "Agent.&lt;lambda&gt; (app/a&amp;b&quot;.py:3)"));
-	/* One case per rule and one per finding. */
-	assert_non_null(strstr(buf, "tests=\"5\" failures=\"2\""));
+	/* One case per rule and one for the finding; its rule's case and its own failed. */
+	snprintf(want, sizeof(want), "tests=\"%d\" failures=\"2\"", RULE__COUNT + 1);
+	assert_non_null(strstr(buf, want));
 	assert_null(strstr(buf, "<lambda>"));
 	report_free(r);
 	unlink(path);

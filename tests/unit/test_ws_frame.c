@@ -705,10 +705,24 @@ static void test_utf8(void **state)
 	assert_false(utf8_valid("\xe2\x82", 2)); /* cut */
 }
 
+static void test_utf8_escape(void **state)
+{
+	char *e = utf8_escape("\xff\xfe-evil \xc3\xa9\xe2\x82");
+
+	assert_non_null(e);
+	assert_string_equal(e, "\\xff\\xfe-evil \xc3\xa9\\xe2\\x82");
+	assert_true(utf8_valid(e, strlen(e)));
+	free(e);
+	e = utf8_escape("");
+	assert_string_equal(e, "");
+	free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rfc_unmasked_text),
+		cmocka_unit_test(test_utf8_escape),
 		cmocka_unit_test(test_rfc_masked_text),
 		cmocka_unit_test(test_rfc_fragmented),
 		cmocka_unit_test(test_rfc_ping_pong),

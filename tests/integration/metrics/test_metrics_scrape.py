@@ -49,7 +49,7 @@ NAMED = [
 GENERATED = [("bridge_bypass", f"Generated.fn{i:02d}", 1) for i in range(50)]
 PLANTED = NAMED + GENERATED
 BY_RULE = {"bridge_bypass": 4 + 2 + 50, "isolation_breach": 3 + 1 + 1,
-           "identity_ambiguous": 0, "identity_unknown": 0}
+           "identity_ambiguous": 0, "identity_unknown": 0, "message_unreadable": 0}
 OVERFLOWED = len(NAMED) + len(GENERATED) - 50
 
 DEADLINE = 45  # seconds for Prometheus to report what it scraped
@@ -161,8 +161,8 @@ def test_promtool_check_metrics(scrape):
 def test_what_promtool_does_not_check(server, scrape):
     expo = promtext.parse(scrape)
     assert promtext.check(expo) == []
-    # HELP and TYPE once per family (a second one is in check()), for all 28 families.
-    assert len(expo.help) == 28
+    # HELP and TYPE once per family (a second one is in check()), for all 31 families.
+    assert len(expo.help) == 31
     assert set(expo.type) == set(expo.help) == {s.name for s in expo.samples}
     # Stable order: a second scrape is the same text.
     assert get(server, "/metrics")[2].decode("utf-8") == scrape
