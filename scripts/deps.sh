@@ -15,6 +15,8 @@ PKGS=(
 	python3-uvloop python3-aiohttp python3-wsproto tshark iproute2 procps
 	# metrics, other interpreters, benchmarks
 	prometheus debootstrap linux-perf
+	# the kernel matrix (make kernels): guests on Debian's kernels, their initramfs
+	qemu-system-x86 busybox-static cpio kmod
 )
 
 missing=()

@@ -22,6 +22,9 @@
 #include "log.h"
 #include "sysreq.h"
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 #define CAP_SYS_PTRACE 19
 #define CAP_SYS_ADMIN 21
 #define CAP_PERFMON 38
@@ -196,10 +199,10 @@ static void check_kernel(struct sysreq_check *c)
 	}
 	if (sysreq_kver_cmp(&v, &min) < 0)
 		set(c, SYSREQ_WARN,
-		    "use a node image with Linux "
-		    "6.1 or newer (docs/kernels.md lists the features)",
-		    "%s is older than %u.%u, the oldest kernel the kernel matrix proves; the "
-		    "feature checks below decide",
+		    "use a node image with Linux " STR(SYSREQ_MIN_MAJOR) "." STR(
+			    SYSREQ_MIN_MINOR) " or newer (docs/kernels.md lists the features)",
+		    "%s is older than %u.%u, the oldest kernel the kernel matrix proves: its "
+		    "features are probed one by one",
 		    u.release, min.major, min.minor);
 	else
 		set(c, SYSREQ_PASS, NULL, "%s (the matrix proves %u.%u and newer)", u.release,

@@ -61,8 +61,14 @@ class Procs:
                     pass
 
 
+# Waits for processes to start are multiplied by this: a guest under emulation (tests/kernels)
+# imports FastAPI or starts tshark in tens of seconds.  Nothing asserts on durations.
+START_SCALE = float(os.environ.get("WSAUDIT_START_SCALE", "1"))
+
+
 def read_line(proc, timeout, what):
-    """First stdout line of proc, within timeout."""
+    """First stdout line of proc, within timeout (times START_SCALE)."""
+    timeout *= START_SCALE
     deadline = time.monotonic() + timeout
     buf = b""
     fd = proc.stdout.fileno()

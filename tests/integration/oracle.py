@@ -15,6 +15,8 @@ import subprocess
 import time
 import xml.etree.ElementTree as ET
 
+from harness import START_SCALE
+
 OPNAMES = {0: "continuation", 1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}
 
 # Reassembly across TCP segments is what makes 70 KiB frames decodable; these
@@ -31,6 +33,7 @@ class Capture:
     """tshark -i lo -f 'tcp port P' -w FILE, started before the traffic."""
 
     def __init__(self, port, path, timeout=20):
+        timeout *= START_SCALE
         self.port = port
         self.path = path
         self.err = open(path + ".stderr", "w+")
@@ -47,8 +50,10 @@ class Capture:
                 raise RuntimeError("tshark exited: " + self.stderr())
             time.sleep(0.1)
         else:
+            # stop() closes the stderr file: read it first.
+            text = self.stderr()
             self.stop()
-            raise RuntimeError("tshark did not start capturing: " + self.stderr())
+            raise RuntimeError("tshark did not start capturing within %ds: %s" % (timeout, text))
         # "Capturing on" is printed just before the first packet is read.
         time.sleep(0.5)
 
