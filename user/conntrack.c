@@ -758,6 +758,18 @@ static int handle_conn(struct conntrack *ct, const struct evt_conn *e)
 	return 0;
 }
 
+static int handle_passed(struct conntrack *ct, const struct evt_conn *e)
+{
+	struct ct_conn *c = table_find(ct, e->conn.ino);
+
+	if (c && c->id.gen != e->conn.gen)
+		c = NULL;
+	ct->stats.conns_fd_passed++;
+	if (ct->sink.conn_passed)
+		ct->sink.conn_passed(ct->sink.ctx, c, e);
+	return 0;
+}
+
 int conntrack_record(struct conntrack *ct, const void *data, size_t size)
 {
 	const struct evt_hdr *h = data;
@@ -792,6 +804,12 @@ int conntrack_record(struct conntrack *ct, const void *data, size_t size)
 			return -EINVAL;
 		}
 		return handle_zflush(ct, data);
+	case EVT_CONN_PASSED:
+		if (size < sizeof(struct evt_conn)) {
+			ct->stats.malformed_records++;
+			return -EINVAL;
+		}
+		return handle_passed(ct, data);
 	case EVT_CONN_NEW:
 	case EVT_CONN_CLOSE:
 		if (size < sizeof(struct evt_conn)) {

@@ -88,6 +88,12 @@ struct ct_sink {
 	void (*conn_open)(void *ctx, struct ct_conn *c, uint64_t ts_ns);
 	void (*frame)(void *ctx, const struct ct_frame *f);
 	void (*conn_close)(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why);
+	/*
+	 * The connection's socket was sent to another process (SCM_RIGHTS, e->peer_pid): what
+	 * that process writes on it is seen only if it is traced.  c is NULL when the connection
+	 * is not in the table.
+	 */
+	void (*conn_passed)(void *ctx, const struct ct_conn *c, const struct evt_conn *e);
 	/* Resolve a stack record (a reference the table keeps); NULL: none. */
 	struct attrib_stack *(*stack)(void *ctx, const struct evt_stack *e);
 	/*
@@ -123,6 +129,7 @@ struct ct_stats {
 	uint64_t malformed_records;
 	uint64_t writer_unknown; /* frames whose writing syscall's record was lost */
 	uint64_t conns_dropped_limit; /* connections not followed: table full */
+	uint64_t conns_fd_passed; /* sockets handed to another process (SCM_RIGHTS) */
 	uint64_t stacks_unmatched; /* stack records whose write never came (lost records) */
 	uint64_t messages[WS_MSG__COUNT]; /* data messages by decoding status */
 	uint64_t context_losses; /* times a compression context became untrusted */

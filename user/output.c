@@ -264,6 +264,27 @@ void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns
 			       (json_int_t)c->frames, "reason", why));
 }
 
+void output_conn_skipped(struct output *o, const struct ct_conn *c, const struct evt_conn *e,
+			 const char *why)
+{
+	char ts[48], comm[sizeof(e->comm) + 1];
+	json_t *conn;
+
+	memcpy(comm, e->comm, sizeof(e->comm));
+	comm[sizeof(e->comm)] = '\0';
+	if (o->format == OUTPUT_TEXT) {
+		output_format_time(ts, sizeof(ts), e->hdr.ts_ns);
+		fprintf(o->out, "%s %u %s conn_skipped %s (%s) to pid %u\n", ts, e->tgid, comm,
+			c ? c->id_str : "?", why, e->peer_pid);
+		return;
+	}
+	conn = c ? conn_json(c) : json_null();
+	emit_json(o, json_pack("{s:s, s:o, s:I, s:o, s:o, s:s, s:I, s:I}", "type", "conn_skipped",
+			       "ts", time_json(e->hdr.ts_ns), "pid", (json_int_t)e->tgid, "comm",
+			       text_json(comm), "conn", conn, "reason", why, "fd",
+			       (json_int_t)e->fd, "peer_pid", (json_int_t)e->peer_pid));
+}
+
 static json_t *payload_json(const struct ws_frame *f, const char **key)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -627,11 +648,12 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				      (json_int_t)k->stats[STAT_LOST_BYTES]));
 	json_object_set_new(
 		obj, "conns",
-		json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "seen", (json_int_t)ct->conns_seen,
+		json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "seen", (json_int_t)ct->conns_seen,
 			  "websocket", (json_int_t)ct->conns_websocket, "adopted",
 			  (json_int_t)ct->conns_adopted, "ignored", (json_int_t)ct->conns_ignored,
 			  "open", (json_int_t)ct->conns_open, "over_limit",
-			  (json_int_t)ct->conns_dropped_limit));
+			  (json_int_t)ct->conns_dropped_limit, "fd_passed",
+			  (json_int_t)ct->conns_fd_passed));
 	json_object_set_new(obj, "output", json_pack("{s:I}", "errors", (json_int_t)o->errors));
 	json_object_set_new(obj, "identity",
 			    json_pack("{s:I, s:I, s:I}", "ambiguous",

@@ -39,6 +39,12 @@ void output_set_sink(struct output *o, output_line_fn fn, void *ctx);
 void output_conn_open(struct output *o, const struct ct_conn *c, const char *subprotocol,
 		      uint64_t ts_ns);
 void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why);
+/*
+ * A connection wsaudit does not follow through all its writers: conn_skipped with the reason
+ * ("fd_passed"), the process that gave it away and the one that received it (peer_pid).
+ */
+void output_conn_skipped(struct output *o, const struct ct_conn *c, const struct evt_conn *e,
+			 const char *why);
 /* A frame and what was learned about it. */
 struct frame_view {
 	const struct ct_frame *frame;

@@ -962,6 +962,25 @@ static int on_record(void *ctx, const void *data, size_t size)
 	return 0;
 }
 
+/*
+ * A followed socket sent to another process.  A traced receiver's writes are followed on the
+ * same connection; an untraced one's are not seen at all, and that is said.
+ */
+static void sink_conn_passed(void *ctx, const struct ct_conn *c, const struct evt_conn *e)
+{
+	struct session *s = ctx;
+
+	if (e->peer_pid && capture_is_traced(s->cap, (pid_t)e->peer_pid)) {
+		log_info("pid %u passed connection %s to traced pid %u", e->tgid,
+			 c ? c->id_str : "?", e->peer_pid);
+		return;
+	}
+	log_warn("pid %u passed connection %s to pid %u, which is not traced: its writes on it "
+		 "are not seen",
+		 e->tgid, c ? c->id_str : "?", e->peer_pid);
+	output_conn_skipped(s->out, c, e, "fd_passed");
+}
+
 struct session *session_open(const struct session_opts *opts, struct policy *policy, FILE *out)
 {
 	struct capture_opts copts = {
@@ -974,6 +993,7 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 	struct ct_sink sink = {
 		.conn_open = sink_conn_open,
 		.conn_close = sink_conn_close,
+		.conn_passed = sink_conn_passed,
 		.frame = sink_frame,
 		.stack = sink_stack,
 		.verdict = sink_verdict,

@@ -23,6 +23,7 @@ enum evt_type {
 	EVT_STACK, /* the Python stack of the thread that made a WebSocket write */
 	EVT_SEGS, /* where a gathered write's segments were in the writer's memory */
 	EVT_ZFLUSH, /* a zlib compressor of a traced process ended a message (sync/full flush) */
+	EVT_CONN_PASSED, /* a traced process sent a followed socket's fd over a UNIX socket */
 };
 
 #define EVT_VERSION 1
@@ -135,7 +136,8 @@ struct evt_conn {
 	__u16 family; /* AF_INET or AF_INET6 */
 	__u16 sport; /* host order */
 	__u16 dport; /* host order */
-	__u16 _pad[3];
+	__u16 _pad;
+	__u32 peer_pid; /* EVT_CONN_PASSED: the process at the other end of the UNIX socket */
 	__u8 comm[16];
 };
 

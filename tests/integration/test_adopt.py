@@ -12,14 +12,17 @@ the wrong history would name the wrong user, which is worse than not decoding it
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import time
 
 import pytest
 
-from harness import APPS, PY, Trace, final_stats, peer_port, read_line
+from harness import APPS, PY, ROOT, WSAUDIT, Trace, final_stats, peer_port, read_line
 
 ADOPT = os.path.join(APPS, "ws_adopt.py")
+EXE_NAME = "wsx-adopt-python3"
 CONNS = 20
 TRACE_SECONDS = 20
 
@@ -33,11 +36,40 @@ def truth_of(path):
     return truth
 
 
-@pytest.mark.parametrize("framework", ["fastapi", "websockets", "aiohttp"])
-def test_adopted_connections_decode_from_the_servers_history(procs, tmp_path, framework):
+def start_agent(procs, tmp, exe):
+    """An agent that follows the server's executable, started after its connections opened."""
+    with open(os.path.join(ROOT, "policies", "default.yaml")) as f:
+        text = re.sub(r'(?m)^  exe: .*$', f'  exe: ["*/{EXE_NAME}"]', f.read(), count=1)
+    policy = os.path.join(tmp, "policy.yaml")
+    with open(policy, "w") as f:
+        f.write(text)
+    sock, err_path = os.path.join(tmp, "agent.sock"), os.path.join(tmp, "agent.err")
+    agent = procs.start([WSAUDIT, "agent", "-c", policy, "--metrics-addr", "none", "--log",
+                         os.path.join(tmp, "violations.jsonl"), "--socket", sock],
+                        stdout=subprocess.DEVNULL, stderr=open(err_path, "w"), cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and agent.poll() is None:
+        if "agent following" in open(err_path).read():
+            break
+        time.sleep(0.1)
+    assert agent.poll() is None and os.path.exists(sock), open(err_path).read()
+    return sock
+
+
+@pytest.mark.parametrize("framework,through", [("fastapi", "standalone"),
+                                               ("websockets", "standalone"),
+                                               ("aiohttp", "standalone"),
+                                               ("fastapi", "agent")])
+def test_adopted_connections_decode_from_the_servers_history(procs, tmp_path, framework, through):
     truth_path, go, stop = tmp_path / "truth.jsonl", tmp_path / "go", tmp_path / "stop"
-    server = procs.start([PY, ADOPT, "server", "--framework", framework, "--truth",
-                          str(truth_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    exe, env = PY, None
+    if through == "agent":
+        exe = os.path.join(str(tmp_path), EXE_NAME)
+        shutil.copy(os.path.realpath(PY), exe)
+        env = dict(os.environ, PYTHONHOME="/usr")
+    server = procs.start([exe, ADOPT, "server", "--framework", framework, "--truth",
+                          str(truth_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         env=env)
     line = read_line(server, 30, framework)
     assert line.startswith("READY"), line
     pid, port = (int(kv.split("=")[1]) for kv in line.split()[1:])
@@ -47,8 +79,13 @@ def test_adopted_connections_decode_from_the_servers_history(procs, tmp_path, fr
     while not go.exists():
         assert time.monotonic() < deadline, "clients did not open their connections"
         time.sleep(0.1)
-    trace = Trace(procs, str(tmp_path), ["--standalone", "-p", pid, "-o", "json",
-                                         "--show-identities", "-d", TRACE_SECONDS])
+    if through == "agent":
+        # The agent adopts the connections; the trace takes its records from it.
+        how = ["--agent-socket", start_agent(procs, str(tmp_path), exe)]
+    else:
+        how = ["--standalone"]
+    trace = Trace(procs, str(tmp_path), [*how, "-p", pid, "-o", "json", "--show-identities",
+                                         "-d", TRACE_SECONDS])
     assert trace.wait(TRACE_SECONDS + 120) == 0, trace.stderr()
     stop.touch()
     recs = trace.records()
@@ -83,7 +120,7 @@ def test_adopted_connections_decode_from_the_servers_history(procs, tmp_path, fr
     stats = final_stats(recs)
     adoption = stats["adoption"]
     ratio = decoded / len(frames)
-    print(f"\n[adopt {framework}] {len(frames)} text frames on {len(by_conn)} adopted "
+    print(f"\n[adopt {framework} {through}] {len(frames)} text frames on {len(by_conn)} adopted "
           f"connections, {decoded} decoded ({ratio:.2%}); adoption={json.dumps(adoption)}; "
           f"drops_total={stats['drops_total']}")
     late = 0
@@ -95,7 +132,7 @@ def test_adopted_connections_decode_from_the_servers_history(procs, tmp_path, fr
         assert all(f.get("message_status", "ok") == "ok" and f.get("message") for f in after), \
             f"connection {cid}: a message after the recovery did not decode"
         late += first
-    print(f"[adopt {framework}] {late} frames before recovery "
+    print(f"[adopt {framework} {through}] {late} frames before recovery "
           f"(mean {late / len(by_conn):.1f} per connection)")
 
     assert adoption["conns"] == CONNS and adoption["history_recovered"] == CONNS, adoption

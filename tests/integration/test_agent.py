@@ -163,8 +163,8 @@ def test_agent_log_metrics_prometheus(procs, tmp_path):
 
     got = wait_for(answer, 60, "Prometheus query result")
     print(f"[agent] PromQL sum by (rule) (wsaudit_violations_total): {got}")
-    assert got == {"bridge_bypass": counts["bridge_bypass"],
-                   "isolation_breach": counts["isolation_breach"]}
+    # Every rule is exported from the start (at 0); the ones that fired match the log.
+    assert {r: n for r, n in got.items() if n} == dict(counts), (got, counts)
 
     # SIGHUP with a broken policy: the old one stays, and the agent says why.
     with open(policy, "w") as f:
