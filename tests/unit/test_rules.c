@@ -135,6 +135,39 @@ static void test_message_user_disagrees_with_connection(void **state)
 	assert_string_equal(v.v[0].b_value, "bob");
 }
 
+/* A connection whose user cannot be told, and a message whose user cannot be read. */
+static void test_unjudgeable_identity_is_a_finding(void **state)
+{
+	struct fixture *fx = *state;
+	struct rules_input in = { .opcode = 1, .conn_user_ambiguous = "duplicate_query" };
+	struct rules_verdict v;
+
+	rules_judge(fx->rules, &in, &v);
+	assert_int_equal(v.nviolations, 1);
+	assert_int_equal(v.v[0].rule, RULE_IDENTITY_AMBIGUOUS);
+	assert_non_null(strstr(v.v[0].detail, "duplicate_query"));
+	in.conn_user_ambiguous = NULL;
+	in.conn_user_unknown = "head_too_large";
+	rules_judge(fx->rules, &in, &v);
+	assert_int_equal(v.v[0].rule, RULE_IDENTITY_UNKNOWN);
+	/* A gap of the trace's start, not of the client's doing: counted per connection only. */
+	in.conn_user_unknown = "adopted";
+	rules_judge(fx->rules, &in, &v);
+	assert_int_equal(v.nviolations, 0);
+	/* Control frames carry no user. */
+	in.conn_user_unknown = "head_gap";
+	in.opcode = 8;
+	rules_judge(fx->rules, &in, &v);
+	assert_int_equal(v.nviolations, 0);
+	in = (struct rules_input){ .opcode = 1,
+				   .conn_user = "alice",
+				   .msg_unreadable = "bad_json" };
+	rules_judge(fx->rules, &in, &v);
+	assert_int_equal(v.nviolations, 1);
+	assert_int_equal(v.v[0].rule, RULE_MESSAGE_UNREADABLE);
+	assert_string_equal(rule_name(RULE_MESSAGE_UNREADABLE), "message_unreadable");
+}
+
 static void test_thread_id_in_user_id_is_not_a_user(void **state)
 {
 	struct fixture *fx = *state;
@@ -275,6 +308,7 @@ int main(void)
 		cmocka_unit_test(test_bridge_frame_passes_bypass_flagged),
 		cmocka_unit_test(test_unattributed_frame_is_not_judged),
 		cmocka_unit_test(test_message_user_disagrees_with_connection),
+		cmocka_unit_test(test_unjudgeable_identity_is_a_finding),
 		cmocka_unit_test(test_thread_id_in_user_id_is_not_a_user),
 		cmocka_unit_test(test_bridge_call_for_another_user),
 		cmocka_unit_test(test_ownership_key_crossing_users),
