@@ -698,7 +698,7 @@ static const char *const connection_kinds[] = { "handshake", "adopted", NULL };
 static const char *const reload_results[] = { "ok", "error", NULL };
 static const char *const user_states[] = { "ambiguous", "unknown", NULL };
 static const char *const adopted_states[] = { "history_recovered", "history_unknown",
-					      "user_unknown", NULL };
+					      "user_unknown", "user_recovered", NULL };
 
 static int touch_all(struct metrics_family *f, const char *const *values)
 {
