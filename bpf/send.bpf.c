@@ -25,6 +25,8 @@ static __always_inline bool upgrade_response_seen(const struct io_desc *io, stru
 	n = UPGRADE_PREFIX_LEN - m;
 	if (io->segs[0].len < n)
 		n = io->segs[0].len;
+	/* Kept in the program for the 6.1 verifier, as in emit_chunks' gather_piece. */
+	barrier_var(n);
 	if (n == 0 || n > UPGRADE_PREFIX_LEN)
 		return false;
 	if (bpf_probe_read_user(head, n, (void *)io->segs[0].ptr))
