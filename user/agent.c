@@ -403,7 +403,7 @@ int cmd_agent(int argc, char **argv)
 			last_stats = now;
 		}
 	}
-	session_poll(s, 0);
+	session_drain(s);
 	session_end_connections(s, "agent_stop");
 	/* Clients get the connections' ends above, then their final stats. */
 	agent_socket_close(sock);

@@ -41,6 +41,9 @@ struct uprobe_rec {
 
 struct capture {
 	struct wsaudit *skel;
+	unsigned int batch; /* records handled by this capture_poll() */
+	uint64_t batch_start; /* when it handled the first */
+	bool pending; /* it stopped at its budget with records left */
 	uint64_t *traced_bits; /* the traced_bits map, mapped */
 	size_t traced_bits_len;
 	uint32_t traced_words;
@@ -74,8 +77,28 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 static int ringbuf_cb(void *ctx, void *data, size_t size)
 {
 	struct capture *cap = ctx;
+	struct timespec ts;
+	uint64_t now;
+	int err;
 
-	return cap->fn(cap->ctx, data, size);
+	if (!cap->batch++) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		cap->batch_start = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	}
+	err = cap->fn(cap->ctx, data, size);
+	if (err || cap->batch % 16)
+		return err;
+	/*
+	 * A record's cost is the frames in it (a write of 100 frames is one record): the drain
+	 * is bounded by time.  libbpf has consumed this record already; a negative return stops
+	 * the drain here and leaves the rest to the next capture_poll().
+	 */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	if (now - cap->batch_start < CAPTURE_POLL_BUDGET_MS * 1000000ULL)
+		return 0;
+	cap->pending = true;
+	return -EAGAIN;
 }
 
 /* The stack walk and the chunk emitter are reached by tail call through a program array. */
@@ -326,6 +349,11 @@ int capture_trace_pid(struct capture *cap, pid_t pid)
 		return -ERANGE;
 	__atomic_fetch_or(&cap->traced_bits[pid / 64], 1ULL << (pid % 64), __ATOMIC_SEQ_CST);
 	return 0;
+}
+
+bool capture_pending(const struct capture *cap)
+{
+	return cap->pending;
 }
 
 bool capture_is_traced(const struct capture *cap, pid_t pid)
@@ -599,14 +627,20 @@ int capture_poll(struct capture *cap, int timeout_ms)
 {
 	int n, m;
 
+	cap->batch = 0;
+	cap->pending = false;
 	/*
 	 * Wake-ups are batched in the kernel, so a timed-out wait may still leave records
 	 * queued: always drain after waiting.
 	 */
 	n = ring_buffer__poll(cap->rb, timeout_ms);
+	if (n == -EAGAIN)
+		return (int)cap->batch;
 	if (n < 0 && n != -EINTR)
 		return n;
 	m = ring_buffer__consume(cap->rb);
+	if (m == -EAGAIN)
+		return (int)cap->batch;
 	if (m < 0)
 		return m;
 	return (n > 0 ? n : 0) + m;

@@ -70,8 +70,15 @@ int capture_mark_ctx_code(struct capture *cap, pid_t pid, unsigned long long cod
 			  const struct ctx_code *cc);
 int capture_set_verdict(struct capture *cap, const struct conn_id *id, enum conn_state state);
 
-/* Waits up to timeout_ms for records, then drains everything queued.  Records or -errno. */
+/*
+ * Waits up to timeout_ms for records, then drains what is queued for at most
+ * CAPTURE_POLL_BUDGET_MS: the caller's loop turns (heartbeat, log, reload) between drains
+ * however many records a flood queued.  Records or -errno.
+ */
+#define CAPTURE_POLL_BUDGET_MS 50
 int capture_poll(struct capture *cap, int timeout_ms);
+/* Whether the last capture_poll() stopped at its budget with records left. */
+bool capture_pending(const struct capture *cap);
 
 struct capture_counters {
 	uint64_t drops[DROP_MAX];

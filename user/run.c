@@ -147,7 +147,7 @@ static int follow(struct session *s, struct testrun *tests, pid_t pid, int *stat
 		fflush(NULL);
 	}
 	/* What it wrote last is still queued: drained before the totals. */
-	session_poll(s, 0);
+	session_drain(s);
 	return 0;
 }
 

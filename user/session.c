@@ -663,9 +663,15 @@ static void watch_poll(struct session *s, uint64_t now)
 int session_add_pid(struct session *s, pid_t pid, const char *how)
 {
 	char comm[32];
+	bool followed;
 	int err, py;
 
 	target_comm(pid, comm, sizeof(comm));
+	/*
+	 * Counted once: a process found by a reload's scan may have its exec record still
+	 * queued, and a forked child that execs was counted at the fork.
+	 */
+	followed = capture_is_traced(s->cap, pid);
 	/* Marks and uprobes of an earlier process with this pid, or of the image before exec. */
 	capture_forget_image(s->cap, pid);
 	ctx_forget(s, pid);
@@ -684,7 +690,8 @@ int session_add_pid(struct session *s, pid_t pid, const char *how)
 	}
 	/* Every message end from now on is reported: each history read fits its successor. */
 	adopt_scan_process(s->adopt, pid);
-	s->processes++;
+	if (!followed)
+		s->processes++;
 	log_info("tracing pid %d (%s)%s", pid, comm, how);
 	err = py;
 	/*
@@ -1063,6 +1070,18 @@ int session_user_display(const char *id, char out[KEYHASH_DISPLAY_LEN])
 	}
 	keyhash_identity_display(id, out);
 	return 0;
+}
+
+/* The final drain's bound (in budgets): the traced processes may still be writing. */
+#define DRAIN_MAX_BUDGETS 1200
+
+int session_drain(struct session *s)
+{
+	int err = session_poll(s, 0);
+
+	for (int i = 0; !err && capture_pending(s->cap) && i < DRAIN_MAX_BUDGETS; i++)
+		err = session_poll(s, 0);
+	return err;
 }
 
 void session_end_connections(struct session *s, const char *why)

@@ -80,8 +80,14 @@ void session_close(struct session *s, const char *why);
 int session_add_pid(struct session *s, pid_t pid, const char *how);
 /* Follows every running process whose executable matches the globs.  Matches or -errno. */
 int session_scan_exe(struct session *s);
-/* Waits up to timeout_ms for kernel records and handles them.  0 or -errno. */
+/*
+ * Waits up to timeout_ms for kernel records and handles them for at most
+ * CAPTURE_POLL_BUDGET_MS, so that the loop around it turns however many records wait.
+ * 0 or -errno.
+ */
 int session_poll(struct session *s, int timeout_ms);
+/* Handles every record queued (the final drain, up to a minute).  0 or -errno. */
+int session_drain(struct session *s);
 /* A stats record; final ones include every connection's parser state. */
 void session_report(struct session *s, bool final);
 /* Ends every open connection (their frames cut short are reported truncated). */

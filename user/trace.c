@@ -270,7 +270,7 @@ static int run(struct session *s, const struct trace_opts *o)
 		fflush(stdout);
 	}
 	/* Records already queued belong to the trace: drain them before the totals. */
-	session_poll(s, 0);
+	session_drain(s);
 	return EXIT_OK;
 }
 

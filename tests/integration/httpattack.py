@@ -18,9 +18,10 @@ def raise_nofile(n):
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(n, hard), hard))
 
 
-def get(port, path, host="127.0.0.1", src="127.0.0.1", timeout=5.0):
-    """(status or None, seconds): one request on a fresh connection from src."""
+def get(port, path, host="127.0.0.1", src="127.0.0.1", timeout=5.0, with_body=False):
+    """(status or None, seconds[, body]): one request on a fresh connection from src."""
     t0 = time.monotonic()
+    buf = b""
     try:
         with socket.socket() as s:
             s.settimeout(timeout)
@@ -37,12 +38,16 @@ def get(port, path, host="127.0.0.1", src="127.0.0.1", timeout=5.0):
         status = int(line[1]) if len(line) > 1 else None
     except OSError:
         status = None
-    return status, time.monotonic() - t0
+    secs = time.monotonic() - t0
+    if with_body:
+        return status, secs, buf.partition(b"\r\n\r\n")[2].decode(errors="replace").strip()
+    return status, secs
 
 
 class SlowClients(threading.Thread):
     """n connections that send a request head one byte per `every` seconds and never finish
-    it; each one cut by the server is opened again (from the same source) while running."""
+    it; each one cut or refused by the server is opened again (from the same source) at the
+    next tick while running."""
 
     def __init__(self, port, n, srcs=("127.0.0.2",), every=1.0, host="127.0.0.1"):
         super().__init__(daemon=True)
@@ -71,7 +76,11 @@ class SlowClients(threading.Thread):
             self._open(sel, i)
         head = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: "
         sent = {}
+        reopen = []
         while not self.stop.is_set():
+            for i in reopen:
+                self._open(sel, i)
+            reopen = []
             deadline = time.monotonic() + self.every
             while time.monotonic() < deadline and not self.stop.is_set():
                 for key, _ in sel.select(timeout=0.1):
@@ -85,7 +94,7 @@ class SlowClients(threading.Thread):
                         s.close()
                         sent.pop(s, None)
                         self.cut += 1
-                        self._open(sel, i)
+                        reopen.append(i)
             for key in list(sel.get_map().values()):
                 s = key.fileobj
                 k = sent.get(s, 0)
@@ -98,7 +107,7 @@ class SlowClients(threading.Thread):
                         s.close()
                         sent.pop(s, None)
                         self.cut += 1
-                        self._open(sel, key.data)
+                        reopen.append(key.data)
             self.open_now = len(sel.get_map())
         for key in list(sel.get_map().values()):
             key.fileobj.close()

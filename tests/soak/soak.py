@@ -13,6 +13,17 @@ two files). At the end: SIGTERM, exit code 0, no sanitizer report; every violati
 service planted is in the log with its rule, and nothing else; RSS and map entries flat;
 wsaudit_processes and wsaudit_connections back to 0.
 
+With the attacker on (the default; --no-attacks for the plain soak): first, alone, a traced
+service that sends 100k thread_id values chosen to share a bucket of the old unkeyed table;
+then alongside each run, in turn: a SIGHUP with a bad policy (200 KB of nested '[', 1 MiB of
+nodes, a FIFO), a service that sends decompression bombs, and the flood again with 2,000
+values; all along, slow clients (slowloris) on the agent's HTTP port from another address
+while /healthz is probed.  Then also: every attacker frame is a violation in the log; each
+bad reload refused within RELOAD_BOUND_MS; every /healthz probe answered within
+PROBE_TIMEOUT and never failing for LIVENESS_WINDOW_S (the kubelet's restart); no record lost
+to a full ring buffer; the collector's lag (from the attacker's last byte read by its client
+to its last violation in the log) within LAG_BOUND_S.
+
 Checks print one line each; the last line is "soak: N passed, M failed". Exit 0 when all pass.
 """
 import argparse
@@ -28,12 +39,16 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 STANDIN = os.path.join(ROOT, "tests", "apps", "standin")
+HOSTILE = os.path.join(ROOT, "tests", "apps", "ws_hostile_server.py")
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import httpattack  # noqa: E402
 PY = "/usr/bin/python3"
 EXE_NAME = "wsx-soak-python3"
 MAPS = ("conn_map", "traced_bits", "py_procs", "inflight_map", "tstate_cache", "verdict_map",
@@ -44,6 +59,18 @@ SAMPLE_EVERY = 30.0
 RSS_BOUND_KIB = 8 * 1024
 RSS_BOUND_FRAC = 0.10
 MAP_BOUND = 4
+# The attacker's bounds (the figures measured are printed next to them).
+RELOAD_BOUND_MS = 1000
+PROBE_TIMEOUT = 5.0  # deploy/: livenessProbe.timeoutSeconds
+# The kubelet restarts the agent after failureThreshold (3) failed probes periodSeconds (10)
+# apart: a /healthz failure shorter than that restarts nothing, but is reported.
+LIVENESS_WINDOW_S = 30.0
+LAG_BOUND_S = 30.0
+SLOW_CLIENTS = 64
+FLOOD_VALUES = 100000
+BOMBS, BOMB_AFTER = 10, 20
+# The drop reasons that say the collector fell behind (the others are the kernel side's).
+RINGBUF_DROPS = ("ringbuf_full", "stack_ringbuf_full")
 SANITIZER = re.compile(r"ERROR: (Address|Leak)Sanitizer|Sanitizer has encountered|runtime error:"
                        r"|SUMMARY: \w+Sanitizer")
 
@@ -76,8 +103,11 @@ class Agent:
         env["UBSAN_OPTIONS"] = "print_stacktrace=1"
         self.err = open(self.err_path, "w")
         self.proc = subprocess.Popen(
-            [binary, "agent", "-c", policy, "--socket", "none", "--metrics-addr", f"127.0.0.1:{self.port}",
-             "--log", self.log, "--stats-interval", "20", "-v"],
+            [binary, "agent", "-c", policy, "--socket", "none", "--metrics-addr",
+             f"127.0.0.1:{self.port}", "--log", self.log, "--stats-interval", "20", "-v",
+             # Rotation by size would delete what the checks read; the soak rotates by
+             # renaming and SIGHUP instead (tests/integration/test_agent_log.py tests it).
+             "--log-max-size", "0"],
             stdout=subprocess.DEVNULL, stderr=self.err, cwd=ROOT, env=env,
             start_new_session=True)
         ok = wait_for(lambda: "wsaudit: agent following" in self.stderr()
@@ -96,9 +126,12 @@ class Agent:
                     return int(line.split()[1])
         return None
 
-    def metrics(self):
+    def scrape(self):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
-            text = r.read().decode()
+            return r.read().decode()
+
+    def metrics(self):
+        text = self.scrape()
         out = {}
         for line in text.splitlines():
             parts = line.split()
@@ -149,6 +182,227 @@ class Agent:
         return out
 
 
+class LogTail:
+    """Counts the violation frames of each pid as the agent writes them, across a rotation:
+    the renamed file is read to its end before the new one is opened."""
+
+    def __init__(self, path):
+        self.path, self.f, self.ino, self.buf = path, None, None, b""
+        self.counts = collections.Counter()
+
+    def poll(self):
+        while True:
+            if self.f is None:
+                try:
+                    self.f = open(self.path, "rb")
+                except FileNotFoundError:
+                    return
+                self.ino = os.fstat(self.f.fileno()).st_ino
+            self.drain()
+            try:
+                if os.stat(self.path).st_ino == self.ino:
+                    return
+            except FileNotFoundError:
+                return
+            # Rotated: the agent writes to the new file only once it exists, so what the
+            # old one holds now is all it will hold.
+            self.drain()
+            self.f.close()
+            self.f = None
+
+    def drain(self):
+        while True:
+            chunk = self.f.read(1 << 20)
+            if not chunk:
+                return
+            self.buf += chunk
+            *lines, self.buf = self.buf.split(b"\n")
+            for line in lines:
+                # JSON_PRESERVE_ORDER: "type" comes first.
+                if line.startswith(b'{"type":"frame"'):
+                    m = re.search(rb'"pid":(\d+)', line)
+                    if m:
+                        self.counts[int(m.group(1))] += 1
+
+
+class Attacks:
+    """The attacker mixed into the soak: one attack per stand-in run, alongside it, in turn
+    (bombs, a hash flood, a bad reload), and slow clients with /healthz probes all along."""
+
+    def __init__(self, soak):
+        self.s = soak
+        self.n = 0
+        self.expected = {}  # attacker pid -> violation frames it must leave in the log
+        self.failed_starts = []
+        self.lags, self.reloads, self.probes = [], [], []
+        self.tail = LogTail(soak.agent.log)
+        self.stop = threading.Event()
+        w = soak.work
+        self.bad = []
+        p = os.path.join(w, "bad.nested.yaml")
+        with open(p, "w") as f:
+            f.write("[" * 200000)
+        self.bad.append(("200 KB of nested [", p))
+        p = os.path.join(w, "bad.nodes.yaml")
+        with open(p, "w") as f:
+            f.write("bridge:\n  functions:\n" + "   - a\n" * ((1 << 20) // 7 - 5))
+        self.bad.append(("1 MiB of nodes", p))
+        p = os.path.join(w, "bad.fifo.yaml")
+        os.mkfifo(p)
+        self.bad.append(("a FIFO", p))
+        from test_hostile import fnv_colliding_values
+        self.values = os.path.join(w, "flood.values")
+        with open(self.values, "w") as f:
+            f.write("\n".join(fnv_colliding_values(FLOOD_VALUES)) + "\n")
+        self.values_small = os.path.join(w, "flood.small.values")
+        with open(self.values_small, "w") as f:
+            f.write("\n".join(fnv_colliding_values(FLOOD_VALUES // 50)) + "\n")
+
+    def start(self):
+        port = self.s.agent.port
+        self.slow = httpattack.SlowClients(port, SLOW_CLIENTS, srcs=("127.0.0.2",))
+        self.slow.start()
+
+        def probe():
+            while not self.stop.wait(2.0):
+                st, secs, body = httpattack.get(port, "/healthz", timeout=PROBE_TIMEOUT,
+                                                with_body=True)
+                self.probes.append((st, secs, time.monotonic()))
+                if st != 200:
+                    print(f"soak: /healthz {st} after {secs:.3f} s: {body}", flush=True)
+
+        self.prober = threading.Thread(target=probe, daemon=True)
+        self.prober.start()
+
+    def one(self, i):
+        kind = ("reload", "bomb", "flood")[self.n % 3]
+        self.n += 1
+        try:
+            getattr(self, kind)(i)
+        except Exception as e:  # noqa: BLE001 - said and failed at the end
+            print(f"soak: attack {kind} (run {i}) failed: {e!r}", flush=True)
+            self.failed_starts.append((kind, repr(e)))
+
+    def hostile(self, argv, client, expect):
+        from test_hostile import ws_read_all  # noqa: F401 - the same client as the tests
+        port = free_port()
+        env = dict(os.environ, PYTHONHOME="/usr")
+        p = subprocess.Popen([self.s.exe, HOSTILE, "--port", str(port), *argv], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            line = p.stdout.readline()
+            m = re.match(r"READY pid=(\d+)", line)
+            if not m:
+                raise RuntimeError(f"the hostile service did not start: {line!r}")
+            pid = int(m.group(1))
+            agent = self.s.agent
+            if not wait_for(lambda: f"tracing pid {pid} " in agent.stderr(), 30):
+                raise RuntimeError(f"pid {pid} not followed")
+            # A process caught at exec is walked once its interpreter is found (every 0.2 s).
+            time.sleep(1.0)
+            client(port)
+            done = time.monotonic()
+            self.expected[pid] = expect
+            # The service stays up until its frames are judged: the walk reads its memory.
+            reached = wait_for(lambda: (self.tail.poll(), self.tail.counts[pid] >= expect)[1],
+                               LAG_BOUND_S * 2, step=0.1)
+            lag = time.monotonic() - done
+        finally:
+            p.terminate()
+            p.wait(10)
+        self.lags.append((argv[1], pid, lag if reached else None))
+        print(f"soak: attack {argv[1]} pid {pid}: {self.tail.counts[pid]}/{expect} violations "
+              f"in the log, lag {lag:.2f} s", flush=True)
+
+    def bomb(self, i):
+        from test_hostile import ws_read_all
+        self.hostile(["--attack", "bomb", "--bombs", str(BOMBS), "--after", str(BOMB_AFTER),
+                      "--pace", "0.02"],
+                     lambda port: ws_read_all(port, "permessage-deflate", timeout=120),
+                     BOMBS + BOMB_AFTER)
+
+    def flood(self, i):
+        from test_hostile import jwt, ws_read_all
+        path, n = (self.values, FLOOD_VALUES) if i < 0 else \
+            (self.values_small, FLOOD_VALUES // 50)
+        self.hostile(["--attack", "values", "--values", path, "--batch", "100", "--pace",
+                      "0.002"],
+                     lambda port: ws_read_all(
+                         port, headers=[f"Authorization: Bearer {jwt('alice')}"], timeout=300),
+                     n)
+
+    def reload(self, i):
+        what, path = self.bad[(self.n // 3) % len(self.bad)]
+        agent, policy = self.s.agent, self.s.policy
+        before = agent.stderr().count("keeping the policy in force")
+        os.unlink(policy)
+        os.symlink(path, policy)
+        try:
+            agent.proc.send_signal(signal.SIGHUP)
+            ok = wait_for(lambda: agent.stderr().count("keeping the policy in force") > before,
+                          10)
+        finally:
+            os.unlink(policy)
+            os.symlink(self.s.good_policy, policy)
+        m = re.findall(r"keeping the policy in force \(the reload took ([0-9.]+) ms\)",
+                       agent.stderr())
+        self.reloads.append((what, float(m[-1]) if ok and m else None))
+        print(f"soak: attack reload ({what}): "
+              f"{'refused in %s ms' % m[-1] if ok and m else 'NOT refused'}", flush=True)
+
+    def finish(self):
+        self.stop.set()
+        self.slow.stop.set()
+        self.slow.join()
+        self.prober.join()
+
+    def checks(self, final):
+        s = self.s
+        self.tail.poll()
+        s.check(not self.failed_starts, f"every attack ran ({len(self.failed_starts)} did not)")
+        lost = {p: (self.tail.counts[p], n) for p, n in self.expected.items()
+                if self.tail.counts[p] != n}
+        s.check(bool(self.expected) and not lost,
+                f"every attacker frame is a violation in the log ({len(self.expected)} "
+                f"attackers, {sum(self.expected.values())} frames)"
+                + (f"; short: {lost}" if lost else ""))
+        lags = [x[2] for x in self.lags]
+        worst = max((x for x in lags if x is not None), default=None)
+        s.check(bool(lags) and None not in lags and worst <= LAG_BOUND_S,
+                f"collector lag after each attack within {LAG_BOUND_S:g} s (longest "
+                f"{worst if worst is None else round(worst, 2)} s: "
+                + ", ".join(f"{k} {'-' if x is None else round(x, 2)}" for k, _, x in self.lags)
+                + ")")
+        took = [t for _, t in self.reloads]
+        s.check(bool(took) and None not in took and max(took) <= RELOAD_BOUND_MS,
+                f"every bad reload refused within {RELOAD_BOUND_MS} ms ({len(took)}, longest "
+                f"{max((t for t in took if t is not None), default=None)} ms)")
+        late = [x for x in self.probes if x[0] is not None and x[1] > PROBE_TIMEOUT]
+        slowest = max((t for _, t, _ in self.probes), default=0)
+        s.check(bool(self.probes) and not late and all(x[0] is not None for x in self.probes),
+                f"/healthz answered within {PROBE_TIMEOUT:g} s with {SLOW_CLIENTS} slow clients "
+                f"on ({len(self.probes)} probes, slowest {slowest:.3f} s)")
+        # The longest run of failed probes: what the kubelet would have seen.
+        longest, start = 0.0, None
+        for st, _, at in self.probes:
+            if st == 200:
+                start = None
+                continue
+            start = at if start is None else start
+            longest = max(longest, at - start + 2.0)
+        failed = sum(1 for x in self.probes if x[0] != 200)
+        s.check(longest < LIVENESS_WINDOW_S,
+                f"/healthz never failed for the liveness window ({LIVENESS_WINDOW_S:g} s): "
+                f"{failed} of {len(self.probes)} probes failed, longest run {longest:.0f} s "
+                "(reasons above)")
+        drops = final.get("drops") or {}
+        lost = {k: v for k, v in drops.items() if v and k in RINGBUF_DROPS}
+        s.check(bool(drops) and not lost,
+                f"no record lost to a full ring buffer with the attacks ({lost or drops})")
+        s.figures = {"lag_s": worst, "reload_ms": max(took, default=None),
+                     "probe_s": slowest, "slow_cut": self.slow.cut, "unhealthy_s": longest}
+
+
 class Soak:
     def __init__(self, a):
         self.a = a
@@ -157,6 +411,8 @@ class Soak:
         self.passed = self.failed = 0
         self.runs = []
         self.samples = []
+        self.attacks = None
+        self.figures = {}
 
     def check(self, ok, what):
         if ok:
@@ -170,10 +426,13 @@ class Soak:
         shutil.copy(os.path.realpath(PY), exe)
         with open(os.path.join(ROOT, "policies", "netra.yaml")) as f:
             text = re.sub(r'(?m)^  exe: .*$', f'  exe: ["*/{EXE_NAME}"]', f.read(), count=1)
-        policy = os.path.join(self.work, "policy.yaml")
-        with open(policy, "w") as f:
+        good = os.path.join(self.work, "policy.good.yaml")
+        with open(good, "w") as f:
             f.write(text)
-        self.exe, self.policy = exe, policy
+        # A link, so a bad reload can point it elsewhere for a moment.
+        policy = os.path.join(self.work, "policy.yaml")
+        os.symlink(good, policy)
+        self.exe, self.policy, self.good_policy = exe, policy, good
 
     def sample(self, label):
         s = {"t": time.monotonic() - self.t0, "label": label, "runs": len(self.runs),
@@ -246,6 +505,13 @@ class Soak:
         absent = [m for m in MAPS if m not in self.map_ids]
         self.check(bool(self.map_ids), f"the agent holds the maps {sorted(self.map_ids)}"
                    + (f" (absent in this build: {', '.join(absent)})" if absent else ""))
+        if self.a.attacks:
+            self.attacks = Attacks(self)
+            self.attacks.start()
+            # The whole flood first, alone: under ASan the collector takes 15-20 s over its
+            # 100k frames, and a stand-in service that exits meanwhile is gone before its
+            # frames are walked (they are counted unjudged, not logged).
+            self.attacks.flood(-1)
         self.sample("start")
         end = self.t0 + self.a.minutes * 60
         half = self.t0 + self.a.minutes * 30
@@ -255,7 +521,13 @@ class Soak:
         self.warm_index = None
         i = 0
         while time.monotonic() < end:
+            attack = None
+            if self.attacks:
+                attack = threading.Thread(target=self.attacks.one, args=(i,))
+                attack.start()
             self.one_run(i)
+            if attack:
+                attack.join()
             i += 1
             now = time.monotonic()
             if self.warm_index is None and now >= warm:
@@ -271,6 +543,8 @@ class Soak:
                 self.agent.proc.send_signal(signal.SIGHUP)
                 reopened = wait_for(lambda: os.path.exists(self.agent.log), 10)
                 self.check(reopened, f"SIGHUP after run {i}: the agent opened a new log")
+        if self.attacks:
+            self.attacks.finish()
         time.sleep(2)
         self.sample("end")
         self.check(rotated is not None, "the log was rotated mid-way")
@@ -297,9 +571,18 @@ class Soak:
 
         records = []
         per_file = []
+        attackers = set(self.attacks.expected) if self.attacks else set()
         for path in logs:
+            recs = []
             with open(path) as f:
-                recs = [json.loads(l) for l in f if l.strip()]
+                for line in f:
+                    if not line.strip():
+                        continue
+                    r = json.loads(line)
+                    # The attackers' frames are counted by Attacks, not kept.
+                    if r.get("type") == "frame" and r.get("pid") in attackers:
+                        continue
+                    recs.append(r)
             per_file.append((path, recs))
             records.extend(recs)
         for path, recs in per_file:
@@ -311,6 +594,8 @@ class Soak:
         self.check(bool(records) and records[-1].get("type") == "stats"
                    and records[-1].get("final"), "the last record is the final stats record")
         self.compare(records)
+        if self.attacks:
+            self.attacks.checks(records[-1] if records else {})
         self.flatness()
         self.summary()
 
@@ -441,6 +726,8 @@ def main():
                     help="one HTTP request (a health probe) to the service before its clients "
                     "start: the agent inspects a process caught at exec at its first "
                     "connection (default: in a random half of the runs)")
+    ap.add_argument("--no-attacks", dest="attacks", action="store_false",
+                    help="the plain soak: no attacker mixed in")
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("soak: needs root (BPF)")
@@ -450,8 +737,8 @@ def main():
     if not a.work:
         tmp = a.work = tempfile.mkdtemp(prefix="wsaudit-soak.")
     os.makedirs(a.work, exist_ok=True)
-    print(f"soak: {a.minutes:g} min, seed {a.seed}, work {a.work}, probe {a.probe}",
-          flush=True)
+    print(f"soak: {a.minutes:g} min, seed {a.seed}, work {a.work}, probe {a.probe}, "
+          f"attacks {'on' if a.attacks else 'off'}", flush=True)
     s = Soak(a)
     try:
         s.main()
