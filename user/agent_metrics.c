@@ -203,6 +203,8 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 			    t.ct.adopted_history_unknown);
 	metrics_counter_set(m->w.adopted, (const char *const[]){ "user_unknown" },
 			    t.ct.adopted_user_unknown);
+	metrics_counter_set(m->w.adopted, (const char *const[]){ "user_recovered" },
+			    t.ct.adopted_user_recovered);
 	metrics_gauge_set(m->w.connections, NULL, (double)t.ct.conns_open);
 	metrics_gauge_set(m->w.processes, NULL, (double)t.processes);
 	metrics_gauge_set1(m->w.probes, "attached", t.probes_attached);

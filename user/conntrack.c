@@ -321,6 +321,8 @@ static int conn_start_websocket(struct conntrack *ct, struct ct_conn *c, uint64_
 		ct->sink.conn_open(ct->sink.ctx, c, ts_ns);
 	if (c->user_unknown && adopted)
 		ct->stats.adopted_user_unknown++;
+	else if (adopted && c->identity_from)
+		ct->stats.adopted_user_recovered++;
 	else if (c->user_unknown)
 		ct->stats.users_unknown++;
 	else if (c->user_ambiguous)

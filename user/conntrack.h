@@ -55,6 +55,12 @@ struct ct_conn {
 	const char *user_ambiguous;
 	/* The user the handshake names (set by the conn_open sink), redacted for display. */
 	bool has_user;
+	/*
+	 * Where the request the user was read from came from: "handshake" (seen), or
+	 * "process_memory" (adopted: read back from the server's connection object); NULL when
+	 * no request was read.
+	 */
+	const char *identity_from;
 	char user[CT_USER_MAX + 1];
 	char user_shown[CT_USER_MAX + 1];
 	/* Upgrade request (raw head, NUL-terminated) and response fields, when seen. */
@@ -137,6 +143,7 @@ struct ct_stats {
 	uint64_t adopted_history_recovered;
 	uint64_t adopted_history_unknown;
 	uint64_t adopted_user_unknown;
+	uint64_t adopted_user_recovered; /* its request read back from the server's memory */
 	uint64_t history_messages_tried; /* messages offered to the history source */
 	uint64_t zflush_records; /* EVT_ZFLUSH records */
 };

@@ -698,7 +698,7 @@ static const char *const connection_kinds[] = { "handshake", "adopted", NULL };
 static const char *const reload_results[] = { "ok", "error", NULL };
 static const char *const user_states[] = { "ambiguous", "unknown", NULL };
 static const char *const adopted_states[] = { "history_recovered", "history_unknown",
-					      "user_unknown", NULL };
+					      "user_unknown", "user_recovered", NULL };
 
 static int touch_all(struct metrics_family *f, const char *const *values)
 {
@@ -766,7 +766,8 @@ static const struct family_spec wsaudit_families[] = {
 		 "state", user_states),
 	LABELLED(adopted, "wsaudit_adopted_connections_total", METRICS_COUNTER,
 		 "Connections open before the trace (adopted), by what is known of them: their "
-		 "compression history recovered, not recovered, their user not recovered.",
+		 "compression history recovered, not recovered, their user not recovered, "
+		 "recovered from the server's memory.",
 		 "state", adopted_states),
 	LABELLED(unattributed, "wsaudit_unattributed_frames_total", METRICS_COUNTER,
 		 "Frames not attributed to a Python function, by reason.", "reason",

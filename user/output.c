@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "adopt.h"
+#include "pyscope.h"
 #include "keyhash.h"
 #include "log.h"
 #include "output.h"
@@ -202,6 +203,8 @@ static json_t *conn_json(const struct ct_conn *c)
 		json_decref(obj);
 		return NULL;
 	}
+	if (c->identity_from)
+		json_object_set_new(obj, "identity_from", json_string(c->identity_from));
 	if (c->gap_bytes)
 		json_object_set_new(obj, "gap_bytes", json_integer((json_int_t)c->gap_bytes));
 	if (c->has_user)
@@ -541,11 +544,14 @@ static json_t *adoption_json(const struct trace_totals *t)
 {
 	const struct ct_stats *ct = t->ct;
 	const struct adopt_stats *a = t->adopt;
-	json_t *obj = json_pack("{s:I, s:I, s:I, s:I, s:I}", "conns", (json_int_t)ct->conns_adopted,
-				"history_recovered", (json_int_t)ct->adopted_history_recovered,
-				"history_unknown", (json_int_t)ct->adopted_history_unknown,
-				"user_unknown", (json_int_t)ct->adopted_user_unknown,
-				"messages_tried", (json_int_t)ct->history_messages_tried);
+	const struct pyscope_totals *u = t->scope;
+	json_t *obj = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "conns",
+				(json_int_t)ct->conns_adopted, "history_recovered",
+				(json_int_t)ct->adopted_history_recovered, "history_unknown",
+				(json_int_t)ct->adopted_history_unknown, "user_unknown",
+				(json_int_t)ct->adopted_user_unknown, "user_recovered",
+				(json_int_t)ct->adopted_user_recovered, "messages_tried",
+				(json_int_t)ct->history_messages_tried);
 
 	if (obj && a)
 		json_object_set_new(
@@ -563,6 +569,16 @@ static json_t *adoption_json(const struct trace_totals *t)
 				(json_int_t)a->snapshots_failed, "snapshots_over_limit",
 				(json_int_t)a->snapshots_over_limit, "rejected",
 				(json_int_t)a->rejected, "recovered", (json_int_t)a->recovered));
+	if (obj && u)
+		json_object_set_new(
+			obj, "user_memory",
+			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "scans",
+				  (json_int_t)u->scans, "scan_bytes", (json_int_t)u->scan_bytes,
+				  "scans_limited", (json_int_t)u->scans_limited, "scan_errors",
+				  (json_int_t)u->scan_errors, "scopes", (json_int_t)u->scopes,
+				  "bad_scopes", (json_int_t)u->bad_scopes, "recovered",
+				  (json_int_t)u->recovered, "not_found", (json_int_t)u->not_found,
+				  "conflicts", (json_int_t)u->conflicts));
 	return obj;
 }
 
@@ -616,9 +632,10 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 		if (ct->conns_adopted)
 			fprintf(o->out,
 				"; adopted: %llu history recovered, %llu history unknown, "
-				"%llu user unknown",
+				"%llu user recovered, %llu user unknown",
 				(unsigned long long)ct->adopted_history_recovered,
 				(unsigned long long)ct->adopted_history_unknown,
+				(unsigned long long)ct->adopted_user_recovered,
 				(unsigned long long)ct->adopted_user_unknown);
 		if (t->rules)
 			fprintf(o->out, "; violations: %llu bridge_bypass, %llu isolation_breach",

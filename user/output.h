@@ -75,6 +75,7 @@ struct trace_totals {
 	const struct attrib_stats *attrib;
 	const struct rules_stats *rules;
 	const struct adopt_stats *adopt; /* NULL: not counted */
+	const struct pyscope_totals *scope; /* NULL: not counted */
 };
 
 /* The result of a self-check (session_selfcheck); why is NULL when it passed. */

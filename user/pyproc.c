@@ -32,6 +32,9 @@ struct elf_syms {
 	unsigned long long unicode_type;
 	unsigned long long bytes_type;
 	unsigned long long cell_type;
+	unsigned long long tuple_type;
+	unsigned long long long_type;
+	unsigned long long list_type;
 	bool runtime_section; /* a .PyRuntime section exists (3.10+) */
 };
 
@@ -488,6 +491,12 @@ static int elf_scan(int fd, struct elf_syms *s)
 				s->bytes_type = sym.st_value;
 			else if (!strcmp(sn, "PyCell_Type"))
 				s->cell_type = sym.st_value;
+			else if (!strcmp(sn, "PyTuple_Type"))
+				s->tuple_type = sym.st_value;
+			else if (!strcmp(sn, "PyLong_Type"))
+				s->long_type = sym.st_value;
+			else if (!strcmp(sn, "PyList_Type"))
+				s->list_type = sym.st_value;
 		}
 	}
 out_end:
@@ -734,6 +743,9 @@ static int inspect_runtime(pid_t pid, const struct elf_syms *s, unsigned long lo
 	out->unicode_type_addr = s->unicode_type ? bias + s->unicode_type : 0;
 	out->bytes_type_addr = s->bytes_type ? bias + s->bytes_type : 0;
 	out->cell_type_addr = s->cell_type ? bias + s->cell_type : 0;
+	out->tuple_type_addr = s->tuple_type ? bias + s->tuple_type : 0;
+	out->long_type_addr = s->long_type ? bias + s->long_type : 0;
+	out->list_type_addr = s->list_type ? bias + s->list_type : 0;
 	out->bias = bias;
 	return 0;
 }

@@ -58,6 +58,9 @@ struct pyproc_info {
 	unsigned long long unicode_type_addr; /* 0 when the symbol is missing */
 	unsigned long long bytes_type_addr;
 	unsigned long long cell_type_addr;
+	unsigned long long tuple_type_addr; /* read by user/pyscope.c; 0 when missing */
+	unsigned long long long_type_addr;
+	unsigned long long list_type_addr;
 	struct py_offsets off;
 	struct py_layout layout;
 };

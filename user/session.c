@@ -13,6 +13,7 @@
 #include "keyhash.h"
 #include "log.h"
 #include "podinfo.h"
+#include "pyscope.h"
 #include "selfcheck.h"
 #include "session.h"
 #include "targets.h"
@@ -80,6 +81,11 @@ struct session {
 	struct capture *cap;
 	struct conntrack *ct;
 	struct adopt *adopt;
+	/* The latest scan for adopted connections' requests (user/pyscope.c), of scope_pid. */
+	struct pyscope_scan *scope;
+	pid_t scope_pid;
+	unsigned int scope_scans; /* of scope_pid */
+	struct pyscope_totals scope_totals;
 	struct zflush_token zflush_tokens[ZFLUSH_TOKENS];
 	/* Processes whose transports queue writes (a hand-over was seen), latest kept. */
 	uint32_t handover_pids[HANDOVER_PIDS];
@@ -110,24 +116,12 @@ static uint64_t now_mono_ns(void)
  * The user the upgrade request names, by the policy's identity.connection rules; a request
  * that names several is marked ambiguous, never resolved to one of them.
  */
-static void conn_identify(struct session *s, struct ct_conn *c)
+static void conn_identify_request(struct session *s, struct ct_conn *c,
+				  const struct http1_message *m)
 {
-	const struct http1_message *m;
-	struct http1_parser *p;
 	struct identity_conn id;
-	size_t used;
 
-	if (!c->request_head || c->user_unknown || c->user_ambiguous)
-		return;
-	p = http1_parser_new(HTTP1_REQUEST);
-	if (!p) {
-		c->user_unknown = "no_memory";
-		return;
-	}
-	if (http1_parser_feed(p, c->request_head, strlen(c->request_head), &m, &used) !=
-	    HTTP1_DONE) {
-		c->user_unknown = "head_unparsable";
-	} else if (identity_from_request(s->policy, m, &id)) {
+	if (identity_from_request(s->policy, m, &id)) {
 		c->user_unknown = "no_memory";
 	} else if (id.reason == IDENTITY_AMBIGUOUS) {
 		c->user_ambiguous = id.ambiguous;
@@ -138,7 +132,123 @@ static void conn_identify(struct session *s, struct ct_conn *c)
 		rules_redact(s->rules, c->user, c->user_shown, sizeof(c->user_shown));
 		c->has_user = true;
 	}
+}
+
+static void conn_identify(struct session *s, struct ct_conn *c)
+{
+	const struct http1_message *m;
+	struct http1_parser *p;
+	size_t used;
+
+	if (!c->request_head || c->user_unknown || c->user_ambiguous)
+		return;
+	p = http1_parser_new(HTTP1_REQUEST);
+	if (!p) {
+		c->user_unknown = "no_memory";
+		return;
+	}
+	c->identity_from = "handshake";
+	if (http1_parser_feed(p, c->request_head, strlen(c->request_head), &m, &used) != HTTP1_DONE)
+		c->user_unknown = "head_unparsable";
+	else
+		conn_identify_request(s, c, m);
 	http1_parser_free(p);
+}
+
+/* A new scan of pid's memory for connection scopes; the reason it could not be made, or NULL. */
+static const char *scope_rescan(struct session *s, pid_t pid)
+{
+	struct pyscope_totals *t = &s->scope_totals;
+	const struct pyscope_stats *st;
+	struct pyscope_layout l;
+	struct pyproc_info *info;
+	int err;
+
+	if (s->scope_pid != pid) {
+		s->scope_pid = pid;
+		s->scope_scans = 0;
+	}
+	pyscope_scan_free(s->scope);
+	s->scope = NULL;
+	s->scope_scans++;
+	info = calloc(1, sizeof(*info));
+	if (!info)
+		return "no_memory";
+	err = pyproc_inspect(pid, info);
+	if (err || pyscope_layout_from(info, &l)) {
+		free(info);
+		t->scan_errors++;
+		return "adopted_not_python";
+	}
+	free(info);
+	s->scope = pyscope_scan_new(&l, NULL, NULL);
+	if (!s->scope)
+		return "no_memory";
+	t->scans++;
+	err = pyscope_scan_process(s->scope, pid);
+	st = pyscope_scan_stats(s->scope);
+	t->scan_bytes += st->bytes_read;
+	t->scopes += st->scopes;
+	t->bad_scopes += st->bad_scopes;
+	if (st->limited)
+		t->scans_limited++;
+	if (err) {
+		t->scan_errors++;
+		log_info("pid %d: its memory could not be read for connection requests: %s", pid,
+			 strerror(-err));
+		return "adopted_memory_unreadable";
+	}
+	log_debug("pid %d: %llu connection scopes in %llu bytes", pid,
+		  (unsigned long long)st->scopes, (unsigned long long)st->bytes_read);
+	return NULL;
+}
+
+/*
+ * An adopted connection's request, read back from the server's connection object
+ * (docs/adoption.md): one scan per process serves all its connections adopted then; a peer
+ * not in it (adopted later, or its scope was not built yet) scans again, a bounded number of
+ * times.  Where it cannot be read, user_unknown says why.
+ */
+#define SCOPE_SCANS_MAX 4
+
+static void conn_identify_adopted(struct session *s, struct ct_conn *c)
+{
+	struct pyscope_totals *t = &s->scope_totals;
+	const struct http1_message *m = NULL;
+	const char *why = NULL;
+	char ip[PYSCOPE_IP_MAX + 1];
+	pid_t pid = (pid_t)c->tgid;
+	uint16_t port;
+	int err = -ENOENT;
+
+	if (pyscope_parse_peer(c->peer, ip, &port)) {
+		c->user_unknown = "adopted_peer_unknown";
+		return;
+	}
+	if (s->scope && s->scope_pid == pid)
+		m = pyscope_lookup(s->scope, ip, port, &err);
+	if (!m && err == -ENOENT && (s->scope_pid != pid || s->scope_scans < SCOPE_SCANS_MAX)) {
+		why = scope_rescan(s, pid);
+		if (!why)
+			m = pyscope_lookup(s->scope, ip, port, &err);
+	}
+	if (m) {
+		t->recovered++;
+		c->identity_from = "process_memory";
+		conn_identify_request(s, c, m);
+		return;
+	}
+	if (why) {
+		c->user_unknown = why;
+	} else if (err == -EEXIST) {
+		t->conflicts++;
+		c->user_unknown = "adopted_scope_conflict";
+	} else {
+		t->not_found++;
+		c->user_unknown = s->scope && pyscope_scan_stats(s->scope)->limited ?
+					  "adopted_scan_limited" :
+					  "adopted_scope_not_found";
+	}
 }
 
 /* trace --user: the user's display, compared with the displays of a connection's users. */
@@ -228,8 +338,8 @@ static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 		target_sock_addrs(c->tgid, c->id.ino, c->local, sizeof(c->local), c->peer,
 				  sizeof(c->peer));
 	conn_identify(s, c);
-	if (c->adopted && !c->has_user && !c->user_unknown)
-		c->user_unknown = "adopted";
+	if (c->adopted && !c->has_user && !c->user_unknown && !c->user_ambiguous)
+		conn_identify_adopted(s, c);
 	shown = conn_proto(s, c, proto, sizeof(proto));
 	for (struct session_tap *t = s->taps; t; t = t->next) {
 		if (!t->violations_only && t->wants(t->ctx, c->tgid)) {
@@ -752,6 +862,11 @@ static void forget_process(struct session *s, pid_t pid, uint64_t ts_ns)
 	conntrack_forget_tgid(s->ct, pid, ts_ns);
 	forget_container(s, pid);
 	adopt_forget_pid(s->adopt, pid);
+	if (s->scope_pid == pid) {
+		pyscope_scan_free(s->scope);
+		s->scope = NULL;
+		s->scope_pid = 0;
+	}
 	watch_forget(s, pid);
 	ctx_forget(s, pid);
 	capture_forget_tgid(s->cap, pid);
@@ -1095,6 +1210,7 @@ void session_close(struct session *s, const char *why)
 		return;
 	conntrack_free(s->ct, why);
 	adopt_free(s->adopt);
+	pyscope_scan_free(s->scope);
 	capture_close(s->cap);
 	for (size_t i = 0; i < POD_BUCKETS; i++) {
 		while (s->pod_buckets[i]) {
@@ -1205,6 +1321,7 @@ static void stats_to(struct session *s, struct output *o, bool final)
 	out.attrib = &t.attrib;
 	out.rules = &t.rules;
 	out.adopt = &t.adopt;
+	out.scope = &t.scope;
 	output_stats(o, &out, final);
 }
 
@@ -1296,6 +1413,7 @@ void session_totals(struct session *s, struct session_totals *t)
 	t->attrib = *attrib_stats(s->attrib);
 	t->rules = *rules_stats(s->rules);
 	t->adopt = *adopt_stats(s->adopt);
+	t->scope = s->scope_totals;
 	capture_probe_counts(s->cap, &t->probes_attached, &t->probes_failed);
 }
 

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "adopt.h"
+#include "pyscope.h"
 #include "attrib.h"
 #include "capture.h"
 #include "conntrack.h"
@@ -109,6 +110,7 @@ struct session_totals {
 	struct attrib_stats attrib;
 	struct rules_stats rules;
 	struct adopt_stats adopt;
+	struct pyscope_totals scope;
 	unsigned int probes_attached, probes_failed;
 };
 

@@ -230,15 +230,18 @@ static void scan_chunk(pid_t pid, const uint8_t *b, size_t n, uint64_t addr, uin
 	}
 }
 
-int zhist_scan(pid_t pid, uint64_t *strms, size_t max, struct zhist_scan_result *res)
+int zhist_walk(pid_t pid, size_t overlap, uint64_t bytes_max,
+	       bool (*fn)(void *ctx, const uint8_t *b, size_t n, uint64_t addr), void *ctx,
+	       struct zhist_scan_result *res)
 {
 	char path[64], line[MAPS_LINE_MAX];
+	bool more = true;
 	uint8_t *buf;
 	FILE *f;
 
 	memset(res, 0, sizeof(*res));
-	if (max > ZHIST_SCAN_FOUND_MAX)
-		max = ZHIST_SCAN_FOUND_MAX;
+	if (overlap >= SCAN_CHUNK / 2 || overlap % 8)
+		return -EINVAL;
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
@@ -248,7 +251,7 @@ int zhist_scan(pid_t pid, uint64_t *strms, size_t max, struct zhist_scan_result 
 		fclose(f);
 		return -ENOMEM;
 	}
-	while (fgets(line, sizeof(line), f) && res->found < max && !res->limited) {
+	while (more && !res->limited && fgets(line, sizeof(line), f)) {
 		unsigned long long lo, hi, inode;
 		char perms[8], name[16] = "";
 		int fields;
@@ -258,28 +261,57 @@ int zhist_scan(pid_t pid, uint64_t *strms, size_t max, struct zhist_scan_result 
 		if (fields < 4 || hi <= lo || strcmp(perms, "rw-p") || inode ||
 		    (fields == 5 && strcmp(name, "[heap]")))
 			continue;
-		for (uint64_t a = lo; a < hi && res->found < max;) {
+		for (uint64_t a = lo; a < hi && more;) {
 			size_t want = hi - a < SCAN_CHUNK ? hi - a : SCAN_CHUNK;
 			ssize_t got;
 
-			if (res->bytes_read + want > ZHIST_SCAN_BYTES_MAX) {
+			if (res->bytes_read + want > bytes_max) {
 				res->limited = true;
 				break;
 			}
 			got = read_some(pid, a, buf, want);
-			if (got <= (ssize_t)ZHIST_STATE_PREFIX)
+			if (got <= (ssize_t)overlap)
 				break; /* unmapped meanwhile, or a guard page: the next mapping */
 			res->bytes_read += got;
-			scan_chunk(pid, buf, got, a, strms, max, res);
+			more = fn(ctx, buf, got, a);
 			if ((size_t)got < want || a + got >= hi)
 				break;
 			/* the next chunk starts at the first position this one could not check */
-			a += got - ZHIST_STATE_PREFIX + 8;
+			a += got - overlap;
 		}
 	}
 	free(buf);
 	fclose(f);
 	return 0;
+}
+
+struct scan_ctx {
+	pid_t pid;
+	uint64_t *strms;
+	size_t max;
+	struct zhist_scan_result *res;
+};
+
+static bool scan_fn(void *ctx, const uint8_t *b, size_t n, uint64_t addr)
+{
+	struct scan_ctx *x = ctx;
+
+	scan_chunk(x->pid, b, n, addr, x->strms, x->max, x->res);
+	return x->res->found < x->max;
+}
+
+int zhist_scan(pid_t pid, uint64_t *strms, size_t max, struct zhist_scan_result *res)
+{
+	struct zhist_scan_result walk;
+	struct scan_ctx x = { .pid = pid, .strms = strms, .res = res };
+	int err;
+
+	memset(res, 0, sizeof(*res));
+	x.max = max > ZHIST_SCAN_FOUND_MAX ? ZHIST_SCAN_FOUND_MAX : max;
+	err = zhist_walk(pid, ZHIST_STATE_PREFIX - 8, ZHIST_SCAN_BYTES_MAX, scan_fn, &x, &walk);
+	res->bytes_read = walk.bytes_read;
+	res->limited = walk.limited;
+	return err;
 }
 
 bool zhist_verify(const struct zhist_snap *old, const struct zhist_snap *now, const void *decoded,

@@ -82,6 +82,17 @@ struct zhist_scan_result {
 int zhist_scan(pid_t pid, uint64_t *strms, size_t max, struct zhist_scan_result *res);
 
 /*
+ * The walk zhist_scan makes, for other readers of the same memory (user/pyscope.c): pid's
+ * heap and anonymous writable mappings read in chunks of at most 1 MiB, in order, at most
+ * bytes_max bytes in all (res->limited then).  Consecutive chunks of a mapping overlap by
+ * overlap bytes (a multiple of 8), so a record shorter than that is never cut.  fn returns
+ * false to stop.  0 or -errno.
+ */
+int zhist_walk(pid_t pid, size_t overlap, uint64_t bytes_max,
+	       bool (*fn)(void *ctx, const uint8_t *b, size_t n, uint64_t addr), void *ctx,
+	       struct zhist_scan_result *res);
+
+/*
  * Reads the history of the compressor at strm when it is between messages.  The counters
  * are read before and after the window and must agree, else it is read again (a few
  * times).  0, -EAGAIN (busy or mid-message), -EINVAL (not a raw deflate stream any more),

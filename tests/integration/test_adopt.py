@@ -24,6 +24,8 @@ from harness import APPS, PY, ROOT, WSAUDIT, Trace, final_stats, peer_port, read
 ADOPT = os.path.join(APPS, "ws_adopt.py")
 EXE_NAME = "wsx-adopt-python3"
 CONNS = 20
+# Servers whose connection objects give back the upgrade request (docs/adoption.md).
+USER_FROM_MEMORY = {"fastapi"}
 TRACE_SECONDS = 20
 
 
@@ -91,18 +93,30 @@ def test_adopted_connections_decode_from_the_servers_history(procs, tmp_path, fr
     recs = trace.records()
     truth = truth_of(truth_path)
 
+    conn_users = {}
+    for t in truth.values():
+        conn_users[t["port"]] = t["conn_user"]
     opens = [r for r in recs if r.get("type") == "conn_open"]
     assert len(opens) == CONNS, f"{len(opens)} connections opened"
+    users_known = 0
     for r in opens:
         # Nothing of the handshake was seen: said, not silently passed.
         assert r["conn"]["adopted"] is True, r
         assert r["conn"]["history_unknown"] is True, r
-        # No user recovered: said, with the reason.
-        assert r["conn"]["user_unknown"] is True, r
-        assert r["conn"]["user"] == {"unknown": "adopted"}, r
+        if framework in USER_FROM_MEMORY:
+            # The request read back from the server's connection object names the user the
+            # server took from the token: the one its messages are judged against.
+            assert r["conn"]["user_unknown"] is False, r
+            assert r["conn"]["identity_from"] == "process_memory", r
+            assert r["conn"]["user"] == conn_users[peer_port(r["conn"])], r
+            users_known += 1
+        else:
+            # Not recovered: said, with the reason.
+            assert r["conn"]["user_unknown"] is True, r
+            assert r["conn"]["user"] == {"unknown": "adopted_scope_not_found"}, r
 
     frames = [r for r in recs if r.get("type") == "frame" and r["opcode"] == "text"]
-    by_conn, wrong, decoded = {}, [], 0
+    by_conn, wrong, decoded, planted, flagged, false_flags = {}, [], 0, 0, 0, []
     for f in frames:
         by_conn.setdefault(f["conn"]["id"], []).append(f)
         assert f["conn"]["adopted"] is True, f
@@ -114,6 +128,12 @@ def test_adopted_connections_decode_from_the_servers_history(procs, tmp_path, fr
         t = truth.get((peer_port(f["conn"]), m["type"]))
         if not t or t["user"] != m.get("user"):
             wrong.append((f["conn"]["peer"], m, t))
+            continue
+        breach = any(v["rule"] == "isolation_breach" for v in f.get("violations", []))
+        planted += t["breach"]
+        flagged += t["breach"] and breach
+        if breach and not t["breach"]:
+            false_flags.append((f["conn"]["peer"], m["type"]))
     # A message decoded with another connection's history names the wrong user.
     assert not wrong, f"{len(wrong)} messages decoded to what was not sent: {wrong[:3]}"
 
@@ -133,12 +153,22 @@ def test_adopted_connections_decode_from_the_servers_history(procs, tmp_path, fr
             f"connection {cid}: a message after the recovery did not decode"
         late += first
     print(f"[adopt {framework} {through}] {late} frames before recovery "
-          f"(mean {late / len(by_conn):.1f} per connection)")
+          f"(mean {late / len(by_conn):.1f} per connection); connection users known: "
+          f"{users_known} of {CONNS}; planted breaches decoded: {planted}, flagged "
+          f"isolation_breach: {flagged}")
 
     assert adoption["conns"] == CONNS and adoption["history_recovered"] == CONNS, adoption
     # The acceptance: at least 99% of the frames written after the start decoded.
     assert ratio >= 0.99, f"{ratio:.2%} decoded"
     assert adoption["history_unknown"] == 0, adoption
-    assert adoption["user_unknown"] == CONNS, adoption
+    if framework in USER_FROM_MEMORY:
+        assert adoption["user_unknown"] == 0 and adoption["user_recovered"] == CONNS, adoption
+        assert adoption["user_memory"]["recovered"] == CONNS, adoption
+        # Every planted breach that decoded is found, and nothing else is.
+        assert planted > 0 and flagged == planted, (planted, flagged)
+        assert not false_flags, false_flags[:3]
+    else:
+        assert adoption["user_unknown"] == CONNS, adoption
+        assert adoption["user_memory"]["not_found"] == CONNS, adoption
     assert stats["messages"]["inflate_error"] == 0, stats["messages"]
     assert stats["messages"]["undecodable_gap"] == len(frames) - decoded, stats["messages"]
