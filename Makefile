@@ -4,7 +4,7 @@
 #   make            build ./wsaudit (BPF objects, skeletons, collector)
 #   make test       unit tests (cmocka, ASan+UBSan, unprivileged)
 #   make fuzz       libFuzzer harnesses, long run (FUZZ_SECONDS per harness)
-#   make check      everything CI runs: unit tests, bounded fuzzing, integration (root)
+#   make check      everything CI runs: unit tests, bounded fuzzing, integration, 6.1 boot (root)
 #   make demo       build, start the bundled demo service and its clients, trace it (root)
 #   make deps       install the Debian packages the build and the tests need (root)
 #   make vmlinux    regenerate include/vmlinux/$(ARCH)/vmlinux.h from the running kernel
@@ -200,6 +200,7 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory test
 	$(Q)$(MAKE) --no-print-directory fuzz-ci
 	$(Q)$(MAKE) --no-print-directory test-integration
+	$(Q)$(MAKE) --no-print-directory kernels-ci
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all

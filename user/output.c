@@ -232,8 +232,9 @@ void output_conn_open(struct output *o, const struct ct_conn *c, const char *sub
 
 	if (o->format == OUTPUT_TEXT) {
 		output_format_time(ts, sizeof(ts), ts_ns);
-		fprintf(o->out, "%s %u %s conn_open %s %s -> %s%s%s%s%s%s\n", ts, c->tgid, c->comm,
-			c->id_str, c->local, c->peer, c->adopted ? " adopted" : "",
+		fprintf(o->out, "%s %u %s conn_open %s %s -> %s%s%s%s%s%s%s\n", ts, c->tgid,
+			c->comm, c->id_str, c->local, c->peer, c->adopted ? " adopted" : "",
+			c->adopted && c->identity_from ? " user_recovered" : "",
 			c->user_unknown ? " user_unknown" : "",
 			c->history_unknown ? " history_unknown" : "", c->extensions ? " ext=" : "",
 			c->extensions ? c->extensions : "");

@@ -67,6 +67,9 @@ struct watch {
 	uint64_t until;
 };
 
+/* Processes whose scans for connection requests are counted (user/pyscope.c). */
+#define SCOPE_PIDS 64
+
 struct session {
 	struct session_opts opts;
 	char user_filter[KEYHASH_DISPLAY_LEN]; /* trace --user, as a display; "" for all */
@@ -84,7 +87,13 @@ struct session {
 	/* The latest scan for adopted connections' requests (user/pyscope.c), of scope_pid. */
 	struct pyscope_scan *scope;
 	pid_t scope_pid;
-	unsigned int scope_scans; /* of scope_pid */
+	/* Scans made per process (latest processes kept), so that each is scanned a bounded
+	 * number of times even when adopted connections of several processes alternate. */
+	struct scope_count {
+		pid_t pid;
+		unsigned int scans;
+	} scope_counts[SCOPE_PIDS];
+	unsigned int nscope_counts;
 	struct pyscope_totals scope_totals;
 	struct zflush_token zflush_tokens[ZFLUSH_TOKENS];
 	/* Processes whose transports queue writes (a hand-over was seen), latest kept. */
@@ -164,13 +173,9 @@ static const char *scope_rescan(struct session *s, pid_t pid)
 	struct pyproc_info *info;
 	int err;
 
-	if (s->scope_pid != pid) {
-		s->scope_pid = pid;
-		s->scope_scans = 0;
-	}
+	s->scope_pid = pid;
 	pyscope_scan_free(s->scope);
 	s->scope = NULL;
-	s->scope_scans++;
 	info = calloc(1, sizeof(*info));
 	if (!info)
 		return "no_memory";
@@ -211,6 +216,26 @@ static const char *scope_rescan(struct session *s, pid_t pid)
  */
 #define SCOPE_SCANS_MAX 4
 
+/* Whether pid may be scanned once more; counts the scan. */
+static bool scope_may_scan(struct session *s, pid_t pid)
+{
+	struct scope_count *c = NULL;
+
+	for (unsigned int i = 0; i < SCOPE_PIDS && i < s->nscope_counts; i++) {
+		if (s->scope_counts[i].pid == pid)
+			c = &s->scope_counts[i];
+	}
+	if (!c) {
+		c = &s->scope_counts[s->nscope_counts++ % SCOPE_PIDS];
+		c->pid = pid;
+		c->scans = 0;
+	}
+	if (c->scans >= SCOPE_SCANS_MAX)
+		return false;
+	c->scans++;
+	return true;
+}
+
 static void conn_identify_adopted(struct session *s, struct ct_conn *c)
 {
 	struct pyscope_totals *t = &s->scope_totals;
@@ -227,7 +252,7 @@ static void conn_identify_adopted(struct session *s, struct ct_conn *c)
 	}
 	if (s->scope && s->scope_pid == pid)
 		m = pyscope_lookup(s->scope, ip, port, &err);
-	if (!m && err == -ENOENT && (s->scope_pid != pid || s->scope_scans < SCOPE_SCANS_MAX)) {
+	if (!m && err == -ENOENT && scope_may_scan(s, pid)) {
 		why = scope_rescan(s, pid);
 		if (!why)
 			m = pyscope_lookup(s->scope, ip, port, &err);
@@ -245,7 +270,8 @@ static void conn_identify_adopted(struct session *s, struct ct_conn *c)
 		c->user_unknown = "adopted_scope_conflict";
 	} else {
 		t->not_found++;
-		c->user_unknown = s->scope && pyscope_scan_stats(s->scope)->limited ?
+		c->user_unknown = s->scope && s->scope_pid == pid &&
+						  pyscope_scan_stats(s->scope)->limited ?
 					  "adopted_scan_limited" :
 					  "adopted_scope_not_found";
 	}
