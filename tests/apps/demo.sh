@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.."
 PY=/usr/bin/python3
 
 if [ "$(id -u)" -ne 0 ]; then
-	echo "demo: needs root (wsaudit loads BPF programs): sudo make demo" >&2
+	echo "demo: needs root (wsaudit loads BPF programs): run make demo as root" >&2
 	exit 1
 fi
 if [ ! -x ./wsaudit ]; then
