@@ -215,10 +215,10 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 static struct policy *agent_load_policy(const char *path)
 {
 	char err[POLICY_ERR_LEN];
-	struct policy *p = path ? policy_load(path, err, sizeof(err)) : policy_default();
+	struct policy *p = policy_open(path, err, sizeof(err));
 
 	if (!p)
-		log_err("%s", path ? err : "failed to load the built-in policy");
+		log_err("%s", err);
 	return p;
 }
 

@@ -1053,6 +1053,15 @@ struct policy *policy_default(void)
 			       sizeof(err));
 }
 
+struct policy *policy_open(const char *path, char *err, size_t errlen)
+{
+	struct policy *p = path ? policy_load(path, err, errlen) : policy_default();
+
+	if (!p && !path)
+		snprintf(err, errlen, "failed to load the built-in policy");
+	return p;
+}
+
 /* --- matching -------------------------------------------------------------------------------- */
 
 bool policy_glob_match(const char *glob, const char *s)

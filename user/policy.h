@@ -102,6 +102,8 @@ struct policy *policy_load_mem(const char *name, const void *buf, size_t len, ch
 			       size_t errlen);
 /* The built-in default policy (a fresh copy; NULL with errno only when out of memory). */
 struct policy *policy_default(void);
+/* A command's policy: the file at path, or the built-in default when path is NULL. */
+struct policy *policy_open(const char *path, char *err, size_t errlen);
 /* The text of the built-in default, identical to policies/default.yaml. */
 extern const char policy_default_yaml[];
 void policy_free(struct policy *p);

@@ -59,17 +59,12 @@ static enum test_unknown running_test(void *ctx, pid_t writer, uint64_t ts_ns, c
 static struct policy *load_policy(const char *path)
 {
 	char err[POLICY_ERR_LEN];
-	struct policy *p;
+	struct policy *p = policy_open(path, err, sizeof(err));
 
-	if (!path) {
-		p = policy_default();
-		if (!p)
-			log_err("failed to load the built-in policy");
-		return p;
-	}
-	p = policy_load(path, err, sizeof(err));
-	if (!p)
+	if (!p && path)
 		fprintf(stderr, "wsaudit run: %s\n", err);
+	else if (!p)
+		log_err("%s", err);
 	return p;
 }
 

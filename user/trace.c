@@ -277,17 +277,12 @@ static int run(struct session *s, const struct trace_opts *o)
 static struct policy *load_policy(const char *path)
 {
 	char err[POLICY_ERR_LEN];
-	struct policy *p;
+	struct policy *p = policy_open(path, err, sizeof(err));
 
-	if (!path) {
-		p = policy_default();
-		if (!p)
-			log_err("failed to load the built-in policy");
-		return p;
-	}
-	p = policy_load(path, err, sizeof(err));
-	if (!p)
+	if (!p && path)
 		fprintf(stderr, "wsaudit trace: %s\n", err);
+	else if (!p)
+		log_err("%s", err);
 	return p;
 }
 
