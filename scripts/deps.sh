@@ -9,6 +9,8 @@ PKGS=(
 	libjansson-dev libyaml-dev libcyaml-dev libmicrohttpd-dev libsodium-dev
 	# unit tests and fuzzing
 	libcmocka-dev libclang-rt-14-dev
+	# make format-check and make analyze
+	clang-format cppcheck
 	# integration tests: real Python servers and clients, the independent dissector
 	python3 python3-pytest python3-pytest-asyncio python3-jsonschema python3-yaml
 	python3-websockets python3-uvicorn python3-fastapi

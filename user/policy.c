@@ -993,7 +993,7 @@ static int check_shape(struct loader *l, const void *buf, size_t len)
 		if ((e.type == YAML_SCALAR_EVENT || e.type == YAML_SEQUENCE_START_EVENT ||
 		     e.type == YAML_MAPPING_START_EVENT) &&
 		    ++nodes > POLICY_MAX_NODES) {
-			snprintf(l->err, l->errlen, "%s:%zu:%zu: more than %u YAML nodes", l->name,
+			snprintf(l->err, l->errlen, "%s:%zu:%zu: more than %d YAML nodes", l->name,
 				 e.start_mark.line + 1, e.start_mark.column + 1, POLICY_MAX_NODES);
 			err = -EINVAL;
 		}
@@ -1002,7 +1002,7 @@ static int check_shape(struct loader *l, const void *buf, size_t len)
 		case YAML_MAPPING_START_EVENT:
 			if (++depth > POLICY_MAX_NESTING) {
 				snprintf(l->err, l->errlen,
-					 "%s:%zu:%zu: collections nested deeper than %u levels",
+					 "%s:%zu:%zu: collections nested deeper than %d levels",
 					 l->name, e.start_mark.line + 1, e.start_mark.column + 1,
 					 POLICY_MAX_NESTING);
 				err = -EINVAL;
@@ -1057,6 +1057,7 @@ static int load_doc(struct loader *l, yaml_parser_t *y, struct policy *p)
 	yaml_document_delete(&extra);
 out_doc:
 	yaml_document_delete(&doc);
+	l->doc = NULL; /* it pointed into this frame */
 	return err;
 }
 
