@@ -60,6 +60,13 @@ static void summary(const struct policy *p)
 	print_list("identity.ownership", &p->ownership);
 	print_list("messages.type", &p->type_fields);
 	print_list("messages.known_types", &p->known_types);
+	if (!p->runs.on)
+		return;
+	print_list("runs.key", &p->runs.key);
+	print_list("runs.start", &p->runs.start);
+	print_list("runs.end", &p->runs.end);
+	print_list("runs.required", &p->runs.required);
+	printf("  %-18s %us\n", "runs.timeout", p->runs.timeout_s);
 }
 
 int cmd_check_policy(int argc, char **argv)
