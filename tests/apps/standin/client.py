@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import random
+import ssl
 import sys
 import time
 
@@ -97,9 +98,15 @@ class User:
 
     async def connect(self, uri):
         offered = jwt_handler.subprotocol_for(self.token)
+        kw = {}
+        if uri.startswith("wss:"):
+            # The service's certificate is self-signed: encryption, not authentication.
+            kw["ssl"] = ssl.create_default_context()
+            kw["ssl"].check_hostname = False
+            kw["ssl"].verify_mode = ssl.CERT_NONE
         self.ws = await websockets.connect(uri, subprotocols=["jwt-auth", offered],
                                            compression="deflate", open_timeout=10,
-                                           max_size=2 ** 24)
+                                           max_size=2 ** 24, **kw)
         self.subprotocol = self.ws.subprotocol
         if self.subprotocol != offered:
             self.errors.append("server echoed %r, not the jwt entry" % self.subprotocol)
@@ -143,8 +150,8 @@ class User:
                 "errors": self.errors}
 
 
-async def drive(host, port, n, runs, seed, timeout, linger=0.3):
-    uri = "ws://%s:%d/ws" % (host, port)
+async def drive(host, port, n, runs, seed, timeout, linger=0.3, tls=False):
+    uri = "%s://%s:%d/ws" % ("wss" if tls else "ws", host, port)
     users = [User(i, ident, make_requests(i, runs, seed))
              for i, ident in enumerate(make_users(n, seed))]
     start = time.monotonic()
@@ -197,12 +204,13 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("--report")
+    ap.add_argument("--tls", action="store_true", help="wss://, the certificate not verified")
     a = ap.parse_args()
     if a.host not in ("127.0.0.1", "localhost", "::1"):
         ap.error("the client only talks to the loopback interface")
     if not 1 <= a.users <= 64 or not 1 <= a.runs <= 20:
         ap.error("--users 1..64, --runs 1..20")
-    rep = asyncio.run(drive(a.host, a.port, a.users, a.runs, a.seed, a.timeout))
+    rep = asyncio.run(drive(a.host, a.port, a.users, a.runs, a.seed, a.timeout, tls=a.tls))
     text = json.dumps(rep, indent=1)
     if a.report:
         with open(a.report, "w") as f:

@@ -63,6 +63,8 @@ def main():
     ap.add_argument("--go-file", help="wait (up to 60 s) until this file exists")
     ap.add_argument("--timeout", type=float, default=30.0, help="client time bound")
     ap.add_argument("--check", action="store_true", help="run check.py on the result")
+    ap.add_argument("--ssl-keyfile", help="wss://: the service's key (with --ssl-certfile)")
+    ap.add_argument("--ssl-certfile", help="wss://: the service's certificate")
     a = ap.parse_args()
 
     tmp = None
@@ -76,6 +78,8 @@ def main():
     cmd = [PY, os.path.join(HERE, "server.py"), "--port", str(port), "--truth", truth]
     if a.leak:
         cmd.append("--leak")
+    if a.ssl_keyfile:
+        cmd += ["--ssl-keyfile", a.ssl_keyfile, "--ssl-certfile", a.ssl_certfile]
     env = dict(os.environ, STANDIN_LEAK="1" if a.leak else "0")
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     rc = 1
@@ -97,7 +101,7 @@ def main():
         rc = subprocess.call([PY, os.path.join(HERE, "client.py"), "--port", str(port),
                               "--users", str(a.users), "--runs", str(a.runs),
                               "--seed", str(a.seed), "--timeout", str(a.timeout),
-                              "--report", report])
+                              "--report", report] + (["--tls"] if a.ssl_keyfile else []))
         print("CLIENTS done rc=%d" % rc, flush=True)
     finally:
         print("SERVER stopped rc=%s" % stop(server), flush=True)
