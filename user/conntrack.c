@@ -8,6 +8,7 @@
 
 #include "attrib.h"
 #include "conntrack.h"
+#include "delivery.h"
 #include "http1.h"
 #include "log.h"
 #include "ws_message.h"
@@ -77,6 +78,10 @@ struct ct_private {
 	unsigned int nwrites; /* total pushed; the ring holds the last WRITE_RING */
 	struct chunk_rec chunks[CHUNK_RING];
 	unsigned int nchunks;
+	/* Bytes writes were given but did not send, and how far the stream was sent. */
+	struct delivery_unsent unsent;
+	uint64_t sent_end;
+	bool lost_mode; /* the unsent bytes are being parsed at the end: lost frames */
 	/* The stack record that precedes its write's data records. */
 	struct attrib_stack *pending_stack;
 	uint64_t pending_pos;
@@ -216,6 +221,7 @@ static void conn_release_parsers(struct conntrack *ct, struct ct_conn *c)
 		ws_stream_free(c->priv->tx);
 		c->priv->tx = NULL;
 	}
+	delivery_unsent_free(&c->priv->unsent);
 	http1_parser_free(c->priv->req);
 	http1_parser_free(c->priv->resp);
 	c->priv->req = c->priv->resp = NULL;
@@ -233,14 +239,43 @@ static void conn_drop_stacks(struct ct_conn *c)
 	c->priv->pending_stack = NULL;
 }
 
+/*
+ * The connection ends with bytes its writes did not send.  When its socket was closed (or its
+ * process exited) they never leave: they are parsed after what was sent, and the frames they
+ * hold (those cut by the failed write included, through ws_stream_finish) are lost frames.
+ * When only the trace ends, a retry may still send them: counted, not judged.
+ */
+static void conn_unsent_end(struct conntrack *ct, struct ct_conn *c, const char *why)
+{
+	struct ct_private *p = c->priv;
+	struct delivery_unsent *u = &p->unsent;
+
+	if (strcmp(why, "closed") && strcmp(why, "process_exit")) {
+		ct->stats.unsent_unresolved_bytes += u->len + u->beyond;
+		return;
+	}
+	if (u->pos < p->ws_base)
+		return;
+	p->lost_mode = true;
+	if (u->pos > p->sent_end && p->sent_end >= p->ws_base)
+		ws_stream_gap(p->tx, p->sent_end - p->ws_base, u->pos - p->sent_end);
+	if (u->len && ws_stream_feed(p->tx, u->pos - p->ws_base, u->buf, u->len))
+		log_warn("connection %s: out of memory parsing frames", c->id_str);
+	if (u->beyond)
+		ws_stream_gap(p->tx, u->pos + u->len - p->ws_base, u->beyond);
+}
+
 static void conn_destroy(struct conntrack *ct, struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
 	/* Its verdict may still wait in the kernel if the close came first: take it back. */
 	if (c->state == CT_IGNORED && ct->sink.verdict)
 		ct->sink.verdict(ct->sink.ctx, &c->id, CONN_UNKNOWN);
+	if (c->priv->tx && delivery_unsent_any(&c->priv->unsent))
+		conn_unsent_end(ct, c, why);
 	/* A frame or message cut by the end is still reported, as truncated. */
 	if (c->priv->tx)
 		ws_stream_finish(c->priv->tx);
+	c->priv->lost_mode = false;
 	if (c->state == CT_WEBSOCKET) {
 		ct->stats.conns_open--;
 		if (c->adopted && c->priv->tx && ws_stream_history_unknown(c->priv->tx))
@@ -335,11 +370,17 @@ static void push_write(struct ct_conn *c, const struct evt_data *e)
 	struct zflush_slot *z = &c->priv->ct->zflush[e->tid % ZFLUSH_SLOTS];
 	struct write_rec *w;
 
-	/* Several chunks of one syscall share its range: remember it once. */
+	/*
+	 * Several chunks of one syscall share its range: remember it once.  A write tried again
+	 * at the same position (after one that sent nothing) is a syscall of its own.
+	 */
 	if (c->priv->nwrites) {
 		w = &c->priv->writes[(c->priv->nwrites - 1) % WRITE_RING];
-		if (w->start == e->io_pos && w->tid == e->tid)
+		if (w->start == e->io_pos && w->tid == e->tid && !(e->flags & DATA_FIRST)) {
+			if ((e->flags & DATA_UNSENT) && e->stream_pos + e->len > w->end)
+				w->end = e->stream_pos + e->len;
 			return;
+		}
 	}
 	w = &c->priv->writes[c->priv->nwrites++ % WRITE_RING];
 	attrib_stack_put(w->stack);
@@ -360,6 +401,9 @@ static void push_write(struct ct_conn *c, const struct evt_data *e)
 	}
 	w->start = e->io_pos;
 	w->end = e->io_pos + e->io_len;
+	/* The bytes it did not send are its too, should they be lost frames. */
+	if ((e->flags & DATA_UNSENT) && e->stream_pos + e->len > w->end)
+		w->end = e->stream_pos + e->len;
 	w->ts_ns = e->hdr.ts_ns;
 	w->pid = e->tgid;
 	w->tid = e->tid;
@@ -422,6 +466,16 @@ static void frame_cb(void *ctx, const struct ws_frame *f, const struct ws_frame_
 		memcpy(out.comm, c->comm, sizeof(out.comm));
 	}
 	c->history_unknown = c->adopted && ws_stream_history_unknown(c->priv->tx);
+	out.after_close = c->close_sent;
+	if (c->priv->lost_mode) {
+		out.lost = true;
+		out.lost_err = c->priv->unsent.err;
+		c->lost_frames++;
+		ct->stats.lost_frames++;
+	} else if (f->opcode == WS_OP_CLOSE && !c->close_sent) {
+		c->close_sent = true;
+		c->close_code = f->close_code;
+	}
 	c->frames++;
 	ct->stats.frames++;
 	if (ct->sink.frame)
@@ -636,6 +690,40 @@ static void try_adopt(struct conntrack *ct, struct ct_conn *c, const struct evt_
 		conn_ignore(ct, c);
 }
 
+/*
+ * A chunk of a write that failed or sent part: its bytes below io_pos + io_len left and are
+ * parsed as any; the others are kept until the stream moves past them or the connection ends.
+ */
+static void handle_unsent(struct conntrack *ct, struct ct_conn *c, const struct evt_data *e,
+			  const uint8_t *data)
+{
+	uint64_t sent_end = e->io_pos + e->io_len, end = e->stream_pos + e->len;
+	struct evt_data head = *e;
+
+	if (e->flags & DATA_FIRST)
+		ct->stats.unsent_writes++;
+	if (sent_end > c->priv->sent_end) {
+		c->priv->sent_end = sent_end;
+		delivery_unsent_sent(&c->priv->unsent, sent_end);
+	}
+	if (e->stream_pos < sent_end) {
+		head.len = (uint32_t)((end < sent_end ? end : sent_end) - e->stream_pos);
+		ws_feed(c, &head, data);
+	}
+	if (end <= sent_end)
+		return;
+	if (e->stream_pos >= sent_end && e->len && !(e->flags & DATA_GATHERED))
+		chunk_remember(c, e->stream_pos, e->len, e->user_ptr);
+	else if (e->stream_pos < sent_end && !(e->flags & DATA_GATHERED))
+		chunk_remember(c, sent_end, end - sent_end,
+			       e->user_ptr ? e->user_ptr + (sent_end - e->stream_pos) : 0);
+	if (e->stream_pos >= sent_end)
+		delivery_unsent_add(&c->priv->unsent, e->stream_pos, data, e->len, -e->err);
+	else
+		delivery_unsent_add(&c->priv->unsent, sent_end, data + (sent_end - e->stream_pos),
+				    end - sent_end, -e->err);
+}
+
 static int handle_data(struct conntrack *ct, const struct evt_data *e, size_t size)
 {
 	const uint8_t *data = (const uint8_t *)(e + 1);
@@ -663,7 +751,15 @@ static int handle_data(struct conntrack *ct, const struct evt_data *e, size_t si
 		return 0;
 	}
 	push_write(c, e);
+	if (c->state == CT_WEBSOCKET && (e->flags & DATA_UNSENT)) {
+		handle_unsent(ct, c, e, data);
+		return 0;
+	}
 	if (c->state == CT_WEBSOCKET) {
+		if (e->io_pos + e->io_len > c->priv->sent_end) {
+			c->priv->sent_end = e->io_pos + e->io_len;
+			delivery_unsent_sent(&c->priv->unsent, c->priv->sent_end);
+		}
 		if (e->syscall >= SC_SENDFILE)
 			log_info(
 				"connection %s: %llu bytes sent by a zero-copy syscall: not captured",
