@@ -30,6 +30,8 @@
 #define TABLE_MIN_BUCKETS 256
 /* Reads a request head may arrive in; past it the head is given up (counted). */
 #define HEAD_READS_MAX 64
+/* Writes whose unsent bytes are kept per connection, for their lost frames' writers. */
+#define UNSENT_WRITES 16
 /* Threads whose last message end (EVT_ZFLUSH) is remembered, by tid, direct mapped. */
 #define ZFLUSH_SLOTS 1024
 
@@ -42,6 +44,7 @@ struct write_rec {
 	struct attrib_stack *stack;
 	/* The message end its thread's compressor reported right before it (0: none). */
 	uint64_t zstrm, ztotal_out;
+	int err; /* unsent_writes: the write's errno, 0 when it sent part */
 };
 
 struct zflush_slot {
@@ -81,6 +84,9 @@ struct ct_private {
 	/* Bytes writes were given but did not send, and how far the stream was sent. */
 	struct delivery_unsent unsent;
 	uint64_t sent_end;
+	/* The writes of the unsent bytes, at the positions they are kept at (see unsent). */
+	struct write_rec unsent_writes[UNSENT_WRITES];
+	unsigned int nunsent_writes;
 	bool lost_mode; /* the unsent bytes are being parsed at the end: lost frames */
 	/* The stack record that precedes its write's data records. */
 	struct attrib_stack *pending_stack;
@@ -237,6 +243,10 @@ static void conn_drop_stacks(struct ct_conn *c)
 	}
 	attrib_stack_put(c->priv->pending_stack);
 	c->priv->pending_stack = NULL;
+	for (unsigned int i = 0; i < UNSENT_WRITES; i++) {
+		attrib_stack_put(c->priv->unsent_writes[i].stack);
+		c->priv->unsent_writes[i].stack = NULL;
+	}
 }
 
 /*
@@ -438,6 +448,20 @@ static uint64_t find_user_addr(const struct ct_conn *c, uint64_t pos)
 	return 0;
 }
 
+static const struct write_rec *find_unsent_write(const struct ct_conn *c, uint64_t pos)
+{
+	unsigned int n = c->priv->nunsent_writes < UNSENT_WRITES ? c->priv->nunsent_writes :
+								   UNSENT_WRITES;
+	const struct write_rec *w;
+
+	for (unsigned int i = 1; i <= n; i++) {
+		w = &c->priv->unsent_writes[(c->priv->nunsent_writes - i) % UNSENT_WRITES];
+		if (pos >= w->start && pos < w->end)
+			return w;
+	}
+	return NULL;
+}
+
 static void frame_cb(void *ctx, const struct ws_frame *f, const struct ws_frame_info *info)
 {
 	struct ct_conn *c = ctx;
@@ -451,7 +475,9 @@ static void frame_cb(void *ctx, const struct ws_frame *f, const struct ws_frame_
 	};
 
 	out.user_addr = find_user_addr(c, c->priv->ws_base + f->stream_off);
-	w = find_write(c, c->priv->ws_base + f->stream_off);
+	w = c->priv->lost_mode ? find_unsent_write(c, c->priv->ws_base + f->stream_off) : NULL;
+	if (!w)
+		w = find_write(c, c->priv->ws_base + f->stream_off);
 	if (w) {
 		out.writer_known = true;
 		out.ts_ns = w->ts_ns;
@@ -469,7 +495,7 @@ static void frame_cb(void *ctx, const struct ws_frame *f, const struct ws_frame_
 	out.after_close = c->close_sent;
 	if (c->priv->lost_mode) {
 		out.lost = true;
-		out.lost_err = c->priv->unsent.err;
+		out.lost_err = w && w->err >= 0 ? w->err : c->priv->unsent.err;
 		c->lost_frames++;
 		ct->stats.lost_frames++;
 	} else if (f->opcode == WS_OP_CLOSE && !c->close_sent) {
@@ -691,13 +717,43 @@ static void try_adopt(struct conntrack *ct, struct ct_conn *c, const struct evt_
 }
 
 /*
+ * The writer of unsent bytes kept at [start, end): the write record of its syscall (the last
+ * one pushed), copied at its first unsent bytes, extended by the following ones.
+ */
+static void unsent_write(struct ct_conn *c, const struct evt_data *e, uint64_t start, uint64_t end,
+			 bool first)
+{
+	struct ct_private *p = c->priv;
+	const struct write_rec *last = p->nwrites ? &p->writes[(p->nwrites - 1) % WRITE_RING] :
+						    NULL;
+	struct write_rec *w;
+
+	if (!first && p->nunsent_writes) {
+		w = &p->unsent_writes[(p->nunsent_writes - 1) % UNSENT_WRITES];
+		if (w->end == start && w->tid == e->tid) {
+			w->end = end;
+			return;
+		}
+	}
+	if (!last || last->start != e->io_pos || last->tid != e->tid)
+		return;
+	w = &p->unsent_writes[p->nunsent_writes++ % UNSENT_WRITES];
+	attrib_stack_put(w->stack);
+	*w = *last;
+	w->stack = attrib_stack_get(last->stack);
+	w->err = -e->err;
+	w->start = start;
+	w->end = end;
+}
+
+/*
  * A chunk of a write that failed or sent part: its bytes below io_pos + io_len left and are
  * parsed as any; the others are kept until the stream moves past them or the connection ends.
  */
 static void handle_unsent(struct conntrack *ct, struct ct_conn *c, const struct evt_data *e,
 			  const uint8_t *data)
 {
-	uint64_t sent_end = e->io_pos + e->io_len, end = e->stream_pos + e->len;
+	uint64_t sent_end = e->io_pos + e->io_len, end = e->stream_pos + e->len, from, at;
 	struct evt_data head = *e;
 
 	if (e->flags & DATA_FIRST)
@@ -712,16 +768,16 @@ static void handle_unsent(struct conntrack *ct, struct ct_conn *c, const struct 
 	}
 	if (end <= sent_end)
 		return;
-	if (e->stream_pos >= sent_end && e->len && !(e->flags & DATA_GATHERED))
-		chunk_remember(c, e->stream_pos, e->len, e->user_ptr);
-	else if (e->stream_pos < sent_end && !(e->flags & DATA_GATHERED))
-		chunk_remember(c, sent_end, end - sent_end,
-			       e->user_ptr ? e->user_ptr + (sent_end - e->stream_pos) : 0);
-	if (e->stream_pos >= sent_end)
-		delivery_unsent_add(&c->priv->unsent, e->stream_pos, data, e->len, -e->err);
-	else
-		delivery_unsent_add(&c->priv->unsent, sent_end, data + (sent_end - e->stream_pos),
-				    end - sent_end, -e->err);
+	from = e->stream_pos >= sent_end ? e->stream_pos : sent_end;
+	at = delivery_unsent_add(&c->priv->unsent, from, data + (from - e->stream_pos), end - from,
+				 -e->err, e->stream_pos <= sent_end || (e->flags & DATA_FIRST));
+	if (at == UINT64_MAX)
+		return;
+	if (!(e->flags & DATA_GATHERED))
+		chunk_remember(c, at, end - from,
+			       e->user_ptr ? e->user_ptr + (from - e->stream_pos) : 0);
+	unsent_write(c, e, at, at + (end - from),
+		     e->stream_pos <= sent_end || (e->flags & DATA_FIRST));
 }
 
 static int handle_data(struct conntrack *ct, const struct evt_data *e, size_t size)

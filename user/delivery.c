@@ -14,25 +14,43 @@ static void unsent_reset(struct delivery_unsent *u, uint64_t pos)
 	u->pos = pos;
 }
 
-int delivery_unsent_add(struct delivery_unsent *u, uint64_t pos, const uint8_t *data, size_t len,
-			int err)
+/* Whether the kept bytes from pos on start with data: the same bytes tried again. */
+static bool unsent_same(const struct delivery_unsent *u, uint64_t pos, const uint8_t *data,
+			size_t len)
 {
+	uint64_t end = u->pos + u->len, n = end - pos;
+
+	if (n > len)
+		n = len;
+	return !memcmp(u->buf + (pos - u->pos), data, n);
+}
+
+uint64_t delivery_unsent_add(struct delivery_unsent *u, uint64_t pos, const uint8_t *data,
+			     size_t len, int err, bool first)
+{
+	uint64_t end = u->pos + u->len, at;
 	size_t keep, want;
 	uint8_t *nb;
 
-	/* Not a continuation of what is kept, nor a retry of it: a write that starts anew. */
-	if (pos < u->pos || pos > u->pos + u->len || (!u->len && !u->beyond))
-		unsent_reset(u, pos);
-	else if (pos < u->pos + u->len) {
-		u->len = pos - u->pos;
-		u->beyond = 0;
+	if (first) {
+		u->delta = 0;
+		if ((!u->len && !u->beyond) || pos < u->pos || pos > end)
+			unsent_reset(u, pos);
+		else if (u->beyond || !unsent_same(u, pos, data, len))
+			u->delta = end + u->beyond - pos;
+		else {
+			u->len = pos - u->pos;
+			u->beyond = 0;
+		}
 	}
+	at = pos + u->delta;
 	u->err = err;
 	keep = len;
+	/* A hole before these bytes (a record lost): what follows is not kept. */
+	if (at != u->pos + u->len || u->beyond)
+		keep = 0;
 	if (u->len + keep > DELIVERY_UNSENT_MAX)
 		keep = DELIVERY_UNSENT_MAX - u->len;
-	if (u->beyond)
-		keep = 0;
 	if (u->len + keep > u->cap) {
 		want = u->cap ? u->cap : 4096;
 		while (want < u->len + keep)
@@ -40,7 +58,7 @@ int delivery_unsent_add(struct delivery_unsent *u, uint64_t pos, const uint8_t *
 		nb = realloc(u->buf, want);
 		if (!nb) {
 			u->beyond += len;
-			return -ENOMEM;
+			return UINT64_MAX;
 		}
 		u->buf = nb;
 		u->cap = want;
@@ -49,7 +67,7 @@ int delivery_unsent_add(struct delivery_unsent *u, uint64_t pos, const uint8_t *
 		memcpy(u->buf + u->len, data, keep);
 	u->len += keep;
 	u->beyond += len - keep;
-	return 0;
+	return keep ? at : UINT64_MAX;
 }
 
 void delivery_unsent_sent(struct delivery_unsent *u, uint64_t end)

@@ -20,15 +20,19 @@ struct delivery_unsent {
 	size_t len, cap;
 	uint64_t pos; /* stream position of buf[0] */
 	int err; /* errno of the last write that failed (0: it sent part) */
-	uint64_t beyond; /* bytes past DELIVERY_UNSENT_MAX, not kept */
+	uint64_t beyond; /* bytes past DELIVERY_UNSENT_MAX (or after a hole), not kept */
+	uint64_t delta; /* of the write being added: where its bytes go, past pos */
 };
 
 /*
- * Bytes [pos, pos + len) a write did not send; err its errno, 0 when it sent part.  A write
- * that tries the same positions again replaces what an earlier one left there.
+ * Bytes [pos, pos + len) a write did not send; err its errno, 0 when it sent part; first:
+ * the first such bytes of their write.  A write that tries the same bytes again (a retry)
+ * replaces what an earlier one left there; a write of other bytes at the same positions
+ * (after a failure that was not retried) is kept after them, as the stream would have had
+ * them.  Returns the position the bytes were kept at, or UINT64_MAX when they were not.
  */
-int delivery_unsent_add(struct delivery_unsent *u, uint64_t pos, const uint8_t *data, size_t len,
-			int err);
+uint64_t delivery_unsent_add(struct delivery_unsent *u, uint64_t pos, const uint8_t *data,
+			     size_t len, int err, bool first);
 /* The stream was sent up to position end: what was kept below it left after all. */
 void delivery_unsent_sent(struct delivery_unsent *u, uint64_t end);
 static inline bool delivery_unsent_any(const struct delivery_unsent *u)

@@ -13,13 +13,17 @@ see services/websocket/message_handler.py):
                client delivers it.
 """
 import asyncio
+import errno
 import json
+import logging
 import os
 import socket
 import stat
 import struct
 
 from netra_backend.app.websocket_core.unified_manager import iso_now
+
+log = logging.getLogger("netra.stream")
 
 
 def text_frame(message):
@@ -94,6 +98,9 @@ class ProgressStreamer:
                     error = e.errno
         finally:
             self.sock.close()
+        # What the tests compare wsaudit's lost frames with.
+        log.warning("stream user=%s run=%s sent=%d failed=%d error=%s", context.user_id,
+                    context.run_id, sent, failed, errno.errorcode.get(error, error))
         return sent, failed, error
 
     async def finish_after_close(self, websocket, context):
