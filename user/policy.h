@@ -70,6 +70,18 @@ struct policy_ctx_rule {
 	char *arg; /* its parameter that names the user */
 };
 
+/*
+ * queues[]: a hand-off function whose callers produce what the queue's consumer sends later
+ * (an application's enqueue, engine.io's AsyncSocket.send).  The queued object is the
+ * hand-off's parameter `arg`; a send whose stack holds that object (in a frame of `consumer`,
+ * when given) is linked to the stack that called the hand-off, which names its origin.
+ */
+struct policy_queue_rule {
+	char *function; /* qualname glob of the hand-off */
+	char *arg; /* its parameter that holds the queued object */
+	char *consumer; /* qualname glob of the consumer's frame; NULL: any frame of the send */
+};
+
 struct policy {
 	char *source; /* file name, or "<built-in>" */
 	struct policy_list exe; /* targets.exe: executable path globs (agent mode) */
@@ -90,6 +102,8 @@ struct policy {
 	 * the traffic and shown as a keyed hash ("t#...") unless identities are shown.
 	 */
 	struct policy_list known_types;
+	struct policy_queue_rule *queues; /* queues: hand-off functions, first match wins */
+	size_t nqueues;
 };
 
 /*
@@ -123,6 +137,8 @@ bool policy_exe_match(const struct policy *p, const char *exe);
 bool policy_known_type(const struct policy *p, const char *type);
 /* The user argument configured for a bridge function (first match), or NULL. */
 const char *policy_context_arg(const struct policy *p, const char *function);
+/* The queues rule whose hand-off function matches (first match), or NULL. */
+const struct policy_queue_rule *policy_queue_handoff(const struct policy *p, const char *function);
 
 const char *policy_opcode_name(unsigned int opcode); /* "text", ...; NULL when reserved */
 const char *policy_source_name(enum policy_source s);

@@ -1129,6 +1129,20 @@ static void sink_conn_passed(void *ctx, const struct ct_conn *c, const struct ev
 	output_conn_skipped(s->out, c, e, "fd_passed");
 }
 
+/*
+ * The policy's queues name hand-off functions whose producers should name the frames their
+ * consumers send; until the collector links a queued object to its send, say that those
+ * frames are named after the consumer instead of leaving it to be found out.
+ */
+static void say_queues_unlinked(const struct policy *p)
+{
+	if (p->nqueues)
+		log_warn(
+			"policy %s: its %zu queues hand-off(s) are not linked yet: a frame a queue's "
+			"consumer sends is attributed to the consumer's stack",
+			p->source, p->nqueues);
+}
+
 struct session *session_open(const struct session_opts *opts, struct policy *policy, FILE *out)
 {
 	struct capture_opts copts = {
@@ -1157,6 +1171,7 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 	}
 	s->opts = *opts;
 	s->policy = policy;
+	say_queues_unlinked(policy);
 	if (keyhash_identity_setup(opts->identity_key, err, sizeof(err))) {
 		log_err("%s", err);
 		goto err_free;
@@ -1464,6 +1479,7 @@ void session_set_policy(struct session *s, struct policy *policy)
 			     policy->transport_files.n);
 	policy_free(s->policy);
 	s->policy = policy;
+	say_queues_unlinked(policy);
 }
 
 void session_set_output(struct session *s, FILE *out)
