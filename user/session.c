@@ -461,7 +461,7 @@ static const json_t *process_container(struct session *s, pid_t pid)
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	r = podinfo_lookup(s->pods, NULL, NULL, pid, &pi);
+	r = podinfo_lookup(s->pods, NULL, s->opts.bundle_root, pid, &pi);
 	if (r != PODINFO_OK)
 		log_info("pid %d: container lookup: %s", pid, podinfo_reason_name(r));
 	p->pid = pid;
@@ -875,6 +875,15 @@ static bool exec_matches(struct session *s, const struct evt_proc *e)
 	char *const *globs = exe_globs(s, &n);
 	char exe[4096];
 
+	struct podinfo pi;
+
+	/* A process started in a followed container (`kubectl exec`, a restarted worker). */
+	if (s->opts.pods &&
+	    podinfo_lookup(s->pods, NULL, s->opts.bundle_root, e->pid, &pi) != PODINFO_NO_PROCESS &&
+	    podinfo_selected(s->opts.pods, &pi))
+		return true;
+	if (!n)
+		return false;
 	/* The path as exec'd, or the resolved one (for relative or symlinked paths). */
 	return target_exe_matches(e->filename, globs, n) ||
 	       (!target_exe_path(e->pid, exe, sizeof(exe)) && target_exe_matches(exe, globs, n));
@@ -1148,7 +1157,7 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 	struct capture_opts copts = {
 		.ringbuf_size = opts->ringbuf_size,
 		.write_cap = opts->write_cap,
-		.follow_exec = opts->nglobs > 0 || opts->targets_from_policy,
+		.follow_exec = opts->nglobs > 0 || opts->targets_from_policy || opts->pods,
 		.stack_walk = !opts->capture_only,
 	};
 	struct session *s = calloc(1, sizeof(*s));
