@@ -60,6 +60,17 @@ static void summary(const struct policy *p)
 	print_list("identity.ownership", &p->ownership);
 	print_list("messages.type", &p->type_fields);
 	print_list("messages.known_types", &p->known_types);
+	for (size_t i = 0; i < p->nqueues; i++)
+		printf("  queues             %s arg %s%s%s\n", p->queues[i].function,
+		       p->queues[i].arg, p->queues[i].consumer ? " consumer " : "",
+		       p->queues[i].consumer ? p->queues[i].consumer : "");
+	if (!p->runs.on)
+		return;
+	print_list("runs.key", &p->runs.key);
+	print_list("runs.start", &p->runs.start);
+	print_list("runs.end", &p->runs.end);
+	print_list("runs.required", &p->runs.required);
+	printf("  %-18s %us\n", "runs.timeout", p->runs.timeout_s);
 }
 
 int cmd_check_policy(int argc, char **argv)
