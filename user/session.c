@@ -9,10 +9,12 @@
 
 #include "adopt.h"
 #include "capture.h"
+#include "delivery.h"
 #include "http1.h"
 #include "identity.h"
 #include "keyhash.h"
 #include "log.h"
+#include "filter.h"
 #include "podinfo.h"
 #include "pyscope.h"
 #include "selfcheck.h"
@@ -78,6 +80,7 @@ struct watch {
 struct session {
 	struct session_opts opts;
 	char user_filter[KEYHASH_DISPLAY_LEN]; /* trace --user, as a display; "" for all */
+	uint64_t frames_printed; /* for trace -n */
 	struct watch watch[WATCH_MAX];
 	unsigned int nwatch;
 	uint64_t last_watch;
@@ -308,9 +311,49 @@ static bool user_selected(const struct session *s, const char *user)
 	return !strcmp(shown, s->user_filter);
 }
 
+static bool peer_selected(const struct session *s, const struct ct_conn *c)
+{
+	return !s->opts.filter || !s->opts.filter->peer ||
+	       filter_peer_matches(s->opts.filter->peer, c->peer);
+}
+
 static bool conn_selected(const struct session *s, const struct ct_conn *c)
 {
-	return user_selected(s, c->has_user ? c->user : NULL);
+	return peer_selected(s, c) && user_selected(s, c->has_user ? c->user : NULL);
+}
+
+/* trace --type, --function, -n (--peer and --user are the connection's). */
+static bool frame_selected(struct session *s, const struct frame_view *fv)
+{
+	const struct frame_filter *f = s->opts.filter;
+	const struct attrib_stack *st = fv->stack;
+	char shown[IDENTITY_MAX_VALUE + 1];
+
+	if (!f)
+		return true;
+	if (f->max_frames && s->frames_printed >= f->max_frames)
+		return false;
+	if (f->function &&
+	    !filter_function_matches(f->function,
+				     st->origin >= 0 ? st->frames[st->origin].function : NULL))
+		return false;
+	if (f->msg_type) {
+		/* Compared as shown: a type outside known_types is its keyed t# hash. */
+		if (!fv->msg_type)
+			return false;
+		if (strcmp(f->msg_type, fv->msg_type)) {
+			rules_redact_type(s->rules, f->msg_type, shown, sizeof(shown));
+			if (strcmp(shown, fv->msg_type))
+				return false;
+		}
+	}
+	return true;
+}
+
+bool session_count_reached(const struct session *s)
+{
+	return s->opts.filter && s->opts.filter->max_frames &&
+	       s->frames_printed >= s->opts.filter->max_frames;
 }
 
 struct zlib_attach {
@@ -398,16 +441,23 @@ static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
 	struct session *s = ctx;
+	/* Closed without a close frame: a finding, shown where violations are. */
+	bool abrupt = delivery_abrupt_close(c, why);
 
 	if (c->adopted)
 		adopt_conn_closed(s->adopt, (pid_t)c->tgid, &c->id);
+	if (abrupt) {
+		rules_count(s->rules, RULE_ABNORMAL_CLOSE);
+		if (s->obs.conn_close)
+			s->obs.conn_close(s->obs.ctx, c, why);
+	}
 	for (struct session_tap *t = s->taps; t; t = t->next) {
-		if (!t->violations_only && t->wants(t->ctx, c->tgid)) {
+		if ((!t->violations_only || abrupt) && t->wants(t->ctx, c->tgid)) {
 			output_conn_close(t->out, c, ts_ns, why);
 			t->commit(t->ctx);
 		}
 	}
-	if (!s->opts.violations_only && conn_selected(s, c))
+	if ((!s->opts.violations_only || abrupt) && conn_selected(s, c))
 		output_conn_close(s->out, c, ts_ns, why);
 }
 
@@ -546,6 +596,10 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 		.stack = stack,
 		.ctx_user = stack->ctx_status == CTX_OK ? stack->ctx_user : NULL,
 		.ctx_function = stack->ctx_function,
+		.lost = f->lost,
+		.lost_err = f->lost_err,
+		.after_close = f->after_close,
+		.close_code = f->frame->opcode == WS_OP_CLOSE ? f->frame->close_code : 0,
 	};
 
 	/* Only whole, decoded messages are read for their fields. */
@@ -585,9 +639,12 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 		s->obs.frame_view(s->obs.ctx, &fv);
 	if (s->opts.violations_only && !verdict.nviolations)
 		return;
-	if (s->user_filter[0] && !conn_selected(s, f->conn) &&
+	if (s->user_filter[0] && !user_selected(s, f->conn->has_user ? f->conn->user : NULL) &&
 	    !user_selected(s, in.msg && im.user.reason == IDENTITY_OK ? im.user.value : NULL))
 		return;
+	if (!peer_selected(s, f->conn) || !frame_selected(s, &fv))
+		return;
+	s->frames_printed++;
 	output_frame(s->out, &fv);
 }
 
@@ -1196,6 +1253,20 @@ static void sink_conn_passed(void *ctx, const struct ct_conn *c, const struct ev
 	output_conn_skipped(s->out, c, e, "fd_passed");
 }
 
+/*
+ * The policy's queues name hand-off functions whose producers should name the frames their
+ * consumers send; until the collector links a queued object to its send, say that those
+ * frames are named after the consumer instead of leaving it to be found out.
+ */
+static void say_queues_unlinked(const struct policy *p)
+{
+	if (p->nqueues)
+		log_warn(
+			"policy %s: its %zu queues hand-off(s) are not linked yet: a frame a queue's "
+			"consumer sends is attributed to the consumer's stack",
+			p->source, p->nqueues);
+}
+
 /* Whether an OpenSSL is linked into a binary of pid: looked for once per process, said once. */
 static bool tls_static_linked(struct session *s, pid_t pid)
 {
@@ -1314,6 +1385,7 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 	}
 	s->opts = *opts;
 	s->policy = policy;
+	say_queues_unlinked(policy);
 	if (keyhash_identity_setup(opts->identity_key, err, sizeof(err))) {
 		log_err("%s", err);
 		goto err_free;
@@ -1621,6 +1693,7 @@ void session_set_policy(struct session *s, struct policy *policy)
 			     policy->transport_files.n);
 	policy_free(s->policy);
 	s->policy = policy;
+	say_queues_unlinked(policy);
 }
 
 void session_set_output(struct session *s, FILE *out)
