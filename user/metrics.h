@@ -134,6 +134,13 @@ struct metrics_wsaudit {
 	/* {state}: history_recovered, history_unknown, user_unknown (docs/adoption.md) */
 	struct metrics_family *adopted;
 	struct metrics_family *violations; /* {rule} */
+	/* Runs of the policy's runs section (docs/runs.md) */
+	struct metrics_family *runs_completed; /* runs that ended */
+	struct metrics_family *runs_open; /* gauge: runs followed now */
+	struct metrics_family *runs_incomplete; /* {reason="conn_closed"|"timeout"} */
+	struct metrics_family *runs_out_of_order; /* {reason="start_after_end"|"after_end"} */
+	struct metrics_family *runs_missing_event; /* ended without a required event */
+	struct metrics_family *runs_unjudged; /* {reason="evicted"|"message_unreadable"} */
 	struct metrics_family *violations_by_origin; /* {rule,origin}, origin capped */
 	struct metrics_family *policy_reloads; /* {result="ok"|"error"} */
 	struct metrics_family *log_write_errors; /* records not written when they came */
@@ -155,6 +162,9 @@ extern const char *const metrics_drop_reasons[];
 extern const char *const metrics_unattributed_reasons[];
 extern const char *const metrics_message_statuses[];
 extern const char *const metrics_rules[];
+extern const char *const metrics_runs_incomplete_reasons[];
+extern const char *const metrics_runs_out_of_order_reasons[];
+extern const char *const metrics_runs_unjudged_reasons[];
 
 /* A registry with the collector's families; 0 or -errno.  metrics_wsaudit_fini() frees it. */
 int metrics_wsaudit_init(struct metrics_wsaudit *w, const char *version, const char *revision);

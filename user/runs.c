@@ -16,6 +16,7 @@ struct rconn {
 	char comm[16];
 	uint32_t pid;
 	bool whole; /* followed from its handshake: every message of it was seen */
+	uint64_t lost; /* bytes of its stream lost, when last told */
 	char user[RUNS_VALUE_MAX + 1]; /* "" when none is known */
 	struct run *runs; /* its runs, newest first */
 	unsigned int nruns;
@@ -308,6 +309,16 @@ static void make_room(struct runs *r, struct rconn *c, uint64_t ts_ns)
 	run_drop(r, victim);
 }
 
+static void conn_gap(struct rconn *c);
+
+/* Bytes lost since the last message: the runs open on it may have lost one. */
+static void conn_lost(struct rconn *c, uint64_t lost)
+{
+	if (lost > c->lost)
+		conn_gap(c);
+	c->lost = lost;
+}
+
 static struct rconn *conn_get(struct runs *r, const struct run_msg *m)
 {
 	struct rconn *c = conn_find(r, m->conn);
@@ -319,6 +330,7 @@ static struct rconn *conn_get(struct runs *r, const struct run_msg *m)
 	if (!c)
 		return NULL;
 	set(c->id, sizeof(c->id), m->conn);
+	c->lost = m->lost; /* what was lost before its first run concerns none */
 	b = conn_bucket(c->id);
 	c->next = r->conns[b];
 	r->conns[b] = c;
@@ -352,7 +364,7 @@ static void run_seen(struct runs *r, struct run *run, const struct run_msg *m)
 {
 	run->events++;
 	run->last_ns = m->ts_ns;
-	set(run->last_type, sizeof(run->last_type), m->type);
+	set(run->last_type, sizeof(run->last_type), m->type_shown ? m->type_shown : m->type);
 	set(run->function, sizeof(run->function), m->function);
 	set(run->file, sizeof(run->file), m->function ? m->file : NULL);
 	run->line = m->function ? m->line : 0;
@@ -392,6 +404,8 @@ void runs_message(struct runs *r, const struct run_msg *m)
 	kind = policy_run_event(r->policy, m->type);
 	set(key, sizeof(key), m->key); /* as kept */
 	c = conn_find(r, m->conn);
+	if (c)
+		conn_lost(c, m->lost); /* before this message's run is added */
 	run = c ? run_find(r, c, key) : NULL;
 	if (!run) {
 		/* Types the policy does not name only update a run that is followed. */
@@ -440,19 +454,25 @@ void runs_message(struct runs *r, const struct run_msg *m)
 	}
 }
 
-void runs_gap(struct runs *r, const char *conn)
+static void conn_gap(struct rconn *c)
 {
-	struct rconn *c = conn_find(r, conn);
-
 	for (struct run *run = c ? c->runs : NULL; run; run = run->conn_next) {
 		if (!run->ended)
 			run->gap = true;
 	}
 }
 
-void runs_conn_closed(struct runs *r, const char *conn, uint64_t ts_ns)
+void runs_gap(struct runs *r, const char *conn)
+{
+	conn_gap(conn_find(r, conn));
+}
+
+void runs_conn_closed(struct runs *r, const char *conn, uint64_t lost, uint64_t ts_ns)
 {
 	struct rconn *c = conn_find(r, conn);
+
+	if (c)
+		conn_lost(c, lost);
 
 	while (c) {
 		struct run *run = c->runs;

@@ -64,6 +64,10 @@ struct run_msg {
 	const char *user; /* the run's user as shown (the connection's, else the message's); NULL */
 	const char *key; /* the run's key as shown */
 	const char *type; /* the message type, as the policy names it */
+	const char *type_shown; /* as it may be shown (a type the policy does not know: hashed) */
+	/* Bytes of the connection's stream lost so far: more than before, and a message may be
+	 * gone (runs_gap()). */
+	uint64_t lost;
 	const char *function, *file; /* its origin; NULL when unattributed */
 	int line;
 	uint64_t ts_ns;
@@ -115,8 +119,8 @@ void runs_message(struct runs *r, const struct run_msg *m);
  * type and key are unknown, so the runs open on it can no longer be judged.
  */
 void runs_gap(struct runs *r, const char *conn);
-/* The connection closed: its runs without an end are incomplete. */
-void runs_conn_closed(struct runs *r, const char *conn, uint64_t ts_ns);
+/* The connection closed (lost: as in struct run_msg): its runs without an end are incomplete. */
+void runs_conn_closed(struct runs *r, const char *conn, uint64_t lost, uint64_t ts_ns);
 /* Runs silent for the timeout: incomplete when open, forgotten when ended. */
 void runs_tick(struct runs *r, uint64_t now_ns);
 const struct runs_stats *runs_stats(const struct runs *r);
