@@ -218,6 +218,15 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 			    t.ct.conns_websocket - t.ct.conns_adopted);
 	metrics_counter_set(m->w.connections_total, (const char *const[]){ "adopted" },
 			    t.ct.conns_adopted);
+	for (int i = CT_SKIP_NONE + 1; i < CT_SKIP__COUNT; i++)
+		metrics_counter_set(m->w.conns_skipped, (const char *const[]){ ct_skip_name(i) },
+				    t.ct.conns_skipped[i]);
+	metrics_counter_set(m->w.conns_skipped, (const char *const[]){ "fd_passed" },
+			    t.ct.conns_fd_passed);
+	metrics_counter_set(m->w.tls_connections, (const char *const[]){ "linked" },
+			    t.ct.tls_linked);
+	metrics_counter_set(m->w.tls_connections, (const char *const[]){ "unlinked" },
+			    t.ct.tls_unlinked);
 	metrics_counter_set(m->w.conn_users, (const char *const[]){ "ambiguous" },
 			    t.ct.users_ambiguous);
 	metrics_counter_set(m->w.conn_users, (const char *const[]){ "unknown" },

@@ -663,6 +663,29 @@ static int sum_percpu(int fd, __u32 nkeys, uint64_t *out, int ncpus)
 	return 0;
 }
 
+/*
+ * The runs of our programs the kernel skipped: a tracepoint or uprobe program does not run
+ * while another BPF program runs on the same CPU, and the kernel only counts it, in each
+ * program's recursion_misses.  Tail-called programs are entered from ours, never skipped.
+ */
+static uint64_t kernel_skipped(const struct capture *cap)
+{
+	struct bpf_program *prog;
+	struct bpf_prog_info info;
+	uint64_t n = 0;
+	__u32 len;
+
+	bpf_object__for_each_program(prog, cap->skel->obj) {
+		if (!bpf_program__autoload(prog) || bpf_program__fd(prog) < 0)
+			continue;
+		memset(&info, 0, sizeof(info));
+		len = sizeof(info);
+		if (!bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
+			n += info.recursion_misses;
+	}
+	return n;
+}
+
 int capture_read_counters(struct capture *cap, struct capture_counters *out)
 {
 	int err;
@@ -670,6 +693,7 @@ int capture_read_counters(struct capture *cap, struct capture_counters *out)
 	err = sum_percpu(bpf_map__fd(cap->skel->maps.drop_cnt), DROP_MAX, out->drops, cap->ncpus);
 	if (err)
 		return err;
+	out->drops[DROP_KERNEL_SKIPPED] = kernel_skipped(cap);
 	return sum_percpu(bpf_map__fd(cap->skel->maps.stat_cnt), STAT_MAX, out->stats, cap->ncpus);
 }
 

@@ -60,6 +60,10 @@ static void summary(const struct policy *p)
 	print_list("identity.ownership", &p->ownership);
 	print_list("messages.type", &p->type_fields);
 	print_list("messages.known_types", &p->known_types);
+	for (size_t i = 0; i < p->nqueues; i++)
+		printf("  queues             %s arg %s%s%s\n", p->queues[i].function,
+		       p->queues[i].arg, p->queues[i].consumer ? " consumer " : "",
+		       p->queues[i].consumer ? p->queues[i].consumer : "");
 	if (!p->runs.on)
 		return;
 	print_list("runs.key", &p->runs.key);

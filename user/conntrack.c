@@ -160,6 +160,8 @@ static void format_addr(char *buf, size_t size, uint16_t family, const uint8_t *
 }
 
 static void frame_cb(void *ctx, const struct ws_frame *f, const struct ws_frame_info *info);
+static void conn_skip(struct conntrack *ct, struct ct_conn *c, enum ct_skip_reason why,
+		      uint64_t ts_ns);
 
 static struct ct_conn *conn_create(struct conntrack *ct, const struct conn_id *id, uint32_t tgid,
 				   const uint8_t *comm)
@@ -167,9 +169,19 @@ static struct ct_conn *conn_create(struct conntrack *ct, const struct conn_id *i
 	struct ct_conn *c;
 
 	if (ct->nconns >= CONN_MAX) {
+		struct ct_conn gone = { .id = *id, .tgid = tgid };
+
 		ct->stats.conns_dropped_limit++;
 		if (ct->sink.verdict)
 			ct->sink.verdict(ct->sink.ctx, id, CONN_IGNORE);
+		/* Not in the table: said with what is known of it. */
+		snprintf(gone.id_str, sizeof(gone.id_str), "%llx-%llx", (unsigned long long)id->ino,
+			 (unsigned long long)id->gen);
+		snprintf(gone.local, sizeof(gone.local), "unknown");
+		snprintf(gone.peer, sizeof(gone.peer), "unknown");
+		memcpy(gone.comm, comm, sizeof(gone.comm));
+		gone.comm[sizeof(gone.comm) - 1] = '\0';
+		conn_skip(ct, &gone, CT_SKIP_OVER_LIMIT, 0);
 		return NULL;
 	}
 	if (ct->nconns >= ct->nbuckets && table_grow(ct))
@@ -236,8 +248,11 @@ static void conn_drop_stacks(struct ct_conn *c)
 static void conn_destroy(struct conntrack *ct, struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
 	/* Its verdict may still wait in the kernel if the close came first: take it back. */
-	if (c->state == CT_IGNORED && ct->sink.verdict)
+	if ((c->state == CT_IGNORED || c->state == CT_TLS) && ct->sink.verdict)
 		ct->sink.verdict(ct->sink.ctx, &c->id, CONN_UNKNOWN);
+	/* TLS whose plaintext was expected through libssl, and never came linked to it. */
+	if (c->state == CT_TLS && !c->tls_link)
+		conn_skip(ct, c, CT_SKIP_TLS_UNLINKED, ts_ns);
 	/* A frame or message cut by the end is still reported, as truncated. */
 	if (c->priv->tx)
 		ws_stream_finish(c->priv->tx);
@@ -258,13 +273,65 @@ static void conn_destroy(struct conntrack *ct, struct ct_conn *c, uint64_t ts_ns
 	free(c);
 }
 
-static void conn_ignore(struct conntrack *ct, struct ct_conn *c)
+#define CT_SKIP_NAME(name, str) [name] = str,
+static const char *const skip_names[CT_SKIP__COUNT] = { CT_SKIP_REASONS(CT_SKIP_NAME) };
+#undef CT_SKIP_NAME
+
+const char *ct_skip_name(enum ct_skip_reason r)
+{
+	return r > CT_SKIP_NONE && r < CT_SKIP__COUNT ? skip_names[r] : NULL;
+}
+
+/* Said once per connection: the record, the count and the sink's warning. */
+static void conn_skip(struct conntrack *ct, struct ct_conn *c, enum ct_skip_reason why,
+		      uint64_t ts_ns)
+{
+	if (c->skipped || why <= CT_SKIP_NONE || why >= CT_SKIP__COUNT)
+		return;
+	c->skipped = why;
+	ct->stats.conns_skipped[why]++;
+	if (ct->sink.conn_skipped)
+		ct->sink.conn_skipped(ct->sink.ctx, c, why, ts_ns);
+}
+
+static void conn_ignore(struct conntrack *ct, struct ct_conn *c, enum ct_skip_reason why,
+			uint64_t ts_ns)
 {
 	c->state = CT_IGNORED;
 	ct->stats.conns_ignored++;
 	conn_release_parsers(ct, c);
 	if (ct->sink.verdict)
 		ct->sink.verdict(ct->sink.ctx, &c->id, CONN_IGNORE);
+	conn_skip(ct, c, why, ts_ns);
+}
+
+/*
+ * The first bytes of a TLS handshake record (RFC 8446 5.1: content type 22, legacy version
+ * 3.x): a server's first write on a TLS connection (ServerHello).  No WebSocket server
+ * writes it: 0x16 would be a non-final frame of a reserved opcode.
+ */
+static bool looks_like_tls(const uint8_t *data, size_t len)
+{
+	return len >= 3 && data[0] == 0x16 && data[1] == 0x03 && data[2] <= 0x04;
+}
+
+/*
+ * A socket that carries TLS: its ciphertext is of no use, and no longer captured.  Whether
+ * its plaintext is followed is the sink's to say; when it is not, the connection is skipped
+ * now, else when it closes without its plaintext having been linked to it.
+ */
+static void conn_tls(struct conntrack *ct, struct ct_conn *c, uint64_t ts_ns)
+{
+	enum ct_skip_reason why = ct->sink.tls_seen ? ct->sink.tls_seen(ct->sink.ctx, c) :
+						      CT_SKIP_TLS;
+
+	c->state = CT_TLS;
+	ct->stats.conns_tls++;
+	conn_release_parsers(ct, c);
+	if (ct->sink.verdict)
+		ct->sink.verdict(ct->sink.ctx, &c->id, CONN_IGNORE);
+	if (why != CT_SKIP_NONE)
+		conn_skip(ct, c, why, ts_ns);
 }
 
 static const struct write_rec *find_write(const struct ct_conn *c, uint64_t pos);
@@ -481,11 +548,11 @@ static void handle_response(struct conntrack *ct, struct ct_conn *c, const struc
 		ct->stats.bad_handshakes++;
 		log_info("connection %s: unparsable response: %s", c->id_str,
 			 http1_parser_error(c->priv->resp));
-		conn_ignore(ct, c);
+		conn_ignore(ct, c, CT_SKIP_BAD_RESPONSE, e->hdr.ts_ns);
 		return;
 	}
 	if (m->status != 101) {
-		conn_ignore(ct, c);
+		conn_ignore(ct, c, CT_SKIP_NOT_UPGRADED, e->hdr.ts_ns);
 		return;
 	}
 	/* The server answered a head not read whole, or none at all (read before tracing). */
@@ -633,7 +700,7 @@ static void try_adopt(struct conntrack *ct, struct ct_conn *c, const struct evt_
 		return;
 	}
 	if (e->flags & DATA_FIRST && ++c->priv->adopt_tries >= ADOPT_TRIES)
-		conn_ignore(ct, c);
+		conn_ignore(ct, c, CT_SKIP_NOT_WEBSOCKET, e->hdr.ts_ns);
 }
 
 static int handle_data(struct conntrack *ct, const struct evt_data *e, size_t size)
@@ -655,7 +722,7 @@ static int handle_data(struct conntrack *ct, const struct evt_data *e, size_t si
 		if (!c)
 			return 0;
 	}
-	if (c->state == CT_IGNORED)
+	if (c->state == CT_IGNORED || c->state == CT_TLS)
 		return 0;
 	if (e->dir == DIR_RX) {
 		if (c->state != CT_WEBSOCKET)
@@ -678,10 +745,13 @@ static int handle_data(struct conntrack *ct, const struct evt_data *e, size_t si
 	if (c->priv->resp || (e->len >= 5 && !memcmp(data, "HTTP/", 5)) ||
 	    (c->state == CT_HANDSHAKE && e->len && e->len < 5 && !memcmp(data, "HTTP/", e->len)))
 		handle_response(ct, c, e, data);
+	else if (c->state == CT_UNKNOWN && !c->tls && (e->flags & DATA_FIRST) &&
+		 looks_like_tls(data, e->len))
+		conn_tls(ct, c, e->hdr.ts_ns);
 	else if (c->state == CT_UNKNOWN)
 		try_adopt(ct, c, e, data);
-	else
-		conn_ignore(ct, c); /* a handshake answered by something other than HTTP */
+	else /* a handshake answered by something other than HTTP */
+		conn_ignore(ct, c, CT_SKIP_NOT_HTTP, e->hdr.ts_ns);
 	return 0;
 }
 
@@ -690,7 +760,8 @@ static int handle_stack(struct conntrack *ct, const struct evt_stack *e)
 	struct ct_conn *c = table_find(ct, e->conn.ino);
 
 	/* The write that carries the 101 has its stack too: first frames may share it. */
-	if (!c || c->id.gen != e->conn.gen || c->state == CT_IGNORED || !ct->sink.stack)
+	if (!c || c->id.gen != e->conn.gen || c->state == CT_IGNORED || c->state == CT_TLS ||
+	    !ct->sink.stack)
 		return 0;
 	if (c->priv->pending_stack) {
 		ct->stats.stacks_unmatched++;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conntrack.h"
 #include "metrics.h"
 #include "utf8.h"
 #include "wsaudit/events.h"
@@ -702,6 +703,7 @@ static const char *const probe_states[] = { "attached", "failed", NULL };
 static const char *const connection_kinds[] = { "handshake", "adopted", NULL };
 static const char *const reload_results[] = { "ok", "error", NULL };
 static const char *const user_states[] = { "ambiguous", "unknown", NULL };
+static const char *const tls_links[] = { "linked", "unlinked", NULL };
 static const char *const adopted_states[] = { "history_recovered", "history_unknown",
 					      "user_unknown", "user_recovered", NULL };
 
@@ -744,6 +746,10 @@ _Static_assert(METRICS_ORIGIN_CAP == 50, "the HELP text of wsaudit_violations_by
 
 static const char *const http_refusals[] = { "limit", "per_ip", NULL };
 
+#define SKIP_VALUE(name, str) str,
+const char *const metrics_skip_reasons[] = { CT_SKIP_REASONS(SKIP_VALUE) "fd_passed", NULL };
+#undef SKIP_VALUE
+
 static const struct family_spec wsaudit_families[] = {
 	PLAIN(events, "wsaudit_events_total", METRICS_COUNTER,
 	      "Records read from the BPF ring buffers."),
@@ -765,6 +771,15 @@ static const struct family_spec wsaudit_families[] = {
 		 "WebSocket connections followed, by how they were found: from their handshake, "
 		 "or adopted mid-stream.",
 		 "kind", connection_kinds),
+	LABELLED(conns_skipped, "wsaudit_connections_skipped_total", METRICS_COUNTER,
+		 "Connections not followed, by reason: TLS whose plaintext is not probed (tls, "
+		 "static_ssl, tls_unlinked), not WebSocket, the table full, or a socket handed to "
+		 "an untraced process (fd_passed).",
+		 "reason", metrics_skip_reasons),
+	LABELLED(tls_connections, "wsaudit_tls_connections_total", METRICS_COUNTER,
+		 "TLS connections whose plaintext is read through the probes on libssl, by link "
+		 "to their socket: linked, or closed without a link.",
+		 "link", tls_links),
 	LABELLED(conn_users, "wsaudit_connection_users_total", METRICS_COUNTER,
 		 "WebSocket connections whose user cannot be judged, by why: their request names "
 		 "several users (ambiguous) or was not read whole (unknown).",

@@ -131,6 +131,8 @@ struct metrics_wsaudit {
 	struct metrics_family *parser_desyncs;
 	struct metrics_family *truncated_frames;
 	struct metrics_family *conn_users; /* {state}: ambiguous, unknown */
+	struct metrics_family *conns_skipped; /* {reason}: metrics_skip_reasons */
+	struct metrics_family *tls_connections; /* {link}: linked, unlinked */
 	/* {state}: history_recovered, history_unknown, user_unknown (docs/adoption.md) */
 	struct metrics_family *adopted;
 	struct metrics_family *violations; /* {rule} */
@@ -165,6 +167,7 @@ extern const char *const metrics_rules[];
 extern const char *const metrics_runs_incomplete_reasons[];
 extern const char *const metrics_runs_out_of_order_reasons[];
 extern const char *const metrics_runs_unjudged_reasons[];
+extern const char *const metrics_skip_reasons[];
 
 /* A registry with the collector's families; 0 or -errno.  metrics_wsaudit_fini() frees it. */
 int metrics_wsaudit_init(struct metrics_wsaudit *w, const char *version, const char *revision);

@@ -197,7 +197,7 @@ static json_t *conn_json(const struct ct_conn *c)
 	if (!obj)
 		return NULL;
 	if (!put(obj, "id", json_string(c->id_str)) || !put(obj, "local", json_string(c->local)) ||
-	    !put(obj, "peer", json_string(c->peer)) || !put(obj, "tls", json_false()) ||
+	    !put(obj, "peer", json_string(c->peer)) || !put(obj, "tls", json_boolean(c->tls)) ||
 	    !put(obj, "user", json_null()) || !put(obj, "adopted", json_boolean(c->adopted)) ||
 	    !put(obj, "user_unknown", json_boolean(c->user_unknown != NULL)) ||
 	    !put(obj, "history_unknown", json_boolean(c->history_unknown))) {
@@ -206,6 +206,8 @@ static json_t *conn_json(const struct ct_conn *c)
 	}
 	if (c->identity_from)
 		json_object_set_new(obj, "identity_from", json_string(c->identity_from));
+	if (c->tls_link)
+		json_object_set_new(obj, "tls_link", json_string(c->tls_link));
 	if (c->gap_bytes)
 		json_object_set_new(obj, "gap_bytes", json_integer((json_int_t)c->gap_bytes));
 	if (c->has_user)
@@ -273,21 +275,37 @@ void output_conn_skipped(struct output *o, const struct ct_conn *c, const struct
 			 const char *why)
 {
 	char ts[48], comm[sizeof(e->comm) + 1];
-	json_t *conn;
+	uint64_t ts_ns = e ? e->hdr.ts_ns : 0;
+	uint32_t pid = e ? e->tgid : c->tgid;
+	json_t *conn, *obj;
 
-	memcpy(comm, e->comm, sizeof(e->comm));
-	comm[sizeof(e->comm)] = '\0';
+	if (!ts_ns) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ts_ns = (uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec;
+	}
+	memcpy(comm, e ? (const char *)e->comm : c->comm, sizeof(comm) - 1);
+	comm[sizeof(comm) - 1] = '\0';
 	if (o->format == OUTPUT_TEXT) {
-		output_format_time(ts, sizeof(ts), e->hdr.ts_ns);
-		fprintf(o->out, "%s %u %s conn_skipped %s (%s) to pid %u\n", ts, e->tgid, comm,
-			c ? c->id_str : "?", why, e->peer_pid);
+		output_format_time(ts, sizeof(ts), ts_ns);
+		if (e)
+			fprintf(o->out, "%s %u %s conn_skipped %s (%s) to pid %u\n", ts, pid, comm,
+				c ? c->id_str : "?", why, e->peer_pid);
+		else
+			fprintf(o->out, "%s %u %s conn_skipped %s %s -> %s (%s)\n", ts, pid, comm,
+				c->id_str, c->local, c->peer, why);
 		return;
 	}
 	conn = c ? conn_json(c) : json_null();
-	emit_json(o, json_pack("{s:s, s:o, s:I, s:o, s:o, s:s, s:I, s:I}", "type", "conn_skipped",
-			       "ts", time_json(e->hdr.ts_ns), "pid", (json_int_t)e->tgid, "comm",
-			       text_json(comm), "conn", conn, "reason", why, "fd",
-			       (json_int_t)e->fd, "peer_pid", (json_int_t)e->peer_pid));
+	obj = json_pack("{s:s, s:o, s:I, s:o, s:o, s:s}", "type", "conn_skipped", "ts",
+			time_json(ts_ns), "pid", (json_int_t)pid, "comm", text_json(comm), "conn",
+			conn, "reason", why);
+	if (obj && e) {
+		json_object_set_new(obj, "fd", json_integer(e->fd));
+		json_object_set_new(obj, "peer_pid", json_integer(e->peer_pid));
+	}
+	emit_json(o, obj);
 }
 
 static json_t *payload_json(const struct ws_frame *f, const char **key)
@@ -712,6 +730,11 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 		fprintf(o->out, ", %llu truncated frames, %llu uncaptured bytes, %llu desyncs",
 			(unsigned long long)ct->truncated_frames, (unsigned long long)ct->gap_bytes,
 			(unsigned long long)ct->desyncs);
+		for (int i = CT_SKIP_NONE + 1; i < CT_SKIP__COUNT; i++) {
+			if (ct->conns_skipped[i])
+				fprintf(o->out, ", %llu connections skipped (%s)",
+					(unsigned long long)ct->conns_skipped[i], ct_skip_name(i));
+		}
 		if (ct->conns_adopted)
 			fprintf(o->out,
 				"; adopted: %llu history recovered, %llu history unknown, "
@@ -754,6 +777,21 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 			  "open", (json_int_t)ct->conns_open, "over_limit",
 			  (json_int_t)ct->conns_dropped_limit, "fd_passed",
 			  (json_int_t)ct->conns_fd_passed));
+	{
+		json_t *skipped = json_object(), *conns = json_object_get(obj, "conns");
+
+		for (int i = CT_SKIP_NONE + 1; i < CT_SKIP__COUNT; i++)
+			json_object_set_new(skipped, ct_skip_name(i),
+					    json_integer((json_int_t)ct->conns_skipped[i]));
+		json_object_set_new(conns, "skipped", skipped);
+		json_object_set_new(conns, "tls_sockets", json_integer((json_int_t)ct->conns_tls));
+		json_object_set_new(conns, "tls",
+				    json_pack("{s:I, s:I, s:I, s:I}", "followed",
+					      (json_int_t)ct->tls_conns, "linked",
+					      (json_int_t)ct->tls_linked, "unlinked",
+					      (json_int_t)ct->tls_unlinked, "link_conflicts",
+					      (json_int_t)ct->tls_link_conflicts));
+	}
 	json_object_set_new(obj, "output", json_pack("{s:I}", "errors", (json_int_t)o->errors));
 	json_object_set_new(obj, "identity",
 			    json_pack("{s:I, s:I, s:I}", "ambiguous",

@@ -786,6 +786,56 @@ static int p_messages(struct loader *l, const yaml_node_t *v, const char *path, 
 	return parse_map(l, v, path, messages_fields, 2, ctx, &seen);
 }
 
+/* queues[] */
+
+static int q_function(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy_queue_rule *r = ctx;
+	int err = get_string(l, v, path, &r->function);
+
+	return err ? err : check_glob(l, v, path, r->function);
+}
+
+static int q_arg(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy_queue_rule *r = ctx;
+	int err = get_string(l, v, path, &r->arg);
+
+	return err ? err : check_identifier(l, v, path, r->arg);
+}
+
+static int q_consumer(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy_queue_rule *r = ctx;
+	int err = get_string(l, v, path, &r->consumer);
+
+	return err ? err : check_glob(l, v, path, r->consumer);
+}
+
+static const struct field queue_fields[] = { { "function", q_function },
+					     { "arg", q_arg },
+					     { "consumer", q_consumer } };
+
+static int one_queue(struct loader *l, const yaml_node_t *n, const char *path, void *out)
+{
+	unsigned int seen;
+	int err;
+
+	err = parse_map(l, n, path, queue_fields, 3, out, &seen);
+	if (!err)
+		err = need(l, n, path, seen, 1, "function");
+	if (!err)
+		err = need(l, n, path, seen, 2, "arg");
+	return err;
+}
+
+static int p_queues(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy *p = ctx;
+
+	return parse_entries(l, v, path, &p->queues, &p->nqueues, sizeof(*p->queues), one_queue);
+}
+
 /* runs */
 
 /* key: one dotted JSON path, or a list of them tried in order. */
@@ -903,6 +953,7 @@ static int p_runs(struct loader *l, const yaml_node_t *v, const char *path, void
 static const struct field top_fields[] = {
 	{ "targets", p_targets },   { "bridge", p_bridge },	{ "transport", p_transport },
 	{ "identity", p_identity }, { "messages", p_messages }, { "runs", p_runs },
+	{ "queues", p_queues },
 };
 
 /* --- load ------------------------------------------------------------------------------------ */
@@ -942,6 +993,12 @@ void policy_free(struct policy *p)
 	list_free(&p->ownership);
 	list_free(&p->type_fields);
 	list_free(&p->known_types);
+	for (size_t i = 0; i < p->nqueues; i++) {
+		free(p->queues[i].function);
+		free(p->queues[i].arg);
+		free(p->queues[i].consumer);
+	}
+	free(p->queues);
 	list_free(&p->runs.key);
 	list_free(&p->runs.start);
 	list_free(&p->runs.end);
@@ -1039,7 +1096,8 @@ static int load_doc(struct loader *l, yaml_parser_t *y, struct policy *p)
 		err = fail(l, NULL, "", "empty policy (it needs at least bridge.functions)");
 		goto out_doc;
 	}
-	err = parse_map(l, root, "", top_fields, 6, p, &seen);
+	err = parse_map(l, root, "", top_fields, sizeof(top_fields) / sizeof(top_fields[0]), p,
+			&seen);
 	if (err)
 		goto out_doc;
 	if (!(seen & 2)) {
@@ -1250,6 +1308,16 @@ const char *policy_context_arg(const struct policy *p, const char *function)
 	for (size_t i = 0; i < p->nctx; i++)
 		if (policy_glob_match(p->ctx[i].function, function))
 			return p->ctx[i].arg;
+	return NULL;
+}
+
+const struct policy_queue_rule *policy_queue_handoff(const struct policy *p, const char *function)
+{
+	if (!function)
+		return NULL;
+	for (size_t i = 0; i < p->nqueues; i++)
+		if (policy_glob_match(p->queues[i].function, function))
+			return &p->queues[i];
 	return NULL;
 }
 

@@ -71,6 +71,18 @@ struct policy_ctx_rule {
 };
 
 /*
+ * queues[]: a hand-off function whose callers produce what the queue's consumer sends later
+ * (an application's enqueue, engine.io's AsyncSocket.send).  The queued object is the
+ * hand-off's parameter `arg`; a send whose stack holds that object (in a frame of `consumer`,
+ * when given) is linked to the stack that called the hand-off, which names its origin.
+ */
+struct policy_queue_rule {
+	char *function; /* qualname glob of the hand-off */
+	char *arg; /* its parameter that holds the queued object */
+	char *consumer; /* qualname glob of the consumer's frame; NULL: any frame of the send */
+};
+
+/*
  * runs: the events of one agent run, told apart by a key (run_id), followed per connection
  * (user/runs.h).  A run starts with a start type, ends with an end type, and must carry
  * every required type in between.
@@ -105,6 +117,8 @@ struct policy {
 	 * the traffic and shown as a keyed hash ("t#...") unless identities are shown.
 	 */
 	struct policy_list known_types;
+	struct policy_queue_rule *queues; /* queues: hand-off functions, first match wins */
+	size_t nqueues;
 	struct policy_runs runs;
 };
 
@@ -148,6 +162,8 @@ enum policy_run_event {
 enum policy_run_event policy_run_event(const struct policy *p, const char *type);
 /* The user argument configured for a bridge function (first match), or NULL. */
 const char *policy_context_arg(const struct policy *p, const char *function);
+/* The queues rule whose hand-off function matches (first match), or NULL. */
+const struct policy_queue_rule *policy_queue_handoff(const struct policy *p, const char *function);
 
 const char *policy_opcode_name(unsigned int opcode); /* "text", ...; NULL when reserved */
 const char *policy_source_name(enum policy_source s);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "session.h"
 #include "targets.h"
 #include "testname.h"
+#include "tlshook.h"
 #include "uvhook.h"
 #include "zflush.h"
 
@@ -68,6 +70,9 @@ struct watch {
 	uint64_t until;
 };
 
+/* Processes whose binaries were searched for a linked-in OpenSSL, latest kept. */
+#define TLS_STATIC_PIDS 64
+
 /* Processes whose scans for connection requests are counted (user/pyscope.c). */
 #define SCOPE_PIDS 64
 
@@ -100,6 +105,11 @@ struct session {
 	/* Processes whose transports queue writes (a hand-over was seen), latest kept. */
 	uint32_t handover_pids[HANDOVER_PIDS];
 	unsigned int nhandover_pids;
+	struct tls_static {
+		pid_t pid;
+		int found; /* tlshook_find_static() */
+	} tls_static[TLS_STATIC_PIDS];
+	unsigned int ntls_static;
 	struct output *out;
 	struct attrib *attrib;
 	struct policy *policy;
@@ -114,6 +124,14 @@ struct session {
 	struct session_selfcheck check;
 	struct session_tap *taps;
 };
+
+static void tls_static_forget(struct session *s, pid_t pid)
+{
+	for (unsigned int i = 0; i < TLS_STATIC_PIDS; i++) {
+		if (s->tls_static[i].pid == pid)
+			s->tls_static[i].pid = 0;
+	}
+}
 
 static uint64_t now_mono_ns(void)
 {
@@ -467,7 +485,7 @@ static const json_t *process_container(struct session *s, pid_t pid)
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	r = podinfo_lookup(s->pods, NULL, NULL, pid, &pi);
+	r = podinfo_lookup(s->pods, NULL, s->opts.bundle_root, pid, &pi);
 	if (r != PODINFO_OK)
 		log_info("pid %d: container lookup: %s", pid, podinfo_reason_name(r));
 	p->pid = pid;
@@ -960,6 +978,15 @@ static bool exec_matches(struct session *s, const struct evt_proc *e)
 	char *const *globs = exe_globs(s, &n);
 	char exe[4096];
 
+	struct podinfo pi;
+
+	/* A process started in a followed container (`kubectl exec`, a restarted worker). */
+	if (s->opts.pods &&
+	    podinfo_lookup(s->pods, NULL, s->opts.bundle_root, e->pid, &pi) != PODINFO_NO_PROCESS &&
+	    podinfo_selected(s->opts.pods, &pi))
+		return true;
+	if (!n)
+		return false;
 	/* The path as exec'd, or the resolved one (for relative or symlinked paths). */
 	return target_exe_matches(e->filename, globs, n) ||
 	       (!target_exe_path(e->pid, exe, sizeof(exe)) && target_exe_matches(exe, globs, n));
@@ -980,6 +1007,7 @@ static void forget_process(struct session *s, pid_t pid, uint64_t ts_ns)
 	}
 	watch_forget(s, pid);
 	ctx_forget(s, pid);
+	tls_static_forget(s, pid);
 	capture_forget_tgid(s->cap, pid);
 	attrib_forget_process(s->attrib, pid);
 }
@@ -1036,6 +1064,7 @@ static void reinspect(struct session *s, pid_t pid)
 	capture_forget_image(s->cap, pid);
 	ctx_forget(s, pid);
 	watch_forget(s, pid);
+	tls_static_forget(s, pid);
 	attrib_forget_process(s->attrib, pid);
 	log_info("traced pid %d runs a new program", pid);
 	err = python_attach(s, pid);
@@ -1214,12 +1243,111 @@ static void sink_conn_passed(void *ctx, const struct ct_conn *c, const struct ev
 	output_conn_skipped(s->out, c, e, "fd_passed");
 }
 
+/*
+ * The policy's queues name hand-off functions whose producers should name the frames their
+ * consumers send; until the collector links a queued object to its send, say that those
+ * frames are named after the consumer instead of leaving it to be found out.
+ */
+static void say_queues_unlinked(const struct policy *p)
+{
+	if (p->nqueues)
+		log_warn(
+			"policy %s: its %zu queues hand-off(s) are not linked yet: a frame a queue's "
+			"consumer sends is attributed to the consumer's stack",
+			p->source, p->nqueues);
+}
+
+/* Whether an OpenSSL is linked into a binary of pid: looked for once per process, said once. */
+static bool tls_static_linked(struct session *s, pid_t pid)
+{
+	struct tls_static *t;
+	char name[PATH_MAX];
+
+	for (unsigned int i = 0; i < TLS_STATIC_PIDS; i++) {
+		if (s->tls_static[i].pid == pid)
+			return s->tls_static[i].found == 1;
+	}
+	t = &s->tls_static[s->ntls_static++ % TLS_STATIC_PIDS];
+	t->pid = pid;
+	t->found = tlshook_find_static(pid, name, sizeof(name));
+	if (t->found == 1)
+		log_warn(
+			"pid %d: OpenSSL is linked into %s, which the TLS probes do not cover: the "
+			"frames of its TLS connections are not seen",
+			pid, name);
+	return t->found == 1;
+}
+
+/*
+ * A socket of pid carries TLS.  Its plaintext is followed when the process's libssl is
+ * probed; otherwise the connection is skipped, and why.
+ */
+static enum ct_skip_reason sink_tls_seen(void *ctx, const struct ct_conn *c)
+{
+	struct session *s = ctx;
+
+	if (tls_static_linked(s, (pid_t)c->tgid))
+		return CT_SKIP_STATIC_SSL;
+	return CT_SKIP_TLS;
+}
+
+/* What a skip reason means to whoever reads the warning. */
+static const char *tls_skip_why(enum ct_skip_reason why)
+{
+	switch (why) {
+	case CT_SKIP_TLS:
+		return "it carries TLS, and its process's TLS library is not probed (no libssl "
+		       "mapped, or the probes failed): its frames are not seen";
+	case CT_SKIP_STATIC_SSL:
+		return "it carries TLS by an OpenSSL linked into the program itself, which is not "
+		       "probed: its frames are not seen (docs/tls.md)";
+	case CT_SKIP_TLS_UNLINKED:
+		return "it carried TLS, and no plaintext read through libssl was linked to it";
+	case CT_SKIP_NOT_WEBSOCKET:
+		return "its writes are neither an HTTP upgrade nor WebSocket frames";
+	case CT_SKIP_BAD_RESPONSE:
+		return "its HTTP response does not parse";
+	case CT_SKIP_NOT_HTTP:
+		return "a request on it was answered other than by HTTP";
+	case CT_SKIP_OVER_LIMIT:
+		return "the connection table is full";
+	default:
+		return ct_skip_name(why);
+	}
+}
+
+/*
+ * A connection not followed: said on stderr with its process and peer, and as a record.  An
+ * HTTP exchange answered other than 101 is known not to be WebSocket: its record is enough.
+ */
+static void sink_conn_skipped(void *ctx, const struct ct_conn *c, enum ct_skip_reason why,
+			      uint64_t ts_ns)
+{
+	struct session *s = ctx;
+	const char *name = ct_skip_name(why);
+
+	if (why == CT_SKIP_NOT_UPGRADED)
+		log_info("pid %u (%s): connection %s from %s is not WebSocket (%s)", c->tgid,
+			 c->comm, c->id_str, c->peer, name);
+	else
+		log_warn("pid %u (%s): connection %s %s -> %s is not followed: %s", c->tgid,
+			 c->comm, c->id_str, c->local, c->peer, tls_skip_why(why));
+	for (struct session_tap *t = s->taps; t; t = t->next) {
+		if (!t->violations_only && t->wants(t->ctx, c->tgid)) {
+			output_conn_skipped(t->out, c, NULL, name);
+			t->commit(t->ctx);
+		}
+	}
+	if (!s->opts.violations_only)
+		output_conn_skipped(s->out, c, NULL, name);
+}
+
 struct session *session_open(const struct session_opts *opts, struct policy *policy, FILE *out)
 {
 	struct capture_opts copts = {
 		.ringbuf_size = opts->ringbuf_size,
 		.write_cap = opts->write_cap,
-		.follow_exec = opts->nglobs > 0 || opts->targets_from_policy,
+		.follow_exec = opts->nglobs > 0 || opts->targets_from_policy || opts->pods,
 		.stack_walk = !opts->capture_only,
 	};
 	struct session *s = calloc(1, sizeof(*s));
@@ -1227,6 +1355,8 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 		.conn_open = sink_conn_open,
 		.conn_close = sink_conn_close,
 		.conn_passed = sink_conn_passed,
+		.conn_skipped = sink_conn_skipped,
+		.tls_seen = sink_tls_seen,
 		.frame = sink_frame,
 		.stack = sink_stack,
 		.verdict = sink_verdict,
@@ -1242,6 +1372,7 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 	}
 	s->opts = *opts;
 	s->policy = policy;
+	say_queues_unlinked(policy);
 	if (keyhash_identity_setup(opts->identity_key, err, sizeof(err))) {
 		log_err("%s", err);
 		goto err_free;
@@ -1556,6 +1687,7 @@ void session_set_policy(struct session *s, struct policy *policy)
 	runs_set_policy(s->runs, policy);
 	policy_free(s->policy);
 	s->policy = policy;
+	say_queues_unlinked(policy);
 }
 
 void session_set_output(struct session *s, FILE *out)

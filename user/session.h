@@ -45,6 +45,10 @@ struct session_opts {
 	size_t nglobs;
 	/* Take them from the policy's targets.exe instead (and again after a reload). */
 	bool targets_from_policy;
+	/* Containers whose processes are followed when they start (exec); NULL: none. */
+	const struct pod_selector *pods;
+	/* containerd's task state, for pod names (NULL: PODINFO_BUNDLE_ROOT). */
+	const char *bundle_root;
 	/* Name in each frame the test on its writer's stack (`run`), paths relative to this. */
 	bool name_tests;
 	const char *test_root;

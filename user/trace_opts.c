@@ -24,11 +24,21 @@ enum {
 	OPT_USER,
 	OPT_STANDALONE,
 	OPT_AGENT_SOCKET,
+	OPT_POD,
+	OPT_CONTAINER,
+	OPT_CONTAINER_ID,
+	OPT_NAMESPACE,
+	OPT_BUNDLE_ROOT,
 };
 
 static const struct option long_opts[] = {
 	{ "pid", required_argument, NULL, 'p' },
 	{ "exe", required_argument, NULL, OPT_EXE },
+	{ "pod", required_argument, NULL, OPT_POD },
+	{ "container", required_argument, NULL, OPT_CONTAINER },
+	{ "container-id", required_argument, NULL, OPT_CONTAINER_ID },
+	{ "namespace", required_argument, NULL, OPT_NAMESPACE },
+	{ "bundle-root", required_argument, NULL, OPT_BUNDLE_ROOT },
 	{ "output", required_argument, NULL, 'o' },
 	{ "duration", required_argument, NULL, 'd' },
 	{ "payload", no_argument, NULL, OPT_PAYLOAD },
@@ -53,6 +63,7 @@ void trace_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: wsaudit trace [-p PID]... [--exe GLOB]... [-c POLICY] [-o text|json] [-d SECONDS]\n"
+		"                     [--pod NS/NAME [--container NAME] | --container-id ID | --namespace NS]\n"
 		"                     [--violations-only] [--show-identities] [--identity-key FILE] [--user ID]\n"
 		"                     [--stack] [--capture-only] [--payload] [--ringbuf-size BYTES] [--write-cap BYTES]\n"
 		"                     [--standalone] [--agent-socket PATH]\n"
@@ -62,6 +73,13 @@ void trace_usage(FILE *out)
 		"                         fork later (repeatable)\n"
 		"      --exe GLOB         trace every process whose executable path matches GLOB,\n"
 		"                         including ones started later (repeatable)\n"
+		"      --pod NS/NAME      trace the processes of this pod on this node, and those its\n"
+		"                         containers start later (names from containerd's state)\n"
+		"      --container NAME   with --pod: only this container of the pod\n"
+		"      --container-id ID  the processes of this container (an id or a prefix of at\n"
+		"                         least 12 hex digits; containerd://ID as kubectl shows it)\n"
+		"      --namespace NS     the processes of every pod of this namespace on this node\n"
+		"      --bundle-root DIR  containerd's task state (default %s)\n"
 		"  -o, --output FORMAT    text (default) or json: one JSON object per line\n"
 		"  -d, --duration SECS    stop after SECS seconds\n"
 		"  -c, --policy FILE      the policy (bridge, transport, identity); default built in\n"
@@ -81,10 +99,11 @@ void trace_usage(FILE *out)
 		"      --standalone       load programs of its own even when the node's agent runs\n"
 		"      --agent-socket P   the agent's socket (default %s)\n"
 		"  -v, --verbose          more diagnostics on stderr (twice: libbpf too)\n"
-		"With -p only (no -c, --exe, --capture-only, --show-identities, --identity-key,\n"
+		"With -p only (no -c, --exe, --pod, --container-id, --namespace, --capture-only, --show-identities, --identity-key,\n"
 		"--user, --ringbuf-size or --write-cap), the records come from the node's running\n"
 		"agent, if any.\n",
-		RINGBUF_DEFAULT, WRITE_CAP_DEFAULT, WRITE_CAP_MAX, TRACE_AGENT_SOCKET);
+		PODINFO_BUNDLE_ROOT, RINGBUF_DEFAULT, WRITE_CAP_DEFAULT, WRITE_CAP_MAX,
+		TRACE_AGENT_SOCKET);
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -110,6 +129,67 @@ static int parse_seconds(const char *s, double *out)
 	if (errno || end == s || *end || !isfinite(v) || v < 0)
 		return -EINVAL;
 	*out = v;
+	return 0;
+}
+
+/* A DNS-1123 label or subdomain, as Kubernetes names pods and namespaces. */
+static bool k8s_name(const char *s, size_t max, bool dots)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > max || s[0] == '-' || s[0] == '.' || s[n - 1] == '-' || s[n - 1] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+		      (dots && c == '.')))
+			return false;
+	}
+	return true;
+}
+
+/* NS/NAME into o->pods. */
+static int parse_pod(const char *arg, struct trace_opts *o)
+{
+	const char *slash = strchr(arg, '/');
+	size_t ns;
+
+	if (!slash || strlen(arg) >= sizeof(o->pod_buf))
+		return -EINVAL;
+	ns = (size_t)(slash - arg);
+	memcpy(o->pod_buf, arg, strlen(arg) + 1);
+	o->pod_buf[ns] = '\0';
+	if (!k8s_name(o->pod_buf, PODINFO_NAMESPACE_MAX, false) ||
+	    !k8s_name(o->pod_buf + ns + 1, PODINFO_POD_NAME_MAX, true))
+		return -EINVAL;
+	o->pods.namespace = o->pod_buf;
+	o->pods.pod = o->pod_buf + ns + 1;
+	return 0;
+}
+
+/* A container id or a prefix of one: "containerd://<hex>" as in a pod's status too. */
+static int parse_container_id(const char *arg, struct trace_opts *o)
+{
+	const char *scheme = strstr(arg, "://");
+	size_t n;
+
+	if (scheme)
+		arg = scheme + 3;
+	n = strlen(arg);
+	if (n < 12 || n > PODINFO_ID_LEN)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		char c = arg[i];
+
+		if (c >= 'A' && c <= 'F')
+			c |= 0x20;
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return -EINVAL;
+		o->id_buf[i] = c;
+	}
+	o->id_buf[n] = '\0';
+	o->pods.container_id = o->id_buf;
 	return 0;
 }
 
@@ -146,6 +226,32 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 			if (o->nglobs == TRACE_MAX_GLOBS)
 				FAIL("at most %d --exe globs", TRACE_MAX_GLOBS);
 			o->exe_globs[o->nglobs++] = optarg;
+			break;
+		case OPT_POD:
+			if (o->pods.pod || parse_pod(optarg, o))
+				FAIL("invalid --pod '%s' (NAMESPACE/NAME, once)", optarg);
+			break;
+		case OPT_CONTAINER:
+			if (o->pods.container ||
+			    !k8s_name(optarg, PODINFO_CONTAINER_NAME_MAX, false))
+				FAIL("invalid --container '%s' (a container name, once)", optarg);
+			o->pods.container = optarg;
+			break;
+		case OPT_CONTAINER_ID:
+			if (o->pods.container_id || parse_container_id(optarg, o))
+				FAIL("invalid --container-id '%s' (12 to 64 hex digits, once)",
+				     optarg);
+			break;
+		case OPT_NAMESPACE:
+			if (o->ns_given || !k8s_name(optarg, PODINFO_NAMESPACE_MAX, false))
+				FAIL("invalid --namespace '%s' (a namespace name, once)", optarg);
+			o->ns_given = true;
+			o->pods.namespace = optarg;
+			break;
+		case OPT_BUNDLE_ROOT:
+			if (!optarg[0])
+				FAIL("empty --bundle-root");
+			o->bundle_root = optarg;
 			break;
 		case 'o':
 			if (!strcmp(optarg, "json"))
@@ -221,7 +327,13 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 	}
 	if (optind < argc)
 		FAIL("unexpected argument '%s'", argv[optind]);
-	if (!o->npids && !o->nglobs)
-		FAIL("nothing to trace: give -p PID or --exe GLOB");
+	if ((o->pods.pod != NULL) + o->ns_given + (o->pods.container_id != NULL) > 1)
+		FAIL("--pod, --container-id and --namespace choose the containers: give one");
+	if (o->pods.container && !o->pods.pod)
+		FAIL("--container names a container of the pod given with --pod");
+	o->by_pod = o->pods.pod || o->ns_given || o->pods.container_id;
+	if (!o->npids && !o->nglobs && !o->by_pod)
+		FAIL("nothing to trace: give -p PID, --exe GLOB, --pod, --container-id or "
+		     "--namespace");
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "output.h"
+#include "podinfo.h"
 
 #define TRACE_MAX_PIDS 256
 #define TRACE_MAX_GLOBS 32
@@ -18,6 +19,13 @@ struct trace_opts {
 	size_t npids;
 	char *exe_globs[TRACE_MAX_GLOBS];
 	size_t nglobs;
+	/* --pod NS/NAME [--container NAME] | --container-id ID | --namespace NS */
+	struct pod_selector pods;
+	bool by_pod; /* one of them was given */
+	bool ns_given; /* --namespace (pods.namespace is also set by --pod) */
+	char pod_buf[PODINFO_NAMESPACE_MAX + 1 + PODINFO_POD_NAME_MAX + 1];
+	char id_buf[PODINFO_ID_LEN + 1];
+	const char *bundle_root; /* NULL: containerd's (PODINFO_BUNDLE_ROOT) */
 	enum output_format format;
 	double duration_s; /* 0: until interrupted */
 	double stats_interval_s;

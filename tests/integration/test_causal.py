@@ -48,10 +48,10 @@ NOT_LINKED = "wsaudit does not link this hand-over yet"
 
 class Row:
     def __init__(self, name, server, pattern=None, loop="asyncio", conns=2, messages=40,
-                 pad=0, slow=False, linked=False, why=NOT_LINKED):
+                 pad=0, slow=False, queue=False, linked=False, why=NOT_LINKED):
         self.name, self.server, self.pattern, self.loop = name, server, pattern, loop
         self.conns, self.messages, self.pad, self.slow = conns, messages, pad, slow
-        self.linked, self.why = linked, why
+        self.queue, self.linked, self.why = queue, linked, why
 
     def argv(self, port, truth):
         if self.server == "ws":
@@ -77,9 +77,9 @@ ROWS = [
         why=NOT_LINKED + ": a call_soon_threadsafe handle to the producing thread's stack"),
     Row("to_thread", "ws", "to_thread",
         why=NOT_LINKED + ": a thread-pool job to its submitter's stack"),
-    Row("send_queue", "ws", "queued",
+    Row("send_queue", "ws", "queued", queue=True,
         why=NOT_LINKED + ": a queued object to the stack that called the hand-off"),
-    Row("socketio", "socketio", why=NOT_LINKED + ": engine.io's send queue to its producer"),
+    Row("socketio", "socketio", queue=True, why=NOT_LINKED + ": engine.io's send queue to its producer"),
     Row("daphne", "daphne",
         why=NOT_LINKED + ": Twisted's buffered write to the stack that wrote it"),
     Row("slow_reader", "ws", "big", conns=2, messages=150, pad=3000, slow=True,
@@ -223,7 +223,7 @@ def run_row(row, procs, tmp):
         client_port_of = {seq: c["local_port"] for c in conns for seq in c["seqs"]}
         got = frames_by_seq(recs, pid, port)
         r = {"truth": truth, "conns": conns, "score": score(truth, got, client_port_of),
-             "stats": final_stats(recs)}
+             "stats": final_stats(recs), "stderr": trace.stderr()}
     except Exception as e:
         RUNS[row.name] = "%s: %s" % (type(e).__name__, str(e)[:300])
         raise
@@ -248,6 +248,9 @@ def test_causal_run(row, procs, tmp_path):
     assert s["missing"] == 0, "wsaudit missed frames:\n" + "\n".join(s["details"])
     assert s["duplicate"] == 0 and s["wrong_conn"] == 0, s
     assert s["bypass"] and s["bridged"], s
+    if row.queue and not row.linked:
+        # The policy's queues section is not acted on yet: said, not left to be found out.
+        assert "queues hand-off(s) are not linked yet" in r["stderr"], r["stderr"]
     if row.slow:
         # The point of the row: some writes found the transport's buffer non-empty.
         assert 0 < s["linked"] < s["frames"], s

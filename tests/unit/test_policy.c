@@ -203,7 +203,7 @@ static void test_unknown_keys(void **state)
 {
 	expect_error(BRIDGE "bridges: {}\n",
 		     "policy.yaml:3:1: unknown key 'bridges' "
-		     "(targets, bridge, transport, identity, messages, runs)");
+		     "(targets, bridge, transport, identity, messages, runs, queues)");
 	expect_error("bridge:\n  functions: [a]\n  function: [b]\n",
 		     "policy.yaml:3:3: bridge: unknown key 'function' (functions, files, opcodes)");
 	expect_error(BRIDGE "identity:\n  connection:\n    - {from: header, nme: X}\n",
@@ -343,6 +343,67 @@ static void test_identity_lists(void **state)
 		     "'.thread_id'");
 	expect_error(BRIDGE "messages:\n  type: [type, \"\"]\n",
 		     "policy.yaml:4:16: messages.type: empty JSON path");
+}
+
+/* queues: hand-off functions whose callers produce what the queue's consumer sends. */
+static void test_queues(void **state)
+{
+	static const char ok[] = BRIDGE
+		"queues:\n"
+		"  - {function: \"*.enqueue\", arg: message}\n"
+		"  - {function: AsyncSocket.send, arg: pkt, consumer: \"*writer\"}\n";
+	char err[POLICY_ERR_LEN], *yaml;
+	struct policy *p = policy_load_mem("p", ok, sizeof(ok) - 1, err, sizeof(err));
+	const struct policy_queue_rule *q;
+	size_t o;
+
+	if (!p)
+		fail_msg("%s", err);
+	assert_int_equal(p->nqueues, 2);
+	q = policy_queue_handoff(p, "SendQueue.enqueue");
+	assert_non_null(q);
+	assert_string_equal(q->arg, "message");
+	assert_null(q->consumer);
+	q = policy_queue_handoff(p, "AsyncSocket.send");
+	assert_non_null(q);
+	assert_string_equal(q->arg, "pkt");
+	assert_string_equal(q->consumer, "*writer");
+	assert_null(policy_queue_handoff(p, "AsyncSocket.send_later"));
+	assert_null(policy_queue_handoff(p, NULL));
+	policy_free(p);
+
+	/* None by default: no function is a hand-off. */
+	p = policy_default();
+	assert_non_null(p);
+	assert_int_equal(p->nqueues, 0);
+	assert_null(policy_queue_handoff(p, "SendQueue.enqueue"));
+	policy_free(p);
+
+	expect_error(BRIDGE "queues:\n  - {arg: m}\n",
+		     "policy.yaml:4:5: queues[0]: missing 'function'");
+	expect_error(BRIDGE "queues:\n  - {function: f}\n",
+		     "policy.yaml:4:5: queues[0]: missing 'arg'");
+	expect_error(BRIDGE "queues:\n  - {function: f, arg: 1m}\n",
+		     "policy.yaml:4:24: queues[0].arg: '1m' is not a Python identifier");
+	expect_error(BRIDGE "queues:\n  - {function: \"[f\", arg: m}\n",
+		     "policy.yaml:4:16: queues[0].function: glob '[f' has an unterminated '['");
+	expect_error(BRIDGE "queues:\n  - {function: f, arg: m, consumer: \"\"}\n",
+		     "policy.yaml:4:37: queues[0].consumer: empty glob");
+	expect_error(BRIDGE "queues:\n  - {function: f, arg: m, queue: q}\n",
+		     "policy.yaml:4:27: queues[0]: unknown key 'queue' (function, arg, consumer)");
+	expect_error(BRIDGE "queues: {function: f, arg: m}\n",
+		     "policy.yaml:3:9: queues: expected a sequence of mappings, got a mapping");
+	expect_error(BRIDGE "queues:\n  - [f, m]\n",
+		     "policy.yaml:4:5: queues[0]: expected a mapping, got a sequence");
+
+	/* Bounded like every list: at most POLICY_MAX_LIST hand-offs. */
+	yaml = malloc(64 * (POLICY_MAX_LIST + 2) + sizeof(BRIDGE));
+	assert_non_null(yaml);
+	o = (size_t)sprintf(yaml, BRIDGE "queues:\n");
+	for (int i = 0; i <= POLICY_MAX_LIST; i++)
+		o += (size_t)sprintf(yaml + o, "  - {function: f%d, arg: m}\n", i);
+	expect_error(yaml, "policy.yaml:4:3: queues: more than 64 entries");
+	free(yaml);
 }
 
 #define RUNS BRIDGE "runs:\n"
@@ -601,6 +662,7 @@ int main(void)
 		cmocka_unit_test(test_runs),
 		cmocka_unit_test(test_runs_errors),
 		cmocka_unit_test(test_yaml_syntax),
+		cmocka_unit_test(test_queues),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_aliases),
 		cmocka_unit_test(test_names),

@@ -97,6 +97,54 @@ static void test_errors_named(void **state)
 	assert_non_null(strstr(err, "unexpected argument 'stray'"));
 }
 
+static void test_pod_selectors(void **state)
+{
+	struct trace_opts o;
+	char err[256];
+
+	assert_int_equal(parse(&o, err, "--pod", "netra/chat-api-0", "--container", "web", NULL),
+			 0);
+	assert_true(o.by_pod);
+	assert_string_equal(o.pods.namespace, "netra");
+	assert_string_equal(o.pods.pod, "chat-api-0");
+	assert_string_equal(o.pods.container, "web");
+	assert_null(o.pods.container_id);
+	assert_null(o.bundle_root);
+
+	assert_int_equal(
+		parse(&o, err, "--container-id",
+		      "containerd://9F74A40F7292936833BBD4041DBF0A86EB9D13DD6F9B9D72422A457ADA983E46",
+		      "--bundle-root", "/run/k3s/containerd/io.containerd.runtime.v2.task", NULL),
+		0);
+	assert_string_equal(o.pods.container_id,
+			    "9f74a40f7292936833bbd4041dbf0a86eb9d13dd6f9b9d72422a457ada983e46");
+	assert_null(o.pods.pod);
+	assert_string_equal(o.bundle_root, "/run/k3s/containerd/io.containerd.runtime.v2.task");
+
+	assert_int_equal(parse(&o, err, "--namespace", "netra", "-p", "7", NULL), 0);
+	assert_string_equal(o.pods.namespace, "netra");
+	assert_null(o.pods.pod);
+	assert_int_equal(o.npids, 1);
+
+	/* Malformed names, and choices that contradict each other. */
+	assert_int_equal(parse(&o, err, "--pod", "netra", NULL), -EINVAL);
+	assert_non_null(strstr(err, "NAMESPACE/NAME"));
+	assert_int_equal(parse(&o, err, "--pod", "/x", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, "--pod", "Netra/x", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, "--pod", "n/x/y", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, "--pod", "n/a", "--pod", "n/b", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, "--container", "web", "-p", "1", NULL), -EINVAL);
+	assert_non_null(strstr(err, "--pod"));
+	assert_int_equal(parse(&o, err, "--container-id", "9f74a40f729", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, "--container-id", "9f74a40f729g", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, "--namespace", "a_b", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, "--pod", "n/a", "--namespace", "n", NULL), -EINVAL);
+	assert_non_null(strstr(err, "give one"));
+	assert_int_equal(parse(&o, err, "--pod", "n/a", "--container-id", "9f74a40f7292", NULL),
+			 -EINVAL);
+	assert_int_equal(parse(&o, err, "--pod", "n/a", "--bundle-root", "", NULL), -EINVAL);
+}
+
 static void test_help(void **state)
 {
 	struct trace_opts o;
@@ -114,6 +162,7 @@ int main(void)
 		cmocka_unit_test(test_errors_named),
 		cmocka_unit_test(test_identity_key_and_user),
 		cmocka_unit_test(test_help),
+		cmocka_unit_test(test_pod_selectors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
