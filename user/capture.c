@@ -39,6 +39,9 @@ struct uprobe_rec {
 	bool zlib; /* deflate's probes (user/zflush.c), not a transport write */
 };
 
+/* Programs whose skipped runs are named; more are counted all the same. */
+#define SKIPPED_PROGS_MAX 64
+
 struct capture {
 	struct wsaudit *skel;
 	unsigned int batch; /* records handled by this capture_poll() */
@@ -56,6 +59,8 @@ struct capture {
 	void *ctx;
 	unsigned int attached, failed;
 	int ncpus;
+	/* recursion_misses of each program (in object order) when it was last said */
+	uint64_t skipped_said[SKIPPED_PROGS_MAX];
 };
 
 static const char *const drop_names[DROP_MAX] = { DROP_NAMES };
@@ -667,11 +672,13 @@ static int sum_percpu(int fd, __u32 nkeys, uint64_t *out, int ncpus)
  * The runs of our programs the kernel skipped: a tracepoint or uprobe program does not run
  * while another BPF program runs on the same CPU, and the kernel only counts it, in each
  * program's recursion_misses.  Tail-called programs are entered from ours, never skipped.
+ * Each new skip is said once, naming the program: which one decides what was lost.
  */
-static uint64_t kernel_skipped(const struct capture *cap)
+static uint64_t kernel_skipped(struct capture *cap)
 {
 	struct bpf_program *prog;
 	struct bpf_prog_info info;
+	unsigned int i = 0;
 	uint64_t n = 0;
 	__u32 len;
 
@@ -680,8 +687,17 @@ static uint64_t kernel_skipped(const struct capture *cap)
 			continue;
 		memset(&info, 0, sizeof(info));
 		len = sizeof(info);
-		if (!bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
-			n += info.recursion_misses;
+		if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
+			continue;
+		n += info.recursion_misses;
+		if (i < SKIPPED_PROGS_MAX && info.recursion_misses > cap->skipped_said[i]) {
+			log_warn("the kernel skipped %llu run(s) of %s: another BPF program was "
+				 "running on its CPU (drop kernel_skipped)",
+				 (unsigned long long)(info.recursion_misses - cap->skipped_said[i]),
+				 bpf_program__name(prog));
+			cap->skipped_said[i] = info.recursion_misses;
+		}
+		i++;
 	}
 	return n;
 }

@@ -13,6 +13,7 @@
 #include "identity.h"
 #include "keyhash.h"
 #include "log.h"
+#include "filter.h"
 #include "podinfo.h"
 #include "pyscope.h"
 #include "runs.h"
@@ -79,6 +80,7 @@ struct watch {
 struct session {
 	struct session_opts opts;
 	char user_filter[KEYHASH_DISPLAY_LEN]; /* trace --user, as a display; "" for all */
+	uint64_t frames_printed; /* for trace -n */
 	struct watch watch[WATCH_MAX];
 	unsigned int nwatch;
 	uint64_t last_watch;
@@ -310,9 +312,49 @@ static bool user_selected(const struct session *s, const char *user)
 	return !strcmp(shown, s->user_filter);
 }
 
+static bool peer_selected(const struct session *s, const struct ct_conn *c)
+{
+	return !s->opts.filter || !s->opts.filter->peer ||
+	       filter_peer_matches(s->opts.filter->peer, c->peer);
+}
+
 static bool conn_selected(const struct session *s, const struct ct_conn *c)
 {
-	return user_selected(s, c->has_user ? c->user : NULL);
+	return peer_selected(s, c) && user_selected(s, c->has_user ? c->user : NULL);
+}
+
+/* trace --type, --function, -n (--peer and --user are the connection's). */
+static bool frame_selected(struct session *s, const struct frame_view *fv)
+{
+	const struct frame_filter *f = s->opts.filter;
+	const struct attrib_stack *st = fv->stack;
+	char shown[IDENTITY_MAX_VALUE + 1];
+
+	if (!f)
+		return true;
+	if (f->max_frames && s->frames_printed >= f->max_frames)
+		return false;
+	if (f->function &&
+	    !filter_function_matches(f->function,
+				     st->origin >= 0 ? st->frames[st->origin].function : NULL))
+		return false;
+	if (f->msg_type) {
+		/* Compared as shown: a type outside known_types is its keyed t# hash. */
+		if (!fv->msg_type)
+			return false;
+		if (strcmp(f->msg_type, fv->msg_type)) {
+			rules_redact_type(s->rules, f->msg_type, shown, sizeof(shown));
+			if (strcmp(shown, fv->msg_type))
+				return false;
+		}
+	}
+	return true;
+}
+
+bool session_count_reached(const struct session *s)
+{
+	return s->opts.filter && s->opts.filter->max_frames &&
+	       s->frames_printed >= s->opts.filter->max_frames;
 }
 
 struct zlib_attach {
@@ -670,9 +712,12 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 		s->obs.frame_view(s->obs.ctx, &fv);
 	if (s->opts.violations_only && !verdict.nviolations)
 		return;
-	if (s->user_filter[0] && !conn_selected(s, f->conn) &&
+	if (s->user_filter[0] && !user_selected(s, f->conn->has_user ? f->conn->user : NULL) &&
 	    !user_selected(s, in.msg && im.user.reason == IDENTITY_OK ? im.user.value : NULL))
 		return;
+	if (!peer_selected(s, f->conn) || !frame_selected(s, &fv))
+		return;
+	s->frames_printed++;
 	output_frame(s->out, &fv);
 }
 

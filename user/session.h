@@ -37,6 +37,8 @@ struct session_opts {
 	const char *identity_key;
 	/* Only the frames and connections of this user (an id, or its u# display); NULL: all. */
 	const char *user_filter;
+	/* trace's other filters (user/filter.h); NULL: every frame. */
+	const struct frame_filter *filter;
 	bool quiet_processes; /* no process records in the output */
 	size_t ringbuf_size;
 	uint64_t write_cap;
@@ -94,6 +96,8 @@ int session_scan_exe(struct session *s);
 int session_poll(struct session *s, int timeout_ms);
 /* Handles every record queued (the final drain, up to a minute).  0 or -errno. */
 int session_drain(struct session *s);
+/* Whether the frames -n asked for have been printed (then nothing more is). */
+bool session_count_reached(const struct session *s);
 /* A stats record; final ones include every connection's parser state. */
 void session_report(struct session *s, bool final);
 /* Ends every open connection (their frames cut short are reported truncated). */

@@ -308,6 +308,8 @@ static const char *needs_standalone(const struct trace_opts *o)
 		return "--identity-key: user hashes of its own";
 	if (o->user)
 		return "--user";
+	if (o->filter.msg_type || o->filter.function || o->filter.peer || o->filter.max_frames)
+		return "--type, --function, --peer or -n";
 	if (o->ringbuf_size || o->write_cap)
 		return "a ring buffer or write cap of its own";
 	return NULL;
@@ -389,6 +391,8 @@ static int run(struct session *s, const struct trace_opts *o)
 	while (!stop_requested) {
 		if (session_poll(s, POLL_MS))
 			return EXIT_RUNTIME;
+		if (session_count_reached(s))
+			break;
 		now = now_mono_ns();
 		if (duration_ns && now - start >= duration_ns)
 			break;
@@ -493,6 +497,7 @@ int cmd_trace(int argc, char **argv)
 	so.show_identities = o.show_identities;
 	so.identity_key = o.identity_key;
 	so.user_filter = o.user;
+	so.filter = &o.filter;
 	so.ringbuf_size = o.ringbuf_size;
 	so.write_cap = o.write_cap;
 	so.exe_globs = (const char *const *)o.exe_globs;

@@ -29,6 +29,9 @@ enum {
 	OPT_CONTAINER_ID,
 	OPT_NAMESPACE,
 	OPT_BUNDLE_ROOT,
+	OPT_TYPE,
+	OPT_FUNCTION,
+	OPT_PEER,
 };
 
 static const struct option long_opts[] = {
@@ -49,6 +52,10 @@ static const struct option long_opts[] = {
 	{ "show-identities", no_argument, NULL, OPT_SHOW_IDENTITIES },
 	{ "identity-key", required_argument, NULL, OPT_IDENTITY_KEY },
 	{ "user", required_argument, NULL, OPT_USER },
+	{ "type", required_argument, NULL, OPT_TYPE },
+	{ "function", required_argument, NULL, OPT_FUNCTION },
+	{ "peer", required_argument, NULL, OPT_PEER },
+	{ "count", required_argument, NULL, 'n' },
 	{ "ringbuf-size", required_argument, NULL, OPT_RINGBUF_SIZE },
 	{ "write-cap", required_argument, NULL, OPT_WRITE_CAP },
 	{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
@@ -62,9 +69,10 @@ static const struct option long_opts[] = {
 void trace_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: wsaudit trace [-p PID]... [--exe GLOB]... [-c POLICY] [-o text|json] [-d SECONDS]\n"
+		"usage: wsaudit trace [-p PID]... [--exe GLOB]... [-c POLICY] [-o text|json] [-d DURATION]\n"
 		"                     [--pod NS/NAME [--container NAME] | --container-id ID | --namespace NS]\n"
-		"                     [--violations-only] [--show-identities] [--identity-key FILE] [--user ID]\n"
+		"                     [--violations-only] [--user ID] [--type TYPE] [--function GLOB]\n"
+		"                     [--peer ADDR] [-n COUNT] [--show-identities] [--identity-key FILE]\n"
 		"                     [--stack] [--capture-only] [--payload] [--ringbuf-size BYTES] [--write-cap BYTES]\n"
 		"                     [--standalone] [--agent-socket PATH]\n"
 		"\n"
@@ -81,7 +89,7 @@ void trace_usage(FILE *out)
 		"      --namespace NS     the processes of every pod of this namespace on this node\n"
 		"      --bundle-root DIR  containerd's task state (default %s)\n"
 		"  -o, --output FORMAT    text (default) or json: one JSON object per line\n"
-		"  -d, --duration SECS    stop after SECS seconds\n"
+		"  -d, --duration D       stop after D: seconds, or with units (90s, 5m, 1h30m, 500ms)\n"
 		"  -c, --policy FILE      the policy (bridge, transport, identity); default built in\n"
 		"      --violations-only  print only frames that break a rule\n"
 		"      --show-identities  print user ids, tokens and message types as they are\n"
@@ -90,6 +98,13 @@ void trace_usage(FILE *out)
 		"                         $WSAUDIT_IDENTITY_KEY, else a key for this run)\n"
 		"      --user ID          only this user's connections and messages (an id, or\n"
 		"                         its u# hash as printed; `wsaudit hash-user ID` gives it)\n"
+		"      --type TYPE        only frames of messages of this type (a name, or its t#\n"
+		"                         display as printed)\n"
+		"      --function GLOB    only frames whose originating function matches GLOB\n"
+		"                         (e.g. 'Bridge.*', '*send_json')\n"
+		"      --peer ADDR        only the connections of this client: IP, IP:PORT,\n"
+		"                         [IPv6]:PORT or :PORT\n"
+		"  -n, --count COUNT      stop after COUNT frames printed\n"
 		"      --stack            include the writer's whole Python stack\n"
 		"      --capture-only     do not walk Python stacks (frames are unattributed)\n"
 		"      --payload          include payload bytes in the output (user data!)\n"
@@ -99,9 +114,10 @@ void trace_usage(FILE *out)
 		"      --standalone       load programs of its own even when the node's agent runs\n"
 		"      --agent-socket P   the agent's socket (default %s)\n"
 		"  -v, --verbose          more diagnostics on stderr (twice: libbpf too)\n"
-		"With -p only (no -c, --exe, --pod, --container-id, --namespace, --capture-only, --show-identities, --identity-key,\n"
-		"--user, --ringbuf-size or --write-cap), the records come from the node's running\n"
-		"agent, if any.\n",
+		"With -p only (no -c, --exe, --pod, --container-id, --namespace, --capture-only,\n"
+		"--show-identities, --identity-key, --user, --type, --function, --peer, -n,\n"
+		"--ringbuf-size or --write-cap), the records come from the node's running agent,\n"
+		"if any.\n",
 		PODINFO_BUNDLE_ROOT, RINGBUF_DEFAULT, WRITE_CAP_DEFAULT, WRITE_CAP_MAX,
 		TRACE_AGENT_SOCKET);
 }
@@ -129,6 +145,51 @@ static int parse_seconds(const char *s, double *out)
 	if (errno || end == s || *end || !isfinite(v) || v < 0)
 		return -EINVAL;
 	*out = v;
+	return 0;
+}
+
+int parse_duration(const char *s, double *seconds)
+{
+	static const struct {
+		const char *unit;
+		double scale;
+	} units[] = { { "ms", 1e-3 }, { "s", 1 }, { "m", 60 }, { "h", 3600 } };
+	double total = 0, v;
+	char *end;
+
+	if (!parse_seconds(s, seconds))
+		return 0;
+	if (!*s)
+		return -EINVAL;
+	while (*s) {
+		size_t i;
+
+		/* Digits and a dot only: no sign, exponent, hex, inf or nan from strtod. */
+		if (!((*s >= '0' && *s <= '9') || *s == '.'))
+			return -EINVAL;
+		errno = 0;
+		v = strtod(s, &end);
+		if (errno || end == s)
+			return -EINVAL;
+		for (const char *c = s; c < end; c++)
+			if (!((*c >= '0' && *c <= '9') || *c == '.'))
+				return -EINVAL;
+		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+			size_t n = strlen(units[i].unit);
+
+			/* "m" is minutes unless "ms" follows. */
+			if (!strncmp(end, units[i].unit, n) &&
+			    !(n == 1 && end[0] == 'm' && end[1] == 's'))
+				break;
+		}
+		if (i == sizeof(units) / sizeof(units[0]))
+			return -EINVAL;
+		total += v * units[i].scale;
+		s = end + strlen(units[i].unit);
+	}
+	if (!isfinite(total))
+		return -EINVAL;
+	*seconds = total;
 	return 0;
 }
 
@@ -211,7 +272,7 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 	err[0] = '\0';
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":p:o:d:c:vh", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":p:o:d:c:n:vh", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (parse_u64(optarg, &v) || v == 0 || v > INT_MAX)
@@ -262,11 +323,12 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 				FAIL("unknown output format '%s' (text or json)", optarg);
 			break;
 		case 'd':
-			if (parse_seconds(optarg, &o->duration_s) || o->duration_s == 0)
-				FAIL("invalid duration '%s' (seconds > 0)", optarg);
+			if (parse_duration(optarg, &o->duration_s) || o->duration_s == 0)
+				FAIL("invalid duration '%s' (seconds > 0, or e.g. 90s, 5m, 1h30m)",
+				     optarg);
 			break;
 		case OPT_STATS_INTERVAL:
-			if (parse_seconds(optarg, &o->stats_interval_s))
+			if (parse_duration(optarg, &o->stats_interval_s))
 				FAIL("invalid stats interval '%s'", optarg);
 			break;
 		case OPT_PAYLOAD:
@@ -294,6 +356,27 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 			if (!optarg[0])
 				FAIL("empty --user");
 			o->user = optarg;
+			break;
+		case OPT_TYPE:
+			if (!optarg[0])
+				FAIL("empty --type");
+			o->filter.msg_type = optarg;
+			break;
+		case OPT_FUNCTION:
+			if (!optarg[0])
+				FAIL("empty --function");
+			o->filter.function = optarg;
+			break;
+		case OPT_PEER:
+			if (filter_parse_peer(optarg))
+				FAIL("invalid --peer '%s' (IP, IP:PORT, [IPv6]:PORT or :PORT)",
+				     optarg);
+			o->filter.peer = optarg;
+			break;
+		case 'n':
+			if (parse_u64(optarg, &v) || v == 0)
+				FAIL("invalid count '%s' (frames, at least 1)", optarg);
+			o->filter.max_frames = v;
 			break;
 		case OPT_RINGBUF_SIZE:
 			/* The kernel wants a power-of-two multiple of the page size. */

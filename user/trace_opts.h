@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "filter.h"
 #include "output.h"
 #include "podinfo.h"
 
@@ -36,6 +37,7 @@ struct trace_opts {
 	bool show_identities;
 	const char *identity_key; /* --identity-key FILE */
 	const char *user; /* --user ID: only this user's connections and messages */
+	struct frame_filter filter; /* --type, --function, --peer, -n */
 	const char *policy_path; /* NULL: the built-in policy */
 	bool help;
 	int verbose;
@@ -54,5 +56,11 @@ struct trace_opts {
  */
 int trace_parse_args(int argc, char **argv, struct trace_opts *opts, char *err, size_t errlen);
 void trace_usage(FILE *out);
+
+/*
+ * A duration: seconds ("90", "2.5"), or numbers with units ms, s, m, h, in any sequence
+ * ("90s", "5m", "1h30m", "1500ms").  0, or -EINVAL.
+ */
+int parse_duration(const char *s, double *seconds);
 
 #endif /* WSAUDIT_TRACE_OPTS_H */

@@ -37,6 +37,8 @@ import subprocess
 import pytest
 
 from harness import APPS, PY, Trace, final_stats, free_port, read_line
+from test_rules import run_standin
+from test_rules import score as standin_score
 
 APP = os.path.join(APPS, "causal_app")
 POLICY = os.path.join(APP, "policy.yaml")
@@ -276,3 +278,31 @@ def test_causal_linked(row, procs, tmp_path):
         s["flagged"], s["bypass"])
     assert s["clean"] == s["bridged"], "%d of %d bridged frames judged via_bridge, unflagged" % (
         s["clean"], s["bridged"])
+
+
+# The stand-in of the reference service with its fire-and-forget bypass switched on
+# (run.py --detached-bypass): SupervisorWorkflowExecutor._announce_routing hands the manager's
+# send_to_user to asyncio.create_task, whose stack holds only the manager (transport under
+# policies/netra.yaml).  The stand-in's truth names the creator (truth.detached).
+STANDIN_RUN = {}
+
+
+def standin_detached(procs, tmp_path):
+    if "run" not in STANDIN_RUN:
+        truth, trace_path, recs = run_standin(procs, tmp_path, False, users=3, runs=1, seed=5,
+                                              extra=["--detached-bypass"])
+        detached = [json.loads(line) for line in open(truth) if "detached_routing" in line]
+        STANDIN_RUN["run"] = (truth, trace_path, recs, detached)
+    return STANDIN_RUN["run"]
+
+
+def test_standin_detached_bypass_fires(procs, tmp_path):
+    _, _, recs, detached = standin_detached(procs, tmp_path)
+    assert detached, "the fire-and-forget bypass never sent"
+    assert all(r["via"] == "task" and r["expect"] == ["bridge_bypass"] for r in detached)
+
+
+@pytest.mark.xfail(strict=True, reason=NOT_LINKED + ": a Task to its creator's stack")
+def test_standin_detached_bypass_flagged(procs, tmp_path):
+    truth, trace_path, _, _ = standin_detached(procs, tmp_path)
+    assert standin_score(truth, trace_path) == 0

@@ -3,7 +3,7 @@
 """Runs the stand-in once: starts the service on 127.0.0.1, prints its PID, runs the client
 driver, stops the service.
 
-  /usr/bin/python3 run.py [--port 0] [--users 3] [--runs 1] [--seed 1] [--leak]
+  /usr/bin/python3 run.py [--port 0] [--users 3] [--runs 1] [--seed 1] [--leak] [--detached-bypass]
                           [--truth FILE] [--report FILE] [--hold SECONDS]
                           [--go-file PATH] [--check] [--timeout 30]
 
@@ -56,6 +56,8 @@ def main():
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--leak", action="store_true")
+    ap.add_argument("--detached-bypass", action="store_true",
+                    help="add the fire-and-forget bypass (STANDIN_DETACHED_BYPASS=1)")
     ap.add_argument("--truth")
     ap.add_argument("--report")
     ap.add_argument("--hold", type=float, default=0.0,
@@ -76,7 +78,8 @@ def main():
     cmd = [PY, os.path.join(HERE, "server.py"), "--port", str(port), "--truth", truth]
     if a.leak:
         cmd.append("--leak")
-    env = dict(os.environ, STANDIN_LEAK="1" if a.leak else "0")
+    env = dict(os.environ, STANDIN_LEAK="1" if a.leak else "0",
+               STANDIN_DETACHED_BYPASS="1" if a.detached_bypass else "0")
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     rc = 1
     try:

@@ -5,7 +5,10 @@ POST /debug/leak?on=1 switches it on.
 STANDIN_FIXED=1 is the service with its planted defects fixed: the five bypass sites send
 through the bridge, and the leak cannot be switched on. STANDIN_NEW_BYPASS=1 adds one bypass
 that is not among the five (TriageAgent, agents/triage_agent.py), as a change under review
-would: the CI example's baseline case."""
+would: the CI example's baseline case.  STANDIN_DETACHED_BYPASS=1 (run.py --detached-bypass)
+adds a fire-and-forget bypass: SupervisorWorkflowExecutor._announce_routing hands the
+manager's send_to_user to asyncio.create_task and does not wait for it, so the frame is sent
+from a task whose stack holds only the manager."""
 import os
 
 LEAK = os.environ.get("STANDIN_LEAK", "0") == "1"
@@ -17,6 +20,10 @@ def fixed():
 
 def new_bypass():
     return os.environ.get("STANDIN_NEW_BYPASS", "0") == "1"
+
+
+def detached_bypass():
+    return os.environ.get("STANDIN_DETACHED_BYPASS", "0") == "1"
 
 
 def leak_enabled():
