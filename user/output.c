@@ -11,6 +11,7 @@
 #include "keyhash.h"
 #include "log.h"
 #include "output.h"
+#include "delivery.h"
 #include "utf8.h"
 
 struct output {
@@ -250,6 +251,8 @@ void output_conn_open(struct output *o, const struct ct_conn *c, const char *sub
 
 void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
+	bool abrupt = delivery_abrupt_close(c, why);
+	json_t *obj;
 	char ts[48];
 
 	if (!ts_ns) {
@@ -260,14 +263,28 @@ void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns
 	}
 	if (o->format == OUTPUT_TEXT) {
 		output_format_time(ts, sizeof(ts), ts_ns);
-		fprintf(o->out, "%s %u %s conn_close %s %s frames=%llu (%s)\n", ts, c->tgid,
-			c->comm, c->id_str, c->peer, (unsigned long long)c->frames, why);
+		fprintf(o->out, "%s %u %s conn_close %s %s frames=%llu (%s)", ts, c->tgid, c->comm,
+			c->id_str, c->peer, (unsigned long long)c->frames, why);
+		if (c->close_sent)
+			fprintf(o->out, " close_code=%d", c->close_code);
+		if (c->lost_frames)
+			fprintf(o->out, " lost=%llu", (unsigned long long)c->lost_frames);
+		fputc('\n', o->out);
+		if (abrupt)
+			fprintf(o->out, "  ! abnormal_close: %s\n", DELIVERY_ABRUPT_DETAIL);
 		return;
 	}
-	emit_json(o, json_pack("{s:s, s:o, s:I, s:o, s:o, s:I, s:s}", "type", "conn_close", "ts",
-			       time_json(ts_ns), "pid", (json_int_t)c->tgid, "comm",
-			       text_json(c->comm), "conn", conn_json(c), "frames",
-			       (json_int_t)c->frames, "reason", why));
+	obj = json_pack(
+		"{s:s, s:o, s:I, s:o, s:o, s:I, s:s, s:o, s:I}", "type", "conn_close", "ts",
+		time_json(ts_ns), "pid", (json_int_t)c->tgid, "comm", text_json(c->comm), "conn",
+		conn_json(c), "frames", (json_int_t)c->frames, "reason", why, "close_code",
+		c->close_sent && c->close_code > 0 ? json_integer(c->close_code) : json_null(),
+		"lost_frames", (json_int_t)c->lost_frames);
+	if (obj && abrupt)
+		json_object_set_new(obj, "violations",
+				    json_pack("[{s:s, s:s}]", "rule", "abnormal_close", "detail",
+					      DELIVERY_ABRUPT_DETAIL));
+	emit_json(o, obj);
 }
 
 void output_conn_skipped(struct output *o, const struct ct_conn *c, const struct evt_conn *e,
@@ -343,13 +360,16 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 	char ts[48];
 
 	output_format_time(ts, sizeof(ts), f->ts_ns);
-	fprintf(o->out, "%s %u/%u %s %s %-12s %s%s len=%llu", ts, f->pid, f->tid, f->comm,
-		f->conn->peer, ws_opcode_name(w->opcode), w->fin ? "fin" : "more",
-		f->compressed ? " deflate" : "", (unsigned long long)w->payload_len);
+	fprintf(o->out, "%s %u/%u %s %s %s%-12s %s%s len=%llu", ts, f->pid, f->tid, f->comm,
+		f->conn->peer, f->lost ? "LOST " : "", ws_opcode_name(w->opcode),
+		w->fin ? "fin" : "more", f->compressed ? " deflate" : "",
+		(unsigned long long)w->payload_len);
+	if (f->lost)
+		fprintf(o->out, " error=%s", delivery_err_name(f->lost_err));
 	if (w->truncated)
 		fprintf(o->out, " captured=%llu truncated", (unsigned long long)w->captured_len);
 	if (w->opcode == WS_OP_CLOSE && w->close_code > 0)
-		fprintf(o->out, " code=%d", w->close_code);
+		fprintf(o->out, " code=%d reason_len=%zu", w->close_code, w->close_reason_len);
 	if (s->origin >= 0) {
 		af = &s->frames[s->origin];
 		fprintf(o->out, " from %s (%s:%d)", af->function, af->file, af->line);
@@ -464,7 +484,7 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	obj = json_object();
 	if (!obj)
 		return;
-	if (!put(obj, "type", shared(&o->s_frame, "frame")) ||
+	if (!put(obj, "type", f->lost ? json_string("lost") : shared(&o->s_frame, "frame")) ||
 	    !put(obj, "ts", time_json(f->ts_ns)) || !put(obj, "pid", json_integer(f->pid)) ||
 	    !put(obj, "tid", json_integer(f->tid)) || !put(obj, "comm", text_json(f->comm)) ||
 	    !put(obj, "container",
@@ -482,9 +502,16 @@ void output_frame(struct output *o, const struct frame_view *fv)
 		record_error(o, "could not be built (no memory)");
 		return;
 	}
-	if (w->opcode == WS_OP_CLOSE)
+	if (w->opcode == WS_OP_CLOSE) {
 		json_object_set_new(obj, "close_code",
 				    w->close_code > 0 ? json_integer(w->close_code) : json_null());
+		json_object_set_new(obj, "close_reason_len",
+				    json_integer((json_int_t)w->close_reason_len));
+	}
+	if (f->lost)
+		json_object_set_new(obj, "error", json_string(delivery_err_name(f->lost_err)));
+	if (f->after_close)
+		json_object_set_new(obj, "after_close", json_true());
 	if (fv->msg_type || fv->msg_user)
 		json_object_set_new(obj, "message",
 				    json_pack("{s:o, s:o}", "type", text_json(fv->msg_type), "user",
@@ -752,6 +779,18 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				  "bridge_unjudged", (json_int_t)t->rules->bridge_unjudged,
 				  "owners", (json_int_t)t->rules->owners, "owner_evictions",
 				  (json_int_t)t->rules->owner_evictions));
+	if (t->rules) {
+		json_t *v = json_object_get(obj, "violations");
+
+		for (int i = RULE_DELIVERY_FAILED; i <= RULE_AFTER_CLOSE; i++)
+			json_object_set_new(v, rule_name(i),
+					    json_integer((json_int_t)t->rules->violations[i]));
+	}
+	json_object_set_new(obj, "delivery",
+			    json_pack("{s:I, s:I, s:I}", "unsent_writes",
+				      (json_int_t)ct->unsent_writes, "lost_frames",
+				      (json_int_t)ct->lost_frames, "unsent_unresolved_bytes",
+				      (json_int_t)ct->unsent_unresolved_bytes));
 	if (t->attrib) {
 		json_t *un = json_object();
 
