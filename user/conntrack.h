@@ -99,6 +99,14 @@ struct ct_conn {
 	const char *identity_from;
 	char user[CT_USER_MAX + 1];
 	char user_shown[CT_USER_MAX + 1];
+	/*
+	 * The server sent a close frame (its code: -1 none, else as sent); frames after it are
+	 * never delivered by a client.  A connection that ends without one was closed abruptly.
+	 */
+	bool close_sent;
+	int close_code;
+	/* Frames that did not leave the process (failed or partial writes), at its end. */
+	uint64_t lost_frames;
 	/* Upgrade request (raw head, NUL-terminated) and response fields, when seen. */
 	char *request_head;
 	char *subprotocol;
@@ -123,6 +131,13 @@ struct ct_frame {
 	uint64_t user_addr;
 	/* The writer's resolved Python stack; NULL when the write had no stack record. */
 	const struct attrib_stack *stack;
+	/*
+	 * The frame did not leave the process: a write failed or sent part of it and the
+	 * connection ended before the rest went (lost_err: its errno, 0 for a partial write).
+	 */
+	bool lost;
+	int lost_err;
+	bool after_close; /* written after the connection's close frame */
 };
 
 struct ct_sink {
@@ -199,6 +214,10 @@ struct ct_stats {
 	uint64_t adopted_user_recovered; /* its request read back from the server's memory */
 	uint64_t history_messages_tried; /* messages offered to the history source */
 	uint64_t zflush_records; /* EVT_ZFLUSH records */
+	uint64_t unsent_writes; /* writes that failed or sent part (DATA_UNSENT records) */
+	uint64_t lost_frames; /* frames that never left: their writes failed, then the end */
+	/* Unsent bytes still waiting for a retry when their connection was no longer followed. */
+	uint64_t unsent_unresolved_bytes;
 };
 
 struct conntrack;

@@ -12,6 +12,7 @@
 #include "keyhash.h"
 #include "log.h"
 #include "output.h"
+#include "delivery.h"
 #include "utf8.h"
 
 /* The columns a text line fits in (a terminal's usual width), unless --wide. */
@@ -450,6 +451,8 @@ void output_conn_open(struct output *o, const struct ct_conn *c, const char *sub
 
 void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
+	bool abrupt = delivery_abrupt_close(c, why);
+	json_t *obj;
 	char ts[48];
 
 	if (!ts_ns) {
@@ -460,15 +463,29 @@ void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns
 	}
 	if (o->format == OUTPUT_TEXT) {
 		text_time(o, ts, sizeof(ts), ts_ns);
-		tput(o, "%s %u %s conn_close %s %s frames=%llu (%s)\n", ts, c->tgid, c->comm,
+		tput(o, "%s %u %s conn_close %s %s frames=%llu (%s)", ts, c->tgid, c->comm,
 		     c->id_str, c->peer, (unsigned long long)c->frames, why);
+		if (c->close_sent)
+			tput(o, " close_code=%d", c->close_code);
+		if (c->lost_frames)
+			tput(o, " lost=%llu", (unsigned long long)c->lost_frames);
+		tput(o, "\n");
+		if (abrupt)
+			tput(o, "  ! abnormal_close: %s\n", DELIVERY_ABRUPT_DETAIL);
 		text_flush(o);
 		return;
 	}
-	emit_json(o, json_pack("{s:s, s:o, s:I, s:o, s:o, s:I, s:s}", "type", "conn_close", "ts",
-			       time_json(ts_ns), "pid", (json_int_t)c->tgid, "comm",
-			       text_json(c->comm), "conn", conn_json(c), "frames",
-			       (json_int_t)c->frames, "reason", why));
+	obj = json_pack(
+		"{s:s, s:o, s:I, s:o, s:o, s:I, s:s, s:o, s:I}", "type", "conn_close", "ts",
+		time_json(ts_ns), "pid", (json_int_t)c->tgid, "comm", text_json(c->comm), "conn",
+		conn_json(c), "frames", (json_int_t)c->frames, "reason", why, "close_code",
+		c->close_sent && c->close_code > 0 ? json_integer(c->close_code) : json_null(),
+		"lost_frames", (json_int_t)c->lost_frames);
+	if (obj && abrupt)
+		json_object_set_new(obj, "violations",
+				    json_pack("[{s:s, s:s}]", "rule", "abnormal_close", "detail",
+					      DELIVERY_ABRUPT_DETAIL));
+	emit_json(o, obj);
 }
 
 void output_conn_skipped(struct output *o, const struct ct_conn *c, const struct evt_conn *e,
@@ -561,7 +578,10 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 	text_user(f->conn, user);
 	snprintf(op, sizeof(op), "%s%s", short_opcode(w), w->fin ? "" : "+");
 
-	if (w->truncated)
+	if (f->lost)
+		n += snprintf(extra + n, sizeof(extra) - n, " LOST error=%s",
+			      delivery_err_name(f->lost_err));
+	if (w->truncated && n < (int)sizeof(extra))
 		n += snprintf(extra + n, sizeof(extra) - n, " truncated");
 	if (f->compressed && n < (int)sizeof(extra))
 		n += snprintf(extra + n, sizeof(extra) - n, " deflate");
@@ -646,13 +666,16 @@ static void frame_text_wide(struct output *o, const struct frame_view *fv)
 
 	output_format_time(ts, sizeof(ts), f->ts_ns);
 	text_user(f->conn, user);
-	tput(o, "%s %u/%u %s user=%s %s %-12s %s%s len=%llu", ts, f->pid, f->tid, f->comm, user,
-	     f->conn->peer, ws_opcode_name(w->opcode), w->fin ? "fin" : "more",
-	     f->compressed ? " deflate" : "", (unsigned long long)w->payload_len);
+	tput(o, "%s %u/%u %s user=%s %s %s%-12s %s%s len=%llu", ts, f->pid, f->tid, f->comm, user,
+	     f->conn->peer, f->lost ? "LOST " : "", ws_opcode_name(w->opcode),
+	     w->fin ? "fin" : "more", f->compressed ? " deflate" : "",
+	     (unsigned long long)w->payload_len);
+	if (f->lost)
+		tput(o, " error=%s", delivery_err_name(f->lost_err));
 	if (w->truncated)
 		tput(o, " captured=%llu truncated", (unsigned long long)w->captured_len);
 	if (w->opcode == WS_OP_CLOSE && w->close_code > 0)
-		tput(o, " code=%d", w->close_code);
+		tput(o, " code=%d reason_len=%zu", w->close_code, w->close_reason_len);
 	if (s->origin >= 0) {
 		af = &s->frames[s->origin];
 		tput(o, " from %s (%s:%d)", af->function, af->file, af->line);
@@ -770,7 +793,7 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	obj = json_object();
 	if (!obj)
 		return;
-	if (!put(obj, "type", shared(&o->s_frame, "frame")) ||
+	if (!put(obj, "type", f->lost ? json_string("lost") : shared(&o->s_frame, "frame")) ||
 	    !put(obj, "ts", time_json(f->ts_ns)) || !put(obj, "pid", json_integer(f->pid)) ||
 	    !put(obj, "tid", json_integer(f->tid)) || !put(obj, "comm", text_json(f->comm)) ||
 	    !put(obj, "container",
@@ -788,9 +811,16 @@ void output_frame(struct output *o, const struct frame_view *fv)
 		record_error(o, "could not be built (no memory)");
 		return;
 	}
-	if (w->opcode == WS_OP_CLOSE)
+	if (w->opcode == WS_OP_CLOSE) {
 		json_object_set_new(obj, "close_code",
 				    w->close_code > 0 ? json_integer(w->close_code) : json_null());
+		json_object_set_new(obj, "close_reason_len",
+				    json_integer((json_int_t)w->close_reason_len));
+	}
+	if (f->lost)
+		json_object_set_new(obj, "error", json_string(delivery_err_name(f->lost_err)));
+	if (f->after_close)
+		json_object_set_new(obj, "after_close", json_true());
 	if (fv->msg_type || fv->msg_user)
 		json_object_set_new(obj, "message",
 				    json_pack("{s:o, s:o}", "type", text_json(fv->msg_type), "user",
@@ -1060,6 +1090,18 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				  "bridge_unjudged", (json_int_t)t->rules->bridge_unjudged,
 				  "owners", (json_int_t)t->rules->owners, "owner_evictions",
 				  (json_int_t)t->rules->owner_evictions));
+	if (t->rules) {
+		json_t *v = json_object_get(obj, "violations");
+
+		for (int i = RULE_DELIVERY_FAILED; i <= RULE_AFTER_CLOSE; i++)
+			json_object_set_new(v, rule_name(i),
+					    json_integer((json_int_t)t->rules->violations[i]));
+	}
+	json_object_set_new(obj, "delivery",
+			    json_pack("{s:I, s:I, s:I}", "unsent_writes",
+				      (json_int_t)ct->unsent_writes, "lost_frames",
+				      (json_int_t)ct->lost_frames, "unsent_unresolved_bytes",
+				      (json_int_t)ct->unsent_unresolved_bytes));
 	if (t->attrib) {
 		json_t *un = json_object();
 

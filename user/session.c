@@ -9,6 +9,7 @@
 
 #include "adopt.h"
 #include "capture.h"
+#include "delivery.h"
 #include "http1.h"
 #include "identity.h"
 #include "keyhash.h"
@@ -440,16 +441,23 @@ static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
 	struct session *s = ctx;
+	/* Closed without a close frame: a finding, shown where violations are. */
+	bool abrupt = delivery_abrupt_close(c, why);
 
 	if (c->adopted)
 		adopt_conn_closed(s->adopt, (pid_t)c->tgid, &c->id);
+	if (abrupt) {
+		rules_count(s->rules, RULE_ABNORMAL_CLOSE);
+		if (s->obs.conn_close)
+			s->obs.conn_close(s->obs.ctx, c, why);
+	}
 	for (struct session_tap *t = s->taps; t; t = t->next) {
-		if (!t->violations_only && t->wants(t->ctx, c->tgid)) {
+		if ((!t->violations_only || abrupt) && t->wants(t->ctx, c->tgid)) {
 			output_conn_close(t->out, c, ts_ns, why);
 			t->commit(t->ctx);
 		}
 	}
-	if (!s->opts.violations_only && conn_selected(s, c))
+	if ((!s->opts.violations_only || abrupt) && conn_selected(s, c))
 		output_conn_close(s->out, c, ts_ns, why);
 }
 
@@ -588,6 +596,10 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 		.stack = stack,
 		.ctx_user = stack->ctx_status == CTX_OK ? stack->ctx_user : NULL,
 		.ctx_function = stack->ctx_function,
+		.lost = f->lost,
+		.lost_err = f->lost_err,
+		.after_close = f->after_close,
+		.close_code = f->frame->opcode == WS_OP_CLOSE ? f->frame->close_code : 0,
 	};
 
 	/* Only whole, decoded messages are read for their fields. */

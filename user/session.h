@@ -69,6 +69,8 @@ struct session_observer {
 		      const struct rules_verdict *v);
 	/* The same with all that is printed of it (the test it names too); optional. */
 	void (*frame_view)(void *ctx, const struct frame_view *fv);
+	/* A connection closed without a close frame (an abnormal_close finding); optional. */
+	void (*conn_close)(void *ctx, const struct ct_conn *c, const char *why);
 	void *ctx;
 };
 

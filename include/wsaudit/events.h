@@ -55,6 +55,12 @@ enum data_flags {
 	 * only, and an EVT_SEGS record sent before it maps the others.
 	 */
 	DATA_GATHERED = 1 << 3,
+	/*
+	 * A write on a WebSocket connection that failed, or sent part of what it was given:
+	 * the chunks go on past io_pos + io_len with the bytes that did not leave (their
+	 * stream positions are those they would have had), and err is -errno when it failed.
+	 */
+	DATA_UNSENT = 1 << 4,
 };
 
 enum syscall_kind {
@@ -98,7 +104,7 @@ struct evt_data {
 	__u8 dir; /* enum data_dir */
 	__u8 syscall; /* enum syscall_kind */
 	__u16 flags; /* enum data_flags */
-	__u32 _pad;
+	__s32 err; /* DATA_UNSENT: the syscall's -errno, 0 when it sent part */
 	/* followed by len payload bytes (up to CHUNK_MAX) */
 };
 
