@@ -293,6 +293,7 @@ void output_conn_skipped(struct output *o, const struct ct_conn *c, const struct
 {
 	char ts[48], comm[sizeof(e->comm) + 1];
 	uint64_t ts_ns = e ? e->hdr.ts_ns : 0;
+	/* cppcheck-suppress nullPointerRedundantCheck ; c is NULL only with e (output.h) */
 	uint32_t pid = e ? e->tgid : c->tgid;
 	json_t *conn, *obj;
 
@@ -302,6 +303,7 @@ void output_conn_skipped(struct output *o, const struct ct_conn *c, const struct
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		ts_ns = (uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec;
 	}
+	/* cppcheck-suppress nullPointerRedundantCheck ; c is NULL only with e (output.h) */
 	memcpy(comm, e ? (const char *)e->comm : c->comm, sizeof(comm) - 1);
 	comm[sizeof(comm) - 1] = '\0';
 	if (o->format == OUTPUT_TEXT) {
