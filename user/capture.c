@@ -12,6 +12,7 @@
 #include "capture.h"
 #include "log.h"
 #include "sysreq.h"
+#include "tlshook.h"
 #include "wsaudit.skel.h"
 
 /*
@@ -35,8 +36,12 @@ struct uprobe_rec {
 	unsigned long long offset;
 	char *path; /* as attached, for a forked child */
 	struct bpf_link *link;
-	struct bpf_link *ret_link; /* zlib's deflate: its return probe */
-	bool zlib; /* deflate's probes (user/zflush.c), not a transport write */
+	struct bpf_link *ret_link; /* zlib's deflate, libssl's calls: the return probe */
+	enum uprobe_kind {
+		UPROBE_TRANSPORT, /* a transport's write (user/uvhook.c) */
+		UPROBE_ZLIB, /* deflate's probes (user/zflush.c) */
+		UPROBE_TLS, /* a libssl function (user/tlshook.c); offset: its index */
+	} kind;
 };
 
 /* Programs whose skipped runs are named; more are counted all the same. */
@@ -112,9 +117,13 @@ static int emit_prog_install(struct wsaudit *skel)
 	const struct {
 		__u32 slot;
 		struct bpf_program *prog;
+		struct bpf_map *array;
 	} slots[] = {
-		{ 0, skel->progs.emit_chunks },
-		{ 1, skel->progs.py_stack_walk },
+		{ 0, skel->progs.emit_chunks, skel->maps.emit_progs },
+		{ 1, skel->progs.py_stack_walk, skel->maps.emit_progs },
+		/* The TLS probes' own: a program array holds programs of one type. */
+		{ 0, skel->progs.tls_emit_chunks, skel->maps.tls_progs },
+		{ 1, skel->progs.tls_stack_walk, skel->maps.tls_progs },
 	};
 	int prog_fd;
 
@@ -123,8 +132,8 @@ static int emit_prog_install(struct wsaudit *skel)
 		if (!bpf_program__autoload(slots[i].prog))
 			continue;
 		prog_fd = bpf_program__fd(slots[i].prog);
-		if (bpf_map_update_elem(bpf_map__fd(skel->maps.emit_progs), &slots[i].slot,
-					&prog_fd, BPF_ANY)) {
+		if (bpf_map_update_elem(bpf_map__fd(slots[i].array), &slots[i].slot, &prog_fd,
+					BPF_ANY)) {
 			log_err("failed to install %s: %s", bpf_program__name(slots[i].prog),
 				strerror(errno));
 			return -errno;
@@ -268,6 +277,7 @@ struct capture *capture_open(const struct capture_opts *opts, capture_record_fn 
 	 */
 	if (!opts->stack_walk) {
 		bpf_program__set_autoload(cap->skel->progs.py_stack_walk, false);
+		bpf_program__set_autoload(cap->skel->progs.tls_stack_walk, false);
 		bpf_program__set_autoload(cap->skel->progs.transport_write_uprobe, false);
 	}
 	/*
@@ -440,6 +450,26 @@ int capture_held_tgids(struct capture *cap, pid_t *out, int max)
 	return n;
 }
 
+/* The TLS connections of a process that exited (bpf/tls.bpf.c: by SSL object). */
+static void forget_tls_conns(struct capture *cap, pid_t tgid)
+{
+	int fd = bpf_map__fd(cap->skel->maps.tls_conns);
+	struct tls_key_user {
+		__u64 ssl;
+		__u32 tgid;
+		__u32 pad;
+	} key, next, *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		if (key.tgid == (__u32)tgid) {
+			bpf_map_delete_elem(fd, &key);
+			continue;
+		}
+		prev = &key;
+	}
+}
+
 int capture_forget_tgid(struct capture *cap, pid_t tgid)
 {
 	int fd = bpf_map__fd(cap->skel->maps.conn_map);
@@ -448,6 +478,7 @@ int capture_forget_tgid(struct capture *cap, pid_t tgid)
 	int removed = 0;
 
 	capture_forget_image(cap, tgid);
+	forget_tls_conns(cap, tgid);
 	/* Deleting while iterating restarts the walk at the deleted key's successor. */
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		key = next;
@@ -475,7 +506,7 @@ int capture_set_pyoffsets(struct capture *cap, pid_t pid, const struct py_offset
 
 /* 1 when (pid, dev, ino, offset, kind) is attached already, 0 with room for it, or -errno. */
 static int uprobe_slot(struct capture *cap, pid_t pid, dev_t dev, ino_t ino,
-		       unsigned long long offset, bool zlib)
+		       unsigned long long offset, enum uprobe_kind kind)
 {
 	struct uprobe_rec *u;
 	unsigned int ncap;
@@ -483,7 +514,7 @@ static int uprobe_slot(struct capture *cap, pid_t pid, dev_t dev, ino_t ino,
 	for (unsigned int i = 0; i < cap->nuprobes; i++) {
 		u = &cap->uprobes[i];
 		if (u->pid == pid && u->dev == dev && u->ino == ino && u->offset == offset &&
-		    u->zlib == zlib)
+		    u->kind == kind)
 			return 1;
 	}
 	if (cap->nuprobes == cap->uprobes_cap) {
@@ -507,7 +538,7 @@ int capture_attach_zlib(struct capture *cap, pid_t pid, const char *path, dev_t 
 	struct bpf_link *entry, *ret;
 	struct uprobe_rec *u;
 	char *copy;
-	int err = uprobe_slot(cap, pid, dev, ino, 0, true);
+	int err = uprobe_slot(cap, pid, dev, ino, 0, UPROBE_ZLIB);
 
 	if (err)
 		return err < 0 ? err : 0;
@@ -537,7 +568,7 @@ int capture_attach_zlib(struct capture *cap, pid_t pid, const char *path, dev_t 
 	u->ino = ino;
 	u->link = entry;
 	u->ret_link = ret;
-	u->zlib = true;
+	u->kind = UPROBE_ZLIB;
 	cap->attached += 2;
 	return 0;
 
@@ -553,7 +584,7 @@ int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *p
 	struct uprobe_rec *u;
 	struct bpf_link *link;
 	char *copy;
-	int err = uprobe_slot(cap, pid, dev, ino, offset, false);
+	int err = uprobe_slot(cap, pid, dev, ino, offset, UPROBE_TRANSPORT);
 
 	if (err)
 		return err < 0 ? err : 0;
@@ -584,6 +615,91 @@ int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *p
 	return 0;
 }
 
+/* One libssl function's probes: entry and, but for SSL_free, return. */
+static int tls_attach_one(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino,
+			  unsigned int index, const char *func, struct bpf_program *entry,
+			  struct bpf_program *ret)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = func);
+	struct bpf_link *e, *r = NULL;
+	struct uprobe_rec *u;
+	char *copy;
+	int err = uprobe_slot(cap, pid, dev, ino, index, UPROBE_TLS);
+
+	if (err)
+		return err < 0 ? err : 0;
+	copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	e = bpf_program__attach_uprobe_opts(entry, pid, path, 0, &opts);
+	if (!e) {
+		err = -errno;
+		goto err_free;
+	}
+	if (ret) {
+		opts.retprobe = true;
+		r = bpf_program__attach_uprobe_opts(ret, pid, path, 0, &opts);
+		if (!r) {
+			err = -errno;
+			bpf_link__destroy(e);
+			goto err_free;
+		}
+	}
+	u = &cap->uprobes[cap->nuprobes++];
+	memset(u, 0, sizeof(*u));
+	u->path = copy;
+	u->pid = pid;
+	u->dev = dev;
+	u->ino = ino;
+	u->offset = index;
+	u->link = e;
+	u->ret_link = r;
+	u->kind = UPROBE_TLS;
+	cap->attached += r ? 2 : 1;
+	return 0;
+
+err_free:
+	free(copy);
+	cap->failed++;
+	return err;
+}
+
+int capture_attach_tls(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino)
+{
+	const struct {
+		const char *func;
+		struct bpf_program *entry, *ret;
+	} funcs[] = {
+		{ "SSL_write", cap->skel->progs.tls_write_entry,
+		  cap->skel->progs.tls_write_return },
+		{ "SSL_write_ex", cap->skel->progs.tls_write_ex_entry,
+		  cap->skel->progs.tls_write_ex_return },
+		{ "SSL_read", cap->skel->progs.tls_read_entry, cap->skel->progs.tls_read_return },
+		{ "SSL_read_ex", cap->skel->progs.tls_read_ex_entry,
+		  cap->skel->progs.tls_read_ex_return },
+		/* Last: a connection is never ended by a probe set before its writes' are. */
+		{ "SSL_free", cap->skel->progs.tls_free_entry, NULL },
+	};
+	int err, first = 0;
+
+	for (unsigned int i = 0; i < sizeof(funcs) / sizeof(funcs[0]); i++) {
+		err = tls_attach_one(cap, pid, path, dev, ino, i, funcs[i].func, funcs[i].entry,
+				     funcs[i].ret);
+		if (err && !first)
+			first = err;
+	}
+	return first;
+}
+
+bool capture_tls_probed(const struct capture *cap, pid_t pid)
+{
+	for (unsigned int i = 0; i < cap->nuprobes; i++) {
+		if (cap->uprobes[i].pid == pid && cap->uprobes[i].kind == UPROBE_TLS)
+			return true;
+	}
+	return false;
+}
+
 int capture_fork_transport_writes(struct capture *cap, pid_t parent, pid_t child)
 {
 	unsigned int n = cap->nuprobes;
@@ -592,10 +708,14 @@ int capture_fork_transport_writes(struct capture *cap, pid_t parent, pid_t child
 
 	/* Entries added below are the child's: only the first n can be the parent's. */
 	for (unsigned int i = 0; i < n; i++) {
-		if (cap->uprobes[i].pid != parent || cap->uprobes[i].zlib)
+		if (cap->uprobes[i].pid != parent || cap->uprobes[i].kind == UPROBE_ZLIB)
 			continue;
 		u = cap->uprobes[i];
-		err = capture_attach_transport_write(cap, child, u.path, u.dev, u.ino, u.offset);
+		if (u.kind == UPROBE_TLS)
+			err = capture_attach_tls(cap, child, u.path, u.dev, u.ino);
+		else
+			err = capture_attach_transport_write(cap, child, u.path, u.dev, u.ino,
+							     u.offset);
 		if (err)
 			return err;
 		attached++;

@@ -421,7 +421,7 @@ static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 		adopted_probe_zlib(s, (pid_t)c->tgid, true);
 
 	/* Its announcement was lost (full ring buffer): the kernel still lists the socket. */
-	if (!strcmp(c->local, "unknown"))
+	if (!strcmp(c->local, "unknown") && !c->tls)
 		target_sock_addrs(c->tgid, c->id.ino, c->local, sizeof(c->local), c->peer,
 				  sizeof(c->peer));
 	conn_identify(s, c);
@@ -762,6 +762,42 @@ static int sink_verdict(void *ctx, const struct conn_id *id, enum conn_state sta
 	return err;
 }
 
+struct tls_target {
+	struct session *s;
+	pid_t pid;
+};
+
+static void tls_site(void *ctx, const char *path, dev_t dev, ino_t ino)
+{
+	struct tls_target *t = ctx;
+	int err = capture_attach_tls(t->s->cap, t->pid, path, dev, ino);
+
+	/* An OpenSSL lacks some of the functions (1.1.0 has no _ex): the others still count. */
+	if (err)
+		log_info("pid %d: not every libssl function probed in %s: %s", t->pid, path,
+			 strerror(-err));
+}
+
+/*
+ * The probes on the libssl pid maps, and with installed on the ones in its library
+ * directories, which its _ssl would load later (docs/tls.md).  Returns whether pid's TLS
+ * plaintext is probed.
+ */
+static bool tls_attach(struct session *s, pid_t pid, bool installed)
+{
+	struct tls_target t = { .s = s, .pid = pid };
+	bool before = capture_tls_probed(s->cap, pid);
+
+	tlshook_find_mapped(pid, tls_site, &t);
+	if (installed)
+		tlshook_find_installed(pid, tls_site, &t);
+	if (!capture_tls_probed(s->cap, pid))
+		return false;
+	if (!before)
+		log_info("pid %d: TLS plaintext probed in libssl", pid);
+	return true;
+}
+
 struct uvloop_target {
 	struct session *s;
 	pid_t pid;
@@ -807,6 +843,8 @@ static int python_attach(struct session *s, pid_t pid)
 	err = capture_set_pyoffsets(s->cap, pid, &off);
 	if (err)
 		log_warn("failed to enable the stack walk for pid %d: %s", pid, strerror(-err));
+	/* libssl, mapped or where _ssl would load it from: TLS is terminated lazily too. */
+	tls_attach(s, pid, true);
 	/* uvloop where it would be imported from: hooked before the import, not after. */
 	if (uvhook_find_installed(pid, uvloop_site, &t) > 0)
 		log_info("pid %d: installed uvloop hooked ahead of its import", pid);
@@ -1258,6 +1296,9 @@ static enum ct_skip_reason sink_tls_seen(void *ctx, const struct ct_conn *c)
 {
 	struct session *s = ctx;
 
+	/* Probed, or libssl loaded since the process was looked at (Python imports ssl late). */
+	if (capture_tls_probed(s->cap, (pid_t)c->tgid) || tls_attach(s, (pid_t)c->tgid, false))
+		return CT_SKIP_NONE;
 	if (tls_static_linked(s, (pid_t)c->tgid))
 		return CT_SKIP_STATIC_SSL;
 	return CT_SKIP_TLS;

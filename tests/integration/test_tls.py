@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from harness import APPS, final_stats, free_port, read_line, Trace, peer_port
+from test_rules import run_standin, score
 
 NODE_SERVER = os.path.join(APPS, "tls_node_server.js")
 
@@ -79,3 +80,25 @@ def test_static_openssl_is_skipped_and_said(procs, tmp_path, cert):
     assert stats["conns"]["skipped"]["static_ssl"] == 2
     assert stats["conns"]["tls_sockets"] == 2
     assert not [r for r in recs if r.get("type") == "frame"]
+
+
+@pytest.mark.parametrize("leak,seed", [(False, 3), (True, 4)], ids=["leak-off", "leak-on"])
+def test_standin_on_wss(procs, tmp_path, cert, leak, seed):
+    """The stand-in (FastAPI on uvicorn with uvloop, permessage-deflate, the JWT in the
+    subprotocol) serving wss:// with uvicorn's --ssl-keyfile/--ssl-certfile: scored against
+    its ground truth as on ws://, every planted bypass with its origin function and line, every
+    leaked frame a breach naming both users; the ciphertext is neither skipped nor parsed."""
+    key, crt = cert
+    truth, trace_path, recs = run_standin(procs, tmp_path, leak, users=5, runs=2, seed=seed,
+                                          extra=["--ssl-keyfile", key, "--ssl-certfile", crt])
+    stats = final_stats(recs)
+    frames = [r for r in recs if r.get("type") == "frame"]
+    print(f"standin wss leak={'on' if leak else 'off'}: {len(frames)} frames; "
+          f"conns {stats['conns']}")
+    assert frames and all(f["conn"]["tls"] for f in frames)
+    assert stats["drops_total"] == 0, stats["drops"]
+    assert stats["conns"]["tls"]["followed"] == 5 and stats["conns"]["tls"]["linked"] == 5
+    assert not any(stats["conns"]["skipped"].values()), stats["conns"]
+    assert stats["conns"]["ignored"] == 0 and stats["parser"]["desyncs"] == 0
+    assert not [r for r in recs if r.get("type") == "conn_skipped"]
+    assert score(truth, trace_path) == 0

@@ -29,6 +29,7 @@ import json
 import os
 import random
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -108,9 +109,15 @@ class User:
 
     async def connect(self, uri):
         offered = jwt_handler.subprotocol_for(self.token)
+        kw = {}
+        if uri.startswith("wss:"):
+            # The service's certificate is self-signed: encryption, not authentication.
+            kw["ssl"] = ssl.create_default_context()
+            kw["ssl"].check_hostname = False
+            kw["ssl"].verify_mode = ssl.CERT_NONE
         self.ws = await websockets.connect(uri, subprotocols=["jwt-auth", offered],
                                            compression="deflate", open_timeout=10,
-                                           max_size=2 ** 24)
+                                           max_size=2 ** 24, **kw)
         self.subprotocol = self.ws.subprotocol
         if self.subprotocol != offered:
             self.errors.append("server echoed %r, not the jwt entry" % self.subprotocol)
@@ -169,8 +176,8 @@ class User:
                 "errors": self.errors}
 
 
-async def drive(host, port, n, runs, seed, timeout, linger=0.3, faults=()):
-    uri = "ws://%s:%d/ws" % (host, port)
+async def drive(host, port, n, runs, seed, timeout, linger=0.3, faults=(), tls=False):
+    uri = "%s://%s:%d/ws" % ("wss" if tls else "ws", host, port)
     idents = make_users(n + len(faults), seed)
     users = [User(i, ident, make_requests(i, runs, seed))
              for i, ident in enumerate(idents[:n])]
@@ -230,6 +237,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("--report")
+    ap.add_argument("--tls", action="store_true", help="wss://, the certificate not verified")
     ap.add_argument("--fault", action="append", default=[],
                     choices=("epipe", "raise", "after_close"))
     a = ap.parse_args()
@@ -238,7 +246,7 @@ def main():
     if not 1 <= a.users <= 64 or not 1 <= a.runs <= 20:
         ap.error("--users 1..64, --runs 1..20")
     rep = asyncio.run(drive(a.host, a.port, a.users, a.runs, a.seed, a.timeout,
-                            faults=a.fault))
+                            faults=a.fault, tls=a.tls))
     text = json.dumps(rep, indent=1)
     if a.report:
         with open(a.report, "w") as f:
