@@ -116,6 +116,14 @@ SKEL_USERS := $(patsubst user/%.c,%,$(shell grep -l 'wsaudit\.skel\.h' $(USER_SR
 $(USER_OBJS): | $(SKELS)
 $(patsubst %,$(O)/user/%.o,$(SKEL_USERS)): $(SKELS)
 
+# The built-in default policy: policies/default.yaml as the byte values of a C array
+# (user/policy.c includes it), so the file is the only copy.
+$(O)/policy_default.inc: policies/default.yaml | $(O)
+	$(call msg,GEN,$@)
+	$(Q)od -An -v -tx1 $< | sed -e 's/ *\([0-9a-f][0-9a-f]\)/0x\1, /g' -e 's/ *$$//' > $@
+
+$(O)/user/policy.o $(O)/san/user/policy.o: $(O)/policy_default.inc
+
 $(O)/user/%.o: user/%.c | $(O)/user
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(USER_CFLAGS) -c $< -o $@
@@ -273,7 +281,7 @@ CPPCHECK_FLAGS := -q --std=c11 --enable=warning,portability,performance --error-
 	--inline-suppr --suppress=varFuncNullUB --library=scripts/cppcheck.cfg -j2 \
 	-D_GNU_SOURCE -Iinclude -Iuser -Itests/unit -I$(O)
 
-analyze:
+analyze: $(O)/policy_default.inc
 	$(call msg,CPPCHECK,user tests/unit tests/fuzz bench)
 	$(Q)$(CPPCHECK) $(CPPCHECK_FLAGS) user tests/unit tests/fuzz $(wildcard bench/bench_*.c)
 

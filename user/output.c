@@ -11,6 +11,7 @@
 #include "keyhash.h"
 #include "log.h"
 #include "output.h"
+#include "runs.h"
 #include "delivery.h"
 #include "utf8.h"
 
@@ -292,6 +293,7 @@ void output_conn_skipped(struct output *o, const struct ct_conn *c, const struct
 {
 	char ts[48], comm[sizeof(e->comm) + 1];
 	uint64_t ts_ns = e ? e->hdr.ts_ns : 0;
+	/* cppcheck-suppress nullPointerRedundantCheck ; c is NULL only with e (output.h) */
 	uint32_t pid = e ? e->tgid : c->tgid;
 	json_t *conn, *obj;
 
@@ -301,6 +303,7 @@ void output_conn_skipped(struct output *o, const struct ct_conn *c, const struct
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		ts_ns = (uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec;
 	}
+	/* cppcheck-suppress nullPointerRedundantCheck ; c is NULL only with e (output.h) */
 	memcpy(comm, e ? (const char *)e->comm : c->comm, sizeof(comm) - 1);
 	comm[sizeof(comm) - 1] = '\0';
 	if (o->format == OUTPUT_TEXT) {
@@ -564,6 +567,87 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	emit_json(o, obj);
 }
 
+/* What a run report says, in words: the record's detail and the text line's. */
+static void run_detail(const struct run_report *rep, unsigned int timeout_s, char *out, size_t size)
+{
+	size_t used = 0;
+
+	switch (rep->reason) {
+	case RUN_CONN_CLOSED:
+		snprintf(out, size, "the run got no end event before its connection closed");
+		break;
+	case RUN_TIMEOUT:
+		snprintf(out, size, "the run sent nothing for %us and no end event", timeout_s);
+		break;
+	case RUN_START_AFTER_END:
+	case RUN_AFTER_END:
+		snprintf(out, size, "%s came after the run's end", rep->event ? rep->event : "?");
+		break;
+	case RUN_REQUIRED_ABSENT:
+		used = (size_t)snprintf(out, size, "the run ended without");
+		for (size_t i = 0; i < rep->nmissing && used < size; i++)
+			used += (size_t)snprintf(out + used, size - used, "%s %s", i ? "," : "",
+						 rep->missing[i]);
+		break;
+	case RUN_EVICTED:
+		snprintf(out, size,
+			 "not judged: forgotten past the bound of runs followed (%u a connection)",
+			 RUNS_PER_CONN);
+		break;
+	case RUN_UNREADABLE:
+		snprintf(out, size,
+			 "not judged: a message of its connection could not be read, and may have "
+			 "been its end");
+		break;
+	default:
+		snprintf(out, size, "?");
+	}
+}
+
+void output_run(struct output *o, const struct run_report *rep, unsigned int timeout_s)
+{
+	char ts[48], detail[RUNS_VALUE_MAX * 2];
+	json_t *obj, *missing;
+
+	run_detail(rep, timeout_s, detail, sizeof(detail));
+	if (o->format == OUTPUT_TEXT) {
+		output_format_time(ts, sizeof(ts), rep->ts_ns);
+		fprintf(o->out, "%s %u %s run %s (%s) %s %s run=%s user=%s last=%s", ts, rep->pid,
+			rep->comm, run_rule_name(rep->rule), run_reason_name(rep->reason),
+			rep->conn, rep->peer, rep->key, rep->user ? rep->user : "-",
+			rep->last_type);
+		if (rep->function)
+			fprintf(o->out, " from %s (%s:%d)", rep->function, rep->file, rep->line);
+		else
+			fprintf(o->out, " unattributed");
+		fprintf(o->out, "\n  ! %s: %s\n", run_rule_name(rep->rule), detail);
+		return;
+	}
+	obj = json_pack("{s:s, s:o, s:I, s:o, s:{s:s, s:o}, s:s, s:s, s:o, s:o, s:o, s:o, s:I, "
+			"s:b, s:o, s:o, s:o}",
+			"type", "run", "ts", time_json(rep->ts_ns), "pid", (json_int_t)rep->pid,
+			"comm", text_json(rep->comm), "conn", "id", rep->conn, "peer",
+			text_json(rep->peer), "rule", run_rule_name(rep->rule), "reason",
+			run_reason_name(rep->reason), "run", text_json(rep->key), "user",
+			text_json(rep->user), "last_type", text_json(rep->last_type), "origin",
+			rep->function ?
+				json_pack("{s:o, s:o, s:i}", "function", text_json(rep->function),
+					  "file", text_json(rep->file), "line", rep->line) :
+				json_null(),
+			"events", (json_int_t)rep->events, "start_seen", rep->start_seen,
+			"first_ts", time_json(rep->first_ns), "last_ts", time_json(rep->last_ns),
+			"detail", text_json(detail));
+	if (obj && rep->event)
+		json_object_set_new(obj, "event", text_json(rep->event));
+	if (obj && rep->reason == RUN_REQUIRED_ABSENT) {
+		missing = json_array();
+		for (size_t i = 0; i < rep->nmissing; i++)
+			json_array_append_new(missing, text_json(rep->missing[i]));
+		json_object_set_new(obj, "missing", missing);
+	}
+	emit_json(o, obj);
+}
+
 void output_process(struct output *o, const char *what, uint64_t ts_ns, uint32_t pid,
 		    const char *comm, int exit_code)
 {
@@ -783,6 +867,15 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				  "bridge_unjudged", (json_int_t)t->rules->bridge_unjudged,
 				  "owners", (json_int_t)t->rules->owners, "owner_evictions",
 				  (json_int_t)t->rules->owner_evictions));
+	if (t->runs) {
+		json_t *runs = json_pack("{s:I, s:I}", "completed", (json_int_t)t->runs->completed,
+					 "open", (json_int_t)t->runs->open);
+
+		for (int i = 0; runs && i < RUN_REASON__COUNT; i++)
+			json_object_set_new(runs, run_reason_name(i),
+					    json_integer((json_int_t)t->runs->reports[i]));
+		json_object_set_new(obj, "runs", runs);
+	}
 	if (t->rules) {
 		json_t *v = json_object_get(obj, "violations");
 

@@ -64,6 +64,10 @@ struct frame_view {
 };
 
 void output_frame(struct output *o, const struct frame_view *fv);
+
+struct run_report;
+/* A run that did not reach its user whole, or could not be judged (user/runs.h). */
+void output_run(struct output *o, const struct run_report *rep, unsigned int timeout_s);
 void output_process(struct output *o, const char *what, uint64_t ts_ns, uint32_t pid,
 		    const char *comm, int exit_code);
 
@@ -76,6 +80,7 @@ struct trace_totals {
 	const struct ct_stats *ct;
 	const struct attrib_stats *attrib;
 	const struct rules_stats *rules;
+	const struct runs_stats *runs; /* NULL: not counted */
 	const struct adopt_stats *adopt; /* NULL: not counted */
 	const struct pyscope_totals *scope; /* NULL: not counted */
 };

@@ -17,6 +17,7 @@
 #include "filter.h"
 #include "podinfo.h"
 #include "pyscope.h"
+#include "runs.h"
 #include "selfcheck.h"
 #include "session.h"
 #include "targets.h"
@@ -116,6 +117,7 @@ struct session {
 	struct attrib *attrib;
 	struct policy *policy;
 	struct rules *rules;
+	struct runs *runs;
 	struct session_observer obs;
 	uint64_t records;
 	uint64_t processes;
@@ -444,6 +446,10 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 	/* Closed without a close frame: a finding, shown where violations are. */
 	bool abrupt = delivery_abrupt_close(c, why);
 
+	/* Its runs' findings first: the close is what ended them. */
+	if (s->runs)
+		runs_conn_closed(s->runs, c->id_str, c->gap_bytes, ts_ns ? ts_ns : now_mono_ns());
+
 	if (c->adopted)
 		adopt_conn_closed(s->adopt, (pid_t)c->tgid, &c->id);
 	if (abrupt) {
@@ -574,6 +580,84 @@ static void name_test(struct session *s, const struct ct_frame *f, struct frame_
 	fv->test_via = "running";
 }
 
+/* Whether a run report is about the user `trace --user` asked for (all when none). */
+static bool run_selected(const struct session *s, const struct run_report *rep)
+{
+	char shown[KEYHASH_DISPLAY_LEN];
+
+	if (!s->user_filter[0])
+		return true;
+	if (!rep->user)
+		return false;
+	if (!s->opts.show_identities)
+		return !strcmp(rep->user, s->user_filter);
+	keyhash_identity_display(rep->user, shown);
+	return !strcmp(shown, s->user_filter);
+}
+
+static void sink_run(void *ctx, const struct run_report *rep)
+{
+	struct session *s = ctx;
+
+	for (struct session_tap *t = s->taps; t; t = t->next) {
+		if (t->wants(t->ctx, rep->pid)) {
+			output_run(t->out, rep, s->policy->runs.timeout_s);
+			t->commit(t->ctx);
+		}
+	}
+	/* Findings, and runs that could not be judged: shown even with --violations-only. */
+	if (run_selected(s, rep))
+		output_run(s->out, rep, s->policy->runs.timeout_s);
+}
+
+/*
+ * A message to the runs it may belong to (docs/runs.md): its type and run key when it was
+ * read, or, when a text message could not be read, a gap in its connection's runs.
+ */
+static void follow_run(struct session *s, const struct ct_frame *f,
+		       const struct attrib_stack *stack, const struct ws_message *m,
+		       const struct identity_message *im, const struct frame_view *fv)
+{
+	char key_shown[IDENTITY_MAX_VALUE + 1];
+	const struct attrib_frame *o;
+	struct run_msg rm = {
+		.conn = f->conn->id_str,
+		.pid = f->pid,
+		.comm = f->conn->comm,
+		.peer = f->conn->peer,
+		.whole = !f->conn->adopted,
+		.user = f->conn->has_user ? f->conn->user_shown : fv->msg_user,
+		.type_shown = fv->msg_type,
+		.lost = f->conn->gap_bytes,
+		.ts_ns = f->ts_ns,
+	};
+
+	if (!s->policy->runs.on || !m || m->opcode != WS_OP_TEXT)
+		return;
+	if (m->status != WS_MSG_OK || !im ||
+	    (im->reason != IDENTITY_OK && im->reason != IDENTITY_NOT_OBJECT)) {
+		runs_gap(s->runs, f->conn->id_str);
+		return;
+	}
+	if (im->reason != IDENTITY_OK || im->run.reason != IDENTITY_OK ||
+	    im->type.reason != IDENTITY_OK)
+		return;
+	/* Run ids are the traffic's: shown as keyed hashes unless identities are shown. */
+	if (s->opts.show_identities)
+		snprintf(key_shown, sizeof(key_shown), "%s", im->run.value);
+	else
+		keyhash_identity_display_as("r", im->run.value, key_shown, sizeof(key_shown));
+	rm.key = key_shown;
+	rm.type = im->type.value;
+	if (stack && stack->origin >= 0) {
+		o = &stack->frames[stack->origin];
+		rm.function = o->function;
+		rm.file = o->file;
+		rm.line = o->line;
+	}
+	runs_message(s->runs, &rm);
+}
+
 static void judge_and_print(struct session *s, const struct ct_frame *f,
 			    const struct attrib_stack *stack)
 {
@@ -620,6 +704,7 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 			fv.msg_user = user_shown;
 		}
 	}
+	follow_run(s, f, stack, m, m ? &im : NULL, &fv);
 	if (in.ctx_user) {
 		rules_redact(s->rules, in.ctx_user, ctx_shown, sizeof(ctx_shown));
 		fv.ctx_user_shown = ctx_shown;
@@ -1404,8 +1489,9 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 	s->attrib = attrib_new((const char *const *)policy->transport_files.v,
 			       policy->transport_files.n);
 	s->rules = rules_new(policy, opts->show_identities, 0);
+	s->runs = runs_new(policy, 0, sink_run, s);
 	s->pods = podinfo_cache_new(0);
-	if (!s->out || !s->ct || !s->adopt || !s->attrib || !s->rules || !s->pods) {
+	if (!s->out || !s->ct || !s->adopt || !s->attrib || !s->rules || !s->runs || !s->pods) {
 		log_err("out of memory");
 		goto err_close;
 	}
@@ -1464,6 +1550,7 @@ void session_close(struct session *s, const char *why)
 	if (!s)
 		return;
 	conntrack_free(s->ct, why);
+	runs_free(s->runs);
 	adopt_free(s->adopt);
 	pyscope_scan_free(s->scope);
 	capture_close(s->cap);
@@ -1493,6 +1580,8 @@ int session_poll(struct session *s, int timeout_ms)
 		return n;
 	}
 	attrib_token_expire(s->attrib, now_mono_ns(), TOKEN_MAX_AGE_NS);
+	if (s->runs)
+		runs_tick(s->runs, now_mono_ns());
 	watch_poll(s, now_mono_ns());
 	sweep_gone(s, now_mono_ns());
 	return 0;
@@ -1575,6 +1664,7 @@ static void stats_to(struct session *s, struct output *o, bool final)
 	out.ct = &t.ct;
 	out.attrib = &t.attrib;
 	out.rules = &t.rules;
+	out.runs = &t.runs;
 	out.adopt = &t.adopt;
 	out.scope = &t.scope;
 	output_stats(o, &out, final);
@@ -1667,6 +1757,7 @@ void session_totals(struct session *s, struct session_totals *t)
 	t->ct = *conntrack_stats(s->ct);
 	t->attrib = *attrib_stats(s->attrib);
 	t->rules = *rules_stats(s->rules);
+	t->runs = *runs_stats(s->runs);
 	t->adopt = *adopt_stats(s->adopt);
 	t->scope = s->scope_totals;
 	capture_probe_counts(s->cap, &t->probes_attached, &t->probes_failed);
@@ -1691,6 +1782,7 @@ void session_set_policy(struct session *s, struct policy *policy)
 	s->rules = r;
 	attrib_set_transport(s->attrib, (const char *const *)policy->transport_files.v,
 			     policy->transport_files.n);
+	runs_set_policy(s->runs, policy);
 	policy_free(s->policy);
 	s->policy = policy;
 	say_queues_unlinked(policy);

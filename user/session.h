@@ -23,6 +23,7 @@
 #include "output.h"
 #include "policy.h"
 #include "rules.h"
+#include "runs.h"
 
 struct session_opts {
 	enum output_format format;
@@ -119,6 +120,7 @@ struct session_totals {
 	struct ct_stats ct;
 	struct attrib_stats attrib;
 	struct rules_stats rules;
+	struct runs_stats runs;
 	struct adopt_stats adopt;
 	struct pyscope_totals scope;
 	unsigned int probes_attached, probes_failed;
