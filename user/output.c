@@ -589,8 +589,7 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 	if (f->compressed && n < (int)sizeof(extra))
 		n += snprintf(extra + n, sizeof(extra) - n, " deflate");
 	if (w->opcode == WS_OP_CLOSE && w->close_code > 0 && n < (int)sizeof(extra))
-		n += snprintf(extra + n, sizeof(extra) - n, " code=%d reason_len=%zu",
-			      w->close_code, w->close_reason_len);
+		n += snprintf(extra + n, sizeof(extra) - n, " code=%d", w->close_code);
 	if (fv->msg_type && n < (int)sizeof(extra))
 		n += snprintf(extra + n, sizeof(extra) - n, " type=%s", fv->msg_type);
 	if (fv->container && json_is_object(fv->container) &&

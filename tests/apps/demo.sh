@@ -136,7 +136,9 @@ cat <<TXT
    written after the close frame (after_close).
 TXT
 awk '/^  ! (delivery_failed|abnormal_close|after_close):/ { if (prev != shown) print prev; print; shown = prev; next }
-	!/^  ! / { prev = $0 }' "$tmp/trace.out" | head -30
+	/^  ! / { next }
+	/^    / { prev = prev "\n" $0; next }
+	{ prev = $0 }' "$tmp/trace.out" | head -30
 echo
 tail -n 1 "$tmp/trace.out"
 echo
