@@ -29,6 +29,12 @@ struct output *output_new(FILE *out, enum output_format format, bool payload, bo
 void output_free(struct output *o);
 void output_set_stream(struct output *o, FILE *out);
 /*
+ * Text for a terminal (the default): a header, HH:MM:SS.mmm, a user column (always the
+ * keyed hash), files relative to each process's code root, lines fitted to 120 columns.
+ * Wide: every field whole (RFC 3339 times, absolute paths, thread and command), unwrapped.
+ */
+void output_set_wide(struct output *o, bool wide);
+/*
  * JSON records go to fn instead of the stream, one call per record (the line and its '\n'):
  * the agent's violation log (user/vlog.c).  NULL: the stream again.
  */

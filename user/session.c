@@ -1474,6 +1474,8 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 			"wsaudit: user ids shown as keyed hashes (key %s, fingerprint %s)\n",
 			keyhash_identity_source(), keyhash_identity_fingerprint());
 	s->out = output_new(out, opts->format, opts->payload, opts->stack);
+	if (s->out)
+		output_set_wide(s->out, opts->wide);
 	s->ct = conntrack_new(&sink, 0);
 	s->adopt = adopt_new();
 	s->attrib = attrib_new((const char *const *)policy->transport_files.v,

@@ -27,6 +27,7 @@
 
 struct session_opts {
 	enum output_format format;
+	bool wide; /* text: every field whole, lines not fitted to a terminal */
 	bool payload; /* payload bytes in the output (user data) */
 	bool stack; /* whole stacks in the output */
 	bool capture_only; /* no stack walks */

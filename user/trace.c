@@ -293,6 +293,8 @@ static const char *needs_standalone(const struct trace_opts *o)
 		return "--exe";
 	if (o->by_pod)
 		return "--pod, --container-id or --namespace: the containers' new processes";
+	if (o->wide && o->format == OUTPUT_TEXT)
+		return "--wide";
 	if (o->capture_only)
 		return "--capture-only";
 	if (o->show_identities)
@@ -483,6 +485,7 @@ int cmd_trace(int argc, char **argv)
 	}
 
 	so.format = o.format;
+	so.wide = o.wide;
 	so.payload = o.payload;
 	so.stack = o.stack;
 	so.capture_only = o.capture_only;
