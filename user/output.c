@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "adopt.h"
+#include "clock.h"
 #include "pyscope.h"
 #include "keyhash.h"
 #include "log.h"
@@ -466,12 +467,8 @@ void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns
 	json_t *obj;
 	char ts[48];
 
-	if (!ts_ns) {
-		struct timespec now;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		ts_ns = (uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec;
-	}
+	if (!ts_ns)
+		ts_ns = mono_ns();
 	if (o->format == OUTPUT_TEXT) {
 		text_time(o, ts, sizeof(ts), ts_ns);
 		tput(o, "%s %u %s conn_close %s %s frames=%llu (%s)", ts, c->tgid, c->comm,
@@ -508,12 +505,8 @@ void output_conn_skipped(struct output *o, const struct ct_conn *c, const struct
 	uint32_t pid = e ? e->tgid : c->tgid;
 	json_t *conn, *obj;
 
-	if (!ts_ns) {
-		struct timespec now;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		ts_ns = (uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec;
-	}
+	if (!ts_ns)
+		ts_ns = mono_ns();
 	/* cppcheck-suppress nullPointerRedundantCheck ; c is NULL only with e (output.h) */
 	memcpy(comm, e ? (const char *)e->comm : c->comm, sizeof(comm) - 1);
 	comm[sizeof(comm) - 1] = '\0';
@@ -914,7 +907,7 @@ static void run_detail(const struct run_report *rep, unsigned int timeout_s, cha
 		break;
 	case RUN_EVICTED:
 		snprintf(out, size,
-			 "not judged: forgotten past the bound of runs followed (%u a connection)",
+			 "not judged: forgotten past the bound of runs followed (%d a connection)",
 			 RUNS_PER_CONN);
 		break;
 	case RUN_UNREADABLE:
@@ -1061,7 +1054,6 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 	const struct ct_stats *ct = t->ct;
 	uint64_t total = 0;
 	json_t *drops, *obj;
-	struct timespec now;
 
 	drops = json_object();
 	for (int i = 0; i < DROP_MAX; i++) {
@@ -1100,17 +1092,21 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 			tput(o, "; violations: %llu bridge_bypass, %llu isolation_breach",
 			     (unsigned long long)t->rules->violations[RULE_BRIDGE_BYPASS],
 			     (unsigned long long)t->rules->violations[RULE_ISOLATION_BREACH]);
+		if (t->rules)
+			for (int i = RULE_DELIVERY_FAILED; i <= RULE_AFTER_CLOSE; i++)
+				if (t->rules->violations[i])
+					tput(o, ", %llu %s",
+					     (unsigned long long)t->rules->violations[i],
+					     rule_name(i));
 		tput(o, "\n");
 		text_flush(o);
 		json_decref(drops);
 		return;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	obj = json_pack("{s:s, s:o, s:b, s:I, s:I, s:I, s:o, s:I}", "type", "stats", "ts",
-			time_json((uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec), "final",
-			final, "events", (json_int_t)t->records, "frames", (json_int_t)ct->frames,
-			"processes", (json_int_t)t->processes, "drops", drops, "drops_total",
-			(json_int_t)total);
+			time_json(mono_ns()), "final", final, "events", (json_int_t)t->records,
+			"frames", (json_int_t)ct->frames, "processes", (json_int_t)t->processes,
+			"drops", drops, "drops_total", (json_int_t)total);
 	if (!obj)
 		return;
 	/* Which key the u# and t# displays are made with: same fingerprint, same displays. */

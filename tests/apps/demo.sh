@@ -48,9 +48,9 @@ wait_for() {
 }
 
 echo "== Starting the stand-in service (FastAPI + uvicorn + uvloop, compression on, leak on,"
-echo "   a fire-and-forget bypass on)"
+echo "   a fire-and-forget bypass on, and three users whose runs hit a delivery fault)"
 $PY tests/apps/standin/run.py --users 3 --leak --detached-bypass --seed 2 --go-file "$tmp/go" \
-	--truth "$tmp/truth.jsonl" --timeout 40 \
+	--truth "$tmp/truth.jsonl" --timeout 40 --fault epipe --fault raise --fault after_close \
 	>"$tmp/run.out" 2>&1 &
 runner_pid=$!
 if ! wait_for 'SERVER pid=' 30 "$tmp/run.out"; then
@@ -125,6 +125,20 @@ cat <<TXT
      flagged bridge_bypass naming _announce_routing:   $fnf_flagged
      data frames wsaudit could not name a producer for: $unlinked ('unattributed: detached_task')
 TXT
+echo
+# The delivery faults: each finding under the line of the frame (or connection) it is about.
+cat <<TXT
+== Delivery (docs/delivery.md): three more users' runs each hit a fault of the service's
+   --fault switches.  epipe: the client resets its connection after agent_started and an agent
+   keeps writing its steps: each frame is LOST (delivery_failed) with the errno, the function,
+   the type, and the connection closes without a close frame (abnormal_close).  raise: the run
+   raises and the route closes with 1011 (abnormal_close).  after_close: agent_completed is
+   written after the close frame (after_close).
+TXT
+awk '/^  ! (delivery_failed|abnormal_close|after_close):/ { if (prev != shown) print prev; print; shown = prev; next }
+	/^  ! / { next }
+	/^    / { prev = prev "\n" $0; next }
+	{ prev = $0 }' "$tmp/trace.out" | head -30
 echo
 tail -n 1 "$tmp/trace.out"
 echo

@@ -17,10 +17,13 @@ The report (JSON, to --report or stdout) lists per user: user_id, the echoed sub
 every frame received in order (index, type, run_id, thread_id, user_id field, UTF-8
 length), own run ids, frames of runs that are not theirs ("foreign") and errors.
 
---fault KIND (epipe, raise, after_close; the server needs STANDIN_FAULTS=1) adds one user
-per fault after the N others, whose one run asks for it (settings.fault): for epipe the
-user leaves after agent_started (its socket reset: SO_LINGER 0), for raise and after_close
-it reads until the server closes. Their reports carry "fault" and "close_code", are not
+--fault KIND (epipe, raise, after_close, no_completed, out_of_order, missing_event; the
+server needs STANDIN_FAULTS=1) adds one user per fault after the N others, whose one run
+asks for it (settings.fault): for epipe the user leaves after agent_started (its socket
+reset: SO_LINGER 0), for raise and after_close it reads until the server closes, for
+no_completed until the run's last progress_update (then it gives up waiting and closes with
+the others), for out_of_order until the bridge's agent_completed that ends the workflow, for
+missing_event until the run's agent_completed. Their reports carry "fault" and "close_code", are not
 required to complete, and each is announced on stderr: "client: fault KIND user=ID".
 """
 import argparse
@@ -103,6 +106,8 @@ class User:
         self.own_runs = []
         self.completed = 0
         self.done_event = asyncio.Event()
+        self.progress = asyncio.Event()  # a progress_update of the run
+        self.bridge_completed = asyncio.Event()  # the bridge's agent_completed
         self.errors = []
         self.ws = None
         self.subprotocol = None
@@ -133,6 +138,10 @@ class User:
                 if f["type"] == "agent_completed" and f["legacy"]:
                     self.completed += 1
                     self.done_event.set()
+                if f["type"] == "agent_completed" and not f["legacy"]:
+                    self.bridge_completed.set()
+                if f["type"] == "progress_update":
+                    self.progress.set()
         except websockets.ConnectionClosed as e:
             if e.code not in (1000, 1001) and not self.fault:
                 self.errors.append("closed %s %s" % (e.code, e.reason))
@@ -146,6 +155,11 @@ class User:
             sock = self.ws.transport.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.ws.transport.abort()
+            return
+        waits = {"no_completed": self.progress, "out_of_order": self.bridge_completed,
+                 "missing_event": self.done_event}
+        if self.fault in waits:
+            await waits[self.fault].wait()
             return
         await self.ws.wait_closed()
 
@@ -239,7 +253,8 @@ def main():
     ap.add_argument("--report")
     ap.add_argument("--tls", action="store_true", help="wss://, the certificate not verified")
     ap.add_argument("--fault", action="append", default=[],
-                    choices=("epipe", "raise", "after_close"))
+                    choices=("epipe", "raise", "after_close", "no_completed", "out_of_order",
+                             "missing_event"))
     a = ap.parse_args()
     if a.host not in ("127.0.0.1", "localhost", "::1"):
         ap.error("the client only talks to the loopback interface")

@@ -15,7 +15,7 @@ stdout, in order:
 and with --check the lines of check.py. --port 0 picks a free port. Without --truth and
 --report the files go to a temporary directory that is removed at the end. Exit code:
 the client's, or check.py's with --check; 1 when the service does not start.
---fault KIND (epipe, raise, after_close) switches the service's delivery faults on
+--fault KIND (epipe, raise, after_close, no_completed, out_of_order, missing_event) switches the service's delivery faults on
 (STANDIN_FAULTS=1) and adds a user whose run asks for that fault (client.py).
 """
 import argparse
@@ -70,7 +70,8 @@ def main():
     ap.add_argument("--ssl-keyfile", help="wss://: the service's key (with --ssl-certfile)")
     ap.add_argument("--ssl-certfile", help="wss://: the service's certificate")
     ap.add_argument("--fault", action="append", default=[],
-                    choices=("epipe", "raise", "after_close"),
+                    choices=("epipe", "raise", "after_close", "no_completed", "out_of_order",
+                             "missing_event"),
                     help="a delivery fault to reproduce (one user each)")
     a = ap.parse_args()
 
