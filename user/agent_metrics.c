@@ -115,6 +115,8 @@ struct agent_metrics *agent_metrics_start(const char *listen)
 		return NULL;
 	}
 	metrics_http_set_health(m->http, health, m);
+	/* The agent runs only with a policy that loaded. */
+	metrics_gauge_set(m->w.policy_last_reload_success, NULL, 1);
 	log_info("serving metrics on %s", listen);
 	return m;
 }
@@ -166,8 +168,11 @@ void agent_metrics_trace_clients(struct agent_metrics *m, const struct agent_soc
 
 void agent_metrics_policy_reload(struct agent_metrics *m, bool ok)
 {
-	if (m)
-		metrics_add1(m->w.policy_reloads, ok ? "ok" : "error", 1);
+	if (!m)
+		return;
+	metrics_add1(m->w.policy_reloads, ok ? "ok" : "error", 1);
+	/* Stays 0 while the refused policy is the one on disk: the alert holds until fixed. */
+	metrics_gauge_set(m->w.policy_last_reload_success, NULL, ok ? 1 : 0);
 }
 
 /* The runs' reports, one family per rule (user/runs.h). */

@@ -769,7 +769,7 @@ static const struct family_spec wsaudit_families[] = {
 		 probe_states),
 	PLAIN(processes, "wsaudit_processes", METRICS_GAUGE,
 	      "Processes followed (matching the policy's targets)."),
-	PLAIN(connections, "wsaudit_connections", METRICS_GAUGE,
+	PLAIN(connections, "wsaudit_connections_open", METRICS_GAUGE,
 	      "Open WebSocket connections followed."),
 	LABELLED(connections_total, "wsaudit_connections_total", METRICS_COUNTER,
 		 "WebSocket connections followed, by how they were found: from their handshake, "
@@ -864,6 +864,9 @@ static const struct family_spec wsaudit_families[] = {
 	LABELLED(policy_reloads, "wsaudit_policy_reloads_total", METRICS_COUNTER,
 		 "Policy reloads, by result (an invalid policy keeps the previous one).", "result",
 		 reload_results),
+	PLAIN(policy_last_reload_success, "wsaudit_policy_last_reload_success", METRICS_GAUGE,
+	      "1 when the policy last loaded (at start or SIGHUP) is in force, 0 while a reload "
+	      "was refused and the agent keeps an older policy."),
 	PLAIN(log_write_errors, "wsaudit_log_write_errors_total", METRICS_COUNTER,
 	      "Violation records that could not be written to the log when they came (queued "
 	      "for a retry, or dropped)."),

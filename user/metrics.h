@@ -147,6 +147,7 @@ struct metrics_wsaudit {
 	struct metrics_family *lost_frames; /* {origin,type}, origin capped */
 	struct metrics_family *abnormal_closes; /* {code,origin}, origin capped */
 	struct metrics_family *policy_reloads; /* {result="ok"|"error"} */
+	struct metrics_family *policy_last_reload_success;
 	struct metrics_family *log_write_errors; /* records not written when they came */
 	struct metrics_family *log_dropped; /* records lost: the log's queue was full */
 	struct metrics_family *log_queued; /* gauge: records waiting for the log */

@@ -376,7 +376,7 @@ static void test_collector_families(void **state)
 		"wsaudit_drops_total",
 		"wsaudit_probes",
 		"wsaudit_processes",
-		"wsaudit_connections",
+		"wsaudit_connections_open",
 		"wsaudit_connections_total",
 		"wsaudit_unattributed_frames_total",
 		"wsaudit_attributed_frames_total",
@@ -385,6 +385,7 @@ static void test_collector_families(void **state)
 		"wsaudit_truncated_frames_total",
 		"wsaudit_violations_total",
 		"wsaudit_policy_reloads_total",
+		"wsaudit_policy_last_reload_success",
 		"wsaudit_log_write_errors_total",
 		"wsaudit_metrics_overflow_total",
 	};
