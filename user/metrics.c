@@ -44,6 +44,7 @@ struct metrics_family {
 	size_t nseries;
 	size_t alloc;
 	uint64_t overflow;
+	double per_unit; /* a counter kept in integer parts, this many to its unit; 0: 1 */
 };
 
 struct metrics {
@@ -614,12 +615,21 @@ static void family_render(FILE *out, const struct metrics_family *f)
 			fputc('}', out);
 		}
 		fputc(' ', out);
-		if (f->type == METRICS_COUNTER)
+		if (f->type == METRICS_COUNTER && f->per_unit)
+			put_double(out, (double)s->count / f->per_unit);
+		else if (f->type == METRICS_COUNTER)
 			fprintf(out, "%" PRIu64, s->count);
 		else
 			put_double(out, s->gauge);
 		fputc('\n', out);
 	}
+}
+
+void metrics_counter_unit(struct metrics_family *f, double per_unit)
+{
+	pthread_mutex_lock(&f->reg->lock);
+	f->per_unit = per_unit;
+	pthread_mutex_unlock(&f->reg->lock);
 }
 
 void metrics_on_render(struct metrics *m, void (*fn)(void *arg), void *arg)
