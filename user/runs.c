@@ -68,6 +68,7 @@ static const struct {
 	[RUN_REQUIRED_ABSENT] = { "required_absent", RUN_MISSING_EVENT },
 	[RUN_EVICTED] = { "evicted", RUN_UNJUDGED },
 	[RUN_UNREADABLE] = { "message_unreadable", RUN_UNJUDGED },
+	[RUN_FRAGMENT] = { "fragment", RUN_UNJUDGED },
 };
 
 const char *run_rule_name(enum run_rule r)
@@ -251,9 +252,12 @@ static void age_push(struct runs *r, struct run *run)
  */
 static void run_settle(struct runs *r, struct run *run, enum run_reason open_why, uint64_t ts_ns)
 {
-	if (!run->ended)
-		emit(r, run, run->gap && open_why != RUN_EVICTED ? RUN_UNREADABLE : open_why, ts_ns,
-		     NULL);
+	if (!run->ended && open_why != RUN_EVICTED && run->gap)
+		emit(r, run, RUN_UNREADABLE, ts_ns, NULL);
+	else if (!run->ended && open_why != RUN_EVICTED && !run->start_seen && run->conn->whole)
+		emit(r, run, RUN_FRAGMENT, ts_ns, NULL);
+	else if (!run->ended)
+		emit(r, run, open_why, ts_ns, NULL);
 	else if (!run->start_seen && !run->order_reported && run_lacks(r, run))
 		emit(r, run, run->gap ? RUN_UNREADABLE : RUN_REQUIRED_ABSENT, ts_ns, NULL);
 }

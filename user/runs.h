@@ -45,12 +45,18 @@ enum run_reason {
 	RUN_REQUIRED_ABSENT, /* missing_event */
 	RUN_EVICTED, /* unjudged: forgotten past RUNS_PER_CONN or max_runs */
 	RUN_UNREADABLE, /* unjudged: a message of its connection could not be read */
+	/*
+	 * unjudged: on a connection seen whole, events of a run that neither started nor ended
+	 * there (a run's events sent to another user's connection: isolation_breach's matter)
+	 */
+	RUN_FRAGMENT,
 	RUN_REASON__COUNT,
 };
 
 /* "incomplete_run", "out_of_order", "missing_event", "unjudged" */
 const char *run_rule_name(enum run_rule r);
-/* "conn_closed", "timeout", "start_after_end", "after_end", "required_absent", ... */
+/* "conn_closed", "timeout", "start_after_end", "after_end", "required_absent", "evicted",
+ * "message_unreadable", "fragment" */
 const char *run_reason_name(enum run_reason r);
 enum run_rule run_reason_rule(enum run_reason r);
 

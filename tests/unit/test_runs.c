@@ -312,6 +312,24 @@ static void test_lost_bytes(void **state)
 	fixture_free(fx);
 }
 
+/* On a connection seen whole, a run neither started nor ended there is not its own. */
+static void test_fragment(void **state)
+{
+	struct fixture *fx = fixture_new(0);
+
+	msg_on(fx, "c1", true, "r1", "tool_executing", NULL);
+	msg_on(fx, "c1", true, "r1", "tool_completed", NULL);
+	/* Adopted: its start may predate the trace; without an end, incomplete. */
+	msg_on(fx, "c2", false, "r1", "tool_executing", NULL);
+	runs_conn_closed(fx->runs, "c1", 0, fx->now);
+	runs_conn_closed(fx->runs, "c2", 0, fx->now);
+	assert_int_equal(fx->n, 2);
+	assert_int_equal(fx->got[0].reason, RUN_FRAGMENT);
+	assert_int_equal(fx->got[1].reason, RUN_CONN_CLOSED);
+	assert_string_equal(run_rule_name(run_reason_rule(RUN_FRAGMENT)), "unjudged");
+	fixture_free(fx);
+}
+
 static void test_connections_apart(void **state)
 {
 	struct fixture *fx = fixture_new(0);
@@ -464,6 +482,7 @@ int main(void)
 		cmocka_unit_test(test_after_end),
 		cmocka_unit_test(test_unreadable),
 		cmocka_unit_test(test_lost_bytes),
+		cmocka_unit_test(test_fragment),
 		cmocka_unit_test(test_connections_apart),
 		cmocka_unit_test(test_flood_one_connection),
 		cmocka_unit_test(test_ended_go_first),
