@@ -1096,6 +1096,12 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 			tput(o, "; violations: %llu bridge_bypass, %llu isolation_breach",
 			     (unsigned long long)t->rules->violations[RULE_BRIDGE_BYPASS],
 			     (unsigned long long)t->rules->violations[RULE_ISOLATION_BREACH]);
+		if (t->rules)
+			for (int i = RULE_DELIVERY_FAILED; i <= RULE_AFTER_CLOSE; i++)
+				if (t->rules->violations[i])
+					tput(o, ", %llu %s",
+					     (unsigned long long)t->rules->violations[i],
+					     rule_name(i));
 		tput(o, "\n");
 		text_flush(o);
 		json_decref(drops);

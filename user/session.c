@@ -632,7 +632,8 @@ static void follow_run(struct session *s, const struct ct_frame *f,
 		.ts_ns = f->ts_ns,
 	};
 
-	if (!s->policy->runs.on || !m || m->opcode != WS_OP_TEXT)
+	/* Written after the close frame, it never reaches the client (after_close): not sent. */
+	if (!s->policy->runs.on || !m || m->opcode != WS_OP_TEXT || f->after_close)
 		return;
 	if (m->status != WS_MSG_OK || !im ||
 	    (im->reason != IDENTITY_OK && im->reason != IDENTITY_NOT_OBJECT)) {

@@ -48,11 +48,11 @@ wait_for() {
 }
 
 echo "== Starting the stand-in service (FastAPI + uvicorn + uvloop, compression on, leak on,"
-echo "   a fire-and-forget bypass on, three runs broken: no agent_completed, out of order,"
-echo "   no tool events)"
+echo "   a fire-and-forget bypass on, three users whose runs hit a delivery fault and three"
+echo "   whose runs are broken: no agent_completed, out of order, no tool events)"
 $PY tests/apps/standin/run.py --users 3 --leak --detached-bypass --seed 2 --go-file "$tmp/go" \
+	--truth "$tmp/truth.jsonl" --timeout 40 --fault epipe --fault raise --fault after_close \
 	--fault no_completed --fault out_of_order --fault missing_event \
-	--truth "$tmp/truth.jsonl" --timeout 40 \
 	>"$tmp/run.out" 2>&1 &
 runner_pid=$!
 if ! wait_for 'SERVER pid=' 30 "$tmp/run.out"; then
@@ -128,12 +128,27 @@ cat <<TXT
      data frames wsaudit could not name a producer for: $unlinked ('unattributed: detached_task')
 TXT
 echo
+# The delivery faults: each finding under the line of the frame (or connection) it is about.
+cat <<TXT
+== Delivery (docs/delivery.md): three more users' runs each hit a fault of the service's
+   --fault switches.  epipe: the client resets its connection after agent_started and an agent
+   keeps writing its steps: each frame is LOST (delivery_failed) with the errno, the function,
+   the type, and the connection closes without a close frame (abnormal_close).  raise: the run
+   raises and the route closes with 1011 (abnormal_close).  after_close: agent_completed is
+   written after the close frame (after_close).
+TXT
+awk '/^  ! (delivery_failed|abnormal_close|after_close):/ { if (prev != shown) print prev; print; shown = prev; next }
+	/^  ! / { next }
+	/^    / { prev = prev "\n" $0; next }
+	{ prev = $0 }' "$tmp/trace.out" | head -30
+echo
 cat <<TXT
 == Runs that did not reach their user whole (the policy's runs section: agent_started, the
    thinking and tool events, agent_completed or agent_error, by run_id).  Three users' runs
    were broken on purpose: one never sends agent_completed (its user gives up and leaves),
    one sends agent_completed before agent_started, one skips its tools.  Each run record
-   names the run, its user and the function that sent the last event seen of it:
+   names the run, its user and the function that sent the last event seen of it (the runs
+   of the delivery faults above never end either: incomplete_run too):
 TXT
 awk '/ run (incomplete_run|out_of_order|missing_event) / { p = 1; print; next }
 	p && /^(    |  ! )/ { print; next }

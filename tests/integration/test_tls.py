@@ -6,6 +6,7 @@ what wsaudit cannot read is said, per connection (a conn_skipped record with the
 warning naming the process and peer) and counted, never left silent.
 """
 
+import json
 import os
 import shutil
 import socket
@@ -14,7 +15,8 @@ import subprocess
 
 import pytest
 
-from harness import APPS, final_stats, free_port, read_line, Trace, peer_port
+from attr_helpers import ROOT_LOGDIR, ROOT_REPO, RUN_IN_ROOT, ensure_root, interpreters
+from harness import APPS, PY, ROOT, final_stats, free_port, read_line, Trace, peer_port
 from test_rules import run_standin, score
 
 NODE_SERVER = os.path.join(APPS, "tls_node_server.js")
@@ -102,3 +104,99 @@ def test_standin_on_wss(procs, tmp_path, cert, leak, seed):
     assert stats["conns"]["ignored"] == 0 and stats["parser"]["desyncs"] == 0
     assert not [r for r in recs if r.get("type") == "conn_skipped"]
     assert score(truth, trace_path) == 0
+
+
+APP = os.path.join(APPS, "tls_ws_server.py")
+CLIENT = os.path.join(APPS, "tls_ws_client.py")
+
+
+def marker_lines():
+    """{function: line} of the sends marked `# send: FUNCTION` in the app."""
+    out = {}
+    with open(APP) as f:
+        for n, line in enumerate(f, 1):
+            if "# send: " in line:
+                out[line.split("# send: ", 1)[1].strip()] = n
+    return out
+
+
+def start_app(procs, interp, impl, cert, workdir):
+    """tls_ws_server.py under interp (chrooted in its Debian root when it has one)."""
+    port = free_port()
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    for k in ("PYTHONPATH", "PYTHONHOME", "PYENV_VERSION", "VIRTUAL_ENV"):
+        env.pop(k, None)
+    for src in cert:
+        shutil.copy(src, workdir)
+    if interp.suite:
+        d = ROOT_LOGDIR
+        argv = [RUN_IN_ROOT, "--bind", "%s:%s" % (workdir, d), interp.suite, interp.exe,
+                APP.replace(ROOT, ROOT_REPO, 1)]
+    else:
+        d = workdir
+        argv = [interp.exe, APP]
+    argv += ["--port", str(port), "--impl", impl, "--log", d + "/truth.jsonl",
+             "--key", d + "/key.pem", "--cert", d + "/cert.pem"]
+    app = procs.start(argv, stdout=subprocess.PIPE, env=env, cwd="/")
+    line = read_line(app, 60, "tls app")
+    assert line.startswith("READY pid=%d " % app.pid), line
+    return app, port, line.split("python=")[1]
+
+
+def run_tls_client(port, n):
+    p = subprocess.run([PY, CLIENT, "--port", str(port), "-n", str(n)], capture_output=True,
+                       text=True, timeout=90)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+
+
+CASES = [("websockets", "debian-3.11"), ("aiohttp", "debian-3.11"),
+         ("websockets", "debian-bullseye-3.9"), ("websockets", "debian-trixie-3.13"),
+         ("websockets", "debian-sid-3.14")]
+
+
+@pytest.mark.parametrize("impl,label", CASES, ids=["%s-%s" % c for c in CASES])
+def test_wss_frames_origins_users_and_findings(procs, tmp_path, cert, impl, label):
+    """A websockets server with an SSL context on plain asyncio (Debian's 3.11, and the 3.9,
+    3.13 and 3.14 of the Debian roots: libssl 1.1 and 3, SSL_write and SSL_write_ex) and an
+    aiohttp one: every frame the clients received is reported, on its connection (peer),
+    with the function and line that sent it, the user of the JWT its request carried (in
+    the subprotocol, or in Authorization), and the planted bypass and leak flagged."""
+    interp = {i.label: i for i in interpreters()}[label]
+    why = interp.why or (ensure_root(interp) if interp.suite else None)
+    if why:
+        pytest.skip(why)
+    if impl == "aiohttp" and subprocess.run([interp.exe, "-c", "import aiohttp"]).returncode:
+        pytest.skip("%s has no aiohttp" % interp.exe)
+    workdir = str(tmp_path)
+    app, port, version = start_app(procs, interp, impl, cert, workdir)
+    trace = Trace(procs, workdir, ["-p", app.pid, "-o", "json", "--show-identities"])
+    clients = run_tls_client(port, 4)
+    assert trace.stop() == 0, trace.stderr()
+    recs = trace.records()
+    with open(os.path.join(workdir, "truth.jsonl")) as f:
+        truth = [json.loads(l) for l in f if l.strip()]
+    lines = marker_lines()
+    got = {}
+    for r in recs:
+        if r.get("type") == "frame" and r["opcode"] == "text":
+            got.setdefault(peer_port(r["conn"]), []).append(r)
+    assert sorted(got) == sorted(c["port"] for c in clients), (sorted(got), clients)
+    assert len(truth) == sum(c["frames"] for c in clients) == 16
+    for t in truth:
+        f = got[t["port"]][t["seq"]]
+        assert f["conn"]["tls"] and f["conn"]["tls_link"] == "linked", f["conn"]
+        assert f["conn"]["user"] == t["user"], (f["conn"], t)
+        assert f["origin"]["function"] == t["function"], (f["origin"], t)
+        assert f["origin"]["file"].endswith("/tests/apps/tls_ws_server.py"), f["origin"]
+        assert f["origin"]["line"] == lines[t["function"]], (f["origin"], t)
+        assert sorted(v["rule"] for v in f["violations"]) == t["expect"], (f["violations"], t)
+    assert sum(len(v) for v in got.values()) == len(truth)
+    stats = final_stats(recs)
+    print(f"tls {impl} on {label} (Python {version}): {len(truth)} frames; tls {stats['conns']['tls']}")
+    assert stats["drops_total"] == 0, stats["drops"]
+    assert stats["conns"]["tls"] == {"followed": 4, "linked": 4, "unlinked": 0,
+                                     "link_conflicts": 0}
+    assert not any(stats["conns"]["skipped"].values()) and stats["conns"]["ignored"] == 0
+    assert stats["parser"]["desyncs"] == 0
+    assert not [r for r in recs if r.get("type") == "conn_skipped"]
