@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "agent_socket.h"
+#include "clock.h"
 #include "log.h"
 #include "output.h"
 #include "session.h"
@@ -68,14 +69,6 @@ struct agent_socket {
 	struct client *clients[CLIENTS_MAX];
 	uint64_t clients_total, records_dropped;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
 
 /* --- the client's queue ------------------------------------------------------------------ */
 
@@ -254,7 +247,7 @@ static void client_stop(struct client *c)
 		session_remove_tap(c->a->s, &c->tap);
 	}
 	c->state = CLIENT_CLOSING;
-	c->closing_since = now_ns();
+	c->closing_since = mono_ns();
 	shutdown(c->fd, SHUT_RD);
 }
 
@@ -270,7 +263,7 @@ static void reply_error(struct client *c, const char *why)
 	free(line);
 	json_decref(o);
 	c->state = CLIENT_CLOSING;
-	c->closing_since = now_ns();
+	c->closing_since = mono_ns();
 }
 
 /* Follows pid for the client, the agent too if it did not; its entry in the hello. */
@@ -450,11 +443,11 @@ static void client_send(struct client *c)
 		}
 		c->qhead += (size_t)n;
 		c->qlen -= (size_t)n;
-		c->closing_since = now_ns(); /* progress: a stopping client is given more time */
+		c->closing_since = mono_ns(); /* progress: a stopping client is given more time */
 	}
 	if (!c->qlen)
 		c->qhead = 0;
-	if (c->state == CLIENT_CLOSING && (!c->qlen || now_ns() - c->closing_since > CLOSING_NS))
+	if (c->state == CLIENT_CLOSING && (!c->qlen || mono_ns() - c->closing_since > CLOSING_NS))
 		client_free(c, c->qlen ? "it stopped reading" : "done");
 }
 

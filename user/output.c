@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "adopt.h"
+#include "clock.h"
 #include "pyscope.h"
 #include "keyhash.h"
 #include "log.h"
@@ -456,12 +457,8 @@ void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns
 	json_t *obj;
 	char ts[48];
 
-	if (!ts_ns) {
-		struct timespec now;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		ts_ns = (uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec;
-	}
+	if (!ts_ns)
+		ts_ns = mono_ns();
 	if (o->format == OUTPUT_TEXT) {
 		text_time(o, ts, sizeof(ts), ts_ns);
 		tput(o, "%s %u %s conn_close %s %s frames=%llu (%s)", ts, c->tgid, c->comm,
@@ -498,12 +495,8 @@ void output_conn_skipped(struct output *o, const struct ct_conn *c, const struct
 	uint32_t pid = e ? e->tgid : c->tgid;
 	json_t *conn, *obj;
 
-	if (!ts_ns) {
-		struct timespec now;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		ts_ns = (uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec;
-	}
+	if (!ts_ns)
+		ts_ns = mono_ns();
 	/* cppcheck-suppress nullPointerRedundantCheck ; c is NULL only with e (output.h) */
 	memcpy(comm, e ? (const char *)e->comm : c->comm, sizeof(comm) - 1);
 	comm[sizeof(comm) - 1] = '\0';
@@ -901,7 +894,7 @@ static void run_detail(const struct run_report *rep, unsigned int timeout_s, cha
 						 rep->missing[i]);
 		break;
 	case RUN_EVICTED:
-		snprintf(out, size, "forgotten past the bound of runs followed (%u a connection)",
+		snprintf(out, size, "forgotten past the bound of runs followed (%d a connection)",
 			 RUNS_PER_CONN);
 		break;
 	case RUN_FRAGMENT:
@@ -1057,7 +1050,6 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 	const struct ct_stats *ct = t->ct;
 	uint64_t total = 0;
 	json_t *drops, *obj;
-	struct timespec now;
 
 	drops = json_object();
 	for (int i = 0; i < DROP_MAX; i++) {
@@ -1107,12 +1099,10 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 		json_decref(drops);
 		return;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	obj = json_pack("{s:s, s:o, s:b, s:I, s:I, s:I, s:o, s:I}", "type", "stats", "ts",
-			time_json((uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec), "final",
-			final, "events", (json_int_t)t->records, "frames", (json_int_t)ct->frames,
-			"processes", (json_int_t)t->processes, "drops", drops, "drops_total",
-			(json_int_t)total);
+			time_json(mono_ns()), "final", final, "events", (json_int_t)t->records,
+			"frames", (json_int_t)ct->frames, "processes", (json_int_t)t->processes,
+			"drops", drops, "drops_total", (json_int_t)total);
 	if (!obj)
 		return;
 	/* Which key the u# and t# displays are made with: same fingerprint, same displays. */

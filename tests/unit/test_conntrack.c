@@ -660,7 +660,10 @@ static void test_partial_write_sent_later_is_not_lost(void **state)
 	struct conntrack *ct = new_ct(&r);
 	size_t pos = open_websocket(ct);
 
-	send_unsent(ct, pos, 3, "\x81\x04" "abcd", 6, 0, 11);
+	send_unsent(ct, pos, 3,
+		    "\x81\x04"
+		    "abcd",
+		    6, 0, 11);
 	assert_int_equal(r.nframes, 0);
 	send_write(ct, pos + 3, "bcd", 3, 11);
 	assert_int_equal(r.nframes, 1);
@@ -680,7 +683,10 @@ static void test_partial_write_never_finished_is_lost(void **state)
 	struct conntrack *ct = new_ct(&r);
 	size_t pos = open_websocket(ct);
 
-	send_unsent(ct, pos, 3, "\x81\x04" "abcd", 6, 0, 11);
+	send_unsent(ct, pos, 3,
+		    "\x81\x04"
+		    "abcd",
+		    6, 0, 11);
 	send_conn(ct, EVT_CONN_CLOSE);
 	assert_int_equal(r.nframes, 1);
 	assert_true(r.frames[0].lost);
