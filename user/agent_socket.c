@@ -109,7 +109,9 @@ static void queue_notice(struct client *c)
 			     (unsigned long long)c->dropped_unsaid);
 	else
 		n = snprintf(line, sizeof(line),
-			     "{\"type\":\"dropped\",\"records\":%llu,\"total\":%llu,"
+			     "{\"v\":" OUTPUT_RECORD_VERSION_STR
+			     ",\"type\":\"dropped\",\"records\":%llu,"
+			     "\"total\":%llu,"
 			     "\"reason\":\"slow_reader\"}\n",
 			     (unsigned long long)c->dropped_unsaid, (unsigned long long)c->dropped);
 	if (queue_put(c, line, (size_t)n))

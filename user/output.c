@@ -150,6 +150,13 @@ static void record_error(struct output *o, const char *why)
 static void emit_json(struct output *o, json_t *obj)
 {
 	const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
+	/*
+	 * Every record starts with the contract's version (docs/records.md): written ahead of
+	 * the dump, whose own '{' it replaces, so that it comes first without rebuilding the
+	 * object.
+	 */
+	static const char head[] = "{\"v\":" OUTPUT_RECORD_VERSION_STR ",";
+	const size_t hl = sizeof(head) - 1;
 	size_t n;
 	char *nb;
 
@@ -157,19 +164,22 @@ static void emit_json(struct output *o, json_t *obj)
 		record_error(o, "could not be built (no memory)");
 		return;
 	}
-	n = json_dumpb(obj, o->buf, o->cap ? o->cap - 1 : 0, flags);
-	if (n && n + 1 > o->cap) {
-		nb = realloc(o->buf, n + 1 + 1024);
+	n = json_dumpb(obj, o->cap > hl ? o->buf + hl - 1 : NULL, o->cap > hl ? o->cap - hl : 0,
+		       flags);
+	if (n && n + hl + 1 > o->cap) {
+		nb = realloc(o->buf, n + hl + 1 + 1024);
 		if (!nb)
 			goto out;
 		o->buf = nb;
-		o->cap = n + 1 + 1024;
-		n = json_dumpb(obj, o->buf, o->cap - 1, flags);
+		o->cap = n + hl + 1 + 1024;
+		n = json_dumpb(obj, o->buf + hl - 1, o->cap - hl, flags);
 	}
-	if (!n) {
+	if (n < 3) {
 		record_error(o, "could not be written");
 		goto out;
 	}
+	memcpy(o->buf, head, hl);
+	n += hl - 1;
 	o->buf[n] = '\n';
 	if (o->sink)
 		o->sink(o->sink_ctx, o->buf, n + 1);
@@ -818,9 +828,11 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	if (f->after_close)
 		json_object_set_new(obj, "after_close", json_true());
 	if (fv->msg_type || fv->msg_user)
-		json_object_set_new(obj, "message",
-				    json_pack("{s:o, s:o}", "type", text_json(fv->msg_type), "user",
-					      text_json(fv->msg_user)));
+		json_object_set_new(
+			obj, "message",
+			/* "type" is msg_type's former name, kept for v1 readers. */
+			json_pack("{s:o, s:o, s:o}", "msg_type", text_json(fv->msg_type), "type",
+				  text_json(fv->msg_type), "user", text_json(fv->msg_user)));
 	else
 		json_object_set_new(obj, "message", json_null());
 	if (f->message && f->message->status != WS_MSG_OK)
