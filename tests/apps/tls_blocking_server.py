@@ -82,7 +82,7 @@ def leak(ws, conn):
         "type": "agent_event", "user_id": victim, "seq": conn["seq"]})
 
 
-FUNCS = {"bridge": bridge, "bypass": bypass, "leak": leak}
+FUNCS = {"bridge": bridge, "bypass": bypass, "leak": leak}  # "big": tls_ws_server.py only
 
 
 def serve(s, port, log):

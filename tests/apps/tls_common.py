@@ -7,7 +7,9 @@ import json
 # Scenario: (the function that sends its frame, as wsaudit names it; the findings expected).
 SCENARIOS = {"bridge": ("AgentWebSocketBridge.send_event", []),
              "bypass": ("bypass", ["bridge_bypass"]),
-             "leak": ("AgentWebSocketBridge.send_event", ["isolation_breach"])}
+             "leak": ("AgentWebSocketBridge.send_event", ["isolation_breach"]),
+             # 200 kB of random bytes in one binary frame: over a small capture cap
+             "big": ("big", ["bridge_bypass"])}
 
 
 def b64url_decode(text):

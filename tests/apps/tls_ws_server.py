@@ -58,7 +58,11 @@ async def leak(ws, conn):
         "type": "agent_event", "user_id": victim, "seq": conn["seq"]})
 
 
-FUNCS = {"bridge": bridge, "bypass": bypass, "leak": leak}
+async def big(ws, conn):
+    await ws.send(os.urandom(200000))  # send: big
+
+
+FUNCS = {"bridge": bridge, "bypass": bypass, "leak": leak, "big": big}
 
 
 async def scenario(ws, conn, name):

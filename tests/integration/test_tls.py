@@ -146,9 +146,11 @@ def start_app(procs, interp, impl, cert, workdir):
     return app, port, line.split("python=")[1]
 
 
-def run_tls_client(port, n):
-    p = subprocess.run([PY, CLIENT, "--port", str(port), "-n", str(n)], capture_output=True,
-                       text=True, timeout=90)
+def run_tls_client(port, n, scenarios=()):
+    argv = [PY, CLIENT, "--port", str(port), "-n", str(n)]
+    for name in scenarios:
+        argv += ["--scenario", name]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=90)
     assert p.returncode == 0, p.stderr[-2000:]
     return [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
 
@@ -232,3 +234,24 @@ def test_blocking_sslsocket_with_ssl_imported_after_the_trace_began(procs, tmp_p
     clients = run_tls_client(port, 3)
     assert trace.stop() == 0, trace.stderr()
     check_against_truth(trace.records(), workdir, clients, "blocking, ssl imported late")
+
+
+def test_capture_cap_on_tls_is_a_truncated_frame_and_a_drop(procs, tmp_path, cert):
+    """A 200 kB binary frame of random bytes (deflate does not shrink it) through SSL_write
+    with a 64 KiB capture cap: reported, from its function, truncated, the bytes past the cap
+    counted as for a socket's write."""
+    interp = {i.label: i for i in interpreters()}["debian-3.11"]
+    workdir = str(tmp_path)
+    app, port, _ = start_app(procs, interp, "websockets", cert, workdir)
+    trace = Trace(procs, workdir, ["-p", app.pid, "-o", "json", "--write-cap", 65536])
+    clients = run_tls_client(port, 1, ["big"])
+    assert trace.stop() == 0, trace.stderr()
+    recs = trace.records()
+    frames = [r for r in recs if r.get("type") == "frame" and r["opcode"] == "binary"]
+    assert len(frames) == 1 and peer_port(frames[0]["conn"]) == clients[0]["port"], frames
+    f = frames[0]
+    assert f["conn"]["tls"] and f["truncated"] and f["captured_len"] < f["payload_len"], f
+    assert f["origin"]["function"] == "big", f["origin"]
+    stats = final_stats(recs)
+    assert stats["drops"]["cap_exceeded"] >= 1 and stats["kernel"]["cap_bytes"] > 0, stats
+    assert stats["parser"]["truncated_frames"] >= 1
