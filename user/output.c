@@ -1106,6 +1106,14 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 					tput(o, ", %llu %s",
 					     (unsigned long long)t->rules->violations[i],
 					     rule_name(i));
+		if (t->runs && (t->runs->completed || t->runs->open)) {
+			tput(o, "; runs: %llu completed", (unsigned long long)t->runs->completed);
+			for (int i = 0; i < RUN_REASON__COUNT; i++)
+				if (t->runs->reports[i])
+					tput(o, ", %llu %s (%s)",
+					     (unsigned long long)t->runs->reports[i],
+					     run_rule_name(run_reason_rule(i)), run_reason_name(i));
+		}
 		tput(o, "\n");
 		text_flush(o);
 		json_decref(drops);

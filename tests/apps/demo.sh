@@ -158,7 +158,7 @@ cat <<TXT
    own connection: missing_event; on the other connection they are not judged: 'fragment'.)
 
 TXT
-tail -n 1 "$tmp/trace.out"
+sed -n "/^total: /,\$p" "$tmp/trace.out"
 echo
 sed -n 's/^client: /   client /p' "$tmp/run.out"
 cat <<TXT
