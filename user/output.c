@@ -914,6 +914,9 @@ static void run_detail(const struct run_report *rep, unsigned int timeout_s, cha
 			 "the connection got events of the run but neither its start "
 			 "nor its end (its events went to another connection?)");
 		break;
+	case RUN_TRACE_ENDED:
+		snprintf(out, size, "the run was still open when the trace ended");
+		break;
 	case RUN_UNREADABLE:
 		snprintf(out, size,
 			 "a message of its connection could not be read, and may have "

@@ -96,13 +96,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (arg & 0x80)
 				runs_tick(r, now);
 			else
-				runs_conn_closed(r, CONNS[conn], lost[conn], now);
+				runs_conn_closed(r, CONNS[conn], arg & 0x40, lost[conn], now);
 		}
 		if (runs_stats(r)->open > MAX_RUNS)
 			abort();
 	}
 	for (unsigned int c = 0; c < 4; c++)
-		runs_conn_closed(r, CONNS[c], lost[c], now);
+		runs_conn_closed(r, CONNS[c], true, lost[c], now);
 	if (runs_stats(r)->open)
 		abort();
 	runs_free(r);
