@@ -37,6 +37,7 @@ struct uprobe_rec {
 	struct bpf_link *link;
 	struct bpf_link *ret_link; /* zlib's deflate: its return probe */
 	bool zlib; /* deflate's probes (user/zflush.c), not a transport write */
+	bool ctx_copy; /* the return probe on PyContext_CopyCurrent (bpf/link.bpf.c) */
 };
 
 struct capture {
@@ -264,6 +265,7 @@ struct capture *capture_open(const struct capture_opts *opts, capture_record_fn 
 	if (!opts->stack_walk) {
 		bpf_program__set_autoload(cap->skel->progs.py_stack_walk, false);
 		bpf_program__set_autoload(cap->skel->progs.transport_write_uprobe, false);
+		bpf_program__set_autoload(cap->skel->progs.context_copy_uretprobe, false);
 	}
 	/*
 	 * The exec program is always loaded (it is small): besides --exe matching, a traced
@@ -470,7 +472,7 @@ int capture_set_pyoffsets(struct capture *cap, pid_t pid, const struct py_offset
 
 /* 1 when (pid, dev, ino, offset, kind) is attached already, 0 with room for it, or -errno. */
 static int uprobe_slot(struct capture *cap, pid_t pid, dev_t dev, ino_t ino,
-		       unsigned long long offset, bool zlib)
+		       unsigned long long offset, bool zlib, bool ctx_copy)
 {
 	struct uprobe_rec *u;
 	unsigned int ncap;
@@ -478,7 +480,7 @@ static int uprobe_slot(struct capture *cap, pid_t pid, dev_t dev, ino_t ino,
 	for (unsigned int i = 0; i < cap->nuprobes; i++) {
 		u = &cap->uprobes[i];
 		if (u->pid == pid && u->dev == dev && u->ino == ino && u->offset == offset &&
-		    u->zlib == zlib)
+		    u->zlib == zlib && u->ctx_copy == ctx_copy)
 			return 1;
 	}
 	if (cap->nuprobes == cap->uprobes_cap) {
@@ -502,7 +504,7 @@ int capture_attach_zlib(struct capture *cap, pid_t pid, const char *path, dev_t 
 	struct bpf_link *entry, *ret;
 	struct uprobe_rec *u;
 	char *copy;
-	int err = uprobe_slot(cap, pid, dev, ino, 0, true);
+	int err = uprobe_slot(cap, pid, dev, ino, 0, true, false);
 
 	if (err)
 		return err < 0 ? err : 0;
@@ -548,7 +550,7 @@ int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *p
 	struct uprobe_rec *u;
 	struct bpf_link *link;
 	char *copy;
-	int err = uprobe_slot(cap, pid, dev, ino, offset, false);
+	int err = uprobe_slot(cap, pid, dev, ino, offset, false, false);
 
 	if (err)
 		return err < 0 ? err : 0;
@@ -579,6 +581,41 @@ int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *p
 	return 0;
 }
 
+int capture_attach_context_copy(struct capture *cap, pid_t pid, const char *path, dev_t dev,
+				ino_t ino)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = "PyContext_CopyCurrent", .retprobe = true);
+	struct uprobe_rec *u;
+	struct bpf_link *link;
+	char *copy;
+	int err = uprobe_slot(cap, pid, dev, ino, 0, false, true);
+
+	if (err)
+		return err < 0 ? err : 0;
+	copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	/* For this process only, as the transport-write uprobes. */
+	link = bpf_program__attach_uprobe_opts(cap->skel->progs.context_copy_uretprobe, pid, path,
+					       0, &opts);
+	if (!link) {
+		err = -errno;
+		free(copy);
+		cap->failed++;
+		return err;
+	}
+	u = &cap->uprobes[cap->nuprobes++];
+	memset(u, 0, sizeof(*u));
+	u->path = copy;
+	u->pid = pid;
+	u->dev = dev;
+	u->ino = ino;
+	u->link = link;
+	u->ctx_copy = true;
+	cap->attached++;
+	return 0;
+}
+
 int capture_fork_transport_writes(struct capture *cap, pid_t parent, pid_t child)
 {
 	unsigned int n = cap->nuprobes;
@@ -590,7 +627,11 @@ int capture_fork_transport_writes(struct capture *cap, pid_t parent, pid_t child
 		if (cap->uprobes[i].pid != parent || cap->uprobes[i].zlib)
 			continue;
 		u = cap->uprobes[i];
-		err = capture_attach_transport_write(cap, child, u.path, u.dev, u.ino, u.offset);
+		if (u.ctx_copy)
+			err = capture_attach_context_copy(cap, child, u.path, u.dev, u.ino);
+		else
+			err = capture_attach_transport_write(cap, child, u.path, u.dev, u.ino,
+							     u.offset);
 		if (err)
 			return err;
 		attached++;

@@ -685,13 +685,19 @@ const char *const metrics_unattributed_reasons[] = {
 	"detached_task",      "attribution_disabled", NULL,
 };
 
+const char *const metrics_causal_results[] = { "linked", "no_link", "no_context", NULL };
+
 const char *const metrics_message_statuses[] = {
 	"ok", "truncated", "undecodable_gap", "inflate_error", "too_large", NULL,
 };
 
-const char *const metrics_rules[] = { "bridge_bypass",	    "isolation_breach",
-				      "identity_ambiguous", "identity_unknown",
-				      "message_unreadable", NULL };
+const char *const metrics_rules[] = { "bridge_bypass",
+				      "isolation_breach",
+				      "identity_ambiguous",
+				      "identity_unknown",
+				      "message_unreadable",
+				      "unjudged",
+				      NULL };
 
 static const char *const probe_states[] = { "attached", "failed", NULL };
 static const char *const connection_kinds[] = { "handshake", "adopted", NULL };
@@ -782,6 +788,19 @@ static const struct family_spec wsaudit_families[] = {
 	      "Frames whose payload was not captured in full."),
 	LABELLED(violations, "wsaudit_violations_total", METRICS_COUNTER,
 		 "Policy violations, by rule.", "rule", metrics_rules),
+	LABELLED(unjudged, "wsaudit_unjudged_frames_total", METRICS_COUNTER,
+		 "Data frames whose producer could not be named, so the bridge rule could not "
+		 "judge them (violation unjudged), by reason.",
+		 "reason", metrics_unattributed_reasons),
+	LABELLED(causal_links, "wsaudit_causal_links_total", METRICS_COUNTER,
+		 "Frames without an application function on the send's stack, by whether the "
+		 "creation of the task, callback or thread that sent them named one (linked), "
+		 "was not seen (no_link), or the send ran in no hand-off's context (no_context).",
+		 "result", metrics_causal_results),
+	PLAIN(causal_creations, "wsaudit_causal_creations_total", METRICS_COUNTER,
+	      "Creations of tasks, callbacks and threads whose stack was recorded."),
+	PLAIN(causal_evicted, "wsaudit_causal_evicted_total", METRICS_COUNTER,
+	      "Recorded creation stacks forgotten unused, oldest first, past the bound."),
 	{
 		.offset = HANDLE(violations_by_origin),
 		.name = "wsaudit_violations_by_origin_total",

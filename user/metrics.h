@@ -133,6 +133,10 @@ struct metrics_wsaudit {
 	struct metrics_family *conn_users; /* {state}: ambiguous, unknown */
 	/* {state}: history_recovered, history_unknown, user_unknown (docs/adoption.md) */
 	struct metrics_family *adopted;
+	struct metrics_family *unjudged; /* {reason}: unjudged violations (docs/causal.md) */
+	struct metrics_family *causal_links; /* {result}: linked, no_link, no_context */
+	struct metrics_family *causal_creations; /* creation stacks recorded */
+	struct metrics_family *causal_evicted; /* ... forgotten past the bound */
 	struct metrics_family *violations; /* {rule} */
 	struct metrics_family *violations_by_origin; /* {rule,origin}, origin capped */
 	struct metrics_family *policy_reloads; /* {result="ok"|"error"} */
@@ -155,6 +159,7 @@ extern const char *const metrics_drop_reasons[];
 extern const char *const metrics_unattributed_reasons[];
 extern const char *const metrics_message_statuses[];
 extern const char *const metrics_rules[];
+extern const char *const metrics_causal_results[];
 
 /* A registry with the collector's families; 0 or -errno.  metrics_wsaudit_fini() frees it. */
 int metrics_wsaudit_init(struct metrics_wsaudit *w, const char *version, const char *revision);

@@ -314,12 +314,20 @@ static json_t *payload_json(const struct ws_frame *f, const char **key)
 	return s;
 }
 
+static void stack_text(struct output *o, const struct attrib_stack *s)
+{
+	for (size_t i = 0; i < s->nframes; i++)
+		fprintf(o->out, "    %s %s:%d%s\n", s->frames[i].function, s->frames[i].file,
+			s->frames[i].line, s->frames[i].transport ? "" : " *");
+}
+
 static void frame_text(struct output *o, const struct frame_view *fv)
 {
 	const struct ct_frame *f = fv->frame;
 	const struct attrib_stack *s = fv->stack;
 	const struct ws_frame *w = f->frame;
 	const struct attrib_frame *af;
+	enum causal_via via;
 	char ts[48];
 
 	output_format_time(ts, sizeof(ts), f->ts_ns);
@@ -330,9 +338,11 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 		fprintf(o->out, " captured=%llu truncated", (unsigned long long)w->captured_len);
 	if (w->opcode == WS_OP_CLOSE && w->close_code > 0)
 		fprintf(o->out, " code=%d", w->close_code);
-	if (s->origin >= 0) {
-		af = &s->frames[s->origin];
+	af = causal_origin(s, fv->link, &via);
+	if (af) {
 		fprintf(o->out, " from %s (%s:%d)", af->function, af->file, af->line);
+		if (via != VIA_NONE)
+			fprintf(o->out, " via %s", causal_via_name(via));
 	} else {
 		fprintf(o->out, " unattributed: %s", unattributed_name(s->why));
 	}
@@ -360,9 +370,11 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 			fv->verdict->v[i].detail);
 	if (!o->stack)
 		return;
-	for (size_t i = 0; i < s->nframes; i++)
-		fprintf(o->out, "    %s %s:%d%s\n", s->frames[i].function, s->frames[i].file,
-			s->frames[i].line, s->frames[i].transport ? "" : " *");
+	stack_text(o, s);
+	for (size_t i = 0; fv->link && i < fv->link->n; i++) {
+		fprintf(o->out, "   created (%s) at:\n", causal_via_name(fv->link->vias[i]));
+		stack_text(o, fv->link->creators[i]);
+	}
 }
 
 static json_t *frame_json(const struct attrib_frame *f)
@@ -374,6 +386,27 @@ static json_t *frame_json(const struct attrib_frame *f)
 		return obj;
 	json_decref(obj);
 	return NULL;
+}
+
+static json_t *stack_json(const struct attrib_stack *s)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < s->nframes; i++)
+		json_array_append_new(arr, frame_json(&s->frames[i]));
+	return arr;
+}
+
+/* With --stack: the stacks that created the work that sent, innermost hand-off first. */
+static json_t *creators_json(const struct causal_link *l)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < l->n; i++)
+		json_array_append_new(arr,
+				      json_pack("{s:s, s:o}", "via", causal_via_name(l->vias[i]),
+						"stack", stack_json(l->creators[i])));
+	return arr;
 }
 
 /* identity.context as read: the bridge function and its user argument (or why not). */
@@ -423,6 +456,11 @@ static json_t *violations_json(struct output *o, const struct rules_verdict *rv)
 			if (v->key[0])
 				json_object_set_new(obj, "key", text_json(v->key));
 		}
+		if (v->rule == RULE_UNJUDGED) {
+			json_object_set_new(obj, "reason", text_json(v->reason));
+			json_object_set_new(obj, "best_origin",
+					    v->best ? frame_json(v->best) : json_null());
+		}
 		json_array_append_new(arr, obj);
 	}
 	return arr;
@@ -433,8 +471,10 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	const struct ct_frame *f = fv->frame;
 	const struct attrib_stack *s = fv->stack;
 	const struct ws_frame *w = f->frame;
+	const struct attrib_frame *origin;
+	enum causal_via via;
 	const char *key;
-	json_t *obj, *arr;
+	json_t *obj;
 
 	if (o->format == OUTPUT_TEXT) {
 		frame_text(o, fv);
@@ -474,8 +514,13 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	if (f->message && f->message->status != WS_MSG_OK)
 		json_object_set_new(obj, "message_status",
 				    json_string(ws_msg_status_name(f->message->status)));
-	if (s->origin >= 0) {
-		json_object_set_new(obj, "origin", frame_json(&s->frames[s->origin]));
+	origin = causal_origin(s, fv->link, &via);
+	if (origin) {
+		json_t *oj = frame_json(origin);
+
+		if (oj && via != VIA_NONE)
+			json_object_set_new(oj, "via", json_string(causal_via_name(via)));
+		json_object_set_new(obj, "origin", oj);
 	} else {
 		json_object_set_new(obj, "origin", json_null());
 		json_object_set_new(obj, "unattributed",
@@ -493,10 +538,9 @@ void output_frame(struct output *o, const struct frame_view *fv)
 				    json_null() :
 				    json_boolean(fv->verdict->via_bridge));
 	if (o->stack) {
-		arr = json_array();
-		for (size_t i = 0; i < s->nframes; i++)
-			json_array_append_new(arr, frame_json(&s->frames[i]));
-		json_object_set_new(obj, "stack", arr);
+		json_object_set_new(obj, "stack", stack_json(s));
+		if (fv->link && fv->link->n)
+			json_object_set_new(obj, "creators", creators_json(fv->link));
 	}
 	if (!f->writer_known)
 		json_object_set_new(obj, "writer_unknown", json_true());
@@ -712,6 +756,27 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				  "bridge_unjudged", (json_int_t)t->rules->bridge_unjudged,
 				  "owners", (json_int_t)t->rules->owners, "owner_evictions",
 				  (json_int_t)t->rules->owner_evictions));
+	if (t->rules) {
+		json_t *v = json_object_get(obj, "violations"), *un = json_object();
+
+		for (int i = 1; un && i < UNATTR__COUNT; i++)
+			json_object_set_new(un, unattributed_name(i),
+					    json_integer((json_int_t)t->rules->unjudged[i]));
+		json_object_set_new(v, "unjudged",
+				    json_integer((json_int_t)t->rules->violations[RULE_UNJUDGED]));
+		json_object_set_new(v, "unjudged_by_reason", un);
+	}
+	if (t->causal)
+		json_object_set_new(obj, "causal",
+				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+					      "creations", (json_int_t)t->causal->put, "reused",
+					      (json_int_t)t->causal->replaced, "evicted",
+					      (json_int_t)t->causal->evicted, "held",
+					      (json_int_t)t->causal->entries, "linked",
+					      (json_int_t)t->causal->linked, "no_link",
+					      (json_int_t)t->causal->no_link, "no_context",
+					      (json_int_t)t->causal->no_context, "chain_cut",
+					      (json_int_t)t->causal->chain_cut));
 	if (t->attrib) {
 		json_t *un = json_object();
 

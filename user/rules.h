@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "attrib.h"
+#include "causal.h"
 #include "identity.h"
 #include "policy.h"
 
@@ -29,6 +30,12 @@ enum rule_kind {
 	RULE_IDENTITY_UNKNOWN,
 	/* A message that names a user field but cannot be read (not JSON even leniently). */
 	RULE_MESSAGE_UNREADABLE,
+	/*
+	 * A data frame whose producer could not be named: no application function on the send's
+	 * stack nor on any creation it was linked to (docs/causal.md).  The bridge rule cannot
+	 * judge it; said with the reason and the best origin known, never only counted.
+	 */
+	RULE_UNJUDGED,
 	RULE__COUNT,
 };
 
@@ -55,6 +62,9 @@ struct violation {
 	char a_value[IDENTITY_MAX_VALUE + 1];
 	char b_value[IDENTITY_MAX_VALUE + 1];
 	char key[64]; /* ID_OWNER: the ownership key ("run_id") */
+	/* unjudged: why (an "unattributed" reason), and the best origin known or NULL */
+	const char *reason;
+	const struct attrib_frame *best;
 	char detail[RULES_DETAIL_LEN];
 };
 
@@ -68,6 +78,8 @@ struct rules_input {
 	/* Why a message that names a user field could not be read ("bad_json"), or NULL. */
 	const char *msg_unreadable;
 	const struct attrib_stack *stack; /* the writer's stack; origin < 0 when unattributed */
+	/* The stacks that created the work that wrote (user/causal.c), or NULL. */
+	const struct causal_link *link;
 	const char *ctx_user; /* identity.context: the bridge call's user argument, or NULL */
 	const char *ctx_function; /* the bridge function it was read from */
 };
@@ -81,6 +93,7 @@ struct rules_verdict {
 struct rules_stats {
 	uint64_t violations[RULE__COUNT];
 	uint64_t bridge_unjudged; /* data frames without a stack to judge */
+	uint64_t unjudged[UNATTR__COUNT]; /* unjudged violations, by reason */
 	uint64_t owners; /* ownership keys remembered now */
 	uint64_t owner_evictions; /* forgotten, oldest first, past the bound */
 };

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #include "adopt.h"
 #include "capture.h"
+#include "causal.h"
 #include "http1.h"
 #include "identity.h"
 #include "keyhash.h"
@@ -101,6 +104,7 @@ struct session {
 	unsigned int nhandover_pids;
 	struct output *out;
 	struct attrib *attrib;
+	struct causal *causal;
 	struct policy *policy;
 	struct rules *rules;
 	struct session_observer obs;
@@ -506,9 +510,23 @@ static void name_test(struct session *s, const struct ct_frame *f, struct frame_
 	fv->test_via = "running";
 }
 
-static void judge_and_print(struct session *s, const struct ct_frame *f,
-			    const struct attrib_stack *stack)
+/* The stack whose bridge call names the user (identity.context): the send's, or a creator's. */
+static const struct attrib_stack *context_stack(const struct attrib_stack *stack,
+						const struct causal_link *link)
 {
+	if (stack->ctx_status != CTX_NONE)
+		return stack;
+	for (size_t i = 0; link && i < link->n; i++) {
+		if (link->creators[i]->ctx_status != CTX_NONE)
+			return link->creators[i];
+	}
+	return stack;
+}
+
+static void judge_and_print(struct session *s, const struct ct_frame *f,
+			    const struct attrib_stack *stack, const struct causal_link *link)
+{
+	const struct attrib_stack *cs = context_stack(stack, link);
 	char user_shown[IDENTITY_MAX_VALUE + 1], ctx_shown[IDENTITY_MAX_VALUE + 1], test[1024];
 	char type_shown[IDENTITY_MAX_VALUE + 1];
 	const struct ws_message *m = f->message;
@@ -517,6 +535,7 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 	struct frame_view fv = {
 		.frame = f,
 		.stack = stack,
+		.link = link,
 		.verdict = &verdict,
 		.container = process_container(s, f->pid),
 	};
@@ -526,8 +545,9 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 		.conn_user_ambiguous = f->conn->user_ambiguous,
 		.conn_user_unknown = f->conn->user_unknown,
 		.stack = stack,
-		.ctx_user = stack->ctx_status == CTX_OK ? stack->ctx_user : NULL,
-		.ctx_function = stack->ctx_function,
+		.link = link,
+		.ctx_user = cs->ctx_status == CTX_OK ? cs->ctx_user : NULL,
+		.ctx_function = cs->ctx_function,
 	};
 
 	/* Only whole, decoded messages are read for their fields. */
@@ -556,7 +576,7 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 	if (s->opts.name_tests)
 		name_test(s, f, &fv, test, sizeof(test));
 	if (s->obs.frame)
-		s->obs.frame(s->obs.ctx, f, stack, &verdict);
+		s->obs.frame(s->obs.ctx, f, stack, link, &verdict);
 	for (struct session_tap *t = s->taps; t; t = t->next) {
 		if ((!t->violations_only || verdict.nviolations) && t->wants(t->ctx, f->pid)) {
 			output_frame(t->out, &fv);
@@ -578,6 +598,7 @@ static void sink_frame(void *ctx, const struct ct_frame *f)
 	struct session *s = ctx;
 	struct attrib_stack *own = NULL;
 	const struct attrib_stack *stack = NULL;
+	struct causal_link link;
 
 	/*
 	 * An object handed to a transport that sent it later carries the stack of the hand-over:
@@ -598,8 +619,9 @@ static void sink_frame(void *ctx, const struct ct_frame *f)
 		stack = own = attrib_missing(s->attrib, f->pid);
 	if (!stack)
 		return;
-	attrib_count(s->attrib, stack);
-	judge_and_print(s, f, stack);
+	causal_link(s->causal, f->pid, stack, &link);
+	attrib_count_linked(s->attrib, stack, link.origin_level >= 0);
+	judge_and_print(s, f, stack, &link);
 	attrib_stack_put(own);
 }
 
@@ -715,6 +737,42 @@ static int uvloop_attach(struct session *s, pid_t pid)
 }
 
 /*
+ * Work handed to a task, a callback or a thread runs in a context copied at its creation: the
+ * copies' creators are recorded (docs/causal.md).  Said when it cannot be, and then every
+ * such send is unjudged with its reason.
+ */
+static void context_copy_attach(struct session *s, pid_t pid, const struct py_offsets *off)
+{
+	char path[PATH_MAX + 32];
+	const char *file = attrib_interpreter_path(s->attrib, pid);
+	struct stat st;
+	int err;
+
+	if (off->tstate_context == PY_OFF_NONE) {
+		log_warn("pid %d: this CPython's context is not known: sends of tasks, callbacks "
+			 "and threads are not linked to their creators",
+			 pid);
+		return;
+	}
+	if (!file)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/root%s", pid, file);
+	if (stat(path, &st)) {
+		log_warn("pid %d: cannot open %s: %s; sends of tasks, callbacks and threads are "
+			 "not linked to their creators",
+			 pid, path, strerror(errno));
+		return;
+	}
+	err = capture_attach_context_copy(s->cap, pid, path, st.st_dev, st.st_ino);
+	if (err)
+		log_warn("pid %d: cannot probe PyContext_CopyCurrent in %s: %s; sends of tasks, "
+			 "callbacks and threads are not linked to their creators",
+			 pid, path, strerror(-err));
+	else
+		log_info("pid %d: creations of tasks, callbacks and threads hooked", pid);
+}
+
+/*
  * Finds the process's interpreter and enables the stack walk for it.  Returns the uvloop
  * sites hooked, or -errno when it is not a CPython that can be walked.
  */
@@ -732,6 +790,7 @@ static int python_attach(struct session *s, pid_t pid)
 	err = capture_set_pyoffsets(s->cap, pid, &off);
 	if (err)
 		log_warn("failed to enable the stack walk for pid %d: %s", pid, strerror(-err));
+	context_copy_attach(s, pid, &off);
 	/* uvloop where it would be imported from: hooked before the import, not after. */
 	if (uvhook_find_installed(pid, uvloop_site, &t) > 0)
 		log_info("pid %d: installed uvloop hooked ahead of its import", pid);
@@ -896,6 +955,7 @@ static void forget_process(struct session *s, pid_t pid, uint64_t ts_ns)
 	watch_forget(s, pid);
 	ctx_forget(s, pid);
 	capture_forget_tgid(s->cap, pid);
+	causal_forget_process(s->causal, pid);
 	attrib_forget_process(s->attrib, pid);
 }
 
@@ -951,6 +1011,7 @@ static void reinspect(struct session *s, pid_t pid)
 	capture_forget_image(s->cap, pid);
 	ctx_forget(s, pid);
 	watch_forget(s, pid);
+	causal_forget_process(s->causal, pid);
 	attrib_forget_process(s->attrib, pid);
 	log_info("traced pid %d runs a new program", pid);
 	err = python_attach(s, pid);
@@ -1102,6 +1163,17 @@ static int on_record(void *ctx, const void *data, size_t size)
 			attrib_token_put(s->attrib, e->tgid, e->token, e->hdr.ts_ns, stack);
 		return 0;
 	}
+	if (h->type == EVT_STACK && evt_stack_complete(data, size) &&
+	    ((const struct evt_stack *)data)->site == STACK_AT_CONTEXT_COPY) {
+		const struct evt_stack *e = data;
+		struct attrib_stack *stack = attrib_resolve(s->attrib, e);
+
+		mark_context_frames(s, e->tgid, stack);
+		if (stack)
+			causal_put(s->causal, e->tgid, e->token, e->py_context, e->hdr.ts_ns,
+				   stack);
+		return 0;
+	}
 	/* Processes matched at exec are inspected once they talk: the interpreter is loaded. */
 	if (size >= sizeof(struct evt_conn) && h->type == EVT_CONN_NEW &&
 	    !attrib_known(s->attrib, ((const struct evt_conn *)data)->tgid))
@@ -1174,9 +1246,10 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 	s->adopt = adopt_new();
 	s->attrib = attrib_new((const char *const *)policy->transport_files.v,
 			       policy->transport_files.n);
+	s->causal = causal_new(s->attrib);
 	s->rules = rules_new(policy, opts->show_identities, 0);
 	s->pods = podinfo_cache_new(0);
-	if (!s->out || !s->ct || !s->adopt || !s->attrib || !s->rules || !s->pods) {
+	if (!s->out || !s->ct || !s->adopt || !s->attrib || !s->causal || !s->rules || !s->pods) {
 		log_err("out of memory");
 		goto err_close;
 	}
@@ -1248,6 +1321,7 @@ void session_close(struct session *s, const char *why)
 		}
 	}
 	podinfo_cache_free(s->pods);
+	causal_free(s->causal);
 	attrib_free(s->attrib);
 	rules_free(s->rules);
 	policy_free(s->policy);
@@ -1345,6 +1419,7 @@ static void stats_to(struct session *s, struct output *o, bool final)
 	out.kernel = &t.kernel;
 	out.ct = &t.ct;
 	out.attrib = &t.attrib;
+	out.causal = &t.causal;
 	out.rules = &t.rules;
 	out.adopt = &t.adopt;
 	out.scope = &t.scope;
@@ -1437,6 +1512,7 @@ void session_totals(struct session *s, struct session_totals *t)
 		log_warn("failed to read the kernel counters");
 	t->ct = *conntrack_stats(s->ct);
 	t->attrib = *attrib_stats(s->attrib);
+	t->causal = *causal_stats(s->causal);
 	t->rules = *rules_stats(s->rules);
 	t->adopt = *adopt_stats(s->adopt);
 	t->scope = s->scope_totals;
