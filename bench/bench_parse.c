@@ -106,11 +106,11 @@ static int build(struct wire *w, size_t msg_size, size_t total, bool compress)
 	w->buf = malloc(n * (msg_size + 1024));
 	w->frame_off = malloc((n + 1) * sizeof(size_t));
 	if (!msg || !tmp || !w->buf || !w->frame_off)
-		return -1;
+		goto fail;
 	/* websockets' defaults: server_max_window_bits=12, memLevel 5, zlib's level */
 	if (compress && deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 5,
 				     Z_DEFAULT_STRATEGY) != Z_OK)
-		return -1;
+		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *payload = (const uint8_t *)msg;
 		size_t plen = msg_size;
@@ -121,8 +121,10 @@ static int build(struct wire *w, size_t msg_size, size_t total, bool compress)
 			zs.avail_in = msg_size;
 			zs.next_out = tmp;
 			zs.avail_out = msg_size + 1024;
-			if (deflate(&zs, Z_SYNC_FLUSH) != Z_OK || zs.avail_in)
-				return -1;
+			if (deflate(&zs, Z_SYNC_FLUSH) != Z_OK || zs.avail_in) {
+				deflateEnd(&zs);
+				goto fail;
+			}
 			/* RFC 7692 7.2.1: drop the 00 00 ff ff tail */
 			plen = msg_size + 1024 - zs.avail_out - 4;
 			payload = tmp;
@@ -141,6 +143,10 @@ static int build(struct wire *w, size_t msg_size, size_t total, bool compress)
 	free(msg);
 	free(tmp);
 	return 0;
+fail:
+	free(msg);
+	free(tmp);
+	return -1;
 }
 
 static void count_frame(void *ctx, const struct ws_frame *f)

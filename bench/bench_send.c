@@ -683,11 +683,11 @@ static int tracer_start(struct tracer *t, const char *path, pid_t target, bool c
 			_exit(127);
 		/* -d bounds an orphan's life should this process die without stopping it. */
 		if (capture_only)
-			execl(path, path, "trace", "--standalone", "-p", pidstr, "-o", "json", "-d", "900",
-			      "--capture-only", (char *)NULL);
+			execl(path, path, "trace", "--standalone", "-p", pidstr, "-o", "json", "-d",
+			      "900", "--capture-only", (char *)NULL);
 		else
-			execl(path, path, "trace", "--standalone", "-p", pidstr, "-o", "json", "-d", "900",
-			      (char *)NULL);
+			execl(path, path, "trace", "--standalone", "-p", pidstr, "-o", "json", "-d",
+			      "900", (char *)NULL);
 		fprintf(stderr, "bench_send: failed to run %s: %s\n", path, strerror(errno));
 		_exit(127);
 	}
@@ -999,8 +999,10 @@ struct summary {
 static struct summary summarize(const double *v, unsigned int n)
 {
 	double s[REPS_MAX];
-	struct summary r;
+	struct summary r = { 0 };
 
+	if (!n)
+		return r; /* every repetition was dropped as disturbed */
 	memcpy(s, v, n * sizeof(*v));
 	qsort(s, n, sizeof(*s), cmp_double);
 	r.min = s[0];
@@ -1391,6 +1393,7 @@ int main(int argc, char **argv)
 {
 	static struct bench b;
 	struct bench_opts *o = &b.opts;
+	const size_t largest = sizes[NSIZES - 1];
 	int ncfg = 0, order[CFG_MAX];
 	struct timespec t0, now;
 	int err;
@@ -1440,7 +1443,7 @@ int main(int argc, char **argv)
 		}
 		o->target = b.idle_pid;
 	}
-	b.payload = malloc(sizes[NSIZES - 1]);
+	b.payload = malloc(largest);
 	if (!b.payload) {
 		err = -ENOMEM;
 		goto out_idle;
@@ -1449,7 +1452,7 @@ int main(int argc, char **argv)
 	 * Text, not zeros: a run of zero bytes parses as empty WebSocket frames, and (g) must
 	 * write what wsaudit recognises as not a WebSocket.
 	 */
-	memset(b.payload, 'x', sizes[NSIZES - 1]);
+	memset(b.payload, 'x', largest);
 	err = cpu_pin(o->cpu_send);
 	if (err) {
 		fprintf(stderr, "bench_send: failed to pin to CPU %d: %s\n", o->cpu_send,

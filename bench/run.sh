@@ -5,8 +5,9 @@
 # on which commit and on which machine.  `make bench` builds them and ./wsaudit first.
 # A benchmark that fails is named in the report and makes the run fail; the others still run.
 # Helpers built alongside, which other benchmarks drive with arguments, are not run on their own.
-# Then the scripted benchmarks (bench/walk_cost.py, service_cost.py, capacity.py, startup.py),
-# whose recorded runs and analyses are bench/walk.md, service.md, capacity.md and startup.md.
+# Then the scripted benchmarks (bench/walk_cost.py, service_cost.py, capacity.py, startup.py,
+# create_cost.py), whose recorded runs and analyses are bench/walk.md, service.md, capacity.md,
+# startup.md and create.md.
 #   run.sh [--quick | --long]   (or BENCH_SCALE=quick|long): shorter or longer scripted runs;
 #   the default keeps the whole of `make bench` within a few minutes.
 set -u
@@ -29,6 +30,7 @@ quick)
 	capacity_args=(--quick --rates 50000,0 --batch-rates 200000)
 	follow_args=(-r 1 -s 2 --rates 50000)
 	startup_args=(-r 3 --no-load)
+	create_args=(-r 3 -n 5000 --threads 500)
 	;;
 long)
 	walk_args=(-r 21 -n 8000 --bpf-stats)
@@ -37,6 +39,7 @@ long)
 		--batch-rates 100000,150000,200000,300000,400000 --perf)
 	follow_args=(-r 5 -s 10 --rates 25000,50000,75000,100000)
 	startup_args=(-r 11)
+	create_args=(-r 11 -n 40000 --threads 4000)
 	;;
 *)
 	walk_args=(-r 5 -n 4000 --bpf-stats)
@@ -44,6 +47,7 @@ long)
 	capacity_args=(-r 2 -d 2 --rates 50000,0 --batch-rates 100000,200000,300000 --perf)
 	follow_args=(-r 2 -s 4 --rates 25000,50000,75000)
 	startup_args=(-r 5)
+	create_args=(-r 5 -n 20000 --threads 2000)
 	;;
 esac
 scripts=(
@@ -52,6 +56,7 @@ scripts=(
 	"bench/capacity.py ${capacity_args[*]}"
 	"bench/follow_rate.py ${follow_args[*]}"
 	"bench/startup.py ${startup_args[*]}"
+	"bench/create_cost.py ${create_args[*]}"
 )
 helpers=" bench_floor_attach bench_loadgen bench_uprobe_floor "
 cd "$(dirname "$0")/.."

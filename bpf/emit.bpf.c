@@ -170,13 +170,13 @@ int emit_chunks(void *ctx)
 	s->evt.hdr.ts_ns = bpf_ktime_get_ns();
 	s->evt.conn = io->conn;
 	s->evt.io_pos = io->io_pos;
-	s->evt.io_len = io->total;
+	s->evt.io_len = io->flags & DATA_UNSENT ? io->sent : io->total;
 	s->evt.tgid = id >> 32;
 	s->evt.tid = (__u32)id;
 	s->evt.fd = io->fd;
 	s->evt.dir = io->dir;
 	s->evt.syscall = io->syscall;
-	s->evt._pad = 0;
+	s->evt.err = io->flags & DATA_UNSENT ? io->err : 0;
 	bpf_get_current_comm(s->evt.comm, sizeof(s->evt.comm));
 	s->segs.hdr.type = EVT_SEGS;
 	s->segs.hdr.version = EVT_VERSION;

@@ -49,6 +49,41 @@ static __always_inline bool upgrade_response_seen(const struct io_desc *io, stru
 	return c->resp_match >= UPGRADE_PREFIX_LEN;
 }
 
+/*
+ * A write on a WebSocket connection that failed or sent part of what it was given: its
+ * bytes are sent as chunks all the same, the ones that left first, then the others at the
+ * stream positions they would have had (DATA_UNSENT), with the writer's stack, so the
+ * collector can name the frames that did not leave.  Only the ones that left move tx_pos.
+ */
+static __always_inline int send_unsent(void *ctx, const struct inflight *a, long ret)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 sent = ret > 0 ? ret : 0, pos;
+	struct sock_ref ref;
+	struct conn_info *c;
+	struct io_desc *io;
+	bool python;
+
+	/* The common case, told without a look at the socket. */
+	if (ret > 0 && (a->syscall == SC_WRITE || a->syscall == SC_SENDTO) && sent >= a->count)
+		return -1;
+	/* A failed write on a socket never seen is no connection's. */
+	if (sock_from_fd(a->fd, &ref))
+		return -1;
+	c = bpf_map_lookup_elem(&conn_map, &ref.ino);
+	if (!c || c->state != CONN_WS)
+		return -1;
+	io = io_gather_given(a);
+	if (!io || io->total <= sent)
+		return -1;
+	io->sent = sent;
+	io->err = ret < 0 ? ret : 0;
+	pos = __sync_fetch_and_add(&c->tx_pos, sent);
+	python = bpf_map_lookup_elem(&py_procs, &tgid) != NULL;
+	emit_io(ctx, io, c, ref.ino, pos, cfg_write_cap, DATA_UNSENT, python, python);
+	return 0;
+}
+
 static __always_inline int send_exit_fn(void *ctx, long ret)
 {
 	struct io_desc *io;
@@ -61,7 +96,15 @@ static __always_inline int send_exit_fn(void *ctx, long ret)
 	__u64 pos;
 	__u8 state;
 
-	if (!inflight_take(&a) || ret <= 0)
+	if (!inflight_take(&a))
+		return 0;
+	/* EINTR before any byte: the call is made again, nothing was refused. */
+	if (ret == -4 || ret == 0)
+		return 0;
+	/* A write on a WebSocket connection that sent less than it was given. */
+	if ((ret < 0 || a.syscall != SC_SENDMMSG) && !send_unsent(ctx, &a, ret))
+		return 0;
+	if (ret < 0)
 		return 0;
 	c = conn_get(a.fd, &ref);
 	if (!c)

@@ -136,6 +136,18 @@ PANELS = [
           [(f"sum by (instance) (increase(wsaudit_metrics_overflow_total{{{SEL},"
             f"family=\"wsaudit_violations_by_origin_total\"}}[$__rate_interval]))",
             "{{instance}}")], 8, 8),
+    row("Delivery"),
+    panel("timeseries", "Lost frames by origin and type",
+          "Frames that never left the service (their write failed or sent part, and the "
+          "connection ended first), per interval, by the Python function that wrote them and "
+          "the message type (docs/delivery.md).", "none",
+          [(f"sum by (origin, type) (increase(wsaudit_lost_frames_total{{{SEL}}}"
+            f"[$__rate_interval]))", "{{origin}} {{type}}")], 12, 8),
+    panel("timeseries", "Abnormal closes by code and origin",
+          "Connections the service closed with 1011, by the function that sent the close frame, "
+          "and sockets closed without a close frame (code none), per interval.", "none",
+          [(f"sum by (code, origin) (increase(wsaudit_abnormal_closes_total{{{SEL}}}"
+            f"[$__rate_interval]))", "{{code}} {{origin}}")], 12, 8),
     row("Attribution and loss"),
     panel("timeseries", "Unattributed frames by reason",
           "Frames per second that could not be attributed to a Python function, by reason.",

@@ -9,10 +9,14 @@ PKGS=(
 	libjansson-dev libyaml-dev libcyaml-dev libmicrohttpd-dev libsodium-dev
 	# unit tests and fuzzing
 	libcmocka-dev libclang-rt-14-dev
+	# make format-check and make analyze
+	clang-format cppcheck
 	# integration tests: real Python servers and clients, the independent dissector
 	python3 python3-pytest python3-pytest-asyncio python3-jsonschema python3-yaml
 	python3-websockets python3-uvicorn python3-fastapi
 	python3-uvloop python3-aiohttp python3-wsproto tshark iproute2 procps
+	# causal attribution: servers that hand their sends over (tests/integration/test_causal.py)
+	python3-socketio python3-engineio python3-daphne
 	# metrics, other interpreters, benchmarks
 	prometheus debootstrap linux-perf
 	# the kernel matrix (make kernels): guests on Debian's kernels, their initramfs

@@ -7,7 +7,6 @@
  * new one is invalid; SIGTERM and SIGINT detach cleanly.  The pipeline is user/session.c.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -18,6 +17,7 @@
 #include <unistd.h>
 
 #include "agent_metrics.h"
+#include "agent_opts.h"
 #include "agent_socket.h"
 #include "commands.h"
 #include "keyhash.h"
@@ -30,7 +30,6 @@
 /* The self-check's period and how long it waits for its probe's write (user/selfcheck.h). */
 #define SELFCHECK_EVERY_NS (30ULL * 1000000000ULL)
 #define SELFCHECK_TIMEOUT_MS 2000
-#define DEFAULT_METRICS_ADDR "127.0.0.1:9464"
 
 static volatile sig_atomic_t stop_requested, reload_requested;
 
@@ -44,172 +43,6 @@ static void on_hup(int sig)
 {
 	(void)sig;
 	reload_requested = 1;
-}
-
-struct agent_opts {
-	const char *policy_path;
-	const char *identity_key;
-	struct vlog_opts log;
-	const char *metrics_addr;
-	const char *socket_path; /* "none": no trace clients */
-	double stats_interval_s;
-	int verbose;
-	bool help;
-};
-
-static void agent_usage(FILE *out)
-{
-	fprintf(out,
-		"usage: wsaudit agent [-c POLICY] [--metrics-addr HOST:PORT] [--log FILE|-]\n"
-		"                     [--log-max-size BYTES] [--log-max-files N] [--log-queue BYTES]\n"
-		"                     [--stats-interval S] [--identity-key FILE] [--socket PATH|none]\n"
-		"                     [-v]\n"
-		"\n"
-		"Follows every process whose executable matches the policy's targets.exe, now and\n"
-		"later, and writes the frames that break a rule to the violation log (JSON lines).\n"
-		"  -c, --policy FILE        the policy (default: built in)\n"
-		"      --metrics-addr ADDR  Prometheus /metrics on HOST:PORT (default %s;\n"
-		"                           \"none\" to serve no metrics)\n"
-		"      --log FILE|-         the violation log (default and \"-\": standard output)\n"
-		"      --log-max-size BYTES rotate FILE past this size (K, M, G; default 100M;\n"
-		"                           0: never)\n"
-		"      --log-max-files N    rotated files kept, FILE.1 to FILE.N (default %d)\n"
-		"      --log-queue BYTES    records held while the log cannot be written\n"
-		"                           (default 16M); past it they are counted as dropped\n"
-		"      --stats-interval S   a stats record in the log every S seconds (default 60)\n"
-		"      --identity-key FILE  key of the u# user id hashes, the same on every node\n"
-		"                           (default: $" KEYHASH_ENV ", else a key for this run)\n"
-		"      --socket PATH        serve `wsaudit trace` on this UNIX socket, root only\n"
-		"                           (default %s; \"none\": not served)\n"
-		"  -v, --verbose            more diagnostics on stderr\n"
-		"SIGHUP reopens the log and reloads the policy; SIGTERM detaches.\n",
-		DEFAULT_METRICS_ADDR, VLOG_DEFAULT_MAX_FILES, TRACE_AGENT_SOCKET);
-}
-
-/* A byte count with an optional K, M or G (powers of 1024). */
-static int parse_bytes(const char *s, uint64_t *out)
-{
-	unsigned long long v;
-	unsigned int shift = 0;
-	char *end;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || s[0] == '-')
-		return -EINVAL;
-	if (*end == 'K' || *end == 'k')
-		shift = 10;
-	else if (*end == 'M' || *end == 'm')
-		shift = 20;
-	else if (*end == 'G' || *end == 'g')
-		shift = 30;
-	if (shift)
-		end++;
-	if (*end || v > (UINT64_MAX >> shift))
-		return -EINVAL;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
-static int agent_parse(int argc, char **argv, struct agent_opts *o)
-{
-	static const struct option longopts[] = {
-		{ "policy", required_argument, NULL, 'c' },
-		{ "metrics-addr", required_argument, NULL, 'm' },
-		{ "log", required_argument, NULL, 'l' },
-		{ "log-max-size", required_argument, NULL, 'S' },
-		{ "log-max-files", required_argument, NULL, 'F' },
-		{ "log-queue", required_argument, NULL, 'Q' },
-		{ "stats-interval", required_argument, NULL, 's' },
-		{ "socket", required_argument, NULL, 'U' },
-		{ "identity-key", required_argument, NULL, 'k' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	uint64_t v;
-	char *end;
-	int c;
-
-	memset(o, 0, sizeof(*o));
-	o->log.max_size = VLOG_DEFAULT_MAX_SIZE;
-	o->log.max_files = VLOG_DEFAULT_MAX_FILES;
-	o->log.queue_max = VLOG_DEFAULT_QUEUE;
-	o->metrics_addr = DEFAULT_METRICS_ADDR;
-	o->socket_path = TRACE_AGENT_SOCKET;
-	o->stats_interval_s = 60;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":c:vh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			o->policy_path = optarg;
-			break;
-		case 'm':
-			o->metrics_addr = optarg;
-			break;
-		case 'U':
-			o->socket_path = optarg;
-			break;
-		case 'l':
-			o->log.path = optarg;
-			break;
-		case 'S':
-			if (parse_bytes(optarg, &o->log.max_size)) {
-				fprintf(stderr, "wsaudit agent: invalid --log-max-size '%s'\n",
-					optarg);
-				return -EINVAL;
-			}
-			break;
-		case 'F':
-			if (parse_bytes(optarg, &v) || !v || v > 1000) {
-				fprintf(stderr,
-					"wsaudit agent: invalid --log-max-files '%s' (1 to 1000)\n",
-					optarg);
-				return -EINVAL;
-			}
-			o->log.max_files = (unsigned int)v;
-			break;
-		case 'Q':
-			if (parse_bytes(optarg, &v) || v > (1ULL << 30)) {
-				fprintf(stderr,
-					"wsaudit agent: invalid --log-queue '%s' (up to 1G)\n",
-					optarg);
-				return -EINVAL;
-			}
-			o->log.queue_max = (size_t)v;
-			break;
-		case 's':
-			o->stats_interval_s = strtod(optarg, &end);
-			if (*end || o->stats_interval_s < 0) {
-				fprintf(stderr, "wsaudit agent: invalid stats interval '%s'\n",
-					optarg);
-				return -EINVAL;
-			}
-			break;
-		case 'k':
-			o->identity_key = optarg;
-			break;
-		case 'v':
-			o->verbose++;
-			break;
-		case 'h':
-			o->help = true;
-			return 0;
-		case ':':
-			fprintf(stderr, "wsaudit agent: option '%s' needs a value\n",
-				argv[optind - 1]);
-			return -EINVAL;
-		default:
-			fprintf(stderr, "wsaudit agent: unknown option '%s'\n", argv[optind - 1]);
-			return -EINVAL;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "wsaudit agent: unexpected argument '%s'\n", argv[optind]);
-		return -EINVAL;
-	}
-	return 0;
 }
 
 static struct policy *agent_load_policy(const char *path)
@@ -317,7 +150,8 @@ int cmd_agent(int argc, char **argv)
 	char err[512];
 	int rc = EXIT_RUNTIME, found;
 
-	if (agent_parse(argc, argv, &o)) {
+	if (agent_parse_args(argc, argv, &o, err, sizeof(err))) {
+		fprintf(stderr, "wsaudit agent: %s\n", err);
 		agent_usage(stderr);
 		return EXIT_USAGE;
 	}

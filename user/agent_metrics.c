@@ -77,6 +77,30 @@ static void on_frame(void *ctx, const struct ct_frame *f, const struct attrib_st
 		metrics_wsaudit_violation(&m->w, rule_name(v->v[i].rule), o ? o->function : NULL);
 }
 
+/* Delivery: frames that never left, and closes with 1011, by origin (docs/delivery.md). */
+static void on_frame_view(void *ctx, const struct frame_view *fv)
+{
+	struct agent_metrics *m = ctx;
+	const struct attrib_stack *s = fv->stack;
+	const char *origin = s->origin >= 0 ? s->frames[s->origin].function : NULL;
+
+	if (fv->frame->lost)
+		metrics_wsaudit_lost(&m->w, origin, fv->msg_type);
+	else if (fv->frame->frame->opcode == WS_OP_CLOSE && fv->frame->frame->close_code == 1011)
+		metrics_wsaudit_abnormal_close(&m->w, 1011, origin);
+}
+
+/* A socket closed without a close frame: no Python function sent one. */
+static void on_abrupt_close(void *ctx, const struct ct_conn *c, const char *why)
+{
+	struct agent_metrics *m = ctx;
+
+	(void)c;
+	(void)why;
+	metrics_wsaudit_abnormal_close(&m->w, 0, NULL);
+	metrics_wsaudit_violation(&m->w, "abnormal_close", NULL);
+}
+
 struct agent_metrics *agent_metrics_start(const char *listen)
 {
 	struct agent_metrics *m = calloc(1, sizeof(*m));
@@ -111,7 +135,12 @@ void agent_metrics_stop(struct agent_metrics *m)
 
 void agent_metrics_attach(struct agent_metrics *m, struct session *s)
 {
-	struct session_observer obs = { .frame = on_frame, .ctx = m };
+	struct session_observer obs = {
+		.frame = on_frame,
+		.frame_view = on_frame_view,
+		.conn_close = on_abrupt_close,
+		.ctx = m,
+	};
 
 	if (!m)
 		return;
@@ -201,6 +230,15 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 			    t.ct.conns_websocket - t.ct.conns_adopted);
 	metrics_counter_set(m->w.connections_total, (const char *const[]){ "adopted" },
 			    t.ct.conns_adopted);
+	for (int i = CT_SKIP_NONE + 1; i < CT_SKIP__COUNT; i++)
+		metrics_counter_set(m->w.conns_skipped, (const char *const[]){ ct_skip_name(i) },
+				    t.ct.conns_skipped[i]);
+	metrics_counter_set(m->w.conns_skipped, (const char *const[]){ "fd_passed" },
+			    t.ct.conns_fd_passed);
+	metrics_counter_set(m->w.tls_connections, (const char *const[]){ "linked" },
+			    t.ct.tls_linked);
+	metrics_counter_set(m->w.tls_connections, (const char *const[]){ "unlinked" },
+			    t.ct.tls_unlinked);
 	metrics_counter_set(m->w.conn_users, (const char *const[]){ "ambiguous" },
 			    t.ct.users_ambiguous);
 	metrics_counter_set(m->w.conn_users, (const char *const[]){ "unknown" },

@@ -397,6 +397,12 @@ struct attrib_stack *attrib_missing(struct attrib *a, pid_t pid)
 
 static bool is_transport(const struct attrib *a, const char *file)
 {
+	/*
+	 * The interpreter's own shim that runs after a Python __init__ (_Py_InitCleanup, 3.12+)
+	 * names its file "__init__": a creation stack taken inside Handle.__init__ holds it.
+	 */
+	if (!strcmp(file, "__init__"))
+		return true;
 	for (size_t i = 0; i < a->ntransport; i++) {
 		if (policy_glob_match(a->transport[i], file))
 			return true;

@@ -40,6 +40,9 @@ struct uprobe_rec {
 	bool ctx_copy; /* the return probe on PyContext_CopyCurrent (bpf/link.bpf.c) */
 };
 
+/* Programs whose skipped runs are named; more are counted all the same. */
+#define SKIPPED_PROGS_MAX 64
+
 struct capture {
 	struct wsaudit *skel;
 	unsigned int batch; /* records handled by this capture_poll() */
@@ -57,6 +60,8 @@ struct capture {
 	void *ctx;
 	unsigned int attached, failed;
 	int ncpus;
+	/* recursion_misses of each program (in object order) when it was last said */
+	uint64_t skipped_said[SKIPPED_PROGS_MAX];
 };
 
 static const char *const drop_names[DROP_MAX] = { DROP_NAMES };
@@ -704,6 +709,40 @@ static int sum_percpu(int fd, __u32 nkeys, uint64_t *out, int ncpus)
 	return 0;
 }
 
+/*
+ * The runs of our programs the kernel skipped: a tracepoint or uprobe program does not run
+ * while another BPF program runs on the same CPU, and the kernel only counts it, in each
+ * program's recursion_misses.  Tail-called programs are entered from ours, never skipped.
+ * Each new skip is said once, naming the program: which one decides what was lost.
+ */
+static uint64_t kernel_skipped(struct capture *cap)
+{
+	struct bpf_program *prog;
+	struct bpf_prog_info info;
+	unsigned int i = 0;
+	uint64_t n = 0;
+	__u32 len;
+
+	bpf_object__for_each_program(prog, cap->skel->obj) {
+		if (!bpf_program__autoload(prog) || bpf_program__fd(prog) < 0)
+			continue;
+		memset(&info, 0, sizeof(info));
+		len = sizeof(info);
+		if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
+			continue;
+		n += info.recursion_misses;
+		if (i < SKIPPED_PROGS_MAX && info.recursion_misses > cap->skipped_said[i]) {
+			log_warn("the kernel skipped %llu run(s) of %s: another BPF program was "
+				 "running on its CPU (drop kernel_skipped)",
+				 (unsigned long long)(info.recursion_misses - cap->skipped_said[i]),
+				 bpf_program__name(prog));
+			cap->skipped_said[i] = info.recursion_misses;
+		}
+		i++;
+	}
+	return n;
+}
+
 int capture_read_counters(struct capture *cap, struct capture_counters *out)
 {
 	int err;
@@ -711,6 +750,7 @@ int capture_read_counters(struct capture *cap, struct capture_counters *out)
 	err = sum_percpu(bpf_map__fd(cap->skel->maps.drop_cnt), DROP_MAX, out->drops, cap->ncpus);
 	if (err)
 		return err;
+	out->drops[DROP_KERNEL_SKIPPED] = kernel_skipped(cap);
 	return sum_percpu(bpf_map__fd(cap->skel->maps.stat_cnt), STAT_MAX, out->stats, cap->ncpus);
 }
 

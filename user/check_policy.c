@@ -3,9 +3,9 @@
  * wsaudit check-policy: loads a policy as trace and agent would, and says either that it is
  * valid, with what it contains, or exactly what is wrong with it.  For CI of policy files.
  */
-#include <getopt.h>
 #include <stdio.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "policy.h"
 
@@ -60,39 +60,40 @@ static void summary(const struct policy *p)
 	print_list("identity.ownership", &p->ownership);
 	print_list("messages.type", &p->type_fields);
 	print_list("messages.known_types", &p->known_types);
+	for (size_t i = 0; i < p->nqueues; i++)
+		printf("  queues             %s arg %s%s%s\n", p->queues[i].function,
+		       p->queues[i].arg, p->queues[i].consumer ? " consumer " : "",
+		       p->queues[i].consumer ? p->queues[i].consumer : "");
+	if (!p->runs.on)
+		return;
+	print_list("runs.key", &p->runs.key);
+	print_list("runs.start", &p->runs.start);
+	print_list("runs.end", &p->runs.end);
+	print_list("runs.required", &p->runs.required);
+	printf("  %-18s %us\n", "runs.timeout", p->runs.timeout_s);
 }
 
 int cmd_check_policy(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
+	struct cli_simple_opts o;
 	char err[POLICY_ERR_LEN];
 	struct policy *p;
-	int c;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind != 1) {
+	if (cli_parse_simple(argc, argv, CLI_OPERAND, "POLICY", &o, err, sizeof(err))) {
+		fprintf(stderr, "wsaudit check-policy: %s\n", err);
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	p = policy_load(argv[optind], err, sizeof(err));
+	if (o.help) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	p = policy_load(o.operand, err, sizeof(err));
 	if (!p) {
 		fprintf(stderr, "%s\n", err);
 		return EXIT_USAGE;
 	}
-	printf("%s: ok\n", argv[optind]);
+	printf("%s: ok\n", o.operand);
 	summary(p);
 	policy_free(p);
 	return EXIT_OK;

@@ -4,9 +4,9 @@
  * or FAIL, what was found and the fix.  For a node before deploying, and for the on-call
  * engineer when the agent does not start.
  */
-#include <getopt.h>
 #include <stdio.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "sysreq.h"
 
@@ -29,27 +29,19 @@ static void usage(FILE *f)
 
 int cmd_check_system(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
 	struct sysreq_check c[SYSREQ_MAX];
-	int n, c_, failed = 0;
+	struct cli_simple_opts o;
+	int n, failed = 0;
+	char err[128];
 
-	optind = 1;
-	while ((c_ = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c_) {
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind != argc) {
+	if (cli_parse_simple(argc, argv, 0, NULL, &o, err, sizeof(err))) {
+		fprintf(stderr, "wsaudit check-system: %s\n", err);
 		usage(stderr);
 		return EXIT_USAGE;
+	}
+	if (o.help) {
+		usage(stdout);
+		return EXIT_OK;
 	}
 	n = sysreq_run(c, SYSREQ_MAX);
 	for (int i = 0; i < n; i++) {

@@ -8,6 +8,7 @@
 
 #include "attrib.h"
 #include "conntrack.h"
+#include "delivery.h"
 #include "http1.h"
 #include "log.h"
 #include "ws_message.h"
@@ -29,6 +30,8 @@
 #define TABLE_MIN_BUCKETS 256
 /* Reads a request head may arrive in; past it the head is given up (counted). */
 #define HEAD_READS_MAX 64
+/* Writes whose unsent bytes are kept per connection, for their lost frames' writers. */
+#define UNSENT_WRITES 16
 /* Threads whose last message end (EVT_ZFLUSH) is remembered, by tid, direct mapped. */
 #define ZFLUSH_SLOTS 1024
 
@@ -41,6 +44,7 @@ struct write_rec {
 	struct attrib_stack *stack;
 	/* The message end its thread's compressor reported right before it (0: none). */
 	uint64_t zstrm, ztotal_out;
+	int err; /* unsent_writes: the write's errno, 0 when it sent part */
 };
 
 struct zflush_slot {
@@ -77,6 +81,13 @@ struct ct_private {
 	unsigned int nwrites; /* total pushed; the ring holds the last WRITE_RING */
 	struct chunk_rec chunks[CHUNK_RING];
 	unsigned int nchunks;
+	/* Bytes writes were given but did not send, and how far the stream was sent. */
+	struct delivery_unsent unsent;
+	uint64_t sent_end;
+	/* The writes of the unsent bytes, at the positions they are kept at (see unsent). */
+	struct write_rec unsent_writes[UNSENT_WRITES];
+	unsigned int nunsent_writes;
+	bool lost_mode; /* the unsent bytes are being parsed at the end: lost frames */
 	/* The stack record that precedes its write's data records. */
 	struct attrib_stack *pending_stack;
 	uint64_t pending_pos;
@@ -160,6 +171,8 @@ static void format_addr(char *buf, size_t size, uint16_t family, const uint8_t *
 }
 
 static void frame_cb(void *ctx, const struct ws_frame *f, const struct ws_frame_info *info);
+static void conn_skip(struct conntrack *ct, struct ct_conn *c, enum ct_skip_reason why,
+		      uint64_t ts_ns);
 
 static struct ct_conn *conn_create(struct conntrack *ct, const struct conn_id *id, uint32_t tgid,
 				   const uint8_t *comm)
@@ -167,9 +180,19 @@ static struct ct_conn *conn_create(struct conntrack *ct, const struct conn_id *i
 	struct ct_conn *c;
 
 	if (ct->nconns >= CONN_MAX) {
+		struct ct_conn gone = { .id = *id, .tgid = tgid };
+
 		ct->stats.conns_dropped_limit++;
 		if (ct->sink.verdict)
 			ct->sink.verdict(ct->sink.ctx, id, CONN_IGNORE);
+		/* Not in the table: said with what is known of it. */
+		snprintf(gone.id_str, sizeof(gone.id_str), "%llx-%llx", (unsigned long long)id->ino,
+			 (unsigned long long)id->gen);
+		snprintf(gone.local, sizeof(gone.local), "unknown");
+		snprintf(gone.peer, sizeof(gone.peer), "unknown");
+		memcpy(gone.comm, comm, sizeof(gone.comm));
+		gone.comm[sizeof(gone.comm) - 1] = '\0';
+		conn_skip(ct, &gone, CT_SKIP_OVER_LIMIT, 0);
 		return NULL;
 	}
 	if (ct->nconns >= ct->nbuckets && table_grow(ct))
@@ -216,6 +239,7 @@ static void conn_release_parsers(struct conntrack *ct, struct ct_conn *c)
 		ws_stream_free(c->priv->tx);
 		c->priv->tx = NULL;
 	}
+	delivery_unsent_free(&c->priv->unsent);
 	http1_parser_free(c->priv->req);
 	http1_parser_free(c->priv->resp);
 	c->priv->req = c->priv->resp = NULL;
@@ -231,16 +255,52 @@ static void conn_drop_stacks(struct ct_conn *c)
 	}
 	attrib_stack_put(c->priv->pending_stack);
 	c->priv->pending_stack = NULL;
+	for (unsigned int i = 0; i < UNSENT_WRITES; i++) {
+		attrib_stack_put(c->priv->unsent_writes[i].stack);
+		c->priv->unsent_writes[i].stack = NULL;
+	}
+}
+
+/*
+ * The connection ends with bytes its writes did not send.  When its socket was closed (or its
+ * process exited) they never leave: they are parsed after what was sent, and the frames they
+ * hold (those cut by the failed write included, through ws_stream_finish) are lost frames.
+ * When only the trace ends, a retry may still send them: counted, not judged.
+ */
+static void conn_unsent_end(struct conntrack *ct, struct ct_conn *c, const char *why)
+{
+	struct ct_private *p = c->priv;
+	struct delivery_unsent *u = &p->unsent;
+
+	if (strcmp(why, "closed") && strcmp(why, "process_exit")) {
+		ct->stats.unsent_unresolved_bytes += u->len + u->beyond;
+		return;
+	}
+	if (u->pos < p->ws_base)
+		return;
+	p->lost_mode = true;
+	if (u->pos > p->sent_end && p->sent_end >= p->ws_base)
+		ws_stream_gap(p->tx, p->sent_end - p->ws_base, u->pos - p->sent_end);
+	if (u->len && ws_stream_feed(p->tx, u->pos - p->ws_base, u->buf, u->len))
+		log_warn("connection %s: out of memory parsing frames", c->id_str);
+	if (u->beyond)
+		ws_stream_gap(p->tx, u->pos + u->len - p->ws_base, u->beyond);
 }
 
 static void conn_destroy(struct conntrack *ct, struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
 	/* Its verdict may still wait in the kernel if the close came first: take it back. */
-	if (c->state == CT_IGNORED && ct->sink.verdict)
+	if ((c->state == CT_IGNORED || c->state == CT_TLS) && ct->sink.verdict)
 		ct->sink.verdict(ct->sink.ctx, &c->id, CONN_UNKNOWN);
+	/* TLS whose plaintext was expected through libssl, and never came linked to it. */
+	if (c->state == CT_TLS && !c->tls_link)
+		conn_skip(ct, c, CT_SKIP_TLS_UNLINKED, ts_ns);
+	if (c->priv->tx && delivery_unsent_any(&c->priv->unsent))
+		conn_unsent_end(ct, c, why);
 	/* A frame or message cut by the end is still reported, as truncated. */
 	if (c->priv->tx)
 		ws_stream_finish(c->priv->tx);
+	c->priv->lost_mode = false;
 	if (c->state == CT_WEBSOCKET) {
 		ct->stats.conns_open--;
 		if (c->adopted && c->priv->tx && ws_stream_history_unknown(c->priv->tx))
@@ -258,13 +318,65 @@ static void conn_destroy(struct conntrack *ct, struct ct_conn *c, uint64_t ts_ns
 	free(c);
 }
 
-static void conn_ignore(struct conntrack *ct, struct ct_conn *c)
+#define CT_SKIP_NAME(name, str) [name] = str,
+static const char *const skip_names[CT_SKIP__COUNT] = { CT_SKIP_REASONS(CT_SKIP_NAME) };
+#undef CT_SKIP_NAME
+
+const char *ct_skip_name(enum ct_skip_reason r)
+{
+	return r > CT_SKIP_NONE && r < CT_SKIP__COUNT ? skip_names[r] : NULL;
+}
+
+/* Said once per connection: the record, the count and the sink's warning. */
+static void conn_skip(struct conntrack *ct, struct ct_conn *c, enum ct_skip_reason why,
+		      uint64_t ts_ns)
+{
+	if (c->skipped || why <= CT_SKIP_NONE || why >= CT_SKIP__COUNT)
+		return;
+	c->skipped = why;
+	ct->stats.conns_skipped[why]++;
+	if (ct->sink.conn_skipped)
+		ct->sink.conn_skipped(ct->sink.ctx, c, why, ts_ns);
+}
+
+static void conn_ignore(struct conntrack *ct, struct ct_conn *c, enum ct_skip_reason why,
+			uint64_t ts_ns)
 {
 	c->state = CT_IGNORED;
 	ct->stats.conns_ignored++;
 	conn_release_parsers(ct, c);
 	if (ct->sink.verdict)
 		ct->sink.verdict(ct->sink.ctx, &c->id, CONN_IGNORE);
+	conn_skip(ct, c, why, ts_ns);
+}
+
+/*
+ * The first bytes of a TLS handshake record (RFC 8446 5.1: content type 22, legacy version
+ * 3.x): a server's first write on a TLS connection (ServerHello).  No WebSocket server
+ * writes it: 0x16 would be a non-final frame of a reserved opcode.
+ */
+static bool looks_like_tls(const uint8_t *data, size_t len)
+{
+	return len >= 3 && data[0] == 0x16 && data[1] == 0x03 && data[2] <= 0x04;
+}
+
+/*
+ * A socket that carries TLS: its ciphertext is of no use, and no longer captured.  Whether
+ * its plaintext is followed is the sink's to say; when it is not, the connection is skipped
+ * now, else when it closes without its plaintext having been linked to it.
+ */
+static void conn_tls(struct conntrack *ct, struct ct_conn *c, uint64_t ts_ns)
+{
+	enum ct_skip_reason why = ct->sink.tls_seen ? ct->sink.tls_seen(ct->sink.ctx, c) :
+						      CT_SKIP_TLS;
+
+	c->state = CT_TLS;
+	ct->stats.conns_tls++;
+	conn_release_parsers(ct, c);
+	if (ct->sink.verdict)
+		ct->sink.verdict(ct->sink.ctx, &c->id, CONN_IGNORE);
+	if (why != CT_SKIP_NONE)
+		conn_skip(ct, c, why, ts_ns);
 }
 
 static const struct write_rec *find_write(const struct ct_conn *c, uint64_t pos);
@@ -335,11 +447,17 @@ static void push_write(struct ct_conn *c, const struct evt_data *e)
 	struct zflush_slot *z = &c->priv->ct->zflush[e->tid % ZFLUSH_SLOTS];
 	struct write_rec *w;
 
-	/* Several chunks of one syscall share its range: remember it once. */
+	/*
+	 * Several chunks of one syscall share its range: remember it once.  A write tried again
+	 * at the same position (after one that sent nothing) is a syscall of its own.
+	 */
 	if (c->priv->nwrites) {
 		w = &c->priv->writes[(c->priv->nwrites - 1) % WRITE_RING];
-		if (w->start == e->io_pos && w->tid == e->tid)
+		if (w->start == e->io_pos && w->tid == e->tid && !(e->flags & DATA_FIRST)) {
+			if ((e->flags & DATA_UNSENT) && e->stream_pos + e->len > w->end)
+				w->end = e->stream_pos + e->len;
 			return;
+		}
 	}
 	w = &c->priv->writes[c->priv->nwrites++ % WRITE_RING];
 	attrib_stack_put(w->stack);
@@ -360,6 +478,9 @@ static void push_write(struct ct_conn *c, const struct evt_data *e)
 	}
 	w->start = e->io_pos;
 	w->end = e->io_pos + e->io_len;
+	/* The bytes it did not send are its too, should they be lost frames. */
+	if ((e->flags & DATA_UNSENT) && e->stream_pos + e->len > w->end)
+		w->end = e->stream_pos + e->len;
 	w->ts_ns = e->hdr.ts_ns;
 	w->pid = e->tgid;
 	w->tid = e->tid;
@@ -394,6 +515,20 @@ static uint64_t find_user_addr(const struct ct_conn *c, uint64_t pos)
 	return 0;
 }
 
+static const struct write_rec *find_unsent_write(const struct ct_conn *c, uint64_t pos)
+{
+	unsigned int n = c->priv->nunsent_writes < UNSENT_WRITES ? c->priv->nunsent_writes :
+								   UNSENT_WRITES;
+	const struct write_rec *w;
+
+	for (unsigned int i = 1; i <= n; i++) {
+		w = &c->priv->unsent_writes[(c->priv->nunsent_writes - i) % UNSENT_WRITES];
+		if (pos >= w->start && pos < w->end)
+			return w;
+	}
+	return NULL;
+}
+
 static void frame_cb(void *ctx, const struct ws_frame *f, const struct ws_frame_info *info)
 {
 	struct ct_conn *c = ctx;
@@ -407,7 +542,9 @@ static void frame_cb(void *ctx, const struct ws_frame *f, const struct ws_frame_
 	};
 
 	out.user_addr = find_user_addr(c, c->priv->ws_base + f->stream_off);
-	w = find_write(c, c->priv->ws_base + f->stream_off);
+	w = c->priv->lost_mode ? find_unsent_write(c, c->priv->ws_base + f->stream_off) : NULL;
+	if (!w)
+		w = find_write(c, c->priv->ws_base + f->stream_off);
 	if (w) {
 		out.writer_known = true;
 		out.ts_ns = w->ts_ns;
@@ -422,6 +559,16 @@ static void frame_cb(void *ctx, const struct ws_frame *f, const struct ws_frame_
 		memcpy(out.comm, c->comm, sizeof(out.comm));
 	}
 	c->history_unknown = c->adopted && ws_stream_history_unknown(c->priv->tx);
+	out.after_close = c->close_sent;
+	if (c->priv->lost_mode) {
+		out.lost = true;
+		out.lost_err = w && w->err >= 0 ? w->err : c->priv->unsent.err;
+		c->lost_frames++;
+		ct->stats.lost_frames++;
+	} else if (f->opcode == WS_OP_CLOSE && !c->close_sent) {
+		c->close_sent = true;
+		c->close_code = f->close_code;
+	}
 	c->frames++;
 	ct->stats.frames++;
 	if (ct->sink.frame)
@@ -481,11 +628,11 @@ static void handle_response(struct conntrack *ct, struct ct_conn *c, const struc
 		ct->stats.bad_handshakes++;
 		log_info("connection %s: unparsable response: %s", c->id_str,
 			 http1_parser_error(c->priv->resp));
-		conn_ignore(ct, c);
+		conn_ignore(ct, c, CT_SKIP_BAD_RESPONSE, e->hdr.ts_ns);
 		return;
 	}
 	if (m->status != 101) {
-		conn_ignore(ct, c);
+		conn_ignore(ct, c, CT_SKIP_NOT_UPGRADED, e->hdr.ts_ns);
 		return;
 	}
 	/* The server answered a head not read whole, or none at all (read before tracing). */
@@ -633,7 +780,71 @@ static void try_adopt(struct conntrack *ct, struct ct_conn *c, const struct evt_
 		return;
 	}
 	if (e->flags & DATA_FIRST && ++c->priv->adopt_tries >= ADOPT_TRIES)
-		conn_ignore(ct, c);
+		conn_ignore(ct, c, CT_SKIP_NOT_WEBSOCKET, e->hdr.ts_ns);
+}
+
+/*
+ * The writer of unsent bytes kept at [start, end): the write record of its syscall (the last
+ * one pushed), copied at its first unsent bytes, extended by the following ones.
+ */
+static void unsent_write(struct ct_conn *c, const struct evt_data *e, uint64_t start, uint64_t end,
+			 bool first)
+{
+	struct ct_private *p = c->priv;
+	const struct write_rec *last = p->nwrites ? &p->writes[(p->nwrites - 1) % WRITE_RING] :
+						    NULL;
+	struct write_rec *w;
+
+	if (!first && p->nunsent_writes) {
+		w = &p->unsent_writes[(p->nunsent_writes - 1) % UNSENT_WRITES];
+		if (w->end == start && w->tid == e->tid) {
+			w->end = end;
+			return;
+		}
+	}
+	if (!last || last->start != e->io_pos || last->tid != e->tid)
+		return;
+	w = &p->unsent_writes[p->nunsent_writes++ % UNSENT_WRITES];
+	attrib_stack_put(w->stack);
+	*w = *last;
+	w->stack = attrib_stack_get(last->stack);
+	w->err = -e->err;
+	w->start = start;
+	w->end = end;
+}
+
+/*
+ * A chunk of a write that failed or sent part: its bytes below io_pos + io_len left and are
+ * parsed as any; the others are kept until the stream moves past them or the connection ends.
+ */
+static void handle_unsent(struct conntrack *ct, struct ct_conn *c, const struct evt_data *e,
+			  const uint8_t *data)
+{
+	uint64_t sent_end = e->io_pos + e->io_len, end = e->stream_pos + e->len, from, at;
+	struct evt_data head = *e;
+
+	if (e->flags & DATA_FIRST)
+		ct->stats.unsent_writes++;
+	if (sent_end > c->priv->sent_end) {
+		c->priv->sent_end = sent_end;
+		delivery_unsent_sent(&c->priv->unsent, sent_end);
+	}
+	if (e->stream_pos < sent_end) {
+		head.len = (uint32_t)((end < sent_end ? end : sent_end) - e->stream_pos);
+		ws_feed(c, &head, data);
+	}
+	if (end <= sent_end)
+		return;
+	from = e->stream_pos >= sent_end ? e->stream_pos : sent_end;
+	at = delivery_unsent_add(&c->priv->unsent, from, data + (from - e->stream_pos), end - from,
+				 -e->err, e->stream_pos <= sent_end || (e->flags & DATA_FIRST));
+	if (at == UINT64_MAX)
+		return;
+	if (!(e->flags & DATA_GATHERED))
+		chunk_remember(c, at, end - from,
+			       e->user_ptr ? e->user_ptr + (from - e->stream_pos) : 0);
+	unsent_write(c, e, at, at + (end - from),
+		     e->stream_pos <= sent_end || (e->flags & DATA_FIRST));
 }
 
 static int handle_data(struct conntrack *ct, const struct evt_data *e, size_t size)
@@ -655,7 +866,7 @@ static int handle_data(struct conntrack *ct, const struct evt_data *e, size_t si
 		if (!c)
 			return 0;
 	}
-	if (c->state == CT_IGNORED)
+	if (c->state == CT_IGNORED || c->state == CT_TLS)
 		return 0;
 	if (e->dir == DIR_RX) {
 		if (c->state != CT_WEBSOCKET)
@@ -663,7 +874,15 @@ static int handle_data(struct conntrack *ct, const struct evt_data *e, size_t si
 		return 0;
 	}
 	push_write(c, e);
+	if (c->state == CT_WEBSOCKET && (e->flags & DATA_UNSENT)) {
+		handle_unsent(ct, c, e, data);
+		return 0;
+	}
 	if (c->state == CT_WEBSOCKET) {
+		if (e->io_pos + e->io_len > c->priv->sent_end) {
+			c->priv->sent_end = e->io_pos + e->io_len;
+			delivery_unsent_sent(&c->priv->unsent, c->priv->sent_end);
+		}
 		if (e->syscall >= SC_SENDFILE)
 			log_info(
 				"connection %s: %llu bytes sent by a zero-copy syscall: not captured",
@@ -678,10 +897,13 @@ static int handle_data(struct conntrack *ct, const struct evt_data *e, size_t si
 	if (c->priv->resp || (e->len >= 5 && !memcmp(data, "HTTP/", 5)) ||
 	    (c->state == CT_HANDSHAKE && e->len && e->len < 5 && !memcmp(data, "HTTP/", e->len)))
 		handle_response(ct, c, e, data);
+	else if (c->state == CT_UNKNOWN && !c->tls && (e->flags & DATA_FIRST) &&
+		 looks_like_tls(data, e->len))
+		conn_tls(ct, c, e->hdr.ts_ns);
 	else if (c->state == CT_UNKNOWN)
 		try_adopt(ct, c, e, data);
-	else
-		conn_ignore(ct, c); /* a handshake answered by something other than HTTP */
+	else /* a handshake answered by something other than HTTP */
+		conn_ignore(ct, c, CT_SKIP_NOT_HTTP, e->hdr.ts_ns);
 	return 0;
 }
 
@@ -690,7 +912,8 @@ static int handle_stack(struct conntrack *ct, const struct evt_stack *e)
 	struct ct_conn *c = table_find(ct, e->conn.ino);
 
 	/* The write that carries the 101 has its stack too: first frames may share it. */
-	if (!c || c->id.gen != e->conn.gen || c->state == CT_IGNORED || !ct->sink.stack)
+	if (!c || c->id.gen != e->conn.gen || c->state == CT_IGNORED || c->state == CT_TLS ||
+	    !ct->sink.stack)
 		return 0;
 	if (c->priv->pending_stack) {
 		ct->stats.stacks_unmatched++;

@@ -28,7 +28,31 @@ enum ct_conn_state {
 	CT_HANDSHAKE, /* upgrade request seen (or response under way) */
 	CT_WEBSOCKET,
 	CT_IGNORED, /* not WebSocket */
+	/*
+	 * Its writes are TLS records: the socket carries ciphertext.  What it says is followed
+	 * through the probes on the process's libssl, on a connection of its own (tls) that
+	 * this one is linked to, or not at all (then it is skipped, with the reason).
+	 */
+	CT_TLS,
 };
+
+/* Why a connection is not followed (a conn_skipped record, counted by reason). */
+#define CT_SKIP_REASONS(X)                                                                      \
+	X(CT_SKIP_TLS, "tls") /* TLS, and no probe on its process's TLS library */              \
+	X(CT_SKIP_STATIC_SSL, "static_ssl") /* TLS by an OpenSSL linked into a binary */        \
+	X(CT_SKIP_TLS_UNLINKED, "tls_unlinked") /* TLS, probes set, no plaintext linked */      \
+	X(CT_SKIP_NOT_WEBSOCKET, "not_websocket") /* writes that are neither HTTP nor frames */ \
+	X(CT_SKIP_NOT_UPGRADED, "http_not_upgraded") /* HTTP answered other than 101 */         \
+	X(CT_SKIP_BAD_RESPONSE, "bad_response") /* an HTTP response that does not parse */      \
+	X(CT_SKIP_NOT_HTTP, "not_http") /* a request answered by something other than HTTP */   \
+	X(CT_SKIP_OVER_LIMIT, "over_limit") /* the connection table is full */
+
+#define CT_SKIP_ENUM(name, str) name,
+enum ct_skip_reason { CT_SKIP_NONE = 0, CT_SKIP_REASONS(CT_SKIP_ENUM) CT_SKIP__COUNT };
+#undef CT_SKIP_ENUM
+
+/* The reason's name in records and metrics; NULL for CT_SKIP_NONE. */
+const char *ct_skip_name(enum ct_skip_reason r);
 
 struct ct_conn {
 	struct conn_id id;
@@ -39,6 +63,18 @@ struct ct_conn {
 	char comm[16];
 	enum ct_conn_state state;
 	bool adopted; /* open before tracing began: no handshake seen */
+	/*
+	 * The plaintext of a TLS connection, read by the probes on libssl (conn.id is not a
+	 * socket's: see TLS_CONN_INO); local and peer are its socket's once it is linked.
+	 */
+	bool tls;
+	/*
+	 * A TLS connection: whether its socket is known ("linked"), not yet ("pending"), or two
+	 * sockets claimed it ("conflict"); NULL for a connection that is not TLS.
+	 */
+	const char *tls_link;
+	/* Why it is not followed (a conn_skipped record was made), or CT_SKIP_NONE. */
+	enum ct_skip_reason skipped;
 	/* Adopted, and its compression history is not (yet) known: see ws_stream_history_unknown(). */
 	bool history_unknown;
 	uint64_t frames;
@@ -63,6 +99,14 @@ struct ct_conn {
 	const char *identity_from;
 	char user[CT_USER_MAX + 1];
 	char user_shown[CT_USER_MAX + 1];
+	/*
+	 * The server sent a close frame (its code: -1 none, else as sent); frames after it are
+	 * never delivered by a client.  A connection that ends without one was closed abruptly.
+	 */
+	bool close_sent;
+	int close_code;
+	/* Frames that did not leave the process (failed or partial writes), at its end. */
+	uint64_t lost_frames;
 	/* Upgrade request (raw head, NUL-terminated) and response fields, when seen. */
 	char *request_head;
 	char *subprotocol;
@@ -87,6 +131,13 @@ struct ct_frame {
 	uint64_t user_addr;
 	/* The writer's resolved Python stack; NULL when the write had no stack record. */
 	const struct attrib_stack *stack;
+	/*
+	 * The frame did not leave the process: a write failed or sent part of it and the
+	 * connection ended before the rest went (lost_err: its errno, 0 for a partial write).
+	 */
+	bool lost;
+	int lost_err;
+	bool after_close; /* written after the connection's close frame */
 };
 
 struct ct_sink {
@@ -112,6 +163,17 @@ struct ct_sink {
 	int (*history)(void *ctx, const struct ct_conn *c, uint64_t strm, uint64_t total_out,
 		       uint64_t user_addr, uint8_t opcode, const uint8_t *wire, size_t len,
 		       const uint8_t **dict, size_t *dict_len);
+	/*
+	 * The connection will not be followed, for reason: said once per connection, with its
+	 * process and peer.
+	 */
+	void (*conn_skipped)(void *ctx, const struct ct_conn *c, enum ct_skip_reason reason,
+			     uint64_t ts_ns);
+	/*
+	 * The connection's writes are TLS records.  CT_SKIP_NONE when the process's TLS library
+	 * is probed (its plaintext comes as a tls connection), else why it is not.  NULL: none.
+	 */
+	enum ct_skip_reason (*tls_seen)(void *ctx, const struct ct_conn *c);
 	/* Tell the kernel side what an unclassified connection is (CONN_UNKNOWN: forget it). */
 	int (*verdict)(void *ctx, const struct conn_id *id, enum conn_state state);
 	void *ctx;
@@ -136,6 +198,12 @@ struct ct_stats {
 	uint64_t writer_unknown; /* frames whose writing syscall's record was lost */
 	uint64_t conns_dropped_limit; /* connections not followed: table full */
 	uint64_t conns_fd_passed; /* sockets handed to another process (SCM_RIGHTS) */
+	uint64_t conns_skipped[CT_SKIP__COUNT]; /* connections not followed, by reason */
+	uint64_t conns_tls; /* sockets whose writes are TLS records */
+	uint64_t tls_conns; /* TLS connections followed through libssl (plaintext seen) */
+	uint64_t tls_linked; /* of those, linked to their socket */
+	uint64_t tls_unlinked; /* of those, closed without ever being linked */
+	uint64_t tls_link_conflicts; /* links that named another socket than the first */
 	uint64_t stacks_unmatched; /* stack records whose write never came (lost records) */
 	uint64_t messages[WS_MSG__COUNT]; /* data messages by decoding status */
 	uint64_t context_losses; /* times a compression context became untrusted */
@@ -146,6 +214,10 @@ struct ct_stats {
 	uint64_t adopted_user_recovered; /* its request read back from the server's memory */
 	uint64_t history_messages_tried; /* messages offered to the history source */
 	uint64_t zflush_records; /* EVT_ZFLUSH records */
+	uint64_t unsent_writes; /* writes that failed or sent part (DATA_UNSENT records) */
+	uint64_t lost_frames; /* frames that never left: their writes failed, then the end */
+	/* Unsent bytes still waiting for a retry when their connection was no longer followed. */
+	uint64_t unsent_unresolved_bytes;
 };
 
 struct conntrack;

@@ -4,13 +4,13 @@
  * For captured streams (incidents) and for tests; needs no privileges.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
+#include "decode_opts.h"
 #include "http1.h"
 #include "keyhash.h"
 #include "log.h"
@@ -27,32 +27,6 @@ struct decode_ctx {
 	uint64_t message_off;
 	int out_err;
 };
-
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: wsaudit decode [--extensions 'permessage-deflate; ...'] [--payload]\n"
-		"                      [--max-message BYTES] [--show-identities]\n"
-		"                      [--identity-key FILE] [FILE|-]\n"
-		"\n"
-		"Prints the frames of a raw server-to-client WebSocket byte stream as JSON lines,\n"
-		"then a stats record.  When the input starts with an HTTP response (\"HTTP/1.1 101\n"
-		"...\"), its head is parsed and its Sec-WebSocket-Extensions used.\n"
-		"\n"
-		"  -e, --extensions VALUE  negotiated Sec-WebSocket-Extensions (overrides the\n"
-		"                          response's)\n"
-		"  -p, --payload           add decoded message text and close reasons (user data)\n"
-		"  -m, --max-message N     decoded bytes kept per message (default %u)\n"
-		"      --show-identities   message types as they are (default: keyed hashes,\n"
-		"                          t#..., unless --payload shows the messages anyway)\n"
-		"      --identity-key FILE key of those hashes (default: $" KEYHASH_ENV ",\n"
-		"                          else a key for this run)\n"
-		"  -h, --help              this text\n"
-		"\n"
-		"Exit status: 0 decoded, 1 input could not be read or is not a WebSocket stream,\n"
-		"2 usage error.\n",
-		WS_STREAM_DEFAULT_MAX_MESSAGE);
-}
 
 static void emit(struct decode_ctx *d, json_t *obj)
 {
@@ -303,67 +277,33 @@ out:
 
 int cmd_decode(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "extensions", required_argument, NULL, 'e' },
-		{ "payload", no_argument, NULL, 'p' },
-		{ "max-message", required_argument, NULL, 'm' },
-		{ "show-identities", no_argument, NULL, 'I' },
-		{ "identity-key", required_argument, NULL, 'k' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
 	struct decode_ctx d = { .out = stdout };
 	struct ws_stream_opts so = { .direction = WS_SERVER_TO_CLIENT };
-	const char *ext = NULL, *path = "-", *key = NULL;
+	const char *ext, *path, *key;
 	struct ws_stream *s = NULL;
+	struct decode_opts o;
 	uint8_t *buf = NULL;
 	size_t have = 0, head_len = 0, n;
 	uint64_t pos;
 	FILE *in = stdin;
 	char err[160];
-	int c, ret = EXIT_RUNTIME;
+	int ret = EXIT_RUNTIME;
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "e:pm:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'e':
-			ext = optarg;
-			break;
-		case 'p':
-			d.payload = true;
-			break;
-		case 'I':
-			d.show_identities = true;
-			break;
-		case 'k':
-			key = optarg;
-			break;
-		case 'm': {
-			char *end;
-
-			errno = 0;
-			so.max_message = strtoull(optarg, &end, 10);
-			if (errno || *end || !so.max_message || optarg[0] == '-') {
-				fprintf(stderr, "wsaudit decode: invalid --max-message '%s'\n",
-					optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		}
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind > 1) {
-		usage(stderr);
+	if (decode_parse_args(argc, argv, &o, err, sizeof(err))) {
+		fprintf(stderr, "wsaudit decode: %s\n", err);
+		decode_usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (optind < argc)
-		path = argv[optind];
+	if (o.help) {
+		decode_usage(stdout);
+		return EXIT_OK;
+	}
+	ext = o.extensions;
+	path = o.path;
+	key = o.identity_key;
+	d.payload = o.payload;
+	d.show_identities = o.show_identities;
+	so.max_message = o.max_message;
 	if (keyhash_identity_setup(key, err, sizeof(err))) {
 		fprintf(stderr, "wsaudit decode: %s\n", err);
 		return EXIT_USAGE;

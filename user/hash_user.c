@@ -5,11 +5,11 @@
  * output (or pass the id to `trace --user`).  Without a key file the display of a run
  * cannot be reproduced, so one is required here.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "keyhash.h"
 
@@ -25,41 +25,21 @@ static void hash_user_usage(FILE *out)
 
 int cmd_hash_user(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "identity-key", required_argument, NULL, 'k' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
 	char err[512], shown[KEYHASH_DISPLAY_LEN];
-	const char *key = NULL;
-	int c;
+	struct cli_simple_opts o;
+	const char *key;
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'k':
-			key = optarg;
-			break;
-		case 'h':
-			hash_user_usage(stdout);
-			return EXIT_OK;
-		case ':':
-			fprintf(stderr, "wsaudit hash-user: option '%s' needs a value\n",
-				argv[optind - 1]);
-			hash_user_usage(stderr);
-			return EXIT_USAGE;
-		default:
-			fprintf(stderr, "wsaudit hash-user: unknown option '%s'\n",
-				argv[optind - 1]);
-			hash_user_usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind + 1 != argc || !argv[optind][0]) {
+	if (cli_parse_simple(argc, argv, CLI_IDENTITY_KEY | CLI_OPERAND, "ID", &o, err,
+			     sizeof(err))) {
+		fprintf(stderr, "wsaudit hash-user: %s\n", err);
 		hash_user_usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (o.help) {
+		hash_user_usage(stdout);
+		return EXIT_OK;
+	}
+	key = o.identity_key;
 	if (!key && !(getenv(KEYHASH_ENV) && *getenv(KEYHASH_ENV))) {
 		fprintf(stderr,
 			"wsaudit hash-user: no identity key: give --identity-key FILE or set "
@@ -71,7 +51,7 @@ int cmd_hash_user(int argc, char **argv)
 		fprintf(stderr, "wsaudit hash-user: %s\n", err);
 		return EXIT_USAGE;
 	}
-	keyhash_identity_display(argv[optind], shown);
+	keyhash_identity_display(o.operand, shown);
 	printf("%s\n", shown);
 	return EXIT_OK;
 }

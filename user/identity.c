@@ -607,7 +607,7 @@ int identity_from_message(const struct policy *p, unsigned int opcode, const voi
 	json_t *root;
 
 	memset(out, 0, sizeof(*out));
-	out->user.reason = out->type.reason = IDENTITY_ABSENT;
+	out->user.reason = out->type.reason = out->run.reason = IDENTITY_ABSENT;
 	if (opcode == 2) {
 		out->reason = IDENTITY_BINARY;
 		return 0;
@@ -627,6 +627,7 @@ int identity_from_message(const struct policy *p, unsigned int opcode, const voi
 	}
 	message_user(root, p, &out->user);
 	first_field(root, &p->type_fields, &out->type);
+	first_field(root, &p->runs.key, &out->run);
 	for (size_t i = 0; i < p->ownership.n && i < POLICY_MAX_LIST; i++) {
 		struct identity_owner *o = &out->owners[out->nowners++];
 		const char *dot = strrchr(p->ownership.v[i], '.');

@@ -128,6 +128,7 @@ struct identity_message {
 	enum identity_reason reason; /* OK when the message was read as a JSON object */
 	struct identity_field user; /* first identity.message path with a value */
 	struct identity_field type; /* first messages.type path with a value */
+	struct identity_field run; /* first runs.key path with a value */
 	size_t nowners;
 	/* One per identity.ownership path, in policy order; key is the path's last segment,
 	 * so "thread_id" and "payload.thread_id" share the key "thread_id". */

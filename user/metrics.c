@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conntrack.h"
 #include "metrics.h"
 #include "utf8.h"
 #include "wsaudit/events.h"
@@ -691,18 +692,17 @@ const char *const metrics_message_statuses[] = {
 	"ok", "truncated", "undecodable_gap", "inflate_error", "too_large", NULL,
 };
 
-const char *const metrics_rules[] = { "bridge_bypass",
-				      "isolation_breach",
-				      "identity_ambiguous",
-				      "identity_unknown",
-				      "message_unreadable",
-				      "unjudged",
-				      NULL };
+const char *const metrics_rules[] = {
+	"bridge_bypass",    "isolation_breach",	  "identity_ambiguous",
+	"identity_unknown", "message_unreadable", "delivery_failed",
+	"abnormal_close",   "after_close",	  "unjudged", NULL
+};
 
 static const char *const probe_states[] = { "attached", "failed", NULL };
 static const char *const connection_kinds[] = { "handshake", "adopted", NULL };
 static const char *const reload_results[] = { "ok", "error", NULL };
 static const char *const user_states[] = { "ambiguous", "unknown", NULL };
+static const char *const tls_links[] = { "linked", "unlinked", NULL };
 static const char *const adopted_states[] = { "history_recovered", "history_unknown",
 					      "user_unknown", "user_recovered", NULL };
 
@@ -745,6 +745,10 @@ _Static_assert(METRICS_ORIGIN_CAP == 50, "the HELP text of wsaudit_violations_by
 
 static const char *const http_refusals[] = { "limit", "per_ip", NULL };
 
+#define SKIP_VALUE(name, str) str,
+const char *const metrics_skip_reasons[] = { CT_SKIP_REASONS(SKIP_VALUE) "fd_passed", NULL };
+#undef SKIP_VALUE
+
 static const struct family_spec wsaudit_families[] = {
 	PLAIN(events, "wsaudit_events_total", METRICS_COUNTER,
 	      "Records read from the BPF ring buffers."),
@@ -766,6 +770,15 @@ static const struct family_spec wsaudit_families[] = {
 		 "WebSocket connections followed, by how they were found: from their handshake, "
 		 "or adopted mid-stream.",
 		 "kind", connection_kinds),
+	LABELLED(conns_skipped, "wsaudit_connections_skipped_total", METRICS_COUNTER,
+		 "Connections not followed, by reason: TLS whose plaintext is not probed (tls, "
+		 "static_ssl, tls_unlinked), not WebSocket, the table full, or a socket handed to "
+		 "an untraced process (fd_passed).",
+		 "reason", metrics_skip_reasons),
+	LABELLED(tls_connections, "wsaudit_tls_connections_total", METRICS_COUNTER,
+		 "TLS connections whose plaintext is read through the probes on libssl, by link "
+		 "to their socket: linked, or closed without a link.",
+		 "link", tls_links),
 	LABELLED(conn_users, "wsaudit_connection_users_total", METRICS_COUNTER,
 		 "WebSocket connections whose user cannot be judged, by why: their request names "
 		 "several users (ambiguous) or was not read whole (unknown).",
@@ -808,6 +821,31 @@ static const struct family_spec wsaudit_families[] = {
 		.help = "Policy violations, by rule and by the Python function (qualified name) "
 			"that sent the frame; past 50 (rule, function) pairs, origin=\"other\".",
 		.labels = (const char *const[]){ "rule", "origin" },
+		.nlabels = 2,
+		.cap = METRICS_ORIGIN_CAP,
+		.capped_label = "origin",
+	},
+	{
+		.offset = HANDLE(lost_frames),
+		.name = "wsaudit_lost_frames_total",
+		.type = METRICS_COUNTER,
+		.help = "Frames that never left the process (their write failed or sent part, and "
+			"the connection ended first), by the Python function that wrote them and "
+			"the message type (other: not a known type); past 50 pairs, "
+			"origin=\"other\".",
+		.labels = (const char *const[]){ "origin", "type" },
+		.nlabels = 2,
+		.cap = METRICS_ORIGIN_CAP,
+		.capped_label = "origin",
+	},
+	{
+		.offset = HANDLE(abnormal_closes),
+		.name = "wsaudit_abnormal_closes_total",
+		.type = METRICS_COUNTER,
+		.help = "WebSocket connections closed abnormally, by code (1011 sent by the server, "
+			"or none: the socket closed without a close frame) and by the Python "
+			"function that sent the close frame; past 50 pairs, origin=\"other\".",
+		.labels = (const char *const[]){ "code", "origin" },
 		.nlabels = 2,
 		.cap = METRICS_ORIGIN_CAP,
 		.capped_label = "origin",
@@ -894,21 +932,50 @@ void metrics_wsaudit_fini(struct metrics_wsaudit *w)
 	memset(w, 0, sizeof(*w));
 }
 
-int metrics_wsaudit_violation(struct metrics_wsaudit *w, const char *rule, const char *origin)
+/* One update of a family capped on its `origin` label (index i), refused names as "other". */
+static int add_by_origin(struct metrics_family *f, const char **values, size_t i)
 {
-	const char *values[2] = { rule, origin && *origin ? origin : "unattributed" };
-	int err, err2;
+	int err = metrics_add(f, values, 1), err2;
 
-	err = metrics_add1(w->violations, rule, 1);
-	if (err)
-		return err;
-	err = metrics_add(w->violations_by_origin, values, 1);
 	if (err == -EILSEQ || err == -ENAMETOOLONG) {
 		/* Still counted, where a name that cannot be a label value belongs. */
-		values[1] = METRICS_OTHER;
-		err2 = metrics_add(w->violations_by_origin, values, 1);
+		values[i] = METRICS_OTHER;
+		err2 = metrics_add(f, values, 1);
 		if (err2)
 			err = err2;
 	}
 	return err;
+}
+
+int metrics_wsaudit_lost(struct metrics_wsaudit *w, const char *origin, const char *type)
+{
+	const char *values[2] = { origin && *origin ? origin : "unattributed",
+				  !type			  ? "none" :
+				  !strncmp(type, "t#", 2) ? "other" :
+							    type };
+
+	return add_by_origin(w->lost_frames, values, 0);
+}
+
+int metrics_wsaudit_abnormal_close(struct metrics_wsaudit *w, int code, const char *origin)
+{
+	char c[16];
+	const char *values[2] = { c, origin && *origin ? origin : "unattributed" };
+
+	if (code > 0)
+		snprintf(c, sizeof(c), "%d", code);
+	else
+		snprintf(c, sizeof(c), "none");
+	return add_by_origin(w->abnormal_closes, values, 1);
+}
+
+int metrics_wsaudit_violation(struct metrics_wsaudit *w, const char *rule, const char *origin)
+{
+	const char *values[2] = { rule, origin && *origin ? origin : "unattributed" };
+	int err;
+
+	err = metrics_add1(w->violations, rule, 1);
+	if (err)
+		return err;
+	return add_by_origin(w->violations_by_origin, values, 1);
 }

@@ -131,6 +131,8 @@ struct metrics_wsaudit {
 	struct metrics_family *parser_desyncs;
 	struct metrics_family *truncated_frames;
 	struct metrics_family *conn_users; /* {state}: ambiguous, unknown */
+	struct metrics_family *conns_skipped; /* {reason}: metrics_skip_reasons */
+	struct metrics_family *tls_connections; /* {link}: linked, unlinked */
 	/* {state}: history_recovered, history_unknown, user_unknown (docs/adoption.md) */
 	struct metrics_family *adopted;
 	struct metrics_family *unjudged; /* {reason}: unjudged violations (docs/causal.md) */
@@ -139,6 +141,8 @@ struct metrics_wsaudit {
 	struct metrics_family *causal_evicted; /* ... forgotten past the bound */
 	struct metrics_family *violations; /* {rule} */
 	struct metrics_family *violations_by_origin; /* {rule,origin}, origin capped */
+	struct metrics_family *lost_frames; /* {origin,type}, origin capped */
+	struct metrics_family *abnormal_closes; /* {code,origin}, origin capped */
 	struct metrics_family *policy_reloads; /* {result="ok"|"error"} */
 	struct metrics_family *log_write_errors; /* records not written when they came */
 	struct metrics_family *log_dropped; /* records lost: the log's queue was full */
@@ -159,6 +163,7 @@ extern const char *const metrics_drop_reasons[];
 extern const char *const metrics_unattributed_reasons[];
 extern const char *const metrics_message_statuses[];
 extern const char *const metrics_rules[];
+extern const char *const metrics_skip_reasons[];
 extern const char *const metrics_causal_results[];
 
 /* A registry with the collector's families; 0 or -errno.  metrics_wsaudit_fini() frees it. */
@@ -172,5 +177,13 @@ void metrics_wsaudit_fini(struct metrics_wsaudit *w);
  * by-rule count is made even when the origin is refused.
  */
 int metrics_wsaudit_violation(struct metrics_wsaudit *w, const char *rule, const char *origin);
+/*
+ * A frame that never left (wsaudit_lost_frames_total{origin,type}): type is the message
+ * type as shown, counted as "other" when it is a keyed hash (not among the policy's known
+ * types) and "none" when there is none.
+ */
+int metrics_wsaudit_lost(struct metrics_wsaudit *w, const char *origin, const char *type);
+/* An abnormal close (wsaudit_abnormal_closes_total{code,origin}): code 1011, or 0 for none. */
+int metrics_wsaudit_abnormal_close(struct metrics_wsaudit *w, int code, const char *origin);
 
 #endif /* WSAUDIT_METRICS_H */

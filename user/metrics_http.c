@@ -258,13 +258,18 @@ int metrics_http_parse_listen(const char *listen, struct sockaddr_storage *addr,
 		return fail(err, errlen, listen,
 			    "an IPv6 address goes between brackets, e.g. [::1]:9464");
 	n = (size_t)(colon - listen);
-	if (!n)
-		return fail(err, errlen, listen,
-			    "no host: use 0.0.0.0 or [::] to listen on every address");
 	if (n >= sizeof(host))
 		return fail(err, errlen, listen, "the host must be a numeric IPv4 address");
 	memcpy(host, listen, n);
 	host[n] = '\0';
+	/*
+	 * ":PORT" is every IPv4 address, as Prometheus exporters spell it; "localhost" is the
+	 * loopback address itself, never looked up (no DNS at start-up).
+	 */
+	if (!n)
+		snprintf(host, sizeof(host), "0.0.0.0");
+	else if (!strcmp(host, "localhost"))
+		snprintf(host, sizeof(host), "127.0.0.1");
 	{
 		struct sockaddr_in *sin = (struct sockaddr_in *)addr;
 

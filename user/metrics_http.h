@@ -59,8 +59,9 @@ struct metrics_http_stats {
 
 /*
  * Parse a listen address into *addr and *addrlen.  0, or -EINVAL with a one-line reason in err
- * (errlen bytes, may be 0) naming the address.  Host names are refused: resolving them at
- * start-up would make the bound address depend on DNS.
+ * (errlen bytes, may be 0) naming the address.  ":PORT" is 0.0.0.0:PORT and "localhost:PORT"
+ * 127.0.0.1:PORT; other host names are refused: resolving them at start-up would make the
+ * bound address depend on DNS.
  */
 int metrics_http_parse_listen(const char *listen, struct sockaddr_storage *addr, socklen_t *addrlen,
 			      char *err, size_t errlen);

@@ -11,6 +11,7 @@
 #include "keyhash.h"
 #include "log.h"
 #include "output.h"
+#include "delivery.h"
 #include "utf8.h"
 
 struct output {
@@ -196,7 +197,7 @@ static json_t *conn_json(const struct ct_conn *c)
 	if (!obj)
 		return NULL;
 	if (!put(obj, "id", json_string(c->id_str)) || !put(obj, "local", json_string(c->local)) ||
-	    !put(obj, "peer", json_string(c->peer)) || !put(obj, "tls", json_false()) ||
+	    !put(obj, "peer", json_string(c->peer)) || !put(obj, "tls", json_boolean(c->tls)) ||
 	    !put(obj, "user", json_null()) || !put(obj, "adopted", json_boolean(c->adopted)) ||
 	    !put(obj, "user_unknown", json_boolean(c->user_unknown != NULL)) ||
 	    !put(obj, "history_unknown", json_boolean(c->history_unknown))) {
@@ -205,6 +206,8 @@ static json_t *conn_json(const struct ct_conn *c)
 	}
 	if (c->identity_from)
 		json_object_set_new(obj, "identity_from", json_string(c->identity_from));
+	if (c->tls_link)
+		json_object_set_new(obj, "tls_link", json_string(c->tls_link));
 	if (c->gap_bytes)
 		json_object_set_new(obj, "gap_bytes", json_integer((json_int_t)c->gap_bytes));
 	if (c->has_user)
@@ -248,6 +251,8 @@ void output_conn_open(struct output *o, const struct ct_conn *c, const char *sub
 
 void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
+	bool abrupt = delivery_abrupt_close(c, why);
+	json_t *obj;
 	char ts[48];
 
 	if (!ts_ns) {
@@ -258,35 +263,65 @@ void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns
 	}
 	if (o->format == OUTPUT_TEXT) {
 		output_format_time(ts, sizeof(ts), ts_ns);
-		fprintf(o->out, "%s %u %s conn_close %s %s frames=%llu (%s)\n", ts, c->tgid,
-			c->comm, c->id_str, c->peer, (unsigned long long)c->frames, why);
+		fprintf(o->out, "%s %u %s conn_close %s %s frames=%llu (%s)", ts, c->tgid, c->comm,
+			c->id_str, c->peer, (unsigned long long)c->frames, why);
+		if (c->close_sent)
+			fprintf(o->out, " close_code=%d", c->close_code);
+		if (c->lost_frames)
+			fprintf(o->out, " lost=%llu", (unsigned long long)c->lost_frames);
+		fputc('\n', o->out);
+		if (abrupt)
+			fprintf(o->out, "  ! abnormal_close: %s\n", DELIVERY_ABRUPT_DETAIL);
 		return;
 	}
-	emit_json(o, json_pack("{s:s, s:o, s:I, s:o, s:o, s:I, s:s}", "type", "conn_close", "ts",
-			       time_json(ts_ns), "pid", (json_int_t)c->tgid, "comm",
-			       text_json(c->comm), "conn", conn_json(c), "frames",
-			       (json_int_t)c->frames, "reason", why));
+	obj = json_pack(
+		"{s:s, s:o, s:I, s:o, s:o, s:I, s:s, s:o, s:I}", "type", "conn_close", "ts",
+		time_json(ts_ns), "pid", (json_int_t)c->tgid, "comm", text_json(c->comm), "conn",
+		conn_json(c), "frames", (json_int_t)c->frames, "reason", why, "close_code",
+		c->close_sent && c->close_code > 0 ? json_integer(c->close_code) : json_null(),
+		"lost_frames", (json_int_t)c->lost_frames);
+	if (obj && abrupt)
+		json_object_set_new(obj, "violations",
+				    json_pack("[{s:s, s:s}]", "rule", "abnormal_close", "detail",
+					      DELIVERY_ABRUPT_DETAIL));
+	emit_json(o, obj);
 }
 
 void output_conn_skipped(struct output *o, const struct ct_conn *c, const struct evt_conn *e,
 			 const char *why)
 {
 	char ts[48], comm[sizeof(e->comm) + 1];
-	json_t *conn;
+	uint64_t ts_ns = e ? e->hdr.ts_ns : 0;
+	uint32_t pid = e ? e->tgid : c->tgid;
+	json_t *conn, *obj;
 
-	memcpy(comm, e->comm, sizeof(e->comm));
-	comm[sizeof(e->comm)] = '\0';
+	if (!ts_ns) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ts_ns = (uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec;
+	}
+	memcpy(comm, e ? (const char *)e->comm : c->comm, sizeof(comm) - 1);
+	comm[sizeof(comm) - 1] = '\0';
 	if (o->format == OUTPUT_TEXT) {
-		output_format_time(ts, sizeof(ts), e->hdr.ts_ns);
-		fprintf(o->out, "%s %u %s conn_skipped %s (%s) to pid %u\n", ts, e->tgid, comm,
-			c ? c->id_str : "?", why, e->peer_pid);
+		output_format_time(ts, sizeof(ts), ts_ns);
+		if (e)
+			fprintf(o->out, "%s %u %s conn_skipped %s (%s) to pid %u\n", ts, pid, comm,
+				c ? c->id_str : "?", why, e->peer_pid);
+		else
+			fprintf(o->out, "%s %u %s conn_skipped %s %s -> %s (%s)\n", ts, pid, comm,
+				c->id_str, c->local, c->peer, why);
 		return;
 	}
 	conn = c ? conn_json(c) : json_null();
-	emit_json(o, json_pack("{s:s, s:o, s:I, s:o, s:o, s:s, s:I, s:I}", "type", "conn_skipped",
-			       "ts", time_json(e->hdr.ts_ns), "pid", (json_int_t)e->tgid, "comm",
-			       text_json(comm), "conn", conn, "reason", why, "fd",
-			       (json_int_t)e->fd, "peer_pid", (json_int_t)e->peer_pid));
+	obj = json_pack("{s:s, s:o, s:I, s:o, s:o, s:s}", "type", "conn_skipped", "ts",
+			time_json(ts_ns), "pid", (json_int_t)pid, "comm", text_json(comm), "conn",
+			conn, "reason", why);
+	if (obj && e) {
+		json_object_set_new(obj, "fd", json_integer(e->fd));
+		json_object_set_new(obj, "peer_pid", json_integer(e->peer_pid));
+	}
+	emit_json(o, obj);
 }
 
 static json_t *payload_json(const struct ws_frame *f, const char **key)
@@ -331,13 +366,16 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 	char ts[48];
 
 	output_format_time(ts, sizeof(ts), f->ts_ns);
-	fprintf(o->out, "%s %u/%u %s %s %-12s %s%s len=%llu", ts, f->pid, f->tid, f->comm,
-		f->conn->peer, ws_opcode_name(w->opcode), w->fin ? "fin" : "more",
-		f->compressed ? " deflate" : "", (unsigned long long)w->payload_len);
+	fprintf(o->out, "%s %u/%u %s %s %s%-12s %s%s len=%llu", ts, f->pid, f->tid, f->comm,
+		f->conn->peer, f->lost ? "LOST " : "", ws_opcode_name(w->opcode),
+		w->fin ? "fin" : "more", f->compressed ? " deflate" : "",
+		(unsigned long long)w->payload_len);
+	if (f->lost)
+		fprintf(o->out, " error=%s", delivery_err_name(f->lost_err));
 	if (w->truncated)
 		fprintf(o->out, " captured=%llu truncated", (unsigned long long)w->captured_len);
 	if (w->opcode == WS_OP_CLOSE && w->close_code > 0)
-		fprintf(o->out, " code=%d", w->close_code);
+		fprintf(o->out, " code=%d reason_len=%zu", w->close_code, w->close_reason_len);
 	af = causal_origin(s, fv->link, &via);
 	if (af) {
 		fprintf(o->out, " from %s (%s:%d)", af->function, af->file, af->line);
@@ -484,7 +522,7 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	obj = json_object();
 	if (!obj)
 		return;
-	if (!put(obj, "type", shared(&o->s_frame, "frame")) ||
+	if (!put(obj, "type", f->lost ? json_string("lost") : shared(&o->s_frame, "frame")) ||
 	    !put(obj, "ts", time_json(f->ts_ns)) || !put(obj, "pid", json_integer(f->pid)) ||
 	    !put(obj, "tid", json_integer(f->tid)) || !put(obj, "comm", text_json(f->comm)) ||
 	    !put(obj, "container",
@@ -502,9 +540,16 @@ void output_frame(struct output *o, const struct frame_view *fv)
 		record_error(o, "could not be built (no memory)");
 		return;
 	}
-	if (w->opcode == WS_OP_CLOSE)
+	if (w->opcode == WS_OP_CLOSE) {
 		json_object_set_new(obj, "close_code",
 				    w->close_code > 0 ? json_integer(w->close_code) : json_null());
+		json_object_set_new(obj, "close_reason_len",
+				    json_integer((json_int_t)w->close_reason_len));
+	}
+	if (f->lost)
+		json_object_set_new(obj, "error", json_string(delivery_err_name(f->lost_err)));
+	if (f->after_close)
+		json_object_set_new(obj, "after_close", json_true());
 	if (fv->msg_type || fv->msg_user)
 		json_object_set_new(obj, "message",
 				    json_pack("{s:o, s:o}", "type", text_json(fv->msg_type), "user",
@@ -674,6 +719,11 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 		fprintf(o->out, ", %llu truncated frames, %llu uncaptured bytes, %llu desyncs",
 			(unsigned long long)ct->truncated_frames, (unsigned long long)ct->gap_bytes,
 			(unsigned long long)ct->desyncs);
+		for (int i = CT_SKIP_NONE + 1; i < CT_SKIP__COUNT; i++) {
+			if (ct->conns_skipped[i])
+				fprintf(o->out, ", %llu connections skipped (%s)",
+					(unsigned long long)ct->conns_skipped[i], ct_skip_name(i));
+		}
 		if (ct->conns_adopted)
 			fprintf(o->out,
 				"; adopted: %llu history recovered, %llu history unknown, "
@@ -716,6 +766,21 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 			  "open", (json_int_t)ct->conns_open, "over_limit",
 			  (json_int_t)ct->conns_dropped_limit, "fd_passed",
 			  (json_int_t)ct->conns_fd_passed));
+	{
+		json_t *skipped = json_object(), *conns = json_object_get(obj, "conns");
+
+		for (int i = CT_SKIP_NONE + 1; i < CT_SKIP__COUNT; i++)
+			json_object_set_new(skipped, ct_skip_name(i),
+					    json_integer((json_int_t)ct->conns_skipped[i]));
+		json_object_set_new(conns, "skipped", skipped);
+		json_object_set_new(conns, "tls_sockets", json_integer((json_int_t)ct->conns_tls));
+		json_object_set_new(conns, "tls",
+				    json_pack("{s:I, s:I, s:I, s:I}", "followed",
+					      (json_int_t)ct->tls_conns, "linked",
+					      (json_int_t)ct->tls_linked, "unlinked",
+					      (json_int_t)ct->tls_unlinked, "link_conflicts",
+					      (json_int_t)ct->tls_link_conflicts));
+	}
 	json_object_set_new(obj, "output", json_pack("{s:I}", "errors", (json_int_t)o->errors));
 	json_object_set_new(obj, "identity",
 			    json_pack("{s:I, s:I, s:I}", "ambiguous",
@@ -759,6 +824,9 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 	if (t->rules) {
 		json_t *v = json_object_get(obj, "violations"), *un = json_object();
 
+		for (int i = RULE_DELIVERY_FAILED; i <= RULE_AFTER_CLOSE; i++)
+			json_object_set_new(v, rule_name(i),
+					    json_integer((json_int_t)t->rules->violations[i]));
 		for (int i = 1; un && i < UNATTR__COUNT; i++)
 			json_object_set_new(un, unattributed_name(i),
 					    json_integer((json_int_t)t->rules->unjudged[i]));
@@ -766,6 +834,11 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				    json_integer((json_int_t)t->rules->violations[RULE_UNJUDGED]));
 		json_object_set_new(v, "unjudged_by_reason", un);
 	}
+	json_object_set_new(obj, "delivery",
+			    json_pack("{s:I, s:I, s:I}", "unsent_writes",
+				      (json_int_t)ct->unsent_writes, "lost_frames",
+				      (json_int_t)ct->lost_frames, "unsent_unresolved_bytes",
+				      (json_int_t)ct->unsent_unresolved_bytes));
 	if (t->causal)
 		json_object_set_new(obj, "causal",
 				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",

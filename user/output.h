@@ -40,8 +40,10 @@ void output_conn_open(struct output *o, const struct ct_conn *c, const char *sub
 		      uint64_t ts_ns);
 void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why);
 /*
- * A connection wsaudit does not follow through all its writers: conn_skipped with the reason
- * ("fd_passed"), the process that gave it away and the one that received it (peer_pid).
+ * A connection wsaudit does not follow, or not through all its writers: conn_skipped with the
+ * reason (ct_skip_name(), or "fd_passed").  e: the hand-over of a socket to another process
+ * (the process that gave it away and the one that received it, peer_pid); NULL for a
+ * connection the table does not follow (c, not NULL then, names its process and peer).
  */
 void output_conn_skipped(struct output *o, const struct ct_conn *c, const struct evt_conn *e,
 			 const char *why);

@@ -764,6 +764,46 @@ out:
 	return out->reason;
 }
 
+/* --- selection -------------------------------------------------------------------------------- */
+
+bool podinfo_selected(const struct pod_selector *sel, const struct podinfo *pi)
+{
+	if (pi->kind != PODINFO_CONTAINER || !pi->container_id[0])
+		return false;
+	if (sel->container_id) {
+		size_t n = strlen(sel->container_id);
+
+		if (n > PODINFO_ID_LEN || memcmp(pi->container_id, sel->container_id, n) != 0)
+			return false;
+	}
+	if (!sel->namespace && !sel->pod && !sel->container)
+		return true;
+	/* A name is only known from a bundle that was read whole. */
+	if (pi->reason != PODINFO_OK || !pi->pod_uid[0] || pi->sandbox)
+		return false;
+	if (sel->namespace && strcmp(sel->namespace, pi->pod_namespace) != 0)
+		return false;
+	if (sel->pod && strcmp(sel->pod, pi->pod_name) != 0)
+		return false;
+	return !sel->container || strcmp(sel->container, pi->container_name) == 0;
+}
+
+void podinfo_label(const struct podinfo *pi, char *buf, size_t size)
+{
+	if (pi->kind == PODINFO_HOST)
+		snprintf(buf, size, "host");
+	else if (pi->kind == PODINFO_CONTAINER && pi->reason == PODINFO_OK && pi->pod_uid[0])
+		snprintf(buf, size, "%s/%s/%s", pi->pod_namespace, pi->pod_name,
+			 pi->sandbox ? "(sandbox)" : pi->container_name);
+	else if (pi->kind == PODINFO_CONTAINER && pi->reason == PODINFO_OK)
+		snprintf(buf, size, "container %.12s", pi->container_id);
+	else if (pi->container_id[0])
+		snprintf(buf, size, "container %.12s, pod unresolved (%s)", pi->container_id,
+			 podinfo_reason_name(pi->reason));
+	else
+		snprintf(buf, size, "unresolved (%s)", podinfo_reason_name(pi->reason));
+}
+
 /* --- output ----------------------------------------------------------------------------------- */
 
 static json_t *str_or_null(const char *s)

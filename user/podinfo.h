@@ -149,6 +149,27 @@ enum podinfo_reason podinfo_lookup(struct podinfo_cache *cache, const char *proc
 				   const char *bundle_root, pid_t pid, struct podinfo *out);
 
 /*
+ * Which containers `trace --pod NS/NAME [--container NAME] | --container-id ID |
+ * --namespace NS` follows.  NULL members match anything; container_id is a prefix of the
+ * 64-hex id.  Names match only when the bundle was read (reason OK), and a pod's sandbox
+ * (pause) container only through its id.
+ */
+struct pod_selector {
+	const char *namespace;
+	const char *pod;
+	const char *container; /* a container name within the pod */
+	const char *container_id;
+};
+
+bool podinfo_selected(const struct pod_selector *sel, const struct podinfo *pi);
+
+/*
+ * pi for a person: "NS/POD/CONTAINER", "container <12 hex>" outside a pod, "host", or
+ * "unresolved (<reason>)" with the container id when one was found.
+ */
+void podinfo_label(const struct podinfo *pi, char *buf, size_t size);
+
+/*
  * The "container" member of a JSON line: null for the host, else
  * {"id","pod","namespace","name","pod_uid","runtime"[, "unresolved": reason]} with null for
  * what is not known.  A new reference, or NULL when out of memory.

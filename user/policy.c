@@ -786,9 +786,174 @@ static int p_messages(struct loader *l, const yaml_node_t *v, const char *path, 
 	return parse_map(l, v, path, messages_fields, 2, ctx, &seen);
 }
 
+/* queues[] */
+
+static int q_function(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy_queue_rule *r = ctx;
+	int err = get_string(l, v, path, &r->function);
+
+	return err ? err : check_glob(l, v, path, r->function);
+}
+
+static int q_arg(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy_queue_rule *r = ctx;
+	int err = get_string(l, v, path, &r->arg);
+
+	return err ? err : check_identifier(l, v, path, r->arg);
+}
+
+static int q_consumer(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy_queue_rule *r = ctx;
+	int err = get_string(l, v, path, &r->consumer);
+
+	return err ? err : check_glob(l, v, path, r->consumer);
+}
+
+static const struct field queue_fields[] = { { "function", q_function },
+					     { "arg", q_arg },
+					     { "consumer", q_consumer } };
+
+static int one_queue(struct loader *l, const yaml_node_t *n, const char *path, void *out)
+{
+	unsigned int seen;
+	int err;
+
+	err = parse_map(l, n, path, queue_fields, 3, out, &seen);
+	if (!err)
+		err = need(l, n, path, seen, 1, "function");
+	if (!err)
+		err = need(l, n, path, seen, 2, "arg");
+	return err;
+}
+
+static int p_queues(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy *p = ctx;
+
+	return parse_entries(l, v, path, &p->queues, &p->nqueues, sizeof(*p->queues), one_queue);
+}
+
+/* runs */
+
+/* key: one dotted JSON path, or a list of them tried in order. */
+static int r_key(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy_list *key = &((struct policy *)ctx)->runs.key;
+
+	if (v->type == YAML_SEQUENCE_NODE)
+		return get_list(l, v, path, key, check_json_path);
+	key->v = calloc(1, sizeof(*key->v));
+	if (!key->v)
+		return -ENOMEM;
+	if (get_string(l, v, path, &key->v[0]))
+		return -EINVAL;
+	key->n = 1;
+	return check_json_path(l, v, path, key->v[0]);
+}
+
+static int r_start(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	return get_list(l, v, path, &((struct policy *)ctx)->runs.start, check_type_value);
+}
+
+static int r_end(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	return get_list(l, v, path, &((struct policy *)ctx)->runs.end, check_type_value);
+}
+
+static int r_required(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	return get_list(l, v, path, &((struct policy *)ctx)->runs.required, check_type_value);
+}
+
+/*
+ * timeout: seconds, as an integer or with a unit ("300s", "5m", "1h"), from 1 s to
+ * POLICY_RUNS_TIMEOUT_MAX_S.
+ */
+static int r_timeout(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	const char *s = (const char *)v->data.scalar.value, *t;
+	unsigned long long n = 0, mult = 1;
+	char buf[64];
+
+	if (v->type != YAML_SCALAR_NODE || (plain_type(v) && strcmp(plain_type(v), "an integer")))
+		return fail(l, v, path, "expected seconds (300, \"300s\", \"5m\", \"1h\"), got %s",
+			    kind_name(v));
+	for (t = s; *t >= '0' && *t <= '9' && n <= POLICY_RUNS_TIMEOUT_MAX_S; t++)
+		n = n * 10 + (unsigned long long)(*t - '0');
+	if (t != s && *t >= '0' && *t <= '9')
+		n = POLICY_RUNS_TIMEOUT_MAX_S + 1ULL; /* too many digits: out of range below */
+	else if (!strcmp(t, "m"))
+		mult = 60;
+	else if (!strcmp(t, "h"))
+		mult = 3600;
+	else if (t == s || (*t && strcmp(t, "s")))
+		return fail(l, v, path, "'%s' is not a duration (300, \"300s\", \"5m\", \"1h\")",
+			    shown(s, buf, sizeof(buf)));
+	if (n == 0 || n * mult > POLICY_RUNS_TIMEOUT_MAX_S)
+		return fail(l, v, path, "'%s' is out of range (1s to %us)",
+			    shown(s, buf, sizeof(buf)), POLICY_RUNS_TIMEOUT_MAX_S);
+	((struct policy *)ctx)->runs.timeout_s = (unsigned int)(n * mult);
+	return 0;
+}
+
+static const struct field runs_fields[] = {
+	{ "key", r_key },	    { "start", r_start },     { "end", r_end },
+	{ "required", r_required }, { "timeout", r_timeout },
+};
+
+/* A type in two roles would make a run end where it starts, or require its own end. */
+static int runs_disjoint(struct loader *l, const yaml_node_t *v, const struct policy_runs *r)
+{
+	const struct {
+		const char *name;
+		const struct policy_list *l;
+	} roles[] = { { "start", &r->start }, { "end", &r->end }, { "required", &r->required } };
+	char buf[64];
+
+	for (size_t a = 0; a < 3; a++)
+		for (size_t i = 0; i < roles[a].l->n; i++)
+			for (size_t b = a; b < 3; b++)
+				for (size_t j = b == a ? i + 1 : 0; j < roles[b].l->n; j++)
+					if (!strcmp(roles[a].l->v[i], roles[b].l->v[j]))
+						return fail(
+							l, v, "runs", "type '%s' is in %s%s%s",
+							shown(roles[a].l->v[i], buf, sizeof(buf)),
+							roles[a].name, a == b ? " twice" : " and ",
+							a == b ? "" : roles[b].name);
+	return 0;
+}
+
+static int p_runs(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy_runs *r = &((struct policy *)ctx)->runs;
+	unsigned int seen;
+	int err;
+
+	r->on = true;
+	r->timeout_s = POLICY_RUNS_TIMEOUT_DEFAULT_S;
+	err = parse_map(l, v, path, runs_fields, 5, ctx, &seen);
+	if (err)
+		return err;
+	if ((err = need(l, v, path, seen, 1u << 0, "key")) ||
+	    (err = need(l, v, path, seen, 1u << 1, "start")) ||
+	    (err = need(l, v, path, seen, 1u << 2, "end")))
+		return err;
+	if (!r->key.n)
+		return fail(l, v, "runs.key", "no JSON path");
+	if (!r->start.n || !r->end.n)
+		return fail(l, v, !r->start.n ? "runs.start" : "runs.end",
+			    "no message type: a run needs one to start and one to end");
+	return runs_disjoint(l, v, r);
+}
+
 static const struct field top_fields[] = {
 	{ "targets", p_targets },   { "bridge", p_bridge },	{ "transport", p_transport },
-	{ "identity", p_identity }, { "messages", p_messages },
+	{ "identity", p_identity }, { "messages", p_messages }, { "runs", p_runs },
+	{ "queues", p_queues },
 };
 
 /* --- load ------------------------------------------------------------------------------------ */
@@ -828,6 +993,16 @@ void policy_free(struct policy *p)
 	list_free(&p->ownership);
 	list_free(&p->type_fields);
 	list_free(&p->known_types);
+	for (size_t i = 0; i < p->nqueues; i++) {
+		free(p->queues[i].function);
+		free(p->queues[i].arg);
+		free(p->queues[i].consumer);
+	}
+	free(p->queues);
+	list_free(&p->runs.key);
+	list_free(&p->runs.start);
+	list_free(&p->runs.end);
+	list_free(&p->runs.required);
 	free(p);
 }
 
@@ -875,7 +1050,7 @@ static int check_shape(struct loader *l, const void *buf, size_t len)
 		if ((e.type == YAML_SCALAR_EVENT || e.type == YAML_SEQUENCE_START_EVENT ||
 		     e.type == YAML_MAPPING_START_EVENT) &&
 		    ++nodes > POLICY_MAX_NODES) {
-			snprintf(l->err, l->errlen, "%s:%zu:%zu: more than %u YAML nodes", l->name,
+			snprintf(l->err, l->errlen, "%s:%zu:%zu: more than %d YAML nodes", l->name,
 				 e.start_mark.line + 1, e.start_mark.column + 1, POLICY_MAX_NODES);
 			err = -EINVAL;
 		}
@@ -884,7 +1059,7 @@ static int check_shape(struct loader *l, const void *buf, size_t len)
 		case YAML_MAPPING_START_EVENT:
 			if (++depth > POLICY_MAX_NESTING) {
 				snprintf(l->err, l->errlen,
-					 "%s:%zu:%zu: collections nested deeper than %u levels",
+					 "%s:%zu:%zu: collections nested deeper than %d levels",
 					 l->name, e.start_mark.line + 1, e.start_mark.column + 1,
 					 POLICY_MAX_NESTING);
 				err = -EINVAL;
@@ -921,7 +1096,8 @@ static int load_doc(struct loader *l, yaml_parser_t *y, struct policy *p)
 		err = fail(l, NULL, "", "empty policy (it needs at least bridge.functions)");
 		goto out_doc;
 	}
-	err = parse_map(l, root, "", top_fields, 5, p, &seen);
+	err = parse_map(l, root, "", top_fields, sizeof(top_fields) / sizeof(top_fields[0]), p,
+			&seen);
 	if (err)
 		goto out_doc;
 	if (!(seen & 2)) {
@@ -939,6 +1115,7 @@ static int load_doc(struct loader *l, yaml_parser_t *y, struct policy *p)
 	yaml_document_delete(&extra);
 out_doc:
 	yaml_document_delete(&doc);
+	l->doc = NULL; /* it pointed into this frame */
 	return err;
 }
 
@@ -1132,4 +1309,30 @@ const char *policy_context_arg(const struct policy *p, const char *function)
 		if (policy_glob_match(p->ctx[i].function, function))
 			return p->ctx[i].arg;
 	return NULL;
+}
+
+const struct policy_queue_rule *policy_queue_handoff(const struct policy *p, const char *function)
+{
+	if (!function)
+		return NULL;
+	for (size_t i = 0; i < p->nqueues; i++)
+		if (policy_glob_match(p->queues[i].function, function))
+			return &p->queues[i];
+	return NULL;
+}
+
+enum policy_run_event policy_run_event(const struct policy *p, const char *type)
+{
+	if (!p->runs.on)
+		return POLICY_RUN_OTHER;
+	for (size_t i = 0; i < p->runs.start.n; i++)
+		if (!strcmp(p->runs.start.v[i], type))
+			return POLICY_RUN_START;
+	for (size_t i = 0; i < p->runs.end.n; i++)
+		if (!strcmp(p->runs.end.v[i], type))
+			return POLICY_RUN_END;
+	for (size_t i = 0; i < p->runs.required.n; i++)
+		if (!strcmp(p->runs.required.v[i], type))
+			return POLICY_RUN_REQUIRED;
+	return POLICY_RUN_OTHER;
 }

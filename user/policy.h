@@ -70,6 +70,33 @@ struct policy_ctx_rule {
 	char *arg; /* its parameter that names the user */
 };
 
+/*
+ * queues[]: a hand-off function whose callers produce what the queue's consumer sends later
+ * (an application's enqueue, engine.io's AsyncSocket.send).  The queued object is the
+ * hand-off's parameter `arg`; a send whose stack holds that object (in a frame of `consumer`,
+ * when given) is linked to the stack that called the hand-off, which names its origin.
+ */
+struct policy_queue_rule {
+	char *function; /* qualname glob of the hand-off */
+	char *arg; /* its parameter that holds the queued object */
+	char *consumer; /* qualname glob of the consumer's frame; NULL: any frame of the send */
+};
+
+/*
+ * runs: the events of one agent run, told apart by a key (run_id), followed per connection
+ * (user/runs.h).  A run starts with a start type, ends with an end type, and must carry
+ * every required type in between.
+ */
+#define POLICY_RUNS_TIMEOUT_DEFAULT_S 300
+#define POLICY_RUNS_TIMEOUT_MAX_S (24u * 3600u) /* a day: longer is a typo, not a run */
+
+struct policy_runs {
+	bool on; /* the policy has a runs section */
+	struct policy_list key; /* dotted JSON paths of the run's key, tried in order */
+	struct policy_list start, end, required; /* message types, disjoint */
+	unsigned int timeout_s; /* a run silent this long without its end is incomplete */
+};
+
 struct policy {
 	char *source; /* file name, or "<built-in>" */
 	struct policy_list exe; /* targets.exe: executable path globs (agent mode) */
@@ -90,6 +117,9 @@ struct policy {
 	 * the traffic and shown as a keyed hash ("t#...") unless identities are shown.
 	 */
 	struct policy_list known_types;
+	struct policy_queue_rule *queues; /* queues: hand-off functions, first match wins */
+	size_t nqueues;
+	struct policy_runs runs;
 };
 
 /*
@@ -121,8 +151,19 @@ bool policy_bridge_opcode(const struct policy *p, unsigned int opcode);
 bool policy_exe_match(const struct policy *p, const char *exe);
 /* Whether a message type value is one of messages.known_types. */
 bool policy_known_type(const struct policy *p, const char *type);
+/* What a message type is to runs: */
+enum policy_run_event {
+	POLICY_RUN_OTHER, /* not named by runs (or no runs section) */
+	POLICY_RUN_START,
+	POLICY_RUN_END,
+	POLICY_RUN_REQUIRED,
+};
+
+enum policy_run_event policy_run_event(const struct policy *p, const char *type);
 /* The user argument configured for a bridge function (first match), or NULL. */
 const char *policy_context_arg(const struct policy *p, const char *function);
+/* The queues rule whose hand-off function matches (first match), or NULL. */
+const struct policy_queue_rule *policy_queue_handoff(const struct policy *p, const char *function);
 
 const char *policy_opcode_name(unsigned int opcode); /* "text", ...; NULL when reserved */
 const char *policy_source_name(enum policy_source s);

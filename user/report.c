@@ -75,6 +75,29 @@ static const struct {
 		"This message mentions a field the policy reads the user from, yet could not be "
 		"parsed, so the user it carries could not be compared with the connection's.",
 	},
+	[RULE_DELIVERY_FAILED] = {
+		"DeliveryFailed",
+		"A WebSocket frame never left the process: its write failed or sent part of it.",
+		"The write of this frame failed (EPIPE, ECONNRESET, EAGAIN with nothing sent) or "
+		"sent only part of it, and the connection ended before the rest was sent: the user "
+		"never received it (docs/delivery.md). The location is the function that wrote it. "
+		"Check that the connection is open before sending, and that the sender learns of the "
+		"failure.",
+	},
+	[RULE_ABNORMAL_CLOSE] = {
+		"AbnormalClose",
+		"The server closed a WebSocket connection with 1011, or without a close frame.",
+		"1011 (internal error) means the server gave up on the connection; a socket closed "
+		"without a close frame shows as 1006 to the client. Either way the user's events "
+		"stop. The location is the function that sent the close frame.",
+	},
+	[RULE_AFTER_CLOSE] = {
+		"AfterClose",
+		"A WebSocket frame was written after the connection's close frame.",
+		"A client delivers nothing that follows a close frame (RFC 6455 5.5.1): the event "
+		"is lost. The location is the function that wrote it; it raced with the "
+		"connection's close.",
+	},
 	[RULE_UNJUDGED] = {
 		"Unjudged",
 		"A WebSocket frame whose producer could not be named, so the bridge rule could not "

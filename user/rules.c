@@ -38,6 +38,9 @@ static const char *const rule_names[RULE__COUNT] = {
 	[RULE_IDENTITY_AMBIGUOUS] = "identity_ambiguous",
 	[RULE_IDENTITY_UNKNOWN] = "identity_unknown",
 	[RULE_MESSAGE_UNREADABLE] = "message_unreadable",
+	[RULE_DELIVERY_FAILED] = "delivery_failed",
+	[RULE_ABNORMAL_CLOSE] = "abnormal_close",
+	[RULE_AFTER_CLOSE] = "after_close",
 	[RULE_UNJUDGED] = "unjudged",
 };
 
@@ -497,11 +500,49 @@ static void judge_conn_identity(struct rules *r, const struct rules_input *in,
 		 in->conn_user_ambiguous ? "ambiguous" : "unknown", why);
 }
 
+/* "F (file:line)" of the writer's origin, or "an unattributed writer". */
+static void origin_text(const struct attrib_stack *s, char *buf, size_t size)
+{
+	const struct attrib_frame *o;
+
+	if (!s || s->origin < 0) {
+		snprintf(buf, size, "an unattributed writer");
+		return;
+	}
+	o = &s->frames[s->origin];
+	snprintf(buf, size, "%s (%s:%d)", o->function, o->file, o->line);
+}
+
+static void judge_delivery(struct rules *r, const struct rules_input *in, struct rules_verdict *out)
+{
+	struct violation *v;
+	char origin[1200];
+
+	if (!in->lost && !in->after_close && in->close_code != 1011)
+		return;
+	origin_text(in->stack, origin, sizeof(origin));
+	if (in->lost && (v = add_violation(r, out, RULE_DELIVERY_FAILED)))
+		snprintf(v->detail, sizeof(v->detail),
+			 "never left the process: written by %s, its write %s, then the "
+			 "connection ended",
+			 origin, in->lost_err ? "failed" : "sent only part of it");
+	if (in->lost)
+		return;
+	if (in->close_code == 1011 && (v = add_violation(r, out, RULE_ABNORMAL_CLOSE)))
+		snprintf(v->detail, sizeof(v->detail), "closed with 1011 (internal error) by %s",
+			 origin);
+	if (in->after_close && (v = add_violation(r, out, RULE_AFTER_CLOSE)))
+		snprintf(v->detail, sizeof(v->detail),
+			 "written by %s after the connection's close frame: never delivered",
+			 origin);
+}
+
 void rules_judge(struct rules *r, const struct rules_input *in, struct rules_verdict *out)
 {
 	struct violation *v;
 
 	memset(out, 0, sizeof(*out));
+	judge_delivery(r, in, out);
 	judge_conn_identity(r, in, out);
 	if (in->msg_unreadable && (v = add_violation(r, out, RULE_MESSAGE_UNREADABLE)))
 		snprintf(v->detail, sizeof(v->detail),
@@ -511,6 +552,12 @@ void rules_judge(struct rules *r, const struct rules_input *in, struct rules_ver
 	judge_bridge(r, in, out);
 	judge_message(r, in, out);
 	judge_context(r, in, out);
+}
+
+void rules_count(struct rules *r, enum rule_kind rule)
+{
+	if (rule < RULE__COUNT)
+		r->stats.violations[rule]++;
 }
 
 const struct rules_stats *rules_stats(const struct rules *r)

@@ -31,6 +31,14 @@ enum rule_kind {
 	/* A message that names a user field but cannot be read (not JSON even leniently). */
 	RULE_MESSAGE_UNREADABLE,
 	/*
+	 * Delivery (docs/delivery.md): a frame that did not leave the process (its write failed
+	 * or sent part, and the connection ended first); a close with 1011, or a connection
+	 * closed without a close frame; a frame written after the close frame.
+	 */
+	RULE_DELIVERY_FAILED,
+	RULE_ABNORMAL_CLOSE,
+	RULE_AFTER_CLOSE,
+	/*
 	 * A data frame whose producer could not be named: no application function on the send's
 	 * stack nor on any creation it was linked to (docs/causal.md).  The bridge rule cannot
 	 * judge it; said with the reason and the best origin known, never only counted.
@@ -52,7 +60,7 @@ enum identity_kind {
 
 const char *identity_kind_name(enum identity_kind k);
 
-#define RULES_MAX_VIOLATIONS 4
+#define RULES_MAX_VIOLATIONS 6
 #define RULES_DETAIL_LEN 1600
 
 struct violation {
@@ -82,6 +90,11 @@ struct rules_input {
 	const struct causal_link *link;
 	const char *ctx_user; /* identity.context: the bridge call's user argument, or NULL */
 	const char *ctx_function; /* the bridge function it was read from */
+	/* The frame did not leave (ct_frame.lost): lost_err is its write's errno, 0: partial. */
+	bool lost;
+	int lost_err;
+	bool after_close; /* written after the connection's close frame */
+	int close_code; /* of a close frame; 0 otherwise, -1 when it has none */
 };
 
 struct rules_verdict {
@@ -105,6 +118,8 @@ struct rules *rules_new(const struct policy *p, bool show_identities, size_t max
 void rules_free(struct rules *r);
 void rules_judge(struct rules *r, const struct rules_input *in, struct rules_verdict *out);
 const struct rules_stats *rules_stats(const struct rules *r);
+/* A finding judged outside rules_judge (a connection closed abruptly), counted with the rest. */
+void rules_count(struct rules *r, enum rule_kind rule);
 /* keyhash_identity_display() of value, or value itself when identities are shown. */
 void rules_redact(const struct rules *r, const char *value, char *out, size_t size);
 /* A message type: itself when known to the policy or identities are shown, else "t#...". */

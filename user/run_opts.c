@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
 #include "run_opts.h"
 
 enum {
@@ -54,12 +55,6 @@ void run_usage(FILE *out)
 		"  -v, --verbose            more diagnostics on stderr (twice: libbpf too)\n");
 }
 
-#define FAIL(...)                                   \
-	do {                                        \
-		snprintf(err, errlen, __VA_ARGS__); \
-		return -EINVAL;                     \
-	} while (0)
-
 int run_parse_rules(const char *list, bool fail_on[RULE__COUNT], char *err, size_t errlen)
 {
 	const char *p = list, *end;
@@ -101,7 +96,7 @@ int run_parse_args(int argc, char **argv, struct run_opts *o, char *err, size_t 
 	for (int r = 0; r < RULE__COUNT; r++)
 		o->fail_on[r] = true;
 	err[0] = '\0';
-	optind = 1;
+	optind = 0; /* getopt starts afresh: a cluster ("-hv") left half read is forgotten */
 	opterr = 0;
 	/* "+": stop at the first non-option, so COMMAND's own options are left alone. */
 	while ((c = getopt_long(argc, argv, "+:c:o:vh", long_opts, NULL)) != -1) {
@@ -123,7 +118,7 @@ int run_parse_args(int argc, char **argv, struct run_opts *o, char *err, size_t 
 			break;
 		case OPT_SOURCE_ROOT:
 			if (!optarg[0])
-				FAIL("empty --source-root");
+				CLI_FAIL("empty --source-root");
 			o->source_root = optarg;
 			break;
 		case 'o':
@@ -132,11 +127,11 @@ int run_parse_args(int argc, char **argv, struct run_opts *o, char *err, size_t 
 			else if (!strcmp(optarg, "text"))
 				o->format = OUTPUT_TEXT;
 			else
-				FAIL("unknown output format '%s' (text or json)", optarg);
+				CLI_FAIL("unknown output format '%s' (text or json)", optarg);
 			break;
 		case OPT_OUTPUT_FILE:
 			if (!optarg[0])
-				FAIL("empty --output-file");
+				CLI_FAIL("empty --output-file");
 			o->output_path = optarg;
 			break;
 		case OPT_FAIL_ON:
@@ -149,17 +144,15 @@ int run_parse_args(int argc, char **argv, struct run_opts *o, char *err, size_t 
 		case 'h':
 			o->help = true;
 			return 0;
-		case ':':
-			FAIL("option '%s' needs a value", argv[optind - 1]);
 		default:
-			FAIL("unknown option '%s'", argv[optind - 1]);
+			return cli_option_error(c, argv, err, errlen);
 		}
 	}
 	/* getopt_long consumed a "--" that ended the options; a bare COMMAND is taken too. */
 	if (optind >= argc)
-		FAIL("no command to run: wsaudit run [OPTIONS] -- COMMAND [ARGS...]");
+		CLI_FAIL("no command to run: wsaudit run [OPTIONS] -- COMMAND [ARGS...]");
 	if (!argv[optind][0])
-		FAIL("empty command");
+		CLI_FAIL("empty command");
 	o->command = argv + optind;
 	o->ncommand = argc - optind;
 	return 0;

@@ -6,21 +6,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/stat.h>
 
 #include "adopt.h"
 #include "capture.h"
 #include "causal.h"
+#include "delivery.h"
 #include "http1.h"
 #include "identity.h"
 #include "keyhash.h"
 #include "log.h"
+#include "filter.h"
 #include "podinfo.h"
+#include "procmaps.h"
 #include "pyscope.h"
 #include "selfcheck.h"
 #include "session.h"
 #include "targets.h"
 #include "testname.h"
+#include "tlshook.h"
 #include "uvhook.h"
 #include "zflush.h"
 
@@ -70,12 +73,16 @@ struct watch {
 	uint64_t until;
 };
 
+/* Processes whose binaries were searched for a linked-in OpenSSL, latest kept. */
+#define TLS_STATIC_PIDS 64
+
 /* Processes whose scans for connection requests are counted (user/pyscope.c). */
 #define SCOPE_PIDS 64
 
 struct session {
 	struct session_opts opts;
 	char user_filter[KEYHASH_DISPLAY_LEN]; /* trace --user, as a display; "" for all */
+	uint64_t frames_printed; /* for trace -n */
 	struct watch watch[WATCH_MAX];
 	unsigned int nwatch;
 	uint64_t last_watch;
@@ -102,6 +109,11 @@ struct session {
 	/* Processes whose transports queue writes (a hand-over was seen), latest kept. */
 	uint32_t handover_pids[HANDOVER_PIDS];
 	unsigned int nhandover_pids;
+	struct tls_static {
+		pid_t pid;
+		int found; /* tlshook_find_static() */
+	} tls_static[TLS_STATIC_PIDS];
+	unsigned int ntls_static;
 	struct output *out;
 	struct attrib *attrib;
 	struct causal *causal;
@@ -116,6 +128,14 @@ struct session {
 	struct session_selfcheck check;
 	struct session_tap *taps;
 };
+
+static void tls_static_forget(struct session *s, pid_t pid)
+{
+	for (unsigned int i = 0; i < TLS_STATIC_PIDS; i++) {
+		if (s->tls_static[i].pid == pid)
+			s->tls_static[i].pid = 0;
+	}
+}
 
 static uint64_t now_mono_ns(void)
 {
@@ -294,9 +314,49 @@ static bool user_selected(const struct session *s, const char *user)
 	return !strcmp(shown, s->user_filter);
 }
 
+static bool peer_selected(const struct session *s, const struct ct_conn *c)
+{
+	return !s->opts.filter || !s->opts.filter->peer ||
+	       filter_peer_matches(s->opts.filter->peer, c->peer);
+}
+
 static bool conn_selected(const struct session *s, const struct ct_conn *c)
 {
-	return user_selected(s, c->has_user ? c->user : NULL);
+	return peer_selected(s, c) && user_selected(s, c->has_user ? c->user : NULL);
+}
+
+/* trace --type, --function, -n (--peer and --user are the connection's). */
+static bool frame_selected(struct session *s, const struct frame_view *fv)
+{
+	const struct frame_filter *f = s->opts.filter;
+	const struct attrib_stack *st = fv->stack;
+	char shown[IDENTITY_MAX_VALUE + 1];
+
+	if (!f)
+		return true;
+	if (f->max_frames && s->frames_printed >= f->max_frames)
+		return false;
+	if (f->function &&
+	    !filter_function_matches(f->function,
+				     st->origin >= 0 ? st->frames[st->origin].function : NULL))
+		return false;
+	if (f->msg_type) {
+		/* Compared as shown: a type outside known_types is its keyed t# hash. */
+		if (!fv->msg_type)
+			return false;
+		if (strcmp(f->msg_type, fv->msg_type)) {
+			rules_redact_type(s->rules, f->msg_type, shown, sizeof(shown));
+			if (strcmp(shown, fv->msg_type))
+				return false;
+		}
+	}
+	return true;
+}
+
+bool session_count_reached(const struct session *s)
+{
+	return s->opts.filter && s->opts.filter->max_frames &&
+	       s->frames_printed >= s->opts.filter->max_frames;
 }
 
 struct zlib_attach {
@@ -384,16 +444,23 @@ static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
 	struct session *s = ctx;
+	/* Closed without a close frame: a finding, shown where violations are. */
+	bool abrupt = delivery_abrupt_close(c, why);
 
 	if (c->adopted)
 		adopt_conn_closed(s->adopt, (pid_t)c->tgid, &c->id);
+	if (abrupt) {
+		rules_count(s->rules, RULE_ABNORMAL_CLOSE);
+		if (s->obs.conn_close)
+			s->obs.conn_close(s->obs.ctx, c, why);
+	}
 	for (struct session_tap *t = s->taps; t; t = t->next) {
-		if (!t->violations_only && t->wants(t->ctx, c->tgid)) {
+		if ((!t->violations_only || abrupt) && t->wants(t->ctx, c->tgid)) {
 			output_conn_close(t->out, c, ts_ns, why);
 			t->commit(t->ctx);
 		}
 	}
-	if (!s->opts.violations_only && conn_selected(s, c))
+	if ((!s->opts.violations_only || abrupt) && conn_selected(s, c))
 		output_conn_close(s->out, c, ts_ns, why);
 }
 
@@ -465,7 +532,7 @@ static const json_t *process_container(struct session *s, pid_t pid)
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	r = podinfo_lookup(s->pods, NULL, NULL, pid, &pi);
+	r = podinfo_lookup(s->pods, NULL, s->opts.bundle_root, pid, &pi);
 	if (r != PODINFO_OK)
 		log_info("pid %d: container lookup: %s", pid, podinfo_reason_name(r));
 	p->pid = pid;
@@ -548,6 +615,10 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 		.link = link,
 		.ctx_user = cs->ctx_status == CTX_OK ? cs->ctx_user : NULL,
 		.ctx_function = cs->ctx_function,
+		.lost = f->lost,
+		.lost_err = f->lost_err,
+		.after_close = f->after_close,
+		.close_code = f->frame->opcode == WS_OP_CLOSE ? f->frame->close_code : 0,
 	};
 
 	/* Only whole, decoded messages are read for their fields. */
@@ -587,9 +658,12 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 		s->obs.frame_view(s->obs.ctx, &fv);
 	if (s->opts.violations_only && !verdict.nviolations)
 		return;
-	if (s->user_filter[0] && !conn_selected(s, f->conn) &&
+	if (s->user_filter[0] && !user_selected(s, f->conn->has_user ? f->conn->user : NULL) &&
 	    !user_selected(s, in.msg && im.user.reason == IDENTITY_OK ? im.user.value : NULL))
 		return;
+	if (!peer_selected(s, f->conn) || !frame_selected(s, &fv))
+		return;
+	s->frames_printed++;
 	output_frame(s->out, &fv);
 }
 
@@ -741,33 +815,47 @@ static int uvloop_attach(struct session *s, pid_t pid)
  * copies' creators are recorded (docs/causal.md).  Said when it cannot be, and then every
  * such send is unjudged with its reason.
  */
+struct ctx_copy_target {
+	struct session *s;
+	pid_t pid;
+	const char *file; /* the interpreter's file, as the process's maps name it */
+	int found, err;
+};
+
+static void ctx_copy_site(void *ctx, const char *path, const char *name, dev_t dev, ino_t ino)
+{
+	struct ctx_copy_target *t = ctx;
+
+	if (t->found || strcmp(name, t->file))
+		return;
+	t->found = 1;
+	t->err = capture_attach_context_copy(t->s->cap, t->pid, path, dev, ino);
+}
+
 static void context_copy_attach(struct session *s, pid_t pid, const struct py_offsets *off)
 {
-	char path[PATH_MAX + 32];
-	const char *file = attrib_interpreter_path(s->attrib, pid);
-	struct stat st;
-	int err;
+	struct ctx_copy_target t = { .s = s, .pid = pid };
+	int n;
 
+	t.file = attrib_interpreter_path(s->attrib, pid);
 	if (off->tstate_context == PY_OFF_NONE) {
 		log_warn("pid %d: this CPython's context is not known: sends of tasks, callbacks "
 			 "and threads are not linked to their creators",
 			 pid);
 		return;
 	}
-	if (!file)
+	if (!t.file)
 		return;
-	snprintf(path, sizeof(path), "/proc/%d/root%s", pid, file);
-	if (stat(path, &st)) {
-		log_warn("pid %d: cannot open %s: %s; sends of tasks, callbacks and threads are "
-			 "not linked to their creators",
-			 pid, path, strerror(errno));
-		return;
-	}
-	err = capture_attach_context_copy(s->cap, pid, path, st.st_dev, st.st_ino);
-	if (err)
+	/* Through map_files: the file the process maps, from any mount namespace or root. */
+	n = procmaps_each_file(pid, NULL, 256, ctx_copy_site, &t);
+	if (n < 0 || !t.found)
+		log_warn("pid %d: %s is not among its mappings (%s); sends of tasks, callbacks "
+			 "and threads are not linked to their creators",
+			 pid, t.file, n < 0 ? strerror(-n) : "not found");
+	else if (t.err)
 		log_warn("pid %d: cannot probe PyContext_CopyCurrent in %s: %s; sends of tasks, "
 			 "callbacks and threads are not linked to their creators",
-			 pid, path, strerror(-err));
+			 pid, t.file, strerror(-t.err));
 	else
 		log_info("pid %d: creations of tasks, callbacks and threads hooked", pid);
 }
@@ -934,6 +1022,15 @@ static bool exec_matches(struct session *s, const struct evt_proc *e)
 	char *const *globs = exe_globs(s, &n);
 	char exe[4096];
 
+	struct podinfo pi;
+
+	/* A process started in a followed container (`kubectl exec`, a restarted worker). */
+	if (s->opts.pods &&
+	    podinfo_lookup(s->pods, NULL, s->opts.bundle_root, e->pid, &pi) != PODINFO_NO_PROCESS &&
+	    podinfo_selected(s->opts.pods, &pi))
+		return true;
+	if (!n)
+		return false;
 	/* The path as exec'd, or the resolved one (for relative or symlinked paths). */
 	return target_exe_matches(e->filename, globs, n) ||
 	       (!target_exe_path(e->pid, exe, sizeof(exe)) && target_exe_matches(exe, globs, n));
@@ -954,6 +1051,7 @@ static void forget_process(struct session *s, pid_t pid, uint64_t ts_ns)
 	}
 	watch_forget(s, pid);
 	ctx_forget(s, pid);
+	tls_static_forget(s, pid);
 	capture_forget_tgid(s->cap, pid);
 	causal_forget_process(s->causal, pid);
 	attrib_forget_process(s->attrib, pid);
@@ -1012,6 +1110,7 @@ static void reinspect(struct session *s, pid_t pid)
 	ctx_forget(s, pid);
 	watch_forget(s, pid);
 	causal_forget_process(s->causal, pid);
+	tls_static_forget(s, pid);
 	attrib_forget_process(s->attrib, pid);
 	log_info("traced pid %d runs a new program", pid);
 	err = python_attach(s, pid);
@@ -1201,12 +1300,111 @@ static void sink_conn_passed(void *ctx, const struct ct_conn *c, const struct ev
 	output_conn_skipped(s->out, c, e, "fd_passed");
 }
 
+/*
+ * The policy's queues name hand-off functions whose producers should name the frames their
+ * consumers send; until the collector links a queued object to its send, say that those
+ * frames are named after the consumer instead of leaving it to be found out.
+ */
+static void say_queues_unlinked(const struct policy *p)
+{
+	if (p->nqueues)
+		log_warn(
+			"policy %s: its %zu queues hand-off(s) are not linked yet: a frame a queue's "
+			"consumer sends is attributed to the consumer's stack",
+			p->source, p->nqueues);
+}
+
+/* Whether an OpenSSL is linked into a binary of pid: looked for once per process, said once. */
+static bool tls_static_linked(struct session *s, pid_t pid)
+{
+	struct tls_static *t;
+	char name[PATH_MAX];
+
+	for (unsigned int i = 0; i < TLS_STATIC_PIDS; i++) {
+		if (s->tls_static[i].pid == pid)
+			return s->tls_static[i].found == 1;
+	}
+	t = &s->tls_static[s->ntls_static++ % TLS_STATIC_PIDS];
+	t->pid = pid;
+	t->found = tlshook_find_static(pid, name, sizeof(name));
+	if (t->found == 1)
+		log_warn(
+			"pid %d: OpenSSL is linked into %s, which the TLS probes do not cover: the "
+			"frames of its TLS connections are not seen",
+			pid, name);
+	return t->found == 1;
+}
+
+/*
+ * A socket of pid carries TLS.  Its plaintext is followed when the process's libssl is
+ * probed; otherwise the connection is skipped, and why.
+ */
+static enum ct_skip_reason sink_tls_seen(void *ctx, const struct ct_conn *c)
+{
+	struct session *s = ctx;
+
+	if (tls_static_linked(s, (pid_t)c->tgid))
+		return CT_SKIP_STATIC_SSL;
+	return CT_SKIP_TLS;
+}
+
+/* What a skip reason means to whoever reads the warning. */
+static const char *tls_skip_why(enum ct_skip_reason why)
+{
+	switch (why) {
+	case CT_SKIP_TLS:
+		return "it carries TLS, and its process's TLS library is not probed (no libssl "
+		       "mapped, or the probes failed): its frames are not seen";
+	case CT_SKIP_STATIC_SSL:
+		return "it carries TLS by an OpenSSL linked into the program itself, which is not "
+		       "probed: its frames are not seen (docs/tls.md)";
+	case CT_SKIP_TLS_UNLINKED:
+		return "it carried TLS, and no plaintext read through libssl was linked to it";
+	case CT_SKIP_NOT_WEBSOCKET:
+		return "its writes are neither an HTTP upgrade nor WebSocket frames";
+	case CT_SKIP_BAD_RESPONSE:
+		return "its HTTP response does not parse";
+	case CT_SKIP_NOT_HTTP:
+		return "a request on it was answered other than by HTTP";
+	case CT_SKIP_OVER_LIMIT:
+		return "the connection table is full";
+	default:
+		return ct_skip_name(why);
+	}
+}
+
+/*
+ * A connection not followed: said on stderr with its process and peer, and as a record.  An
+ * HTTP exchange answered other than 101 is known not to be WebSocket: its record is enough.
+ */
+static void sink_conn_skipped(void *ctx, const struct ct_conn *c, enum ct_skip_reason why,
+			      uint64_t ts_ns)
+{
+	struct session *s = ctx;
+	const char *name = ct_skip_name(why);
+
+	if (why == CT_SKIP_NOT_UPGRADED)
+		log_info("pid %u (%s): connection %s from %s is not WebSocket (%s)", c->tgid,
+			 c->comm, c->id_str, c->peer, name);
+	else
+		log_warn("pid %u (%s): connection %s %s -> %s is not followed: %s", c->tgid,
+			 c->comm, c->id_str, c->local, c->peer, tls_skip_why(why));
+	for (struct session_tap *t = s->taps; t; t = t->next) {
+		if (!t->violations_only && t->wants(t->ctx, c->tgid)) {
+			output_conn_skipped(t->out, c, NULL, name);
+			t->commit(t->ctx);
+		}
+	}
+	if (!s->opts.violations_only)
+		output_conn_skipped(s->out, c, NULL, name);
+}
+
 struct session *session_open(const struct session_opts *opts, struct policy *policy, FILE *out)
 {
 	struct capture_opts copts = {
 		.ringbuf_size = opts->ringbuf_size,
 		.write_cap = opts->write_cap,
-		.follow_exec = opts->nglobs > 0 || opts->targets_from_policy,
+		.follow_exec = opts->nglobs > 0 || opts->targets_from_policy || opts->pods,
 		.stack_walk = !opts->capture_only,
 	};
 	struct session *s = calloc(1, sizeof(*s));
@@ -1214,6 +1412,8 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 		.conn_open = sink_conn_open,
 		.conn_close = sink_conn_close,
 		.conn_passed = sink_conn_passed,
+		.conn_skipped = sink_conn_skipped,
+		.tls_seen = sink_tls_seen,
 		.frame = sink_frame,
 		.stack = sink_stack,
 		.verdict = sink_verdict,
@@ -1229,6 +1429,7 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 	}
 	s->opts = *opts;
 	s->policy = policy;
+	say_queues_unlinked(policy);
 	if (keyhash_identity_setup(opts->identity_key, err, sizeof(err))) {
 		log_err("%s", err);
 		goto err_free;
@@ -1540,6 +1741,7 @@ void session_set_policy(struct session *s, struct policy *policy)
 			     policy->transport_files.n);
 	policy_free(s->policy);
 	s->policy = policy;
+	say_queues_unlinked(policy);
 }
 
 void session_set_output(struct session *s, FILE *out)

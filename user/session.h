@@ -37,6 +37,8 @@ struct session_opts {
 	const char *identity_key;
 	/* Only the frames and connections of this user (an id, or its u# display); NULL: all. */
 	const char *user_filter;
+	/* trace's other filters (user/filter.h); NULL: every frame. */
+	const struct frame_filter *filter;
 	bool quiet_processes; /* no process records in the output */
 	size_t ringbuf_size;
 	uint64_t write_cap;
@@ -45,6 +47,10 @@ struct session_opts {
 	size_t nglobs;
 	/* Take them from the policy's targets.exe instead (and again after a reload). */
 	bool targets_from_policy;
+	/* Containers whose processes are followed when they start (exec); NULL: none. */
+	const struct pod_selector *pods;
+	/* containerd's task state, for pod names (NULL: PODINFO_BUNDLE_ROOT). */
+	const char *bundle_root;
 	/* Name in each frame the test on its writer's stack (`run`), paths relative to this. */
 	bool name_tests;
 	const char *test_root;
@@ -63,6 +69,8 @@ struct session_observer {
 		      const struct causal_link *link, const struct rules_verdict *v);
 	/* The same with all that is printed of it (the test it names too); optional. */
 	void (*frame_view)(void *ctx, const struct frame_view *fv);
+	/* A connection closed without a close frame (an abnormal_close finding); optional. */
+	void (*conn_close)(void *ctx, const struct ct_conn *c, const char *why);
 	void *ctx;
 };
 
@@ -90,6 +98,8 @@ int session_scan_exe(struct session *s);
 int session_poll(struct session *s, int timeout_ms);
 /* Handles every record queued (the final drain, up to a minute).  0 or -errno. */
 int session_drain(struct session *s);
+/* Whether the frames -n asked for have been printed (then nothing more is). */
+bool session_count_reached(const struct session *s);
 /* A stats record; final ones include every connection's parser state. */
 void session_report(struct session *s, bool final);
 /* Ends every open connection (their frames cut short are reported truncated). */

@@ -90,6 +90,98 @@ int target_scan_exe(char *const *globs, size_t nglobs, void (*fn)(void *ctx, pid
 	return matches;
 }
 
+int target_scan_pods(struct podinfo_cache *cache, const char *bundle_root,
+		     const struct pod_selector *sel,
+		     void (*fn)(void *ctx, pid_t pid, const struct podinfo *pi), void *ctx,
+		     unsigned int *unresolved)
+{
+	struct podinfo pi;
+	struct dirent *d;
+	int matches = 0;
+	pid_t pid;
+	DIR *dir;
+
+	dir = opendir("/proc");
+	if (!dir)
+		return -errno;
+	while ((d = readdir(dir))) {
+		if (!isdigit((unsigned char)d->d_name[0]))
+			continue;
+		pid = (pid_t)strtol(d->d_name, NULL, 10);
+		if (pid == getpid())
+			continue;
+		podinfo_lookup(cache, NULL, bundle_root, pid, &pi);
+		if (podinfo_selected(sel, &pi)) {
+			fn(ctx, pid, &pi);
+			matches++;
+		} else if (unresolved && pi.kind == PODINFO_CONTAINER && pi.pod_uid[0] &&
+			   pi.reason != PODINFO_OK) {
+			unresolved[pi.reason]++;
+		}
+	}
+	closedir(dir);
+	return matches;
+}
+
+/* The pids of "NSpid:\t<host>\t...\t<innermost>" in a status file; how many, or -1. */
+static int status_nspids(pid_t pid, pid_t *v, int max)
+{
+	char path[64], line[256];
+	int n = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line + 6, *end;
+
+		if (strncmp(line, "NSpid:", 6) != 0)
+			continue;
+		for (n = 0; n < max; n++) {
+			long x = strtol(p, &end, 10);
+
+			if (end == p)
+				break;
+			v[n] = (pid_t)x;
+			p = end;
+		}
+		break;
+	}
+	fclose(f);
+	return n;
+}
+
+int target_nspid_aliases(pid_t pid, pid_t *out, int max)
+{
+	pid_t ns[32];
+	struct dirent *d;
+	int found = 0, n;
+	pid_t host;
+	DIR *dir;
+
+	dir = opendir("/proc");
+	if (!dir)
+		return -errno;
+	while ((d = readdir(dir))) {
+		if (!isdigit((unsigned char)d->d_name[0]))
+			continue;
+		host = (pid_t)strtol(d->d_name, NULL, 10);
+		if (host == pid)
+			continue;
+		n = status_nspids(host, ns, 32);
+		/* Innermost last; a process of the host's namespace only has one. */
+		if (n < 2 || ns[n - 1] != pid)
+			continue;
+		if (found < max)
+			out[found] = host;
+		found++;
+	}
+	closedir(dir);
+	return found;
+}
+
 /* "0100007F:1F90" (IPv4) or 32 hex digits (IPv6): words in host order, then the port. */
 static int format_proc_addr(const char *hex, bool v6, char *out, size_t size)
 {

@@ -8,7 +8,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "filter.h"
 #include "output.h"
+#include "podinfo.h"
 
 #define TRACE_MAX_PIDS 256
 #define TRACE_MAX_GLOBS 32
@@ -18,6 +20,13 @@ struct trace_opts {
 	size_t npids;
 	char *exe_globs[TRACE_MAX_GLOBS];
 	size_t nglobs;
+	/* --pod NS/NAME [--container NAME] | --container-id ID | --namespace NS */
+	struct pod_selector pods;
+	bool by_pod; /* one of them was given */
+	bool ns_given; /* --namespace (pods.namespace is also set by --pod) */
+	char pod_buf[PODINFO_NAMESPACE_MAX + 1 + PODINFO_POD_NAME_MAX + 1];
+	char id_buf[PODINFO_ID_LEN + 1];
+	const char *bundle_root; /* NULL: containerd's (PODINFO_BUNDLE_ROOT) */
 	enum output_format format;
 	double duration_s; /* 0: until interrupted */
 	double stats_interval_s;
@@ -28,6 +37,7 @@ struct trace_opts {
 	bool show_identities;
 	const char *identity_key; /* --identity-key FILE */
 	const char *user; /* --user ID: only this user's connections and messages */
+	struct frame_filter filter; /* --type, --function, --peer, -n */
 	const char *policy_path; /* NULL: the built-in policy */
 	bool help;
 	int verbose;
@@ -46,5 +56,11 @@ struct trace_opts {
  */
 int trace_parse_args(int argc, char **argv, struct trace_opts *opts, char *err, size_t errlen);
 void trace_usage(FILE *out);
+
+/*
+ * A duration: seconds ("90", "2.5"), or numbers with units ms, s, m, h, in any sequence
+ * ("90s", "5m", "1h30m", "1500ms").  0, or -EINVAL.
+ */
+int parse_duration(const char *s, double *seconds);
 
 #endif /* WSAUDIT_TRACE_OPTS_H */

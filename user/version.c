@@ -7,18 +7,36 @@
 #include <bpf/libbpf.h>
 #include <jansson.h>
 
+#include "cli.h"
 #include "commands.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: wsaudit version [--json]\n"
+		"\n"
+		"Prints wsaudit's version, the revision it was built from and libbpf's version.\n"
+		"      --json  the same as one JSON object\n"
+		"  -h, --help  this text\n");
+}
 
 int cmd_version(int argc, char **argv)
 {
+	struct cli_simple_opts o;
+	char err[128];
 	json_t *obj;
 	char *text;
 
-	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--json"))) {
-		fprintf(stderr, "usage: wsaudit version [--json]\n");
+	if (cli_parse_simple(argc, argv, CLI_JSON, NULL, &o, err, sizeof(err))) {
+		fprintf(stderr, "wsaudit version: %s\n", err);
+		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (argc == 1) {
+	if (o.help) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (!o.json) {
 		printf("wsaudit %s (%s), libbpf %s\n", WSAUDIT_VERSION, WSAUDIT_GIT_REV,
 		       libbpf_version_string());
 		return EXIT_OK;

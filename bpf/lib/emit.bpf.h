@@ -143,6 +143,38 @@ static __always_inline struct io_desc *io_gather(const struct inflight *a, long 
 }
 
 /*
+ * The bytes a write was given rather than those it moved, for a write that failed or sent
+ * part (its total is then what the iovecs hold, as far as the first IOV_MAX_WALK segments
+ * tell).  NULL for sendmmsg, whose unsent messages are not followed.
+ */
+static __always_inline struct io_desc *io_gather_given(const struct inflight *a)
+{
+	struct io_desc *io;
+	__u32 i;
+
+	switch (a->syscall) {
+	case SC_WRITE:
+	case SC_SENDTO:
+		return io_gather(a, a->count, DIR_TX);
+	case SC_WRITEV:
+	case SC_SENDMSG:
+		io = io_gather(a, ~0UL, DIR_TX);
+		if (!io)
+			return NULL;
+		io->total = 0;
+		for (i = 0; i < IOV_MAX_WALK; i++) {
+			if (i >= io->nsegs)
+				break;
+			io->total += io->segs[i].len;
+		}
+		/* The emitter reads only what segs[] maps. */
+		io->iov_ptr = 0;
+		return io;
+	}
+	return NULL;
+}
+
+/*
  * Starts sending up to `cap` bytes of the syscall's data as chunks; io_pos is the stream
  * position of its first byte.  The work goes on by tail call, which does not return on
  * success: in py_stack_walk first (bpf/pystack.bpf.c) when `walk` asks for the writer's Python

@@ -148,6 +148,10 @@ struct io_desc {
 	__u64 target; /* bytes to capture: total, or less past the cap */
 	__u64 io_pos;
 	struct conn_id conn;
+	/* DATA_UNSENT: bytes the syscall sent of the total it was given, and its -errno. */
+	__u64 sent;
+	__s32 err;
+	__u32 _pad2;
 };
 
 struct {

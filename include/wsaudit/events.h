@@ -55,6 +55,12 @@ enum data_flags {
 	 * only, and an EVT_SEGS record sent before it maps the others.
 	 */
 	DATA_GATHERED = 1 << 3,
+	/*
+	 * A write on a WebSocket connection that failed, or sent part of what it was given:
+	 * the chunks go on past io_pos + io_len with the bytes that did not leave (their
+	 * stream positions are those they would have had), and err is -errno when it failed.
+	 */
+	DATA_UNSENT = 1 << 4,
 };
 
 enum syscall_kind {
@@ -98,7 +104,7 @@ struct evt_data {
 	__u8 dir; /* enum data_dir */
 	__u8 syscall; /* enum syscall_kind */
 	__u16 flags; /* enum data_flags */
-	__u32 _pad;
+	__s32 err; /* DATA_UNSENT: the syscall's -errno, 0 when it sent part */
 	/* followed by len payload bytes (up to CHUNK_MAX) */
 };
 
@@ -324,6 +330,12 @@ enum drop_reason {
 	DROP_FD_RESOLVE, /* the fd could not be resolved to a file */
 	DROP_STACK_RINGBUF_FULL, /* no room for a stack record: the write goes unattributed */
 	DROP_ZERO_COPY, /* sendfile/splice/copy_file_range to a socket: bytes not readable */
+	/*
+	 * Runs of wsaudit's programs the kernel skipped because a BPF program was already running
+	 * on that CPU (bpf_prog_info.recursion_misses): read from the programs by user space, no
+	 * BPF code counts it.  A skipped exit loses its write without a hole in the stream.
+	 */
+	DROP_KERNEL_SKIPPED,
 	DROP_MAX,
 };
 
@@ -335,12 +347,13 @@ enum stat_counter {
 	STAT_MAX,
 };
 
-#define DROP_NAMES                                                              \
-	[DROP_RINGBUF_FULL] = "ringbuf_full", [DROP_READ_FAULT] = "read_fault", \
-	[DROP_CAP_EXCEEDED] = "cap_exceeded", [DROP_MAP_FULL] = "map_full",     \
-	[DROP_NO_ENTRY] = "no_entry", [DROP_TOO_MANY_IOV] = "too_many_iov",     \
-	[DROP_LOOP_LIMIT] = "loop_limit", [DROP_FD_RESOLVE] = "fd_resolve",     \
-	[DROP_STACK_RINGBUF_FULL] = "stack_ringbuf_full", [DROP_ZERO_COPY] = "zero_copy"
+#define DROP_NAMES                                                                        \
+	[DROP_RINGBUF_FULL] = "ringbuf_full", [DROP_READ_FAULT] = "read_fault",           \
+	[DROP_CAP_EXCEEDED] = "cap_exceeded", [DROP_MAP_FULL] = "map_full",               \
+	[DROP_NO_ENTRY] = "no_entry", [DROP_TOO_MANY_IOV] = "too_many_iov",               \
+	[DROP_LOOP_LIMIT] = "loop_limit", [DROP_FD_RESOLVE] = "fd_resolve",               \
+	[DROP_STACK_RINGBUF_FULL] = "stack_ringbuf_full", [DROP_ZERO_COPY] = "zero_copy", \
+	[DROP_KERNEL_SKIPPED] = "kernel_skipped"
 
 _Static_assert(sizeof(struct evt_hdr) == 16, "evt_hdr layout");
 _Static_assert(sizeof(struct evt_data) == 104, "evt_data layout");

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # `make demo`: starts the stand-in of the reference service (tests/apps/standin: FastAPI on
 # uvicorn with uvloop, permessage-deflate, a JWT in Sec-WebSocket-Protocol, an agent bridge,
-# agents that bypass it, and a cross-user leak switched on), traces it with
+# agents that bypass it, one of them fire-and-forget (asyncio.create_task of the manager's
+# send), and a cross-user leak switched on), traces it with
 # `wsaudit trace -c policies/netra.yaml` while three users run an agent each, and explains what
 # the lines mean.  Run as root from the repository root after the build; under a minute.
 # Everything it starts is stopped on exit.
@@ -46,8 +47,10 @@ wait_for() {
 	return 1
 }
 
-echo "== Starting the stand-in service (FastAPI + uvicorn + uvloop, compression on, leak on)"
-$PY tests/apps/standin/run.py --users 3 --leak --seed 2 --go-file "$tmp/go" --timeout 40 \
+echo "== Starting the stand-in service (FastAPI + uvicorn + uvloop, compression on, leak on,"
+echo "   a fire-and-forget bypass on)"
+$PY tests/apps/standin/run.py --users 3 --leak --detached-bypass --seed 2 --go-file "$tmp/go" \
+	--truth "$tmp/truth.jsonl" --timeout 40 \
 	>"$tmp/run.out" 2>&1 &
 runner_pid=$!
 if ! wait_for 'SERVER pid=' 30 "$tmp/run.out"; then
@@ -104,6 +107,20 @@ awk -v peer="$first_peer" '
 echo
 echo "== Every finding of the run:"
 grep '^  ! ' "$tmp/trace.out" | sort | uniq -c | sort -rn
+echo
+# The fire-and-forget bypass: the service's own log says how many frames it sent; wsaudit
+# flags them once it links the send to the code that created the task.
+fnf_sent=$(grep -c '"site": "detached_routing_announcement"' "$tmp/truth.jsonl")
+fnf_flagged=$(grep -c '^  ! bridge_bypass: SupervisorWorkflowExecutor._announce_routing ' \
+	"$tmp/trace.out")
+unlinked=$(grep -E ' (text|binary) .* unattributed: ' "$tmp/trace.out" | grep -c .)
+cat <<TXT
+== The fire-and-forget bypass: SupervisorWorkflowExecutor._announce_routing hands the manager's
+   send_to_user to asyncio.create_task and does not wait; the task that sends has only the
+   manager on its stack.  The service sent $fnf_sent such frames:
+     flagged bridge_bypass naming _announce_routing:   $fnf_flagged
+     data frames wsaudit could not name a producer for: $unlinked ('unattributed: detached_task')
+TXT
 echo
 tail -n 1 "$tmp/trace.out"
 echo

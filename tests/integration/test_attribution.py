@@ -131,9 +131,9 @@ def test_origin_and_stack_match_ground_truth(interp, procs, tmp_path, request):
     assert score.frames == sum(len(truth[p]) for p in p_traced) > 0
     assert not score.details and score.accuracy == 100.0, (
         "%s: %d/%d origins, %d/%d stacks match (wsaudit: %d events, %d kernel records, %d "
-        "connections seen):\n%s" % (
+        "connections seen, drops %s):\n%s" % (
             interp.label, score.origin, score.frames, score.stack, score.frames,
             stats["events"], stats["kernel"]["records"], stats["conns"]["seen"],
-            "\n".join(score.details)))
+            {k: v for k, v in stats["drops"].items() if v} or 0, "\n".join(score.details)))
     assert stats["drops_total"] == 0, stats
     assert att["attributed"] == score.frames and not any(att["unattributed"].values()), att

@@ -110,7 +110,7 @@ def test_trace_master_follows_existing_workers(procs, tmp_path):
     print(f"\n[workers] master {master.pid}, workers {workers} (children {children(master.pid)}); "
           f"connections served {({w: len(v) for w, v in served.items()})}\n{banner}")
     for w in workers:
-        assert f" {w} python3" in banner.split("wsaudit: following", 1)[1].split("\n")[0], banner
+        assert f"wsaudit:   {w} python3 host (descendant of {master.pid})\n" in banner, banner
     assert "wsaudit: started in " in banner, banner
     for w in workers:
         sent = [f for conn in served[w] for f in conn]

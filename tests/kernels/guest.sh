@@ -45,6 +45,8 @@ step() {
 cd /wsaudit || exit 1
 : >"$R/steps"
 uname -r >"$R/uname"
+# The preemption model decides whether a BPF program can be preempted mid-run.
+cat /sys/kernel/debug/sched/preempt >"$R/preempt" 2>/dev/null
 step check-system ./wsaudit check-system
 # Every program loaded and attached once, on a process that exists: the verifier's verdict.
 want load && step load ./wsaudit trace -v -p 1 -d 2 -o json

@@ -16,7 +16,8 @@
 # Kernels, their initramfs and the guest root are cached in $WSAUDIT_KERNELS (default
 # /var/cache/wsaudit/kernels).  Consoles and results go to $OUT (default .output/kernels).
 # Environment: STEPS=check-system,load,capture,... runs a subset in the guest; KVM=0 forces
-# TCG.  Exit status: 0 when every kernel ends as expected, 1 otherwise, 2 on usage errors.
+# TCG; KERNEL_ARGS are added to the guest kernel's command line (e.g. preempt=full).
+# Exit status: 0 when every kernel ends as expected, 1 otherwise, 2 on usage errors.
 set -u -o pipefail
 cd "$(dirname "$0")/../.." || exit 1
 
@@ -164,7 +165,7 @@ boot() {
 	timeout -k 10 "$T_GUEST" qemu-system-x86_64 -accel "$accel" -cpu "$cpu" \
 		-smp "$smp" -m "$MEM" -nographic -no-reboot -nodefaults -serial stdio \
 		-kernel "$image" -initrd "$CACHE/initrd-$suite.img" \
-		-append "console=ttyS0 panic=-1 quiet loglevel=4 wsaudit.steps=${STEPS:-all}" \
+		-append "console=ttyS0 panic=-1 quiet loglevel=4 wsaudit.steps=${STEPS:-all} ${KERNEL_ARGS:-}" \
 		-virtfs "local,path=$root,mount_tag=root,security_model=none,readonly=on" \
 		-virtfs "local,path=$kdir/usr/lib/modules,mount_tag=modules,security_model=none,readonly=on" \
 		-virtfs "local,path=$PWD,mount_tag=wsaudit,security_model=none,readonly=on" \

@@ -34,6 +34,10 @@ struct recorder {
 	char close_why[32];
 	int verdicts;
 	enum conn_state last_verdict;
+	int skips;
+	enum ct_skip_reason last_skip;
+	char skip_peer[64];
+	enum ct_skip_reason tls_answer; /* what rec_tls_seen says */
 };
 
 static void rec_open(void *ctx, struct ct_conn *c, uint64_t ts)
@@ -83,17 +87,34 @@ static int rec_verdict(void *ctx, const struct conn_id *id, enum conn_state stat
 	return 0;
 }
 
+static void rec_skipped(void *ctx, const struct ct_conn *c, enum ct_skip_reason why, uint64_t ts)
+{
+	struct recorder *r = ctx;
+
+	r->skips++;
+	r->last_skip = why;
+	snprintf(r->skip_peer, sizeof(r->skip_peer), "%s", c->peer);
+}
+
+static enum ct_skip_reason rec_tls_seen(void *ctx, const struct ct_conn *c)
+{
+	return ((struct recorder *)ctx)->tls_answer;
+}
+
 static struct conntrack *new_ct(struct recorder *r)
 {
 	struct ct_sink sink = {
 		.conn_open = rec_open,
 		.conn_close = rec_close,
 		.frame = rec_frame,
+		.conn_skipped = rec_skipped,
+		.tls_seen = rec_tls_seen,
 		.verdict = rec_verdict,
 		.ctx = r,
 	};
 
 	memset(r, 0, sizeof(*r));
+	r->tls_answer = CT_SKIP_TLS;
 	return conntrack_new(&sink, 0);
 }
 
@@ -389,6 +410,50 @@ static void test_other_protocols_are_ignored(void **state)
 	assert_int_equal(r.opens, 0);
 	assert_int_equal(r.last_verdict, CONN_IGNORE);
 	assert_int_equal(conntrack_stats(ct)->conns_ignored, 1);
+	/* Said once, with its peer, and counted by reason. */
+	assert_int_equal(r.skips, 1);
+	assert_int_equal(r.last_skip, CT_SKIP_NOT_UPGRADED);
+	assert_string_equal(r.skip_peer, "127.0.0.1:40000");
+	send_write(ct, strlen(resp), resp, strlen(resp), 1);
+	assert_int_equal(r.skips, 1);
+	assert_int_equal(conntrack_stats(ct)->conns_skipped[CT_SKIP_NOT_UPGRADED], 1);
+	conntrack_free(ct, "end");
+}
+
+/* A ServerHello (TLS handshake record, version 3.3). */
+static const uint8_t SERVER_HELLO[] = { 0x16, 0x03, 0x03, 0x00, 0x04, 0x02, 0x00, 0x00, 0x00 };
+
+static void test_tls_socket_not_probed_is_skipped_at_once(void **state)
+{
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+
+	send_conn(ct, EVT_CONN_NEW);
+	send_write(ct, 0, SERVER_HELLO, sizeof(SERVER_HELLO), 1);
+	assert_int_equal(r.last_verdict, CONN_IGNORE);
+	assert_int_equal(r.skips, 1);
+	assert_int_equal(r.last_skip, CT_SKIP_TLS);
+	assert_int_equal(conntrack_stats(ct)->conns_tls, 1);
+	assert_int_equal(conntrack_stats(ct)->conns_skipped[CT_SKIP_TLS], 1);
+	/* Its close says nothing more. */
+	send_conn(ct, EVT_CONN_CLOSE);
+	assert_int_equal(r.skips, 1);
+	conntrack_free(ct, "end");
+}
+
+static void test_tls_socket_probed_but_never_linked_is_skipped_at_close(void **state)
+{
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+
+	r.tls_answer = CT_SKIP_NONE;
+	send_conn(ct, EVT_CONN_NEW);
+	send_write(ct, 0, SERVER_HELLO, sizeof(SERVER_HELLO), 1);
+	assert_int_equal(r.skips, 0);
+	assert_int_equal(r.opens, 0);
+	send_conn(ct, EVT_CONN_CLOSE);
+	assert_int_equal(r.skips, 1);
+	assert_int_equal(r.last_skip, CT_SKIP_TLS_UNLINKED);
 	conntrack_free(ct, "end");
 }
 
@@ -517,6 +582,8 @@ int main(void)
 		cmocka_unit_test(test_capped_write_truncates_frame_and_keeps_sync),
 		cmocka_unit_test(test_open_connection_is_adopted),
 		cmocka_unit_test(test_other_protocols_are_ignored),
+		cmocka_unit_test(test_tls_socket_not_probed_is_skipped_at_once),
+		cmocka_unit_test(test_tls_socket_probed_but_never_linked_is_skipped_at_close),
 		cmocka_unit_test(test_binary_protocol_ignored_after_tries),
 		cmocka_unit_test(test_malformed_records_counted),
 		cmocka_unit_test(test_process_exit_ends_connections),

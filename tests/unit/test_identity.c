@@ -516,8 +516,8 @@ int main(void)
 		cmocka_unit_test(test_ambiguous),	cmocka_unit_test(test_netra_quirks),
 		cmocka_unit_test(test_query_plain),	cmocka_unit_test(test_hostile_tokens),
 		cmocka_unit_test(test_message_fields),	cmocka_unit_test(test_message_arrays),
-		cmocka_unit_test(test_message_skips),
-		cmocka_unit_test(test_message_lenient),	cmocka_unit_test(test_reason_names),
+		cmocka_unit_test(test_message_skips),	cmocka_unit_test(test_message_lenient),
+		cmocka_unit_test(test_reason_names),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

@@ -424,6 +424,71 @@ static void test_names(void **state)
 			 PODINFO_NO_PROCESS);
 }
 
+/* --pod, --container, --namespace and --container-id against fixture processes. */
+static void test_selector(void **state)
+{
+	const struct pod_selector by_pod = { .namespace = "netra",
+					     .pod = "chat-api-7d9f8b6c4-x2x9z" };
+	const struct pod_selector by_container = { .namespace = "netra",
+						   .pod = "chat-api-7d9f8b6c4-x2x9z",
+						   .container = "backend" };
+	const struct pod_selector other_container = { .namespace = "netra",
+						      .pod = "chat-api-7d9f8b6c4-x2x9z",
+						      .container = "sidecar" };
+	const struct pod_selector by_ns = { .namespace = "edge" };
+	const struct pod_selector by_id = { .container_id = "9f74a40f7292" };
+	const struct pod_selector sandbox_id = { .container_id = SANDBOX_ID };
+	struct podinfo pi;
+
+	assert_int_equal(podinfo_lookup(NULL, proc_root, bundle_root, 1001, &pi), PODINFO_OK);
+	assert_true(podinfo_selected(&by_pod, &pi));
+	assert_true(podinfo_selected(&by_container, &pi));
+	assert_false(podinfo_selected(&other_container, &pi));
+	assert_false(podinfo_selected(&by_ns, &pi));
+	assert_true(podinfo_selected(&by_id, &pi));
+
+	assert_int_equal(podinfo_lookup(NULL, proc_root, bundle_root, 1002, &pi), PODINFO_OK);
+	assert_true(podinfo_selected(&by_ns, &pi));
+	assert_false(podinfo_selected(&by_id, &pi));
+
+	/* The pause container: by its id, never by the pod's name. */
+	assert_int_equal(podinfo_lookup(NULL, proc_root, bundle_root, 1016, &pi), PODINFO_OK);
+	assert_true(pi.sandbox);
+	assert_false(podinfo_selected(&by_pod, &pi));
+	assert_true(podinfo_selected(&sandbox_id, &pi));
+
+	/* Unread names match no name; the host matches nothing. */
+	assert_int_equal(podinfo_lookup(NULL, proc_root, bundle_root, 1025, &pi),
+			 PODINFO_BUNDLE_MISSING);
+	assert_false(podinfo_selected(&by_ns, &pi));
+	assert_false(podinfo_selected(&(struct pod_selector){ .namespace = "" }, &pi));
+	assert_true(
+		podinfo_selected(&(struct pod_selector){ .container_id = pi.container_id }, &pi));
+	assert_int_equal(podinfo_lookup(NULL, proc_root, bundle_root, 1013, &pi), PODINFO_OK);
+	assert_false(podinfo_selected(&(struct pod_selector){}, &pi));
+}
+
+static void test_label(void **state)
+{
+	struct podinfo pi;
+	char buf[128];
+
+	assert_int_equal(podinfo_lookup(NULL, proc_root, bundle_root, 1001, &pi), PODINFO_OK);
+	podinfo_label(&pi, buf, sizeof(buf));
+	assert_string_equal(buf, "netra/chat-api-7d9f8b6c4-x2x9z/backend");
+	assert_int_equal(podinfo_lookup(NULL, proc_root, bundle_root, 1013, &pi), PODINFO_OK);
+	podinfo_label(&pi, buf, sizeof(buf));
+	assert_string_equal(buf, "host");
+	assert_int_equal(podinfo_lookup(NULL, proc_root, bundle_root, 1025, &pi),
+			 PODINFO_BUNDLE_MISSING);
+	podinfo_label(&pi, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "pod unresolved (bundle_missing)"));
+	assert_int_equal(podinfo_lookup(NULL, proc_root, bundle_root, 1021, &pi),
+			 PODINFO_CGROUP_MALFORMED);
+	podinfo_label(&pi, buf, sizeof(buf));
+	assert_string_equal(buf, "unresolved (cgroup_malformed)");
+}
+
 /* The real procfs (files of size 0, read to EOF): this process is somewhere definite. */
 static void test_live_self(void **state)
 {
@@ -461,6 +526,8 @@ int main(void)
 		cmocka_unit_test(test_json_unresolved),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_live_self),
+		cmocka_unit_test(test_selector),
+		cmocka_unit_test(test_label),
 	};
 	struct CMUnitTest *cases;
 	json_error_t jerr;

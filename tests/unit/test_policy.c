@@ -125,6 +125,18 @@ static void test_netra(void **state)
 	assert_int_equal(p->conn[11].decode, POLICY_DECODE_NONE);
 	assert_null(p->conn[11].claim);
 	assert_int_equal(p->ownership.n, 4);
+	/* The golden path's five events, keyed by run_id. */
+	assert_true(p->runs.on);
+	assert_int_equal(p->runs.key.n, 2);
+	assert_string_equal(p->runs.key.v[1], "payload.run_id");
+	assert_int_equal(p->runs.timeout_s, 300);
+	assert_int_equal(policy_run_event(p, "agent_started"), POLICY_RUN_START);
+	assert_int_equal(policy_run_event(p, "agent_completed"), POLICY_RUN_END);
+	assert_int_equal(policy_run_event(p, "agent_error"), POLICY_RUN_END);
+	assert_int_equal(policy_run_event(p, "agent_thinking"), POLICY_RUN_REQUIRED);
+	assert_int_equal(policy_run_event(p, "tool_executing"), POLICY_RUN_REQUIRED);
+	assert_int_equal(policy_run_event(p, "tool_completed"), POLICY_RUN_REQUIRED);
+	assert_int_equal(policy_run_event(p, "ping"), POLICY_RUN_OTHER);
 	policy_free(p);
 }
 
@@ -189,8 +201,9 @@ static void test_error_files(void **state)
 
 static void test_unknown_keys(void **state)
 {
-	expect_error(BRIDGE "bridges: {}\n", "policy.yaml:3:1: unknown key 'bridges' "
-					     "(targets, bridge, transport, identity, messages)");
+	expect_error(BRIDGE "bridges: {}\n",
+		     "policy.yaml:3:1: unknown key 'bridges' "
+		     "(targets, bridge, transport, identity, messages, runs, queues)");
 	expect_error("bridge:\n  functions: [a]\n  function: [b]\n",
 		     "policy.yaml:3:3: bridge: unknown key 'function' (functions, files, opcodes)");
 	expect_error(BRIDGE "identity:\n  connection:\n    - {from: header, nme: X}\n",
@@ -330,6 +343,166 @@ static void test_identity_lists(void **state)
 		     "'.thread_id'");
 	expect_error(BRIDGE "messages:\n  type: [type, \"\"]\n",
 		     "policy.yaml:4:16: messages.type: empty JSON path");
+}
+
+/* queues: hand-off functions whose callers produce what the queue's consumer sends. */
+static void test_queues(void **state)
+{
+	static const char ok[] = BRIDGE
+		"queues:\n"
+		"  - {function: \"*.enqueue\", arg: message}\n"
+		"  - {function: AsyncSocket.send, arg: pkt, consumer: \"*writer\"}\n";
+	char err[POLICY_ERR_LEN], *yaml;
+	struct policy *p = policy_load_mem("p", ok, sizeof(ok) - 1, err, sizeof(err));
+	const struct policy_queue_rule *q;
+	size_t o;
+
+	if (!p)
+		fail_msg("%s", err);
+	assert_int_equal(p->nqueues, 2);
+	q = policy_queue_handoff(p, "SendQueue.enqueue");
+	assert_non_null(q);
+	assert_string_equal(q->arg, "message");
+	assert_null(q->consumer);
+	q = policy_queue_handoff(p, "AsyncSocket.send");
+	assert_non_null(q);
+	assert_string_equal(q->arg, "pkt");
+	assert_string_equal(q->consumer, "*writer");
+	assert_null(policy_queue_handoff(p, "AsyncSocket.send_later"));
+	assert_null(policy_queue_handoff(p, NULL));
+	policy_free(p);
+
+	/* None by default: no function is a hand-off. */
+	p = policy_default();
+	assert_non_null(p);
+	assert_int_equal(p->nqueues, 0);
+	assert_null(policy_queue_handoff(p, "SendQueue.enqueue"));
+	policy_free(p);
+
+	expect_error(BRIDGE "queues:\n  - {arg: m}\n",
+		     "policy.yaml:4:5: queues[0]: missing 'function'");
+	expect_error(BRIDGE "queues:\n  - {function: f}\n",
+		     "policy.yaml:4:5: queues[0]: missing 'arg'");
+	expect_error(BRIDGE "queues:\n  - {function: f, arg: 1m}\n",
+		     "policy.yaml:4:24: queues[0].arg: '1m' is not a Python identifier");
+	expect_error(BRIDGE "queues:\n  - {function: \"[f\", arg: m}\n",
+		     "policy.yaml:4:16: queues[0].function: glob '[f' has an unterminated '['");
+	expect_error(BRIDGE "queues:\n  - {function: f, arg: m, consumer: \"\"}\n",
+		     "policy.yaml:4:37: queues[0].consumer: empty glob");
+	expect_error(BRIDGE "queues:\n  - {function: f, arg: m, queue: q}\n",
+		     "policy.yaml:4:27: queues[0]: unknown key 'queue' (function, arg, consumer)");
+	expect_error(BRIDGE "queues: {function: f, arg: m}\n",
+		     "policy.yaml:3:9: queues: expected a sequence of mappings, got a mapping");
+	expect_error(BRIDGE "queues:\n  - [f, m]\n",
+		     "policy.yaml:4:5: queues[0]: expected a mapping, got a sequence");
+
+	/* Bounded like every list: at most POLICY_MAX_LIST hand-offs. */
+	yaml = malloc(64 * (POLICY_MAX_LIST + 2) + sizeof(BRIDGE));
+	assert_non_null(yaml);
+	o = (size_t)sprintf(yaml, BRIDGE "queues:\n");
+	for (int i = 0; i <= POLICY_MAX_LIST; i++)
+		o += (size_t)sprintf(yaml + o, "  - {function: f%d, arg: m}\n", i);
+	expect_error(yaml, "policy.yaml:4:3: queues: more than 64 entries");
+	free(yaml);
+}
+
+#define RUNS BRIDGE "runs:\n"
+
+static struct policy *load_ok(const char *yaml)
+{
+	char err[POLICY_ERR_LEN];
+	struct policy *p = policy_load_mem("policy.yaml", yaml, strlen(yaml), err, sizeof(err));
+
+	if (!p)
+		fail_msg("%s", err);
+	return p;
+}
+
+static void test_runs(void **state)
+{
+	struct policy *p;
+
+	/* No section: no runs followed. */
+	p = load_ok(BRIDGE);
+	assert_false(p->runs.on);
+	assert_int_equal(policy_run_event(p, "agent_started"), POLICY_RUN_OTHER);
+	policy_free(p);
+
+	/* The shape: one key, the default timeout, required optional. */
+	p = load_ok(RUNS "  key: run_id\n  start: [s]\n  end: [e, x]\n");
+	assert_true(p->runs.on);
+	assert_int_equal(p->runs.key.n, 1);
+	assert_string_equal(p->runs.key.v[0], "run_id");
+	assert_int_equal(p->runs.timeout_s, POLICY_RUNS_TIMEOUT_DEFAULT_S);
+	assert_int_equal(p->runs.required.n, 0);
+	assert_int_equal(policy_run_event(p, "x"), POLICY_RUN_END);
+	policy_free(p);
+
+	static const struct {
+		const char *t;
+		unsigned int s;
+	} ok[] = { { "300", 300 }, { "300s", 300 },  { "\"45\"", 45 }, { "5m", 300 },
+		   { "2h", 7200 }, { "24h", 86400 }, { "1s", 1 } };
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		char y[256];
+
+		snprintf(y, sizeof(y), RUNS "  key: r\n  start: [s]\n  end: [e]\n  timeout: %s\n",
+			 ok[i].t);
+		p = load_ok(y);
+		assert_int_equal(p->runs.timeout_s, ok[i].s);
+		policy_free(p);
+	}
+}
+
+static void test_runs_errors(void **state)
+{
+	expect_error(RUNS "  start: [s]\n  end: [e]\n", "policy.yaml:4:3: runs: missing 'key'");
+	expect_error(RUNS "  key: r\n  end: [e]\n", "policy.yaml:4:3: runs: missing 'start'");
+	expect_error(RUNS "  key: r\n  start: [s]\n", "policy.yaml:4:3: runs: missing 'end'");
+	expect_error(RUNS "  key: r\n  start: []\n  end: [e]\n",
+		     "policy.yaml:4:3: runs.start: no message type: a run needs one to start and "
+		     "one to end");
+	expect_error(RUNS "  key: []\n  start: [s]\n  end: [e]\n",
+		     "policy.yaml:4:3: runs.key: no JSON path");
+	expect_error(RUNS "  key: .r\n  start: [s]\n  end: [e]\n",
+		     "policy.yaml:4:8: runs.key: empty segment in JSON path '.r'");
+	expect_error(RUNS "  key: {a: b}\n  start: [s]\n  end: [e]\n",
+		     "policy.yaml:4:8: runs.key: expected a string, got a mapping");
+	expect_error(RUNS "  key: r\n  start: [s]\n  end: [e, s]\n",
+		     "policy.yaml:4:3: runs: type 's' is in start and end");
+	expect_error(RUNS "  key: r\n  start: [s]\n  end: [e]\n  required: [t, e]\n",
+		     "policy.yaml:4:3: runs: type 'e' is in end and required");
+	expect_error(RUNS "  key: r\n  start: [s]\n  end: [e]\n  required: [t, t]\n",
+		     "policy.yaml:4:3: runs: type 't' is in required twice");
+	expect_error(RUNS "  key: r\n  start: [s]\n  end: [\"\"]\n",
+		     "policy.yaml:6:9: runs.end: empty message type");
+	expect_error(RUNS "  key: r\n  start: [s]\n  end: [e]\n  timeout: 0\n",
+		     "policy.yaml:7:12: runs.timeout: '0' is out of range (1s to 86400s)");
+	expect_error(RUNS "  key: r\n  start: [s]\n  end: [e]\n  timeout: 25h\n",
+		     "policy.yaml:7:12: runs.timeout: '25h' is out of range (1s to 86400s)");
+	expect_error(RUNS "  key: r\n  start: [s]\n  end: [e]\n  timeout: 99999999999999999999\n",
+		     "policy.yaml:7:12: runs.timeout: '99999999999999999999' is out of range (1s "
+		     "to 86400s)");
+	expect_error(RUNS "  key: r\n  start: [s]\n  end: [e]\n  timeout: 5 min\n",
+		     "policy.yaml:7:12: runs.timeout: '5 min' is not a duration (300, \"300s\", "
+		     "\"5m\", \"1h\")");
+	expect_error(RUNS "  key: r\n  start: [s]\n  end: [e]\n  timeout: -5\n",
+		     "policy.yaml:7:12: runs.timeout: '-5' is not a duration (300, \"300s\", "
+		     "\"5m\", \"1h\")");
+	expect_error(RUNS "  key: r\n  start: [s]\n  end: [e]\n  timeout: 1.5\n",
+		     "policy.yaml:7:12: runs.timeout: expected seconds (300, \"300s\", \"5m\", "
+		     "\"1h\"), got a number");
+	expect_error(RUNS "  key: r\n  start: [s]\n  end: [e]\n  timeout: [1]\n",
+		     "policy.yaml:7:12: runs.timeout: expected seconds (300, \"300s\", \"5m\", "
+		     "\"1h\"), got a sequence");
+	expect_error(RUNS "  key: r\n  start: [s]\n  end: [e]\n  timeout:\n",
+		     "policy.yaml:7:11: runs.timeout: expected seconds (300, \"300s\", \"5m\", "
+		     "\"1h\"), got null");
+	expect_error(RUNS "  key: r\n  start: [s]\n  end: [e]\n  timout: 5\n",
+		     "policy.yaml:7:3: runs: unknown key 'timout' (key, start, end, required, "
+		     "timeout)");
+	expect_error(BRIDGE "runs: [a]\n",
+		     "policy.yaml:3:7: runs: expected a mapping, got a sequence");
 }
 
 static void test_yaml_syntax(void **state)
@@ -486,7 +659,10 @@ int main(void)
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_connection_rules),
 		cmocka_unit_test(test_identity_lists),
+		cmocka_unit_test(test_runs),
+		cmocka_unit_test(test_runs_errors),
 		cmocka_unit_test(test_yaml_syntax),
+		cmocka_unit_test(test_queues),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_aliases),
 		cmocka_unit_test(test_names),

@@ -108,8 +108,9 @@ static uint64_t mk_headers(const char *const *kv, size_t n)
  */
 static uint64_t mk_scope(const char *ip, uint32_t port, uint64_t headers, const char *query)
 {
-	const char *keys[] = { "type", "asgi", "scheme", "server", "client", "root_path",
-			       "path", "raw_path", "query_string", "headers", "subprotocols" };
+	const char *keys[] = { "type",	       "asgi",	    "scheme",	   "server",
+			       "client",       "root_path", "path",	   "raw_path",
+			       "query_string", "headers",   "subprotocols" };
 	size_t n = sizeof(keys) / sizeof(keys[0]);
 	uint64_t client = mk_tuple(mk_str(ip), mk_int(port)), vals[16], idx, entries;
 
@@ -150,7 +151,7 @@ static struct pyscope_scan *scan(size_t chunk)
 }
 
 static const char *const good[] = { "host", "127.0.0.1:8000", "sec-websocket-protocol",
-				     "jwt.eyJhbGciOi, chat" };
+				    "jwt.eyJhbGciOi, chat" };
 static const char *const other[] = { "host", "127.0.0.1:8000", "sec-websocket-protocol",
 				     "jwt.OTHER" };
 

@@ -153,7 +153,7 @@ static void test_line_errors(void **state)
 /* Garbage tables (a freed and reused bytes object) must give an error, never a bad read. */
 static void test_line_garbage(void **state)
 {
-	unsigned char t[64], *c;
+	unsigned char t[64] = { 0 }, *c;
 	unsigned int seed = 12345;
 	int i, j, line, ok = 0;
 

@@ -211,6 +211,7 @@ static void run_cuts(const struct recording *rec, struct run *r, const size_t *c
 	size_t at = rec->head_len;
 
 	for (size_t i = 0; i <= n; i++) {
+		/* cppcheck-suppress nullPointer ; cuts is read below n only, and is NULL for n 0 */
 		size_t end = i < n ? cuts[i] : rec->len;
 
 		if (end < at)

@@ -4,7 +4,7 @@
 frame they receive.
 
   /usr/bin/python3 client.py --port PORT [--users 3] [--runs 1] [--seed 1]
-                             [--timeout 30] [--report FILE]
+                             [--timeout 30] [--report FILE] [--fault KIND]...
 
 Each user connects to ws://127.0.0.1:PORT/ws offering "jwt-auth, jwt.<base64url(JWT)>"
 and permessage-deflate, as the reference's frontend does, and checks that the server
@@ -16,12 +16,20 @@ arrive. Everything (ids, tokens, requests, run settings) follows from --seed.
 The report (JSON, to --report or stdout) lists per user: user_id, the echoed subprotocol,
 every frame received in order (index, type, run_id, thread_id, user_id field, UTF-8
 length), own run ids, frames of runs that are not theirs ("foreign") and errors.
+
+--fault KIND (epipe, raise, after_close; the server needs STANDIN_FAULTS=1) adds one user
+per fault after the N others, whose one run asks for it (settings.fault): for epipe the
+user leaves after agent_started (its socket reset: SO_LINGER 0), for raise and after_close
+it reads until the server closes. Their reports carry "fault" and "close_code", are not
+required to complete, and each is announced on stderr: "client: fault KIND user=ID".
 """
 import argparse
 import asyncio
 import json
 import os
 import random
+import socket
+import struct
 import sys
 import time
 
@@ -82,8 +90,11 @@ class ConnectFailed(Exception):
 
 
 class User:
-    def __init__(self, index, ident, requests):
+    def __init__(self, index, ident, requests, fault=None):
         self.index = index
+        self.fault = fault
+        self.close_code = None
+        self.started = asyncio.Event()
         self.user_id = ident["user_id"]
         self.token = ident["token"]
         self.requests = requests
@@ -111,14 +122,29 @@ class User:
                 self.frames.append(f)
                 if f["type"] == "agent_started" and f["legacy"] and f["run_id"]:
                     self.own_runs.append(f["run_id"])
+                    self.started.set()
                 if f["type"] == "agent_completed" and f["legacy"]:
                     self.completed += 1
                     self.done_event.set()
         except websockets.ConnectionClosed as e:
-            if e.code not in (1000, 1001):
+            if e.code not in (1000, 1001) and not self.fault:
                 self.errors.append("closed %s %s" % (e.code, e.reason))
+        self.close_code = self.ws.close_code
+
+    async def run_fault(self):
+        """The one run of a fault user: it asks for the fault and plays its part."""
+        await self.ws.send(json.dumps(self.requests[0]))
+        if self.fault == "epipe":
+            await self.started.wait()
+            sock = self.ws.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.ws.transport.abort()
+            return
+        await self.ws.wait_closed()
 
     async def run_all(self):
+        if self.fault:
+            return await self.run_fault()
         for req in self.requests:
             want = self.completed + 1
             self.done_event.clear()
@@ -133,7 +159,7 @@ class User:
 
     def report(self):
         own = set(self.own_runs)
-        return {"user_id": self.user_id,
+        return {"user_id": self.user_id, "fault": self.fault, "close_code": self.close_code,
                 "extensions": [e.name for e in self.ws.extensions] if self.ws else [],
                 "subprotocol_echoed": self.subprotocol is not None
                 and self.subprotocol.startswith("jwt."), "frames": self.frames,
@@ -143,10 +169,17 @@ class User:
                 "errors": self.errors}
 
 
-async def drive(host, port, n, runs, seed, timeout, linger=0.3):
+async def drive(host, port, n, runs, seed, timeout, linger=0.3, faults=()):
     uri = "ws://%s:%d/ws" % (host, port)
+    idents = make_users(n + len(faults), seed)
     users = [User(i, ident, make_requests(i, runs, seed))
-             for i, ident in enumerate(make_users(n, seed))]
+             for i, ident in enumerate(idents[:n])]
+    for k, fault in enumerate(faults):
+        req = make_requests(n + k, 1, seed)
+        req[0]["payload"]["settings"]["fault"] = fault
+        users.append(User(n + k, idents[n + k], req, fault))
+        print("client: fault %s user=%s" % (fault, idents[n + k]["user_id"]), file=sys.stderr,
+              flush=True)
     start = time.monotonic()
     readers = []
     ok = True
@@ -181,7 +214,7 @@ async def drive(host, port, n, runs, seed, timeout, linger=0.3):
         if readers:
             await asyncio.wait(readers, timeout=5)
     reports = [u.report() for u in users]
-    ok = ok and all(not r["errors"] and r["runs_completed"] == r["runs_requested"]
+    ok = ok and all(r["fault"] or (not r["errors"] and r["runs_completed"] == r["runs_requested"])
                     for r in reports)
     return {"seed": seed, "users": reports, "ok": ok,
             "elapsed_s": round(time.monotonic() - start, 3)}
@@ -197,12 +230,15 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("--report")
+    ap.add_argument("--fault", action="append", default=[],
+                    choices=("epipe", "raise", "after_close"))
     a = ap.parse_args()
     if a.host not in ("127.0.0.1", "localhost", "::1"):
         ap.error("the client only talks to the loopback interface")
     if not 1 <= a.users <= 64 or not 1 <= a.runs <= 20:
         ap.error("--users 1..64, --runs 1..20")
-    rep = asyncio.run(drive(a.host, a.port, a.users, a.runs, a.seed, a.timeout))
+    rep = asyncio.run(drive(a.host, a.port, a.users, a.runs, a.seed, a.timeout,
+                            faults=a.fault))
     text = json.dumps(rep, indent=1)
     if a.report:
         with open(a.report, "w") as f:

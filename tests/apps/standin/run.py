@@ -3,9 +3,9 @@
 """Runs the stand-in once: starts the service on 127.0.0.1, prints its PID, runs the client
 driver, stops the service.
 
-  /usr/bin/python3 run.py [--port 0] [--users 3] [--runs 1] [--seed 1] [--leak]
+  /usr/bin/python3 run.py [--port 0] [--users 3] [--runs 1] [--seed 1] [--leak] [--detached-bypass]
                           [--truth FILE] [--report FILE] [--hold SECONDS]
-                          [--go-file PATH] [--check] [--timeout 30]
+                          [--go-file PATH] [--check] [--timeout 30] [--fault KIND]...
 
 stdout, in order:
   SERVER pid=N port=P leak=0|1      the service listens (attach a tracer to N now)
@@ -15,6 +15,8 @@ stdout, in order:
 and with --check the lines of check.py. --port 0 picks a free port. Without --truth and
 --report the files go to a temporary directory that is removed at the end. Exit code:
 the client's, or check.py's with --check; 1 when the service does not start.
+--fault KIND (epipe, raise, after_close) switches the service's delivery faults on
+(STANDIN_FAULTS=1) and adds a user whose run asks for that fault (client.py).
 """
 import argparse
 import os
@@ -56,6 +58,8 @@ def main():
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--leak", action="store_true")
+    ap.add_argument("--detached-bypass", action="store_true",
+                    help="add the fire-and-forget bypass (STANDIN_DETACHED_BYPASS=1)")
     ap.add_argument("--truth")
     ap.add_argument("--report")
     ap.add_argument("--hold", type=float, default=0.0,
@@ -63,6 +67,9 @@ def main():
     ap.add_argument("--go-file", help="wait (up to 60 s) until this file exists")
     ap.add_argument("--timeout", type=float, default=30.0, help="client time bound")
     ap.add_argument("--check", action="store_true", help="run check.py on the result")
+    ap.add_argument("--fault", action="append", default=[],
+                    choices=("epipe", "raise", "after_close"),
+                    help="a delivery fault to reproduce (one user each)")
     a = ap.parse_args()
 
     tmp = None
@@ -76,7 +83,10 @@ def main():
     cmd = [PY, os.path.join(HERE, "server.py"), "--port", str(port), "--truth", truth]
     if a.leak:
         cmd.append("--leak")
-    env = dict(os.environ, STANDIN_LEAK="1" if a.leak else "0")
+    env = dict(os.environ, STANDIN_LEAK="1" if a.leak else "0",
+               STANDIN_DETACHED_BYPASS="1" if a.detached_bypass else "0")
+    if a.fault:
+        env["STANDIN_FAULTS"] = "1"
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     rc = 1
     try:
@@ -97,7 +107,8 @@ def main():
         rc = subprocess.call([PY, os.path.join(HERE, "client.py"), "--port", str(port),
                               "--users", str(a.users), "--runs", str(a.runs),
                               "--seed", str(a.seed), "--timeout", str(a.timeout),
-                              "--report", report])
+                              "--report", report]
+                             + [arg for f in a.fault for arg in ("--fault", f)])
         print("CLIENTS done rc=%d" % rc, flush=True)
     finally:
         print("SERVER stopped rc=%s" % stop(server), flush=True)

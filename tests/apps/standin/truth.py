@@ -20,8 +20,11 @@ Fields of a record:
   (null | {kind:"bypass",site} | {kind:"leak",site,owner,recipient}), quirk
   ("thread_id_in_user_id" when user_id holds a thread id), expect (the violations a correct
   auditor reports: [], ["bridge_bypass"], ["isolation_breach"]), stack (app frames,
-  innermost first).
+  innermost first), via ("task" when the frame is sent by a task registered with detached():
+  its creator's stack, taken at the create_task call, follows the task's own frames and names
+  sender and origin; "stack" otherwise).
 """
+import asyncio
 import json
 import linecache
 import os
@@ -47,6 +50,7 @@ _leak_sites = {}     # code object -> site name
 _lock = threading.Lock()
 _log = None
 _seq = 0
+_detached = {}       # task -> its creator's frames, for frames the task sends
 
 
 def planted_bypass(site):
@@ -63,6 +67,15 @@ def planted_leak(site):
         _leak_sites[fn.__code__] = site
         return fn
     return mark
+
+
+def detached(task):
+    """Registers a task created on the caller's line (fire and forget): what it sends was
+    produced by the caller, whose stack is kept for before_send.  Returns the task."""
+    if _log is not None:
+        _detached[task] = _frames(sys._getframe(1))
+        task.add_done_callback(lambda t: _detached.pop(t, None))
+    return task
 
 
 def open_log(path):
@@ -105,6 +118,16 @@ def before_send(conn, text, message, category="agent"):
     if "send_text" not in linecache.getline(s.filename, send_line):
         raise AssertionError("%s:%d is not a send_text line" % (s.filename, send_line))
     s.lineno = send_line
+    via = "stack"
+    task = asyncio.current_task()
+    creator = _detached.get(task)
+    if creator is not None:
+        # The task's own frames end at its coroutine's; the event loop's (and the program's
+        # start-up) outside it did not ask for the send: the creator's stack replaces them.
+        outer = task.get_coro().cr_code
+        cut = next(i for i, (c, _) in enumerate(frames) if c is outer)
+        frames = frames[:cut + 1] + creator
+        via = "task"
     app = [(c, fs) for c, fs in frames if fs.filename.startswith(PKG + os.sep)]
     bridge = [c.co_qualname for c, _ in app if c.co_qualname.startswith(BRIDGE_PREFIXES)]
     sender = origin = None
@@ -164,6 +187,7 @@ def before_send(conn, text, message, category="agent"):
         "quirk": quirk,
         "expect": expect,
         "stack": [_desc(c, fs) for c, fs in app],
+        "via": via,
     }
     conn.last_truth_seq = seq
     _log.write(json.dumps(rec, ensure_ascii=False) + "\n")

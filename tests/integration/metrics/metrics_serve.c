@@ -62,6 +62,13 @@ static int fill(struct metrics_wsaudit *w)
 	err = err ?: metrics_add(w->truncated_frames, NULL, 31);
 	err = err ?: metrics_add1(w->policy_reloads, "ok", 2);
 	err = err ?: metrics_add1(w->policy_reloads, "error", 1);
+	for (i = 0; i < 3 && !err; i++)
+		err = metrics_wsaudit_lost(w, "ProgressStreamer.stream_steps", "agent_thinking");
+	err = err ?: metrics_wsaudit_lost(w, NULL, NULL);
+	err = err   ?:
+		      metrics_wsaudit_abnormal_close(w, 1011,
+						     "WebSocketSSOTRouter._close_on_agent_error");
+	err = err ?: metrics_wsaudit_abnormal_close(w, 0, NULL);
 	return err;
 }
 

@@ -12,6 +12,7 @@ import logging
 import time
 
 from fastapi import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
 
 import jwt_handler
 from netra_backend.app.agents.supervisor.agent_registry import get_agent_registry
@@ -123,12 +124,23 @@ class WebSocketSSOTRouter:
                 if self.heartbeat.can_handle(kind):
                     await self.heartbeat.handle_message(connection, message)
                 elif kind in ("start_agent", "user_message"):
-                    await self.start_agent.handle(connection, context, payload)
+                    try:
+                        await self.start_agent.handle(connection, context, payload)
+                    except RuntimeError as e:
+                        await self._close_on_agent_error(websocket, e)
+                        return
+                    if websocket.application_state != WebSocketState.CONNECTED:
+                        return
         except WebSocketDisconnect:
             pass
         finally:
             manager.remove_connection(connection.connection_id)
             log.info("close %s", connection.connection_id)
+
+    async def _close_on_agent_error(self, websocket, error):
+        # A run that raised: the connection ends with 1011, the user's run with it.
+        log.error("agent failed: %s", error)
+        await websocket.close(code=1011, reason="Internal error: agent failed")
 
     async def _auth_failed(self, websocket, reason):
         # Not registered with any manager: the frame goes out on this socket only.

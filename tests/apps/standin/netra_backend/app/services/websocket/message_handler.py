@@ -3,11 +3,15 @@
 
 PLANTED BYPASS "message_handler": _send_agent_completion calls the manager's send_to_user
 with {"type":"agent_completed","payload":response}, as the reference's handler does. It is
-the last frame of every run; the client driver waits for it."""
+the last frame of every run; the client driver waits for it.
+
+Delivery faults (config.fault_of, STANDIN_FAULTS=1): a run whose settings name one takes
+the path of that fault once agent_started is out (_run_with_fault)."""
 import hashlib
 
 import truth
 from netra_backend.app import config
+from netra_backend.app.agents.progress_stream import ProgressStreamer
 from netra_backend.app.agents.supervisor.agent_registry import get_agent_registry
 from netra_backend.app.agents.supervisor.workflow_execution import SupervisorWorkflowExecutor
 from netra_backend.app.core import thread_run_registry
@@ -55,9 +59,24 @@ class StartAgentHandler:
         context = user_context.for_run(run_id)
         settings = settings_from(payload)
         await self.thread_service._send_agent_started_event(context, "supervisor")
+        fault = config.fault_of(payload.get("settings"))
+        if fault:
+            await self._run_with_fault(connection, context, fault)
+            return
         executor = SupervisorWorkflowExecutor(get_agent_registry(), get_websocket_manager(context))
         result = await executor.execute_workflow(context, settings)
         await self._send_agent_completion(context, {"run_id": run_id, "thread_id": thread_id, "status": "completed", "result": result})
+
+    async def _run_with_fault(self, connection, context, fault):
+        if fault == "epipe":
+            # The client leaves after agent_started; the streamer does not notice.
+            await ProgressStreamer(connection.websocket).stream_steps(context, 5, 0.2)
+        elif fault == "after_close":
+            await ProgressStreamer(connection.websocket).finish_after_close(
+                connection.websocket, context)
+        elif fault == "raise":
+            # Reaches the route, which closes the connection with 1011.
+            raise RuntimeError("tool %s crashed" % TOOLS[0])
 
     @truth.planted_bypass("message_handler")
     async def _send_agent_completion(self, context, response):
