@@ -5,33 +5,12 @@
  */
 #include "lib/common.bpf.h"
 #include "lib/pywalk.bpf.h"
+#include "lib/tls.bpf.h"
 
 SEC("tracepoint")
 int py_stack_walk(void *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 zero = 0, tgid = id >> 32;
-	const struct py_offsets *off;
-	struct walk_scratch *w;
-	struct evt_stack *e;
-	struct io_desc *io;
-
-	off = bpf_map_lookup_elem(&py_procs, &tgid);
-	io = bpf_map_lookup_elem(&io_heap, &zero);
-	w = bpf_map_lookup_elem(&walk_heap, &zero);
-	if (!off || !io || !w)
-		goto out;
-	e = stack_begin(w, id, STACK_AT_SYSCALL);
-	if (!e)
-		goto out;
-	e->conn = io->conn;
-	e->io_pos = io->io_pos;
-	py_walk(e, off, w, id);
-	stack_submit(e);
-out:
-	bpf_tail_call(ctx, &emit_progs, TAIL_EMIT_CHUNKS);
-	count_drop(DROP_LOOP_LIMIT);
-	return 0;
+	return py_stack_walk_run(ctx, &emit_progs);
 }
 
 /*
@@ -53,6 +32,12 @@ int BPF_KPROBE(transport_write_uprobe, void *self, void *data)
 	off = bpf_map_lookup_elem(&py_procs, &tgid);
 	w = bpf_map_lookup_elem(&walk_heap, &zero);
 	if (!off || !w || !data)
+		return 0;
+	/*
+	 * uvloop's SSL transport hands its ciphertext over right after SSL_write: the writer's
+	 * stack was taken there, with the plaintext.
+	 */
+	if (tls_handover((__u64)data))
 		return 0;
 	e = stack_begin(w, id, STACK_AT_TRANSPORT_WRITE);
 	if (!e)

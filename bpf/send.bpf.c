@@ -6,6 +6,7 @@
  * sendto (socket.send).
  */
 #include "lib/common.bpf.h"
+#include "lib/tls.bpf.h"
 
 #define UPGRADE_PREFIX_LEN 12
 
@@ -90,9 +91,10 @@ static __always_inline int send_exit_fn(void *ctx, long ret)
 	struct inflight a;
 	struct sock_ref ref;
 	struct conn_info *c;
+	struct tls_pending *tp;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u16 flags = 0;
-	bool python, upgraded = false;
+	bool python, upgraded = false, tls;
 	__u64 pos;
 	__u8 state;
 
@@ -110,10 +112,16 @@ static __always_inline int send_exit_fn(void *ctx, long ret)
 	if (!c)
 		return 0;
 	state = c->state;
-	if (state == CONN_IGNORE)
+	/* A TLS connection's ciphertext: on a socket already ignored, mostly. */
+	tls = state != CONN_WS && tls_link_wanted(&tp);
+	if (state == CONN_IGNORE && !tls)
 		return 0;
 	io = io_gather(&a, ret, DIR_TX);
 	if (!io)
+		return 0;
+	if (tls)
+		tls_link_write(io, tp, c, ref.ino, a.fd);
+	if (state == CONN_IGNORE)
 		return 0;
 	pos = __sync_fetch_and_add(&c->tx_pos, io->total);
 	if (state != CONN_WS) {

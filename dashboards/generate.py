@@ -136,6 +136,28 @@ PANELS = [
           [(f"sum by (instance) (increase(wsaudit_metrics_overflow_total{{{SEL},"
             f"family=\"wsaudit_violations_by_origin_total\"}}[$__rate_interval]))",
             "{{instance}}")], 8, 8),
+    row("Runs"),
+    panel("timeseries", "Incomplete runs by reason",
+          "Agent runs (the policy's runs section) that never sent an end event, per interval: "
+          "their connection closed first (conn_closed) or they were silent for the policy's "
+          "timeout. Each is a run record in the violation log with the user and the last "
+          "function seen.", "none",
+          [(f"sum by (reason) (increase(wsaudit_runs_incomplete_total{{{SEL}}}[$__rate_interval]))",
+            "{{reason}}")], 12, 8,
+          fieldConfig={"defaults": {"unit": "none", "custom": {"drawStyle": "bars",
+                                                               "fillOpacity": 80}},
+                       "overrides": []}),
+    panel("timeseries", "Run findings and runs completed",
+          "Runs completed, out of order (an event after the end), missing a required event, and "
+          "runs not judged (evicted past the bounds, or a message of their connection unreadable), "
+          "per interval.", "none",
+          [(f"sum(increase(wsaudit_runs_completed_total{{{SEL}}}[$__rate_interval]))", "completed"),
+           (f"sum by (reason) (increase(wsaudit_runs_out_of_order_total{{{SEL}}}[$__rate_interval]))",
+            "out_of_order {{reason}}"),
+           (f"sum(increase(wsaudit_runs_missing_event_total{{{SEL}}}[$__rate_interval]))",
+            "missing_event"),
+           (f"sum by (reason) (increase(wsaudit_runs_unjudged_total{{{SEL}}}[$__rate_interval]))",
+            "unjudged {{reason}}")], 12, 8),
     row("Delivery"),
     panel("timeseries", "Lost frames by origin and type",
           "Frames that never left the service (their write failed or sent part, and the "

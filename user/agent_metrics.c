@@ -6,6 +6,7 @@
 
 #include "agent_metrics.h"
 #include "agent_socket.h"
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -27,18 +28,10 @@ struct agent_metrics {
 	atomic_bool blind; /* the last self-check did not see its own write come back */
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
 static bool health(void *ctx, enum metrics_http_probe probe, char *why, size_t len)
 {
 	struct agent_metrics *m = ctx;
-	uint64_t beat = atomic_load(&m->heartbeat_ns), now = now_ns();
+	uint64_t beat = atomic_load(&m->heartbeat_ns), now = mono_ns();
 
 	if (!atomic_load(&m->ready)) {
 		snprintf(why, len, "starting: the BPF programs are not attached yet");
@@ -175,6 +168,31 @@ void agent_metrics_policy_reload(struct agent_metrics *m, bool ok)
 		metrics_add1(m->w.policy_reloads, ok ? "ok" : "error", 1);
 }
 
+/* The runs' reports, one family per rule (user/runs.h). */
+static void runs_to_metrics(struct metrics_wsaudit *w, const struct runs_stats *r)
+{
+	struct metrics_family *f;
+
+	metrics_counter_set(w->runs_completed, NULL, r->completed);
+	metrics_gauge_set(w->runs_open, NULL, (double)r->open);
+	for (int i = 0; i < RUN_REASON__COUNT; i++) {
+		switch (run_reason_rule(i)) {
+		case RUN_INCOMPLETE:
+			f = w->runs_incomplete;
+			break;
+		case RUN_OUT_OF_ORDER:
+			f = w->runs_out_of_order;
+			break;
+		case RUN_MISSING_EVENT:
+			metrics_counter_set(w->runs_missing_event, NULL, r->reports[i]);
+			continue;
+		default:
+			f = w->runs_unjudged;
+		}
+		metrics_counter_set(f, (const char *const[]){ run_reason_name(i) }, r->reports[i]);
+	}
+}
+
 void agent_metrics_update(struct agent_metrics *m, struct session *s, const struct vlog_stats *log)
 {
 	struct metrics_http_stats hs;
@@ -184,7 +202,7 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 
 	if (!m)
 		return;
-	now = now_ns();
+	now = mono_ns();
 	atomic_store(&m->heartbeat_ns, now);
 	if (m->last_update && now - m->last_update < UPDATE_EVERY_NS)
 		return;
@@ -251,6 +269,7 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 			    t.ct.adopted_user_unknown);
 	metrics_counter_set(m->w.adopted, (const char *const[]){ "user_recovered" },
 			    t.ct.adopted_user_recovered);
+	runs_to_metrics(&m->w, &t.runs);
 	metrics_gauge_set(m->w.connections, NULL, (double)t.ct.conns_open);
 	metrics_gauge_set(m->w.processes, NULL, (double)t.processes);
 	metrics_gauge_set1(m->w.probes, "attached", t.probes_attached);

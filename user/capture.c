@@ -10,8 +10,10 @@
 #include <bpf/libbpf.h>
 
 #include "capture.h"
+#include "clock.h"
 #include "log.h"
 #include "sysreq.h"
+#include "tlshook.h"
 #include "wsaudit.skel.h"
 
 /*
@@ -35,9 +37,13 @@ struct uprobe_rec {
 	unsigned long long offset;
 	char *path; /* as attached, for a forked child */
 	struct bpf_link *link;
-	struct bpf_link *ret_link; /* zlib's deflate: its return probe */
-	bool zlib; /* deflate's probes (user/zflush.c), not a transport write */
-	bool ctx_copy; /* the return probe on PyContext_CopyCurrent (bpf/link.bpf.c) */
+	struct bpf_link *ret_link; /* zlib's deflate, libssl's calls: the return probe */
+	enum uprobe_kind {
+		UPROBE_TRANSPORT, /* a transport's write (user/uvhook.c) */
+		UPROBE_ZLIB, /* deflate's probes (user/zflush.c) */
+		UPROBE_TLS, /* a libssl function (user/tlshook.c); offset: its index */
+		UPROBE_CTX_COPY, /* PyContext_CopyCurrent's return (bpf/link.bpf.c) */
+	} kind;
 };
 
 /* Programs whose skipped runs are named; more are counted all the same. */
@@ -83,14 +89,11 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 static int ringbuf_cb(void *ctx, void *data, size_t size)
 {
 	struct capture *cap = ctx;
-	struct timespec ts;
 	uint64_t now;
 	int err;
 
-	if (!cap->batch++) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		cap->batch_start = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-	}
+	if (!cap->batch++)
+		cap->batch_start = mono_ns();
 	err = cap->fn(cap->ctx, data, size);
 	if (err || cap->batch % 16)
 		return err;
@@ -99,8 +102,7 @@ static int ringbuf_cb(void *ctx, void *data, size_t size)
 	 * is bounded by time.  libbpf has consumed this record already; a negative return stops
 	 * the drain here and leaves the rest to the next capture_poll().
 	 */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	now = mono_ns();
 	if (now - cap->batch_start < CAPTURE_POLL_BUDGET_MS * 1000000ULL)
 		return 0;
 	cap->pending = true;
@@ -113,9 +115,13 @@ static int emit_prog_install(struct wsaudit *skel)
 	const struct {
 		__u32 slot;
 		struct bpf_program *prog;
+		struct bpf_map *array;
 	} slots[] = {
-		{ 0, skel->progs.emit_chunks },
-		{ 1, skel->progs.py_stack_walk },
+		{ 0, skel->progs.emit_chunks, skel->maps.emit_progs },
+		{ 1, skel->progs.py_stack_walk, skel->maps.emit_progs },
+		/* The TLS probes' own: a program array holds programs of one type. */
+		{ 0, skel->progs.tls_emit_chunks, skel->maps.tls_progs },
+		{ 1, skel->progs.tls_stack_walk, skel->maps.tls_progs },
 	};
 	int prog_fd;
 
@@ -124,8 +130,8 @@ static int emit_prog_install(struct wsaudit *skel)
 		if (!bpf_program__autoload(slots[i].prog))
 			continue;
 		prog_fd = bpf_program__fd(slots[i].prog);
-		if (bpf_map_update_elem(bpf_map__fd(skel->maps.emit_progs), &slots[i].slot,
-					&prog_fd, BPF_ANY)) {
+		if (bpf_map_update_elem(bpf_map__fd(slots[i].array), &slots[i].slot, &prog_fd,
+					BPF_ANY)) {
 			log_err("failed to install %s: %s", bpf_program__name(slots[i].prog),
 				strerror(errno));
 			return -errno;
@@ -203,14 +209,6 @@ static void startup_programs(struct capture *cap)
 	}
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
 static int traced_bits_map(struct capture *cap)
 {
 	long page = sysconf(_SC_PAGESIZE);
@@ -269,6 +267,7 @@ struct capture *capture_open(const struct capture_opts *opts, capture_record_fn 
 	 */
 	if (!opts->stack_walk) {
 		bpf_program__set_autoload(cap->skel->progs.py_stack_walk, false);
+		bpf_program__set_autoload(cap->skel->progs.tls_stack_walk, false);
 		bpf_program__set_autoload(cap->skel->progs.transport_write_uprobe, false);
 		bpf_program__set_autoload(cap->skel->progs.context_copy_uretprobe, false);
 	}
@@ -442,6 +441,26 @@ int capture_held_tgids(struct capture *cap, pid_t *out, int max)
 	return n;
 }
 
+/* The TLS connections of a process that exited (bpf/tls.bpf.c: by SSL object). */
+static void forget_tls_conns(struct capture *cap, pid_t tgid)
+{
+	int fd = bpf_map__fd(cap->skel->maps.tls_conns);
+	struct tls_key_user {
+		__u64 ssl;
+		__u32 tgid;
+		__u32 pad;
+	} key, next, *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		if (key.tgid == (__u32)tgid) {
+			bpf_map_delete_elem(fd, &key);
+			continue;
+		}
+		prev = &key;
+	}
+}
+
 int capture_forget_tgid(struct capture *cap, pid_t tgid)
 {
 	int fd = bpf_map__fd(cap->skel->maps.conn_map);
@@ -450,6 +469,7 @@ int capture_forget_tgid(struct capture *cap, pid_t tgid)
 	int removed = 0;
 
 	capture_forget_image(cap, tgid);
+	forget_tls_conns(cap, tgid);
 	/* Deleting while iterating restarts the walk at the deleted key's successor. */
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		key = next;
@@ -477,7 +497,7 @@ int capture_set_pyoffsets(struct capture *cap, pid_t pid, const struct py_offset
 
 /* 1 when (pid, dev, ino, offset, kind) is attached already, 0 with room for it, or -errno. */
 static int uprobe_slot(struct capture *cap, pid_t pid, dev_t dev, ino_t ino,
-		       unsigned long long offset, bool zlib, bool ctx_copy)
+		       unsigned long long offset, enum uprobe_kind kind)
 {
 	struct uprobe_rec *u;
 	unsigned int ncap;
@@ -485,7 +505,7 @@ static int uprobe_slot(struct capture *cap, pid_t pid, dev_t dev, ino_t ino,
 	for (unsigned int i = 0; i < cap->nuprobes; i++) {
 		u = &cap->uprobes[i];
 		if (u->pid == pid && u->dev == dev && u->ino == ino && u->offset == offset &&
-		    u->zlib == zlib && u->ctx_copy == ctx_copy)
+		    u->kind == kind)
 			return 1;
 	}
 	if (cap->nuprobes == cap->uprobes_cap) {
@@ -509,7 +529,7 @@ int capture_attach_zlib(struct capture *cap, pid_t pid, const char *path, dev_t 
 	struct bpf_link *entry, *ret;
 	struct uprobe_rec *u;
 	char *copy;
-	int err = uprobe_slot(cap, pid, dev, ino, 0, true, false);
+	int err = uprobe_slot(cap, pid, dev, ino, 0, UPROBE_ZLIB);
 
 	if (err)
 		return err < 0 ? err : 0;
@@ -539,7 +559,7 @@ int capture_attach_zlib(struct capture *cap, pid_t pid, const char *path, dev_t 
 	u->ino = ino;
 	u->link = entry;
 	u->ret_link = ret;
-	u->zlib = true;
+	u->kind = UPROBE_ZLIB;
 	cap->attached += 2;
 	return 0;
 
@@ -555,7 +575,7 @@ int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *p
 	struct uprobe_rec *u;
 	struct bpf_link *link;
 	char *copy;
-	int err = uprobe_slot(cap, pid, dev, ino, offset, false, false);
+	int err = uprobe_slot(cap, pid, dev, ino, offset, UPROBE_TRANSPORT);
 
 	if (err)
 		return err < 0 ? err : 0;
@@ -593,7 +613,7 @@ int capture_attach_context_copy(struct capture *cap, pid_t pid, const char *path
 	struct uprobe_rec *u;
 	struct bpf_link *link;
 	char *copy;
-	int err = uprobe_slot(cap, pid, dev, ino, 0, false, true);
+	int err = uprobe_slot(cap, pid, dev, ino, 0, UPROBE_CTX_COPY);
 
 	if (err)
 		return err < 0 ? err : 0;
@@ -616,9 +636,94 @@ int capture_attach_context_copy(struct capture *cap, pid_t pid, const char *path
 	u->dev = dev;
 	u->ino = ino;
 	u->link = link;
-	u->ctx_copy = true;
+	u->kind = UPROBE_CTX_COPY;
 	cap->attached++;
 	return 0;
+}
+
+/* One libssl function's probes: entry and, but for SSL_free, return. */
+static int tls_attach_one(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino,
+			  unsigned int index, const char *func, struct bpf_program *entry,
+			  struct bpf_program *ret)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = func);
+	struct bpf_link *e, *r = NULL;
+	struct uprobe_rec *u;
+	char *copy;
+	int err = uprobe_slot(cap, pid, dev, ino, index, UPROBE_TLS);
+
+	if (err)
+		return err < 0 ? err : 0;
+	copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	e = bpf_program__attach_uprobe_opts(entry, pid, path, 0, &opts);
+	if (!e) {
+		err = -errno;
+		goto err_free;
+	}
+	if (ret) {
+		opts.retprobe = true;
+		r = bpf_program__attach_uprobe_opts(ret, pid, path, 0, &opts);
+		if (!r) {
+			err = -errno;
+			bpf_link__destroy(e);
+			goto err_free;
+		}
+	}
+	u = &cap->uprobes[cap->nuprobes++];
+	memset(u, 0, sizeof(*u));
+	u->path = copy;
+	u->pid = pid;
+	u->dev = dev;
+	u->ino = ino;
+	u->offset = index;
+	u->link = e;
+	u->ret_link = r;
+	u->kind = UPROBE_TLS;
+	cap->attached += r ? 2 : 1;
+	return 0;
+
+err_free:
+	free(copy);
+	cap->failed++;
+	return err;
+}
+
+int capture_attach_tls(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino)
+{
+	const struct {
+		const char *func;
+		struct bpf_program *entry, *ret;
+	} funcs[] = {
+		{ "SSL_write", cap->skel->progs.tls_write_entry,
+		  cap->skel->progs.tls_write_return },
+		{ "SSL_write_ex", cap->skel->progs.tls_write_ex_entry,
+		  cap->skel->progs.tls_write_ex_return },
+		{ "SSL_read", cap->skel->progs.tls_read_entry, cap->skel->progs.tls_read_return },
+		{ "SSL_read_ex", cap->skel->progs.tls_read_ex_entry,
+		  cap->skel->progs.tls_read_ex_return },
+		/* Last: a connection is never ended by a probe set before its writes' are. */
+		{ "SSL_free", cap->skel->progs.tls_free_entry, NULL },
+	};
+	int err, first = 0;
+
+	for (unsigned int i = 0; i < sizeof(funcs) / sizeof(funcs[0]); i++) {
+		err = tls_attach_one(cap, pid, path, dev, ino, i, funcs[i].func, funcs[i].entry,
+				     funcs[i].ret);
+		if (err && !first)
+			first = err;
+	}
+	return first;
+}
+
+bool capture_tls_probed(const struct capture *cap, pid_t pid)
+{
+	for (unsigned int i = 0; i < cap->nuprobes; i++) {
+		if (cap->uprobes[i].pid == pid && cap->uprobes[i].kind == UPROBE_TLS)
+			return true;
+	}
+	return false;
 }
 
 int capture_fork_transport_writes(struct capture *cap, pid_t parent, pid_t child)
@@ -629,11 +734,13 @@ int capture_fork_transport_writes(struct capture *cap, pid_t parent, pid_t child
 
 	/* Entries added below are the child's: only the first n can be the parent's. */
 	for (unsigned int i = 0; i < n; i++) {
-		if (cap->uprobes[i].pid != parent || cap->uprobes[i].zlib)
+		if (cap->uprobes[i].pid != parent || cap->uprobes[i].kind == UPROBE_ZLIB)
 			continue;
 		u = cap->uprobes[i];
-		if (u.ctx_copy)
+		if (u.kind == UPROBE_CTX_COPY)
 			err = capture_attach_context_copy(cap, child, u.path, u.dev, u.ino);
+		else if (u.kind == UPROBE_TLS)
+			err = capture_attach_tls(cap, child, u.path, u.dev, u.ino);
 		else
 			err = capture_attach_transport_write(cap, child, u.path, u.dev, u.ino,
 							     u.offset);

@@ -67,7 +67,16 @@ int capture_attach_context_copy(struct capture *cap, pid_t pid, const char *path
  */
 int capture_attach_zlib(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino);
 /*
- * Attaches for a forked child the transport-write uprobes of its parent (a breakpoint set for
+ * Attaches the probes on libssl's SSL_write, SSL_write_ex, SSL_read, SSL_read_ex (entry and
+ * return) and SSL_free (bpf/tls.bpf.c) in the library at path for process pid, once per
+ * (pid, dev, ino); capture_forget_tgid detaches them.  0, or the first -errno (the functions
+ * an OpenSSL version lacks fail alone).
+ */
+int capture_attach_tls(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino);
+/* Whether a probe on a libssl is attached for pid. */
+bool capture_tls_probed(const struct capture *cap, pid_t pid);
+/*
+ * Attaches for a forked child the transport-write and libssl uprobes of its parent (a breakpoint set for
  * one process is not inherited).  Sites attached, or -errno.
  */
 int capture_fork_transport_writes(struct capture *cap, pid_t parent, pid_t child);

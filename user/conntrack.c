@@ -92,6 +92,8 @@ struct ct_private {
 	struct attrib_stack *pending_stack;
 	uint64_t pending_pos;
 	uint32_t pending_tid;
+	/* A socket that carries TLS: the connection of its plaintext, once linked. */
+	struct conn_id carried;
 };
 
 struct conntrack {
@@ -292,6 +294,18 @@ static void conn_destroy(struct conntrack *ct, struct ct_conn *c, uint64_t ts_ns
 	/* Its verdict may still wait in the kernel if the close came first: take it back. */
 	if ((c->state == CT_IGNORED || c->state == CT_TLS) && ct->sink.verdict)
 		ct->sink.verdict(ct->sink.ctx, &c->id, CONN_UNKNOWN);
+	if (c->tls && c->tls_link && !strcmp(c->tls_link, "pending"))
+		ct->stats.tls_unlinked++;
+	/*
+	 * Its plaintext ends with it: the SSL object may be freed much later (a reference cycle
+	 * left to Python's collector), and nothing more can be sent on it.
+	 */
+	if (c->state == CT_TLS && c->priv->carried.ino) {
+		struct ct_conn *t = table_find(ct, c->priv->carried.ino);
+
+		if (t && t->id.gen == c->priv->carried.gen && t != c)
+			conn_destroy(ct, t, ts_ns, why);
+	}
 	/* TLS whose plaintext was expected through libssl, and never came linked to it. */
 	if (c->state == CT_TLS && !c->tls_link)
 		conn_skip(ct, c, CT_SKIP_TLS_UNLINKED, ts_ns);
@@ -423,6 +437,9 @@ static int conn_start_websocket(struct conntrack *ct, struct ct_conn *c, uint64_
 		log_info("connection %s: extensions '%s': %s", c->id_str, c->extensions, err);
 	c->priv->ws_base = base;
 	c->state = CT_WEBSOCKET;
+	/* The kernel tells a socket's 101 itself; a TLS connection's plaintext is told. */
+	if (c->tls && !adopted && ct->sink.verdict)
+		ct->sink.verdict(ct->sink.ctx, &c->id, CONN_WS);
 	c->adopted = adopted;
 	c->history_unknown = adopted;
 	ct->stats.conns_websocket++;
@@ -865,6 +882,11 @@ static int handle_data(struct conntrack *ct, const struct evt_data *e, size_t si
 		c = conn_create(ct, &e->conn, e->tgid, e->comm);
 		if (!c)
 			return 0;
+		if (e->conn.ino & TLS_CONN_INO) {
+			c->tls = true;
+			c->tls_link = "pending";
+			ct->stats.tls_conns++;
+		}
 	}
 	if (c->state == CT_IGNORED || c->state == CT_TLS)
 		return 0;
@@ -883,7 +905,7 @@ static int handle_data(struct conntrack *ct, const struct evt_data *e, size_t si
 			c->priv->sent_end = e->io_pos + e->io_len;
 			delivery_unsent_sent(&c->priv->unsent, c->priv->sent_end);
 		}
-		if (e->syscall >= SC_SENDFILE)
+		if (e->syscall >= SC_SENDFILE && e->syscall <= SC_COPY_FILE_RANGE)
 			log_info(
 				"connection %s: %llu bytes sent by a zero-copy syscall: not captured",
 				c->id_str, (unsigned long long)e->io_len);
@@ -978,8 +1000,60 @@ static int handle_conn(struct conntrack *ct, const struct evt_conn *e)
 		c = conn_create(ct, &e->conn, e->tgid, e->comm);
 	if (!c)
 		return 0;
+	if (e->conn.ino & TLS_CONN_INO) {
+		/* Its addresses are its socket's, once the link names it. */
+		if (!c->tls) {
+			c->tls = true;
+			c->tls_link = "pending";
+			ct->stats.tls_conns++;
+		}
+		return 0;
+	}
 	format_addr(c->local, sizeof(c->local), e->family, e->saddr, e->sport);
 	format_addr(c->peer, sizeof(c->peer), e->family, e->daddr, e->dport);
+	return 0;
+}
+
+/*
+ * A TLS connection's ciphertext went out on a socket: the connection takes the socket's
+ * addresses, and the socket is known to carry it (its ciphertext is neither skipped nor
+ * parsed).  A second socket for the same connection is a conflict, said and counted: the
+ * first link is kept.
+ */
+static int handle_tls_link(struct conntrack *ct, const struct evt_tls_link *e)
+{
+	struct ct_conn *t = table_find(ct, e->tls.ino), *c = table_find(ct, e->sock.ino);
+
+	if (!t || t->id.gen != e->tls.gen || !t->tls)
+		return 0;
+	if (c && c->id.gen != e->sock.gen)
+		c = NULL;
+	if (t->tls_link && !strcmp(t->tls_link, "linked")) {
+		t->tls_link = "conflict";
+		ct->stats.tls_link_conflicts++;
+		log_warn("TLS connection %s of pid %u: its ciphertext went out on a second socket "
+			 "(%s): its peer stays the first one's",
+			 t->id_str, t->tgid, c ? c->peer : "unknown");
+		return 0;
+	}
+	if (strcmp(t->tls_link, "pending"))
+		return 0;
+	t->tls_link = "linked";
+	ct->stats.tls_linked++;
+	if (!c)
+		return 0;
+	memcpy(t->local, c->local, sizeof(t->local));
+	memcpy(t->peer, c->peer, sizeof(t->peer));
+	if (c->state == CT_UNKNOWN || c->state == CT_HANDSHAKE) {
+		/* Its TLS handshake went unseen (a lost record, or before the trace). */
+		c->state = CT_TLS;
+		ct->stats.conns_tls++;
+		conn_release_parsers(ct, c);
+		if (ct->sink.verdict)
+			ct->sink.verdict(ct->sink.ctx, &c->id, CONN_IGNORE);
+	}
+	c->tls_link = "linked";
+	c->priv->carried = t->id;
 	return 0;
 }
 
@@ -1029,6 +1103,12 @@ int conntrack_record(struct conntrack *ct, const void *data, size_t size)
 			return -EINVAL;
 		}
 		return handle_zflush(ct, data);
+	case EVT_TLS_LINK:
+		if (size < sizeof(struct evt_tls_link)) {
+			ct->stats.malformed_records++;
+			return -EINVAL;
+		}
+		return handle_tls_link(ct, data);
 	case EVT_CONN_PASSED:
 		if (size < sizeof(struct evt_conn)) {
 			ct->stats.malformed_records++;

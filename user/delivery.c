@@ -28,7 +28,7 @@ static bool unsent_same(const struct delivery_unsent *u, uint64_t pos, const uin
 uint64_t delivery_unsent_add(struct delivery_unsent *u, uint64_t pos, const uint8_t *data,
 			     size_t len, int err, bool first)
 {
-	uint64_t end = u->pos + u->len, at;
+	uint64_t end = u->pos + u->len, at, over;
 	size_t keep, want;
 	uint8_t *nb;
 
@@ -38,16 +38,19 @@ uint64_t delivery_unsent_add(struct delivery_unsent *u, uint64_t pos, const uint
 			unsent_reset(u, pos);
 		else if (u->beyond || !unsent_same(u, pos, data, len))
 			u->delta = end + u->beyond - pos;
-		else {
-			u->len = pos - u->pos;
-			u->beyond = 0;
-		}
 	}
 	at = pos + u->delta;
+	end = u->pos + u->len;
 	u->err = err;
-	keep = len;
+	/* Bytes tried again are those kept already. */
+	over = at < end ? end - at : 0;
+	if (over > len)
+		over = len;
+	if (over == len)
+		return at;
+	keep = len - over;
 	/* A hole before these bytes (a record lost): what follows is not kept. */
-	if (at != u->pos + u->len || u->beyond)
+	if (at + over != end || u->beyond)
 		keep = 0;
 	if (u->len + keep > DELIVERY_UNSENT_MAX)
 		keep = DELIVERY_UNSENT_MAX - u->len;
@@ -57,17 +60,17 @@ uint64_t delivery_unsent_add(struct delivery_unsent *u, uint64_t pos, const uint
 			want *= 2;
 		nb = realloc(u->buf, want);
 		if (!nb) {
-			u->beyond += len;
+			u->beyond += len - over;
 			return UINT64_MAX;
 		}
 		u->buf = nb;
 		u->cap = want;
 	}
 	if (keep)
-		memcpy(u->buf + u->len, data, keep);
+		memcpy(u->buf + u->len, data + over, keep);
 	u->len += keep;
-	u->beyond += len - keep;
-	return keep ? at : UINT64_MAX;
+	u->beyond += len - over - keep;
+	return keep || over ? at : UINT64_MAX;
 }
 
 void delivery_unsent_sent(struct delivery_unsent *u, uint64_t end)

@@ -27,7 +27,7 @@ struct delivery_unsent {
 /*
  * Bytes [pos, pos + len) a write did not send; err its errno, 0 when it sent part; first:
  * the first such bytes of their write.  A write that tries the same bytes again (a retry)
- * replaces what an earlier one left there; a write of other bytes at the same positions
+ * keeps them where they are, and adds what it has more; a write of other bytes at the same positions
  * (after a failure that was not retried) is kept after them, as the stream would have had
  * them.  Returns the position the bytes were kept at, or UINT64_MAX when they were not.
  */

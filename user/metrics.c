@@ -15,6 +15,8 @@
 
 #include "conntrack.h"
 #include "metrics.h"
+#include "ws_frame.h"
+#include "ws_message.h"
 #include "utf8.h"
 #include "wsaudit/events.h"
 
@@ -672,9 +674,9 @@ char *metrics_render(struct metrics *m, size_t *len)
 /* --- the collector's families ------------------------------------------------------------- */
 
 /* RFC 6455 opcode names as ws_opcode_name() spells them; "reserved" for the unassigned ones. */
-const char *const metrics_opcodes[] = {
-	"continuation", "text", "binary", "close", "ping", "pong", "reserved", NULL,
-};
+#define OPCODE_VALUE(name, value, str) str,
+const char *const metrics_opcodes[] = { WS_OPCODES(OPCODE_VALUE) "reserved", NULL };
+#undef OPCODE_VALUE
 
 /* The BPF side's names (include/wsaudit/events.h), so a new reason cannot be missed here. */
 const char *const metrics_drop_reasons[DROP_MAX + 1] = { DROP_NAMES };
@@ -688,15 +690,20 @@ const char *const metrics_unattributed_reasons[] = {
 
 const char *const metrics_causal_results[] = { "linked", "no_link", "no_context", NULL };
 
-const char *const metrics_message_statuses[] = {
-	"ok", "truncated", "undecodable_gap", "inflate_error", "too_large", NULL,
-};
+#define STATUS_VALUE(name, str) str,
+const char *const metrics_message_statuses[] = { WS_MSG_STATUSES(STATUS_VALUE) NULL };
+#undef STATUS_VALUE
 
-const char *const metrics_rules[] = {
-	"bridge_bypass",    "isolation_breach",	  "identity_ambiguous",
-	"identity_unknown", "message_unreadable", "delivery_failed",
-	"abnormal_close",   "after_close",	  "unjudged", NULL
-};
+const char *const metrics_rules[] = { "bridge_bypass",	    "isolation_breach",
+				      "identity_ambiguous", "identity_unknown",
+				      "message_unreadable", "delivery_failed",
+				      "abnormal_close",	    "after_close",
+				      "unjudged",	    NULL };
+
+/* The reasons of user/runs.h, one family per rule. */
+const char *const metrics_runs_incomplete_reasons[] = { "conn_closed", "timeout", NULL };
+const char *const metrics_runs_out_of_order_reasons[] = { "start_after_end", "after_end", NULL };
+const char *const metrics_runs_unjudged_reasons[] = { "evicted", "message_unreadable", NULL };
 
 static const char *const probe_states[] = { "attached", "failed", NULL };
 static const char *const connection_kinds[] = { "handshake", "adopted", NULL };
@@ -825,6 +832,25 @@ static const struct family_spec wsaudit_families[] = {
 		.cap = METRICS_ORIGIN_CAP,
 		.capped_label = "origin",
 	},
+	PLAIN(runs_completed, "wsaudit_runs_completed_total", METRICS_COUNTER,
+	      "Agent runs (the policy's runs section) that sent an end event."),
+	PLAIN(runs_open, "wsaudit_runs_open", METRICS_GAUGE,
+	      "Agent runs followed now, ended ones kept until their timeout included."),
+	LABELLED(runs_incomplete, "wsaudit_runs_incomplete_total", METRICS_COUNTER,
+		 "Agent runs that never sent an end event (incomplete_run), by reason: their "
+		 "connection closed first, or they were silent for the policy's timeout.",
+		 "reason", metrics_runs_incomplete_reasons),
+	LABELLED(runs_out_of_order, "wsaudit_runs_out_of_order_total", METRICS_COUNTER,
+		 "Agent runs whose start (start_after_end) or another event (after_end) came after "
+		 "their end.",
+		 "reason", metrics_runs_out_of_order_reasons),
+	PLAIN(runs_missing_event, "wsaudit_runs_missing_event_total", METRICS_COUNTER,
+	      "Agent runs that ended without one of the policy's required events, or without "
+	      "their start."),
+	LABELLED(runs_unjudged, "wsaudit_runs_unjudged_total", METRICS_COUNTER,
+		 "Agent runs that could not be judged, by reason: forgotten past the bounds "
+		 "(evicted), or a message of their connection could not be read.",
+		 "reason", metrics_runs_unjudged_reasons),
 	{
 		.offset = HANDLE(lost_frames),
 		.name = "wsaudit_lost_frames_total",

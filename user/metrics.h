@@ -140,6 +140,13 @@ struct metrics_wsaudit {
 	struct metrics_family *causal_creations; /* creation stacks recorded */
 	struct metrics_family *causal_evicted; /* ... forgotten past the bound */
 	struct metrics_family *violations; /* {rule} */
+	/* Runs of the policy's runs section (docs/runs.md) */
+	struct metrics_family *runs_completed; /* runs that ended */
+	struct metrics_family *runs_open; /* gauge: runs followed now */
+	struct metrics_family *runs_incomplete; /* {reason="conn_closed"|"timeout"} */
+	struct metrics_family *runs_out_of_order; /* {reason="start_after_end"|"after_end"} */
+	struct metrics_family *runs_missing_event; /* ended without a required event */
+	struct metrics_family *runs_unjudged; /* {reason="evicted"|"message_unreadable"} */
 	struct metrics_family *violations_by_origin; /* {rule,origin}, origin capped */
 	struct metrics_family *lost_frames; /* {origin,type}, origin capped */
 	struct metrics_family *abnormal_closes; /* {code,origin}, origin capped */
@@ -163,6 +170,9 @@ extern const char *const metrics_drop_reasons[];
 extern const char *const metrics_unattributed_reasons[];
 extern const char *const metrics_message_statuses[];
 extern const char *const metrics_rules[];
+extern const char *const metrics_runs_incomplete_reasons[];
+extern const char *const metrics_runs_out_of_order_reasons[];
+extern const char *const metrics_runs_unjudged_reasons[];
 extern const char *const metrics_skip_reasons[];
 extern const char *const metrics_causal_results[];
 

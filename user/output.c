@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -7,12 +8,28 @@
 #include <jansson.h>
 
 #include "adopt.h"
+#include "clock.h"
 #include "pyscope.h"
 #include "keyhash.h"
 #include "log.h"
 #include "output.h"
+#include "runs.h"
 #include "delivery.h"
 #include "utf8.h"
+
+/* The columns a text line fits in (a terminal's usual width), unless --wide. */
+#define TEXT_WIDTH 120
+/* Processes whose code roots are remembered; more take the oldest's place. */
+#define CODE_ROOTS 64
+
+/*
+ * A process's code root: the longest directory holding every file its frames came from so
+ * far, so that those files are printed relative to it.
+ */
+struct code_root {
+	uint32_t pid;
+	char dir[512]; /* ends with '/'; "" for a free slot */
+};
 
 struct output {
 	FILE *out;
@@ -30,6 +47,13 @@ struct output {
 	json_t *s_unattributed[UNATTR__COUNT];
 	json_t *s_rule[RULE__COUNT];
 	uint64_t errors; /* records that could not be built or written */
+	/* Text: one record's lines, fitted to TEXT_WIDTH columns unless wide. */
+	bool wide;
+	bool header_done;
+	char *tbuf;
+	size_t tlen, tcap;
+	struct code_root roots[CODE_ROOTS];
+	unsigned int next_root;
 };
 
 /* The offset from CLOCK_MONOTONIC (the kernel's event clock) to the wall clock. */
@@ -89,6 +113,7 @@ void output_free(struct output *o)
 		return;
 	fflush(o->out);
 	free(o->buf);
+	free(o->tbuf);
 	json_decref(o->s_frame);
 	for (size_t i = 0; i < sizeof(o->s_opcode) / sizeof(o->s_opcode[0]); i++)
 		json_decref(o->s_opcode[i]);
@@ -125,6 +150,13 @@ static void record_error(struct output *o, const char *why)
 static void emit_json(struct output *o, json_t *obj)
 {
 	const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
+	/*
+	 * Every record starts with the contract's version (docs/records.md): written ahead of
+	 * the dump, whose own '{' it replaces, so that it comes first without rebuilding the
+	 * object.
+	 */
+	static const char head[] = "{\"v\":" OUTPUT_RECORD_VERSION_STR ",";
+	const size_t hl = sizeof(head) - 1;
 	size_t n;
 	char *nb;
 
@@ -132,19 +164,22 @@ static void emit_json(struct output *o, json_t *obj)
 		record_error(o, "could not be built (no memory)");
 		return;
 	}
-	n = json_dumpb(obj, o->buf, o->cap ? o->cap - 1 : 0, flags);
-	if (n && n + 1 > o->cap) {
-		nb = realloc(o->buf, n + 1 + 1024);
+	n = json_dumpb(obj, o->cap > hl ? o->buf + hl - 1 : NULL, o->cap > hl ? o->cap - hl : 0,
+		       flags);
+	if (n && n + hl + 1 > o->cap) {
+		nb = realloc(o->buf, n + hl + 1 + 1024);
 		if (!nb)
 			goto out;
 		o->buf = nb;
-		o->cap = n + 1 + 1024;
-		n = json_dumpb(obj, o->buf, o->cap - 1, flags);
+		o->cap = n + hl + 1 + 1024;
+		n = json_dumpb(obj, o->buf + hl - 1, o->cap - hl, flags);
 	}
-	if (!n) {
+	if (n < 3) {
 		record_error(o, "could not be written");
 		goto out;
 	}
+	memcpy(o->buf, head, hl);
+	n += hl - 1;
 	o->buf[n] = '\n';
 	if (o->sink)
 		o->sink(o->sink_ctx, o->buf, n + 1);
@@ -228,19 +263,196 @@ static json_t *time_json(uint64_t ts_ns)
 	return json_string(ts);
 }
 
+void output_set_wide(struct output *o, bool wide)
+{
+	o->wide = wide;
+}
+
+/* A text record is built in o->tbuf, then fitted and written by text_flush(). */
+__attribute__((format(printf, 2, 3))) static void tput(struct output *o, const char *fmt, ...)
+{
+	va_list ap;
+	size_t need;
+	char *nb;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(o->tbuf ? o->tbuf + o->tlen : NULL, o->tcap - o->tlen, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	need = o->tlen + (size_t)n + 1;
+	if (need > o->tcap) {
+		nb = realloc(o->tbuf, need + 1024);
+		if (!nb) {
+			record_error(o, "could not be written (no memory)");
+			return;
+		}
+		o->tbuf = nb;
+		o->tcap = need + 1024;
+		va_start(ap, fmt);
+		vsnprintf(o->tbuf + o->tlen, o->tcap - o->tlen, fmt, ap);
+		va_end(ap);
+	}
+	o->tlen += (size_t)n;
+}
+
+/* Columns of n bytes of UTF-8 (continuation bytes take none). */
+static size_t text_cols(const char *s, size_t n)
+{
+	size_t cols = 0;
+
+	for (size_t i = 0; i < n; i++)
+		cols += ((unsigned char)s[i] & 0xc0) != 0x80;
+	return cols;
+}
+
+/* The bytes of s that fit in cols columns, not splitting a character. */
+static size_t text_fit(const char *s, size_t n, size_t cols)
+{
+	size_t i = 0, c = 0;
+
+	while (i < n) {
+		size_t j = i + 1;
+
+		while (j < n && ((unsigned char)s[j] & 0xc0) == 0x80)
+			j++;
+		if (++c > cols)
+			break;
+		i = j;
+	}
+	return i;
+}
+
+/*
+ * Writes the record's lines.  In a terminal's width a longer line is wrapped at its spaces
+ * (continuations indented), or cut where it has none; --wide writes them as they are.
+ */
+static void text_flush(struct output *o)
+{
+	const char *p = o->tbuf, *end = o->tbuf + o->tlen;
+
+	while (p && p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		bool first = true;
+
+		while (!o->wide && text_cols(p, n) > TEXT_WIDTH - (first ? 0 : 4)) {
+			size_t width = TEXT_WIDTH - (first ? 0 : 4);
+			size_t fit = text_fit(p, n, width), cut = fit;
+
+			while (cut > width / 2 && p[cut] != ' ')
+				cut--;
+			if (p[cut] != ' ')
+				cut = fit;
+			fprintf(o->out, "%s%.*s\n", first ? "" : "    ", (int)cut, p);
+			while (cut < n && p[cut] == ' ')
+				cut++;
+			p += cut;
+			n -= cut;
+			first = false;
+		}
+		fprintf(o->out, "%s%.*s\n", first ? "" : "    ", (int)n, p);
+		p += n + (nl ? 1 : 0);
+	}
+	o->tlen = 0;
+}
+
+/* HH:MM:SS.mmm (UTC) in a terminal's width; the whole RFC 3339 time when wide. */
+static void text_time(const struct output *o, char *buf, size_t size, uint64_t mono_ns)
+{
+	char iso[48];
+
+	output_format_time(iso, sizeof(iso), mono_ns);
+	if (o->wide || strlen(iso) < 23)
+		snprintf(buf, size, "%s", iso);
+	else
+		snprintf(buf, size, "%.12s", iso + 11);
+}
+
+/* The user a frame is sent to, always as its keyed hash: "-" when the connection has none. */
+static void text_user(const struct ct_conn *c, char *out)
+{
+	if (c->has_user)
+		keyhash_identity_display(c->user, out);
+	else
+		snprintf(out, KEYHASH_DISPLAY_LEN, "%s",
+			 c->user_ambiguous ? "ambiguous" :
+			 c->user_unknown   ? "unknown" :
+					     "-");
+}
+
+/*
+ * The process's code root after file: the common directory of the files seen.  Returns it,
+ * and says a new or moved root on its own line, so that relative paths can be read back.
+ */
+static const char *code_root(struct output *o, uint32_t pid, const char *file, const char *ts)
+{
+	struct code_root *r = NULL;
+	size_t n, common;
+	const char *slash;
+
+	if (file[0] != '/')
+		return NULL;
+	for (unsigned int i = 0; i < CODE_ROOTS; i++) {
+		if (o->roots[i].dir[0] && o->roots[i].pid == pid) {
+			r = &o->roots[i];
+			break;
+		}
+	}
+	if (!r) {
+		r = &o->roots[o->next_root++ % CODE_ROOTS];
+		slash = strrchr(file, '/');
+		n = (size_t)(slash - file) + 1;
+		if (n >= sizeof(r->dir))
+			return NULL;
+		r->pid = pid;
+		memcpy(r->dir, file, n);
+		r->dir[n] = '\0';
+		tput(o, "%s %u code root %s (files below are relative to it)\n", ts, pid, r->dir);
+		return r->dir;
+	}
+	n = strlen(r->dir);
+	if (!strncmp(file, r->dir, n))
+		return r->dir;
+	/* The longest common prefix that ends with '/'. */
+	for (common = 0; common < n && file[common] == r->dir[common]; common++)
+		;
+	while (common > 0 && r->dir[common - 1] != '/')
+		common--;
+	r->dir[common] = '\0';
+	tput(o, "%s %u code root %s (files below are relative to it)\n", ts, pid, r->dir);
+	return r->dir;
+}
+
+static const char *short_opcode(const struct ws_frame *w)
+{
+	switch (w->opcode) {
+	case WS_OP_CONTINUATION:
+		return "cont";
+	case WS_OP_TEXT:
+		return "text";
+	case WS_OP_BINARY:
+		return "bin";
+	default:
+		return ws_opcode_name(w->opcode);
+	}
+}
+
 void output_conn_open(struct output *o, const struct ct_conn *c, const char *subprotocol,
 		      uint64_t ts_ns)
 {
 	char ts[48];
 
 	if (o->format == OUTPUT_TEXT) {
-		output_format_time(ts, sizeof(ts), ts_ns);
-		fprintf(o->out, "%s %u %s conn_open %s %s -> %s%s%s%s%s%s%s\n", ts, c->tgid,
-			c->comm, c->id_str, c->local, c->peer, c->adopted ? " adopted" : "",
-			c->adopted && c->identity_from ? " user_recovered" : "",
-			c->user_unknown ? " user_unknown" : "",
-			c->history_unknown ? " history_unknown" : "", c->extensions ? " ext=" : "",
-			c->extensions ? c->extensions : "");
+		text_time(o, ts, sizeof(ts), ts_ns);
+		tput(o, "%s %u %s conn_open %s %s -> %s%s%s%s%s%s%s\n", ts, c->tgid, c->comm,
+		     c->id_str, c->local, c->peer, c->adopted ? " adopted" : "",
+		     c->adopted && c->identity_from ? " user_recovered" : "",
+		     c->user_unknown ? " user_unknown" : "",
+		     c->history_unknown ? " history_unknown" : "", c->extensions ? " ext=" : "",
+		     c->extensions ? c->extensions : "");
+		text_flush(o);
 		return;
 	}
 	emit_json(o, json_pack("{s:s, s:o, s:I, s:o, s:o, s:o, s:o}", "type", "conn_open", "ts",
@@ -255,23 +467,20 @@ void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns
 	json_t *obj;
 	char ts[48];
 
-	if (!ts_ns) {
-		struct timespec now;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		ts_ns = (uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec;
-	}
+	if (!ts_ns)
+		ts_ns = mono_ns();
 	if (o->format == OUTPUT_TEXT) {
-		output_format_time(ts, sizeof(ts), ts_ns);
-		fprintf(o->out, "%s %u %s conn_close %s %s frames=%llu (%s)", ts, c->tgid, c->comm,
-			c->id_str, c->peer, (unsigned long long)c->frames, why);
+		text_time(o, ts, sizeof(ts), ts_ns);
+		tput(o, "%s %u %s conn_close %s %s frames=%llu (%s)", ts, c->tgid, c->comm,
+		     c->id_str, c->peer, (unsigned long long)c->frames, why);
 		if (c->close_sent)
-			fprintf(o->out, " close_code=%d", c->close_code);
+			tput(o, " close_code=%d", c->close_code);
 		if (c->lost_frames)
-			fprintf(o->out, " lost=%llu", (unsigned long long)c->lost_frames);
-		fputc('\n', o->out);
+			tput(o, " lost=%llu", (unsigned long long)c->lost_frames);
+		tput(o, "\n");
 		if (abrupt)
-			fprintf(o->out, "  ! abnormal_close: %s\n", DELIVERY_ABRUPT_DETAIL);
+			tput(o, "  ! abnormal_close: %s\n", DELIVERY_ABRUPT_DETAIL);
+		text_flush(o);
 		return;
 	}
 	obj = json_pack(
@@ -292,25 +501,24 @@ void output_conn_skipped(struct output *o, const struct ct_conn *c, const struct
 {
 	char ts[48], comm[sizeof(e->comm) + 1];
 	uint64_t ts_ns = e ? e->hdr.ts_ns : 0;
+	/* cppcheck-suppress nullPointerRedundantCheck ; c is NULL only with e (output.h) */
 	uint32_t pid = e ? e->tgid : c->tgid;
 	json_t *conn, *obj;
 
-	if (!ts_ns) {
-		struct timespec now;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		ts_ns = (uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec;
-	}
+	if (!ts_ns)
+		ts_ns = mono_ns();
+	/* cppcheck-suppress nullPointerRedundantCheck ; c is NULL only with e (output.h) */
 	memcpy(comm, e ? (const char *)e->comm : c->comm, sizeof(comm) - 1);
 	comm[sizeof(comm) - 1] = '\0';
 	if (o->format == OUTPUT_TEXT) {
-		output_format_time(ts, sizeof(ts), ts_ns);
+		text_time(o, ts, sizeof(ts), ts_ns);
 		if (e)
-			fprintf(o->out, "%s %u %s conn_skipped %s (%s) to pid %u\n", ts, pid, comm,
-				c ? c->id_str : "?", why, e->peer_pid);
+			tput(o, "%s %u %s conn_skipped %s (%s) to pid %u\n", ts, pid, comm,
+			     c ? c->id_str : "?", why, e->peer_pid);
 		else
-			fprintf(o->out, "%s %u %s conn_skipped %s %s -> %s (%s)\n", ts, pid, comm,
-				c->id_str, c->local, c->peer, why);
+			tput(o, "%s %u %s conn_skipped %s %s -> %s (%s)\n", ts, pid, comm,
+			     c->id_str, c->local, c->peer, why);
+		text_flush(o);
 		return;
 	}
 	conn = c ? conn_json(c) : json_null();
@@ -349,70 +557,184 @@ static json_t *payload_json(const struct ws_frame *f, const char **key)
 	return s;
 }
 
-static void stack_text(struct output *o, const struct attrib_stack *s)
+/* A stack, one frame a line; files relative to root when they are under it. */
+static void stack_text(struct output *o, const struct attrib_stack *s, const char *root)
 {
-	for (size_t i = 0; i < s->nframes; i++)
-		fprintf(o->out, "    %s %s:%d%s\n", s->frames[i].function, s->frames[i].file,
-			s->frames[i].line, s->frames[i].transport ? "" : " *");
+	for (size_t i = 0; i < s->nframes; i++) {
+		const char *fr = s->frames[i].file;
+
+		if (root && !strncmp(fr, root, strlen(root)))
+			fr += strlen(root);
+		tput(o, "    %s %s:%d%s\n", s->frames[i].function, fr, s->frames[i].line,
+		     s->frames[i].transport ? "" : " *");
+	}
 }
 
+/* With --stack: the creation stacks after the send's, innermost hand-off first. */
+static void creators_text(struct output *o, const struct causal_link *l, const char *root)
+{
+	for (size_t i = 0; l && i < l->n; i++) {
+		tput(o, "   created (%s) at:\n", causal_via_name(l->vias[i]));
+		stack_text(o, l->creators[i], root);
+	}
+}
+
+/*
+ * A frame on one line of a terminal's width: time, pid, user, opcode (+ when more frames
+ * follow), length, peer and origin, file relative to the process's code root; what does
+ * not fit of the origin is cut from the left of its path.  Violations follow, one a line.
+ */
 static void frame_text(struct output *o, const struct frame_view *fv)
+{
+	const struct ct_frame *f = fv->frame;
+	const struct attrib_stack *s = fv->stack;
+	const struct ws_frame *w = f->frame;
+	char ts[48], user[KEYHASH_DISPLAY_LEN], op[16], extra[256] = "", origin[640];
+	enum causal_via via;
+	const struct attrib_frame *af = causal_origin(s, fv->link, &via);
+	const char *root = NULL, *file;
+	size_t head, room, flen;
+	int n = 0;
+
+	text_time(o, ts, sizeof(ts), f->ts_ns);
+	if (!o->header_done) {
+		tput(o, "%-12s %-7s %-14s %-5s %7s %-21s %s\n", "TIME(UTC)", "PID", "USER", "OP",
+		     "LEN", "PEER", "ORIGIN (file:line)  [type, pod, flags]");
+		o->header_done = true;
+	}
+	if (af)
+		root = code_root(o, f->pid, af->file, ts);
+	text_user(f->conn, user);
+	snprintf(op, sizeof(op), "%s%s", short_opcode(w), w->fin ? "" : "+");
+
+	if (f->lost)
+		n += snprintf(extra + n, sizeof(extra) - n, " LOST error=%s",
+			      delivery_err_name(f->lost_err));
+	if (w->truncated && n < (int)sizeof(extra))
+		n += snprintf(extra + n, sizeof(extra) - n, " truncated");
+	if (f->compressed && n < (int)sizeof(extra))
+		n += snprintf(extra + n, sizeof(extra) - n, " deflate");
+	if (w->opcode == WS_OP_CLOSE && w->close_code > 0 && n < (int)sizeof(extra))
+		n += snprintf(extra + n, sizeof(extra) - n, " code=%d", w->close_code);
+	if (fv->msg_type && n < (int)sizeof(extra))
+		n += snprintf(extra + n, sizeof(extra) - n, " type=%s", fv->msg_type);
+	if (fv->container && json_is_object(fv->container) &&
+	    json_string_value(json_object_get(fv->container, "pod")) && n < (int)sizeof(extra))
+		n += snprintf(extra + n, sizeof(extra) - n, " pod=%s/%s",
+			      json_string_value(json_object_get(fv->container, "namespace")) ?: "?",
+			      json_string_value(json_object_get(fv->container, "pod")));
+	if (via != VIA_NONE && n < (int)sizeof(extra))
+		n += snprintf(extra + n, sizeof(extra) - n, " via=%s", causal_via_name(via));
+	if (fv->verdict && fv->verdict->via_bridge == 1 && n < (int)sizeof(extra))
+		n += snprintf(extra + n, sizeof(extra) - n, " via_bridge");
+	if (f->conn->adopted && n < (int)sizeof(extra))
+		n += snprintf(extra + n, sizeof(extra) - n, " adopted%s%s",
+			      f->conn->user_unknown ? " user_unknown" : "",
+			      f->conn->history_unknown ? " history_unknown" : "");
+	if (fv->name_tests && n < (int)sizeof(extra))
+		snprintf(extra + n, sizeof(extra) - n, " test=%s",
+			 fv->test_why == TEST_FOUND ? fv->test : test_unknown_name(fv->test_why));
+
+	/* The columns before the origin: 12+1+7+1+14+1+5+1+7+1+21+1 = 72 at most. */
+	head = text_cols(ts, strlen(ts)) + 1 + 8 + 15 + 6 + 8 + 22;
+	if (strlen(f->conn->peer) > 21)
+		head += strlen(f->conn->peer) - 21;
+	room = TEXT_WIDTH > head + text_cols(extra, strlen(extra)) ?
+		       TEXT_WIDTH - head - text_cols(extra, strlen(extra)) :
+		       0;
+	if (af) {
+		file = root ? af->file + strlen(root) : af->file;
+		snprintf(origin, sizeof(origin), "%s %s:%d", af->function, file, af->line);
+		flen = strlen(origin);
+		if (text_cols(origin, flen) > room && room > 8) {
+			/* Cut from the left: the end of a path and the line number say most. */
+			size_t cols = text_cols(origin, flen);
+			const char *tail = origin;
+
+			while (cols > room - 3) {
+				tail++;
+				if (((unsigned char)*tail & 0xc0) != 0x80)
+					cols--;
+			}
+			memmove(origin + 3, tail, strlen(tail) + 1);
+			memcpy(origin, "...", 3);
+		}
+	} else {
+		snprintf(origin, sizeof(origin), "unattributed: %s", unattributed_name(s->why));
+	}
+	tput(o, "%-12s %-7u %-14s %-5s %7llu %-21s %s%s\n", ts, f->pid, user, op,
+	     (unsigned long long)w->payload_len, f->conn->peer, origin, extra);
+	for (size_t i = 0; fv->verdict && i < fv->verdict->nviolations; i++) {
+		const char *d = fv->verdict->v[i].detail;
+		const char *at = root ? strstr(d, root) : NULL;
+
+		/* The detail names the origin's file too: relative to the root likewise. */
+		if (at)
+			tput(o, "  ! %s: %.*s%s\n", rule_name(fv->verdict->v[i].rule),
+			     (int)(at - d), d, at + strlen(root));
+		else
+			tput(o, "  ! %s: %s\n", rule_name(fv->verdict->v[i].rule), d);
+	}
+	if (!o->stack)
+		return;
+	stack_text(o, s, root);
+	creators_text(o, fv->link, root);
+}
+
+static void frame_text_wide(struct output *o, const struct frame_view *fv)
 {
 	const struct ct_frame *f = fv->frame;
 	const struct attrib_stack *s = fv->stack;
 	const struct ws_frame *w = f->frame;
 	const struct attrib_frame *af;
 	enum causal_via via;
-	char ts[48];
+	char ts[48], user[KEYHASH_DISPLAY_LEN];
 
 	output_format_time(ts, sizeof(ts), f->ts_ns);
-	fprintf(o->out, "%s %u/%u %s %s %s%-12s %s%s len=%llu", ts, f->pid, f->tid, f->comm,
-		f->conn->peer, f->lost ? "LOST " : "", ws_opcode_name(w->opcode),
-		w->fin ? "fin" : "more", f->compressed ? " deflate" : "",
-		(unsigned long long)w->payload_len);
+	text_user(f->conn, user);
+	tput(o, "%s %u/%u %s user=%s %s %s%-12s %s%s len=%llu", ts, f->pid, f->tid, f->comm, user,
+	     f->conn->peer, f->lost ? "LOST " : "", ws_opcode_name(w->opcode),
+	     w->fin ? "fin" : "more", f->compressed ? " deflate" : "",
+	     (unsigned long long)w->payload_len);
 	if (f->lost)
-		fprintf(o->out, " error=%s", delivery_err_name(f->lost_err));
+		tput(o, " error=%s", delivery_err_name(f->lost_err));
 	if (w->truncated)
-		fprintf(o->out, " captured=%llu truncated", (unsigned long long)w->captured_len);
+		tput(o, " captured=%llu truncated", (unsigned long long)w->captured_len);
 	if (w->opcode == WS_OP_CLOSE && w->close_code > 0)
-		fprintf(o->out, " code=%d reason_len=%zu", w->close_code, w->close_reason_len);
+		tput(o, " code=%d reason_len=%zu", w->close_code, w->close_reason_len);
 	af = causal_origin(s, fv->link, &via);
 	if (af) {
-		fprintf(o->out, " from %s (%s:%d)", af->function, af->file, af->line);
+		tput(o, " from %s (%s:%d)", af->function, af->file, af->line);
 		if (via != VIA_NONE)
-			fprintf(o->out, " via %s", causal_via_name(via));
+			tput(o, " via %s", causal_via_name(via));
 	} else {
-		fprintf(o->out, " unattributed: %s", unattributed_name(s->why));
+		tput(o, " unattributed: %s", unattributed_name(s->why));
 	}
 	if (fv->msg_type)
-		fprintf(o->out, " type=%s", fv->msg_type);
+		tput(o, " type=%s", fv->msg_type);
 	if (fv->container && json_is_object(fv->container) &&
 	    json_string_value(json_object_get(fv->container, "pod")))
-		fprintf(o->out, " pod=%s/%s",
-			json_string_value(json_object_get(fv->container, "namespace")) ?: "?",
-			json_string_value(json_object_get(fv->container, "pod")));
+		tput(o, " pod=%s/%s",
+		     json_string_value(json_object_get(fv->container, "namespace")) ?: "?",
+		     json_string_value(json_object_get(fv->container, "pod")));
 	if (fv->verdict && fv->verdict->via_bridge == 1)
-		fprintf(o->out, " via bridge");
+		tput(o, " via bridge");
 	if (f->conn->adopted)
-		fprintf(o->out, " adopted%s%s", f->conn->user_unknown ? " user_unknown" : "",
-			f->conn->history_unknown ? " history_unknown" : "");
+		tput(o, " adopted%s%s", f->conn->user_unknown ? " user_unknown" : "",
+		     f->conn->history_unknown ? " history_unknown" : "");
 	if (fv->name_tests)
-		fprintf(o->out, " test=%s%s",
-			fv->test_why == TEST_FOUND ? fv->test : test_unknown_name(fv->test_why),
-			fv->test_why == TEST_FOUND && !strcmp(fv->test_via, "running") ?
-				" (running)" :
-				"");
-	fputc('\n', o->out);
+		tput(o, " test=%s%s",
+		     fv->test_why == TEST_FOUND ? fv->test : test_unknown_name(fv->test_why),
+		     fv->test_why == TEST_FOUND && !strcmp(fv->test_via, "running") ? " (running)" :
+										      "");
+	tput(o, "\n");
 	for (size_t i = 0; fv->verdict && i < fv->verdict->nviolations; i++)
-		fprintf(o->out, "  ! %s: %s\n", rule_name(fv->verdict->v[i].rule),
-			fv->verdict->v[i].detail);
+		tput(o, "  ! %s: %s\n", rule_name(fv->verdict->v[i].rule),
+		     fv->verdict->v[i].detail);
 	if (!o->stack)
 		return;
-	stack_text(o, s);
-	for (size_t i = 0; fv->link && i < fv->link->n; i++) {
-		fprintf(o->out, "   created (%s) at:\n", causal_via_name(fv->link->vias[i]));
-		stack_text(o, fv->link->creators[i]);
-	}
+	stack_text(o, s, NULL);
+	creators_text(o, fv->link, NULL);
 }
 
 static json_t *frame_json(const struct attrib_frame *f)
@@ -515,7 +837,11 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	json_t *obj;
 
 	if (o->format == OUTPUT_TEXT) {
-		frame_text(o, fv);
+		if (o->wide)
+			frame_text_wide(o, fv);
+		else
+			frame_text(o, fv);
+		text_flush(o);
 		return;
 	}
 	/* Built key by key: json_pack parses its format and checks every key, every record. */
@@ -551,9 +877,11 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	if (f->after_close)
 		json_object_set_new(obj, "after_close", json_true());
 	if (fv->msg_type || fv->msg_user)
-		json_object_set_new(obj, "message",
-				    json_pack("{s:o, s:o}", "type", text_json(fv->msg_type), "user",
-					      text_json(fv->msg_user)));
+		json_object_set_new(
+			obj, "message",
+			/* "type" is msg_type's former name, kept for v1 readers. */
+			json_pack("{s:o, s:o, s:o}", "msg_type", text_json(fv->msg_type), "type",
+				  text_json(fv->msg_type), "user", text_json(fv->msg_user)));
 	else
 		json_object_set_new(obj, "message", json_null());
 	if (f->message && f->message->status != WS_MSG_OK)
@@ -608,6 +936,87 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	emit_json(o, obj);
 }
 
+/* What a run report says, in words: the record's detail and the text line's. */
+static void run_detail(const struct run_report *rep, unsigned int timeout_s, char *out, size_t size)
+{
+	size_t used = 0;
+
+	switch (rep->reason) {
+	case RUN_CONN_CLOSED:
+		snprintf(out, size, "the run got no end event before its connection closed");
+		break;
+	case RUN_TIMEOUT:
+		snprintf(out, size, "the run sent nothing for %us and no end event", timeout_s);
+		break;
+	case RUN_START_AFTER_END:
+	case RUN_AFTER_END:
+		snprintf(out, size, "%s came after the run's end", rep->event ? rep->event : "?");
+		break;
+	case RUN_REQUIRED_ABSENT:
+		used = (size_t)snprintf(out, size, "the run ended without");
+		for (size_t i = 0; i < rep->nmissing && used < size; i++)
+			used += (size_t)snprintf(out + used, size - used, "%s %s", i ? "," : "",
+						 rep->missing[i]);
+		break;
+	case RUN_EVICTED:
+		snprintf(out, size,
+			 "not judged: forgotten past the bound of runs followed (%d a connection)",
+			 RUNS_PER_CONN);
+		break;
+	case RUN_UNREADABLE:
+		snprintf(out, size,
+			 "not judged: a message of its connection could not be read, and may have "
+			 "been its end");
+		break;
+	default:
+		snprintf(out, size, "?");
+	}
+}
+
+void output_run(struct output *o, const struct run_report *rep, unsigned int timeout_s)
+{
+	char ts[48], detail[RUNS_VALUE_MAX * 2];
+	json_t *obj, *missing;
+
+	run_detail(rep, timeout_s, detail, sizeof(detail));
+	if (o->format == OUTPUT_TEXT) {
+		output_format_time(ts, sizeof(ts), rep->ts_ns);
+		fprintf(o->out, "%s %u %s run %s (%s) %s %s run=%s user=%s last=%s", ts, rep->pid,
+			rep->comm, run_rule_name(rep->rule), run_reason_name(rep->reason),
+			rep->conn, rep->peer, rep->key, rep->user ? rep->user : "-",
+			rep->last_type);
+		if (rep->function)
+			fprintf(o->out, " from %s (%s:%d)", rep->function, rep->file, rep->line);
+		else
+			fprintf(o->out, " unattributed");
+		fprintf(o->out, "\n  ! %s: %s\n", run_rule_name(rep->rule), detail);
+		return;
+	}
+	obj = json_pack("{s:s, s:o, s:I, s:o, s:{s:s, s:o}, s:s, s:s, s:o, s:o, s:o, s:o, s:I, "
+			"s:b, s:o, s:o, s:o}",
+			"type", "run", "ts", time_json(rep->ts_ns), "pid", (json_int_t)rep->pid,
+			"comm", text_json(rep->comm), "conn", "id", rep->conn, "peer",
+			text_json(rep->peer), "rule", run_rule_name(rep->rule), "reason",
+			run_reason_name(rep->reason), "run", text_json(rep->key), "user",
+			text_json(rep->user), "last_type", text_json(rep->last_type), "origin",
+			rep->function ?
+				json_pack("{s:o, s:o, s:i}", "function", text_json(rep->function),
+					  "file", text_json(rep->file), "line", rep->line) :
+				json_null(),
+			"events", (json_int_t)rep->events, "start_seen", rep->start_seen,
+			"first_ts", time_json(rep->first_ns), "last_ts", time_json(rep->last_ns),
+			"detail", text_json(detail));
+	if (obj && rep->event)
+		json_object_set_new(obj, "event", text_json(rep->event));
+	if (obj && rep->reason == RUN_REQUIRED_ABSENT) {
+		missing = json_array();
+		for (size_t i = 0; i < rep->nmissing; i++)
+			json_array_append_new(missing, text_json(rep->missing[i]));
+		json_object_set_new(obj, "missing", missing);
+	}
+	emit_json(o, obj);
+}
+
 void output_process(struct output *o, const char *what, uint64_t ts_ns, uint32_t pid,
 		    const char *comm, int exit_code)
 {
@@ -615,11 +1024,12 @@ void output_process(struct output *o, const char *what, uint64_t ts_ns, uint32_t
 	json_t *obj;
 
 	if (o->format == OUTPUT_TEXT) {
-		output_format_time(ts, sizeof(ts), ts_ns);
-		fprintf(o->out, "%s %u %s %s", ts, pid, comm, what);
+		text_time(o, ts, sizeof(ts), ts_ns);
+		tput(o, "%s %u %s %s", ts, pid, comm, what);
 		if (!strcmp(what, "process_exit"))
-			fprintf(o->out, " code=%d", exit_code);
-		fputc('\n', o->out);
+			tput(o, " code=%d", exit_code);
+		tput(o, "\n");
+		text_flush(o);
 		return;
 	}
 	obj = json_pack("{s:s, s:o, s:I, s:o}", "type", what, "ts", time_json(ts_ns), "pid",
@@ -678,9 +1088,10 @@ void output_selfcheck(struct output *o, uint64_t ts_ns, bool ok, const char *why
 	json_t *obj;
 
 	if (o->format == OUTPUT_TEXT) {
-		output_format_time(ts, sizeof(ts), ts_ns);
-		fprintf(o->out, "%s selfcheck %s (%.1f ms)%s%s\n", ts, ok ? "ok" : "FAILED",
-			took_ns / 1e6, why ? ": " : "", why ? why : "");
+		text_time(o, ts, sizeof(ts), ts_ns);
+		tput(o, "%s selfcheck %s (%.1f ms)%s%s\n", ts, ok ? "ok" : "FAILED", took_ns / 1e6,
+		     why ? ": " : "", why ? why : "");
+		text_flush(o);
 		return;
 	}
 	obj = json_pack("{s:s, s:o, s:b, s:I}", "type", "selfcheck", "ts", time_json(ts_ns), "ok",
@@ -696,7 +1107,6 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 	const struct ct_stats *ct = t->ct;
 	uint64_t total = 0;
 	json_t *drops, *obj;
-	struct timespec now;
 
 	drops = json_object();
 	for (int i = 0; i < DROP_MAX; i++) {
@@ -704,48 +1114,52 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 		total += k->drops[i];
 	}
 	if (o->format == OUTPUT_TEXT) {
-		fprintf(o->out,
-			"%s: %llu frames on %llu WebSocket connections (%llu adopted), %llu records, "
-			"%llu drops",
-			final ? "total" : "stats", (unsigned long long)ct->frames,
-			(unsigned long long)ct->conns_websocket,
-			(unsigned long long)ct->conns_adopted, (unsigned long long)t->records,
-			(unsigned long long)total);
+		tput(o,
+		     "%s: %llu frames on %llu WebSocket connections (%llu adopted), %llu records, "
+		     "%llu drops",
+		     final ? "total" : "stats", (unsigned long long)ct->frames,
+		     (unsigned long long)ct->conns_websocket, (unsigned long long)ct->conns_adopted,
+		     (unsigned long long)t->records, (unsigned long long)total);
 		for (int i = 0; i < DROP_MAX; i++) {
 			if (k->drops[i])
-				fprintf(o->out, " %s=%llu", capture_drop_name(i),
-					(unsigned long long)k->drops[i]);
+				tput(o, " %s=%llu", capture_drop_name(i),
+				     (unsigned long long)k->drops[i]);
 		}
-		fprintf(o->out, ", %llu truncated frames, %llu uncaptured bytes, %llu desyncs",
-			(unsigned long long)ct->truncated_frames, (unsigned long long)ct->gap_bytes,
-			(unsigned long long)ct->desyncs);
+		tput(o, ", %llu truncated frames, %llu uncaptured bytes, %llu desyncs",
+		     (unsigned long long)ct->truncated_frames, (unsigned long long)ct->gap_bytes,
+		     (unsigned long long)ct->desyncs);
 		for (int i = CT_SKIP_NONE + 1; i < CT_SKIP__COUNT; i++) {
 			if (ct->conns_skipped[i])
-				fprintf(o->out, ", %llu connections skipped (%s)",
-					(unsigned long long)ct->conns_skipped[i], ct_skip_name(i));
+				tput(o, ", %llu connections skipped (%s)",
+				     (unsigned long long)ct->conns_skipped[i], ct_skip_name(i));
 		}
 		if (ct->conns_adopted)
-			fprintf(o->out,
-				"; adopted: %llu history recovered, %llu history unknown, "
-				"%llu user recovered, %llu user unknown",
-				(unsigned long long)ct->adopted_history_recovered,
-				(unsigned long long)ct->adopted_history_unknown,
-				(unsigned long long)ct->adopted_user_recovered,
-				(unsigned long long)ct->adopted_user_unknown);
+			tput(o,
+			     "; adopted: %llu history recovered, %llu history unknown, "
+			     "%llu user recovered, %llu user unknown",
+			     (unsigned long long)ct->adopted_history_recovered,
+			     (unsigned long long)ct->adopted_history_unknown,
+			     (unsigned long long)ct->adopted_user_recovered,
+			     (unsigned long long)ct->adopted_user_unknown);
 		if (t->rules)
-			fprintf(o->out, "; violations: %llu bridge_bypass, %llu isolation_breach",
-				(unsigned long long)t->rules->violations[RULE_BRIDGE_BYPASS],
-				(unsigned long long)t->rules->violations[RULE_ISOLATION_BREACH]);
-		fputc('\n', o->out);
+			tput(o, "; violations: %llu bridge_bypass, %llu isolation_breach",
+			     (unsigned long long)t->rules->violations[RULE_BRIDGE_BYPASS],
+			     (unsigned long long)t->rules->violations[RULE_ISOLATION_BREACH]);
+		if (t->rules)
+			for (int i = RULE_DELIVERY_FAILED; i <= RULE_AFTER_CLOSE; i++)
+				if (t->rules->violations[i])
+					tput(o, ", %llu %s",
+					     (unsigned long long)t->rules->violations[i],
+					     rule_name(i));
+		tput(o, "\n");
+		text_flush(o);
 		json_decref(drops);
 		return;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	obj = json_pack("{s:s, s:o, s:b, s:I, s:I, s:I, s:o, s:I}", "type", "stats", "ts",
-			time_json((uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec), "final",
-			final, "events", (json_int_t)t->records, "frames", (json_int_t)ct->frames,
-			"processes", (json_int_t)t->processes, "drops", drops, "drops_total",
-			(json_int_t)total);
+			time_json(mono_ns()), "final", final, "events", (json_int_t)t->records,
+			"frames", (json_int_t)ct->frames, "processes", (json_int_t)t->processes,
+			"drops", drops, "drops_total", (json_int_t)total);
 	if (!obj)
 		return;
 	/* Which key the u# and t# displays are made with: same fingerprint, same displays. */
@@ -821,6 +1235,15 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				  "bridge_unjudged", (json_int_t)t->rules->bridge_unjudged,
 				  "owners", (json_int_t)t->rules->owners, "owner_evictions",
 				  (json_int_t)t->rules->owner_evictions));
+	if (t->runs) {
+		json_t *runs = json_pack("{s:I, s:I}", "completed", (json_int_t)t->runs->completed,
+					 "open", (json_int_t)t->runs->open);
+
+		for (int i = 0; runs && i < RUN_REASON__COUNT; i++)
+			json_object_set_new(runs, run_reason_name(i),
+					    json_integer((json_int_t)t->runs->reports[i]));
+		json_object_set_new(obj, "runs", runs);
+	}
 	if (t->rules) {
 		json_t *v = json_object_get(obj, "violations"), *un = json_object();
 

@@ -18,6 +18,14 @@
 #include "rules.h"
 #include "testname.h"
 
+/*
+ * The version of the JSON record contract (docs/records.md, docs/schemas/), the "v" member
+ * that every record starts with.  Fields may be added within a version; one renamed or
+ * removed, or a meaning changed, makes the next.
+ */
+#define OUTPUT_RECORD_VERSION 1
+#define OUTPUT_RECORD_VERSION_STR "1"
+
 enum output_format {
 	OUTPUT_TEXT,
 	OUTPUT_JSON,
@@ -28,6 +36,12 @@ struct output;
 struct output *output_new(FILE *out, enum output_format format, bool payload, bool stack);
 void output_free(struct output *o);
 void output_set_stream(struct output *o, FILE *out);
+/*
+ * Text for a terminal (the default): a header, HH:MM:SS.mmm, a user column (always the
+ * keyed hash), files relative to each process's code root, lines fitted to 120 columns.
+ * Wide: every field whole (RFC 3339 times, absolute paths, thread and command), unwrapped.
+ */
+void output_set_wide(struct output *o, bool wide);
 /*
  * JSON records go to fn instead of the stream, one call per record (the line and its '\n'):
  * the agent's violation log (user/vlog.c).  NULL: the stream again.
@@ -65,6 +79,10 @@ struct frame_view {
 };
 
 void output_frame(struct output *o, const struct frame_view *fv);
+
+struct run_report;
+/* A run that did not reach its user whole, or could not be judged (user/runs.h). */
+void output_run(struct output *o, const struct run_report *rep, unsigned int timeout_s);
 void output_process(struct output *o, const char *what, uint64_t ts_ns, uint32_t pid,
 		    const char *comm, int exit_code);
 
@@ -78,6 +96,7 @@ struct trace_totals {
 	const struct attrib_stats *attrib;
 	const struct causal_stats *causal; /* NULL: not counted */
 	const struct rules_stats *rules;
+	const struct runs_stats *runs; /* NULL: not counted */
 	const struct adopt_stats *adopt; /* NULL: not counted */
 	const struct pyscope_totals *scope; /* NULL: not counted */
 };

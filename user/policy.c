@@ -18,57 +18,16 @@
 #include <yaml.h>
 
 #include "policy.h"
+#include "ws_frame.h"
 
 /*
- * The built-in default: the bytes of policies/default.yaml (test_policy checks they are
- * identical), compiled in so that wsaudit works without any file installed.
+ * The built-in default, compiled in so that wsaudit works without any file installed: the
+ * bytes of policies/default.yaml, which the Makefile turns into a list of byte values.
  */
-const char policy_default_yaml[] =
-	"# SPDX-License-Identifier: GPL-2.0\n"
-	"# The built-in default policy of wsaudit, used when no -c POLICY is given.  user/policy.c\n"
-	"# carries the same bytes and a unit test checks that they are identical.\n"
-	"#\n"
-	"# It assumes the common shape of a Python WebSocket service: a bridge class through which\n"
-	"# application code is meant to send, libraries and the interpreter's own files as transport,\n"
-	"# and a JWT in the handshake.  Copy it and adapt the globs to your service; check the copy\n"
-	"# with `wsaudit check-policy FILE`.\n"
-	"#\n"
-	"# JWT signatures are NOT verified: wsaudit reads a token's claims to name the user, it does\n"
-	"# not authenticate anyone.  A forged token names whoever its author chose.\n"
-	"#\n"
-	"# Omitted keys are empty lists, except bridge.opcodes, which defaults to [text, binary].\n"
-	"\n"
-	"targets:\n"
-	"  exe: [\"*/python3*\", \"*/python\"]       # agent mode: executable path globs to follow\n"
-	"\n"
-	"bridge:\n"
-	"  # Qualname globs (Class.method).  On 3.9 and 3.10 the class comes from self or cls.\n"
-	"  functions: [\"AgentWebSocketBridge.*\", \"WebSocketNotifier.send_*\"]\n"
-	"  files: []                             # file globs: every function in them is bridge\n"
-	"  opcodes: [text, binary]               # control frames (close, ping, pong) are not checked\n"
-	"\n"
-	"transport:\n"
-	"  # Skipped when naming the function a frame originates from.\n"
-	"  files: [\"*/site-packages/*\", \"*/dist-packages/*\", \"*/lib/python3*/*\", \"<frozen *>\"]\n"
-	"\n"
-	"identity:\n"
-	"  # Tried in order; the first rule that yields a user names the connection's owner.\n"
-	"  connection:\n"
-	"    - {from: subprotocol, prefix: \"jwt.\", decode: jwt_b64, claim: sub}\n"
-	"    - {from: header, name: Authorization, prefix: \"Bearer \", decode: jwt, claim: sub}\n"
-	"    - {from: query, name: token, decode: jwt, claim: sub}\n"
-	"  # JSON fields of a text message that name its user: dotted paths, tried in order.\n"
-	"  message:\n"
-	"    - {json: user_id}\n"
-	"    - {json: data.user_id}\n"
-	"  # The argument of a bridge function on the stack that names the user.\n"
-	"  context:\n"
-	"    - {function: \"AgentWebSocketBridge.*\", arg: user_id}\n"
-	"  # A value of these fields belongs to the user on whose connection it was first seen.\n"
-	"  ownership: [run_id, thread_id]\n"
-	"\n"
-	"messages:\n"
-	"  type: [type, event]                   # JSON fields that name a message's type\n";
+const char policy_default_yaml[] = {
+#include "policy_default.inc"
+	'\0'
+};
 
 struct loader {
 	const char *name;
@@ -95,14 +54,9 @@ __attribute__((format(printf, 4, 5))) static int fail(struct loader *l, const ya
 	return -EINVAL;
 }
 
-static const char *const opcode_names[16] = {
-	[0] = "continuation", [1] = "text", [2] = "binary",
-	[8] = "close",	      [9] = "ping", [10] = "pong",
-};
-
 const char *policy_opcode_name(unsigned int opcode)
 {
-	return opcode < 16 ? opcode_names[opcode] : NULL;
+	return ws_opcode_assigned(opcode) ? ws_opcode_name(opcode) : NULL;
 }
 
 static const char *const source_names[] = {
@@ -352,7 +306,7 @@ static int check_opcode(struct loader *l, const yaml_node_t *n, const char *path
 	char buf[64];
 
 	for (unsigned int op = 0; op < 16; op++)
-		if (opcode_names[op] && !strcmp(s, opcode_names[op]))
+		if (ws_opcode_assigned(op) && !strcmp(s, ws_opcode_name(op)))
 			return 0;
 	return fail(l, n, path,
 		    "unknown opcode '%s' (text, binary, continuation, close, ping, pong)",
@@ -486,7 +440,7 @@ static int p_opcodes(struct loader *l, const yaml_node_t *v, const char *path, v
 	p->bridge_opcodes = 0;
 	for (size_t i = 0; !err && i < ops.n; i++)
 		for (unsigned int op = 0; op < 16; op++)
-			if (opcode_names[op] && !strcmp(ops.v[i], opcode_names[op]))
+			if (ws_opcode_assigned(op) && !strcmp(ops.v[i], ws_opcode_name(op)))
 				p->bridge_opcodes |= 1u << op;
 	for (size_t i = 0; i < ops.n; i++)
 		free(ops.v[i]);
@@ -1226,8 +1180,8 @@ struct policy *policy_default(void)
 {
 	char err[POLICY_ERR_LEN];
 
-	return policy_load_mem("<built-in>", policy_default_yaml, strlen(policy_default_yaml), err,
-			       sizeof(err));
+	return policy_load_mem("<built-in>", policy_default_yaml, sizeof(policy_default_yaml) - 1,
+			       err, sizeof(err));
 }
 
 struct policy *policy_open(const char *path, char *err, size_t errlen)

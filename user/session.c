@@ -10,6 +10,7 @@
 #include "adopt.h"
 #include "capture.h"
 #include "causal.h"
+#include "clock.h"
 #include "delivery.h"
 #include "http1.h"
 #include "identity.h"
@@ -19,6 +20,7 @@
 #include "podinfo.h"
 #include "procmaps.h"
 #include "pyscope.h"
+#include "runs.h"
 #include "selfcheck.h"
 #include "session.h"
 #include "targets.h"
@@ -119,6 +121,7 @@ struct session {
 	struct causal *causal;
 	struct policy *policy;
 	struct rules *rules;
+	struct runs *runs;
 	struct session_observer obs;
 	uint64_t records;
 	uint64_t processes;
@@ -135,14 +138,6 @@ static void tls_static_forget(struct session *s, pid_t pid)
 		if (s->tls_static[i].pid == pid)
 			s->tls_static[i].pid = 0;
 	}
-}
-
-static uint64_t now_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
 /*
@@ -424,7 +419,7 @@ static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 		adopted_probe_zlib(s, (pid_t)c->tgid, true);
 
 	/* Its announcement was lost (full ring buffer): the kernel still lists the socket. */
-	if (!strcmp(c->local, "unknown"))
+	if (!strcmp(c->local, "unknown") && !c->tls)
 		target_sock_addrs(c->tgid, c->id.ino, c->local, sizeof(c->local), c->peer,
 				  sizeof(c->peer));
 	conn_identify(s, c);
@@ -446,6 +441,10 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 	struct session *s = ctx;
 	/* Closed without a close frame: a finding, shown where violations are. */
 	bool abrupt = delivery_abrupt_close(c, why);
+
+	/* Its runs' findings first: the close is what ended them. */
+	if (s->runs)
+		runs_conn_closed(s->runs, c->id_str, c->gap_bytes, ts_ns ? ts_ns : mono_ns());
 
 	if (c->adopted)
 		adopt_conn_closed(s->adopt, (pid_t)c->tgid, &c->id);
@@ -577,6 +576,84 @@ static void name_test(struct session *s, const struct ct_frame *f, struct frame_
 	fv->test_via = "running";
 }
 
+/* Whether a run report is about the user `trace --user` asked for (all when none). */
+static bool run_selected(const struct session *s, const struct run_report *rep)
+{
+	char shown[KEYHASH_DISPLAY_LEN];
+
+	if (!s->user_filter[0])
+		return true;
+	if (!rep->user)
+		return false;
+	if (!s->opts.show_identities)
+		return !strcmp(rep->user, s->user_filter);
+	keyhash_identity_display(rep->user, shown);
+	return !strcmp(shown, s->user_filter);
+}
+
+static void sink_run(void *ctx, const struct run_report *rep)
+{
+	struct session *s = ctx;
+
+	for (struct session_tap *t = s->taps; t; t = t->next) {
+		if (t->wants(t->ctx, rep->pid)) {
+			output_run(t->out, rep, s->policy->runs.timeout_s);
+			t->commit(t->ctx);
+		}
+	}
+	/* Findings, and runs that could not be judged: shown even with --violations-only. */
+	if (run_selected(s, rep))
+		output_run(s->out, rep, s->policy->runs.timeout_s);
+}
+
+/*
+ * A message to the runs it may belong to (docs/runs.md): its type and run key when it was
+ * read, or, when a text message could not be read, a gap in its connection's runs.
+ */
+static void follow_run(struct session *s, const struct ct_frame *f,
+		       const struct attrib_stack *stack, const struct ws_message *m,
+		       const struct identity_message *im, const struct frame_view *fv)
+{
+	char key_shown[IDENTITY_MAX_VALUE + 1];
+	const struct attrib_frame *o;
+	struct run_msg rm = {
+		.conn = f->conn->id_str,
+		.pid = f->pid,
+		.comm = f->conn->comm,
+		.peer = f->conn->peer,
+		.whole = !f->conn->adopted,
+		.user = f->conn->has_user ? f->conn->user_shown : fv->msg_user,
+		.type_shown = fv->msg_type,
+		.lost = f->conn->gap_bytes,
+		.ts_ns = f->ts_ns,
+	};
+
+	if (!s->policy->runs.on || !m || m->opcode != WS_OP_TEXT)
+		return;
+	if (m->status != WS_MSG_OK || !im ||
+	    (im->reason != IDENTITY_OK && im->reason != IDENTITY_NOT_OBJECT)) {
+		runs_gap(s->runs, f->conn->id_str);
+		return;
+	}
+	if (im->reason != IDENTITY_OK || im->run.reason != IDENTITY_OK ||
+	    im->type.reason != IDENTITY_OK)
+		return;
+	/* Run ids are the traffic's: shown as keyed hashes unless identities are shown. */
+	if (s->opts.show_identities)
+		snprintf(key_shown, sizeof(key_shown), "%s", im->run.value);
+	else
+		keyhash_identity_display_as("r", im->run.value, key_shown, sizeof(key_shown));
+	rm.key = key_shown;
+	rm.type = im->type.value;
+	if (stack && stack->origin >= 0) {
+		o = &stack->frames[stack->origin];
+		rm.function = o->function;
+		rm.file = o->file;
+		rm.line = o->line;
+	}
+	runs_message(s->runs, &rm);
+}
+
 /* The stack whose bridge call names the user (identity.context): the send's, or a creator's. */
 static const struct attrib_stack *context_stack(const struct attrib_stack *stack,
 						const struct causal_link *link)
@@ -639,6 +716,7 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 			fv.msg_user = user_shown;
 		}
 	}
+	follow_run(s, f, stack, m, m ? &im : NULL, &fv);
 	if (in.ctx_user) {
 		rules_redact(s->rules, in.ctx_user, ctx_shown, sizeof(ctx_shown));
 		fv.ctx_user_shown = ctx_shown;
@@ -783,6 +861,42 @@ static int sink_verdict(void *ctx, const struct conn_id *id, enum conn_state sta
 	return err;
 }
 
+struct tls_target {
+	struct session *s;
+	pid_t pid;
+};
+
+static void tls_site(void *ctx, const char *path, dev_t dev, ino_t ino)
+{
+	struct tls_target *t = ctx;
+	int err = capture_attach_tls(t->s->cap, t->pid, path, dev, ino);
+
+	/* An OpenSSL lacks some of the functions (1.1.0 has no _ex): the others still count. */
+	if (err)
+		log_info("pid %d: not every libssl function probed in %s: %s", t->pid, path,
+			 strerror(-err));
+}
+
+/*
+ * The probes on the libssl pid maps, and with installed on the ones in its library
+ * directories, which its _ssl would load later (docs/tls.md).  Returns whether pid's TLS
+ * plaintext is probed.
+ */
+static bool tls_attach(struct session *s, pid_t pid, bool installed)
+{
+	struct tls_target t = { .s = s, .pid = pid };
+	bool before = capture_tls_probed(s->cap, pid);
+
+	tlshook_find_mapped(pid, tls_site, &t);
+	if (installed)
+		tlshook_find_installed(pid, tls_site, &t);
+	if (!capture_tls_probed(s->cap, pid))
+		return false;
+	if (!before)
+		log_info("pid %d: TLS plaintext probed in libssl", pid);
+	return true;
+}
+
 struct uvloop_target {
 	struct session *s;
 	pid_t pid;
@@ -879,6 +993,8 @@ static int python_attach(struct session *s, pid_t pid)
 	if (err)
 		log_warn("failed to enable the stack walk for pid %d: %s", pid, strerror(-err));
 	context_copy_attach(s, pid, &off);
+	/* libssl, mapped or where _ssl would load it from: TLS is terminated lazily too. */
+	tls_attach(s, pid, true);
 	/* uvloop where it would be imported from: hooked before the import, not after. */
 	if (uvhook_find_installed(pid, uvloop_site, &t) > 0)
 		log_info("pid %d: installed uvloop hooked ahead of its import", pid);
@@ -887,14 +1003,11 @@ static int python_attach(struct session *s, pid_t pid)
 
 static void watch_add(struct session *s, pid_t pid, bool python)
 {
-	struct timespec ts;
-
 	if (s->nwatch == WATCH_MAX || s->opts.capture_only)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	s->watch[s->nwatch].pid = pid;
 	s->watch[s->nwatch].python = python;
-	s->watch[s->nwatch].until = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec + WATCH_NS;
+	s->watch[s->nwatch].until = mono_ns() + WATCH_NS;
 	s->nwatch++;
 }
 
@@ -1343,6 +1456,9 @@ static enum ct_skip_reason sink_tls_seen(void *ctx, const struct ct_conn *c)
 {
 	struct session *s = ctx;
 
+	/* Probed, or libssl loaded since the process was looked at (Python imports ssl late). */
+	if (capture_tls_probed(s->cap, (pid_t)c->tgid) || tls_attach(s, (pid_t)c->tgid, false))
+		return CT_SKIP_NONE;
 	if (tls_static_linked(s, (pid_t)c->tgid))
 		return CT_SKIP_STATIC_SSL;
 	return CT_SKIP_TLS;
@@ -1443,14 +1559,18 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 			"wsaudit: user ids shown as keyed hashes (key %s, fingerprint %s)\n",
 			keyhash_identity_source(), keyhash_identity_fingerprint());
 	s->out = output_new(out, opts->format, opts->payload, opts->stack);
+	if (s->out)
+		output_set_wide(s->out, opts->wide);
 	s->ct = conntrack_new(&sink, 0);
 	s->adopt = adopt_new();
 	s->attrib = attrib_new((const char *const *)policy->transport_files.v,
 			       policy->transport_files.n);
 	s->causal = causal_new(s->attrib);
 	s->rules = rules_new(policy, opts->show_identities, 0);
+	s->runs = runs_new(policy, 0, sink_run, s);
 	s->pods = podinfo_cache_new(0);
-	if (!s->out || !s->ct || !s->adopt || !s->attrib || !s->causal || !s->rules || !s->pods) {
+	if (!s->out || !s->ct || !s->adopt || !s->attrib || !s->causal || !s->rules || !s->runs ||
+	    !s->pods) {
 		log_err("out of memory");
 		goto err_close;
 	}
@@ -1501,7 +1621,7 @@ int session_drain(struct session *s)
 
 void session_end_connections(struct session *s, const char *why)
 {
-	conntrack_end_all(s->ct, why, now_mono_ns());
+	conntrack_end_all(s->ct, why, mono_ns());
 }
 
 void session_close(struct session *s, const char *why)
@@ -1509,6 +1629,7 @@ void session_close(struct session *s, const char *why)
 	if (!s)
 		return;
 	conntrack_free(s->ct, why);
+	runs_free(s->runs);
 	adopt_free(s->adopt);
 	pyscope_scan_free(s->scope);
 	capture_close(s->cap);
@@ -1538,9 +1659,11 @@ int session_poll(struct session *s, int timeout_ms)
 		log_err("failed to read the ring buffer: %s", strerror(-n));
 		return n;
 	}
-	attrib_token_expire(s->attrib, now_mono_ns(), TOKEN_MAX_AGE_NS);
-	watch_poll(s, now_mono_ns());
-	sweep_gone(s, now_mono_ns());
+	attrib_token_expire(s->attrib, mono_ns(), TOKEN_MAX_AGE_NS);
+	if (s->runs)
+		runs_tick(s->runs, mono_ns());
+	watch_poll(s, mono_ns());
+	sweep_gone(s, mono_ns());
 	return 0;
 }
 
@@ -1557,7 +1680,7 @@ static const char *probe_missing(const struct session *s)
 
 int session_selfcheck(struct session *s, int timeout_ms, bool record)
 {
-	uint64_t start = now_mono_ns(), deadline = start + (uint64_t)timeout_ms * 1000000ULL;
+	uint64_t start = mono_ns(), deadline = start + (uint64_t)timeout_ms * 1000000ULL;
 	struct session_selfcheck *c = &s->check;
 	const char *why = NULL;
 	struct timespec real;
@@ -1579,7 +1702,7 @@ int session_selfcheck(struct session *s, int timeout_ms, bool record)
 		goto out_end;
 	}
 	/* Until its bytes and its exit are back: nothing of it may outlive the check. */
-	while ((!s->probe_data || !s->probe_exit) && now_mono_ns() < deadline) {
+	while ((!s->probe_data || !s->probe_exit) && mono_ns() < deadline) {
 		err = session_poll(s, 10);
 		if (err)
 			break;
@@ -1595,7 +1718,7 @@ out:
 	/* ok and runs are read by the health endpoint's thread (session_selfcheck_ok). */
 	__atomic_store_n(&c->ok, !err && !why, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->runs, c->runs + 1, __ATOMIC_RELEASE);
-	c->last_ns = now_mono_ns() - start;
+	c->last_ns = mono_ns() - start;
 	if (c->ok) {
 		clock_gettime(CLOCK_REALTIME, &real);
 		c->last_ok_unix = real.tv_sec;
@@ -1622,6 +1745,7 @@ static void stats_to(struct session *s, struct output *o, bool final)
 	out.attrib = &t.attrib;
 	out.causal = &t.causal;
 	out.rules = &t.rules;
+	out.runs = &t.runs;
 	out.adopt = &t.adopt;
 	out.scope = &t.scope;
 	output_stats(o, &out, final);
@@ -1666,7 +1790,7 @@ static void replay_conn(void *ctx, const struct ct_conn *c)
 
 unsigned int session_tap_open_conns(struct session *s, struct session_tap *t)
 {
-	struct tap_replay r = { .s = s, .t = t, .ts_ns = now_mono_ns() };
+	struct tap_replay r = { .s = s, .t = t, .ts_ns = mono_ns() };
 
 	conntrack_foreach(s->ct, replay_conn, &r);
 	return r.n;
@@ -1715,6 +1839,7 @@ void session_totals(struct session *s, struct session_totals *t)
 	t->attrib = *attrib_stats(s->attrib);
 	t->causal = *causal_stats(s->causal);
 	t->rules = *rules_stats(s->rules);
+	t->runs = *runs_stats(s->runs);
 	t->adopt = *adopt_stats(s->adopt);
 	t->scope = s->scope_totals;
 	capture_probe_counts(s->cap, &t->probes_attached, &t->probes_failed);
@@ -1739,6 +1864,7 @@ void session_set_policy(struct session *s, struct policy *policy)
 	s->rules = r;
 	attrib_set_transport(s->attrib, (const char *const *)policy->transport_files.v,
 			     policy->transport_files.n);
+	runs_set_policy(s->runs, policy);
 	policy_free(s->policy);
 	s->policy = policy;
 	say_queues_unlinked(policy);

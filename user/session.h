@@ -24,9 +24,11 @@
 #include "output.h"
 #include "policy.h"
 #include "rules.h"
+#include "runs.h"
 
 struct session_opts {
 	enum output_format format;
+	bool wide; /* text: every field whole, lines not fitted to a terminal */
 	bool payload; /* payload bytes in the output (user data) */
 	bool stack; /* whole stacks in the output */
 	bool capture_only; /* no stack walks */
@@ -121,6 +123,7 @@ struct session_totals {
 	struct attrib_stats attrib;
 	struct causal_stats causal;
 	struct rules_stats rules;
+	struct runs_stats runs;
 	struct adopt_stats adopt;
 	struct pyscope_totals scope;
 	unsigned int probes_attached, probes_failed;

@@ -32,6 +32,7 @@ enum {
 	OPT_TYPE,
 	OPT_FUNCTION,
 	OPT_PEER,
+	OPT_WIDE,
 };
 
 static const struct option long_opts[] = {
@@ -43,6 +44,7 @@ static const struct option long_opts[] = {
 	{ "namespace", required_argument, NULL, OPT_NAMESPACE },
 	{ "bundle-root", required_argument, NULL, OPT_BUNDLE_ROOT },
 	{ "output", required_argument, NULL, 'o' },
+	{ "wide", no_argument, NULL, OPT_WIDE },
 	{ "duration", required_argument, NULL, 'd' },
 	{ "payload", no_argument, NULL, OPT_PAYLOAD },
 	{ "stack", no_argument, NULL, OPT_STACK },
@@ -69,8 +71,9 @@ static const struct option long_opts[] = {
 void trace_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: wsaudit trace [-p PID]... [--exe GLOB]... [-c POLICY] [-o text|json] [-d DURATION]\n"
-		"                     [--pod NS/NAME [--container NAME] | --container-id ID | --namespace NS]\n"
+		"usage: wsaudit trace [-p PID]... [--exe GLOB]... [-c POLICY] [-o text|json] [--wide]\n"
+		"                     [-d DURATION] [--pod NS/NAME [--container NAME] | --container-id ID |\n"
+		"                     --namespace NS]\n"
 		"                     [--violations-only] [--user ID] [--type TYPE] [--function GLOB]\n"
 		"                     [--peer ADDR] [-n COUNT] [--show-identities] [--identity-key FILE]\n"
 		"                     [--stack] [--capture-only] [--payload] [--ringbuf-size BYTES] [--write-cap BYTES]\n"
@@ -89,6 +92,8 @@ void trace_usage(FILE *out)
 		"      --namespace NS     the processes of every pod of this namespace on this node\n"
 		"      --bundle-root DIR  containerd's task state (default %s)\n"
 		"  -o, --output FORMAT    text (default) or json: one JSON object per line\n"
+		"      --wide             text with every field whole (full times, absolute paths,\n"
+		"                         thread and command), not fitted to 120 columns\n"
 		"  -d, --duration D       stop after D: seconds, or with units (90s, 5m, 1h30m, 500ms)\n"
 		"  -c, --policy FILE      the policy (bridge, transport, identity); default built in\n"
 		"      --violations-only  print only frames that break a rule\n"
@@ -356,6 +361,9 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 			if (!optarg[0])
 				FAIL("empty --user");
 			o->user = optarg;
+			break;
+		case OPT_WIDE:
+			o->wide = true;
 			break;
 		case OPT_TYPE:
 			if (!optarg[0])

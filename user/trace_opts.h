@@ -28,6 +28,7 @@ struct trace_opts {
 	char id_buf[PODINFO_ID_LEN + 1];
 	const char *bundle_root; /* NULL: containerd's (PODINFO_BUNDLE_ROOT) */
 	enum output_format format;
+	bool wide; /* --wide: text with every field whole */
 	double duration_s; /* 0: until interrupted */
 	double stats_interval_s;
 	bool payload;

@@ -176,15 +176,16 @@ static __always_inline struct io_desc *io_gather_given(const struct inflight *a)
 
 /*
  * Starts sending up to `cap` bytes of the syscall's data as chunks; io_pos is the stream
- * position of its first byte.  The work goes on by tail call, which does not return on
- * success: in py_stack_walk first (bpf/pystack.bpf.c) when `walk` asks for the writer's Python
- * stack, then in emit_chunks (bpf/emit.bpf.c).  `python`: the writer is a Python process, whose
+ * position of its first byte.  The work goes on by tail call through progs, which does not
+ * return on success: in py_stack_walk first (bpf/pystack.bpf.c; tls_stack_walk from the TLS
+ * probes) when `walk` asks for the writer's Python stack, then in emit_chunks.  `python`: the writer is a Python process, whose
  * transports may queue buffer objects (uvloop): the addresses of a gathered write's segments
  * are sent too, whether or not the connection is known to be WebSocket yet (a handshake
  * response and the first frames can leave in one writev).
  */
-static __always_inline void emit_io(void *ctx, struct io_desc *io, struct conn_info *c, __u64 ino,
-				    __u64 io_pos, __u64 cap, __u16 flags, bool walk, bool python)
+static __always_inline void emit_io_via(void *ctx, void *progs, struct io_desc *io,
+					struct conn_info *c, __u64 ino, __u64 io_pos, __u64 cap,
+					__u16 flags, bool walk, bool python)
 {
 	io->target = io->total < cap ? io->total : cap;
 	if (io->total > cap) {
@@ -202,9 +203,16 @@ static __always_inline void emit_io(void *ctx, struct io_desc *io, struct conn_i
 	io->conn.ino = ino;
 	io->conn.gen = c->gen;
 	if (walk)
-		bpf_tail_call(ctx, &emit_progs, TAIL_PY_STACK);
-	bpf_tail_call(ctx, &emit_progs, TAIL_EMIT_CHUNKS);
+		bpf_tail_call(ctx, progs, TAIL_PY_STACK);
+	bpf_tail_call(ctx, progs, TAIL_EMIT_CHUNKS);
 	count_drop(DROP_LOOP_LIMIT);
+}
+
+/* From a syscall exit: through the tracepoints' program array. */
+static __always_inline void emit_io(void *ctx, struct io_desc *io, struct conn_info *c, __u64 ino,
+				    __u64 io_pos, __u64 cap, __u16 flags, bool walk, bool python)
+{
+	emit_io_via(ctx, &emit_progs, io, c, ino, io_pos, cap, flags, walk, python);
 }
 
 #endif /* WSAUDIT_EMIT_BPF_H */

@@ -347,4 +347,36 @@ static __always_inline void stack_submit(struct evt_stack *e)
 	count_stat(STAT_EVENTS, 1);
 }
 
+/*
+ * The stack of the thread whose bytes the per-CPU io_desc describes, before they are sent:
+ * the body of the programs entered by tail call at TAIL_PY_STACK of progs, which go on to
+ * the chunk emitter through the same array.
+ */
+static __always_inline int py_stack_walk_run(void *ctx, void *progs)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 zero = 0, tgid = id >> 32;
+	const struct py_offsets *off;
+	struct walk_scratch *w;
+	struct evt_stack *e;
+	struct io_desc *io;
+
+	off = bpf_map_lookup_elem(&py_procs, &tgid);
+	io = bpf_map_lookup_elem(&io_heap, &zero);
+	w = bpf_map_lookup_elem(&walk_heap, &zero);
+	if (!off || !io || !w)
+		goto out;
+	e = stack_begin(w, id, STACK_AT_SYSCALL);
+	if (!e)
+		goto out;
+	e->conn = io->conn;
+	e->io_pos = io->io_pos;
+	py_walk(e, off, w, id);
+	stack_submit(e);
+out:
+	bpf_tail_call(ctx, progs, TAIL_EMIT_CHUNKS);
+	count_drop(DROP_LOOP_LIMIT);
+	return 0;
+}
+
 #endif /* WSAUDIT_PYWALK_BPF_H */

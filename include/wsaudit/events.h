@@ -24,6 +24,7 @@ enum evt_type {
 	EVT_SEGS, /* where a gathered write's segments were in the writer's memory */
 	EVT_ZFLUSH, /* a zlib compressor of a traced process ended a message (sync/full flush) */
 	EVT_CONN_PASSED, /* a traced process sent a followed socket's fd over a UNIX socket */
+	EVT_TLS_LINK, /* a TLS connection's ciphertext went out on a socket: they are one */
 };
 
 #define EVT_VERSION 1
@@ -39,6 +40,25 @@ struct evt_hdr {
 struct conn_id {
 	__u64 ino;
 	__u64 gen;
+};
+
+/*
+ * The plaintext of a TLS connection, read by the probes on libssl (bpf/tls.bpf.c), is a
+ * connection of its own: its ino is this bit and a sequence number, never a socket's inode
+ * number.  EVT_CONN_NEW announces it (no addresses), EVT_TLS_LINK ties it to its socket,
+ * EVT_CONN_CLOSE ends it (SSL_free).
+ */
+#define TLS_CONN_INO (1ULL << 63)
+
+/* tls names the TLS connection, sock the socket its ciphertext was written to. */
+struct evt_tls_link {
+	struct evt_hdr hdr;
+	struct conn_id tls;
+	struct conn_id sock;
+	__u32 tgid;
+	__u32 tid;
+	__u32 fd;
+	__u32 _pad;
 };
 
 enum data_dir {
@@ -77,6 +97,9 @@ enum syscall_kind {
 	SC_SENDFILE,
 	SC_SPLICE,
 	SC_COPY_FILE_RANGE,
+	/* The plaintext of a TLS connection, at the return of libssl's calls (bpf/tls.bpf.c). */
+	SC_SSL_WRITE,
+	SC_SSL_READ,
 };
 
 /*
@@ -359,6 +382,7 @@ _Static_assert(sizeof(struct evt_hdr) == 16, "evt_hdr layout");
 _Static_assert(sizeof(struct evt_data) == 104, "evt_data layout");
 _Static_assert(sizeof(struct evt_conn) == 104, "evt_conn layout");
 _Static_assert(sizeof(struct conn_info) == 32, "conn_info layout");
+_Static_assert(sizeof(struct evt_tls_link) == 64, "evt_tls_link layout");
 _Static_assert(sizeof(struct py_frame) == 32, "py_frame layout");
 _Static_assert(sizeof(struct py_ctx) == 8 + CTX_VALUE_MAX, "py_ctx layout");
 _Static_assert(sizeof(struct evt_stack) == 80 + sizeof(struct py_ctx) + 32 * PY_FRAMES_MAX,

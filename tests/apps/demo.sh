@@ -48,9 +48,9 @@ wait_for() {
 }
 
 echo "== Starting the stand-in service (FastAPI + uvicorn + uvloop, compression on, leak on,"
-echo "   a fire-and-forget bypass on)"
+echo "   a fire-and-forget bypass on, and three users whose runs hit a delivery fault)"
 $PY tests/apps/standin/run.py --users 3 --leak --detached-bypass --seed 2 --go-file "$tmp/go" \
-	--truth "$tmp/truth.jsonl" --timeout 40 \
+	--truth "$tmp/truth.jsonl" --timeout 40 --fault epipe --fault raise --fault after_close \
 	>"$tmp/run.out" 2>&1 &
 runner_pid=$!
 if ! wait_for 'SERVER pid=' 30 "$tmp/run.out"; then
@@ -68,9 +68,13 @@ cat <<TXT
    service's own Python stacks.  Nothing in the service changes: no restart, no library.
    Each WebSocket frame the service sends becomes one line:
 
-     time  pid/tid  process  client  opcode  fin  [deflate]  len=N  from Function (file:line)
+     TIME(UTC)  PID  USER  OP  LEN  PEER  ORIGIN (file:line)  [type, pod, flags]
+       USER       the user the connection belongs to, as a keyed hash (u#...)
+       OP         text, bin, cont, close, ping, pong; '+' when more frames of the message follow
+       ORIGIN     the function that produced the frame, its file relative to the service's
+                  code root (said once on a "code root" line)
        type=...   the message's type (read from its JSON, after inflating it)
-       via bridge the frame went out through AgentWebSocketBridge (the policy's bridge)
+       via_bridge the frame went out through AgentWebSocketBridge (the policy's bridge)
      ! bridge_bypass     an agent called the WebSocket manager directly: the line names it
      ! isolation_breach  the frame reached a user it does not belong to: both users named
                          (as a stable short hash; --show-identities shows the ids)
@@ -102,7 +106,7 @@ first_peer=$(grep -m1 ' conn_open ' "$tmp/trace.out" |
 echo "== One user's connection ($first_peer), frame by frame:"
 awk -v peer="$first_peer" '
 	/^  ! / { if (mine) print; next }
-	{ mine = ($4 == peer && $5 != "conn_open" && $5 != "conn_close"); if (mine) print }
+	{ mine = ($6 == peer && $4 != "conn_open" && $4 != "conn_close"); if (mine) print }
 ' "$tmp/trace.out" | head -40
 echo
 echo "== Every finding of the run:"
@@ -113,7 +117,7 @@ echo
 fnf_sent=$(grep -c '"site": "detached_routing_announcement"' "$tmp/truth.jsonl")
 fnf_flagged=$(grep -c '^  ! bridge_bypass: SupervisorWorkflowExecutor._announce_routing ' \
 	"$tmp/trace.out")
-unlinked=$(grep -E ' (text|binary) .* unattributed: ' "$tmp/trace.out" | grep -c .)
+unlinked=$(grep -E ' (text|bin)\+? .* unattributed: ' "$tmp/trace.out" | grep -c .)
 cat <<TXT
 == The fire-and-forget bypass: SupervisorWorkflowExecutor._announce_routing hands the manager's
    send_to_user to asyncio.create_task and does not wait; the task that sends has only the
@@ -121,6 +125,20 @@ cat <<TXT
      flagged bridge_bypass naming _announce_routing:   $fnf_flagged
      data frames wsaudit could not name a producer for: $unlinked ('unattributed: detached_task')
 TXT
+echo
+# The delivery faults: each finding under the line of the frame (or connection) it is about.
+cat <<TXT
+== Delivery (docs/delivery.md): three more users' runs each hit a fault of the service's
+   --fault switches.  epipe: the client resets its connection after agent_started and an agent
+   keeps writing its steps: each frame is LOST (delivery_failed) with the errno, the function,
+   the type, and the connection closes without a close frame (abnormal_close).  raise: the run
+   raises and the route closes with 1011 (abnormal_close).  after_close: agent_completed is
+   written after the close frame (after_close).
+TXT
+awk '/^  ! (delivery_failed|abnormal_close|after_close):/ { if (prev != shown) print prev; print; shown = prev; next }
+	/^  ! / { next }
+	/^    / { prev = prev "\n" $0; next }
+	{ prev = $0 }' "$tmp/trace.out" | head -30
 echo
 tail -n 1 "$tmp/trace.out"
 echo

@@ -20,6 +20,7 @@ POLICY = os.path.join(ROOT, "policies", "netra.yaml")
 
 
 def run_standin(procs, tmp_path, leak, users, runs, seed, extra=()):
+    """extra: more arguments of run.py (--ssl-keyfile K --ssl-certfile C: wss://)."""
     truth = tmp_path / "truth.jsonl"
     go = tmp_path / "go"
     argv = [PY, os.path.join(STANDIN, "run.py"), "--port", "0", "--users", str(users),
@@ -27,7 +28,7 @@ def run_standin(procs, tmp_path, leak, users, runs, seed, extra=()):
             "--go-file", str(go), "--timeout", "60"]
     if leak:
         argv.append("--leak")
-    argv += extra
+    argv += list(extra)
     runner = procs.start(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
     line = read_line(runner, 30, "stand-in")
     assert line.startswith("SERVER pid="), line

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@ struct seen_frame {
 	uint32_t tid;
 	uint64_t user_addr;
 	int close_code;
+	bool lost, after_close;
+	int lost_err;
 };
 
 struct recorder {
@@ -32,6 +35,8 @@ struct recorder {
 	int opens, closes;
 	bool adopted;
 	char close_why[32];
+	bool close_sent;
+	uint64_t lost_frames;
 	int verdicts;
 	enum conn_state last_verdict;
 	int skips;
@@ -59,6 +64,8 @@ static void rec_close(void *ctx, const struct ct_conn *c, uint64_t ts, const cha
 
 	r->closes++;
 	strncpy(r->close_why, why, sizeof(r->close_why) - 1);
+	r->close_sent = c->close_sent;
+	r->lost_frames = c->lost_frames;
 }
 
 static void rec_frame(void *ctx, const struct ct_frame *f)
@@ -76,6 +83,9 @@ static void rec_frame(void *ctx, const struct ct_frame *f)
 	s->tid = f->tid;
 	s->user_addr = f->user_addr;
 	s->close_code = f->frame->close_code;
+	s->lost = f->lost;
+	s->lost_err = f->lost_err;
+	s->after_close = f->after_close;
 }
 
 static int rec_verdict(void *ctx, const struct conn_id *id, enum conn_state state)
@@ -119,6 +129,8 @@ static struct conntrack *new_ct(struct recorder *r)
 }
 
 static const struct conn_id CONN = { .ino = 4242, .gen = 7 };
+/* The connection send_chunk() writes to, when set (a TLS connection's plaintext). */
+static struct conn_id chunk_conn;
 
 static void send_conn(struct conntrack *ct, uint16_t type)
 {
@@ -150,7 +162,7 @@ static void send_chunk(struct conntrack *ct, uint8_t dir, uint64_t io_pos, uint6
 	e->hdr.version = EVT_VERSION;
 	e->hdr.size = size;
 	e->hdr.ts_ns = 2;
-	e->conn = CONN;
+	e->conn = chunk_conn.ino ? chunk_conn : CONN;
 	e->stream_pos = pos;
 	e->io_pos = io_pos;
 	e->io_len = io_len;
@@ -169,6 +181,34 @@ static void send_write(struct conntrack *ct, uint64_t pos, const void *data, uin
 		       uint32_t tid)
 {
 	send_chunk(ct, DIR_TX, pos, len, pos, data, len, DATA_FIRST | DATA_LAST, tid);
+}
+
+/* A write given len bytes at io_pos that sent `sent` of them (err: its -errno, or 0). */
+static void send_unsent(struct conntrack *ct, uint64_t io_pos, uint64_t sent, const void *data,
+			uint32_t len, int err, uint32_t tid)
+{
+	size_t size = sizeof(struct evt_data) + len;
+	struct evt_data *e = calloc(1, size);
+
+	assert_non_null(e);
+	e->hdr.type = EVT_DATA;
+	e->hdr.version = EVT_VERSION;
+	e->hdr.size = size;
+	e->hdr.ts_ns = 3;
+	e->conn = CONN;
+	e->stream_pos = io_pos;
+	e->io_pos = io_pos;
+	e->io_len = sent;
+	e->tgid = 100;
+	e->tid = tid;
+	e->len = len;
+	e->user_ptr = 0x20000;
+	e->dir = DIR_TX;
+	e->flags = DATA_FIRST | DATA_LAST | DATA_UNSENT;
+	e->err = err;
+	memcpy(e + 1, data, len);
+	assert_int_equal(conntrack_record(ct, e, size), 0);
+	free(e);
 }
 
 static const char REQUEST[] =
@@ -441,6 +481,93 @@ static void test_tls_socket_not_probed_is_skipped_at_once(void **state)
 	conntrack_free(ct, "end");
 }
 
+static const struct conn_id TLS_CONN = { .ino = TLS_CONN_INO | 1, .gen = 9 };
+
+static void send_tls_conn(struct conntrack *ct, uint16_t type)
+{
+	struct evt_conn e = {
+		.hdr = { .type = type, .version = EVT_VERSION, .size = sizeof(e), .ts_ns = 1 },
+		.conn = TLS_CONN,
+		.tgid = 100,
+	};
+
+	assert_int_equal(conntrack_record(ct, &e, sizeof(e)), 0);
+}
+
+static void send_link(struct conntrack *ct, const struct conn_id *sock)
+{
+	struct evt_tls_link e = {
+		.hdr = { .type = EVT_TLS_LINK, .version = EVT_VERSION, .size = sizeof(e) },
+		.tls = TLS_CONN,
+		.sock = *sock,
+		.tgid = 100,
+	};
+
+	assert_int_equal(conntrack_record(ct, &e, sizeof(e)), 0);
+}
+
+/* Peers seen by frames, in order. */
+static char frame_peers[MAX_SEEN][64];
+
+static void rec_frame_peer(void *ctx, const struct ct_frame *f)
+{
+	struct recorder *r = ctx;
+
+	snprintf(frame_peers[r->nframes], sizeof(frame_peers[0]), "%s", f->conn->peer);
+	rec_frame(ctx, f);
+}
+
+static void test_tls_plaintext_followed_and_linked_to_its_socket(void **state)
+{
+	struct recorder r;
+	struct ct_sink sink = {
+		.conn_open = rec_open,
+		.conn_close = rec_close,
+		.frame = rec_frame_peer,
+		.conn_skipped = rec_skipped,
+		.tls_seen = rec_tls_seen,
+		.verdict = rec_verdict,
+		.ctx = &r,
+	};
+	struct conntrack *ct;
+	const uint8_t text[] = { 0x81, 0x02, 'h', 'i' };
+
+	memset(&r, 0, sizeof(r));
+	r.tls_answer = CT_SKIP_NONE;
+	ct = conntrack_new(&sink, 0);
+	/* The socket: its ServerHello, then its ciphertext is not looked at. */
+	send_conn(ct, EVT_CONN_NEW);
+	send_write(ct, 0, SERVER_HELLO, sizeof(SERVER_HELLO), 1);
+	/* The plaintext: request read, 101 written, then a frame before the link, one after. */
+	send_tls_conn(ct, EVT_CONN_NEW);
+	chunk_conn = TLS_CONN;
+	send_chunk(ct, DIR_RX, 0, strlen(REQUEST), 0, REQUEST, strlen(REQUEST),
+		   DATA_FIRST | DATA_LAST, 1);
+	send_write(ct, 0, RESPONSE, strlen(RESPONSE), 1);
+	assert_int_equal(r.opens, 1);
+	/* The 101 of a TLS connection is told to the kernel (no byte match in the plaintext). */
+	assert_int_equal(r.last_verdict, CONN_WS);
+	send_write(ct, strlen(RESPONSE), text, sizeof(text), 1);
+	send_link(ct, &CONN);
+	send_write(ct, strlen(RESPONSE) + sizeof(text), text, sizeof(text), 1);
+	chunk_conn = (struct conn_id){ 0 };
+	assert_int_equal(r.nframes, 2);
+	assert_string_equal(frame_peers[0], "unknown");
+	assert_string_equal(frame_peers[1], "127.0.0.1:40000");
+	assert_int_equal(conntrack_stats(ct)->tls_conns, 1);
+	assert_int_equal(conntrack_stats(ct)->tls_linked, 1);
+	/* A second socket for it is a conflict; the first one stays. */
+	send_link(ct, &(struct conn_id){ .ino = 5555, .gen = 3 });
+	assert_int_equal(conntrack_stats(ct)->tls_link_conflicts, 1);
+	/* Its socket's close ends it, and nothing was skipped. */
+	send_conn(ct, EVT_CONN_CLOSE);
+	assert_int_equal(r.closes, 1);
+	assert_int_equal(r.skips, 0);
+	assert_int_equal(conntrack_stats(ct)->desyncs, 0);
+	assert_int_equal(conntrack_stats(ct)->tls_unlinked, 0);
+	conntrack_free(ct, "end");
+}
+
 static void test_tls_socket_probed_but_never_linked_is_skipped_at_close(void **state)
 {
 	struct recorder r;
@@ -570,6 +697,125 @@ static void test_process_exit_ends_connections(void **state)
 	assert_int_equal(r.closes, 1);
 }
 
+static size_t open_websocket(struct conntrack *ct)
+{
+	size_t n = strlen(RESPONSE);
+
+	send_conn(ct, EVT_CONN_NEW);
+	send_chunk(ct, DIR_RX, 0, strlen(REQUEST), 0, REQUEST, strlen(REQUEST),
+		   DATA_FIRST | DATA_LAST, 1);
+	send_write(ct, 0, RESPONSE, n, 11);
+	return n;
+}
+
+/*
+ * An agent that keeps writing after EPIPE: each failed write's frame is lost, with its own
+ * writer, at the connection's end; what was sent before is not.
+ */
+static void test_failed_writes_are_lost_at_close(void **state)
+{
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+	size_t pos = open_websocket(ct);
+
+	send_write(ct, pos, "\x81\x02Hi", 4, 11);
+	pos += 4;
+	send_unsent(ct, pos, 0, "\x81\x03one", 5, -EPIPE, 12);
+	send_unsent(ct, pos, 0, "\x81\x03two", 5, -EPIPE, 13);
+	/* The same bytes again: a retry, not a third frame. */
+	send_unsent(ct, pos, 0, "\x81\x03one", 5, -ECONNRESET, 14);
+	assert_int_equal(r.nframes, 1);
+	send_conn(ct, EVT_CONN_CLOSE);
+	assert_int_equal(r.nframes, 3);
+	assert_false(r.frames[0].lost);
+	assert_true(r.frames[1].lost);
+	assert_true(r.frames[2].lost);
+	assert_int_equal(r.frames[1].payload_len, 3);
+	assert_int_equal(r.frames[2].tid, 13);
+	assert_int_equal(r.frames[2].lost_err, EPIPE);
+	assert_int_equal(r.frames[1].tid, 14);
+	assert_int_equal(r.frames[1].lost_err, ECONNRESET);
+	assert_int_equal(r.lost_frames, 2);
+	assert_false(r.close_sent);
+	assert_int_equal(conntrack_stats(ct)->unsent_writes, 3);
+	assert_int_equal(conntrack_stats(ct)->lost_frames, 2);
+	conntrack_free(ct, "end");
+}
+
+/* A partial write whose rest a later write sends: nothing is lost. */
+static void test_partial_write_sent_later_is_not_lost(void **state)
+{
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+	size_t pos = open_websocket(ct);
+
+	send_unsent(ct, pos, 3,
+		    "\x81\x04"
+		    "abcd",
+		    6, 0, 11);
+	assert_int_equal(r.nframes, 0);
+	send_write(ct, pos + 3, "bcd", 3, 11);
+	assert_int_equal(r.nframes, 1);
+	assert_false(r.frames[0].lost);
+	send_write(ct, pos + 6, "\x88\x02\x03\xe8", 4, 11);
+	send_conn(ct, EVT_CONN_CLOSE);
+	assert_int_equal(r.nframes, 2);
+	assert_int_equal(r.lost_frames, 0);
+	assert_true(r.close_sent);
+	conntrack_free(ct, "end");
+}
+
+/* A partial write never finished: the frame it cut is lost, its error "partial" (0). */
+static void test_partial_write_never_finished_is_lost(void **state)
+{
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+	size_t pos = open_websocket(ct);
+
+	send_unsent(ct, pos, 3,
+		    "\x81\x04"
+		    "abcd",
+		    6, 0, 11);
+	send_conn(ct, EVT_CONN_CLOSE);
+	assert_int_equal(r.nframes, 1);
+	assert_true(r.frames[0].lost);
+	assert_int_equal(r.frames[0].lost_err, 0);
+	assert_int_equal(r.frames[0].payload_len, 4);
+	assert_false(r.frames[0].truncated);
+	conntrack_free(ct, "end");
+}
+
+/* Unsent bytes when only the trace ends: a retry may still send them, so nothing is judged. */
+static void test_unsent_at_trace_end_is_not_judged(void **state)
+{
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+	size_t pos = open_websocket(ct);
+
+	send_unsent(ct, pos, 0, "\x81\x02Hi", 4, -EAGAIN, 11);
+	conntrack_end_all(ct, "trace_ended", 9);
+	assert_int_equal(r.nframes, 0);
+	assert_int_equal(conntrack_stats(ct)->unsent_unresolved_bytes, 4);
+	conntrack_free(ct, "end");
+}
+
+/* Frames after the close frame are after_close; the close frame's code is the connection's. */
+static void test_frames_after_close_frame(void **state)
+{
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+	size_t pos = open_websocket(ct);
+
+	send_write(ct, pos, "\x88\x02\x03\xf3\x81\x02Hi", 8, 11);
+	assert_int_equal(r.nframes, 2);
+	assert_int_equal(r.frames[0].close_code, 1011);
+	assert_false(r.frames[0].after_close);
+	assert_true(r.frames[1].after_close);
+	send_conn(ct, EVT_CONN_CLOSE);
+	assert_true(r.close_sent);
+	conntrack_free(ct, "end");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -584,11 +830,17 @@ int main(void)
 		cmocka_unit_test(test_other_protocols_are_ignored),
 		cmocka_unit_test(test_tls_socket_not_probed_is_skipped_at_once),
 		cmocka_unit_test(test_tls_socket_probed_but_never_linked_is_skipped_at_close),
+		cmocka_unit_test(test_tls_plaintext_followed_and_linked_to_its_socket),
 		cmocka_unit_test(test_binary_protocol_ignored_after_tries),
 		cmocka_unit_test(test_malformed_records_counted),
 		cmocka_unit_test(test_process_exit_ends_connections),
 		cmocka_unit_test(test_gathered_write_maps_each_frame_to_its_segment),
 		cmocka_unit_test(test_malformed_segment_maps_counted),
+		cmocka_unit_test(test_failed_writes_are_lost_at_close),
+		cmocka_unit_test(test_partial_write_sent_later_is_not_lost),
+		cmocka_unit_test(test_partial_write_never_finished_is_lost),
+		cmocka_unit_test(test_unsent_at_trace_end_is_not_judged),
+		cmocka_unit_test(test_frames_after_close_frame),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

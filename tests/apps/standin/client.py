@@ -17,10 +17,13 @@ The report (JSON, to --report or stdout) lists per user: user_id, the echoed sub
 every frame received in order (index, type, run_id, thread_id, user_id field, UTF-8
 length), own run ids, frames of runs that are not theirs ("foreign") and errors.
 
---fault KIND (epipe, raise, after_close; the server needs STANDIN_FAULTS=1) adds one user
-per fault after the N others, whose one run asks for it (settings.fault): for epipe the
-user leaves after agent_started (its socket reset: SO_LINGER 0), for raise and after_close
-it reads until the server closes. Their reports carry "fault" and "close_code", are not
+--fault KIND (epipe, raise, after_close, no_completed, out_of_order, missing_event; the
+server needs STANDIN_FAULTS=1) adds one user per fault after the N others, whose one run
+asks for it (settings.fault): for epipe the user leaves after agent_started (its socket
+reset: SO_LINGER 0), for raise and after_close it reads until the server closes, for
+no_completed until the run's last progress_update (then it gives up waiting and closes with
+the others), for out_of_order until the bridge's agent_completed that ends the workflow, for
+missing_event until the run's agent_completed. Their reports carry "fault" and "close_code", are not
 required to complete, and each is announced on stderr: "client: fault KIND user=ID".
 """
 import argparse
@@ -29,6 +32,7 @@ import json
 import os
 import random
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -102,15 +106,23 @@ class User:
         self.own_runs = []
         self.completed = 0
         self.done_event = asyncio.Event()
+        self.progress = asyncio.Event()  # a progress_update of the run
+        self.bridge_completed = asyncio.Event()  # the bridge's agent_completed
         self.errors = []
         self.ws = None
         self.subprotocol = None
 
     async def connect(self, uri):
         offered = jwt_handler.subprotocol_for(self.token)
+        kw = {}
+        if uri.startswith("wss:"):
+            # The service's certificate is self-signed: encryption, not authentication.
+            kw["ssl"] = ssl.create_default_context()
+            kw["ssl"].check_hostname = False
+            kw["ssl"].verify_mode = ssl.CERT_NONE
         self.ws = await websockets.connect(uri, subprotocols=["jwt-auth", offered],
                                            compression="deflate", open_timeout=10,
-                                           max_size=2 ** 24)
+                                           max_size=2 ** 24, **kw)
         self.subprotocol = self.ws.subprotocol
         if self.subprotocol != offered:
             self.errors.append("server echoed %r, not the jwt entry" % self.subprotocol)
@@ -126,6 +138,10 @@ class User:
                 if f["type"] == "agent_completed" and f["legacy"]:
                     self.completed += 1
                     self.done_event.set()
+                if f["type"] == "agent_completed" and not f["legacy"]:
+                    self.bridge_completed.set()
+                if f["type"] == "progress_update":
+                    self.progress.set()
         except websockets.ConnectionClosed as e:
             if e.code not in (1000, 1001) and not self.fault:
                 self.errors.append("closed %s %s" % (e.code, e.reason))
@@ -139,6 +155,11 @@ class User:
             sock = self.ws.transport.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.ws.transport.abort()
+            return
+        waits = {"no_completed": self.progress, "out_of_order": self.bridge_completed,
+                 "missing_event": self.done_event}
+        if self.fault in waits:
+            await waits[self.fault].wait()
             return
         await self.ws.wait_closed()
 
@@ -169,8 +190,8 @@ class User:
                 "errors": self.errors}
 
 
-async def drive(host, port, n, runs, seed, timeout, linger=0.3, faults=()):
-    uri = "ws://%s:%d/ws" % (host, port)
+async def drive(host, port, n, runs, seed, timeout, linger=0.3, faults=(), tls=False):
+    uri = "%s://%s:%d/ws" % ("wss" if tls else "ws", host, port)
     idents = make_users(n + len(faults), seed)
     users = [User(i, ident, make_requests(i, runs, seed))
              for i, ident in enumerate(idents[:n])]
@@ -230,15 +251,17 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("--report")
+    ap.add_argument("--tls", action="store_true", help="wss://, the certificate not verified")
     ap.add_argument("--fault", action="append", default=[],
-                    choices=("epipe", "raise", "after_close"))
+                    choices=("epipe", "raise", "after_close", "no_completed", "out_of_order",
+                             "missing_event"))
     a = ap.parse_args()
     if a.host not in ("127.0.0.1", "localhost", "::1"):
         ap.error("the client only talks to the loopback interface")
     if not 1 <= a.users <= 64 or not 1 <= a.runs <= 20:
         ap.error("--users 1..64, --runs 1..20")
     rep = asyncio.run(drive(a.host, a.port, a.users, a.runs, a.seed, a.timeout,
-                            faults=a.fault))
+                            faults=a.fault, tls=a.tls))
     text = json.dumps(rep, indent=1)
     if a.report:
         with open(a.report, "w") as f:

@@ -15,7 +15,7 @@ stdout, in order:
 and with --check the lines of check.py. --port 0 picks a free port. Without --truth and
 --report the files go to a temporary directory that is removed at the end. Exit code:
 the client's, or check.py's with --check; 1 when the service does not start.
---fault KIND (epipe, raise, after_close) switches the service's delivery faults on
+--fault KIND (epipe, raise, after_close, no_completed, out_of_order, missing_event) switches the service's delivery faults on
 (STANDIN_FAULTS=1) and adds a user whose run asks for that fault (client.py).
 """
 import argparse
@@ -67,8 +67,11 @@ def main():
     ap.add_argument("--go-file", help="wait (up to 60 s) until this file exists")
     ap.add_argument("--timeout", type=float, default=30.0, help="client time bound")
     ap.add_argument("--check", action="store_true", help="run check.py on the result")
+    ap.add_argument("--ssl-keyfile", help="wss://: the service's key (with --ssl-certfile)")
+    ap.add_argument("--ssl-certfile", help="wss://: the service's certificate")
     ap.add_argument("--fault", action="append", default=[],
-                    choices=("epipe", "raise", "after_close"),
+                    choices=("epipe", "raise", "after_close", "no_completed", "out_of_order",
+                             "missing_event"),
                     help="a delivery fault to reproduce (one user each)")
     a = ap.parse_args()
 
@@ -87,6 +90,8 @@ def main():
                STANDIN_DETACHED_BYPASS="1" if a.detached_bypass else "0")
     if a.fault:
         env["STANDIN_FAULTS"] = "1"
+    if a.ssl_keyfile:
+        cmd += ["--ssl-keyfile", a.ssl_keyfile, "--ssl-certfile", a.ssl_certfile]
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     rc = 1
     try:
@@ -108,7 +113,8 @@ def main():
                               "--users", str(a.users), "--runs", str(a.runs),
                               "--seed", str(a.seed), "--timeout", str(a.timeout),
                               "--report", report]
-                             + [arg for f in a.fault for arg in ("--fault", f)])
+                             + [arg for f in a.fault for arg in ("--fault", f)]
+                             + (["--tls"] if a.ssl_keyfile else []))
         print("CLIENTS done rc=%d" % rc, flush=True)
     finally:
         print("SERVER stopped rc=%s" % stop(server), flush=True)

@@ -37,7 +37,8 @@ async def announce(server, port):
 async def serve(args):
     server = uvicorn.Server(uvicorn.Config(
         create_app(), host=args.host, port=args.port, loop="uvloop", ws="websockets",
-        ws_per_message_deflate=True, lifespan="off", log_level="warning", workers=1))
+        ws_per_message_deflate=True, lifespan="off", log_level="warning", workers=1,
+        ssl_keyfile=args.ssl_keyfile, ssl_certfile=args.ssl_certfile))
     await asyncio.gather(server.serve(), announce(server, args.port))
 
 
@@ -48,6 +49,8 @@ def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--truth", default=os.environ.get("STANDIN_TRUTH"))
     ap.add_argument("--leak", action="store_true", default=config.leak_enabled())
+    ap.add_argument("--ssl-keyfile", help="serve wss:// (uvicorn's --ssl-keyfile)")
+    ap.add_argument("--ssl-certfile", help="serve wss:// (uvicorn's --ssl-certfile)")
     args = ap.parse_args()
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         ap.error("the stand-in only listens on the loopback interface")

@@ -60,6 +60,13 @@ static int fill(struct metrics_wsaudit *w)
 	err = err ?: metrics_add1(w->messages, "inflate_error", 1);
 	err = err ?: metrics_add(w->parser_desyncs, NULL, 1);
 	err = err ?: metrics_add(w->truncated_frames, NULL, 31);
+	err = err ?: metrics_add(w->runs_completed, NULL, 412);
+	err = err ?: metrics_gauge_set(w->runs_open, NULL, 9);
+	err = err ?: metrics_add1(w->runs_incomplete, "conn_closed", 3);
+	err = err ?: metrics_add1(w->runs_incomplete, "timeout", 1);
+	err = err ?: metrics_add1(w->runs_out_of_order, "start_after_end", 1);
+	err = err ?: metrics_add(w->runs_missing_event, NULL, 2);
+	err = err ?: metrics_add1(w->runs_unjudged, "message_unreadable", 1);
 	err = err ?: metrics_add1(w->policy_reloads, "ok", 2);
 	err = err ?: metrics_add1(w->policy_reloads, "error", 1);
 	for (i = 0; i < 3 && !err; i++)

@@ -13,7 +13,10 @@ from a task whose stack holds only the manager.
 STANDIN_FAULTS=1 honours a run's settings.fault, the delivery faults
 (services/websocket/message_handler.py): "epipe" (an agent keeps sending after the client
 went away), "raise" (the run raises and the connection closes with 1011), "after_close" (an
-event sent after the close frame)."""
+event sent after the close frame), and the run completeness faults: "no_completed" (the run
+never sends agent_completed), "out_of_order" (its agent_completed goes out before its
+agent_started), "missing_event" (it ends without running a tool: no tool_executing or
+tool_completed)."""
 import os
 
 LEAK = os.environ.get("STANDIN_LEAK", "0") == "1"
@@ -31,7 +34,7 @@ def detached_bypass():
     return os.environ.get("STANDIN_DETACHED_BYPASS", "0") == "1"
 
 
-FAULTS = ("epipe", "raise", "after_close")
+FAULTS = ("epipe", "raise", "after_close", "no_completed", "out_of_order", "missing_event")
 
 
 def fault_of(settings):

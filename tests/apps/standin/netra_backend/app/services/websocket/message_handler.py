@@ -6,7 +6,8 @@ with {"type":"agent_completed","payload":response}, as the reference's handler d
 the last frame of every run; the client driver waits for it.
 
 Delivery faults (config.fault_of, STANDIN_FAULTS=1): a run whose settings name one takes
-the path of that fault once agent_started is out (_run_with_fault)."""
+the path of that fault once agent_started is out (_run_with_fault); the run completeness
+faults change the run's events instead (_run_incomplete)."""
 import hashlib
 
 import truth
@@ -58,8 +59,11 @@ class StartAgentHandler:
         thread_run_registry.register(run_id, thread_id, user_context.user_id)
         context = user_context.for_run(run_id)
         settings = settings_from(payload)
-        await self.thread_service._send_agent_started_event(context, "supervisor")
         fault = config.fault_of(payload.get("settings"))
+        if fault in ("no_completed", "out_of_order", "missing_event"):
+            await self._run_incomplete(context, settings, fault)
+            return
+        await self.thread_service._send_agent_started_event(context, "supervisor")
         if fault:
             await self._run_with_fault(connection, context, fault)
             return
@@ -77,6 +81,25 @@ class StartAgentHandler:
         elif fault == "raise":
             # Reaches the route, which closes the connection with 1011.
             raise RuntimeError("tool %s crashed" % TOOLS[0])
+
+    async def _run_incomplete(self, context, settings, fault):
+        executor = SupervisorWorkflowExecutor(get_agent_registry(), get_websocket_manager(context))
+        response = {"run_id": context.run_id, "thread_id": context.thread_id, "status": "completed"}
+        if fault == "out_of_order":
+            # The completion overtakes the start: the user's client closes the run before
+            # it began.
+            await self._send_agent_completion(context, dict(response, result={}))
+            await self.thread_service._send_agent_started_event(context, "supervisor")
+            await executor.execute_workflow(context, settings)
+            return
+        await self.thread_service._send_agent_started_event(context, "supervisor")
+        if fault == "missing_event":
+            # The tools are skipped: the run ends without tool_executing and tool_completed.
+            result = await executor.execute_workflow(context, dict(settings, tools=[]))
+            await self._send_agent_completion(context, dict(response, result=result))
+            return
+        # no_completed: everything but the answer.
+        await executor.execute_workflow(context, settings, complete=False)
 
     @truth.planted_bypass("message_handler")
     async def _send_agent_completion(self, context, response):
