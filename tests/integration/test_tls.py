@@ -255,3 +255,34 @@ def test_capture_cap_on_tls_is_a_truncated_frame_and_a_drop(procs, tmp_path, cer
     stats = final_stats(recs)
     assert stats["drops"]["cap_exceeded"] >= 1 and stats["kernel"]["cap_bytes"] > 0, stats
     assert stats["parser"]["truncated_frames"] >= 1
+
+
+def test_tls_connection_open_before_the_trace_is_adopted(procs, tmp_path, cert):
+    """A wss:// connection opened, and its handshake done, before wsaudit starts: its first
+    SSL_write seen makes it a connection, adopted from its plaintext frames, linked to its
+    socket by its ciphertext; its frames are reported from their functions and its user is
+    said to be unknown (its request was never read), not skipped."""
+    interp = {i.label: i for i in interpreters()}["debian-3.11"]
+    workdir = str(tmp_path)
+    go = os.path.join(workdir, "go")
+    app, port, _ = start_app(procs, interp, "websockets", cert, workdir)
+    client = procs.start([PY, CLIENT, "--port", str(port), "-n", "1", "--hold", go,
+                          "--scenario", "bridge", "--scenario", "bypass", "--scenario",
+                          "bridge"], stdout=subprocess.PIPE)
+    assert read_line(client, 30, "held client") == "HELD"
+    trace = Trace(procs, workdir, ["-p", app.pid, "-o", "json"])
+    open(go, "w").close()
+    out, _ = client.communicate(timeout=60)
+    assert client.returncode == 0
+    port_c = json.loads(out.decode().splitlines()[-1])["port"]
+    assert trace.stop() == 0, trace.stderr()
+    recs = trace.records()
+    frames = [r for r in recs if r.get("type") == "frame" and r["opcode"] == "text"]
+    assert [f["origin"]["function"] for f in frames] == ["bypass",
+                                                        "AgentWebSocketBridge.send_event"]
+    assert all(f["conn"]["tls"] and f["conn"]["adopted"] for f in frames), frames
+    assert peer_port(frames[-1]["conn"]) == port_c and frames[-1]["conn"]["tls_link"] == "linked"
+    assert "bridge_bypass" in [v["rule"] for v in frames[0]["violations"]]
+    stats = final_stats(recs)
+    assert stats["conns"]["adopted"] == 1 and stats["conns"]["tls"]["linked"] == 1
+    assert not any(stats["conns"]["skipped"].values()), stats["conns"]

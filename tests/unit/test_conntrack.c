@@ -478,6 +478,11 @@ static void test_tls_socket_not_probed_is_skipped_at_once(void **state)
 	/* Its close says nothing more. */
 	send_conn(ct, EVT_CONN_CLOSE);
 	assert_int_equal(r.skips, 1);
+	/* Open before the trace: its first write seen is application data. */
+	send_conn(ct, EVT_CONN_NEW);
+	send_write(ct, 0, (const uint8_t[]){ 0x17, 0x03, 0x03, 0x00, 0x01, 0xaa }, 6, 1);
+	assert_int_equal(r.skips, 2);
+	assert_int_equal(r.last_skip, CT_SKIP_TLS);
 	conntrack_free(ct, "end");
 }
 
