@@ -14,12 +14,24 @@
  */
 #define LINKS_MAX 32768
 
+/*
+ * One recorded creation: its stack and the creation of the context it was made in (its
+ * parent), resolved when it is recorded.  A parent context often dies first (a handle's,
+ * once its callback ran) and its address is taken by another: the node keeps what it was.
+ * Shared, refcounted: by the table entry of its context and by the nodes made under it.
+ */
+struct node {
+	unsigned int refs;
+	unsigned int depth; /* 1 + the parent's; a chain deeper than CAUSAL_DEPTH is cut */
+	struct attrib_stack *stack;
+	struct node *parent;
+};
+
 struct link {
 	uint32_t tgid;
 	uint64_t ctx;
-	uint64_t parent;
 	uint64_t ts_ns; /* when the copy was made */
-	struct attrib_stack *stack;
+	struct node *node;
 	struct link *next; /* hash chain */
 	struct link *older, *newer; /* age list */
 };
@@ -80,6 +92,17 @@ static void age_append(struct causal *c, struct link *l)
 	c->newest = l;
 }
 
+static void node_put(struct node *n)
+{
+	while (n && !--n->refs) {
+		struct node *parent = n->parent;
+
+		attrib_stack_put(n->stack);
+		free(n);
+		n = parent;
+	}
+}
+
 static void link_remove(struct causal *c, struct link *l)
 {
 	struct link **pp = &c->buckets[link_bucket(l->tgid, l->ctx)];
@@ -88,7 +111,7 @@ static void link_remove(struct causal *c, struct link *l)
 		pp = &(*pp)->next;
 	*pp = l->next;
 	age_unlink(c, l);
-	attrib_stack_put(l->stack);
+	node_put(l->node);
 	free(l);
 	c->stats.entries--;
 }
@@ -116,15 +139,35 @@ static struct link *link_find(struct causal *c, uint32_t tgid, uint64_t ctx)
 int causal_put(struct causal *c, uint32_t tgid, uint64_t ctx, uint64_t parent, uint64_t ts_ns,
 	       struct attrib_stack *s)
 {
-	struct link *l = link_find(c, tgid, ctx);
+	struct link *l = link_find(c, tgid, ctx), *p = parent ? link_find(c, tgid, parent) : NULL;
+	struct node *n = calloc(1, sizeof(*n));
 	size_t b;
 
 	c->stats.put++;
+	if (!n) {
+		attrib_stack_put(s);
+		return -ENOMEM;
+	}
+	n->refs = 1;
+	n->depth = 1;
+	n->stack = s;
+	/*
+	 * The parent context is current, so alive: its entry is its creation unless that was
+	 * not seen and the address is a dead context's, recorded before (a later one is not).
+	 */
+	if (p && p->ts_ns < ts_ns) {
+		if (p->node->depth < CAUSAL_DEPTH) {
+			n->parent = p->node;
+			n->parent->refs++;
+			n->depth = p->node->depth + 1;
+		} else {
+			c->stats.chain_cut++;
+		}
+	}
 	if (l) {
 		/* The address of a context that died, taken by a new copy: the new creator. */
-		attrib_stack_put(l->stack);
-		l->stack = s;
-		l->parent = parent;
+		node_put(l->node);
+		l->node = n;
 		l->ts_ns = ts_ns;
 		age_unlink(c, l);
 		age_append(c, l);
@@ -137,14 +180,13 @@ int causal_put(struct causal *c, uint32_t tgid, uint64_t ctx, uint64_t parent, u
 	}
 	l = calloc(1, sizeof(*l));
 	if (!l) {
-		attrib_stack_put(s);
+		node_put(n);
 		return -ENOMEM;
 	}
 	l->tgid = tgid;
 	l->ctx = ctx;
-	l->parent = parent;
 	l->ts_ns = ts_ns;
-	l->stack = s;
+	l->node = n;
 	b = link_bucket(tgid, ctx);
 	l->next = c->buckets[b];
 	c->buckets[b] = l;
@@ -211,7 +253,6 @@ static bool links_by_context(const struct attrib_stack *s)
 void causal_link(struct causal *c, uint32_t tgid, const struct attrib_stack *s,
 		 struct causal_link *out)
 {
-	uint64_t ctx, before;
 	struct link *l;
 
 	memset(out, 0, sizeof(*out));
@@ -225,32 +266,22 @@ void causal_link(struct causal *c, uint32_t tgid, const struct attrib_stack *s,
 			c->stats.no_context++;
 		return;
 	}
+	l = link_find(c, tgid, s->py_context);
 	/* A context made after the send is not the one it ran in: its address was reused. */
-	before = s->ts_ns ? s->ts_ns : UINT64_MAX;
-	ctx = s->py_context;
-	while (ctx) {
-		l = link_find(c, tgid, ctx);
-		/*
-		 * Contexts are freed and their addresses reused: a parent recorded after its
-		 * child is another context that took the parent's address, not the parent.
-		 */
-		if (!l || l->ts_ns >= before)
-			break;
-		if (out->n == CAUSAL_DEPTH) {
-			c->stats.chain_cut++;
-			break;
-		}
+	if (l && s->ts_ns && l->ts_ns >= s->ts_ns)
+		l = NULL;
+	if (l) {
 		/* In use: renewed, so that a long-lived task keeps its creator. */
 		age_unlink(c, l);
 		age_append(c, l);
-		attrib_stack_check(c->attrib, l->stack);
-		out->creators[out->n] = l->stack;
-		out->vias[out->n] = causal_classify(l->stack->frames, l->stack->nframes);
-		if (s->origin < 0 && out->origin_level < 0 && l->stack->origin >= 0)
+	}
+	for (struct node *n = l ? l->node : NULL; n && out->n < CAUSAL_DEPTH; n = n->parent) {
+		attrib_stack_check(c->attrib, n->stack);
+		out->creators[out->n] = n->stack;
+		out->vias[out->n] = causal_classify(n->stack->frames, n->stack->nframes);
+		if (s->origin < 0 && out->origin_level < 0 && n->stack->origin >= 0)
 			out->origin_level = (int)out->n;
 		out->n++;
-		before = l->ts_ns;
-		ctx = l->parent;
 	}
 	if (s->origin >= 0)
 		return;

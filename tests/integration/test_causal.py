@@ -76,7 +76,7 @@ ROWS = [
     Row("call_soon", "ws", "call_soon",
         linked=True, why=NOT_LINKED + ": a call_soon handle to its creator's stack"),
     Row("run_coroutine_threadsafe", "ws", "threadsafe",
-        why=NOT_LINKED + ": a call_soon_threadsafe handle to the producing thread's stack"),
+        linked=True, why=NOT_LINKED + ": a call_soon_threadsafe handle to the producing thread's stack"),
     Row("to_thread", "ws", "to_thread",
         linked=True, why=NOT_LINKED + ": a thread-pool job to its submitter's stack"),
     Row("send_queue", "ws", "queued", queue=True,

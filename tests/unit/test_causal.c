@@ -159,13 +159,49 @@ static void test_reused_address_is_not_a_parent(void **state)
 	causal_link(c, 7, send, &l);
 	assert_int_equal(l.n, 0);
 	assert_int_equal(causal_stats(c)->no_link, 2);
-	/* Two contexts each other's parent (reused addresses) end, never loop. */
+	/* Two contexts each other's parent (reused addresses): each chain ends, never loops. */
 	causal_put(c, 7, 0xb000, 0xa000, 400, MK(lib_only, 0xa000, 400));
 	causal_put(c, 7, 0xa000, 0xb000, 401, MK(lib_only, 0xb000, 401));
 	attrib_stack_put(send);
 	send = MK(detached_send, 0xa000, 600);
 	causal_link(c, 7, send, &l);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(l.origin_level, 2);
+	attrib_stack_put(send);
+	causal_free(c);
+}
+
+/*
+ * run_coroutine_threadsafe: a handle's context, made by the thread that produced, is gone
+ * (its address taken by another copy) by the time the task its callback created sends.
+ */
+static void test_parent_kept_after_its_context_died(void **state)
+{
+	static const struct fr threadsafe[] = { { "Handle.__init__", EVENTS, 33 },
+						{ "BaseEventLoop.call_soon_threadsafe", BASE, 1 },
+						{ "run_coroutine_threadsafe", TASKS, 2 },
+						{ "Agent.work", APP, 12 } };
+	static const struct fr in_callback[] = { { "BaseEventLoop.create_task", BASE, 436 },
+						 { "ensure_future", TASKS, 1 },
+						 { "callback", TASKS, 3 },
+						 { "Handle._run", EVENTS, 80 } };
+	static const struct fr other[] = { { "Handle.__init__", EVENTS, 33 },
+					   { "Server._accept", LIB, 9 } };
+	struct causal *c = causal_new(NULL);
+	struct attrib_stack *send = MK(detached_send, 0xb000, 500);
+	const struct attrib_frame *o;
+	struct causal_link l;
+	enum causal_via via;
+
+	causal_put(c, 7, 0xa000, 0, 100, MK(threadsafe, 0, 100));
+	causal_put(c, 7, 0xb000, 0xa000, 200, MK(in_callback, 0xa000, 200));
+	causal_put(c, 7, 0xa000, 0, 300, MK(other, 0, 300));
+	causal_link(c, 7, send, &l);
 	assert_int_equal(l.n, 2);
+	o = causal_origin(send, &l, &via);
+	assert_non_null(o);
+	assert_string_equal(o->function, "Agent.work");
+	assert_int_equal(via, VIA_CALLBACK);
 	attrib_stack_put(send);
 	causal_free(c);
 }
@@ -232,6 +268,7 @@ int main(void)
 		cmocka_unit_test(test_task_send_named_by_its_creator),
 		cmocka_unit_test(test_chain_through_library_creations),
 		cmocka_unit_test(test_reused_address_is_not_a_parent),
+		cmocka_unit_test(test_parent_kept_after_its_context_died),
 		cmocka_unit_test(test_deferred_write_not_linked),
 		cmocka_unit_test(test_own_origin_kept_creators_given),
 		cmocka_unit_test(test_replaced_and_forgotten),
