@@ -127,6 +127,9 @@ int close_enter(struct trace_event_raw_sys_enter *ctx)
 	/* close(dup(fd)): the socket stays open through its other references. */
 	if (file_shared(ref.file))
 		return 0;
+	/* Bytes sent after the last write seen, by writes none of ours captured. */
+	if (c->state != CONN_IGNORE)
+		conn_tx_seq(c, &ref, ctx->args[0], 0, 0);
 	e = bpf_ringbuf_reserve(&events_rb, sizeof(*e), 0);
 	if (e) {
 		__builtin_memset(e, 0, sizeof(*e));
