@@ -50,10 +50,10 @@ NOT_LINKED = "wsaudit does not link this hand-over yet"
 
 class Row:
     def __init__(self, name, server, pattern=None, loop="asyncio", conns=2, messages=40,
-                 pad=0, slow=False, queue=False, linked=False, why=NOT_LINKED):
+                 pad=0, slow=False, queue=False, linked=False, strict=True, why=NOT_LINKED):
         self.name, self.server, self.pattern, self.loop = name, server, pattern, loop
         self.conns, self.messages, self.pad, self.slow = conns, messages, pad, slow
-        self.queue, self.linked, self.why = queue, linked, why
+        self.queue, self.linked, self.strict, self.why = queue, linked, strict, why
 
     def argv(self, port, truth):
         if self.server == "ws":
@@ -67,23 +67,21 @@ class Row:
 
 
 ROWS = [
-    Row("create_task", "ws", "task", linked=True, why=NOT_LINKED + ": a Task to its creator's stack"),
-    Row("create_task-uvloop", "ws", "task", loop="uvloop",
-        linked=True, why=NOT_LINKED + ": a uvloop Task to its creator's stack"),
-    Row("task_chain", "ws", "chain",
-        linked=True, why=NOT_LINKED + ": a Task created by a Task to the first creator's stack"),
-    Row("ensure_future", "ws", "future", linked=True, why=NOT_LINKED + ": a Task to its creator's stack"),
-    Row("call_soon", "ws", "call_soon",
-        linked=True, why=NOT_LINKED + ": a call_soon handle to its creator's stack"),
-    Row("run_coroutine_threadsafe", "ws", "threadsafe",
-        linked=True, why=NOT_LINKED + ": a call_soon_threadsafe handle to the producing thread's stack"),
-    Row("to_thread", "ws", "to_thread",
-        linked=True, why=NOT_LINKED + ": a thread-pool job to its submitter's stack"),
+    Row("create_task", "ws", "task", linked=True),
+    Row("create_task-uvloop", "ws", "task", loop="uvloop", linked=True),
+    Row("task_chain", "ws", "chain", linked=True),
+    Row("ensure_future", "ws", "future", linked=True),
+    Row("call_soon", "ws", "call_soon", linked=True),
+    Row("run_coroutine_threadsafe", "ws", "threadsafe", linked=True),
+    Row("to_thread", "ws", "to_thread", linked=True),
     Row("send_queue", "ws", "queued", queue=True,
         why=NOT_LINKED + ": a queued object to the stack that called the hand-off"),
     Row("socketio", "socketio", queue=True, why=NOT_LINKED + ": engine.io's send queue to its producer"),
+    # The reactor's doWrite runs in the context of whoever started the writing: the bridged
+    # frames come out right by chance, the bypasses are named after Bridge.notify.
     Row("daphne", "daphne",
-        why=NOT_LINKED + ": Twisted's buffered write to the stack that wrote it"),
+        why=NOT_LINKED + ": Twisted's buffered write to the stack that wrote it (bypasses are "
+        "linked to the bridge's context and not flagged)"),
     Row("slow_reader", "ws", "big", conns=2, messages=150, pad=3000, slow=True,
         why=NOT_LINKED + ": the selector transport's buffered write to its writer's stack"),
 ]
@@ -261,7 +259,9 @@ def test_causal_run(row, procs, tmp_path):
 def linked_mark(row):
     if row.linked:
         return []
-    return [pytest.mark.xfail(strict=True, reason=row.why)]
+    # Not strict only where the outcome changes from run to run (the reason says so): a
+    # strict mark would make that row flaky instead of showing the gap.
+    return [pytest.mark.xfail(strict=row.strict, reason=row.why)]
 
 
 @pytest.mark.parametrize("row", [pytest.param(r, id=r.name, marks=linked_mark(r)) for r in ROWS])
