@@ -14,6 +14,39 @@ int py_stack_walk(void *ctx)
 }
 
 /*
+ * The stack of the thread closing a WebSocket connection's last fd, entered by tail call from
+ * close_enter (bpf/process.bpf.c), which filled io_heap; then the connection's close record,
+ * so the stack arrives first.
+ */
+SEC("tracepoint")
+int close_walk(void *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 zero = 0, tgid = id >> 32;
+	const struct py_offsets *off;
+	struct walk_scratch *w;
+	struct evt_stack *e;
+	struct io_desc *io;
+
+	io = bpf_map_lookup_elem(&io_heap, &zero);
+	if (!io)
+		return 0;
+	off = bpf_map_lookup_elem(&py_procs, &tgid);
+	w = bpf_map_lookup_elem(&walk_heap, &zero);
+	if (off && w) {
+		e = stack_begin(w, id, STACK_AT_CLOSE);
+		if (e) {
+			e->conn = io->conn;
+			e->io_pos = io->io_pos;
+			py_walk(e, off, w, id);
+			stack_submit(e);
+		}
+	}
+	conn_close_emit(io);
+	return 0;
+}
+
+/*
  * uvloop's UVStream.write (and the other METH_O "write" methods of its transports) queue the
  * object they are given and send it later from the event loop, when the function that wrote
  * it is gone from the stack.  This uprobe, attached by user/uvhook.c at those methods, records

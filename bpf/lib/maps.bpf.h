@@ -168,6 +168,7 @@ struct {
 enum tail_slot {
 	TAIL_EMIT_CHUNKS = 0,
 	TAIL_PY_STACK = 1,
+	TAIL_CLOSE_WALK = 2, /* the stack of the thread closing a WebSocket, then its close */
 	TAIL_MAX,
 };
 

@@ -229,6 +229,11 @@ enum stack_site {
 	 * queues every write and flushes it from the event loop): token is the object.
 	 */
 	STACK_AT_TRANSPORT_WRITE = 1,
+	/*
+	 * At close(2) of a WebSocket connection's last fd: sent right before its EVT_CONN_CLOSE,
+	 * io_pos is the connection's stream position then.
+	 */
+	STACK_AT_CLOSE = 2,
 };
 
 /* Why the context identity (a bridge call's user argument) was not read, or CTX_OK. */
