@@ -129,7 +129,10 @@ int close_enter(struct trace_event_raw_sys_enter *ctx)
 	/* close(dup(fd)): the socket stays open through its other references. */
 	if (file_shared(ref.file))
 		return 0;
-	/* Who closes a WebSocket of a Python process: its stack goes first (bpf/pystack.bpf.c). */
+	/*
+	 * Who closes a WebSocket of a Python process: its stack goes first, then the close
+	 * record (py_stack_walk, bpf/pystack.bpf.c).
+	 */
 	walk = c->state == CONN_WS && bpf_map_lookup_elem(&py_procs, &tgid);
 	io = bpf_map_lookup_elem(&io_heap, &zero);
 	if (io) {
@@ -137,6 +140,7 @@ int close_enter(struct trace_event_raw_sys_enter *ctx)
 		io->conn.gen = c->gen;
 		io->io_pos = c->tx_pos;
 		io->fd = ctx->args[0];
+		io->closing = walk;
 	}
 	bpf_map_delete_elem(&conn_map, &ref.ino);
 	/* A verdict the connection never lived to read. */
@@ -144,7 +148,8 @@ int close_enter(struct trace_event_raw_sys_enter *ctx)
 	if (!io)
 		return 0;
 	if (walk)
-		bpf_tail_call(ctx, &emit_progs, TAIL_CLOSE_WALK);
+		bpf_tail_call(ctx, &emit_progs, TAIL_PY_STACK);
+	io->closing = 0;
 	conn_close_emit(io);
 	return 0;
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The Python stack of the thread that made a WebSocket write, at the syscall's exit (see
- * bpf/lib/pywalk.bpf.h), entered by tail call from the write family's exit programs.
+ * bpf/lib/pywalk.bpf.h), entered by tail call from the write family's exit programs; and of
+ * the thread that closes a WebSocket connection, entered from close_enter.
  */
 #include "lib/common.bpf.h"
 #include "lib/pywalk.bpf.h"
@@ -11,39 +12,6 @@ SEC("tracepoint")
 int py_stack_walk(void *ctx)
 {
 	return py_stack_walk_run(ctx, &emit_progs);
-}
-
-/*
- * The stack of the thread closing a WebSocket connection's last fd, entered by tail call from
- * close_enter (bpf/process.bpf.c), which filled io_heap; then the connection's close record,
- * so the stack arrives first.
- */
-SEC("tracepoint")
-int close_walk(void *ctx)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 zero = 0, tgid = id >> 32;
-	const struct py_offsets *off;
-	struct walk_scratch *w;
-	struct evt_stack *e;
-	struct io_desc *io;
-
-	io = bpf_map_lookup_elem(&io_heap, &zero);
-	if (!io)
-		return 0;
-	off = bpf_map_lookup_elem(&py_procs, &tgid);
-	w = bpf_map_lookup_elem(&walk_heap, &zero);
-	if (off && w) {
-		e = stack_begin(w, id, STACK_AT_CLOSE);
-		if (e) {
-			e->conn = io->conn;
-			e->io_pos = io->io_pos;
-			py_walk(e, off, w, id);
-			stack_submit(e);
-		}
-	}
-	conn_close_emit(io);
-	return 0;
 }
 
 /*

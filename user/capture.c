@@ -121,7 +121,6 @@ static int emit_prog_install(struct wsaudit *skel)
 	} slots[] = {
 		{ 0, skel->progs.emit_chunks, skel->maps.emit_progs },
 		{ 1, skel->progs.py_stack_walk, skel->maps.emit_progs },
-		{ 2, skel->progs.close_walk, skel->maps.emit_progs },
 		/* The TLS probes' own: a program array holds programs of one type. */
 		{ 0, skel->progs.tls_emit_chunks, skel->maps.tls_progs },
 		{ 1, skel->progs.tls_stack_walk, skel->maps.tls_progs },
@@ -278,7 +277,6 @@ struct capture *capture_open(const struct capture_opts *opts, capture_record_fn 
 	 */
 	if (!opts->stack_walk) {
 		bpf_program__set_autoload(cap->skel->progs.py_stack_walk, false);
-		bpf_program__set_autoload(cap->skel->progs.close_walk, false);
 		bpf_program__set_autoload(cap->skel->progs.tls_stack_walk, false);
 		bpf_program__set_autoload(cap->skel->progs.transport_write_uprobe, false);
 	}
