@@ -11,7 +11,8 @@
 #   make demo       build, start the bundled demo service and its clients, trace it (root)
 #   make deps       install the Debian packages the build and the tests need (root)
 #   make vmlinux    regenerate include/vmlinux/$(ARCH)/vmlinux.h from the running kernel
-#   make install    install wsaudit into $(DESTDIR)$(BINDIR)
+#   make install    install wsaudit, wsaudit(8) and its bash completion under $(DESTDIR)$(PREFIX)
+#   make man        wsaudit(8) and the bash completion from the --help texts, into $(O)
 #   make bench      benchmarks into bench/REPORT.md (root; a few minutes)
 #   make soak       the agent soak, SOAK_MINUTES=10 (root)
 #   make kernels    the kernel matrix: Debian's 6.1, 6.12, newest and 5.10 under QEMU (root)
@@ -86,7 +87,7 @@ FUZZ_CI_SECONDS ?= 60
 .DELETE_ON_ERROR:
 .SECONDARY:
 .PHONY: all test fuzz fuzz-build fuzz-ci check test-integration demo deps install clean \
-	vmlinux format format-check analyze bench bench-build soak kernels kernels-ci
+	vmlinux format format-check analyze bench bench-build soak kernels kernels-ci man
 
 all: wsaudit
 
@@ -285,8 +286,25 @@ analyze: $(O)/policy_default.inc
 	$(call msg,CPPCHECK,user tests/unit tests/fuzz bench)
 	$(Q)$(CPPCHECK) $(CPPCHECK_FLAGS) user tests/unit tests/fuzz $(wildcard bench/bench_*.c)
 
-install: wsaudit
+# wsaudit(8) and the bash completion, from the binary's --help texts (scripts/mkdocs.py).
+MAN := $(O)/wsaudit.8
+COMPLETION := $(O)/wsaudit.bash
+
+man: $(MAN) $(COMPLETION)
+
+$(MAN): wsaudit scripts/mkdocs.py
+	$(call msg,MAN,$@)
+	$(Q)$(PYTHON) scripts/mkdocs.py ./wsaudit man >$@.tmp && mv $@.tmp $@
+
+$(COMPLETION): wsaudit scripts/mkdocs.py
+	$(call msg,GEN,$@)
+	$(Q)$(PYTHON) scripts/mkdocs.py ./wsaudit completion >$@.tmp && mv $@.tmp $@
+
+install: wsaudit $(MAN) $(COMPLETION)
 	$(Q)install -D -m 0755 wsaudit $(DESTDIR)$(BINDIR)/wsaudit
+	$(Q)install -D -m 0644 $(MAN) $(DESTDIR)$(PREFIX)/share/man/man8/wsaudit.8
+	$(Q)install -D -m 0644 $(COMPLETION) \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/wsaudit
 
 clean:
 	$(Q)rm -rf $(O) wsaudit

@@ -31,6 +31,7 @@ quick)
 	follow_args=(-r 1 -s 2 --rates 50000)
 	startup_args=(-r 3 --no-load)
 	create_args=(-r 3 -n 5000 --threads 500)
+	tls_args=(--quick)
 	;;
 long)
 	walk_args=(-r 21 -n 8000 --bpf-stats)
@@ -40,6 +41,7 @@ long)
 	follow_args=(-r 5 -s 10 --rates 25000,50000,75000,100000)
 	startup_args=(-r 11)
 	create_args=(-r 11 -n 40000 --threads 4000)
+	tls_args=(-r 7 -f 50000)
 	;;
 *)
 	walk_args=(-r 5 -n 4000 --bpf-stats)
@@ -48,6 +50,7 @@ long)
 	follow_args=(-r 2 -s 4 --rates 25000,50000,75000)
 	startup_args=(-r 5)
 	create_args=(-r 5 -n 20000 --threads 2000)
+	tls_args=(-r 3)
 	;;
 esac
 scripts=(
@@ -57,6 +60,7 @@ scripts=(
 	"bench/follow_rate.py ${follow_args[*]}"
 	"bench/startup.py ${startup_args[*]}"
 	"bench/create_cost.py ${create_args[*]}"
+	"bench/tls_cost.py ${tls_args[*]}"
 )
 helpers=" bench_floor_attach bench_loadgen bench_uprobe_floor "
 cd "$(dirname "$0")/.."

@@ -19,6 +19,7 @@
 #include "agent_metrics.h"
 #include "agent_opts.h"
 #include "agent_socket.h"
+#include "clock.h"
 #include "commands.h"
 #include "keyhash.h"
 #include "log.h"
@@ -60,13 +61,9 @@ static void log_record(void *ctx, const char *line, size_t len)
 	vlog_write(ctx, line, len);
 }
 
-/* SIGHUP: a new log file (the old one was rotated away), and the policy again. */
-static double ms_since(const struct timespec *t0)
+static double ms_since(uint64_t t0)
 {
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+	return (double)(mono_ns() - t0) / 1e6;
 }
 
 /*
@@ -77,23 +74,22 @@ static double ms_since(const struct timespec *t0)
 static void agent_reload(struct session *s, const struct agent_opts *o, struct vlog *log,
 			 struct agent_metrics *m)
 {
-	struct timespec t0;
+	uint64_t t0 = mono_ns();
 	struct policy *p;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	vlog_reopen(log);
 	if (!o->policy_path)
 		return;
 	p = agent_load_policy(o->policy_path);
 	agent_metrics_policy_reload(m, p != NULL);
 	if (!p) {
-		log_err("keeping the policy in force (the reload took %.1f ms)", ms_since(&t0));
+		log_err("keeping the policy in force (the reload took %.1f ms)", ms_since(t0));
 		return;
 	}
 	session_set_policy(s, p);
 	/* Processes that match the new targets and run already. */
 	session_scan_exe(s);
-	log_info("policy %s reloaded in %.1f ms", o->policy_path, ms_since(&t0));
+	log_info("policy %s reloaded in %.1f ms", o->policy_path, ms_since(t0));
 }
 
 /*
@@ -142,7 +138,6 @@ int cmd_agent(int argc, char **argv)
 	struct session *s = NULL;
 	struct agent_opts o;
 	uint64_t last_stats = 0, last_check, now;
-	struct timespec ts;
 	struct vlog_stats ls;
 	struct agent_socket_stats ss;
 	struct policy *p;
@@ -201,8 +196,7 @@ int cmd_agent(int argc, char **argv)
 	 * wsaudit_selfcheck_ok and on the health endpoint; the check is repeated every period.
 	 */
 	selfcheck(s);
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	last_check = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	last_check = mono_ns();
 	if (strcmp(o.socket_path, "none")) {
 		sock = agent_socket_open(o.socket_path, s);
 		if (!sock)
@@ -222,8 +216,7 @@ int cmd_agent(int argc, char **argv)
 			agent_reload(s, &o, log, metrics);
 		}
 		vlog_flush(log);
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		now = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+		now = mono_ns();
 		if (now - last_check >= SELFCHECK_EVERY_NS) {
 			selfcheck(s);
 			last_check = now;

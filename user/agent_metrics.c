@@ -6,6 +6,7 @@
 
 #include "agent_metrics.h"
 #include "agent_socket.h"
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -27,18 +28,10 @@ struct agent_metrics {
 	atomic_bool blind; /* the last self-check did not see its own write come back */
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
 static bool health(void *ctx, enum metrics_http_probe probe, char *why, size_t len)
 {
 	struct agent_metrics *m = ctx;
-	uint64_t beat = atomic_load(&m->heartbeat_ns), now = now_ns();
+	uint64_t beat = atomic_load(&m->heartbeat_ns), now = mono_ns();
 
 	if (!atomic_load(&m->ready)) {
 		snprintf(why, len, "starting: the BPF programs are not attached yet");
@@ -212,7 +205,7 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 
 	if (!m)
 		return;
-	now = now_ns();
+	now = mono_ns();
 	atomic_store(&m->heartbeat_ns, now);
 	if (m->last_update && now - m->last_update < UPDATE_EVERY_NS)
 		return;

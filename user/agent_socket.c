@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "agent_socket.h"
+#include "clock.h"
 #include "log.h"
 #include "output.h"
 #include "session.h"
@@ -69,14 +70,6 @@ struct agent_socket {
 	uint64_t clients_total, records_dropped;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
 /* --- the client's queue ------------------------------------------------------------------ */
 
 /* Past QUEUE_MAX only when forced: a stopping client's last records (notice, stats). */
@@ -116,7 +109,9 @@ static void queue_notice(struct client *c)
 			     (unsigned long long)c->dropped_unsaid);
 	else
 		n = snprintf(line, sizeof(line),
-			     "{\"type\":\"dropped\",\"records\":%llu,\"total\":%llu,"
+			     "{\"v\":" OUTPUT_RECORD_VERSION_STR
+			     ",\"type\":\"dropped\",\"records\":%llu,"
+			     "\"total\":%llu,"
 			     "\"reason\":\"slow_reader\"}\n",
 			     (unsigned long long)c->dropped_unsaid, (unsigned long long)c->dropped);
 	if (queue_put(c, line, (size_t)n))
@@ -254,7 +249,7 @@ static void client_stop(struct client *c)
 		session_remove_tap(c->a->s, &c->tap);
 	}
 	c->state = CLIENT_CLOSING;
-	c->closing_since = now_ns();
+	c->closing_since = mono_ns();
 	shutdown(c->fd, SHUT_RD);
 }
 
@@ -270,7 +265,7 @@ static void reply_error(struct client *c, const char *why)
 	free(line);
 	json_decref(o);
 	c->state = CLIENT_CLOSING;
-	c->closing_since = now_ns();
+	c->closing_since = mono_ns();
 }
 
 /* Follows pid for the client, the agent too if it did not; its entry in the hello. */
@@ -450,11 +445,11 @@ static void client_send(struct client *c)
 		}
 		c->qhead += (size_t)n;
 		c->qlen -= (size_t)n;
-		c->closing_since = now_ns(); /* progress: a stopping client is given more time */
+		c->closing_since = mono_ns(); /* progress: a stopping client is given more time */
 	}
 	if (!c->qlen)
 		c->qhead = 0;
-	if (c->state == CLIENT_CLOSING && (!c->qlen || now_ns() - c->closing_since > CLOSING_NS))
+	if (c->state == CLIENT_CLOSING && (!c->qlen || mono_ns() - c->closing_since > CLOSING_NS))
 		client_free(c, c->qlen ? "it stopped reading" : "done");
 }
 

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "attrib.h"
+#include "clock.h"
 #include "keyhash.h"
 #include "log.h"
 #include "policy.h"
@@ -480,14 +481,6 @@ static bool resolve_frame(struct attrib *a, const struct proc_entry *p, pid_t pi
 		return false;
 	frame_fill(a, p, pid, in, &hit, out);
 	return true;
-}
-
-static unsigned long long mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
 }
 
 static void stack_judge(struct attrib_stack *s, unsigned int failed, bool read_fault)

@@ -10,6 +10,7 @@
 #include <bpf/libbpf.h>
 
 #include "capture.h"
+#include "clock.h"
 #include "log.h"
 #include "sysreq.h"
 #include "tlshook.h"
@@ -87,14 +88,11 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 static int ringbuf_cb(void *ctx, void *data, size_t size)
 {
 	struct capture *cap = ctx;
-	struct timespec ts;
 	uint64_t now;
 	int err;
 
-	if (!cap->batch++) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		cap->batch_start = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-	}
+	if (!cap->batch++)
+		cap->batch_start = mono_ns();
 	err = cap->fn(cap->ctx, data, size);
 	if (err || cap->batch % 16)
 		return err;
@@ -103,8 +101,7 @@ static int ringbuf_cb(void *ctx, void *data, size_t size)
 	 * is bounded by time.  libbpf has consumed this record already; a negative return stops
 	 * the drain here and leaves the rest to the next capture_poll().
 	 */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	now = mono_ns();
 	if (now - cap->batch_start < CAPTURE_POLL_BUDGET_MS * 1000000ULL)
 		return 0;
 	cap->pending = true;
@@ -209,14 +206,6 @@ static void startup_programs(struct capture *cap)
 		cap->startup.insns += info.xlated_prog_len / 8;
 		cap->startup.verified_insns += info.verified_insns;
 	}
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
 static int traced_bits_map(struct capture *cap)

@@ -366,13 +366,14 @@ static void conn_ignore(struct conntrack *ct, struct ct_conn *c, enum ct_skip_re
 }
 
 /*
- * The first bytes of a TLS handshake record (RFC 8446 5.1: content type 22, legacy version
- * 3.x): a server's first write on a TLS connection (ServerHello).  No WebSocket server
- * writes it: 0x16 would be a non-final frame of a reserved opcode.
+ * The first bytes of a TLS record (RFC 8446 5.1: content type 20 to 23, legacy version 3.x):
+ * a server's first write on a TLS connection (ServerHello), or any write of one open before
+ * the trace.  No WebSocket server writes them: 0x14 to 0x17 would be a non-final frame of a
+ * reserved opcode (with RSV3 for application data).
  */
 static bool looks_like_tls(const uint8_t *data, size_t len)
 {
-	return len >= 3 && data[0] == 0x16 && data[1] == 0x03 && data[2] <= 0x04;
+	return len >= 3 && data[0] >= 20 && data[0] <= 23 && data[1] == 0x03 && data[2] <= 0x04;
 }
 
 /*

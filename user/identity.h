@@ -32,41 +32,8 @@
 #include <stddef.h>
 
 #include "http1.h"
+#include "idjson.h"
 #include "policy.h"
-
-#define IDENTITY_MAX_VALUE 256 /* bytes of a user id, type or ownership value */
-#define IDENTITY_MAX_TOKEN 8192 /* bytes of a token in a handshake (JWTs are ~1 KiB) */
-#define IDENTITY_MAX_MESSAGE (4u << 20) /* bytes of a message parsed for its fields */
-/*
- * JSON nesting accepted: Python's json reads up to its recursion limit (1000 by default), so
- * a service can send that deep; jansson alone stops at 2048.
- */
-#define IDENTITY_MAX_DEPTH 1000
-
-enum identity_reason {
-	IDENTITY_OK = 0,
-	IDENTITY_ABSENT, /* the header, parameter, subprotocol entry or field is not there */
-	IDENTITY_PREFIX_MISMATCH, /* the header is there but does not start with the prefix */
-	IDENTITY_TOO_LONG, /* token over IDENTITY_MAX_TOKEN, or message over _MAX_MESSAGE */
-	IDENTITY_BAD_BASE64, /* not base64url (jwt_b64 wrapper or a JWT segment) */
-	IDENTITY_NOT_JWT, /* not three dot-separated base64url segments */
-	IDENTITY_BAD_JSON, /* JWT payload or message is not JSON (or not UTF-8) */
-	IDENTITY_TOO_DEEP, /* nested deeper than IDENTITY_MAX_DEPTH */
-	IDENTITY_NOT_OBJECT, /* the JSON is not an object, or a path crosses a non-container */
-	IDENTITY_NOT_STRING, /* the value is not a string or an integer */
-	IDENTITY_HAS_NUL, /* the value contains a NUL character */
-	IDENTITY_EMPTY, /* the value is the empty string */
-	IDENTITY_VALUE_TOO_LONG, /* the value is over IDENTITY_MAX_VALUE */
-	IDENTITY_BINARY, /* binary message: not read for identity */
-	IDENTITY_CONTROL, /* close, ping, pong or continuation: not a message */
-	IDENTITY_NOT_A_USER, /* equals the rule's unless_equals field (a thread id in user_id) */
-	IDENTITY_NO_MEMORY,
-	IDENTITY_AMBIGUOUS, /* the request names more than one user: see identity_conn.ambiguous */
-	IDENTITY__COUNT,
-};
-
-/* A short stable name for counters and logs ("bad_base64"). */
-const char *identity_reason_name(enum identity_reason r);
 
 /*
  * Whether a message that could not be read mentions, as a JSON key, a field the policy reads
@@ -74,19 +41,6 @@ const char *identity_reason_name(enum identity_reason r);
  * search per identity.message path over at most IDENTITY_MAX_MESSAGE bytes.
  */
 bool identity_message_names_user(const struct policy *p, const void *data, size_t len);
-
-/*
- * Parses JSON text bounded in size (IDENTITY_MAX_MESSAGE) and depth (IDENTITY_MAX_DEPTH,
- * checked on the text before jansson allocates anything); any top-level value.  Strings may
- * hold \u0000: the value reader reports HAS_NUL for the ones it is asked for.
- */
-enum identity_reason identity_json_parse(const void *buf, size_t len, json_t **out);
-/*
- * The value at a dotted path (see the header comment for the rules), as a NUL-terminated
- * string in out[size]; size at least 2.
- */
-enum identity_reason identity_json_get(const json_t *root, const char *path, char *out,
-				       size_t size);
 
 /* Connection identity: the result of the policy's identity.connection rules. */
 struct identity_conn {

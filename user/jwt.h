@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "identity.h"
+#include "idjson.h"
 
 /*
  * base64url (RFC 4648 section 5): '=' padding optional, no whitespace, unused trailing bits

@@ -16,7 +16,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "trace", cmd_trace,
-	  "trace   [-p PID]... [--exe GLOB]... [-o text|json] [-d SECONDS] [--payload]" },
+	  "trace   [-p PID]... [--exe GLOB]... [--pod NS/NAME] [-o text|json] [-d DURATION]" },
 	{ "agent", cmd_agent, "agent   [-c POLICY] [--metrics-addr HOST:PORT] [--log FILE]" },
 	{ "run", cmd_run,
 	  "run     [-c POLICY] [--sarif FILE] [--junit FILE] [--baseline FILE] -- COMMAND..." },

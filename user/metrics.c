@@ -15,6 +15,8 @@
 
 #include "conntrack.h"
 #include "metrics.h"
+#include "ws_frame.h"
+#include "ws_message.h"
 #include "utf8.h"
 #include "wsaudit/events.h"
 
@@ -672,9 +674,9 @@ char *metrics_render(struct metrics *m, size_t *len)
 /* --- the collector's families ------------------------------------------------------------- */
 
 /* RFC 6455 opcode names as ws_opcode_name() spells them; "reserved" for the unassigned ones. */
-const char *const metrics_opcodes[] = {
-	"continuation", "text", "binary", "close", "ping", "pong", "reserved", NULL,
-};
+#define OPCODE_VALUE(name, value, str) str,
+const char *const metrics_opcodes[] = { WS_OPCODES(OPCODE_VALUE) "reserved", NULL };
+#undef OPCODE_VALUE
 
 /* The BPF side's names (include/wsaudit/events.h), so a new reason cannot be missed here. */
 const char *const metrics_drop_reasons[DROP_MAX + 1] = { DROP_NAMES };
@@ -686,9 +688,9 @@ const char *const metrics_unattributed_reasons[] = {
 	"detached_task",      "attribution_disabled", NULL,
 };
 
-const char *const metrics_message_statuses[] = {
-	"ok", "truncated", "undecodable_gap", "inflate_error", "too_large", NULL,
-};
+#define STATUS_VALUE(name, str) str,
+const char *const metrics_message_statuses[] = { WS_MSG_STATUSES(STATUS_VALUE) NULL };
+#undef STATUS_VALUE
 
 const char *const metrics_rules[] = {
 	"bridge_bypass",    "isolation_breach",	  "identity_ambiguous",

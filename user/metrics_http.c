@@ -19,6 +19,7 @@
 #include <time.h>
 #include <microhttpd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics_http.h"
 
@@ -46,14 +47,6 @@ struct metrics_http {
 	unsigned int nconns;
 	struct metrics_http_stats st;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static void peer_ip(const struct sockaddr *sa, unsigned char ip[16])
 {
@@ -115,7 +108,7 @@ static void notify_connection(void *cls, struct MHD_Connection *conn, void **soc
 		c->used = true;
 		c->fd = fd->connect_fd;
 		peer_ip(addr ? addr->client_addr : NULL, c->ip);
-		c->deadline_ns = now_ns() + METRICS_HTTP_DEADLINE_S * 1000000000ULL;
+		c->deadline_ns = mono_ns() + METRICS_HTTP_DEADLINE_S * 1000000000ULL;
 		*socket_context = c;
 		h->nconns++;
 		h->st.accepted++;
@@ -135,7 +128,7 @@ static void conn_renew(struct metrics_http *h, struct MHD_Connection *conn)
 	if (!c)
 		return;
 	pthread_mutex_lock(&h->lock);
-	c->deadline_ns = now_ns() + METRICS_HTTP_DEADLINE_S * 1000000000ULL;
+	c->deadline_ns = mono_ns() + METRICS_HTTP_DEADLINE_S * 1000000000ULL;
 	pthread_mutex_unlock(&h->lock);
 }
 
@@ -158,7 +151,7 @@ static void *reaper(void *arg)
 			until.tv_nsec -= 1000000000L;
 		}
 		pthread_cond_timedwait(&h->wake, &h->lock, &until);
-		now = now_ns();
+		now = mono_ns();
 		for (unsigned int i = 0; i < METRICS_HTTP_MAX_CONNS; i++) {
 			struct conn_slot *c = &h->conns[i];
 
@@ -363,7 +356,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	/* Clients choose how often libmicrohttpd complains: one line per 10 s, the rest counted. */
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	static uint64_t last, suppressed;
-	uint64_t now = now_ns(), skipped;
+	uint64_t now = mono_ns(), skipped;
 	char buf[256];
 	size_t n;
 

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "adopt.h"
+#include "clock.h"
 #include "pyscope.h"
 #include "keyhash.h"
 #include "log.h"
@@ -149,6 +150,13 @@ static void record_error(struct output *o, const char *why)
 static void emit_json(struct output *o, json_t *obj)
 {
 	const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
+	/*
+	 * Every record starts with the contract's version (docs/records.md): written ahead of
+	 * the dump, whose own '{' it replaces, so that it comes first without rebuilding the
+	 * object.
+	 */
+	static const char head[] = "{\"v\":" OUTPUT_RECORD_VERSION_STR ",";
+	const size_t hl = sizeof(head) - 1;
 	size_t n;
 	char *nb;
 
@@ -156,19 +164,22 @@ static void emit_json(struct output *o, json_t *obj)
 		record_error(o, "could not be built (no memory)");
 		return;
 	}
-	n = json_dumpb(obj, o->buf, o->cap ? o->cap - 1 : 0, flags);
-	if (n && n + 1 > o->cap) {
-		nb = realloc(o->buf, n + 1 + 1024);
+	n = json_dumpb(obj, o->cap > hl ? o->buf + hl - 1 : NULL, o->cap > hl ? o->cap - hl : 0,
+		       flags);
+	if (n && n + hl + 1 > o->cap) {
+		nb = realloc(o->buf, n + hl + 1 + 1024);
 		if (!nb)
 			goto out;
 		o->buf = nb;
-		o->cap = n + 1 + 1024;
-		n = json_dumpb(obj, o->buf, o->cap - 1, flags);
+		o->cap = n + hl + 1 + 1024;
+		n = json_dumpb(obj, o->buf + hl - 1, o->cap - hl, flags);
 	}
-	if (!n) {
+	if (n < 3) {
 		record_error(o, "could not be written");
 		goto out;
 	}
+	memcpy(o->buf, head, hl);
+	n += hl - 1;
 	o->buf[n] = '\n';
 	if (o->sink)
 		o->sink(o->sink_ctx, o->buf, n + 1);
@@ -468,12 +479,8 @@ void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns
 	char ts[48], detail[1400];
 	json_t *obj;
 
-	if (!ts_ns) {
-		struct timespec now;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		ts_ns = (uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec;
-	}
+	if (!ts_ns)
+		ts_ns = mono_ns();
 	if (abrupt)
 		delivery_abrupt_detail(c, detail, sizeof(detail));
 	if (o->format == OUTPUT_TEXT) {
@@ -522,12 +529,8 @@ void output_conn_skipped(struct output *o, const struct ct_conn *c, const struct
 	uint32_t pid = e ? e->tgid : c->tgid;
 	json_t *conn, *obj;
 
-	if (!ts_ns) {
-		struct timespec now;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		ts_ns = (uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec;
-	}
+	if (!ts_ns)
+		ts_ns = mono_ns();
 	/* cppcheck-suppress nullPointerRedundantCheck ; c is NULL only with e (output.h) */
 	memcpy(comm, e ? (const char *)e->comm : c->comm, sizeof(comm) - 1);
 	comm[sizeof(comm) - 1] = '\0';
@@ -838,9 +841,11 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	if (f->after_close)
 		json_object_set_new(obj, "after_close", json_true());
 	if (fv->msg_type || fv->msg_user)
-		json_object_set_new(obj, "message",
-				    json_pack("{s:o, s:o}", "type", text_json(fv->msg_type), "user",
-					      text_json(fv->msg_user)));
+		json_object_set_new(
+			obj, "message",
+			/* "type" is msg_type's former name, kept for v1 readers. */
+			json_pack("{s:o, s:o, s:o}", "msg_type", text_json(fv->msg_type), "type",
+				  text_json(fv->msg_type), "user", text_json(fv->msg_user)));
 	else
 		json_object_set_new(obj, "message", json_null());
 	if (f->message && f->message->status != WS_MSG_OK)
@@ -915,7 +920,7 @@ static void run_detail(const struct run_report *rep, unsigned int timeout_s, cha
 		break;
 	case RUN_EVICTED:
 		snprintf(out, size,
-			 "not judged: forgotten past the bound of runs followed (%u a connection)",
+			 "not judged: forgotten past the bound of runs followed (%d a connection)",
 			 RUNS_PER_CONN);
 		break;
 	case RUN_UNREADABLE:
@@ -1062,7 +1067,6 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 	const struct ct_stats *ct = t->ct;
 	uint64_t total = 0;
 	json_t *drops, *obj;
-	struct timespec now;
 
 	drops = json_object();
 	for (int i = 0; i < DROP_MAX; i++) {
@@ -1112,12 +1116,10 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 		json_decref(drops);
 		return;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	obj = json_pack("{s:s, s:o, s:b, s:I, s:I, s:I, s:o, s:I}", "type", "stats", "ts",
-			time_json((uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec), "final",
-			final, "events", (json_int_t)t->records, "frames", (json_int_t)ct->frames,
-			"processes", (json_int_t)t->processes, "drops", drops, "drops_total",
-			(json_int_t)total);
+			time_json(mono_ns()), "final", final, "events", (json_int_t)t->records,
+			"frames", (json_int_t)ct->frames, "processes", (json_int_t)t->processes,
+			"drops", drops, "drops_total", (json_int_t)total);
 	if (!obj)
 		return;
 	/* Which key the u# and t# displays are made with: same fingerprint, same displays. */

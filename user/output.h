@@ -18,6 +18,14 @@
 #include "rules.h"
 #include "testname.h"
 
+/*
+ * The version of the JSON record contract (docs/records.md, docs/schemas/), the "v" member
+ * that every record starts with.  Fields may be added within a version; one renamed or
+ * removed, or a meaning changed, makes the next.
+ */
+#define OUTPUT_RECORD_VERSION 1
+#define OUTPUT_RECORD_VERSION_STR "1"
+
 enum output_format {
 	OUTPUT_TEXT,
 	OUTPUT_JSON,

@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "policy.h"
+#include "ws_frame.h"
 
 /*
  * The built-in default, compiled in so that wsaudit works without any file installed: the
@@ -53,14 +54,9 @@ __attribute__((format(printf, 4, 5))) static int fail(struct loader *l, const ya
 	return -EINVAL;
 }
 
-static const char *const opcode_names[16] = {
-	[0] = "continuation", [1] = "text", [2] = "binary",
-	[8] = "close",	      [9] = "ping", [10] = "pong",
-};
-
 const char *policy_opcode_name(unsigned int opcode)
 {
-	return opcode < 16 ? opcode_names[opcode] : NULL;
+	return ws_opcode_assigned(opcode) ? ws_opcode_name(opcode) : NULL;
 }
 
 static const char *const source_names[] = {
@@ -310,7 +306,7 @@ static int check_opcode(struct loader *l, const yaml_node_t *n, const char *path
 	char buf[64];
 
 	for (unsigned int op = 0; op < 16; op++)
-		if (opcode_names[op] && !strcmp(s, opcode_names[op]))
+		if (ws_opcode_assigned(op) && !strcmp(s, ws_opcode_name(op)))
 			return 0;
 	return fail(l, n, path,
 		    "unknown opcode '%s' (text, binary, continuation, close, ping, pong)",
@@ -444,7 +440,7 @@ static int p_opcodes(struct loader *l, const yaml_node_t *v, const char *path, v
 	p->bridge_opcodes = 0;
 	for (size_t i = 0; !err && i < ops.n; i++)
 		for (unsigned int op = 0; op < 16; op++)
-			if (opcode_names[op] && !strcmp(ops.v[i], opcode_names[op]))
+			if (ws_opcode_assigned(op) && !strcmp(ops.v[i], ws_opcode_name(op)))
 				p->bridge_opcodes |= 1u << op;
 	for (size_t i = 0; i < ops.n; i++)
 		free(ops.v[i]);

@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 #include <time.h>
 
+#include "clock.h"
 #include "keyhash.h"
 #include "pysym.h"
 
@@ -416,13 +417,6 @@ static unsigned int code_span(const struct pyproc_info *info)
 }
 
 /* Reads the fields that identify a code object; -ENOEXEC when it is not one. */
-static unsigned long long mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
-}
 
 /*
  * Reads the fields that identify a code object; -ENOEXEC when it is not one.  *@read_ns:

@@ -918,8 +918,9 @@ void report_summary(const struct report *r, FILE *out, enum output_format format
 				    json_string("the command started no WebSocket "
 						"connection: nothing was audited"));
 	s = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-	if (s)
-		fprintf(out, "%s\n", s);
+	/* Its version first, like every record of output.c. */
+	if (s && s[0] == '{')
+		fprintf(out, "{\"v\":%d,%s\n", OUTPUT_RECORD_VERSION, s + 1);
 	free(s);
 	json_decref(obj);
 }

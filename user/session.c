@@ -9,6 +9,7 @@
 
 #include "adopt.h"
 #include "capture.h"
+#include "clock.h"
 #include "delivery.h"
 #include "http1.h"
 #include "identity.h"
@@ -134,14 +135,6 @@ static void tls_static_forget(struct session *s, pid_t pid)
 		if (s->tls_static[i].pid == pid)
 			s->tls_static[i].pid = 0;
 	}
-}
-
-static uint64_t now_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
 /*
@@ -448,7 +441,7 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 
 	/* Its runs' findings first: the close is what ended them. */
 	if (s->runs)
-		runs_conn_closed(s->runs, c->id_str, c->gap_bytes, ts_ns ? ts_ns : now_mono_ns());
+		runs_conn_closed(s->runs, c->id_str, c->gap_bytes, ts_ns ? ts_ns : mono_ns());
 
 	if (c->adopted)
 		adopt_conn_closed(s->adopt, (pid_t)c->tgid, &c->id);
@@ -938,14 +931,11 @@ static int python_attach(struct session *s, pid_t pid)
 
 static void watch_add(struct session *s, pid_t pid, bool python)
 {
-	struct timespec ts;
-
 	if (s->nwatch == WATCH_MAX || s->opts.capture_only)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	s->watch[s->nwatch].pid = pid;
 	s->watch[s->nwatch].python = python;
-	s->watch[s->nwatch].until = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec + WATCH_NS;
+	s->watch[s->nwatch].until = mono_ns() + WATCH_NS;
 	s->nwatch++;
 }
 
@@ -1544,7 +1534,7 @@ int session_drain(struct session *s)
 
 void session_end_connections(struct session *s, const char *why)
 {
-	conntrack_end_all(s->ct, why, now_mono_ns());
+	conntrack_end_all(s->ct, why, mono_ns());
 }
 
 void session_close(struct session *s, const char *why)
@@ -1581,11 +1571,11 @@ int session_poll(struct session *s, int timeout_ms)
 		log_err("failed to read the ring buffer: %s", strerror(-n));
 		return n;
 	}
-	attrib_token_expire(s->attrib, now_mono_ns(), TOKEN_MAX_AGE_NS);
+	attrib_token_expire(s->attrib, mono_ns(), TOKEN_MAX_AGE_NS);
 	if (s->runs)
-		runs_tick(s->runs, now_mono_ns());
-	watch_poll(s, now_mono_ns());
-	sweep_gone(s, now_mono_ns());
+		runs_tick(s->runs, mono_ns());
+	watch_poll(s, mono_ns());
+	sweep_gone(s, mono_ns());
 	return 0;
 }
 
@@ -1602,7 +1592,7 @@ static const char *probe_missing(const struct session *s)
 
 int session_selfcheck(struct session *s, int timeout_ms, bool record)
 {
-	uint64_t start = now_mono_ns(), deadline = start + (uint64_t)timeout_ms * 1000000ULL;
+	uint64_t start = mono_ns(), deadline = start + (uint64_t)timeout_ms * 1000000ULL;
 	struct session_selfcheck *c = &s->check;
 	const char *why = NULL;
 	struct timespec real;
@@ -1624,7 +1614,7 @@ int session_selfcheck(struct session *s, int timeout_ms, bool record)
 		goto out_end;
 	}
 	/* Until its bytes and its exit are back: nothing of it may outlive the check. */
-	while ((!s->probe_data || !s->probe_exit) && now_mono_ns() < deadline) {
+	while ((!s->probe_data || !s->probe_exit) && mono_ns() < deadline) {
 		err = session_poll(s, 10);
 		if (err)
 			break;
@@ -1640,7 +1630,7 @@ out:
 	/* ok and runs are read by the health endpoint's thread (session_selfcheck_ok). */
 	__atomic_store_n(&c->ok, !err && !why, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->runs, c->runs + 1, __ATOMIC_RELEASE);
-	c->last_ns = now_mono_ns() - start;
+	c->last_ns = mono_ns() - start;
 	if (c->ok) {
 		clock_gettime(CLOCK_REALTIME, &real);
 		c->last_ok_unix = real.tv_sec;
@@ -1711,7 +1701,7 @@ static void replay_conn(void *ctx, const struct ct_conn *c)
 
 unsigned int session_tap_open_conns(struct session *s, struct session_tap *t)
 {
-	struct tap_replay r = { .s = s, .t = t, .ts_ns = now_mono_ns() };
+	struct tap_replay r = { .s = s, .t = t, .ts_ns = mono_ns() };
 
 	conntrack_foreach(s->ct, replay_conn, &r);
 	return r.n;

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "testrun.h"
 
@@ -42,14 +43,6 @@ struct testrun {
 	struct proc p[TESTRUN_MAX_PROCS];
 	pid_t root; /* ancestors of writers are looked at up to this one */
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
 
 struct testrun *testrun_new(void)
 {
@@ -352,7 +345,7 @@ static bool sample(struct proc *p)
 	testrun_node_id(value, test, sizeof(test));
 	if (strcmp(test, p->test)) {
 		snprintf(p->test, sizeof(p->test), "%s", test);
-		p->since_ns = now_ns();
+		p->since_ns = mono_ns();
 	}
 	return true;
 }

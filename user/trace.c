@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "commands.h"
 #include "keyhash.h"
 #include "log.h"
@@ -33,14 +34,6 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	stop_requested = 1;
-}
-
-static uint64_t now_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
 /* A process followed from the start, for the banner. */
@@ -350,7 +343,7 @@ static int trace_through_agent(const struct trace_opts *o, const struct start_ta
 	/* The agent's check covers this trace's path: its programs are this trace's. */
 	out = output_new(stdout, o->format, false, false);
 	if (out)
-		output_selfcheck(out, now_mono_ns(), h.selfcheck_ok, h.selfcheck_ok ? NULL : h.why,
+		output_selfcheck(out, mono_ns(), h.selfcheck_ok, h.selfcheck_ok ? NULL : h.why,
 				 (uint64_t)(h.selfcheck_ms * 1e6));
 	output_free(out);
 	fflush(stdout);
@@ -364,7 +357,7 @@ static int trace_through_agent(const struct trace_opts *o, const struct start_ta
 	fprintf(stderr,
 		"wsaudit: started in %.0f ms (through the agent, pid %d: nothing loaded; its "
 		"self-check passed in %.1f ms)\n",
-		(now_mono_ns() - t_start) / 1e6, h.agent_pid, h.selfcheck_ms);
+		(mono_ns() - t_start) / 1e6, h.agent_pid, h.selfcheck_ms);
 	if (h.conns_open)
 		fprintf(stderr,
 			"wsaudit: %u WebSocket connection(s) already open, with the agent's state "
@@ -386,7 +379,7 @@ static char stdout_buf[1 << 20];
 
 static int run(struct session *s, const struct trace_opts *o)
 {
-	uint64_t start = now_mono_ns(), last_stats = start, now;
+	uint64_t start = mono_ns(), last_stats = start, now;
 	uint64_t duration_ns = (uint64_t)(o->duration_s * 1e9);
 	uint64_t interval_ns = (uint64_t)(o->stats_interval_s * 1e9);
 
@@ -395,7 +388,7 @@ static int run(struct session *s, const struct trace_opts *o)
 			return EXIT_RUNTIME;
 		if (session_count_reached(s))
 			break;
-		now = now_mono_ns();
+		now = mono_ns();
 		if (duration_ns && now - start >= duration_ns)
 			break;
 		if (interval_ns && now - last_stats >= interval_ns) {
@@ -431,7 +424,7 @@ static void targets_free(struct start_targets *t)
 int cmd_trace(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
-	uint64_t t_start = now_mono_ns();
+	uint64_t t_start = mono_ns();
 	struct start_targets *targets;
 	struct capture_startup cs;
 	struct session_opts so = {};
@@ -528,8 +521,8 @@ int cmd_trace(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	session_startup(s, &cs);
-	banner(targets, &cs, session_selfcheck_state(s), now_mono_ns() - t_start, o.nglobs,
-	       o.by_pod, why);
+	banner(targets, &cs, session_selfcheck_state(s), mono_ns() - t_start, o.nglobs, o.by_pod,
+	       why);
 	targets_free(targets);
 
 	rc = run(s, &o);

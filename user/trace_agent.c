@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "trace_agent.h"
 
 /* The agent's hello is one line; what came after it in the same read waits here. */
@@ -20,14 +21,6 @@
 
 static char early[HELLO_MAX];
 static size_t nearly;
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int trace_agent_connect(const char *path)
 {
@@ -68,16 +61,16 @@ static int send_all(int fd, const char *buf, size_t len)
 /* The first line the agent sends, within timeout_ms; the rest is kept for the stream. */
 static int read_hello(int fd, char *line, size_t size, int timeout_ms)
 {
-	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+	uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	char *nl;
 	ssize_t n;
 
 	nearly = 0;
 	while (!(nl = memchr(early, '\n', nearly))) {
-		if (nearly == sizeof(early) || now_ms() >= deadline)
+		if (nearly == sizeof(early) || mono_ms() >= deadline)
 			return -ETIMEDOUT;
-		if (poll(&p, 1, (int)(deadline - now_ms())) <= 0)
+		if (poll(&p, 1, (int)(deadline - mono_ms())) <= 0)
 			continue;
 		n = recv(fd, early + nearly, sizeof(early) - nearly, 0);
 		if (n <= 0)
@@ -185,13 +178,13 @@ static int copy_some(int fd, FILE *out)
 
 int trace_agent_stream(int fd, FILE *out, double duration_s, volatile sig_atomic_t *stop)
 {
-	uint64_t start = now_ms(), deadline;
+	uint64_t start = mono_ms(), deadline;
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	int rc = 0;
 
 	fwrite(early, 1, nearly, out);
 	nearly = 0;
-	while (!*stop && !(duration_s && now_ms() - start >= duration_s * 1e3)) {
+	while (!*stop && !(duration_s && mono_ms() - start >= duration_s * 1e3)) {
 		if (poll(&p, 1, POLL_MS) > 0)
 			rc = copy_some(fd, out);
 		fflush(out);
@@ -200,8 +193,8 @@ int trace_agent_stream(int fd, FILE *out, double duration_s, volatile sig_atomic
 	}
 	/* Stop: the agent sends the connections' ends and its final stats, then closes. */
 	shutdown(fd, SHUT_WR);
-	deadline = now_ms() + DRAIN_MS;
-	while (now_ms() < deadline) {
+	deadline = mono_ms() + DRAIN_MS;
+	while (mono_ms() < deadline) {
 		if (poll(&p, 1, POLL_MS) > 0) {
 			rc = copy_some(fd, out);
 			if (rc)

@@ -70,14 +70,9 @@ struct ws_parser {
 	struct ws_parser_stats stats;
 };
 
-static const char *const opcode_names[16] = {
-	[WS_OP_CONTINUATION] = "continuation",
-	[WS_OP_TEXT] = "text",
-	[WS_OP_BINARY] = "binary",
-	[WS_OP_CLOSE] = "close",
-	[WS_OP_PING] = "ping",
-	[WS_OP_PONG] = "pong",
-};
+#define OPCODE_NAME(name, value, str) [value] = str,
+static const char *const opcode_names[16] = { WS_OPCODES(OPCODE_NAME) };
+#undef OPCODE_NAME
 
 const char *ws_opcode_name(unsigned int opcode)
 {
@@ -91,7 +86,7 @@ bool ws_opcode_is_control(unsigned int opcode)
 	return opcode & 0x8;
 }
 
-static bool opcode_known(unsigned int opcode)
+bool ws_opcode_assigned(unsigned int opcode)
 {
 	return opcode < 16 && opcode_names[opcode];
 }
@@ -145,7 +140,7 @@ static int hdr_decode(const uint8_t *b, size_t n, enum ws_direction dir, bool al
 	h->rsv3 = b[0] & 0x10;
 	h->opcode = b[0] & 0x0f;
 	h->error = WS_ERR_NONE;
-	if (!opcode_known(h->opcode))
+	if (!ws_opcode_assigned(h->opcode))
 		return -WS_ERR_RESERVED_OPCODE;
 	if (h->rsv2 || h->rsv3)
 		return -WS_ERR_RSV_BITS;

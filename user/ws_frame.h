@@ -17,17 +17,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum ws_opcode {
-	WS_OP_CONTINUATION = 0x0,
-	WS_OP_TEXT = 0x1,
-	WS_OP_BINARY = 0x2,
-	WS_OP_CLOSE = 0x8,
-	WS_OP_PING = 0x9,
-	WS_OP_PONG = 0xa,
-};
+/*
+ * The opcodes RFC 6455 assigns, X(NAME, value, "name"): the one list behind the enum and
+ * every table of their names (the parser's, the policy's, the metrics' label values).
+ */
+#define WS_OPCODES(X)                        \
+	X(CONTINUATION, 0x0, "continuation") \
+	X(TEXT, 0x1, "text")                 \
+	X(BINARY, 0x2, "binary")             \
+	X(CLOSE, 0x8, "close")               \
+	X(PING, 0x9, "ping")                 \
+	X(PONG, 0xa, "pong")
+
+#define WS_OP_ENUM(name, value, str) WS_OP_##name = value,
+enum ws_opcode { WS_OPCODES(WS_OP_ENUM) };
+#undef WS_OP_ENUM
 
 /* "text", "binary", ..., or "reserved" for the opcodes RFC 6455 leaves unassigned. */
 const char *ws_opcode_name(unsigned int opcode);
+/* Whether RFC 6455 assigns opcode (ws_opcode_name() is not "reserved"). */
+bool ws_opcode_assigned(unsigned int opcode);
 bool ws_opcode_is_control(unsigned int opcode);
 
 enum ws_direction {

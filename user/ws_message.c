@@ -42,13 +42,9 @@ struct ws_stream {
 	struct ws_stream_stats stats;
 };
 
-static const char *const status_names[WS_MSG__COUNT] = {
-	[WS_MSG_OK] = "ok",
-	[WS_MSG_TRUNCATED] = "truncated",
-	[WS_MSG_UNDECODABLE_GAP] = "undecodable_gap",
-	[WS_MSG_INFLATE_ERROR] = "inflate_error",
-	[WS_MSG_TOO_LARGE] = "too_large",
-};
+#define STATUS_NAME(name, str) [WS_MSG_##name] = str,
+static const char *const status_names[WS_MSG__COUNT] = { WS_MSG_STATUSES(STATUS_NAME) };
+#undef STATUS_NAME
 
 const char *ws_msg_status_name(enum ws_msg_status status)
 {

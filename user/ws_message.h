@@ -33,16 +33,28 @@
 #include "ws_deflate.h"
 #include "ws_frame.h"
 
-enum ws_msg_status {
-	WS_MSG_OK,
-	WS_MSG_TRUNCATED, /* bytes of it were lost (a hole, or its start was not seen) */
-	WS_MSG_UNDECODABLE_GAP, /* compressed, and the compression context is not trusted */
-	WS_MSG_INFLATE_ERROR, /* compressed, and not valid deflate */
-	WS_MSG_TOO_LARGE, /* decodes to more than max_message bytes: data holds a prefix */
-	WS_MSG__COUNT,
-};
+/*
+ * A message's status, X(NAME, "name"): the one list behind the enum and the tables of names
+ * (ws_msg_status_name(), the metrics' label values).
+ *   TRUNCATED        bytes of it were lost (a hole, or its start was not seen)
+ *   UNDECODABLE_GAP  compressed, and the compression context is not trusted
+ *   INFLATE_ERROR    compressed, and not valid deflate
+ *   TOO_LARGE        decodes to more than max_message bytes: data holds a prefix
+ */
+#define WS_MSG_STATUSES(X)                    \
+	X(OK, "ok")                           \
+	X(TRUNCATED, "truncated")             \
+	X(UNDECODABLE_GAP, "undecodable_gap") \
+	X(INFLATE_ERROR, "inflate_error")     \
+	X(TOO_LARGE, "too_large")
 
-/* "ok", "truncated", "undecodable_gap", "inflate_error", "too_large" */
+#define WS_MSG_ENUM(name, str) WS_MSG_##name,
+enum ws_msg_status {
+	WS_MSG_STATUSES(WS_MSG_ENUM) WS_MSG__COUNT,
+};
+#undef WS_MSG_ENUM
+
+/* Its name in WS_MSG_STATUSES; "unknown" outside the enum. */
 const char *ws_msg_status_name(enum ws_msg_status status);
 
 struct ws_message {

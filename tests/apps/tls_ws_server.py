@@ -15,11 +15,13 @@ Prints "READY pid=N port=P python=X.Y.Z" once it listens; runs until killed.
 """
 import argparse
 import asyncio
-import base64
 import json
 import os
-import ssl
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from tls_common import SCENARIOS, user_of  # noqa: E402
 
 LOG = None
 
@@ -27,24 +29,6 @@ LOG = None
 def log(entry):
     LOG.write(json.dumps(entry) + "\n")
     LOG.flush()
-
-
-def b64url_decode(text):
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def user_of(headers):
-    """The sub claim of the request's JWT (its signature is the service's business)."""
-    token = None
-    for proto in (headers.get("Sec-WebSocket-Protocol") or "").split(","):
-        if proto.strip().startswith("jwt."):
-            token = b64url_decode(proto.strip()[4:]).decode()
-    auth = headers.get("Authorization") or ""
-    if auth.startswith("Bearer "):
-        token = auth[7:]
-    if not token:
-        return None
-    return json.loads(b64url_decode(token.split(".")[1]))["sub"]
 
 
 class AgentWebSocketBridge:
@@ -74,16 +58,18 @@ async def leak(ws, conn):
         "type": "agent_event", "user_id": victim, "seq": conn["seq"]})
 
 
-SCENARIOS = {"bridge": (bridge, "AgentWebSocketBridge.send_event", []),
-             "bypass": (bypass, "bypass", ["bridge_bypass"]),
-             "leak": (leak, "AgentWebSocketBridge.send_event", ["isolation_breach"])}
+async def big(ws, conn):
+    await ws.send(os.urandom(200000))  # send: big
+
+
+FUNCS = {"bridge": bridge, "bypass": bypass, "leak": leak, "big": big}
 
 
 async def scenario(ws, conn, name):
-    fn, function, expect = SCENARIOS[name]
+    function, expect = SCENARIOS[name]
     log({"port": conn["port"], "seq": conn["seq"], "function": function, "user": conn["user"],
          "expect": expect})
-    await fn(ws, conn)
+    await FUNCS[name](ws, conn)
     conn["seq"] += 1
 
 
@@ -145,6 +131,8 @@ def main():
     ap.add_argument("--impl", choices=("websockets", "aiohttp"), default="websockets")
     a = ap.parse_args()
     LOG = open(a.log, "a")
+    import ssl
+
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(a.cert, a.key)
     asyncio.run((serve_aiohttp if a.impl == "aiohttp" else serve_websockets)(a, ctx))

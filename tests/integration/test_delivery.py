@@ -87,7 +87,8 @@ def test_delivery_faults(procs, tmp_path):
         assert r["origin"]["file"].endswith("netra_backend/app/agents/progress_stream.py")
         assert r["origin"]["line"] > 0
         assert user(r) == fault_user["epipe"]
-        assert r["message"] == {"type": "agent_thinking", "user": fault_user["epipe"]}
+        assert r["message"] == {"msg_type": "agent_thinking", "type": "agent_thinking",
+                                "user": fault_user["epipe"]}
     closes = [r for r in recs if r["type"] == "conn_close" and findings(r)]
     assert [user(r) for r in closes] == [fault_user["epipe"]]
     assert closes[0]["close_code"] is None and closes[0]["lost_frames"] == failed
@@ -106,7 +107,8 @@ def test_delivery_faults(procs, tmp_path):
     # after_close: agent_completed after the close frame (1000, not abnormal).
     late = [r for r in recs if "after_close" in findings(r)]
     assert len(late) == 1
-    assert late[0]["message"] == {"type": "agent_completed", "user": fault_user["after_close"]}
+    assert late[0]["message"] == {"msg_type": "agent_completed", "type": "agent_completed",
+                                  "user": fault_user["after_close"]}
     assert late[0]["origin"]["function"] == "ProgressStreamer.finish_after_close"
     assert user(late[0]) == fault_user["after_close"]
     before = [r for r in recs if r["type"] == "frame" and r["opcode"] == "close"

@@ -75,13 +75,13 @@ def test_filters(procs, tmp_path):
     everything = got["all"]
     text = [r for r in everything if r["opcode"] == "text"]
     assert len(text) == 2 * len(TYPES), len(text)
-    shown = collections.Counter(r["message"]["type"] for r in text)
+    shown = collections.Counter(r["message"]["msg_type"] for r in text)
     assert len(shown) == 3 and set(shown.values()) == {8}, shown
 
     # --type: the frames of one type's messages, as the unfiltered trace shows them.
     typed = got["type"]
     assert len(typed) == 8, typed
-    assert len({r["message"]["type"] for r in typed}) == 1
+    assert len({r["message"]["msg_type"] for r in typed}) == 1
     assert "beta" not in open(traces["type"].out_path).read()
 
     # --function: a glob on the originating function.
@@ -102,7 +102,7 @@ def test_filters(procs, tmp_path):
 
     # -n: exactly that many frames, the first ones.
     def key(r):
-        return r["conn"]["peer"], r["opcode"], r["payload_len"], (r.get("message") or {}).get("type")
+        return r["conn"]["peer"], r["opcode"], r["payload_len"], (r.get("message") or {}).get("msg_type")
     assert [key(r) for r in got["count"]] == [key(r) for r in everything[:5]]
 
 

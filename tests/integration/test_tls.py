@@ -108,15 +108,18 @@ def test_standin_on_wss(procs, tmp_path, cert, leak, seed):
 
 APP = os.path.join(APPS, "tls_ws_server.py")
 CLIENT = os.path.join(APPS, "tls_ws_client.py")
+BLOCKING = os.path.join(APPS, "tls_blocking_server.py")
 
 
 def marker_lines():
-    """{function: line} of the sends marked `# send: FUNCTION` in the app."""
+    """{app file name: {function: line}} of the sends marked `# send: FUNCTION`."""
     out = {}
-    with open(APP) as f:
-        for n, line in enumerate(f, 1):
-            if "# send: " in line:
-                out[line.split("# send: ", 1)[1].strip()] = n
+    for app in (APP, BLOCKING):
+        marks = out.setdefault(os.path.basename(app), {})
+        with open(app) as f:
+            for n, line in enumerate(f, 1):
+                if "# send: " in line:
+                    marks[line.split("# send: ", 1)[1].strip()] = n
     return out
 
 
@@ -143,9 +146,11 @@ def start_app(procs, interp, impl, cert, workdir):
     return app, port, line.split("python=")[1]
 
 
-def run_tls_client(port, n):
-    p = subprocess.run([PY, CLIENT, "--port", str(port), "-n", str(n)], capture_output=True,
-                       text=True, timeout=90)
+def run_tls_client(port, n, scenarios=()):
+    argv = [PY, CLIENT, "--port", str(port), "-n", str(n)]
+    for name in scenarios:
+        argv += ["--scenario", name]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=90)
     assert p.returncode == 0, p.stderr[-2000:]
     return [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
 
@@ -173,7 +178,14 @@ def test_wss_frames_origins_users_and_findings(procs, tmp_path, cert, impl, labe
     trace = Trace(procs, workdir, ["-p", app.pid, "-o", "json", "--show-identities"])
     clients = run_tls_client(port, 4)
     assert trace.stop() == 0, trace.stderr()
-    recs = trace.records()
+    check_against_truth(trace.records(), workdir, clients, "%s on %s (Python %s)" % (
+        impl, label, version))
+
+
+def check_against_truth(recs, workdir, clients, what):
+    """Every frame the app logged is reported on its client's connection, with the logged
+    function (and the line of its marked send), the connection's JWT user and the expected
+    findings; nothing skipped, dropped or left unlinked."""
     with open(os.path.join(workdir, "truth.jsonl")) as f:
         truth = [json.loads(l) for l in f if l.strip()]
     lines = marker_lines()
@@ -182,21 +194,95 @@ def test_wss_frames_origins_users_and_findings(procs, tmp_path, cert, impl, labe
         if r.get("type") == "frame" and r["opcode"] == "text":
             got.setdefault(peer_port(r["conn"]), []).append(r)
     assert sorted(got) == sorted(c["port"] for c in clients), (sorted(got), clients)
-    assert len(truth) == sum(c["frames"] for c in clients) == 16
+    assert len(truth) == sum(c["frames"] for c in clients) == 4 * len(clients)
     for t in truth:
         f = got[t["port"]][t["seq"]]
         assert f["conn"]["tls"] and f["conn"]["tls_link"] == "linked", f["conn"]
         assert f["conn"]["user"] == t["user"], (f["conn"], t)
         assert f["origin"]["function"] == t["function"], (f["origin"], t)
-        assert f["origin"]["file"].endswith("/tests/apps/tls_ws_server.py"), f["origin"]
-        assert f["origin"]["line"] == lines[t["function"]], (f["origin"], t)
+        assert os.path.basename(f["origin"]["file"]) in ("tls_ws_server.py",
+                                                         "tls_blocking_server.py"), f["origin"]
+        assert f["origin"]["line"] == lines[f["origin"]["file"].rsplit("/", 1)[1]][
+            t["function"]], (f["origin"], t)
         assert sorted(v["rule"] for v in f["violations"]) == t["expect"], (f["violations"], t)
     assert sum(len(v) for v in got.values()) == len(truth)
     stats = final_stats(recs)
-    print(f"tls {impl} on {label} (Python {version}): {len(truth)} frames; tls {stats['conns']['tls']}")
+    print(f"tls {what}: {len(truth)} frames; tls {stats['conns']['tls']}")
+    n = len(clients)
     assert stats["drops_total"] == 0, stats["drops"]
-    assert stats["conns"]["tls"] == {"followed": 4, "linked": 4, "unlinked": 0,
+    assert stats["conns"]["tls"] == {"followed": n, "linked": n, "unlinked": 0,
                                      "link_conflicts": 0}
     assert not any(stats["conns"]["skipped"].values()) and stats["conns"]["ignored"] == 0
     assert stats["parser"]["desyncs"] == 0
     assert not [r for r in recs if r.get("type") == "conn_skipped"]
+
+
+def test_blocking_sslsocket_with_ssl_imported_after_the_trace_began(procs, tmp_path, cert):
+    """Blocking ssl sockets, one thread per connection (the ciphertext written inside
+    SSL_write), in a process that imports ssl only once wsaudit is tracing it: the probes set
+    on the libssl it would load cover it; every frame reported as on asyncio."""
+    workdir = str(tmp_path)
+    late = os.path.join(workdir, "go")
+    port = free_port()
+    app = procs.start([PY, BLOCKING, "--port", str(port), "--cert", cert[1], "--key", cert[0],
+                       "--log", os.path.join(workdir, "truth.jsonl"), "--late", late],
+                      stdout=subprocess.PIPE)
+    assert read_line(app, 30, "blocking app").startswith("READY pid=%d " % app.pid)
+    trace = Trace(procs, workdir, ["-p", app.pid, "-o", "json", "--show-identities"])
+    assert not [l for l in open("/proc/%d/maps" % app.pid) if "libssl" in l]
+    open(late, "w").close()
+    clients = run_tls_client(port, 3)
+    assert trace.stop() == 0, trace.stderr()
+    check_against_truth(trace.records(), workdir, clients, "blocking, ssl imported late")
+
+
+def test_capture_cap_on_tls_is_a_truncated_frame_and_a_drop(procs, tmp_path, cert):
+    """A 200 kB binary frame of random bytes (deflate does not shrink it) through SSL_write
+    with a 64 KiB capture cap: reported, from its function, truncated, the bytes past the cap
+    counted as for a socket's write."""
+    interp = {i.label: i for i in interpreters()}["debian-3.11"]
+    workdir = str(tmp_path)
+    app, port, _ = start_app(procs, interp, "websockets", cert, workdir)
+    trace = Trace(procs, workdir, ["-p", app.pid, "-o", "json", "--write-cap", 65536])
+    clients = run_tls_client(port, 1, ["big"])
+    assert trace.stop() == 0, trace.stderr()
+    recs = trace.records()
+    frames = [r for r in recs if r.get("type") == "frame" and r["opcode"] == "binary"]
+    assert len(frames) == 1 and peer_port(frames[0]["conn"]) == clients[0]["port"], frames
+    f = frames[0]
+    assert f["conn"]["tls"] and f["truncated"] and f["captured_len"] < f["payload_len"], f
+    assert f["origin"]["function"] == "big", f["origin"]
+    stats = final_stats(recs)
+    assert stats["drops"]["cap_exceeded"] >= 1 and stats["kernel"]["cap_bytes"] > 0, stats
+    assert stats["parser"]["truncated_frames"] >= 1
+
+
+def test_tls_connection_open_before_the_trace_is_adopted(procs, tmp_path, cert):
+    """A wss:// connection opened, and its handshake done, before wsaudit starts: its first
+    SSL_write seen makes it a connection, adopted from its plaintext frames, linked to its
+    socket by its ciphertext; its frames are reported from their functions and its user is
+    said to be unknown (its request was never read), not skipped."""
+    interp = {i.label: i for i in interpreters()}["debian-3.11"]
+    workdir = str(tmp_path)
+    go = os.path.join(workdir, "go")
+    app, port, _ = start_app(procs, interp, "websockets", cert, workdir)
+    client = procs.start([PY, CLIENT, "--port", str(port), "-n", "1", "--hold", go,
+                          "--scenario", "bridge", "--scenario", "bypass", "--scenario",
+                          "bridge"], stdout=subprocess.PIPE)
+    assert read_line(client, 30, "held client") == "HELD"
+    trace = Trace(procs, workdir, ["-p", app.pid, "-o", "json"])
+    open(go, "w").close()
+    out, _ = client.communicate(timeout=60)
+    assert client.returncode == 0
+    port_c = json.loads(out.decode().splitlines()[-1])["port"]
+    assert trace.stop() == 0, trace.stderr()
+    recs = trace.records()
+    frames = [r for r in recs if r.get("type") == "frame" and r["opcode"] == "text"]
+    assert [f["origin"]["function"] for f in frames] == ["bypass",
+                                                        "AgentWebSocketBridge.send_event"]
+    assert all(f["conn"]["tls"] and f["conn"]["adopted"] for f in frames), frames
+    assert peer_port(frames[-1]["conn"]) == port_c and frames[-1]["conn"]["tls_link"] == "linked"
+    assert "bridge_bypass" in [v["rule"] for v in frames[0]["violations"]]
+    stats = final_stats(recs)
+    assert stats["conns"]["adopted"] == 1 and stats["conns"]["tls"]["linked"] == 1
+    assert not any(stats["conns"]["skipped"].values()), stats["conns"]

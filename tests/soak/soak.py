@@ -219,7 +219,7 @@ class LogTail:
             *lines, self.buf = self.buf.split(b"\n")
             for line in lines:
                 # JSON_PRESERVE_ORDER: "type" comes first.
-                if line.startswith(b'{"type":"frame"'):
+                if b'"type":"frame"' in line[:32]:
                     m = re.search(rb'"pid":(\d+)', line)
                     if m:
                         self.counts[int(m.group(1))] += 1

@@ -129,6 +129,8 @@ static struct conntrack *new_ct(struct recorder *r)
 }
 
 static const struct conn_id CONN = { .ino = 4242, .gen = 7 };
+/* The connection send_chunk() writes to, when set (a TLS connection's plaintext). */
+static struct conn_id chunk_conn;
 
 static void send_conn(struct conntrack *ct, uint16_t type)
 {
@@ -160,7 +162,7 @@ static void send_chunk(struct conntrack *ct, uint8_t dir, uint64_t io_pos, uint6
 	e->hdr.version = EVT_VERSION;
 	e->hdr.size = size;
 	e->hdr.ts_ns = 2;
-	e->conn = CONN;
+	e->conn = chunk_conn.ino ? chunk_conn : CONN;
 	e->stream_pos = pos;
 	e->io_pos = io_pos;
 	e->io_len = io_len;
@@ -476,6 +478,98 @@ static void test_tls_socket_not_probed_is_skipped_at_once(void **state)
 	/* Its close says nothing more. */
 	send_conn(ct, EVT_CONN_CLOSE);
 	assert_int_equal(r.skips, 1);
+	/* Open before the trace: its first write seen is application data. */
+	send_conn(ct, EVT_CONN_NEW);
+	send_write(ct, 0, (const uint8_t[]){ 0x17, 0x03, 0x03, 0x00, 0x01, 0xaa }, 6, 1);
+	assert_int_equal(r.skips, 2);
+	assert_int_equal(r.last_skip, CT_SKIP_TLS);
+	conntrack_free(ct, "end");
+}
+
+static const struct conn_id TLS_CONN = { .ino = TLS_CONN_INO | 1, .gen = 9 };
+
+static void send_tls_conn(struct conntrack *ct, uint16_t type)
+{
+	struct evt_conn e = {
+		.hdr = { .type = type, .version = EVT_VERSION, .size = sizeof(e), .ts_ns = 1 },
+		.conn = TLS_CONN,
+		.tgid = 100,
+	};
+
+	assert_int_equal(conntrack_record(ct, &e, sizeof(e)), 0);
+}
+
+static void send_link(struct conntrack *ct, const struct conn_id *sock)
+{
+	struct evt_tls_link e = {
+		.hdr = { .type = EVT_TLS_LINK, .version = EVT_VERSION, .size = sizeof(e) },
+		.tls = TLS_CONN,
+		.sock = *sock,
+		.tgid = 100,
+	};
+
+	assert_int_equal(conntrack_record(ct, &e, sizeof(e)), 0);
+}
+
+/* Peers seen by frames, in order. */
+static char frame_peers[MAX_SEEN][64];
+
+static void rec_frame_peer(void *ctx, const struct ct_frame *f)
+{
+	struct recorder *r = ctx;
+
+	snprintf(frame_peers[r->nframes], sizeof(frame_peers[0]), "%s", f->conn->peer);
+	rec_frame(ctx, f);
+}
+
+static void test_tls_plaintext_followed_and_linked_to_its_socket(void **state)
+{
+	struct recorder r;
+	struct ct_sink sink = {
+		.conn_open = rec_open,
+		.conn_close = rec_close,
+		.frame = rec_frame_peer,
+		.conn_skipped = rec_skipped,
+		.tls_seen = rec_tls_seen,
+		.verdict = rec_verdict,
+		.ctx = &r,
+	};
+	struct conntrack *ct;
+	const uint8_t text[] = { 0x81, 0x02, 'h', 'i' };
+
+	memset(&r, 0, sizeof(r));
+	r.tls_answer = CT_SKIP_NONE;
+	ct = conntrack_new(&sink, 0);
+	/* The socket: its ServerHello, then its ciphertext is not looked at. */
+	send_conn(ct, EVT_CONN_NEW);
+	send_write(ct, 0, SERVER_HELLO, sizeof(SERVER_HELLO), 1);
+	/* The plaintext: request read, 101 written, then a frame before the link, one after. */
+	send_tls_conn(ct, EVT_CONN_NEW);
+	chunk_conn = TLS_CONN;
+	send_chunk(ct, DIR_RX, 0, strlen(REQUEST), 0, REQUEST, strlen(REQUEST),
+		   DATA_FIRST | DATA_LAST, 1);
+	send_write(ct, 0, RESPONSE, strlen(RESPONSE), 1);
+	assert_int_equal(r.opens, 1);
+	/* The 101 of a TLS connection is told to the kernel (no byte match in the plaintext). */
+	assert_int_equal(r.last_verdict, CONN_WS);
+	send_write(ct, strlen(RESPONSE), text, sizeof(text), 1);
+	send_link(ct, &CONN);
+	send_write(ct, strlen(RESPONSE) + sizeof(text), text, sizeof(text), 1);
+	chunk_conn = (struct conn_id){ 0 };
+	assert_int_equal(r.nframes, 2);
+	assert_string_equal(frame_peers[0], "unknown");
+	assert_string_equal(frame_peers[1], "127.0.0.1:40000");
+	assert_int_equal(conntrack_stats(ct)->tls_conns, 1);
+	assert_int_equal(conntrack_stats(ct)->tls_linked, 1);
+	/* A second socket for it is a conflict; the first one stays. */
+	send_link(ct, &(struct conn_id){ .ino = 5555, .gen = 3 });
+	assert_int_equal(conntrack_stats(ct)->tls_link_conflicts, 1);
+	/* Its socket's close ends it, and nothing was skipped. */
+	send_conn(ct, EVT_CONN_CLOSE);
+	assert_int_equal(r.closes, 1);
+	assert_int_equal(r.skips, 0);
+	assert_int_equal(conntrack_stats(ct)->desyncs, 0);
+	assert_int_equal(conntrack_stats(ct)->tls_unlinked, 0);
 	conntrack_free(ct, "end");
 }
 
@@ -660,7 +754,10 @@ static void test_partial_write_sent_later_is_not_lost(void **state)
 	struct conntrack *ct = new_ct(&r);
 	size_t pos = open_websocket(ct);
 
-	send_unsent(ct, pos, 3, "\x81\x04" "abcd", 6, 0, 11);
+	send_unsent(ct, pos, 3,
+		    "\x81\x04"
+		    "abcd",
+		    6, 0, 11);
 	assert_int_equal(r.nframes, 0);
 	send_write(ct, pos + 3, "bcd", 3, 11);
 	assert_int_equal(r.nframes, 1);
@@ -680,7 +777,10 @@ static void test_partial_write_never_finished_is_lost(void **state)
 	struct conntrack *ct = new_ct(&r);
 	size_t pos = open_websocket(ct);
 
-	send_unsent(ct, pos, 3, "\x81\x04" "abcd", 6, 0, 11);
+	send_unsent(ct, pos, 3,
+		    "\x81\x04"
+		    "abcd",
+		    6, 0, 11);
 	send_conn(ct, EVT_CONN_CLOSE);
 	assert_int_equal(r.nframes, 1);
 	assert_true(r.frames[0].lost);
@@ -735,6 +835,7 @@ int main(void)
 		cmocka_unit_test(test_other_protocols_are_ignored),
 		cmocka_unit_test(test_tls_socket_not_probed_is_skipped_at_once),
 		cmocka_unit_test(test_tls_socket_probed_but_never_linked_is_skipped_at_close),
+		cmocka_unit_test(test_tls_plaintext_followed_and_linked_to_its_socket),
 		cmocka_unit_test(test_binary_protocol_ignored_after_tries),
 		cmocka_unit_test(test_malformed_records_counted),
 		cmocka_unit_test(test_process_exit_ends_connections),
