@@ -129,6 +129,9 @@ int close_enter(struct trace_event_raw_sys_enter *ctx)
 	/* close(dup(fd)): the socket stays open through its other references. */
 	if (file_shared(ref.file))
 		return 0;
+	/* Bytes sent after the last write seen, by writes none of ours captured. */
+	if (c->state != CONN_IGNORE)
+		conn_tx_seq(c, &ref, ctx->args[0], 0, 0);
 	/*
 	 * Who closes a WebSocket of a Python process: its stack goes first, then the close
 	 * record (py_stack_walk, bpf/pystack.bpf.c).

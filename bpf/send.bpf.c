@@ -79,6 +79,8 @@ static __always_inline int send_unsent(void *ctx, const struct inflight *a, long
 		return -1;
 	io->sent = sent;
 	io->err = ret < 0 ? ret : 0;
+	if (sent)
+		conn_tx_seq(c, &ref, a->fd, a->syscall, sent);
 	pos = __sync_fetch_and_add(&c->tx_pos, sent);
 	python = bpf_map_lookup_elem(&py_procs, &tgid) != NULL;
 	emit_io(ctx, io, c, ref.ino, pos, cfg_write_cap, DATA_UNSENT, python, python);
@@ -123,6 +125,7 @@ static __always_inline int send_exit_fn(void *ctx, long ret)
 		tls_link_write(io, tp, c, ref.ino, a.fd);
 	if (state == CONN_IGNORE)
 		return 0;
+	conn_tx_seq(c, &ref, a.fd, a.syscall, io->total);
 	pos = __sync_fetch_and_add(&c->tx_pos, io->total);
 	if (state != CONN_WS) {
 		flags = DATA_UNCLASSIFIED;

@@ -11,45 +11,18 @@
 
 static __always_inline int zero_copy_exit(void *ctx, long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
 	struct sock_ref ref;
 	struct conn_info *c;
-	struct evt_data *e;
 	struct inflight a;
-	__u64 pos;
 
 	if (!inflight_take(&a) || ret <= 0)
 		return 0;
 	c = conn_get(a.fd, &ref);
 	if (!c || c->state == CONN_IGNORE)
 		return 0;
-	pos = __sync_fetch_and_add(&c->tx_pos, ret);
+	conn_tx_seq(c, &ref, a.fd, a.syscall, ret);
 	count_drop(DROP_ZERO_COPY);
-	count_stat(STAT_LOST_BYTES, ret);
-	e = bpf_ringbuf_reserve(&events_rb, sizeof(*e), 0);
-	if (!e) {
-		count_drop(DROP_RINGBUF_FULL);
-		return 0;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->hdr.type = EVT_DATA;
-	e->hdr.version = EVT_VERSION;
-	e->hdr.size = sizeof(*e);
-	e->hdr.ts_ns = bpf_ktime_get_ns();
-	e->conn.ino = ref.ino;
-	e->conn.gen = c->gen;
-	e->stream_pos = pos;
-	e->io_pos = pos;
-	e->io_len = ret;
-	e->tgid = id >> 32;
-	e->tid = (__u32)id;
-	e->fd = a.fd;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	e->dir = DIR_TX;
-	e->syscall = a.syscall;
-	e->flags = DATA_FIRST | DATA_LAST | (c->state == CONN_WS ? 0 : DATA_UNCLASSIFIED);
-	bpf_ringbuf_submit(e, ringbuf_flags(sizeof(*e), true));
-	count_stat(STAT_EVENTS, 1);
+	conn_emit_hole(c, ref.ino, a.fd, a.syscall, __sync_fetch_and_add(&c->tx_pos, ret), ret);
 	return 0;
 }
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* The files a process maps.  See procmaps.h. */
+/* /proc/PID/maps.  See procmaps.h. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,55 +8,90 @@
 
 #include "procmaps.h"
 
-#define MAPS_LINE_MAX 4096
-
 struct file_id {
 	dev_t dev;
 	ino_t ino;
 };
+
+bool procmaps_parse(char *line, struct procmaps_entry *e)
+{
+	unsigned int maj, min;
+	int pos = 0;
+
+	line[strcspn(line, "\n")] = '\0';
+	if (sscanf(line, "%llx-%llx %4s %llx %x:%x %llu %n", &e->start, &e->end, e->perms,
+		   &e->offset, &maj, &min, &e->inode, &pos) < 7 ||
+	    !pos)
+		return false;
+	e->dev = makedev(maj, min);
+	e->name = line + pos;
+	return true;
+}
+
+int procmaps_open(struct procmaps *m, pid_t pid)
+{
+	char path[64];
+
+	memset(m, 0, sizeof(*m));
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	m->f = fopen(path, "re");
+	return m->f ? 0 : -errno;
+}
+
+bool procmaps_next(struct procmaps *m, struct procmaps_entry *e)
+{
+	while (getline(&m->line, &m->cap, m->f) > 0)
+		if (procmaps_parse(m->line, e))
+			return true;
+	return false;
+}
+
+void procmaps_close(struct procmaps *m)
+{
+	if (m->f)
+		fclose(m->f);
+	free(m->line);
+	memset(m, 0, sizeof(*m));
+}
 
 int procmaps_each_file(pid_t pid, bool (*match)(const char *name), int max,
 		       void (*fn)(void *ctx, const char *path, const char *name, dev_t dev,
 				  ino_t ino),
 		       void *ctx)
 {
-	char maps[64], line[MAPS_LINE_MAX], path[96], file[MAPS_LINE_MAX];
+	struct procmaps_entry e;
 	struct file_id *seen;
-	int n = 0;
-	FILE *f;
+	struct procmaps m;
+	char path[96];
+	int n = 0, err;
 
 	if (max <= 0)
 		return 0;
 	seen = calloc((size_t)max, sizeof(*seen));
 	if (!seen)
 		return -ENOMEM;
-	snprintf(maps, sizeof(maps), "/proc/%d/maps", (int)pid);
-	f = fopen(maps, "re");
-	if (!f) {
+	err = procmaps_open(&m, pid);
+	if (err) {
 		free(seen);
-		return -errno;
+		return err;
 	}
-	while (fgets(line, sizeof(line), f) && n < max) {
-		unsigned long long lo, hi, inode;
-		unsigned int maj, min;
-		char perms[8];
+	while (n < max && procmaps_next(&m, &e)) {
 		bool dup = false;
 
-		if (sscanf(line, "%llx-%llx %7s %*s %x:%x %llu %4095s", &lo, &hi, perms, &maj, &min,
-			   &inode, file) != 7 ||
-		    perms[2] != 'x' || !inode || (match && !match(file)))
+		if (e.perms[2] != 'x' || !e.inode || !e.name[0] || (match && !match(e.name)))
 			continue;
 		for (int i = 0; i < n; i++)
-			dup |= seen[i].dev == makedev(maj, min) && seen[i].ino == (ino_t)inode;
+			dup |= seen[i].dev == e.dev && seen[i].ino == (ino_t)e.inode;
 		if (dup)
 			continue;
-		seen[n].dev = makedev(maj, min);
-		seen[n].ino = (ino_t)inode;
+		seen[n].dev = e.dev;
+		seen[n].ino = (ino_t)e.inode;
 		n++;
-		snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", (int)pid, lo, hi);
-		fn(ctx, path, file, makedev(maj, min), (ino_t)inode);
+		snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", (int)pid, e.start,
+			 e.end);
+		fn(ctx, path, e.name, e.dev, (ino_t)e.inode);
 	}
-	fclose(f);
+	procmaps_close(&m);
 	free(seen);
 	return n;
 }

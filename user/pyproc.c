@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "procmaps.h"
 #include "pyproc.h"
 
 #define DEBUG_COOKIE "xdebugpy"
@@ -522,32 +523,24 @@ static int cand_rank(const char *path, const char *exe)
 /* Mappings at file offset 0 that may hold the interpreter, best first. */
 static int maps_candidates(pid_t pid, struct map_cand *c, int max)
 {
-	char fname[64], exe[PATH_MAX] = "", line[PATH_MAX + 128];
-	FILE *f;
+	char fname[64], exe[PATH_MAX] = "";
+	struct procmaps_entry e;
+	struct procmaps m;
 	ssize_t n;
-	int cnt = 0, slot, i, j;
+	int cnt = 0, slot, i, j, err;
 
 	snprintf(fname, sizeof(fname), "/proc/%d/exe", pid);
 	n = readlink(fname, exe, sizeof(exe) - 1);
 	if (n > 0)
 		exe[n] = '\0';
-	snprintf(fname, sizeof(fname), "/proc/%d/maps", pid);
-	f = fopen(fname, "re");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long start, end, off, inode;
-		char perms[8];
-		int pos = 0, rank;
-		char *path;
+	err = procmaps_open(&m, pid);
+	if (err)
+		return err;
+	while (procmaps_next(&m, &e)) {
+		const char *path = e.name;
+		int rank;
 
-		if (sscanf(line, "%llx-%llx %7s %llx %*s %llu %n", &start, &end, perms, &off,
-			   &inode, &pos) < 5 ||
-		    !pos || off)
-			continue;
-		path = line + pos;
-		path[strcspn(path, "\n")] = '\0';
-		if (path[0] != '/')
+		if (e.offset || path[0] != '/')
 			continue;
 		rank = cand_rank(path, exe);
 		if (!rank)
@@ -568,13 +561,13 @@ static int maps_candidates(pid_t pid, struct map_cand *c, int max)
 		} else {
 			cnt++;
 		}
-		c[slot].inode = inode;
-		c[slot].start = start;
-		c[slot].end = end;
+		c[slot].inode = e.inode;
+		c[slot].start = e.start;
+		c[slot].end = e.end;
 		c[slot].rank = rank;
 		snprintf(c[slot].path, sizeof(c[slot].path), "%s", path);
 	}
-	fclose(f);
+	procmaps_close(&m);
 	/* Insertion sort by rank, stable. */
 	for (i = 1; i < cnt; i++) {
 		struct map_cand t = c[i];

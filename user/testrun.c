@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "procmaps.h"
 #include "testrun.h"
 
 #define VAR "PYTEST_CURRENT_TEST="
@@ -148,44 +149,41 @@ out:
  */
 static int find_environ(pid_t pid, unsigned long long *addr)
 {
-	char path[64], exe[PATH_MAX] = "", line[PATH_MAX + 128];
-	int pass, err = -ENOENT;
+	char path[64], exe[PATH_MAX] = "";
+	int pass, err = -ENOENT, oerr;
+	struct procmaps_entry e;
+	struct procmaps m;
 	ssize_t n;
-	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
 	n = readlink(path, exe, sizeof(exe) - 1);
 	if (n > 0)
 		exe[n] = '\0';
 	for (pass = 0; pass < 2 && err; pass++) {
-		snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-		f = fopen(path, "re");
-		if (!f)
-			return -errno;
-		while (err && fgets(line, sizeof(line), f)) {
-			unsigned long long start, end, off;
-			char mf[96], *file, *base;
-			int pos = 0, fd;
+		oerr = procmaps_open(&m, pid);
+		if (oerr)
+			return oerr;
+		while (err && procmaps_next(&m, &e)) {
+			const char *file = e.name, *base;
+			char mf[96];
+			int fd;
 
-			if (sscanf(line, "%llx-%llx %*s %llx %*s %*u %n", &start, &end, &off,
-				   &pos) < 3 ||
-			    !pos || off)
+			if (e.offset)
 				continue;
-			file = line + pos;
-			file[strcspn(file, "\n")] = '\0';
 			base = strrchr(file, '/');
 			base = base ? base + 1 : file;
 			if (pass == 0 ? strcmp(file, exe) :
 					(strncmp(base, "libc.so", 7) && strncmp(base, "libc-", 5)))
 				continue;
-			snprintf(mf, sizeof(mf), "/proc/%d/map_files/%llx-%llx", pid, start, end);
+			snprintf(mf, sizeof(mf), "/proc/%d/map_files/%llx-%llx", pid, e.start,
+				 e.end);
 			fd = open(mf, O_RDONLY | O_CLOEXEC);
 			if (fd < 0)
 				continue;
-			err = elf_environ(fd, start, addr);
+			err = elf_environ(fd, e.start, addr);
 			close(fd);
 		}
-		fclose(f);
+		procmaps_close(&m);
 	}
 	return err;
 }

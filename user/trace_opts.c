@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "trace_opts.h"
 #include "wsaudit/limits.h"
 
@@ -259,12 +260,6 @@ static int parse_container_id(const char *arg, struct trace_opts *o)
 	return 0;
 }
 
-#define FAIL(...)                                   \
-	do {                                        \
-		snprintf(err, errlen, __VA_ARGS__); \
-		return -EINVAL;                     \
-	} while (0)
-
 int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, size_t errlen)
 {
 	uint64_t v;
@@ -275,48 +270,50 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 	o->stats_interval_s = 10;
 	o->agent_socket = TRACE_AGENT_SOCKET;
 	err[0] = '\0';
-	optind = 1;
+	optind = 0; /* getopt starts afresh: a cluster ("-hv") left half read is forgotten */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":p:o:d:c:n:vh", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (parse_u64(optarg, &v) || v == 0 || v > INT_MAX)
-				FAIL("invalid PID '%s'", optarg);
+				CLI_FAIL("invalid PID '%s'", optarg);
 			if (o->npids == TRACE_MAX_PIDS)
-				FAIL("at most %d PIDs", TRACE_MAX_PIDS);
+				CLI_FAIL("at most %d PIDs", TRACE_MAX_PIDS);
 			o->pids[o->npids++] = (pid_t)v;
 			break;
 		case OPT_EXE:
 			if (!optarg[0])
-				FAIL("empty --exe glob");
+				CLI_FAIL("empty --exe glob");
 			if (o->nglobs == TRACE_MAX_GLOBS)
-				FAIL("at most %d --exe globs", TRACE_MAX_GLOBS);
+				CLI_FAIL("at most %d --exe globs", TRACE_MAX_GLOBS);
 			o->exe_globs[o->nglobs++] = optarg;
 			break;
 		case OPT_POD:
 			if (o->pods.pod || parse_pod(optarg, o))
-				FAIL("invalid --pod '%s' (NAMESPACE/NAME, once)", optarg);
+				CLI_FAIL("invalid --pod '%s' (NAMESPACE/NAME, once)", optarg);
 			break;
 		case OPT_CONTAINER:
 			if (o->pods.container ||
 			    !k8s_name(optarg, PODINFO_CONTAINER_NAME_MAX, false))
-				FAIL("invalid --container '%s' (a container name, once)", optarg);
+				CLI_FAIL("invalid --container '%s' (a container name, once)",
+					 optarg);
 			o->pods.container = optarg;
 			break;
 		case OPT_CONTAINER_ID:
 			if (o->pods.container_id || parse_container_id(optarg, o))
-				FAIL("invalid --container-id '%s' (12 to 64 hex digits, once)",
-				     optarg);
+				CLI_FAIL("invalid --container-id '%s' (12 to 64 hex digits, once)",
+					 optarg);
 			break;
 		case OPT_NAMESPACE:
 			if (o->ns_given || !k8s_name(optarg, PODINFO_NAMESPACE_MAX, false))
-				FAIL("invalid --namespace '%s' (a namespace name, once)", optarg);
+				CLI_FAIL("invalid --namespace '%s' (a namespace name, once)",
+					 optarg);
 			o->ns_given = true;
 			o->pods.namespace = optarg;
 			break;
 		case OPT_BUNDLE_ROOT:
 			if (!optarg[0])
-				FAIL("empty --bundle-root");
+				CLI_FAIL("empty --bundle-root");
 			o->bundle_root = optarg;
 			break;
 		case 'o':
@@ -325,16 +322,17 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 			else if (!strcmp(optarg, "text"))
 				o->format = OUTPUT_TEXT;
 			else
-				FAIL("unknown output format '%s' (text or json)", optarg);
+				CLI_FAIL("unknown output format '%s' (text or json)", optarg);
 			break;
 		case 'd':
 			if (parse_duration(optarg, &o->duration_s) || o->duration_s == 0)
-				FAIL("invalid duration '%s' (seconds > 0, or e.g. 90s, 5m, 1h30m)",
-				     optarg);
+				CLI_FAIL(
+					"invalid duration '%s' (seconds > 0, or e.g. 90s, 5m, 1h30m)",
+					optarg);
 			break;
 		case OPT_STATS_INTERVAL:
 			if (parse_duration(optarg, &o->stats_interval_s))
-				FAIL("invalid stats interval '%s'", optarg);
+				CLI_FAIL("invalid stats interval '%s'", optarg);
 			break;
 		case OPT_PAYLOAD:
 			o->payload = true;
@@ -359,7 +357,7 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 			break;
 		case OPT_USER:
 			if (!optarg[0])
-				FAIL("empty --user");
+				CLI_FAIL("empty --user");
 			o->user = optarg;
 			break;
 		case OPT_WIDE:
@@ -367,35 +365,36 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 			break;
 		case OPT_TYPE:
 			if (!optarg[0])
-				FAIL("empty --type");
+				CLI_FAIL("empty --type");
 			o->filter.msg_type = optarg;
 			break;
 		case OPT_FUNCTION:
 			if (!optarg[0])
-				FAIL("empty --function");
+				CLI_FAIL("empty --function");
 			o->filter.function = optarg;
 			break;
 		case OPT_PEER:
 			if (filter_parse_peer(optarg))
-				FAIL("invalid --peer '%s' (IP, IP:PORT, [IPv6]:PORT or :PORT)",
-				     optarg);
+				CLI_FAIL("invalid --peer '%s' (IP, IP:PORT, [IPv6]:PORT or :PORT)",
+					 optarg);
 			o->filter.peer = optarg;
 			break;
 		case 'n':
 			if (parse_u64(optarg, &v) || v == 0)
-				FAIL("invalid count '%s' (frames, at least 1)", optarg);
+				CLI_FAIL("invalid count '%s' (frames, at least 1)", optarg);
 			o->filter.max_frames = v;
 			break;
 		case OPT_RINGBUF_SIZE:
 			/* The kernel wants a power-of-two multiple of the page size. */
 			if (parse_u64(optarg, &v) || v < 4096 || v > (1ULL << 30) || (v & (v - 1)))
-				FAIL("invalid ring buffer size '%s' (a power of two, 4096..2^30)",
-				     optarg);
+				CLI_FAIL(
+					"invalid ring buffer size '%s' (a power of two, 4096..2^30)",
+					optarg);
 			o->ringbuf_size = v;
 			break;
 		case OPT_WRITE_CAP:
 			if (parse_u64(optarg, &v) || v == 0 || v > WRITE_CAP_MAX)
-				FAIL("invalid write cap '%s' (1..%d)", optarg, WRITE_CAP_MAX);
+				CLI_FAIL("invalid write cap '%s' (1..%d)", optarg, WRITE_CAP_MAX);
 			o->write_cap = v;
 			break;
 		case OPT_STANDALONE:
@@ -410,21 +409,19 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 		case 'h':
 			o->help = true;
 			return 0;
-		case ':':
-			FAIL("option '%s' needs a value", argv[optind - 1]);
 		default:
-			FAIL("unknown option '%s'", argv[optind - 1]);
+			return cli_option_error(c, argv, err, errlen);
 		}
 	}
 	if (optind < argc)
-		FAIL("unexpected argument '%s'", argv[optind]);
+		CLI_FAIL("unexpected argument '%s'", argv[optind]);
 	if ((o->pods.pod != NULL) + o->ns_given + (o->pods.container_id != NULL) > 1)
-		FAIL("--pod, --container-id and --namespace choose the containers: give one");
+		CLI_FAIL("--pod, --container-id and --namespace choose the containers: give one");
 	if (o->pods.container && !o->pods.pod)
-		FAIL("--container names a container of the pod given with --pod");
+		CLI_FAIL("--container names a container of the pod given with --pod");
 	o->by_pod = o->pods.pod || o->ns_given || o->pods.container_id;
 	if (!o->npids && !o->nglobs && !o->by_pod)
-		FAIL("nothing to trace: give -p PID, --exe GLOB, --pod, --container-id or "
-		     "--namespace");
+		CLI_FAIL("nothing to trace: give -p PID, --exe GLOB, --pod, --container-id or "
+			 "--namespace");
 	return 0;
 }

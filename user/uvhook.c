@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "procmaps.h"
 #include "uvhook.h"
 
 /* CPython's calling convention flag for a method taking one argument. */
@@ -185,25 +186,20 @@ int uvhook_find_in_process(pid_t pid,
 			   void *ctx)
 {
 	struct uvhook_site sites[UVHOOK_MAX_SITES];
-	unsigned long long start, end, pgoff;
-	char maps[64], path[96], *line = NULL, *file;
-	int total = 0, n, fd;
-	size_t cap = 0;
+	int total = 0, n, fd, err;
+	struct procmaps_entry e;
+	struct procmaps m;
 	struct stat st;
-	FILE *f;
+	char path[96];
 
-	snprintf(maps, sizeof(maps), "/proc/%d/maps", pid);
-	f = fopen(maps, "re");
-	if (!f)
-		return -errno;
-	while (getline(&line, &cap, f) > 0) {
-		line[strcspn(line, "\n")] = '\0';
-		file = strchr(line, '/');
+	err = procmaps_open(&m, pid);
+	if (err)
+		return err;
+	while (procmaps_next(&m, &e)) {
 		/* The mapping of the file's start: map_files names it by its address range. */
-		if (!file || !uvhook_is_uvloop(file) ||
-		    sscanf(line, "%llx-%llx %*s %llx", &start, &end, &pgoff) != 3 || pgoff)
+		if (e.name[0] != '/' || !uvhook_is_uvloop(e.name) || e.offset)
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", pid, start, end);
+		snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", pid, e.start, e.end);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue;
@@ -218,8 +214,7 @@ int uvhook_find_in_process(pid_t pid,
 		if (n > 0)
 			total += n;
 	}
-	free(line);
-	fclose(f);
+	procmaps_close(&m);
 	return total;
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "procmaps.h"
 #include "pyproc.h"
 #include "zhist.h"
 
@@ -46,7 +47,6 @@
 #define SNAP_TRIES 4
 /* Scan chunk; consecutive chunks overlap by a state prefix so none is cut. */
 #define SCAN_CHUNK (1u << 20)
-#define MAPS_LINE_MAX 4096
 
 static uint32_t u32_at(const uint8_t *b, size_t off)
 {
@@ -234,32 +234,28 @@ int zhist_walk(pid_t pid, size_t overlap, uint64_t bytes_max,
 	       bool (*fn)(void *ctx, const uint8_t *b, size_t n, uint64_t addr), void *ctx,
 	       struct zhist_scan_result *res)
 {
-	char path[64], line[MAPS_LINE_MAX];
+	struct procmaps_entry e;
+	struct procmaps m;
 	bool more = true;
 	uint8_t *buf;
-	FILE *f;
+	int err;
 
 	memset(res, 0, sizeof(*res));
 	if (overlap >= SCAN_CHUNK / 2 || overlap % 8)
 		return -EINVAL;
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
+	err = procmaps_open(&m, pid);
+	if (err)
+		return err;
 	buf = malloc(SCAN_CHUNK);
 	if (!buf) {
-		fclose(f);
+		procmaps_close(&m);
 		return -ENOMEM;
 	}
-	while (more && !res->limited && fgets(line, sizeof(line), f)) {
-		unsigned long long lo, hi, inode;
-		char perms[8], name[16] = "";
-		int fields;
+	while (more && !res->limited && procmaps_next(&m, &e)) {
+		unsigned long long lo = e.start, hi = e.end;
 
-		fields = sscanf(line, "%llx-%llx %7s %*s %*s %llu %15s", &lo, &hi, perms, &inode,
-				name);
-		if (fields < 4 || hi <= lo || strcmp(perms, "rw-p") || inode ||
-		    (fields == 5 && strcmp(name, "[heap]")))
+		if (hi <= lo || strcmp(e.perms, "rw-p") || e.inode ||
+		    (e.name[0] && strcmp(e.name, "[heap]")))
 			continue;
 		for (uint64_t a = lo; a < hi && more;) {
 			size_t want = hi - a < SCAN_CHUNK ? hi - a : SCAN_CHUNK;
@@ -281,7 +277,7 @@ int zhist_walk(pid_t pid, size_t overlap, uint64_t bytes_max,
 		}
 	}
 	free(buf);
-	fclose(f);
+	procmaps_close(&m);
 	return 0;
 }
 

@@ -68,6 +68,75 @@ static __always_inline struct conn_info *conn_get(__u32 fd, struct sock_ref *ref
 	return c;
 }
 
+/*
+ * A hole of len bytes at pos in the connection's outgoing stream: an empty data record, so
+ * that the collector reports the frames it cuts as truncated and the bytes as a gap of the
+ * connection, never silently.
+ */
+static __always_inline void conn_emit_hole(const struct conn_info *c, __u64 ino, __u32 fd,
+					   __u8 syscall, __u64 pos, __u64 len)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct evt_data *e;
+
+	count_stat(STAT_LOST_BYTES, len);
+	e = bpf_ringbuf_reserve(&events_rb, sizeof(*e), 0);
+	if (!e) {
+		count_drop(DROP_RINGBUF_FULL);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->hdr.type = EVT_DATA;
+	e->hdr.version = EVT_VERSION;
+	e->hdr.size = sizeof(*e);
+	e->hdr.ts_ns = bpf_ktime_get_ns();
+	e->conn.ino = ino;
+	e->conn.gen = c->gen;
+	e->stream_pos = pos;
+	e->io_pos = pos;
+	e->io_len = len;
+	e->tgid = id >> 32;
+	e->tid = (__u32)id;
+	e->fd = fd;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->dir = DIR_TX;
+	e->syscall = syscall;
+	e->flags = DATA_FIRST | DATA_LAST | (c->state == CONN_WS ? 0 : DATA_UNCLASSIFIED);
+	bpf_ringbuf_submit(e, ringbuf_flags(sizeof(*e), true));
+	count_stat(STAT_EVENTS, 1);
+}
+
+/*
+ * Accounts a write of len bytes that has just left, by the socket's TCP sequence: bytes sent
+ * between the last write seen and this one were carried by writes no program captured (a run
+ * the kernel skipped, io_uring, a writer wsaudit does not follow).  They get a hole of their
+ * size before this write's bytes, counted as unseen_write.  Two threads writing one socket at
+ * the same instant can finish out of order: the later one finds its bytes behind the sequence
+ * and moves nothing, the earlier one takes the other's bytes for a hole (docs/trust-model.md).
+ */
+static __always_inline void conn_tx_seq(struct conn_info *c, const struct sock_ref *ref, __u32 fd,
+					__u8 syscall, __u64 len)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)ref->sk;
+	struct sock *sk = ref->sk;
+	__u32 end = BPF_CORE_READ(tp, write_seq);
+	__s32 hole;
+
+	/* A FIN queued (shutdown, or the peer's reset) takes one sequence number, no byte. */
+	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown) & WS_SEND_SHUTDOWN)
+		end--;
+	hole = (__s32)(end - (__u32)len - c->tx_seq);
+
+	if (c->seq_known && hole > 0) {
+		count_drop(DROP_UNSEEN_WRITE);
+		conn_emit_hole(c, ref->ino, fd, syscall,
+			       __sync_fetch_and_add(&c->tx_pos, (__u64)hole), (__u64)hole);
+	}
+	if (!c->seq_known || (__s32)(end - c->tx_seq) > 0)
+		c->tx_seq = end;
+	c->seq_known = 1;
+}
+
 /* EVT_CONN_CLOSE of the connection io_heap names (io->conn, io->fd): see close_enter. */
 static __always_inline void conn_close_emit(const struct io_desc *io)
 {

@@ -12,6 +12,7 @@
 #define WS_S_IFSOCK 0140000
 #define WS_SOCK_STREAM 1
 #define WS_IPPROTO_TCP 6
+#define WS_SEND_SHUTDOWN 2
 
 struct sock_ref {
 	__u64 ino;

@@ -327,7 +327,14 @@ struct conn_info {
 	__u32 tgid;
 	__u8 state; /* enum conn_state */
 	__u8 resp_match; /* bytes of "HTTP/1.x 101" the connection's writes matched so far */
-	__u8 _pad[2];
+	__u8 seq_known; /* tx_seq holds the socket's write_seq after a write seen */
+	__u8 _pad;
+	/*
+	 * TCP's write_seq after the last write wsaudit saw: a write whose bytes do not start
+	 * there had bytes before it that no captured write carried.
+	 */
+	__u32 tx_seq;
+	__u32 _pad2;
 };
 
 /* The collector's verdict on an unclassified connection (conn_verdict map). */
@@ -355,6 +362,12 @@ enum drop_reason {
 	 * BPF code counts it.  A skipped exit loses its write without a hole in the stream.
 	 */
 	DROP_KERNEL_SKIPPED,
+	/*
+	 * Writes to a followed connection that no program captured, found by the socket's TCP
+	 * sequence: a skipped run, a path without a syscall per write (io_uring), or a writer
+	 * wsaudit does not follow.  Their bytes become a hole in the stream.
+	 */
+	DROP_UNSEEN_WRITE,
 	DROP_MAX,
 };
 
@@ -372,12 +385,12 @@ enum stat_counter {
 	[DROP_NO_ENTRY] = "no_entry", [DROP_TOO_MANY_IOV] = "too_many_iov",               \
 	[DROP_LOOP_LIMIT] = "loop_limit", [DROP_FD_RESOLVE] = "fd_resolve",               \
 	[DROP_STACK_RINGBUF_FULL] = "stack_ringbuf_full", [DROP_ZERO_COPY] = "zero_copy", \
-	[DROP_KERNEL_SKIPPED] = "kernel_skipped"
+	[DROP_KERNEL_SKIPPED] = "kernel_skipped", [DROP_UNSEEN_WRITE] = "unseen_write"
 
 _Static_assert(sizeof(struct evt_hdr) == 16, "evt_hdr layout");
 _Static_assert(sizeof(struct evt_data) == 104, "evt_data layout");
 _Static_assert(sizeof(struct evt_conn) == 104, "evt_conn layout");
-_Static_assert(sizeof(struct conn_info) == 32, "conn_info layout");
+_Static_assert(sizeof(struct conn_info) == 40, "conn_info layout");
 _Static_assert(sizeof(struct evt_tls_link) == 64, "evt_tls_link layout");
 _Static_assert(sizeof(struct py_frame) == 32, "py_frame layout");
 _Static_assert(sizeof(struct py_ctx) == 8 + CTX_VALUE_MAX, "py_ctx layout");

@@ -211,6 +211,13 @@ def final_stats(recs):
     return stats[-1]
 
 
+def data_drops(stats):
+    """The drops that lost data, by reason.  kernel_skipped counts runs of wsaudit's programs
+    the kernel skipped (another BPF program held the CPU): counted and said, and whatever such
+    a run lost shows as unseen_write or as a frame the test's own comparison misses."""
+    return {k: v for k, v in stats["drops"].items() if v and k != "kernel_skipped"}
+
+
 def run_clients(procs, port, n=3, batches=1, timeout=90, expect_code=1011, hold=None):
     """Start `batches` client processes of n concurrent connections each, wait
     for all; return their per-connection results."""

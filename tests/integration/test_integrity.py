@@ -7,7 +7,9 @@ and the breach found, the identity reported ambiguous or unknown with its reason
 counted.  None may end as "0 violations, 0 drops".
 """
 
+import ctypes
 import json
+import os
 import subprocess
 
 from attack import (ATTACK_SERVER, Client, Service, b64u, breaches, conn_frames, conn_user,
@@ -15,6 +17,7 @@ from attack import (ATTACK_SERVER, Client, Service, b64u, breaches, conn_frames,
 from harness import PY, final_stats, free_port, read_line
 
 LEAK = json.dumps({"type": "chat", "user_id": "victim"})
+libc = ctypes.CDLL(None, use_errno=True)
 
 
 def violations(frames, rule):
@@ -237,3 +240,51 @@ def test_socket_passed_to_another_process(procs, tmp_path):
     assert skipped and skipped[0]["reason"] == "fd_passed", skipped
     assert skipped[0]["peer_pid"] == w.pid and skipped[0]["conn"]["user"] == "alice", skipped
     assert final_stats(recs)["conns"]["fd_passed"] >= 1
+
+
+def socket_fd(pid, local_port, peer_port):
+    """The fd number, in pid, of its TCP socket from local_port to peer_port."""
+    inode = None
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            cols = line.split()
+            lp, rp = int(cols[1].split(":")[1], 16), int(cols[2].split(":")[1], 16)
+            if (lp, rp) == (local_port, peer_port):
+                inode = cols[9]
+    assert inode, f"no socket {local_port}->{peer_port}"
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+            return int(fd)
+    raise AssertionError(f"socket:[{inode}] is not one of {pid}'s fds")
+
+
+def test_write_by_a_process_not_followed(procs, tmp_path):
+    """A process wsaudit does not follow takes the service's socket (pidfd_getfd, no fork,
+    no SCM_RIGHTS) and writes a frame after the 101, before the service's own: the socket's TCP sequence
+    shows bytes no captured write carried, so the connection gets a hole of exactly their
+    size (unseen_write) and the frame after it is still judged."""
+    svc = Service(procs, tmp_path, "raw", free_port())
+    c = Client(svc.port, [request("/ws?how=write", f"Authorization: Bearer {jwt('alice')}\r\n")])
+    injected = b"\x81\x05hello"
+    pidfd = os.pidfd_open(svc.pid)
+    try:
+        fd = libc.syscall(438, pidfd, socket_fd(svc.pid, svc.port, c.port), 0)  # pidfd_getfd
+        assert fd >= 0, ctypes.get_errno()
+        try:
+            assert os.write(fd, injected) == len(injected)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(pidfd)
+    got = c.command([LEAK], expect=2)
+    c.close()
+    recs = svc.stop()
+    assert [g[1] for g in got] == [b"hello", LEAK.encode()]
+    assert breaches(conn_frames(recs, c.port)) == 1
+    closes = [r for r in recs if r.get("type") == "conn_close"
+              and r["conn"].get("peer", "").endswith(f":{c.port}")]
+    assert closes and closes[0]["conn"].get("gap_bytes") == len(injected), closes
+    stats = final_stats(recs)
+    assert stats["drops"]["unseen_write"] == 1, stats["drops"]
+    print(f"unseen write: gap_bytes {closes[0]['conn']['gap_bytes']}, "
+          f"drops {({k: v for k, v in stats['drops'].items() if v})}")
