@@ -87,7 +87,7 @@ PANELS = [
           "Processes matching the policy's targets and open WebSocket connections, per agent.",
           "none",
           [(f"sum by (instance) (wsaudit_processes{{{SEL}}})", "{{instance}} processes"),
-           (f"sum by (instance) (wsaudit_connections{{{SEL}}})", "{{instance}} connections")], 8, 4),
+           (f"sum by (instance) (wsaudit_connections_open{{{SEL}}})", "{{instance}} connections")], 8, 4),
     panel("table", "Agent builds",
           "Version and git revision of each agent (wsaudit_build_info).", "none",
           [(f"max by (instance, version, revision) (wsaudit_build_info{{{SEL}}})", "")], 24, 4,

@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
+#include <dirent.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent_metrics.h"
 #include "agent_socket.h"
@@ -16,8 +20,14 @@
 /* Reading the kernel's per-CPU counters costs two syscalls: once a second is plenty. */
 #define UPDATE_EVERY_NS 1000000000ULL
 
+/* The agent's own process, as Prometheus client libraries name it (process_*). */
+struct process_families {
+	struct metrics_family *cpu, *rss, *vsize, *fds, *max_fds, *start;
+};
+
 struct agent_metrics {
 	struct metrics_wsaudit w;
+	struct process_families proc;
 	struct metrics_http *http;
 	struct session *session;
 	uint64_t last_update;
@@ -97,6 +107,94 @@ static void on_abrupt_close(void *ctx, const struct ct_conn *c, const char *why)
 	metrics_wsaudit_violation(&m->w, "abnormal_close", origin);
 }
 
+static int process_families_add(struct metrics *reg, struct process_families *p)
+{
+	p->cpu = metrics_family_add(reg, "process_cpu_seconds_total", METRICS_COUNTER,
+				    "User and system CPU time of the agent, in seconds.", NULL, 0,
+				    0, NULL);
+	p->rss = metrics_family_add(reg, "process_resident_memory_bytes", METRICS_GAUGE,
+				    "Resident memory of the agent, in bytes.", NULL, 0, 0, NULL);
+	p->vsize = metrics_family_add(reg, "process_virtual_memory_bytes", METRICS_GAUGE,
+				      "Virtual memory of the agent, in bytes.", NULL, 0, 0, NULL);
+	p->fds = metrics_family_add(reg, "process_open_fds", METRICS_GAUGE,
+				    "File descriptors the agent has open.", NULL, 0, 0, NULL);
+	p->max_fds = metrics_family_add(reg, "process_max_fds", METRICS_GAUGE,
+					"The agent's limit of open file descriptors.", NULL, 0, 0,
+					NULL);
+	p->start = metrics_family_add(reg, "process_start_time_seconds", METRICS_GAUGE,
+				      "When the agent started, in unix seconds.", NULL, 0, 0, NULL);
+	if (!p->cpu || !p->rss || !p->vsize || !p->fds || !p->max_fds || !p->start)
+		return -1;
+	/* Kept in microseconds: an integer counter, shown in seconds. */
+	metrics_counter_unit(p->cpu, 1e6);
+	return 0;
+}
+
+/* The boot time in unix seconds (btime of /proc/stat), for the start time; 0 if unknown. */
+static long long boot_time(void)
+{
+	char line[256];
+	long long bt = 0;
+	FILE *f = fopen("/proc/stat", "re");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "btime %lld", &bt) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return bt;
+}
+
+/* Read from /proc/self as the update runs; a file that cannot be read leaves its series. */
+static void process_update(struct process_families *p)
+{
+	static long long btime = -1;
+	unsigned long long utime, stime, start, vsize;
+	long long rss, ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	char buf[1024], *at;
+	struct rlimit rl;
+	struct dirent *d;
+	size_t n = 0;
+	long fds = 0;
+	DIR *dir;
+	FILE *f;
+
+	if (btime < 0)
+		btime = boot_time();
+	f = fopen("/proc/self/stat", "re");
+	if (f) {
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+	}
+	buf[n] = '\0';
+	/* After the command name (which may hold spaces or ')'): fields 3 on. */
+	at = strrchr(buf, ')');
+	if (at && ticks > 0 &&
+	    sscanf(at + 1,
+		   " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d "
+		   "%llu %llu %lld",
+		   &utime, &stime, &start, &vsize, &rss) == 5) {
+		metrics_counter_set(
+			p->cpu, NULL,
+			(uint64_t)((utime + stime) * 1000000ULL / (unsigned long long)ticks));
+		metrics_gauge_set(p->rss, NULL, (double)rss * (double)page);
+		metrics_gauge_set(p->vsize, NULL, (double)vsize);
+		if (btime > 0)
+			metrics_gauge_set(p->start, NULL, (double)btime + (double)start / ticks);
+	}
+	dir = opendir("/proc/self/fd");
+	if (dir) {
+		while ((d = readdir(dir)))
+			fds += d->d_name[0] != '.';
+		closedir(dir);
+		/* Less the one opendir held. */
+		metrics_gauge_set(p->fds, NULL, (double)(fds - 1));
+	}
+	if (!getrlimit(RLIMIT_NOFILE, &rl))
+		metrics_gauge_set(p->max_fds, NULL,
+				  rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur);
+}
+
 struct agent_metrics *agent_metrics_start(const char *listen)
 {
 	struct agent_metrics *m = calloc(1, sizeof(*m));
@@ -108,6 +206,12 @@ struct agent_metrics *agent_metrics_start(const char *listen)
 		free(m);
 		return NULL;
 	}
+	if (process_families_add(m->w.reg, &m->proc)) {
+		metrics_wsaudit_fini(&m->w);
+		free(m);
+		return NULL;
+	}
+	process_update(&m->proc);
 	m->http = metrics_http_start(m->w.reg, listen, err, sizeof(err));
 	if (!m->http) {
 		fprintf(stderr, "wsaudit agent: --metrics-addr %s: %s\n", listen, err);
@@ -116,6 +220,8 @@ struct agent_metrics *agent_metrics_start(const char *listen)
 		return NULL;
 	}
 	metrics_http_set_health(m->http, health, m);
+	/* The agent runs only with a policy that loaded. */
+	metrics_gauge_set(m->w.policy_last_reload_success, NULL, 1);
 	log_info("serving metrics on %s", listen);
 	return m;
 }
@@ -167,8 +273,11 @@ void agent_metrics_trace_clients(struct agent_metrics *m, const struct agent_soc
 
 void agent_metrics_policy_reload(struct agent_metrics *m, bool ok)
 {
-	if (m)
-		metrics_add1(m->w.policy_reloads, ok ? "ok" : "error", 1);
+	if (!m)
+		return;
+	metrics_add1(m->w.policy_reloads, ok ? "ok" : "error", 1);
+	/* Stays 0 while the refused policy is the one on disk: the alert holds until fixed. */
+	metrics_gauge_set(m->w.policy_last_reload_success, NULL, ok ? 1 : 0);
 }
 
 /* The runs' reports, one family per rule (user/runs.h). */
@@ -210,6 +319,7 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 	if (m->last_update && now - m->last_update < UPDATE_EVERY_NS)
 		return;
 	m->last_update = now;
+	process_update(&m->proc);
 	if (log) {
 		metrics_counter_set(m->w.log_write_errors, NULL, log->write_errors);
 		metrics_counter_set(m->w.log_dropped, NULL, log->dropped);

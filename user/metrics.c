@@ -44,6 +44,7 @@ struct metrics_family {
 	size_t nseries;
 	size_t alloc;
 	uint64_t overflow;
+	double per_unit; /* a counter kept in integer parts, this many to its unit; 0: 1 */
 };
 
 struct metrics {
@@ -614,12 +615,21 @@ static void family_render(FILE *out, const struct metrics_family *f)
 			fputc('}', out);
 		}
 		fputc(' ', out);
-		if (f->type == METRICS_COUNTER)
+		if (f->type == METRICS_COUNTER && f->per_unit)
+			put_double(out, (double)s->count / f->per_unit);
+		else if (f->type == METRICS_COUNTER)
 			fprintf(out, "%" PRIu64, s->count);
 		else
 			put_double(out, s->gauge);
 		fputc('\n', out);
 	}
+}
+
+void metrics_counter_unit(struct metrics_family *f, double per_unit)
+{
+	pthread_mutex_lock(&f->reg->lock);
+	f->per_unit = per_unit;
+	pthread_mutex_unlock(&f->reg->lock);
 }
 
 void metrics_on_render(struct metrics *m, void (*fn)(void *arg), void *arg)
@@ -769,7 +779,7 @@ static const struct family_spec wsaudit_families[] = {
 		 probe_states),
 	PLAIN(processes, "wsaudit_processes", METRICS_GAUGE,
 	      "Processes followed (matching the policy's targets)."),
-	PLAIN(connections, "wsaudit_connections", METRICS_GAUGE,
+	PLAIN(connections, "wsaudit_connections_open", METRICS_GAUGE,
 	      "Open WebSocket connections followed."),
 	LABELLED(connections_total, "wsaudit_connections_total", METRICS_COUNTER,
 		 "WebSocket connections followed, by how they were found: from their handshake, "
@@ -864,6 +874,9 @@ static const struct family_spec wsaudit_families[] = {
 	LABELLED(policy_reloads, "wsaudit_policy_reloads_total", METRICS_COUNTER,
 		 "Policy reloads, by result (an invalid policy keeps the previous one).", "result",
 		 reload_results),
+	PLAIN(policy_last_reload_success, "wsaudit_policy_last_reload_success", METRICS_GAUGE,
+	      "1 when the policy last loaded (at start or SIGHUP) is in force, 0 while a reload "
+	      "was refused and the agent keeps an older policy."),
 	PLAIN(log_write_errors, "wsaudit_log_write_errors_total", METRICS_COUNTER,
 	      "Violation records that could not be written to the log when they came (queued "
 	      "for a retry, or dropped)."),

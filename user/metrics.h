@@ -77,6 +77,11 @@ int metrics_gauge_add(struct metrics_family *f, const char *const *values, doubl
  * the current value: a counter must not go down.
  */
 int metrics_counter_set(struct metrics_family *f, const char *const *values, uint64_t total);
+/*
+ * A counter whose integer totals are parts of its unit, per_unit to one (1e6: microseconds
+ * of a seconds counter), rendered in its unit: totals stay exact integers.
+ */
+void metrics_counter_unit(struct metrics_family *f, double per_unit);
 /* Create the series at 0 if it is not there ("avoid missing metrics"); counts toward the cap. */
 int metrics_touch(struct metrics_family *f, const char *const *values);
 
@@ -147,6 +152,7 @@ struct metrics_wsaudit {
 	struct metrics_family *lost_frames; /* {origin,type}, origin capped */
 	struct metrics_family *abnormal_closes; /* {code,origin}, origin capped */
 	struct metrics_family *policy_reloads; /* {result="ok"|"error"} */
+	struct metrics_family *policy_last_reload_success;
 	struct metrics_family *log_write_errors; /* records not written when they came */
 	struct metrics_family *log_dropped; /* records lost: the log's queue was full */
 	struct metrics_family *log_queued; /* gauge: records waiting for the log */

@@ -172,7 +172,10 @@ def test_agent_log_metrics_prometheus(procs, tmp_path):
     agent.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "keeping the policy in force" in agent.stderr(), 10, "reload refusal")
     time.sleep(1.5)
-    assert 'wsaudit_policy_reloads_total{result="error"} 1' in scrape(port)
+    text = scrape(port)
+    assert 'wsaudit_policy_reloads_total{result="error"} 1' in text
+    # The gauge says it for as long as the refused policy is the one on disk.
+    assert "\nwsaudit_policy_last_reload_success 0\n" in text
     assert agent.proc.poll() is None
 
     agent.proc.send_signal(signal.SIGTERM)

@@ -131,9 +131,17 @@ def test_metrics_addr_forms(procs, tmp_path):
         assert agent.poll() is None, open(err).read()
         text = scrape(mport)
         assert "wsaudit_build_info" in text
+        # The agent's own process, as client libraries name it.
+        own = {l.split()[0]: float(l.split()[1]) for l in text.splitlines()
+               if l.startswith("process_")}
+        print(f"[metrics-addr] {own}")
+        assert own["process_resident_memory_bytes"] > 1 << 20
+        assert own["process_open_fds"] > 3 and own["process_max_fds"] >= own["process_open_fds"]
+        assert abs(own["process_start_time_seconds"] - time.time()) < 600
+        assert own["process_cpu_seconds_total"] > 0
         listening = subprocess.run(["ss", "-Hltn", f"sport = :{mport}"], capture_output=True,
                                    text=True).stdout
         print(f"[metrics-addr] {form.format(mport)}: {listening.split()[3:4]}")
         assert ("0.0.0.0:" if form.startswith(":") else "127.0.0.1:") + str(mport) in listening
         agent.send_signal(signal.SIGTERM)
-        agent.wait(30)
+        agent.wait(90)

@@ -11,7 +11,7 @@ runs, every ~30 s: the agent's VmRSS, the entry counts of its BPF maps and its /
 Half-way: the log is renamed and the agent gets SIGHUP (a new log, nothing lost across the
 two files). At the end: SIGTERM, exit code 0, no sanitizer report; every violation the
 service planted is in the log with its rule, and nothing else; RSS and map entries flat;
-wsaudit_processes and wsaudit_connections back to 0.
+wsaudit_processes and wsaudit_connections_open back to 0.
 
 With the attacker on (the default; --no-attacks for the plain soak): first, alone, a traced
 service that sends 100k thread_id values chosen to share a bucket of the old unkeyed table;
@@ -53,7 +53,7 @@ PY = "/usr/bin/python3"
 EXE_NAME = "wsx-soak-python3"
 MAPS = ("conn_map", "traced_bits", "py_procs", "inflight_map", "tstate_cache", "verdict_map",
         "ctx_codes", "ctx_procs")
-GAUGES = ("wsaudit_processes", "wsaudit_connections")
+GAUGES = ("wsaudit_processes", "wsaudit_connections_open")
 SAMPLE_EVERY = 30.0
 # Flatness: the last sample may exceed the one after warm-up by at most this much.
 RSS_BOUND_KIB = 8 * 1024
@@ -445,7 +445,7 @@ class Soak:
         print("soak: sample t=%4.0fs runs=%3d rss=%6d KiB %s procs=%s conns=%s" % (
             s["t"], s["runs"], s["rss"],
             " ".join(f"{k}={v}" for k, v in s["maps"].items()),
-            s.get("wsaudit_processes"), s.get("wsaudit_connections")), flush=True)
+            s.get("wsaudit_processes"), s.get("wsaudit_connections_open")), flush=True)
 
     def one_run(self, i):
         users = self.rng.randint(2, 6)
@@ -712,7 +712,7 @@ class Soak:
         for s in self.samples:
             print("  %6.0f %5d %9d " % (s["t"], s["runs"], s["rss"]) +
                   " ".join("%12s" % s["maps"][m] for m in MAPS) +
-                  " %5s %5s %s" % (s.get("wsaudit_processes"), s.get("wsaudit_connections"),
+                  " %5s %5s %s" % (s.get("wsaudit_processes"), s.get("wsaudit_connections_open"),
                                    s["label"]))
         leak_runs = sum(1 for r in self.runs if r["leak"])
         users = sum(r["users"] for r in self.runs)

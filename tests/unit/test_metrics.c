@@ -116,6 +116,27 @@ static void test_gauge_values(void **state)
 	metrics_free(m);
 }
 
+/* A counter kept in microseconds, shown in seconds; it still never goes down. */
+static void test_counter_unit(void **state)
+{
+	struct metrics *m = metrics_new("t");
+	struct metrics_family *c = metrics_family_add(m, "t_cpu_seconds_total", METRICS_COUNTER,
+						      "C.", NULL, 0, 0, NULL);
+	char *out;
+
+	metrics_counter_unit(c, 1e6);
+	assert_int_equal(metrics_counter_set(c, NULL, 1500000), 0);
+	out = render(m);
+	assert_non_null(strstr(out, "t_cpu_seconds_total 1.5\n"));
+	free(out);
+	assert_int_equal(metrics_counter_set(c, NULL, 1000000), -ERANGE);
+	assert_int_equal(metrics_counter_set(c, NULL, 2250000), 0);
+	out = render(m);
+	assert_non_null(strstr(out, "t_cpu_seconds_total 2.25\n"));
+	free(out);
+	metrics_free(m);
+}
+
 static void test_escaping(void **state)
 {
 	struct metrics *m = metrics_new("t");
@@ -376,7 +397,7 @@ static void test_collector_families(void **state)
 		"wsaudit_drops_total",
 		"wsaudit_probes",
 		"wsaudit_processes",
-		"wsaudit_connections",
+		"wsaudit_connections_open",
 		"wsaudit_connections_total",
 		"wsaudit_unattributed_frames_total",
 		"wsaudit_attributed_frames_total",
@@ -385,6 +406,7 @@ static void test_collector_families(void **state)
 		"wsaudit_truncated_frames_total",
 		"wsaudit_violations_total",
 		"wsaudit_policy_reloads_total",
+		"wsaudit_policy_last_reload_success",
 		"wsaudit_log_write_errors_total",
 		"wsaudit_metrics_overflow_total",
 	};
@@ -767,6 +789,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_golden),
 		cmocka_unit_test(test_gauge_values),
+		cmocka_unit_test(test_counter_unit),
 		cmocka_unit_test(test_escaping),
 		cmocka_unit_test(test_ordering),
 		cmocka_unit_test(test_cap_and_other),

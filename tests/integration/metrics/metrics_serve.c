@@ -69,6 +69,7 @@ static int fill(struct metrics_wsaudit *w)
 	err = err ?: metrics_add1(w->runs_unjudged, "message_unreadable", 1);
 	err = err ?: metrics_add1(w->policy_reloads, "ok", 2);
 	err = err ?: metrics_add1(w->policy_reloads, "error", 1);
+	err = err ?: metrics_gauge_set(w->policy_last_reload_success, NULL, 1);
 	for (i = 0; i < 3 && !err; i++)
 		err = metrics_wsaudit_lost(w, "ProgressStreamer.stream_steps", "agent_thinking");
 	err = err ?: metrics_wsaudit_lost(w, NULL, NULL);
