@@ -20,6 +20,7 @@
 #include "agent_opts.h"
 #include "agent_socket.h"
 #include "clock.h"
+#include "cli.h"
 #include "commands.h"
 #include "keyhash.h"
 #include "log.h"
@@ -126,6 +127,7 @@ static int agent_wait(struct session *s, struct agent_socket *a, int timeout_ms)
 
 int cmd_agent(int argc, char **argv)
 {
+	int parsed;
 	struct sigaction stop = { .sa_handler = on_stop }, hup = { .sa_handler = on_hup };
 	struct session_opts so = {
 		.format = OUTPUT_JSON,
@@ -145,15 +147,10 @@ int cmd_agent(int argc, char **argv)
 	char err[512];
 	int rc = EXIT_RUNTIME, found;
 
-	if (agent_parse_args(argc, argv, &o, err, sizeof(err))) {
-		fprintf(stderr, "wsaudit agent: %s\n", err);
-		agent_usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (o.help) {
-		agent_usage(stdout);
-		return EXIT_OK;
-	}
+	parsed = cli_parsed(agent_parse_args(argc, argv, &o, err, sizeof(err)), &o.help, "agent",
+			    err, agent_usage);
+	if (parsed != CLI_GO_ON)
+		return parsed;
 	log_max_level = o.verbose >= 2 ? LOG_DEBUG : o.verbose ? LOG_INFO : LOG_WARN;
 	/* A key that cannot be used is a usage error, found before anything is loaded. */
 	if (keyhash_identity_setup(o.identity_key, err, sizeof(err))) {

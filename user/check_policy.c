@@ -75,19 +75,16 @@ static void summary(const struct policy *p)
 
 int cmd_check_policy(int argc, char **argv)
 {
+	int parsed;
 	struct cli_simple_opts o;
 	char err[POLICY_ERR_LEN];
 	struct policy *p;
 
-	if (cli_parse_simple(argc, argv, CLI_OPERAND, "POLICY", &o, err, sizeof(err))) {
-		fprintf(stderr, "wsaudit check-policy: %s\n", err);
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (o.help) {
-		usage(stdout);
-		return EXIT_OK;
-	}
+	parsed = cli_parsed(cli_parse_simple(argc, argv, CLI_OPERAND, "POLICY", &o, err,
+					     sizeof(err)),
+			    &o.help, "check-policy", err, usage);
+	if (parsed != CLI_GO_ON)
+		return parsed;
 	p = policy_load(o.operand, err, sizeof(err));
 	if (!p) {
 		fprintf(stderr, "%s\n", err);

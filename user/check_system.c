@@ -29,20 +29,16 @@ static void usage(FILE *f)
 
 int cmd_check_system(int argc, char **argv)
 {
+	int parsed;
 	struct sysreq_check c[SYSREQ_MAX];
 	struct cli_simple_opts o;
 	int n, failed = 0;
 	char err[128];
 
-	if (cli_parse_simple(argc, argv, 0, NULL, &o, err, sizeof(err))) {
-		fprintf(stderr, "wsaudit check-system: %s\n", err);
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (o.help) {
-		usage(stdout);
-		return EXIT_OK;
-	}
+	parsed = cli_parsed(cli_parse_simple(argc, argv, 0, NULL, &o, err, sizeof(err)), &o.help,
+			    "check-system", err, usage);
+	if (parsed != CLI_GO_ON)
+		return parsed;
 	n = sysreq_run(c, SYSREQ_MAX);
 	for (int i = 0; i < n; i++) {
 		printf("%-4s %-26s %s", sysreq_status_name(c[i].status), c[i].name, c[i].detail);

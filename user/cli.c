@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "commands.h"
 
 int cli_option_error(int c, char **argv, char *err, size_t errlen)
 {
@@ -17,6 +18,21 @@ int cli_option_error(int c, char **argv, char *err, size_t errlen)
 	if (optopt > 0 && optopt < 0x100)
 		CLI_FAIL("unknown option '-%c'", optopt);
 	CLI_FAIL("unknown option '%s'", argv[optind - 1]);
+}
+
+int cli_parsed(int parse_err, const bool *help, const char *cmd, const char *err,
+	       void (*usage)(FILE *out))
+{
+	if (parse_err) {
+		fprintf(stderr, "wsaudit %s: %s\n", cmd, err);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (*help) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	return CLI_GO_ON;
 }
 
 int cli_parse_bytes(const char *s, uint64_t *out)

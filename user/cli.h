@@ -29,6 +29,16 @@
  */
 int cli_option_error(int c, char **argv, char *err, size_t errlen);
 
+/*
+ * What a command does with the result of its parser (help points into the options it
+ * filled, read after the parse): on an error, "wsaudit CMD: err" and the
+ * usage on stderr, EXIT_USAGE; on --help, the usage on stdout, EXIT_OK; otherwise CLI_GO_ON,
+ * and the command runs.
+ */
+#define CLI_GO_ON (-1)
+int cli_parsed(int parse_err, const bool *help, const char *cmd, const char *err,
+	       void (*usage)(FILE *out));
+
 /* A byte count with an optional K, M or G (powers of 1024).  0, or -EINVAL. */
 int cli_parse_bytes(const char *s, uint64_t *out);
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "decode_opts.h"
 #include "http1.h"
@@ -277,6 +278,7 @@ out:
 
 int cmd_decode(int argc, char **argv)
 {
+	int parsed;
 	struct decode_ctx d = { .out = stdout };
 	struct ws_stream_opts so = { .direction = WS_SERVER_TO_CLIENT };
 	const char *ext, *path, *key;
@@ -289,15 +291,10 @@ int cmd_decode(int argc, char **argv)
 	char err[160];
 	int ret = EXIT_RUNTIME;
 
-	if (decode_parse_args(argc, argv, &o, err, sizeof(err))) {
-		fprintf(stderr, "wsaudit decode: %s\n", err);
-		decode_usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (o.help) {
-		decode_usage(stdout);
-		return EXIT_OK;
-	}
+	parsed = cli_parsed(decode_parse_args(argc, argv, &o, err, sizeof(err)), &o.help, "decode",
+			    err, decode_usage);
+	if (parsed != CLI_GO_ON)
+		return parsed;
 	ext = o.extensions;
 	path = o.path;
 	key = o.identity_key;

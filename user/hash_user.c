@@ -25,20 +25,16 @@ static void hash_user_usage(FILE *out)
 
 int cmd_hash_user(int argc, char **argv)
 {
+	int parsed;
 	char err[512], shown[KEYHASH_DISPLAY_LEN];
 	struct cli_simple_opts o;
 	const char *key;
 
-	if (cli_parse_simple(argc, argv, CLI_IDENTITY_KEY | CLI_OPERAND, "ID", &o, err,
-			     sizeof(err))) {
-		fprintf(stderr, "wsaudit hash-user: %s\n", err);
-		hash_user_usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (o.help) {
-		hash_user_usage(stdout);
-		return EXIT_OK;
-	}
+	parsed = cli_parsed(cli_parse_simple(argc, argv, CLI_IDENTITY_KEY | CLI_OPERAND, "ID", &o,
+					     err, sizeof(err)),
+			    &o.help, "hash-user", err, hash_user_usage);
+	if (parsed != CLI_GO_ON)
+		return parsed;
 	key = o.identity_key;
 	if (!key && !(getenv(KEYHASH_ENV) && *getenv(KEYHASH_ENV))) {
 		fprintf(stderr,

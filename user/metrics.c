@@ -711,7 +711,8 @@ const char *const metrics_rules[] = {
 /* The reasons of user/runs.h, one family per rule. */
 const char *const metrics_runs_incomplete_reasons[] = { "conn_closed", "timeout", NULL };
 const char *const metrics_runs_out_of_order_reasons[] = { "start_after_end", "after_end", NULL };
-const char *const metrics_runs_unjudged_reasons[] = { "evicted", "message_unreadable", NULL };
+const char *const metrics_runs_unjudged_reasons[] = { "evicted", "message_unreadable", "fragment",
+						      "trace_ended", NULL };
 
 static const char *const probe_states[] = { "attached", "failed", NULL };
 static const char *const connection_kinds[] = { "handshake", "adopted", NULL };
@@ -844,7 +845,9 @@ static const struct family_spec wsaudit_families[] = {
 	      "their start."),
 	LABELLED(runs_unjudged, "wsaudit_runs_unjudged_total", METRICS_COUNTER,
 		 "Agent runs that could not be judged, by reason: forgotten past the bounds "
-		 "(evicted), or a message of their connection could not be read.",
+		 "(evicted), a message of their connection could not be read, or their "
+		 "connection got some of their events but neither their start nor their end "
+		 "(fragment), or they were still open when the trace ended (trace_ended).",
 		 "reason", metrics_runs_unjudged_reasons),
 	{
 		.offset = HANDLE(lost_frames),

@@ -906,13 +906,20 @@ static void run_detail(const struct run_report *rep, unsigned int timeout_s, cha
 						 rep->missing[i]);
 		break;
 	case RUN_EVICTED:
-		snprintf(out, size,
-			 "not judged: forgotten past the bound of runs followed (%d a connection)",
+		snprintf(out, size, "forgotten past the bound of runs followed (%d a connection)",
 			 RUNS_PER_CONN);
+		break;
+	case RUN_FRAGMENT:
+		snprintf(out, size,
+			 "the connection got events of the run but neither its start "
+			 "nor its end (its events went to another connection?)");
+		break;
+	case RUN_TRACE_ENDED:
+		snprintf(out, size, "the run was still open when the trace ended");
 		break;
 	case RUN_UNREADABLE:
 		snprintf(out, size,
-			 "not judged: a message of its connection could not be read, and may have "
+			 "a message of its connection could not be read, and may have "
 			 "been its end");
 		break;
 	default:
@@ -927,16 +934,20 @@ void output_run(struct output *o, const struct run_report *rep, unsigned int tim
 
 	run_detail(rep, timeout_s, detail, sizeof(detail));
 	if (o->format == OUTPUT_TEXT) {
-		output_format_time(ts, sizeof(ts), rep->ts_ns);
-		fprintf(o->out, "%s %u %s run %s (%s) %s %s run=%s user=%s last=%s", ts, rep->pid,
-			rep->comm, run_rule_name(rep->rule), run_reason_name(rep->reason),
-			rep->conn, rep->peer, rep->key, rep->user ? rep->user : "-",
-			rep->last_type);
+		const char *root;
+
+		text_time(o, ts, sizeof(ts), rep->ts_ns);
+		root = rep->file ? code_root(o, rep->pid, rep->file, ts) : NULL;
+		tput(o, "%s %u %s run %s (%s) %s %s run=%s user=%s last=%s", ts, rep->pid,
+		     rep->comm, run_rule_name(rep->rule), run_reason_name(rep->reason), rep->conn,
+		     rep->peer, rep->key, rep->user ? rep->user : "-", rep->last_type);
 		if (rep->function)
-			fprintf(o->out, " from %s (%s:%d)", rep->function, rep->file, rep->line);
+			tput(o, " from %s (%s:%d)", rep->function,
+			     rep->file + (root ? strlen(root) : 0), rep->line);
 		else
-			fprintf(o->out, " unattributed");
-		fprintf(o->out, "\n  ! %s: %s\n", run_rule_name(rep->rule), detail);
+			tput(o, " unattributed");
+		tput(o, "\n  ! %s: %s\n", run_rule_name(rep->rule), detail);
+		text_flush(o);
 		return;
 	}
 	obj = json_pack("{s:s, s:o, s:I, s:o, s:{s:s, s:o}, s:s, s:s, s:o, s:o, s:o, s:o, s:I, "
@@ -1098,6 +1109,14 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 					tput(o, ", %llu %s",
 					     (unsigned long long)t->rules->violations[i],
 					     rule_name(i));
+		if (t->runs && (t->runs->completed || t->runs->open)) {
+			tput(o, "; runs: %llu completed", (unsigned long long)t->runs->completed);
+			for (int i = 0; i < RUN_REASON__COUNT; i++)
+				if (t->runs->reports[i])
+					tput(o, ", %llu %s (%s)",
+					     (unsigned long long)t->runs->reports[i],
+					     run_rule_name(run_reason_rule(i)), run_reason_name(i));
+		}
 		tput(o, "\n");
 		text_flush(o);
 		json_decref(drops);

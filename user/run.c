@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "log.h"
 #include "policy.h"
@@ -178,6 +179,7 @@ static int write_reports(const struct report *r, const struct run_opts *o)
 
 int cmd_run(int argc, char **argv)
 {
+	int parsed;
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct session_opts so = {};
 	struct session_observer obs = { .frame_view = observe_frame };
@@ -193,15 +195,10 @@ int cmd_run(int argc, char **argv)
 	int status = 0, rc;
 	pid_t pid;
 
-	if (run_parse_args(argc, argv, &o, err, sizeof(err))) {
-		fprintf(stderr, "wsaudit run: %s\n", err);
-		run_usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (o.help) {
-		run_usage(stdout);
-		return EXIT_OK;
-	}
+	parsed = cli_parsed(run_parse_args(argc, argv, &o, err, sizeof(err)), &o.help, "run", err,
+			    run_usage);
+	if (parsed != CLI_GO_ON)
+		return parsed;
 	log_max_level = o.verbose >= 2 ? LOG_DEBUG : o.verbose ? LOG_INFO : LOG_WARN;
 	if (!realpath(o.source_root ? o.source_root : ".", root)) {
 		fprintf(stderr, "wsaudit run: source root %s: %s\n", o.source_root ?: ".",

@@ -68,6 +68,8 @@ static const struct {
 	[RUN_REQUIRED_ABSENT] = { "required_absent", RUN_MISSING_EVENT },
 	[RUN_EVICTED] = { "evicted", RUN_UNJUDGED },
 	[RUN_UNREADABLE] = { "message_unreadable", RUN_UNJUDGED },
+	[RUN_FRAGMENT] = { "fragment", RUN_UNJUDGED },
+	[RUN_TRACE_ENDED] = { "trace_ended", RUN_UNJUDGED },
 };
 
 const char *run_rule_name(enum run_rule r)
@@ -251,9 +253,16 @@ static void age_push(struct runs *r, struct run *run)
  */
 static void run_settle(struct runs *r, struct run *run, enum run_reason open_why, uint64_t ts_ns)
 {
-	if (!run->ended)
-		emit(r, run, run->gap && open_why != RUN_EVICTED ? RUN_UNREADABLE : open_why, ts_ns,
-		     NULL);
+	if (!run->ended && open_why == RUN_TRACE_ENDED)
+		emit(r, run, RUN_TRACE_ENDED, ts_ns, NULL);
+	else if (open_why == RUN_TRACE_ENDED)
+		return; /* its start may still come */
+	else if (!run->ended && open_why != RUN_EVICTED && run->gap)
+		emit(r, run, RUN_UNREADABLE, ts_ns, NULL);
+	else if (!run->ended && open_why != RUN_EVICTED && !run->start_seen && run->conn->whole)
+		emit(r, run, RUN_FRAGMENT, ts_ns, NULL);
+	else if (!run->ended)
+		emit(r, run, open_why, ts_ns, NULL);
 	else if (!run->start_seen && !run->order_reported && run_lacks(r, run))
 		emit(r, run, run->gap ? RUN_UNREADABLE : RUN_REQUIRED_ABSENT, ts_ns, NULL);
 }
@@ -467,7 +476,7 @@ void runs_gap(struct runs *r, const char *conn)
 	conn_gap(conn_find(r, conn));
 }
 
-void runs_conn_closed(struct runs *r, const char *conn, uint64_t lost, uint64_t ts_ns)
+void runs_conn_closed(struct runs *r, const char *conn, bool closed, uint64_t lost, uint64_t ts_ns)
 {
 	struct rconn *c = conn_find(r, conn);
 
@@ -478,7 +487,7 @@ void runs_conn_closed(struct runs *r, const char *conn, uint64_t lost, uint64_t 
 		struct run *run = c->runs;
 		bool last = c->nruns == 1;
 
-		run_settle(r, run, RUN_CONN_CLOSED, ts_ns);
+		run_settle(r, run, closed ? RUN_CONN_CLOSED : RUN_TRACE_ENDED, ts_ns);
 		run_drop(r, run);
 		if (last)
 			break;

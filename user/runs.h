@@ -45,12 +45,20 @@ enum run_reason {
 	RUN_REQUIRED_ABSENT, /* missing_event */
 	RUN_EVICTED, /* unjudged: forgotten past RUNS_PER_CONN or max_runs */
 	RUN_UNREADABLE, /* unjudged: a message of its connection could not be read */
+	/*
+	 * unjudged: on a connection seen whole, events of a run that neither started nor ended
+	 * there (a run's events sent to another user's connection: isolation_breach's matter)
+	 */
+	RUN_FRAGMENT,
+	/* unjudged: still open when the trace ended (the connection did not close) */
+	RUN_TRACE_ENDED,
 	RUN_REASON__COUNT,
 };
 
 /* "incomplete_run", "out_of_order", "missing_event", "unjudged" */
 const char *run_rule_name(enum run_rule r);
-/* "conn_closed", "timeout", "start_after_end", "after_end", "required_absent", ... */
+/* "conn_closed", "timeout", "start_after_end", "after_end", "required_absent", "evicted",
+ * "message_unreadable", "fragment", "trace_ended" */
 const char *run_reason_name(enum run_reason r);
 enum run_rule run_reason_rule(enum run_reason r);
 
@@ -119,8 +127,11 @@ void runs_message(struct runs *r, const struct run_msg *m);
  * type and key are unknown, so the runs open on it can no longer be judged.
  */
 void runs_gap(struct runs *r, const char *conn);
-/* The connection closed (lost: as in struct run_msg): its runs without an end are incomplete. */
-void runs_conn_closed(struct runs *r, const char *conn, uint64_t lost, uint64_t ts_ns);
+/*
+ * The connection closed (lost: as in struct run_msg): its runs without an end are incomplete.
+ * closed false: only the trace of it ended (the tracer stops): they are not judged.
+ */
+void runs_conn_closed(struct runs *r, const char *conn, bool closed, uint64_t lost, uint64_t ts_ns);
 /* Runs silent for the timeout: incomplete when open, forgotten when ended. */
 void runs_tick(struct runs *r, uint64_t now_ns);
 const struct runs_stats *runs_stats(const struct runs *r);

@@ -439,9 +439,16 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 	/* Closed without a close frame: a finding, shown where violations are. */
 	bool abrupt = delivery_abrupt_close(c, why);
 
-	/* Its runs' findings first: the close is what ended them. */
+	/*
+	 * Its runs' findings first: the close is what ended them, when the socket closed or its
+	 * process exited ("replaced": its fd was closed and reused); when only the trace ends,
+	 * they are not judged.
+	 */
 	if (s->runs)
-		runs_conn_closed(s->runs, c->id_str, c->gap_bytes, ts_ns ? ts_ns : mono_ns());
+		runs_conn_closed(s->runs, c->id_str,
+				 !strcmp(why, "closed") || !strcmp(why, "process_exit") ||
+					 !strcmp(why, "replaced"),
+				 c->gap_bytes, ts_ns ? ts_ns : mono_ns());
 
 	if (c->adopted)
 		adopt_conn_closed(s->adopt, (pid_t)c->tgid, &c->id);
@@ -625,7 +632,8 @@ static void follow_run(struct session *s, const struct ct_frame *f,
 		.ts_ns = f->ts_ns,
 	};
 
-	if (!s->policy->runs.on || !m || m->opcode != WS_OP_TEXT)
+	/* Written after the close frame, it never reaches the client (after_close): not sent. */
+	if (!s->policy->runs.on || !m || m->opcode != WS_OP_TEXT || f->after_close)
 		return;
 	if (m->status != WS_MSG_OK || !im ||
 	    (im->reason != IDENTITY_OK && im->reason != IDENTITY_NOT_OBJECT)) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "cli.h"
 #include "commands.h"
 #include "keyhash.h"
 #include "log.h"
@@ -423,6 +424,7 @@ static void targets_free(struct start_targets *t)
 
 int cmd_trace(int argc, char **argv)
 {
+	int parsed;
 	struct sigaction sa = { .sa_handler = on_signal };
 	uint64_t t_start = mono_ns();
 	struct start_targets *targets;
@@ -437,15 +439,10 @@ int cmd_trace(int argc, char **argv)
 
 	/* Before anything is written to stdout, as setvbuf requires. */
 	setvbuf(stdout, stdout_buf, _IOFBF, sizeof(stdout_buf));
-	if (trace_parse_args(argc, argv, &o, err, sizeof(err))) {
-		fprintf(stderr, "wsaudit trace: %s\n", err);
-		trace_usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (o.help) {
-		trace_usage(stdout);
-		return EXIT_OK;
-	}
+	parsed = cli_parsed(trace_parse_args(argc, argv, &o, err, sizeof(err)), &o.help, "trace",
+			    err, trace_usage);
+	if (parsed != CLI_GO_ON)
+		return parsed;
 	log_max_level = o.verbose >= 2 ? LOG_DEBUG : o.verbose ? LOG_INFO : LOG_WARN;
 	/* A key that cannot be used is a usage error, found before anything is loaded. */
 	if (keyhash_identity_setup(o.identity_key, err, sizeof(err))) {

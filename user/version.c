@@ -22,20 +22,16 @@ static void usage(FILE *f)
 
 int cmd_version(int argc, char **argv)
 {
+	int parsed;
 	struct cli_simple_opts o;
 	char err[128];
 	json_t *obj;
 	char *text;
 
-	if (cli_parse_simple(argc, argv, CLI_JSON, NULL, &o, err, sizeof(err))) {
-		fprintf(stderr, "wsaudit version: %s\n", err);
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (o.help) {
-		usage(stdout);
-		return EXIT_OK;
-	}
+	parsed = cli_parsed(cli_parse_simple(argc, argv, CLI_JSON, NULL, &o, err, sizeof(err)),
+			    &o.help, "version", err, usage);
+	if (parsed != CLI_GO_ON)
+		return parsed;
 	if (!o.json) {
 		printf("wsaudit %s (%s), libbpf %s\n", WSAUDIT_VERSION, WSAUDIT_GIT_REV,
 		       libbpf_version_string());

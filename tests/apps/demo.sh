@@ -48,9 +48,11 @@ wait_for() {
 }
 
 echo "== Starting the stand-in service (FastAPI + uvicorn + uvloop, compression on, leak on,"
-echo "   a fire-and-forget bypass on, and three users whose runs hit a delivery fault)"
+echo "   a fire-and-forget bypass on, three users whose runs hit a delivery fault and three"
+echo "   whose runs are broken: no agent_completed, out of order, no tool events)"
 $PY tests/apps/standin/run.py --users 3 --leak --detached-bypass --seed 2 --go-file "$tmp/go" \
 	--truth "$tmp/truth.jsonl" --timeout 40 --fault epipe --fault raise --fault after_close \
+	--fault no_completed --fault out_of_order --fault missing_event \
 	>"$tmp/run.out" 2>&1 &
 runner_pid=$!
 if ! wait_for 'SERVER pid=' 30 "$tmp/run.out"; then
@@ -140,7 +142,23 @@ awk '/^  ! (delivery_failed|abnormal_close|after_close):/ { if (prev != shown) p
 	/^    / { prev = prev "\n" $0; next }
 	{ prev = $0 }' "$tmp/trace.out" | head -30
 echo
-tail -n 1 "$tmp/trace.out"
+cat <<TXT
+== Runs that did not reach their user whole (the policy's runs section: agent_started, the
+   thinking and tool events, agent_completed or agent_error, by run_id).  Three users' runs
+   were broken on purpose: one never sends agent_completed (its user gives up and leaves),
+   one sends agent_completed before agent_started, one skips its tools.  Each run record
+   names the run, its user and the function that sent the last event seen of it (the runs
+   of the delivery faults above never end either: incomplete_run too):
+TXT
+awk '/ run (incomplete_run|out_of_order|missing_event) / { p = 1; print; next }
+	p && /^(    |  ! )/ { print; next }
+	{ p = 0 }' "$tmp/trace.out"
+cat <<TXT
+   (Runs whose tool events the leak sent to another user's connection miss them on their
+   own connection: missing_event; on the other connection they are not judged: 'fragment'.)
+
+TXT
+sed -n "/^total: /,\$p" "$tmp/trace.out"
 echo
 sed -n 's/^client: /   client /p' "$tmp/run.out"
 cat <<TXT

@@ -81,7 +81,8 @@ def test_run_findings(procs, tmp_path):
 
     s = stats["runs"]
     assert (s["conn_closed"], s["start_after_end"], s["required_absent"]) == (1, 1, 1)
-    assert (s["timeout"], s["after_end"], s["evicted"], s["message_unreadable"]) == (0, 0, 0, 0)
+    assert (s["timeout"], s["after_end"], s["evicted"], s["message_unreadable"],
+            s["fragment"]) == (0, 0, 0, 0, 0)
     assert s["completed"] == 3 * 2 + 2 and s["open"] == 0
 
 

@@ -242,6 +242,23 @@ static void test_netra_quirks(void **state)
 	/* Tickets are opaque: not an identity. */
 	c = conn_of(p, REQ("/ws?ticket=%s", ""), "abc");
 	assert_int_equal(c.reason, IDENTITY_ABSENT);
+	/* The run key: top level in the bridge's frames, under payload in the legacy senders. */
+	{
+		static const char bridge[] = "{\"type\":\"agent_started\",\"run_id\":\"r1\"}";
+		static const char legacy[] =
+			"{\"type\":\"agent_completed\",\"payload\":{\"run_id\":\"r2\"}}";
+		struct identity_message m;
+
+		assert_int_equal(identity_from_message(p, 1, bridge, strlen(bridge), &m), 0);
+		assert_int_equal(m.run.reason, IDENTITY_OK);
+		assert_string_equal(m.run.value, "r1");
+		assert_string_equal(m.run.path, "run_id");
+		assert_int_equal(identity_from_message(p, 1, legacy, strlen(legacy), &m), 0);
+		assert_string_equal(m.run.value, "r2");
+		assert_string_equal(m.run.path, "payload.run_id");
+		assert_int_equal(identity_from_message(p, 1, "{}", 2, &m), 0);
+		assert_int_equal(m.run.reason, IDENTITY_ABSENT);
+	}
 	policy_free(p);
 }
 

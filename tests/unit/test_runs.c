@@ -134,7 +134,7 @@ static void test_clean_runs(void **state)
 		msg(fx, key, "progress_update", "Bridge.notify_progress_update");
 	}
 	msg(fx, "run-x", "progress_update", "Bridge.notify_progress_update");
-	runs_conn_closed(fx->runs, "c1", 0, fx->now);
+	runs_conn_closed(fx->runs, "c1", true, 0, fx->now);
 	runs_tick(fx->runs, fx->now + 3600 * S);
 	assert_int_equal(fx->n, 0);
 	assert_int_equal(runs_stats(fx->runs)->completed, 300);
@@ -149,9 +149,9 @@ static void test_incomplete_at_close(void **state)
 	msg(fx, "r1", "agent_started", "Bridge.notify_agent_started");
 	msg(fx, "r1", "agent_thinking", "Supervisor.think");
 	golden(fx, "r2");
-	runs_conn_closed(fx->runs, "c2", 0, fx->now); /* another connection: nothing */
+	runs_conn_closed(fx->runs, "c2", true, 0, fx->now); /* another connection: nothing */
 	assert_int_equal(fx->n, 0);
-	runs_conn_closed(fx->runs, "c1", 0, fx->now);
+	runs_conn_closed(fx->runs, "c1", true, 0, fx->now);
 	assert_int_equal(fx->n, 1);
 	assert_int_equal(fx->got[0].reason, RUN_CONN_CLOSED);
 	assert_string_equal(fx->got[0].key, "r1");
@@ -181,7 +181,7 @@ static void test_timeout(void **state)
 	assert_int_equal(fx->n, 1);
 	assert_int_equal(fx->got[0].reason, RUN_TIMEOUT);
 	assert_string_equal(fx->got[0].function, "-"); /* unattributed: said, not made up */
-	runs_conn_closed(fx->runs, "c1", 0, fx->now);
+	runs_conn_closed(fx->runs, "c1", true, 0, fx->now);
 	assert_int_equal(fx->n, 1);
 	fixture_free(fx);
 }
@@ -201,7 +201,7 @@ static void test_missing_event(void **state)
 	assert_string_equal(fx->got[0].function, "Agent.fail");
 	/* A second end says nothing more. */
 	msg(fx, "r1", "agent_completed", NULL);
-	runs_conn_closed(fx->runs, "c1", 0, fx->now);
+	runs_conn_closed(fx->runs, "c1", true, 0, fx->now);
 	assert_int_equal(fx->n, 1);
 	fixture_free(fx);
 }
@@ -221,7 +221,7 @@ static void test_end_before_start(void **state)
 	assert_string_equal(fx->got[0].event, "agent_started");
 	assert_string_equal(fx->got[0].function, "Agent.start_late");
 	msg(fx, "r1", "agent_thinking", NULL); /* one finding per run */
-	runs_conn_closed(fx->runs, "c1", 0, fx->now);
+	runs_conn_closed(fx->runs, "c1", true, 0, fx->now);
 	assert_int_equal(fx->n, 1);
 	fixture_free(fx);
 }
@@ -238,9 +238,9 @@ static void test_start_never_seen(void **state)
 	/* Adopted (open before the trace): its start may predate it, nothing is said. */
 	msg_on(fx, "c9", false, "r1", "agent_thinking", NULL);
 	msg_on(fx, "c9", false, "r1", "agent_completed", NULL);
-	runs_conn_closed(fx->runs, "c9", 0, fx->now);
+	runs_conn_closed(fx->runs, "c9", true, 0, fx->now);
 	assert_int_equal(fx->n, 0);
-	runs_conn_closed(fx->runs, "c1", 0, fx->now);
+	runs_conn_closed(fx->runs, "c1", true, 0, fx->now);
 	assert_int_equal(fx->n, 1);
 	assert_int_equal(fx->got[0].reason, RUN_REQUIRED_ABSENT);
 	assert_int_equal(fx->got[0].nmissing, 1);
@@ -275,7 +275,7 @@ static void test_unreadable(void **state)
 	golden(fx, "r0");
 	runs_gap(fx->runs, "c1");
 	runs_gap(fx->runs, "nope");
-	runs_conn_closed(fx->runs, "c1", 0, fx->now);
+	runs_conn_closed(fx->runs, "c1", true, 0, fx->now);
 	/* Its end may have been the message not read: not judged, and said so. */
 	assert_int_equal(fx->n, 1);
 	assert_int_equal(fx->got[0].reason, RUN_UNREADABLE);
@@ -299,16 +299,50 @@ static void test_lost_bytes(void **state)
 	runs_message(fx->runs, &m);
 	m.type = "agent_thinking";
 	runs_message(fx->runs, &m);
-	runs_conn_closed(fx->runs, "c1", 100, fx->now);
+	runs_conn_closed(fx->runs, "c1", true, 100, fx->now);
 	assert_int_equal(fx->n, 2);
 	assert_int_equal(fx->got[0].reason + fx->got[1].reason, RUN_UNREADABLE + RUN_CONN_CLOSED);
 	/* Lost before the connection's first run: concerns none; at close: every open one. */
 	m.conn = "c2";
 	m.lost = 50;
 	runs_message(fx->runs, &m);
-	runs_conn_closed(fx->runs, "c2", 60, fx->now);
+	runs_conn_closed(fx->runs, "c2", true, 60, fx->now);
 	assert_int_equal(fx->n, 3);
 	assert_int_equal(fx->got[2].reason, RUN_UNREADABLE);
+	fixture_free(fx);
+}
+
+/* On a connection seen whole, a run neither started nor ended there is not its own. */
+static void test_fragment(void **state)
+{
+	struct fixture *fx = fixture_new(0);
+
+	msg_on(fx, "c1", true, "r1", "tool_executing", NULL);
+	msg_on(fx, "c1", true, "r1", "tool_completed", NULL);
+	/* Adopted: its start may predate the trace; without an end, incomplete. */
+	msg_on(fx, "c2", false, "r1", "tool_executing", NULL);
+	runs_conn_closed(fx->runs, "c1", true, 0, fx->now);
+	runs_conn_closed(fx->runs, "c2", true, 0, fx->now);
+	assert_int_equal(fx->n, 2);
+	assert_int_equal(fx->got[0].reason, RUN_FRAGMENT);
+	assert_int_equal(fx->got[1].reason, RUN_CONN_CLOSED);
+	assert_string_equal(run_rule_name(run_reason_rule(RUN_FRAGMENT)), "unjudged");
+	fixture_free(fx);
+}
+
+/* The trace ends, the connection does not: its open runs are not judged, and said so. */
+static void test_trace_ended(void **state)
+{
+	struct fixture *fx = fixture_new(0);
+
+	msg(fx, "r1", "agent_started", NULL);
+	golden(fx, "r2");
+	msg(fx, "r3", "agent_completed", NULL); /* its start may still come: nothing */
+	runs_conn_closed(fx->runs, "c1", false, 0, fx->now);
+	assert_int_equal(fx->n, 1);
+	assert_int_equal(fx->got[0].reason, RUN_TRACE_ENDED);
+	assert_string_equal(fx->got[0].key, "r1");
+	assert_int_equal(runs_stats(fx->runs)->open, 0);
 	fixture_free(fx);
 }
 
@@ -321,8 +355,8 @@ static void test_connections_apart(void **state)
 	msg_on(fx, "c2", true, "r1", "tool_executing", NULL);
 	msg_on(fx, "c2", true, "r1", "tool_completed", NULL);
 	msg_on(fx, "c2", true, "r1", "agent_completed", NULL);
-	runs_conn_closed(fx->runs, "c1", 0, fx->now);
-	runs_conn_closed(fx->runs, "c2", 0, fx->now);
+	runs_conn_closed(fx->runs, "c1", true, 0, fx->now);
+	runs_conn_closed(fx->runs, "c2", true, 0, fx->now);
 	/* r1 never ended on c1, and never started on c2. */
 	assert_int_equal(fx->n, 2);
 	assert_int_equal(fx->got[0].reason, RUN_CONN_CLOSED);
@@ -346,7 +380,7 @@ static void test_flood_one_connection(void **state)
 	assert_int_equal(runs_stats(fx->runs)->reports[RUN_EVICTED], 1000 - RUNS_PER_CONN);
 	assert_string_equal(fx->got[0].key, "flood-0"); /* oldest first */
 	fx->n = 0;
-	runs_conn_closed(fx->runs, "c1", 0, fx->now);
+	runs_conn_closed(fx->runs, "c1", true, 0, fx->now);
 	assert_int_equal(fx->n, RUNS_PER_CONN);
 	assert_int_equal(runs_stats(fx->runs)->open, 0);
 	fixture_free(fx);
@@ -365,7 +399,7 @@ static void test_ended_go_first(void **state)
 	}
 	assert_int_equal(fx->n, 0);
 	assert_int_equal(runs_stats(fx->runs)->open, RUNS_PER_CONN);
-	runs_conn_closed(fx->runs, "c1", 0, fx->now);
+	runs_conn_closed(fx->runs, "c1", true, 0, fx->now);
 	assert_int_equal(fx->n, 1);
 	assert_string_equal(fx->got[0].key, "live");
 	assert_int_equal(fx->got[0].reason, RUN_CONN_CLOSED);
@@ -389,9 +423,9 @@ static void test_flood_all(void **state)
 	assert_int_equal(runs_stats(fx->runs)->reports[RUN_EVICTED], 400);
 	/* A connection that lost its last run to eviction is gone with it. */
 	fx->n = 0;
-	runs_conn_closed(fx->runs, "c0", 0, fx->now);
+	runs_conn_closed(fx->runs, "c0", true, 0, fx->now);
 	assert_int_equal(fx->n, 0);
-	runs_conn_closed(fx->runs, "c49", 0, fx->now);
+	runs_conn_closed(fx->runs, "c49", true, 0, fx->now);
 	assert_int_equal(fx->n, 10);
 	runs_tick(fx->runs, fx->now + 400 * S);
 	assert_int_equal(runs_stats(fx->runs)->open, 0);
@@ -414,8 +448,8 @@ static void test_long_values(void **state)
 	msg_on(fx, "a-connection-id-longer-than-the-field-is-kept-whole-at", true, key,
 	       "agent_thinking", fn);
 	assert_int_equal(runs_stats(fx->runs)->open, 1);
-	runs_conn_closed(fx->runs, "a-connection-id-longer-than-the-field-is-kept-whole-at", 0,
-			 fx->now);
+	runs_conn_closed(fx->runs, "a-connection-id-longer-than-the-field-is-kept-whole-at", true,
+			 0, fx->now);
 	assert_int_equal(fx->n, 1);
 	fixture_free(fx);
 }
@@ -432,7 +466,7 @@ static void test_reload_without_runs(void **state)
 	runs_set_policy(fx->runs, none);
 	assert_int_equal(runs_stats(fx->runs)->open, 0);
 	msg(fx, "r2", "agent_started", NULL);
-	runs_conn_closed(fx->runs, "c1", 0, fx->now);
+	runs_conn_closed(fx->runs, "c1", true, 0, fx->now);
 	assert_int_equal(fx->n, 0);
 	runs_set_policy(fx->runs, fx->policy);
 	policy_free(none);
@@ -464,6 +498,8 @@ int main(void)
 		cmocka_unit_test(test_after_end),
 		cmocka_unit_test(test_unreadable),
 		cmocka_unit_test(test_lost_bytes),
+		cmocka_unit_test(test_fragment),
+		cmocka_unit_test(test_trace_ended),
 		cmocka_unit_test(test_connections_apart),
 		cmocka_unit_test(test_flood_one_connection),
 		cmocka_unit_test(test_ended_go_first),
