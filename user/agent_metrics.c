@@ -68,18 +68,16 @@ static bool health(void *ctx, enum metrics_http_probe probe, char *why, size_t l
 }
 
 static void on_frame(void *ctx, const struct ct_frame *f, const struct attrib_stack *s,
-		     const struct rules_verdict *v)
+		     const struct causal_link *link, const struct rules_verdict *v)
 {
 	struct agent_metrics *m = ctx;
-	const char *origin;
+	const struct attrib_frame *o = causal_origin(s, link, &(enum causal_via){ VIA_NONE });
 
 	metrics_add1(m->w.frames, ws_opcode_name(f->frame->opcode), 1);
-	if (s->origin >= 0)
+	if (o)
 		metrics_add(m->w.attributed, NULL, 1);
-	for (size_t i = 0; i < v->nviolations; i++) {
-		origin = s->origin >= 0 ? s->frames[s->origin].function : NULL;
-		metrics_wsaudit_violation(&m->w, rule_name(v->v[i].rule), origin);
-	}
+	for (size_t i = 0; i < v->nviolations; i++)
+		metrics_wsaudit_violation(&m->w, rule_name(v->v[i].rule), o ? o->function : NULL);
 }
 
 /* Delivery: frames that never left, and closes with 1011, by origin (docs/delivery.md). */
@@ -341,6 +339,16 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 		metrics_counter_set(m->w.unattributed,
 				    (const char *const[]){ unattributed_name(i) },
 				    t.attrib.unattributed[i]);
+	for (int i = 1; i < UNATTR__COUNT; i++)
+		metrics_counter_set(m->w.unjudged, (const char *const[]){ unattributed_name(i) },
+				    t.rules.unjudged[i]);
+	metrics_counter_set(m->w.causal_links, (const char *const[]){ "linked" }, t.causal.linked);
+	metrics_counter_set(m->w.causal_links, (const char *const[]){ "no_link" },
+			    t.causal.no_link);
+	metrics_counter_set(m->w.causal_links, (const char *const[]){ "no_context" },
+			    t.causal.no_context);
+	metrics_counter_set(m->w.causal_creations, NULL, t.causal.put);
+	metrics_counter_set(m->w.causal_evicted, NULL, t.causal.evicted);
 	for (int i = 0; i < WS_MSG__COUNT; i++)
 		metrics_counter_set(m->w.messages, (const char *const[]){ ws_msg_status_name(i) },
 				    t.ct.messages[i]);

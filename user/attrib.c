@@ -89,6 +89,7 @@ struct attrib {
 		uint16_t ctx_frame;
 		uint8_t ctx_status;
 		uint8_t ctx_len;
+		unsigned long long py_context;
 		char ctx_value[CTX_VALUE_MAX];
 		struct py_frame frames[PY_FRAMES_MAX];
 	} last_walk;
@@ -397,6 +398,12 @@ struct attrib_stack *attrib_missing(struct attrib *a, pid_t pid)
 
 static bool is_transport(const struct attrib *a, const char *file)
 {
+	/*
+	 * The interpreter's own shim that runs after a Python __init__ (_Py_InitCleanup, 3.12+)
+	 * names its file "__init__": a creation stack taken inside Handle.__init__ holds it.
+	 */
+	if (!strcmp(file, "__init__"))
+		return true;
 	for (size_t i = 0; i < a->ntransport; i++) {
 		if (policy_glob_match(a->transport[i], file))
 			return true;
@@ -502,7 +509,8 @@ static bool same_walk(const struct attrib *a, const struct evt_stack *e, size_t 
 	return a->last && a->last->pending && a->last_walk.tgid == (pid_t)e->tgid &&
 	       a->last_walk.status == e->status && a->last_walk.nframes == n &&
 	       a->last_walk.ctx_status == e->ctx.status && a->last_walk.ctx_frame == e->ctx.frame &&
-	       a->last_walk.ctx_len == len && !memcmp(a->last_walk.ctx_value, e->ctx.value, len) &&
+	       a->last_walk.ctx_len == len && a->last_walk.py_context == e->py_context &&
+	       !memcmp(a->last_walk.ctx_value, e->ctx.value, len) &&
 	       !memcmp(a->last_walk.frames, e->frames, n * sizeof(e->frames[0]));
 }
 
@@ -519,6 +527,7 @@ static void remember_walk(struct attrib *a, struct attrib_stack *s, const struct
 	a->last_walk.ctx_status = e->ctx.status;
 	a->last_walk.ctx_frame = e->ctx.frame;
 	a->last_walk.ctx_len = (uint8_t)len;
+	a->last_walk.py_context = e->py_context;
 	memcpy(a->last_walk.ctx_value, e->ctx.value, len);
 	memcpy(a->last_walk.frames, e->frames, n * sizeof(e->frames[0]));
 }
@@ -545,6 +554,8 @@ struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e)
 	s = stack_alloc(n);
 	if (!s)
 		return NULL;
+	s->py_context = e->py_context;
+	s->ts_ns = e->hdr.ts_ns;
 	if (!p || p->state != PROC_PYTHON) {
 		s->why = proc_reason(a, e->tgid);
 		return s;
@@ -688,6 +699,13 @@ keep:
 	free(pd);
 }
 
+const char *attrib_interpreter_path(struct attrib *a, pid_t pid)
+{
+	struct proc_entry *p = proc_find(a, pid);
+
+	return p && p->state == PROC_PYTHON ? p->info->path : NULL;
+}
+
 struct attrib_stack *attrib_stack_get(struct attrib_stack *s)
 {
 	if (s)
@@ -737,12 +755,25 @@ int attrib_ctx_code(struct attrib *a, pid_t pid, unsigned long long code, const 
 	return 0;
 }
 
+void attrib_stack_check(struct attrib *a, struct attrib_stack *s)
+{
+	if (s && s->pending)
+		stack_check(a, s);
+}
+
 void attrib_count(struct attrib *a, const struct attrib_stack *s)
 {
 	/* Used from here on: its names are checked first (the stack is never const itself). */
 	if (s && s->pending)
 		stack_check(a, (struct attrib_stack *)s);
 	a->stats.unattributed[s ? s->why : UNATTR_STACK_LOST]++;
+}
+
+void attrib_count_linked(struct attrib *a, const struct attrib_stack *s, bool linked)
+{
+	if (s && s->pending)
+		stack_check(a, (struct attrib_stack *)s);
+	a->stats.unattributed[linked ? UNATTR_NONE : s ? s->why : UNATTR_STACK_LOST]++;
 }
 
 const struct attrib_stats *attrib_stats(const struct attrib *a)

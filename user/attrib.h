@@ -56,6 +56,9 @@ struct attrib_stack {
 	enum unattributed why; /* UNATTR_NONE when origin >= 0 */
 	int origin; /* index into frames of the originating function, or -1 */
 	bool partial; /* the walk stopped early (read fault, depth): outer frames missing */
+	/* The contextvars context the thread ran in (user/causal.c), 0 when unknown. */
+	unsigned long long py_context;
+	unsigned long long ts_ns; /* when the walk was made (the record's time), 0: unknown */
 	/* identity.context: the user argument of the innermost marked bridge frame */
 	enum ctx_status ctx_status;
 	char ctx_user[CTX_VALUE_MAX + 1];
@@ -103,6 +106,8 @@ int attrib_add_process(struct attrib *a, pid_t pid, struct py_offsets *off);
 /* A forked child: same interpreter as its parent. */
 void attrib_fork_process(struct attrib *a, pid_t parent, pid_t child);
 void attrib_forget_process(struct attrib *a, pid_t pid);
+/* The ELF file that holds the process's interpreter (as its maps name it), or NULL. */
+const char *attrib_interpreter_path(struct attrib *a, pid_t pid);
 /* Whether the process was inspected at all (the caller may retry later otherwise). */
 bool attrib_known(struct attrib *a, pid_t pid);
 
@@ -114,6 +119,8 @@ struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e)
 /* A stack for a write that has no stack record: the reason only. */
 struct attrib_stack *attrib_missing(struct attrib *a, pid_t pid);
 struct attrib_stack *attrib_stack_get(struct attrib_stack *s);
+/* Checks the names of a stack resolved unchecked (see pending) before it is used. */
+void attrib_stack_check(struct attrib *a, struct attrib_stack *s);
 void attrib_stack_put(struct attrib_stack *s);
 /*
  * What the BPF walk needs to read the argument @arg of the frames of @code in @pid: 0 and
@@ -127,6 +134,8 @@ int attrib_ctx_code(struct attrib *a, pid_t pid, unsigned long long code, const 
  * after this: a stack still unchecked (see pending) is checked here first.
  */
 void attrib_count(struct attrib *a, const struct attrib_stack *s);
+/* The same for a frame whose producer was named through a link (user/causal.c) when linked. */
+void attrib_count_linked(struct attrib *a, const struct attrib_stack *s, bool linked);
 
 const struct attrib_stats *attrib_stats(const struct attrib *a);
 

@@ -42,6 +42,7 @@ struct uprobe_rec {
 		UPROBE_TRANSPORT, /* a transport's write (user/uvhook.c) */
 		UPROBE_ZLIB, /* deflate's probes (user/zflush.c) */
 		UPROBE_TLS, /* a libssl function (user/tlshook.c); offset: its index */
+		UPROBE_CTX_COPY, /* PyContext_CopyCurrent's return (bpf/link.bpf.c) */
 	} kind;
 };
 
@@ -268,6 +269,7 @@ struct capture *capture_open(const struct capture_opts *opts, capture_record_fn 
 		bpf_program__set_autoload(cap->skel->progs.py_stack_walk, false);
 		bpf_program__set_autoload(cap->skel->progs.tls_stack_walk, false);
 		bpf_program__set_autoload(cap->skel->progs.transport_write_uprobe, false);
+		bpf_program__set_autoload(cap->skel->progs.context_copy_uretprobe, false);
 	}
 	/*
 	 * The exec program is always loaded (it is small): besides --exe matching, a traced
@@ -604,6 +606,41 @@ int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *p
 	return 0;
 }
 
+int capture_attach_context_copy(struct capture *cap, pid_t pid, const char *path, dev_t dev,
+				ino_t ino)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = "PyContext_CopyCurrent", .retprobe = true);
+	struct uprobe_rec *u;
+	struct bpf_link *link;
+	char *copy;
+	int err = uprobe_slot(cap, pid, dev, ino, 0, UPROBE_CTX_COPY);
+
+	if (err)
+		return err < 0 ? err : 0;
+	copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	/* For this process only, as the transport-write uprobes. */
+	link = bpf_program__attach_uprobe_opts(cap->skel->progs.context_copy_uretprobe, pid, path,
+					       0, &opts);
+	if (!link) {
+		err = -errno;
+		free(copy);
+		cap->failed++;
+		return err;
+	}
+	u = &cap->uprobes[cap->nuprobes++];
+	memset(u, 0, sizeof(*u));
+	u->path = copy;
+	u->pid = pid;
+	u->dev = dev;
+	u->ino = ino;
+	u->link = link;
+	u->kind = UPROBE_CTX_COPY;
+	cap->attached++;
+	return 0;
+}
+
 /* One libssl function's probes: entry and, but for SSL_free, return. */
 static int tls_attach_one(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino,
 			  unsigned int index, const char *func, struct bpf_program *entry,
@@ -700,7 +737,9 @@ int capture_fork_transport_writes(struct capture *cap, pid_t parent, pid_t child
 		if (cap->uprobes[i].pid != parent || cap->uprobes[i].kind == UPROBE_ZLIB)
 			continue;
 		u = cap->uprobes[i];
-		if (u.kind == UPROBE_TLS)
+		if (u.kind == UPROBE_CTX_COPY)
+			err = capture_attach_context_copy(cap, child, u.path, u.dev, u.ino);
+		else if (u.kind == UPROBE_TLS)
 			err = capture_attach_tls(cap, child, u.path, u.dev, u.ino);
 		else
 			err = capture_attach_transport_write(cap, child, u.path, u.dev, u.ino,

@@ -55,6 +55,12 @@ int capture_set_pyoffsets(struct capture *cap, pid_t pid, const struct py_offset
 int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *path, dev_t dev,
 				   ino_t ino, unsigned long long offset);
 /*
+ * Attaches the return probe on PyContext_CopyCurrent (bpf/link.bpf.c) in the interpreter's
+ * ELF file at path (dev, ino: once per process and file), for process pid only.
+ */
+int capture_attach_context_copy(struct capture *cap, pid_t pid, const char *path, dev_t dev,
+				ino_t ino);
+/*
  * Attaches the probes on zlib's deflate (entry and return, bpf/zlib.bpf.c) in the library at
  * path for process pid, once per (pid, dev, ino); capture_forget_tgid detaches them.  0 or
  * -errno.

@@ -698,15 +698,17 @@ const char *const metrics_unattributed_reasons[] = {
 	"detached_task",      "attribution_disabled", NULL,
 };
 
+const char *const metrics_causal_results[] = { "linked", "no_link", "no_context", NULL };
+
 #define STATUS_VALUE(name, str) str,
 const char *const metrics_message_statuses[] = { WS_MSG_STATUSES(STATUS_VALUE) NULL };
 #undef STATUS_VALUE
 
-const char *const metrics_rules[] = {
-	"bridge_bypass",    "isolation_breach",	  "identity_ambiguous",
-	"identity_unknown", "message_unreadable", "delivery_failed",
-	"abnormal_close",   "after_close",	  NULL
-};
+const char *const metrics_rules[] = { "bridge_bypass",	    "isolation_breach",
+				      "identity_ambiguous", "identity_unknown",
+				      "message_unreadable", "delivery_failed",
+				      "abnormal_close",	    "after_close",
+				      "unjudged",	    NULL };
 
 /* The reasons of user/runs.h, one family per rule. */
 const char *const metrics_runs_incomplete_reasons[] = { "conn_closed", "timeout", NULL };
@@ -817,6 +819,19 @@ static const struct family_spec wsaudit_families[] = {
 	      "Frames whose payload was not captured in full."),
 	LABELLED(violations, "wsaudit_violations_total", METRICS_COUNTER,
 		 "Policy violations, by rule.", "rule", metrics_rules),
+	LABELLED(unjudged, "wsaudit_unjudged_frames_total", METRICS_COUNTER,
+		 "Data frames whose producer could not be named, so the bridge rule could not "
+		 "judge them (violation unjudged), by reason.",
+		 "reason", metrics_unattributed_reasons),
+	LABELLED(causal_links, "wsaudit_causal_links_total", METRICS_COUNTER,
+		 "Frames without an application function on the send's stack, by whether the "
+		 "creation of the task, callback or thread that sent them named one (linked), "
+		 "was not seen (no_link), or the send ran in no hand-off's context (no_context).",
+		 "result", metrics_causal_results),
+	PLAIN(causal_creations, "wsaudit_causal_creations_total", METRICS_COUNTER,
+	      "Creations of tasks, callbacks and threads whose stack was recorded."),
+	PLAIN(causal_evicted, "wsaudit_causal_evicted_total", METRICS_COUNTER,
+	      "Recorded creation stacks forgotten unused, oldest first, past the bound."),
 	{
 		.offset = HANDLE(violations_by_origin),
 		.name = "wsaudit_violations_by_origin_total",

@@ -140,6 +140,10 @@ struct metrics_wsaudit {
 	struct metrics_family *tls_connections; /* {link}: linked, unlinked */
 	/* {state}: history_recovered, history_unknown, user_unknown (docs/adoption.md) */
 	struct metrics_family *adopted;
+	struct metrics_family *unjudged; /* {reason}: unjudged violations (docs/causal.md) */
+	struct metrics_family *causal_links; /* {result}: linked, no_link, no_context */
+	struct metrics_family *causal_creations; /* creation stacks recorded */
+	struct metrics_family *causal_evicted; /* ... forgotten past the bound */
 	struct metrics_family *violations; /* {rule} */
 	/* Runs of the policy's runs section (docs/runs.md) */
 	struct metrics_family *runs_completed; /* runs that ended */
@@ -176,6 +180,7 @@ extern const char *const metrics_runs_incomplete_reasons[];
 extern const char *const metrics_runs_out_of_order_reasons[];
 extern const char *const metrics_runs_unjudged_reasons[];
 extern const char *const metrics_skip_reasons[];
+extern const char *const metrics_causal_results[];
 
 /* A registry with the collector's families; 0 or -errno.  metrics_wsaudit_fini() frees it. */
 int metrics_wsaudit_init(struct metrics_wsaudit *w, const char *version, const char *revision);

@@ -557,6 +557,28 @@ static json_t *payload_json(const struct ws_frame *f, const char **key)
 	return s;
 }
 
+/* A stack, one frame a line; files relative to root when they are under it. */
+static void stack_text(struct output *o, const struct attrib_stack *s, const char *root)
+{
+	for (size_t i = 0; i < s->nframes; i++) {
+		const char *fr = s->frames[i].file;
+
+		if (root && !strncmp(fr, root, strlen(root)))
+			fr += strlen(root);
+		tput(o, "    %s %s:%d%s\n", s->frames[i].function, fr, s->frames[i].line,
+		     s->frames[i].transport ? "" : " *");
+	}
+}
+
+/* With --stack: the creation stacks after the send's, innermost hand-off first. */
+static void creators_text(struct output *o, const struct causal_link *l, const char *root)
+{
+	for (size_t i = 0; l && i < l->n; i++) {
+		tput(o, "   created (%s) at:\n", causal_via_name(l->vias[i]));
+		stack_text(o, l->creators[i], root);
+	}
+}
+
 /*
  * A frame on one line of a terminal's width: time, pid, user, opcode (+ when more frames
  * follow), length, peer and origin, file relative to the process's code root; what does
@@ -568,7 +590,8 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 	const struct attrib_stack *s = fv->stack;
 	const struct ws_frame *w = f->frame;
 	char ts[48], user[KEYHASH_DISPLAY_LEN], op[16], extra[256] = "", origin[640];
-	const struct attrib_frame *af = s->origin >= 0 ? &s->frames[s->origin] : NULL;
+	enum causal_via via;
+	const struct attrib_frame *af = causal_origin(s, fv->link, &via);
 	const char *root = NULL, *file;
 	size_t head, room, flen;
 	int n = 0;
@@ -600,6 +623,8 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 		n += snprintf(extra + n, sizeof(extra) - n, " pod=%s/%s",
 			      json_string_value(json_object_get(fv->container, "namespace")) ?: "?",
 			      json_string_value(json_object_get(fv->container, "pod")));
+	if (via != VIA_NONE && n < (int)sizeof(extra))
+		n += snprintf(extra + n, sizeof(extra) - n, " via=%s", causal_via_name(via));
 	if (fv->verdict && fv->verdict->via_bridge == 1 && n < (int)sizeof(extra))
 		n += snprintf(extra + n, sizeof(extra) - n, " via_bridge");
 	if (f->conn->adopted && n < (int)sizeof(extra))
@@ -652,14 +677,8 @@ static void frame_text(struct output *o, const struct frame_view *fv)
 	}
 	if (!o->stack)
 		return;
-	for (size_t i = 0; i < s->nframes; i++) {
-		const char *fr = s->frames[i].file;
-
-		if (root && !strncmp(fr, root, strlen(root)))
-			fr += strlen(root);
-		tput(o, "    %s %s:%d%s\n", s->frames[i].function, fr, s->frames[i].line,
-		     s->frames[i].transport ? "" : " *");
-	}
+	stack_text(o, s, root);
+	creators_text(o, fv->link, root);
 }
 
 static void frame_text_wide(struct output *o, const struct frame_view *fv)
@@ -668,6 +687,7 @@ static void frame_text_wide(struct output *o, const struct frame_view *fv)
 	const struct attrib_stack *s = fv->stack;
 	const struct ws_frame *w = f->frame;
 	const struct attrib_frame *af;
+	enum causal_via via;
 	char ts[48], user[KEYHASH_DISPLAY_LEN];
 
 	output_format_time(ts, sizeof(ts), f->ts_ns);
@@ -682,9 +702,11 @@ static void frame_text_wide(struct output *o, const struct frame_view *fv)
 		tput(o, " captured=%llu truncated", (unsigned long long)w->captured_len);
 	if (w->opcode == WS_OP_CLOSE && w->close_code > 0)
 		tput(o, " code=%d reason_len=%zu", w->close_code, w->close_reason_len);
-	if (s->origin >= 0) {
-		af = &s->frames[s->origin];
+	af = causal_origin(s, fv->link, &via);
+	if (af) {
 		tput(o, " from %s (%s:%d)", af->function, af->file, af->line);
+		if (via != VIA_NONE)
+			tput(o, " via %s", causal_via_name(via));
 	} else {
 		tput(o, " unattributed: %s", unattributed_name(s->why));
 	}
@@ -711,9 +733,8 @@ static void frame_text_wide(struct output *o, const struct frame_view *fv)
 		     fv->verdict->v[i].detail);
 	if (!o->stack)
 		return;
-	for (size_t i = 0; i < s->nframes; i++)
-		tput(o, "    %s %s:%d%s\n", s->frames[i].function, s->frames[i].file,
-		     s->frames[i].line, s->frames[i].transport ? "" : " *");
+	stack_text(o, s, NULL);
+	creators_text(o, fv->link, NULL);
 }
 
 static json_t *frame_json(const struct attrib_frame *f)
@@ -725,6 +746,27 @@ static json_t *frame_json(const struct attrib_frame *f)
 		return obj;
 	json_decref(obj);
 	return NULL;
+}
+
+static json_t *stack_json(const struct attrib_stack *s)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < s->nframes; i++)
+		json_array_append_new(arr, frame_json(&s->frames[i]));
+	return arr;
+}
+
+/* With --stack: the stacks that created the work that sent, innermost hand-off first. */
+static json_t *creators_json(const struct causal_link *l)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < l->n; i++)
+		json_array_append_new(arr,
+				      json_pack("{s:s, s:o}", "via", causal_via_name(l->vias[i]),
+						"stack", stack_json(l->creators[i])));
+	return arr;
 }
 
 /* identity.context as read: the bridge function and its user argument (or why not). */
@@ -774,6 +816,11 @@ static json_t *violations_json(struct output *o, const struct rules_verdict *rv)
 			if (v->key[0])
 				json_object_set_new(obj, "key", text_json(v->key));
 		}
+		if (v->rule == RULE_UNJUDGED) {
+			json_object_set_new(obj, "reason", text_json(v->reason));
+			json_object_set_new(obj, "best_origin",
+					    v->best ? frame_json(v->best) : json_null());
+		}
 		json_array_append_new(arr, obj);
 	}
 	return arr;
@@ -784,8 +831,10 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	const struct ct_frame *f = fv->frame;
 	const struct attrib_stack *s = fv->stack;
 	const struct ws_frame *w = f->frame;
+	const struct attrib_frame *origin;
+	enum causal_via via;
 	const char *key;
-	json_t *obj, *arr;
+	json_t *obj;
 
 	if (o->format == OUTPUT_TEXT) {
 		if (o->wide)
@@ -838,8 +887,13 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	if (f->message && f->message->status != WS_MSG_OK)
 		json_object_set_new(obj, "message_status",
 				    json_string(ws_msg_status_name(f->message->status)));
-	if (s->origin >= 0) {
-		json_object_set_new(obj, "origin", frame_json(&s->frames[s->origin]));
+	origin = causal_origin(s, fv->link, &via);
+	if (origin) {
+		json_t *oj = frame_json(origin);
+
+		if (oj && via != VIA_NONE)
+			json_object_set_new(oj, "via", json_string(causal_via_name(via)));
+		json_object_set_new(obj, "origin", oj);
 	} else {
 		json_object_set_new(obj, "origin", json_null());
 		json_object_set_new(obj, "unattributed",
@@ -857,10 +911,9 @@ void output_frame(struct output *o, const struct frame_view *fv)
 				    json_null() :
 				    json_boolean(fv->verdict->via_bridge));
 	if (o->stack) {
-		arr = json_array();
-		for (size_t i = 0; i < s->nframes; i++)
-			json_array_append_new(arr, frame_json(&s->frames[i]));
-		json_object_set_new(obj, "stack", arr);
+		json_object_set_new(obj, "stack", stack_json(s));
+		if (fv->link && fv->link->n)
+			json_object_set_new(obj, "creators", creators_json(fv->link));
 	}
 	if (!f->writer_known)
 		json_object_set_new(obj, "writer_unknown", json_true());
@@ -1211,17 +1264,34 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 		json_object_set_new(obj, "runs", runs);
 	}
 	if (t->rules) {
-		json_t *v = json_object_get(obj, "violations");
+		json_t *v = json_object_get(obj, "violations"), *un = json_object();
 
 		for (int i = RULE_DELIVERY_FAILED; i <= RULE_AFTER_CLOSE; i++)
 			json_object_set_new(v, rule_name(i),
 					    json_integer((json_int_t)t->rules->violations[i]));
+		for (int i = 1; un && i < UNATTR__COUNT; i++)
+			json_object_set_new(un, unattributed_name(i),
+					    json_integer((json_int_t)t->rules->unjudged[i]));
+		json_object_set_new(v, "unjudged",
+				    json_integer((json_int_t)t->rules->violations[RULE_UNJUDGED]));
+		json_object_set_new(v, "unjudged_by_reason", un);
 	}
 	json_object_set_new(obj, "delivery",
 			    json_pack("{s:I, s:I, s:I}", "unsent_writes",
 				      (json_int_t)ct->unsent_writes, "lost_frames",
 				      (json_int_t)ct->lost_frames, "unsent_unresolved_bytes",
 				      (json_int_t)ct->unsent_unresolved_bytes));
+	if (t->causal)
+		json_object_set_new(obj, "causal",
+				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+					      "creations", (json_int_t)t->causal->put, "reused",
+					      (json_int_t)t->causal->replaced, "evicted",
+					      (json_int_t)t->causal->evicted, "held",
+					      (json_int_t)t->causal->entries, "linked",
+					      (json_int_t)t->causal->linked, "no_link",
+					      (json_int_t)t->causal->no_link, "no_context",
+					      (json_int_t)t->causal->no_context, "chain_cut",
+					      (json_int_t)t->causal->chain_cut));
 	if (t->attrib) {
 		json_t *un = json_object();
 

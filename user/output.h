@@ -65,6 +65,7 @@ void output_conn_skipped(struct output *o, const struct ct_conn *c, const struct
 struct frame_view {
 	const struct ct_frame *frame;
 	const struct attrib_stack *stack; /* never NULL: a stack without frames says why */
+	const struct causal_link *link; /* the creation stacks it was linked to, or NULL */
 	const struct rules_verdict *verdict; /* NULL: not judged */
 	const char *msg_type; /* NULL when unknown */
 	const char *msg_user; /* redacted unless identities are shown; NULL when none */
@@ -93,6 +94,7 @@ struct trace_totals {
 	const struct capture_counters *kernel;
 	const struct ct_stats *ct;
 	const struct attrib_stats *attrib;
+	const struct causal_stats *causal; /* NULL: not counted */
 	const struct rules_stats *rules;
 	const struct runs_stats *runs; /* NULL: not counted */
 	const struct adopt_stats *adopt; /* NULL: not counted */

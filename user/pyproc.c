@@ -164,6 +164,7 @@ int pyproc_offsets_from_table(int major, int minor, struct pyproc_info *out)
 		o->tstate_thread_id = 176;
 		o->frame_kind = PY_FRAME_OBJECT;
 		o->tstate_frame = 24;
+		o->tstate_context = 240;
 		o->frame_previous = 24;
 		o->frame_code = 32;
 		o->lasti_kind = minor == 9 ? PY_LASTI_BYTES : PY_LASTI_UNITS;
@@ -183,6 +184,7 @@ int pyproc_offsets_from_table(int major, int minor, struct pyproc_info *out)
 		o->tstate_native_thread_id = 160;
 		o->frame_kind = PY_FRAME_CFRAME;
 		o->tstate_frame = 56;
+		o->tstate_context = 224;
 		o->cframe_current_frame = 8;
 		o->frame_previous = 48;
 		o->frame_code = 32;
@@ -205,6 +207,7 @@ int pyproc_offsets_from_table(int major, int minor, struct pyproc_info *out)
 		o->tstate_native_thread_id = 144;
 		o->frame_kind = PY_FRAME_CFRAME;
 		o->tstate_frame = 56;
+		o->tstate_context = 208;
 		o->cframe_current_frame = 0;
 		o->frame_previous = 8;
 		o->frame_code = 0;
@@ -222,6 +225,8 @@ int pyproc_offsets_from_table(int major, int minor, struct pyproc_info *out)
 		l->lines = PY_LINES_LOCATIONS;
 		break;
 	}
+	/* PyObject_HEAD, ctx_prev, ctx_vars, ctx_weakreflist, then ctx_entered: 3.9 to 3.14. */
+	o->context_entered = 40;
 	offsets_finish(o);
 	out->major = 3;
 	out->minor = minor;
@@ -359,6 +364,11 @@ int pyproc_offsets_from_debug(const void *data, size_t len, struct pyproc_info *
 	o->tstate_frame = v[DF_TS_CURRENT_FRAME];
 	o->tstate_thread_id = v[DF_TS_THREAD_ID];
 	o->tstate_native_thread_id = v[DF_TS_NATIVE_THREAD_ID];
+	/*
+	 * _Py_DebugOffsets has no context field.  208 in 3.13 and 3.14 GIL builds (found live,
+	 * docs/causal.md); free-threaded builds are not linked.
+	 */
+	o->tstate_context = ft ? PY_OFF_NONE : 208;
 	o->frame_previous = v[DF_FR_PREVIOUS];
 	o->frame_code = v[DF_FR_EXECUTABLE];
 	o->frame_lasti = v[DF_FR_INSTR_PTR];
@@ -407,6 +417,8 @@ int pyproc_offsets_from_debug(const void *data, size_t len, struct pyproc_info *
 	} else {
 		o->code_tag_mask = ~0ULL;
 	}
+	/* PyObject_HEAD, ctx_prev, ctx_vars, ctx_weakreflist, then ctx_entered: 3.9 to 3.14. */
+	o->context_entered = 40;
 	offsets_finish(o);
 	out->major = 3;
 	out->minor = minor;

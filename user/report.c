@@ -98,6 +98,16 @@ static const struct {
 		"is lost. The location is the function that wrote it; it raced with the "
 		"connection's close.",
 	},
+	[RULE_UNJUDGED] = {
+		"Unjudged",
+		"A WebSocket frame whose producer could not be named, so the bridge rule could not "
+		"judge it.",
+		"No application function is on the writer's stack, nor on the stack of any "
+		"creation its work was linked to: a task, callback or thread whose creation was "
+		"not seen, a job of a thread pool (run_in_executor), bytes a transport buffered "
+		"and sent later (deferred_write), or a stack that could not be read "
+		"(docs/causal.md). The reason and the best origin known are in the detail.",
+	},
 };
 
 static char *dup_or_null(const char *s)

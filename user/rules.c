@@ -41,6 +41,7 @@ static const char *const rule_names[RULE__COUNT] = {
 	[RULE_DELIVERY_FAILED] = "delivery_failed",
 	[RULE_ABNORMAL_CLOSE] = "abnormal_close",
 	[RULE_AFTER_CLOSE] = "after_close",
+	[RULE_UNJUDGED] = "unjudged",
 };
 
 static const char *const identity_kind_names[ID__COUNT] = {
@@ -282,22 +283,94 @@ static bool frame_is_bridge(struct rules *r, const struct attrib_frame *f)
 	return r->bridge_memo[i].bridge;
 }
 
+static bool stack_has_bridge(struct rules *r, const struct attrib_stack *s)
+{
+	for (size_t i = 0; i < s->nframes; i++) {
+		if (frame_is_bridge(r, &s->frames[i]))
+			return true;
+	}
+	return false;
+}
+
+/* The innermost named frame of the send, else of its nearest creation: what is known. */
+static const struct attrib_frame *best_known(const struct attrib_stack *s,
+					     const struct causal_link *l)
+{
+	for (size_t i = 0; s && i < s->nframes; i++) {
+		if (s->frames[i].function)
+			return &s->frames[i];
+	}
+	for (size_t k = 0; l && k < l->n; k++) {
+		for (size_t i = 0; i < l->creators[k]->nframes; i++) {
+			if (l->creators[k]->frames[i].function)
+				return &l->creators[k]->frames[i];
+		}
+	}
+	return NULL;
+}
+
+/*
+ * A data frame whose producer is unknown.  Not when attribution is off (trace --capture-only)
+ * or the writer is no Python process: there is no producer to link then.
+ */
+static void judge_unjudged(struct rules *r, const struct attrib_stack *s,
+			   const struct causal_link *l, struct rules_verdict *out)
+{
+	const struct attrib_frame *best;
+	struct violation *v;
+
+	/* No stack given: the caller judges identities only. */
+	if (!s || s->why == UNATTR_DISABLED || s->why == UNATTR_NOT_PYTHON ||
+	    s->why >= UNATTR__COUNT)
+		return;
+	v = add_violation(r, out, RULE_UNJUDGED);
+	if (!v)
+		return;
+	r->stats.unjudged[s->why]++;
+	best = best_known(s, l);
+	v->reason = unattributed_name(s->why);
+	v->best = best;
+	if (best)
+		snprintf(v->detail, sizeof(v->detail),
+			 "no application function produced this frame that could be linked (%s): "
+			 "the bridge rule cannot judge it; best origin known: %s (%s:%d)",
+			 v->reason, best->function, best->file ? best->file : "?", best->line);
+	else
+		snprintf(v->detail, sizeof(v->detail),
+			 "no application function produced this frame that could be linked (%s): "
+			 "the bridge rule cannot judge it",
+			 v->reason);
+}
+
+/*
+ * A frame is produced under the bridge when a bridge frame is on the send's stack or on the
+ * stack of any creation its work was linked to (a task, callback or thread the bridge
+ * started).
+ */
 static void judge_bridge(struct rules *r, const struct rules_input *in, struct rules_verdict *out)
 {
 	const struct attrib_stack *s = in->stack;
+	const struct causal_link *l = in->link;
 	const struct attrib_frame *o;
+	enum causal_via via;
 	struct violation *v;
 
 	out->via_bridge = -1;
 	if (!policy_bridge_opcode(r->policy, in->opcode))
 		return;
-	/* Without the writer's stack there is nothing to judge: say so, do not guess. */
-	if (!s || s->origin < 0) {
+	o = s ? causal_origin(s, l, &via) : NULL;
+	/* Without the producer's stack there is nothing to judge: say so, do not guess. */
+	if (!o) {
 		r->stats.bridge_unjudged++;
+		judge_unjudged(r, s, l, out);
 		return;
 	}
-	for (size_t i = 0; i < s->nframes; i++) {
-		if (frame_is_bridge(r, &s->frames[i])) {
+	if (stack_has_bridge(r, s)) {
+		out->via_bridge = 1;
+		return;
+	}
+	for (size_t i = 0; l && i < l->n; i++) {
+		if (stack_has_bridge(r, l->creators[i])) {
 			out->via_bridge = 1;
 			return;
 		}
@@ -306,10 +379,15 @@ static void judge_bridge(struct rules *r, const struct rules_input *in, struct r
 	v = add_violation(r, out, RULE_BRIDGE_BYPASS);
 	if (!v)
 		return;
-	o = &s->frames[s->origin];
-	snprintf(v->detail, sizeof(v->detail),
-		 "%s (%s:%d) sent without a bridge frame on the stack", o->function, o->file,
-		 o->line);
+	if (via == VIA_NONE)
+		snprintf(v->detail, sizeof(v->detail),
+			 "%s (%s:%d) sent without a bridge frame on the stack", o->function,
+			 o->file, o->line);
+	else
+		snprintf(v->detail, sizeof(v->detail),
+			 "%s (%s:%d) sent through a %s without a bridge frame on the stack of "
+			 "the send or of its creation",
+			 o->function, o->file, o->line, causal_via_name(via));
 }
 
 /*

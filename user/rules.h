@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "attrib.h"
+#include "causal.h"
 #include "identity.h"
 #include "policy.h"
 
@@ -37,6 +38,12 @@ enum rule_kind {
 	RULE_DELIVERY_FAILED,
 	RULE_ABNORMAL_CLOSE,
 	RULE_AFTER_CLOSE,
+	/*
+	 * A data frame whose producer could not be named: no application function on the send's
+	 * stack nor on any creation it was linked to (docs/causal.md).  The bridge rule cannot
+	 * judge it; said with the reason and the best origin known, never only counted.
+	 */
+	RULE_UNJUDGED,
 	RULE__COUNT,
 };
 
@@ -63,6 +70,9 @@ struct violation {
 	char a_value[IDENTITY_MAX_VALUE + 1];
 	char b_value[IDENTITY_MAX_VALUE + 1];
 	char key[64]; /* ID_OWNER: the ownership key ("run_id") */
+	/* unjudged: why (an "unattributed" reason), and the best origin known or NULL */
+	const char *reason;
+	const struct attrib_frame *best;
 	char detail[RULES_DETAIL_LEN];
 };
 
@@ -76,6 +86,8 @@ struct rules_input {
 	/* Why a message that names a user field could not be read ("bad_json"), or NULL. */
 	const char *msg_unreadable;
 	const struct attrib_stack *stack; /* the writer's stack; origin < 0 when unattributed */
+	/* The stacks that created the work that wrote (user/causal.c), or NULL. */
+	const struct causal_link *link;
 	const char *ctx_user; /* identity.context: the bridge call's user argument, or NULL */
 	const char *ctx_function; /* the bridge function it was read from */
 	/* The frame did not leave (ct_frame.lost): lost_err is its write's errno, 0: partial. */
@@ -94,6 +106,7 @@ struct rules_verdict {
 struct rules_stats {
 	uint64_t violations[RULE__COUNT];
 	uint64_t bridge_unjudged; /* data frames without a stack to judge */
+	uint64_t unjudged[UNATTR__COUNT]; /* unjudged violations, by reason */
 	uint64_t owners; /* ownership keys remembered now */
 	uint64_t owner_evictions; /* forgotten, oldest first, past the bound */
 };

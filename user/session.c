@@ -9,6 +9,7 @@
 
 #include "adopt.h"
 #include "capture.h"
+#include "causal.h"
 #include "clock.h"
 #include "delivery.h"
 #include "http1.h"
@@ -17,6 +18,7 @@
 #include "log.h"
 #include "filter.h"
 #include "podinfo.h"
+#include "procmaps.h"
 #include "pyscope.h"
 #include "runs.h"
 #include "selfcheck.h"
@@ -116,6 +118,7 @@ struct session {
 	unsigned int ntls_static;
 	struct output *out;
 	struct attrib *attrib;
+	struct causal *causal;
 	struct policy *policy;
 	struct rules *rules;
 	struct runs *runs;
@@ -659,9 +662,23 @@ static void follow_run(struct session *s, const struct ct_frame *f,
 	runs_message(s->runs, &rm);
 }
 
-static void judge_and_print(struct session *s, const struct ct_frame *f,
-			    const struct attrib_stack *stack)
+/* The stack whose bridge call names the user (identity.context): the send's, or a creator's. */
+static const struct attrib_stack *context_stack(const struct attrib_stack *stack,
+						const struct causal_link *link)
 {
+	if (stack->ctx_status != CTX_NONE)
+		return stack;
+	for (size_t i = 0; link && i < link->n; i++) {
+		if (link->creators[i]->ctx_status != CTX_NONE)
+			return link->creators[i];
+	}
+	return stack;
+}
+
+static void judge_and_print(struct session *s, const struct ct_frame *f,
+			    const struct attrib_stack *stack, const struct causal_link *link)
+{
+	const struct attrib_stack *cs = context_stack(stack, link);
 	char user_shown[IDENTITY_MAX_VALUE + 1], ctx_shown[IDENTITY_MAX_VALUE + 1], test[1024];
 	char type_shown[IDENTITY_MAX_VALUE + 1];
 	const struct ws_message *m = f->message;
@@ -670,6 +687,7 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 	struct frame_view fv = {
 		.frame = f,
 		.stack = stack,
+		.link = link,
 		.verdict = &verdict,
 		.container = process_container(s, f->pid),
 	};
@@ -679,8 +697,9 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 		.conn_user_ambiguous = f->conn->user_ambiguous,
 		.conn_user_unknown = f->conn->user_unknown,
 		.stack = stack,
-		.ctx_user = stack->ctx_status == CTX_OK ? stack->ctx_user : NULL,
-		.ctx_function = stack->ctx_function,
+		.link = link,
+		.ctx_user = cs->ctx_status == CTX_OK ? cs->ctx_user : NULL,
+		.ctx_function = cs->ctx_function,
 		.lost = f->lost,
 		.lost_err = f->lost_err,
 		.after_close = f->after_close,
@@ -714,7 +733,7 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 	if (s->opts.name_tests)
 		name_test(s, f, &fv, test, sizeof(test));
 	if (s->obs.frame)
-		s->obs.frame(s->obs.ctx, f, stack, &verdict);
+		s->obs.frame(s->obs.ctx, f, stack, link, &verdict);
 	for (struct session_tap *t = s->taps; t; t = t->next) {
 		if ((!t->violations_only || verdict.nviolations) && t->wants(t->ctx, f->pid)) {
 			output_frame(t->out, &fv);
@@ -739,6 +758,7 @@ static void sink_frame(void *ctx, const struct ct_frame *f)
 	struct session *s = ctx;
 	struct attrib_stack *own = NULL;
 	const struct attrib_stack *stack = NULL;
+	struct causal_link link;
 
 	/*
 	 * An object handed to a transport that sent it later carries the stack of the hand-over:
@@ -759,8 +779,9 @@ static void sink_frame(void *ctx, const struct ct_frame *f)
 		stack = own = attrib_missing(s->attrib, f->pid);
 	if (!stack)
 		return;
-	attrib_count(s->attrib, stack);
-	judge_and_print(s, f, stack);
+	causal_link(s->causal, f->pid, stack, &link);
+	attrib_count_linked(s->attrib, stack, link.origin_level >= 0);
+	judge_and_print(s, f, stack, &link);
 	attrib_stack_put(own);
 }
 
@@ -912,6 +933,56 @@ static int uvloop_attach(struct session *s, pid_t pid)
 }
 
 /*
+ * Work handed to a task, a callback or a thread runs in a context copied at its creation: the
+ * copies' creators are recorded (docs/causal.md).  Said when it cannot be, and then every
+ * such send is unjudged with its reason.
+ */
+struct ctx_copy_target {
+	struct session *s;
+	pid_t pid;
+	const char *file; /* the interpreter's file, as the process's maps name it */
+	int found, err;
+};
+
+static void ctx_copy_site(void *ctx, const char *path, const char *name, dev_t dev, ino_t ino)
+{
+	struct ctx_copy_target *t = ctx;
+
+	if (t->found || strcmp(name, t->file))
+		return;
+	t->found = 1;
+	t->err = capture_attach_context_copy(t->s->cap, t->pid, path, dev, ino);
+}
+
+static void context_copy_attach(struct session *s, pid_t pid, const struct py_offsets *off)
+{
+	struct ctx_copy_target t = { .s = s, .pid = pid };
+	int n;
+
+	t.file = attrib_interpreter_path(s->attrib, pid);
+	if (off->tstate_context == PY_OFF_NONE) {
+		log_warn("pid %d: this CPython's context is not known: sends of tasks, callbacks "
+			 "and threads are not linked to their creators",
+			 pid);
+		return;
+	}
+	if (!t.file)
+		return;
+	/* Through map_files: the file the process maps, from any mount namespace or root. */
+	n = procmaps_each_file(pid, NULL, 256, ctx_copy_site, &t);
+	if (n < 0 || !t.found)
+		log_warn("pid %d: %s is not among its mappings (%s); sends of tasks, callbacks "
+			 "and threads are not linked to their creators",
+			 pid, t.file, n < 0 ? strerror(-n) : "not found");
+	else if (t.err)
+		log_warn("pid %d: cannot probe PyContext_CopyCurrent in %s: %s; sends of tasks, "
+			 "callbacks and threads are not linked to their creators",
+			 pid, t.file, strerror(-t.err));
+	else
+		log_info("pid %d: creations of tasks, callbacks and threads hooked", pid);
+}
+
+/*
  * Finds the process's interpreter and enables the stack walk for it.  Returns the uvloop
  * sites hooked, or -errno when it is not a CPython that can be walked.
  */
@@ -929,6 +1000,7 @@ static int python_attach(struct session *s, pid_t pid)
 	err = capture_set_pyoffsets(s->cap, pid, &off);
 	if (err)
 		log_warn("failed to enable the stack walk for pid %d: %s", pid, strerror(-err));
+	context_copy_attach(s, pid, &off);
 	/* libssl, mapped or where _ssl would load it from: TLS is terminated lazily too. */
 	tls_attach(s, pid, true);
 	/* uvloop where it would be imported from: hooked before the import, not after. */
@@ -1102,6 +1174,7 @@ static void forget_process(struct session *s, pid_t pid, uint64_t ts_ns)
 	ctx_forget(s, pid);
 	tls_static_forget(s, pid);
 	capture_forget_tgid(s->cap, pid);
+	causal_forget_process(s->causal, pid);
 	attrib_forget_process(s->attrib, pid);
 }
 
@@ -1157,6 +1230,7 @@ static void reinspect(struct session *s, pid_t pid)
 	capture_forget_image(s->cap, pid);
 	ctx_forget(s, pid);
 	watch_forget(s, pid);
+	causal_forget_process(s->causal, pid);
 	tls_static_forget(s, pid);
 	attrib_forget_process(s->attrib, pid);
 	log_info("traced pid %d runs a new program", pid);
@@ -1307,6 +1381,17 @@ static int on_record(void *ctx, const void *data, size_t size)
 		zflush_handover(s, e);
 		if (stack)
 			attrib_token_put(s->attrib, e->tgid, e->token, e->hdr.ts_ns, stack);
+		return 0;
+	}
+	if (h->type == EVT_STACK && evt_stack_complete(data, size) &&
+	    ((const struct evt_stack *)data)->site == STACK_AT_CONTEXT_COPY) {
+		const struct evt_stack *e = data;
+		struct attrib_stack *stack = attrib_resolve(s->attrib, e);
+
+		mark_context_frames(s, e->tgid, stack);
+		if (stack)
+			causal_put(s->causal, e->tgid, e->token, e->py_context, e->hdr.ts_ns,
+				   stack);
 		return 0;
 	}
 	/* Processes matched at exec are inspected once they talk: the interpreter is loaded. */
@@ -1488,10 +1573,12 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 	s->adopt = adopt_new();
 	s->attrib = attrib_new((const char *const *)policy->transport_files.v,
 			       policy->transport_files.n);
+	s->causal = causal_new(s->attrib);
 	s->rules = rules_new(policy, opts->show_identities, 0);
 	s->runs = runs_new(policy, 0, sink_run, s);
 	s->pods = podinfo_cache_new(0);
-	if (!s->out || !s->ct || !s->adopt || !s->attrib || !s->rules || !s->runs || !s->pods) {
+	if (!s->out || !s->ct || !s->adopt || !s->attrib || !s->causal || !s->rules || !s->runs ||
+	    !s->pods) {
 		log_err("out of memory");
 		goto err_close;
 	}
@@ -1564,6 +1651,7 @@ void session_close(struct session *s, const char *why)
 		}
 	}
 	podinfo_cache_free(s->pods);
+	causal_free(s->causal);
 	attrib_free(s->attrib);
 	rules_free(s->rules);
 	policy_free(s->policy);
@@ -1663,6 +1751,7 @@ static void stats_to(struct session *s, struct output *o, bool final)
 	out.kernel = &t.kernel;
 	out.ct = &t.ct;
 	out.attrib = &t.attrib;
+	out.causal = &t.causal;
 	out.rules = &t.rules;
 	out.runs = &t.runs;
 	out.adopt = &t.adopt;
@@ -1756,6 +1845,7 @@ void session_totals(struct session *s, struct session_totals *t)
 		log_warn("failed to read the kernel counters");
 	t->ct = *conntrack_stats(s->ct);
 	t->attrib = *attrib_stats(s->attrib);
+	t->causal = *causal_stats(s->causal);
 	t->rules = *rules_stats(s->rules);
 	t->runs = *runs_stats(s->runs);
 	t->adopt = *adopt_stats(s->adopt);

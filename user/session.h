@@ -18,6 +18,7 @@
 #include "pyscope.h"
 #include "attrib.h"
 #include "capture.h"
+#include "causal.h"
 #include "conntrack.h"
 #include "keyhash.h"
 #include "output.h"
@@ -67,7 +68,7 @@ struct session_opts {
 /* Told about every frame, after judgement, whether it is printed or not (for metrics). */
 struct session_observer {
 	void (*frame)(void *ctx, const struct ct_frame *f, const struct attrib_stack *s,
-		      const struct rules_verdict *v);
+		      const struct causal_link *link, const struct rules_verdict *v);
 	/* The same with all that is printed of it (the test it names too); optional. */
 	void (*frame_view)(void *ctx, const struct frame_view *fv);
 	/* A connection closed without a close frame (an abnormal_close finding); optional. */
@@ -120,6 +121,7 @@ struct session_totals {
 	struct capture_counters kernel;
 	struct ct_stats ct;
 	struct attrib_stats attrib;
+	struct causal_stats causal;
 	struct rules_stats rules;
 	struct runs_stats runs;
 	struct adopt_stats adopt;

@@ -228,6 +228,19 @@ static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets
 		}
 		bpf_map_update_elem(&tstate_cache, &id, &ts, BPF_ANY);
 	}
+	/*
+	 * The context the thread runs in: it links a send to where its work was created.  Work
+	 * handed over runs in a context it entered; a thread's base context is never entered
+	 * and links to nothing (its address may be a dead hand-off's).
+	 */
+	if (off->tstate_context != PY_OFF_NONE) {
+		__u64 pc = read_ptr(ts + off->tstate_context);
+		__u8 entered = 0;
+
+		if (pc && !bpf_probe_read_user(&entered, 1, (void *)(pc + off->context_entered)) &&
+		    entered)
+			e->py_context = pc;
+	}
 	fp = current_frame(off, ts);
 	if (!fp) {
 		e->status = WALK_NO_FRAME;
@@ -311,6 +324,7 @@ static __always_inline struct evt_stack *stack_begin(struct walk_scratch *w, __u
 	e->tid = (__u32)id;
 	e->site = site;
 	e->token = 0;
+	e->py_context = 0;
 	e->io_pos = 0;
 	e->conn.ino = 0;
 	e->conn.gen = 0;

@@ -229,6 +229,13 @@ enum stack_site {
 	 * queues every write and flushes it from the event loop): token is the object.
 	 */
 	STACK_AT_TRANSPORT_WRITE = 1,
+	/*
+	 * When the interpreter copied the current context (PyContext_CopyCurrent): the hand-off
+	 * of work to a Task, a scheduled callback or asyncio.to_thread, each of which later runs
+	 * in that copy.  token is the new context object; py_context the one current at the
+	 * copy, its parent (docs/causal.md).
+	 */
+	STACK_AT_CONTEXT_COPY = 2,
 };
 
 /* Why the context identity (a bridge call's user argument) was not read, or CTX_OK. */
@@ -265,6 +272,8 @@ struct evt_stack {
 	__u8 status; /* enum walk_status */
 	__u8 site; /* enum stack_site */
 	__u8 _pad[4];
+	/* The thread's current contextvars context (PyThreadState.context), 0 when unknown. */
+	__u64 py_context;
 	struct py_ctx ctx;
 	struct py_frame frames[PY_FRAMES_MAX];
 };
@@ -389,7 +398,7 @@ _Static_assert(sizeof(struct conn_info) == 40, "conn_info layout");
 _Static_assert(sizeof(struct evt_tls_link) == 64, "evt_tls_link layout");
 _Static_assert(sizeof(struct py_frame) == 32, "py_frame layout");
 _Static_assert(sizeof(struct py_ctx) == 8 + CTX_VALUE_MAX, "py_ctx layout");
-_Static_assert(sizeof(struct evt_stack) == 72 + sizeof(struct py_ctx) + 32 * PY_FRAMES_MAX,
+_Static_assert(sizeof(struct evt_stack) == 80 + sizeof(struct py_ctx) + 32 * PY_FRAMES_MAX,
 	       "evt_stack layout");
 _Static_assert(sizeof(struct ctx_code) == 24, "ctx_code layout");
 _Static_assert(sizeof(struct evt_segs) == 40 + 24 * SEGS_PER_CALL, "evt_segs layout");

@@ -29,7 +29,7 @@
 #endif
 
 /* Bumped when the layout of struct py_offsets changes. */
-#define PY_OFFSETS_ABI 1
+#define PY_OFFSETS_ABI 2
 
 /* An offset that does not exist in this version. */
 #define PY_OFF_NONE 0xffff
@@ -123,6 +123,8 @@ struct py_offsets {
 	__u16 frame_read_size;
 	/* Bytes from a tstate's start covering next, thread ids and the frame pointer. */
 	__u16 tstate_read_size;
+	/* PyThreadState.context (the current contextvars.Context) or PY_OFF_NONE */
+	__u16 tstate_context;
 	/* Version: 3 and 9..14 */
 	__u8 major;
 	__u8 minor;
@@ -135,13 +137,18 @@ struct py_offsets {
 	 * INTERPRETER (3) and CSTACK (4) entry frames.  0: no skipping (3.9-3.11).
 	 */
 	__u8 owner_skip_min;
+	/*
+	 * PyContext.ctx_entered (one byte read): a thread's base context, made on first use and
+	 * never entered, is not a hand-off's (docs/causal.md).  Valid with tstate_context.
+	 */
+	__u8 context_entered;
 	/* Explicit padding, zero. */
-	__u8 _pad1;
+	__u8 _pad1[6];
 };
 
-_Static_assert(sizeof(struct py_offsets) == 72, "struct py_offsets is a BPF wire struct");
+_Static_assert(sizeof(struct py_offsets) == 80, "struct py_offsets is a BPF wire struct");
 _Static_assert(__builtin_offsetof(struct py_offsets, runtime_interp_head) == 32,
 	       "u16 block after the u64/u32 block");
-_Static_assert(__builtin_offsetof(struct py_offsets, major) == 66, "u8 block at the end");
+_Static_assert(__builtin_offsetof(struct py_offsets, major) == 68, "u8 block at the end");
 
 #endif /* WSAUDIT_PYOFFSETS_H */

@@ -67,18 +67,18 @@ class Row:
 
 
 ROWS = [
-    Row("create_task", "ws", "task", why=NOT_LINKED + ": a Task to its creator's stack"),
+    Row("create_task", "ws", "task", linked=True, why=NOT_LINKED + ": a Task to its creator's stack"),
     Row("create_task-uvloop", "ws", "task", loop="uvloop",
-        why=NOT_LINKED + ": a uvloop Task to its creator's stack"),
+        linked=True, why=NOT_LINKED + ": a uvloop Task to its creator's stack"),
     Row("task_chain", "ws", "chain",
-        why=NOT_LINKED + ": a Task created by a Task to the first creator's stack"),
-    Row("ensure_future", "ws", "future", why=NOT_LINKED + ": a Task to its creator's stack"),
+        linked=True, why=NOT_LINKED + ": a Task created by a Task to the first creator's stack"),
+    Row("ensure_future", "ws", "future", linked=True, why=NOT_LINKED + ": a Task to its creator's stack"),
     Row("call_soon", "ws", "call_soon",
-        why=NOT_LINKED + ": a call_soon handle to its creator's stack"),
+        linked=True, why=NOT_LINKED + ": a call_soon handle to its creator's stack"),
     Row("run_coroutine_threadsafe", "ws", "threadsafe",
-        why=NOT_LINKED + ": a call_soon_threadsafe handle to the producing thread's stack"),
+        linked=True, why=NOT_LINKED + ": a call_soon_threadsafe handle to the producing thread's stack"),
     Row("to_thread", "ws", "to_thread",
-        why=NOT_LINKED + ": a thread-pool job to its submitter's stack"),
+        linked=True, why=NOT_LINKED + ": a thread-pool job to its submitter's stack"),
     Row("send_queue", "ws", "queued", queue=True,
         why=NOT_LINKED + ": a queued object to the stack that called the hand-off"),
     Row("socketio", "socketio", queue=True, why=NOT_LINKED + ": engine.io's send queue to its producer"),
@@ -302,7 +302,6 @@ def test_standin_detached_bypass_fires(procs, tmp_path):
     assert all(r["via"] == "task" and r["expect"] == ["bridge_bypass"] for r in detached)
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_LINKED + ": a Task to its creator's stack")
 def test_standin_detached_bypass_flagged(procs, tmp_path):
     truth, trace_path, _, _ = standin_detached(procs, tmp_path)
     assert standin_score(truth, trace_path) == 0

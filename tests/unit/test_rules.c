@@ -94,19 +94,66 @@ static void test_bridge_frame_passes_bypass_flagged(void **state)
 	attrib_stack_put(b);
 }
 
-static void test_unattributed_frame_is_not_judged(void **state)
+static void test_unattributed_frame_is_unjudged(void **state)
 {
 	struct fixture *fx = *state;
-	struct attrib_stack *s = make_stack(NULL, 0, -1);
+	const char *lib[] = { "WebSocketCommonProtocol.send" };
+	struct attrib_stack *s = make_stack(lib, 1, -1);
 	struct rules_input in = { .opcode = 1, .stack = s };
 	struct rules_verdict v;
 	uint64_t before = rules_stats(fx->rules)->bridge_unjudged;
 
+	/* Not judged by the bridge rule, and said: a finding with the reason and what is known. */
+	s->why = UNATTR_DETACHED_TASK;
 	rules_judge(fx->rules, &in, &v);
 	assert_int_equal(v.via_bridge, -1);
-	assert_int_equal(v.nviolations, 0);
+	assert_int_equal(v.nviolations, 1);
+	assert_int_equal(v.v[0].rule, RULE_UNJUDGED);
+	assert_string_equal(v.v[0].reason, "detached_task");
+	assert_ptr_equal(v.v[0].best, &s->frames[0]);
 	assert_int_equal(rules_stats(fx->rules)->bridge_unjudged, before + 1);
+	assert_int_equal(rules_stats(fx->rules)->unjudged[UNATTR_DETACHED_TASK], 1);
+	/* Attribution switched off, or no Python writer: nothing to link, no finding. */
+	s->why = UNATTR_DISABLED;
+	rules_judge(fx->rules, &in, &v);
+	assert_int_equal(v.nviolations, 0);
+	s->why = UNATTR_NOT_PYTHON;
+	rules_judge(fx->rules, &in, &v);
+	assert_int_equal(v.nviolations, 0);
 	attrib_stack_put(s);
+}
+
+/* A frame sent by a task the bridge created is produced under the bridge. */
+static void test_creator_under_bridge(void **state)
+{
+	struct fixture *fx = *state;
+	const char *lib[] = { "WebSocketCommonProtocol.send" };
+	const char *bridged[] = { "BaseEventLoop.create_task", "AgentWebSocketBridge.notify",
+				  "DataAgent.run" };
+	const char *bypass[] = { "BaseEventLoop.create_task", "DataAgent.run" };
+	struct attrib_stack *s = make_stack(lib, 1, -1), *b = make_stack(bridged, 3, 1),
+			    *p = make_stack(bypass, 2, 1);
+	struct causal_link l = {
+		.n = 1, .creators = { b }, .vias = { VIA_TASK }, .origin_level = 0
+	};
+	struct rules_input in = { .opcode = 1, .stack = s, .link = &l };
+	struct rules_verdict v;
+
+	s->why = UNATTR_DETACHED_TASK;
+	rules_judge(fx->rules, &in, &v);
+	assert_int_equal(v.via_bridge, 1);
+	assert_int_equal(v.nviolations, 0);
+	l.creators[0] = p;
+	rules_judge(fx->rules, &in, &v);
+	assert_int_equal(v.via_bridge, 0);
+	assert_int_equal(v.nviolations, 1);
+	assert_int_equal(v.v[0].rule, RULE_BRIDGE_BYPASS);
+	assert_string_equal(v.v[0].detail,
+			    "DataAgent.run (/srv/app/x.py:11) sent through a task without a bridge "
+			    "frame on the stack of the send or of its creation");
+	attrib_stack_put(s);
+	attrib_stack_put(b);
+	attrib_stack_put(p);
 }
 
 static void message(struct fixture *fx, const char *json, struct identity_message *m)
@@ -306,7 +353,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bridge_frame_passes_bypass_flagged),
-		cmocka_unit_test(test_unattributed_frame_is_not_judged),
+		cmocka_unit_test(test_creator_under_bridge),
+		cmocka_unit_test(test_unattributed_frame_is_unjudged),
 		cmocka_unit_test(test_message_user_disagrees_with_connection),
 		cmocka_unit_test(test_unjudgeable_identity_is_a_finding),
 		cmocka_unit_test(test_thread_id_in_user_id_is_not_a_user),

@@ -1,0 +1,278 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Linking a send to the stacks that created its work (user/causal.c), over hand-made stacks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "causal.h"
+
+static const char TASKS[] = "/usr/lib/python3.11/asyncio/tasks.py";
+static const char BASE[] = "/usr/lib/python3.11/asyncio/base_events.py";
+static const char EVENTS[] = "/usr/lib/python3.11/asyncio/events.py";
+static const char THREADS[] = "/usr/lib/python3.11/asyncio/threads.py";
+static const char LIB[] = "/usr/lib/python3/dist-packages/websockets/legacy/protocol.py";
+static const char APP[] = "/srv/app/chat.py";
+
+struct fr {
+	const char *function, *file;
+	int line;
+};
+
+/* A stack as attrib_resolve would leave it, judged by attrib_pick_origin. */
+static struct attrib_stack *mk(const struct fr *f, size_t n, uint64_t ctx, uint64_t ts)
+{
+	struct attrib_stack *s = calloc(1, sizeof(*s) + n * sizeof(s->frames[0]));
+
+	assert_non_null(s);
+	s->refs = 1;
+	for (size_t i = 0; i < n; i++) {
+		s->frames[i].function = strdup(f[i].function);
+		s->frames[i].file = strdup(f[i].file);
+		s->frames[i].line = f[i].line;
+		s->frames[i].transport = strcmp(f[i].file, APP) != 0;
+	}
+	s->nframes = n;
+	s->py_context = ctx;
+	s->ts_ns = ts;
+	s->origin = attrib_pick_origin(s->frames, n, &s->why);
+	return s;
+}
+
+#define MK(arr, ctx, ts) mk(arr, sizeof(arr) / sizeof(arr[0]), ctx, ts)
+
+static const struct fr create_task[] = {
+	{ "BaseEventLoop.create_task", BASE, 436 },
+	{ "create_task", TASKS, 374 },
+	{ "Chat.on_message", APP, 42 },
+	{ "Handle._run", EVENTS, 80 },
+};
+
+/* The send of a task whose coroutine is library code: nothing of the app on its stack. */
+static const struct fr detached_send[] = {
+	{ "WebSocketCommonProtocol.write_frame", LIB, 1 },
+	{ "WebSocketCommonProtocol.send", LIB, 2 },
+	{ "Handle._run", EVENTS, 80 },
+};
+
+static void test_classify(void **state)
+{
+	static const struct fr cb[] = { { "Handle.__init__", EVENTS, 33 },
+					{ "BaseEventLoop._call_soon", BASE, 1 },
+					{ "BaseEventLoop.call_soon", BASE, 2 },
+					{ "Chat.on_message", APP, 3 } };
+	static const struct fr th[] = { { "to_thread", THREADS, 25 },
+					{ "Chat.on_message", APP, 3 } };
+	static const struct fr app_first[] = { { "Chat.on_message", APP, 3 },
+					       { "create_task", TASKS, 1 } };
+	struct attrib_stack *s;
+
+	s = MK(create_task, 0, 1);
+	assert_int_equal(causal_classify(s->frames, s->nframes), VIA_TASK);
+	attrib_stack_put(s);
+	s = MK(cb, 0, 1);
+	assert_int_equal(causal_classify(s->frames, s->nframes), VIA_CALLBACK);
+	attrib_stack_put(s);
+	s = MK(th, 0, 1);
+	assert_int_equal(causal_classify(s->frames, s->nframes), VIA_THREAD);
+	attrib_stack_put(s);
+	/* uvloop's compiled hand-overs leave no asyncio frame: a task unless told otherwise. */
+	s = MK(app_first, 0, 1);
+	assert_int_equal(causal_classify(s->frames, s->nframes), VIA_TASK);
+	attrib_stack_put(s);
+	assert_string_equal(causal_via_name(VIA_CALLBACK), "callback");
+}
+
+static void test_task_send_named_by_its_creator(void **state)
+{
+	struct causal *c = causal_new(NULL);
+	struct attrib_stack *send = MK(detached_send, 0xa000, 200);
+	const struct attrib_frame *o;
+	struct causal_link l;
+	enum causal_via via;
+
+	assert_int_equal(send->why, UNATTR_DETACHED_TASK);
+	assert_int_equal(causal_put(c, 7, 0xa000, 0, 100, MK(create_task, 0, 100)), 0);
+	/* Another process's context at the same address is not this one's. */
+	causal_link(c, 8, send, &l);
+	assert_int_equal(l.n, 0);
+	assert_null(causal_origin(send, &l, &via));
+	causal_link(c, 7, send, &l);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.origin_level, 0);
+	o = causal_origin(send, &l, &via);
+	assert_non_null(o);
+	assert_string_equal(o->function, "Chat.on_message");
+	assert_int_equal(o->line, 42);
+	assert_int_equal(via, VIA_TASK);
+	assert_int_equal(causal_stats(c)->linked, 1);
+	attrib_stack_put(send);
+	causal_free(c);
+}
+
+static void test_chain_through_library_creations(void **state)
+{
+	/* A task created by library code (wait_for), itself in a task the handler created. */
+	static const struct fr inner[] = { { "BaseEventLoop.create_task", BASE, 436 },
+					   { "ensure_future", TASKS, 1 },
+					   { "wait_for", TASKS, 2 } };
+	struct causal *c = causal_new(NULL);
+	struct attrib_stack *send = MK(detached_send, 0xb000, 300);
+	const struct attrib_frame *o;
+	struct causal_link l;
+	enum causal_via via;
+
+	causal_put(c, 7, 0xa000, 0x9000, 100, MK(create_task, 0x9000, 100));
+	causal_put(c, 7, 0xb000, 0xa000, 200, MK(inner, 0xa000, 200));
+	causal_link(c, 7, send, &l);
+	assert_int_equal(l.n, 2);
+	assert_int_equal(l.origin_level, 1);
+	o = causal_origin(send, &l, &via);
+	assert_string_equal(o->function, "Chat.on_message");
+	assert_int_equal(via, VIA_TASK);
+	attrib_stack_put(send);
+	causal_free(c);
+}
+
+static void test_reused_address_is_not_a_parent(void **state)
+{
+	static const struct fr lib_only[] = { { "BaseEventLoop.create_task", BASE, 436 },
+					      { "Server._accept", LIB, 9 } };
+	struct causal *c = causal_new(NULL);
+	struct attrib_stack *send = MK(detached_send, 0xb000, 500);
+	struct causal_link l;
+	enum causal_via via;
+
+	/* B's parent address was taken, after B was made, by a context of another creator. */
+	causal_put(c, 7, 0xb000, 0xa000, 200, MK(lib_only, 0xa000, 200));
+	causal_put(c, 7, 0xa000, 0, 300, MK(create_task, 0, 300));
+	causal_link(c, 7, send, &l);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.origin_level, -1);
+	assert_null(causal_origin(send, &l, &via));
+	/* Nor is a context recorded after the send: its address was reused since. */
+	attrib_stack_put(send);
+	send = MK(detached_send, 0xa000, 250);
+	causal_link(c, 7, send, &l);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(causal_stats(c)->no_link, 2);
+	/* Two contexts each other's parent (reused addresses): each chain ends, never loops. */
+	causal_put(c, 7, 0xb000, 0xa000, 400, MK(lib_only, 0xa000, 400));
+	causal_put(c, 7, 0xa000, 0xb000, 401, MK(lib_only, 0xb000, 401));
+	attrib_stack_put(send);
+	send = MK(detached_send, 0xa000, 600);
+	causal_link(c, 7, send, &l);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(l.origin_level, 2);
+	attrib_stack_put(send);
+	causal_free(c);
+}
+
+/*
+ * run_coroutine_threadsafe: a handle's context, made by the thread that produced, is gone
+ * (its address taken by another copy) by the time the task its callback created sends.
+ */
+static void test_parent_kept_after_its_context_died(void **state)
+{
+	static const struct fr threadsafe[] = { { "Handle.__init__", EVENTS, 33 },
+						{ "BaseEventLoop.call_soon_threadsafe", BASE, 1 },
+						{ "run_coroutine_threadsafe", TASKS, 2 },
+						{ "Agent.work", APP, 12 } };
+	static const struct fr in_callback[] = { { "BaseEventLoop.create_task", BASE, 436 },
+						 { "ensure_future", TASKS, 1 },
+						 { "callback", TASKS, 3 },
+						 { "Handle._run", EVENTS, 80 } };
+	static const struct fr other[] = { { "Handle.__init__", EVENTS, 33 },
+					   { "Server._accept", LIB, 9 } };
+	struct causal *c = causal_new(NULL);
+	struct attrib_stack *send = MK(detached_send, 0xb000, 500);
+	const struct attrib_frame *o;
+	struct causal_link l;
+	enum causal_via via;
+
+	causal_put(c, 7, 0xa000, 0, 100, MK(threadsafe, 0, 100));
+	causal_put(c, 7, 0xb000, 0xa000, 200, MK(in_callback, 0xa000, 200));
+	causal_put(c, 7, 0xa000, 0, 300, MK(other, 0, 300));
+	causal_link(c, 7, send, &l);
+	assert_int_equal(l.n, 2);
+	o = causal_origin(send, &l, &via);
+	assert_non_null(o);
+	assert_string_equal(o->function, "Agent.work");
+	assert_int_equal(via, VIA_CALLBACK);
+	attrib_stack_put(send);
+	causal_free(c);
+}
+
+static void test_deferred_write_not_linked(void **state)
+{
+	static const struct fr flush[] = {
+		{ "_SelectorSocketTransport._write_ready",
+		  "/usr/lib/python3.11/asyncio/selector_events.py", 1 },
+		{ "Handle._run", EVENTS, 80 },
+	};
+	struct causal *c = causal_new(NULL);
+	struct attrib_stack *send = MK(flush, 0xa000, 200);
+	struct causal_link l;
+
+	assert_int_equal(send->why, UNATTR_DEFERRED_WRITE);
+	causal_put(c, 7, 0xa000, 0, 100, MK(create_task, 0, 100));
+	causal_link(c, 7, send, &l);
+	assert_int_equal(l.n, 0);
+	attrib_stack_put(send);
+	causal_free(c);
+}
+
+static void test_own_origin_kept_creators_given(void **state)
+{
+	static const struct fr own[] = { { "WebSocketCommonProtocol.send", LIB, 2 },
+					 { "Manager.send_to_user", APP, 7 },
+					 { "Handle._run", EVENTS, 80 } };
+	struct causal *c = causal_new(NULL);
+	struct attrib_stack *send = MK(own, 0xa000, 200);
+	const struct attrib_frame *o;
+	struct causal_link l;
+	enum causal_via via;
+
+	causal_put(c, 7, 0xa000, 0, 100, MK(create_task, 0, 100));
+	causal_link(c, 7, send, &l);
+	/* The creators are judged by the bridge rule; the origin is the send's own. */
+	assert_int_equal(l.n, 1);
+	o = causal_origin(send, &l, &via);
+	assert_string_equal(o->function, "Manager.send_to_user");
+	assert_int_equal(via, VIA_NONE);
+	attrib_stack_put(send);
+	causal_free(c);
+}
+
+static void test_replaced_and_forgotten(void **state)
+{
+	struct causal *c = causal_new(NULL);
+
+	causal_put(c, 7, 0xa000, 0, 100, MK(create_task, 0, 100));
+	causal_put(c, 7, 0xa000, 0, 200, MK(create_task, 0, 200));
+	causal_put(c, 9, 0xa000, 0, 200, MK(create_task, 0, 200));
+	assert_int_equal(causal_stats(c)->replaced, 1);
+	assert_int_equal(causal_stats(c)->entries, 2);
+	causal_forget_process(c, 7);
+	assert_int_equal(causal_stats(c)->entries, 1);
+	causal_free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_classify),
+		cmocka_unit_test(test_task_send_named_by_its_creator),
+		cmocka_unit_test(test_chain_through_library_creations),
+		cmocka_unit_test(test_reused_address_is_not_a_parent),
+		cmocka_unit_test(test_parent_kept_after_its_context_died),
+		cmocka_unit_test(test_deferred_write_not_linked),
+		cmocka_unit_test(test_own_origin_kept_creators_given),
+		cmocka_unit_test(test_replaced_and_forgotten),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
