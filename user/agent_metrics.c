@@ -85,7 +85,8 @@ static void on_frame_view(void *ctx, const struct frame_view *fv)
 {
 	struct agent_metrics *m = ctx;
 	const struct attrib_stack *s = fv->stack;
-	const char *origin = s->origin >= 0 ? s->frames[s->origin].function : NULL;
+	const struct attrib_frame *o = causal_origin(s, fv->link, &(enum causal_via){ VIA_NONE });
+	const char *origin = o ? o->function : NULL;
 
 	if (fv->frame->lost)
 		metrics_wsaudit_lost(&m->w, origin, fv->msg_type);

@@ -19,8 +19,6 @@ import os
 import re
 import subprocess
 
-import pytest
-
 from harness import PY, ROOT, Trace, final_stats, read_line
 
 STANDIN = os.path.join(ROOT, "tests", "apps", "standin")
@@ -122,12 +120,11 @@ def test_delivery_faults(procs, tmp_path):
     assert (v["delivery_failed"], v["abnormal_close"], v["after_close"]) == (failed, 2, 1)
     assert stats["delivery"]["lost_frames"] == failed
 
-    # The close frame was written in a task websockets creates for it (wait_for): its
-    # function is known only through the task's creator.
-    if c["origin"] is None:
-        assert c["unattributed"] == "detached_task"
-        pytest.xfail("the 1011 close frame is written by a task whose creator is not linked")
+    # The close frame is written in a task websockets creates for it (wait_for): its function
+    # is named through the task's creator (docs/causal.md).
     assert c["origin"]["function"] == "WebSocketSSOTRouter._close_on_agent_error"
+    assert c["origin"]["file"].endswith("netra_backend/app/routes/websocket_ssot.py")
+    assert "WebSocketSSOTRouter._close_on_agent_error" in c["violations"][0]["detail"]
 
 
 def test_clean_runs_have_no_delivery_findings(procs, tmp_path):
