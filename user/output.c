@@ -831,6 +831,7 @@ static json_t *violations_json(struct output *o, const struct rules_verdict *rv)
 		}
 		if (v->rule == RULE_UNJUDGED) {
 			json_object_set_new(obj, "reason", text_json(v->reason));
+			json_object_set_new(obj, "severity", text_json(v->severity));
 			json_object_set_new(obj, "best_origin",
 					    v->best ? frame_json(v->best) : json_null());
 		}

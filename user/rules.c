@@ -329,6 +329,7 @@ static void judge_unjudged(struct rules *r, const struct attrib_stack *s,
 	r->stats.unjudged[s->why]++;
 	best = best_known(s, l);
 	v->reason = unattributed_name(s->why);
+	v->severity = policy_severity_name(r->policy->unjudged_severity);
 	v->best = best;
 	if (best)
 		snprintf(v->detail, sizeof(v->detail),
