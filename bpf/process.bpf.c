@@ -115,11 +115,13 @@ SEC("tracepoint/syscalls/sys_enter_close")
 int close_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, zero = 0;
 	struct sock_ref ref;
 	struct conn_info *c;
-	struct evt_conn *e;
+	struct io_desc *io;
+	bool walk;
 
-	if (!tgid_traced(id >> 32) || sock_from_fd(ctx->args[0], &ref))
+	if (!tgid_traced(tgid) || sock_from_fd(ctx->args[0], &ref))
 		return 0;
 	c = bpf_map_lookup_elem(&conn_map, &ref.ino);
 	if (!c)
@@ -130,26 +132,28 @@ int close_enter(struct trace_event_raw_sys_enter *ctx)
 	/* Bytes sent after the last write seen, by writes none of ours captured. */
 	if (c->state != CONN_IGNORE)
 		conn_tx_seq(c, &ref, ctx->args[0], 0, 0);
-	e = bpf_ringbuf_reserve(&events_rb, sizeof(*e), 0);
-	if (e) {
-		__builtin_memset(e, 0, sizeof(*e));
-		e->hdr.type = EVT_CONN_CLOSE;
-		e->hdr.version = EVT_VERSION;
-		e->hdr.size = sizeof(*e);
-		e->hdr.ts_ns = bpf_ktime_get_ns();
-		e->conn.ino = ref.ino;
-		e->conn.gen = c->gen;
-		e->tgid = id >> 32;
-		e->tid = (__u32)id;
-		e->fd = ctx->args[0];
-		bpf_get_current_comm(e->comm, sizeof(e->comm));
-		bpf_ringbuf_submit(e, ringbuf_flags(sizeof(*e), true));
-	} else {
-		count_drop(DROP_RINGBUF_FULL);
+	/*
+	 * Who closes a WebSocket of a Python process: its stack goes first, then the close
+	 * record (py_stack_walk, bpf/pystack.bpf.c).
+	 */
+	walk = c->state == CONN_WS && bpf_map_lookup_elem(&py_procs, &tgid);
+	io = bpf_map_lookup_elem(&io_heap, &zero);
+	if (io) {
+		io->conn.ino = ref.ino;
+		io->conn.gen = c->gen;
+		io->io_pos = c->tx_pos;
+		io->fd = ctx->args[0];
+		io->closing = walk;
 	}
 	bpf_map_delete_elem(&conn_map, &ref.ino);
 	/* A verdict the connection never lived to read. */
 	bpf_map_delete_elem(&verdict_map, &ref.ino);
+	if (!io)
+		return 0;
+	if (walk)
+		bpf_tail_call(ctx, &emit_progs, TAIL_PY_STACK);
+	io->closing = 0;
+	conn_close_emit(io);
 	return 0;
 }
 

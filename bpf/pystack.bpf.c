@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The Python stack of the thread that made a WebSocket write, at the syscall's exit (see
- * bpf/lib/pywalk.bpf.h), entered by tail call from the write family's exit programs.
+ * bpf/lib/pywalk.bpf.h), entered by tail call from the write family's exit programs; and of
+ * the thread that closes a WebSocket connection, entered from close_enter.
  */
 #include "lib/common.bpf.h"
 #include "lib/pywalk.bpf.h"

@@ -85,7 +85,8 @@ static void on_frame_view(void *ctx, const struct frame_view *fv)
 {
 	struct agent_metrics *m = ctx;
 	const struct attrib_stack *s = fv->stack;
-	const char *origin = s->origin >= 0 ? s->frames[s->origin].function : NULL;
+	const struct attrib_frame *o = causal_origin(s, fv->link, &(enum causal_via){ VIA_NONE });
+	const char *origin = o ? o->function : NULL;
 
 	if (fv->frame->lost)
 		metrics_wsaudit_lost(&m->w, origin, fv->msg_type);
@@ -93,15 +94,16 @@ static void on_frame_view(void *ctx, const struct frame_view *fv)
 		metrics_wsaudit_abnormal_close(&m->w, 1011, origin);
 }
 
-/* A socket closed without a close frame: no Python function sent one. */
+/* A socket closed without a close frame: by the function that closed it, when known. */
 static void on_abrupt_close(void *ctx, const struct ct_conn *c, const char *why)
 {
 	struct agent_metrics *m = ctx;
+	const struct attrib_stack *s = c->closer;
+	const char *origin = s && s->origin >= 0 ? s->frames[s->origin].function : NULL;
 
-	(void)c;
 	(void)why;
-	metrics_wsaudit_abnormal_close(&m->w, 0, NULL);
-	metrics_wsaudit_violation(&m->w, "abnormal_close", NULL);
+	metrics_wsaudit_abnormal_close(&m->w, 0, origin);
+	metrics_wsaudit_violation(&m->w, "abnormal_close", origin);
 }
 
 static int process_families_add(struct metrics *reg, struct process_families *p)

@@ -92,6 +92,7 @@ struct ct_private {
 	struct attrib_stack *pending_stack;
 	uint64_t pending_pos;
 	uint32_t pending_tid;
+	uint8_t pending_site; /* enum stack_site */
 	/* A socket that carries TLS: the connection of its plaintext, once linked. */
 	struct conn_id carried;
 };
@@ -945,6 +946,7 @@ static int handle_stack(struct conntrack *ct, const struct evt_stack *e)
 	c->priv->pending_stack = ct->sink.stack(ct->sink.ctx, e);
 	c->priv->pending_pos = e->io_pos;
 	c->priv->pending_tid = e->tid;
+	c->priv->pending_site = e->site;
 	return 0;
 }
 
@@ -989,8 +991,13 @@ static int handle_conn(struct conntrack *ct, const struct evt_conn *e)
 	struct ct_conn *c = table_find(ct, e->conn.ino);
 
 	if (e->hdr.type == EVT_CONN_CLOSE) {
-		if (c && c->id.gen == e->conn.gen)
-			conn_destroy(ct, c, e->hdr.ts_ns, "closed");
+		if (!c || c->id.gen != e->conn.gen)
+			return 0;
+		/* The closing thread's stack came right before (bpf/pystack.bpf.c, close_walk). */
+		if (c->priv->pending_stack && c->priv->pending_site == STACK_AT_CLOSE &&
+		    c->priv->pending_tid == e->tid)
+			c->closer = c->priv->pending_stack;
+		conn_destroy(ct, c, e->hdr.ts_ns, "closed");
 		return 0;
 	}
 	if (c && c->id.gen != e->conn.gen) {

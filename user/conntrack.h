@@ -107,6 +107,11 @@ struct ct_conn {
 	int close_code;
 	/* Frames that did not leave the process (failed or partial writes), at its end. */
 	uint64_t lost_frames;
+	/*
+	 * At its end by close(2): the stack of the thread that closed its last fd (a Python
+	 * process's; NULL when none came), valid during the conn_close callback.
+	 */
+	const struct attrib_stack *closer;
 	/* Upgrade request (raw head, NUL-terminated) and response fields, when seen. */
 	char *request_head;
 	char *subprotocol;

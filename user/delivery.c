@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+
+#include "attrib.h"
 #include "conntrack.h"
 #include "delivery.h"
 
@@ -130,4 +133,21 @@ bool delivery_abrupt_close(const struct ct_conn *c, const char *why)
 {
 	return c->state == CT_WEBSOCKET && !c->close_sent &&
 	       (!strcmp(why, "closed") || !strcmp(why, "process_exit"));
+}
+
+void delivery_abrupt_detail(const struct ct_conn *c, char *buf, size_t size)
+{
+	const struct attrib_stack *s = c->closer;
+	const struct attrib_frame *o = s && s->origin >= 0 ? &s->frames[s->origin] : NULL;
+
+	if (o)
+		snprintf(buf, size,
+			 "the socket was closed by %s (%s:%d) without a close frame (1006 to the "
+			 "client)",
+			 o->function, o->file, o->line);
+	else
+		snprintf(buf, size,
+			 "the socket was closed without a close frame (1006 to the client); the "
+			 "function that closed it is not known (%s)",
+			 s ? unattributed_name(s->why) : "not_walked");
 }

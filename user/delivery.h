@@ -50,6 +50,8 @@ struct ct_conn;
  * before the server sent a close frame: the client sees 1006.
  */
 bool delivery_abrupt_close(const struct ct_conn *c, const char *why);
+/* The abnormal_close detail of such a connection, naming the function that closed it if known. */
+void delivery_abrupt_detail(const struct ct_conn *c, char *buf, size_t size);
 
 /* "EPIPE", "ECONNRESET", "EAGAIN", ...; "partial" for 0 (part of the write was sent). */
 const char *delivery_err_name(int err);

@@ -959,6 +959,19 @@ int metrics_wsaudit_init(struct metrics_wsaudit *w, const char *version, const c
 				goto err_free;
 		}
 	}
+	/*
+	 * The delivery families' series of no known function, at 0: they exist from the start
+	 * (a scrape and the dashboards find them, increase() sees the first).
+	 */
+	err = metrics_touch(w->lost_frames, (const char *const[]){ "unattributed", "none" });
+	err = err   ?:
+		      metrics_touch(w->abnormal_closes,
+				    (const char *const[]){ "1011", "unattributed" });
+	err = err   ?:
+		      metrics_touch(w->abnormal_closes,
+				    (const char *const[]){ "none", "unattributed" });
+	if (err)
+		goto err_free;
 	return 0;
 
 err_errno:

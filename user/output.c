@@ -461,14 +461,28 @@ void output_conn_open(struct output *o, const struct ct_conn *c, const char *sub
 			       text_json(subprotocol), "extensions", text_json(c->extensions)));
 }
 
+static json_t *frame_json(const struct attrib_frame *f)
+{
+	json_t *obj = json_object();
+
+	if (obj && put(obj, "function", text_json(f->function)) &&
+	    put(obj, "file", text_json(f->file)) && put(obj, "line", json_integer(f->line)))
+		return obj;
+	json_decref(obj);
+	return NULL;
+}
+
 void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
 	bool abrupt = delivery_abrupt_close(c, why);
+	const struct attrib_stack *s = c->closer;
+	char ts[48], detail[1400];
 	json_t *obj;
-	char ts[48];
 
 	if (!ts_ns)
 		ts_ns = mono_ns();
+	if (abrupt)
+		delivery_abrupt_detail(c, detail, sizeof(detail));
 	if (o->format == OUTPUT_TEXT) {
 		text_time(o, ts, sizeof(ts), ts_ns);
 		tput(o, "%s %u %s conn_close %s %s frames=%llu (%s)", ts, c->tgid, c->comm,
@@ -477,9 +491,11 @@ void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns
 			tput(o, " close_code=%d", c->close_code);
 		if (c->lost_frames)
 			tput(o, " lost=%llu", (unsigned long long)c->lost_frames);
+		if (s && s->origin >= 0)
+			tput(o, " closed_by=%s", s->frames[s->origin].function);
 		tput(o, "\n");
 		if (abrupt)
-			tput(o, "  ! abnormal_close: %s\n", DELIVERY_ABRUPT_DETAIL);
+			tput(o, "  ! abnormal_close: %s\n", detail);
 		text_flush(o);
 		return;
 	}
@@ -489,10 +505,18 @@ void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns
 		conn_json(c), "frames", (json_int_t)c->frames, "reason", why, "close_code",
 		c->close_sent && c->close_code > 0 ? json_integer(c->close_code) : json_null(),
 		"lost_frames", (json_int_t)c->lost_frames);
+	if (obj && s && s->origin >= 0)
+		json_object_set_new(obj, "closed_by", frame_json(&s->frames[s->origin]));
+	else if (obj) {
+		/* Who closed it is not known: said, as for a frame's origin. */
+		json_object_set_new(obj, "closed_by", json_null());
+		json_object_set_new(obj, "closed_by_unattributed",
+				    json_string(s ? unattributed_name(s->why) : "not_walked"));
+	}
 	if (obj && abrupt)
 		json_object_set_new(obj, "violations",
 				    json_pack("[{s:s, s:s}]", "rule", "abnormal_close", "detail",
-					      DELIVERY_ABRUPT_DETAIL));
+					      detail));
 	emit_json(o, obj);
 }
 
@@ -737,17 +761,6 @@ static void frame_text_wide(struct output *o, const struct frame_view *fv)
 	creators_text(o, fv->link, NULL);
 }
 
-static json_t *frame_json(const struct attrib_frame *f)
-{
-	json_t *obj = json_object();
-
-	if (obj && put(obj, "function", text_json(f->function)) &&
-	    put(obj, "file", text_json(f->file)) && put(obj, "line", json_integer(f->line)))
-		return obj;
-	json_decref(obj);
-	return NULL;
-}
-
 static json_t *stack_json(const struct attrib_stack *s)
 {
 	json_t *arr = json_array();
@@ -818,6 +831,7 @@ static json_t *violations_json(struct output *o, const struct rules_verdict *rv)
 		}
 		if (v->rule == RULE_UNJUDGED) {
 			json_object_set_new(obj, "reason", text_json(v->reason));
+			json_object_set_new(obj, "severity", text_json(v->severity));
 			json_object_set_new(obj, "best_origin",
 					    v->best ? frame_json(v->best) : json_null());
 		}

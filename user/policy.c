@@ -904,10 +904,44 @@ static int p_runs(struct loader *l, const yaml_node_t *v, const char *path, void
 	return runs_disjoint(l, v, r);
 }
 
+/* unjudged: frames whose producer could not be named (docs/causal.md) */
+
+static int u_severity(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	struct policy *p = ctx;
+	char *s = NULL;
+	int err = get_string(l, v, path, &s);
+
+	if (err)
+		return err;
+	if (!strcmp(s, "warning"))
+		p->unjudged_severity = POLICY_SEVERITY_WARNING;
+	else if (!strcmp(s, "error"))
+		p->unjudged_severity = POLICY_SEVERITY_ERROR;
+	else
+		err = fail(l, v, path, "unknown severity '%s' (warning or error)", s);
+	free(s);
+	return err;
+}
+
+static const struct field unjudged_fields[] = { { "severity", u_severity } };
+
+static int p_unjudged(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	unsigned int seen;
+
+	return parse_map(l, v, path, unjudged_fields, 1, ctx, &seen);
+}
+
+const char *policy_severity_name(enum policy_severity s)
+{
+	return s == POLICY_SEVERITY_ERROR ? "error" : "warning";
+}
+
 static const struct field top_fields[] = {
 	{ "targets", p_targets },   { "bridge", p_bridge },	{ "transport", p_transport },
 	{ "identity", p_identity }, { "messages", p_messages }, { "runs", p_runs },
-	{ "queues", p_queues },
+	{ "queues", p_queues },	    { "unjudged", p_unjudged },
 };
 
 /* --- load ------------------------------------------------------------------------------------ */

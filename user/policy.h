@@ -97,6 +97,12 @@ struct policy_runs {
 	unsigned int timeout_s; /* a run silent this long without its end is incomplete */
 };
 
+/* How a finding that cannot be judged counts (unjudged.severity). */
+enum policy_severity {
+	POLICY_SEVERITY_WARNING = 0, /* reported, counted, exported; `run` passes */
+	POLICY_SEVERITY_ERROR, /* ... and `run` fails on it */
+};
+
 struct policy {
 	char *source; /* file name, or "<built-in>" */
 	struct policy_list exe; /* targets.exe: executable path globs (agent mode) */
@@ -120,6 +126,7 @@ struct policy {
 	struct policy_queue_rule *queues; /* queues: hand-off functions, first match wins */
 	size_t nqueues;
 	struct policy_runs runs;
+	enum policy_severity unjudged_severity; /* unjudged.severity, warning by default */
 };
 
 /*
@@ -168,5 +175,6 @@ const struct policy_queue_rule *policy_queue_handoff(const struct policy *p, con
 const char *policy_opcode_name(unsigned int opcode); /* "text", ...; NULL when reserved */
 const char *policy_source_name(enum policy_source s);
 const char *policy_decode_name(enum policy_decode d);
+const char *policy_severity_name(enum policy_severity s);
 
 #endif /* WSAUDIT_POLICY_H */

@@ -329,6 +329,7 @@ static void judge_unjudged(struct rules *r, const struct attrib_stack *s,
 	r->stats.unjudged[s->why]++;
 	best = best_known(s, l);
 	v->reason = unattributed_name(s->why);
+	v->severity = policy_severity_name(r->policy->unjudged_severity);
 	v->best = best;
 	if (best)
 		snprintf(v->detail, sizeof(v->detail),
@@ -501,15 +502,15 @@ static void judge_conn_identity(struct rules *r, const struct rules_input *in,
 }
 
 /* "F (file:line)" of the writer's origin, or "an unattributed writer". */
-static void origin_text(const struct attrib_stack *s, char *buf, size_t size)
+static void origin_text(const struct rules_input *in, char *buf, size_t size)
 {
-	const struct attrib_frame *o;
+	enum causal_via via = VIA_NONE;
+	const struct attrib_frame *o = in->stack ? causal_origin(in->stack, in->link, &via) : NULL;
 
-	if (!s || s->origin < 0) {
+	if (!o) {
 		snprintf(buf, size, "an unattributed writer");
 		return;
 	}
-	o = &s->frames[s->origin];
 	snprintf(buf, size, "%s (%s:%d)", o->function, o->file, o->line);
 }
 
@@ -520,7 +521,7 @@ static void judge_delivery(struct rules *r, const struct rules_input *in, struct
 
 	if (!in->lost && !in->after_close && in->close_code != 1011)
 		return;
-	origin_text(in->stack, origin, sizeof(origin));
+	origin_text(in, origin, sizeof(origin));
 	if (in->lost && (v = add_violation(r, out, RULE_DELIVERY_FAILED)))
 		snprintf(v->detail, sizeof(v->detail),
 			 "never left the process: written by %s, its write %s, then the "

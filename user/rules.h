@@ -72,6 +72,7 @@ struct violation {
 	char key[64]; /* ID_OWNER: the ownership key ("run_id") */
 	/* unjudged: why (an "unattributed" reason), and the best origin known or NULL */
 	const char *reason;
+	const char *severity; /* unjudged: the policy's unjudged.severity */
 	const struct attrib_frame *best;
 	char detail[RULES_DETAIL_LEN];
 };

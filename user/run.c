@@ -225,6 +225,9 @@ int cmd_run(int argc, char **argv)
 		testrun_free(ctx.tests);
 		return o.policy_path ? EXIT_USAGE : EXIT_RUNTIME;
 	}
+	/* A frame that cannot be judged fails the run when the policy says it is an error. */
+	if (!o.fail_on_given && p->unjudged_severity != POLICY_SEVERITY_ERROR)
+		o.fail_on[RULE_UNJUDGED] = false;
 	if (geteuid() != 0)
 		log_warn("not running as root: loading BPF programs needs CAP_BPF and CAP_PERFMON");
 

@@ -137,6 +137,7 @@ int run_parse_args(int argc, char **argv, struct run_opts *o, char *err, size_t 
 		case OPT_FAIL_ON:
 			if (run_parse_rules(optarg, o->fail_on, err, errlen))
 				return -EINVAL;
+			o->fail_on_given = true;
 			break;
 		case 'v':
 			o->verbose++;

@@ -19,6 +19,7 @@ struct run_opts {
 	const char *output_path; /* records and summary; NULL: stdout (shared with COMMAND) */
 	enum output_format format;
 	bool fail_on[RULE__COUNT]; /* rules whose violations fail the run */
+	bool fail_on_given; /* --fail-on was given: the policy's severities do not change it */
 	bool help;
 	int verbose;
 	/* COMMAND and its arguments: argv after "--" (NULL-terminated, as execvp wants). */

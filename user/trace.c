@@ -199,13 +199,7 @@ static int resolve_targets(const struct trace_opts *o, struct start_targets *t)
 	return 0;
 }
 
-/*
- * The checked -p processes with their descendants (uvicorn's and gunicorn's workers,
- * forked before the trace), the chosen containers' processes (again: one forked since the
- * check is found now, while the exec hook covers those started from here on), and those
- * matching --exe now.  A -p process is traced before its descendants are looked for: a
- * child it forks meanwhile is followed by the fork hook.
- */
+/* A process of a chosen container found by the second scan, not followed yet. */
 static void rescan_pod_pid(void *ctx, pid_t pid, const struct podinfo *pi)
 {
 	void **args = ctx;
@@ -215,6 +209,13 @@ static void rescan_pod_pid(void *ctx, pid_t pid, const struct podinfo *pi)
 		follow(s, args[1], pid, 0);
 }
 
+/*
+ * The checked -p processes with their descendants (uvicorn's and gunicorn's workers,
+ * forked before the trace), the chosen containers' processes (again: one forked since the
+ * check is found now, while the exec hook covers those started from here on), and those
+ * matching --exe now.  A -p process is traced before its descendants are looked for: a
+ * child it forks meanwhile is followed by the fork hook.
+ */
 static void add_initial_targets(struct session *s, const struct trace_opts *o,
 				struct start_targets *t)
 {

@@ -137,4 +137,28 @@ static __always_inline void conn_tx_seq(struct conn_info *c, const struct sock_r
 	c->seq_known = 1;
 }
 
+/* EVT_CONN_CLOSE of the connection io_heap names (io->conn, io->fd): see close_enter. */
+static __always_inline void conn_close_emit(const struct io_desc *io)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct evt_conn *e;
+
+	e = bpf_ringbuf_reserve(&events_rb, sizeof(*e), 0);
+	if (!e) {
+		count_drop(DROP_RINGBUF_FULL);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->hdr.type = EVT_CONN_CLOSE;
+	e->hdr.version = EVT_VERSION;
+	e->hdr.size = sizeof(*e);
+	e->hdr.ts_ns = bpf_ktime_get_ns();
+	e->conn = io->conn;
+	e->tgid = id >> 32;
+	e->tid = (__u32)id;
+	e->fd = io->fd;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, ringbuf_flags(sizeof(*e), true));
+}
+
 #endif /* WSAUDIT_CONN_BPF_H */

@@ -199,6 +199,7 @@ static __always_inline void emit_io_via(void *ctx, void *progs, struct io_desc *
 	io->done = 0;
 	io->flags = flags;
 	io->map_segs = python && (io->nsegs > 1 || io->iov_cnt > 1);
+	io->closing = 0;
 	io->io_pos = io_pos;
 	io->conn.ino = ino;
 	io->conn.gen = c->gen;

@@ -140,7 +140,8 @@ struct io_desc {
 	/* Where the chunk emitter stands; it carries on across tail calls. */
 	__u16 flags;
 	__u8 map_segs; /* send EVT_SEGS records: a Python writer's gathered write */
-	__u8 _pad[3];
+	__u8 closing; /* set by close_enter: py_stack_walk then sends the close, no chunks */
+	__u8 _pad[2];
 	__u64 seg; /* index of the next segment to take */
 	__u64 cur_ptr, cur_len; /* the segment being sent */
 	__u64 off; /* in it */

@@ -366,7 +366,7 @@ static __always_inline int py_stack_walk_run(void *ctx, void *progs)
 	w = bpf_map_lookup_elem(&walk_heap, &zero);
 	if (!off || !io || !w)
 		goto out;
-	e = stack_begin(w, id, STACK_AT_SYSCALL);
+	e = stack_begin(w, id, io->closing ? STACK_AT_CLOSE : STACK_AT_SYSCALL);
 	if (!e)
 		goto out;
 	e->conn = io->conn;
@@ -374,6 +374,12 @@ static __always_inline int py_stack_walk_run(void *ctx, void *progs)
 	py_walk(e, off, w, id);
 	stack_submit(e);
 out:
+	/* Entered from close_enter: the close record follows its stack, there are no bytes. */
+	if (io && io->closing) {
+		io->closing = 0;
+		conn_close_emit(io);
+		return 0;
+	}
 	bpf_tail_call(ctx, progs, TAIL_EMIT_CHUNKS);
 	count_drop(DROP_LOOP_LIMIT);
 	return 0;

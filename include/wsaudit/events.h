@@ -236,6 +236,11 @@ enum stack_site {
 	 * copy, its parent (docs/causal.md).
 	 */
 	STACK_AT_CONTEXT_COPY = 2,
+	/*
+	 * At close(2) of a WebSocket connection's last fd: sent right before its EVT_CONN_CLOSE,
+	 * io_pos is the connection's stream position then.
+	 */
+	STACK_AT_CLOSE = 3,
 };
 
 /* Why the context identity (a bridge call's user argument) was not read, or CTX_OK. */

@@ -174,9 +174,9 @@ async def run_mix(proto, send_text=None, send_bytes=None, close=None, pause=0.00
     await close()
 
 
-async def run_ticks(proto, count=80, interval=0.05):
+async def run_ticks(proto, count=300, interval=0.05):
     """A slow stream for connections that must already be open when tracing
-    starts: count text frames (one 70 KiB every tenth) and a binary frame,
+    starts, long enough (15 s) to outlast a start-up on a loaded machine: count text frames (one 70 KiB every tenth) and a binary frame,
     interval apart, then a close with code 1011."""
     for i in range(count):
         if i % 10 == 9:

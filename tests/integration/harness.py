@@ -129,6 +129,8 @@ class Trace:
         self.proc = procs.start(self.argv, stdout=self.out, stderr=self.err, cwd=ROOT)
         self.rc = None
         if wait_ready:
+            # Loading and verifying the programs is the slow part under emulation.
+            timeout *= START_SCALE
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if "wsaudit: tracing" in self.stderr():

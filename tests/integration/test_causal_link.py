@@ -138,7 +138,8 @@ def test_causal_link(procs, tmp_path, interp):
         if t["pattern"] == "executor":
             un = [v for v in r["violations"] if v["rule"] == "unjudged"]
             if r["origin"] is not None or len(un) != 1 or \
-                    un[0]["reason"] != "no_application_frames" or not un[0]["best_origin"]:
+                    un[0]["reason"] != "no_application_frames" or not un[0]["best_origin"] or \
+                    un[0]["severity"] != "warning":
                 problems.append("%s: not unjudged: origin %s violations %s" % (
                     where, r["origin"], r["violations"]))
             continue

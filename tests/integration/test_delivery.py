@@ -6,7 +6,7 @@ reproduced for real by the service's --fault switches (tests/apps/standin):
                writing its steps: every write fails (ECONNRESET, EPIPE); wsaudit reports each
                frame as a `lost` record with delivery_failed, the agent's function, the
                message type and the user, and the socket's close without a close frame as
-               abnormal_close;
+               abnormal_close naming the function that closed it;
   raise        the run raises and the route closes the connection with 1011: abnormal_close
                on the close frame, with its code and reason length;
   after_close  agent_completed written right after the close frame: after_close.
@@ -18,8 +18,6 @@ import json
 import os
 import re
 import subprocess
-
-import pytest
 
 from harness import PY, ROOT, Trace, final_stats, read_line
 
@@ -92,6 +90,9 @@ def test_delivery_faults(procs, tmp_path):
     closes = [r for r in recs if r["type"] == "conn_close" and findings(r)]
     assert [user(r) for r in closes] == [fault_user["epipe"]]
     assert closes[0]["close_code"] is None and closes[0]["lost_frames"] == failed
+    # Closed by the agent's own socket (its finally), which close(2) walked.
+    assert closes[0]["closed_by"]["function"] == "ProgressStreamer.stream_steps"
+    assert "ProgressStreamer.stream_steps" in closes[0]["violations"][0]["detail"]
 
     # raise: the close frame with 1011.
     abnormal = [r for r in recs if r["type"] == "frame" and "abnormal_close" in findings(r)]
@@ -119,12 +120,11 @@ def test_delivery_faults(procs, tmp_path):
     assert (v["delivery_failed"], v["abnormal_close"], v["after_close"]) == (failed, 2, 1)
     assert stats["delivery"]["lost_frames"] == failed
 
-    # The close frame was written in a task websockets creates for it (wait_for): its
-    # function is known only through the task's creator.
-    if c["origin"] is None:
-        assert c["unattributed"] == "detached_task"
-        pytest.xfail("the 1011 close frame is written by a task whose creator is not linked")
+    # The close frame is written in a task websockets creates for it (wait_for): its function
+    # is named through the task's creator (docs/causal.md).
     assert c["origin"]["function"] == "WebSocketSSOTRouter._close_on_agent_error"
+    assert c["origin"]["file"].endswith("netra_backend/app/routes/websocket_ssot.py")
+    assert "WebSocketSSOTRouter._close_on_agent_error" in c["violations"][0]["detail"]
 
 
 def test_clean_runs_have_no_delivery_findings(procs, tmp_path):

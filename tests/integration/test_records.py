@@ -21,7 +21,7 @@ import urllib.request
 
 import pytest
 
-from harness import PY, ROOT, SERVERS, Trace, free_port, read_line
+from harness import PY, ROOT, SERVERS, WSAUDIT, Trace, free_port, read_line
 
 jsonschema = pytest.importorskip("jsonschema", reason="python3-jsonschema is missing: make deps")
 
@@ -33,7 +33,6 @@ MADE_HERE = {"selfcheck", "conn_open", "frame", "lost", "conn_close", "conn_skip
              "process_fork", "process_start", "process_exit", "stats"}
 NOT_MADE_HERE = {
     "dropped": "trace through the agent, a reader too slow (test_trace_agent.py)",
-    "run_summary": "the end of `wsaudit run`",
 }
 
 
@@ -48,8 +47,20 @@ def schemas():
 
 
 def test_schema_for_every_type():
+    want = MADE_HERE | set(NOT_MADE_HERE) | {"run_summary"}
     have = set(schemas())
-    assert MADE_HERE | set(NOT_MADE_HERE) <= have, sorted(MADE_HERE | set(NOT_MADE_HERE) - have)
+    assert want <= have, sorted(want - have)
+
+
+def test_run_summary_validates():
+    """`wsaudit run`'s last record, for a command that opens no connection."""
+    r = subprocess.run([WSAUDIT, "run", "-o", "json", "--", PY, "-c", "pass"],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    last = json.loads(r.stdout.strip().splitlines()[-1])
+    assert last["v"] == 1 and last["type"] == "run_summary", last
+    errors = list(jsonschema.Draft202012Validator(schemas()["run_summary"]).iter_errors(last))
+    assert not errors, errors[0].message
 
 
 def test_every_record_type_validates(procs, tmp_path):

@@ -203,7 +203,7 @@ static void test_unknown_keys(void **state)
 {
 	expect_error(BRIDGE "bridges: {}\n",
 		     "policy.yaml:3:1: unknown key 'bridges' "
-		     "(targets, bridge, transport, identity, messages, runs, queues)");
+		     "(targets, bridge, transport, identity, messages, runs, queues, unjudged)");
 	expect_error("bridge:\n  functions: [a]\n  function: [b]\n",
 		     "policy.yaml:3:3: bridge: unknown key 'function' (functions, files, opcodes)");
 	expect_error(BRIDGE "identity:\n  connection:\n    - {from: header, nme: X}\n",
@@ -646,6 +646,28 @@ static void test_glob_match_is_fnmatch(void **state)
 					 !fnmatch(globs[i], names[j], 0));
 }
 
+/* unjudged.severity: warning unless the policy says error; anything else is refused. */
+static void test_unjudged_severity(void **state)
+{
+	static const char error[] = "bridge:\n  functions: [B.*]\nunjudged:\n  severity: error\n";
+	static const char bad[] = "bridge:\n  functions: [B.*]\nunjudged:\n  severity: fatal\n";
+	char err[POLICY_ERR_LEN];
+	struct policy *p;
+
+	(void)state;
+	p = policy_load_mem("p", error, sizeof(error) - 1, err, sizeof(err));
+	assert_non_null(p);
+	assert_int_equal(p->unjudged_severity, POLICY_SEVERITY_ERROR);
+	assert_string_equal(policy_severity_name(p->unjudged_severity), "error");
+	policy_free(p);
+	p = policy_default();
+	assert_non_null(p);
+	assert_int_equal(p->unjudged_severity, POLICY_SEVERITY_WARNING);
+	policy_free(p);
+	assert_null(policy_load_mem("p", bad, sizeof(bad) - 1, err, sizeof(err)));
+	assert_non_null(strstr(err, "unknown severity 'fatal' (warning or error)"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -654,6 +676,7 @@ int main(void)
 		cmocka_unit_test(test_netra),
 		cmocka_unit_test(test_minimal_file),
 		cmocka_unit_test(test_error_files),
+		cmocka_unit_test(test_unjudged_severity),
 		cmocka_unit_test(test_unknown_keys),
 		cmocka_unit_test(test_bad_types),
 		cmocka_unit_test(test_bad_values),

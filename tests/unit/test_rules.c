@@ -110,6 +110,7 @@ static void test_unattributed_frame_is_unjudged(void **state)
 	assert_int_equal(v.nviolations, 1);
 	assert_int_equal(v.v[0].rule, RULE_UNJUDGED);
 	assert_string_equal(v.v[0].reason, "detached_task");
+	assert_string_equal(v.v[0].severity, "warning");
 	assert_ptr_equal(v.v[0].best, &s->frames[0]);
 	assert_int_equal(rules_stats(fx->rules)->bridge_unjudged, before + 1);
 	assert_int_equal(rules_stats(fx->rules)->unjudged[UNATTR_DETACHED_TASK], 1);
