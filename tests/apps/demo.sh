@@ -125,7 +125,7 @@ cat <<TXT
    send_to_user to asyncio.create_task and does not wait; the task that sends has only the
    manager on its stack.  The service sent $fnf_sent such frames:
      flagged bridge_bypass naming _announce_routing:   $fnf_flagged
-     data frames wsaudit could not name a producer for: $unlinked ('unattributed: detached_task')
+     data frames wsaudit could not name a producer for: $unlinked (lines 'unattributed: REASON')
 TXT
 echo
 # The delivery faults: each finding under the line of the frame (or connection) it is about.
