@@ -1064,6 +1064,8 @@ static void watch_poll(struct session *s, uint64_t now)
 	}
 }
 
+static void forget_process(struct session *s, pid_t pid, uint64_t ts_ns);
+
 int session_add_pid(struct session *s, pid_t pid, const char *how)
 {
 	char comm[32];
@@ -1097,6 +1099,17 @@ int session_add_pid(struct session *s, pid_t pid, const char *how)
 	if (!followed)
 		s->processes++;
 	log_info("tracing pid %d (%s)%s", pid, comm, how);
+	/*
+	 * Reaped already (its exec record or a reload's scan came late): the kernel saw its exit
+	 * untraced, so no exit record will come, and its bit is still set (a traced exit clears
+	 * it).  It is forgotten now, or it would be counted for good.
+	 */
+	if (kill(pid, 0) && errno == ESRCH && capture_is_traced(s->cap, pid)) {
+		log_info("pid %d exited before it was followed", pid);
+		capture_untrace_pid(s->cap, pid);
+		forget_process(s, pid, mono_ns());
+		return 0;
+	}
 	err = py;
 	/*
 	 * A process caught at exec may not have loaded its interpreter yet, nor uvloop: it is
