@@ -55,16 +55,9 @@ static __always_inline void passed_emit(__u32 fd, __u32 peer_pid)
 	c = bpf_map_lookup_elem(&conn_map, &ref.ino);
 	if (!c)
 		return;
-	e = bpf_ringbuf_reserve(&events_rb, sizeof(*e), 0);
-	if (!e) {
-		count_drop(DROP_RINGBUF_FULL);
+	e = evt_reserve(sizeof(*e), EVT_CONN_PASSED);
+	if (!e)
 		return;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->hdr.type = EVT_CONN_PASSED;
-	e->hdr.version = EVT_VERSION;
-	e->hdr.size = sizeof(*e);
-	e->hdr.ts_ns = bpf_ktime_get_ns();
 	e->conn.ino = ref.ino;
 	e->conn.gen = c->gen;
 	e->tgid = id >> 32;

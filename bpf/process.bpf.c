@@ -11,16 +11,9 @@ static __always_inline struct evt_proc *proc_event(__u16 type)
 {
 	struct evt_proc *e;
 
-	e = bpf_ringbuf_reserve(&events_rb, sizeof(*e), 0);
-	if (!e) {
-		count_drop(DROP_RINGBUF_FULL);
+	e = evt_reserve(sizeof(*e), type);
+	if (!e)
 		return NULL;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->hdr.type = type;
-	e->hdr.version = EVT_VERSION;
-	e->hdr.size = sizeof(*e);
-	e->hdr.ts_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	return e;
 }

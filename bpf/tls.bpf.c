@@ -50,16 +50,9 @@ static __always_inline void tls_emit_new(const struct tls_conn *t, __u64 id)
 {
 	struct evt_conn *e;
 
-	e = bpf_ringbuf_reserve(&events_rb, sizeof(*e), 0);
-	if (!e) {
-		count_drop(DROP_RINGBUF_FULL);
+	e = evt_reserve(sizeof(*e), EVT_CONN_NEW);
+	if (!e)
 		return;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->hdr.type = EVT_CONN_NEW;
-	e->hdr.version = EVT_VERSION;
-	e->hdr.size = sizeof(*e);
-	e->hdr.ts_ns = bpf_ktime_get_ns();
 	e->conn.ino = t->ino;
 	e->conn.gen = t->ci.gen;
 	e->tgid = id >> 32;

@@ -9,16 +9,9 @@ static __always_inline void conn_emit_new(struct sock_ref *ref, struct conn_info
 {
 	struct evt_conn *e;
 
-	e = bpf_ringbuf_reserve(&events_rb, sizeof(*e), 0);
-	if (!e) {
-		count_drop(DROP_RINGBUF_FULL);
+	e = evt_reserve(sizeof(*e), EVT_CONN_NEW);
+	if (!e)
 		return;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->hdr.type = EVT_CONN_NEW;
-	e->hdr.version = EVT_VERSION;
-	e->hdr.size = sizeof(*e);
-	e->hdr.ts_ns = bpf_ktime_get_ns();
 	e->conn.ino = ref->ino;
 	e->conn.gen = c->gen;
 	e->tgid = bpf_get_current_pid_tgid() >> 32;
@@ -80,16 +73,9 @@ static __always_inline void conn_emit_hole(const struct conn_info *c, __u64 ino,
 	struct evt_data *e;
 
 	count_stat(STAT_LOST_BYTES, len);
-	e = bpf_ringbuf_reserve(&events_rb, sizeof(*e), 0);
-	if (!e) {
-		count_drop(DROP_RINGBUF_FULL);
+	e = evt_reserve(sizeof(*e), EVT_DATA);
+	if (!e)
 		return;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->hdr.type = EVT_DATA;
-	e->hdr.version = EVT_VERSION;
-	e->hdr.size = sizeof(*e);
-	e->hdr.ts_ns = bpf_ktime_get_ns();
 	e->conn.ino = ino;
 	e->conn.gen = c->gen;
 	e->stream_pos = pos;
@@ -143,16 +129,9 @@ static __always_inline void conn_close_emit(const struct io_desc *io)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct evt_conn *e;
 
-	e = bpf_ringbuf_reserve(&events_rb, sizeof(*e), 0);
-	if (!e) {
-		count_drop(DROP_RINGBUF_FULL);
+	e = evt_reserve(sizeof(*e), EVT_CONN_CLOSE);
+	if (!e)
 		return;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->hdr.type = EVT_CONN_CLOSE;
-	e->hdr.version = EVT_VERSION;
-	e->hdr.size = sizeof(*e);
-	e->hdr.ts_ns = bpf_ktime_get_ns();
 	e->conn = io->conn;
 	e->tgid = id >> 32;
 	e->tid = (__u32)id;

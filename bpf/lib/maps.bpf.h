@@ -247,6 +247,26 @@ static __always_inline void count_stat(enum stat_counter stat, __u64 n)
 		*v += n;
 }
 
+/*
+ * A zeroed record of size bytes from the ring buffer with its header filled, or NULL with the
+ * drop counted.  Inlined, size is a constant and the memset is expanded.
+ */
+static __always_inline void *evt_reserve(__u32 size, __u16 type)
+{
+	struct evt_hdr *h = bpf_ringbuf_reserve(&events_rb, size, 0);
+
+	if (!h) {
+		count_drop(DROP_RINGBUF_FULL);
+		return NULL;
+	}
+	__builtin_memset(h, 0, size);
+	h->type = type;
+	h->version = EVT_VERSION;
+	h->size = size;
+	h->ts_ns = bpf_ktime_get_ns();
+	return h;
+}
+
 static __always_inline bool tgid_traced(__u32 tgid)
 {
 	__u32 word = tgid / 64;
