@@ -144,6 +144,27 @@ static void record_error(struct output *o, const char *why)
 }
 
 /*
+ * stdio says that a write failed (a full disk, a closed pipe) on the call that flushed, which
+ * may come records later: the stream's error flag is checked after every record and flush.
+ * What the failed flush held is lost; that is one error, whatever number of records it held.
+ */
+static void check_stream(struct output *o)
+{
+	char why[96];
+
+	if (o->sink || !ferror_unlocked(o->out))
+		return;
+	snprintf(why, sizeof(why), "could not be written (%s)", strerror(errno));
+	record_error(o, why);
+	clearerr_unlocked(o->out);
+}
+
+uint64_t output_errors(const struct output *o)
+{
+	return o->errors;
+}
+
+/*
  * The record is dumped into o->buf and written with one call: dumping straight to the
  * stream costs one locked stdio call per token.
  */
@@ -185,6 +206,7 @@ static void emit_json(struct output *o, json_t *obj)
 		o->sink(o->sink_ctx, o->buf, n + 1);
 	else
 		fwrite_unlocked(o->buf, 1, n + 1, o->out);
+	check_stream(o);
 out:
 	json_decref(obj);
 }
@@ -356,6 +378,7 @@ static void text_flush(struct output *o)
 		p += n + (nl ? 1 : 0);
 	}
 	o->tlen = 0;
+	check_stream(o);
 }
 
 /* HH:MM:SS.mmm (UTC) in a terminal's width; the whole RFC 3339 time when wide. */
@@ -1186,6 +1209,8 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 		}
 		tput(o, "\n");
 		text_flush(o);
+		fflush(o->out);
+		check_stream(o);
 		json_decref(drops);
 		return;
 	}
@@ -1328,4 +1353,5 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 	}
 	emit_json(o, obj);
 	fflush(o->out);
+	check_stream(o);
 }

@@ -118,6 +118,7 @@ void session_set_observer(struct session *s, const struct session_observer *obs)
 struct session_totals {
 	uint64_t records;
 	uint64_t processes;
+	uint64_t output_errors; /* records lost to the output (output_errors()) */
 	struct capture_counters kernel;
 	struct ct_stats ct;
 	struct attrib_stats attrib;
