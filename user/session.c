@@ -1872,6 +1872,11 @@ void session_report(struct session *s, bool final)
 	stats_to(s, s->out, final);
 }
 
+void session_flush(struct session *s)
+{
+	output_flush(s->out);
+}
+
 void session_set_policy(struct session *s, struct policy *policy)
 {
 	struct rules *r = rules_new(policy, s->opts.show_identities, 0);

@@ -402,7 +402,7 @@ static int run(struct session *s, const struct trace_opts *o)
 			session_report(s, false);
 			last_stats = now;
 		}
-		fflush(stdout);
+		session_flush(s);
 	}
 	/* Records already queued belong to the trace: drain them before the totals. */
 	session_drain(s);
