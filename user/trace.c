@@ -492,6 +492,7 @@ int cmd_trace(int argc, char **argv)
 	so.wide = o.wide;
 	so.payload = o.payload;
 	so.stack = o.stack;
+	so.walk_to_verdict = !o.stack;
 	so.capture_only = o.capture_only;
 	so.violations_only = o.violations_only;
 	so.show_identities = o.show_identities;
