@@ -114,6 +114,13 @@ void session_set_output(struct session *s, FILE *out);
 /* JSON records to fn instead (output_set_sink()). */
 void session_set_sink(struct session *s, output_line_fn fn, void *ctx);
 void session_set_observer(struct session *s, const struct session_observer *obs);
+/*
+ * The Kubernetes namespace and workload of a followed process, for its metrics
+ * (podinfo_k8s_labels(), looked up once per process); NULL and NULL when out of memory.
+ * Valid until the process is forgotten; from the session's thread (an observer).
+ */
+void session_k8s_labels(struct session *s, pid_t pid, const char **k8s_namespace,
+			const char **k8s_workload);
 
 struct session_totals {
 	uint64_t records;

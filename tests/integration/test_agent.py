@@ -74,12 +74,13 @@ def check_exposition(text):
 
 
 class Agent:
-    def __init__(self, procs, tmp, policy, port):
+    def __init__(self, procs, tmp, policy, port, extra=()):
         self.log = os.path.join(tmp, "violations.jsonl")
         self.err_path = os.path.join(tmp, "agent.err")
         self.err = open(self.err_path, "w")
         self.proc = procs.start([WSAUDIT, "agent", "-c", policy, "--socket", "none", "--metrics-addr",
-                                 f"127.0.0.1:{port}", "--log", self.log, "--stats-interval", "0"],
+                                 f"127.0.0.1:{port}", "--log", self.log, "--stats-interval", "0",
+                                 *extra],
                                 stdout=subprocess.DEVNULL, stderr=self.err, cwd=ROOT)
         wait_for(lambda: "wsaudit: agent following" in self.stderr() or self.proc.poll() is not None,
                  60, "agent start")
