@@ -95,13 +95,15 @@ def test_log_full_filesystem_loses_nothing(procs, tmp_path):
     env, policy = standin_env(tmp)
     fs = os.path.join(tmp, "logfs")
     os.mkdir(fs)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", fs], check=True)
+    # Room enough, once the filler goes, for every record the run queues (about 170 records
+    # of up to 2 KiB each).
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", fs], check=True)
     try:
         # Most of it taken already: the violations fill the rest within the first run.
         filler = os.path.join(fs, "filler")
         with open(filler, "wb") as f:
             try:
-                f.write(b"x" * (60 << 10))
+                f.write(b"x" * (1020 << 10))
             except OSError:
                 pass
         log = os.path.join(fs, "violations.jsonl")
