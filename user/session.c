@@ -1854,6 +1854,7 @@ void session_totals(struct session *s, struct session_totals *t)
 	memset(t, 0, sizeof(*t));
 	t->records = s->records;
 	t->processes = s->processes;
+	t->output_errors = output_errors(s->out);
 	if (capture_read_counters(s->cap, &t->kernel))
 		log_warn("failed to read the kernel counters");
 	t->ct = *conntrack_stats(s->ct);
@@ -1869,6 +1870,11 @@ void session_totals(struct session *s, struct session_totals *t)
 void session_report(struct session *s, bool final)
 {
 	stats_to(s, s->out, final);
+}
+
+void session_flush(struct session *s)
+{
+	output_flush(s->out);
 }
 
 void session_set_policy(struct session *s, struct policy *policy)

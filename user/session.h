@@ -104,6 +104,8 @@ int session_drain(struct session *s);
 bool session_count_reached(const struct session *s);
 /* A stats record; final ones include every connection's parser state. */
 void session_report(struct session *s, bool final);
+/* The records written so far go out now (output_flush()). */
+void session_flush(struct session *s);
 /* Ends every open connection (their frames cut short are reported truncated). */
 void session_end_connections(struct session *s, const char *why);
 
@@ -118,6 +120,7 @@ void session_set_observer(struct session *s, const struct session_observer *obs)
 struct session_totals {
 	uint64_t records;
 	uint64_t processes;
+	uint64_t output_errors; /* records lost to the output (output_errors()) */
 	struct capture_counters kernel;
 	struct ct_stats ct;
 	struct attrib_stats attrib;

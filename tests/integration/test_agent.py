@@ -97,11 +97,11 @@ def test_agent_log_metrics_prometheus(procs, tmp_path):
     if not promtool or not prometheus:
         pytest.fail("promtool/prometheus missing: run `make deps` (Debian package prometheus)")
     # The service runs from a copy of the interpreter under a name nothing else has, and
-    # the policy's targets name exactly that.
+    # the policy's targets name exactly that path (another test's copy has the same name).
     exe = os.path.join(tmp, EXE_NAME)
     shutil.copy(os.path.realpath(PY), exe)
     with open(os.path.join(ROOT, "policies", "netra.yaml")) as f:
-        policy_text = re.sub(r'(?m)^  exe: .*$', f'  exe: ["*/{EXE_NAME}"]', f.read(), count=1)
+        policy_text = re.sub(r'(?m)^  exe: .*$', f'  exe: ["{exe}"]', f.read(), count=1)
     policy = os.path.join(tmp, "policy.yaml")
     with open(policy, "w") as f:
         f.write(policy_text)
