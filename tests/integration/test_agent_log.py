@@ -27,11 +27,13 @@ def metric(text, name):
 
 
 def standin_env(tmp):
-    """The stand-in runs from a copy of the interpreter that the policy's targets name."""
+    """The stand-in runs from a copy of the interpreter that the policy's targets name by its
+    whole path: another test's agent on the same machine (same name, other directory) does
+    not follow this one's, nor this agent theirs."""
     exe = os.path.join(tmp, EXE_NAME)
     shutil.copy(os.path.realpath(PY), exe)
     with open(os.path.join(ROOT, "policies", "netra.yaml")) as f:
-        text = re.sub(r'(?m)^  exe: .*$', f'  exe: ["*/{EXE_NAME}"]', f.read(), count=1)
+        text = re.sub(r'(?m)^  exe: .*$', f'  exe: ["{exe}"]', f.read(), count=1)
     policy = os.path.join(tmp, "policy.yaml")
     with open(policy, "w") as f:
         f.write(text)
@@ -95,13 +97,15 @@ def test_log_full_filesystem_loses_nothing(procs, tmp_path):
     env, policy = standin_env(tmp)
     fs = os.path.join(tmp, "logfs")
     os.mkdir(fs)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", fs], check=True)
+    # Room enough, once the filler goes, for every record the run queues (about 170 records
+    # of up to 2 KiB each).
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", fs], check=True)
     try:
         # Most of it taken already: the violations fill the rest within the first run.
         filler = os.path.join(fs, "filler")
         with open(filler, "wb") as f:
             try:
-                f.write(b"x" * (60 << 10))
+                f.write(b"x" * (1020 << 10))
             except OSError:
                 pass
         log = os.path.join(fs, "violations.jsonl")
