@@ -523,171 +523,81 @@ static int uprobe_slot(struct capture *cap, pid_t pid, dev_t dev, ino_t ino,
 	return 0;
 }
 
-int capture_attach_zlib(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino)
+/*
+ * The probes of one (pid, file, slot, kind): an entry program, a return program or both, on
+ * @func (libbpf finds it in the file's symbols) or, without one, at the file offset @slot.
+ * 0 when attached or attached already, -errno otherwise (counted in cap->failed).
+ */
+static int uprobe_attach(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino,
+			 unsigned long long slot, enum uprobe_kind kind, const char *func,
+			 struct bpf_program *entry, struct bpf_program *ret)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = "deflate");
-	struct bpf_link *entry, *ret;
-	struct uprobe_rec *u;
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = func);
+	size_t at = func ? 0 : (size_t)slot;
+	struct bpf_link *e = NULL, *r = NULL;
 	char *copy;
-	int err = uprobe_slot(cap, pid, dev, ino, 0, UPROBE_ZLIB);
+	int err = uprobe_slot(cap, pid, dev, ino, slot, kind);
 
 	if (err)
 		return err < 0 ? err : 0;
 	copy = strdup(path);
 	if (!copy)
 		return -ENOMEM;
-	/* For this process only, as the transport-write uprobes. */
-	entry = bpf_program__attach_uprobe_opts(cap->skel->progs.zlib_deflate_entry, pid, path, 0,
-						&opts);
-	if (!entry) {
-		err = -errno;
-		goto err_free;
+	/*
+	 * For this process only: the kernel then writes the breakpoint into its memory alone,
+	 * and the other processes mapping the file (services that are not audited) never trap.
+	 */
+	if (entry) {
+		e = bpf_program__attach_uprobe_opts(entry, pid, path, at, &opts);
+		if (!e)
+			goto err;
 	}
-	opts.retprobe = true;
-	ret = bpf_program__attach_uprobe_opts(cap->skel->progs.zlib_deflate_return, pid, path, 0,
-					      &opts);
-	if (!ret) {
-		err = -errno;
-		bpf_link__destroy(entry);
-		goto err_free;
+	if (ret) {
+		opts.retprobe = true;
+		r = bpf_program__attach_uprobe_opts(ret, pid, path, at, &opts);
+		if (!r)
+			goto err;
 	}
-	u = &cap->uprobes[cap->nuprobes++];
-	memset(u, 0, sizeof(*u));
-	u->path = copy;
-	u->pid = pid;
-	u->dev = dev;
-	u->ino = ino;
-	u->link = entry;
-	u->ret_link = ret;
-	u->kind = UPROBE_ZLIB;
-	cap->attached += 2;
+	cap->uprobes[cap->nuprobes++] = (struct uprobe_rec){
+		.pid = pid,
+		.dev = dev,
+		.ino = ino,
+		.offset = slot,
+		.path = copy,
+		.link = e ? e : r,
+		.ret_link = e ? r : NULL,
+		.kind = kind,
+	};
+	cap->attached += (e ? 1 : 0) + (r ? 1 : 0);
 	return 0;
 
-err_free:
+err:
+	err = -errno;
+	bpf_link__destroy(e);
 	free(copy);
 	cap->failed++;
 	return err;
+}
+
+int capture_attach_zlib(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino)
+{
+	return uprobe_attach(cap, pid, path, dev, ino, 0, UPROBE_ZLIB, "deflate",
+			     cap->skel->progs.zlib_deflate_entry,
+			     cap->skel->progs.zlib_deflate_return);
 }
 
 int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *path, dev_t dev,
 				   ino_t ino, unsigned long long offset)
 {
-	struct uprobe_rec *u;
-	struct bpf_link *link;
-	char *copy;
-	int err = uprobe_slot(cap, pid, dev, ino, offset, UPROBE_TRANSPORT);
-
-	if (err)
-		return err < 0 ? err : 0;
-	/*
-	 * For this process only: the kernel then writes the breakpoint into its memory alone,
-	 * and the other processes mapping the file (services that are not audited) never trap.
-	 */
-	copy = strdup(path);
-	if (!copy)
-		return -ENOMEM;
-	link = bpf_program__attach_uprobe(cap->skel->progs.transport_write_uprobe, false, pid, path,
-					  offset);
-	if (!link) {
-		err = -errno;
-		free(copy);
-		cap->failed++;
-		return err;
-	}
-	u = &cap->uprobes[cap->nuprobes++];
-	memset(u, 0, sizeof(*u));
-	u->path = copy;
-	u->pid = pid;
-	u->dev = dev;
-	u->ino = ino;
-	u->offset = offset;
-	u->link = link;
-	cap->attached++;
-	return 0;
+	return uprobe_attach(cap, pid, path, dev, ino, offset, UPROBE_TRANSPORT, NULL,
+			     cap->skel->progs.transport_write_uprobe, NULL);
 }
 
 int capture_attach_context_copy(struct capture *cap, pid_t pid, const char *path, dev_t dev,
 				ino_t ino)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = "PyContext_CopyCurrent", .retprobe = true);
-	struct uprobe_rec *u;
-	struct bpf_link *link;
-	char *copy;
-	int err = uprobe_slot(cap, pid, dev, ino, 0, UPROBE_CTX_COPY);
-
-	if (err)
-		return err < 0 ? err : 0;
-	copy = strdup(path);
-	if (!copy)
-		return -ENOMEM;
-	/* For this process only, as the transport-write uprobes. */
-	link = bpf_program__attach_uprobe_opts(cap->skel->progs.context_copy_uretprobe, pid, path,
-					       0, &opts);
-	if (!link) {
-		err = -errno;
-		free(copy);
-		cap->failed++;
-		return err;
-	}
-	u = &cap->uprobes[cap->nuprobes++];
-	memset(u, 0, sizeof(*u));
-	u->path = copy;
-	u->pid = pid;
-	u->dev = dev;
-	u->ino = ino;
-	u->link = link;
-	u->kind = UPROBE_CTX_COPY;
-	cap->attached++;
-	return 0;
-}
-
-/* One libssl function's probes: entry and, but for SSL_free, return. */
-static int tls_attach_one(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino,
-			  unsigned int index, const char *func, struct bpf_program *entry,
-			  struct bpf_program *ret)
-{
-	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = func);
-	struct bpf_link *e, *r = NULL;
-	struct uprobe_rec *u;
-	char *copy;
-	int err = uprobe_slot(cap, pid, dev, ino, index, UPROBE_TLS);
-
-	if (err)
-		return err < 0 ? err : 0;
-	copy = strdup(path);
-	if (!copy)
-		return -ENOMEM;
-	e = bpf_program__attach_uprobe_opts(entry, pid, path, 0, &opts);
-	if (!e) {
-		err = -errno;
-		goto err_free;
-	}
-	if (ret) {
-		opts.retprobe = true;
-		r = bpf_program__attach_uprobe_opts(ret, pid, path, 0, &opts);
-		if (!r) {
-			err = -errno;
-			bpf_link__destroy(e);
-			goto err_free;
-		}
-	}
-	u = &cap->uprobes[cap->nuprobes++];
-	memset(u, 0, sizeof(*u));
-	u->path = copy;
-	u->pid = pid;
-	u->dev = dev;
-	u->ino = ino;
-	u->offset = index;
-	u->link = e;
-	u->ret_link = r;
-	u->kind = UPROBE_TLS;
-	cap->attached += r ? 2 : 1;
-	return 0;
-
-err_free:
-	free(copy);
-	cap->failed++;
-	return err;
+	return uprobe_attach(cap, pid, path, dev, ino, 0, UPROBE_CTX_COPY, "PyContext_CopyCurrent",
+			     NULL, cap->skel->progs.context_copy_uretprobe);
 }
 
 int capture_attach_tls(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino)
@@ -709,8 +619,9 @@ int capture_attach_tls(struct capture *cap, pid_t pid, const char *path, dev_t d
 	int err, first = 0;
 
 	for (unsigned int i = 0; i < sizeof(funcs) / sizeof(funcs[0]); i++) {
-		err = tls_attach_one(cap, pid, path, dev, ino, i, funcs[i].func, funcs[i].entry,
-				     funcs[i].ret);
+		/* The slot is the function's index: one file, several functions. */
+		err = uprobe_attach(cap, pid, path, dev, ino, i, UPROBE_TLS, funcs[i].func,
+				    funcs[i].entry, funcs[i].ret);
 		if (err && !first)
 			first = err;
 	}

@@ -34,6 +34,7 @@
 #define METRICS_MAX_VALUE 256 /* bytes of a label value */
 #define METRICS_OTHER "other" /* the value of the capped label past the cap */
 #define METRICS_ORIGIN_CAP 50 /* origins of violations with their own series */
+#define METRICS_WORKLOAD_CAP 50 /* (rule, namespace, workload) sets with their own series */
 
 enum metrics_type {
 	METRICS_COUNTER,
@@ -61,6 +62,13 @@ struct metrics_family *metrics_family_add(struct metrics *m, const char *name,
 					  enum metrics_type type, const char *help,
 					  const char *const *labels, size_t nlabels, size_t cap,
 					  const char *capped_label);
+
+/*
+ * Past the cap, label is replaced by METRICS_OTHER too (a workload's namespace: the name means
+ * nothing without it, and the namespaces are not a bounded set either).  Before the first
+ * update; 0 or -EINVAL (no cap, not a label, the capped label, or series exist).
+ */
+int metrics_family_cap_also(struct metrics_family *f, const char *label);
 
 /*
  * Updates.  values: the family's nlabels label values in its label order (NULL when it has
@@ -153,6 +161,8 @@ struct metrics_wsaudit {
 	struct metrics_family *runs_missing_event; /* ended without a required event */
 	struct metrics_family *runs_unjudged; /* {reason="evicted"|"message_unreadable"} */
 	struct metrics_family *violations_by_origin; /* {rule,origin}, origin capped */
+	/* {rule,k8s_namespace,k8s_workload}, the last two capped together */
+	struct metrics_family *violations_by_workload;
 	struct metrics_family *lost_frames; /* {origin,type}, origin capped */
 	struct metrics_family *abnormal_closes; /* {code,origin}, origin capped */
 	struct metrics_family *policy_reloads; /* {result="ok"|"error"} */
@@ -189,10 +199,13 @@ void metrics_wsaudit_fini(struct metrics_wsaudit *w);
 /*
  * One violation: wsaudit_violations_total{rule} and, by the function qualname that sent the
  * frame (no file or line: those multiply series), wsaudit_violations_by_origin_total{rule,
- * origin}.  origin NULL or empty counts as "unattributed".  0 or -errno (as metrics_add); the
- * by-rule count is made even when the origin is refused.
+ * origin}, and by where the sender runs, wsaudit_violations_by_workload_total{rule,
+ * k8s_namespace,k8s_workload} (podinfo_k8s_labels(); NULL or empty counts as "unknown").
+ * origin NULL or empty counts as "unattributed".  0 or -errno (as metrics_add); the by-rule
+ * count is made even when the origin is refused.
  */
-int metrics_wsaudit_violation(struct metrics_wsaudit *w, const char *rule, const char *origin);
+int metrics_wsaudit_violation(struct metrics_wsaudit *w, const char *rule, const char *origin,
+			      const char *k8s_namespace, const char *k8s_workload);
 /*
  * A frame that never left (wsaudit_lost_frames_total{origin,type}): type is the message
  * type as shown, counted as "other" when it is a keyed hash (not among the policy's known

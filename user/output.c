@@ -142,6 +142,34 @@ static void record_error(struct output *o, const char *why)
 }
 
 /*
+ * stdio says that a write failed (a full disk, a closed pipe) on the call that flushed, which
+ * may come records later: the stream's error flag is checked after every record and flush.
+ * What the failed flush held is lost; that is one error, whatever number of records it held.
+ * @err is the errno of the call that failed here, 0 when the flag was set by an earlier one.
+ */
+static void check_stream(struct output *o, int err)
+{
+	char why[96];
+
+	if (o->sink || !ferror_unlocked(o->out))
+		return;
+	snprintf(why, sizeof(why), "could not be written%s%s%s", err ? " (" : "",
+		 err ? strerror(err) : "", err ? ")" : "");
+	record_error(o, why);
+	clearerr_unlocked(o->out);
+}
+
+void output_flush(struct output *o)
+{
+	check_stream(o, fflush(o->out) ? errno : 0);
+}
+
+uint64_t output_errors(const struct output *o)
+{
+	return o->errors;
+}
+
+/*
  * The record is dumped into o->buf and written with one call: dumping straight to the
  * stream costs one locked stdio call per token.
  */
@@ -182,7 +210,7 @@ static void emit_json(struct output *o, json_t *obj)
 	if (o->sink)
 		o->sink(o->sink_ctx, o->buf, n + 1);
 	else
-		fwrite_unlocked(o->buf, 1, n + 1, o->out);
+		check_stream(o, fwrite_unlocked(o->buf, 1, n + 1, o->out) < n + 1 ? errno : 0);
 out:
 	json_decref(obj);
 }
@@ -354,6 +382,7 @@ static void text_flush(struct output *o)
 		p += n + (nl ? 1 : 0);
 	}
 	o->tlen = 0;
+	check_stream(o, 0);
 }
 
 /* HH:MM:SS.mmm (UTC) in a terminal's width; the whole RFC 3339 time when wide. */
@@ -1215,6 +1244,7 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 			write_text(o, t->write);
 		tput(o, "\n");
 		text_flush(o);
+		output_flush(o);
 		json_decref(drops);
 		return;
 	}
@@ -1358,5 +1388,5 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				  (json_int_t)t->attrib->tokens_expired));
 	}
 	emit_json(o, obj);
-	fflush(o->out);
+	output_flush(o);
 }

@@ -36,6 +36,10 @@ struct output;
 struct output *output_new(FILE *out, enum output_format format, bool payload, bool stack);
 void output_free(struct output *o);
 void output_set_stream(struct output *o, FILE *out);
+/* Records that could not be built, and failed writes of the stream (stats "output.errors"). */
+uint64_t output_errors(const struct output *o);
+/* fflush, and a failed write said and counted. */
+void output_flush(struct output *o);
 /*
  * Text for a terminal (the default): a header, HH:MM:SS.mmm, a user column (always the
  * keyed hash), files relative to each process's code root, lines fitted to 120 columns.

@@ -112,122 +112,93 @@ static void offsets_finish(struct py_offsets *o)
 	o->tstate_read_size = span + 8;
 }
 
-static void layout_unicode_gil(struct py_layout *l, bool wstr)
-{
-	l->unicode_length = 16;
-	l->unicode_state = 32;
-	l->unicode_ascii_data = wstr ? 48 : 40;
-	l->unicode_compact_data = wstr ? 72 : 56;
-	l->unicode_kind_shift = 2;
-	l->unicode_compact_bit = 0x20;
-	l->unicode_ascii_bit = 0x40;
-}
+/*
+ * The str layouts of GIL builds: 3.9-3.11 keep the wstr pointer (PEP 623 removed it in 3.12),
+ * which makes PyASCIIObject and PyCompactUnicodeObject a word longer.
+ */
+#define UNICODE_GIL(ascii, compact)                                                              \
+	.unicode_length = 16, .unicode_state = 32, .unicode_ascii_data = (ascii),                \
+	.unicode_compact_data = (compact), .unicode_kind_shift = 2, .unicode_compact_bit = 0x20, \
+	.unicode_ascii_bit = 0x40
+
+/* What 3.9-3.12 share: object header, interpreter and thread lists, PyContext. */
+#define OFFSETS_GIL_COMMON                                                                        \
+	.major = 3, .code_tag_mask = ~0ULL, .object_type = 8, .interp_next = 0, .tstate_next = 8, \
+	.context_entered = 40
+#define LAYOUT_GIL_COMMON .var_size = 16, .tuple_item = 24, .bytes_data = 32, .type_name = 24
 
 /*
- * 3.9-3.12, x86_64 GIL builds.  Checked with gdb on the DWARF of the pyenv builds 3.9.18,
- * 3.10.13, 3.11.7, 3.12.1 and Debian's 3.11.2, and by walking live processes.
+ * 3.9-3.12, x86_64 GIL builds, one entry per minor version.  Checked with gdb on the DWARF of
+ * the pyenv builds 3.9.18, 3.10.13, 3.11.7, 3.12.1 and Debian's 3.11.2, and by walking live
+ * processes.  PyContext: PyObject_HEAD, ctx_prev, ctx_vars, ctx_weakreflist, then
+ * ctx_entered (context_entered 40), 3.9 to 3.14.
  */
+static const struct {
+	struct py_offsets off;
+	struct py_layout layout;
+} gil_tables[] = {
+	[0] = {
+		.off = { OFFSETS_GIL_COMMON, .minor = 9, .flags = PY_OFF_F_TABLE | PY_OFF_F_RECEIVER,
+			 .runtime_interp_head = 32, .interp_threads_head = 8,
+			 .tstate_thread_id = 176, .tstate_native_thread_id = PY_OFF_NONE,
+			 .frame_kind = PY_FRAME_OBJECT, .tstate_frame = 24, .tstate_context = 240,
+			 .cframe_current_frame = PY_OFF_NONE, .frame_previous = 24, .frame_code = 32,
+			 .lasti_kind = PY_LASTI_BYTES, .frame_lasti = 104, .frame_owner = PY_OFF_NONE,
+			 .frame_localsplus = 360, .code_adaptive = PY_OFF_NONE },
+		.layout = { LAYOUT_GIL_COMMON, UNICODE_GIL(48, 72), .code_filename = 104,
+			    .code_name = 112, .code_qualname = PY_OFF_NONE, .code_linetable = 120,
+			    .code_firstlineno = 40, .code_argcount = 16, .code_varnames = 72,
+			    .lines = PY_LINES_LNOTAB },
+	},
+	[1] = {
+		.off = { OFFSETS_GIL_COMMON, .minor = 10, .flags = PY_OFF_F_TABLE | PY_OFF_F_RECEIVER,
+			 .runtime_interp_head = 32, .interp_threads_head = 8,
+			 .tstate_thread_id = 176, .tstate_native_thread_id = PY_OFF_NONE,
+			 .frame_kind = PY_FRAME_OBJECT, .tstate_frame = 24, .tstate_context = 240,
+			 .cframe_current_frame = PY_OFF_NONE, .frame_previous = 24, .frame_code = 32,
+			 .lasti_kind = PY_LASTI_UNITS, .frame_lasti = 96, .frame_owner = PY_OFF_NONE,
+			 .frame_localsplus = 352, .code_adaptive = PY_OFF_NONE },
+		.layout = { LAYOUT_GIL_COMMON, UNICODE_GIL(48, 72), .code_filename = 104,
+			    .code_name = 112, .code_qualname = PY_OFF_NONE, .code_linetable = 120,
+			    .code_firstlineno = 40, .code_argcount = 16, .code_varnames = 72,
+			    .lines = PY_LINES_PEP626 },
+	},
+	[2] = {
+		.off = { OFFSETS_GIL_COMMON, .minor = 11, .flags = PY_OFF_F_TABLE, .runtime_interp_head = 40,
+			 .interp_threads_head = 16, .tstate_thread_id = 152,
+			 .tstate_native_thread_id = 160, .frame_kind = PY_FRAME_CFRAME,
+			 .tstate_frame = 56, .tstate_context = 224, .cframe_current_frame = 8,
+			 .frame_previous = 48, .frame_code = 32, .lasti_kind = PY_LASTI_POINTER,
+			 .frame_lasti = 56, .frame_owner = 69, .frame_localsplus = 72,
+			 .code_adaptive = 184 },
+		.layout = { LAYOUT_GIL_COMMON, UNICODE_GIL(48, 72), .code_filename = 112,
+			    .code_name = 120, .code_qualname = 128, .code_linetable = 136,
+			    .code_firstlineno = 72, .code_argcount = 56, .code_varnames = 96,
+			    .lines = PY_LINES_LOCATIONS },
+	},
+	[3] = {
+		.off = { OFFSETS_GIL_COMMON, .minor = 12, .flags = PY_OFF_F_TABLE, .runtime_interp_head = 40,
+			 .interp_threads_head = 72, .tstate_thread_id = 136,
+			 .tstate_native_thread_id = 144, .frame_kind = PY_FRAME_CFRAME,
+			 .tstate_frame = 56, .tstate_context = 208, .cframe_current_frame = 0,
+			 .frame_previous = 8, .frame_code = 0, .lasti_kind = PY_LASTI_POINTER,
+			 .frame_lasti = 56, .frame_owner = 70,
+			 .owner_skip_min = 3, /* FRAME_OWNED_BY_CSTACK */
+			 .frame_localsplus = 72, .code_adaptive = 192 },
+		.layout = { LAYOUT_GIL_COMMON, UNICODE_GIL(40, 56), .code_filename = 112,
+			    .code_name = 120, .code_qualname = 128, .code_linetable = 136,
+			    .code_firstlineno = 68, .code_argcount = 52, .code_varnames = 96,
+			    .lines = PY_LINES_LOCATIONS },
+	},
+};
+
 int pyproc_offsets_from_table(int major, int minor, struct pyproc_info *out)
 {
-	struct py_offsets *o = &out->off;
-	struct py_layout *l = &out->layout;
-
 	if (major != 3 || minor < 9 || minor > 12)
 		return -ENOTSUP;
-	memset(o, 0, sizeof(*o));
-	memset(l, 0, sizeof(*l));
-	o->major = 3;
-	o->minor = minor;
-	o->flags = PY_OFF_F_TABLE;
-	o->code_tag_mask = ~0ULL;
-	o->object_type = 8;
-	o->interp_next = 0;
-	o->tstate_next = 8;
-	o->cframe_current_frame = PY_OFF_NONE;
-	o->tstate_native_thread_id = PY_OFF_NONE;
-	o->frame_owner = PY_OFF_NONE;
-	o->code_adaptive = PY_OFF_NONE;
-	l->var_size = 16;
-	l->tuple_item = 24;
-	l->bytes_data = 32;
-	l->type_name = 24;
-	l->code_qualname = PY_OFF_NONE;
-	l->code_filename = minor <= 10 ? 104 : 112;
-	l->code_name = minor <= 10 ? 112 : 120;
-	layout_unicode_gil(l, minor <= 11);
-
-	switch (minor) {
-	case 9:
-	case 10:
-		o->runtime_interp_head = 32;
-		o->interp_threads_head = 8;
-		o->tstate_thread_id = 176;
-		o->frame_kind = PY_FRAME_OBJECT;
-		o->tstate_frame = 24;
-		o->tstate_context = 240;
-		o->frame_previous = 24;
-		o->frame_code = 32;
-		o->lasti_kind = minor == 9 ? PY_LASTI_BYTES : PY_LASTI_UNITS;
-		o->flags |= PY_OFF_F_RECEIVER;
-		o->frame_lasti = minor == 9 ? 104 : 96;
-		o->frame_localsplus = minor == 9 ? 360 : 352;
-		l->code_linetable = 120;
-		l->code_firstlineno = 40;
-		l->code_argcount = 16;
-		l->code_varnames = 72;
-		l->lines = minor == 9 ? PY_LINES_LNOTAB : PY_LINES_PEP626;
-		break;
-	case 11:
-		o->runtime_interp_head = 40;
-		o->interp_threads_head = 16;
-		o->tstate_thread_id = 152;
-		o->tstate_native_thread_id = 160;
-		o->frame_kind = PY_FRAME_CFRAME;
-		o->tstate_frame = 56;
-		o->tstate_context = 224;
-		o->cframe_current_frame = 8;
-		o->frame_previous = 48;
-		o->frame_code = 32;
-		o->lasti_kind = PY_LASTI_POINTER;
-		o->frame_lasti = 56;
-		o->frame_owner = 69;
-		o->frame_localsplus = 72;
-		o->code_adaptive = 184;
-		l->code_qualname = 128;
-		l->code_linetable = 136;
-		l->code_firstlineno = 72;
-		l->code_argcount = 56;
-		l->code_varnames = 96;
-		l->lines = PY_LINES_LOCATIONS;
-		break;
-	case 12:
-		o->runtime_interp_head = 40;
-		o->interp_threads_head = 72;
-		o->tstate_thread_id = 136;
-		o->tstate_native_thread_id = 144;
-		o->frame_kind = PY_FRAME_CFRAME;
-		o->tstate_frame = 56;
-		o->tstate_context = 208;
-		o->cframe_current_frame = 0;
-		o->frame_previous = 8;
-		o->frame_code = 0;
-		o->lasti_kind = PY_LASTI_POINTER;
-		o->frame_lasti = 56;
-		o->frame_owner = 70;
-		o->owner_skip_min = 3; /* FRAME_OWNED_BY_CSTACK */
-		o->frame_localsplus = 72;
-		o->code_adaptive = 192;
-		l->code_qualname = 128;
-		l->code_linetable = 136;
-		l->code_firstlineno = 68;
-		l->code_argcount = 52;
-		l->code_varnames = 96;
-		l->lines = PY_LINES_LOCATIONS;
-		break;
-	}
-	/* PyObject_HEAD, ctx_prev, ctx_vars, ctx_weakreflist, then ctx_entered: 3.9 to 3.14. */
-	o->context_entered = 40;
-	offsets_finish(o);
+	out->off = gil_tables[minor - 9].off;
+	out->layout = gil_tables[minor - 9].layout;
+	offsets_finish(&out->off);
 	out->major = 3;
 	out->minor = minor;
 	return 0;

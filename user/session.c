@@ -51,6 +51,8 @@
 struct proc_pod {
 	pid_t pid;
 	json_t *container; /* JSON null on the host */
+	char k8s_namespace[PODINFO_NAMESPACE_MAX + 1]; /* podinfo_k8s_labels() */
+	char k8s_workload[PODINFO_WORKLOAD_MAX + 1];
 	struct proc_pod *next;
 };
 
@@ -537,7 +539,7 @@ static int sink_history(void *ctx, const struct ct_conn *c, uint64_t strm, uint6
 			     dict, dict_len);
 }
 
-static const json_t *process_container(struct session *s, pid_t pid)
+static struct proc_pod *process_pod(struct session *s, pid_t pid)
 {
 	struct proc_pod **pp = &s->pod_buckets[(unsigned int)pid % POD_BUCKETS], *p;
 	struct podinfo pi;
@@ -545,7 +547,7 @@ static const json_t *process_container(struct session *s, pid_t pid)
 
 	for (p = *pp; p; p = p->next) {
 		if (p->pid == pid)
-			return p->container;
+			return p;
 	}
 	p = calloc(1, sizeof(*p));
 	if (!p)
@@ -555,9 +557,26 @@ static const json_t *process_container(struct session *s, pid_t pid)
 		log_info("pid %d: container lookup: %s", pid, podinfo_reason_name(r));
 	p->pid = pid;
 	p->container = podinfo_json(&pi);
+	podinfo_k8s_labels(&pi, p->k8s_namespace, p->k8s_workload);
 	p->next = *pp;
 	*pp = p;
-	return p->container;
+	return p;
+}
+
+static const json_t *process_container(struct session *s, pid_t pid)
+{
+	struct proc_pod *p = process_pod(s, pid);
+
+	return p ? p->container : NULL;
+}
+
+void session_k8s_labels(struct session *s, pid_t pid, const char **k8s_namespace,
+			const char **k8s_workload)
+{
+	struct proc_pod *p = process_pod(s, pid);
+
+	*k8s_namespace = p ? p->k8s_namespace : NULL;
+	*k8s_workload = p ? p->k8s_workload : NULL;
 }
 
 static void forget_container(struct session *s, pid_t pid)
@@ -1870,6 +1889,7 @@ void session_totals(struct session *s, struct session_totals *t)
 	memset(t, 0, sizeof(*t));
 	t->records = s->records;
 	t->processes = s->processes;
+	t->output_errors = output_errors(s->out);
 	if (capture_read_counters(s->cap, &t->kernel))
 		log_warn("failed to read the kernel counters");
 	t->ct = *conntrack_stats(s->ct);
@@ -1889,6 +1909,11 @@ void session_totals(struct session *s, struct session_totals *t)
 void session_report(struct session *s, bool final)
 {
 	stats_to(s, s->out, final);
+}
+
+void session_flush(struct session *s)
+{
+	output_flush(s->out);
 }
 
 void session_set_policy(struct session *s, struct policy *policy)

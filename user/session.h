@@ -110,6 +110,8 @@ int session_drain(struct session *s);
 bool session_count_reached(const struct session *s);
 /* A stats record; final ones include every connection's parser state. */
 void session_report(struct session *s, bool final);
+/* The records written so far go out now (output_flush()). */
+void session_flush(struct session *s);
 /* Ends every open connection (their frames cut short are reported truncated). */
 void session_end_connections(struct session *s, const char *why);
 
@@ -120,10 +122,18 @@ void session_set_output(struct session *s, FILE *out);
 /* JSON records to fn instead (output_set_sink()). */
 void session_set_sink(struct session *s, output_line_fn fn, void *ctx);
 void session_set_observer(struct session *s, const struct session_observer *obs);
+/*
+ * The Kubernetes namespace and workload of a followed process, for its metrics
+ * (podinfo_k8s_labels(), looked up once per process); NULL and NULL when out of memory.
+ * Valid until the process is forgotten; from the session's thread (an observer).
+ */
+void session_k8s_labels(struct session *s, pid_t pid, const char **k8s_namespace,
+			const char **k8s_workload);
 
 struct session_totals {
 	uint64_t records;
 	uint64_t processes;
+	uint64_t output_errors; /* records lost to the output (output_errors()) */
 	struct capture_counters kernel;
 	struct ct_stats ct;
 	struct attrib_stats attrib;

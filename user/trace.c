@@ -376,6 +376,11 @@ static int trace_through_agent(const struct trace_opts *o, const struct start_ta
 		log_err("the agent ended the stream: %s", strerror(-err));
 		return EXIT_RUNTIME;
 	}
+	/* The records are copied as they come: a failed write of them is said here, once. */
+	if (ferror(stdout)) {
+		log_err("the output could not be written: records were lost");
+		return EXIT_RUNTIME;
+	}
 	return EXIT_OK;
 }
 
@@ -400,7 +405,7 @@ static int run(struct session *s, const struct trace_opts *o)
 			session_report(s, false);
 			last_stats = now;
 		}
-		fflush(stdout);
+		session_flush(s);
 	}
 	/* Records already queued belong to the trace: drain them before the totals. */
 	session_drain(s);
@@ -454,6 +459,7 @@ static int trace_cmd(int argc, char **argv, struct streamwrite **wp)
 	uint64_t t_start = mono_ns();
 	struct start_targets *targets;
 	struct capture_startup cs;
+	struct session_totals t;
 	struct session_opts so = {};
 	struct trace_opts o;
 	struct streamwrite *w = NULL;
@@ -567,6 +573,13 @@ static int trace_cmd(int argc, char **argv, struct streamwrite **wp)
 	/* Connections still open end now, so frames they cut short are in the totals. */
 	session_end_connections(s, "trace_end");
 	session_report(s, true);
+	/* Records the output did not take are lost to whoever reads it: the trace failed. */
+	session_totals(s, &t);
+	if (t.output_errors) {
+		log_err("the output lost records (%llu write or build errors): see above",
+			(unsigned long long)t.output_errors);
+		rc = EXIT_RUNTIME;
+	}
 	session_close(s, "trace_end");
 	return rc;
 }

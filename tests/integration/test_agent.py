@@ -74,12 +74,13 @@ def check_exposition(text):
 
 
 class Agent:
-    def __init__(self, procs, tmp, policy, port):
+    def __init__(self, procs, tmp, policy, port, extra=()):
         self.log = os.path.join(tmp, "violations.jsonl")
         self.err_path = os.path.join(tmp, "agent.err")
         self.err = open(self.err_path, "w")
         self.proc = procs.start([WSAUDIT, "agent", "-c", policy, "--socket", "none", "--metrics-addr",
-                                 f"127.0.0.1:{port}", "--log", self.log, "--stats-interval", "0"],
+                                 f"127.0.0.1:{port}", "--log", self.log, "--stats-interval", "0",
+                                 *extra],
                                 stdout=subprocess.DEVNULL, stderr=self.err, cwd=ROOT)
         wait_for(lambda: "wsaudit: agent following" in self.stderr() or self.proc.poll() is not None,
                  60, "agent start")
@@ -97,11 +98,11 @@ def test_agent_log_metrics_prometheus(procs, tmp_path):
     if not promtool or not prometheus:
         pytest.fail("promtool/prometheus missing: run `make deps` (Debian package prometheus)")
     # The service runs from a copy of the interpreter under a name nothing else has, and
-    # the policy's targets name exactly that.
+    # the policy's targets name exactly that path (another test's copy has the same name).
     exe = os.path.join(tmp, EXE_NAME)
     shutil.copy(os.path.realpath(PY), exe)
     with open(os.path.join(ROOT, "policies", "netra.yaml")) as f:
-        policy_text = re.sub(r'(?m)^  exe: .*$', f'  exe: ["*/{EXE_NAME}"]', f.read(), count=1)
+        policy_text = re.sub(r'(?m)^  exe: .*$', f'  exe: ["{exe}"]', f.read(), count=1)
     policy = os.path.join(tmp, "policy.yaml")
     with open(policy, "w") as f:
         f.write(policy_text)

@@ -27,11 +27,13 @@ def metric(text, name):
 
 
 def standin_env(tmp):
-    """The stand-in runs from a copy of the interpreter that the policy's targets name."""
+    """The stand-in runs from a copy of the interpreter that the policy's targets name by its
+    whole path: another test's agent on the same machine (same name, other directory) does
+    not follow this one's, nor this agent theirs."""
     exe = os.path.join(tmp, EXE_NAME)
     shutil.copy(os.path.realpath(PY), exe)
     with open(os.path.join(ROOT, "policies", "netra.yaml")) as f:
-        text = re.sub(r'(?m)^  exe: .*$', f'  exe: ["*/{EXE_NAME}"]', f.read(), count=1)
+        text = re.sub(r'(?m)^  exe: .*$', f'  exe: ["{exe}"]', f.read(), count=1)
     policy = os.path.join(tmp, "policy.yaml")
     with open(policy, "w") as f:
         f.write(text)

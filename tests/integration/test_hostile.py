@@ -302,8 +302,7 @@ def test_identities_and_types_never_leak(procs, tmp_path):
     exe = os.path.join(tmp, "wsx-hostile-python3")
     shutil.copy(os.path.realpath(PY), exe)
     with open(os.path.join(ROOT, "policies", "netra.yaml")) as f:
-        policy_text = re.sub(r'(?m)^  exe: .*$', '  exe: ["*/wsx-hostile-python3"]', f.read(),
-                             count=1)
+        policy_text = re.sub(r'(?m)^  exe: .*$', f'  exe: ["{exe}"]', f.read(), count=1)
     policy = os.path.join(tmp, "policy.yaml")
     with open(policy, "w") as f:
         f.write(policy_text)

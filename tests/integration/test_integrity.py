@@ -8,13 +8,17 @@ counted.  None may end as "0 violations, 0 drops".
 """
 
 import ctypes
+import errno
 import json
 import os
+import signal
+import socket
 import subprocess
 
 from attack import (ATTACK_SERVER, Client, Service, b64u, breaches, conn_frames, conn_user,
                     jwt, request)
-from harness import PY, final_stats, free_port, read_line
+from harness import PY, ROOT, START_SCALE, WSAUDIT, final_stats, free_port, read_line
+from test_agent import wait_for
 
 LEAK = json.dumps({"type": "chat", "user_id": "victim"})
 libc = ctypes.CDLL(None, use_errno=True)
@@ -31,6 +35,23 @@ def run_client(svc, parts, texts, pause=0.3):
     return c.port, got
 
 
+def figures(what, recs, port):
+    """One line of figures for the record: what the server saw against what wsaudit judged."""
+    frames = [f for f in conn_frames(recs, port) if f["opcode"] == "text"]
+    st = final_stats(recs)
+    found = {}
+    for f in frames:
+        for v in f.get("violations", []):
+            found[v["rule"]] = found.get(v["rule"], 0) + 1
+    closes = [r for r in recs if r.get("type") == "conn_close"
+              and r["conn"].get("peer", "").endswith(f":{port}")]
+    gap = closes[0]["conn"].get("gap_bytes", 0) if closes else None
+    print(f"\n[integrity] {what}: conn.user {conn_user(recs, port)}; {len(frames)} text frames; "
+          f"findings {found}; identity {st.get('identity')}; gap_bytes {gap}; "
+          f"drops {st['drops_total']} {({k: v for k, v in st['drops'].items() if v})}; "
+          f"output errors {st.get('output', {}).get('errors', 0)}")
+
+
 def test_request_split_across_reads(procs, tmp_path):
     """The final CRLF of the request 0.3 s after the rest: the user is the one the server
     authenticated, and both leaks are breaches."""
@@ -38,6 +59,7 @@ def test_request_split_across_reads(procs, tmp_path):
     req = request(headers=f"Authorization: Bearer {jwt('alice')}\r\n")
     port, got = run_client(svc, [req[:-2], req[-2:]], [LEAK, LEAK])
     recs = svc.stop()
+    figures("request split across reads", recs, port)
     assert svc.auth()[port] == "alice"
     assert len(got) == 2
     assert conn_user(recs, port) == "alice"
@@ -54,6 +76,7 @@ def test_request_smuggled_across_reads(procs, tmp_path):
     second = request(headers=f"Authorization: Bearer {jwt('victim')}\r\n", host="")
     port, got = run_client(svc, [first, second], [LEAK])
     recs = svc.stop()
+    figures("request smuggled across reads", recs, port)
     assert svc.auth()[port] == "mallory"
     user = conn_user(recs, port)
     assert isinstance(user, dict) and "ambiguous" in user, user
@@ -69,6 +92,7 @@ def test_duplicate_query_token(procs, tmp_path):
     port, got = run_client(svc, [request(f"/ws?token={jwt('alice')}&token={jwt('bob')}")],
                            [json.dumps({"user_id": "alice"})])
     recs = svc.stop()
+    figures("duplicate ?token=", recs, port)
     assert svc.auth()[port] == "bob"
     user = conn_user(recs, port)
     assert user == {"ambiguous": "duplicate_query"}, user
@@ -84,6 +108,7 @@ def test_forged_subprotocol_vs_authorization(procs, tmp_path):
                           f"Sec-WebSocket-Protocol: {forged}\r\n")
     port, got = run_client(svc, [req], [LEAK])
     recs = svc.stop()
+    figures("forged jwt. subprotocol", recs, port)
     assert svc.auth()[port] == "alice"
     user = conn_user(recs, port)
     assert user == {"ambiguous": "sources_disagree"}, user
@@ -98,6 +123,7 @@ def test_request_head_over_8k(procs, tmp_path):
     assert len(req) > 12000
     port, got = run_client(svc, [req], [LEAK, LEAK])
     recs = svc.stop()
+    figures("12 KiB head", recs, port)
     assert svc.auth()[port] == "alice"
     assert conn_user(recs, port) == "alice"
     assert breaches(conn_frames(recs, port)) == 2
@@ -110,6 +136,7 @@ def test_request_head_over_bound(procs, tmp_path):
     req = request(headers=f"{pad}Authorization: Bearer {jwt('alice')}\r\n")
     port, got = run_client(svc, [req[:8000], req[8000:]], [LEAK], pause=0.05)
     recs = svc.stop()
+    figures("head over the bound", recs, port)
     assert svc.auth()[port] == "alice"
     user = conn_user(recs, port)
     assert user == {"unknown": "head_too_large"}, user
@@ -119,8 +146,8 @@ def test_request_head_over_bound(procs, tmp_path):
 # --- attacks from inside the service (raw server: every syscall chosen) -----------------------
 
 
-def raw_attack(procs, tmp_path, how, texts, extra=(), expect=None):
-    svc = Service(procs, tmp_path, "raw", free_port(), extra=extra)
+def raw_attack(procs, tmp_path, how, texts, extra=(), expect=None, trace_args=()):
+    svc = Service(procs, tmp_path, "raw", free_port(), extra=extra, trace_args=trace_args)
     req = request(f"/ws?how={how}", f"Authorization: Bearer {jwt('alice')}\r\n")
     c = Client(svc.port, [req])
     got = c.command(texts, expect)
@@ -133,6 +160,7 @@ def raw_attack(procs, tmp_path, how, texts, extra=(), expect=None):
 def test_101_split_across_writes(procs, tmp_path):
     """The 101 written as "H" then the rest: the connection is followed, not ignored."""
     port, got, recs = raw_attack(procs, tmp_path, "split101", [LEAK, LEAK])
+    figures("101 split across writes", recs, port)
     assert len(got) == 2
     assert conn_user(recs, port) == "alice"
     assert breaches(conn_frames(recs, port)) == 2
@@ -142,6 +170,7 @@ def test_101_shares_a_write_with_first_frames(procs, tmp_path):
     """daphne's way: the 101 and the first frame in one write.  That frame is attributed
     (not stack_lost) and judged."""
     port, got, recs = raw_attack(procs, tmp_path, "daphne", [LEAK], expect=2)
+    figures("101 in the write of the first frame", recs, port)
     frames = [f for f in conn_frames(recs, port) if f["opcode"] == "text"]
     assert len(frames) == 2
     assert frames[0].get("unattributed") != "stack_lost", frames[0]
@@ -153,6 +182,7 @@ def test_close_of_a_dup_keeps_the_connection(procs, tmp_path):
     """close(dup(fd)) before each send: the socket stays open, so the connection keeps its
     user and every leak is a breach."""
     port, got, recs = raw_attack(procs, tmp_path, "dupclose", [LEAK] * 4)
+    figures("close(dup(fd))", recs, port)
     frames = [f for f in conn_frames(recs, port) if f["opcode"] == "text"]
     assert len(frames) == 4
     assert all(f["conn"]["user"] == "alice" for f in frames), [f["conn"] for f in frames]
@@ -163,11 +193,40 @@ def test_thread_name_not_utf8(procs, tmp_path):
     """prctl(PR_SET_NAME, b"\\xff\\xfe-evil") in the sending thread: the records are written,
     the name escaped, and the breaches reported."""
     port, got, recs = raw_attack(procs, tmp_path, "badname", [LEAK, LEAK])
+    figures("comm not UTF-8", recs, port)
     frames = [f for f in conn_frames(recs, port) if f["opcode"] == "text"]
     assert len(frames) == 2
     assert all("evil" in f["comm"] for f in frames), [f["comm"] for f in frames]
     assert breaches(frames) == 2
     assert final_stats(recs).get("output", {}).get("errors", 0) == 0
+
+
+def test_output_that_cannot_be_written(procs, tmp_path):
+    """A second trace of the same service writes to a full disk (/dev/full): its records,
+    breaches included, cannot be written.  That is said on stderr and counted, and the
+    trace exits 1, never 0 with the records gone.  The first trace, on a file, has them."""
+    svc = Service(procs, tmp_path, "raw", free_port())
+    err_path = tmp_path / "full.err"
+    with open("/dev/full", "w") as full, open(err_path, "w") as err:
+        full_trace = procs.start([WSAUDIT, "trace", "--standalone", "-p", str(svc.pid), "-o",
+                                  "json"], stdout=full, stderr=err, cwd=ROOT)
+    wait_for(lambda: "wsaudit: tracing" in err_path.read_text() or full_trace.poll() is not None,
+             60 * START_SCALE, "the trace on /dev/full")
+    req = request("/ws?how=write", f"Authorization: Bearer {jwt('alice')}\r\n")
+    c = Client(svc.port, [req])
+    c.command([LEAK] * 20)
+    c.close()
+    recs = svc.stop()
+    figures("the same service, traced to a file", recs, c.port)
+    full_trace.send_signal(signal.SIGINT)
+    rc = full_trace.wait(60)
+    said = [l for l in err_path.read_text().splitlines() if "could not be written" in l
+            or "lost records" in l]
+    print(f"[integrity] trace to /dev/full: exit {rc}; stderr {said}")
+    assert breaches(conn_frames(recs, c.port)) == 20
+    assert rc == 1
+    assert any("could not be written (No space left on device)" in l for l in said), said
+    assert any("the output lost records" in l for l in said), said
 
 
 LENIENT = [
@@ -186,6 +245,7 @@ def test_message_json_as_lenient_as_python(procs, tmp_path):
     for t in LENIENT:
         json.loads(t.encode())  # the service's own parser reads every one
     port, got, recs = raw_attack(procs, tmp_path, "write", LENIENT)
+    figures("messages only Python reads", recs, port)
     frames = [f for f in conn_frames(recs, port) if f["opcode"] == "text"]
     assert len(frames) == len(LENIENT)
     assert breaches(frames) == len(LENIENT), [f.get("message") for f in frames]
@@ -195,6 +255,7 @@ def test_message_user_unreadable_is_a_finding(procs, tmp_path):
     """A message that names a user field but cannot be read at all is a counted finding."""
     bad = '{"user_id": "victim", "x": [1, 2'
     port, got, recs = raw_attack(procs, tmp_path, "write", [bad])
+    figures("message unreadable", recs, port)
     frames = [f for f in conn_frames(recs, port) if f["opcode"] == "text"]
     assert violations(frames, "message_unreadable") == 1
     assert final_stats(recs)["violations"]["message_unreadable"] == 1
@@ -217,14 +278,77 @@ def gap_or_seen(recs, port, n):
 
 def test_sendfile_to_the_socket(procs, tmp_path):
     port, got, recs = raw_attack(procs, tmp_path, "sendfile", [LEAK, LEAK])
+    figures("sendfile", recs, port)
     assert len(got) == 2
     print("sendfile:", gap_or_seen(recs, port, 2))
 
 
 def test_splice_to_the_socket(procs, tmp_path):
     port, got, recs = raw_attack(procs, tmp_path, "splice", [LEAK, LEAK])
+    figures("splice", recs, port)
     assert len(got) == 2
     print("splice:", gap_or_seen(recs, port, 2))
+
+
+def test_vmsplice_to_the_socket(procs, tmp_path):
+    """The bytes mapped into a pipe with vmsplice, then spliced to the socket."""
+    port, got, recs = raw_attack(procs, tmp_path, "vmsplice", [LEAK, LEAK])
+    figures("vmsplice then splice", recs, port)
+    assert len(got) == 2
+    print("vmsplice:", gap_or_seen(recs, port, 2))
+
+
+def test_copy_file_range_cannot_reach_a_socket(tmp_path):
+    """copy_file_range refuses a socket (both ends must be files, since Linux 5.3): it cannot
+    carry frames, so there is nothing for it to hide."""
+    a, b = socket.socketpair()
+    try:
+        with open(tmp_path / "src", "wb+") as f:
+            f.write(b"\x81\x05hello")
+            f.flush()
+            try:
+                os.copy_file_range(f.fileno(), a.fileno(), 7, 0)
+                raise AssertionError("copy_file_range wrote to a socket")
+            except OSError as e:
+                print(f"\n[integrity] copy_file_range to a socket: {e.strerror}")
+                assert e.errno in (errno.EINVAL, errno.EBADF, errno.EXDEV), e
+    finally:
+        a.close()
+        b.close()
+
+
+def test_socket_inherited_by_a_forked_child(procs, tmp_path):
+    """A child forked for each send writes the frame on the socket it inherited: the children
+    of a followed process are followed, so each frame is seen with the connection's user and
+    judged.  A child that exits before the collector reads its stack leaves the bridge rule
+    unjudged (symbol_read_failed), which its frame says."""
+    port, got, recs = raw_attack(procs, tmp_path, "fork", [LEAK] * 3)
+    figures("a forked child writes on the inherited socket", recs, port)
+    frames = [f for f in conn_frames(recs, port) if f["opcode"] == "text"]
+    assert len(got) == 3 and len(frames) == 3
+    parents = {f["pid"] for f in conn_frames(recs, port) if f["opcode"] != "text"}
+    assert parents and len({f["pid"] for f in frames} | parents) == 4, frames
+    assert all(f["conn"]["user"] == "alice" for f in frames), frames
+    assert all(f["origin"] or violations([f], "unjudged") == 1 for f in frames), frames
+    assert breaches(frames) == 3
+    assert final_stats(recs)["drops_total"] == 0
+
+
+def test_socket_passed_to_a_followed_process(procs, tmp_path):
+    """SCM_RIGHTS to a process wsaudit follows too: its writes are frames of the same
+    connection, with its user, and judged."""
+    path = str(tmp_path / "scm.sock")
+    w = procs.start([PY, ATTACK_SERVER, "--mode", "scm-writer", "--scm", path],
+                    stdout=subprocess.PIPE)
+    assert read_line(w, 30, "scm writer").startswith("READY")
+    port, got, recs = raw_attack(procs, tmp_path, "scm", [LEAK, LEAK],
+                                 extra=["--scm", path], trace_args=["-p", w.pid])
+    figures("SCM_RIGHTS to a followed process", recs, port)
+    frames = [f for f in conn_frames(recs, port) if f["opcode"] == "text"]
+    assert len(got) == 2 and len(frames) == 2
+    assert all(f["pid"] == w.pid and f["conn"]["user"] == "alice" for f in frames), frames
+    assert breaches(frames) == 2
+    assert not [r for r in recs if r.get("type") == "conn_skipped"]
 
 
 def test_socket_passed_to_another_process(procs, tmp_path):
@@ -235,6 +359,7 @@ def test_socket_passed_to_another_process(procs, tmp_path):
                     stdout=subprocess.PIPE)
     assert read_line(w, 30, "scm writer").startswith("READY")
     port, got, recs = raw_attack(procs, tmp_path, "scm", [LEAK, LEAK], extra=["--scm", path])
+    figures("SCM_RIGHTS to a process not followed", recs, port)
     assert len(got) == 2
     skipped = [r for r in recs if r.get("type") == "conn_skipped"]
     assert skipped and skipped[0]["reason"] == "fd_passed", skipped
