@@ -257,3 +257,43 @@ def test_agent_drops_and_dropped_bytes(procs, tmp_path):
     # Occurrences are a handful of writes; the bytes are what the cap left out of 600 kB.
     assert 1 <= stats["drops"]["cap_exceeded"] < 10
     assert size - 2 * 256 * 1024 <= stats["kernel"]["cap_bytes"] < size
+
+
+def probes(port, state):
+    m = re.search(rf'^wsaudit_probes{{state="{state}"}} (\d+)$', scrape(port), re.M)
+    return int(m.group(1))
+
+
+def test_agent_probe_gauge_counts_what_is_attached(procs, tmp_path):
+    """wsaudit_probes{state="attached"} goes up with the uprobes a followed process gets
+    (zlib's deflate, PyContext_CopyCurrent) and back down when it exits and its image is
+    forgotten: three services in turn, the gauge back at the agent's own programs each time."""
+    tmp = str(tmp_path)
+    exe = os.path.join(tmp, EXE_NAME)
+    shutil.copy(os.path.realpath(PY), exe)
+    with open(os.path.join(ROOT, "policies", "netra.yaml")) as f:
+        policy_text = re.sub(r'(?m)^  exe: .*$', f'  exe: ["*/{EXE_NAME}"]', f.read(), count=1)
+    policy = os.path.join(tmp, "policy.yaml")
+    with open(policy, "w") as f:
+        f.write(policy_text)
+    port = free_port()
+    agent = Agent(procs, tmp, policy, port)
+    server = os.path.join(tmp, "big_server.py")
+    with open(server, "w") as f:
+        f.write(BIG_SERVER)
+    base = wait_for(lambda: probes(port, "attached"), 10, "the agent's programs attached")
+    seen = []
+    for i in range(3):
+        srv = procs.start([exe, server, str(free_port()), "10"], stdout=subprocess.PIPE,
+                          env=dict(os.environ, PYTHONHOME="/usr"))
+        assert srv.stdout.readline().strip() == b"READY"
+        up = wait_for(lambda: (n := probes(port, "attached")) > base and n, 15,
+                      f"service {i}: its uprobes in the gauge")
+        srv.kill()
+        srv.wait()
+        # The agent forgets an exited process' image at its exit, or at the next sweep (5 s).
+        wait_for(lambda: probes(port, "attached") == base, 20,
+                 f"service {i}: the gauge back at {base} after its exit")
+        seen.append(up)
+    print(f"\n[agent] probes attached: {base} alone, {seen} with each service, {base} after")
+    assert agent.proc.poll() is None, agent.stderr()
