@@ -167,6 +167,7 @@ int cmd_agent(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	so.identity_key = o.identity_key;
+	so.bundle_root = o.bundle_root;
 	p = agent_load_policy(o.policy_path);
 	if (!p)
 		return o.policy_path ? EXIT_USAGE : EXIT_RUNTIME;

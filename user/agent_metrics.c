@@ -72,12 +72,16 @@ static void on_frame(void *ctx, const struct ct_frame *f, const struct attrib_st
 {
 	struct agent_metrics *m = ctx;
 	const struct attrib_frame *o = causal_origin(s, link, &(enum causal_via){ VIA_NONE });
+	const char *ns = NULL, *workload = NULL;
 
 	metrics_add1(m->w.frames, ws_opcode_name(f->frame->opcode), 1);
 	if (o)
 		metrics_add(m->w.attributed, NULL, 1);
+	if (v->nviolations)
+		session_k8s_labels(m->session, (pid_t)f->pid, &ns, &workload);
 	for (size_t i = 0; i < v->nviolations; i++)
-		metrics_wsaudit_violation(&m->w, rule_name(v->v[i].rule), o ? o->function : NULL);
+		metrics_wsaudit_violation(&m->w, rule_name(v->v[i].rule), o ? o->function : NULL,
+					  ns, workload);
 }
 
 /* Delivery: frames that never left, and closes with 1011, by origin (docs/delivery.md). */
@@ -100,10 +104,12 @@ static void on_abrupt_close(void *ctx, const struct ct_conn *c, const char *why)
 	struct agent_metrics *m = ctx;
 	const struct attrib_stack *s = c->closer;
 	const char *origin = s && s->origin >= 0 ? s->frames[s->origin].function : NULL;
+	const char *ns, *workload;
 
 	(void)why;
+	session_k8s_labels(m->session, (pid_t)c->tgid, &ns, &workload);
 	metrics_wsaudit_abnormal_close(&m->w, 0, origin);
-	metrics_wsaudit_violation(&m->w, "abnormal_close", origin);
+	metrics_wsaudit_violation(&m->w, "abnormal_close", origin, ns, workload);
 }
 
 static int process_families_add(struct metrics *reg, struct process_families *p)
@@ -337,6 +343,10 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 	for (int i = 0; i < DROP_MAX; i++)
 		metrics_counter_set(m->w.drops, (const char *const[]){ capture_drop_name(i) },
 				    t.kernel.drops[i]);
+	metrics_counter_set(m->w.dropped_bytes, (const char *const[]){ "cap_exceeded" },
+			    t.kernel.stats[STAT_CAP_BYTES]);
+	metrics_counter_set(m->w.dropped_bytes, (const char *const[]){ "lost" },
+			    t.kernel.stats[STAT_LOST_BYTES]);
 	for (int i = 1; i < UNATTR__COUNT; i++)
 		metrics_counter_set(m->w.unattributed,
 				    (const char *const[]){ unattributed_name(i) },

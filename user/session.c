@@ -51,6 +51,8 @@
 struct proc_pod {
 	pid_t pid;
 	json_t *container; /* JSON null on the host */
+	char k8s_namespace[PODINFO_NAMESPACE_MAX + 1]; /* podinfo_k8s_labels() */
+	char k8s_workload[PODINFO_WORKLOAD_MAX + 1];
 	struct proc_pod *next;
 };
 
@@ -434,6 +436,16 @@ static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 	}
 	if (!s->opts.violations_only && conn_selected(s, c))
 		output_conn_open(s->out, c, shown, ts_ns);
+	if (s->opts.write && peer_selected(s, c))
+		streamwrite_conn_open(s->opts.write, c, ts_ns);
+}
+
+static void sink_bytes(void *ctx, const struct ct_conn *c, uint64_t pos, const uint8_t *data,
+		       size_t len, uint64_t ts_ns)
+{
+	struct session *s = ctx;
+
+	streamwrite_bytes(s->opts.write, c, pos, data, len, ts_ns);
 }
 
 static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why)
@@ -468,6 +480,8 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 	}
 	if ((!s->opts.violations_only || abrupt) && conn_selected(s, c))
 		output_conn_close(s->out, c, ts_ns, why);
+	if (s->opts.write)
+		streamwrite_conn_close(s->opts.write, c, ts_ns, why);
 }
 
 /*
@@ -525,7 +539,7 @@ static int sink_history(void *ctx, const struct ct_conn *c, uint64_t strm, uint6
 			     dict, dict_len);
 }
 
-static const json_t *process_container(struct session *s, pid_t pid)
+static struct proc_pod *process_pod(struct session *s, pid_t pid)
 {
 	struct proc_pod **pp = &s->pod_buckets[(unsigned int)pid % POD_BUCKETS], *p;
 	struct podinfo pi;
@@ -533,7 +547,7 @@ static const json_t *process_container(struct session *s, pid_t pid)
 
 	for (p = *pp; p; p = p->next) {
 		if (p->pid == pid)
-			return p->container;
+			return p;
 	}
 	p = calloc(1, sizeof(*p));
 	if (!p)
@@ -543,9 +557,26 @@ static const json_t *process_container(struct session *s, pid_t pid)
 		log_info("pid %d: container lookup: %s", pid, podinfo_reason_name(r));
 	p->pid = pid;
 	p->container = podinfo_json(&pi);
+	podinfo_k8s_labels(&pi, p->k8s_namespace, p->k8s_workload);
 	p->next = *pp;
 	*pp = p;
-	return p->container;
+	return p;
+}
+
+static const json_t *process_container(struct session *s, pid_t pid)
+{
+	struct proc_pod *p = process_pod(s, pid);
+
+	return p ? p->container : NULL;
+}
+
+void session_k8s_labels(struct session *s, pid_t pid, const char **k8s_namespace,
+			const char **k8s_workload)
+{
+	struct proc_pod *p = process_pod(s, pid);
+
+	*k8s_namespace = p ? p->k8s_namespace : NULL;
+	*k8s_workload = p ? p->k8s_workload : NULL;
 }
 
 static void forget_container(struct session *s, pid_t pid)
@@ -742,6 +773,8 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 	}
 	if (s->obs.frame_view)
 		s->obs.frame_view(s->obs.ctx, &fv);
+	if (s->opts.write)
+		streamwrite_frame(s->opts.write, &fv);
 	if (s->opts.violations_only && !verdict.nviolations)
 		return;
 	if (s->user_filter[0] && !user_selected(s, f->conn->has_user ? f->conn->user : NULL) &&
@@ -1555,6 +1588,7 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 		.stack = sink_stack,
 		.verdict = sink_verdict,
 		.history = sink_history,
+		.bytes = opts->write ? sink_bytes : NULL,
 		.ctx = s,
 	};
 
@@ -1776,6 +1810,7 @@ static void stats_to(struct session *s, struct output *o, bool final)
 	out.runs = &t.runs;
 	out.adopt = &t.adopt;
 	out.scope = &t.scope;
+	out.write = t.writing ? &t.write : NULL;
 	output_stats(o, &out, final);
 }
 
@@ -1872,6 +1907,10 @@ void session_totals(struct session *s, struct session_totals *t)
 	t->adopt = *adopt_stats(s->adopt);
 	t->scope = s->scope_totals;
 	capture_probe_counts(s->cap, &t->probes_attached, &t->probes_failed);
+	if (s->opts.write) {
+		t->writing = true;
+		t->write = *streamwrite_stats(s->opts.write);
+	}
 }
 
 void session_report(struct session *s, bool final)

@@ -25,6 +25,7 @@
 #include "policy.h"
 #include "rules.h"
 #include "runs.h"
+#include "streamwrite.h"
 
 struct session_opts {
 	enum output_format format;
@@ -63,6 +64,11 @@ struct session_opts {
 	enum test_unknown (*running_test)(void *ctx, pid_t writer, uint64_t ts_ns, char *out,
 					  size_t size);
 	void *running_test_ctx;
+	/*
+	 * trace --write: each connection's bytes to files (user/streamwrite.h), the caller's;
+	 * NULL: none.  --peer chooses the connections written too.
+	 */
+	struct streamwrite *write;
 };
 
 /* Told about every frame, after judgement, whether it is printed or not (for metrics). */
@@ -116,6 +122,13 @@ void session_set_output(struct session *s, FILE *out);
 /* JSON records to fn instead (output_set_sink()). */
 void session_set_sink(struct session *s, output_line_fn fn, void *ctx);
 void session_set_observer(struct session *s, const struct session_observer *obs);
+/*
+ * The Kubernetes namespace and workload of a followed process, for its metrics
+ * (podinfo_k8s_labels(), looked up once per process); NULL and NULL when out of memory.
+ * Valid until the process is forgotten; from the session's thread (an observer).
+ */
+void session_k8s_labels(struct session *s, pid_t pid, const char **k8s_namespace,
+			const char **k8s_workload);
 
 struct session_totals {
 	uint64_t records;
@@ -130,6 +143,8 @@ struct session_totals {
 	struct adopt_stats adopt;
 	struct pyscope_totals scope;
 	unsigned int probes_attached, probes_failed;
+	bool writing; /* trace --write: write holds its totals */
+	struct streamwrite_stats write;
 };
 
 void session_totals(struct session *s, struct session_totals *out);
