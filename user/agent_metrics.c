@@ -373,6 +373,7 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 	metrics_gauge_set(m->w.selfcheck_ok, NULL, session_selfcheck_ok(s));
 	metrics_gauge_set(m->w.selfcheck_last_success, NULL, (double)sc->last_ok_unix);
 	metrics_counter_set(m->w.selfcheck_failures, NULL, sc->failures);
+	metrics_counter_set(m->w.selfcheck_deferred, NULL, sc->deferred);
 	/* Before the first check, nothing is known: the loop and the attach decide alone. */
 	atomic_store(&m->blind, sc->runs && !sc->ok);
 }
