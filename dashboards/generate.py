@@ -180,9 +180,14 @@ PANELS = [
           [(f"sum({r('wsaudit_attributed_frames_total')}) / (sum({r('wsaudit_attributed_frames_total')})"
             f" + sum({r('wsaudit_unattributed_frames_total')}))", "attributed")], 12, 8),
     panel("timeseries", "Drops by reason",
-          "Records or bytes the BPF programs could not deliver, per second, by reason. Any "
-          "drop can hide a violation.", "ops",
+          "Times per second the BPF programs could not deliver a record or capture a write, by "
+          "reason. Any drop can hide a violation.", "ops",
           [(f"sum by (reason) ({r('wsaudit_drops_total')})", "{{reason}}")], 12, 8),
+    panel("timeseries", "Dropped bytes by reason",
+          "Payload bytes per second written to traced sockets and not captured: past the "
+          "per-syscall capture cap (cap_exceeded: the frame is reported truncated), or lost "
+          "(ring buffer full, read fault, zero-copy send).", "Bps",
+          [(f"sum by (reason) ({r('wsaudit_dropped_bytes_total')})", "{{reason}}")], 12, 8),
     panel("timeseries", "Parser desyncs and truncated frames",
           "Times a frame parser lost the frame boundaries, and frames not captured in full, "
           "per second.", "ops",

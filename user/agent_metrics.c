@@ -343,6 +343,10 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 	for (int i = 0; i < DROP_MAX; i++)
 		metrics_counter_set(m->w.drops, (const char *const[]){ capture_drop_name(i) },
 				    t.kernel.drops[i]);
+	metrics_counter_set(m->w.dropped_bytes, (const char *const[]){ "cap_exceeded" },
+			    t.kernel.stats[STAT_CAP_BYTES]);
+	metrics_counter_set(m->w.dropped_bytes, (const char *const[]){ "lost" },
+			    t.kernel.stats[STAT_LOST_BYTES]);
 	for (int i = 1; i < UNATTR__COUNT; i++)
 		metrics_counter_set(m->w.unattributed,
 				    (const char *const[]){ unattributed_name(i) },

@@ -64,7 +64,7 @@ struct capture {
 	capture_record_fn fn;
 	struct capture_startup startup;
 	void *ctx;
-	unsigned int attached, failed;
+	unsigned int failed; /* attach failures, counted as they happen */
 	int ncpus;
 	/* recursion_misses of each program (in object order) when it was last said */
 	uint64_t skipped_said[SKIPPED_PROGS_MAX];
@@ -306,9 +306,6 @@ struct capture *capture_open(const struct capture_opts *opts, capture_record_fn 
 	if (err)
 		goto err_destroy_skel;
 	cap->startup.attach_ns = mono_ns() - t0;
-	for (size_t i = 0; i < sizeof(cap->skel->links) / sizeof(struct bpf_link *); i++)
-		cap->attached += ((struct bpf_link **)&cap->skel->links)[i] != NULL;
-	cap->attached += EXIT_LINKS;
 	cap->rb = ring_buffer__new(bpf_map__fd(cap->skel->maps.events_rb), ringbuf_cb, cap, NULL);
 	if (!cap->rb) {
 		err = -errno;
@@ -568,7 +565,6 @@ static int uprobe_attach(struct capture *cap, pid_t pid, const char *path, dev_t
 		.ret_link = e ? r : NULL,
 		.kind = kind,
 	};
-	cap->attached += (e ? 1 : 0) + (r ? 1 : 0);
 	return 0;
 
 err:
@@ -772,9 +768,23 @@ int capture_read_counters(struct capture *cap, struct capture_counters *out)
 	return sum_percpu(bpf_map__fd(cap->skel->maps.stat_cnt), STAT_MAX, out->stats, cap->ncpus);
 }
 
+/*
+ * Counted from the links held now, not kept as a running total: the uprobes of a process
+ * that exited are destroyed with its image (capture_forget_image), and only links that exist
+ * are attached programs.
+ */
 void capture_probe_counts(const struct capture *cap, unsigned int *attached, unsigned int *failed)
 {
-	*attached = cap->attached;
+	struct bpf_link *const *links = (struct bpf_link *const *)&cap->skel->links;
+	unsigned int n = 0;
+
+	for (size_t i = 0; i < sizeof(cap->skel->links) / sizeof(*links); i++)
+		n += links[i] != NULL;
+	for (size_t i = 0; i < EXIT_LINKS; i++)
+		n += cap->exit_links[i] != NULL;
+	for (unsigned int i = 0; i < cap->nuprobes; i++)
+		n += (cap->uprobes[i].link != NULL) + (cap->uprobes[i].ret_link != NULL);
+	*attached = n;
 	*failed = cap->failed;
 }
 

@@ -739,6 +739,8 @@ const char *const metrics_runs_out_of_order_reasons[] = { "start_after_end", "af
 const char *const metrics_runs_unjudged_reasons[] = { "evicted", "message_unreadable", "fragment",
 						      "trace_ended", NULL };
 
+const char *const metrics_dropped_bytes_reasons[] = { "cap_exceeded", "lost", NULL };
+
 static const char *const probe_states[] = { "attached", "failed", NULL };
 static const char *const connection_kinds[] = { "handshake", "adopted", NULL };
 static const char *const reload_results[] = { "ok", "error", NULL };
@@ -800,8 +802,14 @@ static const struct family_spec wsaudit_families[] = {
 	PLAIN(captured_bytes, "wsaudit_captured_bytes_total", METRICS_COUNTER,
 	      "Payload bytes captured from the traced sockets."),
 	LABELLED(drops, "wsaudit_drops_total", METRICS_COUNTER,
-		 "Records or bytes the BPF programs could not deliver, by reason.", "reason",
-		 metrics_drop_reasons),
+		 "Times the BPF programs could not deliver a record or capture a write, by reason "
+		 "(each counts one occurrence; the bytes are in wsaudit_dropped_bytes_total).",
+		 "reason", metrics_drop_reasons),
+	LABELLED(dropped_bytes, "wsaudit_dropped_bytes_total", METRICS_COUNTER,
+		 "Payload bytes written to traced sockets that were not captured, by reason: past "
+		 "the per-syscall capture cap (cap_exceeded), or lost to a full ring buffer, a read "
+		 "fault, a zero-copy send or the chunk loop's limit (lost).",
+		 "reason", metrics_dropped_bytes_reasons),
 	LABELLED(probes, "wsaudit_probes", METRICS_GAUGE,
 		 "BPF programs and uprobes, by state: attached or failed to attach.", "state",
 		 probe_states),

@@ -133,7 +133,8 @@ struct metrics_wsaudit {
 	struct metrics_family *events; /* ring buffer records read */
 	struct metrics_family *frames; /* {opcode} */
 	struct metrics_family *captured_bytes;
-	struct metrics_family *drops; /* {reason}: the BPF drop reasons */
+	struct metrics_family *drops; /* {reason}: the BPF drop reasons, occurrences */
+	struct metrics_family *dropped_bytes; /* {reason}: metrics_dropped_bytes_reasons */
 	struct metrics_family *probes; /* {state="attached"|"failed"} gauge */
 	struct metrics_family *processes; /* gauge: processes followed */
 	struct metrics_family *connections; /* gauge: open WebSocket connections */
@@ -183,6 +184,7 @@ struct metrics_wsaudit {
 /* The label values created at 0 (NULL-terminated lists). */
 extern const char *const metrics_opcodes[];
 extern const char *const metrics_drop_reasons[];
+extern const char *const metrics_dropped_bytes_reasons[];
 extern const char *const metrics_unattributed_reasons[];
 extern const char *const metrics_message_statuses[];
 extern const char *const metrics_rules[];

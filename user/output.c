@@ -14,6 +14,7 @@
 #include "log.h"
 #include "output.h"
 #include "runs.h"
+#include "streamwrite.h"
 #include "delivery.h"
 #include "utf8.h"
 
@@ -61,12 +62,9 @@ static int64_t mono_to_real_ns(void)
 {
 	static int64_t offset;
 	static bool known;
-	struct timespec r, m;
 
 	if (!known) {
-		clock_gettime(CLOCK_REALTIME, &r);
-		clock_gettime(CLOCK_MONOTONIC, &m);
-		offset = ((int64_t)r.tv_sec - m.tv_sec) * 1000000000LL + (r.tv_nsec - m.tv_nsec);
+		offset = mono_to_real_offset();
 		known = true;
 	}
 	return offset;
@@ -1303,6 +1301,35 @@ void output_selfcheck(struct output *o, uint64_t ts_ns, bool ok, const char *why
 	emit_json(o, obj);
 }
 
+/* trace --write: what was written, and what was not, by reason. */
+static json_t *write_json(const struct streamwrite_stats *w)
+{
+	json_t *skipped = json_object();
+
+	for (int i = 0; i < SW_SKIP__COUNT; i++)
+		json_object_set_new(skipped, streamwrite_skip_name(i),
+				    json_integer((json_int_t)w->skipped[i]));
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "conns",
+			 (json_int_t)w->conns, "open", (json_int_t)w->conns_open, "bytes",
+			 (json_int_t)w->bytes, "packets", (json_int_t)w->packets, "frames",
+			 (json_int_t)w->frames, "comments_dropped", (json_int_t)w->comments_dropped,
+			 "holes", (json_int_t)w->holes, "hole_bytes", (json_int_t)w->hole_bytes,
+			 "raw_cut", (json_int_t)w->raw_cut, "errors", (json_int_t)w->write_errors,
+			 "bytes_not_written", (json_int_t)w->bytes_not_written, "not_written",
+			 skipped);
+}
+
+static void write_text(struct output *o, const struct streamwrite_stats *w)
+{
+	tput(o, "; written: %llu connections, %llu bytes, %llu holes, %llu write errors",
+	     (unsigned long long)w->conns, (unsigned long long)w->bytes,
+	     (unsigned long long)w->holes, (unsigned long long)w->write_errors);
+	for (int i = 0; i < SW_SKIP__COUNT; i++)
+		if (w->skipped[i])
+			tput(o, ", %llu not written (%s)", (unsigned long long)w->skipped[i],
+			     streamwrite_skip_name(i));
+}
+
 void output_stats(struct output *o, const struct trace_totals *t, bool final)
 {
 	const struct capture_counters *k = t->kernel;
@@ -1361,6 +1388,8 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 					     (unsigned long long)t->runs->reports[i],
 					     run_rule_name(run_reason_rule(i)), run_reason_name(i));
 		}
+		if (t->write)
+			write_text(o, t->write);
 		tput(o, "\n");
 		text_flush(o);
 		output_flush(o);
@@ -1473,6 +1502,8 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				      (json_int_t)ct->unsent_writes, "lost_frames",
 				      (json_int_t)ct->lost_frames, "unsent_unresolved_bytes",
 				      (json_int_t)ct->unsent_unresolved_bytes));
+	if (t->write)
+		json_object_set_new(obj, "write", write_json(t->write));
 	if (t->causal)
 		json_object_set_new(obj, "causal",
 				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",

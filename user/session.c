@@ -436,6 +436,16 @@ static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 	}
 	if (!s->opts.violations_only && conn_selected(s, c))
 		output_conn_open(s->out, c, shown, ts_ns);
+	if (s->opts.write && peer_selected(s, c))
+		streamwrite_conn_open(s->opts.write, c, ts_ns);
+}
+
+static void sink_bytes(void *ctx, const struct ct_conn *c, uint64_t pos, const uint8_t *data,
+		       size_t len, uint64_t ts_ns)
+{
+	struct session *s = ctx;
+
+	streamwrite_bytes(s->opts.write, c, pos, data, len, ts_ns);
 }
 
 static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why)
@@ -470,6 +480,8 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 	}
 	if ((!s->opts.violations_only || abrupt) && conn_selected(s, c))
 		output_conn_close(s->out, c, ts_ns, why);
+	if (s->opts.write)
+		streamwrite_conn_close(s->opts.write, c, ts_ns, why);
 }
 
 /*
@@ -761,6 +773,8 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 	}
 	if (s->obs.frame_view)
 		s->obs.frame_view(s->obs.ctx, &fv);
+	if (s->opts.write)
+		streamwrite_frame(s->opts.write, &fv);
 	if (s->opts.violations_only && !verdict.nviolations)
 		return;
 	if (s->user_filter[0] && !user_selected(s, f->conn->has_user ? f->conn->user : NULL) &&
@@ -1574,6 +1588,7 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 		.stack = sink_stack,
 		.verdict = sink_verdict,
 		.history = sink_history,
+		.bytes = opts->write ? sink_bytes : NULL,
 		.ctx = s,
 	};
 
@@ -1788,6 +1803,7 @@ static void stats_to(struct session *s, struct output *o, bool final)
 	out.runs = &t.runs;
 	out.adopt = &t.adopt;
 	out.scope = &t.scope;
+	out.write = t.writing ? &t.write : NULL;
 	output_stats(o, &out, final);
 }
 
@@ -1884,6 +1900,10 @@ void session_totals(struct session *s, struct session_totals *t)
 	t->adopt = *adopt_stats(s->adopt);
 	t->scope = s->scope_totals;
 	capture_probe_counts(s->cap, &t->probes_attached, &t->probes_failed);
+	if (s->opts.write) {
+		t->writing = true;
+		t->write = *streamwrite_stats(s->opts.write);
+	}
 }
 
 void session_report(struct session *s, bool final)

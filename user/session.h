@@ -25,6 +25,7 @@
 #include "policy.h"
 #include "rules.h"
 #include "runs.h"
+#include "streamwrite.h"
 
 struct session_opts {
 	enum output_format format;
@@ -63,6 +64,11 @@ struct session_opts {
 	enum test_unknown (*running_test)(void *ctx, pid_t writer, uint64_t ts_ns, char *out,
 					  size_t size);
 	void *running_test_ctx;
+	/*
+	 * trace --write: each connection's bytes to files (user/streamwrite.h), the caller's;
+	 * NULL: none.  --peer chooses the connections written too.
+	 */
+	struct streamwrite *write;
 };
 
 /* Told about every frame, after judgement, whether it is printed or not (for metrics). */
@@ -137,6 +143,8 @@ struct session_totals {
 	struct adopt_stats adopt;
 	struct pyscope_totals scope;
 	unsigned int probes_attached, probes_failed;
+	bool writing; /* trace --write: write holds its totals */
+	struct streamwrite_stats write;
 };
 
 void session_totals(struct session *s, struct session_totals *out);

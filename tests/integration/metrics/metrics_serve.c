@@ -47,6 +47,8 @@ static int fill(struct metrics_wsaudit *w)
 	err = err ?: metrics_add1(w->drops, "ringbuf_full", 17);
 	err = err ?: metrics_add1(w->drops, "read_fault", 2);
 	err = err ?: metrics_add1(w->drops, "cap_exceeded", 40);
+	err = err ?: metrics_add1(w->dropped_bytes, "cap_exceeded", 2621440);
+	err = err ?: metrics_add1(w->dropped_bytes, "lost", 70312);
 	err = err ?: metrics_gauge_set1(w->probes, "attached", 14);
 	err = err ?: metrics_gauge_set1(w->probes, "failed", 1);
 	err = err ?: metrics_gauge_set(w->processes, NULL, 2);

@@ -167,8 +167,8 @@ def test_promtool_check_metrics(scrape):
 def test_what_promtool_does_not_check(server, scrape):
     expo = promtext.parse(scrape)
     assert promtext.check(expo) == []
-    # HELP and TYPE once per family (a second one is in check()), for all 47 families.
-    assert len(expo.help) == 47
+    # HELP and TYPE once per family (a second one is in check()), for all 48 families.
+    assert len(expo.help) == 48
     assert set(expo.type) == set(expo.help) == {s.name for s in expo.samples}
     # Stable order: a second scrape is the same text.
     assert get(server, "/metrics")[2].decode("utf-8") == scrape
@@ -222,6 +222,10 @@ def test_values(scrape):
     for reason in ("ringbuf_full", "read_fault", "cap_exceeded", "map_full", "no_entry",
                    "too_many_iov", "loop_limit", "fd_resolve", "stack_ringbuf_full"):
         assert ("wsaudit_drops_total", frozenset({("reason", reason)})) in by
+    # Occurrences and bytes apart.
+    assert v("wsaudit_drops_total", reason="cap_exceeded") == 40
+    assert v("wsaudit_dropped_bytes_total", reason="cap_exceeded") == 2621440
+    assert v("wsaudit_dropped_bytes_total", reason="lost") == 70312
     assert v("wsaudit_build_info", version="0.0.0-test", revision="golden") == 1
 
 
