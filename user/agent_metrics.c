@@ -99,13 +99,14 @@ static void on_frame_view(void *ctx, const struct frame_view *fv)
 }
 
 /* A socket closed without a close frame: by the function that closed it, when known. */
-static void on_abrupt_close(void *ctx, const struct ct_conn *c, const char *why)
+static void on_abrupt_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
 	struct agent_metrics *m = ctx;
 	const struct attrib_stack *s = c->closer;
 	const char *origin = s && s->origin >= 0 ? s->frames[s->origin].function : NULL;
 	const char *ns, *workload;
 
+	(void)ts_ns;
 	(void)why;
 	session_k8s_labels(m->session, (pid_t)c->tgid, &ns, &workload);
 	metrics_wsaudit_abnormal_close(&m->w, 0, origin);

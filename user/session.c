@@ -470,7 +470,7 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 	if (abrupt) {
 		rules_count(s->rules, RULE_ABNORMAL_CLOSE);
 		if (s->obs.conn_close)
-			s->obs.conn_close(s->obs.ctx, c, why);
+			s->obs.conn_close(s->obs.ctx, c, ts_ns ? ts_ns : mono_ns(), why);
 	}
 	for (struct session_tap *t = s->taps; t; t = t->next) {
 		if ((!t->violations_only || abrupt) && t->wants(t->ctx, c->tgid)) {
@@ -642,6 +642,8 @@ static void sink_run(void *ctx, const struct run_report *rep)
 	/* Findings, and runs that could not be judged: shown even with --violations-only. */
 	if (run_selected(s, rep))
 		output_run(s->out, rep, s->policy->runs.timeout_s);
+	if (s->obs.run)
+		s->obs.run(s->obs.ctx, rep);
 }
 
 /*

@@ -78,7 +78,9 @@ struct session_observer {
 	/* The same with all that is printed of it (the test it names too); optional. */
 	void (*frame_view)(void *ctx, const struct frame_view *fv);
 	/* A connection closed without a close frame (an abnormal_close finding); optional. */
-	void (*conn_close)(void *ctx, const struct ct_conn *c, const char *why);
+	void (*conn_close)(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why);
+	/* A run that did not reach its user whole, or was not judged (docs/runs.md); optional. */
+	void (*run)(void *ctx, const struct run_report *rep);
 	void *ctx;
 };
 
