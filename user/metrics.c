@@ -965,6 +965,9 @@ static const struct family_spec wsaudit_families[] = {
 	      METRICS_GAUGE, "When a self-check last passed (unix seconds; 0: never)."),
 	PLAIN(selfcheck_failures, "wsaudit_selfcheck_failures_total", METRICS_COUNTER,
 	      "Self-checks that did not see the probe write come back."),
+	PLAIN(selfcheck_deferred, "wsaudit_selfcheck_deferred_total", METRICS_COUNTER,
+	      "Self-checks without a verdict: the probe was not back in time while the ring buffer "
+	      "was still being drained (tried again 5 s later)."),
 	PLAIN(trace_clients, "wsaudit_trace_clients", METRICS_GAUGE,
 	      "`wsaudit trace` instances served by the agent's local socket."),
 	PLAIN(trace_client_drops, "wsaudit_trace_client_dropped_records_total", METRICS_COUNTER,
@@ -1037,6 +1040,29 @@ void metrics_wsaudit_fini(struct metrics_wsaudit *w)
 {
 	metrics_free(w->reg);
 	memset(w, 0, sizeof(*w));
+}
+
+int metrics_process_init(struct metrics *reg, struct metrics_process *p)
+{
+	p->cpu = metrics_family_add(reg, "process_cpu_seconds_total", METRICS_COUNTER,
+				    "User and system CPU time of the agent, in seconds.", NULL, 0,
+				    0, NULL);
+	p->rss = metrics_family_add(reg, "process_resident_memory_bytes", METRICS_GAUGE,
+				    "Resident memory of the agent, in bytes.", NULL, 0, 0, NULL);
+	p->vsize = metrics_family_add(reg, "process_virtual_memory_bytes", METRICS_GAUGE,
+				      "Virtual memory of the agent, in bytes.", NULL, 0, 0, NULL);
+	p->fds = metrics_family_add(reg, "process_open_fds", METRICS_GAUGE,
+				    "File descriptors the agent has open.", NULL, 0, 0, NULL);
+	p->max_fds = metrics_family_add(reg, "process_max_fds", METRICS_GAUGE,
+					"The agent's limit of open file descriptors.", NULL, 0, 0,
+					NULL);
+	p->start = metrics_family_add(reg, "process_start_time_seconds", METRICS_GAUGE,
+				      "When the agent started, in unix seconds.", NULL, 0, 0, NULL);
+	if (!p->cpu || !p->rss || !p->vsize || !p->fds || !p->max_fds || !p->start)
+		return -1;
+	/* Kept in microseconds: an integer counter, shown in seconds. */
+	metrics_counter_unit(p->cpu, 1e6);
+	return 0;
 }
 
 /* One update of a family capped on its `origin` label (index i), refused names as "other". */

@@ -177,6 +177,7 @@ struct metrics_wsaudit {
 	struct metrics_family *selfcheck_ok; /* gauge: the last self-check passed (1) or not */
 	struct metrics_family *selfcheck_last_success; /* gauge: unix seconds */
 	struct metrics_family *selfcheck_failures;
+	struct metrics_family *selfcheck_deferred; /* no verdict: the collector was behind */
 	struct metrics_family *trace_clients; /* gauge: `trace` clients of the agent's socket */
 	struct metrics_family *trace_client_drops; /* records lost by slow clients */
 };
@@ -193,6 +194,16 @@ extern const char *const metrics_runs_out_of_order_reasons[];
 extern const char *const metrics_runs_unjudged_reasons[];
 extern const char *const metrics_skip_reasons[];
 extern const char *const metrics_causal_results[];
+
+/*
+ * A process' own figures, as Prometheus client libraries name them (process_*): the agent
+ * fills them from /proc/self (user/agent_metrics.c).  0, or -1 with errno.
+ */
+struct metrics_process {
+	struct metrics_family *cpu, *rss, *vsize, *fds, *max_fds, *start;
+};
+
+int metrics_process_init(struct metrics *reg, struct metrics_process *p);
 
 /* A registry with the collector's families; 0 or -errno.  metrics_wsaudit_fini() frees it. */
 int metrics_wsaudit_init(struct metrics_wsaudit *w, const char *version, const char *revision);

@@ -1751,6 +1751,7 @@ int session_selfcheck(struct session *s, int timeout_ms, bool record)
 	uint64_t start = mono_ns(), deadline = start + (uint64_t)timeout_ms * 1000000ULL;
 	struct session_selfcheck *c = &s->check;
 	const char *why = NULL;
+	bool deferred = false;
 	struct timespec real;
 	int err;
 
@@ -1776,13 +1777,19 @@ int session_selfcheck(struct session *s, int timeout_ms, bool record)
 			break;
 	}
 	why = probe_missing(s);
-	if (why)
+	deferred = why && !err && !record && capture_pending(s->cap);
+	if (why && !deferred)
 		snprintf(c->why, sizeof(c->why), "%s within %d ms", why, timeout_ms);
 out_end:
 	capture_untrace_pid(s->cap, s->probe.pid);
 	capture_forget_tgid(s->cap, s->probe.pid);
 	selfcheck_probe_end(&s->probe);
 out:
+	if (deferred) {
+		c->deferred++;
+		c->last_ns = mono_ns() - start;
+		return -EAGAIN;
+	}
 	/* ok and runs are read by the health endpoint's thread (session_selfcheck_ok). */
 	__atomic_store_n(&c->ok, !err && !why, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->runs, c->runs + 1, __ATOMIC_RELEASE);
