@@ -99,13 +99,14 @@ static void on_frame_view(void *ctx, const struct frame_view *fv)
 }
 
 /* A socket closed without a close frame: by the function that closed it, when known. */
-static void on_abrupt_close(void *ctx, const struct ct_conn *c, const char *why)
+static void on_abrupt_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
 	struct agent_metrics *m = ctx;
 	const struct attrib_stack *s = c->closer;
 	const char *origin = s && s->origin >= 0 ? s->frames[s->origin].function : NULL;
 	const char *ns, *workload;
 
+	(void)ts_ns;
 	(void)why;
 	session_k8s_labels(m->session, (pid_t)c->tgid, &ns, &workload);
 	metrics_wsaudit_abnormal_close(&m->w, 0, origin);
@@ -400,6 +401,7 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 	metrics_gauge_set(m->w.selfcheck_ok, NULL, session_selfcheck_ok(s));
 	metrics_gauge_set(m->w.selfcheck_last_success, NULL, (double)sc->last_ok_unix);
 	metrics_counter_set(m->w.selfcheck_failures, NULL, sc->failures);
+	metrics_counter_set(m->w.selfcheck_deferred, NULL, sc->deferred);
 	/* Before the first check, nothing is known: the loop and the attach decide alone. */
 	atomic_store(&m->blind, sc->runs && !sc->ok);
 }

@@ -965,6 +965,9 @@ static const struct family_spec wsaudit_families[] = {
 	      METRICS_GAUGE, "When a self-check last passed (unix seconds; 0: never)."),
 	PLAIN(selfcheck_failures, "wsaudit_selfcheck_failures_total", METRICS_COUNTER,
 	      "Self-checks that did not see the probe write come back."),
+	PLAIN(selfcheck_deferred, "wsaudit_selfcheck_deferred_total", METRICS_COUNTER,
+	      "Self-checks without a verdict: the probe was not back in time while the ring buffer "
+	      "was still being drained (tried again 5 s later)."),
 	PLAIN(trace_clients, "wsaudit_trace_clients", METRICS_GAUGE,
 	      "`wsaudit trace` instances served by the agent's local socket."),
 	PLAIN(trace_client_drops, "wsaudit_trace_client_dropped_records_total", METRICS_COUNTER,

@@ -177,6 +177,7 @@ struct metrics_wsaudit {
 	struct metrics_family *selfcheck_ok; /* gauge: the last self-check passed (1) or not */
 	struct metrics_family *selfcheck_last_success; /* gauge: unix seconds */
 	struct metrics_family *selfcheck_failures;
+	struct metrics_family *selfcheck_deferred; /* no verdict: the collector was behind */
 	struct metrics_family *trace_clients; /* gauge: `trace` clients of the agent's socket */
 	struct metrics_family *trace_client_drops; /* records lost by slow clients */
 };

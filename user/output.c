@@ -977,56 +977,12 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	emit_json(o, obj);
 }
 
-/* What a run report says, in words: the record's detail and the text line's. */
-static void run_detail(const struct run_report *rep, unsigned int timeout_s, char *out, size_t size)
-{
-	size_t used = 0;
-
-	switch (rep->reason) {
-	case RUN_CONN_CLOSED:
-		snprintf(out, size, "the run got no end event before its connection closed");
-		break;
-	case RUN_TIMEOUT:
-		snprintf(out, size, "the run sent nothing for %us and no end event", timeout_s);
-		break;
-	case RUN_START_AFTER_END:
-	case RUN_AFTER_END:
-		snprintf(out, size, "%s came after the run's end", rep->event ? rep->event : "?");
-		break;
-	case RUN_REQUIRED_ABSENT:
-		used = (size_t)snprintf(out, size, "the run ended without");
-		for (size_t i = 0; i < rep->nmissing && used < size; i++)
-			used += (size_t)snprintf(out + used, size - used, "%s %s", i ? "," : "",
-						 rep->missing[i]);
-		break;
-	case RUN_EVICTED:
-		snprintf(out, size, "forgotten past the bound of runs followed (%d a connection)",
-			 RUNS_PER_CONN);
-		break;
-	case RUN_FRAGMENT:
-		snprintf(out, size,
-			 "the connection got events of the run but neither its start "
-			 "nor its end (its events went to another connection?)");
-		break;
-	case RUN_TRACE_ENDED:
-		snprintf(out, size, "the run was still open when the trace ended");
-		break;
-	case RUN_UNREADABLE:
-		snprintf(out, size,
-			 "a message of its connection could not be read, and may have "
-			 "been its end");
-		break;
-	default:
-		snprintf(out, size, "?");
-	}
-}
-
 void output_run(struct output *o, const struct run_report *rep, unsigned int timeout_s)
 {
 	char ts[48], detail[RUNS_VALUE_MAX * 2];
 	json_t *obj, *missing;
 
-	run_detail(rep, timeout_s, detail, sizeof(detail));
+	runs_detail(rep, timeout_s, detail, sizeof(detail));
 	if (o->format == OUTPUT_TEXT) {
 		const char *root;
 

@@ -470,7 +470,7 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 	if (abrupt) {
 		rules_count(s->rules, RULE_ABNORMAL_CLOSE);
 		if (s->obs.conn_close)
-			s->obs.conn_close(s->obs.ctx, c, why);
+			s->obs.conn_close(s->obs.ctx, c, ts_ns ? ts_ns : mono_ns(), why);
 	}
 	for (struct session_tap *t = s->taps; t; t = t->next) {
 		if ((!t->violations_only || abrupt) && t->wants(t->ctx, c->tgid)) {
@@ -642,6 +642,8 @@ static void sink_run(void *ctx, const struct run_report *rep)
 	/* Findings, and runs that could not be judged: shown even with --violations-only. */
 	if (run_selected(s, rep))
 		output_run(s->out, rep, s->policy->runs.timeout_s);
+	if (s->obs.run)
+		s->obs.run(s->obs.ctx, rep);
 }
 
 /*
@@ -1738,6 +1740,7 @@ int session_selfcheck(struct session *s, int timeout_ms, bool record)
 	uint64_t start = mono_ns(), deadline = start + (uint64_t)timeout_ms * 1000000ULL;
 	struct session_selfcheck *c = &s->check;
 	const char *why = NULL;
+	bool deferred = false;
 	struct timespec real;
 	int err;
 
@@ -1763,13 +1766,19 @@ int session_selfcheck(struct session *s, int timeout_ms, bool record)
 			break;
 	}
 	why = probe_missing(s);
-	if (why)
+	deferred = why && !err && !record && capture_pending(s->cap);
+	if (why && !deferred)
 		snprintf(c->why, sizeof(c->why), "%s within %d ms", why, timeout_ms);
 out_end:
 	capture_untrace_pid(s->cap, s->probe.pid);
 	capture_forget_tgid(s->cap, s->probe.pid);
 	selfcheck_probe_end(&s->probe);
 out:
+	if (deferred) {
+		c->deferred++;
+		c->last_ns = mono_ns() - start;
+		return -EAGAIN;
+	}
 	/* ok and runs are read by the health endpoint's thread (session_selfcheck_ok). */
 	__atomic_store_n(&c->ok, !err && !why, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->runs, c->runs + 1, __ATOMIC_RELEASE);

@@ -78,7 +78,9 @@ struct session_observer {
 	/* The same with all that is printed of it (the test it names too); optional. */
 	void (*frame_view)(void *ctx, const struct frame_view *fv);
 	/* A connection closed without a close frame (an abnormal_close finding); optional. */
-	void (*conn_close)(void *ctx, const struct ct_conn *c, const char *why);
+	void (*conn_close)(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why);
+	/* A run that did not reach its user whole, or was not judged (docs/runs.md); optional. */
+	void (*run)(void *ctx, const struct run_report *rep);
 	void *ctx;
 };
 
@@ -188,13 +190,17 @@ void session_startup(const struct session *s, struct capture_startup *out);
  * connection, traced for this purpose only, and the marker must come back through the
  * instance's own programs and ring buffer within timeout_ms (user/selfcheck.h).  With
  * record, the result is a `selfcheck` record in the output.  0, or -EIO with the reason in
- * the state's why.
+ * the state's why.  Without record (the agent's periodic check), a probe not back in time
+ * while the drain still stops at its budget gives no verdict: its records may be queued
+ * behind a flood, which must not make the instance look blind.  That is -EAGAIN, counted in
+ * the state's deferred, the rest of the state left as it was.
  */
 int session_selfcheck(struct session *s, int timeout_ms, bool record);
 
 struct session_selfcheck {
 	bool ok; /* the last check passed */
 	uint64_t runs, failures;
+	uint64_t deferred; /* checks without a verdict: the collector was behind (-EAGAIN) */
 	int64_t last_ok_unix; /* wall-clock seconds of the last success; 0: never */
 	uint64_t last_ns; /* how long the last check took */
 	char why[160]; /* the last failure's reason */
