@@ -65,6 +65,7 @@ struct proc_entry {
 /* Bits kept in a symbol's user_bits, valid for user_gen == transport_gen. */
 #define SYM_TRANSPORT 1u
 #define SYM_ASYNCIO 2u
+#define SYM_TWISTED 4u
 
 struct attrib {
 	const char *const *transport;
@@ -135,9 +136,25 @@ static const char *const flush_functions[] = {
 	"*_write_sendmsg",
 };
 
+/*
+ * Twisted's transports never send in write(): FileDescriptor.write appends to the
+ * transport's buffer and registers the reactor's writer, whose doWrite sends everything
+ * buffered since, whoever wrote it.  On the asyncio reactor the writer runs in a copy of the
+ * context of the write that registered it: linked through it, every frame flushed with that
+ * one would be credited to that writer (docs/causal.md).
+ */
+static const char *const twisted_flush_functions[] = {
+	"*doWrite",
+};
+
 static bool asyncio_file(const char *file)
 {
 	return !fnmatch("*/asyncio/*", file, 0);
+}
+
+static bool twisted_file(const char *file)
+{
+	return !fnmatch("*/twisted/internet/*", file, 0);
 }
 
 static bool asyncio_function_in(const struct attrib_frame *f, const char *const *globs, size_t n)
@@ -156,6 +173,19 @@ static bool asyncio_function_in(const struct attrib_frame *f, const char *const 
 
 #define ASYNCIO_IN(f, list) asyncio_function_in(f, list, sizeof(list) / sizeof(list[0]))
 
+static bool twisted_flush(const struct attrib_frame *f)
+{
+	size_t n = sizeof(twisted_flush_functions) / sizeof(twisted_flush_functions[0]);
+
+	if (!f->file || !f->function || (f->sym ? !f->in_twisted : !twisted_file(f->file)))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (policy_glob_match(twisted_flush_functions[i], f->function))
+			return true;
+	}
+	return false;
+}
+
 int attrib_pick_origin(const struct attrib_frame *frames, size_t n, enum unattributed *why)
 {
 	*why = UNATTR_NONE;
@@ -164,7 +194,7 @@ int attrib_pick_origin(const struct attrib_frame *frames, size_t n, enum unattri
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (ASYNCIO_IN(&frames[i], flush_functions)) {
+		if (ASYNCIO_IN(&frames[i], flush_functions) || twisted_flush(&frames[i])) {
 			*why = UNATTR_DEFERRED_WRITE;
 			return -1;
 		}
@@ -419,7 +449,8 @@ static unsigned int sym_file_bits(struct attrib *a, struct pysym_sym *sym)
 {
 	if (sym->user_gen != a->transport_gen) {
 		sym->user_bits = (is_transport(a, sym->file) ? SYM_TRANSPORT : 0) |
-				 (asyncio_file(sym->file) ? SYM_ASYNCIO : 0);
+				 (asyncio_file(sym->file) ? SYM_ASYNCIO : 0) |
+				 (twisted_file(sym->file) ? SYM_TWISTED : 0);
 		sym->user_gen = a->transport_gen;
 	}
 	return sym->user_bits;
@@ -459,6 +490,7 @@ static void frame_fill(struct attrib *a, const struct proc_entry *p, pid_t pid,
 	out->line = hit->line;
 	out->transport = bits & SYM_TRANSPORT;
 	out->in_asyncio = bits & SYM_ASYNCIO;
+	out->in_twisted = bits & SYM_TWISTED;
 }
 
 static void frame_release(struct attrib_frame *f)

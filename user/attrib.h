@@ -48,6 +48,7 @@ struct attrib_frame {
 	 */
 	struct pysym_sym *sym;
 	bool in_asyncio; /* file is asyncio's; only meaningful with sym */
+	bool in_twisted; /* file is Twisted's reactor (twisted/internet); the same */
 };
 
 /* A resolved stack, shared (refcounted) by every frame its write carried. */

@@ -17,6 +17,7 @@
 static const char ASYNCIO[] = "/usr/lib/python3.11/asyncio/base_events.py";
 static const char EVENTS[] = "/usr/lib/python3.11/asyncio/events.py";
 static const char SELECTOR[] = "/usr/lib/python3.11/asyncio/selector_events.py";
+#define TWISTED "/usr/lib/python3/dist-packages/twisted/internet/"
 static const char LIB[] = "/usr/lib/python3/dist-packages/websockets/legacy/protocol.py";
 
 static void test_innermost_application_frame(void **state)
@@ -47,12 +48,29 @@ static void test_loop_flush_is_deferred(void **state)
 		F("run", "/usr/lib/python3.11/asyncio/runners.py", true),
 		F("<module>", "/srv/app/main.py", false),
 	};
+	/* Twisted sends only from the reactor's doWrite, on any reactor. */
+	struct attrib_frame twisted[] = {
+		F("Connection.writeSomeData", TWISTED "tcp.py", true),
+		F("FileDescriptor.doWrite", TWISTED "abstract.py", true),
+		F("AsyncioSelectorReactor._readOrWrite", TWISTED "asyncioreactor.py", true),
+		F("Handle._run", EVENTS, true),
+		F("<module>", "/srv/app/main.py", false),
+	};
+	/* A function of the application named doWrite is not the reactor's. */
+	struct attrib_frame own[] = {
+		F("Session.doWrite", "/srv/app/session.py", false),
+		F("Handle._run", EVENTS, true),
+	};
 	enum unattributed why;
 
 	assert_int_equal(attrib_pick_origin(selector, 3, &why), -1);
 	assert_int_equal(why, UNATTR_DEFERRED_WRITE);
 	assert_int_equal(attrib_pick_origin(uvloop, 3, &why), -1);
 	assert_int_equal(why, UNATTR_DEFERRED_WRITE);
+	assert_int_equal(attrib_pick_origin(twisted, 5, &why), -1);
+	assert_int_equal(why, UNATTR_DEFERRED_WRITE);
+	assert_int_equal(attrib_pick_origin(own, 2, &why), 0);
+	assert_int_equal(why, UNATTR_NONE);
 }
 
 static void test_task_without_creator_is_detached(void **state)
