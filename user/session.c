@@ -939,7 +939,8 @@ static void mark_stop_frame(struct session *s, const struct evt_stack *e,
 				 "end",
 				 stack->frames[i].function, strerror(-err));
 		} else {
-			log_info("pid %u: stack walks stop at %s", e->tgid, stack->frames[i].function);
+			log_info("pid %u: stack walks stop at %s", e->tgid,
+				 stack->frames[i].function);
 		}
 		return;
 	}
