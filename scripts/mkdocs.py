@@ -87,6 +87,9 @@ _wsaudit()
 	-c|--policy|--log|--identity-key|--sarif|--junit|--baseline|--write-baseline|--output-file|--bundle-root|--agent-socket)
 		COMPREPLY=($(compgen -f -- "$cur"))
 		return ;;
+	--write)
+		COMPREPLY=($(compgen -d -- "$cur"))
+		return ;;
 	-o|--output)
 		COMPREPLY=($(compgen -W "text json" -- "$cur"))
 		return ;;

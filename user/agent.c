@@ -32,6 +32,8 @@
 /* The self-check's period and how long it waits for its probe's write (user/selfcheck.h). */
 #define SELFCHECK_EVERY_NS (30ULL * 1000000000ULL)
 #define SELFCHECK_TIMEOUT_MS 2000
+/* A check without a verdict (the collector was behind) is tried again this soon. */
+#define SELFCHECK_RETRY_NS (5ULL * 1000000000ULL)
 
 static volatile sig_atomic_t stop_requested, reload_requested;
 
@@ -100,9 +102,16 @@ static void agent_reload(struct session *s, const struct agent_opts *o, struct v
 static int selfcheck(struct session *s)
 {
 	int err = session_selfcheck(s, SELFCHECK_TIMEOUT_MS, false);
+	uint64_t n = session_selfcheck_state(s)->deferred;
 
-	if (err)
+	if (err == -EAGAIN) {
+		if (!(n & (n - 1)))
+			log_warn("self-check deferred: its probe was not back within %d ms while "
+				 "the ring buffer was still being drained (%llu so far)",
+				 SELFCHECK_TIMEOUT_MS, (unsigned long long)n);
+	} else if (err) {
 		log_err("self-check failed: %s", session_selfcheck_state(s)->why);
+	}
 	return err;
 }
 
@@ -158,6 +167,7 @@ int cmd_agent(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	so.identity_key = o.identity_key;
+	so.bundle_root = o.bundle_root;
 	p = agent_load_policy(o.policy_path);
 	if (!p)
 		return o.policy_path ? EXIT_USAGE : EXIT_RUNTIME;
@@ -215,8 +225,9 @@ int cmd_agent(int argc, char **argv)
 		vlog_flush(log);
 		now = mono_ns();
 		if (now - last_check >= SELFCHECK_EVERY_NS) {
-			selfcheck(s);
 			last_check = now;
+			if (selfcheck(s) == -EAGAIN)
+				last_check = now - SELFCHECK_EVERY_NS + SELFCHECK_RETRY_NS;
 		}
 		vlog_stats(log, &ls);
 		agent_metrics_update(metrics, s, &ls);

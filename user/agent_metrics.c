@@ -20,14 +20,9 @@
 /* Reading the kernel's per-CPU counters costs two syscalls: once a second is plenty. */
 #define UPDATE_EVERY_NS 1000000000ULL
 
-/* The agent's own process, as Prometheus client libraries name it (process_*). */
-struct process_families {
-	struct metrics_family *cpu, *rss, *vsize, *fds, *max_fds, *start;
-};
-
 struct agent_metrics {
 	struct metrics_wsaudit w;
-	struct process_families proc;
+	struct metrics_process proc;
 	struct metrics_http *http;
 	struct session *session;
 	uint64_t last_update;
@@ -72,12 +67,16 @@ static void on_frame(void *ctx, const struct ct_frame *f, const struct attrib_st
 {
 	struct agent_metrics *m = ctx;
 	const struct attrib_frame *o = causal_origin(s, link, &(enum causal_via){ VIA_NONE });
+	const char *ns = NULL, *workload = NULL;
 
 	metrics_add1(m->w.frames, ws_opcode_name(f->frame->opcode), 1);
 	if (o)
 		metrics_add(m->w.attributed, NULL, 1);
+	if (v->nviolations)
+		session_k8s_labels(m->session, (pid_t)f->pid, &ns, &workload);
 	for (size_t i = 0; i < v->nviolations; i++)
-		metrics_wsaudit_violation(&m->w, rule_name(v->v[i].rule), o ? o->function : NULL);
+		metrics_wsaudit_violation(&m->w, rule_name(v->v[i].rule), o ? o->function : NULL,
+					  ns, workload);
 }
 
 /* Delivery: frames that never left, and closes with 1011, by origin (docs/delivery.md). */
@@ -95,38 +94,18 @@ static void on_frame_view(void *ctx, const struct frame_view *fv)
 }
 
 /* A socket closed without a close frame: by the function that closed it, when known. */
-static void on_abrupt_close(void *ctx, const struct ct_conn *c, const char *why)
+static void on_abrupt_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
 	struct agent_metrics *m = ctx;
 	const struct attrib_stack *s = c->closer;
 	const char *origin = s && s->origin >= 0 ? s->frames[s->origin].function : NULL;
+	const char *ns, *workload;
 
+	(void)ts_ns;
 	(void)why;
+	session_k8s_labels(m->session, (pid_t)c->tgid, &ns, &workload);
 	metrics_wsaudit_abnormal_close(&m->w, 0, origin);
-	metrics_wsaudit_violation(&m->w, "abnormal_close", origin);
-}
-
-static int process_families_add(struct metrics *reg, struct process_families *p)
-{
-	p->cpu = metrics_family_add(reg, "process_cpu_seconds_total", METRICS_COUNTER,
-				    "User and system CPU time of the agent, in seconds.", NULL, 0,
-				    0, NULL);
-	p->rss = metrics_family_add(reg, "process_resident_memory_bytes", METRICS_GAUGE,
-				    "Resident memory of the agent, in bytes.", NULL, 0, 0, NULL);
-	p->vsize = metrics_family_add(reg, "process_virtual_memory_bytes", METRICS_GAUGE,
-				      "Virtual memory of the agent, in bytes.", NULL, 0, 0, NULL);
-	p->fds = metrics_family_add(reg, "process_open_fds", METRICS_GAUGE,
-				    "File descriptors the agent has open.", NULL, 0, 0, NULL);
-	p->max_fds = metrics_family_add(reg, "process_max_fds", METRICS_GAUGE,
-					"The agent's limit of open file descriptors.", NULL, 0, 0,
-					NULL);
-	p->start = metrics_family_add(reg, "process_start_time_seconds", METRICS_GAUGE,
-				      "When the agent started, in unix seconds.", NULL, 0, 0, NULL);
-	if (!p->cpu || !p->rss || !p->vsize || !p->fds || !p->max_fds || !p->start)
-		return -1;
-	/* Kept in microseconds: an integer counter, shown in seconds. */
-	metrics_counter_unit(p->cpu, 1e6);
-	return 0;
+	metrics_wsaudit_violation(&m->w, "abnormal_close", origin, ns, workload);
 }
 
 /* The boot time in unix seconds (btime of /proc/stat), for the start time; 0 if unknown. */
@@ -145,7 +124,7 @@ static long long boot_time(void)
 }
 
 /* Read from /proc/self as the update runs; a file that cannot be read leaves its series. */
-static void process_update(struct process_families *p)
+static void process_update(struct metrics_process *p)
 {
 	static long long btime = -1;
 	unsigned long long utime, stime, start, vsize;
@@ -205,7 +184,7 @@ struct agent_metrics *agent_metrics_start(const char *listen)
 		free(m);
 		return NULL;
 	}
-	if (process_families_add(m->w.reg, &m->proc)) {
+	if (metrics_process_init(m->w.reg, &m->proc)) {
 		metrics_wsaudit_fini(&m->w);
 		free(m);
 		return NULL;
@@ -337,6 +316,10 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 	for (int i = 0; i < DROP_MAX; i++)
 		metrics_counter_set(m->w.drops, (const char *const[]){ capture_drop_name(i) },
 				    t.kernel.drops[i]);
+	metrics_counter_set(m->w.dropped_bytes, (const char *const[]){ "cap_exceeded" },
+			    t.kernel.stats[STAT_CAP_BYTES]);
+	metrics_counter_set(m->w.dropped_bytes, (const char *const[]){ "lost" },
+			    t.kernel.stats[STAT_LOST_BYTES]);
 	for (int i = 1; i < UNATTR__COUNT; i++)
 		metrics_counter_set(m->w.unattributed,
 				    (const char *const[]){ unattributed_name(i) },
@@ -390,6 +373,7 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 	metrics_gauge_set(m->w.selfcheck_ok, NULL, session_selfcheck_ok(s));
 	metrics_gauge_set(m->w.selfcheck_last_success, NULL, (double)sc->last_ok_unix);
 	metrics_counter_set(m->w.selfcheck_failures, NULL, sc->failures);
+	metrics_counter_set(m->w.selfcheck_deferred, NULL, sc->deferred);
 	/* Before the first check, nothing is known: the loop and the attach decide alone. */
 	atomic_store(&m->blind, sc->runs && !sc->ok);
 }

@@ -6,6 +6,7 @@
 #include "agent_opts.h"
 #include "cli.h"
 #include "keyhash.h"
+#include "podinfo.h"
 
 void agent_usage(FILE *out)
 {
@@ -13,7 +14,7 @@ void agent_usage(FILE *out)
 		"usage: wsaudit agent [-c POLICY] [--metrics-addr HOST:PORT] [--log FILE|-]\n"
 		"                     [--log-max-size BYTES] [--log-max-files N] [--log-queue BYTES]\n"
 		"                     [--stats-interval S] [--identity-key FILE] [--socket PATH|none]\n"
-		"                     [-v]\n"
+		"                     [--bundle-root DIR] [-v]\n"
 		"\n"
 		"Follows every process whose executable matches the policy's targets.exe, now and\n"
 		"later, and writes the frames that break a rule to the violation log (JSON lines).\n"
@@ -32,9 +33,13 @@ void agent_usage(FILE *out)
 		"                           (default: $" KEYHASH_ENV ", else a key for this run)\n"
 		"      --socket PATH        serve `wsaudit trace` on this UNIX socket, root only\n"
 		"                           (default %s; \"none\": not served)\n"
+		"      --bundle-root DIR    containerd's task state, where the pods of the\n"
+		"                           violations' k8s_namespace and k8s_workload are read\n"
+		"                           (default %s)\n"
 		"  -v, --verbose            more diagnostics on stderr\n"
 		"SIGHUP reopens the log and reloads the policy; SIGTERM detaches.\n",
-		AGENT_DEFAULT_METRICS_ADDR, VLOG_DEFAULT_MAX_FILES, TRACE_AGENT_SOCKET);
+		AGENT_DEFAULT_METRICS_ADDR, VLOG_DEFAULT_MAX_FILES, TRACE_AGENT_SOCKET,
+		PODINFO_BUNDLE_ROOT);
 }
 
 int agent_parse_args(int argc, char **argv, struct agent_opts *o, char *err, size_t errlen)
@@ -49,6 +54,7 @@ int agent_parse_args(int argc, char **argv, struct agent_opts *o, char *err, siz
 		{ "stats-interval", required_argument, NULL, 's' },
 		{ "socket", required_argument, NULL, 'U' },
 		{ "identity-key", required_argument, NULL, 'k' },
+		{ "bundle-root", required_argument, NULL, 'B' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -102,6 +108,11 @@ int agent_parse_args(int argc, char **argv, struct agent_opts *o, char *err, siz
 			break;
 		case 'k':
 			o->identity_key = optarg;
+			break;
+		case 'B':
+			if (!*optarg)
+				CLI_FAIL("empty --bundle-root");
+			o->bundle_root = optarg;
 			break;
 		case 'v':
 			o->verbose++;

@@ -18,6 +18,7 @@ struct agent_opts {
 	struct vlog_opts log;
 	const char *metrics_addr;
 	const char *socket_path; /* "none": no trace clients */
+	const char *bundle_root; /* containerd's task state; NULL: PODINFO_BUNDLE_ROOT */
 	double stats_interval_s;
 	int verbose;
 	bool help;

@@ -64,7 +64,7 @@ struct capture {
 	capture_record_fn fn;
 	struct capture_startup startup;
 	void *ctx;
-	unsigned int attached, failed;
+	unsigned int failed; /* attach failures, counted as they happen */
 	int ncpus;
 	/* recursion_misses of each program (in object order) when it was last said */
 	uint64_t skipped_said[SKIPPED_PROGS_MAX];
@@ -306,9 +306,6 @@ struct capture *capture_open(const struct capture_opts *opts, capture_record_fn 
 	if (err)
 		goto err_destroy_skel;
 	cap->startup.attach_ns = mono_ns() - t0;
-	for (size_t i = 0; i < sizeof(cap->skel->links) / sizeof(struct bpf_link *); i++)
-		cap->attached += ((struct bpf_link **)&cap->skel->links)[i] != NULL;
-	cap->attached += EXIT_LINKS;
 	cap->rb = ring_buffer__new(bpf_map__fd(cap->skel->maps.events_rb), ringbuf_cb, cap, NULL);
 	if (!cap->rb) {
 		err = -errno;
@@ -523,171 +520,80 @@ static int uprobe_slot(struct capture *cap, pid_t pid, dev_t dev, ino_t ino,
 	return 0;
 }
 
-int capture_attach_zlib(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino)
+/*
+ * The probes of one (pid, file, slot, kind): an entry program, a return program or both, on
+ * @func (libbpf finds it in the file's symbols) or, without one, at the file offset @slot.
+ * 0 when attached or attached already, -errno otherwise (counted in cap->failed).
+ */
+static int uprobe_attach(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino,
+			 unsigned long long slot, enum uprobe_kind kind, const char *func,
+			 struct bpf_program *entry, struct bpf_program *ret)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = "deflate");
-	struct bpf_link *entry, *ret;
-	struct uprobe_rec *u;
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = func);
+	size_t at = func ? 0 : (size_t)slot;
+	struct bpf_link *e = NULL, *r = NULL;
 	char *copy;
-	int err = uprobe_slot(cap, pid, dev, ino, 0, UPROBE_ZLIB);
+	int err = uprobe_slot(cap, pid, dev, ino, slot, kind);
 
 	if (err)
 		return err < 0 ? err : 0;
 	copy = strdup(path);
 	if (!copy)
 		return -ENOMEM;
-	/* For this process only, as the transport-write uprobes. */
-	entry = bpf_program__attach_uprobe_opts(cap->skel->progs.zlib_deflate_entry, pid, path, 0,
-						&opts);
-	if (!entry) {
-		err = -errno;
-		goto err_free;
+	/*
+	 * For this process only: the kernel then writes the breakpoint into its memory alone,
+	 * and the other processes mapping the file (services that are not audited) never trap.
+	 */
+	if (entry) {
+		e = bpf_program__attach_uprobe_opts(entry, pid, path, at, &opts);
+		if (!e)
+			goto err;
 	}
-	opts.retprobe = true;
-	ret = bpf_program__attach_uprobe_opts(cap->skel->progs.zlib_deflate_return, pid, path, 0,
-					      &opts);
-	if (!ret) {
-		err = -errno;
-		bpf_link__destroy(entry);
-		goto err_free;
+	if (ret) {
+		opts.retprobe = true;
+		r = bpf_program__attach_uprobe_opts(ret, pid, path, at, &opts);
+		if (!r)
+			goto err;
 	}
-	u = &cap->uprobes[cap->nuprobes++];
-	memset(u, 0, sizeof(*u));
-	u->path = copy;
-	u->pid = pid;
-	u->dev = dev;
-	u->ino = ino;
-	u->link = entry;
-	u->ret_link = ret;
-	u->kind = UPROBE_ZLIB;
-	cap->attached += 2;
+	cap->uprobes[cap->nuprobes++] = (struct uprobe_rec){
+		.pid = pid,
+		.dev = dev,
+		.ino = ino,
+		.offset = slot,
+		.path = copy,
+		.link = e ? e : r,
+		.ret_link = e ? r : NULL,
+		.kind = kind,
+	};
 	return 0;
 
-err_free:
+err:
+	err = -errno;
+	bpf_link__destroy(e);
 	free(copy);
 	cap->failed++;
 	return err;
+}
+
+int capture_attach_zlib(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino)
+{
+	return uprobe_attach(cap, pid, path, dev, ino, 0, UPROBE_ZLIB, "deflate",
+			     cap->skel->progs.zlib_deflate_entry,
+			     cap->skel->progs.zlib_deflate_return);
 }
 
 int capture_attach_transport_write(struct capture *cap, pid_t pid, const char *path, dev_t dev,
 				   ino_t ino, unsigned long long offset)
 {
-	struct uprobe_rec *u;
-	struct bpf_link *link;
-	char *copy;
-	int err = uprobe_slot(cap, pid, dev, ino, offset, UPROBE_TRANSPORT);
-
-	if (err)
-		return err < 0 ? err : 0;
-	/*
-	 * For this process only: the kernel then writes the breakpoint into its memory alone,
-	 * and the other processes mapping the file (services that are not audited) never trap.
-	 */
-	copy = strdup(path);
-	if (!copy)
-		return -ENOMEM;
-	link = bpf_program__attach_uprobe(cap->skel->progs.transport_write_uprobe, false, pid, path,
-					  offset);
-	if (!link) {
-		err = -errno;
-		free(copy);
-		cap->failed++;
-		return err;
-	}
-	u = &cap->uprobes[cap->nuprobes++];
-	memset(u, 0, sizeof(*u));
-	u->path = copy;
-	u->pid = pid;
-	u->dev = dev;
-	u->ino = ino;
-	u->offset = offset;
-	u->link = link;
-	cap->attached++;
-	return 0;
+	return uprobe_attach(cap, pid, path, dev, ino, offset, UPROBE_TRANSPORT, NULL,
+			     cap->skel->progs.transport_write_uprobe, NULL);
 }
 
 int capture_attach_context_copy(struct capture *cap, pid_t pid, const char *path, dev_t dev,
 				ino_t ino)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = "PyContext_CopyCurrent", .retprobe = true);
-	struct uprobe_rec *u;
-	struct bpf_link *link;
-	char *copy;
-	int err = uprobe_slot(cap, pid, dev, ino, 0, UPROBE_CTX_COPY);
-
-	if (err)
-		return err < 0 ? err : 0;
-	copy = strdup(path);
-	if (!copy)
-		return -ENOMEM;
-	/* For this process only, as the transport-write uprobes. */
-	link = bpf_program__attach_uprobe_opts(cap->skel->progs.context_copy_uretprobe, pid, path,
-					       0, &opts);
-	if (!link) {
-		err = -errno;
-		free(copy);
-		cap->failed++;
-		return err;
-	}
-	u = &cap->uprobes[cap->nuprobes++];
-	memset(u, 0, sizeof(*u));
-	u->path = copy;
-	u->pid = pid;
-	u->dev = dev;
-	u->ino = ino;
-	u->link = link;
-	u->kind = UPROBE_CTX_COPY;
-	cap->attached++;
-	return 0;
-}
-
-/* One libssl function's probes: entry and, but for SSL_free, return. */
-static int tls_attach_one(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino,
-			  unsigned int index, const char *func, struct bpf_program *entry,
-			  struct bpf_program *ret)
-{
-	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = func);
-	struct bpf_link *e, *r = NULL;
-	struct uprobe_rec *u;
-	char *copy;
-	int err = uprobe_slot(cap, pid, dev, ino, index, UPROBE_TLS);
-
-	if (err)
-		return err < 0 ? err : 0;
-	copy = strdup(path);
-	if (!copy)
-		return -ENOMEM;
-	e = bpf_program__attach_uprobe_opts(entry, pid, path, 0, &opts);
-	if (!e) {
-		err = -errno;
-		goto err_free;
-	}
-	if (ret) {
-		opts.retprobe = true;
-		r = bpf_program__attach_uprobe_opts(ret, pid, path, 0, &opts);
-		if (!r) {
-			err = -errno;
-			bpf_link__destroy(e);
-			goto err_free;
-		}
-	}
-	u = &cap->uprobes[cap->nuprobes++];
-	memset(u, 0, sizeof(*u));
-	u->path = copy;
-	u->pid = pid;
-	u->dev = dev;
-	u->ino = ino;
-	u->offset = index;
-	u->link = e;
-	u->ret_link = r;
-	u->kind = UPROBE_TLS;
-	cap->attached += r ? 2 : 1;
-	return 0;
-
-err_free:
-	free(copy);
-	cap->failed++;
-	return err;
+	return uprobe_attach(cap, pid, path, dev, ino, 0, UPROBE_CTX_COPY, "PyContext_CopyCurrent",
+			     NULL, cap->skel->progs.context_copy_uretprobe);
 }
 
 int capture_attach_tls(struct capture *cap, pid_t pid, const char *path, dev_t dev, ino_t ino)
@@ -709,8 +615,9 @@ int capture_attach_tls(struct capture *cap, pid_t pid, const char *path, dev_t d
 	int err, first = 0;
 
 	for (unsigned int i = 0; i < sizeof(funcs) / sizeof(funcs[0]); i++) {
-		err = tls_attach_one(cap, pid, path, dev, ino, i, funcs[i].func, funcs[i].entry,
-				     funcs[i].ret);
+		/* The slot is the function's index: one file, several functions. */
+		err = uprobe_attach(cap, pid, path, dev, ino, i, UPROBE_TLS, funcs[i].func,
+				    funcs[i].entry, funcs[i].ret);
 		if (err && !first)
 			first = err;
 	}
@@ -861,9 +768,23 @@ int capture_read_counters(struct capture *cap, struct capture_counters *out)
 	return sum_percpu(bpf_map__fd(cap->skel->maps.stat_cnt), STAT_MAX, out->stats, cap->ncpus);
 }
 
+/*
+ * Counted from the links held now, not kept as a running total: the uprobes of a process
+ * that exited are destroyed with its image (capture_forget_image), and only links that exist
+ * are attached programs.
+ */
 void capture_probe_counts(const struct capture *cap, unsigned int *attached, unsigned int *failed)
 {
-	*attached = cap->attached;
+	struct bpf_link *const *links = (struct bpf_link *const *)&cap->skel->links;
+	unsigned int n = 0;
+
+	for (size_t i = 0; i < sizeof(cap->skel->links) / sizeof(*links); i++)
+		n += links[i] != NULL;
+	for (size_t i = 0; i < EXIT_LINKS; i++)
+		n += cap->exit_links[i] != NULL;
+	for (unsigned int i = 0; i < cap->nuprobes; i++)
+		n += (cap->uprobes[i].link != NULL) + (cap->uprobes[i].ret_link != NULL);
+	*attached = n;
 	*failed = cap->failed;
 }
 

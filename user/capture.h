@@ -103,7 +103,10 @@ struct capture_counters {
 int capture_read_counters(struct capture *cap, struct capture_counters *out);
 const char *capture_drop_name(enum drop_reason reason);
 
-/* Programs attached and failed, for self-reporting. */
+/*
+ * Programs and uprobes attached now (the uprobes of forgotten images not included), and
+ * attach failures so far, for self-reporting.
+ */
 void capture_probe_counts(const struct capture *cap, unsigned int *attached, unsigned int *failed);
 
 /* Where the start-up went: the programs loaded and the time to load and attach them. */

@@ -22,4 +22,14 @@ static inline uint64_t mono_ms(void)
 	return mono_ns() / 1000000;
 }
 
+/* What to add to a CLOCK_MONOTONIC time for the wall clock's (Unix time), now. */
+static inline int64_t mono_to_real_offset(void)
+{
+	struct timespec r, m;
+
+	clock_gettime(CLOCK_REALTIME, &r);
+	clock_gettime(CLOCK_MONOTONIC, &m);
+	return ((int64_t)r.tv_sec - m.tv_sec) * 1000000000LL + (r.tv_nsec - m.tv_nsec);
+}
+
 #endif /* WSAUDIT_CLOCK_H */

@@ -73,6 +73,9 @@ struct ct_private {
 	unsigned int nbreaks;
 	uint32_t breaks[HEAD_READS_MAX]; /* offsets in head where a read after the first began */
 	struct http1_parser *resp;
+	/* The response head as sent so far, kept for a bytes sink only (HTTP1_MAX_HEAD). */
+	char *resp_head;
+	size_t resp_len;
 	struct ws_stream *tx;
 	uint64_t ws_base; /* stream position of the first WebSocket byte */
 	unsigned int adopt_tries;
@@ -248,6 +251,8 @@ static void conn_release_parsers(struct conntrack *ct, struct ct_conn *c)
 	c->priv->req = c->priv->resp = NULL;
 	free(c->priv->head);
 	c->priv->head = NULL;
+	free(c->priv->resp_head);
+	c->priv->resp_head = NULL;
 }
 
 static void conn_drop_stacks(struct ct_conn *c)
@@ -327,6 +332,7 @@ static void conn_destroy(struct conntrack *ct, struct ct_conn *c, uint64_t ts_ns
 	conn_release_parsers(ct, c);
 	conn_drop_stacks(c);
 	free(c->request_head);
+	free(c->response_head);
 	free(c->subprotocol);
 	free(c->extensions);
 	free(c->priv);
@@ -438,6 +444,7 @@ static int conn_start_websocket(struct conntrack *ct, struct ct_conn *c, uint64_
 	} else if (ws_stream_set_extensions(c->priv->tx, c->extensions, err, sizeof(err)))
 		log_info("connection %s: extensions '%s': %s", c->id_str, c->extensions, err);
 	c->priv->ws_base = base;
+	c->ws_base = base;
 	c->state = CT_WEBSOCKET;
 	/* The kernel tells a socket's 101 itself; a TLS connection's plaintext is told. */
 	if (c->tls && !adopted && ct->sink.verdict)
@@ -608,6 +615,7 @@ static void ws_feed(struct ct_conn *c, const struct evt_data *e, const uint8_t *
 {
 	uint64_t pos = e->stream_pos, len = e->len, end_io = e->io_pos + e->io_len;
 	uint64_t base = c->priv->ws_base;
+	const struct ct_sink *sink = &c->priv->ct->sink;
 
 	/* A gathered chunk's segments came in an EVT_SEGS record before it. */
 	if (e->len && !(e->flags & DATA_GATHERED))
@@ -619,12 +627,33 @@ static void ws_feed(struct ct_conn *c, const struct evt_data *e, const uint8_t *
 		len -= base - pos;
 		pos = base;
 	}
+	if (sink->bytes && len)
+		sink->bytes(sink->ctx, c, pos, data, len, e->hdr.ts_ns);
 	if (ws_stream_feed(c->priv->tx, pos - base, data, len))
 		log_warn("connection %s: out of memory parsing frames", c->id_str);
 	/* Bytes of this syscall that were not captured (cap, fault) are a known hole. */
-	if ((e->flags & DATA_LAST) && pos + len < end_io)
+	if ((e->flags & DATA_LAST) && pos + len < end_io) {
+		if (sink->bytes)
+			sink->bytes(sink->ctx, c, pos + len, NULL, end_io - (pos + len),
+				    e->hdr.ts_ns);
 		ws_stream_gap(c->priv->tx, pos + len - base, end_io - (pos + len));
+	}
 	c->gap_bytes = ws_stream_parser_stats(c->priv->tx)->gap_bytes;
+}
+
+/* The response's bytes as they were sent, for the bytes sink (the upgrade in a capture). */
+static void resp_keep(struct ct_private *p, const uint8_t *data, size_t len)
+{
+	if (!p->resp_head) {
+		p->resp_head = malloc(HTTP1_MAX_HEAD + 1);
+		p->resp_len = 0;
+		if (!p->resp_head)
+			return;
+	}
+	if (len > HTTP1_MAX_HEAD - p->resp_len)
+		len = HTTP1_MAX_HEAD - p->resp_len;
+	memcpy(p->resp_head + p->resp_len, data, len);
+	p->resp_len += len;
 }
 
 static void handle_response(struct conntrack *ct, struct ct_conn *c, const struct evt_data *e,
@@ -641,6 +670,8 @@ static void handle_response(struct conntrack *ct, struct ct_conn *c, const struc
 			return;
 	}
 	r = http1_parser_feed(c->priv->resp, data, e->len, &m, &used);
+	if (ct->sink.bytes)
+		resp_keep(c->priv, data, r == HTTP1_DONE ? used : e->len);
 	if (r == HTTP1_NEED_MORE)
 		return;
 	if (r == HTTP1_ERROR) {
@@ -663,6 +694,11 @@ static void handle_response(struct conntrack *ct, struct ct_conn *c, const struc
 	v = http1_header(m, "Sec-WebSocket-Extensions");
 	if (v)
 		c->extensions = strdup(v);
+	if (c->priv->resp_head) {
+		c->response_head = c->priv->resp_head;
+		c->response_head[c->priv->resp_len] = '\0';
+		c->priv->resp_head = NULL;
+	}
 	if (conn_start_websocket(ct, c, e->stream_pos + used, e->hdr.ts_ns, false))
 		return;
 	http1_parser_free(c->priv->resp);

@@ -114,6 +114,10 @@ struct ct_conn {
 	const struct attrib_stack *closer;
 	/* Upgrade request (raw head, NUL-terminated) and response fields, when seen. */
 	char *request_head;
+	/* The 101 response's head as sent (NUL-terminated), when seen whole. */
+	char *response_head;
+	/* Stream position of its first WebSocket byte (frames' stream_off count from it). */
+	uint64_t ws_base;
 	char *subprotocol;
 	char *extensions;
 	/* internal */
@@ -149,6 +153,13 @@ struct ct_sink {
 	/* The connection became WebSocket; the sink may fill its user fields. */
 	void (*conn_open)(void *ctx, struct ct_conn *c, uint64_t ts_ns);
 	void (*frame)(void *ctx, const struct ct_frame *f);
+	/*
+	 * Bytes of a WebSocket connection's server-to-client stream at stream position pos, as
+	 * they left, before the frames they complete; data NULL: len bytes that left there were
+	 * not captured (a cap, a fault, a zero-copy syscall).  Optional.
+	 */
+	void (*bytes)(void *ctx, const struct ct_conn *c, uint64_t pos, const uint8_t *data,
+		      size_t len, uint64_t ts_ns);
 	void (*conn_close)(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why);
 	/*
 	 * The connection's socket was sent to another process (SCM_RIGHTS, e->peer_pid): what

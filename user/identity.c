@@ -248,7 +248,7 @@ int identity_from_request(const struct policy *p, const struct http1_message *re
 /* --- message --------------------------------------------------------------------------------- */
 
 /* The first of paths with a value; else the first failure that is not ABSENT; else ABSENT. */
-static void first_field(const json_t *root, const struct policy_list *paths,
+static void first_field(const struct idjson_doc *doc, const struct policy_list *paths,
 			struct identity_field *f)
 {
 	f->reason = IDENTITY_ABSENT;
@@ -256,7 +256,7 @@ static void first_field(const json_t *root, const struct policy_list *paths,
 	for (size_t i = 0; i < paths->n; i++) {
 		enum identity_reason r;
 
-		r = identity_json_get(root, paths->v[i], f->value, sizeof(f->value));
+		r = idjson_get(doc, paths->v[i], f->value, sizeof(f->value));
 		if (r == IDENTITY_OK) {
 			f->reason = r;
 			f->path = paths->v[i];
@@ -273,7 +273,8 @@ static void first_field(const json_t *root, const struct policy_list *paths,
  * The first identity.message rule with a value that is a user: a value equal to the rule's
  * unless_equals field is that field (a thread id in user_id), not a user, and is skipped.
  */
-static void message_user(const json_t *root, const struct policy *p, struct identity_field *f)
+static void message_user(const struct idjson_doc *doc, const struct policy *p,
+			 struct identity_field *f)
 {
 	char other[IDENTITY_MAX_VALUE + 1];
 	enum identity_reason r;
@@ -281,9 +282,9 @@ static void message_user(const json_t *root, const struct policy *p, struct iden
 	f->reason = IDENTITY_ABSENT;
 	f->path = NULL;
 	for (size_t i = 0; i < p->nmessage; i++) {
-		r = identity_json_get(root, p->message[i].json, f->value, sizeof(f->value));
+		r = idjson_get(doc, p->message[i].json, f->value, sizeof(f->value));
 		if (r == IDENTITY_OK && p->message[i].unless_equals &&
-		    identity_json_get(root, p->message[i].unless_equals, other, sizeof(other)) ==
+		    idjson_get(doc, p->message[i].unless_equals, other, sizeof(other)) ==
 			    IDENTITY_OK &&
 		    !strcmp(other, f->value))
 			r = IDENTITY_NOT_A_USER;
@@ -300,10 +301,31 @@ static void message_user(const json_t *root, const struct policy *p, struct iden
 	f->value[0] = '\0';
 }
 
+/* Every path identity_from_message reads, into paths[]; their number. */
+static size_t message_paths(const struct policy *p, const char **paths)
+{
+	size_t n = 0;
+
+	/* The policy holds at most POLICY_MAX_LIST entries per list (policy.c). */
+	for (size_t i = 0; i < p->nmessage && i < POLICY_MAX_LIST; i++) {
+		paths[n++] = p->message[i].json;
+		if (p->message[i].unless_equals)
+			paths[n++] = p->message[i].unless_equals;
+	}
+	for (size_t i = 0; i < p->type_fields.n && i < POLICY_MAX_LIST; i++)
+		paths[n++] = p->type_fields.v[i];
+	for (size_t i = 0; i < p->runs.key.n && i < POLICY_MAX_LIST; i++)
+		paths[n++] = p->runs.key.v[i];
+	for (size_t i = 0; i < p->ownership.n && i < POLICY_MAX_LIST; i++)
+		paths[n++] = p->ownership.v[i];
+	return n;
+}
+
 int identity_from_message(const struct policy *p, unsigned int opcode, const void *data, size_t len,
 			  struct identity_message *out)
 {
-	json_t *root;
+	const char *paths[5 * POLICY_MAX_LIST];
+	struct idjson_doc doc;
 
 	memset(out, 0, sizeof(*out));
 	out->user.reason = out->type.reason = out->run.reason = IDENTITY_ABSENT;
@@ -315,27 +337,23 @@ int identity_from_message(const struct policy *p, unsigned int opcode, const voi
 		out->reason = IDENTITY_CONTROL;
 		return 0;
 	}
-	out->reason = identity_json_parse(data, len, &root);
+	out->reason = idjson_open(&doc, data, len, paths, message_paths(p, paths));
 	if (out->reason == IDENTITY_NO_MEMORY)
 		return -ENOMEM;
 	if (out->reason != IDENTITY_OK)
-		return 0;
-	if (!json_is_object(root)) {
-		out->reason = IDENTITY_NOT_OBJECT;
 		goto out;
-	}
-	message_user(root, p, &out->user);
-	first_field(root, &p->type_fields, &out->type);
-	first_field(root, &p->runs.key, &out->run);
+	message_user(&doc, p, &out->user);
+	first_field(&doc, &p->type_fields, &out->type);
+	first_field(&doc, &p->runs.key, &out->run);
 	for (size_t i = 0; i < p->ownership.n && i < POLICY_MAX_LIST; i++) {
 		struct identity_owner *o = &out->owners[out->nowners++];
 		const char *dot = strrchr(p->ownership.v[i], '.');
 
 		o->key = dot ? dot + 1 : p->ownership.v[i];
 		o->f.path = p->ownership.v[i];
-		o->f.reason = identity_json_get(root, o->f.path, o->f.value, sizeof(o->f.value));
+		o->f.reason = idjson_get(&doc, o->f.path, o->f.value, sizeof(o->f.value));
 	}
 out:
-	json_decref(root);
+	idjson_close(&doc);
 	return 0;
 }

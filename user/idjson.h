@@ -9,6 +9,7 @@
 #define WSAUDIT_IDJSON_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define IDENTITY_MAX_VALUE 256 /* bytes of a user id, type or ownership value */
@@ -81,5 +82,48 @@ enum identity_reason identity_json_parse(const void *buf, size_t len, json_t **o
  */
 enum identity_reason identity_json_get(const json_t *root, const char *path, char *out,
 				       size_t size);
+
+/*
+ * A text message's values at a few dotted paths, read as identity_json_parse and then
+ * identity_json_get on each path read them, but in one pass over the text that builds no
+ * tree: only the spans of the values the paths lead to are kept (the message's other values
+ * are checked, not stored).  Text the pass cannot read exactly as jansson would (an
+ * exponent, an integer past 18 digits, a key with escapes where a path may go, anything
+ * jansson refuses) is handed to jansson whole, with identity_json_parse's bounds and
+ * dialect: the result is the same either way, only the cost differs.
+ */
+#define IDJSON_MAX_NODES 128 /* path segments of one document; more: jansson reads it */
+
+struct idjson_node {
+	const char *seg; /* this segment, in its path (not NUL-terminated) */
+	size_t slen;
+	long index; /* the array index the segment names (identity.h), -1 if none */
+	int child, next; /* first child, next sibling in nodes[]; -1 */
+	/* The value last met at this path in the text (a later duplicate key replaces it). */
+	bool set;
+	bool escaped; /* a string with backslash escapes */
+	json_type type;
+	const unsigned char *v; /* string: between the quotes; number: its token */
+	size_t vlen;
+};
+
+struct idjson_doc {
+	bool jansson; /* the text was handed to jansson */
+	json_t *root; /* then its tree (NULL when it refused the text) */
+	unsigned int nnodes;
+	struct idjson_node nodes[IDJSON_MAX_NODES]; /* [0]: the document */
+};
+
+/*
+ * Reads buf[len] for paths[n]: OK when it is a JSON object (then idjson_get answers for
+ * those paths), else the reason (TOO_LONG, TOO_DEEP, BAD_JSON, NOT_OBJECT, NO_MEMORY), as
+ * identity_json_parse and a check for an object give.  idjson_close after any result.
+ */
+enum identity_reason idjson_open(struct idjson_doc *d, const void *buf, size_t len,
+				 const char *const *paths, size_t n);
+/* identity_json_get(root, path, out, size) for one of the paths given to idjson_open. */
+enum identity_reason idjson_get(const struct idjson_doc *d, const char *path, char *out,
+				size_t size);
+void idjson_close(struct idjson_doc *d);
 
 #endif /* WSAUDIT_IDJSON_H */

@@ -39,6 +39,7 @@ struct metrics_family {
 	char *labels[METRICS_MAX_LABELS];
 	size_t cap; /* 0: none */
 	size_t capped; /* index of the label replaced past the cap */
+	unsigned int also_capped; /* bits: labels replaced with it (metrics_family_cap_also) */
 	size_t nowned; /* series that count toward the cap */
 	struct metrics_series **series;
 	size_t nseries;
@@ -206,6 +207,12 @@ err_free:
 	return NULL;
 }
 
+/* Label i is replaced by METRICS_OTHER past the cap. */
+static bool capped(const struct metrics_family *f, size_t i)
+{
+	return i == f->capped || (f->also_capped >> i & 1);
+}
+
 /*
  * The series an update goes to, created if need be; past the cap, the "other" one of the
  * same remaining labels.  Called with the lock held, values checked.
@@ -225,7 +232,7 @@ static struct metrics_series *series_get(struct metrics_family *f, const char *c
 	is_other = f->cap && !strcmp(values[f->capped], METRICS_OTHER);
 	if (f->cap && !is_other && f->nowned >= f->cap) {
 		for (i = 0; i < f->nlabels; i++)
-			other[i] = i == f->capped ? METRICS_OTHER : values[i];
+			other[i] = capped(f, i) ? METRICS_OTHER : values[i];
 		*overflowed = true;
 		values = other;
 		is_other = true;
@@ -339,7 +346,7 @@ int metrics_get(struct metrics_family *f, const char *const *values, double *out
 	at = series_find(f, values, &found);
 	if (!found && f->cap) {
 		for (i = 0; i < f->nlabels; i++)
-			other[i] = i == f->capped ? METRICS_OTHER : values[i];
+			other[i] = capped(f, i) ? METRICS_OTHER : values[i];
 		at = series_find(f, other, &found);
 	}
 	if (found)
@@ -430,6 +437,22 @@ err_free:
 err_out:
 	errno = err;
 	return NULL;
+}
+
+int metrics_family_cap_also(struct metrics_family *f, const char *label)
+{
+	size_t i;
+
+	for (i = 0; f->cap && i < f->nlabels; i++) {
+		if (!strcmp(f->labels[i], label)) {
+			/* Before any series: one made earlier would keep its own value. */
+			if (i == f->capped || f->nseries)
+				return -EINVAL;
+			f->also_capped |= 1u << i;
+			return 0;
+		}
+	}
+	return -EINVAL;
 }
 
 static bool family_exists(const struct metrics *m, const char *name)
@@ -716,6 +739,8 @@ const char *const metrics_runs_out_of_order_reasons[] = { "start_after_end", "af
 const char *const metrics_runs_unjudged_reasons[] = { "evicted", "message_unreadable", "fragment",
 						      "trace_ended", NULL };
 
+const char *const metrics_dropped_bytes_reasons[] = { "cap_exceeded", "lost", NULL };
+
 static const char *const probe_states[] = { "attached", "failed", NULL };
 static const char *const connection_kinds[] = { "handshake", "adopted", NULL };
 static const char *const reload_results[] = { "ok", "error", NULL };
@@ -746,6 +771,7 @@ struct family_spec {
 	const char *const *values; /* of the single label, created at 0 */
 	size_t cap;
 	const char *capped_label;
+	const char *also_capped; /* metrics_family_cap_also() */
 };
 
 #define HANDLE(field) offsetof(struct metrics_wsaudit, field)
@@ -760,6 +786,7 @@ struct family_spec {
 	}
 
 _Static_assert(METRICS_ORIGIN_CAP == 50, "the HELP text of wsaudit_violations_by_origin_total");
+_Static_assert(METRICS_WORKLOAD_CAP == 50, "the HELP text of wsaudit_violations_by_workload_total");
 
 static const char *const http_refusals[] = { "limit", "per_ip", NULL };
 
@@ -775,8 +802,14 @@ static const struct family_spec wsaudit_families[] = {
 	PLAIN(captured_bytes, "wsaudit_captured_bytes_total", METRICS_COUNTER,
 	      "Payload bytes captured from the traced sockets."),
 	LABELLED(drops, "wsaudit_drops_total", METRICS_COUNTER,
-		 "Records or bytes the BPF programs could not deliver, by reason.", "reason",
-		 metrics_drop_reasons),
+		 "Times the BPF programs could not deliver a record or capture a write, by reason "
+		 "(each counts one occurrence; the bytes are in wsaudit_dropped_bytes_total).",
+		 "reason", metrics_drop_reasons),
+	LABELLED(dropped_bytes, "wsaudit_dropped_bytes_total", METRICS_COUNTER,
+		 "Payload bytes written to traced sockets that were not captured, by reason: past "
+		 "the per-syscall capture cap (cap_exceeded), or lost to a full ring buffer, a read "
+		 "fault, a zero-copy send or the chunk loop's limit (lost).",
+		 "reason", metrics_dropped_bytes_reasons),
 	LABELLED(probes, "wsaudit_probes", METRICS_GAUGE,
 		 "BPF programs and uprobes, by state: attached or failed to attach.", "state",
 		 probe_states),
@@ -842,6 +875,20 @@ static const struct family_spec wsaudit_families[] = {
 		.nlabels = 2,
 		.cap = METRICS_ORIGIN_CAP,
 		.capped_label = "origin",
+	},
+	{
+		.offset = HANDLE(violations_by_workload),
+		.name = "wsaudit_violations_by_workload_total",
+		.type = METRICS_COUNTER,
+		.help = "Policy violations, by rule and by the Kubernetes namespace and workload "
+			"(the pod's owner) of the process that sent the frame (none: not in a pod; "
+			"unknown: its pod could not be read on the node); past 50 sets, "
+			"k8s_namespace and k8s_workload \"other\".",
+		.labels = (const char *const[]){ "rule", "k8s_namespace", "k8s_workload" },
+		.nlabels = 3,
+		.cap = METRICS_WORKLOAD_CAP,
+		.capped_label = "k8s_workload",
+		.also_capped = "k8s_namespace",
 	},
 	PLAIN(runs_completed, "wsaudit_runs_completed_total", METRICS_COUNTER,
 	      "Agent runs (the policy's runs section) that sent an end event."),
@@ -918,6 +965,9 @@ static const struct family_spec wsaudit_families[] = {
 	      METRICS_GAUGE, "When a self-check last passed (unix seconds; 0: never)."),
 	PLAIN(selfcheck_failures, "wsaudit_selfcheck_failures_total", METRICS_COUNTER,
 	      "Self-checks that did not see the probe write come back."),
+	PLAIN(selfcheck_deferred, "wsaudit_selfcheck_deferred_total", METRICS_COUNTER,
+	      "Self-checks without a verdict: the probe was not back in time while the ring buffer "
+	      "was still being drained (tried again 5 s later)."),
 	PLAIN(trace_clients, "wsaudit_trace_clients", METRICS_GAUGE,
 	      "`wsaudit trace` instances served by the agent's local socket."),
 	PLAIN(trace_client_drops, "wsaudit_trace_client_dropped_records_total", METRICS_COUNTER,
@@ -953,6 +1003,11 @@ int metrics_wsaudit_init(struct metrics_wsaudit *w, const char *version, const c
 		if (!f)
 			goto err_errno;
 		*(struct metrics_family **)((char *)w + s->offset) = f;
+		if (s->also_capped) {
+			err = metrics_family_cap_also(f, s->also_capped);
+			if (err)
+				goto err_free;
+		}
 		if (s->values) {
 			err = touch_all(f, s->values);
 			if (err)
@@ -985,6 +1040,29 @@ void metrics_wsaudit_fini(struct metrics_wsaudit *w)
 {
 	metrics_free(w->reg);
 	memset(w, 0, sizeof(*w));
+}
+
+int metrics_process_init(struct metrics *reg, struct metrics_process *p)
+{
+	p->cpu = metrics_family_add(reg, "process_cpu_seconds_total", METRICS_COUNTER,
+				    "User and system CPU time of the agent, in seconds.", NULL, 0,
+				    0, NULL);
+	p->rss = metrics_family_add(reg, "process_resident_memory_bytes", METRICS_GAUGE,
+				    "Resident memory of the agent, in bytes.", NULL, 0, 0, NULL);
+	p->vsize = metrics_family_add(reg, "process_virtual_memory_bytes", METRICS_GAUGE,
+				      "Virtual memory of the agent, in bytes.", NULL, 0, 0, NULL);
+	p->fds = metrics_family_add(reg, "process_open_fds", METRICS_GAUGE,
+				    "File descriptors the agent has open.", NULL, 0, 0, NULL);
+	p->max_fds = metrics_family_add(reg, "process_max_fds", METRICS_GAUGE,
+					"The agent's limit of open file descriptors.", NULL, 0, 0,
+					NULL);
+	p->start = metrics_family_add(reg, "process_start_time_seconds", METRICS_GAUGE,
+				      "When the agent started, in unix seconds.", NULL, 0, 0, NULL);
+	if (!p->cpu || !p->rss || !p->vsize || !p->fds || !p->max_fds || !p->start)
+		return -1;
+	/* Kept in microseconds: an integer counter, shown in seconds. */
+	metrics_counter_unit(p->cpu, 1e6);
+	return 0;
 }
 
 /* One update of a family capped on its `origin` label (index i), refused names as "other". */
@@ -1024,13 +1102,23 @@ int metrics_wsaudit_abnormal_close(struct metrics_wsaudit *w, int code, const ch
 	return add_by_origin(w->abnormal_closes, values, 1);
 }
 
-int metrics_wsaudit_violation(struct metrics_wsaudit *w, const char *rule, const char *origin)
+int metrics_wsaudit_violation(struct metrics_wsaudit *w, const char *rule, const char *origin,
+			      const char *k8s_namespace, const char *k8s_workload)
 {
 	const char *values[2] = { rule, origin && *origin ? origin : "unattributed" };
-	int err;
+	const char *where[3] = { rule, k8s_namespace && *k8s_namespace ? k8s_namespace : "unknown",
+				 k8s_workload && *k8s_workload ? k8s_workload : "unknown" };
+	int err, err2;
 
 	err = metrics_add1(w->violations, rule, 1);
 	if (err)
 		return err;
-	return add_by_origin(w->violations_by_origin, values, 1);
+	err = add_by_origin(w->violations_by_origin, values, 1);
+	/* A name refused as a label value is counted as "other", its namespace with it. */
+	err2 = metrics_add(w->violations_by_workload, where, 1);
+	if (err2 == -EILSEQ || err2 == -ENAMETOOLONG) {
+		where[1] = where[2] = METRICS_OTHER;
+		err2 = metrics_add(w->violations_by_workload, where, 1);
+	}
+	return err ?: err2;
 }

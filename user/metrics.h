@@ -34,6 +34,7 @@
 #define METRICS_MAX_VALUE 256 /* bytes of a label value */
 #define METRICS_OTHER "other" /* the value of the capped label past the cap */
 #define METRICS_ORIGIN_CAP 50 /* origins of violations with their own series */
+#define METRICS_WORKLOAD_CAP 50 /* (rule, namespace, workload) sets with their own series */
 
 enum metrics_type {
 	METRICS_COUNTER,
@@ -61,6 +62,13 @@ struct metrics_family *metrics_family_add(struct metrics *m, const char *name,
 					  enum metrics_type type, const char *help,
 					  const char *const *labels, size_t nlabels, size_t cap,
 					  const char *capped_label);
+
+/*
+ * Past the cap, label is replaced by METRICS_OTHER too (a workload's namespace: the name means
+ * nothing without it, and the namespaces are not a bounded set either).  Before the first
+ * update; 0 or -EINVAL (no cap, not a label, the capped label, or series exist).
+ */
+int metrics_family_cap_also(struct metrics_family *f, const char *label);
 
 /*
  * Updates.  values: the family's nlabels label values in its label order (NULL when it has
@@ -125,7 +133,8 @@ struct metrics_wsaudit {
 	struct metrics_family *events; /* ring buffer records read */
 	struct metrics_family *frames; /* {opcode} */
 	struct metrics_family *captured_bytes;
-	struct metrics_family *drops; /* {reason}: the BPF drop reasons */
+	struct metrics_family *drops; /* {reason}: the BPF drop reasons, occurrences */
+	struct metrics_family *dropped_bytes; /* {reason}: metrics_dropped_bytes_reasons */
 	struct metrics_family *probes; /* {state="attached"|"failed"} gauge */
 	struct metrics_family *processes; /* gauge: processes followed */
 	struct metrics_family *connections; /* gauge: open WebSocket connections */
@@ -153,6 +162,8 @@ struct metrics_wsaudit {
 	struct metrics_family *runs_missing_event; /* ended without a required event */
 	struct metrics_family *runs_unjudged; /* {reason="evicted"|"message_unreadable"} */
 	struct metrics_family *violations_by_origin; /* {rule,origin}, origin capped */
+	/* {rule,k8s_namespace,k8s_workload}, the last two capped together */
+	struct metrics_family *violations_by_workload;
 	struct metrics_family *lost_frames; /* {origin,type}, origin capped */
 	struct metrics_family *abnormal_closes; /* {code,origin}, origin capped */
 	struct metrics_family *policy_reloads; /* {result="ok"|"error"} */
@@ -166,6 +177,7 @@ struct metrics_wsaudit {
 	struct metrics_family *selfcheck_ok; /* gauge: the last self-check passed (1) or not */
 	struct metrics_family *selfcheck_last_success; /* gauge: unix seconds */
 	struct metrics_family *selfcheck_failures;
+	struct metrics_family *selfcheck_deferred; /* no verdict: the collector was behind */
 	struct metrics_family *trace_clients; /* gauge: `trace` clients of the agent's socket */
 	struct metrics_family *trace_client_drops; /* records lost by slow clients */
 };
@@ -173,6 +185,7 @@ struct metrics_wsaudit {
 /* The label values created at 0 (NULL-terminated lists). */
 extern const char *const metrics_opcodes[];
 extern const char *const metrics_drop_reasons[];
+extern const char *const metrics_dropped_bytes_reasons[];
 extern const char *const metrics_unattributed_reasons[];
 extern const char *const metrics_message_statuses[];
 extern const char *const metrics_rules[];
@@ -182,6 +195,16 @@ extern const char *const metrics_runs_unjudged_reasons[];
 extern const char *const metrics_skip_reasons[];
 extern const char *const metrics_causal_results[];
 
+/*
+ * A process' own figures, as Prometheus client libraries name them (process_*): the agent
+ * fills them from /proc/self (user/agent_metrics.c).  0, or -1 with errno.
+ */
+struct metrics_process {
+	struct metrics_family *cpu, *rss, *vsize, *fds, *max_fds, *start;
+};
+
+int metrics_process_init(struct metrics *reg, struct metrics_process *p);
+
 /* A registry with the collector's families; 0 or -errno.  metrics_wsaudit_fini() frees it. */
 int metrics_wsaudit_init(struct metrics_wsaudit *w, const char *version, const char *revision);
 void metrics_wsaudit_fini(struct metrics_wsaudit *w);
@@ -189,10 +212,13 @@ void metrics_wsaudit_fini(struct metrics_wsaudit *w);
 /*
  * One violation: wsaudit_violations_total{rule} and, by the function qualname that sent the
  * frame (no file or line: those multiply series), wsaudit_violations_by_origin_total{rule,
- * origin}.  origin NULL or empty counts as "unattributed".  0 or -errno (as metrics_add); the
- * by-rule count is made even when the origin is refused.
+ * origin}, and by where the sender runs, wsaudit_violations_by_workload_total{rule,
+ * k8s_namespace,k8s_workload} (podinfo_k8s_labels(); NULL or empty counts as "unknown").
+ * origin NULL or empty counts as "unattributed".  0 or -errno (as metrics_add); the by-rule
+ * count is made even when the origin is refused.
  */
-int metrics_wsaudit_violation(struct metrics_wsaudit *w, const char *rule, const char *origin);
+int metrics_wsaudit_violation(struct metrics_wsaudit *w, const char *rule, const char *origin,
+			      const char *k8s_namespace, const char *k8s_workload);
 /*
  * A frame that never left (wsaudit_lost_frames_total{origin,type}): type is the message
  * type as shown, counted as "other" when it is a keyed hash (not among the policy's known

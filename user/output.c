@@ -14,6 +14,7 @@
 #include "log.h"
 #include "output.h"
 #include "runs.h"
+#include "streamwrite.h"
 #include "delivery.h"
 #include "utf8.h"
 
@@ -61,12 +62,9 @@ static int64_t mono_to_real_ns(void)
 {
 	static int64_t offset;
 	static bool known;
-	struct timespec r, m;
 
 	if (!known) {
-		clock_gettime(CLOCK_REALTIME, &r);
-		clock_gettime(CLOCK_MONOTONIC, &m);
-		offset = ((int64_t)r.tv_sec - m.tv_sec) * 1000000000LL + (r.tv_nsec - m.tv_nsec);
+		offset = mono_to_real_offset();
 		known = true;
 	}
 	return offset;
@@ -171,6 +169,149 @@ uint64_t output_errors(const struct output *o)
 	return o->errors;
 }
 
+/* Makes room for @more bytes after the first @n of o->buf; false: no memory. */
+static bool buf_room(struct output *o, size_t n, size_t more)
+{
+	size_t cap = o->cap ? o->cap : 4096;
+	char *nb;
+
+	if (n + more <= o->cap)
+		return true;
+	while (cap < n + more)
+		cap *= 2;
+	nb = realloc(o->buf, cap);
+	if (!nb)
+		return false;
+	o->buf = nb;
+	o->cap = cap;
+	return true;
+}
+
+static bool buf_put(struct output *o, size_t *n, const void *s, size_t len)
+{
+	if (!buf_room(o, *n, len))
+		return false;
+	memcpy(o->buf + *n, s, len);
+	*n += len;
+	return true;
+}
+
+/* A string as jansson's dump_string writes it without JSON_ENSURE_ASCII or _ESCAPE_SLASH. */
+static bool dump_string(struct output *o, size_t *n, const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t run = 0;
+	bool high = false;
+
+	/* Every byte may become \u00XX: room for the worst case, then no check per byte. */
+	if (!buf_room(o, *n, 6 * len + 2))
+		return false;
+	o->buf[(*n)++] = '"';
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = s[i];
+		static const char hex[] = "0123456789ABCDEF";
+		char *w;
+
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			high |= c >= 0x80;
+			continue;
+		}
+		memcpy(o->buf + *n, s + run, i - run);
+		*n += i - run;
+		run = i + 1;
+		w = o->buf + *n;
+		w[0] = '\\';
+		switch (c) {
+		case '"':
+		case '\\':
+			w[1] = (char)c;
+			break;
+		case '\b':
+			w[1] = 'b';
+			break;
+		case '\f':
+			w[1] = 'f';
+			break;
+		case '\n':
+			w[1] = 'n';
+			break;
+		case '\r':
+			w[1] = 'r';
+			break;
+		case '\t':
+			w[1] = 't';
+			break;
+		default:
+			memcpy(w + 1, "u00", 3);
+			w[4] = hex[c >> 4];
+			w[5] = hex[c & 15];
+			*n += 4;
+			break;
+		}
+		*n += 2;
+	}
+	/* jansson refuses to dump a string that is not UTF-8: so does this. */
+	if (high && !utf8_valid(str, len))
+		return false;
+	memcpy(o->buf + *n, s + run, len - run);
+	*n += len - run;
+	o->buf[(*n)++] = '"';
+	return true;
+}
+
+/*
+ * A record's tree written compact, in its keys' order, into o->buf from *n: exactly what
+ * json_dumpb(JSON_COMPACT | JSON_PRESERVE_ORDER) writes, at a fraction of its cost (it calls
+ * back per token).  false: a real number (jansson's formatting of reals is its own), a string
+ * that is not UTF-8, or no memory; the caller then asks jansson.
+ */
+static bool dump_value(struct output *o, size_t *n, const json_t *v)
+{
+	char num[32];
+	const char *key;
+	json_t *e;
+	size_t i;
+	bool first = true;
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		if (!buf_put(o, n, "{", 1))
+			return false;
+		json_object_foreach((json_t *)v, key, e)
+		{
+			if ((!first && !buf_put(o, n, ",", 1)) ||
+			    !dump_string(o, n, key, strlen(key)) || !buf_put(o, n, ":", 1) ||
+			    !dump_value(o, n, e))
+				return false;
+			first = false;
+		}
+		return buf_put(o, n, "}", 1);
+	case JSON_ARRAY:
+		if (!buf_put(o, n, "[", 1))
+			return false;
+		json_array_foreach(v, i, e)
+		{
+			if ((i && !buf_put(o, n, ",", 1)) || !dump_value(o, n, e))
+				return false;
+		}
+		return buf_put(o, n, "]", 1);
+	case JSON_STRING:
+		return dump_string(o, n, json_string_value(v), json_string_length(v));
+	case JSON_INTEGER:
+		return buf_put(o, n, num,
+			       (size_t)snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+						json_integer_value(v)));
+	case JSON_TRUE:
+		return buf_put(o, n, "true", 4);
+	case JSON_FALSE:
+		return buf_put(o, n, "false", 5);
+	case JSON_NULL:
+		return buf_put(o, n, "null", 4);
+	default:
+		return false;
+	}
+}
+
 /*
  * The record is dumped into o->buf and written with one call: dumping straight to the
  * stream costs one locked stdio call per token.
@@ -185,12 +326,16 @@ static void emit_json(struct output *o, json_t *obj)
 	 */
 	static const char head[] = "{\"v\":" OUTPUT_RECORD_VERSION_STR ",";
 	const size_t hl = sizeof(head) - 1;
-	size_t n;
+	size_t n = hl - 1;
 	char *nb;
 
 	if (!obj) {
 		record_error(o, "could not be built (no memory)");
 		return;
+	}
+	if (dump_value(o, &n, obj) && buf_room(o, n, 1)) {
+		n -= hl - 1;
+		goto write;
 	}
 	n = json_dumpb(obj, o->cap > hl ? o->buf + hl - 1 : NULL, o->cap > hl ? o->cap - hl : 0,
 		       flags);
@@ -202,6 +347,7 @@ static void emit_json(struct output *o, json_t *obj)
 		o->cap = n + hl + 1 + 1024;
 		n = json_dumpb(obj, o->buf + hl - 1, o->cap - hl, flags);
 	}
+write:
 	if (n < 3) {
 		record_error(o, "could not be written");
 		goto out;
@@ -979,56 +1125,12 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	emit_json(o, obj);
 }
 
-/* What a run report says, in words: the record's detail and the text line's. */
-static void run_detail(const struct run_report *rep, unsigned int timeout_s, char *out, size_t size)
-{
-	size_t used = 0;
-
-	switch (rep->reason) {
-	case RUN_CONN_CLOSED:
-		snprintf(out, size, "the run got no end event before its connection closed");
-		break;
-	case RUN_TIMEOUT:
-		snprintf(out, size, "the run sent nothing for %us and no end event", timeout_s);
-		break;
-	case RUN_START_AFTER_END:
-	case RUN_AFTER_END:
-		snprintf(out, size, "%s came after the run's end", rep->event ? rep->event : "?");
-		break;
-	case RUN_REQUIRED_ABSENT:
-		used = (size_t)snprintf(out, size, "the run ended without");
-		for (size_t i = 0; i < rep->nmissing && used < size; i++)
-			used += (size_t)snprintf(out + used, size - used, "%s %s", i ? "," : "",
-						 rep->missing[i]);
-		break;
-	case RUN_EVICTED:
-		snprintf(out, size, "forgotten past the bound of runs followed (%d a connection)",
-			 RUNS_PER_CONN);
-		break;
-	case RUN_FRAGMENT:
-		snprintf(out, size,
-			 "the connection got events of the run but neither its start "
-			 "nor its end (its events went to another connection?)");
-		break;
-	case RUN_TRACE_ENDED:
-		snprintf(out, size, "the run was still open when the trace ended");
-		break;
-	case RUN_UNREADABLE:
-		snprintf(out, size,
-			 "a message of its connection could not be read, and may have "
-			 "been its end");
-		break;
-	default:
-		snprintf(out, size, "?");
-	}
-}
-
 void output_run(struct output *o, const struct run_report *rep, unsigned int timeout_s)
 {
 	char ts[48], detail[RUNS_VALUE_MAX * 2];
 	json_t *obj, *missing;
 
-	run_detail(rep, timeout_s, detail, sizeof(detail));
+	runs_detail(rep, timeout_s, detail, sizeof(detail));
 	if (o->format == OUTPUT_TEXT) {
 		const char *root;
 
@@ -1155,6 +1257,35 @@ void output_selfcheck(struct output *o, uint64_t ts_ns, bool ok, const char *why
 	emit_json(o, obj);
 }
 
+/* trace --write: what was written, and what was not, by reason. */
+static json_t *write_json(const struct streamwrite_stats *w)
+{
+	json_t *skipped = json_object();
+
+	for (int i = 0; i < SW_SKIP__COUNT; i++)
+		json_object_set_new(skipped, streamwrite_skip_name(i),
+				    json_integer((json_int_t)w->skipped[i]));
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "conns",
+			 (json_int_t)w->conns, "open", (json_int_t)w->conns_open, "bytes",
+			 (json_int_t)w->bytes, "packets", (json_int_t)w->packets, "frames",
+			 (json_int_t)w->frames, "comments_dropped", (json_int_t)w->comments_dropped,
+			 "holes", (json_int_t)w->holes, "hole_bytes", (json_int_t)w->hole_bytes,
+			 "raw_cut", (json_int_t)w->raw_cut, "errors", (json_int_t)w->write_errors,
+			 "bytes_not_written", (json_int_t)w->bytes_not_written, "not_written",
+			 skipped);
+}
+
+static void write_text(struct output *o, const struct streamwrite_stats *w)
+{
+	tput(o, "; written: %llu connections, %llu bytes, %llu holes, %llu write errors",
+	     (unsigned long long)w->conns, (unsigned long long)w->bytes,
+	     (unsigned long long)w->holes, (unsigned long long)w->write_errors);
+	for (int i = 0; i < SW_SKIP__COUNT; i++)
+		if (w->skipped[i])
+			tput(o, ", %llu not written (%s)", (unsigned long long)w->skipped[i],
+			     streamwrite_skip_name(i));
+}
+
 void output_stats(struct output *o, const struct trace_totals *t, bool final)
 {
 	const struct capture_counters *k = t->kernel;
@@ -1213,6 +1344,8 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 					     (unsigned long long)t->runs->reports[i],
 					     run_rule_name(run_reason_rule(i)), run_reason_name(i));
 		}
+		if (t->write)
+			write_text(o, t->write);
 		tput(o, "\n");
 		text_flush(o);
 		output_flush(o);
@@ -1325,6 +1458,8 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				      (json_int_t)ct->unsent_writes, "lost_frames",
 				      (json_int_t)ct->lost_frames, "unsent_unresolved_bytes",
 				      (json_int_t)ct->unsent_unresolved_bytes));
+	if (t->write)
+		json_object_set_new(obj, "write", write_json(t->write));
 	if (t->causal)
 		json_object_set_new(obj, "causal",
 				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",

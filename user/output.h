@@ -91,6 +91,7 @@ void output_process(struct output *o, const char *what, uint64_t ts_ns, uint32_t
 		    const char *comm, int exit_code);
 
 struct adopt_stats;
+struct streamwrite_stats;
 
 struct trace_totals {
 	uint64_t records; /* ring buffer records received */
@@ -103,6 +104,7 @@ struct trace_totals {
 	const struct runs_stats *runs; /* NULL: not counted */
 	const struct adopt_stats *adopt; /* NULL: not counted */
 	const struct pyscope_totals *scope; /* NULL: not counted */
+	const struct streamwrite_stats *write; /* trace --write; NULL: not writing */
 };
 
 /* The result of a self-check (session_selfcheck); why is NULL when it passed. */

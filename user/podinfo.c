@@ -804,6 +804,73 @@ void podinfo_label(const struct podinfo *pi, char *buf, size_t size)
 		snprintf(buf, size, "unresolved (%s)", podinfo_reason_name(pi->reason));
 }
 
+/* --- workload --------------------------------------------------------------------------------- */
+
+/* k8s.io/apimachinery/pkg/util/rand: generated names and pod-template-hash use these. */
+static const char name_alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+
+static bool generated(const char *s, size_t n, size_t min, size_t max)
+{
+	if (n < min || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!s[i] || !strchr(name_alphabet, s[i]))
+			return false;
+	return true;
+}
+
+static bool digits(const char *s, size_t n, size_t min)
+{
+	if (n < min)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* The index of the last '-' before end, or 0 when there is none past the first character. */
+static size_t last_dash(const char *s, size_t end)
+{
+	while (end > 1 && s[end - 1] != '-')
+		end--;
+	return end > 1 ? end - 1 : 0;
+}
+
+void podinfo_workload(const char *pod, char *buf, size_t size)
+{
+	size_t end = strlen(pod), d = last_dash(pod, end), d2;
+
+	if (d && generated(pod + d + 1, end - d - 1, 5, 5)) {
+		end = d;
+		d2 = last_dash(pod, end);
+		/* A Deployment's ReplicaSet, or a CronJob's Job (the minute it was scheduled). */
+		if (d2 && (generated(pod + d2 + 1, end - d2 - 1, 6, 10) ||
+			   digits(pod + d2 + 1, end - d2 - 1, 8)))
+			end = d2;
+	} else if (d && digits(pod + d + 1, end - d - 1, 1)) {
+		end = d;
+	}
+	snprintf(buf, size, "%.*s", (int)end, pod);
+}
+
+void podinfo_k8s_labels(const struct podinfo *pi, char ns[PODINFO_NAMESPACE_MAX + 1],
+			char workload[PODINFO_WORKLOAD_MAX + 1])
+{
+	if (pi->kind == PODINFO_HOST ||
+	    (pi->kind == PODINFO_CONTAINER && !pi->pod_uid[0] && pi->reason == PODINFO_OK)) {
+		snprintf(ns, PODINFO_NAMESPACE_MAX + 1, "none");
+		snprintf(workload, PODINFO_WORKLOAD_MAX + 1, "none");
+	} else if (pi->kind == PODINFO_CONTAINER && pi->reason == PODINFO_OK && pi->pod_name[0] &&
+		   pi->pod_namespace[0]) {
+		snprintf(ns, PODINFO_NAMESPACE_MAX + 1, "%s", pi->pod_namespace);
+		podinfo_workload(pi->pod_name, workload, PODINFO_WORKLOAD_MAX + 1);
+	} else {
+		snprintf(ns, PODINFO_NAMESPACE_MAX + 1, "unknown");
+		snprintf(workload, PODINFO_WORKLOAD_MAX + 1, "unknown");
+	}
+}
+
 /* --- output ----------------------------------------------------------------------------------- */
 
 static json_t *str_or_null(const char *s)

@@ -170,6 +170,25 @@ bool podinfo_selected(const struct pod_selector *sel, const struct podinfo *pi);
 void podinfo_label(const struct podinfo *pi, char *buf, size_t size);
 
 /*
+ * The workload of a pod: its owner's name, from the names Kubernetes generates (what the node
+ * has: no owner reference reaches containerd's bundle).  <owner>-<5 characters of the
+ * generator's alphabet> (ReplicaSet, DaemonSet, Job) loses that suffix, and then a
+ * Deployment's <name>-<pod-template-hash> (6 to 10 of them) its hash and a CronJob's
+ * <name>-<scheduled minute> its minute; <name>-<ordinal> (StatefulSet) loses its ordinal.
+ * Any other name (a bare pod, a static pod <name>-<node>) is its own workload.
+ */
+void podinfo_workload(const char *pod, char *buf, size_t size);
+
+/*
+ * The Kubernetes labels of a process' metrics: its pod's namespace and workload; "none" and
+ * "none" outside a pod (the host, a plain container); "unknown" and "unknown" for a pod
+ * whose bundle could not be read (the reason is in the process' container record).
+ */
+#define PODINFO_WORKLOAD_MAX PODINFO_POD_NAME_MAX
+void podinfo_k8s_labels(const struct podinfo *pi, char ns[PODINFO_NAMESPACE_MAX + 1],
+			char workload[PODINFO_WORKLOAD_MAX + 1]);
+
+/*
  * The "container" member of a JSON line: null for the host, else
  * {"id","pod","namespace","name","pod_uid","runtime"[, "unresolved": reason]} with null for
  * what is not known.  A new reference, or NULL when out of memory.

@@ -854,9 +854,17 @@ static int r_timeout(struct loader *l, const yaml_node_t *v, const char *path, v
 	return 0;
 }
 
+static int parse_severity(struct loader *l, const yaml_node_t *v, const char *path,
+			  enum policy_severity *out);
+
+static int r_severity(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	return parse_severity(l, v, path, &((struct policy *)ctx)->runs.severity);
+}
+
 static const struct field runs_fields[] = {
 	{ "key", r_key },	    { "start", r_start },     { "end", r_end },
-	{ "required", r_required }, { "timeout", r_timeout },
+	{ "required", r_required }, { "timeout", r_timeout }, { "severity", r_severity },
 };
 
 /* A type in two roles would make a run end where it starts, or require its own end. */
@@ -889,7 +897,7 @@ static int p_runs(struct loader *l, const yaml_node_t *v, const char *path, void
 
 	r->on = true;
 	r->timeout_s = POLICY_RUNS_TIMEOUT_DEFAULT_S;
-	err = parse_map(l, v, path, runs_fields, 5, ctx, &seen);
+	err = parse_map(l, v, path, runs_fields, 6, ctx, &seen);
 	if (err)
 		return err;
 	if ((err = need(l, v, path, seen, 1u << 0, "key")) ||
@@ -904,24 +912,30 @@ static int p_runs(struct loader *l, const yaml_node_t *v, const char *path, void
 	return runs_disjoint(l, v, r);
 }
 
-/* unjudged: frames whose producer could not be named (docs/causal.md) */
-
-static int u_severity(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+/* How a kind of finding counts in `wsaudit run`: warning or error. */
+static int parse_severity(struct loader *l, const yaml_node_t *v, const char *path,
+			  enum policy_severity *out)
 {
-	struct policy *p = ctx;
 	char *s = NULL;
 	int err = get_string(l, v, path, &s);
 
 	if (err)
 		return err;
 	if (!strcmp(s, "warning"))
-		p->unjudged_severity = POLICY_SEVERITY_WARNING;
+		*out = POLICY_SEVERITY_WARNING;
 	else if (!strcmp(s, "error"))
-		p->unjudged_severity = POLICY_SEVERITY_ERROR;
+		*out = POLICY_SEVERITY_ERROR;
 	else
 		err = fail(l, v, path, "unknown severity '%s' (warning or error)", s);
 	free(s);
 	return err;
+}
+
+/* unjudged: frames whose producer could not be named (docs/causal.md) */
+
+static int u_severity(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	return parse_severity(l, v, path, &((struct policy *)ctx)->unjudged_severity);
 }
 
 static const struct field unjudged_fields[] = { { "severity", u_severity } };
@@ -938,10 +952,26 @@ const char *policy_severity_name(enum policy_severity s)
 	return s == POLICY_SEVERITY_ERROR ? "error" : "warning";
 }
 
+/* delivery: frames that never reached their user (docs/delivery.md) */
+
+static int d_severity(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	return parse_severity(l, v, path, &((struct policy *)ctx)->delivery_severity);
+}
+
+static const struct field delivery_fields[] = { { "severity", d_severity } };
+
+static int p_delivery(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
+{
+	unsigned int seen;
+
+	return parse_map(l, v, path, delivery_fields, 1, ctx, &seen);
+}
+
 static const struct field top_fields[] = {
 	{ "targets", p_targets },   { "bridge", p_bridge },	{ "transport", p_transport },
 	{ "identity", p_identity }, { "messages", p_messages }, { "runs", p_runs },
-	{ "queues", p_queues },	    { "unjudged", p_unjudged },
+	{ "queues", p_queues },	    { "unjudged", p_unjudged }, { "delivery", p_delivery },
 };
 
 /* --- load ------------------------------------------------------------------------------------ */
@@ -1127,6 +1157,9 @@ struct policy *policy_load_mem(const char *name, const void *buf, size_t len, ch
 		goto out;
 	}
 	p->bridge_opcodes = 1u << 1 | 1u << 2;
+	/* Lost frames, abnormal closes and incomplete runs fail `wsaudit run` unless relaxed. */
+	p->delivery_severity = POLICY_SEVERITY_ERROR;
+	p->runs.severity = POLICY_SEVERITY_ERROR;
 	if (!yaml_parser_initialize(&y)) {
 		ret = -ENOMEM;
 		goto out;

@@ -90,17 +90,18 @@ struct policy_queue_rule {
 #define POLICY_RUNS_TIMEOUT_DEFAULT_S 300
 #define POLICY_RUNS_TIMEOUT_MAX_S (24u * 3600u) /* a day: longer is a typo, not a run */
 
+/* How a kind of finding counts in `wsaudit run` (unjudged, runs, delivery .severity). */
+enum policy_severity {
+	POLICY_SEVERITY_WARNING = 0, /* reported, counted, exported; `run` passes */
+	POLICY_SEVERITY_ERROR, /* ... and `run` fails on it */
+};
+
 struct policy_runs {
 	bool on; /* the policy has a runs section */
 	struct policy_list key; /* dotted JSON paths of the run's key, tried in order */
 	struct policy_list start, end, required; /* message types, disjoint */
 	unsigned int timeout_s; /* a run silent this long without its end is incomplete */
-};
-
-/* How a finding that cannot be judged counts (unjudged.severity). */
-enum policy_severity {
-	POLICY_SEVERITY_WARNING = 0, /* reported, counted, exported; `run` passes */
-	POLICY_SEVERITY_ERROR, /* ... and `run` fails on it */
+	enum policy_severity severity; /* runs.severity: of its findings, error by default */
 };
 
 struct policy {
@@ -127,6 +128,8 @@ struct policy {
 	size_t nqueues;
 	struct policy_runs runs;
 	enum policy_severity unjudged_severity; /* unjudged.severity, warning by default */
+	/* delivery.severity: delivery_failed, abnormal_close, after_close; error by default */
+	enum policy_severity delivery_severity;
 };
 
 /*

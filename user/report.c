@@ -5,10 +5,12 @@
 
 #include <jansson.h>
 
+#include "capture.h"
+#include "causal.h"
 #include "report.h"
 
 struct baseline_entry {
-	enum rule_kind rule;
+	int rule; /* a report kind */
 	char *function;
 	char *file; /* relative to the root */
 };
@@ -22,12 +24,12 @@ struct report {
 	size_t nbase;
 };
 
-/* What each rule is, for the SARIF rules and the JUnit cases. */
+/* What each kind of finding is, for the SARIF rules and the JUnit cases. */
 static const struct {
 	const char *title;
 	const char *short_text;
 	const char *help;
-} rule_help[RULE__COUNT] = {
+} rule_help[REPORT_KINDS] = {
 	[RULE_BRIDGE_BYPASS] = {
 		"BridgeBypass",
 		"A WebSocket frame was written with no bridge function on the writer's stack.",
@@ -89,7 +91,9 @@ static const struct {
 		"The server closed a WebSocket connection with 1011, or without a close frame.",
 		"1011 (internal error) means the server gave up on the connection; a socket closed "
 		"without a close frame shows as 1006 to the client. Either way the user's events "
-		"stop. The location is the function that sent the close frame.",
+		"stop. The location is the function that sent the close frame, or for a socket "
+		"closed without one, the function that closed it (its close(2)); the frames it "
+		"left unsent are in the detail.",
 	},
 	[RULE_AFTER_CLOSE] = {
 		"AfterClose",
@@ -106,9 +110,53 @@ static const struct {
 		"creation its work was linked to: a task, callback or thread whose creation was "
 		"not seen, a job of a thread pool (run_in_executor), bytes a transport buffered "
 		"and sent later (deferred_write), or a stack that could not be read "
-		"(docs/causal.md). The reason and the best origin known are in the detail.",
+		"(docs/causal.md). The reason and the best origin known are in the detail; the "
+		"location is that best origin.",
+	},
+	[REPORT_INCOMPLETE_RUN] = {
+		"IncompleteRun",
+		"An agent run never sent its end event: its connection closed first, or it was "
+		"silent for the policy's timeout.",
+		"The policy's runs section names the events of one run (docs/runs.md). This run "
+		"started (or sent events) on the connection and never sent one of runs.end before "
+		"the connection closed or the timeout passed: its user never saw the answer. The "
+		"location is the function that sent the run's last event; the detail says which.",
+	},
+	[REPORT_OUT_OF_ORDER] = {
+		"OutOfOrder",
+		"An agent run's start, or one of its events, was sent after its end event.",
+		"A client that closes a run at its end event drops what comes after (docs/runs.md). "
+		"The location is the function that sent the late event.",
+	},
+	[REPORT_MISSING_EVENT] = {
+		"MissingEvent",
+		"An agent run ended without one of the events the policy requires of it.",
+		"The policy's runs.required names the events every run sends (docs/runs.md); this "
+		"run ended without the ones the detail lists. The location is the function that "
+		"sent its last event.",
 	},
 };
+
+const char *report_kind_name(int kind)
+{
+	if (kind >= RULE__COUNT && kind < REPORT_KINDS)
+		return run_rule_name(RUN_INCOMPLETE + (kind - REPORT_INCOMPLETE_RUN));
+	return rule_name(kind);
+}
+
+int report_run_kind(enum run_rule rule)
+{
+	switch (rule) {
+	case RUN_INCOMPLETE:
+		return REPORT_INCOMPLETE_RUN;
+	case RUN_OUT_OF_ORDER:
+		return REPORT_OUT_OF_ORDER;
+	case RUN_MISSING_EVENT:
+		return REPORT_MISSING_EVENT;
+	default:
+		return -1;
+	}
+}
 
 static char *dup_or_null(const char *s)
 {
@@ -184,17 +232,20 @@ static bool in_baseline(const struct report *r, const struct report_finding *f)
 	return false;
 }
 
-static struct report_finding *find_or_add(struct report *r, enum rule_kind rule,
-					  const struct attrib_stack *s)
+/*
+ * The finding of kind at origin o (NULL: none could be named, why says why), found or
+ * added with the frames of stack (may be NULL) as its code flow.
+ */
+static struct report_finding *find_or_add(struct report *r, int kind, const struct attrib_frame *o,
+					  const char *why, const struct attrib_stack *stack)
 {
-	const struct attrib_frame *o = s->origin >= 0 ? &s->frames[s->origin] : NULL;
 	struct report_finding *f, *grown;
 
 	for (size_t i = 0; i < r->n; i++) {
 		f = &r->f[i];
-		if (f->rule != rule)
+		if (f->rule != kind)
 			continue;
-		if (!o && !f->origin.function && f->why == s->why)
+		if (!o && !f->origin.function && !strcmp(f->why, why))
 			return f;
 		if (o && f->origin.function && f->origin.line == o->line &&
 		    streq(f->origin.function, o->function) && streq(f->origin.file, o->file))
@@ -213,8 +264,8 @@ static struct report_finding *find_or_add(struct report *r, enum rule_kind rule,
 	}
 	f = &r->f[r->n];
 	memset(f, 0, sizeof(*f));
-	f->rule = rule;
-	f->why = s->why;
+	f->rule = kind;
+	f->why = o ? "" : why;
 	if (o) {
 		f->origin.function = dup_or_null(o->function);
 		f->origin.file = dup_or_null(o->file);
@@ -224,12 +275,12 @@ static struct report_finding *find_or_add(struct report *r, enum rule_kind rule,
 			return NULL;
 		}
 	}
-	for (size_t i = 0; i < s->nframes && f->nstack < REPORT_MAX_STACK; i++) {
+	for (size_t i = 0; stack && i < stack->nframes && f->nstack < REPORT_MAX_STACK; i++) {
 		struct report_loc *l = &f->stack[f->nstack];
 
-		l->function = dup_or_null(s->frames[i].function);
-		l->file = dup_or_null(s->frames[i].file);
-		l->line = s->frames[i].line;
+		l->function = dup_or_null(stack->frames[i].function);
+		l->file = dup_or_null(stack->frames[i].file);
+		l->line = stack->frames[i].line;
 		if (!l->function || !l->file) {
 			loc_free(l);
 			break;
@@ -258,13 +309,31 @@ static void add_test(struct report_finding *f, const char *test, enum test_unkno
 	f->ntests++;
 }
 
+/* One more occurrence of a finding (NULL: past the bound), with its test and detail. */
+static void add_occurrence(struct report *r, struct report_finding *f, const char *detail,
+			   const char *test, enum test_unknown why, bool running)
+{
+	if (!f) {
+		r->t.findings_dropped++;
+		return;
+	}
+	f->count++;
+	if (!f->detail && detail)
+		f->detail = strdup(detail);
+	add_test(f, test, why);
+	f->tests_running += running;
+}
+
 void report_frame(struct report *r, const struct frame_view *fv)
 {
 	const struct attrib_stack *s = fv->stack;
 	const struct rules_verdict *v = fv->verdict;
 	enum test_unknown why = fv->name_tests ? fv->test_why : TEST_UNATTRIBUTED;
 	bool running = why == TEST_FOUND && !strcmp(fv->test_via, "running");
-	struct report_finding *f;
+	/* The origin trace prints: the send's own, else through the creations it was linked to. */
+	enum causal_via via;
+	const struct attrib_frame *origin = causal_origin(s, fv->link, &via), *o;
+	const char *no_origin = unattributed_name(s->why);
 
 	r->t.frames++;
 	if (s->origin < 0)
@@ -275,18 +344,48 @@ void report_frame(struct report *r, const struct frame_view *fv)
 	r->t.test_unknown[why]++;
 	r->t.test_running += running;
 	for (size_t i = 0; i < v->nviolations; i++) {
-		r->t.violations[v->v[i].rule]++;
-		f = find_or_add(r, v->v[i].rule, s);
-		if (!f) {
-			r->t.findings_dropped++;
-			continue;
-		}
-		f->count++;
-		if (!f->detail)
-			f->detail = strdup(v->v[i].detail);
-		add_test(f, fv->test, why);
-		f->tests_running += running;
+		const struct violation *vi = &v->v[i];
+
+		r->t.violations[vi->rule]++;
+		/* unjudged has no origin by definition: it is shown at the best one known. */
+		o = vi->rule == RULE_UNJUDGED ? vi->best : origin;
+		add_occurrence(r, find_or_add(r, vi->rule, o, vi->reason ?: no_origin, s),
+			       vi->detail, fv->test, why, running);
 	}
+}
+
+void report_abrupt_close(struct report *r, const struct attrib_stack *closer, const char *detail,
+			 const char *test, enum test_unknown test_why, bool running)
+{
+	const struct attrib_frame *o =
+		closer && closer->origin >= 0 ? &closer->frames[closer->origin] : NULL;
+
+	r->t.violations[RULE_ABNORMAL_CLOSE]++;
+	r->t.abrupt_closes++;
+	add_occurrence(r,
+		       find_or_add(r, RULE_ABNORMAL_CLOSE, o,
+				   closer ? unattributed_name(closer->why) : "not_walked", closer),
+		       detail, test, test_why, running);
+}
+
+void report_run(struct report *r, const struct run_report *rep, const char *detail,
+		const char *test, enum test_unknown test_why, bool running)
+{
+	int kind = report_run_kind(rep->rule);
+	/* Only the fields find_or_add reads: a run report keeps no stack. */
+	struct attrib_frame o = {
+		.function = (char *)rep->function,
+		.file = (char *)rep->file,
+		.line = rep->line,
+	};
+
+	if (kind < 0) {
+		r->t.runs_unjudged[rep->reason]++;
+		return;
+	}
+	r->t.violations[kind]++;
+	add_occurrence(r, find_or_add(r, kind, rep->function ? &o : NULL, "unattributed", NULL),
+		       detail, test, test_why, running);
 }
 
 const struct report_totals *report_totals(const struct report *r)
@@ -304,7 +403,7 @@ const struct report_finding *report_finding(const struct report *r, size_t i)
 	return i < r->n ? &r->f[i] : NULL;
 }
 
-size_t report_new_failures(const struct report *r, const bool fail_on[RULE__COUNT])
+size_t report_new_failures(const struct report *r, const bool fail_on[REPORT_KINDS])
 {
 	size_t n = 0;
 
@@ -320,8 +419,8 @@ size_t report_new_failures(const struct report *r, const bool fail_on[RULE__COUN
 
 static int rule_from_name(const char *name)
 {
-	for (int i = 0; i < RULE__COUNT; i++) {
-		if (!strcmp(name, rule_name(i)))
+	for (int i = 0; i < REPORT_KINDS; i++) {
+		if (!strcmp(name, report_kind_name(i)))
 			return i;
 	}
 	return -1;
@@ -418,7 +517,7 @@ int report_write_baseline(const struct report *r, const char *path)
 			      !strcmp(r->f[j].origin.file, f->origin.file);
 		if (!dup)
 			json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "rule",
-							     rule_name(f->rule), "function",
+							     report_kind_name(f->rule), "function",
 							     f->origin.function, "file",
 							     rel(r, f->origin.file)));
 	}
@@ -544,16 +643,17 @@ static json_t *code_flow_json(const struct report *r, const struct report_findin
 static void finding_message(const struct report *r, const struct report_finding *f, char *buf,
 			    size_t size)
 {
+	/* A run finding is located at its last event's sender; a frame's at its writer. */
+	const char *what = f->rule >= RULE__COUNT ? "run(s) whose last event" : "frame(s)";
 	int n;
 
 	if (f->origin.function)
-		n = snprintf(buf, size, "%s: %s (%s:%d) sent %llu frame(s)", rule_name(f->rule),
-			     f->origin.function, rel(r, f->origin.file), f->origin.line,
-			     (unsigned long long)f->count);
+		n = snprintf(buf, size, "%s: %llu %s from %s (%s:%d)", report_kind_name(f->rule),
+			     (unsigned long long)f->count, what, f->origin.function,
+			     rel(r, f->origin.file), f->origin.line);
 	else
-		n = snprintf(buf, size, "%s: %llu frame(s) from an unattributed writer (%s)",
-			     rule_name(f->rule), (unsigned long long)f->count,
-			     unattributed_name(f->why));
+		n = snprintf(buf, size, "%s: %llu %s from an unattributed writer (%s)",
+			     report_kind_name(f->rule), (unsigned long long)f->count, what, f->why);
 	if (n > 0 && (size_t)n < size && f->ntests)
 		snprintf(buf + n, size - n, "; first in test %s", f->tests[0]);
 }
@@ -587,14 +687,14 @@ static json_t *result_location(const struct report *r, const struct report_findi
 }
 
 static json_t *result_json(const struct report *r, const struct report_finding *f,
-			   const bool fail_on[RULE__COUNT])
+			   const bool fail_on[REPORT_KINDS])
 {
 	char msg[2048], fp[2048];
 	json_t *res, *loc;
 
 	finding_message(r, f, msg, sizeof(msg));
 	res = json_pack("{s:s, s:i, s:s, s:{s:s}, s:{s:I, s:o, s:I, s:I, s:o}}", "ruleId",
-			rule_name(f->rule), "ruleIndex", (int)f->rule, "level",
+			report_kind_name(f->rule), "ruleIndex", (int)f->rule, "level",
 			fail_on[f->rule] ? "error" : "warning", "message", "text", msg,
 			"properties", "count", (json_int_t)f->count, "tests", tests_json(f),
 			"testsMore", (json_int_t)f->tests_more, "testsRunning",
@@ -605,7 +705,7 @@ static json_t *result_json(const struct report *r, const struct report_finding *
 	json_object_set_new(res, "locations", json_pack("[o]", loc));
 	if (f->origin.function) {
 		/* Stable across line moves, as the baseline: rule, function and file. */
-		snprintf(fp, sizeof(fp), "%s:%s:%s", rule_name(f->rule), f->origin.function,
+		snprintf(fp, sizeof(fp), "%s:%s:%s", report_kind_name(f->rule), f->origin.function,
 			 rel(r, f->origin.file));
 		json_object_set_new(res, "partialFingerprints",
 				    json_pack("{s:s}", "wsaudit/v1", fp));
@@ -621,16 +721,16 @@ static json_t *result_json(const struct report *r, const struct report_finding *
 	return res;
 }
 
-int report_write_sarif(const struct report *r, const char *path, const bool fail_on[RULE__COUNT])
+int report_write_sarif(const struct report *r, const char *path, const bool fail_on[REPORT_KINDS])
 {
 	json_t *rules = json_array(), *results = json_array(), *doc, *base = NULL;
 	char *root_uri = NULL;
 	json_int_t unshown = 0;
 
-	for (int i = 0; rules && i < RULE__COUNT; i++)
+	for (int i = 0; rules && i < REPORT_KINDS; i++)
 		json_array_append_new(
 			rules, json_pack("{s:s, s:s, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}", "id",
-					 rule_name(i), "name", rule_help[i].title,
+					 report_kind_name(i), "name", rule_help[i].title,
 					 "shortDescription", "text", rule_help[i].short_text,
 					 "fullDescription", "text", rule_help[i].help, "help",
 					 "text", rule_help[i].help, "defaultConfiguration", "level",
@@ -698,10 +798,10 @@ static void xml_text(FILE *out, const char *s)
 	}
 }
 
-int report_write_junit(const struct report *r, const char *path, const bool fail_on[RULE__COUNT])
+int report_write_junit(const struct report *r, const char *path, const bool fail_on[REPORT_KINDS])
 {
-	size_t tests = RULE__COUNT + r->n, failures = 0;
-	bool rule_failed[RULE__COUNT] = {};
+	size_t tests = REPORT_KINDS + r->n, failures = 0;
+	bool rule_failed[REPORT_KINDS] = {};
 	char msg[2048], name[1536];
 	FILE *out = fopen(path, "w");
 
@@ -713,7 +813,7 @@ int report_write_junit(const struct report *r, const char *path, const bool fail
 			failures++;
 		}
 	}
-	for (int i = 0; i < RULE__COUNT; i++)
+	for (int i = 0; i < REPORT_KINDS; i++)
 		failures += rule_failed[i];
 	fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
 	fprintf(out, "<testsuites name=\"wsaudit\" tests=\"%zu\" failures=\"%zu\">\n", tests,
@@ -721,14 +821,14 @@ int report_write_junit(const struct report *r, const char *path, const bool fail
 	fprintf(out, "  <testsuite name=\"wsaudit\" tests=\"%zu\" failures=\"%zu\" errors=\"0\">\n",
 		tests, failures);
 	/* One case per rule: passes when no new violation of it fired. */
-	for (int i = 0; i < RULE__COUNT; i++) {
-		fprintf(out, "    <testcase classname=\"wsaudit.%s\" name=\"%s\"", rule_name(i),
-			rule_name(i));
+	for (int i = 0; i < REPORT_KINDS; i++) {
+		fprintf(out, "    <testcase classname=\"wsaudit.%s\" name=\"%s\"",
+			report_kind_name(i), report_kind_name(i));
 		if (rule_failed[i])
 			fprintf(out,
 				">\n      <failure type=\"%s\" message=\"new %s violations\"/>\n"
 				"    </testcase>\n",
-				rule_name(i), rule_name(i));
+				report_kind_name(i), report_kind_name(i));
 		else
 			fprintf(out, "/>\n");
 	}
@@ -740,14 +840,15 @@ int report_write_junit(const struct report *r, const char *path, const bool fail
 			snprintf(name, sizeof(name), "%s (%s:%d)", f->origin.function,
 				 rel(r, f->origin.file), f->origin.line);
 		else
-			snprintf(name, sizeof(name), "unattributed (%s)",
-				 unattributed_name(f->why));
-		fprintf(out, "    <testcase classname=\"wsaudit.%s\" name=\"", rule_name(f->rule));
+			snprintf(name, sizeof(name), "unattributed (%s)", f->why);
+		fprintf(out, "    <testcase classname=\"wsaudit.%s\" name=\"",
+			report_kind_name(f->rule));
 		xml_text(out, name);
 		fprintf(out, "\">\n");
 		finding_message(r, f, msg, sizeof(msg));
 		if (fail_on[f->rule] && !f->known) {
-			fprintf(out, "      <failure type=\"%s\" message=\"", rule_name(f->rule));
+			fprintf(out, "      <failure type=\"%s\" message=\"",
+				report_kind_name(f->rule));
 			xml_text(out, msg);
 			fprintf(out, "\">");
 		} else {
@@ -765,6 +866,10 @@ int report_write_junit(const struct report *r, const char *path, const bool fail
 				fprintf(out, " (%llu frame(s) name no test: %s)",
 					(unsigned long long)f->tests_unknown[k],
 					test_unknown_name(k));
+		}
+		if (f->detail) {
+			fprintf(out, "\nfirst: ");
+			xml_text(out, f->detail);
 		}
 		fprintf(out, "\nstack (innermost first):\n");
 		for (size_t j = 0; j < f->nstack; j++) {
@@ -805,20 +910,26 @@ static void summary_text(const struct report *r, FILE *out, const struct report_
 	if (!run->websocket_conns)
 		fprintf(out, "wsaudit run: the command started no WebSocket connection: nothing "
 			     "was audited\n");
-	for (int i = 0; i < RULE__COUNT; i++)
-		fprintf(out, "  %-17s %llu frame(s)%s\n", rule_name(i),
+	for (int i = 0; i < REPORT_KINDS; i++) {
+		fprintf(out, "  %-18s %llu %s", report_kind_name(i),
 			(unsigned long long)t->violations[i],
-			run->fail_on[i] ? "" : " (not failing)");
+			i >= RULE__COUNT ? "run(s)" : "frame(s)");
+		if (i == RULE_ABNORMAL_CLOSE && t->abrupt_closes)
+			fprintf(out, " (%llu of them closes without a close frame)",
+				(unsigned long long)t->abrupt_closes);
+		fprintf(out, "%s\n", run->fail_on[i] ? "" : " (not failing)");
+	}
 	for (size_t i = 0; i < r->n; i++) {
 		const struct report_finding *f = &r->f[i];
 
 		if (f->origin.function)
 			fprintf(out, "  %s %s %s (%s:%d) x%llu", f->known ? "known" : "NEW  ",
-				rule_name(f->rule), f->origin.function, rel(r, f->origin.file),
-				f->origin.line, (unsigned long long)f->count);
+				report_kind_name(f->rule), f->origin.function,
+				rel(r, f->origin.file), f->origin.line,
+				(unsigned long long)f->count);
 		else
-			fprintf(out, "  NEW   %s unattributed (%s) x%llu", rule_name(f->rule),
-				unattributed_name(f->why), (unsigned long long)f->count);
+			fprintf(out, "  NEW   %s unattributed (%s) x%llu",
+				report_kind_name(f->rule), f->why, (unsigned long long)f->count);
 		for (size_t j = 0; j < f->ntests; j++)
 			fprintf(out, "%s%s", j ? ", " : " tests: ", f->tests[j]);
 		for (int k = 1; k < TEST__COUNT; k++) {
@@ -845,6 +956,18 @@ static void summary_text(const struct report *r, FILE *out, const struct report_
 	if (run->unjudged)
 		fprintf(out, "  data frames the bridge rule could not judge: %llu\n",
 			(unsigned long long)run->unjudged);
+	fprintf(out, "  runs completed: %llu\n", (unsigned long long)run->runs_completed);
+	/* Frames or stacks that never reached wsaudit: what follows from them is unjudged. */
+	for (int i = 0; run->drops && i < DROP_MAX; i++) {
+		if (run->drops[i])
+			fprintf(out, "  records lost: %llu %s\n", (unsigned long long)run->drops[i],
+				capture_drop_name(i));
+	}
+	for (int i = 0; i < RUN_REASON__COUNT; i++) {
+		if (t->runs_unjudged[i])
+			fprintf(out, "  runs not judged: %llu %s\n",
+				(unsigned long long)t->runs_unjudged[i], run_reason_name(i));
+	}
 	for (int i = 1; i < TEST__COUNT; i++) {
 		if (t->test_unknown[i])
 			fprintf(out, "  violating frames without a test: %llu %s\n",
@@ -865,7 +988,7 @@ static json_t *counts_json(const uint64_t *v, int n, const char *(*name)(int), i
 
 static const char *rule_name_i(int i)
 {
-	return rule_name(i);
+	return report_kind_name(i);
 }
 
 static const char *unattributed_name_i(int i)
@@ -876,6 +999,36 @@ static const char *unattributed_name_i(int i)
 static const char *test_unknown_name_i(int i)
 {
 	return test_unknown_name(i);
+}
+
+static const char *capture_drop_name_i(int i)
+{
+	return capture_drop_name(i);
+}
+
+static json_t *drops_json(const uint64_t *drops)
+{
+	static const uint64_t none[DROP_MAX];
+
+	return counts_json(drops ? drops : none, DROP_MAX, capture_drop_name_i, 0);
+}
+
+static const char *run_reason_name_i(int i)
+{
+	return run_reason_name(i);
+}
+
+/* Runs not judged: the reasons of RUN_UNJUDGED only, each present (0 when none). */
+static json_t *runs_unjudged_json(const struct report_totals *t)
+{
+	json_t *obj = json_object();
+
+	for (int i = 0; obj && i < RUN_REASON__COUNT; i++) {
+		if (run_reason_rule(i) == RUN_UNJUDGED)
+			json_object_set_new(obj, run_reason_name_i(i),
+					    json_integer((json_int_t)t->runs_unjudged[i]));
+	}
+	return obj;
 }
 
 void report_summary(const struct report *r, FILE *out, enum output_format format,
@@ -896,14 +1049,13 @@ void report_summary(const struct report *r, FILE *out, enum output_format format
 		json_array_append_new(
 			findings,
 			json_pack("{s:s, s:o, s:s?, s:I, s:o, s:I, s:o, s:s}", "rule",
-				  rule_name(f->rule), "origin",
+				  report_kind_name(f->rule), "origin",
 				  f->origin.function ? json_pack("{s:s, s:s, s:i}", "function",
 								 f->origin.function, "file",
 								 rel(r, f->origin.file), "line",
 								 f->origin.line) :
 						       json_null(),
-				  "unattributed",
-				  f->origin.function ? NULL : unattributed_name(f->why), "count",
+				  "unattributed", f->origin.function ? NULL : f->why, "count",
 				  (json_int_t)f->count, "tests", tests_json(f), "tests_running",
 				  (json_int_t)f->tests_running, "test_unknown",
 				  tests_unknown_json(f), "baseline", f->known ? "known" : "new"));
@@ -913,16 +1065,24 @@ void report_summary(const struct report *r, FILE *out, enum output_format format
 		"run_summary", "frames", (json_int_t)t->frames, "websocket_connections",
 		(json_int_t)run->websocket_conns, "violating_frames",
 		(json_int_t)t->violating_frames, "violations",
-		counts_json(t->violations, RULE__COUNT, rule_name_i, 0), "findings", findings,
+		counts_json(t->violations, REPORT_KINDS, rule_name_i, 0), "findings", findings,
 		"unattributed", counts_json(t->unattributed, UNATTR__COUNT, unattributed_name_i, 1),
 		"test_unknown", counts_json(t->test_unknown, TEST__COUNT, test_unknown_name_i, 1),
 		"test_running", (json_int_t)t->test_running, "unjudged", (json_int_t)run->unjudged,
 		"findings_dropped", (json_int_t)t->findings_dropped, "new_failures",
 		(json_int_t)report_new_failures(r, run->fail_on), "command_exit",
 		run->command_status, "exit", run->exit_code);
-	if (obj)
+	if (obj) {
 		json_object_set_new(obj, "findings_outside_repository",
 				    json_integer((json_int_t)outside_repository(r)));
+		json_object_set_new(obj, "abrupt_closes",
+				    json_integer((json_int_t)t->abrupt_closes));
+		json_object_set_new(obj, "records_lost", drops_json(run->drops));
+		json_object_set_new(obj, "runs",
+				    json_pack("{s:I, s:o}", "completed",
+					      (json_int_t)run->runs_completed, "not_judged",
+					      runs_unjudged_json(t)));
+	}
 	if (obj && !run->websocket_conns)
 		json_object_set_new(obj, "note",
 				    json_string("the command started no WebSocket "

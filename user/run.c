@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "clock.h"
 #include "commands.h"
+#include "delivery.h"
 #include "log.h"
 #include "policy.h"
 #include "report.h"
@@ -33,6 +35,8 @@
 struct run_ctx {
 	struct report *report;
 	struct testrun *tests;
+	unsigned int runs_timeout_s; /* the policy's, for run details */
+	const char *root;
 };
 
 static volatile sig_atomic_t pending_signal;
@@ -55,6 +59,64 @@ static enum test_unknown running_test(void *ctx, pid_t writer, uint64_t ts_ns, c
 				      size_t size)
 {
 	return testrun_at(ctx, writer, ts_ns, out, size);
+}
+
+/*
+ * The test that caused what is found outside a frame: the one on stack (may be NULL), else
+ * the one pid's pytest process was running at ts_ns (*running set).
+ */
+static enum test_unknown test_of(struct run_ctx *rc, const struct attrib_stack *stack, pid_t pid,
+				 uint64_t ts_ns, char *out, size_t size, bool *running)
+{
+	enum test_unknown why = TEST_UNATTRIBUTED;
+
+	*running = false;
+	out[0] = '\0';
+	if (stack && (why = testname_from_stack(stack, rc->root, out, size)) == TEST_FOUND)
+		return why;
+	why = testrun_at(rc->tests, pid, ts_ns, out, size);
+	*running = why == TEST_FOUND;
+	return why;
+}
+
+/* A connection closed without a close frame: abnormal_close, at the function that closed it. */
+static void observe_abrupt_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns,
+				 const char *why)
+{
+	struct run_ctx *rc = ctx;
+	char detail[1400], test[1024];
+	enum test_unknown tw;
+	bool running;
+
+	(void)why;
+	delivery_abrupt_detail(c, detail, sizeof(detail));
+	tw = test_of(rc, c->closer, (pid_t)c->tgid, ts_ns, test, sizeof(test), &running);
+	report_abrupt_close(rc->report, c->closer, detail, test, tw, running);
+}
+
+/* A run finding, named after the test running when its last event was sent. */
+static void observe_run(void *ctx, const struct run_report *rep)
+{
+	struct run_ctx *rc = ctx;
+	char detail[RUNS_VALUE_MAX * 2], test[1024];
+	enum test_unknown tw = TEST_UNATTRIBUTED;
+	bool running = false;
+
+	runs_detail(rep, rc->runs_timeout_s, detail, sizeof(detail));
+	if (rep->rule != RUN_UNJUDGED)
+		tw = test_of(rc, NULL, (pid_t)rep->pid, rep->last_ns, test, sizeof(test), &running);
+	report_run(rc->report, rep, detail, test, tw, running);
+}
+
+/* --fail-on not given: what fails is what the policy says is an error. */
+static void fail_on_from_policy(bool fail_on[REPORT_KINDS], const struct policy *p)
+{
+	if (p->unjudged_severity != POLICY_SEVERITY_ERROR)
+		fail_on[RULE_UNJUDGED] = false;
+	for (int k = RULE_DELIVERY_FAILED; k <= RULE_AFTER_CLOSE; k++)
+		fail_on[k] = p->delivery_severity == POLICY_SEVERITY_ERROR;
+	for (int k = REPORT_INCOMPLETE_RUN; k <= REPORT_MISSING_EVENT; k++)
+		fail_on[k] = p->runs.severity == POLICY_SEVERITY_ERROR;
 }
 
 static struct policy *load_policy(const char *path)
@@ -182,7 +244,11 @@ int cmd_run(int argc, char **argv)
 	int parsed;
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct session_opts so = {};
-	struct session_observer obs = { .frame_view = observe_frame };
+	struct session_observer obs = {
+		.frame_view = observe_frame,
+		.conn_close = observe_abrupt_close,
+		.run = observe_run,
+	};
 	struct run_ctx ctx = {};
 	struct report_run run = {};
 	struct session_totals t;
@@ -225,9 +291,10 @@ int cmd_run(int argc, char **argv)
 		testrun_free(ctx.tests);
 		return o.policy_path ? EXIT_USAGE : EXIT_RUNTIME;
 	}
-	/* A frame that cannot be judged fails the run when the policy says it is an error. */
-	if (!o.fail_on_given && p->unjudged_severity != POLICY_SEVERITY_ERROR)
-		o.fail_on[RULE_UNJUDGED] = false;
+	if (!o.fail_on_given)
+		fail_on_from_policy(o.fail_on, p);
+	ctx.runs_timeout_s = p->runs.timeout_s;
+	ctx.root = root;
 	if (geteuid() != 0)
 		log_warn("not running as root: loading BPF programs needs CAP_BPF and CAP_PERFMON");
 
@@ -280,6 +347,8 @@ int cmd_run(int argc, char **argv)
 
 	run.websocket_conns = t.ct.conns_websocket;
 	run.unjudged = t.rules.bridge_unjudged;
+	run.runs_completed = t.runs.completed;
+	run.drops = t.kernel.drops;
 	run.command_status = command_exit(status);
 	run.fail_on = o.fail_on;
 	/* COMMAND's own failure first, then wsaudit's, then the findings. */

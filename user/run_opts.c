@@ -51,32 +51,34 @@ void run_usage(FILE *out)
 		"  -o, --output FORMAT      text (default) or json: one JSON object per line\n"
 		"      --output-file FILE   records and summary to FILE, not to stdout (which\n"
 		"                           COMMAND writes to as well)\n"
-		"      --fail-on RULES      comma-separated rules that fail the run (default: all)\n"
+		"      --fail-on RULES      comma-separated findings that fail the run (default:\n"
+		"                           every one whose policy severity is error)\n"
 		"  -v, --verbose            more diagnostics on stderr (twice: libbpf too)\n");
 }
 
-int run_parse_rules(const char *list, bool fail_on[RULE__COUNT], char *err, size_t errlen)
+int run_parse_rules(const char *list, bool fail_on[REPORT_KINDS], char *err, size_t errlen)
 {
 	const char *p = list, *end;
 	size_t len;
 	int r;
 
-	for (r = 0; r < RULE__COUNT; r++)
+	for (r = 0; r < REPORT_KINDS; r++)
 		fail_on[r] = false;
 	while (*p) {
 		end = strchr(p, ',');
 		len = end ? (size_t)(end - p) : strlen(p);
-		for (r = 0; r < RULE__COUNT; r++) {
-			if (strlen(rule_name(r)) == len && !strncmp(p, rule_name(r), len))
+		for (r = 0; r < REPORT_KINDS; r++) {
+			if (strlen(report_kind_name(r)) == len &&
+			    !strncmp(p, report_kind_name(r), len))
 				break;
 		}
-		if (r == RULE__COUNT) {
+		if (r == REPORT_KINDS) {
 			size_t n = (size_t)snprintf(
 				err, errlen, "unknown rule '%.*s' in --fail-on (", (int)len, p);
 
-			for (r = 0; r < RULE__COUNT && n < errlen; r++)
+			for (r = 0; r < REPORT_KINDS && n < errlen; r++)
 				n += (size_t)snprintf(err + n, errlen - n, "%s%s", r ? ", " : "",
-						      rule_name(r));
+						      report_kind_name(r));
 			if (n < errlen)
 				snprintf(err + n, errlen - n, ")");
 			return -EINVAL;
@@ -93,7 +95,7 @@ int run_parse_args(int argc, char **argv, struct run_opts *o, char *err, size_t 
 
 	memset(o, 0, sizeof(*o));
 	o->format = OUTPUT_TEXT;
-	for (int r = 0; r < RULE__COUNT; r++)
+	for (int r = 0; r < REPORT_KINDS; r++)
 		o->fail_on[r] = true;
 	err[0] = '\0';
 	optind = 0; /* getopt starts afresh: a cluster ("-hv") left half read is forgotten */

@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #include "output.h"
-#include "rules.h"
+#include "report.h"
 
 struct run_opts {
 	const char *policy_path; /* NULL: the built-in policy */
@@ -18,7 +18,7 @@ struct run_opts {
 	const char *source_root; /* NULL: the current directory */
 	const char *output_path; /* records and summary; NULL: stdout (shared with COMMAND) */
 	enum output_format format;
-	bool fail_on[RULE__COUNT]; /* rules whose violations fail the run */
+	bool fail_on[REPORT_KINDS]; /* kinds of finding (rules, run findings) that fail the run */
 	bool fail_on_given; /* --fail-on was given: the policy's severities do not change it */
 	bool help;
 	int verbose;
@@ -33,10 +33,10 @@ struct run_opts {
  */
 int run_parse_args(int argc, char **argv, struct run_opts *opts, char *err, size_t errlen);
 /*
- * A comma-separated list of rule names into fail_on (every other rule off).  0, or -EINVAL
- * with the unknown name in err.
+ * A comma-separated list of finding names (rules and run findings) into fail_on (every other
+ * off).  0, or -EINVAL with the unknown name in err.
  */
-int run_parse_rules(const char *list, bool fail_on[RULE__COUNT], char *err, size_t errlen);
+int run_parse_rules(const char *list, bool fail_on[REPORT_KINDS], char *err, size_t errlen);
 void run_usage(FILE *out);
 
 #endif /* WSAUDIT_RUN_OPTS_H */

@@ -514,3 +514,46 @@ void runs_free(struct runs *r)
 		run_drop(r, r->oldest);
 	free(r);
 }
+
+void runs_detail(const struct run_report *rep, unsigned int timeout_s, char *out, size_t size)
+{
+	size_t used = 0;
+
+	switch (rep->reason) {
+	case RUN_CONN_CLOSED:
+		snprintf(out, size, "the run got no end event before its connection closed");
+		break;
+	case RUN_TIMEOUT:
+		snprintf(out, size, "the run sent nothing for %us and no end event", timeout_s);
+		break;
+	case RUN_START_AFTER_END:
+	case RUN_AFTER_END:
+		snprintf(out, size, "%s came after the run's end", rep->event ? rep->event : "?");
+		break;
+	case RUN_REQUIRED_ABSENT:
+		used = (size_t)snprintf(out, size, "the run ended without");
+		for (size_t i = 0; i < rep->nmissing && used < size; i++)
+			used += (size_t)snprintf(out + used, size - used, "%s %s", i ? "," : "",
+						 rep->missing[i]);
+		break;
+	case RUN_EVICTED:
+		snprintf(out, size, "forgotten past the bound of runs followed (%d a connection)",
+			 RUNS_PER_CONN);
+		break;
+	case RUN_FRAGMENT:
+		snprintf(out, size,
+			 "the connection got events of the run but neither its start "
+			 "nor its end (its events went to another connection?)");
+		break;
+	case RUN_TRACE_ENDED:
+		snprintf(out, size, "the run was still open when the trace ended");
+		break;
+	case RUN_UNREADABLE:
+		snprintf(out, size,
+			 "a message of its connection could not be read, and may have "
+			 "been its end");
+		break;
+	default:
+		snprintf(out, size, "?");
+	}
+}

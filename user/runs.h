@@ -135,5 +135,7 @@ void runs_conn_closed(struct runs *r, const char *conn, bool closed, uint64_t lo
 /* Runs silent for the timeout: incomplete when open, forgotten when ended. */
 void runs_tick(struct runs *r, uint64_t now_ns);
 const struct runs_stats *runs_stats(const struct runs *r);
+/* What a report says, in words (timeout_s: the policy's): a run record's detail. */
+void runs_detail(const struct run_report *rep, unsigned int timeout_s, char *out, size_t size);
 
 #endif /* WSAUDIT_RUNS_H */

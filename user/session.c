@@ -51,6 +51,8 @@
 struct proc_pod {
 	pid_t pid;
 	json_t *container; /* JSON null on the host */
+	char k8s_namespace[PODINFO_NAMESPACE_MAX + 1]; /* podinfo_k8s_labels() */
+	char k8s_workload[PODINFO_WORKLOAD_MAX + 1];
 	struct proc_pod *next;
 };
 
@@ -434,6 +436,16 @@ static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 	}
 	if (!s->opts.violations_only && conn_selected(s, c))
 		output_conn_open(s->out, c, shown, ts_ns);
+	if (s->opts.write && peer_selected(s, c))
+		streamwrite_conn_open(s->opts.write, c, ts_ns);
+}
+
+static void sink_bytes(void *ctx, const struct ct_conn *c, uint64_t pos, const uint8_t *data,
+		       size_t len, uint64_t ts_ns)
+{
+	struct session *s = ctx;
+
+	streamwrite_bytes(s->opts.write, c, pos, data, len, ts_ns);
 }
 
 static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why)
@@ -458,7 +470,7 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 	if (abrupt) {
 		rules_count(s->rules, RULE_ABNORMAL_CLOSE);
 		if (s->obs.conn_close)
-			s->obs.conn_close(s->obs.ctx, c, why);
+			s->obs.conn_close(s->obs.ctx, c, ts_ns ? ts_ns : mono_ns(), why);
 	}
 	for (struct session_tap *t = s->taps; t; t = t->next) {
 		if ((!t->violations_only || abrupt) && t->wants(t->ctx, c->tgid)) {
@@ -468,6 +480,8 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 	}
 	if ((!s->opts.violations_only || abrupt) && conn_selected(s, c))
 		output_conn_close(s->out, c, ts_ns, why);
+	if (s->opts.write)
+		streamwrite_conn_close(s->opts.write, c, ts_ns, why);
 }
 
 /*
@@ -525,7 +539,7 @@ static int sink_history(void *ctx, const struct ct_conn *c, uint64_t strm, uint6
 			     dict, dict_len);
 }
 
-static const json_t *process_container(struct session *s, pid_t pid)
+static struct proc_pod *process_pod(struct session *s, pid_t pid)
 {
 	struct proc_pod **pp = &s->pod_buckets[(unsigned int)pid % POD_BUCKETS], *p;
 	struct podinfo pi;
@@ -533,7 +547,7 @@ static const json_t *process_container(struct session *s, pid_t pid)
 
 	for (p = *pp; p; p = p->next) {
 		if (p->pid == pid)
-			return p->container;
+			return p;
 	}
 	p = calloc(1, sizeof(*p));
 	if (!p)
@@ -543,9 +557,26 @@ static const json_t *process_container(struct session *s, pid_t pid)
 		log_info("pid %d: container lookup: %s", pid, podinfo_reason_name(r));
 	p->pid = pid;
 	p->container = podinfo_json(&pi);
+	podinfo_k8s_labels(&pi, p->k8s_namespace, p->k8s_workload);
 	p->next = *pp;
 	*pp = p;
-	return p->container;
+	return p;
+}
+
+static const json_t *process_container(struct session *s, pid_t pid)
+{
+	struct proc_pod *p = process_pod(s, pid);
+
+	return p ? p->container : NULL;
+}
+
+void session_k8s_labels(struct session *s, pid_t pid, const char **k8s_namespace,
+			const char **k8s_workload)
+{
+	struct proc_pod *p = process_pod(s, pid);
+
+	*k8s_namespace = p ? p->k8s_namespace : NULL;
+	*k8s_workload = p ? p->k8s_workload : NULL;
 }
 
 static void forget_container(struct session *s, pid_t pid)
@@ -611,6 +642,8 @@ static void sink_run(void *ctx, const struct run_report *rep)
 	/* Findings, and runs that could not be judged: shown even with --violations-only. */
 	if (run_selected(s, rep))
 		output_run(s->out, rep, s->policy->runs.timeout_s);
+	if (s->obs.run)
+		s->obs.run(s->obs.ctx, rep);
 }
 
 /*
@@ -742,6 +775,8 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 	}
 	if (s->obs.frame_view)
 		s->obs.frame_view(s->obs.ctx, &fv);
+	if (s->opts.write)
+		streamwrite_frame(s->opts.write, &fv);
 	if (s->opts.violations_only && !verdict.nviolations)
 		return;
 	if (s->user_filter[0] && !user_selected(s, f->conn->has_user ? f->conn->user : NULL) &&
@@ -1555,6 +1590,7 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 		.stack = sink_stack,
 		.verdict = sink_verdict,
 		.history = sink_history,
+		.bytes = opts->write ? sink_bytes : NULL,
 		.ctx = s,
 	};
 
@@ -1704,6 +1740,7 @@ int session_selfcheck(struct session *s, int timeout_ms, bool record)
 	uint64_t start = mono_ns(), deadline = start + (uint64_t)timeout_ms * 1000000ULL;
 	struct session_selfcheck *c = &s->check;
 	const char *why = NULL;
+	bool deferred = false;
 	struct timespec real;
 	int err;
 
@@ -1729,13 +1766,19 @@ int session_selfcheck(struct session *s, int timeout_ms, bool record)
 			break;
 	}
 	why = probe_missing(s);
-	if (why)
+	deferred = why && !err && !record && capture_pending(s->cap);
+	if (why && !deferred)
 		snprintf(c->why, sizeof(c->why), "%s within %d ms", why, timeout_ms);
 out_end:
 	capture_untrace_pid(s->cap, s->probe.pid);
 	capture_forget_tgid(s->cap, s->probe.pid);
 	selfcheck_probe_end(&s->probe);
 out:
+	if (deferred) {
+		c->deferred++;
+		c->last_ns = mono_ns() - start;
+		return -EAGAIN;
+	}
 	/* ok and runs are read by the health endpoint's thread (session_selfcheck_ok). */
 	__atomic_store_n(&c->ok, !err && !why, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->runs, c->runs + 1, __ATOMIC_RELEASE);
@@ -1769,6 +1812,7 @@ static void stats_to(struct session *s, struct output *o, bool final)
 	out.runs = &t.runs;
 	out.adopt = &t.adopt;
 	out.scope = &t.scope;
+	out.write = t.writing ? &t.write : NULL;
 	output_stats(o, &out, final);
 }
 
@@ -1865,6 +1909,10 @@ void session_totals(struct session *s, struct session_totals *t)
 	t->adopt = *adopt_stats(s->adopt);
 	t->scope = s->scope_totals;
 	capture_probe_counts(s->cap, &t->probes_attached, &t->probes_failed);
+	if (s->opts.write) {
+		t->writing = true;
+		t->write = *streamwrite_stats(s->opts.write);
+	}
 }
 
 void session_report(struct session *s, bool final)

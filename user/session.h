@@ -25,6 +25,7 @@
 #include "policy.h"
 #include "rules.h"
 #include "runs.h"
+#include "streamwrite.h"
 
 struct session_opts {
 	enum output_format format;
@@ -63,6 +64,11 @@ struct session_opts {
 	enum test_unknown (*running_test)(void *ctx, pid_t writer, uint64_t ts_ns, char *out,
 					  size_t size);
 	void *running_test_ctx;
+	/*
+	 * trace --write: each connection's bytes to files (user/streamwrite.h), the caller's;
+	 * NULL: none.  --peer chooses the connections written too.
+	 */
+	struct streamwrite *write;
 };
 
 /* Told about every frame, after judgement, whether it is printed or not (for metrics). */
@@ -72,7 +78,9 @@ struct session_observer {
 	/* The same with all that is printed of it (the test it names too); optional. */
 	void (*frame_view)(void *ctx, const struct frame_view *fv);
 	/* A connection closed without a close frame (an abnormal_close finding); optional. */
-	void (*conn_close)(void *ctx, const struct ct_conn *c, const char *why);
+	void (*conn_close)(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why);
+	/* A run that did not reach its user whole, or was not judged (docs/runs.md); optional. */
+	void (*run)(void *ctx, const struct run_report *rep);
 	void *ctx;
 };
 
@@ -116,6 +124,13 @@ void session_set_output(struct session *s, FILE *out);
 /* JSON records to fn instead (output_set_sink()). */
 void session_set_sink(struct session *s, output_line_fn fn, void *ctx);
 void session_set_observer(struct session *s, const struct session_observer *obs);
+/*
+ * The Kubernetes namespace and workload of a followed process, for its metrics
+ * (podinfo_k8s_labels(), looked up once per process); NULL and NULL when out of memory.
+ * Valid until the process is forgotten; from the session's thread (an observer).
+ */
+void session_k8s_labels(struct session *s, pid_t pid, const char **k8s_namespace,
+			const char **k8s_workload);
 
 struct session_totals {
 	uint64_t records;
@@ -130,6 +145,8 @@ struct session_totals {
 	struct adopt_stats adopt;
 	struct pyscope_totals scope;
 	unsigned int probes_attached, probes_failed;
+	bool writing; /* trace --write: write holds its totals */
+	struct streamwrite_stats write;
 };
 
 void session_totals(struct session *s, struct session_totals *out);
@@ -173,13 +190,17 @@ void session_startup(const struct session *s, struct capture_startup *out);
  * connection, traced for this purpose only, and the marker must come back through the
  * instance's own programs and ring buffer within timeout_ms (user/selfcheck.h).  With
  * record, the result is a `selfcheck` record in the output.  0, or -EIO with the reason in
- * the state's why.
+ * the state's why.  Without record (the agent's periodic check), a probe not back in time
+ * while the drain still stops at its budget gives no verdict: its records may be queued
+ * behind a flood, which must not make the instance look blind.  That is -EAGAIN, counted in
+ * the state's deferred, the rest of the state left as it was.
  */
 int session_selfcheck(struct session *s, int timeout_ms, bool record);
 
 struct session_selfcheck {
 	bool ok; /* the last check passed */
 	uint64_t runs, failures;
+	uint64_t deferred; /* checks without a verdict: the collector was behind (-EAGAIN) */
 	int64_t last_ok_unix; /* wall-clock seconds of the last success; 0: never */
 	uint64_t last_ns; /* how long the last check took */
 	char why[160]; /* the last failure's reason */

@@ -20,6 +20,7 @@
 #include "podinfo.h"
 #include "policy.h"
 #include "session.h"
+#include "streamwrite.h"
 #include "targets.h"
 #include "trace_agent.h"
 #include "trace_opts.h"
@@ -309,6 +310,8 @@ static const char *needs_standalone(const struct trace_opts *o)
 		return "--type, --function, --peer or -n";
 	if (o->ringbuf_size || o->write_cap)
 		return "a ring buffer or write cap of its own";
+	if (o->write_dir)
+		return "--write";
 	return NULL;
 }
 
@@ -421,6 +424,26 @@ static struct policy *load_policy(const char *path)
 	return p;
 }
 
+/* What --write wrote, and what it did not, on stderr at the end. */
+static void write_summary(const struct streamwrite *w)
+{
+	const struct streamwrite_stats *st = streamwrite_stats(w);
+
+	fprintf(stderr,
+		"wsaudit: wrote %llu connection(s) to %s (%llu bytes, %llu packets, %llu frames "
+		"described, %llu holes of %llu bytes said, %llu raw streams cut at a hole, %llu "
+		"write errors)",
+		(unsigned long long)st->conns, streamwrite_dir(w), (unsigned long long)st->bytes,
+		(unsigned long long)st->packets, (unsigned long long)st->frames,
+		(unsigned long long)st->holes, (unsigned long long)st->hole_bytes,
+		(unsigned long long)st->raw_cut, (unsigned long long)st->write_errors);
+	for (int i = 0; i < SW_SKIP__COUNT; i++)
+		if (st->skipped[i])
+			fprintf(stderr, "; %llu connection(s) not written whole: %s",
+				(unsigned long long)st->skipped[i], streamwrite_skip_name(i));
+	fputc('\n', stderr);
+}
+
 static void targets_free(struct start_targets *t)
 {
 	if (t)
@@ -428,7 +451,8 @@ static void targets_free(struct start_targets *t)
 	free(t);
 }
 
-int cmd_trace(int argc, char **argv)
+/* The trace; *wp is set to the --write files' writer, closed by the caller. */
+static int trace_cmd(int argc, char **argv, struct streamwrite **wp)
 {
 	int parsed;
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -438,10 +462,11 @@ int cmd_trace(int argc, char **argv)
 	struct session_totals t;
 	struct session_opts so = {};
 	struct trace_opts o;
+	struct streamwrite *w = NULL;
 	struct session *s;
 	struct policy *p;
 	const char *why;
-	char err[256];
+	char err[4400];
 	int rc;
 
 	/* Before anything is written to stdout, as setvbuf requires. */
@@ -455,6 +480,20 @@ int cmd_trace(int argc, char **argv)
 	if (keyhash_identity_setup(o.identity_key, err, sizeof(err))) {
 		fprintf(stderr, "wsaudit trace: %s\n", err);
 		return EXIT_USAGE;
+	}
+	/* So is a directory --write cannot write in. */
+	if (o.write_dir) {
+		struct streamwrite_opts wo = {
+			.dir = o.write_dir,
+			.conn_max = o.write_conn_max,
+			.run_max = o.write_run_max,
+		};
+
+		*wp = w = streamwrite_open(&wo, err, sizeof(err));
+		if (!w) {
+			fprintf(stderr, "wsaudit trace: %s\n", err);
+			return EXIT_USAGE;
+		}
 	}
 	targets = calloc(1, sizeof(*targets));
 	if (targets)
@@ -504,6 +543,7 @@ int cmd_trace(int argc, char **argv)
 	so.nglobs = o.nglobs;
 	so.pods = o.by_pod ? &o.pods : NULL;
 	so.bundle_root = o.bundle_root;
+	so.write = w;
 	s = session_open(&so, p, stdout);
 	if (!s) {
 		targets_free(targets);
@@ -541,5 +581,18 @@ int cmd_trace(int argc, char **argv)
 		rc = EXIT_RUNTIME;
 	}
 	session_close(s, "trace_end");
+	return rc;
+}
+
+int cmd_trace(int argc, char **argv)
+{
+	struct streamwrite *w = NULL;
+	int rc = trace_cmd(argc, argv, &w);
+
+	/* After the session: its connections' files end with it. */
+	if (w) {
+		write_summary(w);
+		streamwrite_close(w);
+	}
 	return rc;
 }

@@ -34,6 +34,9 @@ enum {
 	OPT_FUNCTION,
 	OPT_PEER,
 	OPT_WIDE,
+	OPT_WRITE,
+	OPT_WRITE_CONN_MAX,
+	OPT_WRITE_RUN_MAX,
 };
 
 static const struct option long_opts[] = {
@@ -61,6 +64,9 @@ static const struct option long_opts[] = {
 	{ "count", required_argument, NULL, 'n' },
 	{ "ringbuf-size", required_argument, NULL, OPT_RINGBUF_SIZE },
 	{ "write-cap", required_argument, NULL, OPT_WRITE_CAP },
+	{ "write", required_argument, NULL, OPT_WRITE },
+	{ "write-conn-max", required_argument, NULL, OPT_WRITE_CONN_MAX },
+	{ "write-run-max", required_argument, NULL, OPT_WRITE_RUN_MAX },
 	{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
 	{ "standalone", no_argument, NULL, OPT_STANDALONE },
 	{ "agent-socket", required_argument, NULL, OPT_AGENT_SOCKET },
@@ -78,6 +84,7 @@ void trace_usage(FILE *out)
 		"                     [--violations-only] [--user ID] [--type TYPE] [--function GLOB]\n"
 		"                     [--peer ADDR] [-n COUNT] [--show-identities] [--identity-key FILE]\n"
 		"                     [--stack] [--capture-only] [--payload] [--ringbuf-size BYTES] [--write-cap BYTES]\n"
+		"                     [--write DIR --payload [--write-conn-max BYTES] [--write-run-max BYTES]]\n"
 		"                     [--standalone] [--agent-socket PATH]\n"
 		"\n"
 		"Follows the outbound WebSocket frames of the given processes until Ctrl-C or -d.\n"
@@ -114,6 +121,13 @@ void trace_usage(FILE *out)
 		"      --stack            include the writer's whole Python stack\n"
 		"      --capture-only     do not walk Python stacks (frames are unattributed)\n"
 		"      --payload          include payload bytes in the output (user data!)\n"
+		"      --write DIR        keep each connection's bytes in DIR (made 0700; files 0600):\n"
+		"                         ID.pcapng (its upgrade and server-to-client stream, for\n"
+		"                         Wireshark; each frame's origin and verdict a packet comment)\n"
+		"                         and ID.ws (the raw stream, for `wsaudit decode`); user data:\n"
+		"                         only with --payload.  --peer chooses the connections too\n"
+		"      --write-conn-max N bytes of files per connection (K, M, G; default 64M)\n"
+		"      --write-run-max N  bytes of files for the whole trace (default 1G)\n"
 		"      --ringbuf-size N   ring buffer bytes, a power of two (default %d)\n"
 		"      --write-cap N      bytes captured per syscall (default %d, max %d)\n"
 		"      --stats-interval S a stats record every S seconds (default 10, 0: only at exit)\n"
@@ -122,11 +136,14 @@ void trace_usage(FILE *out)
 		"  -v, --verbose          more diagnostics on stderr (twice: libbpf too)\n"
 		"With -p only (no -c, --exe, --pod, --container-id, --namespace, --capture-only,\n"
 		"--show-identities, --identity-key, --user, --type, --function, --peer, -n,\n"
-		"--ringbuf-size or --write-cap), the records come from the node's running agent,\n"
-		"if any.\n",
+		"--ringbuf-size, --write-cap or --write), the records come from the node's running\n"
+		"agent, if any.\n",
 		PODINFO_BUNDLE_ROOT, RINGBUF_DEFAULT, WRITE_CAP_DEFAULT, WRITE_CAP_MAX,
 		TRACE_AGENT_SOCKET);
 }
+
+/* The least bound --write takes: a connection's header, handshake and last packet fit. */
+#define WRITE_MAX_MIN (64 << 10)
 
 static int parse_u64(const char *s, uint64_t *out)
 {
@@ -397,6 +414,23 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 				CLI_FAIL("invalid write cap '%s' (1..%d)", optarg, WRITE_CAP_MAX);
 			o->write_cap = v;
 			break;
+		case OPT_WRITE:
+			if (!optarg[0] || o->write_dir)
+				CLI_FAIL("invalid --write '%s' (a directory, once)", optarg);
+			o->write_dir = optarg;
+			break;
+		case OPT_WRITE_CONN_MAX:
+			if (cli_parse_bytes(optarg, &o->write_conn_max) ||
+			    o->write_conn_max < WRITE_MAX_MIN)
+				CLI_FAIL("invalid --write-conn-max '%s' (bytes, at least 64K)",
+					 optarg);
+			break;
+		case OPT_WRITE_RUN_MAX:
+			if (cli_parse_bytes(optarg, &o->write_run_max) ||
+			    o->write_run_max < WRITE_MAX_MIN)
+				CLI_FAIL("invalid --write-run-max '%s' (bytes, at least 64K)",
+					 optarg);
+			break;
 		case OPT_STANDALONE:
 			o->standalone = true;
 			break;
@@ -420,6 +454,13 @@ int trace_parse_args(int argc, char **argv, struct trace_opts *o, char *err, siz
 	if (o->pods.container && !o->pods.pod)
 		CLI_FAIL("--container names a container of the pod given with --pod");
 	o->by_pod = o->pods.pod || o->ns_given || o->pods.container_id;
+	/* The files hold what --payload prints: the messages, and the request's credentials. */
+	if (o->write_dir && !o->payload)
+		CLI_FAIL(
+			"--write keeps the connections' bytes (messages, and the upgrade request's "
+			"credentials): give --payload to consent");
+	if ((o->write_conn_max || o->write_run_max) && !o->write_dir)
+		CLI_FAIL("--write-conn-max and --write-run-max bound --write DIR");
 	if (!o->npids && !o->nglobs && !o->by_pod)
 		CLI_FAIL("nothing to trace: give -p PID, --exe GLOB, --pod, --container-id or "
 			 "--namespace");

@@ -44,6 +44,9 @@ struct trace_opts {
 	int verbose;
 	size_t ringbuf_size;
 	uint64_t write_cap;
+	/* --write DIR: each connection's bytes to files (user/streamwrite.h); NULL: none. */
+	const char *write_dir;
+	uint64_t write_conn_max, write_run_max; /* 0: the defaults */
 	bool standalone; /* never through the agent */
 	const char *agent_socket;
 };

@@ -12,9 +12,10 @@ way its frames reach the socket).
 --mode raw: a threaded server on plain sockets doing its own handshake (user from the first
   Authorization header), for the attacks that need control of every syscall: the 101 split
   across writes (?how=split101), the 101 sharing a write with the first frames (?how=daphne,
-  as daphne sends it), and frames written with write, sendfile, splice, after close(dup(fd)),
-  from a thread whose name is not UTF-8, or by another process the socket was passed to over
-  a UNIX socket (SCM_RIGHTS, --scm PATH).
+  as daphne sends it), and frames written with write, sendfile, splice, vmsplice then splice,
+  after close(dup(fd)), from a thread whose name is not UTF-8, by a forked child that
+  inherited the socket, or by another process the socket was passed to over a UNIX socket
+  (SCM_RIGHTS, --scm PATH).
 
 Either way the client's first text message is a command, {"send": [TEXT, ...]}, and the
 service sends each TEXT back through AgentWebSocketBridge.send (the default policy's bridge),
@@ -40,6 +41,7 @@ from urllib.parse import parse_qs, urlsplit
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 PR_SET_NAME = 15
+LIBC = ctypes.CDLL(None, use_errno=True)
 LOG_LOCK = threading.Lock()
 
 
@@ -130,6 +132,26 @@ class AgentWebSocketBridge:
             finally:
                 os.close(r)
                 os.close(w)
+        elif self.how == "vmsplice":
+            # The bytes mapped into a pipe (vmsplice), then moved to the socket (splice).
+            r, w = os.pipe()
+            try:
+                buf = ctypes.create_string_buffer(data, len(data))
+                iov = (ctypes.c_void_p * 2)(ctypes.cast(buf, ctypes.c_void_p), len(data))
+                assert LIBC.vmsplice(w, iov, 1, 0) == len(data), ctypes.get_errno()
+                os.splice(r, fd, len(data))
+            finally:
+                os.close(r)
+                os.close(w)
+        elif self.how == "fork":
+            # A child that inherited the socket writes the frame, then exits.
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    self.sock.sendall(data)
+                finally:
+                    os._exit(0)
+            os.waitpid(pid, 0)
         elif self.how == "scm":
             scm_send(self.scm_path, self.sock, data)
         else:

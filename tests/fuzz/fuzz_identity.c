@@ -2,7 +2,8 @@
 /*
  * Identity extraction on hostile bytes: the input as a JWT (raw and base64url-wrapped), as
  * a text message, as the token of every connection source in an upgrade request, as a whole
- * upgrade request, and (one input in four) as a policy.  Every value that comes out must be
+ * upgrade request, and (one input in four) as a policy; the one-pass reader of message fields
+ * must agree with jansson's tree on every input.  Every value that comes out must be
  * a non-empty bounded string without NULs, and every reason must have a name.
  */
 #include <stdint.h>
@@ -73,6 +74,42 @@ static void check_message(const uint8_t *data, size_t size)
 	identity_message_names_user(policy, data, size);
 }
 
+/*
+ * The one-pass reader of message fields against jansson's tree: the same reason for the
+ * document and, for every path, the same reason and the same bytes out.
+ */
+static void check_one_pass(const uint8_t *data, size_t size)
+{
+	static const char *const paths[] = {
+		"user_id", "data.user_id", "items.0.user_id", "type", "event", "a.0.b", "a.1", "0",
+		""
+	};
+	enum identity_reason want, got;
+	struct idjson_doc d;
+	json_t *root = NULL;
+
+	want = identity_json_parse(data, size, &root);
+	if (want == IDENTITY_OK && !json_is_object(root))
+		want = IDENTITY_NOT_OBJECT;
+	got = idjson_open(&d, data, size, paths, sizeof(paths) / sizeof(paths[0]));
+	if (got != want)
+		abort();
+	for (size_t k = 0; want == IDENTITY_OK && k < sizeof(paths) / sizeof(paths[0]); k++) {
+		char a[IDENTITY_MAX_VALUE + 1], b[IDENTITY_MAX_VALUE + 1];
+
+		for (size_t n = 2; n <= sizeof(a); n += sizeof(a) - 2) {
+			memset(a, 'A', sizeof(a));
+			memset(b, 'A', sizeof(b));
+			if (identity_json_get(root, paths[k], a, n) !=
+				    idjson_get(&d, paths[k], b, n) ||
+			    memcmp(a, b, n))
+				abort();
+		}
+	}
+	idjson_close(&d);
+	json_decref(root);
+}
+
 static void check_request(const char *head, size_t len)
 {
 	struct http1_parser *hp = http1_parser_new(HTTP1_REQUEST);
@@ -130,6 +167,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_jwt(data, size, false);
 	check_jwt(data, size, true);
 	check_message(data, size);
+	check_one_pass(data, size);
 	check_sources(data, size);
 	check_request((const char *)data, size);
 	if (size && data[0] % 4 == 0) {

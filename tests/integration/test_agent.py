@@ -74,12 +74,13 @@ def check_exposition(text):
 
 
 class Agent:
-    def __init__(self, procs, tmp, policy, port):
+    def __init__(self, procs, tmp, policy, port, extra=()):
         self.log = os.path.join(tmp, "violations.jsonl")
         self.err_path = os.path.join(tmp, "agent.err")
         self.err = open(self.err_path, "w")
         self.proc = procs.start([WSAUDIT, "agent", "-c", policy, "--socket", "none", "--metrics-addr",
-                                 f"127.0.0.1:{port}", "--log", self.log, "--stats-interval", "0"],
+                                 f"127.0.0.1:{port}", "--log", self.log, "--stats-interval", "0",
+                                 *extra],
                                 stdout=subprocess.DEVNULL, stderr=self.err, cwd=ROOT)
         wait_for(lambda: "wsaudit: agent following" in self.stderr() or self.proc.poll() is not None,
                  60, "agent start")
@@ -182,3 +183,117 @@ def test_agent_log_metrics_prometheus(procs, tmp_path):
     assert agent.proc.wait(20) == 0, agent.stderr()
     last = json.loads(open(agent.log).read().splitlines()[-1])
     assert last["type"] == "stats" and last["final"], last
+
+
+BIG_SERVER = """
+import asyncio, sys, websockets
+async def handler(ws, path=None):
+    await ws.send(bytes(int(sys.argv[2])))
+    await ws.close()
+async def main():
+    async with websockets.serve(handler, "127.0.0.1", int(sys.argv[1]), compression=None,
+                                max_size=None):
+        print("READY", flush=True)
+        await asyncio.Future()
+asyncio.run(main())
+"""
+
+BIG_CLIENT = """
+import asyncio, sys, websockets
+async def main():
+    async with websockets.connect(sys.argv[1], compression=None, max_size=None) as ws:
+        print(len(await ws.recv()))
+asyncio.run(main())
+"""
+
+
+def test_agent_drops_and_dropped_bytes(procs, tmp_path):
+    """Occurrences and bytes in their own families: a 600 kB binary frame past the 256 KiB
+    capture cap counts a few cap_exceeded drops in wsaudit_drops_total and the bytes not
+    captured in wsaudit_dropped_bytes_total{reason="cap_exceeded"}, each equal to the agent's
+    final stats record (drops.cap_exceeded, kernel.cap_bytes and kernel.lost_bytes)."""
+    tmp = str(tmp_path)
+    exe = os.path.join(tmp, EXE_NAME)
+    shutil.copy(os.path.realpath(PY), exe)
+    with open(os.path.join(ROOT, "policies", "netra.yaml")) as f:
+        policy_text = re.sub(r'(?m)^  exe: .*$', f'  exe: ["*/{EXE_NAME}"]', f.read(), count=1)
+    policy = os.path.join(tmp, "policy.yaml")
+    with open(policy, "w") as f:
+        f.write(policy_text)
+    port = free_port()
+    agent = Agent(procs, tmp, policy, port)
+    server, client = os.path.join(tmp, "big_server.py"), os.path.join(tmp, "big_client.py")
+    with open(server, "w") as f:
+        f.write(BIG_SERVER)
+    with open(client, "w") as f:
+        f.write(BIG_CLIENT)
+    ws_port, size = free_port(), 600_000
+    srv = procs.start([exe, server, str(ws_port), str(size)], stdout=subprocess.PIPE,
+                      env=dict(os.environ, PYTHONHOME="/usr"))
+    assert srv.stdout.readline().strip() == b"READY"
+    r = subprocess.run([PY, client, f"ws://127.0.0.1:{ws_port}/"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == str(size), r.stdout + r.stderr
+
+    def scraped():
+        text = scrape(port)
+        m = re.search(r'^wsaudit_dropped_bytes_total\{reason="cap_exceeded"\} (\d+)$', text, re.M)
+        return text if m and int(m.group(1)) > 0 else None
+
+    text = wait_for(scraped, 10, "dropped bytes in the scrape")
+    series = {m.group(1): int(m.group(2)) for m in re.finditer(
+        r'^(wsaudit_drop(?:s|ped_bytes)_total\{reason="[a-z_]+"\}) (\d+)$', text, re.M)}
+    agent.proc.send_signal(signal.SIGTERM)
+    assert agent.proc.wait(20) == 0, agent.stderr()
+    stats = json.loads(open(agent.log).read().splitlines()[-1])
+    assert stats["type"] == "stats" and stats["final"], stats
+    print(f"\n[agent] scrape: {series}\n[agent] final stats: drops {stats['drops']}, "
+          f"kernel {stats['kernel']}")
+    for reason, n in stats["drops"].items():
+        assert series[f'wsaudit_drops_total{{reason="{reason}"}}'] == n, reason
+    assert series['wsaudit_dropped_bytes_total{reason="cap_exceeded"}'] == \
+        stats["kernel"]["cap_bytes"]
+    assert series['wsaudit_dropped_bytes_total{reason="lost"}'] == stats["kernel"]["lost_bytes"]
+    # Occurrences are a handful of writes; the bytes are what the cap left out of 600 kB.
+    assert 1 <= stats["drops"]["cap_exceeded"] < 10
+    assert size - 2 * 256 * 1024 <= stats["kernel"]["cap_bytes"] < size
+
+
+def probes(port, state):
+    m = re.search(rf'^wsaudit_probes{{state="{state}"}} (\d+)$', scrape(port), re.M)
+    return int(m.group(1))
+
+
+def test_agent_probe_gauge_counts_what_is_attached(procs, tmp_path):
+    """wsaudit_probes{state="attached"} goes up with the uprobes a followed process gets
+    (zlib's deflate, PyContext_CopyCurrent) and back down when it exits and its image is
+    forgotten: three services in turn, the gauge back at the agent's own programs each time."""
+    tmp = str(tmp_path)
+    exe = os.path.join(tmp, EXE_NAME)
+    shutil.copy(os.path.realpath(PY), exe)
+    with open(os.path.join(ROOT, "policies", "netra.yaml")) as f:
+        policy_text = re.sub(r'(?m)^  exe: .*$', f'  exe: ["*/{EXE_NAME}"]', f.read(), count=1)
+    policy = os.path.join(tmp, "policy.yaml")
+    with open(policy, "w") as f:
+        f.write(policy_text)
+    port = free_port()
+    agent = Agent(procs, tmp, policy, port)
+    server = os.path.join(tmp, "big_server.py")
+    with open(server, "w") as f:
+        f.write(BIG_SERVER)
+    base = wait_for(lambda: probes(port, "attached"), 10, "the agent's programs attached")
+    seen = []
+    for i in range(3):
+        srv = procs.start([exe, server, str(free_port()), "10"], stdout=subprocess.PIPE,
+                          env=dict(os.environ, PYTHONHOME="/usr"))
+        assert srv.stdout.readline().strip() == b"READY"
+        up = wait_for(lambda: (n := probes(port, "attached")) > base and n, 15,
+                      f"service {i}: its uprobes in the gauge")
+        srv.kill()
+        srv.wait()
+        # The agent forgets an exited process' image at its exit, or at the next sweep (5 s).
+        wait_for(lambda: probes(port, "attached") == base, 20,
+                 f"service {i}: the gauge back at {base} after its exit")
+        seen.append(up)
+    print(f"\n[agent] probes attached: {base} alone, {seen} with each service, {base} after")
+    assert agent.proc.poll() is None, agent.stderr()

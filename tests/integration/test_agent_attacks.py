@@ -27,6 +27,7 @@ import httpattack
 from harness import PY, ROOT, WSAUDIT, free_port
 from test_agent import STANDIN, scrape, wait_for
 from test_agent_log import metric, read_records, standin_env, start_agent
+from test_hostile import ws_read_all
 
 PER_IP = 'wsaudit_http_connections_refused_total{reason="per_ip"}'
 PROBE_TIMEOUT = 5.0  # deploy/base/daemonset.yaml livenessProbe.timeoutSeconds
@@ -273,3 +274,66 @@ def test_processes_counted_once(procs, tmp_path):
         scrape(port)), 15, "wsaudit_processes back to 0")
     print(f"\n[procs] after 3 fork+exec under reloads: wsaudit_processes "
           f"{metric(text, 'wsaudit_processes'):.0f}")
+
+
+def test_selfcheck_behind_a_flood_is_not_blind(procs, tmp_path):
+    """A traced service queues seconds of collector work in the ring buffer (2,500 messages
+    of 2 KB that each inflate past the 1 MiB bound, sent while the agent is stopped), and a
+    self-check
+    runs behind them (a `trace` client of the agent's socket asks for one).  Its probe's
+    write is queued behind the flood, so it cannot come back within the check's 2 s: the check
+    gives no verdict (wsaudit_selfcheck_deferred_total) instead of failing, and /healthz stays
+    200.  A failed check here made /healthz say 503 for 30 s, the kubelet's restart window,
+    which the attacker soak found."""
+    tmp = str(tmp_path)
+    env, policy = standin_env(tmp)
+    sock = os.path.join(tmp, "agent.sock")
+    port = free_port()
+    err_path = os.path.join(tmp, "agent.err")
+    agent = procs.start([WSAUDIT, "agent", "-c", policy, "--socket", sock, "--metrics-addr",
+                         f"127.0.0.1:{port}", "--log", os.path.join(tmp, "v.jsonl"),
+                         "--stats-interval", "0", "-v"],
+                        stdout=subprocess.DEVNULL, stderr=open(err_path, "w"), cwd=ROOT)
+    wait_for(lambda: "wsaudit: agent following" in open(err_path).read()
+             or agent.poll() is not None, 60, "agent start")
+    assert agent.poll() is None, open(err_path).read()
+    wait_for(lambda: httpattack.get(port, "/healthz")[0] == 200, 30, "/healthz 200")
+    hostile = os.path.join(os.path.dirname(STANDIN), "ws_hostile_server.py")
+    wsport, bombs = free_port(), 2500
+    server = procs.start([env["STANDIN_PYTHON"], hostile, "--port", str(wsport), "--bombs",
+                          str(bombs), "--bomb-mib", "2", "--after", "0"],
+                         stdout=subprocess.PIPE, env=env)
+    assert server.stdout.readline().decode().startswith("READY")
+    wait_for(lambda: f"tracing pid {server.pid} " in open(err_path).read(), 30,
+             "the agent follows the service")
+
+    agent.send_signal(signal.SIGSTOP)
+    try:
+        received = ws_read_all(wsport, "permessage-deflate")
+    finally:
+        agent.send_signal(signal.SIGCONT)
+    resumed = time.monotonic()
+    client = subprocess.run([WSAUDIT, "trace", "--agent-socket", sock, "-p", str(server.pid),
+                             "-o", "json", "-d", "1"], capture_output=True, text=True,
+                            timeout=120)
+    statuses = collections.Counter()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        statuses[httpattack.get(port, "/healthz", timeout=PROBE_TIMEOUT)[0]] += 1
+        time.sleep(0.2)
+    too_large = 'wsaudit_messages_total{status="too_large"}'
+    text = wait_for(lambda: (lambda t: t if metric(t, too_large) == bombs else None)(
+        scrape(port)), 120, "every bomb judged")
+    drained = time.monotonic() - resumed
+    deferred = metric(text, "wsaudit_selfcheck_deferred_total")
+    failures = metric(text, "wsaudit_selfcheck_failures_total")
+    print(f"\n[selfcheck] {bombs} bombs ({received} bytes) queued while the agent was stopped; "
+          f"trace client exit {client.returncode}; self-checks deferred {deferred:.0f}, "
+          f"failed {failures:.0f}; /healthz over 15 s {dict(statuses)}; all {bombs} judged "
+          f"too_large {drained:.1f} s after the agent resumed")
+    assert deferred >= 1, open(err_path).read()[-2000:]
+    assert failures == 0
+    assert set(statuses) == {200}, statuses
+    agent.send_signal(signal.SIGTERM)
+    assert agent.wait(60) == 0
+

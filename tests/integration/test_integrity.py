@@ -8,9 +8,11 @@ counted.  None may end as "0 violations, 0 drops".
 """
 
 import ctypes
+import errno
 import json
 import os
 import signal
+import socket
 import subprocess
 
 from attack import (ATTACK_SERVER, Client, Service, b64u, breaches, conn_frames, conn_user,
@@ -144,8 +146,8 @@ def test_request_head_over_bound(procs, tmp_path):
 # --- attacks from inside the service (raw server: every syscall chosen) -----------------------
 
 
-def raw_attack(procs, tmp_path, how, texts, extra=(), expect=None):
-    svc = Service(procs, tmp_path, "raw", free_port(), extra=extra)
+def raw_attack(procs, tmp_path, how, texts, extra=(), expect=None, trace_args=()):
+    svc = Service(procs, tmp_path, "raw", free_port(), extra=extra, trace_args=trace_args)
     req = request(f"/ws?how={how}", f"Authorization: Bearer {jwt('alice')}\r\n")
     c = Client(svc.port, [req])
     got = c.command(texts, expect)
@@ -286,6 +288,67 @@ def test_splice_to_the_socket(procs, tmp_path):
     figures("splice", recs, port)
     assert len(got) == 2
     print("splice:", gap_or_seen(recs, port, 2))
+
+
+def test_vmsplice_to_the_socket(procs, tmp_path):
+    """The bytes mapped into a pipe with vmsplice, then spliced to the socket."""
+    port, got, recs = raw_attack(procs, tmp_path, "vmsplice", [LEAK, LEAK])
+    figures("vmsplice then splice", recs, port)
+    assert len(got) == 2
+    print("vmsplice:", gap_or_seen(recs, port, 2))
+
+
+def test_copy_file_range_cannot_reach_a_socket(tmp_path):
+    """copy_file_range refuses a socket (both ends must be files, since Linux 5.3): it cannot
+    carry frames, so there is nothing for it to hide."""
+    a, b = socket.socketpair()
+    try:
+        with open(tmp_path / "src", "wb+") as f:
+            f.write(b"\x81\x05hello")
+            f.flush()
+            try:
+                os.copy_file_range(f.fileno(), a.fileno(), 7, 0)
+                raise AssertionError("copy_file_range wrote to a socket")
+            except OSError as e:
+                print(f"\n[integrity] copy_file_range to a socket: {e.strerror}")
+                assert e.errno in (errno.EINVAL, errno.EBADF, errno.EXDEV), e
+    finally:
+        a.close()
+        b.close()
+
+
+def test_socket_inherited_by_a_forked_child(procs, tmp_path):
+    """A child forked for each send writes the frame on the socket it inherited: the children
+    of a followed process are followed, so each frame is seen with the connection's user and
+    judged.  A child that exits before the collector reads its stack leaves the bridge rule
+    unjudged (symbol_read_failed), which its frame says."""
+    port, got, recs = raw_attack(procs, tmp_path, "fork", [LEAK] * 3)
+    figures("a forked child writes on the inherited socket", recs, port)
+    frames = [f for f in conn_frames(recs, port) if f["opcode"] == "text"]
+    assert len(got) == 3 and len(frames) == 3
+    parents = {f["pid"] for f in conn_frames(recs, port) if f["opcode"] != "text"}
+    assert parents and len({f["pid"] for f in frames} | parents) == 4, frames
+    assert all(f["conn"]["user"] == "alice" for f in frames), frames
+    assert all(f["origin"] or violations([f], "unjudged") == 1 for f in frames), frames
+    assert breaches(frames) == 3
+    assert final_stats(recs)["drops_total"] == 0
+
+
+def test_socket_passed_to_a_followed_process(procs, tmp_path):
+    """SCM_RIGHTS to a process wsaudit follows too: its writes are frames of the same
+    connection, with its user, and judged."""
+    path = str(tmp_path / "scm.sock")
+    w = procs.start([PY, ATTACK_SERVER, "--mode", "scm-writer", "--scm", path],
+                    stdout=subprocess.PIPE)
+    assert read_line(w, 30, "scm writer").startswith("READY")
+    port, got, recs = raw_attack(procs, tmp_path, "scm", [LEAK, LEAK],
+                                 extra=["--scm", path], trace_args=["-p", w.pid])
+    figures("SCM_RIGHTS to a followed process", recs, port)
+    frames = [f for f in conn_frames(recs, port) if f["opcode"] == "text"]
+    assert len(got) == 2 and len(frames) == 2
+    assert all(f["pid"] == w.pid and f["conn"]["user"] == "alice" for f in frames), frames
+    assert breaches(frames) == 2
+    assert not [r for r in recs if r.get("type") == "conn_skipped"]
 
 
 def test_socket_passed_to_another_process(procs, tmp_path):

@@ -59,6 +59,11 @@ def test_bash_completion(tmp_path):
     assert "trace" in complete(script, ["wsaudit", "tr"])
     assert set(complete(script, ["wsaudit", "trace", "--po"])) == {"--pod", "--policy"}
     assert complete(script, ["wsaudit", "trace", "-o", "j"]) == ["json"]
+    # --write DIR completes directories only.
+    (tmp_path / "wdir").mkdir()
+    (tmp_path / "wfile").write_text("")
+    assert complete(script, ["wsaudit", "trace", "--write", str(tmp_path / "w")]) == \
+        [str(tmp_path / "wdir")]
     for cmd, h in helps().items():
         offered = set(complete(script, ["wsaudit", cmd, "--"]))
         named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", h))

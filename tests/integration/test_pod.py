@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 
-from harness import (PY, SERVERS, WSAUDIT, Trace, free_port, read_line, run_clients,
+from harness import (PY, ROOT, SERVERS, WSAUDIT, Trace, free_port, read_line, run_clients,
                      trace_frames)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -198,3 +198,70 @@ def test_pid_of_another_namespace_said(procs, tmp_path):
     print(err)
     assert f"pid {host.pid} is traced as the host's pid {host.pid} (python3, host)" in err, err
     assert f"inside its PID namespace: to trace that one, -p " in err, err
+
+
+def test_agent_violations_by_workload(procs, tmp_path, node):
+    """The agent names the workload of each violation: the stand-in service with its leak on
+    runs inside the pod's container (a Deployment's pod: api-<hash>-<suffix>), and
+    wsaudit_violations_by_workload_total counts its violations under k8s_namespace="chat",
+    k8s_workload="api", as many as the log has.  Without the runtime's state the same
+    violations are counted under unknown/unknown."""
+    import collections
+    import re
+    import signal
+    import time
+    from test_agent import Agent, EXE_NAME, STANDIN, scrape, violations_in_log, wait_for
+
+    tmp = str(tmp_path)
+    exe = os.path.join(tmp, EXE_NAME)
+    shutil.copy(os.path.realpath(PY), exe)
+    with open(os.path.join(ROOT, "policies", "netra.yaml")) as f:
+        policy_text = re.sub(r'(?m)^  exe: .*$', f'  exe: ["*/{EXE_NAME}"]', f.read(), count=1)
+    policy = os.path.join(tmp, "policy.yaml")
+    with open(policy, "w") as f:
+        f.write(policy_text)
+    # Every process of the run enters the container's cgroup, then becomes the interpreter.
+    enter = os.path.join(tmp, "in-pod")
+    with open(enter, "w") as f:
+        f.write(f'#!/bin/sh\necho $$ > {node.cgroup}/cgroup.procs && exec {exe} "$@"\n')
+    os.chmod(enter, 0o755)
+
+    def run(bundles, sub):
+        d = os.path.join(tmp, sub)
+        os.makedirs(d)
+        port = free_port()
+        agent = Agent(procs, d, policy, port, ["--bundle-root", bundles])
+        env = dict(os.environ, STANDIN_PYTHON=enter, PYTHONHOME="/usr")
+        r = subprocess.run([PY, os.path.join(STANDIN, "run.py"), "--users", "3", "--leak",
+                            "--seed", "2", "--timeout", "60"],
+                           env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        counts = wait_for(lambda: violations_in_log(agent.log) or None, 10, "violations")
+        series = collections.Counter()
+
+        def scraped():
+            series.clear()
+            for m in re.finditer(r'^wsaudit_violations_by_workload_total\{rule="([^"]+)",'
+                                 r'k8s_namespace="([^"]+)",k8s_workload="([^"]+)"\} (\d+)$',
+                                 scrape(port), re.M):
+                series[m.groups()[:3]] += int(m.group(4))
+            by_rule = collections.Counter()
+            for (rule, _, _), n in series.items():
+                by_rule[rule] += n
+            return by_rule == counts
+
+        wait_for(scraped, 10, "the log's violations in wsaudit_violations_by_workload_total")
+        agent.proc.send_signal(signal.SIGTERM)
+        assert agent.proc.wait(20) == 0, agent.stderr()
+        return counts, series
+
+    counts, series = run(node.bundles, "resolved")
+    print(f"\n[pod] agent log: {dict(counts)}; by workload: {dict(series)}")
+    assert counts["bridge_bypass"] > 0 and counts["isolation_breach"] > 0, counts
+    assert {(ns, wl) for _, ns, wl in series} == {(NS, "api")}, series
+
+    empty = os.path.join(tmp, "empty")
+    os.makedirs(empty)
+    counts, series = run(empty, "unresolved")
+    print(f"[pod] without the runtime's state: {dict(series)}")
+    assert {(ns, wl) for _, ns, wl in series} == {("unknown", "unknown")}, series

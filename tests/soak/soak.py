@@ -425,7 +425,7 @@ class Soak:
         exe = os.path.join(self.work, EXE_NAME)
         shutil.copy(os.path.realpath(PY), exe)
         with open(os.path.join(ROOT, "policies", "netra.yaml")) as f:
-            text = re.sub(r'(?m)^  exe: .*$', f'  exe: ["*/{EXE_NAME}"]', f.read(), count=1)
+            text = re.sub(r'(?m)^  exe: .*$', f'  exe: ["{exe}"]', f.read(), count=1)
         good = os.path.join(self.work, "policy.good.yaml")
         with open(good, "w") as f:
             f.write(text)

@@ -271,6 +271,72 @@ static void test_response_split_across_writes(void **state)
 	conntrack_free(ct, "end");
 }
 
+/* What the bytes sink (trace --write) is told: the response as sent, then every byte in order. */
+struct bytes_seen {
+	char response[512];
+	uint64_t ws_base;
+	uint8_t data[64];
+	uint64_t pos[8], len[8];
+	bool hole[8];
+	int n;
+};
+
+static void bytes_open(void *ctx, struct ct_conn *c, uint64_t ts)
+{
+	struct bytes_seen *b = ctx;
+
+	snprintf(b->response, sizeof(b->response), "%s", c->response_head ? c->response_head : "");
+	b->ws_base = c->ws_base;
+}
+
+static void bytes_cb(void *ctx, const struct ct_conn *c, uint64_t pos, const uint8_t *data,
+		     size_t len, uint64_t ts)
+{
+	struct bytes_seen *b = ctx;
+
+	assert_true(b->n < 8);
+	b->pos[b->n] = pos;
+	b->len[b->n] = len;
+	b->hole[b->n] = !data;
+	if (data && pos - b->ws_base + len <= sizeof(b->data))
+		memcpy(b->data + (pos - b->ws_base), data, len);
+	b->n++;
+}
+
+static void test_bytes_sink_gets_response_and_stream(void **state)
+{
+	struct bytes_seen b = {};
+	struct ct_sink sink = { .conn_open = bytes_open, .bytes = bytes_cb, .ctx = &b };
+	struct conntrack *ct = conntrack_new(&sink, 0);
+	size_t n = strlen(RESPONSE);
+	uint8_t buf[512];
+
+	send_conn(ct, EVT_CONN_NEW);
+	send_chunk(ct, DIR_RX, 0, strlen(REQUEST), 0, REQUEST, strlen(REQUEST),
+		   DATA_FIRST | DATA_LAST, 1);
+	/* The response in two writes, its end and a frame sharing the second. */
+	send_write(ct, 0, RESPONSE, 10, 11);
+	memcpy(buf, RESPONSE + 10, n - 10);
+	memcpy(buf + n - 10, "\x81\x02Hi", 4);
+	send_write(ct, 10, buf, n - 10 + 4, 11);
+	assert_string_equal(b.response, RESPONSE);
+	assert_int_equal(b.ws_base, n);
+	assert_int_equal(b.n, 1);
+	assert_int_equal(b.pos[0], n);
+	assert_int_equal(b.len[0], 4);
+	assert_memory_equal(b.data, "\x81\x02Hi", 4);
+	/* A write of 10 bytes of which 3 were captured: 3 bytes, then a hole of 7. */
+	send_chunk(ct, DIR_TX, n + 4, 10, n + 4, "\x82\x08x", 3, DATA_FIRST | DATA_LAST, 11);
+	assert_int_equal(b.n, 3);
+	assert_false(b.hole[1]);
+	assert_int_equal(b.pos[1], n + 4);
+	assert_int_equal(b.len[1], 3);
+	assert_true(b.hole[2]);
+	assert_int_equal(b.pos[2], n + 7);
+	assert_int_equal(b.len[2], 7);
+	conntrack_free(ct, "end");
+}
+
 /* A zero-copy write (sendfile, splice): an empty record whose range is a hole, said per conn. */
 static void test_zero_copy_write_is_a_gap(void **state)
 {
@@ -827,6 +893,7 @@ int main(void)
 		cmocka_unit_test(test_handshake_then_frames_in_same_write),
 		cmocka_unit_test(test_request_head_across_reads),
 		cmocka_unit_test(test_response_split_across_writes),
+		cmocka_unit_test(test_bytes_sink_gets_response_and_stream),
 		cmocka_unit_test(test_zero_copy_write_is_a_gap),
 		cmocka_unit_test(test_request_head_over_bound),
 		cmocka_unit_test(test_frame_split_across_writes_is_attributed_to_first),

@@ -15,6 +15,7 @@
 
 #include "http1.h"
 #include "identity.h"
+#include "idjson.h"
 #include "jwt_tokens.h"
 
 struct req {
@@ -436,6 +437,116 @@ static void test_message_arrays(void **state)
 	policy_free(p);
 }
 
+/*
+ * The one-pass reader (idjson_open/idjson_get) gives what jansson's tree gives, value and
+ * reason, for every path of every document: the ones it reads itself and the ones it hands
+ * to jansson.  fast: the documents it must read without jansson (their cost is the point).
+ */
+static void test_message_one_pass(void **state)
+{
+	static const char *const paths[] = { "user_id", "thread_id", "type",	"data.user_id",
+					     "a",	"a.b",	     "a.0",	"a.1.b",
+					     "a.00",	"items.0",   "items.1", "n",
+					     "0",	"s",	     "s.x",	"" };
+	static const struct {
+		bool fast;
+		const char *doc;
+	} docs[] = {
+		{ true, "{\"user_id\":\"u1\",\"type\":\"t\",\"data\":{\"user_id\":\"u2\"}}" },
+		{ true, " \t\r\n{ \"user_id\" : \"u1\" , \"n\" : -0 } \n" },
+		{ true, "{\"a\":{\"b\":\"x\"},\"a\":{}}" },
+		{ true, "{\"a\":{\"b\":\"x\"},\"a\":1}" },
+		{ true, "{\"a\":\"x\",\"a\":\"y\",\"user_id\":null}" },
+		{ true, "{\"a\":[\"x\",{\"b\":\"y\"}],\"items\":[1,2.5]}" },
+		{ true, "{\"a\":{\"0\":\"k\",\"00\":\"z\",\"1\":{\"b\":\"w\"}}}" },
+		{ true, "{\"user_id\":\"caf\\u00e9 \\ud83d\\ude00 \\n\\\"\\\\\\/\\b\\f\\r\\t\"}" },
+		{ true, "{\"user_id\":\"a\\u0000b\",\"type\":\"\",\"n\":true,\"s\":\"\"}" },
+		{ true, "{\"user_id\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\",\"n\":false}" },
+		{ true, "{\"n\":123456789012345678,\"user_id\":-12,\"thread_id\":1.5}" },
+		{ true, "{\"other\":\"\\u0000\",\"s\":{\"x\":[[[{}]]]},\"\":\"e\"}" },
+		{ true, "{\"user_id\":\"u\",\"thread_id\":\"u\",\"0\":[]}" },
+		{ true, "{}" },
+		{ true, "[1,2]" },
+		{ true, "\"s\"" },
+		{ true, "12" },
+		{ true, "null" },
+		{ false, "{\"n\":1234567890123456789}" },
+		{ false, "{\"n\":12345678901234567890123}" },
+		{ false, "{\"n\":1e5,\"user_id\":\"u\"}" },
+		{ false, "{\"n\":1E400}" },
+		{ false, "{\"n\":NaN,\"user_id\":\"u\"}" },
+		{ false, "{\"n\":-Infinity,\"user_id\":\"u\"}" },
+		{ false, "\xef\xbb\xbf{\"user_id\":\"u\"}" },
+		{ false, "{\"user_id\":\"\\ud800\"}" },
+		{ false, "{\"user_id\":\"\\udc00x\"}" },
+		{ false, "{\"us\\u0065r_id\":\"escaped key\"}" },
+		{ false, "{\"user_id\":\"u\",}" },
+		{ false, "{\"user_id\":01}" },
+		{ false, "{\"user_id\":\"a\tb\"}" },
+		{ false, "{\"user_id\":\"\xc0\xaf\"}" },
+		{ false, "{\"user_id\":\"\xed\xa0\x80\"}" },
+		{ false, "{\"user_id\":\"u\"} x" },
+		{ false, "{\"user_id\":\"u\"" },
+		{ false, "{\"a\\u0000\":1}" },
+		{ false, "{\"user_id\":tru}" },
+		{ false, "{\"user_id\":1.}" },
+		{ false, "{\"user_id\":\"\\x\"}" },
+		{ false, "" },
+	};
+	char deep[4 * IDENTITY_MAX_DEPTH + 64], longv[2 * IDENTITY_MAX_VALUE + 64];
+	const char *extra[] = { deep, longv };
+	size_t n = 0;
+
+	n += (size_t)snprintf(deep, sizeof(deep), "{\"user_id\":\"u\",\"a\":");
+	for (int i = 0; i < IDENTITY_MAX_DEPTH; i++)
+		deep[n++] = '[';
+	for (int i = 0; i < IDENTITY_MAX_DEPTH; i++)
+		deep[n++] = ']';
+	memcpy(deep + n, "}", 2);
+	snprintf(longv, sizeof(longv), "{\"user_id\":\"%0*d\",\"type\":\"%0*d\"}",
+		 IDENTITY_MAX_VALUE, 0, IDENTITY_MAX_VALUE - 1, 0);
+	(void)state;
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]) + 2; i++) {
+		const char *doc = i < sizeof(docs) / sizeof(docs[0]) ?
+					  docs[i].doc :
+					  extra[i - sizeof(docs) / sizeof(docs[0])];
+		enum identity_reason want, got;
+		struct idjson_doc d;
+		json_t *root = NULL;
+
+		want = identity_json_parse(doc, strlen(doc), &root);
+		if (want == IDENTITY_OK && !json_is_object(root))
+			want = IDENTITY_NOT_OBJECT;
+		got = idjson_open(&d, doc, strlen(doc), paths, sizeof(paths) / sizeof(paths[0]));
+		if (got != want)
+			fail_msg("document %zu: reason %s, jansson's %s", i,
+				 identity_reason_name(got), identity_reason_name(want));
+		if (i < sizeof(docs) / sizeof(docs[0]) && docs[i].fast == d.jansson)
+			fail_msg("document %zu: read %s jansson", i,
+				 d.jansson ? "with" : "without");
+		for (size_t k = 0; want == IDENTITY_OK && k < sizeof(paths) / sizeof(paths[0]);
+		     k++) {
+			char a[IDENTITY_MAX_VALUE + 1], b[IDENTITY_MAX_VALUE + 1];
+
+			for (size_t size = 2; size <= sizeof(a); size += sizeof(a) - 2) {
+				memset(a, 'A', sizeof(a));
+				memset(b, 'A', sizeof(b));
+				want = identity_json_get(root, paths[k], a, size);
+				got = idjson_get(&d, paths[k], b, size);
+				if (got != want || memcmp(a, b, size))
+					fail_msg(
+						"document %zu path '%s' size %zu: %s '%s', jansson's "
+						"%s '%s'",
+						i, paths[k], size, identity_reason_name(got), b,
+						identity_reason_name(want), a);
+			}
+			want = IDENTITY_OK;
+		}
+		idjson_close(&d);
+		json_decref(root);
+	}
+}
+
 /* What Python's json reads (and so what a service sends) is read too. */
 static void test_message_lenient(void **state)
 {
@@ -529,12 +640,12 @@ static void test_reason_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_default_sources), cmocka_unit_test(test_precedence),
-		cmocka_unit_test(test_ambiguous),	cmocka_unit_test(test_netra_quirks),
-		cmocka_unit_test(test_query_plain),	cmocka_unit_test(test_hostile_tokens),
-		cmocka_unit_test(test_message_fields),	cmocka_unit_test(test_message_arrays),
-		cmocka_unit_test(test_message_skips),	cmocka_unit_test(test_message_lenient),
-		cmocka_unit_test(test_reason_names),
+		cmocka_unit_test(test_default_sources),	 cmocka_unit_test(test_precedence),
+		cmocka_unit_test(test_ambiguous),	 cmocka_unit_test(test_netra_quirks),
+		cmocka_unit_test(test_query_plain),	 cmocka_unit_test(test_hostile_tokens),
+		cmocka_unit_test(test_message_fields),	 cmocka_unit_test(test_message_arrays),
+		cmocka_unit_test(test_message_skips),	 cmocka_unit_test(test_message_lenient),
+		cmocka_unit_test(test_message_one_pass), cmocka_unit_test(test_reason_names),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

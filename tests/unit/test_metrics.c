@@ -445,12 +445,16 @@ static void test_collector_families(void **state)
 	assert_null(strstr(out, "\nwsaudit_violations_by_origin_total{"));
 	free(out);
 
-	assert_int_equal(metrics_wsaudit_violation(&w, "bridge_bypass", "Chat.push"), 0);
-	assert_int_equal(metrics_wsaudit_violation(&w, "isolation_breach", NULL), 0);
-	assert_int_equal(metrics_wsaudit_violation(&w, "isolation_breach", "bad\xff"), -EILSEQ);
+	assert_int_equal(metrics_wsaudit_violation(&w, "bridge_bypass", "Chat.push", "chat", "api"),
+			 0);
+	assert_int_equal(metrics_wsaudit_violation(&w, "isolation_breach", NULL, NULL, NULL), 0);
+	assert_int_equal(metrics_wsaudit_violation(&w, "isolation_breach", "bad\xff", "none",
+						   "none"),
+			 -EILSEQ);
 	for (k = 0; k < 60; k++) {
 		snprintf(name, sizeof(name), "mod.f%02d", k);
-		assert_int_equal(metrics_wsaudit_violation(&w, "bridge_bypass", name), 0);
+		assert_int_equal(metrics_wsaudit_violation(&w, "bridge_bypass", name, "chat", name),
+				 0);
 	}
 	assert_int_equal(metrics_get(w.violations, (const char *const[]){ "bridge_bypass" }, &x),
 			 0);
@@ -483,8 +487,65 @@ static void test_collector_families(void **state)
 				    "origin=\"other\"} 12\n"));
 	assert_non_null(strstr(out, "wsaudit_metrics_overflow_total{family="
 				    "\"wsaudit_violations_by_origin_total\"} 12\n"));
+	/*
+	 * By workload: chat/api, unknown/unknown (no labels given), none/none, then 47 of the
+	 * 60 workloads fill the cap of 50; past it the namespace goes to "other" with the name.
+	 */
+	assert_non_null(strstr(out, "wsaudit_violations_by_workload_total{rule=\"bridge_bypass\","
+				    "k8s_namespace=\"chat\",k8s_workload=\"api\"} 1\n"));
+	assert_non_null(strstr(out,
+			       "wsaudit_violations_by_workload_total{rule=\"isolation_breach\","
+			       "k8s_namespace=\"unknown\",k8s_workload=\"unknown\"} 1\n"));
+	assert_non_null(strstr(out,
+			       "wsaudit_violations_by_workload_total{rule=\"isolation_breach\","
+			       "k8s_namespace=\"none\",k8s_workload=\"none\"} 1\n"));
+	assert_non_null(strstr(out, "wsaudit_violations_by_workload_total{rule=\"bridge_bypass\","
+				    "k8s_namespace=\"chat\",k8s_workload=\"mod.f46\"} 1\n"));
+	assert_null(strstr(out, "k8s_workload=\"mod.f47\""));
+	assert_non_null(strstr(out, "wsaudit_violations_by_workload_total{rule=\"bridge_bypass\","
+				    "k8s_namespace=\"other\",k8s_workload=\"other\"} 13\n"));
+	assert_non_null(strstr(out, "wsaudit_metrics_overflow_total{family="
+				    "\"wsaudit_violations_by_workload_total\"} 13\n"));
+	assert_int_equal(metrics_get(w.violations_by_workload,
+				     (const char *const[]){ "bridge_bypass", "chat", "mod.f59" },
+				     &x),
+			 0);
+	assert_true(x == 13);
 	free(out);
 	metrics_wsaudit_fini(&w);
+}
+
+static void test_cap_also(void **state)
+{
+	static const char *const labels[] = { "rule", "k8s_namespace", "k8s_workload" };
+	struct metrics *m = metrics_new("t");
+	struct metrics_family *f, *g;
+
+	f = metrics_family_add(m, "t_v_total", METRICS_COUNTER, "V.", labels, 3, 1, "k8s_workload");
+	g = metrics_family_add(m, "t_w_total", METRICS_COUNTER, "W.", labels, 3, 0, NULL);
+	assert_non_null(f);
+	assert_non_null(g);
+	/* Not a label, the capped one itself, a family without a cap. */
+	assert_int_equal(metrics_family_cap_also(f, "pod_name"), -EINVAL);
+	assert_int_equal(metrics_family_cap_also(f, "k8s_workload"), -EINVAL);
+	assert_int_equal(metrics_family_cap_also(g, "k8s_namespace"), -EINVAL);
+	assert_int_equal(metrics_family_cap_also(f, "k8s_namespace"), 0);
+	assert_int_equal(metrics_add(f, (const char *const[]){ "r", "a", "x" }, 1), 0);
+	assert_int_equal(metrics_add(f, (const char *const[]){ "r", "b", "y" }, 1), 0);
+	/* Series exist: too late. */
+	assert_int_equal(metrics_family_cap_also(f, "rule"), -EINVAL);
+	assert_int_equal(metrics_overflow(f), 1);
+	{
+		double x;
+
+		assert_int_equal(metrics_get(f, (const char *const[]){ "r", "other", "other" }, &x),
+				 0);
+		assert_true(x == 1);
+		/* Asked by its own values, an overflowed set reads "other". */
+		assert_int_equal(metrics_get(f, (const char *const[]){ "r", "b", "y" }, &x), 0);
+		assert_true(x == 1);
+	}
+	metrics_free(m);
 }
 
 struct mirror {
@@ -798,6 +859,7 @@ int main(void)
 		cmocka_unit_test(test_refused_values),
 		cmocka_unit_test(test_collector_label_sets),
 		cmocka_unit_test(test_collector_families),
+		cmocka_unit_test(test_cap_also),
 		cmocka_unit_test(test_counter_set_and_render_hook),
 		cmocka_unit_test(test_concurrent_render),
 		cmocka_unit_test(test_listen_good),

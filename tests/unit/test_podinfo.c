@@ -489,6 +489,61 @@ static void test_label(void **state)
 	assert_string_equal(buf, "unresolved (cgroup_malformed)");
 }
 
+/* A pod's owner from the names Kubernetes generates; anything else is its own workload. */
+static void test_workload(void **state)
+{
+	static const char *const cases[][2] = {
+		{ "api-7d9f8b6c4-x2x9z", "api" }, /* Deployment: ReplicaSet hash, then suffix */
+		{ "chat-api-5b8c6d7f9c-4kq2p", "chat-api" },
+		{ "fluentd-x2x9z", "fluentd" }, /* DaemonSet, Job */
+		{ "node-exporter-x2x9z", "node-exporter" }, /* "exporter" is not a hash */
+		{ "web-0", "web" }, /* StatefulSet */
+		{ "redis-cluster-12", "redis-cluster" },
+		{ "backup-28391520-bx7kq", "backup" }, /* CronJob: minute, then suffix */
+		{ "debug", "debug" }, /* a bare pod */
+		{ "kube-proxy-gke-pool-1-abcd", "kube-proxy-gke-pool-1-abcd" }, /* static: vowel */
+		{ "api-x2x9a", "api-x2x9a" }, /* 'a' is not in the generator's alphabet */
+		{ "api-x2x9", "api-x2x9" }, /* four characters */
+		{ "-x2x9z", "-x2x9z" }, /* nothing before the dash */
+		{ "x2x9z", "x2x9z" },
+		{ "", "" },
+	};
+	char buf[PODINFO_WORKLOAD_MAX + 1], small[4];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		podinfo_workload(cases[i][0], buf, sizeof(buf));
+		assert_string_equal(buf, cases[i][1]);
+	}
+	podinfo_workload("api-7d9f8b6c4-x2x9z", small, sizeof(small));
+	assert_string_equal(small, "api");
+}
+
+static void test_k8s_labels(void **state)
+{
+	char ns[PODINFO_NAMESPACE_MAX + 1], wl[PODINFO_WORKLOAD_MAX + 1];
+	struct podinfo pi = { .kind = PODINFO_HOST };
+
+	podinfo_k8s_labels(&pi, ns, wl);
+	assert_string_equal(ns, "none");
+	assert_string_equal(wl, "none");
+	/* A container outside any pod. */
+	pi = (struct podinfo){ .kind = PODINFO_CONTAINER, .runtime = PODINFO_RT_DOCKER };
+	podinfo_k8s_labels(&pi, ns, wl);
+	assert_string_equal(ns, "none");
+	/* A pod whose bundle was not read. */
+	pi = (struct podinfo){ .kind = PODINFO_CONTAINER, .reason = PODINFO_BUNDLE_MISSING };
+	strcpy(pi.pod_uid, "0b7a2c1e-1111-2222-3333-444455556666");
+	podinfo_k8s_labels(&pi, ns, wl);
+	assert_string_equal(ns, "unknown");
+	assert_string_equal(wl, "unknown");
+	pi.reason = PODINFO_OK;
+	strcpy(pi.pod_name, "api-7d9f8b6c4-x2x9z");
+	strcpy(pi.pod_namespace, "chat");
+	podinfo_k8s_labels(&pi, ns, wl);
+	assert_string_equal(ns, "chat");
+	assert_string_equal(wl, "api");
+}
+
 /* The real procfs (files of size 0, read to EOF): this process is somewhere definite. */
 static void test_live_self(void **state)
 {
@@ -528,6 +583,8 @@ int main(void)
 		cmocka_unit_test(test_live_self),
 		cmocka_unit_test(test_selector),
 		cmocka_unit_test(test_label),
+		cmocka_unit_test(test_workload),
+		cmocka_unit_test(test_k8s_labels),
 	};
 	struct CMUnitTest *cases;
 	json_error_t jerr;

@@ -201,9 +201,10 @@ static void test_error_files(void **state)
 
 static void test_unknown_keys(void **state)
 {
-	expect_error(BRIDGE "bridges: {}\n",
-		     "policy.yaml:3:1: unknown key 'bridges' "
-		     "(targets, bridge, transport, identity, messages, runs, queues, unjudged)");
+	expect_error(
+		BRIDGE "bridges: {}\n",
+		"policy.yaml:3:1: unknown key 'bridges' "
+		"(targets, bridge, transport, identity, messages, runs, queues, unjudged, delivery)");
 	expect_error("bridge:\n  functions: [a]\n  function: [b]\n",
 		     "policy.yaml:3:3: bridge: unknown key 'function' (functions, files, opcodes)");
 	expect_error(BRIDGE "identity:\n  connection:\n    - {from: header, nme: X}\n",
@@ -500,7 +501,7 @@ static void test_runs_errors(void **state)
 		     "\"1h\"), got null");
 	expect_error(RUNS "  key: r\n  start: [s]\n  end: [e]\n  timout: 5\n",
 		     "policy.yaml:7:3: runs: unknown key 'timout' (key, start, end, required, "
-		     "timeout)");
+		     "timeout, severity)");
 	expect_error(BRIDGE "runs: [a]\n",
 		     "policy.yaml:3:7: runs: expected a mapping, got a sequence");
 }
@@ -668,6 +669,35 @@ static void test_unjudged_severity(void **state)
 	assert_non_null(strstr(err, "unknown severity 'fatal' (warning or error)"));
 }
 
+/* runs.severity and delivery.severity: error unless the policy says warning. */
+static void test_runs_and_delivery_severity(void **state)
+{
+	static const char warn[] = "bridge:\n  functions: [B.*]\ndelivery:\n  severity: warning\n"
+				   "runs:\n  key: r\n  start: [s]\n  end: [e]\n"
+				   "  severity: warning\n";
+	static const char bad[] = "bridge:\n  functions: [B.*]\ndelivery:\n  severity: fatal\n";
+	static const char unknown[] = "bridge:\n  functions: [B.*]\ndelivery:\n  level: error\n";
+	char err[POLICY_ERR_LEN];
+	struct policy *p;
+
+	(void)state;
+	p = policy_default();
+	assert_non_null(p);
+	assert_int_equal(p->delivery_severity, POLICY_SEVERITY_ERROR);
+	assert_int_equal(p->runs.severity, POLICY_SEVERITY_ERROR);
+	policy_free(p);
+	p = policy_load_mem("p", warn, sizeof(warn) - 1, err, sizeof(err));
+	assert_non_null(p);
+	assert_int_equal(p->delivery_severity, POLICY_SEVERITY_WARNING);
+	assert_int_equal(p->runs.severity, POLICY_SEVERITY_WARNING);
+	policy_free(p);
+	assert_null(policy_load_mem("p", bad, sizeof(bad) - 1, err, sizeof(err)));
+	assert_non_null(
+		strstr(err, "delivery.severity: unknown severity 'fatal' (warning or error)"));
+	assert_null(policy_load_mem("p", unknown, sizeof(unknown) - 1, err, sizeof(err)));
+	assert_non_null(strstr(err, "delivery: unknown key 'level' (severity)"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -677,6 +707,7 @@ int main(void)
 		cmocka_unit_test(test_minimal_file),
 		cmocka_unit_test(test_error_files),
 		cmocka_unit_test(test_unjudged_severity),
+		cmocka_unit_test(test_runs_and_delivery_severity),
 		cmocka_unit_test(test_unknown_keys),
 		cmocka_unit_test(test_bad_types),
 		cmocka_unit_test(test_bad_values),

@@ -70,9 +70,9 @@ static void feed(struct report *r, const char *const *frames, size_t n, int orig
 	attrib_stack_put(s);
 }
 
-static void every_rule(bool fail_on[RULE__COUNT])
+static void every_rule(bool fail_on[REPORT_KINDS])
 {
-	for (int i = 0; i < RULE__COUNT; i++)
+	for (int i = 0; i < REPORT_KINDS; i++)
 		fail_on[i] = true;
 }
 
@@ -119,14 +119,83 @@ static void test_findings_by_rule_and_origin(void **state)
 	assert_int_equal(f->count, 1);
 	f = report_finding(r, 3);
 	assert_null(f->origin.function);
-	assert_int_equal(f->why, UNATTR_NO_APPLICATION_FRAMES);
+	assert_string_equal(f->why, "no_application_frames");
+	report_free(r);
+}
+
+/*
+ * Found outside a frame: a close without a close frame, at the function that closed the
+ * socket (or why none is known), and the run reports: findings by kind and origin, the runs
+ * not judged counted by reason; each fails per fail_on like a rule.
+ */
+static void test_closes_and_runs(void **state)
+{
+	static const char *closer[] = {
+		"socket.close@/usr/lib/python3.11/socket.py:500",
+		"Streamer.stream@/repo/app/stream.py:40",
+	};
+	struct attrib_stack *s = stack_of(closer, 2, 1);
+	struct run_report inc = {
+		.rule = RUN_INCOMPLETE,
+		.reason = RUN_CONN_CLOSED,
+		.function = "Bridge.progress",
+		.file = "/repo/app/bridge.py",
+		.line = 12,
+	};
+	struct run_report frag = { .rule = RUN_UNJUDGED, .reason = RUN_FRAGMENT };
+	struct run_report anon = { .rule = RUN_MISSING_EVENT, .reason = RUN_REQUIRED_ABSENT };
+	bool all[REPORT_KINDS], runs_off[REPORT_KINDS];
+	struct report *r = report_new("/repo");
+	const struct report_totals *t = report_totals(r);
+	const struct report_finding *f;
+
+	(void)state;
+	every_rule(all);
+	every_rule(runs_off);
+	for (int k = REPORT_INCOMPLETE_RUN; k < REPORT_KINDS; k++)
+		runs_off[k] = false;
+	report_abrupt_close(r, s, "closed by Streamer.stream", "", TEST_NONE_RUNNING, false);
+	report_abrupt_close(r, s, "again", "", TEST_NONE_RUNNING, false);
+	report_abrupt_close(r, NULL, "no closer", "", TEST_NONE_RUNNING, false);
+	report_run(r, &inc, "no end", "tests/test_x.py::test_run", TEST_FOUND, true);
+	report_run(r, &inc, "no end", "tests/test_x.py::test_other", TEST_FOUND, true);
+	report_run(r, &frag, "fragment", "", TEST_UNATTRIBUTED, false);
+	report_run(r, &anon, "the run ended without a", "", TEST_NONE_RUNNING, false);
+	attrib_stack_put(s);
+
+	assert_int_equal(t->violations[RULE_ABNORMAL_CLOSE], 3);
+	assert_int_equal(t->abrupt_closes, 3);
+	assert_int_equal(t->violations[REPORT_INCOMPLETE_RUN], 2);
+	assert_int_equal(t->violations[REPORT_MISSING_EVENT], 1);
+	assert_int_equal(t->runs_unjudged[RUN_FRAGMENT], 1);
+	assert_int_equal(report_nfindings(r), 4);
+	f = report_finding(r, 0);
+	assert_int_equal(f->rule, RULE_ABNORMAL_CLOSE);
+	assert_string_equal(f->origin.function, "Streamer.stream");
+	assert_int_equal(f->count, 2);
+	assert_int_equal(f->nstack, 2);
+	assert_string_equal(f->detail, "closed by Streamer.stream");
+	f = report_finding(r, 1);
+	assert_null(f->origin.function);
+	assert_string_equal(f->why, "not_walked");
+	f = report_finding(r, 2);
+	assert_string_equal(report_kind_name(f->rule), "incomplete_run");
+	assert_string_equal(f->origin.file, "/repo/app/bridge.py");
+	assert_int_equal(f->count, 2);
+	assert_int_equal(f->ntests, 2);
+	assert_int_equal(f->tests_running, 2);
+	f = report_finding(r, 3);
+	assert_string_equal(report_kind_name(f->rule), "missing_event");
+	assert_null(f->origin.function);
+	assert_int_equal(report_new_failures(r, all), 4);
+	assert_int_equal(report_new_failures(r, runs_off), 2);
 	report_free(r);
 }
 
 static void test_baseline_round_trip(void **state)
 {
 	char path[] = "/tmp/wsaudit-baseline-XXXXXX";
-	bool all[RULE__COUNT], breach_only[RULE__COUNT] = { [RULE_ISOLATION_BREACH] = true };
+	bool all[REPORT_KINDS], breach_only[REPORT_KINDS] = { [RULE_ISOLATION_BREACH] = true };
 	struct report *r = sample(), *again;
 	char err[256];
 	int fd = mkstemp(path);
@@ -185,7 +254,7 @@ static void test_baseline_errors(void **state)
 static void test_sarif_shape(void **state)
 {
 	char path[] = "/tmp/wsaudit-sarif-XXXXXX";
-	bool all[RULE__COUNT];
+	bool all[REPORT_KINDS];
 	struct report *r = sample();
 	json_t *doc, *run, *res, *loc;
 	int fd = mkstemp(path);
@@ -201,15 +270,16 @@ static void test_sarif_shape(void **state)
 	run = json_array_get(json_object_get(doc, "runs"), 0);
 	assert_int_equal(json_array_size(json_object_get(
 				 json_object_get(json_object_get(run, "tool"), "driver"), "rules")),
-			 RULE__COUNT);
+			 REPORT_KINDS);
 	/* Every rule has its help: ruleIndex points at the right one. */
-	for (int i = 0; i < RULE__COUNT; i++) {
+	for (int i = 0; i < REPORT_KINDS; i++) {
 		json_t *rule = json_array_get(
 			json_object_get(json_object_get(json_object_get(run, "tool"), "driver"),
 					"rules"),
 			i);
 
-		assert_string_equal(json_string_value(json_object_get(rule, "id")), rule_name(i));
+		assert_string_equal(json_string_value(json_object_get(rule, "id")),
+				    report_kind_name(i));
 		assert_non_null(
 			json_string_value(json_object_get(json_object_get(rule, "help"), "text")));
 	}
@@ -248,7 +318,7 @@ static void test_junit_escapes(void **state)
 {
 	const char *odd[] = { "Agent.<lambda>@/repo/app/a&b\".py:3" };
 	char path[] = "/tmp/wsaudit-junit-XXXXXX", buf[8192], want[64];
-	bool all[RULE__COUNT];
+	bool all[REPORT_KINDS];
 	struct report *r = report_new("/repo");
 	int fd = mkstemp(path);
 	size_t n;
@@ -264,7 +334,7 @@ static void test_junit_escapes(void **state)
 	fclose(f);
 	assert_non_null(strstr(buf, "Agent.&lt;lambda&gt; (app/a&amp;b&quot;.py:3)"));
 	/* One case per rule and one for the finding; its rule's case and its own failed. */
-	snprintf(want, sizeof(want), "tests=\"%d\" failures=\"2\"", RULE__COUNT + 1);
+	snprintf(want, sizeof(want), "tests=\"%d\" failures=\"2\"", REPORT_KINDS + 1);
 	assert_non_null(strstr(buf, want));
 	assert_null(strstr(buf, "<lambda>"));
 	report_free(r);
@@ -275,6 +345,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_findings_by_rule_and_origin),
+		cmocka_unit_test(test_closes_and_runs),
 		cmocka_unit_test(test_baseline_round_trip),
 		cmocka_unit_test(test_baseline_errors),
 		cmocka_unit_test(test_sarif_shape),

@@ -61,7 +61,7 @@ static void test_defaults_and_bare_command(void **state)
 	assert_null(o.policy_path);
 	assert_null(o.sarif_path);
 	/* Every rule fails the run by default. */
-	for (int i = 0; i < RULE__COUNT; i++)
+	for (int i = 0; i < REPORT_KINDS; i++)
 		assert_true(o.fail_on[i]);
 }
 
@@ -84,6 +84,12 @@ static void test_fail_on(void **state)
 	assert_int_equal(parse(&o, err, "--fail-on", "bridge_bypass,bogus", "--", "true", NULL),
 			 -22);
 	assert_non_null(strstr(err, "'bogus'"));
+	/* Run findings and delivery rules are named like any rule. */
+	assert_int_equal(parse(&o, err, "--fail-on", "incomplete_run,delivery_failed", "--", "true",
+			       NULL),
+			 0);
+	assert_true(o.fail_on[REPORT_INCOMPLETE_RUN] && o.fail_on[RULE_DELIVERY_FAILED]);
+	assert_false(o.fail_on[REPORT_MISSING_EVENT] || o.fail_on[RULE_BRIDGE_BYPASS]);
 }
 
 static void test_errors_named(void **state)

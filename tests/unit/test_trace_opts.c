@@ -250,6 +250,33 @@ static void test_peer_forms(void **state)
 	assert_false(filter_function_matches("*", NULL));
 }
 
+/* --write keeps payloads: only with --payload; its bounds only with it. */
+static void test_write(void **state)
+{
+	struct trace_opts o;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(parse(&o, err, "-p", "1", "--write", "/tmp/w", NULL), -EINVAL);
+	assert_non_null(strstr(err, "give --payload to consent"));
+	assert_int_equal(parse(&o, err, "-p", "1", "--write", "/tmp/w", "--payload",
+			       "--write-conn-max", "1M", "--write-run-max", "2G", NULL),
+			 0);
+	assert_string_equal(o.write_dir, "/tmp/w");
+	assert_int_equal(o.write_conn_max, 1 << 20);
+	assert_int_equal(o.write_run_max, 2ULL << 30);
+	assert_int_equal(parse(&o, err, "-p", "1", "--payload", "--write-conn-max", "1M", NULL),
+			 -EINVAL);
+	assert_non_null(strstr(err, "bound --write DIR"));
+	assert_int_equal(parse(&o, err, "-p", "1", "--payload", "--write", "/tmp/w",
+			       "--write-conn-max", "1000", NULL),
+			 -EINVAL);
+	assert_int_equal(parse(&o, err, "-p", "1", "--payload", "--write", "", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, "-p", "1", "--payload", "--write", "/a", "--write", "/b",
+			       NULL),
+			 -EINVAL);
+}
+
 static void test_help(void **state)
 {
 	struct trace_opts o;
@@ -272,6 +299,7 @@ int main(void)
 		cmocka_unit_test(test_duration_options),
 		cmocka_unit_test(test_filters),
 		cmocka_unit_test(test_peer_forms),
+		cmocka_unit_test(test_write),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

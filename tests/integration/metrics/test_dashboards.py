@@ -44,10 +44,46 @@ def test_dashboard_json_is_generated():
 def test_alert_rules():
     r = subprocess.run(["promtool", "check", "rules", os.path.join(DASHBOARDS, "alerts.yaml")],
                        capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0 and "SUCCESS: 11 rules found" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "SUCCESS: 12 rules found" in r.stdout, r.stdout + r.stderr
     r = subprocess.run(["promtool", "test", "rules", "alerts_test.yaml"], cwd=HERE,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "SUCCESS" in r.stdout, r.stdout + r.stderr
+
+
+def test_alerts_runbooks_and_cluster():
+    """Each alert has a runbook_url into docs/runbook.md whose section exists, and every
+    aggregation keeps cluster (the same node name in two clusters is two alerts)."""
+    import re
+    import yaml
+    with open(os.path.join(DASHBOARDS, "alerts.yaml")) as f:
+        rules = [r for g in yaml.safe_load(f)["groups"] for r in g["rules"]]
+    with open(os.path.join(ROOT, "docs", "runbook.md")) as f:
+        anchors = {line[3:].strip().lower() for line in f if line.startswith("## ")}
+    for rule in rules:
+        url = rule["annotations"]["runbook_url"]
+        base, anchor = url.split("#")
+        assert base.endswith("/docs/runbook.md"), url
+        assert anchor == rule["alert"].lower() and anchor in anchors, (rule["alert"], anchors)
+        for by in re.findall(r"\b(?:sum|min|max|avg|count) by \(([^)]*)\)", rule["expr"]):
+            assert "cluster" in [x.strip() for x in by.split(",")], (rule["alert"], by)
+    assert {r["alert"].lower() for r in rules} == anchors
+
+
+def test_dashboard_cluster_agent_and_workloads():
+    """A cluster variable every query of the agents' metrics selects on, the agent's CPU and
+    memory, and the violations by workload."""
+    with open(os.path.join(DASHBOARDS, "wsaudit.json")) as f:
+        d = json.load(f)
+    names = [v["name"] for v in d["templating"]["list"]]
+    assert names[:2] == ["datasource", "cluster"], names
+    for p in check_dashboards.all_panels(d["panels"]):
+        for t in p.get("targets", []):
+            assert 'cluster=~"$cluster"' in t["expr"], (p["title"], t["expr"])
+    assert "process_cpu_seconds_total" in panel(d, "Agent CPU")["targets"][0]["expr"]
+    assert "process_resident_memory_bytes" in panel(d, "Agent memory")["targets"][0]["expr"]
+    wl = panel(d, "Violations by workload")
+    assert wl["type"] == "table"
+    assert "by (cluster, k8s_namespace, k8s_workload, rule)" in wl["targets"][0]["expr"]
 
 
 def panel(d, title):

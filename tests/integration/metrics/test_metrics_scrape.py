@@ -51,6 +51,7 @@ PLANTED = NAMED + GENERATED
 BY_RULE = {"bridge_bypass": 4 + 2 + 50, "isolation_breach": 3 + 1 + 1,
            "identity_ambiguous": 0, "identity_unknown": 0, "message_unreadable": 0}
 OVERFLOWED = len(NAMED) + len(GENERATED) - 50
+WORKLOAD = ("chat", "api")  # k8s_namespace, k8s_workload of the NAMED ones
 
 DEADLINE = 45  # seconds for Prometheus to report what it scraped
 
@@ -110,7 +111,12 @@ def stop(proc, name):
 @pytest.fixture(scope="module")
 def server(serve_bin):
     args = [serve_bin, "--listen", "127.0.0.1:0"]
-    for rule, origin, n in PLANTED:
+    # The service's violations come from a Deployment's pods, the generated ones from the host.
+    args += ["--workload", f"{WORKLOAD[0]}/{WORKLOAD[1]}"]
+    for rule, origin, n in NAMED:
+        args += ["--violation", f"{rule},{origin},{n}"]
+    args += ["--workload", "none/none"]
+    for rule, origin, n in GENERATED:
         args += ["--violation", f"{rule},{origin},{n}"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -161,8 +167,8 @@ def test_promtool_check_metrics(scrape):
 def test_what_promtool_does_not_check(server, scrape):
     expo = promtext.parse(scrape)
     assert promtext.check(expo) == []
-    # HELP and TYPE once per family (a second one is in check()), for all 46 families.
-    assert len(expo.help) == 46
+    # HELP and TYPE once per family (a second one is in check()), for all 54 families (the agent's process_* included).
+    assert len(expo.help) == 54
     assert set(expo.type) == set(expo.help) == {s.name for s in expo.samples}
     # Stable order: a second scrape is the same text.
     assert get(server, "/metrics")[2].decode("utf-8") == scrape
@@ -204,12 +210,22 @@ def test_values(scrape):
         assert v("wsaudit_violations_by_origin_total", rule=rule, origin=origin) == n
     assert v("wsaudit_violations_by_origin_total", rule="bridge_bypass", origin="other") == OVERFLOWED
     assert v("wsaudit_metrics_overflow_total", family="wsaudit_violations_by_origin_total") == OVERFLOWED
+    assert v("wsaudit_violations_by_workload_total", rule="bridge_bypass", k8s_namespace="chat",
+             k8s_workload="api") == 4 + 2
+    assert v("wsaudit_violations_by_workload_total", rule="isolation_breach",
+             k8s_namespace="chat", k8s_workload="api") == 3 + 1 + 1
+    assert v("wsaudit_violations_by_workload_total", rule="bridge_bypass", k8s_namespace="none",
+             k8s_workload="none") == 50
     origins = [s for s in expo.samples if s.name == "wsaudit_violations_by_origin_total"]
     assert len(origins) == 50 + 1  # the cap, then "other"
     assert sum(s.value for s in origins) == sum(BY_RULE.values())
     for reason in ("ringbuf_full", "read_fault", "cap_exceeded", "map_full", "no_entry",
                    "too_many_iov", "loop_limit", "fd_resolve", "stack_ringbuf_full"):
         assert ("wsaudit_drops_total", frozenset({("reason", reason)})) in by
+    # Occurrences and bytes apart.
+    assert v("wsaudit_drops_total", reason="cap_exceeded") == 40
+    assert v("wsaudit_dropped_bytes_total", reason="cap_exceeded") == 2621440
+    assert v("wsaudit_dropped_bytes_total", reason="lost") == 70312
     assert v("wsaudit_build_info", version="0.0.0-test", revision="golden") == 1
 
 
@@ -287,6 +303,12 @@ def test_prometheus_scrapes_violations(prometheus):
     # An origin that needed escaping arrives as it was planted.
     got = query(prometheus, 'wsaudit_violations_by_origin_total{rule="isolation_breach"}')
     assert {r["metric"]["origin"] for r in got} == {o for r, o, _ in NAMED if r == "isolation_breach"}
+    # By workload too, with the namespace kept apart.
+    got = wait_for(prometheus, "sum by (rule) (wsaudit_violations_by_workload_total)", want, deadline)
+    assert got == want
+    got = query(prometheus, 'sum by (k8s_namespace, k8s_workload) '
+                            '(wsaudit_violations_by_workload_total{k8s_namespace="chat"})')
+    assert [(r["metric"]["k8s_workload"], r["value"][1]) for r in got] == [("api", "11")]
     got = query(prometheus, 'up{job="wsaudit"}')
     assert [r["value"][1] for r in got] == ["1"]
     got = query(prometheus, "scrape_samples_scraped")
