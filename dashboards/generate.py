@@ -17,7 +17,7 @@ import sys
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wsaudit.json")
 DS = {"type": "prometheus", "uid": "${datasource}"}
-SEL = 'job=~"$job",instance=~"$instance"'
+SEL = 'cluster=~"$cluster",job=~"$job",instance=~"$instance"'
 
 
 def target(expr, legend, ref, instant):
@@ -88,10 +88,21 @@ PANELS = [
           "none",
           [(f"sum by (instance) (wsaudit_processes{{{SEL}}})", "{{instance}} processes"),
            (f"sum by (instance) (wsaudit_connections_open{{{SEL}}})", "{{instance}} connections")], 8, 4),
+    panel("timeseries", "Agent CPU",
+          "CPU time the agent uses per second (1 = one core), per agent: its collector loop, "
+          "the decoding and the HTTP server. Throttling at the CPU limit shows as ring buffer "
+          "drops.", "none",
+          [(f"sum by (cluster, instance) ({r('process_cpu_seconds_total')})",
+            "{{cluster}} {{instance}}")], 12, 6),
+    panel("timeseries", "Agent memory",
+          "Resident memory of the agent, per agent (the ring buffer and BPF maps are charged to "
+          "its pod's memory cgroup, not counted here).", "bytes",
+          [(f"sum by (cluster, instance) (process_resident_memory_bytes{{{SEL}}})",
+            "{{cluster}} {{instance}}")], 12, 6),
     panel("table", "Agent builds",
           "Version and git revision of each agent (wsaudit_build_info).", "none",
-          [(f"max by (instance, version, revision) (wsaudit_build_info{{{SEL}}})", "")], 24, 4,
-          options={"showHeader": True}),
+          [(f"max by (cluster, instance, version, revision) (wsaudit_build_info{{{SEL}}})", "")],
+          24, 4, options={"showHeader": True}),
     row("Traffic"),
     panel("timeseries", "Frames per second by opcode",
           "Outbound WebSocket frames decoded per second, by opcode.", "ops",
@@ -136,6 +147,14 @@ PANELS = [
           [(f"sum by (instance) (increase(wsaudit_metrics_overflow_total{{{SEL},"
             f"family=\"wsaudit_violations_by_origin_total\"}}[$__rate_interval]))",
             "{{instance}}")], 8, 8),
+    panel("table", "Violations by workload",
+          "Violations over the time range by Kubernetes namespace and workload (the pod's owner) "
+          "of the process that sent the frame, top 20. none: not in a pod; unknown: the agent "
+          "could not read the pod on the node; other: past the cap of 50 sets per agent "
+          "(docs/metrics.md).", "none",
+          [(f"topk(20, sum by (cluster, k8s_namespace, k8s_workload, rule) "
+            f"(increase(wsaudit_violations_by_workload_total{{{SEL}}}[$__range])))", "")], 24, 8,
+          options={"showHeader": True, "sortBy": [{"desc": True, "displayName": "Value"}]}),
     row("Runs"),
     panel("timeseries", "Incomplete runs by reason",
           "Agent runs (the policy's runs section) that never sent an end event, per interval: "
@@ -238,7 +257,8 @@ def dashboard():
             "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
             "name": "Annotations & Alerts", "type": "dashboard"}]},
         "description": "wsaudit agents: WebSocket frames, policy violations by rule and by "
-                       "originating function, attribution failures, drops, probe and process health.",
+                       "originating function and workload, attribution failures, drops, probe and "
+                       "process health, agent CPU and memory.",
         "editable": True,
         "fiscalYearStartMonth": 0,
         "graphTooltip": 1,
@@ -252,8 +272,12 @@ def dashboard():
             {"name": "datasource", "label": "Data Source", "type": "datasource",
              "query": "prometheus", "current": {}, "hide": 0, "includeAll": False,
              "multi": False, "options": [], "refresh": 1, "regex": "", "skipUrlSync": False},
-            variable("job", "Job", "label_values(wsaudit_build_info, job)", True),
-            variable("instance", "Instance", 'label_values(wsaudit_build_info{job=~"$job"}, instance)', True),
+            variable("cluster", "Cluster", "label_values(wsaudit_build_info, cluster)", True),
+            variable("job", "Job", 'label_values(wsaudit_build_info{cluster=~"$cluster"}, job)',
+                     True),
+            variable("instance", "Instance",
+                     'label_values(wsaudit_build_info{cluster=~"$cluster",job=~"$job"}, instance)',
+                     True),
         ]},
         "time": {"from": "now-6h", "to": "now"},
         "timepicker": {},

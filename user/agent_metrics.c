@@ -20,14 +20,9 @@
 /* Reading the kernel's per-CPU counters costs two syscalls: once a second is plenty. */
 #define UPDATE_EVERY_NS 1000000000ULL
 
-/* The agent's own process, as Prometheus client libraries name it (process_*). */
-struct process_families {
-	struct metrics_family *cpu, *rss, *vsize, *fds, *max_fds, *start;
-};
-
 struct agent_metrics {
 	struct metrics_wsaudit w;
-	struct process_families proc;
+	struct metrics_process proc;
 	struct metrics_http *http;
 	struct session *session;
 	uint64_t last_update;
@@ -113,29 +108,6 @@ static void on_abrupt_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 	metrics_wsaudit_violation(&m->w, "abnormal_close", origin, ns, workload);
 }
 
-static int process_families_add(struct metrics *reg, struct process_families *p)
-{
-	p->cpu = metrics_family_add(reg, "process_cpu_seconds_total", METRICS_COUNTER,
-				    "User and system CPU time of the agent, in seconds.", NULL, 0,
-				    0, NULL);
-	p->rss = metrics_family_add(reg, "process_resident_memory_bytes", METRICS_GAUGE,
-				    "Resident memory of the agent, in bytes.", NULL, 0, 0, NULL);
-	p->vsize = metrics_family_add(reg, "process_virtual_memory_bytes", METRICS_GAUGE,
-				      "Virtual memory of the agent, in bytes.", NULL, 0, 0, NULL);
-	p->fds = metrics_family_add(reg, "process_open_fds", METRICS_GAUGE,
-				    "File descriptors the agent has open.", NULL, 0, 0, NULL);
-	p->max_fds = metrics_family_add(reg, "process_max_fds", METRICS_GAUGE,
-					"The agent's limit of open file descriptors.", NULL, 0, 0,
-					NULL);
-	p->start = metrics_family_add(reg, "process_start_time_seconds", METRICS_GAUGE,
-				      "When the agent started, in unix seconds.", NULL, 0, 0, NULL);
-	if (!p->cpu || !p->rss || !p->vsize || !p->fds || !p->max_fds || !p->start)
-		return -1;
-	/* Kept in microseconds: an integer counter, shown in seconds. */
-	metrics_counter_unit(p->cpu, 1e6);
-	return 0;
-}
-
 /* The boot time in unix seconds (btime of /proc/stat), for the start time; 0 if unknown. */
 static long long boot_time(void)
 {
@@ -152,7 +124,7 @@ static long long boot_time(void)
 }
 
 /* Read from /proc/self as the update runs; a file that cannot be read leaves its series. */
-static void process_update(struct process_families *p)
+static void process_update(struct metrics_process *p)
 {
 	static long long btime = -1;
 	unsigned long long utime, stime, start, vsize;
@@ -212,7 +184,7 @@ struct agent_metrics *agent_metrics_start(const char *listen)
 		free(m);
 		return NULL;
 	}
-	if (process_families_add(m->w.reg, &m->proc)) {
+	if (metrics_process_init(m->w.reg, &m->proc)) {
 		metrics_wsaudit_fini(&m->w);
 		free(m);
 		return NULL;

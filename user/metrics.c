@@ -1042,6 +1042,29 @@ void metrics_wsaudit_fini(struct metrics_wsaudit *w)
 	memset(w, 0, sizeof(*w));
 }
 
+int metrics_process_init(struct metrics *reg, struct metrics_process *p)
+{
+	p->cpu = metrics_family_add(reg, "process_cpu_seconds_total", METRICS_COUNTER,
+				    "User and system CPU time of the agent, in seconds.", NULL, 0,
+				    0, NULL);
+	p->rss = metrics_family_add(reg, "process_resident_memory_bytes", METRICS_GAUGE,
+				    "Resident memory of the agent, in bytes.", NULL, 0, 0, NULL);
+	p->vsize = metrics_family_add(reg, "process_virtual_memory_bytes", METRICS_GAUGE,
+				      "Virtual memory of the agent, in bytes.", NULL, 0, 0, NULL);
+	p->fds = metrics_family_add(reg, "process_open_fds", METRICS_GAUGE,
+				    "File descriptors the agent has open.", NULL, 0, 0, NULL);
+	p->max_fds = metrics_family_add(reg, "process_max_fds", METRICS_GAUGE,
+					"The agent's limit of open file descriptors.", NULL, 0, 0,
+					NULL);
+	p->start = metrics_family_add(reg, "process_start_time_seconds", METRICS_GAUGE,
+				      "When the agent started, in unix seconds.", NULL, 0, 0, NULL);
+	if (!p->cpu || !p->rss || !p->vsize || !p->fds || !p->max_fds || !p->start)
+		return -1;
+	/* Kept in microseconds: an integer counter, shown in seconds. */
+	metrics_counter_unit(p->cpu, 1e6);
+	return 0;
+}
+
 /* One update of a family capped on its `origin` label (index i), refused names as "other". */
 static int add_by_origin(struct metrics_family *f, const char **values, size_t i)
 {

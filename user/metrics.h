@@ -195,6 +195,16 @@ extern const char *const metrics_runs_unjudged_reasons[];
 extern const char *const metrics_skip_reasons[];
 extern const char *const metrics_causal_results[];
 
+/*
+ * A process' own figures, as Prometheus client libraries name them (process_*): the agent
+ * fills them from /proc/self (user/agent_metrics.c).  0, or -1 with errno.
+ */
+struct metrics_process {
+	struct metrics_family *cpu, *rss, *vsize, *fds, *max_fds, *start;
+};
+
+int metrics_process_init(struct metrics *reg, struct metrics_process *p);
+
 /* A registry with the collector's families; 0 or -errno.  metrics_wsaudit_fini() frees it. */
 int metrics_wsaudit_init(struct metrics_wsaudit *w, const char *version, const char *revision);
 void metrics_wsaudit_fini(struct metrics_wsaudit *w);

@@ -69,6 +69,23 @@ def test_alerts_runbooks_and_cluster():
     assert {r["alert"].lower() for r in rules} == anchors
 
 
+def test_dashboard_cluster_agent_and_workloads():
+    """A cluster variable every query of the agents' metrics selects on, the agent's CPU and
+    memory, and the violations by workload."""
+    with open(os.path.join(DASHBOARDS, "wsaudit.json")) as f:
+        d = json.load(f)
+    names = [v["name"] for v in d["templating"]["list"]]
+    assert names[:2] == ["datasource", "cluster"], names
+    for p in check_dashboards.all_panels(d["panels"]):
+        for t in p.get("targets", []):
+            assert 'cluster=~"$cluster"' in t["expr"], (p["title"], t["expr"])
+    assert "process_cpu_seconds_total" in panel(d, "Agent CPU")["targets"][0]["expr"]
+    assert "process_resident_memory_bytes" in panel(d, "Agent memory")["targets"][0]["expr"]
+    wl = panel(d, "Violations by workload")
+    assert wl["type"] == "table"
+    assert "by (cluster, k8s_namespace, k8s_workload, rule)" in wl["targets"][0]["expr"]
+
+
 def panel(d, title):
     return next(p for p in check_dashboards.all_panels(d["panels"]) if p["title"] == title)
 
