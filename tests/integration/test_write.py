@@ -341,3 +341,27 @@ def test_compressed_and_adopted_connections(procs, tmp_path):
     st = final_stats(recs)["write"]
     print(f"\n[held] write stats {st}")
     assert st["conns"] == 4 and st["errors"] == 0 and st["holes"] == 0, st
+
+
+def test_connections_past_the_open_bound_are_said(procs, tmp_path):
+    """130 connections open at once: 128 are written, the other 2 are said and counted
+    (too_many_open); their frames are still traced."""
+    tmp = str(tmp_path)
+    port = free_port()
+    srv = procs.start([PY, os.path.join(APPS, "ws_held.py"), "--port", str(port)],
+                      stdout=subprocess.PIPE)
+    assert read_line(srv, 30, "ws_held server").startswith("READY pid=")
+    out_dir = os.path.join(tmp, "streams")
+    trace = Trace(procs, tmp, ["-p", srv.pid, "-o", "json", "--payload", "--write", out_dir])
+    cli = subprocess.run([PY, os.path.join(APPS, "ws_held_client.py"), "--port", str(port),
+                          "-n", "130", "--before", "1", "--after", "1", "--leak", "0"],
+                         input=b"\n", capture_output=True, timeout=180)
+    assert cli.returncode == 0, cli.stderr
+    assert trace.stop() == 0, trace.stderr()
+    recs = trace.records()
+    st = final_stats(recs)["write"]
+    print(f"\nwrite stats {st}")
+    assert st["conns"] == 128 and st["not_written"]["too_many_open"] == 2, st
+    assert len([n for n in os.listdir(out_dir) if n.endswith(".pcapng")]) == 128
+    assert "too many connections written at once" in trace.stderr(), trace.stderr()
+    assert len({r["conn"]["id"] for r in recs if r.get("type") == "frame"}) == 130
