@@ -23,11 +23,23 @@ PKGS=(
 	qemu-system-x86 busybox-static cpio kmod
 )
 
+# The schemas of the deploy/ check (tests/integration/deploy_check.py validates every kustomize
+# render with node), from the npm registry, pinned by its package-lock.json.  kubectl (for
+# `kubectl kustomize`) and node with npm come from outside Debian's main archive here.
+schemas() {
+	local dir
+	dir="$(dirname "$0")/../tests/integration/k8s_schema"
+	if [ ! -d "$dir/node_modules" ] && command -v npm >/dev/null; then
+		npm ci --prefix "$dir" --no-audit --no-fund --silent
+	fi
+}
+
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
+	schemas
 	exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -39,3 +51,4 @@ echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+schemas

@@ -64,6 +64,9 @@ static void summary(const struct policy *p)
 		printf("  queues             %s arg %s%s%s\n", p->queues[i].function,
 		       p->queues[i].arg, p->queues[i].consumer ? " consumer " : "",
 		       p->queues[i].consumer ? p->queues[i].consumer : "");
+	/* What fails `wsaudit run`: the kinds whose severity is error (docs/run.md). */
+	printf("  %-18s %s\n", "delivery.severity", policy_severity_name(p->delivery_severity));
+	printf("  %-18s %s\n", "unjudged.severity", policy_severity_name(p->unjudged_severity));
 	if (!p->runs.on)
 		return;
 	print_list("runs.key", &p->runs.key);
@@ -71,6 +74,7 @@ static void summary(const struct policy *p)
 	print_list("runs.end", &p->runs.end);
 	print_list("runs.required", &p->runs.required);
 	printf("  %-18s %us\n", "runs.timeout", p->runs.timeout_s);
+	printf("  %-18s %s\n", "runs.severity", policy_severity_name(p->runs.severity));
 }
 
 int cmd_check_policy(int argc, char **argv)

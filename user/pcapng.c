@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "pcapng.h"
+#include "utf8.h"
 
 #define BT_SHB 0x0A0D0D0AU
 #define BT_IDB 0x00000001U
@@ -200,6 +201,36 @@ static void put_packet(struct pcapng_buf *b, const struct pcapng_seg *s)
 	b->len += (size_t)(tcp + tcp_len - ip);
 }
 
+/*
+ * A comment as an option, shown as text: a control character, or a byte that is not part of
+ * well-formed UTF-8, is written as '?' (names in it come from the traced process, which could
+ * forge a line of its own with a newline).
+ */
+static void put_comment(struct pcapng_buf *b, const char *text, size_t n)
+{
+	const unsigned char *t = (const unsigned char *)text;
+	uint8_t *out;
+
+	put16(b, OPT_COMMENT);
+	put16(b, (uint16_t)n);
+	out = b->p + b->len;
+	for (size_t i = 0; i < n;) {
+		size_t k = t[i] < 0x80 ? 1 : t[i] >= 0xf0 ? 4 : t[i] >= 0xe0 ? 3 : 2;
+
+		if (t[i] < 0x80 && t[i] >= 0x20 && t[i] != 0x7f) {
+			out[i] = t[i];
+			i++;
+		} else if (t[i] >= 0x80 && k <= n - i && utf8_valid(t + i, k)) {
+			memcpy(out + i, t + i, k);
+			i += k;
+		} else {
+			out[i++] = '?';
+		}
+	}
+	b->len += n;
+	put_pad(b, n);
+}
+
 int pcapng_packet(struct pcapng_buf *b, const struct pcapng_seg *s, const char *const *comments,
 		  size_t ncomments)
 {
@@ -237,7 +268,7 @@ int pcapng_packet(struct pcapng_buf *b, const struct pcapng_seg *s, const char *
 			while (n && ((unsigned char)comments[i][n] & 0xc0) == 0x80)
 				n--;
 		}
-		put_opt(b, OPT_COMMENT, comments[i], n);
+		put_comment(b, comments[i], n);
 	}
 	if (ncomments)
 		put_end(b);

@@ -595,17 +595,28 @@ static void forget_container(struct session *s, pid_t pid)
 }
 
 /*
- * The test that caused a frame: the outermost test function on the writer's stack, else,
- * for a frame that breaks a rule (only those are worth reading the process for), the test
- * its pytest process was running when it was written.
+ * The test that caused a frame: the outermost test function on the writer's stack, else on
+ * the stack that created the task, callback or thread that wrote it (nearest first: a test
+ * that fires a send off in a task of its own), else, for a frame that breaks a rule (only
+ * those are worth reading the process for), the test its pytest process was running when
+ * it was written.
  */
 static void name_test(struct session *s, const struct ct_frame *f, struct frame_view *fv,
 		      char *test, size_t size)
 {
+	enum test_unknown why;
+
 	fv->name_tests = true;
 	fv->test = test;
 	fv->test_via = "stack";
 	fv->test_why = testname_from_stack(fv->stack, s->opts.test_root, test, size);
+	for (size_t i = 0; fv->test_why != TEST_FOUND && fv->link && i < fv->link->n; i++) {
+		why = testname_from_stack(fv->link->creators[i], s->opts.test_root, test, size);
+		if (why == TEST_FOUND) {
+			fv->test_why = why;
+			fv->test_via = "creator";
+		}
+	}
 	if (fv->test_why == TEST_FOUND || !s->opts.running_test)
 		return;
 	if (!fv->verdict->nviolations)

@@ -14,7 +14,11 @@
 - the least-privilege component: the exact capability list, nothing privileged;
 - PodMonitoring and PodMonitor point at the named port and at the pods' labels;
 - kustomize files name files that exist; with kubectl on PATH, `kubectl kustomize` renders
-  deploy/ and each overlay, and the rendered objects pass the same checks;
+  deploy/, each overlay, and overlays written as a user would (the base with each component,
+  then with several, an image, a policy and an identity-key Secret); the rendered objects pass
+  the same checks, name their image's registry, and validate against the Kubernetes schemas
+  (tests/integration/k8s_schema/validate.mjs: kubernetes-models, and the Managed Prometheus
+  CRDs' own schemas);
 - deploy/base/policy.yaml says what policies/default.yaml says, and (with a wsaudit binary)
   passes `wsaudit check-policy`;
 - the Dockerfile: bookworm stages, static libbpf/libelf/zlib, the same command line.
@@ -129,7 +133,7 @@ def check_probe(c, name, where):
           f"{where}: {name} GET {path} on the container's port `metrics`")
 
 
-def check_daemonset(ds, where, privileged=True, objs=()):
+def check_daemonset(ds, where, privileged=True, objs=(), all_taints=True):
     spec = ds["spec"]["template"]["spec"]
     tmpl_labels = ds["spec"]["template"]["metadata"].get("labels", {})
     sel = ds["spec"]["selector"].get("matchLabels", {})
@@ -139,8 +143,10 @@ def check_daemonset(ds, where, privileged=True, objs=()):
     check(not spec.get("hostNetwork"), f"{where}: no hostNetwork")
     check(spec.get("priorityClassName") == "system-node-critical",
           f"{where}: priorityClassName system-node-critical")
-    check(any(t.get("operator") == "Exists" and "key" not in t and "effect" not in t
-              for t in spec.get("tolerations", [])), f"{where}: tolerates every taint")
+    tolerates_all = any(t.get("operator") == "Exists" and "key" not in t and "effect" not in t
+                        for t in spec.get("tolerations", []))
+    check(tolerates_all == all_taints, f"{where}: tolerates every taint" if all_taints else
+          f"{where}: tolerates no taint of its own (tolerations-untainted-only)")
     check(spec.get("automountServiceAccountToken") is False, f"{where}: no API token mounted")
     c = container_of(ds)
     check(c.get("args") == AGENT_ARGS, f"{where}: agent command line {' '.join(AGENT_ARGS)}")
@@ -384,13 +390,107 @@ def build(ins, mk):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def rendered(path):
+SCHEMAS = os.path.join(ROOT, "tests", "integration", "k8s_schema")
+# Components a user combines with the base, each rendered alone and all together.
+COMPONENTS = ["least-privilege", "gke-managed-prometheus", "prometheus-operator",
+              "resources-busy-node", "tolerations-untainted-only"]
+
+
+def validate(text, what):
+    """The rendered objects against the Kubernetes schemas (k8s_schema/validate.mjs)."""
+    if not os.path.isdir(os.path.join(SCHEMAS, "node_modules")) or not shutil.which("node"):
+        check(False, f"{what}: validated against the Kubernetes schemas (node and "
+                     f"tests/integration/k8s_schema/node_modules needed: scripts/deps.sh)")
+        return
+    r = subprocess.run(["node", os.path.join(SCHEMAS, "validate.mjs")], input=text,
+                       capture_output=True, text=True, timeout=120)
+    lines = r.stdout.strip().splitlines()
+    check(r.returncode == 0, f"{what}: {len(lines)} objects valid against the Kubernetes "
+                             f"schemas" + ("" if r.returncode == 0 else ":\n" + r.stdout + r.stderr))
+
+
+def image_explicit(objs, what, placeholder_ok):
+    """An image reference with its registry: nothing resolves to Docker Hub by default."""
+    for o in objs:
+        for c in (o.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []):
+            host = c["image"].split("/")[0] if "/" in c["image"] else ""
+            check(("." in host or ":" in host or host == "localhost") and
+                  (placeholder_ok or not host.endswith(".invalid")),
+                  f"{what}: image {c['image']} names its registry")
+
+
+def rendered(path, what=None):
+    what = what or path
     r = subprocess.run(["kubectl", "kustomize", os.path.join(ROOT, path)], capture_output=True,
                        text=True)
-    if not check(r.returncode == 0, f"kubectl kustomize {path}" +
+    if not check(r.returncode == 0, f"kubectl kustomize {what}" +
                  (f": {r.stderr.strip()}" if r.returncode else "")):
         return []
+    validate(r.stdout, what)
     return [d for d in yaml.safe_load_all(r.stdout) if d]
+
+
+USER_OVERLAY = """apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - {deploy}/base
+components:
+{components}
+images:
+  - name: wsaudit
+    newName: registry.example.com/acme/wsaudit
+    newTag: 0.1.0
+configMapGenerator:
+  - name: wsaudit-policy
+    namespace: wsaudit
+    behavior: replace
+    files:
+      - policy.yaml
+secretGenerator:
+  - name: wsaudit-identity
+    namespace: wsaudit
+    files:
+      - key=identity.key
+"""
+
+
+def user_overlays():
+    """Overlays as a user writes them (deploy/README.md): the base with each component, then
+    with all that go together, their image, their policy and their identity-key Secret."""
+    import secrets
+    sets = [[c] for c in COMPONENTS] + [
+        ["least-privilege", "gke-managed-prometheus", "resources-busy-node",
+         "tolerations-untainted-only"],
+        ["least-privilege", "prometheus-operator", "resources-busy-node"]]
+    for comps in sets:
+        tmp = tempfile.mkdtemp(prefix="wsaudit-overlay-")
+        try:
+            shutil.copy(os.path.join(DEPLOY, "base", "policy.yaml"), tmp)
+            with open(os.path.join(tmp, "identity.key"), "w") as f:
+                f.write(secrets.token_hex(32))
+            with open(os.path.join(tmp, "kustomization.yaml"), "w") as f:
+                # kustomize takes bases and components by relative path only.
+                dep = os.path.relpath(DEPLOY, tmp)
+                f.write(USER_OVERLAY.format(deploy=dep, components="\n".join(
+                    f"  - {dep}/components/{c}" for c in comps)))
+            what = "overlay of base + " + " + ".join(comps)
+            out = rendered(tmp, what)
+            if not out:
+                continue
+            image_explicit(out, what, False)
+            d = [o for o in out if o.get("kind") == "DaemonSet"]
+            if check(len(d) == 1, f"{what}: renders one DaemonSet"):
+                check_daemonset(d[0], what, privileged="least-privilege" not in comps, objs=out,
+                                all_taints="tolerations-untainted-only" not in comps)
+            check(any(o.get("kind") == "Secret" and o["metadata"]["name"].startswith(
+                "wsaudit-identity") for o in out), f"{what}: the identity-key Secret")
+            rules = {"gke-managed-prometheus": "ClusterRules",
+                     "prometheus-operator": "PrometheusRule"}
+            for c, kind in rules.items():
+                if c in comps:
+                    check(any(o.get("kind") == kind for o in out), f"{what}: includes {kind}")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():
@@ -424,6 +524,7 @@ def main():
             out = rendered(path)
             if not out:
                 continue
+            image_explicit(out, path, True)
             d = [o for o in out if o.get("kind") == "DaemonSet"]
             if not check(len(d) == 1, f"{path}: renders one DaemonSet"):
                 continue
@@ -436,6 +537,9 @@ def main():
             if "gke" in path:
                 check(any(o.get("kind") == "PodMonitoring" for o in out),
                       f"{path}: includes PodMonitoring")
+        check(sorted(COMPONENTS) == sorted(os.listdir(os.path.join(DEPLOY, "components"))),
+              "every component of deploy/components is rendered")
+        user_overlays()
     else:
         print("skip  kubectl kustomize (kubectl not on PATH)")
 

@@ -74,10 +74,11 @@ class Capture:
         self.err.close()
 
 
-def decode(path, port, timeout=120):
+def decode(path, port, timeout=120, proto="http"):
     """Server->client WebSocket frames of the capture, by client port:
-    {client_port: [(opcode, fin, payload_len, close_code|None), ...]}."""
-    cmd = ["tshark", "-r", path, "-d", f"tcp.port=={port},http", *PREFS,
+    {client_port: [(opcode, fin, payload_len, close_code|None), ...]}.  proto "websocket":
+    the port's bytes are WebSocket frames from the start (no upgrade in the capture)."""
+    cmd = ["tshark", "-r", path, "-d", f"tcp.port=={port},{proto}", *PREFS,
            "-Y", "websocket", "-T", "pdml", "-J", "tcp websocket"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     frames = collections.defaultdict(list)

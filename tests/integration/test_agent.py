@@ -292,8 +292,13 @@ def test_agent_probe_gauge_counts_what_is_attached(procs, tmp_path):
         srv.kill()
         srv.wait()
         # The agent forgets an exited process' image at its exit, or at the next sweep (5 s).
-        wait_for(lambda: probes(port, "attached") == base, 20,
-                 f"service {i}: the gauge back at {base} after its exit")
+        last = []
+        try:
+            wait_for(lambda: last.append(probes(port, "attached")) or last[-1] == base, 40,
+                     f"service {i}: the gauge back at {base} after its exit")
+        except AssertionError:
+            raise AssertionError(f"service {i}: the gauge at {last[-5:]}, not back at {base}; "
+                                 f"agent stderr:\n{agent.stderr()}")
         seen.append(up)
     print(f"\n[agent] probes attached: {base} alone, {seen} with each service, {base} after")
     assert agent.proc.poll() is None, agent.stderr()

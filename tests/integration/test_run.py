@@ -251,6 +251,32 @@ def test_baseline_fails_only_the_new_bypass(planted, tmp_path):
     assert summary["new_failures"] == 0
 
 
+@pytest.mark.xfail(reason="a task created by a test in pytest's own event loop is not linked "
+                   "to its creator: the frame is unjudged (no_application_frames) and names "
+                   "the running test", strict=False)
+def test_a_send_fired_off_in_a_task_names_the_test_that_created_it(tmp_path):
+    """The fire-and-forget bypass (STANDIN_DETACHED_BYPASS=1) called from a test: the frame
+    is written by a task whose stack holds only the manager; the test is on the stack that
+    created it (docs/causal.md), and the finding is at the create_task line."""
+    test = "test_agent_events.py::test_supervisor_announces_routing"
+    command = [PY, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--rootdir", ROOT, SUITE,
+               "-k", "test_supervisor_announces_routing"]
+    run, summary, frames, doc, _ = wsaudit_run(str(tmp_path), command=command,
+                                               env={"STANDIN_DETACHED_BYPASS": "1"})
+    assert "1 passed" in run.stdout, run.stdout + run.stderr
+    assert run.returncode == 1, run.stdout + run.stderr
+    validate(doc)
+    function = "SupervisorWorkflowExecutor._announce_routing"
+    [res] = [r for r in results(doc) if r["ruleId"] == "bridge_bypass"]
+    assert res["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == function
+    relfile = "agents/supervisor/workflow_execution.py"
+    assert location(res) == (os.path.relpath(os.path.join(APP, relfile), ROOT),
+                             line_of(relfile, function, "asyncio.create_task("))
+    assert res["properties"]["tests"] == [TESTS + test], res["properties"]
+    [frame] = [f for f in frames if f["violations"][0]["rule"] == "bridge_bypass"]
+    assert (frame["test"], frame["test_via"]) == (TESTS + test, "creator"), frame
+
+
 def test_command_failure_comes_first_and_a_shell_is_followed(tmp_path):
     """A command that fails returns its own code, though a bypass fired; the bypass is still
     reported, attributed through the shell's exec of python."""

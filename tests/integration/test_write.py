@@ -18,6 +18,8 @@ import subprocess
 import pytest
 
 from harness import (
+    APPS,
+    PY,
     ROOT,
     WSAUDIT,
     Server,
@@ -27,6 +29,7 @@ from harness import (
     frame_key,
     free_port,
     peer_port,
+    read_line,
     run_clients,
     trace_frames,
 )
@@ -57,9 +60,11 @@ def origin_verdict(r):
     return origin, ", ".join(rules) if rules else "ok"
 
 
-def ws_decode(path):
-    """`wsaudit decode FILE` frames as (opcode, fin, payload_len, close_code)."""
-    p = subprocess.run([WSAUDIT, "decode", path], capture_output=True, text=True, timeout=60)
+def ws_decode(path, *args):
+    """`wsaudit decode [ARGS] FILE` frames as (opcode, fin, payload_len, close_code), and
+    every record."""
+    p = subprocess.run([WSAUDIT, "decode", *args, path], capture_output=True, text=True,
+                       timeout=60)
     assert p.returncode == 0, f"wsaudit decode {path}: exit {p.returncode}: {p.stderr}"
     recs = [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
     return [frame_key(r) for r in recs if r.get("type") == "frame"], recs
@@ -269,3 +274,94 @@ def test_refusals_before_anything_is_loaded(procs, tmp_path):
     f.write_text("")
     p = trace("--payload", "--write", str(f))
     assert p.returncode == 2 and "Not a directory" in p.stderr, p.stderr
+
+
+def test_compressed_and_adopted_connections(procs, tmp_path):
+    """FastAPI on uvloop with permessage-deflate and a JWT subprotocol: connections opened
+    during the trace decode from their .ws with the messages the clients received; those
+    open before it (adopted) have no handshake in their files, say so, and still give the
+    trace's frames to tshark (decoded as WebSocket from the start) and to decode."""
+    tmp = str(tmp_path)
+    port = free_port()
+    srv = procs.start([PY, os.path.join(APPS, "ws_held.py"), "--port", str(port)],
+                      stdout=subprocess.PIPE)
+    line = read_line(srv, 30, "ws_held server")
+    assert line.startswith("READY pid="), line
+    held = procs.start([PY, os.path.join(APPS, "ws_held_client.py"), "--port", str(port),
+                        "-n", "2", "--before", "3", "--after", "5", "--leak", "1"],
+                       stdout=subprocess.PIPE, stdin=subprocess.PIPE)
+    assert read_line(held, 60, "held client") == "OPEN"
+    out_dir = os.path.join(tmp, "streams")
+    trace = Trace(procs, tmp, ["-p", srv.pid, "-o", "json", "--payload", "--write", out_dir])
+    held.stdin.write(b"go\n")
+    held.stdin.flush()
+    adopted_report = json.loads(read_line(held, 120, "held client report"))
+    new = subprocess.run([PY, os.path.join(APPS, "ws_held_client.py"), "--port", str(port),
+                          "-n", "2", "--before", "4", "--after", "6", "--leak", "0"],
+                         input=b"\n", capture_output=True, timeout=120)
+    assert new.returncode == 0, new.stderr
+    new_report = json.loads(new.stdout.decode().splitlines()[-1])
+    assert trace.stop() == 0, trace.stderr()
+    recs = trace.records()
+    by_port = trace_frames(recs, srv.pid, port)
+    opened = {peer_port(r["conn"]): r["conn"] for r in recs if r.get("type") == "conn_open"}
+
+    for conn in adopted_report + new_report:
+        p = conn["port"]
+        adopted = opened[p]["adopted"]
+        assert adopted == (conn in adopted_report), opened[p]
+        base = os.path.join(out_dir, opened[p]["id"])
+        want = [frame_key(r) for r in by_port[p]]
+        assert want[-1][0] == "close", want
+        shark = [tuple(f) for f in decode(base + ".pcapng", port,
+                                          proto="websocket" if adopted else "http").get(p, [])]
+        assert shark == want, f"port {p}:\n" + diff_sequences("tshark", shark, "trace", want)
+        args = ["--payload"] + (["--extensions", "permessage-deflate"] if adopted else [])
+        dec, drecs = ws_decode(base + ".ws", *args)
+        assert dec == want, f"port {p}:\n" + diff_sequences("decode", dec, "trace", want)
+        notes = [c for _, c in comments(base + ".pcapng")]
+        if adopted:
+            assert notes[0].startswith("wsaudit trace --write: connection"), notes[0]
+            assert notes[1].startswith("adopted: open before the trace"), notes[1]
+            assert not any("upgrade request" in c for c in notes), notes
+            continue
+        assert all(r["compressed"] for r in drecs if r.get("type") == "frame"
+                   and r["opcode"] == "text"), drecs
+        # The messages the client received after it said OPEN, decoded from the .ws.
+        msgs = [json.loads(r["message"]["payload"]) for r in drecs
+                if r.get("type") == "frame" and r["opcode"] == "text"]
+        assert [r["message"]["status"] for r in drecs
+                if r.get("type") == "frame" and r["opcode"] == "text"] == ["ok"] * len(msgs)
+        got = [[m["type"], m["user_id"]] for m in msgs][-len(conn["messages"]):]
+        assert got == conn["messages"], (got, conn["messages"])
+        assert any("the upgrade request as the server read it" in c for c in notes), notes
+    # The planted breach on the first adopted connection is in its comments.
+    first = os.path.join(out_dir, opened[adopted_report[0]["port"]]["id"] + ".pcapng")
+    assert any("isolation_breach" in c for _, c in comments(first)), comments(first)
+    st = final_stats(recs)["write"]
+    print(f"\n[held] write stats {st}")
+    assert st["conns"] == 4 and st["errors"] == 0 and st["holes"] == 0, st
+
+
+def test_connections_past_the_open_bound_are_said(procs, tmp_path):
+    """130 connections open at once: 128 are written, the other 2 are said and counted
+    (too_many_open); their frames are still traced."""
+    tmp = str(tmp_path)
+    port = free_port()
+    srv = procs.start([PY, os.path.join(APPS, "ws_held.py"), "--port", str(port)],
+                      stdout=subprocess.PIPE)
+    assert read_line(srv, 30, "ws_held server").startswith("READY pid=")
+    out_dir = os.path.join(tmp, "streams")
+    trace = Trace(procs, tmp, ["-p", srv.pid, "-o", "json", "--payload", "--write", out_dir])
+    cli = subprocess.run([PY, os.path.join(APPS, "ws_held_client.py"), "--port", str(port),
+                          "-n", "130", "--before", "1", "--after", "1", "--leak", "0"],
+                         input=b"\n", capture_output=True, timeout=180)
+    assert cli.returncode == 0, cli.stderr
+    assert trace.stop() == 0, trace.stderr()
+    recs = trace.records()
+    st = final_stats(recs)["write"]
+    print(f"\nwrite stats {st}")
+    assert st["conns"] == 128 and st["not_written"]["too_many_open"] == 2, st
+    assert len([n for n in os.listdir(out_dir) if n.endswith(".pcapng")]) == 128
+    assert "too many connections written at once" in trace.stderr(), trace.stderr()
+    assert len({r["conn"]["id"] for r in recs if r.get("type") == "frame"}) == 130

@@ -262,6 +262,25 @@ static void test_long_comment_cut(void **state)
 	pcapng_buf_free(&b);
 }
 
+/* Control characters and bytes that are not UTF-8 are '?': a name cannot forge a line. */
+static void test_comment_shown_as_text(void **state)
+{
+	const char *comments[1] = { "origin: f\nverdict: ok\x7f \xff\xc3x\xe2\x82\xac\xf0\x9f" };
+	struct pcapng_addr src, dst;
+	struct pcapng_seg s = { .src = &src, .dst = &dst, .flags = PCAPNG_TCP_ACK };
+	struct pcapng_buf b = {};
+	char got[1][5000];
+	uint32_t type, len;
+
+	(void)state;
+	addrs(&src, &dst, false);
+	assert_int_equal(pcapng_packet(&b, &s, comments, 1), 0);
+	len = block(&b, 0, &type);
+	assert_int_equal(options(b.p + 28 + 40, b.p + len - 4, 1, got, 1), 1);
+	assert_string_equal(got[0], "origin: f?verdict: ok? ??x\xe2\x82\xac??");
+	pcapng_buf_free(&b);
+}
+
 static void test_parse_addr(void **state)
 {
 	static const char *const bad[] = {
@@ -286,9 +305,13 @@ static void test_parse_addr(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_header),	    cmocka_unit_test(test_ipv4_packet),
-		cmocka_unit_test(test_ipv6_packet), cmocka_unit_test(test_empty_segment),
-		cmocka_unit_test(test_refused),	    cmocka_unit_test(test_long_comment_cut),
+		cmocka_unit_test(test_header),
+		cmocka_unit_test(test_ipv4_packet),
+		cmocka_unit_test(test_ipv6_packet),
+		cmocka_unit_test(test_empty_segment),
+		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_long_comment_cut),
+		cmocka_unit_test(test_comment_shown_as_text),
 		cmocka_unit_test(test_parse_addr),
 	};
 

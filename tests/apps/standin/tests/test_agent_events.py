@@ -1,6 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0
 """The agents' events reach their user: each test calls the agent code that sends one event,
 in the process that serves the WebSocket, and reads it from a real client."""
+import pytest
+
+from netra_backend.app import config
 from netra_backend.app.agents.data.unified_data_agent import UnifiedDataAgent
 from netra_backend.app.agents.supervisor.agent_registry import get_agent_registry
 from netra_backend.app.agents.supervisor.workflow_execution import SupervisorWorkflowExecutor
@@ -24,6 +27,20 @@ async def test_supervisor_reports_routing(connect):
     ctx = client.context()
     executor = SupervisorWorkflowExecutor(get_agent_registry(), get_websocket_manager(ctx))
     await executor._send_orchestration_notification(ctx, "routing", "data_agent")
+    frame = await client.recv_json()
+    assert frame["type"] == "agent_status_update"
+
+
+@pytest.mark.skipif(not config.detached_bypass(),
+                    reason="the fire-and-forget announcement is planted with "
+                    "STANDIN_DETACHED_BYPASS=1")
+async def test_supervisor_announces_routing(connect):
+    """The announcement is sent by a task _announce_routing creates: this test is on the
+    creating stack, not on the writer's."""
+    client = await connect()
+    ctx = client.context()
+    executor = SupervisorWorkflowExecutor(get_agent_registry(), get_websocket_manager(ctx))
+    await executor._announce_routing(ctx, "data_agent")
     frame = await client.recv_json()
     assert frame["type"] == "agent_status_update"
 
