@@ -6,8 +6,8 @@
 # A benchmark that fails is named in the report and makes the run fail; the others still run.
 # Helpers built alongside, which other benchmarks drive with arguments, are not run on their own.
 # Then the scripted benchmarks (bench/walk_cost.py, service_cost.py, capacity.py, startup.py,
-# create_cost.py, realistic_cost.py), whose recorded runs and analyses are bench/walk.md,
-# service.md, capacity.md, startup.md, create.md and realistic.md.
+# create_cost.py, realistic_cost.py, collector_cost.py), whose recorded runs and analyses are
+# bench/walk.md, service.md, capacity.md, startup.md, create.md, realistic.md and collector.md.
 #   run.sh [--quick | --long]   (or BENCH_SCALE=quick|long): shorter or longer scripted runs;
 #   the default keeps the whole of `make bench` within a few minutes.
 set -u
@@ -33,6 +33,7 @@ quick)
 	create_args=(-r 3 -n 5000 --threads 500)
 	tls_args=(--quick)
 	realistic_args=(--quick)
+	collector_args=(--quick)
 	;;
 long)
 	walk_args=(-r 21 -n 8000 --bpf-stats)
@@ -44,6 +45,7 @@ long)
 	create_args=(-r 11 -n 40000 --threads 4000)
 	tls_args=(-r 7 -f 50000)
 	realistic_args=(-r 5)
+	collector_args=(-r 5 -s 10)
 	;;
 *)
 	walk_args=(-r 5 -n 4000 --bpf-stats)
@@ -54,6 +56,7 @@ long)
 	create_args=(-r 5 -n 20000 --threads 2000)
 	tls_args=(-r 3)
 	realistic_args=(-r 3)
+	collector_args=(-r 3 -s 5)
 	;;
 esac
 scripts=(
@@ -65,6 +68,7 @@ scripts=(
 	"bench/create_cost.py ${create_args[*]}"
 	"bench/tls_cost.py ${tls_args[*]}"
 	"bench/realistic_cost.py ${realistic_args[*]}"
+	"bench/collector_cost.py ${collector_args[*]}"
 )
 helpers=" bench_floor_attach bench_loadgen bench_uprobe_floor "
 cd "$(dirname "$0")/.."

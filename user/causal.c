@@ -250,6 +250,35 @@ static bool links_by_context(const struct attrib_stack *s)
 	return s->py_context && s->why != UNATTR_DEFERRED_WRITE;
 }
 
+/*
+ * A creation made by the loop's add_writer: a writer callback registered by a buffered
+ * write (a library's own transport, as Twisted's and tornado's are), which sends whatever
+ * was buffered until the socket drains, whoever wrote it.  Its creator registered the
+ * callback; it is not the producer of what the callback sends, and neither is the context it
+ * was made in.  asyncio's sock_sendall registers one for the remainder of its own bytes: that
+ * one is their producer.
+ */
+static bool writer_registration(const struct attrib_stack *s)
+{
+	bool registration = false;
+
+	for (size_t i = 0; i < s->nframes; i++) {
+		const struct attrib_frame *f = &s->frames[i];
+
+		if (!f->function || !f->file)
+			continue;
+		if (!f->transport)
+			break;
+		if (f->sym ? !f->in_asyncio : !policy_glob_match("*/asyncio/*", f->file))
+			continue;
+		if (policy_glob_match("*sock_sendall", f->function))
+			return false;
+		if (policy_glob_match("*add_writer", f->function))
+			registration = true;
+	}
+	return registration;
+}
+
 void causal_link(struct causal *c, uint32_t tgid, const struct attrib_stack *s,
 		 struct causal_link *out)
 {
@@ -277,6 +306,17 @@ void causal_link(struct causal *c, uint32_t tgid, const struct attrib_stack *s,
 	}
 	for (struct node *n = l ? l->node : NULL; n && out->n < CAUSAL_DEPTH; n = n->parent) {
 		attrib_stack_check(c->attrib, n->stack);
+		if (writer_registration(n->stack)) {
+			/*
+			 * Neither names nor judges the frame: sent by a buffer's flush.  Said on
+			 * the send's stack, shared only by sends that ran in the same context.
+			 */
+			if (s->origin < 0 && out->origin_level < 0) {
+				((struct attrib_stack *)s)->why = UNATTR_DEFERRED_WRITE;
+				return;
+			}
+			break;
+		}
 		out->creators[out->n] = n->stack;
 		out->vias[out->n] = causal_classify(n->stack->frames, n->stack->nframes);
 		if (s->origin < 0 && out->origin_level < 0 && n->stack->origin >= 0)

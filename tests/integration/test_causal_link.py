@@ -15,7 +15,10 @@ Checked per pattern, for every frame: origin equals the app's producing call, `v
 app's, a frame produced under the bridge has via_bridge true and no violation, the others
 are bridge_bypass naming the producer; and a job of run_in_executor, which asyncio runs in
 no copied context, is an `unjudged` violation (no_application_frames) with its best origin,
-never silently passed.  The final stats count the links and the unjudged frames.
+never silently passed.  A buffered write flushed by a writer callback the bridge registered
+(the "buffered" pattern: a bypass writes into the buffer before the flush) is unjudged
+(deferred_write): neither frame is named after the bridge nor judged under it.  The final
+stats count the links and the unjudged frames.
 """
 
 import asyncio
@@ -34,6 +37,8 @@ SERVER = os.path.join(APPS, "causal_link", "server.py")
 FRAMES = 6
 LINKED = ["task", "ensure_future", "chain", "call_soon", "call_later", "to_thread",
           "threadsafe", "rcts", "bridge_task", "bridge_callback", "direct"]
+# Patterns whose frames no link may name, with their unjudged reason.
+UNJUDGED = {"executor": "no_application_frames", "buffered": "deferred_write"}
 POLICY = """\
 bridge:
   functions: ["Bridge.*"]
@@ -125,7 +130,7 @@ def traced(procs, tmp_path, interp, patterns):
 
 @pytest.mark.parametrize("interp", INTERPS, ids=[i.label for i in INTERPS])
 def test_causal_link(procs, tmp_path, interp):
-    app, recs, frames, root = traced(procs, tmp_path, interp, LINKED + ["executor"])
+    app, recs, frames, root = traced(procs, tmp_path, interp, LINKED + list(UNJUDGED))
     truth = app.truth()
     ok = {p: 0 for p in LINKED}
     problems = []
@@ -135,13 +140,14 @@ def test_causal_link(procs, tmp_path, interp):
         if r is None:
             problems.append("%s: no frame reported" % where)
             continue
-        if t["pattern"] == "executor":
+        if t["pattern"] in UNJUDGED:
             un = [v for v in r["violations"] if v["rule"] == "unjudged"]
-            if r["origin"] is not None or len(un) != 1 or \
-                    un[0]["reason"] != "no_application_frames" or not un[0]["best_origin"] or \
+            if r["origin"] is not None or len(un) != 1 or r["violations"] != un or \
+                    r["via_bridge"] is not None or \
+                    un[0]["reason"] != UNJUDGED[t["pattern"]] or not un[0]["best_origin"] or \
                     un[0]["severity"] != "warning":
-                problems.append("%s: not unjudged: origin %s violations %s" % (
-                    where, r["origin"], r["violations"]))
+                problems.append("%s: not unjudged: origin %s via_bridge %s violations %s" % (
+                    where, r["origin"], r["via_bridge"], r["violations"]))
             continue
         o = r["origin"]
         want = (t["function"], t["file"], t["line"], t["via"])
@@ -166,8 +172,9 @@ def test_causal_link(procs, tmp_path, interp):
     print("causal %s: %s; causal %s; unjudged %s" % (
         interp.label, " ".join("%s %d/%d" % (p, ok[p], FRAMES) for p in LINKED),
         stats["causal"], stats["violations"]["unjudged"]))
-    assert len(truth) == FRAMES * (len(LINKED) + 1), len(truth)
+    assert len(truth) == FRAMES * (len(LINKED) + len(UNJUDGED)), len(truth)
     assert not problems, "\n".join(problems[:30])
-    assert stats["violations"]["unjudged"] == FRAMES
-    assert stats["violations"]["unjudged_by_reason"]["no_application_frames"] == FRAMES
+    assert stats["violations"]["unjudged"] == FRAMES * len(UNJUDGED)
+    for reason in UNJUDGED.values():
+        assert stats["violations"]["unjudged_by_reason"][reason] == FRAMES, reason
     assert stats["causal"]["linked"] >= FRAMES * (len(LINKED) - 1)

@@ -13,6 +13,7 @@
 static const char TASKS[] = "/usr/lib/python3.11/asyncio/tasks.py";
 static const char BASE[] = "/usr/lib/python3.11/asyncio/base_events.py";
 static const char EVENTS[] = "/usr/lib/python3.11/asyncio/events.py";
+static const char SELECTOR[] = "/usr/lib/python3.11/asyncio/selector_events.py";
 static const char THREADS[] = "/usr/lib/python3.11/asyncio/threads.py";
 static const char LIB[] = "/usr/lib/python3/dist-packages/websockets/legacy/protocol.py";
 static const char APP[] = "/srv/app/chat.py";
@@ -225,6 +226,58 @@ static void test_deferred_write_not_linked(void **state)
 	causal_free(c);
 }
 
+/* A writer callback registered by a buffered write: its registrar is no producer of the flush. */
+static void test_writer_registration_not_linked(void **state)
+{
+	static const struct fr registered[] = { { "Handle.__init__", EVENTS, 33 },
+						{ "BaseSelectorEventLoop._add_writer", SELECTOR,
+						  1 },
+						{ "BaseSelectorEventLoop.add_writer", SELECTOR, 2 },
+						{ "FileDescriptor.startWriting", LIB, 3 },
+						{ "FileDescriptor.write", LIB, 4 },
+						{ "Bridge.notify", APP, 5 } };
+	static const struct fr sendall[] = { { "Handle.__init__", EVENTS, 33 },
+					     { "BaseSelectorEventLoop._add_writer", SELECTOR, 1 },
+					     { "BaseSelectorEventLoop.sock_sendall", SELECTOR, 2 },
+					     { "Chat.on_message", APP, 3 } };
+	static const struct fr own[] = { { "Session.flush", APP, 9 },
+					 { "Handle._run", EVENTS, 80 } };
+	struct causal *c = causal_new(NULL);
+	struct attrib_stack *send = MK(detached_send, 0xb000, 300);
+	struct attrib_stack *mine = MK(own, 0xb000, 300);
+	struct attrib_stack *rest = MK(detached_send, 0xc000, 300);
+	const struct attrib_frame *o;
+	struct causal_link l;
+	enum causal_via via;
+
+	causal_put(c, 7, 0xa000, 0, 100, MK(create_task, 0, 100));
+	causal_put(c, 7, 0xb000, 0xa000, 200, MK(registered, 0xa000, 200));
+	causal_link(c, 7, send, &l);
+	/* Neither the registrar nor the task it ran in names or judges the frame. */
+	assert_int_equal(l.n, 0);
+	assert_null(causal_origin(send, &l, &via));
+	assert_int_equal(send->why, UNATTR_DEFERRED_WRITE);
+	/* Said on the stack: the next frame of the same write is not linked either. */
+	causal_link(c, 7, send, &l);
+	assert_int_equal(l.n, 0);
+	/* A send naming its own origin keeps it; the registration is not judged. */
+	causal_link(c, 7, mine, &l);
+	assert_int_equal(l.n, 0);
+	assert_string_equal(causal_origin(mine, &l, &via)->function, "Session.flush");
+	/* sock_sendall's writer sends the rest of its caller's own bytes: linked. */
+	causal_put(c, 7, 0xc000, 0, 200, MK(sendall, 0, 200));
+	causal_link(c, 7, rest, &l);
+	assert_int_equal(l.n, 1);
+	o = causal_origin(rest, &l, &via);
+	assert_non_null(o);
+	assert_string_equal(o->function, "Chat.on_message");
+	assert_int_equal(via, VIA_CALLBACK);
+	attrib_stack_put(send);
+	attrib_stack_put(mine);
+	attrib_stack_put(rest);
+	causal_free(c);
+}
+
 static void test_own_origin_kept_creators_given(void **state)
 {
 	static const struct fr own[] = { { "WebSocketCommonProtocol.send", LIB, 2 },
@@ -270,6 +323,7 @@ int main(void)
 		cmocka_unit_test(test_reused_address_is_not_a_parent),
 		cmocka_unit_test(test_parent_kept_after_its_context_died),
 		cmocka_unit_test(test_deferred_write_not_linked),
+		cmocka_unit_test(test_writer_registration_not_linked),
 		cmocka_unit_test(test_own_origin_kept_creators_given),
 		cmocka_unit_test(test_replaced_and_forgotten),
 	};

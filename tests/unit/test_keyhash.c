@@ -45,6 +45,29 @@ static void test_identity_display_reference(void **state)
 	keyhash_identity_display_as("t", "alice", type, sizeof(type));
 	assert_string_equal(type, "t#2aeadcb6afef");
 	assert_string_equal(keyhash_identity_fingerprint(), "k#8a2b193292bc");
+	/*
+	 * The same again, cached or not (values up to 62 bytes are cached with "u"), after
+	 * hundreds of other values have gone through the cache:
+	 * ... hashlib.blake2b(b"u\0" + b"a" * N, key=k, digest_size=16).hexdigest()[:12]
+	 */
+	for (int round = 0; round < 3; round++) {
+		static const char *const want[] = { "u#108295e4173b", "u#88802c67e298",
+						    "u#788271e9977c" };
+		char many[32], aaa[64];
+
+		for (int i = 0; i < 600; i++) {
+			snprintf(many, sizeof(many), "user-%d", i);
+			keyhash_identity_display(many, out);
+		}
+		for (int n = 61; n <= 63; n++) {
+			memset(aaa, 'a', (size_t)n);
+			aaa[n] = '\0';
+			keyhash_identity_display(aaa, out);
+			assert_string_equal(out, want[n - 61]);
+		}
+		keyhash_identity_display("alice", out);
+		assert_string_equal(out, "u#7be934a692f9");
+	}
 	snprintf(src, sizeof(src), "file:%s", path);
 	assert_string_equal(keyhash_identity_source(), src);
 	unlink(path);

@@ -9,6 +9,8 @@ The client sends the number of frames; the handler produces them by the path's p
 then closes.  At each producing call the app logs its ground truth: the function, file and
 line of the call that handed the work over (the producer wsaudit must name), how it was
 handed over, and whether it ran under the bridge (Bridge.*).  The payload carries the seq.
+The "buffered" path writes through wslib.Buffered (as Twisted's transports write): the
+bridge's write registers the writer callback, a bypass's write goes out in the same flush.
 wslib/ is the "library" (transport in the test's policy): its sends name no app function.
 stdout: "READY pid=PID port=PORT python=X.Y.Z".
 """
@@ -48,6 +50,9 @@ class Bridge:
     def publish(self, writer, pattern, seq):
         asyncio.ensure_future(wslib.send(writer, here(pattern, seq, "task", True)))
 
+    def buffered(self, buf, pattern, seq):
+        buf.write(wslib.frame(here(pattern, seq, None, True)))
+
     def later(self, writer, pattern, seq):
         asyncio.get_running_loop().call_soon(writer.transport.write, wslib.frame(here(pattern, seq, "callback", True)))
 
@@ -66,6 +71,7 @@ def thread_producer(loop, writer, pattern, n):
 async def produce(writer, pattern, n):
     loop = asyncio.get_running_loop()
     fd = writer.get_extra_info("socket").fileno()
+    buf = wslib.Buffered(writer) if pattern == "buffered" else None
     for seq in range(n):
         if pattern == "task":
             asyncio.create_task(wslib.send(writer, here(pattern, seq, "task")))
@@ -87,7 +93,14 @@ async def produce(writer, pattern, n):
             BRIDGE.later(writer, pattern, seq)
         elif pattern == "direct":
             await wslib.send(writer, here(pattern, seq, None))
-        # Each frame written before the next is produced: one frame per write.
+        elif pattern == "buffered" and seq % 2 == 0:
+            # The bridge's write registers the writer; the bypass's below goes out with it.
+            BRIDGE.buffered(buf, pattern, seq)
+            continue
+        elif pattern == "buffered":
+            buf.write(wslib.frame(here(pattern, seq, None)))
+        # Each frame written before the next is produced: one frame per write (the buffered
+        # pattern: one write per pair).
         await asyncio.sleep(0.01)
     if pattern in ("threadsafe", "rcts"):
         await loop.run_in_executor(None, functools.partial(thread_producer, loop, writer, pattern, n))

@@ -3,8 +3,10 @@
 app, named transport by its policy, so that a send it makes names no application function
 on its own stack."""
 
+import asyncio
 import base64
 import hashlib
+import os
 import struct
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -54,3 +56,28 @@ async def close(writer):
     writer.write(bytes([0x88, 2]) + struct.pack("!H", 1000))
     await writer.drain()
     writer.close()
+
+
+class Buffered:
+    """A buffered write as Twisted's and tornado's transports make it: write() only appends
+    and, when the buffer was empty, registers a writer callback with the loop; the callback
+    sends everything buffered since, whoever wrote it.  The loop's _add_writer (as asyncio's
+    own transports call it: the socket is the transport's) makes that callback a Handle, in a
+    copy of the context of the write that registered it."""
+
+    def __init__(self, writer):
+        self.fd = writer.get_extra_info("socket").fileno()
+        self.loop = asyncio.get_running_loop()
+        self.buf = []
+
+    def write(self, data):
+        if not self.buf:
+            self.loop._add_writer(self.fd, self._flush)
+        self.buf.append(data)
+
+    def _flush(self):
+        data = b"".join(self.buf)
+        n = os.write(self.fd, data)
+        self.buf = [data[n:]] if n < len(data) else []
+        if not self.buf:
+            self.loop._remove_writer(self.fd)
