@@ -320,8 +320,10 @@ static void test_send_read_after_address_reused(void **state)
 	causal_put(c, 7, 0xa000, 0, 100, MK(create_task, 0, 100));
 	causal_put(c, 7, 0xa000, 0, 300, MK(later, 0, 300));
 	causal_link(c, 7, early, &l);
+	assert_int_equal(l.n, 1);
 	assert_string_equal(causal_origin(early, &l, &via)->function, "Chat.on_message");
 	causal_link(c, 7, after, &l);
+	assert_int_equal(l.n, 1);
 	assert_string_equal(causal_origin(after, &l, &via)->function, "Other.later");
 	/* Walked before either: neither is its creator. */
 	causal_link(c, 7, before, &l);
