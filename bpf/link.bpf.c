@@ -33,7 +33,7 @@ int BPF_KRETPROBE(context_copy_uretprobe, void *ctx_obj)
 	if (!e)
 		return 0;
 	e->token = (__u64)ctx_obj;
-	py_walk(e, off, w, id);
+	py_walk(e, off, w, id, false);
 	stack_submit(e);
 	return 0;
 }

@@ -44,7 +44,7 @@ int BPF_KPROBE(transport_write_uprobe, void *self, void *data)
 	if (!e)
 		return 0;
 	e->token = (__u64)data;
-	py_walk(e, off, w, id);
+	py_walk(e, off, w, id, true);
 	stack_submit(e);
 	return 0;
 }

@@ -399,7 +399,10 @@ static void forget_ctx_codes(struct capture *cap, pid_t tgid)
 
 void capture_forget_image(struct capture *cap, pid_t tgid)
 {
+	__u32 pid = tgid;
+
 	forget_ctx_codes(cap, tgid);
+	bpf_map_delete_elem(bpf_map__fd(cap->skel->maps.stop_sets), &pid);
 	for (unsigned int i = 0; i < cap->nuprobes; i++) {
 		if (cap->uprobes[i].pid != tgid)
 			continue;
@@ -433,6 +436,9 @@ int capture_held_tgids(struct capture *cap, pid_t *out, int max)
 		n = add_tgid(out, n, max, (pid_t)key.tgid);
 		prev = &key;
 	}
+	fd = bpf_map__fd(cap->skel->maps.stop_sets);
+	for (__u32 *p = NULL, t, pt; !bpf_map_get_next_key(fd, p, &t); pt = t, p = &pt)
+		n = add_tgid(out, n, max, (pid_t)t);
 	for (unsigned int i = 0; i < cap->nuprobes; i++)
 		n = add_tgid(out, n, max, cap->uprobes[i].pid);
 	return n;
@@ -669,6 +675,47 @@ int capture_mark_ctx_code(struct capture *cap, pid_t pid, unsigned long long cod
 	if (bpf_map_update_elem(bpf_map__fd(cap->skel->maps.ctx_procs), &tgid, &one, BPF_ANY))
 		return -errno;
 	return 0;
+}
+
+int capture_mark_stop_code(struct capture *cap, pid_t pid, unsigned long long code, bool on)
+{
+	int fd = bpf_map__fd(cap->skel->maps.stop_sets);
+	struct stop_set set;
+	__u32 tgid = pid;
+	int slot = -1;
+
+	if (bpf_map_lookup_elem(fd, &tgid, &set)) {
+		for (int i = 0; i < STOP_CODES_MAX; i++)
+			set.code[i] = STOP_CODE_NONE;
+	}
+	for (int i = STOP_CODES_MAX - 1; i >= 0; i--) {
+		if (set.code[i] == code) {
+			if (on)
+				return 0;
+			set.code[i] = STOP_CODE_NONE;
+			slot = i;
+		} else if (on && set.code[i] == STOP_CODE_NONE) {
+			slot = i;
+		}
+	}
+	if (slot < 0)
+		return on ? -ENOSPC : 0;
+	if (on)
+		set.code[slot] = code;
+	if (bpf_map_update_elem(fd, &tgid, &set, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+void capture_clear_stop_codes(struct capture *cap)
+{
+	int fd = bpf_map__fd(cap->skel->maps.stop_sets);
+	__u32 tgid;
+
+	while (!bpf_map_get_next_key(fd, NULL, &tgid)) {
+		if (bpf_map_delete_elem(fd, &tgid))
+			break;
+	}
 }
 
 int capture_set_verdict(struct capture *cap, const struct conn_id *id, enum conn_state state)

@@ -83,6 +83,13 @@ int capture_fork_transport_writes(struct capture *cap, pid_t parent, pid_t child
 /* Marks a code object of a process whose frames carry a user argument to read. */
 int capture_mark_ctx_code(struct capture *cap, pid_t pid, unsigned long long code,
 			  const struct ctx_code *cc);
+/*
+ * Marks (on) or unmarks a code object of a process at which a send's walk may stop
+ * (bpf/lib/pywalk.bpf.h, stop_sets): -ENOSPC when it has STOP_CODES_MAX marks already.
+ * clear: every process's marks.
+ */
+int capture_mark_stop_code(struct capture *cap, pid_t pid, unsigned long long code, bool on);
+void capture_clear_stop_codes(struct capture *cap);
 int capture_set_verdict(struct capture *cap, const struct conn_id *id, enum conn_state state);
 
 /*

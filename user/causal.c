@@ -32,6 +32,13 @@ struct link {
 	uint64_t ctx;
 	uint64_t ts_ns; /* when the copy was made */
 	struct node *node;
+	/*
+	 * The creation recorded at this address before, and when: a send is often read after
+	 * its work ended and a new copy took its context's address (uvloop flushes a task's
+	 * write after the task is done), and its walk came before that copy.
+	 */
+	uint64_t prev_ts_ns;
+	struct node *prev;
 	struct link *next; /* hash chain */
 	struct link *older, *newer; /* age list */
 };
@@ -112,6 +119,7 @@ static void link_remove(struct causal *c, struct link *l)
 	*pp = l->next;
 	age_unlink(c, l);
 	node_put(l->node);
+	node_put(l->prev);
 	free(l);
 	c->stats.entries--;
 }
@@ -136,11 +144,27 @@ static struct link *link_find(struct causal *c, uint32_t tgid, uint64_t ctx)
 	return NULL;
 }
 
+/*
+ * The creation of the context at l's address as it was at ts_ns (0: now): the last one
+ * recorded before.  One made since at the same address is another context's.
+ */
+static struct node *link_node_at(const struct link *l, uint64_t ts_ns)
+{
+	if (!l)
+		return NULL;
+	if (!ts_ns || l->ts_ns < ts_ns)
+		return l->node;
+	if (l->prev && l->prev_ts_ns < ts_ns)
+		return l->prev;
+	return NULL;
+}
+
 int causal_put(struct causal *c, uint32_t tgid, uint64_t ctx, uint64_t parent, uint64_t ts_ns,
 	       struct attrib_stack *s)
 {
-	struct link *l = link_find(c, tgid, ctx), *p = parent ? link_find(c, tgid, parent) : NULL;
+	struct link *l = link_find(c, tgid, ctx);
 	struct node *n = calloc(1, sizeof(*n));
+	struct node *p = parent ? link_node_at(link_find(c, tgid, parent), ts_ns) : NULL;
 	size_t b;
 
 	c->stats.put++;
@@ -155,18 +179,20 @@ int causal_put(struct causal *c, uint32_t tgid, uint64_t ctx, uint64_t parent, u
 	 * The parent context is current, so alive: its entry is its creation unless that was
 	 * not seen and the address is a dead context's, recorded before (a later one is not).
 	 */
-	if (p && p->ts_ns < ts_ns) {
-		if (p->node->depth < CAUSAL_DEPTH) {
-			n->parent = p->node;
+	if (p) {
+		if (p->depth < CAUSAL_DEPTH) {
+			n->parent = p;
 			n->parent->refs++;
-			n->depth = p->node->depth + 1;
+			n->depth = p->depth + 1;
 		} else {
 			c->stats.chain_cut++;
 		}
 	}
 	if (l) {
 		/* The address of a context that died, taken by a new copy: the new creator. */
-		node_put(l->node);
+		node_put(l->prev);
+		l->prev = l->node;
+		l->prev_ts_ns = l->ts_ns;
 		l->node = n;
 		l->ts_ns = ts_ns;
 		age_unlink(c, l);
@@ -282,6 +308,7 @@ static bool writer_registration(const struct attrib_stack *s)
 void causal_link(struct causal *c, uint32_t tgid, const struct attrib_stack *s,
 		 struct causal_link *out)
 {
+	struct node *start;
 	struct link *l;
 
 	memset(out, 0, sizeof(*out));
@@ -297,14 +324,13 @@ void causal_link(struct causal *c, uint32_t tgid, const struct attrib_stack *s,
 	}
 	l = link_find(c, tgid, s->py_context);
 	/* A context made after the send is not the one it ran in: its address was reused. */
-	if (l && s->ts_ns && l->ts_ns >= s->ts_ns)
-		l = NULL;
-	if (l) {
+	start = link_node_at(l, s->ts_ns);
+	if (start) {
 		/* In use: renewed, so that a long-lived task keeps its creator. */
 		age_unlink(c, l);
 		age_append(c, l);
 	}
-	for (struct node *n = l ? l->node : NULL; n && out->n < CAUSAL_DEPTH; n = n->parent) {
+	for (struct node *n = start; n && out->n < CAUSAL_DEPTH; n = n->parent) {
 		attrib_stack_check(c->attrib, n->stack);
 		if (writer_registration(n->stack)) {
 			/*

@@ -266,7 +266,7 @@ static struct violation *add_violation(struct rules *r, struct rules_verdict *ou
  * Whether a frame is a bridge frame, matched once per code object: the verdict depends only
  * on its function and file, and a stack repeats the same few code objects frame after frame.
  */
-static bool frame_is_bridge(struct rules *r, const struct attrib_frame *f)
+bool rules_frame_is_bridge(struct rules *r, const struct attrib_frame *f)
 {
 	unsigned long long id;
 	size_t i;
@@ -286,7 +286,7 @@ static bool frame_is_bridge(struct rules *r, const struct attrib_frame *f)
 static bool stack_has_bridge(struct rules *r, const struct attrib_stack *s)
 {
 	for (size_t i = 0; i < s->nframes; i++) {
-		if (frame_is_bridge(r, &s->frames[i]))
+		if (rules_frame_is_bridge(r, &s->frames[i]))
 			return true;
 	}
 	return false;

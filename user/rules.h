@@ -118,6 +118,8 @@ struct rules;
 struct rules *rules_new(const struct policy *p, bool show_identities, size_t max_owners);
 void rules_free(struct rules *r);
 void rules_judge(struct rules *r, const struct rules_input *in, struct rules_verdict *out);
+/* Whether a frame is a bridge frame (remembered per code object). */
+bool rules_frame_is_bridge(struct rules *r, const struct attrib_frame *f);
 const struct rules_stats *rules_stats(const struct rules *r);
 /* A finding judged outside rules_judge (a connection closed abruptly), counted with the rest. */
 void rules_count(struct rules *r, enum rule_kind rule);

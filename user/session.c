@@ -93,6 +93,7 @@ struct session {
 	uint64_t last_sweep;
 	struct ctx_tried ctx_tried[CTX_TRIED_SLOTS];
 	unsigned int nctx_tried;
+	bool stop_marks_off; /* a mark failed: walks go on to the end */
 	struct podinfo_cache *pods;
 	struct proc_pod *pod_buckets[POD_BUCKETS];
 	struct capture *cap;
@@ -896,12 +897,63 @@ static void mark_context_frames(struct session *s, pid_t pid, const struct attri
 	}
 }
 
+/*
+ * Whether a send's walk may stop after this frame: a bridge frame that is not transport names
+ * the origin (at it or inside it), via_bridge and, when identity.context names that
+ * function, the context's user.  With identity.context rules, only such a frame: a marked
+ * frame further out would be missed otherwise.
+ */
+static bool stop_frame(struct session *s, const struct attrib_frame *f)
+{
+	return f->function && !f->transport && rules_frame_is_bridge(s->rules, f) &&
+	       (!s->policy->nctx || policy_context_arg(s->policy, f->function));
+}
+
+/*
+ * Walk less (opts.walk_to_verdict): a send's walk stops at its innermost stop frame once the
+ * collector has named it and marked its code object (bpf/lib/pywalk.bpf.h).  A walk that
+ * stopped at a code object which is no stop frame now (a policy reload, its address reused
+ * by another function) unmarks it.
+ */
+static void mark_stop_frame(struct session *s, const struct evt_stack *e,
+			    const struct attrib_stack *stack)
+{
+	const struct attrib_frame *last;
+	int err;
+
+	if (!s->opts.walk_to_verdict || s->stop_marks_off || !stack || !stack->nframes)
+		return;
+	last = &stack->frames[stack->nframes - 1];
+	if (e->stopped) {
+		if (!stop_frame(s, last))
+			capture_mark_stop_code(s->cap, e->tgid, last->code, false);
+		return;
+	}
+	for (size_t i = 0; i + 1 < stack->nframes; i++) {
+		if (!stop_frame(s, &stack->frames[i]))
+			continue;
+		err = capture_mark_stop_code(s->cap, e->tgid, stack->frames[i].code, true);
+		if (err) {
+			s->stop_marks_off = true;
+			log_info("cannot mark %s for shorter stack walks (%s): walks go on to the "
+				 "end",
+				 stack->frames[i].function, strerror(-err));
+		} else {
+			log_info("pid %u: stack walks stop at %s", e->tgid,
+				 stack->frames[i].function);
+		}
+		return;
+	}
+}
+
 static struct attrib_stack *sink_stack(void *ctx, const struct evt_stack *e)
 {
 	struct session *s = ctx;
 	struct attrib_stack *stack = attrib_resolve(s->attrib, e);
 
 	mark_context_frames(s, e->tgid, stack);
+	if (e->site == STACK_AT_SYSCALL)
+		mark_stop_frame(s, e, stack);
 	return stack;
 }
 
@@ -1437,6 +1489,7 @@ static int on_record(void *ctx, const void *data, size_t size)
 		struct attrib_stack *stack = attrib_resolve(s->attrib, e);
 
 		mark_context_frames(s, e->tgid, stack);
+		mark_stop_frame(s, e, stack);
 		zflush_handover(s, e);
 		if (stack)
 			attrib_token_put(s->attrib, e->tgid, e->token, e->hdr.ts_ns, stack);
@@ -1953,6 +2006,8 @@ void session_set_policy(struct session *s, struct policy *policy)
 	runs_set_policy(s->runs, policy);
 	policy_free(s->policy);
 	s->policy = policy;
+	/* Bridge and context rules may have changed: walks go to the end until marked again. */
+	capture_clear_stop_codes(s->cap);
 	say_queues_unlinked(policy);
 }
 

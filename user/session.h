@@ -33,6 +33,11 @@ struct session_opts {
 	bool payload; /* payload bytes in the output (user data) */
 	bool stack; /* whole stacks in the output */
 	bool capture_only; /* no stack walks */
+	/*
+	 * Nothing printed needs a send's stack beyond the frame that settles its verdicts
+	 * (trace without --stack): walks may stop there (mark_stop_frame).
+	 */
+	bool walk_to_verdict;
 	bool violations_only; /* output only frames that break a rule */
 	bool show_identities; /* user ids as they are, not hashed */
 	/* The identity key file (keyhash_identity_setup()); NULL: $WSAUDIT_IDENTITY_KEY or

@@ -531,6 +531,7 @@ static int trace_cmd(int argc, char **argv, struct streamwrite **wp)
 	so.wide = o.wide;
 	so.payload = o.payload;
 	so.stack = o.stack;
+	so.walk_to_verdict = !o.stack;
 	so.capture_only = o.capture_only;
 	so.violations_only = o.violations_only;
 	so.show_identities = o.show_identities;

@@ -203,6 +203,19 @@ struct {
 	__type(value, __u32);
 } ctx_procs SEC(".maps") __weak;
 
+/*
+ * Code objects at which a send's walk may stop, per process (user/session.c,
+ * mark_stop_frame): its innermost bridge frames that are not transport, once named, when what
+ * is printed needs no frame beyond them (trace without --stack).  A few per process, compared
+ * frame by frame without a lookup each.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TRACED_MAX);
+	__type(key, __u32);
+	__type(value, struct stop_set);
+} stop_sets SEC(".maps") __weak;
+
 /* Thread state of each writing thread (pid_tgid), checked against the thread on every use. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

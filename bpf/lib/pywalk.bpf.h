@@ -197,18 +197,24 @@ static __always_inline void read_ctx(struct evt_stack *e, const struct py_offset
 		e->ctx.status = CTX_READ_FAULT;
 }
 
-/* Fills e's status, thread base and frames for the current thread. */
+/*
+ * Fills e's status, thread base and frames for the current thread.  may_stop: a send's walk,
+ * which ends after a frame of a code object in its process's stop_sets (e->stopped).
+ */
 static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets *off,
-				    struct walk_scratch *w, __u64 id)
+				    struct walk_scratch *w, __u64 id, bool may_stop)
 {
 	__u64 base, ts, fp, inner = 0, code, rel, *cached;
 	struct walk_window win = {};
 	const struct ctx_code *cc;
+	const struct stop_set *ss;
 	struct ctx_code_key ck;
 	bool want_ctx, below = false;
+	__u64 stop0, stop1, hit;
 	__u32 i, span;
 
 	e->nframes = 0;
+	e->stopped = 0;
 	e->ctx.status = CTX_NONE;
 	e->ctx.len = 0;
 	base = thread_base();
@@ -257,6 +263,12 @@ static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets
 	ck._pad = 0;
 	/* One lookup per walk, so that processes without marks pay nothing per frame. */
 	want_ctx = bpf_map_lookup_elem(&ctx_procs, &ck.tgid) != NULL;
+	/* The stop marks, compared frame by frame (fewer lookups than frames). */
+	_Static_assert(STOP_CODES_MAX == 2, "one compare per stop slot below");
+	ss = may_stop ? bpf_map_lookup_elem(&stop_sets, &ck.tgid) : NULL;
+	stop0 = ss ? ss->code[0] : STOP_CODE_NONE;
+	stop1 = ss ? ss->code[1] : STOP_CODE_NONE;
+
 	/* Every visited frame takes a slot (shims flagged), so the loop stays linear. */
 	for (i = 0; i < PY_FRAMES_MAX; i++) {
 		if (!fp)
@@ -299,6 +311,12 @@ static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets
 			win_u8(w, rel, off->frame_owner) == PY_FRAME_OWNED_BY_THREAD;
 		inner = fp;
 		fp = win_u64(w, rel, off->frame_previous);
+		/* A stop mark: no caller is read (fp 0 ends the loop). */
+		if (may_stop) {
+			hit = (code == stop0) | (code == stop1);
+			e->stopped = hit;
+			fp &= hit - 1;
+		}
 	}
 	if (fp && e->status == WALK_OK && e->nframes == PY_FRAMES_MAX)
 		e->status = WALK_TRUNCATED;
@@ -323,6 +341,7 @@ static __always_inline struct evt_stack *stack_begin(struct walk_scratch *w, __u
 	e->tgid = id >> 32;
 	e->tid = (__u32)id;
 	e->site = site;
+	e->stopped = 0;
 	e->token = 0;
 	e->py_context = 0;
 	e->io_pos = 0;
@@ -371,7 +390,7 @@ static __always_inline int py_stack_walk_run(void *ctx, void *progs)
 		goto out;
 	e->conn = io->conn;
 	e->io_pos = io->io_pos;
-	py_walk(e, off, w, id);
+	py_walk(e, off, w, id, true);
 	stack_submit(e);
 out:
 	/* Entered from close_enter: the close record follows its stack, there are no bytes. */

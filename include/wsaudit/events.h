@@ -276,7 +276,12 @@ struct evt_stack {
 	__u16 nframes;
 	__u8 status; /* enum walk_status */
 	__u8 site; /* enum stack_site */
-	__u8 _pad[4];
+	/*
+	 * The walk stopped at frames[nframes - 1], a code object the collector marked as
+	 * enough for its verdicts (struct stop_set): the outer frames were not read.
+	 */
+	__u8 stopped;
+	__u8 _pad[3];
 	/* The thread's current contextvars context (PyThreadState.context), 0 when unknown. */
 	__u64 py_context;
 	struct py_ctx ctx;
@@ -308,6 +313,18 @@ struct ctx_code_key {
 	__u64 code;
 	__u32 tgid;
 	__u32 _pad;
+};
+
+/*
+ * The code objects of a process at which a send's walk stops (bpf/lib/pywalk.bpf.h), by
+ * tgid; unused slots hold STOP_CODE_NONE.  Two: each slot more is one more compare per frame
+ * that the verifier follows (bench_verifier).
+ */
+#define STOP_CODES_MAX 2
+#define STOP_CODE_NONE (~0ULL)
+
+struct stop_set {
+	__u64 code[STOP_CODES_MAX];
 };
 
 struct ctx_code {

@@ -20,14 +20,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	bool all[RULE__COUNT];
+	bool all[REPORT_KINDS];
 	char *text = strndup((const char *)data, size), *line, *save = NULL, test[512], out[512];
 	struct attrib_stack *s = calloc(1, sizeof(*s) + MAX_FRAMES * sizeof(s->frames[0]));
 	struct rules_verdict v = { .nviolations = 1 };
 	struct frame_view fv = { .name_tests = true, .test = test, .test_via = "stack" };
 	struct report *r = report_new("/repo");
 
-	for (int i = 0; i < RULE__COUNT; i++)
+	for (int i = 0; i < REPORT_KINDS; i++)
 		all[i] = true;
 	if (!text || !s || !r)
 		goto out;

@@ -7,6 +7,8 @@
   uvloop server that is not traced never runs wsaudit's program.
 - A child forked by a traced uvloop process has those hooks too, so its frames are
   attributed to the function that wrote them.
+- Without --stack, the walks stop at the sender's bridge frame once it is named (docs/
+  stack-walks.md): every frame keeps its origin and via_bridge; with --stack they go to the end.
 """
 
 import base64
@@ -204,3 +206,36 @@ def test_lost_records_never_lend_their_call_site(procs, tmp_path):
     assert lost > 0, "the bursts did not overflow the ring buffer: the test proves nothing"
     assert wrong == 0, f"{wrong} frames named after the other function's call site"
     assert sum(n.endswith("push_updates") for n in push) >= 190, push
+
+
+def test_walks_stop_at_the_bridge_frame_without_stack(procs, tmp_path):
+    policy = os.path.join(str(tmp_path), "policy.yaml")
+    with open(policy, "w") as f:
+        f.write('bridge:\n  functions: ["*push_updates"]\ntransport:\n  files: '
+                '["*/site-packages/*", "*/dist-packages/*", "*/lib/python3*/*", "<frozen *>"]\n')
+    got = {}
+    for mode, extra in (("short", []), ("whole", ["--stack"])):
+        port = free_port()
+        server = start_app(procs, "uvloop", port, "--frames", 300)
+        trace = Trace(procs, str(tmp_path), ["-p", server.pid, "-o", "json", "-v", "-c", policy,
+                                             *extra])
+        assert len(read_all_frames(port)) == 301
+        assert trace.stop() == 0, trace.stderr()
+        frames = [r for ps in trace_frames(trace.records(), server.pid, port).values()
+                  for r in ps if r["opcode"] == "text"]
+        got[mode] = (frames, trace.stderr())
+    short, log = got["short"]
+    whole, whole_log = got["whole"]
+    name = lambda r: (r.get("origin") or {}).get("function", "")  # noqa: E731
+    print(f"\n[walk to the verdict] without --stack: {len(short)} text frames, "
+          f"{sum(name(r).endswith('push_updates') and r['via_bridge'] for r in short)} from "
+          f"push_updates via the bridge; with --stack: outermost frames "
+          f"{sorted({r['stack'][-1]['function'] for r in whole})}")
+    assert "stack walks stop at serve_uvloop.<locals>.push_updates" in log, log
+    assert "stack walks stop at" not in whole_log, whole_log
+    for frames in (short, whole):
+        assert len(frames) == 300, len(frames)
+        assert all(name(r).endswith("push_updates") and r["via_bridge"] is True
+                   and not r.get("violations") for r in frames), \
+            [(name(r), r.get("via_bridge"), r.get("unattributed")) for r in frames[:3]]
+    assert all(r["stack"][-1]["function"] == "<module>" for r in whole), whole[0]["stack"]

@@ -19,6 +19,8 @@ import socket
 import subprocess
 import time
 
+import jsonschema
+
 from harness import APPS, PY, ROOT, WSAUDIT, Trace, free_port, read_line, trace_frames
 
 EXE_NAME = "wsx-held-python3"
@@ -135,6 +137,12 @@ def test_trace_through_agent_sees_open_connections(procs, tmp_path):
           f"{len(lines)} records read, dropped notices {dropped}")
     assert lines[0]["type"] == "agent_hello" and lines[0]["ok"], lines[0]
     assert dropped and sum(r["records"] for r in dropped) > 0, lines[-3:]
+    # The record the trace passes on to its own output: its contract (docs/schemas/).
+    with open(os.path.join(ROOT, "docs", "schemas", "dropped.schema.json")) as f:
+        validator = jsonschema.Draft202012Validator(json.load(f))
+    for r in dropped:
+        errors = list(validator.iter_errors(r))
+        assert not errors, (r, errors[0].message)
     assert lines[-1]["type"] == "stats", lines[-1]
     assert agent.poll() is None
 

@@ -300,6 +300,40 @@ static void test_own_origin_kept_creators_given(void **state)
 	causal_free(c);
 }
 
+/*
+ * A send read after its task ended and a new copy took the context's address (uvloop flushes
+ * a task's write once the task is done): its walk came before that copy, so its creator is
+ * the one recorded before it.
+ */
+static void test_send_read_after_address_reused(void **state)
+{
+	static const struct fr later[] = { { "BaseEventLoop.create_task", BASE, 436 },
+					   { "create_task", TASKS, 374 },
+					   { "Other.later", APP, 77 } };
+	struct causal *c = causal_new(NULL);
+	struct attrib_stack *early = MK(detached_send, 0xa000, 200);
+	struct attrib_stack *after = MK(detached_send, 0xa000, 400);
+	struct attrib_stack *before = MK(detached_send, 0xa000, 50);
+	enum causal_via via;
+	struct causal_link l;
+
+	causal_put(c, 7, 0xa000, 0, 100, MK(create_task, 0, 100));
+	causal_put(c, 7, 0xa000, 0, 300, MK(later, 0, 300));
+	causal_link(c, 7, early, &l);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(causal_origin(early, &l, &via)->function, "Chat.on_message");
+	causal_link(c, 7, after, &l);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(causal_origin(after, &l, &via)->function, "Other.later");
+	/* Walked before either: neither is its creator. */
+	causal_link(c, 7, before, &l);
+	assert_int_equal(l.n, 0);
+	attrib_stack_put(early);
+	attrib_stack_put(after);
+	attrib_stack_put(before);
+	causal_free(c);
+}
+
 static void test_replaced_and_forgotten(void **state)
 {
 	struct causal *c = causal_new(NULL);
@@ -325,6 +359,7 @@ int main(void)
 		cmocka_unit_test(test_deferred_write_not_linked),
 		cmocka_unit_test(test_writer_registration_not_linked),
 		cmocka_unit_test(test_own_origin_kept_creators_given),
+		cmocka_unit_test(test_send_read_after_address_reused),
 		cmocka_unit_test(test_replaced_and_forgotten),
 	};
 
