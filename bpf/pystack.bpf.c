@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The Python stack of the thread that made a WebSocket write, at the syscall's exit (see
- * bpf/lib/pywalk.bpf.h), entered by tail call from the write family's exit programs; and of
- * the thread that closes a WebSocket connection, entered from close_enter.
+ * bpf/lib/pywalk.bpf.h), entered by tail call from the write family's exit programs, unless
+ * the write sends only buffers whose hand-over to a transport was walked already; and of the
+ * thread that closes a WebSocket connection, entered from close_enter.
  */
 #include "lib/common.bpf.h"
 #include "lib/pywalk.bpf.h"
@@ -11,7 +12,7 @@
 SEC("tracepoint")
 int py_stack_walk(void *ctx)
 {
-	return py_stack_walk_run(ctx, &emit_progs);
+	return py_stack_walk_run(ctx, &emit_progs, true);
 }
 
 /*
@@ -19,7 +20,8 @@ int py_stack_walk(void *ctx)
  * object they are given and send it later from the event loop, when the function that wrote
  * it is gone from the stack.  This uprobe, attached by user/uvhook.c at those methods, records
  * the stack at hand-over with the object's address as token; user space matches the token
- * with the address of the bytes the later writev sends.
+ * with the address of the bytes the later writev sends.  The object's data address goes in
+ * handover_map too, so that the writev is not walked again (handed_over).
  */
 SEC("uprobe")
 int BPF_KPROBE(transport_write_uprobe, void *self, void *data)
@@ -45,7 +47,13 @@ int BPF_KPROBE(transport_write_uprobe, void *self, void *data)
 		return 0;
 	e->token = (__u64)data;
 	py_walk(e, off, w, id, true);
-	stack_submit(e);
+	if (stack_submit(e) && off->bytes_data) {
+		struct handover_key k = { .tgid = tgid, .data = (__u64)data + off->bytes_data };
+		struct handover h = { .ts_ns = e->hdr.ts_ns, .tid = (__u32)id };
+
+		/* Full (LRU): an older entry goes, and its buffer's write is walked. */
+		bpf_map_update_elem(&handover_map, &k, &h, BPF_ANY);
+	}
 	return 0;
 }
 

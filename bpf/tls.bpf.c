@@ -308,7 +308,7 @@ int BPF_KPROBE(tls_free_entry, void *ssl)
 SEC("uprobe")
 int tls_stack_walk(struct pt_regs *ctx)
 {
-	return py_stack_walk_run(ctx, &tls_progs);
+	return py_stack_walk_run(ctx, &tls_progs, false);
 }
 
 SEC("uprobe")

@@ -426,6 +426,16 @@ struct attrib_stack *attrib_missing(struct attrib *a, pid_t pid)
 	return s;
 }
 
+struct attrib_stack *attrib_handed_over(struct attrib *a, pid_t pid)
+{
+	struct attrib_stack *s = attrib_missing(a, pid);
+
+	/* The event loop sent it, as the walk at the syscall would have shown. */
+	if (s && s->why == UNATTR_STACK_LOST)
+		s->why = UNATTR_DEFERRED_WRITE;
+	return s;
+}
+
 static bool is_transport(const struct attrib *a, const char *file)
 {
 	/*

@@ -119,6 +119,12 @@ bool attrib_known(struct attrib *a, pid_t pid);
 struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e);
 /* A stack for a write that has no stack record: the reason only. */
 struct attrib_stack *attrib_missing(struct attrib *a, pid_t pid);
+/*
+ * A stack for a frame of a write not walked at its syscall because its buffers were handed
+ * over to a transport (DATA_HANDED_OVER), when the frame has no hand-over of its own (it
+ * does not start its buffer, or the hand-over's stack was dropped): deferred_write.
+ */
+struct attrib_stack *attrib_handed_over(struct attrib *a, pid_t pid);
 struct attrib_stack *attrib_stack_get(struct attrib_stack *s);
 /* Checks the names of a stack resolved unchecked (see pending) before it is used. */
 void attrib_stack_check(struct attrib *a, struct attrib_stack *s);

@@ -41,6 +41,7 @@ struct write_rec {
 	uint32_t pid, tid;
 	char comm[16];
 	uint8_t syscall;
+	bool handed_over; /* DATA_HANDED_OVER: not walked at the syscall */
 	struct attrib_stack *stack;
 	/* The message end its thread's compressor reported right before it (0: none). */
 	uint64_t zstrm, ztotal_out;
@@ -511,6 +512,7 @@ static void push_write(struct ct_conn *c, const struct evt_data *e)
 	w->pid = e->tgid;
 	w->tid = e->tid;
 	w->syscall = e->syscall;
+	w->handed_over = e->flags & DATA_HANDED_OVER;
 	memcpy(w->comm, e->comm, sizeof(w->comm));
 	w->comm[sizeof(w->comm) - 1] = '\0';
 }
@@ -578,6 +580,7 @@ static void frame_cb(void *ctx, const struct ws_frame *f, const struct ws_frame_
 		out.tid = w->tid;
 		out.syscall = w->syscall;
 		out.stack = w->stack;
+		out.handed_over = w->handed_over;
 		memcpy(out.comm, w->comm, sizeof(out.comm));
 	} else {
 		ct->stats.writer_unknown++;

@@ -141,6 +141,11 @@ struct ct_frame {
 	/* The writer's resolved Python stack; NULL when the write had no stack record. */
 	const struct attrib_stack *stack;
 	/*
+	 * The write was not walked at its syscall (DATA_HANDED_OVER): the frame's stack is that
+	 * of its buffer's hand-over to a transport (the token at user_addr).
+	 */
+	bool handed_over;
+	/*
 	 * The frame did not leave the process: a write failed or sent part of it and the
 	 * connection ended before the rest went (lost_err: its errno, 0 for a partial write).
 	 */

@@ -124,7 +124,7 @@ static void offsets_finish(struct py_offsets *o)
 /* What 3.9-3.12 share: object header, interpreter and thread lists, PyContext. */
 #define OFFSETS_GIL_COMMON                                                                        \
 	.major = 3, .code_tag_mask = ~0ULL, .object_type = 8, .interp_next = 0, .tstate_next = 8, \
-	.context_entered = 40
+	.context_entered = 40, .bytes_data = 32
 #define LAYOUT_GIL_COMMON .var_size = 16, .tuple_item = 24, .bytes_data = 32, .type_name = 24
 
 /*
@@ -390,6 +390,8 @@ int pyproc_offsets_from_debug(const void *data, size_t len, struct pyproc_info *
 	}
 	/* PyObject_HEAD, ctx_prev, ctx_vars, ctx_weakreflist, then ctx_entered: 3.9 to 3.14. */
 	o->context_entered = 40;
+	/* The process says it: a header larger than an object head is not a bytes object's. */
+	o->bytes_data = l->bytes_data <= 64 ? l->bytes_data : 0;
 	offsets_finish(o);
 	out->major = 3;
 	out->minor = minor;

@@ -822,6 +822,8 @@ static void sink_frame(void *ctx, const struct ct_frame *f)
 	}
 	if (!stack)
 		stack = f->stack;
+	if (!stack && f->handed_over)
+		stack = own = attrib_handed_over(s->attrib, f->pid);
 	if (!stack)
 		stack = own = attrib_missing(s->attrib, f->pid);
 	if (!stack)

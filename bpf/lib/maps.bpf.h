@@ -225,6 +225,31 @@ struct {
 } tstate_cache SEC(".maps") __weak;
 
 /*
+ * Buffers handed over to a transport whose hand-over stack was recorded
+ * (transport_write_uprobe), by process and data address, with the time of the hand-over: a
+ * write that sends only such buffers is not walked again at its syscall (py_stack_walk).
+ * LRU: a buffer forgotten is walked, as before.
+ */
+struct handover_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 data;
+};
+
+struct handover {
+	__u64 ts_ns;
+	__u32 tid; /* the thread that handed it over: the event loop's, which writes it */
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, HANDOVER_MAX);
+	__type(key, struct handover_key);
+	__type(value, struct handover);
+} handover_map SEC(".maps") __weak;
+
+/*
  * The stack record is built here and copied to the ring buffer with only the frames found, and
  * frames are read into win: a map value, so that fields can be picked at variable offsets.  A
  * read never exceeds PY_WALK_WIN + PY_FRAME_READ bytes; fields are addressed masked by twice

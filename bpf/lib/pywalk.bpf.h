@@ -351,8 +351,8 @@ static __always_inline struct evt_stack *stack_begin(struct walk_scratch *w, __u
 	return e;
 }
 
-/* Sends the record with the frames found only. */
-static __always_inline void stack_submit(struct evt_stack *e)
+/* Sends the record with the frames found only; false when the ring buffer had no room. */
+static __always_inline bool stack_submit(struct evt_stack *e)
 {
 	__u64 size = EVT_STACK_SIZE(e->nframes);
 
@@ -361,17 +361,53 @@ static __always_inline void stack_submit(struct evt_stack *e)
 	e->hdr.size = size;
 	if (bpf_ringbuf_output(&events_rb, e, size, ringbuf_flags(size, false))) {
 		count_drop(DROP_STACK_RINGBUF_FULL);
-		return;
+		return false;
 	}
 	count_stat(STAT_EVENTS, 1);
+	return true;
+}
+
+/*
+ * Whether every buffer of the write that io describes is the data of a bytes object that
+ * thread id handed over to a transport less than HANDOVER_MAX_AGE_NS ago, its hand-over
+ * stack sent (transport_write_uprobe): the collector takes the stacks of its frames from
+ * those hand-overs (their tokens), and the syscall's own stack, the event loop's, would add
+ * nothing.  The entries it finds are used up.  A write with more buffers than io->segs holds,
+ * or any buffer not handed over so, is walked.
+ */
+static __always_inline bool handed_over(const struct io_desc *io, const struct py_offsets *off,
+					__u64 id)
+{
+	struct handover_key k = { .tgid = id >> 32 };
+	__u32 i, n = io->nsegs;
+	struct handover *h;
+	bool all = true;
+	__u64 now;
+
+	if (!off->bytes_data || !n || n > IOV_MAX_WALK || io->iov_cnt > n)
+		return false;
+	now = bpf_ktime_get_ns();
+	for (i = 0; i < IOV_MAX_WALK; i++) {
+		if (i >= n)
+			break;
+		k.data = io->segs[i].ptr;
+		h = bpf_map_lookup_elem(&handover_map, &k);
+		if (!h || h->tid != (__u32)id || now - h->ts_ns > HANDOVER_MAX_AGE_NS) {
+			all = false;
+			continue;
+		}
+		bpf_map_delete_elem(&handover_map, &k);
+	}
+	return all;
 }
 
 /*
  * The stack of the thread whose bytes the per-CPU io_desc describes, before they are sent:
  * the body of the programs entered by tail call at TAIL_PY_STACK of progs, which go on to
- * the chunk emitter through the same array.
+ * the chunk emitter through the same array.  With `handover`, a write whose buffers were all
+ * handed over (handed_over) is not walked: its data records say so (DATA_HANDED_OVER).
  */
-static __always_inline int py_stack_walk_run(void *ctx, void *progs)
+static __always_inline int py_stack_walk_run(void *ctx, void *progs, bool handover)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 zero = 0, tgid = id >> 32;
@@ -385,6 +421,10 @@ static __always_inline int py_stack_walk_run(void *ctx, void *progs)
 	w = bpf_map_lookup_elem(&walk_heap, &zero);
 	if (!off || !io || !w)
 		goto out;
+	if (handover && !io->closing && handed_over(io, off, id)) {
+		io->flags |= DATA_HANDED_OVER;
+		goto out;
+	}
 	e = stack_begin(w, id, io->closing ? STACK_AT_CLOSE : STACK_AT_SYSCALL);
 	if (!e)
 		goto out;

@@ -81,6 +81,12 @@ enum data_flags {
 	 * stream positions are those they would have had), and err is -errno when it failed.
 	 */
 	DATA_UNSENT = 1 << 4,
+	/*
+	 * The write's Python stack was not walked at the syscall: each of its buffers is a
+	 * bytes object whose hand-over to a transport was walked (STACK_AT_TRANSPORT_WRITE,
+	 * token), and its frames take their stacks from there.
+	 */
+	DATA_HANDED_OVER = 1 << 5,
 };
 
 enum syscall_kind {

@@ -45,6 +45,13 @@
 #define TRACED_MAX 8192
 #define CONN_MAX 65536
 #define INFLIGHT_MAX 16384
+/* Buffers handed over to a transport and not yet written (bpf/pystack.bpf.c). */
+#define HANDOVER_MAX 16384
+/*
+ * A hand-over older than this is not trusted to spare a write its walk: the collector keeps
+ * the stack of a hand-over for 30 s (user/session.c, TOKEN_MAX_AGE_NS).
+ */
+#define HANDOVER_MAX_AGE_NS (10ULL * 1000000000ULL)
 #define RINGBUF_DEFAULT (8 * 1024 * 1024)
 /* Wake the collector once this many bytes are queued; it also polls on a short timer. */
 #define WAKEUP_BYTES_DEFAULT (256 * 1024)

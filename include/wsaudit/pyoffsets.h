@@ -142,8 +142,14 @@ struct py_offsets {
 	 * never entered, is not a hand-off's (docs/causal.md).  Valid with tstate_context.
 	 */
 	__u8 context_entered;
+	/*
+	 * PyBytesObject.ob_sval: where a bytes object's data starts.  A write whose buffers are
+	 * all bytes objects handed over to a transport (their address minus this is a token the
+	 * hand-over probe recorded) is not walked again at its syscall.  0: unknown.
+	 */
+	__u8 bytes_data;
 	/* Explicit padding, zero. */
-	__u8 _pad1[6];
+	__u8 _pad1[5];
 };
 
 _Static_assert(sizeof(struct py_offsets) == 80, "struct py_offsets is a BPF wire struct");

@@ -12,6 +12,8 @@
                 0.2 s pause, then the --frames frames of push_updates().  A burst frame's
                 payload is 32 bytes, a push frame's 40 (with a burst, so that the bytes
                 objects of both share an allocator size class and so their addresses).
+                With --pair N: N buffers handed to the transport by pair_updates(), each
+                holding two text frames (payloads of 30 and 31 bytes), then the close.
 --mode fork     the uvloop server, in a child forked once a line arrives on stdin: the
                 parent imports uvloop and websockets first, as a pre-forking server does,
                 and prints "CHILD pid=N" once the child listens.
@@ -116,7 +118,18 @@ def serve_uvloop(args, announce):
             ws.write_frame_sync(True, 1, f"burst {i:026d}".encode())
         await ws.drain()
 
+    async def pair_updates(ws, n):
+        for i in range(n):
+            # One buffer, two frames: only the first starts the object handed over.
+            ws.transport.write(frame(1, f"pair-a {i:023d}".encode()) +
+                               frame(1, f"pair-b {i:024d}".encode()))
+            await asyncio.sleep(0.002)
+
     async def handler(ws, path=None):
+        if args.pair:
+            await pair_updates(ws, args.pair)
+            await ws.close(1000)
+            return
         for _ in range(args.rounds if args.burst else 1):
             if args.burst:
                 await burst_updates(ws, args.burst)
@@ -144,6 +157,7 @@ def main():
     ap.add_argument("--batches", type=int, default=2)
     ap.add_argument("--burst", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--pair", type=int, default=0)
     ap.add_argument("--log")
     args = ap.parse_args()
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
