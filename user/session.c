@@ -1167,7 +1167,7 @@ static void forget_process(struct session *s, pid_t pid, uint64_t ts_ns);
 int session_add_pid(struct session *s, pid_t pid, const char *how)
 {
 	char comm[32];
-	bool followed;
+	bool followed, whole;
 	int err, py;
 
 	target_comm(pid, comm, sizeof(comm));
@@ -1192,8 +1192,14 @@ int session_add_pid(struct session *s, pid_t pid, const char *how)
 		log_err("failed to trace pid %d (%s): %s", pid, comm, strerror(-err));
 		return err;
 	}
-	/* Every message end from now on is reported: each history read fits its successor. */
-	adopt_scan_process(s->adopt, pid);
+	/*
+	 * Every message end from now on is reported: each history read fits its successor.  No
+	 * compressor in its memory (a whole scan): no connection it holds now has a compression
+	 * history to recover, and later ones are followed from their start, so the deflate
+	 * probes, four traps per permessage-deflate message, go (bench/realistic.md).
+	 */
+	if (adopt_scan_process(s->adopt, pid, &whole) == 0 && whole)
+		capture_detach_zlib(s->cap, pid);
 	if (!followed)
 		s->processes++;
 	log_info("tracing pid %d (%s)%s", pid, comm, how);
