@@ -273,7 +273,8 @@ enum causal_via causal_classify(const struct attrib_frame *frames, size_t n)
  */
 static bool links_by_context(const struct attrib_stack *s)
 {
-	return s->py_context && s->why != UNATTR_DEFERRED_WRITE;
+	return s->py_context && s->why != UNATTR_DEFERRED_WRITE &&
+	       s->why != UNATTR_QUEUE_NOT_LINKED;
 }
 
 /*
@@ -318,7 +319,8 @@ void causal_link(struct causal *c, uint32_t tgid, const struct attrib_stack *s,
 	/* Its origin is judged from checked names (the stack is never const itself). */
 	attrib_stack_check(c->attrib, (struct attrib_stack *)s);
 	if (!links_by_context(s)) {
-		if (s->origin < 0 && s->why != UNATTR_DEFERRED_WRITE)
+		if (s->origin < 0 && s->why != UNATTR_DEFERRED_WRITE &&
+		    s->why != UNATTR_QUEUE_NOT_LINKED)
 			c->stats.no_context++;
 		return;
 	}

@@ -1543,16 +1543,16 @@ static void sink_conn_passed(void *ctx, const struct ct_conn *c, const struct ev
 
 /*
  * The policy's queues name hand-off functions whose producers should name the frames their
- * consumers send; until the collector links a queued object to its send, say that those
- * frames are named after the consumer instead of leaving it to be found out.
+ * consumers send; until the collector links a queued object to its send, say what those
+ * frames get instead of leaving it to be found out.
  */
 static void say_queues_unlinked(const struct policy *p)
 {
 	if (p->nqueues)
-		log_warn(
-			"policy %s: its %zu queues hand-off(s) are not linked yet: a frame a queue's "
-			"consumer sends is attributed to the consumer's stack",
-			p->source, p->nqueues);
+		log_warn("policy %s: its %zu queues hand-off(s) are not linked yet: a frame sent "
+			 "with a queue's consumer on its stack is unjudged (queue_not_linked), "
+			 "and one whose queue names no consumer is attributed to its own stack",
+			 p->source, p->nqueues);
 }
 
 /* Whether an OpenSSL is linked into a binary of pid: looked for once per process, said once. */
@@ -1698,6 +1698,8 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 	s->rules = rules_new(policy, opts->show_identities, 0);
 	s->runs = runs_new(policy, 0, sink_run, s);
 	s->pods = podinfo_cache_new(0);
+	if (s->attrib)
+		attrib_set_queues(s->attrib, policy->queues, policy->nqueues);
 	if (!s->out || !s->ct || !s->adopt || !s->attrib || !s->causal || !s->rules || !s->runs ||
 	    !s->pods) {
 		log_err("out of memory");
@@ -2011,6 +2013,7 @@ void session_set_policy(struct session *s, struct policy *policy)
 	s->rules = r;
 	attrib_set_transport(s->attrib, (const char *const *)policy->transport_files.v,
 			     policy->transport_files.n);
+	attrib_set_queues(s->attrib, policy->queues, policy->nqueues);
 	runs_set_policy(s->runs, policy);
 	policy_free(s->policy);
 	s->policy = policy;
