@@ -25,7 +25,8 @@ attribution, output to a file, not pinned), then
   saturation  N connections, frames as fast as the service writes them, for -s seconds.
 wsaudit's CPU per phase is utime+stime of /proc/PID/stat once it stops growing (the ring
 buffer read dry); per frame printed in that phase.  At saturation, frames printed per CPU
-second of wsaudit is the rate one core of the collector follows.  Markdown report on stdout.
+second of wsaudit is the rate one core of the collector follows; stime alone is the part spent
+in the kernel on wsaudit's behalf (clock ticks, coarse).  Markdown report on stdout.
 
 With two builds and --same-output, the first two then trace one server at once and their
 records are compared (same_output below): the output must not change with the build.
@@ -311,6 +312,11 @@ def proc_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / HZ
 
 
+def proc_stime(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[12]) / HZ
+
+
 def count_frames(out):
     """Frame records in wsaudit's output so far, and how many name an origin and a user."""
     out.flush()
@@ -354,6 +360,7 @@ def run_batch(args, label, path, rep):
         seen = (0, 0, 0)
         for phase in ("rate", "sat"):
             cpu0 = cpu_when_quiet(proc_cpu, ws.pid)
+            sys0 = proc_stime(ws.pid)
             perf = None
             if args.perf and phase == "rate" and rep == args.reps - 1 and label == args.labels[0]:
                 perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "4000", "--call-graph", "dwarf,16384",
@@ -370,6 +377,7 @@ def run_batch(args, label, path, rep):
             if perf:
                 perf.wait(args.seconds + 30)
             r["ws_cpu_s"] = cpu_when_quiet(proc_cpu, ws.pid) - cpu0
+            r["ws_sys_s"] = proc_stime(ws.pid) - sys0
             now = count_frames(out)
             r["printed"], r["attributed"], r["with_user"] = (a - b for a, b in zip(now, seen))
             seen = now
@@ -534,17 +542,18 @@ def report(args, builds, res):
           f"{args.seconds:g} s; a fresh server and wsaudit per batch; {args.reps} repetitions, "
           f"builds interleaved.  Figures: median / min / max over the repetitions.\n")
     print("| build | phase | frames/s received | frames printed | attributed | with users "
-          "| wsaudit CPU us per frame | frames/s per core of wsaudit |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| wsaudit CPU us per frame | of which system (stime) | frames/s per core of wsaudit |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for lb in builds:
         for ph in ("rate", "sat"):
             rs = [r[ph] for r in res[lb]]
             us = [1e6 * r["ws_cpu_s"] / max(1, r["printed"]) for r in rs]
             core = [r["printed"] / r["ws_cpu_s"] for r in rs if r["ws_cpu_s"]]
+            sys_us = [1e6 * r["ws_sys_s"] / max(1, r["printed"]) for r in rs]
             print(f"| {lb} | {'fixed rate' if ph == 'rate' else 'saturation'} | "
                   f"{mmm([r['fps'] for r in rs], '{:.0f}')} | {sum(r['printed'] for r in rs)} | "
                   f"{sum(r['attributed'] for r in rs)} | {sum(r['with_user'] for r in rs)} | "
-                  f"{mmm(us)} | {mmm(core, '{:.0f}')} |")
+                  f"{mmm(us)} | {mmm(sys_us)} | {mmm(core, '{:.0f}')} |")
     print()
     for lb in builds:
         drops = {}

@@ -288,13 +288,14 @@ int adopt_history(struct adopt *a, pid_t pid, const struct conn_id *conn, uint64
 	return -ENOENT;
 }
 
-int adopt_scan_process(struct adopt *a, pid_t pid)
+int adopt_scan_process(struct adopt *a, pid_t pid, bool *whole)
 {
 	struct zhist_scan_result res;
 	struct adopt_proc *p = proc_get(a, pid);
 	struct comp *c;
 	int err;
 
+	*whole = false;
 	if (!p)
 		return -ENOMEM;
 	a->stats.scans++;
@@ -306,6 +307,7 @@ int adopt_scan_process(struct adopt *a, pid_t pid)
 	}
 	if (res.limited)
 		a->stats.scans_limited++;
+	*whole = !res.limited;
 	a->stats.compressors_found += res.found;
 	for (size_t i = 0; i < res.found; i++) {
 		c = comp_get(p, a->found[i]);

@@ -13,6 +13,7 @@
 #ifndef WSAUDIT_ADOPT_H
 #define WSAUDIT_ADOPT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -53,9 +54,10 @@ int adopt_history(struct adopt *a, pid_t pid, const struct conn_id *conn, uint64
 /*
  * Reads the histories of the compressors in pid's memory now (a bounded scan, user/zhist.c):
  * the message each one compresses next then decodes from its first tagged sight.  Returns
- * how many were found, or -errno.
+ * how many were found, or -errno; *whole says whether the scan read all it looks at (not
+ * cut by its bounds).
  */
-int adopt_scan_process(struct adopt *a, pid_t pid);
+int adopt_scan_process(struct adopt *a, pid_t pid, bool *whole);
 /* The connection ended: its compressor goes. */
 void adopt_conn_closed(struct adopt *a, pid_t pid, const struct conn_id *conn);
 /* The process is gone. */

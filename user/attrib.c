@@ -70,6 +70,8 @@ struct proc_entry {
 struct attrib {
 	const char *const *transport;
 	size_t ntransport;
+	const struct policy_queue_rule *queues; /* the policy's, by reference */
+	size_t nqueues;
 	/* Changes with the transport globs, so verdicts kept in symbols are redone. */
 	unsigned int transport_gen;
 	struct pysym *sym;
@@ -97,20 +99,10 @@ struct attrib {
 	struct attrib_stats stats;
 };
 
-static const char *const unattributed_names[UNATTR__COUNT] = {
-	[UNATTR_NONE] = "none",
-	[UNATTR_NOT_PYTHON] = "not_python",
-	[UNATTR_UNSUPPORTED_PYTHON] = "unsupported_python",
-	[UNATTR_STACK_LOST] = "stack_lost",
-	[UNATTR_NO_PYTHON_THREAD] = "no_python_thread",
-	[UNATTR_NO_PYTHON_FRAMES] = "no_python_frames",
-	[UNATTR_STACK_READ_FAILED] = "stack_read_failed",
-	[UNATTR_SYMBOL_READ_FAILED] = "symbol_read_failed",
-	[UNATTR_DEFERRED_WRITE] = "deferred_write",
-	[UNATTR_NO_APPLICATION_FRAMES] = "no_application_frames",
-	[UNATTR_DETACHED_TASK] = "detached_task",
-	[UNATTR_DISABLED] = "attribution_disabled",
-};
+#define UNATTR_NAME(name, str) [name] = str,
+static const char *const unattributed_names[UNATTR__COUNT] = { [UNATTR_NONE] = "none",
+							       UNATTRIBUTED_REASONS(UNATTR_NAME) };
+#undef UNATTR_NAME
 
 const char *unattributed_name(enum unattributed why)
 {
@@ -399,6 +391,12 @@ void attrib_set_transport(struct attrib *a, const char *const *transport, size_t
 		a->transport_gen = 1;
 }
 
+void attrib_set_queues(struct attrib *a, const struct policy_queue_rule *queues, size_t n)
+{
+	a->queues = queues;
+	a->nqueues = n;
+}
+
 void attrib_disable(struct attrib *a)
 {
 	a->disabled = true;
@@ -522,11 +520,35 @@ static bool resolve_frame(struct attrib *a, const struct proc_entry *p, pid_t pi
 	return true;
 }
 
-static void stack_judge(struct attrib_stack *s, unsigned int failed, bool read_fault)
+/*
+ * A policy queue's consumer sends what producers enqueued earlier (docs/causal.md): until the
+ * queued object is linked to the stack that enqueued it, neither the consumer nor the
+ * context its task was created in is the producer, so the send is not named after either.
+ */
+static bool queue_consumer_sent(const struct attrib *a, const struct attrib_stack *s)
+{
+	for (size_t q = 0; q < a->nqueues; q++) {
+		if (!a->queues[q].consumer)
+			continue;
+		for (size_t i = 0; i < s->nframes; i++) {
+			if (s->frames[i].function &&
+			    policy_glob_match(a->queues[q].consumer, s->frames[i].function))
+				return true;
+		}
+	}
+	return false;
+}
+
+static void stack_judge(const struct attrib *a, struct attrib_stack *s, unsigned int failed,
+			bool read_fault)
 {
 	if (failed)
 		s->partial = true;
 	s->origin = attrib_pick_origin(s->frames, s->nframes, &s->why);
+	if (queue_consumer_sent(a, s)) {
+		s->origin = -1;
+		s->why = UNATTR_QUEUE_NOT_LINKED;
+	}
 	if (s->origin < 0 && !s->nframes)
 		s->why = failed	    ? UNATTR_SYMBOL_READ_FAILED :
 			 read_fault ? UNATTR_STACK_READ_FAILED :
@@ -537,7 +559,8 @@ static void stack_judge(struct attrib_stack *s, unsigned int failed, bool read_f
 	 * linked through its context to its work's creator, a wrong origin (a whole server's
 	 * frames named after the coroutine that started it, once the process had exited).
 	 */
-	else if (s->origin < 0 && failed && s->why != UNATTR_DEFERRED_WRITE)
+	else if (failed &&
+		 (s->why == UNATTR_NO_APPLICATION_FRAMES || s->why == UNATTR_DETACHED_TASK))
 		s->why = UNATTR_SYMBOL_READ_FAILED;
 }
 
@@ -664,7 +687,7 @@ struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e)
 	} else {
 		pysym_prefetch_end(a->sym);
 	}
-	stack_judge(s, failed, e->status == WALK_READ_FAULT);
+	stack_judge(a, s, failed, e->status == WALK_READ_FAULT);
 	return s;
 }
 
@@ -735,7 +758,7 @@ keep:
 		pysym_prefetch_end(a->sym);
 	s->nframes = w;
 	s->ctx_function = ctx >= 0 ? s->frames[ctx].function : NULL;
-	stack_judge(s, failed, pd->read_fault);
+	stack_judge(a, s, failed, pd->read_fault);
 	free(pd);
 }
 

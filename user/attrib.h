@@ -15,22 +15,32 @@
 #include "wsaudit/events.h"
 #include "wsaudit/pyoffsets.h"
 
-/* Why a frame has no origin; the strings are the JSON "unattributed" values. */
+struct policy_queue_rule;
+
+/*
+ * Why a frame has no origin, and its name: the JSON "unattributed" value and the metrics'
+ * reason label (user/metrics.c), from this one list.
+ */
+#define UNATTRIBUTED_REASONS(X)                                                                   \
+	X(UNATTR_NOT_PYTHON, "not_python") /* the process runs no CPython interpreter */          \
+	X(UNATTR_UNSUPPORTED_PYTHON, "unsupported_python") /* a CPython this build cannot walk */ \
+	X(UNATTR_STACK_LOST, "stack_lost") /* the write's stack record was lost (ring full) */    \
+	X(UNATTR_NO_PYTHON_THREAD, "no_python_thread") /* no Python thread state */               \
+	X(UNATTR_NO_PYTHON_FRAMES, "no_python_frames") /* the thread ran no Python code */        \
+	X(UNATTR_STACK_READ_FAILED, "stack_read_failed") /* interpreter memory unreadable */      \
+	X(UNATTR_SYMBOL_READ_FAILED, "symbol_read_failed") /* code objects not read or named */   \
+	X(UNATTR_DEFERRED_WRITE, "deferred_write") /* flushed later by the loop (buffer full) */  \
+	X(UNATTR_NO_APPLICATION_FRAMES, "no_application_frames") /* every frame is transport */   \
+	X(UNATTR_DETACHED_TASK, "detached_task") /* a task whose creator is not on the stack */   \
+	X(UNATTR_DISABLED, "attribution_disabled") /* stack walks off (trace --capture-only) */   \
+	X(UNATTR_QUEUE_NOT_LINKED, "queue_not_linked") /* sent by a policy queue's consumer */
+
+#define UNATTR_ENUM(name, str) name,
 enum unattributed {
 	UNATTR_NONE = 0,
-	UNATTR_NOT_PYTHON, /* the process runs no CPython interpreter */
-	UNATTR_UNSUPPORTED_PYTHON, /* a CPython this build cannot walk */
-	UNATTR_STACK_LOST, /* the write's stack record was lost (full ring buffer) */
-	UNATTR_NO_PYTHON_THREAD, /* written by a thread without a Python thread state */
-	UNATTR_NO_PYTHON_FRAMES, /* the thread was running no Python code */
-	UNATTR_STACK_READ_FAILED, /* interpreter memory could not be read */
-	UNATTR_SYMBOL_READ_FAILED, /* code objects could not be read or named */
-	UNATTR_DEFERRED_WRITE, /* flushed later by the event loop (socket buffer was full) */
-	UNATTR_NO_APPLICATION_FRAMES, /* every frame is transport (libraries, stdlib) */
-	UNATTR_DETACHED_TASK, /* written by a task whose creator is not on the stack */
-	UNATTR_DISABLED, /* stack walks were switched off (trace --capture-only) */
-	UNATTR__COUNT,
+	UNATTRIBUTED_REASONS(UNATTR_ENUM) UNATTR__COUNT,
 };
+#undef UNATTR_ENUM
 
 const char *unattributed_name(enum unattributed why);
 
@@ -95,6 +105,11 @@ struct attrib *attrib_new(const char *const *transport, size_t ntransport);
 void attrib_free(struct attrib *a);
 /* New transport globs (a policy reload); the caller keeps them alive. */
 void attrib_set_transport(struct attrib *a, const char *const *transport, size_t ntransport);
+/*
+ * The policy's queues (kept by reference, as the transport globs): a send with a frame of a
+ * queue's consumer on its stack is not named after it (UNATTR_QUEUE_NOT_LINKED).
+ */
+void attrib_set_queues(struct attrib *a, const struct policy_queue_rule *queues, size_t n);
 /* No stacks will come: every frame says attribution was switched off. */
 void attrib_disable(struct attrib *a);
 

@@ -397,6 +397,18 @@ static void forget_ctx_codes(struct capture *cap, pid_t tgid)
 	}
 }
 
+void capture_detach_zlib(struct capture *cap, pid_t tgid)
+{
+	for (unsigned int i = 0; i < cap->nuprobes; i++) {
+		if (cap->uprobes[i].pid != tgid || cap->uprobes[i].kind != UPROBE_ZLIB)
+			continue;
+		bpf_link__destroy(cap->uprobes[i].link);
+		bpf_link__destroy(cap->uprobes[i].ret_link);
+		free(cap->uprobes[i].path);
+		cap->uprobes[i--] = cap->uprobes[--cap->nuprobes];
+	}
+}
+
 void capture_forget_image(struct capture *cap, pid_t tgid)
 {
 	__u32 pid = tgid;

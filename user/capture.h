@@ -45,6 +45,8 @@ int capture_forget_tgid(struct capture *cap, pid_t tgid);
 void capture_forget_image(struct capture *cap, pid_t tgid);
 /* The tgids holding marks or uprobes (at most max, each once).  Returns how many. */
 int capture_held_tgids(struct capture *cap, pid_t *out, int max);
+/* Detaches the deflate probes of a process (capture_attach_zlib). */
+void capture_detach_zlib(struct capture *cap, pid_t tgid);
 /* Enables (off) or disables (NULL) the Python stack walk for a process. */
 int capture_set_pyoffsets(struct capture *cap, pid_t pid, const struct py_offsets *off);
 /*

@@ -285,7 +285,8 @@ static bool names_lost(const struct attrib_stack *s)
  */
 static bool links_by_context(const struct attrib_stack *s)
 {
-	return s->py_context && s->why != UNATTR_DEFERRED_WRITE && !names_lost(s);
+	return s->py_context && s->why != UNATTR_DEFERRED_WRITE &&
+	       s->why != UNATTR_QUEUE_NOT_LINKED && !names_lost(s);
 }
 
 /*
@@ -330,7 +331,8 @@ void causal_link(struct causal *c, uint32_t tgid, const struct attrib_stack *s,
 	/* Its origin is judged from checked names (the stack is never const itself). */
 	attrib_stack_check(c->attrib, (struct attrib_stack *)s);
 	if (!links_by_context(s)) {
-		if (s->origin < 0 && s->why != UNATTR_DEFERRED_WRITE && !names_lost(s))
+		if (s->origin < 0 && s->why != UNATTR_DEFERRED_WRITE &&
+		    s->why != UNATTR_QUEUE_NOT_LINKED && !names_lost(s))
 			c->stats.no_context++;
 		return;
 	}

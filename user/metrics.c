@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attrib.h"
 #include "conntrack.h"
 #include "metrics.h"
 #include "ws_frame.h"
@@ -714,12 +715,9 @@ const char *const metrics_opcodes[] = { WS_OPCODES(OPCODE_VALUE) "reserved", NUL
 /* The BPF side's names (include/wsaudit/events.h), so a new reason cannot be missed here. */
 const char *const metrics_drop_reasons[DROP_MAX + 1] = { DROP_NAMES };
 
-const char *const metrics_unattributed_reasons[] = {
-	"not_python",	      "unsupported_python",   "stack_lost",
-	"no_python_thread",   "no_python_frames",     "stack_read_failed",
-	"symbol_read_failed", "deferred_write",	      "no_application_frames",
-	"detached_task",      "attribution_disabled", NULL,
-};
+#define UNATTR_VALUE(name, str) str,
+const char *const metrics_unattributed_reasons[] = { UNATTRIBUTED_REASONS(UNATTR_VALUE) NULL };
+#undef UNATTR_VALUE
 
 const char *const metrics_causal_results[] = { "linked", "no_link", "no_context", NULL };
 

@@ -1167,7 +1167,7 @@ static void forget_process(struct session *s, pid_t pid, uint64_t ts_ns);
 int session_add_pid(struct session *s, pid_t pid, const char *how)
 {
 	char comm[32];
-	bool followed;
+	bool followed, whole;
 	int err, py;
 
 	target_comm(pid, comm, sizeof(comm));
@@ -1192,8 +1192,14 @@ int session_add_pid(struct session *s, pid_t pid, const char *how)
 		log_err("failed to trace pid %d (%s): %s", pid, comm, strerror(-err));
 		return err;
 	}
-	/* Every message end from now on is reported: each history read fits its successor. */
-	adopt_scan_process(s->adopt, pid);
+	/*
+	 * Every message end from now on is reported: each history read fits its successor.  No
+	 * compressor in its memory (a whole scan): no connection it holds now has a compression
+	 * history to recover, and later ones are followed from their start, so the deflate
+	 * probes, four traps per permessage-deflate message, go (bench/realistic.md).
+	 */
+	if (adopt_scan_process(s->adopt, pid, &whole) == 0 && whole)
+		capture_detach_zlib(s->cap, pid);
 	if (!followed)
 		s->processes++;
 	log_info("tracing pid %d (%s)%s", pid, comm, how);
@@ -1535,16 +1541,16 @@ static void sink_conn_passed(void *ctx, const struct ct_conn *c, const struct ev
 
 /*
  * The policy's queues name hand-off functions whose producers should name the frames their
- * consumers send; until the collector links a queued object to its send, say that those
- * frames are named after the consumer instead of leaving it to be found out.
+ * consumers send; until the collector links a queued object to its send, say what those
+ * frames get instead of leaving it to be found out.
  */
 static void say_queues_unlinked(const struct policy *p)
 {
 	if (p->nqueues)
-		log_warn(
-			"policy %s: its %zu queues hand-off(s) are not linked yet: a frame a queue's "
-			"consumer sends is attributed to the consumer's stack",
-			p->source, p->nqueues);
+		log_warn("policy %s: its %zu queues hand-off(s) are not linked yet: a frame sent "
+			 "with a queue's consumer on its stack is unjudged (queue_not_linked), "
+			 "and one whose queue names no consumer is attributed to its own stack",
+			 p->source, p->nqueues);
 }
 
 /* Whether an OpenSSL is linked into a binary of pid: looked for once per process, said once. */
@@ -1690,6 +1696,8 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 	s->rules = rules_new(policy, opts->show_identities, 0);
 	s->runs = runs_new(policy, 0, sink_run, s);
 	s->pods = podinfo_cache_new(0);
+	if (s->attrib)
+		attrib_set_queues(s->attrib, policy->queues, policy->nqueues);
 	if (!s->out || !s->ct || !s->adopt || !s->attrib || !s->causal || !s->rules || !s->runs ||
 	    !s->pods) {
 		log_err("out of memory");
@@ -2003,6 +2011,7 @@ void session_set_policy(struct session *s, struct policy *policy)
 	s->rules = r;
 	attrib_set_transport(s->attrib, (const char *const *)policy->transport_files.v,
 			     policy->transport_files.n);
+	attrib_set_queues(s->attrib, policy->queues, policy->nqueues);
 	runs_set_policy(s->runs, policy);
 	policy_free(s->policy);
 	s->policy = policy;

@@ -86,11 +86,14 @@ ROWS = [
     Row("call_soon", "ws", "call_soon", linked=True),
     Row("run_coroutine_threadsafe", "ws", "threadsafe", linked=True),
     Row("to_thread", "ws", "to_thread", linked=True),
+    # The writer loops of a queue are application code (SendQueue.writer) or engine.io's: the
+    # policy names them as its queues' consumers, so their sends are unjudged, never named
+    # after the loop, until the queued object is linked to the stack that enqueued it.
     Row("send_queue", "ws", "queued", queue=True,
         why=NOT_LINKED + ": a queued object to the stack that called the hand-off",
-        wrong="the writer task's loop is application code: its send names it, not the "
-        "producer that enqueued (queues are not linked yet)"),
-    Row("socketio", "socketio", queue=True, why=NOT_LINKED + ": engine.io's send queue to its producer"),
+        reason="queue_not_linked"),
+    Row("socketio", "socketio", queue=True, why=NOT_LINKED + ": engine.io's send queue to its producer",
+        reason="queue_not_linked"),
     # Twisted sends only from the reactor's doWrite, which flushes every write buffered since
     # the writer was registered, in the context of the write that registered it: linked
     # through that context, bypasses were named after Bridge.notify.  They are unjudged
