@@ -563,6 +563,15 @@ static void stack_judge(const struct attrib *a, struct attrib_stack *s, unsigned
 		s->why = failed	    ? UNATTR_SYMBOL_READ_FAILED :
 			 read_fault ? UNATTR_STACK_READ_FAILED :
 				      UNATTR_NO_PYTHON_FRAMES;
+	/*
+	 * No application function among the frames left, but some could not be named: the
+	 * producer may be one of those.  Not "no application frames": a send so judged would be
+	 * linked through its context to its work's creator, a wrong origin (a whole server's
+	 * frames named after the coroutine that started it, once the process had exited).
+	 */
+	else if (failed &&
+		 (s->why == UNATTR_NO_APPLICATION_FRAMES || s->why == UNATTR_DETACHED_TASK))
+		s->why = UNATTR_SYMBOL_READ_FAILED;
 }
 
 /* Whether @e read exactly what the walk of a->last read, so it would resolve the same. */

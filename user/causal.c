@@ -267,6 +267,18 @@ enum causal_via causal_classify(const struct attrib_frame *frames, size_t n)
 }
 
 /*
+ * A stack whose frames could not all be read or named (its process exited before the
+ * collector read its code objects, a read fault): an application function may be among the
+ * missing ones.  Its work's creator is not its producer then; the frame stays unjudged with
+ * that reason rather than named after whoever created the work.
+ */
+static bool names_lost(const struct attrib_stack *s)
+{
+	return s->origin < 0 &&
+	       (s->why == UNATTR_SYMBOL_READ_FAILED || s->why == UNATTR_STACK_READ_FAILED);
+}
+
+/*
  * A deferred write is sent by the transport's writer callback, which runs in the context of
  * the write that first found the socket full: that writer is not the producer of what the
  * callback sends later, so such a send is not linked through its context.
@@ -274,7 +286,7 @@ enum causal_via causal_classify(const struct attrib_frame *frames, size_t n)
 static bool links_by_context(const struct attrib_stack *s)
 {
 	return s->py_context && s->why != UNATTR_DEFERRED_WRITE &&
-	       s->why != UNATTR_QUEUE_NOT_LINKED;
+	       s->why != UNATTR_QUEUE_NOT_LINKED && !names_lost(s);
 }
 
 /*
@@ -320,7 +332,7 @@ void causal_link(struct causal *c, uint32_t tgid, const struct attrib_stack *s,
 	attrib_stack_check(c->attrib, (struct attrib_stack *)s);
 	if (!links_by_context(s)) {
 		if (s->origin < 0 && s->why != UNATTR_DEFERRED_WRITE &&
-		    s->why != UNATTR_QUEUE_NOT_LINKED)
+		    s->why != UNATTR_QUEUE_NOT_LINKED && !names_lost(s))
 			c->stats.no_context++;
 		return;
 	}
@@ -343,6 +355,14 @@ void causal_link(struct causal *c, uint32_t tgid, const struct attrib_stack *s,
 				((struct attrib_stack *)s)->why = UNATTR_DEFERRED_WRITE;
 				return;
 			}
+			break;
+		}
+		if (s->origin < 0 && out->origin_level < 0 && names_lost(n->stack)) {
+			/*
+			 * The creator lost names too: it may be the producer, and the contexts
+			 * it was made in name someone further away.  Unjudged, said so.
+			 */
+			((struct attrib_stack *)s)->why = n->stack->why;
 			break;
 		}
 		out->creators[out->n] = n->stack;

@@ -24,6 +24,7 @@ stats count the links and the unjudged frames.
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -31,7 +32,7 @@ import pytest
 import websockets
 
 from attr_helpers import ROOT_LOGDIR, ROOT_REPO, RUN_IN_ROOT, ensure_root, interpreters, strip_root
-from harness import APPS, ROOT, Trace, final_stats
+from harness import APPS, PY, ROOT, Trace, final_stats, read_line
 
 SERVER = os.path.join(APPS, "causal_link", "server.py")
 FRAMES = 6
@@ -178,3 +179,55 @@ def test_causal_link(procs, tmp_path, interp):
     for reason in UNJUDGED.values():
         assert stats["violations"]["unjudged_by_reason"][reason] == FRAMES, reason
     assert stats["causal"]["linked"] >= FRAMES * (len(LINKED) - 1)
+
+
+WORKER = os.path.join(APPS, "causal_link", "worker.py")
+
+
+def trace_frames_of(trace, pid):
+    return [r for r in trace.records() if r.get("type") == "frame" and r["pid"] == pid
+            and r["opcode"] == "text"]
+
+
+def test_lost_names_are_not_linked_to_the_creator(procs, tmp_path):
+    """A send whose code objects can no longer be read (its process exited while the
+    collector was behind) is unjudged (symbol_read_failed), never linked to its work's
+    creator.  The soak saw every frame of a stand-in server, whose process was gone when the
+    collector reached its sends under a flood, named after `serve`, which started the
+    server, through a task: each a bridge_bypass, its own producer and its isolation
+    breaches lost.  Here the collector is stopped (SIGSTOP) after it read the worker's
+    creation (start_worker), the worker sends by produce() and the process exits, then the
+    collector goes on: the frames lost their names, their context's creator did not."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    app = procs.start([PY, WORKER], stdout=subprocess.PIPE, cwd="/")
+    line = read_line(app, 30, "worker app")
+    pid, port = (int(w.split("=")[1]) for w in line.split()[1:3])
+    trace = Trace(procs, str(tmp_path), ["-p", pid, "-c", policy, "-o", "json", "--payload"])
+    # Read while the process lives: a frame named by produce, linked to nothing.
+    asyncio.run(asyncio.wait_for(client(port, "first", 1), 60))
+    deadline = time.monotonic() + 60
+    while not trace_frames_of(trace, pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    first = trace_frames_of(trace, pid)
+    assert first and first[0]["origin"]["function"] == "produce", first
+    trace.proc.send_signal(signal.SIGSTOP)
+    try:
+        got = asyncio.run(asyncio.wait_for(client(port, "last", FRAMES), 60))
+        assert sorted(g["seq"] for g in got) == list(range(FRAMES)), got
+        assert app.wait(30) == 0
+    finally:
+        trace.proc.send_signal(signal.SIGCONT)
+    assert trace.stop() == 0, trace.stderr()
+    recs = trace.records()
+    frames = trace_frames_of(trace, pid)[1:]
+    assert len(frames) == FRAMES, frames
+    for r in frames:
+        assert r["origin"] is None, r["origin"]
+        un = [v for v in r["violations"] if v["rule"] == "unjudged"]
+        assert [v["rule"] for v in r["violations"]] == ["unjudged"], r["violations"]
+        assert un[0]["reason"] == "symbol_read_failed", un
+    stats = final_stats(recs)
+    print("lost names: %d frames unjudged %s; causal %s" % (
+        len(frames), stats["violations"]["unjudged_by_reason"], stats["causal"]))
+    assert stats["violations"]["unjudged_by_reason"]["symbol_read_failed"] == FRAMES

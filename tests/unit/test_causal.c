@@ -334,6 +334,85 @@ static void test_send_read_after_address_reused(void **state)
 	causal_free(c);
 }
 
+/*
+ * A send whose code objects could not all be read (its process exited while the collector
+ * was behind a flood): what is left names no application function, and the one missing may
+ * be its producer.  As attrib_resolve leaves it: partial, symbol_read_failed.
+ */
+static struct attrib_stack *names_lost(const struct fr *f, size_t n, uint64_t ctx, uint64_t ts)
+{
+	struct attrib_stack *s = mk(f, n, ctx, ts);
+
+	s->partial = true;
+	s->why = UNATTR_SYMBOL_READ_FAILED;
+	return s;
+}
+
+/*
+ * Every frame of a stand-in server was linked through a task to the coroutine that started
+ * the server (serve, asyncio.gather): the handler task's sends had lost their names, and the
+ * chain of contexts (handler task, the server's, serve's) led to the one creation named.
+ */
+static void test_send_with_lost_names_not_linked(void **state)
+{
+	static const struct fr serve[] = { { "create_task", TASKS, 374 },
+					   { "gather", TASKS, 2 },
+					   { "serve", APP, 42 } };
+	static const struct fr accept[] = { { "BaseEventLoop.create_task", BASE, 436 },
+					    { "connection_made", LIB, 3 } };
+	struct causal *c = causal_new(NULL);
+	struct attrib_stack *unread = names_lost(NULL, 0, 0xb000, 300);
+	struct attrib_stack *library = names_lost(detached_send, 3, 0xb000, 300);
+	struct attrib_stack *whole = MK(detached_send, 0xb000, 300);
+	enum causal_via via;
+	struct causal_link l;
+
+	causal_put(c, 7, 0xa000, 0, 100, MK(serve, 0, 100));
+	causal_put(c, 7, 0xb000, 0xa000, 200, MK(accept, 0xa000, 200));
+	causal_link(c, 7, unread, &l);
+	assert_int_equal(l.n, 0);
+	assert_null(causal_origin(unread, &l, &via));
+	assert_int_equal(unread->why, UNATTR_SYMBOL_READ_FAILED);
+	causal_link(c, 7, library, &l);
+	assert_int_equal(l.n, 0);
+	assert_null(causal_origin(library, &l, &via));
+	assert_int_equal(library->why, UNATTR_SYMBOL_READ_FAILED);
+	/* Not a send without a context: a send whose producer could not be named. */
+	assert_int_equal(causal_stats(c)->no_context, 0);
+	assert_int_equal(causal_stats(c)->linked, 0);
+	/* Read whole, the same send is the library's and links to serve, as it should. */
+	causal_link(c, 7, whole, &l);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(causal_origin(whole, &l, &via)->function, "serve");
+	attrib_stack_put(unread);
+	attrib_stack_put(library);
+	attrib_stack_put(whole);
+	causal_free(c);
+}
+
+/*
+ * A creator whose names were lost may be the producer: the contexts it was made in name
+ * someone further away.  The send stays unjudged, with the creator's reason.
+ */
+static void test_creator_with_lost_names_ends_the_chain(void **state)
+{
+	struct causal *c = causal_new(NULL);
+	struct attrib_stack *send = MK(detached_send, 0xb000, 300);
+	enum causal_via via;
+	struct causal_link l;
+
+	assert_int_equal(send->why, UNATTR_DETACHED_TASK);
+	causal_put(c, 7, 0xa000, 0, 100, MK(create_task, 0, 100));
+	causal_put(c, 7, 0xb000, 0xa000, 200, names_lost(NULL, 0, 0xa000, 200));
+	causal_link(c, 7, send, &l);
+	assert_int_equal(l.origin_level, -1);
+	assert_null(causal_origin(send, &l, &via));
+	assert_int_equal(send->why, UNATTR_SYMBOL_READ_FAILED);
+	assert_int_equal(causal_stats(c)->linked, 0);
+	attrib_stack_put(send);
+	causal_free(c);
+}
+
 static void test_replaced_and_forgotten(void **state)
 {
 	struct causal *c = causal_new(NULL);
@@ -360,6 +439,8 @@ int main(void)
 		cmocka_unit_test(test_writer_registration_not_linked),
 		cmocka_unit_test(test_own_origin_kept_creators_given),
 		cmocka_unit_test(test_send_read_after_address_reused),
+		cmocka_unit_test(test_send_with_lost_names_not_linked),
+		cmocka_unit_test(test_creator_with_lost_names_ends_the_chain),
 		cmocka_unit_test(test_replaced_and_forgotten),
 	};
 
