@@ -33,18 +33,11 @@ import sys
 import tempfile
 import time
 
-from tracer import start_trace, stop_trace
+from tracer import proc_cpu, start_trace, stop_trace
 
 LOADGEN = os.environ.get("LOADGEN", ".output/bench/bench_loadgen")
 CPU_LOAD = "0"
 CPU_WSAUDIT = "1"
-HZ = os.sysconf("SC_CLK_TCK")
-
-
-def proc_cpu(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ  # utime + stime
 
 
 def proc_status(pid, key):

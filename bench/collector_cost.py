@@ -49,7 +49,7 @@ import sys
 import tempfile
 import time
 
-from tracer import cpu_when_quiet, start_trace, stop_processes, stop_trace
+from tracer import cpu_when_quiet, free_port, proc_cpu, start_trace, stop_processes, stop_trace
 
 PYTHON = "/usr/bin/python3"
 HERE = os.path.abspath(__file__)
@@ -296,20 +296,6 @@ def client_main(args):
 
 
 # ---------------------------------------------------------------- driver
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def proc_cpu(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
 
 
 def proc_stime(pid):

@@ -49,13 +49,12 @@ import tempfile
 import time
 import zlib
 
-from tracer import bpf_prog_stats, cpu_when_quiet, start_trace, stop_processes, stop_trace
+from tracer import bpf_prog_stats, cpu_when_quiet, free_port, proc_cpu, start_trace, stop_processes, stop_trace
 
 PYTHON = "/usr/bin/python3"
 HERE = os.path.abspath(__file__)
 CPU_SERVER = "0"
 CPU_CLIENT = "1"
-HZ = os.sysconf("SC_CLK_TCK")
 POLICY = """\
 bridge:
   functions: ["EventBridge.*"]
@@ -293,12 +292,6 @@ def client_run(port, conns_n, n, rate):
 # ---------------------------------------------------------------- driver
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_ns(pid):
     """CPU time of every thread of pid, ns (the scheduler's sum_exec_runtime)."""
     total = 0
@@ -309,12 +302,6 @@ def run_ns(pid):
         except (OSError, ValueError, IndexError):
             pass
     return total
-
-
-def proc_cpu(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
 
 
 def run_batch(args, cfg, policy):

@@ -42,15 +42,14 @@ import sys
 import tempfile
 import time
 
-from tracer import (bpf_prog_stats, cpu_when_quiet, start_floor, start_trace, stop_processes,
-                    stop_trace)
+from tracer import (bpf_prog_stats, cpu_when_quiet, free_port, proc_cpu, start_floor, start_trace,
+                    stop_processes, stop_trace)
 
 PYTHON = "/usr/bin/python3"
 HERE = os.path.abspath(__file__)
 FLOOR = os.path.join(os.path.dirname(HERE), "..", ".output", "bench", "bench_uprobe_floor")
 CPU_SERVER = "0"
 CPU_CLIENT = "1"
-HZ = os.sysconf("SC_CLK_TCK")
 # What each frame carries besides its timestamp: a small event as the services audited stream.
 DATA = {"run_id": "r-0001", "step": "thinking", "progress": 0.5, "text": "x" * 64}
 
@@ -258,20 +257,6 @@ def client_main(args):
 
 
 # ---------------------------------------------------------------- driver
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def proc_cpu(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
 
 
 def wsaudit_start(wsaudit, pid, capture_only, outfile):

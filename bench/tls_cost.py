@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 
-from tracer import bpf_prog_stats, cpu_when_quiet, start_trace, stop_trace
+from tracer import bpf_prog_stats, cpu_when_quiet, free_port, start_trace, stop_trace
 
 PYTHON = "/usr/bin/python3"
 HERE = os.path.abspath(__file__)
@@ -87,14 +87,6 @@ async def client(port, tls, n, size):
         await ws.send("%d %d" % (n, size))
         for _ in range(n):
             await ws.recv()
-
-
-def free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def batch(cfg, frames, size, cert):

@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Starting `wsaudit trace` for a benchmark, shared by the Python-driven benchmarks."""
+"""What the Python-driven benchmarks share: starting `wsaudit trace`, reading its BPF programs'
+run times, and a process's CPU time."""
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -115,3 +117,20 @@ def stop_trace(proc, outfile, who):
     if stats is None:
         sys.exit(f"{who}: wsaudit printed no stats record")
     return stats, frames
+
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_cpu(pid):
+    """User plus system CPU seconds of process pid, all its threads."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / HZ
