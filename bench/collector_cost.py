@@ -49,7 +49,8 @@ import sys
 import tempfile
 import time
 
-from tracer import cpu_when_quiet, free_port, proc_cpu, start_trace, stop_processes, stop_trace
+from tracer import (cpu_when_quiet, free_port, proc_cpu, start_trace, stop_processes, stop_trace,
+                    ws_frame_header)
 
 PYTHON = "/usr/bin/python3"
 HERE = os.path.abspath(__file__)
@@ -245,22 +246,8 @@ def client_run(port, n, seconds, rate):
                 c.up = True
             pos = 0
             ln = len(b)
-            while ln - pos >= 2:
-                op = b[pos] & 0x0F
-                plen = b[pos + 1] & 0x7F
-                hdr = 2
-                if plen == 126:
-                    if ln - pos < 4:
-                        break
-                    plen = (b[pos + 2] << 8) | b[pos + 3]
-                    hdr = 4
-                elif plen == 127:
-                    if ln - pos < 10:
-                        break
-                    plen = int.from_bytes(b[pos + 2:pos + 10], "big")
-                    hdr = 10
-                if ln - pos < hdr + plen:
-                    break
+            while (f := ws_frame_header(b, pos)) is not None:
+                op, p0, plen = f
                 if op == 1:
                     c.frames += 1
                     if first is None:
@@ -273,7 +260,7 @@ def client_run(port, n, seconds, rate):
                     c.done = True
                     pos = ln
                     break
-                pos += hdr + plen
+                pos = p0 + plen
             if not c.done:
                 del b[:pos]
     for c in conns:

@@ -49,7 +49,8 @@ import tempfile
 import time
 import zlib
 
-from tracer import bpf_prog_stats, cpu_when_quiet, free_port, proc_cpu, start_trace, stop_processes, stop_trace
+from tracer import (bpf_prog_stats, cpu_when_quiet, free_port, proc_cpu, start_trace,
+                    stop_processes, stop_trace, ws_frame_header)
 
 PYTHON = "/usr/bin/python3"
 HERE = os.path.abspath(__file__)
@@ -237,24 +238,9 @@ def client_run(port, conns_n, n, rate):
                 del b[:i + 4]
                 c.up = True
             pos, ln = 0, len(b)
-            while ln - pos >= 2:
-                b0 = b[pos]
-                op = b0 & 0x0F
-                plen = b[pos + 1] & 0x7F
-                hdr = 2
-                if plen == 126:
-                    if ln - pos < 4:
-                        break
-                    plen = (b[pos + 2] << 8) | b[pos + 3]
-                    hdr = 4
-                elif plen == 127:
-                    if ln - pos < 10:
-                        break
-                    plen = int.from_bytes(b[pos + 2:pos + 10], "big")
-                    hdr = 10
-                if ln - pos < hdr + plen:
-                    break
-                p0 = pos + hdr
+            while (f := ws_frame_header(b, pos)) is not None:
+                op, p0, plen = f
+                b0, hdr = b[pos], p0 - pos
                 if op == 1:
                     wire += hdr + plen
                     payload = bytes(b[p0:p0 + plen])

@@ -43,7 +43,7 @@ import tempfile
 import time
 
 from tracer import (bpf_prog_stats, cpu_when_quiet, free_port, proc_cpu, start_floor, start_trace,
-                    stop_processes, stop_trace)
+                    stop_processes, stop_trace, ws_frame_header)
 
 PYTHON = "/usr/bin/python3"
 HERE = os.path.abspath(__file__)
@@ -197,23 +197,8 @@ def client_run(port, n, seconds, rate):
                 continue
             pos = 0
             ln = len(b)
-            while ln - pos >= 2:
-                op = b[pos] & 0x0F
-                plen = b[pos + 1] & 0x7F
-                hdr = 2
-                if plen == 126:
-                    if ln - pos < 4:
-                        break
-                    plen = (b[pos + 2] << 8) | b[pos + 3]
-                    hdr = 4
-                elif plen == 127:
-                    if ln - pos < 10:
-                        break
-                    plen = int.from_bytes(b[pos + 2:pos + 10], "big")
-                    hdr = 10
-                if ln - pos < hdr + plen:
-                    break
-                p0 = pos + hdr
+            while (f := ws_frame_header(b, pos)) is not None:
+                op, p0, plen = f
                 if op == 1 and b[p0 + 2] == 0x74:  # {"t":
                     comma = b.index(b",", p0)
                     sent = int(b[p0 + 5:comma])

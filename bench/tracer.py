@@ -134,3 +134,23 @@ def proc_cpu(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / HZ
+
+
+def ws_frame_header(b, pos):
+    """(opcode, payload offset, payload length) of the unmasked server frame at b[pos:], or
+    None while its header or payload has not all arrived (RFC 6455 5.2)."""
+    ln = len(b)
+    if ln - pos < 2:
+        return None
+    plen, hdr = b[pos + 1] & 0x7F, 2
+    if plen == 126:
+        if ln - pos < 4:
+            return None
+        plen, hdr = (b[pos + 2] << 8) | b[pos + 3], 4
+    elif plen == 127:
+        if ln - pos < 10:
+            return None
+        plen, hdr = int.from_bytes(b[pos + 2:pos + 10], "big"), 10
+    if ln - pos < hdr + plen:
+        return None
+    return b[pos] & 0x0F, pos + hdr, plen
