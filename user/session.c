@@ -1089,6 +1089,7 @@ static void context_copy_attach(struct session *s, pid_t pid, const struct py_of
 static int python_attach(struct session *s, pid_t pid)
 {
 	struct uvloop_target t = { .s = s, .pid = pid };
+	struct py_names_layout names;
 	struct py_offsets off;
 	int err;
 
@@ -1097,6 +1098,14 @@ static int python_attach(struct session *s, pid_t pid)
 		return err;
 	if (s->opts.capture_only)
 		return 0;
+	/* Before the walk: its first stacks send the names of their code objects too. */
+	err = attrib_names_layout(s->attrib, pid, &names);
+	if (!err)
+		err = capture_set_pynames(s->cap, pid, &names);
+	if (err)
+		log_warn("pid %d: walks will not send code objects' names (%s): frames of its "
+			 "stacks are named only while it lives",
+			 pid, strerror(-err));
 	err = capture_set_pyoffsets(s->cap, pid, &off);
 	if (err)
 		log_warn("failed to enable the stack walk for pid %d: %s", pid, strerror(-err));
@@ -1512,6 +1521,11 @@ static int on_record(void *ctx, const void *data, size_t size)
 		if (stack)
 			causal_put(s->causal, e->tgid, e->token, e->py_context, e->hdr.ts_ns,
 				   stack);
+		return 0;
+	}
+	if (h->type == EVT_CODE_NAMES) {
+		if (!conntrack_record(s->ct, data, size))
+			attrib_code_names(s->attrib, data);
 		return 0;
 	}
 	/* Processes matched at exec are inspected once they talk: the interpreter is loaded. */
