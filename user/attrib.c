@@ -381,12 +381,18 @@ int attrib_names_layout(struct attrib *a, pid_t pid, struct py_names_layout *out
 int attrib_code_names(struct attrib *a, const struct evt_code_names *r)
 {
 	struct proc_entry *p = proc_find(a, (pid_t)r->tgid);
+	int err;
 
 	if (!p || p->state != PROC_PYTHON) {
 		a->stats.names_unknown++;
 		return -ENOENT;
 	}
-	return pysym_learn(a->sym, (pid_t)r->tgid, p->info, r);
+	err = pysym_learn(a->sym, (pid_t)r->tgid, p->info, r);
+	if (err)
+		a->stats.names_rejected++;
+	else
+		a->stats.names_records++;
+	return err;
 }
 
 bool attrib_known(struct attrib *a, pid_t pid)
@@ -557,6 +563,7 @@ static bool resolve_frame(struct attrib *a, const struct proc_entry *p, pid_t pi
 		return false;
 	frame_fill(a, p, pid, in, &hit, out);
 	out->carried = carried && hit.sym->recorded;
+	a->stats.frames_carried += out->carried;
 	return true;
 }
 

@@ -97,7 +97,11 @@ struct attrib_stats {
 	uint64_t stacks_shared; /* records whose walk was the last one's: its stack shared */
 	uint64_t stacks_checked; /* stacks named unchecked, checked when used */
 	uint64_t frames_read; /* ... frames of those that needed a read of their own */
-	uint64_t names_unknown; /* names records of a process not (or no longer) walked */
+	/* Names records (EVT_CODE_NAMES, docs/names.md): taken, refused, of no walked process */
+	uint64_t names_records;
+	uint64_t names_rejected;
+	uint64_t names_unknown;
+	uint64_t frames_carried; /* frames named from a names record, without a read */
 	uint64_t unattributed[UNATTR__COUNT];
 };
 
