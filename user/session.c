@@ -1368,11 +1368,11 @@ static void sweep_gone(struct session *s, uint64_t now)
 }
 
 /* A followed process that exec'd: forget its old image and look at the new one. */
-static void reinspect(struct session *s, pid_t pid)
+static void reinspect(struct session *s, pid_t pid, bool by_leader)
 {
 	int err;
 
-	capture_forget_image(s->cap, pid);
+	capture_exec_image(s->cap, pid, by_leader);
 	ctx_forget(s, pid);
 	watch_forget(s, pid);
 	causal_forget_process(s->causal, pid);
@@ -1428,7 +1428,7 @@ static void handle_proc(struct session *s, const struct evt_proc *e)
 			 * learned of the old image is void, the new one is inspected like a new
 			 * process (the kernel dropped its offsets at the exec).
 			 */
-			reinspect(s, e->pid);
+			reinspect(s, e->pid, e->by_leader);
 		} else if (exec_matches(s, e)) {
 			session_add_pid(s, e->pid, " (exec matched)");
 		} else {
