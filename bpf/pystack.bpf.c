@@ -58,7 +58,7 @@ int BPF_KPROBE(transport_write_uprobe, void *self, void *data)
 	    bpf_probe_read_user(&e->handed.obj_size, sizeof(e->handed.obj_size),
 				(char *)data + off->object_type + 8))
 		e->handed.obj_type = e->handed.obj_size = 0;
-	py_walk(e, off, w, id, true);
+	py_walk(e, off, w, id, bpf_map_lookup_elem(&stop_sets, &tgid));
 	if (stack_submit(e) && off->bytes_data) {
 		struct handover_key k = { .tgid = tgid, .data = (__u64)data + off->bytes_data };
 		struct handover h = { .ts_ns = e->hdr.ts_ns, .tid = (__u32)id };
