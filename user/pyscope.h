@@ -10,10 +10,11 @@
  *
  * The servers of the websockets library and aiohttp keep the request in attributes of their
  * connection objects instead (WebSocketServerProtocol.request_headers,
- * ServerConnection.request, aiohttp's Request._message): those objects are found by their class (a heap type of that
- * name and module, or a subclass of one), their attributes read as the interpreter keeps
- * them (an instance dict, the 3.11/3.12 values array, the 3.13 inline values, a slot), and
- * the peer from the transport's "peername" (aiohttp keeps it on the Request).
+ * ServerConnection.request, aiohttp's Request._message): those objects are found by their
+ * class (a heap type of that name and module, or a subclass of one), their attributes read
+ * as the interpreter keeps them (an instance dict, the 3.11/3.12 values array, the 3.13
+ * inline values, a slot), and the peer from the transport's "peername" (aiohttp keeps it on
+ * the Request).
  *
  * Everything read is the traced process's memory: untrusted.  Every read is bounded in size
  * and in number, every object's type is checked against the interpreter's type objects
