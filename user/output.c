@@ -1465,8 +1465,9 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 		json_object_set_new(obj, "write", write_json(t->write));
 	if (t->causal)
 		json_object_set_new(obj, "causal",
-				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-					      "creations", (json_int_t)t->causal->put, "reused",
+				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+					      "creations", (json_int_t)t->causal->put, "skipped",
+					      (json_int_t)k->stats[STAT_COPIES_SKIPPED], "reused",
 					      (json_int_t)t->causal->replaced, "evicted",
 					      (json_int_t)t->causal->evicted, "held",
 					      (json_int_t)t->causal->entries, "linked",

@@ -94,6 +94,7 @@ struct session {
 	struct ctx_tried ctx_tried[CTX_TRIED_SLOTS];
 	unsigned int nctx_tried;
 	bool stop_marks_off; /* a mark failed: walks go on to the end */
+	bool copy_skips_off; /* a copy_skips mark failed: every copy is recorded */
 	struct podinfo_cache *pods;
 	struct proc_pod *pod_buckets[POD_BUCKETS];
 	struct capture *cap;
@@ -958,6 +959,31 @@ static void mark_stop_frame(struct session *s, const struct evt_stack *e,
 	}
 }
 
+/*
+ * Context copies no send runs in are not recorded (bpf/link.bpf.c): once a creation's stack
+ * shows a copy made by asyncio.sleep (causal_inert_creator), its code object is marked for
+ * the process, its name checked against what the address holds now.
+ */
+static void mark_inert_creator(struct session *s, const struct evt_stack *e,
+			       const struct attrib_stack *stack)
+{
+	int i = stack && !s->copy_skips_off ? causal_inert_creator(stack->frames, stack->nframes) :
+					      -1;
+	int err;
+
+	if (i < 0 || attrib_code_check(s->attrib, e->tgid, stack->frames[i].code))
+		return;
+	err = capture_mark_copy_skip(s->cap, e->tgid, stack->frames[i].code);
+	if (err) {
+		s->copy_skips_off = true;
+		log_info("cannot mark %s to skip its context copies (%s): every copy is recorded",
+			 stack->frames[i].function, strerror(-err));
+	} else {
+		log_info("pid %u: context copies made in %s are not recorded", e->tgid,
+			 stack->frames[i].function);
+	}
+}
+
 static struct attrib_stack *sink_stack(void *ctx, const struct evt_stack *e)
 {
 	struct session *s = ctx;
@@ -1352,11 +1378,11 @@ static void sweep_gone(struct session *s, uint64_t now)
 }
 
 /* A followed process that exec'd: forget its old image and look at the new one. */
-static void reinspect(struct session *s, pid_t pid)
+static void reinspect(struct session *s, pid_t pid, bool by_leader)
 {
 	int err;
 
-	capture_forget_image(s->cap, pid);
+	capture_exec_image(s->cap, pid, by_leader);
 	ctx_forget(s, pid);
 	watch_forget(s, pid);
 	causal_forget_process(s->causal, pid);
@@ -1412,7 +1438,7 @@ static void handle_proc(struct session *s, const struct evt_proc *e)
 			 * learned of the old image is void, the new one is inspected like a new
 			 * process (the kernel dropped its offsets at the exec).
 			 */
-			reinspect(s, e->pid);
+			reinspect(s, e->pid, e->by_leader);
 		} else if (exec_matches(s, e)) {
 			session_add_pid(s, e->pid, " (exec matched)");
 		} else {
@@ -1519,6 +1545,7 @@ static int on_record(void *ctx, const void *data, size_t size)
 		struct attrib_stack *stack = attrib_resolve(s->attrib, e);
 
 		mark_context_frames(s, e->tgid, stack);
+		mark_inert_creator(s, e, stack);
 		if (stack)
 			causal_put(s->causal, e->tgid, e->token, e->py_context, e->hdr.ts_ns,
 				   stack);

@@ -182,6 +182,7 @@ struct evt_proc {
 	__u32 ppid; /* EVT_PROC_FORK: the parent */
 	__s32 exit_code;
 	__u32 traced; /* EVT_PROC_EXEC: the process was traced before this exec */
+	__u32 by_leader; /* EVT_PROC_EXEC: its leader thread ran the exec, no other */
 	__u8 comm[16];
 	char filename[PATH_CAP]; /* EVT_PROC_EXEC */
 };
@@ -408,6 +409,11 @@ enum stat_counter {
 	STAT_BYTES, /* payload bytes output */
 	STAT_CAP_BYTES, /* bytes not captured because of the cap */
 	STAT_LOST_BYTES, /* bytes lost to full ring buffer or read faults, or sent zero-copy */
+	/*
+	 * Context copies not recorded: made under a code object that makes only copies no send
+	 * runs in (copy_skips, asyncio.sleep's timer handle).
+	 */
+	STAT_COPIES_SKIPPED,
 	STAT_MAX,
 };
 
