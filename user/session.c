@@ -220,6 +220,8 @@ static const char *scope_rescan(struct session *s, pid_t pid)
 	t->scan_bytes += st->bytes_read;
 	t->scopes += st->scopes;
 	t->bad_scopes += st->bad_scopes;
+	t->objects += st->objects;
+	t->bad_objects += st->bad_objects;
 	if (st->limited)
 		t->scans_limited++;
 	if (err) {
@@ -228,8 +230,11 @@ static const char *scope_rescan(struct session *s, pid_t pid)
 			 strerror(-err));
 		return "adopted_memory_unreadable";
 	}
-	log_debug("pid %d: %llu connection scopes in %llu bytes", pid,
-		  (unsigned long long)st->scopes, (unsigned long long)st->bytes_read);
+	log_debug("pid %d: %llu connection scopes, %llu connection objects (%llu unreadable) of "
+		  "%llu classes in %llu bytes",
+		  pid, (unsigned long long)st->scopes, (unsigned long long)st->objects,
+		  (unsigned long long)st->bad_objects, (unsigned long long)st->conn_types,
+		  (unsigned long long)st->bytes_read);
 	return NULL;
 }
 
@@ -294,11 +299,16 @@ static void conn_identify_adopted(struct session *s, struct ct_conn *c)
 		t->conflicts++;
 		c->user_unknown = "adopted_scope_conflict";
 	} else {
+		const struct pyscope_stats *st =
+			s->scope && s->scope_pid == pid ? pyscope_scan_stats(s->scope) : NULL;
+
 		t->not_found++;
-		c->user_unknown = s->scope && s->scope_pid == pid &&
-						  pyscope_scan_stats(s->scope)->limited ?
-					  "adopted_scan_limited" :
-					  "adopted_scope_not_found";
+		if (st && st->limited)
+			c->user_unknown = "adopted_scan_limited";
+		else if (st && st->objects_unsupported)
+			c->user_unknown = "adopted_layout_unsupported";
+		else
+			c->user_unknown = "adopted_scope_not_found";
 	}
 }
 
