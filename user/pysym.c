@@ -638,6 +638,15 @@ static void lru_push(struct pysym *s, struct sym_entry *e)
 		s->lru_tail = e;
 }
 
+/* The most recently used. */
+static void lru_touch(struct pysym *s, struct sym_entry *e)
+{
+	if (s->lru_head != e) {
+		lru_unlink(s, e);
+		lru_push(s, e);
+	}
+}
+
 /*
  * Out of the cache; stacks that still name the code object keep their reference, so what
  * they print stays what was true when they were resolved.
@@ -852,7 +861,8 @@ static int resolve(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 		}
 		if (e && e->lines == info->layout.lines && e->pub.recorded) {
 			s->stats.recorded++;
-			goto hit;
+			lru_touch(s, e);
+			goto resolve;
 		}
 	}
 	/* Unchecked, the prefetch may be another stack's, read before this walk: not used. */
@@ -869,11 +879,7 @@ static int resolve(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 		s->stats.hits++;
 		if (read_ns > e->pub.checked_ns)
 			e->pub.checked_ns = read_ns;
-hit:
-		if (s->lru_head != e) {
-			lru_unlink(s, e);
-			lru_push(s, e);
-		}
+		lru_touch(s, e);
 		goto resolve;
 	}
 	if (e) {
