@@ -73,6 +73,7 @@ int exec_tp(struct trace_event_raw_sched_process_exec *ctx)
 		return 0;
 	e->pid = tgid;
 	e->traced = traced;
+	e->by_leader = ctx->old_pid == ctx->pid;
 	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), (void *)ctx + off);
 	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
 	return 0;

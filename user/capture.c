@@ -11,6 +11,7 @@
 
 #include "capture.h"
 #include "clock.h"
+#include "linkreap.h"
 #include "log.h"
 #include "sysreq.h"
 #include "tlshook.h"
@@ -59,6 +60,7 @@ struct capture {
 	uint32_t traced_words;
 	struct uprobe_rec *uprobes;
 	unsigned int nuprobes, uprobes_cap;
+	struct linkreap *reaper; /* destroys the uprobe links of processes that are gone */
 	struct bpf_link *exit_links[EXIT_LINKS];
 	struct ring_buffer *rb;
 	capture_record_fn fn;
@@ -312,6 +314,11 @@ struct capture *capture_open(const struct capture_opts *opts, capture_record_fn 
 		log_err("failed to open the ring buffer: %s", strerror(-err));
 		goto err_destroy_skel;
 	}
+	cap->reaper = linkreap_new();
+	if (!cap->reaper)
+		log_warn("no thread to destroy uprobe links (%s): each exit destroys its own, "
+			 "holding the loop",
+			 strerror(errno));
 	return cap;
 
 err_destroy_skel:
@@ -326,15 +333,22 @@ err_free:
 	return NULL;
 }
 
+/* Entry i of the uprobes leaves the table; its links go to the reaper. */
+static void uprobe_release(struct capture *cap, unsigned int i)
+{
+	linkreap_put(cap->reaper, cap->uprobes[i].link);
+	linkreap_put(cap->reaper, cap->uprobes[i].ret_link);
+	free(cap->uprobes[i].path);
+	cap->uprobes[i] = cap->uprobes[--cap->nuprobes];
+}
+
 void capture_close(struct capture *cap)
 {
 	if (!cap)
 		return;
-	for (unsigned int i = 0; i < cap->nuprobes; i++) {
-		bpf_link__destroy(cap->uprobes[i].link);
-		bpf_link__destroy(cap->uprobes[i].ret_link);
-		free(cap->uprobes[i].path);
-	}
+	while (cap->nuprobes)
+		uprobe_release(cap, cap->nuprobes - 1);
+	linkreap_free(cap->reaper);
 	free(cap->uprobes);
 	for (size_t i = 0; i < EXIT_LINKS; i++)
 		bpf_link__destroy(cap->exit_links[i]);
@@ -400,28 +414,43 @@ static void forget_ctx_codes(struct capture *cap, pid_t tgid)
 void capture_detach_zlib(struct capture *cap, pid_t tgid)
 {
 	for (unsigned int i = 0; i < cap->nuprobes; i++) {
-		if (cap->uprobes[i].pid != tgid || cap->uprobes[i].kind != UPROBE_ZLIB)
-			continue;
-		bpf_link__destroy(cap->uprobes[i].link);
-		bpf_link__destroy(cap->uprobes[i].ret_link);
-		free(cap->uprobes[i].path);
-		cap->uprobes[i--] = cap->uprobes[--cap->nuprobes];
+		if (cap->uprobes[i].pid == tgid && cap->uprobes[i].kind == UPROBE_ZLIB)
+			uprobe_release(cap, i--);
 	}
 }
 
-void capture_forget_image(struct capture *cap, pid_t tgid)
+static void forget_marks(struct capture *cap, pid_t tgid)
 {
 	__u32 pid = tgid;
 
 	forget_ctx_codes(cap, tgid);
 	bpf_map_delete_elem(bpf_map__fd(cap->skel->maps.stop_sets), &pid);
+}
+
+void capture_forget_image(struct capture *cap, pid_t tgid)
+{
+	forget_marks(cap, tgid);
 	for (unsigned int i = 0; i < cap->nuprobes; i++) {
-		if (cap->uprobes[i].pid != tgid)
-			continue;
-		bpf_link__destroy(cap->uprobes[i].link);
-		bpf_link__destroy(cap->uprobes[i].ret_link);
-		free(cap->uprobes[i].path);
-		cap->uprobes[i--] = cap->uprobes[--cap->nuprobes];
+		if (cap->uprobes[i].pid == tgid)
+			uprobe_release(cap, i--);
+	}
+}
+
+void capture_exec_image(struct capture *cap, pid_t tgid, bool by_leader)
+{
+	/*
+	 * A uprobe of a process filters by the address space of the thread it was opened on, the
+	 * leader: after an exec by the leader it serves the new image for every file that image
+	 * maps (the same file, the same offsets), and the attach that follows finds it in place.
+	 * A python exec'ing python keeps its dozen links instead of unregistering each and
+	 * registering it again.  An exec by another thread ends the leader the links name.  The
+	 * deflate probes are the adoption's (session_add_pid), never the new image's.
+	 */
+	forget_marks(cap, tgid);
+	for (unsigned int i = 0; i < cap->nuprobes; i++) {
+		if (cap->uprobes[i].pid == tgid &&
+		    (!by_leader || cap->uprobes[i].kind == UPROBE_ZLIB))
+			uprobe_release(cap, i--);
 	}
 }
 

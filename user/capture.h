@@ -43,6 +43,12 @@ int capture_forget_tgid(struct capture *cap, pid_t tgid);
  * or for a pid that a new process now holds).
  */
 void capture_forget_image(struct capture *cap, pid_t tgid);
+/*
+ * A traced process exec'd (by its leader thread, or by another): drops its marks, and the
+ * uprobes that cannot serve the new image.  The others stay, and attaching them again finds
+ * them in place.
+ */
+void capture_exec_image(struct capture *cap, pid_t tgid, bool by_leader);
 /* The tgids holding marks or uprobes (at most max, each once).  Returns how many. */
 int capture_held_tgids(struct capture *cap, pid_t *out, int max);
 /* Detaches the deflate probes of a process (capture_attach_zlib). */

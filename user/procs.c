@@ -752,11 +752,11 @@ static bool exec_matches(struct procs *p, const struct evt_proc *e)
 }
 
 /* A followed process that exec'd: forget its old image and look at the new one. */
-static void reinspect(struct procs *p, pid_t pid)
+static void reinspect(struct procs *p, pid_t pid, bool by_leader)
 {
 	int err;
 
-	procs_forget(p, pid, PROCS_FORGET_IMAGE, 0);
+	procs_forget(p, pid, by_leader ? PROCS_FORGET_EXEC_LEADER : PROCS_FORGET_EXEC, 0);
 	log_info("traced pid %d runs a new program", pid);
 	err = procs_attach(p, pid);
 	/* Its interpreter (and uvloop) may load later: it is watched until both are there. */
@@ -772,7 +772,7 @@ bool procs_exec(struct procs *p, const struct evt_proc *e)
 		 * learned of the old image is void, the new one is inspected like a new
 		 * process (the kernel dropped its offsets at the exec).
 		 */
-		reinspect(p, e->pid);
+		reinspect(p, e->pid, e->by_leader);
 		return true;
 	}
 	if (exec_matches(p, e)) {

@@ -33,12 +33,20 @@ struct pod_selector;
 struct policy;
 struct rules;
 
-/* How much of a process is forgotten; each level includes the ones before it. */
+/*
+ * What is forgotten of a process, in the order of how much of it goes (a module registered
+ * from one of them is told of it and of every one after).
+ */
 enum procs_forget {
 	/* Marks and uprobes of its image: before it is followed anew (a fork, an add). */
 	PROCS_FORGET_MARKS,
-	/* All that was learned of its program: it exec'd another. */
-	PROCS_FORGET_IMAGE,
+	/* All that was learned of its program: a thread other than its leader exec'd. */
+	PROCS_FORGET_EXEC,
+	/*
+	 * The same, its leader exec'd: its uprobes serve the new image and stay (but for
+	 * capture_exec_image()'s exceptions).
+	 */
+	PROCS_FORGET_EXEC_LEADER,
 	/* Everything: it exited. */
 	PROCS_FORGET_EXIT,
 };

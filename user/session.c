@@ -959,8 +959,10 @@ static void forget_kernel(void *ctx, pid_t pid, enum procs_forget what, uint64_t
 {
 	if (what == PROCS_FORGET_EXIT)
 		capture_forget_tgid(ctx, pid);
-	else
+	else if (what == PROCS_FORGET_MARKS)
 		capture_forget_image(ctx, pid);
+	else
+		capture_exec_image(ctx, pid, what == PROCS_FORGET_EXEC_LEADER);
 }
 
 static void forget_creations(void *ctx, pid_t pid, enum procs_forget what, uint64_t ts_ns)
@@ -1058,8 +1060,8 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 	procs_on_forget(s->procs, PROCS_FORGET_EXIT, forget_adopted, s->adopt);
 	procs_on_forget(s->procs, PROCS_FORGET_EXIT, forget_scope, s);
 	procs_on_forget(s->procs, PROCS_FORGET_MARKS, forget_kernel, s->cap);
-	procs_on_forget(s->procs, PROCS_FORGET_IMAGE, forget_creations, s->causal);
-	procs_on_forget(s->procs, PROCS_FORGET_IMAGE, forget_interpreter, s->attrib);
+	procs_on_forget(s->procs, PROCS_FORGET_EXEC, forget_creations, s->causal);
+	procs_on_forget(s->procs, PROCS_FORGET_EXEC, forget_interpreter, s->attrib);
 	return s;
 
 err_close:

@@ -182,6 +182,7 @@ struct evt_proc {
 	__u32 ppid; /* EVT_PROC_FORK: the parent */
 	__s32 exit_code;
 	__u32 traced; /* EVT_PROC_EXEC: the process was traced before this exec */
+	__u32 by_leader; /* EVT_PROC_EXEC: its leader thread ran the exec, no other */
 	__u8 comm[16];
 	char filename[PATH_CAP]; /* EVT_PROC_EXEC */
 };

@@ -356,12 +356,6 @@ def faults(tmp_path_factory):
 # one link at a time, and the kernel unregisters each synchronously (40-85 ms per close of a
 # link, strace -T); the short-lived server has exited before its stacks are read.  Not
 # strict: earlier runs passed.
-RUN_FAULTS_UNATTRIBUTED = pytest.mark.xfail(
-    strict=False, reason="the collector is blocked about 1 s at a forked child's exec while "
-    "its copied uprobes are destroyed one by one: the short-lived server's stacks are lost")
-
-
-@RUN_FAULTS_UNATTRIBUTED
 def test_delivery_and_run_findings_fail_the_job_at_their_lines(faults):
     run, summary, frames, doc, junit, _ = faults
     out = run.stdout + run.stderr
@@ -438,7 +432,6 @@ def test_delivery_and_run_findings_fail_the_job_at_their_lines(faults):
                    for cl, name in failed_cases), (rule, function)
 
 
-@RUN_FAULTS_UNATTRIBUTED
 def test_delivery_and_run_findings_follow_the_policy_severity(faults, tmp_path):
     """With the bypasses in a baseline, the delivery and run findings alone fail the job
     when their severity is error (the default), and pass it as warnings when the policy
