@@ -46,7 +46,7 @@ int BPF_KPROBE(transport_write_uprobe, void *self, void *data)
 	if (!e)
 		return 0;
 	e->token = (__u64)data;
-	py_walk(e, off, w, id, true);
+	py_walk(e, off, w, id, bpf_map_lookup_elem(&stop_sets, &tgid));
 	if (stack_submit(e) && off->bytes_data) {
 		struct handover_key k = { .tgid = tgid, .data = (__u64)data + off->bytes_data };
 		struct handover h = { .ts_ns = e->hdr.ts_ns, .tid = (__u32)id };

@@ -334,6 +334,7 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 			    t.causal.no_context);
 	metrics_counter_set(m->w.causal_creations, NULL, t.causal.put);
 	metrics_counter_set(m->w.causal_evicted, NULL, t.causal.evicted);
+	metrics_counter_set(m->w.causal_skipped, NULL, t.kernel.stats[STAT_COPIES_SKIPPED]);
 	for (int i = 0; i < WS_MSG__COUNT; i++)
 		metrics_counter_set(m->w.messages, (const char *const[]){ ws_msg_status_name(i) },
 				    t.ct.messages[i]);

@@ -828,6 +828,15 @@ int attrib_ctx_code(struct attrib *a, pid_t pid, unsigned long long code, const 
 	return 0;
 }
 
+int attrib_code_check(struct attrib *a, pid_t pid, unsigned long long code)
+{
+	struct proc_entry *p = proc_find(a, pid);
+
+	if (!p || p->state != PROC_PYTHON)
+		return -ENOENT;
+	return pysym_check(a->sym, pid, p->info, code);
+}
+
 void attrib_stack_check(struct attrib *a, struct attrib_stack *s)
 {
 	if (s && s->pending)

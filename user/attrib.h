@@ -143,6 +143,11 @@ struct attrib_stack *attrib_handed_over(struct attrib *a, pid_t pid);
 struct attrib_stack *attrib_stack_get(struct attrib_stack *s);
 /* Checks the names of a stack resolved unchecked (see pending) before it is used. */
 void attrib_stack_check(struct attrib *a, struct attrib_stack *s);
+/*
+ * Whether the name cached for code still is its own: 0 when the code object at that address
+ * is the one named, -ESTALE when another (the name is dropped), other -errno when unknown.
+ */
+int attrib_code_check(struct attrib *a, pid_t pid, unsigned long long code);
 void attrib_stack_put(struct attrib_stack *s);
 /*
  * What the BPF walk needs to read the argument @arg of the frames of @code in @pid: 0 and

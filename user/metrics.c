@@ -863,6 +863,9 @@ static const struct family_spec wsaudit_families[] = {
 	      "Creations of tasks, callbacks and threads whose stack was recorded."),
 	PLAIN(causal_evicted, "wsaudit_causal_evicted_total", METRICS_COUNTER,
 	      "Recorded creation stacks forgotten unused, oldest first, past the bound."),
+	PLAIN(causal_skipped, "wsaudit_causal_skipped_total", METRICS_COUNTER,
+	      "Context copies whose creation was not recorded because no send can run in them "
+	      "(asyncio.sleep's timer)."),
 	{
 		.offset = HANDLE(violations_by_origin),
 		.name = "wsaudit_violations_by_origin_total",

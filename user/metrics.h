@@ -153,6 +153,7 @@ struct metrics_wsaudit {
 	struct metrics_family *causal_links; /* {result}: linked, no_link, no_context */
 	struct metrics_family *causal_creations; /* creation stacks recorded */
 	struct metrics_family *causal_evicted; /* ... forgotten past the bound */
+	struct metrics_family *causal_skipped; /* context copies not recorded (copy_skips) */
 	struct metrics_family *violations; /* {rule} */
 	/* Runs of the policy's runs section (docs/runs.md) */
 	struct metrics_family *runs_completed; /* runs that ended */

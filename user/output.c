@@ -1228,11 +1228,14 @@ static json_t *adoption_json(const struct trace_totals *t)
 	if (obj && u)
 		json_object_set_new(
 			obj, "user_memory",
-			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "scans",
-				  (json_int_t)u->scans, "scan_bytes", (json_int_t)u->scan_bytes,
-				  "scans_limited", (json_int_t)u->scans_limited, "scan_errors",
+			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+				  "scans", (json_int_t)u->scans, "scan_bytes",
+				  (json_int_t)u->scan_bytes, "scans_limited",
+				  (json_int_t)u->scans_limited, "scan_errors",
 				  (json_int_t)u->scan_errors, "scopes", (json_int_t)u->scopes,
-				  "bad_scopes", (json_int_t)u->bad_scopes, "recovered",
+				  "bad_scopes", (json_int_t)u->bad_scopes, "objects",
+				  (json_int_t)u->objects, "bad_objects",
+				  (json_int_t)u->bad_objects, "recovered",
 				  (json_int_t)u->recovered, "not_found", (json_int_t)u->not_found,
 				  "conflicts", (json_int_t)u->conflicts));
 	return obj;
@@ -1462,8 +1465,9 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 		json_object_set_new(obj, "write", write_json(t->write));
 	if (t->causal)
 		json_object_set_new(obj, "causal",
-				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-					      "creations", (json_int_t)t->causal->put, "reused",
+				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+					      "creations", (json_int_t)t->causal->put, "skipped",
+					      (json_int_t)k->stats[STAT_COPIES_SKIPPED], "reused",
 					      (json_int_t)t->causal->replaced, "evicted",
 					      (json_int_t)t->causal->evicted, "held",
 					      (json_int_t)t->causal->entries, "linked",

@@ -9,6 +9,7 @@
 #include "adopt.h"
 #include "attrib.h"
 #include "capture.h"
+#include "causal.h"
 #include "clock.h"
 #include "log.h"
 #include "podinfo.h"
@@ -88,6 +89,7 @@ struct procs {
 	struct ctx_tried ctx_tried[CTX_TRIED_SLOTS];
 	unsigned int nctx_tried;
 	bool stop_marks_off; /* a mark failed: walks go on to the end */
+	bool copy_skips_off; /* a copy_skips mark failed: every copy is recorded */
 	uint32_t handover_pids[HANDOVER_PIDS];
 	unsigned int nhandover_pids;
 	struct tls_static {
@@ -381,12 +383,38 @@ static void mark_stop_frame(struct procs *p, const struct evt_stack *e,
 	}
 }
 
-void procs_mark(struct procs *p, const struct evt_stack *e, const struct attrib_stack *stack,
-		bool stop)
+/*
+ * Context copies no send runs in are not recorded (bpf/link.bpf.c): once a creation's stack
+ * shows a copy made by asyncio.sleep (causal_inert_creator), its code object is marked for
+ * the process, its name checked against what the address holds now.
+ */
+static void mark_inert_creator(struct procs *p, const struct evt_stack *e,
+			       const struct attrib_stack *stack)
+{
+	int i = stack && !p->copy_skips_off ? causal_inert_creator(stack->frames, stack->nframes) :
+					      -1;
+	int err;
+
+	if (i < 0 || attrib_code_check(p->attrib, e->tgid, stack->frames[i].code))
+		return;
+	err = capture_mark_copy_skip(p->cap, e->tgid, stack->frames[i].code);
+	if (err) {
+		p->copy_skips_off = true;
+		log_info("cannot mark %s to skip its context copies (%s): every copy is recorded",
+			 stack->frames[i].function, strerror(-err));
+	} else {
+		log_info("pid %u: context copies made in %s are not recorded", e->tgid,
+			 stack->frames[i].function);
+	}
+}
+
+void procs_mark(struct procs *p, const struct evt_stack *e, const struct attrib_stack *stack)
 {
 	mark_context_frames(p, e->tgid, stack);
-	if (stop)
+	if (e->site == STACK_AT_SYSCALL || e->site == STACK_AT_TRANSPORT_WRITE)
 		mark_stop_frame(p, e, stack);
+	else if (e->site == STACK_AT_CONTEXT_COPY)
+		mark_inert_creator(p, e, stack);
 }
 
 bool procs_queues_writes(const struct procs *p, pid_t pid)

@@ -108,11 +108,11 @@ void procs_note_handover(struct procs *p, pid_t pid);
 bool procs_queues_writes(const struct procs *p, pid_t pid);
 
 /*
- * A send's (or hand-over's, or context copy's) stack, named: marks the code objects whose
- * argument names the user, and with stop those a walk may stop at.
+ * A stack named: marks the code objects whose argument names the user; at a send (its
+ * syscall or its hand-over) those a walk may stop at, at a context copy those whose copies
+ * are not recorded.
  */
-void procs_mark(struct procs *p, const struct evt_stack *e, const struct attrib_stack *stack,
-		bool stop);
+void procs_mark(struct procs *p, const struct evt_stack *e, const struct attrib_stack *stack);
 
 /* The container of pid as JSON (null on the host); NULL when out of memory. */
 const json_t *procs_container(struct procs *p, pid_t pid);

@@ -147,6 +147,8 @@ static const char *scope_rescan(struct session *s, pid_t pid)
 	t->scan_bytes += st->bytes_read;
 	t->scopes += st->scopes;
 	t->bad_scopes += st->bad_scopes;
+	t->objects += st->objects;
+	t->bad_objects += st->bad_objects;
 	if (st->limited)
 		t->scans_limited++;
 	if (err) {
@@ -155,8 +157,11 @@ static const char *scope_rescan(struct session *s, pid_t pid)
 			 strerror(-err));
 		return "adopted_memory_unreadable";
 	}
-	log_debug("pid %d: %llu connection scopes in %llu bytes", pid,
-		  (unsigned long long)st->scopes, (unsigned long long)st->bytes_read);
+	log_debug("pid %d: %llu connection scopes, %llu connection objects (%llu unreadable) of "
+		  "%llu classes in %llu bytes",
+		  pid, (unsigned long long)st->scopes, (unsigned long long)st->objects,
+		  (unsigned long long)st->bad_objects, (unsigned long long)st->conn_types,
+		  (unsigned long long)st->bytes_read);
 	return NULL;
 }
 
@@ -221,11 +226,16 @@ static void conn_identify_adopted(struct session *s, struct ct_conn *c)
 		t->conflicts++;
 		c->user_unknown = "adopted_scope_conflict";
 	} else {
+		const struct pyscope_stats *st =
+			s->scope && s->scope_pid == pid ? pyscope_scan_stats(s->scope) : NULL;
+
 		t->not_found++;
-		c->user_unknown = s->scope && s->scope_pid == pid &&
-						  pyscope_scan_stats(s->scope)->limited ?
-					  "adopted_scan_limited" :
-					  "adopted_scope_not_found";
+		if (st && st->limited)
+			c->user_unknown = "adopted_scan_limited";
+		else if (st && st->objects_unsupported)
+			c->user_unknown = "adopted_layout_unsupported";
+		else
+			c->user_unknown = "adopted_scope_not_found";
 	}
 }
 
@@ -664,7 +674,7 @@ static struct attrib_stack *sink_stack(void *ctx, const struct evt_stack *e)
 	struct session *s = ctx;
 	struct attrib_stack *stack = attrib_resolve(s->attrib, e);
 
-	procs_mark(s->procs, e, stack, e->site == STACK_AT_SYSCALL);
+	procs_mark(s->procs, e, stack);
 	return stack;
 }
 
@@ -808,7 +818,7 @@ static int on_record(void *ctx, const void *data, size_t size)
 		const struct evt_stack *e = data;
 		struct attrib_stack *stack = attrib_resolve(s->attrib, e);
 
-		procs_mark(s->procs, e, stack, true);
+		procs_mark(s->procs, e, stack);
 		zflush_handover(s, e);
 		if (stack)
 			attrib_token_put(s->attrib, e->tgid, e->token, e->hdr.ts_ns, stack);
@@ -819,7 +829,7 @@ static int on_record(void *ctx, const void *data, size_t size)
 		const struct evt_stack *e = data;
 		struct attrib_stack *stack = attrib_resolve(s->attrib, e);
 
-		procs_mark(s->procs, e, stack, false);
+		procs_mark(s->procs, e, stack);
 		if (stack)
 			causal_put(s->causal, e->tgid, e->token, e->py_context, e->hdr.ts_ns,
 				   stack);

@@ -409,6 +409,11 @@ enum stat_counter {
 	STAT_BYTES, /* payload bytes output */
 	STAT_CAP_BYTES, /* bytes not captured because of the cap */
 	STAT_LOST_BYTES, /* bytes lost to full ring buffer or read faults, or sent zero-copy */
+	/*
+	 * Context copies not recorded: made under a code object that makes only copies no send
+	 * runs in (copy_skips, asyncio.sleep's timer handle).
+	 */
+	STAT_COPIES_SKIPPED,
 	STAT_MAX,
 };
 
