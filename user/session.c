@@ -387,6 +387,7 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 	struct session *s = ctx;
 	/* Closed without a close frame: a finding, shown where violations are. */
 	bool abrupt = delivery_abrupt_close(c, why);
+	bool ended = !strcmp(why, "closed") || !strcmp(why, "process_exit"), linked, unseen;
 	uint64_t queued;
 
 	/*
@@ -406,12 +407,13 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 	 * Writes its transport still held never reached the socket; when only the trace ends,
 	 * or the fd was reused, they may still have gone: forgotten, not judged.
 	 */
-	queued = handed_close(s->handed, c->tgid, &c->id,
-			      !strcmp(why, "closed") || !strcmp(why, "process_exit") ?
-				      conntrack_tx_end(c) :
-				      UINT64_MAX,
-			      report_queued,
-			      &(struct queued_ctx){ .s = s, .c = c, .ts_ns = ts_ns });
+	queued = handed_close(s->handed, c->tgid, &c->id, ended ? conntrack_tx_end(c) : UINT64_MAX,
+			      report_queued, &(struct queued_ctx){ .s = s, .c = c, .ts_ns = ts_ns },
+			      &linked);
+	/* Lost frames and no transport followed: later writes may have been buffered unseen. */
+	unseen = ended && c->lost_frames && !linked;
+	if (unseen)
+		handed_count_unseen(s->handed);
 	if (abrupt) {
 		rules_count(s->rules, RULE_ABNORMAL_CLOSE);
 		if (s->obs.conn_close)
@@ -419,12 +421,12 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 	}
 	for (struct session_tap *t = s->taps; t; t = t->next) {
 		if ((!t->violations_only || abrupt) && t->wants(t->ctx, c->tgid)) {
-			output_conn_close(t->out, c, ts_ns, why, queued);
+			output_conn_close(t->out, c, ts_ns, why, queued, unseen);
 			t->commit(t->ctx);
 		}
 	}
 	if ((!s->opts.violations_only || abrupt) && conn_selected(s, c))
-		output_conn_close(s->out, c, ts_ns, why, queued);
+		output_conn_close(s->out, c, ts_ns, why, queued, unseen);
 	if (s->opts.write)
 		streamwrite_conn_close(s->opts.write, c, ts_ns, why);
 }
