@@ -814,11 +814,18 @@ static void sink_frame(void *ctx, const struct ct_frame *f)
 	if (f->user_addr) {
 		uint64_t token = attrib_token_of(s->attrib, f->pid, f->user_addr);
 		struct zflush_token *t = &s->zflush_tokens[(token >> 4) % ZFLUSH_TOKENS];
+		struct token_frame tf = {
+			.tgid = f->pid,
+			.tid = f->tid,
+			.write_ts = f->ts_ns,
+			.user_addr = f->user_addr,
+			.len = f->frame->header_len + f->frame->payload_len,
+		};
 
 		/* Sent: its message end is no one else's, should the address be reused. */
 		if (token && t->token == token && t->tgid == f->pid)
 			t->token = 0;
-		stack = own = attrib_token_take(s->attrib, f->pid, f->user_addr);
+		stack = own = attrib_token_take(s->attrib, &tf);
 	}
 	if (!stack)
 		stack = f->stack;
