@@ -33,7 +33,15 @@ int BPF_KRETPROBE(context_copy_uretprobe, void *ctx_obj)
 	if (!e)
 		return 0;
 	e->token = (__u64)ctx_obj;
-	py_walk(e, off, w, id, false);
+	/*
+	 * A copy made under a code object of copy_skips (asyncio.sleep's timer handle) is never
+	 * the context of a send: its walk ends there and nothing is sent, counted.
+	 */
+	py_walk(e, off, w, id, bpf_map_lookup_elem(&copy_skips, &tgid));
+	if (e->stopped) {
+		count_stat(STAT_COPIES_SKIPPED, 1);
+		return 0;
+	}
 	stack_submit(e);
 	return 0;
 }

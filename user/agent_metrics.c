@@ -94,6 +94,20 @@ static void on_frame_view(void *ctx, const struct frame_view *fv)
 }
 
 /* A socket closed without a close frame: by the function that closed it, when known. */
+/* A write its transport still held when the connection ended: by the function that wrote it. */
+static void on_queued(void *ctx, const struct queued_view *qv)
+{
+	struct agent_metrics *m = ctx;
+	const struct attrib_frame *o =
+		causal_origin(qv->write->stack, qv->link, &(enum causal_via){ VIA_NONE });
+	const char *origin = o ? o->function : NULL;
+	const char *ns, *workload;
+
+	session_k8s_labels(m->session, (pid_t)qv->conn->tgid, &ns, &workload);
+	metrics_wsaudit_queued(&m->w, origin, qv->write->len);
+	metrics_wsaudit_violation(&m->w, "delivery_failed", origin, ns, workload);
+}
+
 static void on_abrupt_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
 	struct agent_metrics *m = ctx;
@@ -219,6 +233,7 @@ void agent_metrics_attach(struct agent_metrics *m, struct session *s)
 		.frame = on_frame,
 		.frame_view = on_frame_view,
 		.conn_close = on_abrupt_close,
+		.queued = on_queued,
 		.ctx = m,
 	};
 
@@ -334,6 +349,7 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 			    t.causal.no_context);
 	metrics_counter_set(m->w.causal_creations, NULL, t.causal.put);
 	metrics_counter_set(m->w.causal_evicted, NULL, t.causal.evicted);
+	metrics_counter_set(m->w.causal_skipped, NULL, t.kernel.stats[STAT_COPIES_SKIPPED]);
 	for (int i = 0; i < WS_MSG__COUNT; i++)
 		metrics_counter_set(m->w.messages, (const char *const[]){ ws_msg_status_name(i) },
 				    t.ct.messages[i]);

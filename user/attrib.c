@@ -23,6 +23,7 @@
 struct token {
 	uint32_t tgid;
 	uint64_t token;
+	uint64_t transport; /* the transport it was handed to (its self) */
 	uint64_t ts_ns;
 	struct attrib_stack *stack;
 	/*
@@ -851,6 +852,15 @@ int attrib_ctx_code(struct attrib *a, pid_t pid, unsigned long long code, const 
 	return 0;
 }
 
+int attrib_code_check(struct attrib *a, pid_t pid, unsigned long long code)
+{
+	struct proc_entry *p = proc_find(a, pid);
+
+	if (!p || p->state != PROC_PYTHON)
+		return -ENOENT;
+	return pysym_check(a->sym, pid, p->info, code);
+}
+
 void attrib_stack_check(struct attrib *a, struct attrib_stack *s)
 {
 	if (s && s->pending)
@@ -906,8 +916,8 @@ static void token_unlink(struct attrib *a, struct token *t)
 	a->ntokens--;
 }
 
-int attrib_token_put(struct attrib *a, uint32_t tgid, uint64_t token, uint64_t ts_ns,
-		     struct attrib_stack *s)
+int attrib_token_put(struct attrib *a, uint32_t tgid, uint64_t token, uint64_t transport,
+		     uint64_t ts_ns, struct attrib_stack *s)
 {
 	struct token_chain *c;
 	struct token *t;
@@ -926,6 +936,7 @@ int attrib_token_put(struct attrib *a, uint32_t tgid, uint64_t token, uint64_t t
 	}
 	t->tgid = tgid;
 	t->token = token;
+	t->transport = transport;
 	t->ts_ns = ts_ns;
 	t->stack = s;
 	/* Append: attrib_token_take looks from the newest. */
@@ -955,6 +966,15 @@ uint64_t attrib_token_of(struct attrib *a, uint32_t tgid, uint64_t user_addr)
 		return 0;
 	/* uvloop sends a bytes object straight from its buffer: data = object + ob_sval. */
 	return user_addr - p->info->layout.bytes_data;
+}
+
+uint64_t attrib_bytes_len(struct attrib *a, uint32_t tgid, uint64_t ob_type, uint64_t ob_size)
+{
+	struct proc_entry *p = proc_find(a, tgid);
+
+	if (!p || !p->info || !p->info->bytes_type_addr || ob_type != p->info->bytes_type_addr)
+		return UINT64_MAX;
+	return ob_size;
 }
 
 /*
@@ -990,13 +1010,15 @@ static void token_run_start(struct attrib *a, const struct token_frame *f, struc
 	};
 }
 
-struct attrib_stack *attrib_token_take(struct attrib *a, const struct token_frame *f)
+struct attrib_stack *attrib_token_take(struct attrib *a, const struct token_frame *f,
+				       uint64_t *transport)
 {
 	struct attrib_stack *s;
 	struct token_run *run;
 	uint64_t obj;
 	struct token *t;
 
+	*transport = 0;
 	if (!a->ntokens && !a->nruns)
 		return NULL;
 	obj = attrib_token_of(a, f->tgid, f->user_addr);
@@ -1023,6 +1045,7 @@ struct attrib_stack *attrib_token_take(struct attrib *a, const struct token_fram
 	}
 	token_unlink(a, t);
 	s = t->stack;
+	*transport = t->transport;
 	free(t);
 	a->stats.tokens_matched++;
 	if (s->pending)

@@ -144,6 +144,11 @@ struct attrib_stack *attrib_handed_over(struct attrib *a, pid_t pid);
 struct attrib_stack *attrib_stack_get(struct attrib_stack *s);
 /* Checks the names of a stack resolved unchecked (see pending) before it is used. */
 void attrib_stack_check(struct attrib *a, struct attrib_stack *s);
+/*
+ * Whether the name cached for code still is its own: 0 when the code object at that address
+ * is the one named, -ESTALE when another (the name is dropped), other -errno when unknown.
+ */
+int attrib_code_check(struct attrib *a, pid_t pid, unsigned long long code);
 void attrib_stack_put(struct attrib_stack *s);
 /*
  * What the BPF walk needs to read the argument @arg of the frames of @code in @pid: 0 and
@@ -164,10 +169,11 @@ const struct attrib_stats *attrib_stats(const struct attrib *a);
 
 /*
  * Stacks recorded when Python code handed an object to a transport that sends it later
- * (site STACK_AT_TRANSPORT_WRITE).  put takes the reference.  Entries older than max_age_ns are dropped (counted) by expire.
+ * (site STACK_AT_TRANSPORT_WRITE).  put takes the reference.  Entries older than max_age_ns
+ * are dropped (counted) by expire.
  */
-int attrib_token_put(struct attrib *a, uint32_t tgid, uint64_t token, uint64_t ts_ns,
-		     struct attrib_stack *s);
+int attrib_token_put(struct attrib *a, uint32_t tgid, uint64_t token, uint64_t transport,
+		     uint64_t ts_ns, struct attrib_stack *s);
 /* A frame sent from a process's memory, as attrib_token_take looks for its hand-over. */
 struct token_frame {
 	uint32_t tgid, tid;
@@ -176,11 +182,18 @@ struct token_frame {
 	uint64_t len; /* its header and payload */
 };
 /*
- * The stack of f's hand-over: the token of the object whose data starts at f's first byte,
- * or, for a later frame of an object whose token was taken in the same write, that token's
- * stack again (several frames written in one call).  A reference, or NULL.
+ * The stack of f's hand-over (a reference), or NULL: the newest token of the object whose
+ * data starts at f's first byte, with the transport it was handed to in *transport; or, for a
+ * later frame of an object whose token was taken in the same write, that token's stack
+ * again (several frames written in one call), *transport left 0.
  */
-struct attrib_stack *attrib_token_take(struct attrib *a, const struct token_frame *f);
+struct attrib_stack *attrib_token_take(struct attrib *a, const struct token_frame *f,
+				       uint64_t *transport);
+/*
+ * The length of an object of process tgid whose ob_type and ob_size were read (a hand-over):
+ * ob_size when it is a bytes object, else UINT64_MAX.
+ */
+uint64_t attrib_bytes_len(struct attrib *a, uint32_t tgid, uint64_t ob_type, uint64_t ob_size);
 /* The token (object address) whose data starts at user_addr in process tgid; 0: unknown. */
 uint64_t attrib_token_of(struct attrib *a, uint32_t tgid, uint64_t user_addr);
 void attrib_token_expire(struct attrib *a, uint64_t now_ns, uint64_t max_age_ns);

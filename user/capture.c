@@ -425,6 +425,7 @@ static void forget_marks(struct capture *cap, pid_t tgid)
 
 	forget_ctx_codes(cap, tgid);
 	bpf_map_delete_elem(bpf_map__fd(cap->skel->maps.stop_sets), &pid);
+	bpf_map_delete_elem(bpf_map__fd(cap->skel->maps.copy_skips), &pid);
 }
 
 void capture_forget_image(struct capture *cap, pid_t tgid)
@@ -478,6 +479,9 @@ int capture_held_tgids(struct capture *cap, pid_t *out, int max)
 		prev = &key;
 	}
 	fd = bpf_map__fd(cap->skel->maps.stop_sets);
+	for (__u32 *p = NULL, t, pt; !bpf_map_get_next_key(fd, p, &t); pt = t, p = &pt)
+		n = add_tgid(out, n, max, (pid_t)t);
+	fd = bpf_map__fd(cap->skel->maps.copy_skips);
 	for (__u32 *p = NULL, t, pt; !bpf_map_get_next_key(fd, p, &t); pt = t, p = &pt)
 		n = add_tgid(out, n, max, (pid_t)t);
 	for (unsigned int i = 0; i < cap->nuprobes; i++)
@@ -718,9 +722,9 @@ int capture_mark_ctx_code(struct capture *cap, pid_t pid, unsigned long long cod
 	return 0;
 }
 
-int capture_mark_stop_code(struct capture *cap, pid_t pid, unsigned long long code, bool on)
+/* Marks or unmarks code in pid's stop_set of map fd (stop_sets, copy_skips). */
+static int mark_code(int fd, pid_t pid, unsigned long long code, bool on)
 {
-	int fd = bpf_map__fd(cap->skel->maps.stop_sets);
 	struct stop_set set;
 	__u32 tgid = pid;
 	int slot = -1;
@@ -746,6 +750,16 @@ int capture_mark_stop_code(struct capture *cap, pid_t pid, unsigned long long co
 	if (bpf_map_update_elem(fd, &tgid, &set, BPF_ANY))
 		return -errno;
 	return 0;
+}
+
+int capture_mark_stop_code(struct capture *cap, pid_t pid, unsigned long long code, bool on)
+{
+	return mark_code(bpf_map__fd(cap->skel->maps.stop_sets), pid, code, on);
+}
+
+int capture_mark_copy_skip(struct capture *cap, pid_t pid, unsigned long long code)
+{
+	return mark_code(bpf_map__fd(cap->skel->maps.copy_skips), pid, code, true);
 }
 
 void capture_clear_stop_codes(struct capture *cap)

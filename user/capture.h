@@ -98,6 +98,11 @@ int capture_mark_ctx_code(struct capture *cap, pid_t pid, unsigned long long cod
  */
 int capture_mark_stop_code(struct capture *cap, pid_t pid, unsigned long long code, bool on);
 void capture_clear_stop_codes(struct capture *cap);
+/*
+ * Marks a code object of a process under which its context copies are not recorded
+ * (bpf/link.bpf.c, copy_skips): -ENOSPC when it has STOP_CODES_MAX such marks already.
+ */
+int capture_mark_copy_skip(struct capture *cap, pid_t pid, unsigned long long code);
 int capture_set_verdict(struct capture *cap, const struct conn_id *id, enum conn_state state);
 
 /*

@@ -267,6 +267,28 @@ enum causal_via causal_classify(const struct attrib_frame *frames, size_t n)
 }
 
 /*
+ * asyncio.sleep's copy is its timer handle's: the callback (_set_result_unless_cancelled)
+ * only sets the sleeping future's result, and the task it wakes runs in its own context, so
+ * no send runs in that copy, nor in a copy made in it.  Under uvloop sleep is the copy's
+ * innermost frame; under asyncio's own loop call_later, call_at and the handles' __init__ lie
+ * inside it.  Any other frame inside it (a loop of another library) and it is not trusted.
+ */
+int causal_inert_creator(const struct attrib_frame *frames, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct attrib_frame *f = &frames[i];
+
+		if (!f->function || !f->file ||
+		    (f->sym ? !f->in_asyncio : !policy_glob_match("*/asyncio/*", f->file)))
+			return -1;
+		if (!strcmp(f->function, "sleep") &&
+		    policy_glob_match("*/asyncio/tasks.py", f->file))
+			return (int)i;
+	}
+	return -1;
+}
+
+/*
  * A stack whose frames could not all be read or named (its process exited before the
  * collector read its code objects, a read fault): an application function may be among the
  * missing ones.  Its work's creator is not its producer then; the frame stays unjudged with

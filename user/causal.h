@@ -87,6 +87,12 @@ const struct attrib_frame *causal_origin(const struct attrib_stack *s, const str
 
 const struct causal_stats *causal_stats(const struct causal *c);
 
+/*
+ * Pure: the index of the frame of a creation stack under which no send can run in the copy
+ * (asyncio.sleep, with only asyncio's frames inside it), or -1.
+ */
+int causal_inert_creator(const struct attrib_frame *frames, size_t n);
+
 /* Pure, for tests: how a creation stack handed its work over (VIA_TASK when it cannot tell). */
 enum causal_via causal_classify(const struct attrib_frame *frames, size_t n);
 

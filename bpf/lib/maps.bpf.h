@@ -216,6 +216,19 @@ struct {
 	__type(value, struct stop_set);
 } stop_sets SEC(".maps") __weak;
 
+/*
+ * Code objects under which a context copy cannot be the context of a send, per process
+ * (user/session.c, mark_inert_creator): asyncio.sleep's timer handle, whose callback only
+ * sets the sleeping future's result.  A copy's walk that meets one ends there and sends no
+ * record (STAT_COPIES_SKIPPED).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TRACED_MAX);
+	__type(key, __u32);
+	__type(value, struct stop_set);
+} copy_skips SEC(".maps") __weak;
+
 /* Thread state of each writing thread (pid_tgid), checked against the thread on every use. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -198,16 +198,16 @@ static __always_inline void read_ctx(struct evt_stack *e, const struct py_offset
 }
 
 /*
- * Fills e's status, thread base and frames for the current thread.  may_stop: a send's walk,
- * which ends after a frame of a code object in its process's stop_sets (e->stopped).
+ * Fills e's status, thread base and frames for the current thread.  ss (may be NULL): the
+ * process's stop marks (stop_sets for a send, copy_skips for a context copy); the walk ends
+ * after a frame of a code object in it (e->stopped).
  */
 static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets *off,
-				    struct walk_scratch *w, __u64 id, bool may_stop)
+				    struct walk_scratch *w, __u64 id, const struct stop_set *ss)
 {
 	__u64 base, ts, fp, inner = 0, code, rel, *cached;
 	struct walk_window win = {};
 	const struct ctx_code *cc;
-	const struct stop_set *ss;
 	struct ctx_code_key ck;
 	bool want_ctx, below = false;
 	__u64 stop0, stop1, hit;
@@ -265,7 +265,6 @@ static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets
 	want_ctx = bpf_map_lookup_elem(&ctx_procs, &ck.tgid) != NULL;
 	/* The stop marks, compared frame by frame (fewer lookups than frames). */
 	_Static_assert(STOP_CODES_MAX == 2, "one compare per stop slot below");
-	ss = may_stop ? bpf_map_lookup_elem(&stop_sets, &ck.tgid) : NULL;
 	stop0 = ss ? ss->code[0] : STOP_CODE_NONE;
 	stop1 = ss ? ss->code[1] : STOP_CODE_NONE;
 
@@ -311,12 +310,13 @@ static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets
 			win_u8(w, rel, off->frame_owner) == PY_FRAME_OWNED_BY_THREAD;
 		inner = fp;
 		fp = win_u64(w, rel, off->frame_previous);
-		/* A stop mark: no caller is read (fp 0 ends the loop). */
-		if (may_stop) {
-			hit = (code == stop0) | (code == stop1);
-			e->stopped = hit;
-			fp &= hit - 1;
-		}
+		/*
+		 * A stop mark: no caller is read (fp 0 ends the loop).  Without marks both are
+		 * STOP_CODE_NONE: no branch on ss here, which would double the verifier's states.
+		 */
+		hit = (code == stop0) | (code == stop1);
+		e->stopped = hit;
+		fp &= hit - 1;
 	}
 	if (fp && e->status == WALK_OK && e->nframes == PY_FRAMES_MAX)
 		e->status = WALK_TRUNCATED;
@@ -430,7 +430,7 @@ static __always_inline int py_stack_walk_run(void *ctx, void *progs, bool handov
 		goto out;
 	e->conn = io->conn;
 	e->io_pos = io->io_pos;
-	py_walk(e, off, w, id, true);
+	py_walk(e, off, w, id, bpf_map_lookup_elem(&stop_sets, &tgid));
 	stack_submit(e);
 out:
 	/* Entered from close_enter: the close record follows its stack, there are no bytes. */

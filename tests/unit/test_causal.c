@@ -87,6 +87,40 @@ static void test_classify(void **state)
 	assert_string_equal(causal_via_name(VIA_CALLBACK), "callback");
 }
 
+/* Copies no send runs in: asyncio.sleep's timer, under uvloop and under asyncio's own loop. */
+static void test_inert_creator(void **state)
+{
+	static const struct fr uv[] = { { "sleep", TASKS, 639 }, { "Agent.run", APP, 3 } };
+	static const struct fr loop[] = { { "Handle.__init__", EVENTS, 33 },
+					  { "TimerHandle.__init__", EVENTS, 110 },
+					  { "BaseEventLoop.call_at", BASE, 1 },
+					  { "BaseEventLoop.call_later", BASE, 2 },
+					  { "sleep", TASKS, 639 },
+					  { "Agent.run", APP, 3 } };
+	/* An app function called sleep, or one inside sleep that is not asyncio's: recorded. */
+	static const struct fr app_sleep[] = { { "Handle.__init__", EVENTS, 33 },
+					       { "sleep", APP, 3 } };
+	static const struct fr other_loop[] = { { "MyLoop.call_later", LIB, 1 },
+						{ "sleep", TASKS, 639 } };
+	struct attrib_stack *s;
+
+	s = MK(uv, 0, 1);
+	assert_int_equal(causal_inert_creator(s->frames, s->nframes), 0);
+	attrib_stack_put(s);
+	s = MK(loop, 0, 1);
+	assert_int_equal(causal_inert_creator(s->frames, s->nframes), 4);
+	attrib_stack_put(s);
+	s = MK(app_sleep, 0, 1);
+	assert_int_equal(causal_inert_creator(s->frames, s->nframes), -1);
+	attrib_stack_put(s);
+	s = MK(other_loop, 0, 1);
+	assert_int_equal(causal_inert_creator(s->frames, s->nframes), -1);
+	attrib_stack_put(s);
+	s = MK(create_task, 0, 1);
+	assert_int_equal(causal_inert_creator(s->frames, s->nframes), -1);
+	attrib_stack_put(s);
+}
+
 static void test_task_send_named_by_its_creator(void **state)
 {
 	struct causal *c = causal_new(NULL);
@@ -431,6 +465,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_classify),
+		cmocka_unit_test(test_inert_creator),
 		cmocka_unit_test(test_task_send_named_by_its_creator),
 		cmocka_unit_test(test_chain_through_library_creations),
 		cmocka_unit_test(test_reused_address_is_not_a_parent),
