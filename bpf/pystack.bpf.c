@@ -19,8 +19,9 @@ int py_stack_walk(void *ctx)
  * uvloop's UVStream.write (and the other METH_O "write" methods of its transports) queue the
  * object they are given and send it later from the event loop, when the function that wrote
  * it is gone from the stack.  This uprobe, attached by user/uvhook.c at those methods, records
- * the stack at hand-over with the object's address as token; user space matches the token
- * with the address of the bytes the later writev sends.  The object's data address goes in
+ * the stack at hand-over with the object's address as token and the transport (self); user
+ * space matches the token with the address of the bytes the later writev sends, and links
+ * the transport to that writev's connection.  The object's data address goes in
  * handover_map too, so that the writev is not walked again (handed_over).
  */
 SEC("uprobe")
@@ -46,6 +47,17 @@ int BPF_KPROBE(transport_write_uprobe, void *self, void *data)
 	if (!e)
 		return 0;
 	e->token = (__u64)data;
+	/*
+	 * The transport, and the object's type and length as they are now: a write still
+	 * queued when its connection closes is reported with them (user/handed.c).  Read
+	 * after stack_begin, which clears the fields.  PyVarObject: ob_size follows ob_type.
+	 */
+	e->handed.transport = (__u64)self;
+	if (bpf_probe_read_user(&e->handed.obj_type, sizeof(e->handed.obj_type),
+				(char *)data + off->object_type) ||
+	    bpf_probe_read_user(&e->handed.obj_size, sizeof(e->handed.obj_size),
+				(char *)data + off->object_type + 8))
+		e->handed.obj_type = e->handed.obj_size = 0;
 	py_walk(e, off, w, id, bpf_map_lookup_elem(&stop_sets, &tgid));
 	if (stack_submit(e) && off->bytes_data) {
 		struct handover_key k = { .tgid = tgid, .data = (__u64)data + off->bytes_data };

@@ -94,6 +94,20 @@ static void on_frame_view(void *ctx, const struct frame_view *fv)
 }
 
 /* A socket closed without a close frame: by the function that closed it, when known. */
+/* A write its transport still held when the connection ended: by the function that wrote it. */
+static void on_queued(void *ctx, const struct queued_view *qv)
+{
+	struct agent_metrics *m = ctx;
+	const struct attrib_frame *o =
+		causal_origin(qv->write->stack, qv->link, &(enum causal_via){ VIA_NONE });
+	const char *origin = o ? o->function : NULL;
+	const char *ns, *workload;
+
+	session_k8s_labels(m->session, (pid_t)qv->conn->tgid, &ns, &workload);
+	metrics_wsaudit_queued(&m->w, origin, qv->write->len);
+	metrics_wsaudit_violation(&m->w, "delivery_failed", origin, ns, workload);
+}
+
 static void on_abrupt_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
 	struct agent_metrics *m = ctx;
@@ -219,6 +233,7 @@ void agent_metrics_attach(struct agent_metrics *m, struct session *s)
 		.frame = on_frame,
 		.frame_view = on_frame_view,
 		.conn_close = on_abrupt_close,
+		.queued = on_queued,
 		.ctx = m,
 	};
 

@@ -23,6 +23,7 @@
 struct token {
 	uint32_t tgid;
 	uint64_t token;
+	uint64_t transport; /* the transport it was handed to (its self) */
 	uint64_t ts_ns;
 	struct attrib_stack *stack;
 	/*
@@ -892,8 +893,8 @@ static void token_unlink(struct attrib *a, struct token *t)
 	a->ntokens--;
 }
 
-int attrib_token_put(struct attrib *a, uint32_t tgid, uint64_t token, uint64_t ts_ns,
-		     struct attrib_stack *s)
+int attrib_token_put(struct attrib *a, uint32_t tgid, uint64_t token, uint64_t transport,
+		     uint64_t ts_ns, struct attrib_stack *s)
 {
 	struct token_chain *c;
 	struct token *t;
@@ -912,6 +913,7 @@ int attrib_token_put(struct attrib *a, uint32_t tgid, uint64_t token, uint64_t t
 	}
 	t->tgid = tgid;
 	t->token = token;
+	t->transport = transport;
 	t->ts_ns = ts_ns;
 	t->stack = s;
 	/* Append: attrib_token_take looks from the newest. */
@@ -943,7 +945,17 @@ uint64_t attrib_token_of(struct attrib *a, uint32_t tgid, uint64_t user_addr)
 	return user_addr - p->info->layout.bytes_data;
 }
 
-struct attrib_stack *attrib_token_take(struct attrib *a, uint32_t tgid, uint64_t user_addr)
+uint64_t attrib_bytes_len(struct attrib *a, uint32_t tgid, uint64_t ob_type, uint64_t ob_size)
+{
+	struct proc_entry *p = proc_find(a, tgid);
+
+	if (!p || !p->info || !p->info->bytes_type_addr || ob_type != p->info->bytes_type_addr)
+		return UINT64_MAX;
+	return ob_size;
+}
+
+struct attrib_stack *attrib_token_take(struct attrib *a, uint32_t tgid, uint64_t user_addr,
+				       uint64_t *transport)
 {
 	struct attrib_stack *s;
 	uint64_t obj;
@@ -969,6 +981,7 @@ struct attrib_stack *attrib_token_take(struct attrib *a, uint32_t tgid, uint64_t
 		return NULL;
 	token_unlink(a, t);
 	s = t->stack;
+	*transport = t->transport;
 	free(t);
 	a->stats.tokens_matched++;
 	if (s->pending)

@@ -168,13 +168,20 @@ const struct attrib_stats *attrib_stats(const struct attrib *a);
 
 /*
  * Stacks recorded when Python code handed an object to a transport that sends it later
- * (site STACK_AT_TRANSPORT_WRITE).  put takes the reference; take returns the oldest stack
+ * (site STACK_AT_TRANSPORT_WRITE).  put takes the reference; take returns the newest stack
  * recorded for the object whose data starts at user_addr in process tgid (a reference), or
- * NULL.  Entries older than max_age_ns are dropped (counted) by expire.
+ * NULL, and the transport it was handed to in *transport.  Entries older than max_age_ns
+ * are dropped (counted) by expire.
  */
-int attrib_token_put(struct attrib *a, uint32_t tgid, uint64_t token, uint64_t ts_ns,
-		     struct attrib_stack *s);
-struct attrib_stack *attrib_token_take(struct attrib *a, uint32_t tgid, uint64_t user_addr);
+int attrib_token_put(struct attrib *a, uint32_t tgid, uint64_t token, uint64_t transport,
+		     uint64_t ts_ns, struct attrib_stack *s);
+struct attrib_stack *attrib_token_take(struct attrib *a, uint32_t tgid, uint64_t user_addr,
+				       uint64_t *transport);
+/*
+ * The length of an object of process tgid whose ob_type and ob_size were read (a hand-over):
+ * ob_size when it is a bytes object, else UINT64_MAX.
+ */
+uint64_t attrib_bytes_len(struct attrib *a, uint32_t tgid, uint64_t ob_type, uint64_t ob_size);
 /* The token (object address) whose data starts at user_addr in process tgid; 0: unknown. */
 uint64_t attrib_token_of(struct attrib *a, uint32_t tgid, uint64_t user_addr);
 void attrib_token_expire(struct attrib *a, uint64_t now_ns, uint64_t max_age_ns);

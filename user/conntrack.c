@@ -298,6 +298,16 @@ static void conn_unsent_end(struct conntrack *ct, struct ct_conn *c, const char 
 		ws_stream_gap(p->tx, u->pos + u->len - p->ws_base, u->beyond);
 }
 
+uint64_t conntrack_tx_end(const struct ct_conn *c)
+{
+	const struct delivery_unsent *u = &c->priv->unsent;
+	uint64_t end = c->priv->sent_end;
+
+	if (delivery_unsent_any(u) && u->pos + u->len + u->beyond > end)
+		end = u->pos + u->len + u->beyond;
+	return end;
+}
+
 static void conn_destroy(struct conntrack *ct, struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
 	/* Its verdict may still wait in the kernel if the close came first: take it back. */
@@ -571,7 +581,8 @@ static void frame_cb(void *ctx, const struct ws_frame *f, const struct ws_frame_
 		.message = info->message,
 	};
 
-	out.user_addr = find_user_addr(c, c->priv->ws_base + f->stream_off);
+	out.stream_pos = c->priv->ws_base + f->stream_off;
+	out.user_addr = find_user_addr(c, out.stream_pos);
 	w = c->priv->lost_mode ? find_unsent_write(c, c->priv->ws_base + f->stream_off) : NULL;
 	if (!w)
 		w = find_write(c, c->priv->ws_base + f->stream_off);

@@ -140,6 +140,8 @@ struct ct_frame {
 	uint8_t syscall; /* enum syscall_kind */
 	/* Address of the frame's first byte in the writer's memory; 0 when unknown. */
 	uint64_t user_addr;
+	/* Stream position of the frame's first byte (bytes the server wrote before it). */
+	uint64_t stream_pos;
 	/* The writer's resolved Python stack; NULL when the write had no stack record. */
 	const struct attrib_stack *stack;
 	/*
@@ -258,6 +260,11 @@ void conntrack_end_all(struct conntrack *ct, const char *why, uint64_t ts_ns);
 /* A process exited: its connections end. */
 void conntrack_forget_tgid(struct conntrack *ct, uint32_t tgid, uint64_t ts_ns);
 const struct ct_stats *conntrack_stats(struct conntrack *ct);
+/*
+ * The stream position past the last byte the connection's socket was given: sent, or
+ * refused by a write that failed or sent part.
+ */
+uint64_t conntrack_tx_end(const struct ct_conn *c);
 /* Calls fn for every connection in the table. */
 void conntrack_foreach(struct conntrack *ct, void (*fn)(void *ctx, const struct ct_conn *c),
 		       void *ctx);

@@ -926,6 +926,29 @@ static const struct family_spec wsaudit_families[] = {
 		.capped_label = "origin",
 	},
 	{
+		.offset = HANDLE(queued_at_close),
+		.name = "wsaudit_queued_at_close_total",
+		.type = METRICS_COUNTER,
+		.help = "Writes handed to a transport that queues them (uvloop) and still queued "
+			"when their connection ended: they never reached the socket; by the Python "
+			"function that wrote them; past 50, origin=\"other\".",
+		.labels = (const char *const[]){ "origin" },
+		.nlabels = 1,
+		.cap = METRICS_ORIGIN_CAP,
+		.capped_label = "origin",
+	},
+	{
+		.offset = HANDLE(queued_at_close_bytes),
+		.name = "wsaudit_queued_at_close_bytes_total",
+		.type = METRICS_COUNTER,
+		.help = "Bytes of those writes, by the Python function that wrote them; past 50, "
+			"origin=\"other\".",
+		.labels = (const char *const[]){ "origin" },
+		.nlabels = 1,
+		.cap = METRICS_ORIGIN_CAP,
+		.capped_label = "origin",
+	},
+	{
 		.offset = HANDLE(abnormal_closes),
 		.name = "wsaudit_abnormal_closes_total",
 		.type = METRICS_COUNTER,
@@ -1089,6 +1112,14 @@ int metrics_wsaudit_lost(struct metrics_wsaudit *w, const char *origin, const ch
 							    type };
 
 	return add_by_origin(w->lost_frames, values, 0);
+}
+
+int metrics_wsaudit_queued(struct metrics_wsaudit *w, const char *origin, uint64_t bytes)
+{
+	const char *values[1] = { origin && *origin ? origin : "unattributed" };
+	int err = add_by_origin(w->queued_at_close, values, 0);
+
+	return err ?: metrics_add(w->queued_at_close_bytes, values, bytes);
 }
 
 int metrics_wsaudit_abnormal_close(struct metrics_wsaudit *w, int code, const char *origin)

@@ -167,6 +167,8 @@ struct metrics_wsaudit {
 	struct metrics_family *violations_by_workload;
 	struct metrics_family *lost_frames; /* {origin,type}, origin capped */
 	struct metrics_family *abnormal_closes; /* {code,origin}, origin capped */
+	struct metrics_family *queued_at_close; /* {origin}, capped */
+	struct metrics_family *queued_at_close_bytes; /* {origin}, capped */
 	struct metrics_family *policy_reloads; /* {result="ok"|"error"} */
 	struct metrics_family *policy_last_reload_success;
 	struct metrics_family *log_write_errors; /* records not written when they came */
@@ -226,6 +228,11 @@ int metrics_wsaudit_violation(struct metrics_wsaudit *w, const char *rule, const
  * types) and "none" when there is none.
  */
 int metrics_wsaudit_lost(struct metrics_wsaudit *w, const char *origin, const char *type);
+/*
+ * A write still queued in its transport when its connection ended
+ * (wsaudit_queued_at_close_total{origin}, wsaudit_queued_at_close_bytes_total{origin}).
+ */
+int metrics_wsaudit_queued(struct metrics_wsaudit *w, const char *origin, uint64_t bytes);
 /* An abnormal close (wsaudit_abnormal_closes_total{code,origin}): code 1011, or 0 for none. */
 int metrics_wsaudit_abnormal_close(struct metrics_wsaudit *w, int code, const char *origin);
 

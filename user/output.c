@@ -16,6 +16,7 @@
 #include "runs.h"
 #include "streamwrite.h"
 #include "delivery.h"
+#include "handed.h"
 #include "utf8.h"
 
 /* The columns a text line fits in (a terminal's usual width), unless --wide. */
@@ -647,7 +648,8 @@ static json_t *frame_json(const struct attrib_frame *f)
 	return NULL;
 }
 
-void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why)
+void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why,
+		       uint64_t queued)
 {
 	bool abrupt = delivery_abrupt_close(c, why);
 	const struct attrib_stack *s = c->closer;
@@ -666,6 +668,8 @@ void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns
 			tput(o, " close_code=%d", c->close_code);
 		if (c->lost_frames)
 			tput(o, " lost=%llu", (unsigned long long)c->lost_frames);
+		if (queued)
+			tput(o, " queued=%llu", (unsigned long long)queued);
 		if (s && s->origin >= 0)
 			tput(o, " closed_by=%s", s->frames[s->origin].function);
 		tput(o, "\n");
@@ -680,6 +684,8 @@ void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns
 		conn_json(c), "frames", (json_int_t)c->frames, "reason", why, "close_code",
 		c->close_sent && c->close_code > 0 ? json_integer(c->close_code) : json_null(),
 		"lost_frames", (json_int_t)c->lost_frames);
+	if (obj)
+		json_object_set_new(obj, "queued_at_close", json_integer((json_int_t)queued));
 	if (obj && s && s->origin >= 0)
 		json_object_set_new(obj, "closed_by", frame_json(&s->frames[s->origin]));
 	else if (obj) {
@@ -1125,6 +1131,78 @@ void output_frame(struct output *o, const struct frame_view *fv)
 	emit_json(o, obj);
 }
 
+void output_queued_detail(const struct queued_view *qv, char *buf, size_t size)
+{
+	enum causal_via via;
+	const struct attrib_frame *o = causal_origin(qv->write->stack, qv->link, &via);
+
+	if (o)
+		snprintf(buf, size,
+			 "%llu bytes handed to the transport by %s (%s:%d) were still queued when "
+			 "the connection closed: they never reached the socket",
+			 (unsigned long long)qv->write->len, o->function, o->file, o->line);
+	else
+		snprintf(buf, size,
+			 "%llu bytes handed to the transport were still queued when the connection "
+			 "closed: they never reached the socket; the function that wrote them is "
+			 "not known (%s)",
+			 (unsigned long long)qv->write->len,
+			 unattributed_name(qv->write->stack->why));
+}
+
+void output_queued(struct output *o, const struct queued_view *qv)
+{
+	const struct handed_write *w = qv->write;
+	const struct attrib_stack *s = w->stack;
+	const struct ct_conn *c = qv->conn;
+	const struct attrib_frame *origin;
+	char ts[48], detail[1400];
+	enum causal_via via;
+	json_t *obj, *oj;
+
+	output_queued_detail(qv, detail, sizeof(detail));
+	origin = causal_origin(s, qv->link, &via);
+	if (o->format == OUTPUT_TEXT) {
+		text_time(o, ts, sizeof(ts), w->ts_ns);
+		tput(o, "%s %u %s QUEUED %s %s bytes=%llu origin=%s\n", ts, c->tgid, c->comm,
+		     c->id_str, c->peer, (unsigned long long)w->len,
+		     origin ? origin->function : unattributed_name(s->why));
+		if (o->stack) {
+			stack_text(o, s, NULL);
+			creators_text(o, qv->link, NULL);
+		}
+		tput(o, "  ! delivery_failed: %s\n", detail);
+		text_flush(o);
+		return;
+	}
+	obj = json_pack("{s:s, s:o, s:o, s:I, s:I, s:o, s:o, s:I, s:s}", "type", "queued", "ts",
+			time_json(w->ts_ns), "closed_ts", time_json(qv->close_ts_ns), "pid",
+			(json_int_t)c->tgid, "tid", (json_int_t)w->tid, "comm", text_json(c->comm),
+			"conn", conn_json(c), "bytes", (json_int_t)w->len, "error",
+			"queued_at_close");
+	if (!obj) {
+		record_error(o, "could not be built (no memory)");
+		return;
+	}
+	if (origin) {
+		oj = frame_json(origin);
+		if (oj && via != VIA_NONE)
+			json_object_set_new(oj, "via", json_string(causal_via_name(via)));
+		json_object_set_new(obj, "origin", oj);
+	} else {
+		json_object_set_new(obj, "origin", json_null());
+		json_object_set_new(obj, "unattributed", json_string(unattributed_name(s->why)));
+	}
+	if (o->stack) {
+		json_object_set_new(obj, "stack", stack_json(s));
+		if (qv->link && qv->link->n)
+			json_object_set_new(obj, "creators", creators_json(qv->link));
+	}
+	json_object_set_new(obj, "violations",
+			    json_pack("[{s:s, s:s}]", "rule", "delivery_failed", "detail", detail));
+	emit_json(o, obj);
+}
+
 void output_run(struct output *o, const struct run_report *rep, unsigned int timeout_s)
 {
 	char ts[48], detail[RUNS_VALUE_MAX * 2];
@@ -1228,11 +1306,14 @@ static json_t *adoption_json(const struct trace_totals *t)
 	if (obj && u)
 		json_object_set_new(
 			obj, "user_memory",
-			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "scans",
-				  (json_int_t)u->scans, "scan_bytes", (json_int_t)u->scan_bytes,
-				  "scans_limited", (json_int_t)u->scans_limited, "scan_errors",
+			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+				  "scans", (json_int_t)u->scans, "scan_bytes",
+				  (json_int_t)u->scan_bytes, "scans_limited",
+				  (json_int_t)u->scans_limited, "scan_errors",
 				  (json_int_t)u->scan_errors, "scopes", (json_int_t)u->scopes,
-				  "bad_scopes", (json_int_t)u->bad_scopes, "recovered",
+				  "bad_scopes", (json_int_t)u->bad_scopes, "objects",
+				  (json_int_t)u->objects, "bad_objects",
+				  (json_int_t)u->bad_objects, "recovered",
 				  (json_int_t)u->recovered, "not_found", (json_int_t)u->not_found,
 				  "conflicts", (json_int_t)u->conflicts));
 	return obj;
@@ -1459,6 +1540,17 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				      (json_int_t)ct->unsent_writes, "lost_frames",
 				      (json_int_t)ct->lost_frames, "unsent_unresolved_bytes",
 				      (json_int_t)ct->unsent_unresolved_bytes));
+	if (t->handed)
+		json_object_update_new(
+			json_object_get(obj, "delivery"),
+			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "handed_writes",
+				  (json_int_t)t->handed->writes, "transports_linked",
+				  (json_int_t)t->handed->linked, "queued_at_close_writes",
+				  (json_int_t)t->handed->queued_writes, "queued_at_close_bytes",
+				  (json_int_t)t->handed->queued_bytes, "handed_unplaced_writes",
+				  (json_int_t)t->handed->unplaced_writes, "handed_evicted",
+				  (json_int_t)t->handed->evicted, "handed_held",
+				  (json_int_t)t->handed->held));
 	if (t->write)
 		json_object_set_new(obj, "write", write_json(t->write));
 	if (t->causal)

@@ -56,7 +56,9 @@ void output_set_sink(struct output *o, output_line_fn fn, void *ctx);
 /* subprotocol: the connection's, as it may be shown (rules_redact_subprotocol()), or NULL. */
 void output_conn_open(struct output *o, const struct ct_conn *c, const char *subprotocol,
 		      uint64_t ts_ns);
-void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why);
+/* queued: writes its transport still held, reported as `queued` records before it. */
+void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why,
+		       uint64_t queued);
 /*
  * A connection wsaudit does not follow, or not through all its writers: conn_skipped with the
  * reason (ct_skip_name(), or "fd_passed").  e: the hand-over of a socket to another process
@@ -84,6 +86,20 @@ struct frame_view {
 
 void output_frame(struct output *o, const struct frame_view *fv);
 
+struct handed_write;
+/* A write handed to a connection's transport that never reached its socket (user/handed.h). */
+struct queued_view {
+	const struct ct_conn *conn;
+	const struct handed_write *write;
+	const struct causal_link *link; /* the hand-over stack's creators */
+	uint64_t close_ts_ns; /* when the connection ended */
+};
+
+/* A `queued` record with its delivery_failed finding (docs/delivery.md). */
+void output_queued(struct output *o, const struct queued_view *qv);
+/* Its finding's detail, as in the record. */
+void output_queued_detail(const struct queued_view *qv, char *buf, size_t size);
+
 struct run_report;
 /* A run that did not reach its user whole, or could not be judged (user/runs.h). */
 void output_run(struct output *o, const struct run_report *rep, unsigned int timeout_s);
@@ -100,6 +116,7 @@ struct trace_totals {
 	const struct ct_stats *ct;
 	const struct attrib_stats *attrib;
 	const struct causal_stats *causal; /* NULL: not counted */
+	const struct handed_stats *handed; /* NULL: not counted */
 	const struct rules_stats *rules;
 	const struct runs_stats *runs; /* NULL: not counted */
 	const struct adopt_stats *adopt; /* NULL: not counted */

@@ -36,6 +36,9 @@ struct elf_syms {
 	unsigned long long tuple_type;
 	unsigned long long long_type;
 	unsigned long long list_type;
+	unsigned long long type_type; /* PyType_Type */
+	unsigned long long dict_type;
+	unsigned long long member_descr_type; /* PyMemberDescr_Type */
 	bool runtime_section; /* a .PyRuntime section exists (3.10+) */
 };
 
@@ -483,6 +486,12 @@ static int elf_scan(int fd, struct elf_syms *s)
 				s->long_type = sym.st_value;
 			else if (!strcmp(sn, "PyList_Type"))
 				s->list_type = sym.st_value;
+			else if (!strcmp(sn, "PyType_Type"))
+				s->type_type = sym.st_value;
+			else if (!strcmp(sn, "PyDict_Type"))
+				s->dict_type = sym.st_value;
+			else if (!strcmp(sn, "PyMemberDescr_Type"))
+				s->member_descr_type = sym.st_value;
 		}
 	}
 out_end:
@@ -724,6 +733,9 @@ static int inspect_runtime(pid_t pid, const struct elf_syms *s, unsigned long lo
 	out->tuple_type_addr = s->tuple_type ? bias + s->tuple_type : 0;
 	out->long_type_addr = s->long_type ? bias + s->long_type : 0;
 	out->list_type_addr = s->list_type ? bias + s->list_type : 0;
+	out->type_type_addr = s->type_type ? bias + s->type_type : 0;
+	out->dict_type_addr = s->dict_type ? bias + s->dict_type : 0;
+	out->member_descr_type_addr = s->member_descr_type ? bias + s->member_descr_type : 0;
 	out->bias = bias;
 	return 0;
 }

@@ -61,6 +61,10 @@ struct pyproc_info {
 	unsigned long long tuple_type_addr; /* read by user/pyscope.c; 0 when missing */
 	unsigned long long long_type_addr;
 	unsigned long long list_type_addr;
+	/* PyType_Type, PyDict_Type, PyMemberDescr_Type: instance attributes (user/pyscope.c) */
+	unsigned long long type_type_addr;
+	unsigned long long dict_type_addr;
+	unsigned long long member_descr_type_addr;
 	struct py_offsets off;
 	struct py_layout layout;
 };

@@ -368,6 +368,14 @@ void report_abrupt_close(struct report *r, const struct attrib_stack *closer, co
 		       detail, test, test_why, running);
 }
 
+void report_queued(struct report *r, const struct attrib_stack *s, const struct attrib_frame *o,
+		   const char *detail, const char *test, enum test_unknown test_why, bool running)
+{
+	r->t.violations[RULE_DELIVERY_FAILED]++;
+	add_occurrence(r, find_or_add(r, RULE_DELIVERY_FAILED, o, unattributed_name(s->why), s),
+		       detail, test, test_why, running);
+}
+
 void report_run(struct report *r, const struct run_report *rep, const char *detail,
 		const char *test, enum test_unknown test_why, bool running)
 {

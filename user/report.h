@@ -100,6 +100,12 @@ void report_frame(struct report *r, const struct frame_view *fv);
  */
 void report_abrupt_close(struct report *r, const struct attrib_stack *closer, const char *detail,
 			 const char *test, enum test_unknown test_why, bool running);
+/*
+ * A write still queued in its transport when its connection ended (delivery_failed), at the
+ * function that wrote it (o, NULL when not known; s: the hand-over's stack).
+ */
+void report_queued(struct report *r, const struct attrib_stack *s, const struct attrib_frame *o,
+		   const char *detail, const char *test, enum test_unknown test_why, bool running);
 void report_run(struct report *r, const struct run_report *rep, const char *detail,
 		const char *test, enum test_unknown test_why, bool running);
 

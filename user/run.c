@@ -94,6 +94,21 @@ static void observe_abrupt_close(void *ctx, const struct ct_conn *c, uint64_t ts
 	report_abrupt_close(rc->report, c->closer, detail, test, tw, running);
 }
 
+/* A write its transport still held at the close: delivery_failed, at the function that wrote it. */
+static void observe_queued(void *ctx, const struct queued_view *qv)
+{
+	struct run_ctx *rc = ctx;
+	const struct attrib_stack *s = qv->write->stack;
+	const struct attrib_frame *o = causal_origin(s, qv->link, &(enum causal_via){ VIA_NONE });
+	char detail[1400], test[1024];
+	enum test_unknown tw;
+	bool running;
+
+	output_queued_detail(qv, detail, sizeof(detail));
+	tw = test_of(rc, s, (pid_t)qv->conn->tgid, qv->write->ts_ns, test, sizeof(test), &running);
+	report_queued(rc->report, s, o, detail, test, tw, running);
+}
+
 /* A run finding, named after the test running when its last event was sent. */
 static void observe_run(void *ctx, const struct run_report *rep)
 {
@@ -247,6 +262,7 @@ int cmd_run(int argc, char **argv)
 	struct session_observer obs = {
 		.frame_view = observe_frame,
 		.conn_close = observe_abrupt_close,
+		.queued = observe_queued,
 		.run = observe_run,
 	};
 	struct run_ctx ctx = {};

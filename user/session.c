@@ -17,6 +17,7 @@
 #include "keyhash.h"
 #include "log.h"
 #include "filter.h"
+#include "handed.h"
 #include "podinfo.h"
 #include "procmaps.h"
 #include "pyscope.h"
@@ -123,6 +124,7 @@ struct session {
 	struct output *out;
 	struct attrib *attrib;
 	struct causal *causal;
+	struct handed *handed; /* writes handed to a transport, until they leave */
 	struct policy *policy;
 	struct rules *rules;
 	struct runs *runs;
@@ -218,6 +220,8 @@ static const char *scope_rescan(struct session *s, pid_t pid)
 	t->scan_bytes += st->bytes_read;
 	t->scopes += st->scopes;
 	t->bad_scopes += st->bad_scopes;
+	t->objects += st->objects;
+	t->bad_objects += st->bad_objects;
 	if (st->limited)
 		t->scans_limited++;
 	if (err) {
@@ -226,8 +230,11 @@ static const char *scope_rescan(struct session *s, pid_t pid)
 			 strerror(-err));
 		return "adopted_memory_unreadable";
 	}
-	log_debug("pid %d: %llu connection scopes in %llu bytes", pid,
-		  (unsigned long long)st->scopes, (unsigned long long)st->bytes_read);
+	log_debug("pid %d: %llu connection scopes, %llu connection objects (%llu unreadable) of "
+		  "%llu classes in %llu bytes",
+		  pid, (unsigned long long)st->scopes, (unsigned long long)st->objects,
+		  (unsigned long long)st->bad_objects, (unsigned long long)st->conn_types,
+		  (unsigned long long)st->bytes_read);
 	return NULL;
 }
 
@@ -292,11 +299,16 @@ static void conn_identify_adopted(struct session *s, struct ct_conn *c)
 		t->conflicts++;
 		c->user_unknown = "adopted_scope_conflict";
 	} else {
+		const struct pyscope_stats *st =
+			s->scope && s->scope_pid == pid ? pyscope_scan_stats(s->scope) : NULL;
+
 		t->not_found++;
-		c->user_unknown = s->scope && s->scope_pid == pid &&
-						  pyscope_scan_stats(s->scope)->limited ?
-					  "adopted_scan_limited" :
-					  "adopted_scope_not_found";
+		if (st && st->limited)
+			c->user_unknown = "adopted_scan_limited";
+		else if (st && st->objects_unsupported)
+			c->user_unknown = "adopted_layout_unsupported";
+		else
+			c->user_unknown = "adopted_scope_not_found";
 	}
 }
 
@@ -450,11 +462,49 @@ static void sink_bytes(void *ctx, const struct ct_conn *c, uint64_t pos, const u
 	streamwrite_bytes(s->opts.write, c, pos, data, len, ts_ns);
 }
 
+struct queued_ctx {
+	struct session *s;
+	const struct ct_conn *c;
+	uint64_t ts_ns;
+};
+
+/*
+ * A write handed to the connection's transport that never reached its socket: a finding
+ * (delivery_failed) on a record of its own, with the stack of the hand-over.
+ */
+static void report_queued(void *ctx, const struct handed_write *w)
+{
+	const struct queued_ctx *q = ctx;
+	struct session *s = q->s;
+	struct causal_link link;
+	struct queued_view qv = {
+		.conn = q->c,
+		.write = w,
+		.link = &link,
+		.close_ts_ns = q->ts_ns ? q->ts_ns : mono_ns(),
+	};
+
+	attrib_stack_check(s->attrib, w->stack);
+	causal_link(s->causal, q->c->tgid, w->stack, &link);
+	rules_count(s->rules, RULE_DELIVERY_FAILED);
+	if (s->obs.queued)
+		s->obs.queued(s->obs.ctx, &qv);
+	for (struct session_tap *t = s->taps; t; t = t->next) {
+		if (t->wants(t->ctx, q->c->tgid)) {
+			output_queued(t->out, &qv);
+			t->commit(t->ctx);
+		}
+	}
+	if (conn_selected(s, q->c))
+		output_queued(s->out, &qv);
+}
+
 static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why)
 {
 	struct session *s = ctx;
 	/* Closed without a close frame: a finding, shown where violations are. */
 	bool abrupt = delivery_abrupt_close(c, why);
+	uint64_t queued;
 
 	/*
 	 * Its runs' findings first: the close is what ended them, when the socket closed or its
@@ -469,6 +519,16 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 
 	if (c->adopted)
 		adopt_conn_closed(s->adopt, (pid_t)c->tgid, &c->id);
+	/*
+	 * Writes its transport still held never reached the socket; when only the trace ends,
+	 * or the fd was reused, they may still have gone: forgotten, not judged.
+	 */
+	queued = handed_close(s->handed, c->tgid, &c->id,
+			      !strcmp(why, "closed") || !strcmp(why, "process_exit") ?
+				      conntrack_tx_end(c) :
+				      UINT64_MAX,
+			      report_queued,
+			      &(struct queued_ctx){ .s = s, .c = c, .ts_ns = ts_ns });
 	if (abrupt) {
 		rules_count(s->rules, RULE_ABNORMAL_CLOSE);
 		if (s->obs.conn_close)
@@ -476,12 +536,12 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 	}
 	for (struct session_tap *t = s->taps; t; t = t->next) {
 		if ((!t->violations_only || abrupt) && t->wants(t->ctx, c->tgid)) {
-			output_conn_close(t->out, c, ts_ns, why);
+			output_conn_close(t->out, c, ts_ns, why, queued);
 			t->commit(t->ctx);
 		}
 	}
 	if ((!s->opts.violations_only || abrupt) && conn_selected(s, c))
-		output_conn_close(s->out, c, ts_ns, why);
+		output_conn_close(s->out, c, ts_ns, why, queued);
 	if (s->opts.write)
 		streamwrite_conn_close(s->opts.write, c, ts_ns, why);
 }
@@ -816,10 +876,16 @@ static void sink_frame(void *ctx, const struct ct_frame *f)
 		uint64_t token = attrib_token_of(s->attrib, f->pid, f->user_addr);
 		struct zflush_token *t = &s->zflush_tokens[(token >> 4) % ZFLUSH_TOKENS];
 
+		uint64_t transport = 0;
+
 		/* Sent: its message end is no one else's, should the address be reused. */
 		if (token && t->token == token && t->tgid == f->pid)
 			t->token = 0;
-		stack = own = attrib_token_take(s->attrib, f->pid, f->user_addr);
+		stack = own = attrib_token_take(s->attrib, f->pid, f->user_addr, &transport);
+		/* Its transport is that connection's, and the object started there. */
+		if (own)
+			handed_sent(s->handed, f->pid, transport, token, &f->conn->id,
+				    f->stream_pos);
 	}
 	if (!stack)
 		stack = f->stack;
@@ -1320,6 +1386,7 @@ static void forget_process(struct session *s, pid_t pid, uint64_t ts_ns)
 	tls_static_forget(s, pid);
 	capture_forget_tgid(s->cap, pid);
 	causal_forget_process(s->causal, pid);
+	handed_forget_process(s->handed, pid);
 	attrib_forget_process(s->attrib, pid);
 }
 
@@ -1376,6 +1443,7 @@ static void reinspect(struct session *s, pid_t pid, bool by_leader)
 	ctx_forget(s, pid);
 	watch_forget(s, pid);
 	causal_forget_process(s->causal, pid);
+	handed_forget_process(s->handed, pid);
 	tls_static_forget(s, pid);
 	attrib_forget_process(s->attrib, pid);
 	log_info("traced pid %d runs a new program", pid);
@@ -1525,8 +1593,14 @@ static int on_record(void *ctx, const void *data, size_t size)
 		mark_context_frames(s, e->tgid, stack);
 		mark_stop_frame(s, e, stack);
 		zflush_handover(s, e);
-		if (stack)
-			attrib_token_put(s->attrib, e->tgid, e->token, e->hdr.ts_ns, stack);
+		if (!stack)
+			return 0;
+		handed_put(s->handed, e->tgid, e->tid, e->handed.transport, e->token,
+			   attrib_bytes_len(s->attrib, e->tgid, e->handed.obj_type,
+					    e->handed.obj_size),
+			   e->hdr.ts_ns, stack);
+		attrib_token_put(s->attrib, e->tgid, e->token, e->handed.transport, e->hdr.ts_ns,
+				 stack);
 		return 0;
 	}
 	if (h->type == EVT_STACK && evt_stack_complete(data, size) &&
@@ -1722,13 +1796,14 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 	s->attrib = attrib_new((const char *const *)policy->transport_files.v,
 			       policy->transport_files.n);
 	s->causal = causal_new(s->attrib);
+	s->handed = handed_new();
 	s->rules = rules_new(policy, opts->show_identities, 0);
 	s->runs = runs_new(policy, 0, sink_run, s);
 	s->pods = podinfo_cache_new(0);
 	if (s->attrib)
 		attrib_set_queues(s->attrib, policy->queues, policy->nqueues);
-	if (!s->out || !s->ct || !s->adopt || !s->attrib || !s->causal || !s->rules || !s->runs ||
-	    !s->pods) {
+	if (!s->out || !s->ct || !s->adopt || !s->attrib || !s->causal || !s->handed || !s->rules ||
+	    !s->runs || !s->pods) {
 		log_err("out of memory");
 		goto err_close;
 	}
@@ -1802,6 +1877,7 @@ void session_close(struct session *s, const char *why)
 	}
 	podinfo_cache_free(s->pods);
 	causal_free(s->causal);
+	handed_free(s->handed);
 	attrib_free(s->attrib);
 	rules_free(s->rules);
 	policy_free(s->policy);
@@ -1909,6 +1985,7 @@ static void stats_to(struct session *s, struct output *o, bool final)
 	out.ct = &t.ct;
 	out.attrib = &t.attrib;
 	out.causal = &t.causal;
+	out.handed = &t.handed;
 	out.rules = &t.rules;
 	out.runs = &t.runs;
 	out.adopt = &t.adopt;
@@ -2005,6 +2082,7 @@ void session_totals(struct session *s, struct session_totals *t)
 	t->ct = *conntrack_stats(s->ct);
 	t->attrib = *attrib_stats(s->attrib);
 	t->causal = *causal_stats(s->causal);
+	t->handed = *handed_stats(s->handed);
 	t->rules = *rules_stats(s->rules);
 	t->runs = *runs_stats(s->runs);
 	t->adopt = *adopt_stats(s->adopt);

@@ -20,6 +20,7 @@
 #include "capture.h"
 #include "causal.h"
 #include "conntrack.h"
+#include "handed.h"
 #include "keyhash.h"
 #include "output.h"
 #include "policy.h"
@@ -84,6 +85,8 @@ struct session_observer {
 	void (*frame_view)(void *ctx, const struct frame_view *fv);
 	/* A connection closed without a close frame (an abnormal_close finding); optional. */
 	void (*conn_close)(void *ctx, const struct ct_conn *c, uint64_t ts_ns, const char *why);
+	/* A write still queued in its transport when the connection ended; optional. */
+	void (*queued)(void *ctx, const struct queued_view *qv);
 	/* A run that did not reach its user whole, or was not judged (docs/runs.md); optional. */
 	void (*run)(void *ctx, const struct run_report *rep);
 	void *ctx;
@@ -145,6 +148,7 @@ struct session_totals {
 	struct ct_stats ct;
 	struct attrib_stats attrib;
 	struct causal_stats causal;
+	struct handed_stats handed;
 	struct rules_stats rules;
 	struct runs_stats runs;
 	struct adopt_stats adopt;

@@ -274,8 +274,22 @@ struct py_ctx {
  */
 struct evt_stack {
 	struct evt_hdr hdr;
-	struct conn_id conn; /* STACK_AT_SYSCALL */
-	__u64 io_pos; /* STACK_AT_SYSCALL */
+	union {
+		struct {
+			struct conn_id conn; /* STACK_AT_SYSCALL, STACK_AT_CLOSE */
+			__u64 io_pos; /* STACK_AT_SYSCALL, STACK_AT_CLOSE */
+		};
+		/*
+		 * STACK_AT_TRANSPORT_WRITE: the transport the object was handed to (the
+		 * method's self), and the object's ob_type and ob_size as read then: its
+		 * length when it is a bytes object (user/handed.c).
+		 */
+		struct {
+			__u64 transport;
+			__u64 obj_type;
+			__u64 obj_size;
+		} handed;
+	};
 	__u64 thread_base; /* pthread_self() of the writer */
 	__u64 token; /* STACK_AT_TRANSPORT_WRITE: address of the object written */
 	__u32 tgid;

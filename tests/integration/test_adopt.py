@@ -25,7 +25,7 @@ ADOPT = os.path.join(APPS, "ws_adopt.py")
 EXE_NAME = "wsx-adopt-python3"
 CONNS = 20
 # Servers whose connection objects give back the upgrade request (docs/adoption.md).
-USER_FROM_MEMORY = {"fastapi"}
+USER_FROM_MEMORY = {"fastapi", "websockets", "aiohttp"}
 TRACE_SECONDS = 20
 
 
@@ -61,7 +61,9 @@ def start_agent(procs, tmp, exe):
 @pytest.mark.parametrize("framework,through", [("fastapi", "standalone"),
                                                ("websockets", "standalone"),
                                                ("aiohttp", "standalone"),
-                                               ("fastapi", "agent")])
+                                               ("fastapi", "agent"),
+                                               ("websockets", "agent"),
+                                               ("aiohttp", "agent")])
 def test_adopted_connections_decode_from_the_servers_history(procs, tmp_path, framework, through):
     truth_path, go, stop = tmp_path / "truth.jsonl", tmp_path / "go", tmp_path / "stop"
     exe, env = PY, None
