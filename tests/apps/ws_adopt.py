@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Connections that are open before the trace: a server and its clients.
 
-  ws_adopt.py server --framework fastapi|websockets|aiohttp --truth FILE
+  ws_adopt.py server --framework fastapi|websockets|websockets-asyncio|aiohttp --truth FILE
   ws_adopt.py clients --port P --conns 20 --seed S --go-file F --stop-file F
 
 The server (permessage-deflate with context takeover, the JWT in Sec-WebSocket-Protocol as
@@ -118,7 +118,10 @@ def serve_fastapi(port_cb, truth):
 
 def serve_websockets(port_cb, truth):
     import websockets
-    import websockets.legacy.server as wls
+    try:
+        import websockets.legacy.server as wls
+    except ImportError:  # before 10.0 the protocol server was websockets.server
+        import websockets.server as wls
 
     class Proto(wls.WebSocketServerProtocol):
         def select_subprotocol(self, client_subprotocols, server_subprotocols):
@@ -132,9 +135,32 @@ def serve_websockets(port_cb, truth):
             pass
 
     async def main():
-        async with websockets.serve(handler, "127.0.0.1", 0, create_protocol=Proto, subprotocols=["jwt-auth"],
+        async with wls.serve(handler, "127.0.0.1", 0, create_protocol=Proto, subprotocols=["jwt-auth"],
                                     compression="deflate") as srv:
             port_cb(srv.sockets[0].getsockname()[1])
+            await asyncio.Future()
+
+    asyncio.run(main())
+
+
+def serve_websockets_asyncio(port_cb, truth):
+    """websockets >= 13's asyncio server: the request in ServerConnection.request."""
+    import websockets
+    from websockets.asyncio.server import serve
+
+    def select(conn, subprotocols):
+        return subprotocol_token(",".join(subprotocols))
+
+    async def handler(ws):
+        try:
+            await talk(ws.send, ws.remote_address[1], user_from_token(ws.subprotocol), truth)
+        except websockets.ConnectionClosed:
+            pass
+
+    async def main():
+        async with serve(handler, "127.0.0.1", 0, select_subprotocol=select,
+                         compression="deflate") as srv:
+            port_cb(list(srv.sockets)[0].getsockname()[1])
             await asyncio.Future()
 
     asyncio.run(main())
@@ -175,6 +201,7 @@ def server(args):
 
     signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
     {"fastapi": serve_fastapi, "websockets": serve_websockets,
+     "websockets-asyncio": serve_websockets_asyncio,
      "aiohttp": serve_aiohttp}[args.framework](ready, truth)
 
 
@@ -213,7 +240,7 @@ def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="mode", required=True)
     s = sub.add_parser("server")
-    s.add_argument("--framework", choices=("fastapi", "websockets", "aiohttp"), required=True)
+    s.add_argument("--framework", choices=("fastapi", "websockets", "websockets-asyncio", "aiohttp"), required=True)
     s.add_argument("--truth")
     c = sub.add_parser("clients")
     c.add_argument("--port", type=int, required=True)

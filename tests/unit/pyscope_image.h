@@ -39,6 +39,12 @@ static const struct pyscope_layout img_layout = {
 	.str_ascii_bit = 0x40,
 	.long_tag = false,
 	.refcnt_check = true,
+	.inst = PYSCOPE_INST_VALUES,
+	.type_type = 0x5500000a6000ull,
+	.dict_type = 0x5500000a7000ull,
+	.member_descr_type = 0x5500000a8000ull,
+	.ht_cached_keys = 872,
+	.ht_name = 848,
 };
 
 static inline int img_read(void *ctx, uint64_t addr, void *buf, size_t len)

@@ -18,6 +18,8 @@
 #include "pyscope_image.h"
 
 static struct img *img;
+/* the layout under test: img_layout, with the instance layout of the CPython version tried */
+static struct pyscope_layout lay;
 
 static uint64_t alloc(size_t n)
 {
@@ -132,7 +134,7 @@ static uint64_t mk_scope(const char *ip, uint32_t port, uint64_t headers, const 
 
 static struct pyscope_scan *scan(size_t chunk)
 {
-	struct pyscope_scan *s = pyscope_scan_new(&img_layout, img_read, img);
+	struct pyscope_scan *s = pyscope_scan_new(&lay, img_read, img);
 
 	assert_non_null(s);
 	for (int pass = 0; pass < 2; pass++) {
@@ -158,6 +160,7 @@ static const char *const other[] = { "host", "127.0.0.1:8000", "sec-websocket-pr
 static int setup(void **state)
 {
 	(void)state;
+	lay = img_layout;
 	img = calloc(1, sizeof(*img));
 	return img ? 0 : -1;
 }
@@ -266,6 +269,384 @@ static void test_hostile_headers_are_refused(void **state)
 	pyscope_scan_free(s);
 }
 
+/*
+ * Classes and their instances, as CPython 3.9 to 3.13 keep them (user/pyscope.c): a class is
+ * a heap type whose tp_name is the characters of its ht_name str, tp_dict its namespace,
+ * tp_mro a tuple starting with itself; an instance keeps its attributes in a dict (3.9,
+ * 3.10), a values array laid out by the class's shared keys (3.11 at obj - 32, 3.12 tagged
+ * at obj - 24) or inline after the object (3.13); a slot is a member descriptor's offset.
+ */
+#define TYPE_SIZE 1024
+#define F_INLINE (1ull << 2)
+#define F_MANAGED (1ull << 4)
+#define F_HEAP_READY ((1ull << 9) | (1ull << 12))
+#define F_TUPLE_SUB (1ull << 26)
+#define F_TYPE_SUB (1ull << 31)
+
+static uint64_t mk_tuple_n(const uint64_t *items, size_t n)
+{
+	uint64_t at = alloc(24 + 8 * (n ? n : 1));
+
+	header(at, img_layout.tuple_type, n);
+	for (size_t i = 0; i < n; i++)
+		put64(at + 24 + 8 * i, items[i]);
+	return at;
+}
+
+/* A table of str keys (values in its entries for a dict, or none: shared keys). */
+static uint64_t mk_keys(const char *const *names, const uint64_t *vals, size_t n)
+{
+	uint64_t at = alloc(64 + 24 * 8), entries;
+
+	assert_true(n <= 5);
+	put64(at, 1);
+	if (lay.inst == PYSCOPE_INST_DICT) {
+		put64(at + 8, 8); /* dk_size */
+		put64(at + 32, n); /* dk_nentries */
+		entries = at + 40 + 8;
+		for (size_t i = 0; i < n; i++) {
+			put64(entries + 24 * i + 8, mk_str(names[i]));
+			put64(entries + 24 * i + 16, vals ? vals[i] : 0);
+		}
+		return at;
+	}
+	img->b[at + 8 - IMG_BASE] = 3; /* log2 size */
+	img->b[at + 9 - IMG_BASE] = 3; /* log2 index bytes */
+	img->b[at + 10 - IMG_BASE] = vals ? 1 : 2; /* unicode, or split */
+	put64(at + 24, n);
+	entries = at + 32 + 8;
+	for (size_t i = 0; i < n; i++) {
+		put64(entries + 16 * i, mk_str(names[i]));
+		put64(entries + 16 * i + 8, vals ? vals[i] : 0);
+	}
+	return at;
+}
+
+static uint64_t mk_dict(const char *const *names, const uint64_t *vals, size_t n)
+{
+	uint64_t at = alloc(48);
+
+	header(at, img_layout.dict_type, 0);
+	put64(at + 16, n);
+	put64(at + 32, mk_keys(names, vals, n));
+	return at;
+}
+
+/* A member descriptor for a slot at offset. */
+static uint64_t mk_member(uint64_t offset)
+{
+	uint64_t at = alloc(48), def = alloc(40);
+
+	header(at, img_layout.member_descr_type, 0);
+	put64(at + 40, def);
+	put64(def + 8, 16); /* T_OBJECT_EX */
+	put64(def + 16, offset);
+	return at;
+}
+
+/*
+ * A class: its MRO is itself then bases; attrs, when given, are the instance attributes its
+ * shared keys lay out; its namespace holds __module__ and the member descriptors given.
+ */
+static uint64_t mk_class(const char *name, const char *module, uint64_t meta, const uint64_t *bases,
+			 size_t nbases, uint64_t flags, uint64_t basicsize,
+			 const char *const *attrs, size_t nattrs, const char *slot,
+			 uint64_t slot_at)
+{
+	uint64_t at = alloc(TYPE_SIZE), ns = mk_str(name), mro[4];
+	const char *keys[2] = { "__module__", slot };
+	uint64_t vals[2] = { mk_str(module), slot ? mk_member(slot_at) : 0 };
+
+	header(at, meta ? meta : img_layout.type_type, 0);
+	put64(at + 24, ns + 40);
+	put64(at + 32, basicsize);
+	put64(at + 168, flags | F_HEAP_READY);
+	put64(at + 264, mk_dict(keys, vals, slot ? 2 : 1));
+	if (lay.inst == PYSCOPE_INST_DICT && (flags & F_MANAGED))
+		put64(at + 288, 16); /* tp_dictoffset */
+	mro[0] = at;
+	for (size_t i = 0; i < nbases; i++)
+		mro[i + 1] = bases[i];
+	put64(at + 344, mk_tuple_n(mro, nbases + 1));
+	put64(at + lay.ht_name, ns);
+	if (nattrs)
+		put64(at + lay.ht_cached_keys, mk_keys(attrs, NULL, nattrs));
+	return at;
+}
+
+static uint64_t class_flags(void)
+{
+	switch (lay.inst) {
+	case PYSCOPE_INST_INLINE:
+		return F_INLINE | F_MANAGED;
+	default:
+		return F_MANAGED;
+	}
+}
+
+/* An instance of cls (basicsize 16) with the attributes cls's shared keys name, in order. */
+static uint64_t mk_instance(uint64_t cls, const char *const *names, const uint64_t *vals, size_t n)
+{
+	uint64_t pre = alloc(32 + 16 + 8 + 8 * n), at = pre + 32, values;
+
+	header(at, cls, 0);
+	switch (lay.inst) {
+	case PYSCOPE_INST_DICT:
+		/* dict at tp_dictoffset 16 */
+		at = alloc(24);
+		header(at, cls, 0);
+		put64(at + 16, mk_dict(names, vals, n));
+		break;
+	case PYSCOPE_INST_VALUES:
+		values = alloc(8 * n);
+		for (size_t i = 0; i < n; i++)
+			put64(values + 8 * i, vals[i]);
+		put64(at - 32, values);
+		break;
+	case PYSCOPE_INST_TAGGED:
+		values = alloc(8 * n);
+		for (size_t i = 0; i < n; i++)
+			put64(values + 8 * i, vals[i]);
+		put64(at - 24, values - 1);
+		break;
+	case PYSCOPE_INST_INLINE:
+		img->b[at + 16 + 2 - IMG_BASE] = 1; /* embedded */
+		img->b[at + 16 + 3 - IMG_BASE] = 1; /* valid */
+		for (size_t i = 0; i < n; i++)
+			put64(at + 16 + 8 + 8 * i, vals[i]);
+		break;
+	default:
+		fail();
+	}
+	return at;
+}
+
+/*
+ * WSAUDIT_PYSCOPE_SEEDS=DIR: the image under test is written to DIR/name as a seed of
+ * fuzz_pyscope (its input: the peer's length, the peer, then the image), for the 3.11 layout
+ * the harness reads.
+ */
+static void dump_seed(const char *name, const char *peer)
+{
+	const char *dir = getenv("WSAUDIT_PYSCOPE_SEEDS");
+	char path[4096];
+	uint8_t n = (uint8_t)strlen(peer);
+	FILE *f;
+
+	if (!dir || lay.inst != img_layout.inst)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	fwrite(&n, 1, 1, f);
+	fwrite(peer, 1, n, f);
+	fwrite(img->b, 1, img->top, f);
+	fclose(f);
+}
+
+static const char *const ws_headers[] = { "Host", "127.0.0.1:8000", "Sec-WebSocket-Protocol",
+					  "jwt.eyJhbGciOi, chat" };
+
+/* asyncio's transport: _extra a slot of its base class, {"peername": (ip, port)}. */
+static uint64_t mk_transport(uint64_t base, const char *ip, uint32_t port)
+{
+	static const char *const peer_key[] = { "peername" };
+	uint64_t cls = mk_class("_SelectorSocketTransport", "asyncio.selector_events", 0, &base, 1,
+				0, 24, NULL, 0, NULL, 0);
+	uint64_t t = alloc(24), peer = mk_tuple(mk_str(ip), mk_int(port));
+
+	header(t, cls, 0);
+	put64(t + 16, mk_dict(peer_key, &peer, 1));
+	return t;
+}
+
+/* websockets' Headers: __slots__ _dict, _list (list of (str, str)). */
+static uint64_t mk_ws_headers(uint64_t cls, const char *const *kv, size_t n)
+{
+	uint64_t items[8], at = alloc(32);
+
+	for (size_t i = 0; i < n; i++)
+		items[i] = mk_tuple(mk_str(kv[2 * i]), mk_str(kv[2 * i + 1]));
+	header(at, cls, 0);
+	put64(at + 24, mk_list(items, n));
+	return at;
+}
+
+static void ws_legacy_at(enum pyscope_inst inst, unsigned int cached_keys, unsigned int ht_name)
+{
+	static const char *const attrs[] = { "transport", "path", "request_headers" };
+	const struct http1_message *m;
+	struct pyscope_scan *s;
+	uint64_t base_t, hdr_cls, proto, sub, vals[3];
+	int err;
+
+	memset(img, 0, sizeof(*img));
+	lay.inst = inst;
+	lay.ht_cached_keys = cached_keys;
+	lay.ht_name = ht_name;
+	base_t = mk_class("BaseTransport", "asyncio.transports", 0, NULL, 0, 0, 24, NULL, 0,
+			  "_extra", 16);
+	hdr_cls = mk_class("Headers", "websockets.datastructures", 0, NULL, 0, 0, 32, NULL, 0,
+			   "_list", 24);
+	proto = mk_class("WebSocketServerProtocol", "websockets.legacy.server", 0, NULL, 0,
+			 class_flags(), 16, attrs, 3, NULL, 0);
+	/* the server's own subclass, as the test app and uvicorn make */
+	sub = mk_class("Proto", "__main__", 0, &proto, 1, class_flags(), 16, attrs, 3, NULL, 0);
+	vals[0] = mk_transport(base_t, "127.0.0.1", 41000);
+	vals[1] = mk_str("/ws?token=abc");
+	vals[2] = mk_ws_headers(hdr_cls, ws_headers, 2);
+	mk_instance(sub, attrs, vals, 3);
+	/* a class of the same name in another module is not a connection class */
+	proto = mk_class("WebSocketServerProtocol", "elsewhere", 0, NULL, 0, class_flags(), 16,
+			 attrs, 3, NULL, 0);
+	vals[0] = mk_transport(base_t, "127.0.0.1", 41001);
+	mk_instance(proto, attrs, vals, 3);
+	dump_seed("websockets", "127.0.0.1:41000");
+	for (size_t chunk = 256; chunk <= IMG_SIZE; chunk *= 8) {
+		s = scan(chunk);
+		m = pyscope_lookup(s, "127.0.0.1", 41000, &err);
+		assert_int_equal(err, 0);
+		assert_non_null(m);
+		assert_int_equal(m->nheaders, 2);
+		assert_string_equal(http1_header(m, "sec-websocket-protocol"),
+				    "jwt.eyJhbGciOi, chat");
+		assert_string_equal(m->path, "/ws");
+		assert_string_equal(m->query, "token=abc");
+		assert_string_equal(m->target, "/ws?token=abc");
+		assert_null(pyscope_lookup(s, "127.0.0.1", 41001, &err));
+		assert_int_equal(pyscope_scan_stats(s)->objects, 1);
+		assert_int_equal(pyscope_scan_stats(s)->conn_types, 2);
+		pyscope_scan_free(s);
+	}
+}
+
+static void test_websockets_request_per_layout(void **state)
+{
+	(void)state;
+	ws_legacy_at(PYSCOPE_INST_DICT, 864, 840); /* 3.9 */
+	ws_legacy_at(PYSCOPE_INST_VALUES, 872, 848); /* 3.11 */
+	ws_legacy_at(PYSCOPE_INST_TAGGED, 880, 856); /* 3.12 */
+	ws_legacy_at(PYSCOPE_INST_INLINE, 880, 856); /* 3.13 */
+}
+
+/*
+ * aiohttp: Request (a subclass of BaseRequest, whose metaclass is ABCMeta) with _message, the
+ * parsed request (a named tuple here: raw_headers its fifth field), and _transport_peername.
+ */
+static uint64_t mk_aiohttp(uint64_t req_cls, uint64_t msg_cls, const char *ip, uint32_t port,
+			   const char *const *kv, size_t n)
+{
+	static const char *const attrs[] = { "_message", "_transport_peername" };
+	uint64_t raw[8], f[6], msg, vals[2];
+
+	for (size_t i = 0; i < n; i++)
+		raw[i] = mk_tuple(mk_bytes(kv[2 * i]), mk_bytes(kv[2 * i + 1]));
+	f[0] = mk_str("GET");
+	f[1] = mk_str("/ws");
+	f[2] = mk_tuple(mk_int(1), mk_int(1));
+	f[3] = mk_str("headers");
+	f[4] = mk_tuple_n(raw, n);
+	f[5] = mk_int(0);
+	msg = mk_tuple_n(f, 6);
+	put64(msg + 8, msg_cls);
+	vals[0] = msg;
+	vals[1] = mk_tuple_n((uint64_t[]){ mk_str(ip), mk_int(port), mk_int(0), mk_int(0) }, 4);
+	return mk_instance(req_cls, attrs, vals, 2);
+}
+
+static void test_aiohttp_request(void **state)
+{
+	static const char *const attrs[] = { "_message", "_transport_peername" };
+	static const char *const crlf[] = { "x-a", "1\r\nsec-websocket-protocol: jwt.FORGED" };
+	const struct http1_message *m;
+	uint64_t meta, base, req, msg_cls;
+	struct pyscope_scan *s;
+	int err;
+
+	(void)state;
+	meta = mk_class("ABCMeta", "abc", 0, NULL, 0, F_TYPE_SUB, TYPE_SIZE, NULL, 0, NULL, 0);
+	base = mk_class("BaseRequest", "aiohttp.web_request", meta, NULL, 0, class_flags(), 16,
+			attrs, 2, NULL, 0);
+	req = mk_class("Request", "aiohttp.web_request", meta, &base, 1, class_flags(), 16, attrs,
+		       2, NULL, 0);
+	msg_cls = mk_class("RawRequestMessage", "aiohttp.http_parser", 0, NULL, 0, F_TUPLE_SUB, 24,
+			   NULL, 0, NULL, 0);
+	mk_aiohttp(req, msg_cls, "::1", 42000, ws_headers, 2);
+	mk_aiohttp(req, msg_cls, "::1", 42001, crlf, 1);
+	dump_seed("aiohttp", "[::1]:42000");
+	s = scan(4096);
+	m = pyscope_lookup(s, "::1", 42000, &err);
+	assert_non_null(m);
+	assert_string_equal(http1_header(m, "Sec-WebSocket-Protocol"), "jwt.eyJhbGciOi, chat");
+	assert_string_equal(m->target, "/ws");
+	/* a header that would read as another one: refused, and counted */
+	assert_null(pyscope_lookup(s, "::1", 42001, &err));
+	assert_int_equal(err, -ENOENT);
+	assert_int_equal(pyscope_scan_stats(s)->objects, 1);
+	assert_int_equal(pyscope_scan_stats(s)->bad_objects, 1);
+	pyscope_scan_free(s);
+}
+
+/* Hostile objects: attributes that lead nowhere, loops, huge counts; nothing is taken. */
+static void test_hostile_instances(void **state)
+{
+	static const char *const attrs[] = { "transport", "path", "request_headers" };
+	uint64_t base_t, hdr_cls, proto, vals[3], o, keys, values;
+	struct pyscope_scan *s;
+	int err;
+
+	(void)state;
+	base_t = mk_class("BaseTransport", "asyncio.transports", 0, NULL, 0, 0, 24, NULL, 0,
+			  "_extra", 16);
+	hdr_cls = mk_class("Headers", "websockets.datastructures", 0, NULL, 0, 0, 32, NULL, 0,
+			   "_list", 24);
+	proto = mk_class("WebSocketServerProtocol", "websockets.legacy.server", 0, NULL, 0,
+			 class_flags(), 16, attrs, 3, NULL, 0);
+	vals[0] = mk_transport(base_t, "10.1.0.1", 1000);
+	vals[1] = mk_str("/ws");
+	vals[2] = mk_ws_headers(hdr_cls, ws_headers, 2);
+	/* values pointing out of the process */
+	o = mk_instance(proto, attrs, vals, 3);
+	put64(o - 32, 0xdead0000ull);
+	/* request headers that are the object itself */
+	vals[0] = mk_transport(base_t, "10.1.0.1", 1001);
+	o = mk_instance(proto, attrs, vals, 3);
+	memcpy(&values, img->b + (o - 32 - IMG_BASE), 8);
+	put64(values + 16, o);
+	/* a slot whose descriptor's offset is past the object */
+	hdr_cls = mk_class("Headers", "websockets.datastructures", 0, NULL, 0, 0, 32, NULL, 0,
+			   "_list", 4096);
+	vals[0] = mk_transport(base_t, "10.1.0.1", 1002);
+	vals[2] = mk_ws_headers(hdr_cls, ws_headers, 2);
+	mk_instance(proto, attrs, vals, 3);
+	/* shared keys claiming more entries than their table holds */
+	proto = mk_class("WebSocketServerProtocol", "websockets.legacy.server", 0, NULL, 0,
+			 class_flags(), 16, attrs, 3, NULL, 0);
+	memcpy(&keys, img->b + (proto + lay.ht_cached_keys - IMG_BASE), 8);
+	put64(keys + 24, 1u << 20);
+	vals[0] = mk_transport(base_t, "10.1.0.1", 1003);
+	mk_instance(proto, attrs, vals, 3);
+	s = scan(IMG_SIZE);
+	for (uint16_t port = 1000; port <= 1003; port++) {
+		assert_null(pyscope_lookup(s, "10.1.0.1", port, &err));
+		assert_int_equal(err, -ENOENT);
+	}
+	assert_int_equal(pyscope_scan_stats(s)->objects, 0);
+	pyscope_scan_free(s);
+}
+
+/* No instance layout for the interpreter: said, so the connection's reason can say it. */
+static void test_unknown_layout_is_said(void **state)
+{
+	struct pyscope_scan *s;
+
+	(void)state;
+	lay.inst = PYSCOPE_INST_NONE;
+	s = scan(IMG_SIZE);
+	assert_true(pyscope_scan_stats(s)->objects_unsupported);
+	pyscope_scan_free(s);
+}
+
 static void test_peer_text(void **state)
 {
 	char ip[PYSCOPE_IP_MAX + 1];
@@ -293,6 +674,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_requests_for_one_peer_are_neither, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_headers_are_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_websockets_request_per_layout, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_aiohttp_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_instances, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_layout_is_said, setup, teardown),
 		cmocka_unit_test(test_peer_text),
 	};
 
