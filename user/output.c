@@ -1454,9 +1454,10 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				      (json_int_t)k->stats[STAT_LOST_BYTES]));
 	json_object_set_new(
 		obj, "conns",
-		json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "seen", (json_int_t)ct->conns_seen,
-			  "websocket", (json_int_t)ct->conns_websocket, "adopted",
-			  (json_int_t)ct->conns_adopted, "ignored", (json_int_t)ct->conns_ignored,
+		json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "seen",
+			  (json_int_t)ct->conns_seen, "websocket", (json_int_t)ct->conns_websocket,
+			  "adopted", (json_int_t)ct->conns_adopted, "upgrades_lost",
+			  (json_int_t)ct->upgrades_lost, "ignored", (json_int_t)ct->conns_ignored,
 			  "open", (json_int_t)ct->conns_open, "over_limit",
 			  (json_int_t)ct->conns_dropped_limit, "fd_passed",
 			  (json_int_t)ct->conns_fd_passed));
@@ -1576,7 +1577,7 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 					    json_integer(t->attrib->unattributed[i]));
 		json_object_set_new(
 			obj, "attribution",
-			json_pack("{s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I}}",
+			json_pack("{s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}}",
 				  "stacks", (json_int_t)t->attrib->stacks, "frames_resolved",
 				  (json_int_t)t->attrib->frames_resolved, "frames_failed",
 				  (json_int_t)t->attrib->frames_failed, "attributed",
@@ -1585,7 +1586,8 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				  "stacks_checked", (json_int_t)t->attrib->stacks_checked,
 				  "frames_read", (json_int_t)t->attrib->frames_read, "tokens",
 				  "put", (json_int_t)t->attrib->tokens_put, "matched",
-				  (json_int_t)t->attrib->tokens_matched, "expired",
+				  (json_int_t)t->attrib->tokens_matched, "followed",
+				  (json_int_t)t->attrib->tokens_followed, "expired",
 				  (json_int_t)t->attrib->tokens_expired));
 	}
 	emit_json(o, obj);

@@ -705,15 +705,21 @@ static void sink_frame(void *ctx, const struct ct_frame *f)
 	if (f->user_addr) {
 		uint64_t token = attrib_token_of(s->attrib, f->pid, f->user_addr);
 		struct zflush_token *t = &s->zflush_tokens[(token >> 4) % ZFLUSH_TOKENS];
-
+		struct token_frame tf = {
+			.tgid = f->pid,
+			.tid = f->tid,
+			.write_ts = f->ts_ns,
+			.user_addr = f->user_addr,
+			.len = f->frame->header_len + f->frame->payload_len,
+		};
 		uint64_t transport = 0;
 
 		/* Sent: its message end is no one else's, should the address be reused. */
 		if (token && t->token == token && t->tgid == f->pid)
 			t->token = 0;
-		stack = own = attrib_token_take(s->attrib, f->pid, f->user_addr, &transport);
+		stack = own = attrib_token_take(s->attrib, &tf, &transport);
 		/* Its transport is that connection's, and the object started there. */
-		if (own)
+		if (own && transport)
 			handed_sent(s->handed, f->pid, transport, token, &f->conn->id,
 				    f->stream_pos);
 	}
@@ -1246,6 +1252,7 @@ int session_poll(struct session *s, int timeout_ms)
 		return n;
 	}
 	attrib_token_expire(s->attrib, mono_ns(), TOKEN_MAX_AGE_NS);
+	handed_expire(s->handed, mono_ns(), TOKEN_MAX_AGE_NS);
 	if (s->runs)
 		runs_tick(s->runs, mono_ns());
 	procs_poll(s->procs, mono_ns());
