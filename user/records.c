@@ -5,8 +5,8 @@
 
 /*
  * Whether a record is whole for its kind (the header's size within what was read, this
- * version, the fixed part and the variable part), and the process it is about.  -EINVAL for
- * a malformed record, 1 for a kind this collector does not know (passed over), else 0.
+ * version, the fixed part and the variable part), and the process it is about.  0, or
+ * -EINVAL for a malformed record or a kind this collector does not know.
  */
 static int check(const struct evt_hdr *h, size_t size, pid_t *tgid)
 {
@@ -56,8 +56,14 @@ static int check(const struct evt_hdr *h, size_t size, pid_t *tgid)
 			return -EINVAL;
 		*tgid = (pid_t)((const struct evt_proc *)h)->pid;
 		return 0;
+	case EVT_CODE_NAMES:
+		if (size < sizeof(struct evt_code_names))
+			return -EINVAL;
+		*tgid = (pid_t)((const struct evt_code_names *)h)->tgid;
+		return 0;
 	}
-	return 1;
+	/* A kind the kernel side sends and this side does not know: a build out of step. */
+	return -EINVAL;
 }
 
 int records_dispatch(const struct records *r, const void *data, size_t size)
@@ -67,13 +73,11 @@ int records_dispatch(const struct records *r, const void *data, size_t size)
 	pid_t tgid;
 	int err = check(h, size, &tgid);
 
-	if (err < 0) {
+	if (err || h->type >= RECORD_KINDS) {
 		if (r->malformed.fn)
 			r->malformed.fn(r->malformed.ctx, data, size);
-		return err;
+		return -EINVAL;
 	}
-	if (err > 0 || h->type >= RECORD_KINDS)
-		return 0;
 	to = &r->on[h->type];
 	return to->fn ? to->fn(to->ctx, data, size) : 0;
 }

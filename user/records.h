@@ -12,8 +12,11 @@
 
 #include "wsaudit/events.h"
 
-/* The kinds a route table has room for (enum evt_type starts at 1). */
-#define RECORD_KINDS (EVT_TLS_LINK + 1)
+/*
+ * The kinds a route table has room for (enum evt_type starts at 1): its last kind.  A kind
+ * added after it, or one this file does not check, is counted malformed, never passed over.
+ */
+#define RECORD_KINDS (EVT_CODE_NAMES + 1)
 
 /* A handler: rec is a whole record of its kind, size its length.  0 or -errno. */
 typedef int (*record_fn)(void *ctx, const void *rec, size_t size);
@@ -31,7 +34,7 @@ struct records {
 
 /*
  * Hands a record to its kind's route.  Returns the handler's result, 0 for a kind routed
- * nowhere (or unknown), or -EINVAL for a malformed record (after the malformed route).
+ * nowhere, or -EINVAL for a malformed record or an unknown kind (after the malformed route).
  */
 int records_dispatch(const struct records *r, const void *data, size_t size);
 /* The process a well-formed record is about; 0 when it names none or is malformed. */

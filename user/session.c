@@ -880,6 +880,15 @@ static int on_conn_new(void *ctx, const void *rec, size_t size)
 	return s->ct_conn_new.fn(s->ct_conn_new.ctx, rec, size);
 }
 
+/* The names of a code object a walk met: the symbolizer's. */
+static int on_code_names(void *ctx, const void *rec, size_t size)
+{
+	struct session *s = ctx;
+
+	attrib_code_names(s->attrib, rec);
+	return 0;
+}
+
 /* The self-check's probe's records: what they prove of the capture path, never output. */
 static int probe_conn(void *ctx, const void *rec, size_t size)
 {
@@ -931,6 +940,7 @@ static void route_records(struct session *s)
 	s->ct_conn_new = s->routes.on[EVT_CONN_NEW];
 	s->routes.on[EVT_STACK] = (struct record_route){ on_stack, s };
 	s->routes.on[EVT_CONN_NEW] = (struct record_route){ on_conn_new, s };
+	s->routes.on[EVT_CODE_NAMES] = (struct record_route){ on_code_names, s };
 	s->routes.on[EVT_PROC_EXEC] = (struct record_route){ on_proc_exec, s };
 	s->routes.on[EVT_PROC_FORK] = (struct record_route){ on_proc_fork, s };
 	s->routes.on[EVT_PROC_EXIT] = (struct record_route){ on_proc_exit, s };
