@@ -354,6 +354,7 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 		metrics_counter_set(m->w.messages, (const char *const[]){ ws_msg_status_name(i) },
 				    t.ct.messages[i]);
 	metrics_counter_set(m->w.parser_desyncs, NULL, t.ct.desyncs);
+	metrics_counter_set(m->w.buffered_unseen, NULL, t.handed.unseen_conns);
 	metrics_counter_set(m->w.truncated_frames, NULL, t.ct.truncated_frames);
 	metrics_counter_set(m->w.connections_total, (const char *const[]){ "handshake" },
 			    t.ct.conns_websocket - t.ct.conns_adopted);

@@ -63,6 +63,9 @@ struct proc_entry {
 	struct proc_entry *next;
 };
 
+/* Hand-overs whose later frames are followed at once: the writes of a process in flight. */
+#define TOKEN_RUNS 8
+
 /* Bits kept in a symbol's user_bits, valid for user_gen == transport_gen. */
 #define SYM_TRANSPORT 1u
 #define SYM_ASYNCIO 2u
@@ -80,6 +83,18 @@ struct attrib {
 	struct token_chain tokens[TOKEN_BUCKETS];
 	struct token *oldest, *newest;
 	size_t ntokens;
+	/*
+	 * The frames of one handed-over object taken so far, by the write that sends them: an
+	 * object can hold several frames (a library that serializes a burst and writes it in one
+	 * call), and its token names the first.  Newest at runs[nruns % TOKEN_RUNS].
+	 */
+	struct token_run {
+		uint32_t tgid, tid;
+		uint64_t write_ts; /* the syscall that sends it */
+		uint64_t next_addr; /* where its next frame would start */
+		struct attrib_stack *stack; /* a reference */
+	} runs[TOKEN_RUNS];
+	unsigned int nruns;
 	bool disabled;
 	/*
 	 * The last stack resolved, while unchecked, with what its walk read: a hand-over is
@@ -273,6 +288,8 @@ void attrib_free(struct attrib *a)
 	if (!a)
 		return;
 	attrib_token_expire(a, UINT64_MAX, 0);
+	for (size_t i = 0; i < TOKEN_RUNS; i++)
+		attrib_stack_put(a->runs[i].stack);
 	attrib_stack_put(a->last);
 	for (size_t i = 0; i < PROC_BUCKETS; i++) {
 		for (p = a->buckets[i]; p; p = next) {
@@ -365,6 +382,12 @@ void attrib_forget_process(struct attrib *a, pid_t pid)
 		token_unlink(a, t);
 		attrib_stack_put(t->stack);
 		free(t);
+	}
+	for (size_t i = 0; i < TOKEN_RUNS; i++) {
+		if (a->runs[i].tgid == (uint32_t)pid) {
+			attrib_stack_put(a->runs[i].stack);
+			a->runs[i] = (struct token_run){ 0 };
+		}
 	}
 }
 
@@ -954,16 +977,51 @@ uint64_t attrib_bytes_len(struct attrib *a, uint32_t tgid, uint64_t ob_type, uin
 	return ob_size;
 }
 
-struct attrib_stack *attrib_token_take(struct attrib *a, uint32_t tgid, uint64_t user_addr,
+/*
+ * The frame at user_addr continues the object a token was taken for in the same write: the
+ * next frame of one object starts where the one before ended.  Another object cannot start
+ * there while both are sent by one syscall (its header lies before its data), so the address
+ * and the write together name the object.
+ */
+static struct token_run *token_run_find(struct attrib *a, const struct token_frame *f)
+{
+	struct token_run *r;
+
+	for (unsigned int i = 0; i < TOKEN_RUNS; i++) {
+		r = &a->runs[i];
+		if (r->stack && r->tgid == f->tgid && r->tid == f->tid &&
+		    r->write_ts == f->write_ts && r->next_addr == f->user_addr)
+			return r;
+	}
+	return NULL;
+}
+
+static void token_run_start(struct attrib *a, const struct token_frame *f, struct attrib_stack *s)
+{
+	struct token_run *r = &a->runs[a->nruns++ % TOKEN_RUNS];
+
+	attrib_stack_put(r->stack);
+	*r = (struct token_run){
+		.tgid = f->tgid,
+		.tid = f->tid,
+		.write_ts = f->write_ts,
+		.next_addr = f->user_addr + f->len,
+		.stack = attrib_stack_get(s),
+	};
+}
+
+struct attrib_stack *attrib_token_take(struct attrib *a, const struct token_frame *f,
 				       uint64_t *transport)
 {
 	struct attrib_stack *s;
+	struct token_run *run;
 	uint64_t obj;
 	struct token *t;
 
-	if (!a->ntokens)
+	*transport = 0;
+	if (!a->ntokens && !a->nruns)
 		return NULL;
-	obj = attrib_token_of(a, tgid, user_addr);
+	obj = attrib_token_of(a, f->tgid, f->user_addr);
 	if (!obj)
 		return NULL;
 	/*
@@ -973,12 +1031,18 @@ struct attrib_stack *attrib_token_take(struct attrib *a, uint32_t tgid, uint64_t
 	 * wsaudit did not see (a full ring buffer): taking the oldest named frames with the
 	 * call site of a long-gone object.  Those stale tokens age out.
 	 */
-	for (t = a->tokens[token_bucket(tgid, obj)].tail; t; t = t->prev) {
-		if (t->tgid == tgid && t->token == obj)
+	for (t = a->tokens[token_bucket(f->tgid, obj)].tail; t; t = t->prev) {
+		if (t->tgid == f->tgid && t->token == obj)
 			break;
 	}
-	if (!t)
-		return NULL;
+	if (!t) {
+		run = token_run_find(a, f);
+		if (!run)
+			return NULL;
+		run->next_addr += f->len;
+		a->stats.tokens_followed++;
+		return attrib_stack_get(run->stack);
+	}
 	token_unlink(a, t);
 	s = t->stack;
 	*transport = t->transport;
@@ -986,6 +1050,7 @@ struct attrib_stack *attrib_token_take(struct attrib *a, uint32_t tgid, uint64_t
 	a->stats.tokens_matched++;
 	if (s->pending)
 		stack_check(a, s);
+	token_run_start(a, f, s);
 	return s;
 }
 

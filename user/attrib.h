@@ -89,6 +89,7 @@ struct attrib_stats {
 	uint64_t stacks;
 	uint64_t tokens_put; /* stacks recorded at a transport hand-over */
 	uint64_t tokens_matched; /* ... found again at the write that sent the object */
+	uint64_t tokens_followed; /* frames after the first of an object, named by its token */
 	uint64_t tokens_expired; /* ... never matched (not sent, or sent as a copy) */
 	uint64_t frames_resolved;
 	uint64_t frames_failed;
@@ -168,14 +169,25 @@ const struct attrib_stats *attrib_stats(const struct attrib *a);
 
 /*
  * Stacks recorded when Python code handed an object to a transport that sends it later
- * (site STACK_AT_TRANSPORT_WRITE).  put takes the reference; take returns the newest stack
- * recorded for the object whose data starts at user_addr in process tgid (a reference), or
- * NULL, and the transport it was handed to in *transport.  Entries older than max_age_ns
+ * (site STACK_AT_TRANSPORT_WRITE).  put takes the reference.  Entries older than max_age_ns
  * are dropped (counted) by expire.
  */
 int attrib_token_put(struct attrib *a, uint32_t tgid, uint64_t token, uint64_t transport,
 		     uint64_t ts_ns, struct attrib_stack *s);
-struct attrib_stack *attrib_token_take(struct attrib *a, uint32_t tgid, uint64_t user_addr,
+/* A frame sent from a process's memory, as attrib_token_take looks for its hand-over. */
+struct token_frame {
+	uint32_t tgid, tid;
+	uint64_t write_ts; /* of the syscall that sent its first byte */
+	uint64_t user_addr; /* of its first byte */
+	uint64_t len; /* its header and payload */
+};
+/*
+ * The stack of f's hand-over (a reference), or NULL: the newest token of the object whose
+ * data starts at f's first byte, with the transport it was handed to in *transport; or, for a
+ * later frame of an object whose token was taken in the same write, that token's stack
+ * again (several frames written in one call), *transport left 0.
+ */
+struct attrib_stack *attrib_token_take(struct attrib *a, const struct token_frame *f,
 				       uint64_t *transport);
 /*
  * The length of an object of process tgid whose ob_type and ob_size were read (a hand-over):

@@ -218,15 +218,17 @@ void handed_sent(struct handed *h, uint32_t tgid, uint64_t transport, uint64_t t
 }
 
 uint64_t handed_close(struct handed *h, uint32_t tgid, const struct conn_id *conn, uint64_t end,
-		      void (*fn)(void *ctx, const struct handed_write *w), void *ctx)
+		      void (*fn)(void *ctx, const struct handed_write *w), void *ctx, bool *linked)
 {
 	struct transport *t, *next;
 	uint64_t n = 0;
 
+	*linked = false;
 	for (t = h->linked; t; t = next) {
 		next = t->link_next;
 		if (t->tgid != tgid || t->conn.ino != conn->ino || t->conn.gen != conn->gen)
 			continue;
+		*linked = true;
 		while (t->head) {
 			if (!t->placed || t->head->w.len == HANDED_LEN_UNKNOWN) {
 				/* Where the rest starts is not known: not judged, counted. */
@@ -244,6 +246,11 @@ uint64_t handed_close(struct handed *h, uint32_t tgid, const struct conn_id *con
 		transport_free(h, t);
 	}
 	return n;
+}
+
+void handed_count_unseen(struct handed *h)
+{
+	h->stats.unseen_conns++;
 }
 
 void handed_forget_process(struct handed *h, uint32_t tgid)

@@ -46,6 +46,7 @@ struct handed_stats {
 	 */
 	uint64_t unplaced_writes;
 	uint64_t evicted; /* writes forgotten past the bounds */
+	uint64_t unseen_conns; /* handed_count_unseen */
 	uint64_t held; /* writes held now */
 };
 
@@ -66,10 +67,16 @@ void handed_sent(struct handed *h, uint32_t tgid, uint64_t transport, uint64_t t
 /*
  * Connection conn of tgid ended, its socket given bytes up to stream position end: each
  * write of the transports linked to it that starts at or past end is passed to fn, and the
- * transports are forgotten.  Returns the writes passed.
+ * transports are forgotten.  Returns the writes passed; *linked: whether a transport was.
  */
 uint64_t handed_close(struct handed *h, uint32_t tgid, const struct conn_id *conn, uint64_t end,
-		      void (*fn)(void *ctx, const struct handed_write *w), void *ctx);
+		      void (*fn)(void *ctx, const struct handed_write *w), void *ctx, bool *linked);
+/*
+ * A connection ended with bytes its writes did not send and no transport linked to it: what
+ * was written after them reached no syscall if a transport buffered it (asyncio's selector
+ * transport), and whether any was dropped is not seen.  Counted (unseen_conns).
+ */
+void handed_count_unseen(struct handed *h);
 void handed_forget_process(struct handed *h, uint32_t tgid);
 const struct handed_stats *handed_stats(const struct handed *h);
 

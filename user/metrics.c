@@ -948,6 +948,10 @@ static const struct family_spec wsaudit_families[] = {
 		.cap = METRICS_ORIGIN_CAP,
 		.capped_label = "origin",
 	},
+	PLAIN(buffered_unseen, "wsaudit_buffered_unseen_connections_total", METRICS_COUNTER,
+	      "Connections that ended with frames lost and no transport followed: writes made "
+	      "after those reached no syscall if a transport buffered them (asyncio's selector "
+	      "transport), and whether any were dropped is not seen."),
 	{
 		.offset = HANDLE(abnormal_closes),
 		.name = "wsaudit_abnormal_closes_total",

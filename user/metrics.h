@@ -169,6 +169,7 @@ struct metrics_wsaudit {
 	struct metrics_family *abnormal_closes; /* {code,origin}, origin capped */
 	struct metrics_family *queued_at_close; /* {origin}, capped */
 	struct metrics_family *queued_at_close_bytes; /* {origin}, capped */
+	struct metrics_family *buffered_unseen;
 	struct metrics_family *policy_reloads; /* {result="ok"|"error"} */
 	struct metrics_family *policy_last_reload_success;
 	struct metrics_family *log_write_errors; /* records not written when they came */

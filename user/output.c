@@ -649,7 +649,7 @@ static json_t *frame_json(const struct attrib_frame *f)
 }
 
 void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why,
-		       uint64_t queued)
+		       uint64_t queued, bool unseen)
 {
 	bool abrupt = delivery_abrupt_close(c, why);
 	const struct attrib_stack *s = c->closer;
@@ -670,6 +670,8 @@ void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns
 			tput(o, " lost=%llu", (unsigned long long)c->lost_frames);
 		if (queued)
 			tput(o, " queued=%llu", (unsigned long long)queued);
+		if (unseen)
+			tput(o, " buffered_unseen");
 		if (s && s->origin >= 0)
 			tput(o, " closed_by=%s", s->frames[s->origin].function);
 		tput(o, "\n");
@@ -686,6 +688,8 @@ void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns
 		"lost_frames", (json_int_t)c->lost_frames);
 	if (obj)
 		json_object_set_new(obj, "queued_at_close", json_integer((json_int_t)queued));
+	if (obj && unseen)
+		json_object_set_new(obj, "buffered_unseen", json_true());
 	if (obj && s && s->origin >= 0)
 		json_object_set_new(obj, "closed_by", frame_json(&s->frames[s->origin]));
 	else if (obj) {
@@ -1312,10 +1316,9 @@ static json_t *adoption_json(const struct trace_totals *t)
 				  (json_int_t)u->scans_limited, "scan_errors",
 				  (json_int_t)u->scan_errors, "scopes", (json_int_t)u->scopes,
 				  "bad_scopes", (json_int_t)u->bad_scopes, "objects",
-				  (json_int_t)u->objects, "bad_objects",
-				  (json_int_t)u->bad_objects, "recovered",
-				  (json_int_t)u->recovered, "not_found", (json_int_t)u->not_found,
-				  "conflicts", (json_int_t)u->conflicts));
+				  (json_int_t)u->objects, "bad_objects", (json_int_t)u->bad_objects,
+				  "recovered", (json_int_t)u->recovered, "not_found",
+				  (json_int_t)u->not_found, "conflicts", (json_int_t)u->conflicts));
 	return obj;
 }
 
@@ -1542,14 +1545,15 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 	if (t->handed)
 		json_object_update_new(
 			json_object_get(obj, "delivery"),
-			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "handed_writes",
+			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "handed_writes",
 				  (json_int_t)t->handed->writes, "transports_linked",
 				  (json_int_t)t->handed->linked, "queued_at_close_writes",
 				  (json_int_t)t->handed->queued_writes, "queued_at_close_bytes",
 				  (json_int_t)t->handed->queued_bytes, "handed_unplaced_writes",
 				  (json_int_t)t->handed->unplaced_writes, "handed_evicted",
 				  (json_int_t)t->handed->evicted, "handed_held",
-				  (json_int_t)t->handed->held));
+				  (json_int_t)t->handed->held, "buffered_unseen_conns",
+				  (json_int_t)t->handed->unseen_conns));
 	if (t->write)
 		json_object_set_new(obj, "write", write_json(t->write));
 	if (t->causal)
@@ -1572,7 +1576,7 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 					    json_integer(t->attrib->unattributed[i]));
 		json_object_set_new(
 			obj, "attribution",
-			json_pack("{s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I}}",
+			json_pack("{s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}}",
 				  "stacks", (json_int_t)t->attrib->stacks, "frames_resolved",
 				  (json_int_t)t->attrib->frames_resolved, "frames_failed",
 				  (json_int_t)t->attrib->frames_failed, "attributed",
@@ -1581,7 +1585,8 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				  "stacks_checked", (json_int_t)t->attrib->stacks_checked,
 				  "frames_read", (json_int_t)t->attrib->frames_read, "tokens",
 				  "put", (json_int_t)t->attrib->tokens_put, "matched",
-				  (json_int_t)t->attrib->tokens_matched, "expired",
+				  (json_int_t)t->attrib->tokens_matched, "followed",
+				  (json_int_t)t->attrib->tokens_followed, "expired",
 				  (json_int_t)t->attrib->tokens_expired));
 	}
 	emit_json(o, obj);

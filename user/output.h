@@ -56,9 +56,12 @@ void output_set_sink(struct output *o, output_line_fn fn, void *ctx);
 /* subprotocol: the connection's, as it may be shown (rules_redact_subprotocol()), or NULL. */
 void output_conn_open(struct output *o, const struct ct_conn *c, const char *subprotocol,
 		      uint64_t ts_ns);
-/* queued: writes its transport still held, reported as `queued` records before it. */
+/*
+ * queued: writes its transport still held, reported as `queued` records before it; unseen:
+ * it lost frames and no transport of it was followed (handed_count_unseen()).
+ */
 void output_conn_close(struct output *o, const struct ct_conn *c, uint64_t ts_ns, const char *why,
-		       uint64_t queued);
+		       uint64_t queued, bool unseen);
 /*
  * A connection wsaudit does not follow, or not through all its writers: conn_skipped with the
  * reason (ct_skip_name(), or "fd_passed").  e: the hand-over of a socket to another process

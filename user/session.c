@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,68 +16,25 @@
 #include "log.h"
 #include "filter.h"
 #include "handed.h"
-#include "podinfo.h"
-#include "procmaps.h"
+#include "procs.h"
 #include "pyscope.h"
 #include "runs.h"
 #include "selfcheck.h"
 #include "session.h"
 #include "targets.h"
 #include "testname.h"
-#include "tlshook.h"
-#include "uvhook.h"
-#include "zflush.h"
 
 /* A transport hand-over whose bytes were not sent within this long never will be. */
 #define TOKEN_MAX_AGE_NS (30ULL * 1000000000ULL)
 
-#define POD_BUCKETS 1024
-/*
- * A process caught at exec loads its interpreter and then uvloop over its first moments;
- * it is looked at again every WATCH_EVERY_NS for WATCH_NS, so that both are attached before
- * it serves (attaching at its first connection would miss the first frames).
- */
-#define WATCH_MAX 256
-#define WATCH_NS (30ULL * 1000000000ULL)
-#define WATCH_EVERY_NS (200ULL * 1000000ULL)
-/* How often processes holding marks or uprobes are checked for having gone unseen. */
-#define SWEEP_EVERY_NS (5ULL * 1000000000ULL)
-#define SWEEP_MAX 4096
-/* (process, code object) pairs tried for identity.context, so each is looked at once. */
-#define CTX_TRIED_SLOTS 8192
-
-/* The container and pod of a followed process, looked up once (user/podinfo.c). */
-struct proc_pod {
-	pid_t pid;
-	json_t *container; /* JSON null on the host */
-	char k8s_namespace[PODINFO_NAMESPACE_MAX + 1]; /* podinfo_k8s_labels() */
-	char k8s_workload[PODINFO_WORKLOAD_MAX + 1];
-	struct proc_pod *next;
-};
-
-struct ctx_tried {
-	unsigned long long code;
-	pid_t pid; /* 0: free */
-};
-
 /* Message ends handed over with an object to a transport, by object (see zflush_handover). */
 #define ZFLUSH_TOKENS 4096
-#define HANDOVER_PIDS 64
 
 struct zflush_token {
 	uint32_t tgid;
 	uint64_t token; /* 0: free */
 	uint64_t strm, total_out;
 };
-
-struct watch {
-	pid_t pid;
-	bool python; /* interpreter attached; waiting for uvloop */
-	uint64_t until;
-};
-
-/* Processes whose binaries were searched for a linked-in OpenSSL, latest kept. */
-#define TLS_STATIC_PIDS 64
 
 /* Processes whose scans for connection requests are counted (user/pyscope.c). */
 #define SCOPE_PIDS 64
@@ -88,17 +43,8 @@ struct session {
 	struct session_opts opts;
 	char user_filter[KEYHASH_DISPLAY_LEN]; /* trace --user, as a display; "" for all */
 	uint64_t frames_printed; /* for trace -n */
-	struct watch watch[WATCH_MAX];
-	unsigned int nwatch;
-	uint64_t last_watch;
-	uint64_t last_sweep;
-	struct ctx_tried ctx_tried[CTX_TRIED_SLOTS];
-	unsigned int nctx_tried;
-	bool stop_marks_off; /* a mark failed: walks go on to the end */
-	bool copy_skips_off; /* a copy_skips mark failed: every copy is recorded */
-	struct podinfo_cache *pods;
-	struct proc_pod *pod_buckets[POD_BUCKETS];
 	struct capture *cap;
+	struct procs *procs;
 	struct conntrack *ct;
 	struct adopt *adopt;
 	/* The latest scan for adopted connections' requests (user/pyscope.c), of scope_pid. */
@@ -114,14 +60,6 @@ struct session {
 	unsigned int nscope_counts;
 	struct pyscope_totals scope_totals;
 	struct zflush_token zflush_tokens[ZFLUSH_TOKENS];
-	/* Processes whose transports queue writes (a hand-over was seen), latest kept. */
-	uint32_t handover_pids[HANDOVER_PIDS];
-	unsigned int nhandover_pids;
-	struct tls_static {
-		pid_t pid;
-		int found; /* tlshook_find_static() */
-	} tls_static[TLS_STATIC_PIDS];
-	unsigned int ntls_static;
 	struct output *out;
 	struct attrib *attrib;
 	struct causal *causal;
@@ -131,21 +69,12 @@ struct session {
 	struct runs *runs;
 	struct session_observer obs;
 	uint64_t records;
-	uint64_t processes;
 	/* The self-check in progress (probe.pid != 0) and what it has seen of its probe. */
 	struct selfcheck_probe probe;
 	bool probe_conn, probe_data, probe_exit;
 	struct session_selfcheck check;
 	struct session_tap *taps;
 };
-
-static void tls_static_forget(struct session *s, pid_t pid)
-{
-	for (unsigned int i = 0; i < TLS_STATIC_PIDS; i++) {
-		if (s->tls_static[i].pid == pid)
-			s->tls_static[i].pid = 0;
-	}
-}
 
 /*
  * The user the upgrade request names, by the policy's identity.connection rules; a request
@@ -378,52 +307,6 @@ bool session_count_reached(const struct session *s)
 	       s->frames_printed >= s->opts.filter->max_frames;
 }
 
-struct zlib_attach {
-	struct session *s;
-	pid_t pid;
-};
-
-static void zlib_site(void *ctx, const char *path, dev_t dev, ino_t ino)
-{
-	struct zlib_attach *z = ctx;
-	int err = capture_attach_zlib(z->s->cap, z->pid, path, dev, ino);
-
-	if (err)
-		log_warn("pid %d: cannot probe zlib's deflate in %s: %s; the compression history "
-			 "of its adopted connections stays unknown",
-			 z->pid, path, strerror(-err));
-}
-
-/*
- * An adopted connection's compressor is named by the probes on deflate (docs/adoption.md),
- * set for that process only: when it is followed (its connections open then are adopted,
- * and their first messages are told apart from then on) and again at its first adopted
- * connection (a process that loaded zlib since).  adopted: say when there is no zlib.
- */
-static bool handover_seen(const struct session *s, uint32_t tgid);
-
-static void no_site(void *ctx, const char *path, dev_t dev, ino_t ino, unsigned long long offset)
-{
-}
-
-static void adopted_probe_zlib(struct session *s, pid_t pid, bool adopted)
-{
-	struct zlib_attach z = { .s = s, .pid = pid };
-	int n = zflush_find_libz(pid, zlib_site, &z);
-
-	/*
-	 * uvloop queues writes even when its hand-over is not hooked (--capture-only): the
-	 * write after a message end is then no evidence of whose message it was.
-	 */
-	if (!handover_seen(s, pid) && uvhook_find_in_process(pid, no_site, NULL) > 0)
-		s->handover_pids[s->nhandover_pids++ % HANDOVER_PIDS] = pid;
-
-	if (n == 0 && adopted)
-		log_info("pid %d maps no zlib shared library: the compression history of its "
-			 "adopted connections stays unknown",
-			 pid);
-}
-
 /* The connection's subprotocol as shown (its identity redacted), or NULL. */
 static const char *conn_proto(struct session *s, const struct ct_conn *c, char *buf, size_t size)
 {
@@ -440,7 +323,7 @@ static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 	char proto[1024];
 
 	if (c->adopted)
-		adopted_probe_zlib(s, (pid_t)c->tgid, true);
+		procs_probe_zlib(s->procs, (pid_t)c->tgid, true);
 
 	/* Its announcement was lost (full ring buffer): the kernel still lists the socket. */
 	if (!strcmp(c->local, "unknown") && !c->tls)
@@ -512,6 +395,7 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 	struct session *s = ctx;
 	/* Closed without a close frame: a finding, shown where violations are. */
 	bool abrupt = delivery_abrupt_close(c, why);
+	bool ended = !strcmp(why, "closed") || !strcmp(why, "process_exit"), linked, unseen;
 	uint64_t queued;
 
 	/*
@@ -531,12 +415,13 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 	 * Writes its transport still held never reached the socket; when only the trace ends,
 	 * or the fd was reused, they may still have gone: forgotten, not judged.
 	 */
-	queued = handed_close(s->handed, c->tgid, &c->id,
-			      !strcmp(why, "closed") || !strcmp(why, "process_exit") ?
-				      conntrack_tx_end(c) :
-				      UINT64_MAX,
-			      report_queued,
-			      &(struct queued_ctx){ .s = s, .c = c, .ts_ns = ts_ns });
+	queued = handed_close(s->handed, c->tgid, &c->id, ended ? conntrack_tx_end(c) : UINT64_MAX,
+			      report_queued, &(struct queued_ctx){ .s = s, .c = c, .ts_ns = ts_ns },
+			      &linked);
+	/* Lost frames and no transport followed: later writes may have been buffered unseen. */
+	unseen = ended && c->lost_frames && !linked;
+	if (unseen)
+		handed_count_unseen(s->handed);
 	if (abrupt) {
 		rules_count(s->rules, RULE_ABNORMAL_CLOSE);
 		if (s->obs.conn_close)
@@ -544,12 +429,12 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 	}
 	for (struct session_tap *t = s->taps; t; t = t->next) {
 		if ((!t->violations_only || abrupt) && t->wants(t->ctx, c->tgid)) {
-			output_conn_close(t->out, c, ts_ns, why, queued);
+			output_conn_close(t->out, c, ts_ns, why, queued, unseen);
 			t->commit(t->ctx);
 		}
 	}
 	if ((!s->opts.violations_only || abrupt) && conn_selected(s, c))
-		output_conn_close(s->out, c, ts_ns, why, queued);
+		output_conn_close(s->out, c, ts_ns, why, queued, unseen);
 	if (s->opts.write)
 		streamwrite_conn_close(s->opts.write, c, ts_ns, why);
 }
@@ -558,21 +443,11 @@ static void sink_conn_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
  * A message end (EVT_ZFLUSH) followed on its thread by a hand-over to a transport that writes
  * later (uvloop): the message end belongs to the object handed over.
  */
-static bool handover_seen(const struct session *s, uint32_t tgid)
-{
-	for (unsigned int i = 0; i < HANDOVER_PIDS; i++) {
-		if (s->handover_pids[i] == tgid)
-			return true;
-	}
-	return false;
-}
-
 static void zflush_handover(struct session *s, const struct evt_stack *e)
 {
 	struct zflush_token *t = &s->zflush_tokens[(e->token >> 4) % ZFLUSH_TOKENS];
 
-	if (!handover_seen(s, e->tgid))
-		s->handover_pids[s->nhandover_pids++ % HANDOVER_PIDS] = e->tgid;
+	procs_note_handover(s->procs, e->tgid);
 
 	/*
 	 * Always overwritten: an object at this address may have been freed and its address
@@ -597,7 +472,7 @@ static int sink_history(void *ctx, const struct ct_conn *c, uint64_t strm, uint6
 	 * queued: the write after a message end on the thread may be another connection's.
 	 * There the message end comes only with the hand-over of the object sent.
 	 */
-	if (handover_seen(s, c->tgid))
+	if (procs_queues_writes(s->procs, c->tgid))
 		strm = total_out = 0;
 	if (token && t->token == token && t->tgid == c->tgid) {
 		strm = t->strm;
@@ -609,59 +484,10 @@ static int sink_history(void *ctx, const struct ct_conn *c, uint64_t strm, uint6
 			     dict, dict_len);
 }
 
-static struct proc_pod *process_pod(struct session *s, pid_t pid)
-{
-	struct proc_pod **pp = &s->pod_buckets[(unsigned int)pid % POD_BUCKETS], *p;
-	struct podinfo pi;
-	enum podinfo_reason r;
-
-	for (p = *pp; p; p = p->next) {
-		if (p->pid == pid)
-			return p;
-	}
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		return NULL;
-	r = podinfo_lookup(s->pods, NULL, s->opts.bundle_root, pid, &pi);
-	if (r != PODINFO_OK)
-		log_info("pid %d: container lookup: %s", pid, podinfo_reason_name(r));
-	p->pid = pid;
-	p->container = podinfo_json(&pi);
-	podinfo_k8s_labels(&pi, p->k8s_namespace, p->k8s_workload);
-	p->next = *pp;
-	*pp = p;
-	return p;
-}
-
-static const json_t *process_container(struct session *s, pid_t pid)
-{
-	struct proc_pod *p = process_pod(s, pid);
-
-	return p ? p->container : NULL;
-}
-
 void session_k8s_labels(struct session *s, pid_t pid, const char **k8s_namespace,
 			const char **k8s_workload)
 {
-	struct proc_pod *p = process_pod(s, pid);
-
-	*k8s_namespace = p ? p->k8s_namespace : NULL;
-	*k8s_workload = p ? p->k8s_workload : NULL;
-}
-
-static void forget_container(struct session *s, pid_t pid)
-{
-	struct proc_pod **pp = &s->pod_buckets[(unsigned int)pid % POD_BUCKETS], *p;
-
-	while ((p = *pp)) {
-		if (p->pid == pid) {
-			*pp = p->next;
-			json_decref(p->container);
-			free(p);
-			return;
-		}
-		pp = &p->next;
-	}
+	procs_k8s_labels(s->procs, pid, k8s_namespace, k8s_workload);
 }
 
 /*
@@ -803,7 +629,7 @@ static void judge_and_print(struct session *s, const struct ct_frame *f,
 		.stack = stack,
 		.link = link,
 		.verdict = &verdict,
-		.container = process_container(s, f->pid),
+		.container = procs_container(s->procs, f->pid),
 	};
 	struct rules_input in = {
 		.opcode = f->frame->opcode,
@@ -883,15 +709,21 @@ static void sink_frame(void *ctx, const struct ct_frame *f)
 	if (f->user_addr) {
 		uint64_t token = attrib_token_of(s->attrib, f->pid, f->user_addr);
 		struct zflush_token *t = &s->zflush_tokens[(token >> 4) % ZFLUSH_TOKENS];
-
+		struct token_frame tf = {
+			.tgid = f->pid,
+			.tid = f->tid,
+			.write_ts = f->ts_ns,
+			.user_addr = f->user_addr,
+			.len = f->frame->header_len + f->frame->payload_len,
+		};
 		uint64_t transport = 0;
 
 		/* Sent: its message end is no one else's, should the address be reused. */
 		if (token && t->token == token && t->tgid == f->pid)
 			t->token = 0;
-		stack = own = attrib_token_take(s->attrib, f->pid, f->user_addr, &transport);
+		stack = own = attrib_token_take(s->attrib, &tf, &transport);
 		/* Its transport is that connection's, and the object started there. */
-		if (own)
+		if (own && transport)
 			handed_sent(s->handed, f->pid, transport, token, &f->conn->id,
 				    f->stream_pos);
 	}
@@ -909,153 +741,12 @@ static void sink_frame(void *ctx, const struct ct_frame *f)
 	attrib_stack_put(own);
 }
 
-/* True the first time (pid, code) is seen; false after, or when the table is full. */
-static bool ctx_first_try(struct session *s, pid_t pid, unsigned long long code)
-{
-	size_t i = (size_t)((code >> 4) ^ (unsigned int)pid) % CTX_TRIED_SLOTS;
-
-	for (size_t n = 0; n < CTX_TRIED_SLOTS; n++, i = (i + 1) % CTX_TRIED_SLOTS) {
-		if (!s->ctx_tried[i].pid) {
-			if (s->nctx_tried >= CTX_TRIED_SLOTS / 2)
-				return false;
-			s->ctx_tried[i].pid = pid;
-			s->ctx_tried[i].code = code;
-			s->nctx_tried++;
-			return true;
-		}
-		if (s->ctx_tried[i].pid == pid && s->ctx_tried[i].code == code)
-			return false;
-	}
-	return false;
-}
-
-static void ctx_forget(struct session *s, pid_t pid)
-{
-	/* Open addressing: rebuild without the process's entries. */
-	struct ctx_tried *old = malloc(sizeof(s->ctx_tried));
-
-	if (!old)
-		return;
-	memcpy(old, s->ctx_tried, sizeof(s->ctx_tried));
-	memset(s->ctx_tried, 0, sizeof(s->ctx_tried));
-	s->nctx_tried = 0;
-	for (size_t i = 0; i < CTX_TRIED_SLOTS; i++) {
-		if (old[i].pid && old[i].pid != pid)
-			ctx_first_try(s, old[i].pid, old[i].code);
-	}
-	free(old);
-}
-
-/*
- * identity.context: once a bridge function with a user argument has been named, the BPF walk
- * is told to read that argument in its frames from now on.
- */
-static void mark_context_frames(struct session *s, pid_t pid, const struct attrib_stack *stack)
-{
-	struct ctx_code cc;
-	const char *arg;
-	int err;
-
-	if (!stack || !s->policy->nctx)
-		return;
-	for (size_t i = 0; i < stack->nframes; i++) {
-		arg = policy_context_arg(s->policy, stack->frames[i].function);
-		if (!arg || !ctx_first_try(s, pid, stack->frames[i].code))
-			continue;
-		err = attrib_ctx_code(s->attrib, pid, stack->frames[i].code, arg, &cc);
-		if (!err)
-			err = capture_mark_ctx_code(s->cap, pid, stack->frames[i].code, &cc);
-		if (err)
-			log_info("pid %d: cannot read argument %s of %s: %s", pid, arg,
-				 stack->frames[i].function, strerror(-err));
-		else
-			log_info("pid %d: reading argument %s of %s", pid, arg,
-				 stack->frames[i].function);
-	}
-}
-
-/*
- * Whether a send's walk may stop after this frame: a bridge frame that is not transport names
- * the origin (at it or inside it), via_bridge and, when identity.context names that
- * function, the context's user.  With identity.context rules, only such a frame: a marked
- * frame further out would be missed otherwise.
- */
-static bool stop_frame(struct session *s, const struct attrib_frame *f)
-{
-	return f->function && !f->transport && rules_frame_is_bridge(s->rules, f) &&
-	       (!s->policy->nctx || policy_context_arg(s->policy, f->function));
-}
-
-/*
- * Walk less (opts.walk_to_verdict): a send's walk stops at its innermost stop frame once the
- * collector has named it and marked its code object (bpf/lib/pywalk.bpf.h).  A walk that
- * stopped at a code object which is no stop frame now (a policy reload, its address reused
- * by another function) unmarks it.
- */
-static void mark_stop_frame(struct session *s, const struct evt_stack *e,
-			    const struct attrib_stack *stack)
-{
-	const struct attrib_frame *last;
-	int err;
-
-	if (!s->opts.walk_to_verdict || s->stop_marks_off || !stack || !stack->nframes)
-		return;
-	last = &stack->frames[stack->nframes - 1];
-	if (e->stopped) {
-		if (!stop_frame(s, last))
-			capture_mark_stop_code(s->cap, e->tgid, last->code, false);
-		return;
-	}
-	for (size_t i = 0; i + 1 < stack->nframes; i++) {
-		if (!stop_frame(s, &stack->frames[i]))
-			continue;
-		err = capture_mark_stop_code(s->cap, e->tgid, stack->frames[i].code, true);
-		if (err) {
-			s->stop_marks_off = true;
-			log_info("cannot mark %s for shorter stack walks (%s): walks go on to the "
-				 "end",
-				 stack->frames[i].function, strerror(-err));
-		} else {
-			log_info("pid %u: stack walks stop at %s", e->tgid,
-				 stack->frames[i].function);
-		}
-		return;
-	}
-}
-
-/*
- * Context copies no send runs in are not recorded (bpf/link.bpf.c): once a creation's stack
- * shows a copy made by asyncio.sleep (causal_inert_creator), its code object is marked for
- * the process, its name checked against what the address holds now.
- */
-static void mark_inert_creator(struct session *s, const struct evt_stack *e,
-			       const struct attrib_stack *stack)
-{
-	int i = stack && !s->copy_skips_off ? causal_inert_creator(stack->frames, stack->nframes) :
-					      -1;
-	int err;
-
-	if (i < 0 || attrib_code_check(s->attrib, e->tgid, stack->frames[i].code))
-		return;
-	err = capture_mark_copy_skip(s->cap, e->tgid, stack->frames[i].code);
-	if (err) {
-		s->copy_skips_off = true;
-		log_info("cannot mark %s to skip its context copies (%s): every copy is recorded",
-			 stack->frames[i].function, strerror(-err));
-	} else {
-		log_info("pid %u: context copies made in %s are not recorded", e->tgid,
-			 stack->frames[i].function);
-	}
-}
-
 static struct attrib_stack *sink_stack(void *ctx, const struct evt_stack *e)
 {
 	struct session *s = ctx;
 	struct attrib_stack *stack = attrib_resolve(s->attrib, e);
 
-	mark_context_frames(s, e->tgid, stack);
-	if (e->site == STACK_AT_SYSCALL)
-		mark_stop_frame(s, e, stack);
+	procs_mark(s->procs, e, stack);
 	return stack;
 }
 
@@ -1069,396 +760,14 @@ static int sink_verdict(void *ctx, const struct conn_id *id, enum conn_state sta
 	return err;
 }
 
-struct tls_target {
-	struct session *s;
-	pid_t pid;
-};
-
-static void tls_site(void *ctx, const char *path, dev_t dev, ino_t ino)
-{
-	struct tls_target *t = ctx;
-	int err = capture_attach_tls(t->s->cap, t->pid, path, dev, ino);
-
-	/* An OpenSSL lacks some of the functions (1.1.0 has no _ex): the others still count. */
-	if (err)
-		log_info("pid %d: not every libssl function probed in %s: %s", t->pid, path,
-			 strerror(-err));
-}
-
-/*
- * The probes on the libssl pid maps, and with installed on the ones in its library
- * directories, which its _ssl would load later (docs/tls.md).  Returns whether pid's TLS
- * plaintext is probed.
- */
-static bool tls_attach(struct session *s, pid_t pid, bool installed)
-{
-	struct tls_target t = { .s = s, .pid = pid };
-	bool before = capture_tls_probed(s->cap, pid);
-
-	tlshook_find_mapped(pid, tls_site, &t);
-	if (installed)
-		tlshook_find_installed(pid, tls_site, &t);
-	if (!capture_tls_probed(s->cap, pid))
-		return false;
-	if (!before)
-		log_info("pid %d: TLS plaintext probed in libssl", pid);
-	return true;
-}
-
-struct uvloop_target {
-	struct session *s;
-	pid_t pid;
-};
-
-static void uvloop_site(void *ctx, const char *path, dev_t dev, ino_t ino,
-			unsigned long long offset)
-{
-	struct uvloop_target *t = ctx;
-	int err = capture_attach_transport_write(t->s->cap, t->pid, path, dev, ino, offset);
-
-	if (err)
-		log_warn("failed to attach to uvloop's transport write at %s+0x%llx: %s", path,
-			 offset, strerror(-err));
-}
-
-/* uvloop sends later what it is given: its write methods take the stack instead. */
-static int uvloop_attach(struct session *s, pid_t pid)
-{
-	struct uvloop_target t = { .s = s, .pid = pid };
-	int n = uvhook_find_in_process(pid, uvloop_site, &t);
-
-	if (n > 0)
-		log_info("pid %d: uvloop transport writes hooked at %d site(s)", pid, n);
-	return n;
-}
-
-/*
- * Work handed to a task, a callback or a thread runs in a context copied at its creation: the
- * copies' creators are recorded (docs/causal.md).  Said when it cannot be, and then every
- * such send is unjudged with its reason.
- */
-struct ctx_copy_target {
-	struct session *s;
-	pid_t pid;
-	const char *file; /* the interpreter's file, as the process's maps name it */
-	int found, err;
-};
-
-static void ctx_copy_site(void *ctx, const char *path, const char *name, dev_t dev, ino_t ino)
-{
-	struct ctx_copy_target *t = ctx;
-
-	if (t->found || strcmp(name, t->file))
-		return;
-	t->found = 1;
-	t->err = capture_attach_context_copy(t->s->cap, t->pid, path, dev, ino);
-}
-
-static void context_copy_attach(struct session *s, pid_t pid, const struct py_offsets *off)
-{
-	struct ctx_copy_target t = { .s = s, .pid = pid };
-	int n;
-
-	t.file = attrib_interpreter_path(s->attrib, pid);
-	if (off->tstate_context == PY_OFF_NONE) {
-		log_warn("pid %d: this CPython's context is not known: sends of tasks, callbacks "
-			 "and threads are not linked to their creators",
-			 pid);
-		return;
-	}
-	if (!t.file)
-		return;
-	/* Through map_files: the file the process maps, from any mount namespace or root. */
-	n = procmaps_each_file(pid, NULL, 256, ctx_copy_site, &t);
-	if (n < 0 || !t.found)
-		log_warn("pid %d: %s is not among its mappings (%s); sends of tasks, callbacks "
-			 "and threads are not linked to their creators",
-			 pid, t.file, n < 0 ? strerror(-n) : "not found");
-	else if (t.err)
-		log_warn("pid %d: cannot probe PyContext_CopyCurrent in %s: %s; sends of tasks, "
-			 "callbacks and threads are not linked to their creators",
-			 pid, t.file, strerror(-t.err));
-	else
-		log_info("pid %d: creations of tasks, callbacks and threads hooked", pid);
-}
-
-/*
- * Finds the process's interpreter and enables the stack walk for it.  Returns the uvloop
- * sites hooked, or -errno when it is not a CPython that can be walked.
- */
-static int python_attach(struct session *s, pid_t pid)
-{
-	struct uvloop_target t = { .s = s, .pid = pid };
-	struct py_offsets off;
-	int err;
-
-	err = attrib_add_process(s->attrib, pid, &off);
-	if (err)
-		return err;
-	if (s->opts.capture_only)
-		return 0;
-	err = capture_set_pyoffsets(s->cap, pid, &off);
-	if (err)
-		log_warn("failed to enable the stack walk for pid %d: %s", pid, strerror(-err));
-	context_copy_attach(s, pid, &off);
-	/* libssl, mapped or where _ssl would load it from: TLS is terminated lazily too. */
-	tls_attach(s, pid, true);
-	/* uvloop where it would be imported from: hooked before the import, not after. */
-	if (uvhook_find_installed(pid, uvloop_site, &t) > 0)
-		log_info("pid %d: installed uvloop hooked ahead of its import", pid);
-	return uvloop_attach(s, pid);
-}
-
-static void watch_add(struct session *s, pid_t pid, bool python)
-{
-	if (s->nwatch == WATCH_MAX || s->opts.capture_only)
-		return;
-	s->watch[s->nwatch].pid = pid;
-	s->watch[s->nwatch].python = python;
-	s->watch[s->nwatch].until = mono_ns() + WATCH_NS;
-	s->nwatch++;
-}
-
-static void watch_remove(struct session *s, unsigned int i)
-{
-	s->watch[i] = s->watch[--s->nwatch];
-}
-
-static void watch_forget(struct session *s, pid_t pid)
-{
-	for (unsigned int i = 0; i < s->nwatch; i++) {
-		if (s->watch[i].pid == pid)
-			watch_remove(s, i--);
-	}
-}
-
-/* Looks again at processes that were starting: interpreter first, then uvloop. */
-static void watch_poll(struct session *s, uint64_t now)
-{
-	struct watch *w;
-	int n;
-
-	if (!s->nwatch || now - s->last_watch < WATCH_EVERY_NS)
-		return;
-	s->last_watch = now;
-	for (unsigned int i = 0; i < s->nwatch; i++) {
-		w = &s->watch[i];
-		if (now >= w->until) {
-			watch_remove(s, i--);
-			continue;
-		}
-		if (!w->python) {
-			n = python_attach(s, w->pid);
-			if (n == -ENOEXEC)
-				continue; /* no interpreter yet */
-			if (n != 0) {
-				/* A CPython we cannot walk, or done (uvloop hooked too). */
-				watch_remove(s, i--);
-				continue;
-			}
-			w->python = true;
-			continue;
-		}
-		if (uvloop_attach(s, w->pid) > 0)
-			watch_remove(s, i--);
-	}
-}
-
-static void forget_process(struct session *s, pid_t pid, uint64_t ts_ns);
-
 int session_add_pid(struct session *s, pid_t pid, const char *how)
 {
-	char comm[32];
-	bool followed, whole;
-	int err, py;
-
-	target_comm(pid, comm, sizeof(comm));
-	/*
-	 * Counted once: a process found by a reload's scan may have its exec record still
-	 * queued, and a forked child that execs was counted at the fork.
-	 */
-	followed = capture_is_traced(s->cap, pid);
-	/* Marks and uprobes of an earlier process with this pid, or of the image before exec. */
-	capture_forget_image(s->cap, pid);
-	ctx_forget(s, pid);
-	/*
-	 * Its interpreter, uvloop's hand-over and zlib's deflate are hooked before its writes
-	 * are followed, so that the time between the two is short: the compressors' histories
-	 * are read right after (adopt_scan_process), and the messages written before that
-	 * cannot be decoded (docs/adoption.md).
-	 */
-	py = python_attach(s, pid);
-	adopted_probe_zlib(s, pid, false);
-	err = capture_trace_pid(s->cap, pid);
-	if (err) {
-		log_err("failed to trace pid %d (%s): %s", pid, comm, strerror(-err));
-		return err;
-	}
-	/*
-	 * Every message end from now on is reported: each history read fits its successor.  No
-	 * compressor in its memory (a whole scan): no connection it holds now has a compression
-	 * history to recover, and later ones are followed from their start, so the deflate
-	 * probes, four traps per permessage-deflate message, go (bench/realistic.md).
-	 */
-	if (adopt_scan_process(s->adopt, pid, &whole) == 0 && whole)
-		capture_detach_zlib(s->cap, pid);
-	if (!followed)
-		s->processes++;
-	log_info("tracing pid %d (%s)%s", pid, comm, how);
-	/*
-	 * Reaped already (its exec record or a reload's scan came late): the kernel saw its exit
-	 * untraced, so no exit record will come, and its bit is still set (a traced exit clears
-	 * it).  It is forgotten now, or it would be counted for good.
-	 */
-	if (kill(pid, 0) && errno == ESRCH && capture_is_traced(s->cap, pid)) {
-		log_info("pid %d exited before it was followed", pid);
-		capture_untrace_pid(s->cap, pid);
-		forget_process(s, pid, mono_ns());
-		return 0;
-	}
-	err = py;
-	/*
-	 * A process caught at exec may not have loaded its interpreter yet, nor uvloop: it is
-	 * watched until both are there.
-	 */
-	if (*how && (err == -ENOEXEC || err == 0))
-		watch_add(s, pid, err == 0);
-	else if (!*how && err == -ENOEXEC)
-		log_warn("pid %d (%s) runs no CPython interpreter: its frames are captured, "
-			 "without Python attribution",
-			 pid, comm);
-	return 0;
-}
-
-/* The executable globs in force: the policy's targets, or the caller's. */
-static char *const *exe_globs(const struct session *s, size_t *n)
-{
-	if (s->opts.targets_from_policy) {
-		*n = s->policy->exe.n;
-		return s->policy->exe.v;
-	}
-	*n = s->opts.nglobs;
-	return (char *const *)s->opts.exe_globs;
-}
-
-static void scan_cb(void *ctx, pid_t pid)
-{
-	session_add_pid(ctx, pid, " (executable matched)");
+	return procs_add(s->procs, pid, how);
 }
 
 int session_scan_exe(struct session *s)
 {
-	size_t n;
-	char *const *globs = exe_globs(s, &n);
-
-	if (!n)
-		return 0;
-	return target_scan_exe(globs, n, scan_cb, s);
-}
-
-static bool exec_matches(struct session *s, const struct evt_proc *e)
-{
-	size_t n;
-	char *const *globs = exe_globs(s, &n);
-	char exe[4096];
-
-	struct podinfo pi;
-
-	/* A process started in a followed container (`kubectl exec`, a restarted worker). */
-	if (s->opts.pods &&
-	    podinfo_lookup(s->pods, NULL, s->opts.bundle_root, e->pid, &pi) != PODINFO_NO_PROCESS &&
-	    podinfo_selected(s->opts.pods, &pi))
-		return true;
-	if (!n)
-		return false;
-	/* The path as exec'd, or the resolved one (for relative or symlinked paths). */
-	return target_exe_matches(e->filename, globs, n) ||
-	       (!target_exe_path(e->pid, exe, sizeof(exe)) && target_exe_matches(exe, globs, n));
-}
-
-/* Everything held for a process that exited. */
-static void forget_process(struct session *s, pid_t pid, uint64_t ts_ns)
-{
-	if (s->processes)
-		s->processes--;
-	conntrack_forget_tgid(s->ct, pid, ts_ns);
-	forget_container(s, pid);
-	adopt_forget_pid(s->adopt, pid);
-	if (s->scope_pid == pid) {
-		pyscope_scan_free(s->scope);
-		s->scope = NULL;
-		s->scope_pid = 0;
-	}
-	watch_forget(s, pid);
-	ctx_forget(s, pid);
-	tls_static_forget(s, pid);
-	capture_forget_tgid(s->cap, pid);
-	causal_forget_process(s->causal, pid);
-	handed_forget_process(s->handed, pid);
-	attrib_forget_process(s->attrib, pid);
-}
-
-/*
- * A process whose exit record was lost (a full ring buffer) would keep its marks, uprobes and
- * state for good: those holding marks or uprobes are checked now and then, and one found gone
- * twice in a row (its exit record, if any, has been read by then) is forgotten as at its exit,
- * and said.
- */
-static void sweep_gone(struct session *s, uint64_t now)
-{
-	static pid_t held[SWEEP_MAX], gone[SWEEP_MAX], was[SWEEP_MAX];
-	static int ngone;
-	int n, nwas, j;
-
-	if (now - s->last_sweep < SWEEP_EVERY_NS)
-		return;
-	s->last_sweep = now;
-	memcpy(was, gone, ngone * sizeof(gone[0]));
-	nwas = ngone;
-	ngone = 0;
-	n = capture_held_tgids(s->cap, held, SWEEP_MAX);
-	for (int i = 0; i < n; i++) {
-		if (kill(held[i], 0) == 0 || errno != ESRCH)
-			continue;
-		for (j = 0; j < nwas && was[j] != held[i]; j++)
-			;
-		if (j == nwas) {
-			/* First sighting: looked at again at the next sweep. */
-			gone[ngone++] = held[i];
-			continue;
-		}
-		if (attrib_known(s->attrib, held[i])) {
-			log_warn("pid %d exited unseen (its exit record was lost): its state is "
-				 "dropped",
-				 held[i]);
-			forget_process(s, held[i], now);
-		} else {
-			/* Its exit was handled, yet something of it was left in the kernel. */
-			log_warn("pid %d exited, but marks or uprobes of it were left: dropped",
-				 held[i]);
-			capture_forget_image(s->cap, held[i]);
-			ctx_forget(s, held[i]);
-		}
-	}
-}
-
-/* A followed process that exec'd: forget its old image and look at the new one. */
-static void reinspect(struct session *s, pid_t pid, bool by_leader)
-{
-	int err;
-
-	capture_exec_image(s->cap, pid, by_leader);
-	ctx_forget(s, pid);
-	watch_forget(s, pid);
-	causal_forget_process(s->causal, pid);
-	handed_forget_process(s->handed, pid);
-	tls_static_forget(s, pid);
-	attrib_forget_process(s->attrib, pid);
-	log_info("traced pid %d runs a new program", pid);
-	err = python_attach(s, pid);
-	/* Its interpreter (and uvloop) may load later: it is watched until both are there. */
-	if (err == -ENOEXEC || err == 0)
-		watch_add(s, pid, err == 0);
+	return procs_scan_exe(s->procs);
 }
 
 /* A process record to the taps that follow the process (a fork: its parent). */
@@ -1498,35 +807,18 @@ static void handle_proc(struct session *s, const struct evt_proc *e)
 			     comm);
 	switch (e->hdr.type) {
 	case EVT_PROC_EXEC:
-		if (e->traced) {
-			/*
-			 * A traced process runs a new program (a shell starting python): what was
-			 * learned of the old image is void, the new one is inspected like a new
-			 * process (the kernel dropped its offsets at the exec).
-			 */
-			reinspect(s, e->pid, e->by_leader);
-		} else if (exec_matches(s, e)) {
-			session_add_pid(s, e->pid, " (exec matched)");
-		} else {
+		if (!procs_exec(s->procs, e))
 			break;
-		}
 		if (show)
 			output_process(s->out, "process_start", e->hdr.ts_ns, e->pid, comm, 0);
 		break;
 	case EVT_PROC_FORK:
-		s->processes++;
-		capture_forget_image(s->cap, e->pid);
-		ctx_forget(s, e->pid);
-		attrib_fork_process(s->attrib, e->ppid, e->pid);
-		if (capture_fork_transport_writes(s->cap, e->ppid, e->pid) < 0)
-			log_warn("pid %u: failed to hook uvloop's transport writes as its parent's",
-				 e->pid);
-		log_info("tracing pid %u, forked by traced pid %u", e->pid, e->ppid);
+		procs_fork(s->procs, e->ppid, e->pid);
 		if (show)
 			output_process(s->out, "process_fork", e->hdr.ts_ns, e->pid, comm, 0);
 		break;
 	case EVT_PROC_EXIT:
-		forget_process(s, e->pid, e->hdr.ts_ns);
+		procs_exit(s->procs, e->pid, e->hdr.ts_ns);
 		if (show)
 			output_process(s->out, "process_exit", e->hdr.ts_ns, e->pid, comm,
 				       e->exit_code);
@@ -1598,8 +890,7 @@ static int on_record(void *ctx, const void *data, size_t size)
 		const struct evt_stack *e = data;
 		struct attrib_stack *stack = attrib_resolve(s->attrib, e);
 
-		mark_context_frames(s, e->tgid, stack);
-		mark_stop_frame(s, e, stack);
+		procs_mark(s->procs, e, stack);
 		zflush_handover(s, e);
 		if (!stack)
 			return 0;
@@ -1616,8 +907,7 @@ static int on_record(void *ctx, const void *data, size_t size)
 		const struct evt_stack *e = data;
 		struct attrib_stack *stack = attrib_resolve(s->attrib, e);
 
-		mark_context_frames(s, e->tgid, stack);
-		mark_inert_creator(s, e, stack);
+		procs_mark(s->procs, e, stack);
 		if (stack)
 			causal_put(s->causal, e->tgid, e->token, e->py_context, e->hdr.ts_ns,
 				   stack);
@@ -1626,7 +916,7 @@ static int on_record(void *ctx, const void *data, size_t size)
 	/* Processes matched at exec are inspected once they talk: the interpreter is loaded. */
 	if (size >= sizeof(struct evt_conn) && h->type == EVT_CONN_NEW &&
 	    !attrib_known(s->attrib, ((const struct evt_conn *)data)->tgid))
-		python_attach(s, ((const struct evt_conn *)data)->tgid);
+		procs_attach(s->procs, ((const struct evt_conn *)data)->tgid);
 	conntrack_record(s->ct, data, size);
 	return 0;
 }
@@ -1664,27 +954,6 @@ static void say_queues_unlinked(const struct policy *p)
 			 p->source, p->nqueues);
 }
 
-/* Whether an OpenSSL is linked into a binary of pid: looked for once per process, said once. */
-static bool tls_static_linked(struct session *s, pid_t pid)
-{
-	struct tls_static *t;
-	char name[PATH_MAX];
-
-	for (unsigned int i = 0; i < TLS_STATIC_PIDS; i++) {
-		if (s->tls_static[i].pid == pid)
-			return s->tls_static[i].found == 1;
-	}
-	t = &s->tls_static[s->ntls_static++ % TLS_STATIC_PIDS];
-	t->pid = pid;
-	t->found = tlshook_find_static(pid, name, sizeof(name));
-	if (t->found == 1)
-		log_warn(
-			"pid %d: OpenSSL is linked into %s, which the TLS probes do not cover: the "
-			"frames of its TLS connections are not seen",
-			pid, name);
-	return t->found == 1;
-}
-
 /*
  * A socket of pid carries TLS.  Its plaintext is followed when the process's libssl is
  * probed; otherwise the connection is skipped, and why.
@@ -1693,10 +962,9 @@ static enum ct_skip_reason sink_tls_seen(void *ctx, const struct ct_conn *c)
 {
 	struct session *s = ctx;
 
-	/* Probed, or libssl loaded since the process was looked at (Python imports ssl late). */
-	if (capture_tls_probed(s->cap, (pid_t)c->tgid) || tls_attach(s, (pid_t)c->tgid, false))
+	if (procs_tls_probed(s->procs, (pid_t)c->tgid))
 		return CT_SKIP_NONE;
-	if (tls_static_linked(s, (pid_t)c->tgid))
+	if (procs_tls_static(s->procs, (pid_t)c->tgid))
 		return CT_SKIP_STATIC_SSL;
 	return CT_SKIP_TLS;
 }
@@ -1752,6 +1020,54 @@ static void sink_conn_skipped(void *ctx, const struct ct_conn *c, enum ct_skip_r
 		output_conn_skipped(s->out, c, NULL, name);
 }
 
+/* The per-process tables of the pipeline's modules, forgotten through procs_forget(). */
+static void forget_conns(void *ctx, pid_t pid, enum procs_forget what, uint64_t ts_ns)
+{
+	conntrack_forget_tgid(ctx, pid, ts_ns);
+}
+
+static void forget_adopted(void *ctx, pid_t pid, enum procs_forget what, uint64_t ts_ns)
+{
+	adopt_forget_pid(ctx, pid);
+}
+
+static void forget_scope(void *ctx, pid_t pid, enum procs_forget what, uint64_t ts_ns)
+{
+	struct session *s = ctx;
+
+	if (s->scope_pid == pid) {
+		pyscope_scan_free(s->scope);
+		s->scope = NULL;
+		s->scope_pid = 0;
+	}
+}
+
+/* Its marks and uprobes; at its exit, its connections' kernel state too. */
+static void forget_kernel(void *ctx, pid_t pid, enum procs_forget what, uint64_t ts_ns)
+{
+	if (what == PROCS_FORGET_EXIT)
+		capture_forget_tgid(ctx, pid);
+	else if (what == PROCS_FORGET_MARKS)
+		capture_forget_image(ctx, pid);
+	else
+		capture_exec_image(ctx, pid, what == PROCS_FORGET_EXEC_LEADER);
+}
+
+static void forget_creations(void *ctx, pid_t pid, enum procs_forget what, uint64_t ts_ns)
+{
+	causal_forget_process(ctx, pid);
+}
+
+static void forget_handed(void *ctx, pid_t pid, enum procs_forget what, uint64_t ts_ns)
+{
+	handed_forget_process(ctx, pid);
+}
+
+static void forget_interpreter(void *ctx, pid_t pid, enum procs_forget what, uint64_t ts_ns)
+{
+	attrib_forget_process(ctx, pid);
+}
+
 struct session *session_open(const struct session_opts *opts, struct policy *policy, FILE *out)
 {
 	struct capture_opts copts = {
@@ -1759,6 +1075,15 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 		.write_cap = opts->write_cap,
 		.follow_exec = opts->nglobs > 0 || opts->targets_from_policy || opts->pods,
 		.stack_walk = !opts->capture_only,
+	};
+	struct procs_opts popts = {
+		.capture_only = opts->capture_only,
+		.walk_to_verdict = opts->walk_to_verdict,
+		.exe_globs = opts->exe_globs,
+		.nglobs = opts->nglobs,
+		.targets_from_policy = opts->targets_from_policy,
+		.pods = opts->pods,
+		.bundle_root = opts->bundle_root,
 	};
 	struct session *s = calloc(1, sizeof(*s));
 	struct ct_sink sink = {
@@ -1807,11 +1132,10 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 	s->handed = handed_new();
 	s->rules = rules_new(policy, opts->show_identities, 0);
 	s->runs = runs_new(policy, 0, sink_run, s);
-	s->pods = podinfo_cache_new(0);
 	if (s->attrib)
 		attrib_set_queues(s->attrib, policy->queues, policy->nqueues);
 	if (!s->out || !s->ct || !s->adopt || !s->attrib || !s->causal || !s->handed || !s->rules ||
-	    !s->runs || !s->pods) {
+	    !s->runs) {
 		log_err("out of memory");
 		goto err_close;
 	}
@@ -1820,6 +1144,20 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 	s->cap = capture_open(&copts, on_record, s);
 	if (!s->cap)
 		goto err_close;
+	s->procs = procs_new(&popts, s->cap, s->attrib, s->adopt);
+	if (!s->procs) {
+		log_err("out of memory");
+		goto err_close;
+	}
+	procs_set_policy(s->procs, s->policy, s->rules);
+	/* The modules' per-process tables, connections first (their ends name the process). */
+	procs_on_forget(s->procs, PROCS_FORGET_EXIT, forget_conns, s->ct);
+	procs_on_forget(s->procs, PROCS_FORGET_EXIT, forget_adopted, s->adopt);
+	procs_on_forget(s->procs, PROCS_FORGET_EXIT, forget_scope, s);
+	procs_on_forget(s->procs, PROCS_FORGET_MARKS, forget_kernel, s->cap);
+	procs_on_forget(s->procs, PROCS_FORGET_EXEC, forget_creations, s->causal);
+	procs_on_forget(s->procs, PROCS_FORGET_EXEC, forget_handed, s->handed);
+	procs_on_forget(s->procs, PROCS_FORGET_EXEC, forget_interpreter, s->attrib);
 	return s;
 
 err_close:
@@ -1873,17 +1211,8 @@ void session_close(struct session *s, const char *why)
 	runs_free(s->runs);
 	adopt_free(s->adopt);
 	pyscope_scan_free(s->scope);
+	procs_free(s->procs);
 	capture_close(s->cap);
-	for (size_t i = 0; i < POD_BUCKETS; i++) {
-		while (s->pod_buckets[i]) {
-			struct proc_pod *p = s->pod_buckets[i];
-
-			s->pod_buckets[i] = p->next;
-			json_decref(p->container);
-			free(p);
-		}
-	}
-	podinfo_cache_free(s->pods);
 	causal_free(s->causal);
 	handed_free(s->handed);
 	attrib_free(s->attrib);
@@ -1904,8 +1233,7 @@ int session_poll(struct session *s, int timeout_ms)
 	attrib_token_expire(s->attrib, mono_ns(), TOKEN_MAX_AGE_NS);
 	if (s->runs)
 		runs_tick(s->runs, mono_ns());
-	watch_poll(s, mono_ns());
-	sweep_gone(s, mono_ns());
+	procs_poll(s->procs, mono_ns());
 	return 0;
 }
 
@@ -2083,7 +1411,7 @@ void session_totals(struct session *s, struct session_totals *t)
 {
 	memset(t, 0, sizeof(*t));
 	t->records = s->records;
-	t->processes = s->processes;
+	t->processes = s->procs ? procs_count(s->procs) : 0;
 	t->output_errors = output_errors(s->out);
 	if (capture_read_counters(s->cap, &t->kernel))
 		log_warn("failed to read the kernel counters");
@@ -2130,8 +1458,7 @@ void session_set_policy(struct session *s, struct policy *policy)
 	runs_set_policy(s->runs, policy);
 	policy_free(s->policy);
 	s->policy = policy;
-	/* Bridge and context rules may have changed: walks go to the end until marked again. */
-	capture_clear_stop_codes(s->cap);
+	procs_set_policy(s->procs, policy, r);
 	say_queues_unlinked(policy);
 }
 

@@ -3,7 +3,8 @@
  * One auditing session: the pipeline that `trace` and `agent` share, wired once.
  *   capture (kernel records) -> conntrack (connections, frames, messages)
  *   -> attrib (the writer's Python stack) -> rules (policy) -> output (and an observer)
- * The caller chooses the targets and runs the loop; this module owns everything between.
+ * The caller chooses the targets and runs the loop; this module wires the stages together,
+ * and the followed processes' state is user/procs.c's.
  */
 #ifndef WSAUDIT_SESSION_H
 #define WSAUDIT_SESSION_H
@@ -125,7 +126,10 @@ void session_flush(struct session *s);
 /* Ends every open connection (their frames cut short are reported truncated). */
 void session_end_connections(struct session *s, const char *why);
 
-/* Replaces the policy (SIGHUP); takes ownership.  Ownership learned so far is kept. */
+/*
+ * Replaces the policy (SIGHUP); takes ownership.  Ownership learned under the old policy is
+ * not carried over (its keys may differ).
+ */
 void session_set_policy(struct session *s, struct policy *policy);
 /* Writes from now on to out (log rotation); the caller closes the old stream. */
 void session_set_output(struct session *s, FILE *out);

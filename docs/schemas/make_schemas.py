@@ -131,6 +131,7 @@ SCHEMAS = {
                               {"frames": UINT, "reason": STR,
                                "close_code": {"type": ["integer", "null"]},
                                "lost_frames": UINT, "queued_at_close": UINT,
+                               "buffered_unseen": BOOL,
                                "violations": VIOLATIONS},
                               ["frames", "reason"]),
     "queued": conn_record("queued",

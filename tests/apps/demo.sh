@@ -24,12 +24,13 @@ fi
 tmp=$(mktemp -d /tmp/wsaudit-demo.XXXXXX)
 runner_pid=""
 trace_pid=""
+stall_pid=""
 
 cleanup() {
-	for pid in $trace_pid $runner_pid; do
+	for pid in $trace_pid $runner_pid $stall_pid; do
 		kill "$pid" 2>/dev/null
 	done
-	for pid in $trace_pid $runner_pid; do
+	for pid in $trace_pid $runner_pid $stall_pid; do
 		wait "$pid" 2>/dev/null
 	done
 	rm -rf "$tmp"
@@ -62,6 +63,15 @@ if ! wait_for 'SERVER pid=' 30 "$tmp/run.out"; then
 fi
 server_pid=$(sed -n 's/^SERVER pid=\([0-9]*\).*/\1/p' "$tmp/run.out")
 echo "   service pid $server_pid"
+# A second, small server (websockets on uvloop) for the writes still queued at close.
+$PY tests/apps/ws_stalled.py --port 0 --loop uvloop --mode stall >"$tmp/stall.out" 2>&1 &
+stall_pid=$!
+if ! wait_for 'READY' 30 "$tmp/stall.out"; then
+	echo "demo: ws_stalled.py did not start:" >&2
+	cat "$tmp/stall.out" >&2
+	exit 1
+fi
+stall_port=$(sed -n 's/^READY.*port=//p' "$tmp/stall.out")
 
 cat <<TXT
 
@@ -84,8 +94,8 @@ cat <<TXT
 
 TXT
 
-./wsaudit trace -p "$server_pid" -c policies/netra.yaml -o text >"$tmp/trace.out" \
-	2>"$tmp/trace.err" &
+./wsaudit trace -p "$server_pid" -p "$stall_pid" -c policies/netra.yaml -o text \
+	>"$tmp/trace.out" 2>"$tmp/trace.err" &
 trace_pid=$!
 if ! wait_for 'wsaudit: tracing' 30 "$tmp/trace.err"; then
 	echo "demo: wsaudit did not start:" >&2
@@ -93,6 +103,19 @@ if ! wait_for 'wsaudit: tracing' 30 "$tmp/trace.err"; then
 	exit 1
 fi
 touch "$tmp/go"
+# A client of the small server that stops reading after the handshake: its server sends 200
+# frames and aborts the connection with most of them still in uvloop's queue.
+$PY - "$stall_port" <<'PYEOF' &
+import base64, os, socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+key = base64.b64encode(os.urandom(16)).decode()
+s.sendall(f"GET /stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+          f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+          f"Sec-WebSocket-Version: 13\r\n\r\n".encode())
+time.sleep(5)
+PYEOF
 if ! wait_for 'CLIENTS done' 45 "$tmp/run.out"; then
 	echo "demo: the clients did not finish:" >&2
 	cat "$tmp/run.out" >&2
@@ -137,10 +160,24 @@ cat <<TXT
    raises and the route closes with 1011 (abnormal_close).  after_close: agent_completed is
    written after the close frame (after_close).
 TXT
-awk '/^  ! (delivery_failed|abnormal_close|after_close):/ { if (prev != shown) print prev; print; shown = prev; next }
+awk -v stall="$stall_pid" '$2 == stall { q = 1; next }
+	q && /^(  ! |    )/ { next }
+	{ q = 0 }
+	/^  ! (delivery_failed|abnormal_close|after_close):/ { if (prev != shown) print prev; print; shown = prev; next }
 	/^  ! / { next }
 	/^    / { prev = prev "\n" $0; next }
 	{ prev = $0 }' "$tmp/trace.out" | head -30
+echo
+queued=$(grep -c ' QUEUED ' "$tmp/trace.out")
+cat <<TXT
+== Writes still queued at close (docs/delivery.md): a small websockets server on uvloop
+   (tests/apps/ws_stalled.py, pid $stall_pid) whose client stops reading after the handshake;
+   produce() sends 200 frames, then the server aborts the connection.  uvloop queues what it
+   is given and writes it later, so most frames never reached a syscall: each is a QUEUED
+   line (delivery_failed) naming produce() and its length; $queued of them, the first:
+TXT
+grep -m1 -A1 ' QUEUED ' "$tmp/trace.out"
+grep " conn_close .*queued=" "$tmp/trace.out" | head -1
 echo
 cat <<TXT
 == Runs that did not reach their user whole (the policy's runs section: agent_started, the

@@ -13,6 +13,9 @@ still queued at close"), made for real with tests/apps/ws_stalled.py under uvloo
 
 A queued write whose producer the trace did not see leave is never named after another
 function: every queued record names produce() or says why not.
+
+Under asyncio's selector loop the same stall is not followed (its transport buffers in pure
+Python, with nothing to hook): the connection's close says `buffered_unseen`.
 """
 
 import base64
@@ -102,6 +105,7 @@ def test_queued_at_close_uvloop(procs, tmp_path):
         assert any(f["function"] == "produce" for f in r["stack"])
     assert {origin_name(r) for r in sent + lost} == {"produce"}
     assert closes[0]["queued_at_close"] == len(queued)
+    assert "buffered_unseen" not in closes[0]
     d = stats["delivery"]
     assert d["queued_at_close_writes"] == len(queued)
     assert d["queued_at_close_bytes"] == WIRE * len(queued)
@@ -125,3 +129,20 @@ def test_queued_none_when_read_uvloop(procs, tmp_path):
     assert d["transports_linked"] == 1
     assert d["queued_at_close_writes"] == 0
     assert stats["violations"]["delivery_failed"] == 0
+    assert d["buffered_unseen_conns"] == 0
+
+
+def test_buffered_unseen_said_asyncio(procs, tmp_path):
+    """asyncio's selector transport buffers later writes in pure Python: not followed, said."""
+    recs, stats = run(procs, tmp_path, "stall", loop="asyncio")
+    sent = [r for r in recs if r["type"] == "frame" and r["opcode"] == "text"]
+    lost = [r for r in recs if r["type"] == "lost"]
+    closes = [r for r in recs if r["type"] == "conn_close"]
+    print(f"\n[queued] asyncio: sent {len(sent)} lost {len(lost)}; delivery {stats['delivery']}")
+    assert len(closes) == 1 and lost
+    # The frames the transport buffered and dropped are not seen: the connection says so.
+    assert len(sent) + len(lost) < FRAMES
+    assert not [r for r in recs if r["type"] == "queued"]
+    assert closes[0]["buffered_unseen"] is True and closes[0]["queued_at_close"] == 0
+    assert stats["delivery"]["buffered_unseen_conns"] == 1
+    assert {origin_name(r) for r in sent + lost} == {"produce"}

@@ -51,10 +51,12 @@ static void test_queued_after_the_end(void **state)
 {
 	struct handed *h = hand(5, 100);
 	struct seen seen = {};
+	bool linked;
 
 	(void)state;
 	handed_sent(h, PID, TRANSPORT, OBJ(2), &CONN, 1000);
-	assert_int_equal(handed_close(h, PID, &CONN, 1150, collect, &seen), 2);
+	assert_int_equal(handed_close(h, PID, &CONN, 1150, collect, &seen, &linked), 2);
+	assert_true(linked);
 	assert_int_equal(seen.n, 2);
 	assert_int_equal(seen.ts[0], 4);
 	assert_int_equal(seen.ts[1], 5);
@@ -68,10 +70,11 @@ static void test_none_when_all_left(void **state)
 {
 	struct handed *h = hand(3, 100);
 	struct seen seen = {};
+	bool linked;
 
 	(void)state;
 	handed_sent(h, PID, TRANSPORT, OBJ(1), &CONN, 500);
-	assert_int_equal(handed_close(h, PID, &CONN, 800, collect, &seen), 0);
+	assert_int_equal(handed_close(h, PID, &CONN, 800, collect, &seen, &linked), 0);
 	handed_free(h);
 }
 
@@ -81,12 +84,14 @@ static void test_not_linked_or_not_judged(void **state)
 	struct handed *h = hand(3, 100);
 	struct conn_id other = { .ino = 43, .gen = 1 };
 	struct seen seen = {};
+	bool linked;
 
 	(void)state;
-	assert_int_equal(handed_close(h, PID, &CONN, 0, collect, &seen), 0);
+	assert_int_equal(handed_close(h, PID, &CONN, 0, collect, &seen, &linked), 0);
+	assert_false(linked);
 	handed_sent(h, PID, TRANSPORT, OBJ(1), &CONN, 0);
-	assert_int_equal(handed_close(h, PID, &other, 0, collect, &seen), 0);
-	assert_int_equal(handed_close(h, PID, &CONN, UINT64_MAX, collect, &seen), 0);
+	assert_int_equal(handed_close(h, PID, &other, 0, collect, &seen, &linked), 0);
+	assert_int_equal(handed_close(h, PID, &CONN, UINT64_MAX, collect, &seen, &linked), 0);
 	assert_int_equal(seen.n, 0);
 	handed_free(h);
 }
@@ -98,13 +103,14 @@ static void test_unknown_length_unplaced(void **state)
 	struct handed *h = hand(2, 100);
 	struct attrib_stack *s = stack_of(frames, 1, 0);
 	struct seen seen = {};
+	bool linked;
 
 	(void)state;
 	handed_put(h, PID, PID, TRANSPORT, OBJ(3), HANDED_LEN_UNKNOWN, 3, s);
 	handed_put(h, PID, PID, TRANSPORT, OBJ(4), 100, 4, s);
 	attrib_stack_put(s);
 	handed_sent(h, PID, TRANSPORT, OBJ(1), &CONN, 0);
-	assert_int_equal(handed_close(h, PID, &CONN, 200, collect, &seen), 0);
+	assert_int_equal(handed_close(h, PID, &CONN, 200, collect, &seen, &linked), 0);
 	assert_int_equal(handed_stats(h)->unplaced_writes, 2);
 	handed_free(h);
 }
@@ -114,12 +120,13 @@ static void test_unknown_token(void **state)
 {
 	struct handed *h = hand(2, 100);
 	struct seen seen = {};
+	bool linked;
 
 	(void)state;
 	handed_sent(h, PID, TRANSPORT, OBJ(9), &CONN, 0);
 	handed_sent(h, PID + 1, TRANSPORT, OBJ(1), &CONN, 0);
 	assert_int_equal(handed_stats(h)->linked, 0);
-	assert_int_equal(handed_close(h, PID, &CONN, 0, collect, &seen), 0);
+	assert_int_equal(handed_close(h, PID, &CONN, 0, collect, &seen, &linked), 0);
 	handed_forget_process(h, PID);
 	assert_int_equal(handed_stats(h)->held, 0);
 	handed_free(h);
