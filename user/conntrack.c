@@ -80,6 +80,8 @@ struct ct_private {
 	struct ws_stream *tx;
 	uint64_t ws_base; /* stream position of the first WebSocket byte */
 	unsigned int adopt_tries;
+	bool upgrade_lost; /* the kernel saw its 101 in a record that was lost */
+	uint64_t tx_next; /* where the written bytes seen before the upgrade end */
 	unsigned int history_tries;
 	struct write_rec writes[WRITE_RING];
 	unsigned int nwrites; /* total pushed; the ring holds the last WRITE_RING */
@@ -835,12 +837,20 @@ static void handle_request(struct conntrack *ct, struct ct_conn *c, const struct
 	p->head = NULL;
 }
 
+/*
+ * Judge records at the start of a write only, where a frame boundary is sure: the whole write,
+ * or the first record of a large one (an event loop's flush of a burst).
+ */
+static bool write_starts_with_frames(const struct evt_data *e, const uint8_t *data)
+{
+	return (e->flags & DATA_FIRST) && e->stream_pos == e->io_pos &&
+	       ws_write_looks_like_frames(data, e->len, e->io_len, WS_SERVER_TO_CLIENT);
+}
+
 static void try_adopt(struct conntrack *ct, struct ct_conn *c, const struct evt_data *e,
 		      const uint8_t *data)
 {
-	/* Judge whole writes only: a frame boundary is sure at their start. */
-	if ((e->flags & (DATA_FIRST | DATA_LAST)) == (DATA_FIRST | DATA_LAST) &&
-	    e->len == e->io_len && ws_looks_like_frames(data, e->len, WS_SERVER_TO_CLIENT)) {
+	if (write_starts_with_frames(e, data)) {
 		if (conn_start_websocket(ct, c, e->io_pos, e->hdr.ts_ns, true))
 			return;
 		if (ct->sink.verdict)
@@ -850,6 +860,40 @@ static void try_adopt(struct conntrack *ct, struct ct_conn *c, const struct evt_
 	}
 	if (e->flags & DATA_FIRST && ++c->priv->adopt_tries >= ADOPT_TRIES)
 		conn_ignore(ct, c, CT_SKIP_NOT_WEBSOCKET, e->hdr.ts_ns);
+}
+
+/*
+ * A write the kernel captured as a WebSocket's (it matched the 101 in an earlier write) on a
+ * connection whose upgrade the collector never read: the record of that write was lost (full
+ * ring buffer).  The request head, when it was read, still names the user; the response's
+ * extensions are unknown, so the stream is followed as an adopted one from the first write
+ * that starts with frames.  None in ADOPT_TRIES writes: skipped as records_lost.
+ */
+static void upgrade_lost(struct conntrack *ct, struct ct_conn *c, const struct evt_data *e,
+			 const uint8_t *data)
+{
+	if (!c->priv->upgrade_lost) {
+		c->priv->upgrade_lost = true;
+		c->priv->adopt_tries = 0;
+		ct->stats.upgrades_lost++;
+		log_info("connection %s: its upgrade was in a lost record (full ring buffer): "
+			 "followed from the first write that starts with frames",
+			 c->id_str);
+		http1_parser_free(c->priv->resp);
+		c->priv->resp = NULL;
+		free(c->priv->resp_head);
+		c->priv->resp_head = NULL;
+		if (!c->request_head && !c->user_unknown && !c->user_ambiguous)
+			c->user_unknown = c->priv->head_len ? "head_incomplete" : "head_not_seen";
+	}
+	if (write_starts_with_frames(e, data)) {
+		if (conn_start_websocket(ct, c, e->io_pos, e->hdr.ts_ns, true))
+			return;
+		ws_feed(c, e, data);
+		return;
+	}
+	if (e->flags & DATA_FIRST && ++c->priv->adopt_tries >= ADOPT_TRIES)
+		conn_ignore(ct, c, CT_SKIP_RECORDS_LOST, e->hdr.ts_ns);
 }
 
 /*
@@ -967,6 +1011,19 @@ static int handle_data(struct conntrack *ct, const struct evt_data *e, size_t si
 	/* A zero-copy write before the upgrade: nothing to classify it by. */
 	if (!e->len)
 		return 0;
+	/*
+	 * The kernel knows it for a WebSocket (it matched the 101), the collector does not, and
+	 * written bytes are missing before this record: the record of the 101 was lost.
+	 */
+	if (!(e->flags & DATA_UNCLASSIFIED) &&
+	    (c->priv->upgrade_lost || e->stream_pos > c->priv->tx_next)) {
+		upgrade_lost(ct, c, e, data);
+		return 0;
+	}
+	if (e->stream_pos + e->len > c->priv->tx_next)
+		c->priv->tx_next = e->stream_pos + e->len;
+	if ((e->flags & DATA_LAST) && e->io_pos + e->io_len > c->priv->tx_next)
+		c->priv->tx_next = e->io_pos + e->io_len;
 	/* The response to a request may come a byte at a time: "H", then the rest. */
 	if (c->priv->resp || (e->len >= 5 && !memcmp(data, "HTTP/", 5)) ||
 	    (c->state == CT_HANDSHAKE && e->len && e->len < 5 && !memcmp(data, "HTTP/", e->len)))

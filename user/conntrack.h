@@ -42,6 +42,8 @@ enum ct_conn_state {
 	X(CT_SKIP_STATIC_SSL, "static_ssl") /* TLS by an OpenSSL linked into a binary */        \
 	X(CT_SKIP_TLS_UNLINKED, "tls_unlinked") /* TLS, probes set, no plaintext linked */      \
 	X(CT_SKIP_NOT_WEBSOCKET, "not_websocket") /* writes that are neither HTTP nor frames */ \
+	/* the kernel saw the upgrade in a lost record and no write started with frames */    \
+	X(CT_SKIP_RECORDS_LOST, "records_lost")                                                 \
 	X(CT_SKIP_NOT_UPGRADED, "http_not_upgraded") /* HTTP answered other than 101 */         \
 	X(CT_SKIP_BAD_RESPONSE, "bad_response") /* an HTTP response that does not parse */      \
 	X(CT_SKIP_NOT_HTTP, "not_http") /* a request answered by something other than HTTP */   \
@@ -213,6 +215,7 @@ struct ct_stats {
 	uint64_t gap_bytes; /* bytes of WebSocket streams that were not captured */
 	uint64_t desyncs;
 	uint64_t unknown_conn_records; /* data for a connection never announced (record lost) */
+	uint64_t upgrades_lost; /* connections whose 101 only the kernel saw (record lost) */
 	uint64_t bad_handshakes;
 	uint64_t heads_given_up; /* request heads not kept whole (bound, gap, lost bytes) */
 	uint64_t users_unknown; /* WebSocket connections whose user could not be read */

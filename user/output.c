@@ -1454,9 +1454,10 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				      (json_int_t)k->stats[STAT_LOST_BYTES]));
 	json_object_set_new(
 		obj, "conns",
-		json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "seen", (json_int_t)ct->conns_seen,
-			  "websocket", (json_int_t)ct->conns_websocket, "adopted",
-			  (json_int_t)ct->conns_adopted, "ignored", (json_int_t)ct->conns_ignored,
+		json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "seen",
+			  (json_int_t)ct->conns_seen, "websocket", (json_int_t)ct->conns_websocket,
+			  "adopted", (json_int_t)ct->conns_adopted, "upgrades_lost",
+			  (json_int_t)ct->upgrades_lost, "ignored", (json_int_t)ct->conns_ignored,
 			  "open", (json_int_t)ct->conns_open, "over_limit",
 			  (json_int_t)ct->conns_dropped_limit, "fd_passed",
 			  (json_int_t)ct->conns_fd_passed));

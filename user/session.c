@@ -1231,6 +1231,7 @@ int session_poll(struct session *s, int timeout_ms)
 		return n;
 	}
 	attrib_token_expire(s->attrib, mono_ns(), TOKEN_MAX_AGE_NS);
+	handed_expire(s->handed, mono_ns(), TOKEN_MAX_AGE_NS);
 	if (s->runs)
 		runs_tick(s->runs, mono_ns());
 	procs_poll(s->procs, mono_ns());

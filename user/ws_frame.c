@@ -728,18 +728,32 @@ void ws_parser_finish(struct ws_parser *p)
 
 bool ws_looks_like_frames(const void *data, size_t len, enum ws_direction dir)
 {
+	return ws_write_looks_like_frames(data, len, len, dir);
+}
+
+bool ws_write_looks_like_frames(const void *data, size_t len, uint64_t write_len,
+				enum ws_direction dir)
+{
 	const uint8_t *b = data;
+	unsigned int whole = 0;
 	struct hdr_info h;
 	size_t i = 0;
 
-	if (!len)
+	if (!len || len > write_len)
 		return false;
 	while (i < len) {
 		int r = hdr_decode(b + i, len - i, dir, true, true, &h);
 
-		if (r <= 0 || h.payload_len > len - i - r)
+		/* A header cut by the end of the bytes given: only a chunk's may be. */
+		if (r == 0)
+			return len < write_len && whole >= 2;
+		if (r < 0 || h.payload_len > write_len - i - r)
 			return false;
+		/* A frame that goes on past the bytes given, inside the write. */
+		if (h.payload_len > len - i - r)
+			return whole >= 2;
 		i += r + h.payload_len;
+		whole++;
 	}
-	return true;
+	return len == write_len || whole >= 2;
 }

@@ -163,5 +163,12 @@ const struct ws_parser_stats *ws_parser_stats(const struct ws_parser *p);
  * given direction back to back with nothing left over.
  */
 bool ws_looks_like_frames(const void *data, size_t len, enum ws_direction dir);
+/*
+ * The same for the first len bytes of a write of write_len (a large write's first record):
+ * every header strict, every frame ends inside the write, and either the bytes are the
+ * whole write and end with a frame, or at least two frames are complete in them.
+ */
+bool ws_write_looks_like_frames(const void *data, size_t len, uint64_t write_len,
+				enum ws_direction dir);
 
 #endif /* WSAUDIT_WS_FRAME_H */

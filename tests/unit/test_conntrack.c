@@ -505,6 +505,64 @@ static void test_open_connection_is_adopted(void **state)
 	conntrack_free(ct, "end");
 }
 
+/* Ten text frames of 30 bytes: a flush of a burst. */
+static void burst_frames(uint8_t *buf)
+{
+	for (int i = 0; i < 10; i++) {
+		buf[32 * i] = 0x81;
+		buf[32 * i + 1] = 30;
+		memset(buf + 32 * i + 2, 'a' + i, 30);
+	}
+}
+
+static void test_upgrade_in_lost_record_is_adopted(void **state)
+{
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+	uint64_t at = strlen(RESPONSE);
+	uint8_t buf[320];
+
+	send_conn(ct, EVT_CONN_NEW);
+	send_chunk(ct, DIR_RX, 0, strlen(REQUEST), 0, REQUEST, strlen(REQUEST),
+		   DATA_FIRST | DATA_LAST, 1);
+	/*
+	 * The 101 (at 0) went into a lost record; the kernel matched it, so the next write's
+	 * records are not DATA_UNCLASSIFIED.  A large write in two records: the first is judged.
+	 */
+	burst_frames(buf);
+	send_chunk(ct, DIR_TX, at, 320, at, buf, 100, DATA_FIRST, 11);
+	send_chunk(ct, DIR_TX, at, 320, at + 100, buf + 100, 220, DATA_LAST, 11);
+	assert_int_equal(r.skips, 0);
+	assert_int_equal(r.opens, 1);
+	assert_true(r.adopted);
+	/* The kernel knows it for a WebSocket already: no verdict to give. */
+	assert_int_equal(r.verdicts, 0);
+	assert_string_equal(r.head, REQUEST);
+	assert_int_equal(r.nframes, 10);
+	assert_int_equal(r.frames[9].payload_len, 30);
+	assert_int_equal(conntrack_stats(ct)->upgrades_lost, 1);
+	conntrack_free(ct, "end");
+}
+
+static void test_upgrade_lost_and_no_frames_is_records_lost(void **state)
+{
+	struct recorder r;
+	struct conntrack *ct = new_ct(&r);
+	uint64_t at = strlen(RESPONSE);
+
+	send_conn(ct, EVT_CONN_NEW);
+	send_chunk(ct, DIR_RX, 0, strlen(REQUEST), 0, REQUEST, strlen(REQUEST),
+		   DATA_FIRST | DATA_LAST, 1);
+	/* Writes that start inside frames (the rest of a partial send): never a boundary. */
+	for (int i = 0; i < 16; i++, at += 8)
+		send_write(ct, at, "zzzzzzzz", 8, 11);
+	assert_int_equal(r.opens, 0);
+	assert_int_equal(r.skips, 1);
+	assert_int_equal(r.last_skip, CT_SKIP_RECORDS_LOST);
+	assert_string_equal(ct_skip_name(CT_SKIP_RECORDS_LOST), "records_lost");
+	conntrack_free(ct, "end");
+}
+
 static void test_other_protocols_are_ignored(void **state)
 {
 	struct recorder r;
@@ -899,6 +957,8 @@ int main(void)
 		cmocka_unit_test(test_frame_split_across_writes_is_attributed_to_first),
 		cmocka_unit_test(test_capped_write_truncates_frame_and_keeps_sync),
 		cmocka_unit_test(test_open_connection_is_adopted),
+		cmocka_unit_test(test_upgrade_in_lost_record_is_adopted),
+		cmocka_unit_test(test_upgrade_lost_and_no_frames_is_records_lost),
 		cmocka_unit_test(test_other_protocols_are_ignored),
 		cmocka_unit_test(test_tls_socket_not_probed_is_skipped_at_once),
 		cmocka_unit_test(test_tls_socket_probed_but_never_linked_is_skipped_at_close),

@@ -694,6 +694,15 @@ static void test_looks_like_frames(void **state)
 	assert_false(ws_looks_like_frames("GET / HTTP/1.1\r\n", 16, WS_CLIENT_TO_SERVER));
 	assert_false(ws_looks_like_frames("HTTP/1.1 101 Switching", 22, WS_SERVER_TO_CLIENT));
 	assert_false(ws_looks_like_frames("", 0, WS_SERVER_TO_CLIENT));
+	/* The first record of a larger write: two whole frames, the third may go on. */
+	assert_true(ws_write_looks_like_frames(two, 16, 16, WS_SERVER_TO_CLIENT));
+	assert_true(ws_write_looks_like_frames(two, 13, 16, WS_SERVER_TO_CLIENT));
+	assert_true(ws_write_looks_like_frames(two, 12, 16, WS_SERVER_TO_CLIENT));
+	/* One whole frame is no evidence; a frame may not end past the write. */
+	assert_false(ws_write_looks_like_frames(two, 10, 16, WS_SERVER_TO_CLIENT));
+	assert_false(ws_write_looks_like_frames(two, 7, 16, WS_SERVER_TO_CLIENT));
+	assert_false(ws_write_looks_like_frames(two, 14, 15, WS_SERVER_TO_CLIENT));
+	assert_false(ws_write_looks_like_frames(two, 16, 15, WS_SERVER_TO_CLIENT));
 }
 
 static void test_utf8(void **state)
