@@ -913,6 +913,11 @@ static int on_record(void *ctx, const void *data, size_t size)
 				   stack);
 		return 0;
 	}
+	if (h->type == EVT_CODE_NAMES) {
+		if (!conntrack_record(s->ct, data, size))
+			attrib_code_names(s->attrib, data);
+		return 0;
+	}
 	/* Processes matched at exec are inspected once they talk: the interpreter is loaded. */
 	if (size >= sizeof(struct evt_conn) && h->type == EVT_CONN_NEW &&
 	    !attrib_known(s->attrib, ((const struct evt_conn *)data)->tgid))
