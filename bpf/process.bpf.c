@@ -22,6 +22,7 @@ SEC("tp_btf/sched_process_fork")
 int BPF_PROG(fork_tp, struct task_struct *parent, struct task_struct *child)
 {
 	__u32 ptgid = parent->tgid, ctgid = child->tgid;
+	struct py_names_layout *names;
 	struct py_offsets *py;
 	struct evt_proc *e;
 
@@ -35,6 +36,9 @@ int BPF_PROG(fork_tp, struct task_struct *parent, struct task_struct *child)
 	/* A forked child has its parent's address space: the same interpreter, same offsets. */
 	py = bpf_map_lookup_elem(&py_procs, &ptgid);
 	if (py && bpf_map_update_elem(&py_procs, &ctgid, py, BPF_ANY))
+		count_drop(DROP_MAP_FULL);
+	names = bpf_map_lookup_elem(&py_names, &ptgid);
+	if (names && bpf_map_update_elem(&py_names, &ctgid, names, BPF_ANY))
 		count_drop(DROP_MAP_FULL);
 	e = proc_event(EVT_PROC_FORK);
 	if (!e)
@@ -64,6 +68,7 @@ int exec_tp(struct trace_event_raw_sched_process_exec *ctx)
 	 */
 	if (traced) {
 		bpf_map_delete_elem(&py_procs, &tgid);
+		bpf_map_delete_elem(&py_names, &tgid);
 		bpf_map_delete_elem(&ctx_procs, &tgid);
 	}
 	if (!cfg_follow_exec && !traced)
@@ -94,6 +99,7 @@ int exit_tp(void *ctx)
 		return 0;
 	tgid_set_traced(tgid, false);
 	bpf_map_delete_elem(&py_procs, &tgid);
+	bpf_map_delete_elem(&py_names, &tgid);
 	/* The collector drops the marks too; this keeps a reused pid from reading them. */
 	bpf_map_delete_elem(&ctx_procs, &tgid);
 	e = proc_event(EVT_PROC_EXIT);

@@ -348,6 +348,12 @@ void agent_metrics_update(struct agent_metrics *m, struct session *s, const stru
 	metrics_counter_set(m->w.causal_links, (const char *const[]){ "no_context" },
 			    t.causal.no_context);
 	metrics_counter_set(m->w.causal_creations, NULL, t.causal.put);
+	metrics_counter_set(m->w.code_names, (const char *const[]){ "taken" },
+			    t.attrib.names_records);
+	metrics_counter_set(m->w.code_names, (const char *const[]){ "rejected" },
+			    t.attrib.names_rejected);
+	metrics_counter_set(m->w.code_names, (const char *const[]){ "unknown_process" },
+			    t.attrib.names_unknown);
 	metrics_counter_set(m->w.causal_evicted, NULL, t.causal.evicted);
 	metrics_counter_set(m->w.causal_skipped, NULL, t.kernel.stats[STAT_COPIES_SKIPPED]);
 	for (int i = 0; i < WS_MSG__COUNT; i++)

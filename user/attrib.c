@@ -78,6 +78,8 @@ struct attrib {
 	size_t nqueues;
 	/* Changes with the transport globs, so verdicts kept in symbols are redone. */
 	unsigned int transport_gen;
+	/* Numbers each process image whose walks send names (struct py_names_layout.gen). */
+	unsigned int names_gen;
 	struct pysym *sym;
 	struct proc_entry *buckets[PROC_BUCKETS];
 	struct token_chain tokens[TOKEN_BUCKETS];
@@ -391,6 +393,32 @@ void attrib_forget_process(struct attrib *a, pid_t pid)
 	}
 }
 
+int attrib_names_layout(struct attrib *a, pid_t pid, struct py_names_layout *out)
+{
+	struct proc_entry *p = proc_find(a, pid);
+
+	if (!p || p->state != PROC_PYTHON)
+		return -ENOENT;
+	return pysym_names_layout(p->info, ++a->names_gen, out);
+}
+
+int attrib_code_names(struct attrib *a, const struct evt_code_names *r)
+{
+	struct proc_entry *p = proc_find(a, (pid_t)r->tgid);
+	int err;
+
+	if (!p || p->state != PROC_PYTHON) {
+		a->stats.names_unknown++;
+		return -ENOENT;
+	}
+	err = pysym_learn(a->sym, (pid_t)r->tgid, p->info, r);
+	if (err)
+		a->stats.names_rejected++;
+	else
+		a->stats.names_records++;
+	return err;
+}
+
 bool attrib_known(struct attrib *a, pid_t pid)
 {
 	return proc_find(a, pid) != NULL;
@@ -537,20 +565,29 @@ static void frame_release(struct attrib_frame *f)
 	pysym_sym_put(f->sym);
 }
 
-/* Names one frame; false when its code object could not be read. */
+/*
+ * Names one frame; false when its code object could not be read.  A frame whose walk sent its
+ * names (no PYF_UNNAMED) is named from that record when the collector has it (carried): such a
+ * name needs no check, the process may be gone.
+ */
 static bool resolve_frame(struct attrib *a, const struct proc_entry *p, pid_t pid,
 			  const struct py_frame *in, struct attrib_frame *out, bool check)
 {
+	bool carried = !(in->flags & PYF_UNNAMED);
 	struct pysym_hit hit;
 	int err;
 
-	if (check)
-		err = pysym_resolve(a->sym, pid, p->info, in->code, in->lasti, &hit);
-	else
+	if (!check)
 		err = pysym_resolve_unchecked(a->sym, pid, p->info, in->code, in->lasti, &hit);
+	else if (carried)
+		err = pysym_resolve_carried(a->sym, pid, p->info, in->code, in->lasti, &hit);
+	else
+		err = pysym_resolve(a->sym, pid, p->info, in->code, in->lasti, &hit);
 	if (err)
 		return false;
 	frame_fill(a, p, pid, in, &hit, out);
+	out->carried = carried && hit.sym->recorded;
+	a->stats.frames_carried += out->carried;
 	return true;
 }
 
@@ -728,11 +765,12 @@ struct attrib_stack *attrib_resolve(struct attrib *a, const struct evt_stack *e)
 /*
  * A frame named from the cache is trusted as a checked one is, when its code object was
  * found at its address by a read that began after the record was read, and so after the
- * walk: the validation pysym_resolve does, done once for every stack read before it.
+ * walk: the validation pysym_resolve does, done once for every stack read before it.  A frame
+ * named from the names record its walk relied on is trusted as it is.
  */
 static bool frame_covered(const struct attrib_frame *f, const struct attrib_pending *pd)
 {
-	return f->sym && f->sym->checked_ns > pd->consumed_ns;
+	return f->sym && (f->carried || f->sym->checked_ns > pd->consumed_ns);
 }
 
 /*
@@ -780,6 +818,7 @@ static void stack_check(struct attrib *a, struct attrib_stack *s)
 		} else {
 			frame_release(f);
 			frame_fill(a, p, pd->tgid, &pd->raw[i], &hit, f);
+			f->carried = false;
 		}
 keep:
 		if ((int)i == pd->ctx_frame)

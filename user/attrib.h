@@ -59,6 +59,8 @@ struct attrib_frame {
 	struct pysym_sym *sym;
 	bool in_asyncio; /* file is asyncio's; only meaningful with sym */
 	bool in_twisted; /* file is Twisted's reactor (twisted/internet); the same */
+	/* Named from the names record its walk relied on (pysym_resolve_carried): no check. */
+	bool carried;
 };
 
 /* A resolved stack, shared (refcounted) by every frame its write carried. */
@@ -96,6 +98,11 @@ struct attrib_stats {
 	uint64_t stacks_shared; /* records whose walk was the last one's: its stack shared */
 	uint64_t stacks_checked; /* stacks named unchecked, checked when used */
 	uint64_t frames_read; /* ... frames of those that needed a read of their own */
+	/* Names records (EVT_CODE_NAMES, docs/names.md): taken, refused, of no walked process */
+	uint64_t names_records;
+	uint64_t names_rejected;
+	uint64_t names_unknown;
+	uint64_t frames_carried; /* frames named from a names record, without a read */
 	uint64_t unattributed[UNATTR__COUNT];
 };
 
@@ -127,6 +134,13 @@ void attrib_forget_process(struct attrib *a, pid_t pid);
 const char *attrib_interpreter_path(struct attrib *a, pid_t pid);
 /* Whether the process was inspected at all (the caller may retry later otherwise). */
 bool attrib_known(struct attrib *a, pid_t pid);
+/*
+ * What the walks of a process added by attrib_add_process need to send its code objects'
+ * names (a new gen each call): 0, -ENOENT, or -E2BIG (pysym_names_layout).
+ */
+int attrib_names_layout(struct attrib *a, pid_t pid, struct py_names_layout *out);
+/* A names record (EVT_CODE_NAMES) of a process: 0 or -errno (counted). */
+int attrib_code_names(struct attrib *a, const struct evt_code_names *r);
 
 /*
  * Resolves a stack record; NULL only when out of memory.  Its names are unchecked (see

@@ -536,9 +536,23 @@ int capture_set_pyoffsets(struct capture *cap, pid_t pid, const struct py_offset
 	__u32 key = pid;
 	int fd = bpf_map__fd(cap->skel->maps.py_procs);
 
-	if (!off)
+	if (!off) {
+		capture_set_pynames(cap, pid, NULL);
 		return bpf_map_delete_elem(fd, &key) && errno != ENOENT ? -errno : 0;
+	}
 	if (bpf_map_update_elem(fd, &key, off, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int capture_set_pynames(struct capture *cap, pid_t pid, const struct py_names_layout *nl)
+{
+	__u32 key = pid;
+	int fd = bpf_map__fd(cap->skel->maps.py_names);
+
+	if (!nl)
+		return bpf_map_delete_elem(fd, &key) && errno != ENOENT ? -errno : 0;
+	if (bpf_map_update_elem(fd, &key, nl, BPF_ANY))
 		return -errno;
 	return 0;
 }

@@ -56,6 +56,11 @@ void capture_detach_zlib(struct capture *cap, pid_t tgid);
 /* Enables (off) or disables (NULL) the Python stack walk for a process. */
 int capture_set_pyoffsets(struct capture *cap, pid_t pid, const struct py_offsets *off);
 /*
+ * Makes the walks of a process send the names of the code objects they meet (nl), or not
+ * (NULL).  Dropped by the kernel side at the process's exec and exit.
+ */
+int capture_set_pynames(struct capture *cap, pid_t pid, const struct py_names_layout *nl);
+/*
  * Attaches the transport-write uprobe at offset in the file at path for process pid, once per
  * (pid, dev, ino, offset); capture_forget_tgid detaches it.  0 (also when already attached)
  * or -errno.

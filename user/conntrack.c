@@ -1237,6 +1237,13 @@ int conntrack_record(struct conntrack *ct, const void *data, size_t size)
 			return -EINVAL;
 		}
 		return handle_conn(ct, data);
+	case EVT_CODE_NAMES:
+		/* The caller's (its names go to the symbolizer): checked whole here, as all are. */
+		if (size < sizeof(struct evt_code_names)) {
+			ct->stats.malformed_records++;
+			return -EINVAL;
+		}
+		return 0;
 	default:
 		/* Process records are the caller's. */
 		return 0;

@@ -25,6 +25,7 @@ struct transport {
 	bool placed;
 	struct conn_id conn;
 	uint64_t pos;
+	uint64_t last_ns; /* when it was last given a write */
 	struct transport *next; /* hash chain */
 	struct transport *lru_prev, *lru_next; /* least recently given a write first */
 	struct transport *link_prev, *link_next; /* the linked ones */
@@ -164,6 +165,7 @@ void handed_put(struct handed *h, uint32_t tgid, uint32_t tid, uint64_t transpor
 		lru_unlink(h, t);
 	}
 	lru_append(h, t);
+	t->last_ns = ts_ns;
 	if (t->n >= HANDED_PER_TRANSPORT) {
 		h->stats.evicted++;
 		pop(h, t);
@@ -251,6 +253,18 @@ uint64_t handed_close(struct handed *h, uint32_t tgid, const struct conn_id *con
 void handed_count_unseen(struct handed *h)
 {
 	h->stats.unseen_conns++;
+}
+
+void handed_expire(struct handed *h, uint64_t now_ns, uint64_t max_age_ns)
+{
+	struct transport *t, *next;
+
+	/* Least recently written first: the walk ends at the first one written since. */
+	for (t = h->lru_head; t && now_ns - t->last_ns >= max_age_ns; t = next) {
+		next = t->lru_next;
+		if (!t->linked)
+			transport_free(h, t);
+	}
 }
 
 void handed_forget_process(struct handed *h, uint32_t tgid)

@@ -77,6 +77,11 @@ uint64_t handed_close(struct handed *h, uint32_t tgid, const struct conn_id *con
  * transport), and whether any was dropped is not seen.  Counted (unseen_conns).
  */
 void handed_count_unseen(struct handed *h);
+/*
+ * Forgets the transports never linked to a connection whose last write is max_age_ns old:
+ * not a WebSocket connection's (an HTTP response's), or one whose frames no write matched.
+ */
+void handed_expire(struct handed *h, uint64_t now_ns, uint64_t max_age_ns);
 void handed_forget_process(struct handed *h, uint32_t tgid);
 const struct handed_stats *handed_stats(const struct handed *h);
 

@@ -720,6 +720,7 @@ const char *const metrics_unattributed_reasons[] = { UNATTRIBUTED_REASONS(UNATTR
 #undef UNATTR_VALUE
 
 const char *const metrics_causal_results[] = { "linked", "no_link", "no_context", NULL };
+static const char *const code_names_results[] = { "taken", "rejected", "unknown_process", NULL };
 
 #define STATUS_VALUE(name, str) str,
 const char *const metrics_message_statuses[] = { WS_MSG_STATUSES(STATUS_VALUE) NULL };
@@ -866,6 +867,11 @@ static const struct family_spec wsaudit_families[] = {
 	PLAIN(causal_skipped, "wsaudit_causal_skipped_total", METRICS_COUNTER,
 	      "Context copies whose creation was not recorded because no send can run in them "
 	      "(asyncio.sleep's timer)."),
+	LABELLED(code_names, "wsaudit_code_names_records_total", METRICS_COUNTER,
+		 "Records of code objects' names sent by the stack walks, by what the collector "
+		 "did with them: taken, rejected (not a code object, malformed strings), or of "
+		 "a process it does not walk.",
+		 "result", code_names_results),
 	{
 		.offset = HANDLE(violations_by_origin),
 		.name = "wsaudit_violations_by_origin_total",

@@ -152,6 +152,7 @@ struct metrics_wsaudit {
 	struct metrics_family *unjudged; /* {reason}: unjudged violations (docs/causal.md) */
 	struct metrics_family *causal_links; /* {result}: linked, no_link, no_context */
 	struct metrics_family *causal_creations; /* creation stacks recorded */
+	struct metrics_family *code_names; /* names records of code objects, by result */
 	struct metrics_family *causal_evicted; /* ... forgotten past the bound */
 	struct metrics_family *causal_skipped; /* context copies not recorded (copy_skips) */
 	struct metrics_family *violations; /* {rule} */

@@ -1577,7 +1577,8 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 					    json_integer(t->attrib->unattributed[i]));
 		json_object_set_new(
 			obj, "attribution",
-			json_pack("{s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}}",
+			json_pack("{s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, "
+				  "s:{s:I, s:I, s:I, s:I}}",
 				  "stacks", (json_int_t)t->attrib->stacks, "frames_resolved",
 				  (json_int_t)t->attrib->frames_resolved, "frames_failed",
 				  (json_int_t)t->attrib->frames_failed, "attributed",
@@ -1588,7 +1589,11 @@ void output_stats(struct output *o, const struct trace_totals *t, bool final)
 				  "put", (json_int_t)t->attrib->tokens_put, "matched",
 				  (json_int_t)t->attrib->tokens_matched, "followed",
 				  (json_int_t)t->attrib->tokens_followed, "expired",
-				  (json_int_t)t->attrib->tokens_expired));
+				  (json_int_t)t->attrib->tokens_expired, "names", "records",
+				  (json_int_t)t->attrib->names_records, "rejected",
+				  (json_int_t)t->attrib->names_rejected, "unknown_process",
+				  (json_int_t)t->attrib->names_unknown, "frames_carried",
+				  (json_int_t)t->attrib->frames_carried));
 	}
 	emit_json(o, obj);
 	output_flush(o);

@@ -618,6 +618,7 @@ static void context_copy_attach(struct procs *p, pid_t pid, const struct py_offs
 int procs_attach(struct procs *p, pid_t pid)
 {
 	struct uvloop_target t = { .p = p, .pid = pid };
+	struct py_names_layout names;
 	struct py_offsets off;
 	int err;
 
@@ -626,6 +627,14 @@ int procs_attach(struct procs *p, pid_t pid)
 		return err;
 	if (p->opts.capture_only)
 		return 0;
+	/* Before the walk: its first stacks send the names of their code objects too. */
+	err = attrib_names_layout(p->attrib, pid, &names);
+	if (!err)
+		err = capture_set_pynames(p->cap, pid, &names);
+	if (err)
+		log_warn("pid %d: walks will not send code objects' names (%s): frames of its "
+			 "stacks are named only while it lives",
+			 pid, strerror(-err));
 	err = capture_set_pyoffsets(p->cap, pid, &off);
 	if (err)
 		log_warn("failed to enable the stack walk for pid %d: %s", pid, strerror(-err));

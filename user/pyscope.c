@@ -64,6 +64,19 @@ static const struct {
 	{ "websockets.asyncio.server", "ServerConnection", KIND_WS },
 };
 
+/* The attribute and key names looked up (key_name). */
+static const char *const attr_names[] = {
+	"__module__", "transport", "_extra", "peername", "request_headers",	"request",
+	"headers",    "_list",	   "path",   "_message", "_transport_peername",
+};
+#define ATTR_NAME_MAX 32
+#define KEYS_SEEN 16384 /* str keys remembered per scan (a power of two) */
+
+struct key_seen {
+	uint64_t addr;
+	int8_t name;
+};
+
 struct htype {
 	uint64_t addr;
 	uint64_t mro;
@@ -95,6 +108,7 @@ struct pyscope_scan {
 	uint8_t *bloom;
 	struct found *found;
 	size_t nfound;
+	struct key_seen *keys;
 	struct htype *types; /* pass 0: heap types; then the connection classes, sorted */
 	size_t ntypes, nconn;
 	uint64_t conn_min, conn_max;
@@ -557,19 +571,60 @@ static int read_table(struct pyscope_scan *s, uint64_t keys, struct table *t)
 	return t->n <= 1ull << h[8] ? 0 : -EINVAL;
 }
 
+/*
+ * Which of the names looked up the str key at addr is (-1: none), read once per scan: the
+ * same interned keys are in every class's namespace and every instance's shared keys, and
+ * reading them again at each lookup would cost hundreds of reads per connection.
+ */
+static int key_name(struct pyscope_scan *s, uint64_t addr)
+{
+	char buf[ATTR_NAME_MAX + 1];
+	struct key_seen *k = NULL;
+	int len, name = -1;
+
+	for (unsigned int p = 0; p < 8; p++) {
+		struct key_seen *c = &s->keys[((addr >> 3) + p) & (KEYS_SEEN - 1)];
+
+		if (c->addr == addr)
+			return c->name;
+		if (!c->addr && !k)
+			k = c;
+	}
+	len = read_str(s, addr, buf, ATTR_NAME_MAX);
+	for (size_t i = 0; len > 0 && i < sizeof(attr_names) / sizeof(attr_names[0]); i++) {
+		if (!strcmp(buf, attr_names[i]))
+			name = (int)i;
+	}
+	if (!k)
+		k = &s->keys[(addr >> 3) & (KEYS_SEEN - 1)];
+	k->addr = addr;
+	k->name = (int8_t)name;
+	return name;
+}
+
+static int attr_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof(attr_names) / sizeof(attr_names[0]); i++) {
+		if (!strcmp(name, attr_names[i]))
+			return (int)i;
+	}
+	return -1;
+}
+
 /* The index of t's entry whose key is the str name, with its value slot; or -1. */
 static long table_find(struct pyscope_scan *s, const struct table *t, const char *name,
 		       uint64_t *slot)
 {
 	uint8_t e[ENTRIES_MAX * 24];
 	uint64_t n = t->n < ENTRIES_MAX ? t->n : ENTRIES_MAX;
+	int want = attr_name(name);
 
-	if (!n || mem_read(s, t->entries, e, n * t->stride))
+	if (want < 0 || !n || mem_read(s, t->entries, e, n * t->stride))
 		return -1;
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t key = u64_at(e, i * t->stride + t->key);
 
-		if (key && str_is(s, key, name)) {
+		if (key && key_name(s, key) == want) {
 			*slot = t->entries + i * t->stride + t->val;
 			return (long)i;
 		}
@@ -946,11 +1001,14 @@ struct pyscope_scan *pyscope_scan_new(const struct pyscope_layout *l, pyscope_re
 	s->cands = calloc(PYSCOPE_CANDS_MAX, sizeof(*s->cands));
 	s->bloom = calloc(1, (1u << BLOOM_BITS) / 8);
 	s->found = calloc(PYSCOPE_FOUND_MAX, sizeof(*s->found));
-	if (l->inst != PYSCOPE_INST_NONE)
+	if (l->inst != PYSCOPE_INST_NONE) {
 		s->types = calloc(PYSCOPE_TYPES_MAX, sizeof(*s->types));
-	else
+		s->keys = calloc(KEYS_SEEN, sizeof(*s->keys));
+	} else {
 		s->st.objects_unsupported = true;
-	if (!s->cands || !s->bloom || !s->found || (l->inst != PYSCOPE_INST_NONE && !s->types)) {
+	}
+	if (!s->cands || !s->bloom || !s->found ||
+	    (l->inst != PYSCOPE_INST_NONE && (!s->types || !s->keys))) {
 		pyscope_scan_free(s);
 		return NULL;
 	}
@@ -965,6 +1023,7 @@ void pyscope_scan_free(struct pyscope_scan *s)
 		free(s->found[i].r);
 	free(s->found);
 	free(s->types);
+	free(s->keys);
 	free(s->cands);
 	free(s->bloom);
 	free(s);
@@ -1009,19 +1068,29 @@ void pyscope_scan_pass_done(struct pyscope_scan *s)
 static bool heap_type_at(struct pyscope_scan *s, const uint8_t *b, size_t n, size_t i,
 			 uint64_t addr)
 {
-	uint64_t name, flags;
+	uint64_t rc, name, size, flags;
 
+	/* first what the chunk holds: a live count, a type, a name, an object size */
+	if (i + TP_BASICSIZE + 8 > n)
+		return false;
+	rc = u64_at(b, i);
+	name = u64_at(b, i + TP_NAME);
+	size = u64_at(b, i + TP_BASICSIZE);
+	if (!rc || rc >= 1ull << 40 || !u64_at(b, i + s->l.obj_type) ||
+	    u64_at(b, i + s->l.obj_type) & 7 || !name || name & 7 || size < 16 ||
+	    size > BASICSIZE_MAX || size & 7)
+		return false;
 	if (i + TP_FLAGS + 8 <= n)
 		flags = u64_at(b, i + TP_FLAGS);
 	else if (mem_read(s, addr + i + TP_FLAGS, &flags, 8))
 		return false;
-	if ((flags & (F_HEAPTYPE | F_READY)) != (F_HEAPTYPE | F_READY) || i + TP_NAME + 8 > n)
+	if ((flags & (F_HEAPTYPE | F_READY)) != (F_HEAPTYPE | F_READY))
 		return false;
 	if (i + s->l.ht_name + 8 <= n)
-		name = u64_at(b, i + s->l.ht_name);
-	else if (mem_read(s, addr + i + s->l.ht_name, &name, 8))
+		rc = u64_at(b, i + s->l.ht_name);
+	else if (mem_read(s, addr + i + s->l.ht_name, &rc, 8))
 		return false;
-	return name && u64_at(b, i + TP_NAME) == name + s->l.str_ascii_data;
+	return rc && name == rc + s->l.str_ascii_data;
 }
 
 static void pass_tuples(struct pyscope_scan *s, const uint8_t *b, size_t n, uint64_t addr)

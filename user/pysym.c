@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "keyhash.h"
 #include "pysym.h"
+#include "wsaudit/events.h"
 
 #define HEADER_MAX 512
 #define PAGE_SZ 4096ULL
@@ -310,16 +311,68 @@ static int get_i32(const unsigned char *b, unsigned int off)
 	return v;
 }
 
+/*
+ * Where the characters of the str whose first bytes are @hdr start, how many there are (at
+ * most PYSYM_STR_CHARS_MAX: *cut says so) and their kind; -EINVAL when it is not a compact str.
+ */
+static int str_shape(const struct pyproc_info *info, const unsigned char *hdr, size_t *data_off,
+		     size_t *nchars, unsigned int *kind, bool *cut)
+{
+	const struct py_layout *l = &info->layout;
+	unsigned int state;
+	long long length;
+
+	if (info->unicode_type_addr &&
+	    get_u64(hdr, info->off.object_type) != info->unicode_type_addr)
+		return -EINVAL;
+	memcpy(&state, hdr + l->unicode_state, sizeof(state));
+	memcpy(&length, hdr + l->unicode_length, sizeof(length));
+	*kind = (state >> l->unicode_kind_shift) & 7;
+	/* Names and file names of code objects are compact; legacy strings are not expected. */
+	if (!(state & l->unicode_compact_bit) || length < 0)
+		return -EINVAL;
+	if (state & l->unicode_ascii_bit) {
+		if (*kind != 1)
+			return -EINVAL;
+		*data_off = l->unicode_ascii_data;
+	} else {
+		if (*kind != 1 && *kind != 2 && *kind != 4)
+			return -EINVAL;
+		*data_off = l->unicode_compact_data;
+	}
+	*nchars = (size_t)length;
+	*cut = false;
+	if (*nchars > PYSYM_STR_CHARS_MAX) {
+		*nchars = PYSYM_STR_CHARS_MAX;
+		*cut = true;
+	}
+	return 0;
+}
+
+/* The characters to UTF-8 in @out: 1 when cut (by a cap or @outsz), 0, or -errno. */
+static int str_decode(struct pysym *s, const void *data, size_t nchars, unsigned int kind, bool cut,
+		      char *out, size_t outsz)
+{
+	unsigned int bad = 0;
+	int err = pysym_ucs_to_utf8(data, nchars, kind, out, outsz, &bad);
+
+	if (bad)
+		s->stats.bad_strings++;
+	/* A name cut to fit is still the right name's prefix: say it was cut. */
+	if (err == -ENOSPC)
+		cut = true;
+	return err >= 0 || err == -ENOSPC ? cut : err;
+}
+
 static int read_str(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 		    unsigned long long addr, char *out, size_t outsz)
 {
 	const struct py_layout *l = &info->layout;
 	unsigned char hdr[128];
-	unsigned int state, kind, bad = 0;
-	long long length;
 	size_t data_off, nchars;
-	bool cut = false;
+	unsigned int kind;
 	void *data;
+	bool cut;
 	int err;
 
 	if (!addr || l->unicode_compact_data > sizeof(hdr))
@@ -327,43 +380,15 @@ static int read_str(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 	err = pyproc_read(pid, addr, hdr, l->unicode_compact_data);
 	if (err)
 		return err;
-	if (info->unicode_type_addr &&
-	    get_u64(hdr, info->off.object_type) != info->unicode_type_addr)
-		return -EINVAL;
-	memcpy(&state, hdr + l->unicode_state, sizeof(state));
-	memcpy(&length, hdr + l->unicode_length, sizeof(length));
-	kind = (state >> l->unicode_kind_shift) & 7;
-	/* Names and file names of code objects are compact; legacy strings are not expected. */
-	if (!(state & l->unicode_compact_bit) || length < 0)
-		return -EINVAL;
-	if (state & l->unicode_ascii_bit) {
-		if (kind != 1)
-			return -EINVAL;
-		data_off = l->unicode_ascii_data;
-	} else {
-		if (kind != 1 && kind != 2 && kind != 4)
-			return -EINVAL;
-		data_off = l->unicode_compact_data;
-	}
-	nchars = (size_t)length;
-	if (nchars > PYSYM_STR_CHARS_MAX) {
-		nchars = PYSYM_STR_CHARS_MAX;
-		cut = true;
-	}
+	err = str_shape(info, hdr, &data_off, &nchars, &kind, &cut);
+	if (err)
+		return err;
 	data = malloc(nchars * kind + 1);
 	if (!data)
 		return -ENOMEM;
 	err = nchars ? pyproc_read(pid, addr + data_off, data, nchars * kind) : 0;
-	if (!err) {
-		err = pysym_ucs_to_utf8(data, nchars, kind, out, outsz, &bad);
-		if (bad)
-			s->stats.bad_strings++;
-		/* A name cut to fit is still the right name's prefix: say it was cut. */
-		if (err == -ENOSPC)
-			cut = true;
-		if (err >= 0 || err == -ENOSPC)
-			err = cut;
-	}
+	if (!err)
+		err = str_decode(s, data, nchars, kind, cut, out, outsz);
 	free(data);
 	return err;
 }
@@ -416,7 +441,23 @@ static unsigned int code_span(const struct pyproc_info *info)
 	return span + 8;
 }
 
-/* Reads the fields that identify a code object; -ENOEXEC when it is not one. */
+/* The fields that identify a code object from its header; -ENOEXEC when it is not one. */
+static int code_ident_parse(const struct pyproc_info *info, const unsigned char *hdr,
+			    struct code_ident *id)
+{
+	const struct py_layout *l = &info->layout;
+
+	if (get_u64(hdr, info->off.object_type) != info->off.code_type_addr)
+		return -ENOEXEC;
+	memset(id, 0, sizeof(*id));
+	id->filename = get_u64(hdr, l->code_filename);
+	id->name = get_u64(hdr, l->code_name);
+	id->qualname = l->code_qualname != PY_OFF_NONE ? get_u64(hdr, l->code_qualname) : 0;
+	id->linetable = get_u64(hdr, l->code_linetable);
+	id->firstlineno = get_i32(hdr, l->code_firstlineno);
+	id->argcount = get_i32(hdr, l->code_argcount);
+	return 0;
+}
 
 /*
  * Reads the fields that identify a code object; -ENOEXEC when it is not one.  *@read_ns:
@@ -426,7 +467,6 @@ static int code_read_ident_pf(const struct prefetch *pf, pid_t pid, const struct
 			      unsigned long long code, struct code_ident *id, unsigned char *hdr,
 			      unsigned long long *read_ns)
 {
-	const struct py_layout *l = &info->layout;
 	unsigned int span = code_span(info);
 	int err;
 
@@ -456,16 +496,7 @@ static int code_read_ident_pf(const struct prefetch *pf, pid_t pid, const struct
 	}
 	if (err)
 		return err;
-	if (get_u64(hdr, info->off.object_type) != info->off.code_type_addr)
-		return -ENOEXEC;
-	memset(id, 0, sizeof(*id));
-	id->filename = get_u64(hdr, l->code_filename);
-	id->name = get_u64(hdr, l->code_name);
-	id->qualname = l->code_qualname != PY_OFF_NONE ? get_u64(hdr, l->code_qualname) : 0;
-	id->linetable = get_u64(hdr, l->code_linetable);
-	id->firstlineno = get_i32(hdr, l->code_firstlineno);
-	id->argcount = get_i32(hdr, l->code_argcount);
-	return 0;
+	return code_ident_parse(info, hdr, id);
 }
 
 static int code_read_ident(pid_t pid, const struct pyproc_info *info, unsigned long long code,
@@ -607,6 +638,15 @@ static void lru_push(struct pysym *s, struct sym_entry *e)
 		s->lru_tail = e;
 }
 
+/* The most recently used. */
+static void lru_touch(struct pysym *s, struct sym_entry *e)
+{
+	if (s->lru_head != e) {
+		lru_unlink(s, e);
+		lru_push(s, e);
+	}
+}
+
 /*
  * Out of the cache; stacks that still name the code object keep their reference, so what
  * they print stays what was true when they were resolved.
@@ -746,6 +786,44 @@ static int entry_line_memo(struct pysym *s, struct sym_entry *e, int lasti, int 
 	return err;
 }
 
+static struct sym_entry *entry_new(pid_t pid, unsigned long long code, const struct code_ident *id,
+				   const struct pyproc_info *info)
+{
+	struct sym_entry *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return NULL;
+	e->pid = pid;
+	e->code = code;
+	e->id = *id;
+	e->lines = info->layout.lines;
+	return e;
+}
+
+/* Into the cache (its reference), named: @checked_ns as in struct pysym_sym. */
+static void entry_insert(struct pysym *s, unsigned int b, struct sym_entry *e,
+			 unsigned long long checked_ns)
+{
+	if (s->count >= s->max) {
+		s->stats.evictions++;
+		entry_remove(s, s->lru_tail);
+	}
+	e->pub.id = sym_next_id++;
+	e->pub.function = e->function ? e->function : e->name;
+	e->pub.name = e->name;
+	e->pub.file = e->file;
+	e->pub.truncated = e->truncated;
+	e->pub.firstlineno = e->id.firstlineno;
+	e->pub.argcount = e->id.argcount;
+	e->pub.checked_ns = checked_ns;
+	e->refs = 1;
+	e->cached = true;
+	e->hnext = s->buckets[b];
+	s->buckets[b] = e;
+	lru_push(s, e);
+	s->count++;
+}
+
 static struct sym_entry *entry_find(struct pysym *s, unsigned int b, pid_t pid,
 				    unsigned long long code)
 {
@@ -758,8 +836,14 @@ static struct sym_entry *entry_find(struct pysym *s, unsigned int b, pid_t pid,
 }
 
 /* @check: validate a cached entry against a header read now (from the prefetch, or not). */
+/*
+ * @check: validate a cached entry against a header read now (from the prefetch, or not).
+ * @carried: the walk sent this code object's names (no PYF_UNNAMED): an entry made from its
+ * names record (pysym_learn) names it without a read, the process alive or not.
+ */
 static int resolve(struct pysym *s, pid_t pid, const struct pyproc_info *info,
-		   unsigned long long code, int lasti, struct pysym_hit *out, bool check)
+		   unsigned long long code, int lasti, struct pysym_hit *out, bool check,
+		   bool carried)
 {
 	unsigned long long read_ns = 0;
 	unsigned char hdr[HEADER_MAX];
@@ -769,10 +853,15 @@ static int resolve(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 	int err;
 
 	b = bucket_of(s, pid, code);
-	if (!check) {
+	if (!check || carried) {
 		e = entry_find(s, b, pid, code);
-		if (e && e->lines == info->layout.lines) {
+		if (e && e->lines == info->layout.lines && !check) {
 			s->stats.unchecked++;
+			goto resolve;
+		}
+		if (e && e->lines == info->layout.lines && e->pub.recorded) {
+			s->stats.recorded++;
+			lru_touch(s, e);
 			goto resolve;
 		}
 	}
@@ -790,10 +879,7 @@ static int resolve(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 		s->stats.hits++;
 		if (read_ns > e->pub.checked_ns)
 			e->pub.checked_ns = read_ns;
-		if (s->lru_head != e) {
-			lru_unlink(s, e);
-			lru_push(s, e);
-		}
+		lru_touch(s, e);
 		goto resolve;
 	}
 	if (e) {
@@ -802,17 +888,9 @@ static int resolve(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 		entry_remove(s, e);
 	}
 	s->stats.misses++;
-	if (s->count >= s->max) {
-		s->stats.evictions++;
-		entry_remove(s, s->lru_tail);
-	}
-	e = calloc(1, sizeof(*e));
+	e = entry_new(pid, code, &id, info);
 	if (!e)
 		return -ENOMEM;
-	e->pid = pid;
-	e->code = code;
-	e->id = id;
-	e->lines = info->layout.lines;
 	err = entry_fill(s, pid, info, e);
 	if (err) {
 		s->stats.read_errors++;
@@ -820,20 +898,7 @@ static int resolve(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 		free(e);
 		return err;
 	}
-	e->pub.id = sym_next_id++;
-	e->pub.function = e->function ? e->function : e->name;
-	e->pub.name = e->name;
-	e->pub.file = e->file;
-	e->pub.truncated = e->truncated;
-	e->pub.firstlineno = e->id.firstlineno;
-	e->pub.argcount = e->id.argcount;
-	e->pub.checked_ns = read_ns;
-	e->refs = 1;
-	e->cached = true;
-	e->hnext = s->buckets[b];
-	s->buckets[b] = e;
-	lru_push(s, e);
-	s->count++;
+	entry_insert(s, b, e, read_ns);
 
 resolve:
 	e->refs++;
@@ -845,13 +910,172 @@ resolve:
 int pysym_resolve(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 		  unsigned long long code, int lasti, struct pysym_hit *out)
 {
-	return resolve(s, pid, info, code, lasti, out, true);
+	return resolve(s, pid, info, code, lasti, out, true, false);
+}
+
+int pysym_resolve_carried(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+			  unsigned long long code, int lasti, struct pysym_hit *out)
+{
+	return resolve(s, pid, info, code, lasti, out, true, true);
 }
 
 int pysym_resolve_unchecked(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 			    unsigned long long code, int lasti, struct pysym_hit *out)
 {
-	return resolve(s, pid, info, code, lasti, out, false);
+	return resolve(s, pid, info, code, lasti, out, false, false);
+}
+
+/* A str of a names record to a new string in *@out: 1 when cut, 0, or -errno. */
+static int learn_str(struct pysym *s, const struct pyproc_info *info, const struct names_obj *o,
+		     const unsigned char *data, size_t cap, size_t outsz, char **out)
+{
+	size_t data_off, nchars;
+	unsigned int kind;
+	bool cut;
+	int err;
+
+	if (o->status != NAMES_OBJ_OK && o->status != NAMES_OBJ_CUT)
+		return -EFAULT;
+	if (info->layout.unicode_compact_data > NAMES_OBJ_HEAD)
+		return -EINVAL;
+	err = str_shape(info, o->head, &data_off, &nchars, &kind, &cut);
+	if (err)
+		return err;
+	/* The walk copies from the same offset by the same rule; no more than it copied. */
+	if (o->len > cap || o->len % kind)
+		return -EINVAL;
+	if (nchars > o->len / kind) {
+		nchars = o->len / kind;
+		cut = true;
+	}
+	*out = malloc(outsz);
+	if (!*out)
+		return -ENOMEM;
+	err = str_decode(s, data, nchars, kind, cut, *out, outsz);
+	if (err < 0) {
+		free(*out);
+		*out = NULL;
+	}
+	return err;
+}
+
+/* The strings and line table of a names record into @e: 0 or -errno. */
+static int learn_fill(struct pysym *s, const struct pyproc_info *info,
+		      const struct evt_code_names *r, struct sym_entry *e)
+{
+	const struct names_obj *t = &r->obj[NAMES_TABLE];
+	long long size;
+	int err;
+
+	err = learn_str(s, info, &r->obj[NAMES_NAME], r->name, sizeof(r->name), PYSYM_NAME_MAX,
+			&e->name);
+	if (err < 0)
+		return err;
+	e->truncated |= err;
+	if (e->id.qualname) {
+		err = learn_str(s, info, &r->obj[NAMES_QUALNAME], r->qualname, sizeof(r->qualname),
+				PYSYM_NAME_MAX, &e->function);
+		if (err < 0)
+			return err;
+		e->truncated |= err;
+	}
+	err = learn_str(s, info, &r->obj[NAMES_FILE], r->file, sizeof(r->file), PYSYM_FILE_MAX,
+			&e->file);
+	if (err < 0)
+		return err;
+	e->truncated |= err;
+	if (e->truncated)
+		s->stats.truncated++;
+	if ((t->status != NAMES_OBJ_OK && t->status != NAMES_OBJ_CUT) ||
+	    info->layout.bytes_data > NAMES_OBJ_HEAD || t->len > NAMES_TABLE_MAX)
+		return -EFAULT;
+	if (info->bytes_type_addr &&
+	    get_u64(t->head, info->off.object_type) != info->bytes_type_addr)
+		return -EINVAL;
+	memcpy(&size, t->head + info->layout.var_size, sizeof(size));
+	if (size < 0 || (unsigned long long)size < t->len)
+		return -EINVAL;
+	/* A table cut to fit: the lines of the instructions past its end are not known. */
+	if ((unsigned long long)size > t->len)
+		s->stats.names_table_cut++;
+	e->table = malloc(t->len ? t->len : 1);
+	if (!e->table)
+		return -ENOMEM;
+	memcpy(e->table, r->table, t->len);
+	e->table_len = t->len;
+	return 0;
+}
+
+int pysym_learn(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+		const struct evt_code_names *r)
+{
+	unsigned int b = bucket_of(s, pid, r->code);
+	struct code_ident id;
+	struct sym_entry *e;
+	int err;
+
+	if (code_span(info) > NAMES_CODE_HEAD)
+		err = -EINVAL;
+	else
+		err = code_ident_parse(info, r->code_head, &id);
+	if (err)
+		goto rejected;
+	e = entry_find(s, b, pid, r->code);
+	if (e && !memcmp(&e->id, &id, sizeof(id)) && e->lines == info->layout.lines) {
+		/* Named already, by a read that found what the walk found. */
+		e->pub.recorded = true;
+		s->stats.names_learned++;
+		return 0;
+	}
+	if (e) {
+		s->stats.stale++;
+		entry_remove(s, e);
+	}
+	e = entry_new(pid, r->code, &id, info);
+	if (!e)
+		return -ENOMEM;
+	err = learn_fill(s, info, r, e);
+	if (err) {
+		entry_clear(e);
+		free(e);
+		goto rejected;
+	}
+	entry_insert(s, b, e, r->hdr.ts_ns);
+	e->pub.recorded = true;
+	s->stats.names_learned++;
+	return 0;
+rejected:
+	s->stats.names_rejected++;
+	return err;
+}
+
+int pysym_names_layout(const struct pyproc_info *info, unsigned int gen,
+		       struct py_names_layout *out)
+{
+	const struct py_layout *l = &info->layout;
+	unsigned int span = code_span(info);
+
+	if (span > NAMES_CODE_HEAD || l->unicode_compact_data > NAMES_OBJ_HEAD ||
+	    l->bytes_data > NAMES_OBJ_HEAD || l->var_size + 8 > NAMES_OBJ_HEAD ||
+	    l->unicode_state + 4 > NAMES_OBJ_HEAD || l->unicode_length + 8 > NAMES_OBJ_HEAD)
+		return -E2BIG;
+	memset(out, 0, sizeof(*out));
+	out->gen = gen;
+	out->code_span = (__u16)span;
+	out->code_filename = (__u16)l->code_filename;
+	out->code_name = (__u16)l->code_name;
+	out->code_qualname = (__u16)l->code_qualname;
+	out->code_linetable = (__u16)l->code_linetable;
+	out->code_firstlineno = (__u16)l->code_firstlineno;
+	out->unicode_state = (__u16)l->unicode_state;
+	out->unicode_length = (__u16)l->unicode_length;
+	out->unicode_ascii_data = (__u16)l->unicode_ascii_data;
+	out->unicode_compact_data = (__u16)l->unicode_compact_data;
+	out->var_size = (__u16)l->var_size;
+	out->bytes_data = (__u16)l->bytes_data;
+	out->unicode_ascii_bit = l->unicode_ascii_bit;
+	out->unicode_kind_shift = (__u8)l->unicode_kind_shift;
+	return 0;
 }
 
 void pysym_prefetch_end(struct pysym *s)

@@ -53,9 +53,15 @@ struct pysym_stats {
 	unsigned long long no_line; /* offset outside the line table, or a malformed table */
 	unsigned long long unknown_offset; /* the walk could not compute the offset */
 	unsigned long long unchecked; /* served by pysym_resolve_unchecked without a read */
+	unsigned long long recorded; /* served by pysym_resolve_carried from a names record */
+	unsigned long long names_learned; /* names records taken (pysym_learn) */
+	unsigned long long names_rejected; /* ... refused: not a code object, malformed */
+	unsigned long long names_table_cut; /* ... whose line table was cut to fit */
 };
 
 struct pysym;
+struct evt_code_names;
+struct py_names_layout;
 
 /*
  * One code object as named by pysym_resolve.  Shared: take a reference to keep it
@@ -82,6 +88,11 @@ struct pysym_sym {
 	 */
 	unsigned int user_gen;
 	unsigned int user_bits;
+	/*
+	 * Named from the record a walk sent (pysym_learn): valid for every stack whose walk
+	 * sent or relied on it (no PYF_UNNAMED), read after that record, process alive or not.
+	 */
+	bool recorded;
 };
 
 struct pysym_hit {
@@ -119,6 +130,26 @@ int pysym_resolve(struct pysym *s, pid_t pid, const struct pyproc_info *info,
  */
 int pysym_resolve_unchecked(struct pysym *s, pid_t pid, const struct pyproc_info *info,
 			    unsigned long long code, int lasti, struct pysym_hit *out);
+/*
+ * pysym_resolve for a frame whose walk sent its names (no PYF_UNNAMED): the entry made from
+ * that record (pysym_learn) names it without reading the process, which may have exited.
+ * Without one, as pysym_resolve.
+ */
+int pysym_resolve_carried(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+			  unsigned long long code, int lasti, struct pysym_hit *out);
+/*
+ * Takes the names a walk copied (struct evt_code_names) as a read of the process at the
+ * walk's time would: checked and decoded the same way, cached as the current entry of its
+ * code object.  0; -ENOEXEC/-EINVAL/-EFAULT when refused (counted in names_rejected).
+ */
+int pysym_learn(struct pysym *s, pid_t pid, const struct pyproc_info *info,
+		const struct evt_code_names *r);
+/*
+ * What the walk needs to copy names for a process of @info (struct py_names_layout), with
+ * @gen; -E2BIG when its objects' fields lie past what a names record holds.
+ */
+int pysym_names_layout(const struct pyproc_info *info, unsigned int gen,
+		       struct py_names_layout *out);
 /*
  * Validates the cached entry of @code against its header read now: 0 when it holds, -ESTALE
  * (the entry is dropped) when the address holds another object, -ENOENT when nothing is

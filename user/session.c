@@ -55,6 +55,7 @@ struct session {
 	struct scope_count {
 		pid_t pid;
 		unsigned int scans;
+		uint64_t last_ns; /* when its last scan began */
 	} scope_counts[SCOPE_PIDS];
 	unsigned int nscope_counts;
 	struct pyscope_totals scope_totals;
@@ -175,8 +176,13 @@ static const char *scope_rescan(struct session *s, pid_t pid)
  */
 #define SCOPE_SCANS_MAX 4
 
-/* Whether pid may be scanned once more; counts the scan. */
-static bool scope_may_scan(struct session *s, pid_t pid)
+/*
+ * Whether pid may be scanned once more for a connection first seen at seen_ns; counts the
+ * scan.  Not when the scan at hand is pid's and began after that connection was seen: its
+ * objects were in memory then, so another scan would not find them either (and a process of
+ * a hundred connections none of which is found would be scanned for each).
+ */
+static bool scope_may_scan(struct session *s, pid_t pid, uint64_t seen_ns)
 {
 	struct scope_count *c = NULL;
 
@@ -189,13 +195,15 @@ static bool scope_may_scan(struct session *s, pid_t pid)
 		c->pid = pid;
 		c->scans = 0;
 	}
-	if (c->scans >= SCOPE_SCANS_MAX)
+	if (c->scans >= SCOPE_SCANS_MAX ||
+	    (c->scans && s->scope && s->scope_pid == pid && seen_ns < c->last_ns))
 		return false;
 	c->scans++;
+	c->last_ns = mono_ns();
 	return true;
 }
 
-static void conn_identify_adopted(struct session *s, struct ct_conn *c)
+static void conn_identify_adopted(struct session *s, struct ct_conn *c, uint64_t seen_ns)
 {
 	struct pyscope_totals *t = &s->scope_totals;
 	const struct http1_message *m = NULL;
@@ -211,7 +219,7 @@ static void conn_identify_adopted(struct session *s, struct ct_conn *c)
 	}
 	if (s->scope && s->scope_pid == pid)
 		m = pyscope_lookup(s->scope, ip, port, &err);
-	if (!m && err == -ENOENT && scope_may_scan(s, pid)) {
+	if (!m && err == -ENOENT && scope_may_scan(s, pid, seen_ns)) {
 		why = scope_rescan(s, pid);
 		if (!why)
 			m = pyscope_lookup(s->scope, ip, port, &err);
@@ -323,7 +331,7 @@ static void sink_conn_open(void *ctx, struct ct_conn *c, uint64_t ts_ns)
 				  sizeof(c->peer));
 	conn_identify(s, c);
 	if (c->adopted && !c->has_user && !c->user_unknown && !c->user_ambiguous)
-		conn_identify_adopted(s, c);
+		conn_identify_adopted(s, c, ts_ns);
 	shown = conn_proto(s, c, proto, sizeof(proto));
 	for (struct session_tap *t = s->taps; t; t = t->next) {
 		if (!t->violations_only && t->wants(t->ctx, c->tgid)) {
@@ -905,6 +913,11 @@ static int on_record(void *ctx, const void *data, size_t size)
 				   stack);
 		return 0;
 	}
+	if (h->type == EVT_CODE_NAMES) {
+		if (!conntrack_record(s->ct, data, size))
+			attrib_code_names(s->attrib, data);
+		return 0;
+	}
 	/* Processes matched at exec are inspected once they talk: the interpreter is loaded. */
 	if (size >= sizeof(struct evt_conn) && h->type == EVT_CONN_NEW &&
 	    !attrib_known(s->attrib, ((const struct evt_conn *)data)->tgid))
@@ -1223,6 +1236,7 @@ int session_poll(struct session *s, int timeout_ms)
 		return n;
 	}
 	attrib_token_expire(s->attrib, mono_ns(), TOKEN_MAX_AGE_NS);
+	handed_expire(s->handed, mono_ns(), TOKEN_MAX_AGE_NS);
 	if (s->runs)
 		runs_tick(s->runs, mono_ns());
 	procs_poll(s->procs, mono_ns());

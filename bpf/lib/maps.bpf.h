@@ -280,6 +280,48 @@ struct {
 	__type(value, struct walk_scratch);
 } walk_heap SEC(".maps") __weak;
 
+/* What the walk needs to copy names, by tgid (struct py_names_layout); none: no names sent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TRACED_MAX);
+	__type(key, __u32);
+	__type(value, struct py_names_layout);
+} py_names SEC(".maps") __weak;
+
+/*
+ * The code objects whose names were sent (bpf/names.bpf.c), with the fields that identify
+ * each: an address met again is named by the record already sent while those fields match.
+ */
+struct names_key {
+	__u32 tgid;
+	__u32 gen;
+	__u64 code;
+};
+
+struct names_ident {
+	__u64 filename;
+	__u64 name;
+	__u64 qualname;
+	__u64 linetable;
+	__u32 firstlineno;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NAMES_SEEN_MAX);
+	__type(key, struct names_key);
+	__type(value, struct names_ident);
+} names_seen SEC(".maps") __weak;
+
+/* The names record is built here, and the code object's header read into it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct evt_code_names);
+} names_heap SEC(".maps") __weak;
+
 static __always_inline void count_drop(enum drop_reason reason)
 {
 	__u32 key = reason;

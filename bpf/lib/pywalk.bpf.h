@@ -14,6 +14,8 @@
 #ifndef WSAUDIT_PYWALK_BPF_H
 #define WSAUDIT_PYWALK_BPF_H
 
+#include "names.bpf.h"
+
 static __always_inline __u64 thread_base(void)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
@@ -206,6 +208,7 @@ static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets
 				    struct walk_scratch *w, __u64 id, const struct stop_set *ss)
 {
 	__u64 base, ts, fp, inner = 0, code, rel, *cached;
+	const struct py_names_layout *nl;
 	struct walk_window win = {};
 	const struct ctx_code *cc;
 	struct ctx_code_key ck;
@@ -267,6 +270,7 @@ static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets
 	_Static_assert(STOP_CODES_MAX == 2, "one compare per stop slot below");
 	stop0 = ss ? ss->code[0] : STOP_CODE_NONE;
 	stop1 = ss ? ss->code[1] : STOP_CODE_NONE;
+	nl = bpf_map_lookup_elem(&py_names, &ck.tgid);
 
 	/* Every visited frame takes a slot (shims flagged), so the loop stays linear. */
 	for (i = 0; i < PY_FRAMES_MAX; i++) {
@@ -320,6 +324,9 @@ static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets
 	}
 	if (fp && e->status == WALK_OK && e->nframes == PY_FRAMES_MAX)
 		e->status = WALK_TRUNCATED;
+	/* The names of its code objects, sent while the process lives (bpf/names.bpf.c). */
+	if (nl)
+		py_walk_names(nl, e);
 }
 
 /*

@@ -25,6 +25,7 @@ enum evt_type {
 	EVT_ZFLUSH, /* a zlib compressor of a traced process ended a message (sync/full flush) */
 	EVT_CONN_PASSED, /* a traced process sent a followed socket's fd over a UNIX socket */
 	EVT_TLS_LINK, /* a TLS connection's ciphertext went out on a socket: they are one */
+	EVT_CODE_NAMES, /* the names of a code object a walk met, copied while the process lives */
 };
 
 #define EVT_VERSION 1
@@ -214,6 +215,11 @@ enum walk_status {
 /* py_frame.flags */
 enum {
 	PYF_SKIP = 1 << 0, /* a shim or C-stack entry frame: no Python code of its own */
+	/*
+	 * The walk could not send this code object's names (struct evt_code_names): a names
+	 * record the collector holds for its address may be another code object's.
+	 */
+	PYF_UNNAMED = 1 << 1,
 };
 
 struct py_frame {
@@ -311,6 +317,54 @@ struct evt_stack {
 
 #define EVT_STACK_SIZE(n) \
 	(__builtin_offsetof(struct evt_stack, frames) + (n) * sizeof(struct py_frame))
+
+/*
+ * The names of a code object, copied by the walk the first time it meets the object in a
+ * process (and again when its address holds another one), sent before the stack that names
+ * it: a process that exits before the collector reads its stacks is named all the same
+ * (docs/names.md).  Raw bytes only: the collector checks and decodes them as it would read
+ * them from the process (user/pysym.c).
+ */
+#define NAMES_CODE_HEAD 256 /* bytes of the code object copied from its start */
+#define NAMES_OBJ_HEAD 128 /* bytes of a str or bytes object copied from its start */
+#define NAMES_NAME_MAX 256 /* bytes of co_qualname's and co_name's characters */
+#define NAMES_FILE_MAX 512 /* bytes of co_filename's characters */
+#define NAMES_TABLE_MAX 2048 /* bytes of the line table */
+
+enum names_obj_index {
+	NAMES_QUALNAME = 0,
+	NAMES_NAME,
+	NAMES_FILE,
+	NAMES_TABLE,
+	NAMES_OBJS,
+};
+
+enum names_obj_status {
+	NAMES_OBJ_OK = 0,
+	NAMES_OBJ_NONE, /* no such field (co_qualname before 3.11) or a NULL pointer */
+	NAMES_OBJ_FAULT, /* the object could not be read */
+	NAMES_OBJ_CUT, /* longer than its field: the start only */
+};
+
+struct names_obj {
+	__u8 head[NAMES_OBJ_HEAD];
+	__u32 len; /* data bytes copied */
+	__u32 status; /* enum names_obj_status */
+};
+
+struct evt_code_names {
+	struct evt_hdr hdr;
+	__u32 tgid;
+	__u32 gen; /* struct py_names_layout.gen of the walk */
+	__u64 code;
+	__u8 code_head[NAMES_CODE_HEAD];
+	struct names_obj obj[NAMES_OBJS];
+	/* The data of obj[i], from its data offset (str: per its kind; bytes: ob_sval). */
+	__u8 qualname[NAMES_NAME_MAX];
+	__u8 name[NAMES_NAME_MAX];
+	__u8 file[NAMES_FILE_MAX];
+	__u8 table[NAMES_TABLE_MAX];
+};
 
 #ifndef __bpf__
 /* A stack record of `size` bytes whose frames are all there. */
@@ -415,6 +469,12 @@ enum drop_reason {
 	 * wsaudit does not follow.  Their bytes become a hole in the stream.
 	 */
 	DROP_UNSEEN_WRITE,
+	/*
+	 * A code object's names the walk could not send (no room in the ring buffer, or its
+	 * header unreadable): the frame is named only if the process still lives when the
+	 * collector reads it (PYF_UNNAMED).
+	 */
+	DROP_NAMES_LOST,
 	DROP_MAX,
 };
 
@@ -437,7 +497,8 @@ enum stat_counter {
 	[DROP_NO_ENTRY] = "no_entry", [DROP_TOO_MANY_IOV] = "too_many_iov",               \
 	[DROP_LOOP_LIMIT] = "loop_limit", [DROP_FD_RESOLVE] = "fd_resolve",               \
 	[DROP_STACK_RINGBUF_FULL] = "stack_ringbuf_full", [DROP_ZERO_COPY] = "zero_copy", \
-	[DROP_KERNEL_SKIPPED] = "kernel_skipped", [DROP_UNSEEN_WRITE] = "unseen_write"
+	[DROP_KERNEL_SKIPPED] = "kernel_skipped", [DROP_UNSEEN_WRITE] = "unseen_write",   \
+	[DROP_NAMES_LOST] = "names_lost"
 
 _Static_assert(sizeof(struct evt_hdr) == 16, "evt_hdr layout");
 _Static_assert(sizeof(struct evt_data) == 104, "evt_data layout");
@@ -449,6 +510,11 @@ _Static_assert(sizeof(struct py_ctx) == 8 + CTX_VALUE_MAX, "py_ctx layout");
 _Static_assert(sizeof(struct evt_stack) == 80 + sizeof(struct py_ctx) + 32 * PY_FRAMES_MAX,
 	       "evt_stack layout");
 _Static_assert(sizeof(struct ctx_code) == 24, "ctx_code layout");
+_Static_assert(sizeof(struct names_obj) == NAMES_OBJ_HEAD + 8, "names_obj layout");
+_Static_assert(sizeof(struct evt_code_names) ==
+		       32 + NAMES_CODE_HEAD + NAMES_OBJS * (NAMES_OBJ_HEAD + 8) +
+			       2 * NAMES_NAME_MAX + NAMES_FILE_MAX + NAMES_TABLE_MAX,
+	       "evt_code_names layout");
 _Static_assert(sizeof(struct evt_segs) == 40 + 24 * SEGS_PER_CALL, "evt_segs layout");
 
 #endif /* WSAUDIT_EVENTS_H */

@@ -47,6 +47,8 @@
 #define INFLIGHT_MAX 16384
 /* Buffers handed over to a transport and not yet written (bpf/pystack.bpf.c). */
 #define HANDOVER_MAX 16384
+/* Code objects whose names the walks sent, over all processes (LRU: one forgotten is sent again). */
+#define NAMES_SEEN_MAX 32768
 /*
  * A hand-over older than this is not trusted to spare a write its walk: the collector keeps
  * the stack of a hand-over for 30 s (user/session.c, TOKEN_MAX_AGE_NS).

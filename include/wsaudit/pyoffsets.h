@@ -153,6 +153,35 @@ struct py_offsets {
 };
 
 _Static_assert(sizeof(struct py_offsets) == 80, "struct py_offsets is a BPF wire struct");
+
+/*
+ * What the walk needs to copy a code object's names (struct evt_code_names), per process
+ * (py_names map): where the fields are, nothing it interprets beyond a string's length.
+ */
+struct py_names_layout {
+	/* The collector's number for this image of the process: a key of the walk's seen-set. */
+	__u32 gen;
+	/* Bytes of the code object to copy, covering the fields below (<= NAMES_CODE_HEAD). */
+	__u16 code_span;
+	__u16 code_filename;
+	__u16 code_name;
+	__u16 code_qualname; /* PY_OFF_NONE before 3.11 */
+	__u16 code_linetable;
+	__u16 code_firstlineno;
+	/* PyASCIIObject.state and .length, and where the characters start */
+	__u16 unicode_state;
+	__u16 unicode_length;
+	__u16 unicode_ascii_data;
+	__u16 unicode_compact_data;
+	/* PyVarObject.ob_size and PyBytesObject.ob_sval */
+	__u16 var_size;
+	__u16 bytes_data;
+	__u32 unicode_ascii_bit; /* the state's ascii bit */
+	__u8 unicode_kind_shift;
+	__u8 _pad[3];
+};
+
+_Static_assert(sizeof(struct py_names_layout) == 36, "struct py_names_layout is a BPF wire struct");
 _Static_assert(__builtin_offsetof(struct py_offsets, runtime_interp_head) == 32,
 	       "u16 block after the u64/u32 block");
 _Static_assert(__builtin_offsetof(struct py_offsets, major) == 68, "u8 block at the end");

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """Connections that are open before the trace: a server and its clients.
 
-  ws_adopt.py server --framework fastapi|websockets|websockets-asyncio|aiohttp --truth FILE
+  ws_adopt.py server --framework fastapi|websockets|websockets-asyncio|websockets-uvloop|aiohttp
+                     --truth FILE
   ws_adopt.py clients --port P --conns 20 --seed S --go-file F --stop-file F
 
 The server (permessage-deflate with context takeover, the JWT in Sec-WebSocket-Protocol as
@@ -116,7 +117,7 @@ def serve_fastapi(port_cb, truth):
     asyncio.run(main())
 
 
-def serve_websockets(port_cb, truth):
+def serve_websockets(port_cb, truth, loop="asyncio"):
     import websockets
     try:
         import websockets.legacy.server as wls
@@ -140,6 +141,9 @@ def serve_websockets(port_cb, truth):
             port_cb(srv.sockets[0].getsockname()[1])
             await asyncio.Future()
 
+    if loop == "uvloop":
+        import uvloop
+        uvloop.install()
     asyncio.run(main())
 
 
@@ -202,6 +206,7 @@ def server(args):
     signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
     {"fastapi": serve_fastapi, "websockets": serve_websockets,
      "websockets-asyncio": serve_websockets_asyncio,
+     "websockets-uvloop": lambda cb, t: serve_websockets(cb, t, loop="uvloop"),
      "aiohttp": serve_aiohttp}[args.framework](ready, truth)
 
 
@@ -240,7 +245,8 @@ def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="mode", required=True)
     s = sub.add_parser("server")
-    s.add_argument("--framework", choices=("fastapi", "websockets", "websockets-asyncio", "aiohttp"), required=True)
+    s.add_argument("--framework", choices=("fastapi", "websockets", "websockets-asyncio",
+                                                "websockets-uvloop", "aiohttp"), required=True)
     s.add_argument("--truth")
     c = sub.add_parser("clients")
     c.add_argument("--port", type=int, required=True)

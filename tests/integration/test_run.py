@@ -251,9 +251,6 @@ def test_baseline_fails_only_the_new_bypass(planted, tmp_path):
     assert summary["new_failures"] == 0
 
 
-@pytest.mark.xfail(reason="a task created by a test in pytest's own event loop is not linked "
-                   "to its creator: the frame is unjudged (no_application_frames) and names "
-                   "the running test", strict=False)
 def test_a_send_fired_off_in_a_task_names_the_test_that_created_it(tmp_path):
     """The fire-and-forget bypass (STANDIN_DETACHED_BYPASS=1) called from a test: the frame
     is written by a task whose stack holds only the manager; the test is on the stack that

@@ -51,8 +51,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import httpattack  # noqa: E402
 PY = "/usr/bin/python3"
 EXE_NAME = "wsx-soak-python3"
-MAPS = ("conn_map", "traced_bits", "py_procs", "inflight_map", "tstate_cache", "verdict_map",
-        "ctx_codes", "ctx_procs")
+# names_seen is not among them: an LRU of what walks sent, full by design (docs/names.md).
+MAPS = ("conn_map", "traced_bits", "py_procs", "py_names", "inflight_map", "tstate_cache",
+        "verdict_map", "ctx_codes", "ctx_procs")
 GAUGES = ("wsaudit_processes", "wsaudit_connections_open")
 SAMPLE_EVERY = 30.0
 # Flatness: the last sample may exceed the one after warm-up by at most this much.

@@ -132,6 +132,27 @@ static void test_unknown_token(void **state)
 	handed_free(h);
 }
 
+/* A transport never linked goes once its last write is old; a linked one stays. */
+static void test_expire_unlinked(void **state)
+{
+	static const char *const frames[] = { "produce@/srv/app.py:10" };
+	struct handed *h = hand(3, 100);
+	struct attrib_stack *s = stack_of(frames, 1, 0);
+	struct seen seen = {};
+	bool linked;
+
+	(void)state;
+	handed_put(h, PID, PID, TRANSPORT + 1, OBJ(7), 100, 1, s);
+	handed_put(h, PID, PID, TRANSPORT + 1, OBJ(8), 100, 2, s);
+	attrib_stack_put(s);
+	handed_sent(h, PID, TRANSPORT + 1, OBJ(7), &CONN, 0);
+	handed_expire(h, 10, 5);
+	assert_int_equal(handed_stats(h)->held, 1);
+	assert_int_equal(handed_close(h, PID, &CONN, 50, collect, &seen, &linked), 1);
+	assert_true(linked);
+	handed_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -140,6 +161,7 @@ int main(void)
 		cmocka_unit_test(test_not_linked_or_not_judged),
 		cmocka_unit_test(test_unknown_length_unplaced),
 		cmocka_unit_test(test_unknown_token),
+		cmocka_unit_test(test_expire_unlinked),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,6 +18,7 @@
 
 #include "pyproc.h"
 #include "pysym.h"
+#include "wsaudit/events.h"
 
 #define VEC_DIR_DEFAULT "tests/data/pyvectors"
 
@@ -465,6 +466,119 @@ static void test_unchecked(void **state)
 	pysym_free(s);
 }
 
+/* Copies @n bytes of an object's start and @len of its data at @data_off, as the walk does. */
+static void names_obj_copy(struct names_obj *o, unsigned char *dst, const unsigned char *obj,
+			   size_t n, size_t data_off, size_t len)
+{
+	memset(o, 0, sizeof(*o));
+	memcpy(o->head, obj, n);
+	memcpy(dst, obj + data_off, len);
+	o->len = (unsigned int)len;
+	o->status = NAMES_OBJ_OK;
+}
+
+/* The names record the walk would send for f->code[0] (file, name, qualname: s[0], s[1], s[2]). */
+static struct evt_code_names *names_record(struct fake *f, unsigned int qual)
+{
+	struct evt_code_names *r = calloc(1, sizeof(*r));
+
+	assert_non_null(r);
+	r->hdr.type = EVT_CODE_NAMES;
+	r->hdr.version = EVT_VERSION;
+	r->hdr.size = sizeof(*r);
+	r->hdr.ts_ns = 1;
+	r->code = (uintptr_t)f->code[0];
+	memcpy(r->code_head, f->code[0], NAMES_CODE_HEAD);
+	names_obj_copy(&r->obj[NAMES_FILE], r->file, f->s[0].b, sizeof(f->s[0].b), 40,
+		       strlen("/srv/app.py"));
+	names_obj_copy(&r->obj[NAMES_NAME], r->name, f->s[1].b, sizeof(f->s[1].b), 40,
+		       strlen("send"));
+	names_obj_copy(&r->obj[NAMES_QUALNAME], r->qualname, f->s[qual].b, sizeof(f->s[qual].b), 40,
+		       strlen((const char *)f->s[qual].b + 40));
+	names_obj_copy(&r->obj[NAMES_TABLE], r->table, f->table, sizeof(f->table), 32, 9);
+	return r;
+}
+
+/*
+ * A names record names its code object for a process that is gone (no read can be made), as
+ * a read would have; a frame whose walk did not send its names is read, and fails.  Records
+ * are the traced process's bytes: one that is not a code object, or whose strings do not
+ * hold together, is refused and names nothing.
+ */
+static void test_learn(void **state)
+{
+	struct fake *f = *state;
+	struct pysym *s = pysym_new(4);
+	unsigned long long c0 = (uintptr_t)f->code[0];
+	struct evt_code_names *r = names_record(f, 2);
+	struct pysym_stats st;
+	struct pysym_hit a;
+	/* No such process: as one that exited before the collector got to its stacks. */
+	pid_t gone = 0x3ffffff0;
+
+	assert_non_null(s);
+	assert_int_not_equal(pysym_resolve_carried(s, gone, &f->info, c0, 8, &a), 0);
+	assert_int_equal(pysym_learn(s, gone, &f->info, r), 0);
+	assert_int_equal(pysym_resolve_carried(s, gone, &f->info, c0, 8, &a), 0);
+	assert_true(a.sym->recorded);
+	assert_string_equal(a.sym->function, "Bridge.send");
+	assert_string_equal(a.sym->name, "send");
+	assert_string_equal(a.sym->file, "/srv/app.py");
+	assert_int_equal(a.line, 42);
+	assert_false(a.sym->truncated);
+	pysym_sym_put(a.sym);
+	/* The walk could not send this frame's names (PYF_UNNAMED): the process must be read. */
+	assert_int_not_equal(pysym_resolve(s, gone, &f->info, c0, 8, &a), 0);
+
+	/* Another code object at the same address, named by its own record: the new name. */
+	free(r);
+	fake_ascii(&f->s[7], "Bridge.close");
+	r = names_record(f, 7);
+	put_u64(r->code_head, 128, (uintptr_t)f->s[7].b);
+	assert_int_equal(pysym_learn(s, gone, &f->info, r), 0);
+	assert_int_equal(pysym_resolve_carried(s, gone, &f->info, c0, 0, &a), 0);
+	assert_string_equal(a.sym->function, "Bridge.close");
+	pysym_sym_put(a.sym);
+	pysym_get_stats(s, &st);
+	assert_int_equal(st.names_learned, 2);
+	assert_int_equal(st.stale, 1);
+	assert_int_equal(st.recorded, 2);
+
+	/* A name longer than what was copied: its start, flagged. */
+	r->obj[NAMES_QUALNAME].len = 6;
+	r->obj[NAMES_QUALNAME].status = NAMES_OBJ_CUT;
+	put_u64(r->code_head, 128, (uintptr_t)f->s[6].b);
+	assert_int_equal(pysym_learn(s, gone, &f->info, r), 0);
+	assert_int_equal(pysym_resolve_carried(s, gone, &f->info, c0, 0, &a), 0);
+	assert_string_equal(a.sym->function, "Bridge");
+	assert_true(a.sym->truncated);
+	pysym_sym_put(a.sym);
+
+	/* Refused: not a code object, a str that says more was copied than the walk copies. */
+	put_u64(r->code_head, 8, 0);
+	assert_int_equal(pysym_learn(s, gone, &f->info, r), -ENOEXEC);
+	put_u64(r->code_head, 8, (uintptr_t)f->code_type);
+	put_u64(r->code_head, 128, (uintptr_t)f->s[5].b);
+	r->obj[NAMES_QUALNAME].len = NAMES_NAME_MAX + 1;
+	assert_int_equal(pysym_learn(s, gone, &f->info, r), -EINVAL);
+	r->obj[NAMES_QUALNAME].len = 3;
+	r->obj[NAMES_QUALNAME].status = NAMES_OBJ_FAULT;
+	assert_int_equal(pysym_learn(s, gone, &f->info, r), -EFAULT);
+	r->obj[NAMES_QUALNAME].status = NAMES_OBJ_OK;
+	/* A line table shorter than the bytes it claims were copied. */
+	put_u64(r->obj[NAMES_TABLE].head, 16, 4);
+	assert_int_equal(pysym_learn(s, gone, &f->info, r), -EINVAL);
+	pysym_get_stats(s, &st);
+	assert_int_equal(st.names_rejected, 4);
+	/*
+	 * Nothing refused is cached, and the old name is gone too: the walk found another
+	 * object at that address.  The process cannot be read: the frame is not named.
+	 */
+	assert_int_not_equal(pysym_resolve_carried(s, gone, &f->info, c0, 0, &a), 0);
+	free(r);
+	pysym_free(s);
+}
+
 static void test_truncated(void **state)
 {
 	struct fake *f = *state;
@@ -535,6 +649,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resolve_shared, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_unchecked, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_truncated, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_learn, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_method_class, fake_setup, fake_teardown),
 	};
 

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
 """A WebSocket server whose frames are all sent by one worker task that serve() started
-(tests/integration/test_causal_link.py, test_lost_names_are_not_linked_to_the_creator).
+(tests/integration/test_causal_link.py, test_names_outlive_their_process).
 Standard library only.
 
   worker.py [--port PORT]
