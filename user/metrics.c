@@ -1058,6 +1058,10 @@ int metrics_wsaudit_init(struct metrics_wsaudit *w, const char *version, const c
 	err = err   ?:
 		      metrics_touch(w->abnormal_closes,
 				    (const char *const[]){ "none", "unattributed" });
+	err = err ?: metrics_touch(w->queued_at_close, (const char *const[]){ "unattributed" });
+	err = err   ?:
+		      metrics_touch(w->queued_at_close_bytes,
+				    (const char *const[]){ "unattributed" });
 	if (err)
 		goto err_free;
 	return 0;
