@@ -208,6 +208,15 @@ PANELS = [
           "and sockets closed without a close frame (code none), per interval.", "none",
           [(f"sum by (code, origin) (increase(wsaudit_abnormal_closes_total{{{SEL}}}"
             f"[$__rate_interval]))", "{{code}} {{origin}}")], 12, 8),
+    panel("timeseries", "Writes still queued at close by origin",
+          "Writes handed to a transport that queues them (uvloop) and still queued when their "
+          "connection ended, per interval, by the function that wrote them; and connections "
+          "that lost frames with no transport followed (asyncio), whose later writes may have "
+          "been dropped unseen (docs/delivery.md).", "none",
+          [(f"sum by (origin) (increase(wsaudit_queued_at_close_total{{{SEL}}}"
+            f"[$__rate_interval]))", "{{origin}}"),
+           (f"sum(increase(wsaudit_buffered_unseen_connections_total{{{SEL}}}"
+            f"[$__rate_interval]))", "connections, unseen")], 12, 8),
     row("Attribution and loss"),
     panel("timeseries", "Unattributed frames by reason",
           "Frames per second that could not be attributed to a Python function, by reason.",

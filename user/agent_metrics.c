@@ -119,7 +119,7 @@ static void on_abrupt_close(void *ctx, const struct ct_conn *c, uint64_t ts_ns, 
 	(void)why;
 	session_k8s_labels(m->session, (pid_t)c->tgid, &ns, &workload);
 	metrics_wsaudit_abnormal_close(&m->w, 0, origin);
-	metrics_wsaudit_violation(&m->w, "abnormal_close", origin, ns, workload);
+	metrics_wsaudit_violation(&m->w, rule_name(RULE_ABNORMAL_CLOSE), origin, ns, workload);
 }
 
 /* The boot time in unix seconds (btime of /proc/stat), for the start time; 0 if unknown. */

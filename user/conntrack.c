@@ -6,11 +6,11 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "attrib.h"
 #include "conntrack.h"
 #include "delivery.h"
 #include "http1.h"
 #include "log.h"
+#include "records.h"
 #include "ws_message.h"
 
 /* Writes remembered per connection to attribute frames that span several of them. */
@@ -115,6 +115,7 @@ struct conntrack {
 	uint64_t closed_messages[WS_MSG__COUNT], closed_context_losses;
 	uint64_t closed_history_unknown;
 	struct zflush_slot zflush[ZFLUSH_SLOTS];
+	struct records routes; /* the records it reads (conntrack_routes()) */
 };
 
 static size_t bucket_of(const struct conntrack *ct, uint64_t ino)
@@ -258,16 +259,28 @@ static void conn_release_parsers(struct conntrack *ct, struct ct_conn *c)
 	c->priv->resp_head = NULL;
 }
 
+/* Stacks are the sink's (ct_sink.stack): the table holds references, never looks inside. */
+static void stack_put(const struct ct_conn *c, struct attrib_stack *s)
+{
+	if (s)
+		c->priv->ct->sink.stack_put(s);
+}
+
+static struct attrib_stack *stack_get(const struct ct_conn *c, struct attrib_stack *s)
+{
+	return s ? c->priv->ct->sink.stack_get(s) : NULL;
+}
+
 static void conn_drop_stacks(struct ct_conn *c)
 {
 	for (unsigned int i = 0; i < WRITE_RING; i++) {
-		attrib_stack_put(c->priv->writes[i].stack);
+		stack_put(c, c->priv->writes[i].stack);
 		c->priv->writes[i].stack = NULL;
 	}
-	attrib_stack_put(c->priv->pending_stack);
+	stack_put(c, c->priv->pending_stack);
 	c->priv->pending_stack = NULL;
 	for (unsigned int i = 0; i < UNSENT_WRITES; i++) {
-		attrib_stack_put(c->priv->unsent_writes[i].stack);
+		stack_put(c, c->priv->unsent_writes[i].stack);
 		c->priv->unsent_writes[i].stack = NULL;
 	}
 }
@@ -499,13 +512,13 @@ static void push_write(struct ct_conn *c, const struct evt_data *e)
 		}
 	}
 	w = &c->priv->writes[c->priv->nwrites++ % WRITE_RING];
-	attrib_stack_put(w->stack);
+	stack_put(c, w->stack);
 	w->stack = NULL;
 	if (c->priv->pending_stack) {
 		if (c->priv->pending_pos == e->io_pos && c->priv->pending_tid == e->tid)
 			w->stack = c->priv->pending_stack;
 		else
-			attrib_stack_put(c->priv->pending_stack);
+			stack_put(c, c->priv->pending_stack);
 		c->priv->pending_stack = NULL;
 	}
 	w->zstrm = w->ztotal_out = 0;
@@ -918,9 +931,9 @@ static void unsent_write(struct ct_conn *c, const struct evt_data *e, uint64_t s
 	if (!last || last->start != e->io_pos || last->tid != e->tid)
 		return;
 	w = &p->unsent_writes[p->nunsent_writes++ % UNSENT_WRITES];
-	attrib_stack_put(w->stack);
+	stack_put(c, w->stack);
 	*w = *last;
-	w->stack = attrib_stack_get(last->stack);
+	w->stack = stack_get(c, last->stack);
 	w->err = -e->err;
 	w->start = start;
 	w->end = end;
@@ -960,14 +973,13 @@ static void handle_unsent(struct conntrack *ct, struct ct_conn *c, const struct 
 		     e->stream_pos <= sent_end || (e->flags & DATA_FIRST));
 }
 
-static int handle_data(struct conntrack *ct, const struct evt_data *e, size_t size)
+static int handle_data(void *ctx, const void *rec, size_t size)
 {
+	struct conntrack *ct = ctx;
+	const struct evt_data *e = rec;
 	const uint8_t *data = (const uint8_t *)(e + 1);
-	struct ct_conn *c;
+	struct ct_conn *c = table_find(ct, e->conn.ino);
 
-	if (size < sizeof(*e) + e->len)
-		return -EINVAL;
-	c = table_find(ct, e->conn.ino);
 	if (c && c->id.gen != e->conn.gen) {
 		conn_destroy(ct, c, e->hdr.ts_ns, "replaced");
 		c = NULL;
@@ -1038,8 +1050,10 @@ static int handle_data(struct conntrack *ct, const struct evt_data *e, size_t si
 	return 0;
 }
 
-static int handle_stack(struct conntrack *ct, const struct evt_stack *e)
+static int handle_stack(void *ctx, const void *rec, size_t size)
 {
+	struct conntrack *ct = ctx;
+	const struct evt_stack *e = rec;
 	struct ct_conn *c = table_find(ct, e->conn.ino);
 
 	/* The write that carries the 101 has its stack too: first frames may share it. */
@@ -1048,7 +1062,7 @@ static int handle_stack(struct conntrack *ct, const struct evt_stack *e)
 		return 0;
 	if (c->priv->pending_stack) {
 		ct->stats.stacks_unmatched++;
-		attrib_stack_put(c->priv->pending_stack);
+		stack_put(c, c->priv->pending_stack);
 	}
 	c->priv->pending_stack = ct->sink.stack(ct->sink.ctx, e);
 	c->priv->pending_pos = e->io_pos;
@@ -1057,8 +1071,10 @@ static int handle_stack(struct conntrack *ct, const struct evt_stack *e)
 	return 0;
 }
 
-static int handle_segs(struct conntrack *ct, const struct evt_segs *e)
+static int handle_segs(void *ctx, const void *rec, size_t size)
 {
+	struct conntrack *ct = ctx;
+	const struct evt_segs *e = rec;
 	struct ct_conn *c = table_find(ct, e->conn.ino);
 
 	/* Also before the upgrade: its response and the first frames can share a writev. */
@@ -1069,8 +1085,10 @@ static int handle_segs(struct conntrack *ct, const struct evt_segs *e)
 	return 0;
 }
 
-static int handle_zflush(struct conntrack *ct, const struct evt_zflush *e)
+static int handle_zflush(void *ctx, const void *rec, size_t size)
 {
+	struct conntrack *ct = ctx;
+	const struct evt_zflush *e = rec;
 	struct zflush_slot *z = &ct->zflush[e->tid % ZFLUSH_SLOTS];
 
 	ct->stats.zflush_records++;
@@ -1093,8 +1111,10 @@ bool conntrack_zflush_take(struct conntrack *ct, uint32_t tid, uint64_t *strm, u
 	return true;
 }
 
-static int handle_conn(struct conntrack *ct, const struct evt_conn *e)
+static int handle_conn(void *ctx, const void *rec, size_t size)
 {
+	struct conntrack *ct = ctx;
+	const struct evt_conn *e = rec;
 	struct ct_conn *c = table_find(ct, e->conn.ino);
 
 	if (e->hdr.type == EVT_CONN_CLOSE) {
@@ -1135,8 +1155,10 @@ static int handle_conn(struct conntrack *ct, const struct evt_conn *e)
  * parsed).  A second socket for the same connection is a conflict, said and counted: the
  * first link is kept.
  */
-static int handle_tls_link(struct conntrack *ct, const struct evt_tls_link *e)
+static int handle_tls_link(void *ctx, const void *rec, size_t size)
 {
+	struct conntrack *ct = ctx;
+	const struct evt_tls_link *e = rec;
 	struct ct_conn *t = table_find(ct, e->tls.ino), *c = table_find(ct, e->sock.ino);
 
 	if (!t || t->id.gen != e->tls.gen || !t->tls)
@@ -1172,8 +1194,10 @@ static int handle_tls_link(struct conntrack *ct, const struct evt_tls_link *e)
 	return 0;
 }
 
-static int handle_passed(struct conntrack *ct, const struct evt_conn *e)
+static int handle_passed(void *ctx, const void *rec, size_t size)
 {
+	struct conntrack *ct = ctx;
+	const struct evt_conn *e = rec;
 	struct ct_conn *c = table_find(ct, e->conn.ino);
 
 	if (c && c->id.gen != e->conn.gen)
@@ -1184,70 +1208,22 @@ static int handle_passed(struct conntrack *ct, const struct evt_conn *e)
 	return 0;
 }
 
+static int count_malformed(void *ctx, const void *rec, size_t size)
+{
+	struct conntrack *ct = ctx;
+
+	ct->stats.malformed_records++;
+	return 0;
+}
+
+const struct records *conntrack_routes(struct conntrack *ct)
+{
+	return &ct->routes;
+}
+
 int conntrack_record(struct conntrack *ct, const void *data, size_t size)
 {
-	const struct evt_hdr *h = data;
-
-	if (size < sizeof(*h) || h->size > size || h->version != EVT_VERSION) {
-		ct->stats.malformed_records++;
-		return -EINVAL;
-	}
-	switch (h->type) {
-	case EVT_DATA:
-		if (size < sizeof(struct evt_data) || handle_data(ct, data, size)) {
-			ct->stats.malformed_records++;
-			return -EINVAL;
-		}
-		return 0;
-	case EVT_STACK:
-		if (!evt_stack_complete(data, size)) {
-			ct->stats.malformed_records++;
-			return -EINVAL;
-		}
-		return handle_stack(ct, data);
-	case EVT_SEGS:
-		if (size < EVT_SEGS_SIZE(0) || ((const struct evt_segs *)data)->n > SEGS_PER_CALL ||
-		    size < EVT_SEGS_SIZE(((const struct evt_segs *)data)->n)) {
-			ct->stats.malformed_records++;
-			return -EINVAL;
-		}
-		return handle_segs(ct, data);
-	case EVT_ZFLUSH:
-		if (size < sizeof(struct evt_zflush)) {
-			ct->stats.malformed_records++;
-			return -EINVAL;
-		}
-		return handle_zflush(ct, data);
-	case EVT_TLS_LINK:
-		if (size < sizeof(struct evt_tls_link)) {
-			ct->stats.malformed_records++;
-			return -EINVAL;
-		}
-		return handle_tls_link(ct, data);
-	case EVT_CONN_PASSED:
-		if (size < sizeof(struct evt_conn)) {
-			ct->stats.malformed_records++;
-			return -EINVAL;
-		}
-		return handle_passed(ct, data);
-	case EVT_CONN_NEW:
-	case EVT_CONN_CLOSE:
-		if (size < sizeof(struct evt_conn)) {
-			ct->stats.malformed_records++;
-			return -EINVAL;
-		}
-		return handle_conn(ct, data);
-	case EVT_CODE_NAMES:
-		/* The caller's (its names go to the symbolizer): checked whole here, as all are. */
-		if (size < sizeof(struct evt_code_names)) {
-			ct->stats.malformed_records++;
-			return -EINVAL;
-		}
-		return 0;
-	default:
-		/* Process records are the caller's. */
-		return 0;
-	}
+	return records_dispatch(&ct->routes, data, size);
 }
 
 void conntrack_forget_tgid(struct conntrack *ct, uint32_t tgid, uint64_t ts_ns)
@@ -1271,6 +1247,15 @@ struct conntrack *conntrack_new(const struct ct_sink *sink, size_t max_message)
 		return NULL;
 	ct->sink = *sink;
 	ct->max_message = max_message;
+	ct->routes.on[EVT_DATA] = (struct record_route){ handle_data, ct };
+	ct->routes.on[EVT_STACK] = (struct record_route){ handle_stack, ct };
+	ct->routes.on[EVT_SEGS] = (struct record_route){ handle_segs, ct };
+	ct->routes.on[EVT_ZFLUSH] = (struct record_route){ handle_zflush, ct };
+	ct->routes.on[EVT_TLS_LINK] = (struct record_route){ handle_tls_link, ct };
+	ct->routes.on[EVT_CONN_PASSED] = (struct record_route){ handle_passed, ct };
+	ct->routes.on[EVT_CONN_NEW] = (struct record_route){ handle_conn, ct };
+	ct->routes.on[EVT_CONN_CLOSE] = (struct record_route){ handle_conn, ct };
+	ct->routes.malformed = (struct record_route){ count_malformed, ct };
 	ct->nbuckets = TABLE_MIN_BUCKETS;
 	ct->buckets = calloc(ct->nbuckets, sizeof(*ct->buckets));
 	if (!ct->buckets) {

@@ -20,6 +20,7 @@
 
 struct http1_message;
 struct attrib_stack;
+struct records;
 
 #define CT_USER_MAX 256
 
@@ -176,8 +177,14 @@ struct ct_sink {
 	 * is not in the table.
 	 */
 	void (*conn_passed)(void *ctx, const struct ct_conn *c, const struct evt_conn *e);
-	/* Resolve a stack record (a reference the table keeps); NULL: none. */
+	/*
+	 * Resolve a stack record (a reference the table keeps); NULL: none.  The table holds
+	 * stacks as handles it never looks inside: with stack, stack_get takes another reference
+	 * and stack_put gives one back.
+	 */
 	struct attrib_stack *(*stack)(void *ctx, const struct evt_stack *e);
+	struct attrib_stack *(*stack_get)(struct attrib_stack *s);
+	void (*stack_put)(struct attrib_stack *s);
 	/*
 	 * The compression history an adopted connection's message was compressed after (see
 	 * ws_stream_history_cb), with the compressor that ended the message and its output
@@ -253,7 +260,12 @@ struct conntrack *conntrack_new(const struct ct_sink *sink, size_t max_message);
 /* Ends every connection (conn_close with why) and frees the table. */
 void conntrack_free(struct conntrack *ct, const char *why);
 
-/* One ring buffer record; -EINVAL for a record that is not well formed (counted). */
+/*
+ * The routes of the records it reads (user/records.h), malformed ones counted: a caller that
+ * reads other kinds too copies them into its own table.
+ */
+const struct records *conntrack_routes(struct conntrack *ct);
+/* One ring buffer record (records_dispatch()); -EINVAL for one not well formed (counted). */
 int conntrack_record(struct conntrack *ct, const void *data, size_t size);
 /* Every connection ends now (conn_close with why); the table and its totals stay. */
 void conntrack_end_all(struct conntrack *ct, const char *why, uint64_t ts_ns);

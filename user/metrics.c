@@ -16,6 +16,7 @@
 #include "attrib.h"
 #include "conntrack.h"
 #include "metrics.h"
+#include "rules.h"
 #include "ws_frame.h"
 #include "ws_message.h"
 #include "utf8.h"
@@ -726,11 +727,9 @@ static const char *const code_names_results[] = { "taken", "rejected", "unknown_
 const char *const metrics_message_statuses[] = { WS_MSG_STATUSES(STATUS_VALUE) NULL };
 #undef STATUS_VALUE
 
-const char *const metrics_rules[] = { "bridge_bypass",	    "isolation_breach",
-				      "identity_ambiguous", "identity_unknown",
-				      "message_unreadable", "delivery_failed",
-				      "abnormal_close",	    "after_close",
-				      "unjudged",	    NULL };
+#define RULE_VALUE(name, str) str,
+const char *const metrics_rules[] = { RULE_NAMES(RULE_VALUE) NULL };
+#undef RULE_VALUE
 
 /* The reasons of user/runs.h, one family per rule. */
 const char *const metrics_runs_incomplete_reasons[] = { "conn_closed", "timeout", NULL };
@@ -1059,6 +1058,10 @@ int metrics_wsaudit_init(struct metrics_wsaudit *w, const char *version, const c
 	err = err   ?:
 		      metrics_touch(w->abnormal_closes,
 				    (const char *const[]){ "none", "unattributed" });
+	err = err ?: metrics_touch(w->queued_at_close, (const char *const[]){ "unattributed" });
+	err = err   ?:
+		      metrics_touch(w->queued_at_close_bytes,
+				    (const char *const[]){ "unattributed" });
 	if (err)
 		goto err_free;
 	return 0;

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -315,10 +316,40 @@ static int check_opcode(struct loader *l, const yaml_node_t *n, const char *path
 
 /* --- mappings -------------------------------------------------------------------------------- */
 
+/*
+ * A key of a mapping: parsed by its function, or, as data, a string or a list of strings
+ * stored at an offset of the mapping's struct and checked by check (NULL: any string).
+ */
 struct field {
 	const char *key;
 	int (*parse)(struct loader *l, const yaml_node_t *v, const char *path, void *ctx);
+	size_t at;
+	bool list;
+	check_fn check;
 };
+
+#define STRING_FIELD(key, type, member, check)                  \
+	{                                                       \
+		key, NULL, offsetof(type, member), false, check \
+	}
+#define LIST_FIELD(key, type, member, check)                   \
+	{                                                      \
+		key, NULL, offsetof(type, member), true, check \
+	}
+
+static int set_field(struct loader *l, const struct field *f, const yaml_node_t *v,
+		     const char *path, void *ctx)
+{
+	char **str = (char **)((char *)ctx + f->at);
+	int err;
+
+	if (f->parse)
+		return f->parse(l, v, path, ctx);
+	if (f->list)
+		return get_list(l, v, path, (struct policy_list *)((char *)ctx + f->at), f->check);
+	err = get_string(l, v, path, str);
+	return err || !f->check ? err : f->check(l, v, path, *str);
+}
 
 /*
  * Walks a mapping against its fields: unknown and repeated keys are errors.  *seen gets bit i
@@ -359,7 +390,7 @@ static int parse_map(struct loader *l, const yaml_node_t *n, const char *path,
 			return fail(l, k, path, "key '%s' given twice", key);
 		*seen |= 1u << i;
 		snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", key);
-		err = fields[i].parse(l, v, sub, ctx);
+		err = set_field(l, &fields[i], v, sub, ctx);
 		if (err)
 			return err;
 	}
@@ -404,12 +435,7 @@ static int parse_entries(struct loader *l, const yaml_node_t *n, const char *pat
 
 /* targets */
 
-static int p_exe(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
-{
-	return get_list(l, v, path, &((struct policy *)ctx)->exe, check_glob);
-}
-
-static const struct field targets_fields[] = { { "exe", p_exe } };
+static const struct field targets_fields[] = { LIST_FIELD("exe", struct policy, exe, check_glob) };
 
 static int p_targets(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
 {
@@ -419,16 +445,6 @@ static int p_targets(struct loader *l, const yaml_node_t *v, const char *path, v
 }
 
 /* bridge */
-
-static int p_functions(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
-{
-	return get_list(l, v, path, &((struct policy *)ctx)->bridge_functions, check_glob);
-}
-
-static int p_files(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
-{
-	return get_list(l, v, path, &((struct policy *)ctx)->bridge_files, check_glob);
-}
 
 static int p_opcodes(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
 {
@@ -449,9 +465,9 @@ static int p_opcodes(struct loader *l, const yaml_node_t *v, const char *path, v
 }
 
 static const struct field bridge_fields[] = {
-	{ "functions", p_functions },
-	{ "files", p_files },
-	{ "opcodes", p_opcodes },
+	LIST_FIELD("functions", struct policy, bridge_functions, check_glob),
+	LIST_FIELD("files", struct policy, bridge_files, check_glob),
+	{ .key = "opcodes", .parse = p_opcodes },
 };
 
 static int p_bridge(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
@@ -471,12 +487,9 @@ static int p_bridge(struct loader *l, const yaml_node_t *v, const char *path, vo
 
 /* transport */
 
-static int p_transport_files(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
-{
-	return get_list(l, v, path, &((struct policy *)ctx)->transport_files, check_glob);
-}
-
-static const struct field transport_fields[] = { { "files", p_transport_files } };
+static const struct field transport_fields[] = {
+	LIST_FIELD("files", struct policy, transport_files, check_glob),
+};
 
 static int p_transport(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
 {
@@ -531,29 +544,14 @@ static int c_decode(struct loader *l, const yaml_node_t *v, const char *path, vo
 	return err;
 }
 
-static int c_name(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
-{
-	return get_string(l, v, path, &((struct policy_conn_rule *)ctx)->name);
-}
-
-static int c_prefix(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
-{
-	return get_string(l, v, path, &((struct policy_conn_rule *)ctx)->prefix);
-}
-
-static int c_claim(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
-{
-	struct policy_conn_rule *r = ctx;
-	int err = get_string(l, v, path, &r->claim);
-
-	return err ? err : check_json_path(l, v, path, r->claim);
-}
-
 enum { C_FROM = 1, C_NAME = 2, C_PREFIX = 4, C_DECODE = 8, C_CLAIM = 16 };
 
 static const struct field conn_fields[] = {
-	{ "from", c_from },	{ "name", c_name },   { "prefix", c_prefix },
-	{ "decode", c_decode }, { "claim", c_claim },
+	{ .key = "from", .parse = c_from },
+	STRING_FIELD("name", struct policy_conn_rule, name, NULL),
+	STRING_FIELD("prefix", struct policy_conn_rule, prefix, NULL),
+	{ .key = "decode", .parse = c_decode },
+	STRING_FIELD("claim", struct policy_conn_rule, claim, check_json_path),
 };
 
 static int one_conn(struct loader *l, const yaml_node_t *n, const char *path, void *out)
@@ -604,23 +602,10 @@ static int one_conn(struct loader *l, const yaml_node_t *n, const char *path, vo
 
 /* identity.message[] */
 
-static int m_json(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
-{
-	struct policy_msg_rule *r = ctx;
-	int err = get_string(l, v, path, &r->json);
-
-	return err ? err : check_json_path(l, v, path, r->json);
-}
-
-static int m_unless(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
-{
-	struct policy_msg_rule *r = ctx;
-	int err = get_string(l, v, path, &r->unless_equals);
-
-	return err ? err : check_json_path(l, v, path, r->unless_equals);
-}
-
-static const struct field message_fields[] = { { "json", m_json }, { "unless_equals", m_unless } };
+static const struct field message_fields[] = {
+	STRING_FIELD("json", struct policy_msg_rule, json, check_json_path),
+	STRING_FIELD("unless_equals", struct policy_msg_rule, unless_equals, check_json_path),
+};
 
 static int one_message(struct loader *l, const yaml_node_t *n, const char *path, void *out)
 {
@@ -633,23 +618,10 @@ static int one_message(struct loader *l, const yaml_node_t *n, const char *path,
 
 /* identity.context[] */
 
-static int x_function(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
-{
-	struct policy_ctx_rule *r = ctx;
-	int err = get_string(l, v, path, &r->function);
-
-	return err ? err : check_glob(l, v, path, r->function);
-}
-
-static int x_arg(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
-{
-	struct policy_ctx_rule *r = ctx;
-	int err = get_string(l, v, path, &r->arg);
-
-	return err ? err : check_identifier(l, v, path, r->arg);
-}
-
-static const struct field context_fields[] = { { "function", x_function }, { "arg", x_arg } };
+static const struct field context_fields[] = {
+	STRING_FIELD("function", struct policy_ctx_rule, function, check_glob),
+	STRING_FIELD("arg", struct policy_ctx_rule, arg, check_identifier),
+};
 
 static int one_context(struct loader *l, const yaml_node_t *n, const char *path, void *out)
 {
@@ -688,16 +660,11 @@ static int i_context(struct loader *l, const yaml_node_t *v, const char *path, v
 	return parse_entries(l, v, path, &p->ctx, &p->nctx, sizeof(*p->ctx), one_context);
 }
 
-static int i_ownership(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
-{
-	return get_list(l, v, path, &((struct policy *)ctx)->ownership, check_json_path);
-}
-
 static const struct field identity_fields[] = {
-	{ "connection", i_connection },
-	{ "message", i_message },
-	{ "context", i_context },
-	{ "ownership", i_ownership },
+	{ .key = "connection", .parse = i_connection },
+	{ .key = "message", .parse = i_message },
+	{ .key = "context", .parse = i_context },
+	LIST_FIELD("ownership", struct policy, ownership, check_json_path),
 };
 
 static int p_identity(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
@@ -708,11 +675,6 @@ static int p_identity(struct loader *l, const yaml_node_t *v, const char *path, 
 }
 
 /* messages */
-
-static int g_type(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
-{
-	return get_list(l, v, path, &((struct policy *)ctx)->type_fields, check_json_path);
-}
 
 static int check_type_value(struct loader *l, const yaml_node_t *n, const char *path, const char *s)
 {
@@ -725,13 +687,10 @@ static int check_type_value(struct loader *l, const yaml_node_t *n, const char *
 	return 0;
 }
 
-static int g_known_types(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
-{
-	return get_list(l, v, path, &((struct policy *)ctx)->known_types, check_type_value);
-}
-
-static const struct field messages_fields[] = { { "type", g_type },
-						{ "known_types", g_known_types } };
+static const struct field messages_fields[] = {
+	LIST_FIELD("type", struct policy, type_fields, check_json_path),
+	LIST_FIELD("known_types", struct policy, known_types, check_type_value),
+};
 
 static int p_messages(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
 {
@@ -742,33 +701,11 @@ static int p_messages(struct loader *l, const yaml_node_t *v, const char *path, 
 
 /* queues[] */
 
-static int q_function(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
-{
-	struct policy_queue_rule *r = ctx;
-	int err = get_string(l, v, path, &r->function);
-
-	return err ? err : check_glob(l, v, path, r->function);
-}
-
-static int q_arg(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
-{
-	struct policy_queue_rule *r = ctx;
-	int err = get_string(l, v, path, &r->arg);
-
-	return err ? err : check_identifier(l, v, path, r->arg);
-}
-
-static int q_consumer(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
-{
-	struct policy_queue_rule *r = ctx;
-	int err = get_string(l, v, path, &r->consumer);
-
-	return err ? err : check_glob(l, v, path, r->consumer);
-}
-
-static const struct field queue_fields[] = { { "function", q_function },
-					     { "arg", q_arg },
-					     { "consumer", q_consumer } };
+static const struct field queue_fields[] = {
+	STRING_FIELD("function", struct policy_queue_rule, function, check_glob),
+	STRING_FIELD("arg", struct policy_queue_rule, arg, check_identifier),
+	STRING_FIELD("consumer", struct policy_queue_rule, consumer, check_glob),
+};
 
 static int one_queue(struct loader *l, const yaml_node_t *n, const char *path, void *out)
 {
@@ -806,21 +743,6 @@ static int r_key(struct loader *l, const yaml_node_t *v, const char *path, void 
 		return -EINVAL;
 	key->n = 1;
 	return check_json_path(l, v, path, key->v[0]);
-}
-
-static int r_start(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
-{
-	return get_list(l, v, path, &((struct policy *)ctx)->runs.start, check_type_value);
-}
-
-static int r_end(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
-{
-	return get_list(l, v, path, &((struct policy *)ctx)->runs.end, check_type_value);
-}
-
-static int r_required(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
-{
-	return get_list(l, v, path, &((struct policy *)ctx)->runs.required, check_type_value);
 }
 
 /*
@@ -863,8 +785,12 @@ static int r_severity(struct loader *l, const yaml_node_t *v, const char *path, 
 }
 
 static const struct field runs_fields[] = {
-	{ "key", r_key },	    { "start", r_start },     { "end", r_end },
-	{ "required", r_required }, { "timeout", r_timeout }, { "severity", r_severity },
+	{ .key = "key", .parse = r_key },
+	LIST_FIELD("start", struct policy, runs.start, check_type_value),
+	LIST_FIELD("end", struct policy, runs.end, check_type_value),
+	LIST_FIELD("required", struct policy, runs.required, check_type_value),
+	{ .key = "timeout", .parse = r_timeout },
+	{ .key = "severity", .parse = r_severity },
 };
 
 /* A type in two roles would make a run end where it starts, or require its own end. */
@@ -938,7 +864,7 @@ static int u_severity(struct loader *l, const yaml_node_t *v, const char *path, 
 	return parse_severity(l, v, path, &((struct policy *)ctx)->unjudged_severity);
 }
 
-static const struct field unjudged_fields[] = { { "severity", u_severity } };
+static const struct field unjudged_fields[] = { { .key = "severity", .parse = u_severity } };
 
 static int p_unjudged(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
 {
@@ -959,7 +885,7 @@ static int d_severity(struct loader *l, const yaml_node_t *v, const char *path, 
 	return parse_severity(l, v, path, &((struct policy *)ctx)->delivery_severity);
 }
 
-static const struct field delivery_fields[] = { { "severity", d_severity } };
+static const struct field delivery_fields[] = { { .key = "severity", .parse = d_severity } };
 
 static int p_delivery(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)
 {
@@ -969,9 +895,11 @@ static int p_delivery(struct loader *l, const yaml_node_t *v, const char *path, 
 }
 
 static const struct field top_fields[] = {
-	{ "targets", p_targets },   { "bridge", p_bridge },	{ "transport", p_transport },
-	{ "identity", p_identity }, { "messages", p_messages }, { "runs", p_runs },
-	{ "queues", p_queues },	    { "unjudged", p_unjudged }, { "delivery", p_delivery },
+	{ .key = "targets", .parse = p_targets },     { .key = "bridge", .parse = p_bridge },
+	{ .key = "transport", .parse = p_transport }, { .key = "identity", .parse = p_identity },
+	{ .key = "messages", .parse = p_messages },   { .key = "runs", .parse = p_runs },
+	{ .key = "queues", .parse = p_queues },	      { .key = "unjudged", .parse = p_unjudged },
+	{ .key = "delivery", .parse = p_delivery },
 };
 
 /* --- load ------------------------------------------------------------------------------------ */

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
 #include <fcntl.h>
-#include <gelf.h>
-#include <libelf.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "elfsym.h"
 #include "log.h"
 #include "procmaps.h"
 #include "pyproc.h"
@@ -401,102 +401,61 @@ int pyproc_offsets_from_debug(const void *data, size_t len, struct pyproc_info *
 	return 0;
 }
 
-/* Symbols and the load segment of one ELF file. */
-static int elf_scan(int fd, struct elf_syms *s)
+/* The symbols the reader needs, by name. */
+static int elf_sym(void *ctx, const char *name, const GElf_Sym *sym)
 {
-	Elf *elf;
-	Elf_Scn *scn = NULL;
-	GElf_Ehdr eh;
-	size_t shstrndx, nph, i;
-	bool have_load = false;
-	int err = 0;
+	static const struct {
+		const char *name;
+		size_t at;
+	} wanted[] = {
+		{ "_PyRuntime", offsetof(struct elf_syms, runtime) },
+		{ "Py_Version", offsetof(struct elf_syms, version) },
+		{ "PyCode_Type", offsetof(struct elf_syms, code_type) },
+		{ "PyUnicode_Type", offsetof(struct elf_syms, unicode_type) },
+		{ "PyBytes_Type", offsetof(struct elf_syms, bytes_type) },
+		{ "PyCell_Type", offsetof(struct elf_syms, cell_type) },
+		{ "PyTuple_Type", offsetof(struct elf_syms, tuple_type) },
+		{ "PyLong_Type", offsetof(struct elf_syms, long_type) },
+		{ "PyList_Type", offsetof(struct elf_syms, list_type) },
+		{ "PyType_Type", offsetof(struct elf_syms, type_type) },
+		{ "PyDict_Type", offsetof(struct elf_syms, dict_type) },
+		{ "PyMemberDescr_Type", offsetof(struct elf_syms, member_descr_type) },
+	};
 
-	memset(s, 0, sizeof(*s));
-	if (elf_version(EV_CURRENT) == EV_NONE)
-		return -EINVAL;
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!elf)
-		return -EINVAL;
-	if (elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh) ||
-	    elf_getshdrstrndx(elf, &shstrndx) || elf_getphdrnum(elf, &nph)) {
-		err = -EINVAL;
-		goto out_end;
-	}
-	s->type = eh.e_type;
-	for (i = 0; i < nph; i++) {
-		GElf_Phdr ph;
-
-		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD)
-			continue;
-		if (ph.p_offset == 0) {
-			s->vaddr0 = ph.p_vaddr;
-			have_load = true;
+	if (!sym->st_value || (name[0] != '_' && name[0] != 'P'))
+		return 0;
+	for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++) {
+		if (!strcmp(name, wanted[i].name)) {
+			*(unsigned long long *)((char *)ctx + wanted[i].at) = sym->st_value;
 			break;
 		}
 	}
-	if (!have_load) {
-		err = -EINVAL;
-		goto out_end;
-	}
-	while ((scn = elf_nextscn(elf, scn))) {
-		GElf_Shdr sh;
-		const char *name;
-		Elf_Data *data;
-		size_t n, j;
+	return 0;
+}
 
-		if (!gelf_getshdr(scn, &sh))
-			continue;
-		name = elf_strptr(elf, shstrndx, sh.sh_name);
-		if (name && !strcmp(name, ".PyRuntime")) {
-			s->runtime_section = true;
-			if (!s->runtime)
-				s->runtime = sh.sh_addr;
-		}
-		if (sh.sh_type != SHT_DYNSYM && sh.sh_type != SHT_SYMTAB)
-			continue;
-		data = elf_getdata(scn, NULL);
-		if (!data || !sh.sh_entsize)
-			continue;
-		n = sh.sh_size / sh.sh_entsize;
-		for (j = 0; j < n; j++) {
-			GElf_Sym sym;
-			const char *sn;
+/* Symbols and the load segment of one ELF file. */
+static int elf_scan(int fd, struct elf_syms *s)
+{
+	struct elf_file f;
+	unsigned long long section;
 
-			if (!gelf_getsym(data, (int)j, &sym) || !sym.st_value ||
-			    sym.st_shndx == SHN_UNDEF)
-				continue;
-			sn = elf_strptr(elf, sh.sh_link, sym.st_name);
-			if (!sn || (sn[0] != '_' && sn[0] != 'P'))
-				continue;
-			if (!strcmp(sn, "_PyRuntime"))
-				s->runtime = sym.st_value;
-			else if (!strcmp(sn, "Py_Version"))
-				s->version = sym.st_value;
-			else if (!strcmp(sn, "PyCode_Type"))
-				s->code_type = sym.st_value;
-			else if (!strcmp(sn, "PyUnicode_Type"))
-				s->unicode_type = sym.st_value;
-			else if (!strcmp(sn, "PyBytes_Type"))
-				s->bytes_type = sym.st_value;
-			else if (!strcmp(sn, "PyCell_Type"))
-				s->cell_type = sym.st_value;
-			else if (!strcmp(sn, "PyTuple_Type"))
-				s->tuple_type = sym.st_value;
-			else if (!strcmp(sn, "PyLong_Type"))
-				s->long_type = sym.st_value;
-			else if (!strcmp(sn, "PyList_Type"))
-				s->list_type = sym.st_value;
-			else if (!strcmp(sn, "PyType_Type"))
-				s->type_type = sym.st_value;
-			else if (!strcmp(sn, "PyDict_Type"))
-				s->dict_type = sym.st_value;
-			else if (!strcmp(sn, "PyMemberDescr_Type"))
-				s->member_descr_type = sym.st_value;
-		}
+	memset(s, 0, sizeof(*s));
+	if (elf_file_open(&f, fd))
+		return -EINVAL;
+	s->type = f.eh.e_type;
+	if (elf_file_base(&f, &s->vaddr0)) {
+		elf_file_close(&f);
+		return -EINVAL;
 	}
-out_end:
-	elf_end(elf);
-	return err;
+	elf_file_syms(&f, ELF_SYMS_ALL, elf_sym, s);
+	/* The symbol where there is one, else the section (3.10+ keeps it there). */
+	if (!elf_file_section(&f, ".PyRuntime", &section)) {
+		s->runtime_section = true;
+		if (!s->runtime)
+			s->runtime = section;
+	}
+	elf_file_close(&f);
+	return 0;
 }
 
 static int cand_rank(const char *path, const char *exe)

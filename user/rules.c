@@ -32,17 +32,9 @@ struct rules {
 	struct rules_stats stats;
 };
 
-static const char *const rule_names[RULE__COUNT] = {
-	[RULE_BRIDGE_BYPASS] = "bridge_bypass",
-	[RULE_ISOLATION_BREACH] = "isolation_breach",
-	[RULE_IDENTITY_AMBIGUOUS] = "identity_ambiguous",
-	[RULE_IDENTITY_UNKNOWN] = "identity_unknown",
-	[RULE_MESSAGE_UNREADABLE] = "message_unreadable",
-	[RULE_DELIVERY_FAILED] = "delivery_failed",
-	[RULE_ABNORMAL_CLOSE] = "abnormal_close",
-	[RULE_AFTER_CLOSE] = "after_close",
-	[RULE_UNJUDGED] = "unjudged",
-};
+#define RULE_STRING(name, str) [name] = str,
+static const char *const rule_names[RULE__COUNT] = { RULE_NAMES(RULE_STRING) };
+#undef RULE_STRING
 
 static const char *const identity_kind_names[ID__COUNT] = {
 	[ID_CONNECTION] = "connection",

@@ -18,34 +18,39 @@
 #include "identity.h"
 #include "policy.h"
 
+/*
+ * The rules, X(RULE, "name"): the one list behind the enum, the names in the output, the
+ * metrics' rule label and the policy.
+ *   identity_ambiguous, identity_unknown: a data frame on a connection whose user cannot be
+ *     judged: its request head names several users, or was not read whole.  Isolation is not
+ *     judged on it, and that is a finding of its own, not a silent pass.
+ *   message_unreadable: a message that names a user field but cannot be read (not JSON even
+ *     leniently).
+ *   delivery_failed, abnormal_close, after_close (docs/delivery.md): a frame that did not
+ *     leave the process (its write failed or sent part, and the connection ended first); a
+ *     close with 1011, or a connection closed without a close frame; a frame written after
+ *     the close frame.
+ *   unjudged: a data frame whose producer could not be named: no application function on
+ *     the send's stack nor on any creation it was linked to (docs/causal.md).  The bridge
+ *     rule cannot judge it; said with the reason and the best origin known, never only
+ *     counted.
+ */
+#define RULE_NAMES(X)                                    \
+	X(RULE_BRIDGE_BYPASS, "bridge_bypass")           \
+	X(RULE_ISOLATION_BREACH, "isolation_breach")     \
+	X(RULE_IDENTITY_AMBIGUOUS, "identity_ambiguous") \
+	X(RULE_IDENTITY_UNKNOWN, "identity_unknown")     \
+	X(RULE_MESSAGE_UNREADABLE, "message_unreadable") \
+	X(RULE_DELIVERY_FAILED, "delivery_failed")       \
+	X(RULE_ABNORMAL_CLOSE, "abnormal_close")         \
+	X(RULE_AFTER_CLOSE, "after_close")               \
+	X(RULE_UNJUDGED, "unjudged")
+
+#define RULE_ENUM(name, str) name,
 enum rule_kind {
-	RULE_BRIDGE_BYPASS,
-	RULE_ISOLATION_BREACH,
-	/*
-	 * A data frame on a connection whose user cannot be judged: its request head names
-	 * several users, or was not read whole.  Isolation is not judged on it, and that is a
-	 * finding of its own, not a silent pass.
-	 */
-	RULE_IDENTITY_AMBIGUOUS,
-	RULE_IDENTITY_UNKNOWN,
-	/* A message that names a user field but cannot be read (not JSON even leniently). */
-	RULE_MESSAGE_UNREADABLE,
-	/*
-	 * Delivery (docs/delivery.md): a frame that did not leave the process (its write failed
-	 * or sent part, and the connection ended first); a close with 1011, or a connection
-	 * closed without a close frame; a frame written after the close frame.
-	 */
-	RULE_DELIVERY_FAILED,
-	RULE_ABNORMAL_CLOSE,
-	RULE_AFTER_CLOSE,
-	/*
-	 * A data frame whose producer could not be named: no application function on the send's
-	 * stack nor on any creation it was linked to (docs/causal.md).  The bridge rule cannot
-	 * judge it; said with the reason and the best origin known, never only counted.
-	 */
-	RULE_UNJUDGED,
-	RULE__COUNT,
+	RULE_NAMES(RULE_ENUM) RULE__COUNT,
 };
+#undef RULE_ENUM
 
 const char *rule_name(enum rule_kind r);
 

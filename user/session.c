@@ -17,6 +17,7 @@
 #include "filter.h"
 #include "handed.h"
 #include "procs.h"
+#include "records.h"
 #include "pyscope.h"
 #include "runs.h"
 #include "selfcheck.h"
@@ -69,6 +70,9 @@ struct session {
 	struct runs *runs;
 	struct session_observer obs;
 	uint64_t records;
+	/* Where each kind of record goes (route_records()), and the table's own two. */
+	struct records routes, probe_routes;
+	struct record_route ct_stack, ct_conn_new;
 	/* The self-check in progress (probe.pid != 0) and what it has seen of its probe. */
 	struct selfcheck_probe probe;
 	bool probe_conn, probe_data, probe_exit;
@@ -792,104 +796,69 @@ static void taps_process(struct session *s, const struct evt_proc *e, const char
 	}
 }
 
-static void handle_proc(struct session *s, const struct evt_proc *e)
+/* A process record to the taps; whether it is shown in the output if its process is followed. */
+static bool proc_seen(struct session *s, const struct evt_proc *e, const char *what,
+		      char comm[sizeof(e->comm) + 1])
 {
-	char comm[sizeof(e->comm) + 1];
-	bool show = !s->opts.quiet_processes && !s->opts.violations_only;
-
 	memcpy(comm, e->comm, sizeof(e->comm));
 	comm[sizeof(e->comm)] = '\0';
 	if (s->taps)
-		taps_process(s, e,
-			     e->hdr.type == EVT_PROC_FORK ? "process_fork" :
-			     e->hdr.type == EVT_PROC_EXIT ? "process_exit" :
-							    "process_start",
-			     comm);
-	switch (e->hdr.type) {
-	case EVT_PROC_EXEC:
-		if (!procs_exec(s->procs, e))
-			break;
-		if (show)
-			output_process(s->out, "process_start", e->hdr.ts_ns, e->pid, comm, 0);
-		break;
-	case EVT_PROC_FORK:
-		procs_fork(s->procs, e->ppid, e->pid);
-		if (show)
-			output_process(s->out, "process_fork", e->hdr.ts_ns, e->pid, comm, 0);
-		break;
-	case EVT_PROC_EXIT:
-		procs_exit(s->procs, e->pid, e->hdr.ts_ns);
-		if (show)
-			output_process(s->out, "process_exit", e->hdr.ts_ns, e->pid, comm,
-				       e->exit_code);
-		break;
-	}
+		taps_process(s, e, what, comm);
+	return !s->opts.quiet_processes && !s->opts.violations_only;
 }
 
-/* The process a record is about; 0 for records that name none. */
-static pid_t record_tgid(const struct evt_hdr *h, size_t size)
+static int on_proc_exec(void *ctx, const void *rec, size_t size)
 {
-	switch (h->type) {
-	case EVT_DATA:
-		return size >= sizeof(struct evt_data) ? (pid_t)((const struct evt_data *)h)->tgid :
-							 0;
-	case EVT_SEGS:
-		return size >= EVT_SEGS_SIZE(0) ? (pid_t)((const struct evt_segs *)h)->tgid : 0;
-	case EVT_CONN_NEW:
-	case EVT_CONN_CLOSE:
-		return size >= sizeof(struct evt_conn) ? (pid_t)((const struct evt_conn *)h)->tgid :
-							 0;
-	case EVT_PROC_EXEC:
-	case EVT_PROC_EXIT:
-	case EVT_PROC_FORK:
-		return size >= sizeof(struct evt_proc) ? (pid_t)((const struct evt_proc *)h)->pid :
-							 0;
-	case EVT_STACK:
-		return size >= EVT_STACK_SIZE(0) ? (pid_t)((const struct evt_stack *)h)->tgid : 0;
-	}
+	const struct evt_proc *e = rec;
+	struct session *s = ctx;
+	char comm[sizeof(e->comm) + 1];
+	bool show = proc_seen(s, e, "process_start", comm);
+
+	if (procs_exec(s->procs, e) && show)
+		output_process(s->out, "process_start", e->hdr.ts_ns, e->pid, comm, 0);
 	return 0;
 }
 
-/* A record of the self-check's probe: what it proves of the capture path, never output. */
-static void probe_record(struct session *s, const struct evt_hdr *h, size_t size)
+static int on_proc_fork(void *ctx, const void *rec, size_t size)
 {
-	const struct evt_data *d = (const struct evt_data *)h;
+	const struct evt_proc *e = rec;
+	struct session *s = ctx;
+	char comm[sizeof(e->comm) + 1];
+	bool show = proc_seen(s, e, "process_fork", comm);
 
-	switch (h->type) {
-	case EVT_CONN_NEW:
-		s->probe_conn = true;
-		break;
-	case EVT_DATA:
-		if (d->dir == DIR_TX && d->len <= size - sizeof(*d) &&
-		    selfcheck_marker_in(&s->probe, d + 1, d->len))
-			s->probe_data = true;
-		break;
-	case EVT_PROC_EXIT:
-		s->probe_exit = true;
-		break;
-	}
+	procs_fork(s->procs, e->ppid, e->pid);
+	if (show)
+		output_process(s->out, "process_fork", e->hdr.ts_ns, e->pid, comm, 0);
+	return 0;
 }
 
-static int on_record(void *ctx, const void *data, size_t size)
+static int on_proc_exit(void *ctx, const void *rec, size_t size)
 {
-	const struct evt_hdr *h = data;
+	const struct evt_proc *e = rec;
 	struct session *s = ctx;
+	char comm[sizeof(e->comm) + 1];
+	bool show = proc_seen(s, e, "process_exit", comm);
 
-	if (s->probe.pid && size >= sizeof(*h) && record_tgid(h, size) == s->probe.pid) {
-		probe_record(s, h, size);
-		return 0;
-	}
-	s->records++;
-	if (size >= sizeof(struct evt_proc) && h->version == EVT_VERSION &&
-	    (h->type == EVT_PROC_EXEC || h->type == EVT_PROC_FORK || h->type == EVT_PROC_EXIT)) {
-		handle_proc(s, data);
-		return 0;
-	}
-	if (h->type == EVT_STACK && evt_stack_complete(data, size) &&
-	    ((const struct evt_stack *)data)->site == STACK_AT_TRANSPORT_WRITE) {
-		const struct evt_stack *e = data;
-		struct attrib_stack *stack = attrib_resolve(s->attrib, e);
+	procs_exit(s->procs, e->pid, e->hdr.ts_ns);
+	if (show)
+		output_process(s->out, "process_exit", e->hdr.ts_ns, e->pid, comm, e->exit_code);
+	return 0;
+}
 
+/*
+ * A stack taken at a hand-over to a transport that writes later, or at a context copy, is
+ * kept by the object it names; one taken at a syscall or a close is the connection's.
+ */
+static int on_stack(void *ctx, const void *rec, size_t size)
+{
+	const struct evt_stack *e = rec;
+	struct session *s = ctx;
+	struct attrib_stack *stack;
+
+	if (e->site != STACK_AT_TRANSPORT_WRITE && e->site != STACK_AT_CONTEXT_COPY)
+		return s->ct_stack.fn(s->ct_stack.ctx, rec, size);
+	stack = attrib_resolve(s->attrib, e);
+	if (e->site == STACK_AT_TRANSPORT_WRITE) {
 		procs_mark(s->procs, e, stack);
 		zflush_handover(s, e);
 		if (!stack)
@@ -902,28 +871,90 @@ static int on_record(void *ctx, const void *data, size_t size)
 				 stack);
 		return 0;
 	}
-	if (h->type == EVT_STACK && evt_stack_complete(data, size) &&
-	    ((const struct evt_stack *)data)->site == STACK_AT_CONTEXT_COPY) {
-		const struct evt_stack *e = data;
-		struct attrib_stack *stack = attrib_resolve(s->attrib, e);
-
-		procs_mark(s->procs, e, stack);
-		if (stack)
-			causal_put(s->causal, e->tgid, e->token, e->py_context, e->hdr.ts_ns,
-				   stack);
-		return 0;
-	}
-	if (h->type == EVT_CODE_NAMES) {
-		if (!conntrack_record(s->ct, data, size))
-			attrib_code_names(s->attrib, data);
-		return 0;
-	}
-	/* Processes matched at exec are inspected once they talk: the interpreter is loaded. */
-	if (size >= sizeof(struct evt_conn) && h->type == EVT_CONN_NEW &&
-	    !attrib_known(s->attrib, ((const struct evt_conn *)data)->tgid))
-		procs_attach(s->procs, ((const struct evt_conn *)data)->tgid);
-	conntrack_record(s->ct, data, size);
+	procs_mark(s->procs, e, stack);
+	if (stack)
+		causal_put(s->causal, e->tgid, e->token, e->py_context, e->hdr.ts_ns, stack);
 	return 0;
+}
+
+/* Processes matched at exec are inspected once they talk: the interpreter is loaded. */
+static int on_conn_new(void *ctx, const void *rec, size_t size)
+{
+	const struct evt_conn *e = rec;
+	struct session *s = ctx;
+
+	if (!attrib_known(s->attrib, e->tgid))
+		procs_attach(s->procs, e->tgid);
+	return s->ct_conn_new.fn(s->ct_conn_new.ctx, rec, size);
+}
+
+/* The names of a code object a walk met: the symbolizer's. */
+static int on_code_names(void *ctx, const void *rec, size_t size)
+{
+	struct session *s = ctx;
+
+	attrib_code_names(s->attrib, rec);
+	return 0;
+}
+
+/* The self-check's probe's records: what they prove of the capture path, never output. */
+static int probe_conn(void *ctx, const void *rec, size_t size)
+{
+	struct session *s = ctx;
+
+	s->probe_conn = true;
+	return 0;
+}
+
+static int probe_data(void *ctx, const void *rec, size_t size)
+{
+	const struct evt_data *d = rec;
+	struct session *s = ctx;
+
+	if (d->dir == DIR_TX && selfcheck_marker_in(&s->probe, d + 1, d->len))
+		s->probe_data = true;
+	return 0;
+}
+
+static int probe_exit(void *ctx, const void *rec, size_t size)
+{
+	struct session *s = ctx;
+
+	s->probe_exit = true;
+	return 0;
+}
+
+static int on_record(void *ctx, const void *data, size_t size)
+{
+	struct session *s = ctx;
+
+	if (s->probe.pid && records_tgid(data, size) == s->probe.pid) {
+		records_dispatch(&s->probe_routes, data, size);
+		return 0;
+	}
+	s->records++;
+	records_dispatch(&s->routes, data, size);
+	return 0;
+}
+
+/*
+ * The records' routes: the connection table's, but for process records, stacks kept by the
+ * objects they name and new connections of processes not inspected yet.
+ */
+static void route_records(struct session *s)
+{
+	s->routes = *conntrack_routes(s->ct);
+	s->ct_stack = s->routes.on[EVT_STACK];
+	s->ct_conn_new = s->routes.on[EVT_CONN_NEW];
+	s->routes.on[EVT_STACK] = (struct record_route){ on_stack, s };
+	s->routes.on[EVT_CONN_NEW] = (struct record_route){ on_conn_new, s };
+	s->routes.on[EVT_CODE_NAMES] = (struct record_route){ on_code_names, s };
+	s->routes.on[EVT_PROC_EXEC] = (struct record_route){ on_proc_exec, s };
+	s->routes.on[EVT_PROC_FORK] = (struct record_route){ on_proc_fork, s };
+	s->routes.on[EVT_PROC_EXIT] = (struct record_route){ on_proc_exit, s };
+	s->probe_routes.on[EVT_CONN_NEW] = (struct record_route){ probe_conn, s };
+	s->probe_routes.on[EVT_DATA] = (struct record_route){ probe_data, s };
+	s->probe_routes.on[EVT_PROC_EXIT] = (struct record_route){ probe_exit, s };
 }
 
 /*
@@ -1099,6 +1130,8 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 		.tls_seen = sink_tls_seen,
 		.frame = sink_frame,
 		.stack = sink_stack,
+		.stack_get = attrib_stack_get,
+		.stack_put = attrib_stack_put,
 		.verdict = sink_verdict,
 		.history = sink_history,
 		.bytes = opts->write ? sink_bytes : NULL,
@@ -1144,6 +1177,7 @@ struct session *session_open(const struct session_opts *opts, struct policy *pol
 		log_err("out of memory");
 		goto err_close;
 	}
+	route_records(s);
 	if (opts->capture_only)
 		attrib_disable(s->attrib);
 	s->cap = capture_open(&copts, on_record, s);

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
 #include <fcntl.h>
-#include <gelf.h>
-#include <libelf.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +12,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "elfsym.h"
 #include "log.h"
 #include "procmaps.h"
 #include "testrun.h"
@@ -90,56 +89,30 @@ static ssize_t read_some(pid_t pid, unsigned long long addr, void *buf, size_t l
 	return n;
 }
 
+static int environ_sym(void *ctx, const char *name, const GElf_Sym *sym)
+{
+	unsigned long long *value = ctx;
+
+	if (GELF_ST_TYPE(sym->st_info) != STT_OBJECT ||
+	    (strcmp(name, "__environ") && strcmp(name, "environ")))
+		return 0;
+	*value = sym->st_value;
+	return 1;
+}
+
 /* The address of a defined data symbol named environ or __environ in an ELF file. */
 static int elf_environ(int fd, unsigned long long start, unsigned long long *addr)
 {
-	Elf *elf;
-	Elf_Scn *scn = NULL;
-	GElf_Ehdr eh;
-	size_t nph;
 	unsigned long long vaddr0 = 0, value = 0;
-	bool have_load = false;
+	struct elf_file f;
 
-	if (elf_version(EV_CURRENT) == EV_NONE)
-		return -EINVAL;
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!elf)
-		return -EINVAL;
-	if (elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh) || elf_getphdrnum(elf, &nph))
-		goto out;
-	for (size_t i = 0; i < nph && !have_load; i++) {
-		GElf_Phdr ph;
-
-		if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD && ph.p_offset == 0) {
-			vaddr0 = ph.p_vaddr;
-			have_load = true;
-		}
-	}
-	while (have_load && !value && (scn = elf_nextscn(elf, scn))) {
-		GElf_Shdr sh;
-		Elf_Data *data;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNSYM || !sh.sh_entsize)
-			continue;
-		data = elf_getdata(scn, NULL);
-		for (size_t j = 0; data && j < sh.sh_size / sh.sh_entsize; j++) {
-			GElf_Sym sym;
-			const char *name;
-
-			if (!gelf_getsym(data, (int)j, &sym) || sym.st_shndx == SHN_UNDEF ||
-			    GELF_ST_TYPE(sym.st_info) != STT_OBJECT)
-				continue;
-			name = elf_strptr(elf, sh.sh_link, sym.st_name);
-			if (name && (!strcmp(name, "__environ") || !strcmp(name, "environ"))) {
-				value = sym.st_value;
-				break;
-			}
-		}
-	}
-out:
+	if (elf_file_open(&f, fd))
+		return -ENOENT;
+	if (!elf_file_base(&f, &vaddr0))
+		elf_file_syms(&f, ELF_SYMS_DYNAMIC, environ_sym, &value);
 	if (value)
-		*addr = (eh.e_type == ET_EXEC ? 0 : start - (vaddr0 & ~0xfffULL)) + value;
-	elf_end(elf);
+		*addr = (f.eh.e_type == ET_EXEC ? 0 : start - (vaddr0 & ~0xfffULL)) + value;
+	elf_file_close(&f);
 	return value ? 0 : -ENOENT;
 }
 

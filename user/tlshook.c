@@ -2,15 +2,14 @@
 /* Finding a process's TLS library.  See tlshook.h. */
 #include <errno.h>
 #include <fcntl.h>
-#include <gelf.h>
 #include <glob.h>
-#include <libelf.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "elfsym.h"
 #include "procmaps.h"
 #include "tlshook.h"
 
@@ -87,47 +86,21 @@ int tlshook_find_installed(pid_t pid, tlshook_fn fn, void *ctx)
 	return n;
 }
 
-static bool defines(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh)
+static int ssl_write_sym(void *ctx, const char *name, const GElf_Sym *sym)
 {
-	Elf_Data *d = elf_getdata(scn, NULL);
-	size_t n = sh->sh_entsize ? sh->sh_size / sh->sh_entsize : 0;
-	const char *name;
-	GElf_Sym sym;
-
-	for (size_t i = 0; d && i < n; i++) {
-		if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF ||
-		    GELF_ST_TYPE(sym.st_info) != STT_FUNC)
-			continue;
-		name = elf_strptr(elf, sh->sh_link, sym.st_name);
-		if (name && (!strcmp(name, "SSL_write") || !strcmp(name, "SSL_write_ex")))
-			return true;
-	}
-	return false;
+	return GELF_ST_TYPE(sym->st_info) == STT_FUNC &&
+	       (!strcmp(name, "SSL_write") || !strcmp(name, "SSL_write_ex"));
 }
 
 int tlshook_elf_defines_ssl(int fd)
 {
-	Elf_Scn *scn = NULL;
-	GElf_Shdr sh;
-	Elf *elf;
-	int found = 0;
+	struct elf_file f;
+	int found;
 
-	if (elf_version(EV_CURRENT) == EV_NONE)
+	if (elf_file_open(&f, fd))
 		return -ENOEXEC;
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!elf)
-		return -ENOEXEC;
-	if (elf_kind(elf) != ELF_K_ELF) {
-		elf_end(elf);
-		return -ENOEXEC;
-	}
-	while (!found && (scn = elf_nextscn(elf, scn))) {
-		if (gelf_getshdr(scn, &sh) &&
-		    (sh.sh_type == SHT_DYNSYM || sh.sh_type == SHT_SYMTAB) &&
-		    defines(elf, scn, &sh))
-			found = 1;
-	}
-	elf_end(elf);
+	found = elf_file_syms(&f, ELF_SYMS_ALL, ssl_write_sym, NULL);
+	elf_file_close(&f);
 	return found;
 }
 

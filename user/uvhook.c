@@ -8,11 +8,10 @@
 #include <stdio.h>
 #include <unistd.h>
 #include <sys/stat.h>
-#include <gelf.h>
-#include <libelf.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "elfsym.h"
 #include "procmaps.h"
 #include "uvhook.h"
 
@@ -31,6 +30,7 @@ struct reloc {
 };
 
 struct elf_image {
+	struct elf_file f;
 	Elf *elf;
 	struct reloc *relocs;
 	size_t nrelocs;
@@ -115,24 +115,6 @@ static const void *bytes_at(Elf *elf, GElf_Addr vaddr, size_t len)
 	return NULL;
 }
 
-static int vaddr_to_offset(Elf *elf, GElf_Addr vaddr, unsigned long long *off)
-{
-	GElf_Phdr ph;
-	size_t n;
-
-	if (elf_getphdrnum(elf, &n))
-		return -ENOEXEC;
-	for (size_t i = 0; i < n; i++) {
-		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD || !(ph.p_flags & PF_X))
-			continue;
-		if (vaddr >= ph.p_vaddr && vaddr < ph.p_vaddr + ph.p_filesz) {
-			*off = vaddr - ph.p_vaddr + ph.p_offset;
-			return 0;
-		}
-	}
-	return -ENOENT;
-}
-
 int uvhook_scan_fd(int fd, const char *method, struct uvhook_site *out, int max)
 {
 	struct elf_image im = {};
@@ -140,17 +122,16 @@ int uvhook_scan_fd(int fd, const char *method, struct uvhook_site *out, int max)
 	const struct reloc *meth;
 	const int32_t *flags;
 	const char *name;
-	GElf_Ehdr eh;
 	int found = 0, err = 0;
 
-	if (elf_version(EV_CURRENT) == EV_NONE)
+	if (elf_file_open(&im.f, fd))
 		return -ENOEXEC;
-	im.elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!im.elf || !gelf_getehdr(im.elf, &eh) || eh.e_type != ET_DYN) {
+	im.elf = im.f.elf;
+	if (im.f.eh.e_type != ET_DYN) {
 		err = -ENOEXEC;
 		goto out;
 	}
-	err = collect_relocs(&im, &eh);
+	err = collect_relocs(&im, &im.f.eh);
 	if (err)
 		goto out;
 	/* A PyMethodDef is {name, function, flags, doc}, pointer-sized fields. */
@@ -163,15 +144,15 @@ int uvhook_scan_fd(int fd, const char *method, struct uvhook_site *out, int max)
 		if (!meth || !flags || (*flags & PY_METH_CALL_MASK) != PY_METH_O)
 			continue;
 		out[found].vaddr = (unsigned long long)meth->addend;
-		if (vaddr_to_offset(im.elf, (GElf_Addr)meth->addend, &out[found].file_offset))
+		if (elf_file_offset(&im.f, (unsigned long long)meth->addend,
+				    &out[found].file_offset))
 			continue;
 		found++;
 	}
 	err = found;
 out:
 	free(im.relocs);
-	if (im.elf)
-		elf_end(im.elf);
+	elf_file_close(&im.f);
 	return err;
 }
 

@@ -81,6 +81,8 @@ static int fill(struct metrics_wsaudit *w)
 		      metrics_wsaudit_abnormal_close(w, 1011,
 						     "WebSocketSSOTRouter._close_on_agent_error");
 	err = err ?: metrics_wsaudit_abnormal_close(w, 0, NULL);
+	for (i = 0; i < 2 && !err; i++)
+		err = metrics_wsaudit_queued(w, "produce", 1004);
 	return err;
 }
 

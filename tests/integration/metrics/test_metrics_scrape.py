@@ -167,8 +167,8 @@ def test_promtool_check_metrics(scrape):
 def test_what_promtool_does_not_check(server, scrape):
     expo = promtext.parse(scrape)
     assert promtext.check(expo) == []
-    # HELP and TYPE once per family (a second one is in check()), for all 58 families (the agent's process_* included).
-    assert len(expo.help) == 58
+    # HELP and TYPE once per family (a second one is in check()), for all 60 families (the agent's process_* included).
+    assert len(expo.help) == 60
     assert set(expo.type) == set(expo.help) == {s.name for s in expo.samples}
     # Stable order: a second scrape is the same text.
     assert get(server, "/metrics")[2].decode("utf-8") == scrape
