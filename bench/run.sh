@@ -6,8 +6,9 @@
 # A benchmark that fails is named in the report and makes the run fail; the others still run.
 # Helpers built alongside, which other benchmarks drive with arguments, are not run on their own.
 # Then the scripted benchmarks (bench/walk_cost.py, service_cost.py, capacity.py, startup.py,
-# create_cost.py, realistic_cost.py, collector_cost.py), whose recorded runs and analyses are
-# bench/walk.md, service.md, capacity.md, startup.md, create.md, realistic.md and collector.md.
+# create_cost.py, realistic_cost.py, collector_cost.py, degrade.py), whose recorded runs and
+# analyses are bench/walk.md, service.md, capacity.md, startup.md, create.md, realistic.md,
+# collector.md and degrade.md.
 #   run.sh [--quick | --long]   (or BENCH_SCALE=quick|long): shorter or longer scripted runs;
 #   the default keeps the whole of `make bench` within a few minutes.
 set -u
@@ -34,6 +35,7 @@ quick)
 	tls_args=(--quick)
 	realistic_args=(--quick)
 	collector_args=(--quick)
+	degrade_args=(-r 1 -s 2 --rates 10000,50000)
 	;;
 long)
 	walk_args=(-r 21 -n 8000 --bpf-stats)
@@ -46,6 +48,7 @@ long)
 	tls_args=(-r 7 -f 50000)
 	realistic_args=(-r 5)
 	collector_args=(-r 5 -s 10)
+	degrade_args=(-r 5 -s 5 --rates 10000,25000,50000,75000,0)
 	;;
 *)
 	walk_args=(-r 5 -n 4000 --bpf-stats)
@@ -57,6 +60,7 @@ long)
 	tls_args=(-r 3)
 	realistic_args=(-r 3)
 	collector_args=(-r 3 -s 5)
+	degrade_args=(-r 2 -s 3 --rates 10000,25000,50000,0)
 	;;
 esac
 scripts=(
@@ -69,6 +73,7 @@ scripts=(
 	"bench/tls_cost.py ${tls_args[*]}"
 	"bench/realistic_cost.py ${realistic_args[*]}"
 	"bench/collector_cost.py ${collector_args[*]}"
+	"bench/degrade.py ${degrade_args[*]}"
 )
 helpers=" bench_floor_attach bench_loadgen bench_uprobe_floor "
 cd "$(dirname "$0")/.."

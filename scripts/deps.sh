@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
 	# build
 	make gcc clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config
-	libjansson-dev libyaml-dev libcyaml-dev libmicrohttpd-dev libsodium-dev
+	libjansson-dev libyaml-dev libcyaml-dev libmicrohttpd-dev libsodium-dev uthash-dev
 	# unit tests and fuzzing
 	libcmocka-dev libclang-rt-14-dev
 	# make format-check and make analyze

@@ -8,13 +8,13 @@
 
 #include "attrib.h"
 #include "clock.h"
+#include "htable.h"
 #include "keyhash.h"
 #include "log.h"
 #include "policy.h"
 #include "pyproc.h"
 #include "pysym.h"
 
-#define PROC_BUCKETS 1024
 #define SYM_CACHE_ENTRIES 65536
 #define TOKEN_BUCKETS 4096
 /* Hand-overs waiting for their bytes to be sent; past this the oldest are dropped. */
@@ -60,7 +60,7 @@ struct proc_entry {
 	enum proc_state state;
 	struct pyproc_info *info; /* shared by a parent and its forked children */
 	unsigned int *info_refs;
-	struct proc_entry *next;
+	UT_hash_handle hh;
 };
 
 /* Hand-overs whose later frames are followed at once: the writes of a process in flight. */
@@ -81,7 +81,7 @@ struct attrib {
 	/* Numbers each process image whose walks send names (struct py_names_layout.gen). */
 	unsigned int names_gen;
 	struct pysym *sym;
-	struct proc_entry *buckets[PROC_BUCKETS];
+	struct proc_entry *procs; /* by pid */
 	struct token_chain tokens[TOKEN_BUCKETS];
 	struct token *oldest, *newest;
 	size_t ntokens;
@@ -225,18 +225,12 @@ int attrib_pick_origin(const struct attrib_frame *frames, size_t n, enum unattri
 
 static void token_unlink(struct attrib *a, struct token *t);
 
-static struct proc_entry **proc_slot(struct attrib *a, pid_t pid)
-{
-	struct proc_entry **pp = &a->buckets[(unsigned int)pid % PROC_BUCKETS];
-
-	while (*pp && (*pp)->pid != pid)
-		pp = &(*pp)->next;
-	return pp;
-}
-
 static struct proc_entry *proc_find(struct attrib *a, pid_t pid)
 {
-	return *proc_slot(a, pid);
+	struct proc_entry *p;
+
+	HASH_FIND_INT(a->procs, &pid, p);
+	return p;
 }
 
 static void proc_release(struct proc_entry *p)
@@ -250,19 +244,21 @@ static void proc_release(struct proc_entry *p)
 
 static struct proc_entry *proc_insert(struct attrib *a, pid_t pid)
 {
-	struct proc_entry **pp = proc_slot(a, pid), *p;
+	struct proc_entry *p = proc_find(a, pid);
 
-	if (*pp) {
-		p = *pp;
-		*pp = p->next;
+	if (p) {
+		HASH_DEL(a->procs, p);
 		proc_release(p);
-		pp = proc_slot(a, pid);
 	}
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
 	p->pid = pid;
-	*pp = p;
+	HASH_ADD_INT(a->procs, pid, p);
+	if (!htable_added(p)) {
+		free(p);
+		return NULL;
+	}
 	return p;
 }
 
@@ -293,11 +289,9 @@ void attrib_free(struct attrib *a)
 	for (size_t i = 0; i < TOKEN_RUNS; i++)
 		attrib_stack_put(a->runs[i].stack);
 	attrib_stack_put(a->last);
-	for (size_t i = 0; i < PROC_BUCKETS; i++) {
-		for (p = a->buckets[i]; p; p = next) {
-			next = p->next;
-			proc_release(p);
-		}
+	HASH_ITER(hh, a->procs, p, next) {
+		HASH_DEL(a->procs, p);
+		proc_release(p);
 	}
 	pysym_free(a->sym);
 	free(a);
@@ -366,11 +360,11 @@ void attrib_fork_process(struct attrib *a, pid_t parent, pid_t child)
 
 void attrib_forget_process(struct attrib *a, pid_t pid)
 {
-	struct proc_entry **pp = proc_slot(a, pid), *p = *pp;
+	struct proc_entry *p = proc_find(a, pid);
 
 	if (!p)
 		return;
-	*pp = p->next;
+	HASH_DEL(a->procs, p);
 	proc_release(p);
 	if (a->last && a->last_walk.tgid == pid) {
 		attrib_stack_put(a->last);

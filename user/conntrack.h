@@ -43,7 +43,7 @@ enum ct_conn_state {
 	X(CT_SKIP_STATIC_SSL, "static_ssl") /* TLS by an OpenSSL linked into a binary */        \
 	X(CT_SKIP_TLS_UNLINKED, "tls_unlinked") /* TLS, probes set, no plaintext linked */      \
 	X(CT_SKIP_NOT_WEBSOCKET, "not_websocket") /* writes that are neither HTTP nor frames */ \
-	/* the kernel saw the upgrade in a lost record and no write started with frames */    \
+	/* the kernel saw the upgrade in a lost record and no write started with frames */      \
 	X(CT_SKIP_RECORDS_LOST, "records_lost")                                                 \
 	X(CT_SKIP_NOT_UPGRADED, "http_not_upgraded") /* HTTP answered other than 101 */         \
 	X(CT_SKIP_BAD_RESPONSE, "bad_response") /* an HTTP response that does not parse */      \

@@ -11,6 +11,7 @@
 #include "capture.h"
 #include "causal.h"
 #include "clock.h"
+#include "htable.h"
 #include "log.h"
 #include "podinfo.h"
 #include "policy.h"
@@ -22,7 +23,6 @@
 #include "uvhook.h"
 #include "zflush.h"
 
-#define POD_BUCKETS 1024
 /*
  * A process caught at exec loads its interpreter and then uvloop over its first moments;
  * it is looked at again every WATCH_EVERY_NS for WATCH_NS, so that both are attached before
@@ -49,7 +49,7 @@ struct proc_pod {
 	json_t *container; /* JSON null on the host */
 	char k8s_namespace[PODINFO_NAMESPACE_MAX + 1]; /* podinfo_k8s_labels() */
 	char k8s_workload[PODINFO_WORKLOAD_MAX + 1];
-	struct proc_pod *next;
+	UT_hash_handle hh;
 };
 
 struct ctx_tried {
@@ -98,7 +98,7 @@ struct procs {
 	} tls_static[TLS_STATIC_PIDS];
 	unsigned int ntls_static;
 	struct podinfo_cache *pods;
-	struct proc_pod *pod_buckets[POD_BUCKETS];
+	struct proc_pod *pod_of; /* by pid */
 };
 
 struct procs *procs_new(const struct procs_opts *opts, struct capture *cap, struct attrib *attrib,
@@ -122,16 +122,14 @@ struct procs *procs_new(const struct procs_opts *opts, struct capture *cap, stru
 
 void procs_free(struct procs *p)
 {
+	struct proc_pod *pod, *tmp;
+
 	if (!p)
 		return;
-	for (size_t i = 0; i < POD_BUCKETS; i++) {
-		while (p->pod_buckets[i]) {
-			struct proc_pod *pp = p->pod_buckets[i];
-
-			p->pod_buckets[i] = pp->next;
-			json_decref(pp->container);
-			free(pp);
-		}
+	HASH_ITER(hh, p->pod_of, pod, tmp) {
+		HASH_DEL(p->pod_of, pod);
+		json_decref(pod->container);
+		free(pod);
 	}
 	podinfo_cache_free(p->pods);
 	free(p);
@@ -164,14 +162,13 @@ int procs_on_forget(struct procs *p, enum procs_forget from, procs_forget_fn fn,
 /* The container and pod of pid (looked up at its first frame). */
 static struct proc_pod *process_pod(struct procs *p, pid_t pid)
 {
-	struct proc_pod **pp = &p->pod_buckets[(unsigned int)pid % POD_BUCKETS], *pod;
+	struct proc_pod *pod;
 	struct podinfo pi;
 	enum podinfo_reason r;
 
-	for (pod = *pp; pod; pod = pod->next) {
-		if (pod->pid == pid)
-			return pod;
-	}
+	HASH_FIND_INT(p->pod_of, &pid, pod);
+	if (pod)
+		return pod;
 	pod = calloc(1, sizeof(*pod));
 	if (!pod)
 		return NULL;
@@ -181,8 +178,12 @@ static struct proc_pod *process_pod(struct procs *p, pid_t pid)
 	pod->pid = pid;
 	pod->container = podinfo_json(&pi);
 	podinfo_k8s_labels(&pi, pod->k8s_namespace, pod->k8s_workload);
-	pod->next = *pp;
-	*pp = pod;
+	HASH_ADD_INT(p->pod_of, pid, pod);
+	if (!htable_added(pod)) {
+		json_decref(pod->container);
+		free(pod);
+		return NULL;
+	}
 	return pod;
 }
 
@@ -204,17 +205,14 @@ void procs_k8s_labels(struct procs *p, pid_t pid, const char **k8s_namespace,
 
 static void forget_container(struct procs *p, pid_t pid)
 {
-	struct proc_pod **pp = &p->pod_buckets[(unsigned int)pid % POD_BUCKETS], *pod;
+	struct proc_pod *pod;
 
-	while ((pod = *pp)) {
-		if (pod->pid == pid) {
-			*pp = pod->next;
-			json_decref(pod->container);
-			free(pod);
-			return;
-		}
-		pp = &pod->next;
-	}
+	HASH_FIND_INT(p->pod_of, &pid, pod);
+	if (!pod)
+		return;
+	HASH_DEL(p->pod_of, pod);
+	json_decref(pod->container);
+	free(pod);
 }
 
 /* True the first time (pid, code) is seen; false after, or when the table is full. */

@@ -156,14 +156,20 @@ int pyscope_layout_from(const struct pyproc_info *info, struct pyscope_layout *o
 	out->str_ascii_bit = pl->unicode_ascii_bit;
 	out->long_tag = info->major == 3 && info->minor >= 12;
 	out->refcnt_check = out->obj_type == 8;
-	if (info->major == 3 && info->minor >= 9 && info->minor <= 13 && out->refcnt_check &&
+	out->refcnt_flags = info->major == 3 && info->minor >= 14;
+	if (info->major == 3 && info->minor >= 9 && info->minor <= 14 && out->refcnt_check &&
 	    info->type_type_addr && info->dict_type_addr && info->member_descr_type_addr) {
-		/* sizeof(PyTypeObject) + the as_* structs + ht_name, ht_slots, ht_qualname */
-		static const unsigned int cached_keys[] = { 864, 872, 872, 880, 880 };
-		static const unsigned int ht_name[] = { 840, 848, 848, 856, 856 };
-		static const enum pyscope_inst inst[] = { PYSCOPE_INST_DICT, PYSCOPE_INST_DICT,
-							  PYSCOPE_INST_VALUES, PYSCOPE_INST_TAGGED,
-							  PYSCOPE_INST_INLINE };
+		/*
+		 * sizeof(PyTypeObject) + the as_* structs + ht_name, ht_slots, ht_qualname: from
+		 * each version's headers, 3.14 from a live Debian 3.14.10 (its heap types' tp_name
+		 * is their ht_name's characters there, their shared keys right after).
+		 */
+		static const unsigned int cached_keys[] = { 864, 872, 872, 880, 880, 880 };
+		static const unsigned int ht_name[] = { 840, 848, 848, 856, 856, 856 };
+		static const enum pyscope_inst inst[] = {
+			PYSCOPE_INST_DICT,   PYSCOPE_INST_DICT,	  PYSCOPE_INST_VALUES,
+			PYSCOPE_INST_TAGGED, PYSCOPE_INST_INLINE, PYSCOPE_INST_INLINE
+		};
 
 		out->inst = inst[info->minor - 9];
 		out->ht_cached_keys = cached_keys[info->minor - 9];
@@ -202,7 +208,8 @@ static bool header_ok(const struct pyscope_scan *s, const uint8_t *h, uint64_t t
 	if (u64_at(h, s->l.obj_type) != type)
 		return false;
 	if (s->l.refcnt_check) {
-		uint64_t rc = u64_at(h, 0);
+		/* 3.14: ob_flags (statically allocated, ...) above the count's 48 bits */
+		uint64_t rc = u64_at(h, 0) & (s->l.refcnt_flags ? (1ull << 48) - 1 : ~0ull);
 
 		/* a freed block holds the allocator's free-list pointer there */
 		if (!rc || rc >= 1ull << 40)
@@ -1073,7 +1080,7 @@ static bool heap_type_at(struct pyscope_scan *s, const uint8_t *b, size_t n, siz
 	/* first what the chunk holds: a live count, a type, a name, an object size */
 	if (i + TP_BASICSIZE + 8 > n)
 		return false;
-	rc = u64_at(b, i);
+	rc = u64_at(b, i) & (s->l.refcnt_flags ? (1ull << 48) - 1 : ~0ull);
 	name = u64_at(b, i + TP_NAME);
 	size = u64_at(b, i + TP_BASICSIZE);
 	if (!rc || rc >= 1ull << 40 || !u64_at(b, i + s->l.obj_type) ||

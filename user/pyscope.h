@@ -12,7 +12,7 @@
  * connection objects instead (WebSocketServerProtocol.request_headers,
  * ServerConnection.request, aiohttp's Request._message): those objects are found by their
  * class (a heap type of that name and module, or a subclass of one), their attributes read
- * as the interpreter keeps them (an instance dict, the 3.11/3.12 values array, the 3.13
+ * as the interpreter keeps them (an instance dict, the 3.11/3.12 values array, the 3.13+
  * inline values, a slot), and the peer from the transport's "peername" (aiohttp keeps it on
  * the Request).
  *
@@ -48,13 +48,14 @@ struct pyscope_layout {
 	unsigned int str_length, str_state, str_ascii_data, str_compact_bit, str_ascii_bit;
 	bool long_tag; /* 3.12+: lv_tag (digits << 3 | sign) in place of ob_size */
 	bool refcnt_check; /* ob_refcnt is the first word (not the free-threaded header) */
+	bool refcnt_flags; /* 3.14+: that word's top 16 bits are ob_flags, not the count's */
 	/* Instance attributes: PYSCOPE_INST_NONE when this interpreter's layout is not known. */
 	enum pyscope_inst {
 		PYSCOPE_INST_NONE,
 		PYSCOPE_INST_DICT, /* 3.9, 3.10: a dict at tp_dictoffset, 24-byte entries */
 		PYSCOPE_INST_VALUES, /* 3.11: values array at obj - 32, dict at obj - 24 */
 		PYSCOPE_INST_TAGGED, /* 3.12: obj - 24 holds the dict, or the values - 1 */
-		PYSCOPE_INST_INLINE, /* 3.13: values inline at obj + tp_basicsize */
+		PYSCOPE_INST_INLINE, /* 3.13, 3.14: values inline at obj + tp_basicsize */
 	} inst;
 	uint64_t type_type, dict_type, member_descr_type;
 	unsigned int ht_cached_keys; /* PyHeapTypeObject.ht_cached_keys */

@@ -4,27 +4,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "htable.h"
 #include "keyhash.h"
 #include "pysym.h"
 #include "rules.h"
 
-#define OWNER_BUCKETS 8192
 /* Bridge verdicts of symbols lately seen, by symbol id (ids are never reused). */
 #define BRIDGE_MEMO 4096
 
 struct owner {
 	char *key; /* "run_id=<value>" */
 	char *user;
-	struct owner *next; /* hash chain */
-	struct owner *older, *newer; /* age list, for eviction */
+	UT_hash_handle hh;
 };
 
 struct rules {
 	const struct policy *policy;
 	bool show_identities;
 	size_t max_owners;
-	struct owner *buckets[OWNER_BUCKETS];
-	struct owner *oldest, *newest;
+	/* By key (keyed hashing: keys come from the traffic), oldest first, for eviction. */
+	struct owner *owners;
 	struct {
 		unsigned long long id; /* 0: empty */
 		bool bridge;
@@ -139,12 +138,6 @@ void rules_redact_subprotocol(const struct rules *r, const char *value, char *ou
 	}
 }
 
-/* Keys come from the traffic: keyed, so nobody can choose keys that share a bucket. */
-static size_t owner_bucket(const char *key)
-{
-	return (size_t)(keyhash_table(key, strlen(key)) % OWNER_BUCKETS);
-}
-
 struct rules *rules_new(const struct policy *p, bool show_identities, size_t max_owners)
 {
 	struct rules *r = calloc(1, sizeof(*r));
@@ -155,24 +148,6 @@ struct rules *rules_new(const struct policy *p, bool show_identities, size_t max
 	r->show_identities = show_identities;
 	r->max_owners = max_owners ? max_owners : 100000;
 	return r;
-}
-
-static void owner_unlink(struct rules *r, struct owner *o)
-{
-	struct owner **pp = &r->buckets[owner_bucket(o->key)];
-
-	while (*pp != o)
-		pp = &(*pp)->next;
-	*pp = o->next;
-	if (o->older)
-		o->older->newer = o->newer;
-	else
-		r->oldest = o->newer;
-	if (o->newer)
-		o->newer->older = o->older;
-	else
-		r->newest = o->older;
-	r->stats.owners--;
 }
 
 static void owner_free(struct owner *o)
@@ -188,8 +163,8 @@ void rules_free(struct rules *r)
 
 	if (!r)
 		return;
-	for (o = r->oldest; o; o = next) {
-		next = o->newer;
+	HASH_ITER(hh, r->owners, o, next) {
+		HASH_DEL(r->owners, o);
 		owner_free(o);
 	}
 	free(r);
@@ -199,23 +174,20 @@ static struct owner *owner_find(struct rules *r, const char *key)
 {
 	struct owner *o;
 
-	for (o = r->buckets[owner_bucket(key)]; o; o = o->next) {
-		if (!strcmp(o->key, key))
-			return o;
-	}
-	return NULL;
+	HASH_FIND_STR(r->owners, key, o);
+	return o;
 }
 
 /* Remembers user as the owner of key; false when out of memory. */
 static bool owner_add(struct rules *r, const char *key, const char *user)
 {
 	struct owner *o;
-	size_t b;
 
-	if (r->stats.owners >= r->max_owners && r->oldest) {
-		o = r->oldest;
-		owner_unlink(r, o);
+	if (r->stats.owners >= r->max_owners && r->owners) {
+		o = r->owners;
+		HASH_DEL(r->owners, o);
 		owner_free(o);
+		r->stats.owners--;
 		r->stats.owner_evictions++;
 	}
 	o = calloc(1, sizeof(*o));
@@ -227,15 +199,11 @@ static bool owner_add(struct rules *r, const char *key, const char *user)
 		owner_free(o);
 		return false;
 	}
-	b = owner_bucket(key);
-	o->next = r->buckets[b];
-	r->buckets[b] = o;
-	o->older = r->newest;
-	if (r->newest)
-		r->newest->newer = o;
-	else
-		r->oldest = o;
-	r->newest = o;
+	HASH_ADD_KEYPTR(hh, r->owners, o->key, strlen(o->key), o);
+	if (!htable_added(o)) {
+		owner_free(o);
+		return false;
+	}
 	r->stats.owners++;
 	return true;
 }

@@ -204,7 +204,7 @@ struct {
 } ctx_procs SEC(".maps") __weak;
 
 /*
- * Code objects at which a send's walk may stop, per process (user/session.c,
+ * Code objects at which a send's walk may stop, per process (user/procs.c,
  * mark_stop_frame): its innermost bridge frames that are not transport, once named, when what
  * is printed needs no frame beyond them (trace without --stack).  A few per process, compared
  * frame by frame without a lookup each.
@@ -218,7 +218,7 @@ struct {
 
 /*
  * Code objects under which a context copy cannot be the context of a send, per process
- * (user/session.c, mark_inert_creator): asyncio.sleep's timer handle, whose callback only
+ * (user/procs.c, mark_inert_creator): asyncio.sleep's timer handle, whose callback only
  * sets the sleeping future's result.  A copy's walk that meets one ends there and sends no
  * record (STAT_COPIES_SKIPPED).
  */

@@ -331,14 +331,17 @@ static __always_inline void py_walk(struct evt_stack *e, const struct py_offsets
 
 /*
  * The scratch stack record with its header filled, or NULL (counted) when the ring buffer has no
- * room for a whole one: the walk is skipped then.
+ * room for a whole one in its first three quarters: the walk is skipped then.  Origins go
+ * before frames: the last quarter is left to the data records, which carry the frames' bytes,
+ * so that under overload a frame loses its origin (stack_lost) before its bytes
+ * (bench/degrade.md).
  */
 static __always_inline struct evt_stack *stack_begin(struct walk_scratch *w, __u64 id, __u8 site)
 {
 	struct evt_stack *e = &w->stack;
 
-	if (bpf_ringbuf_query(&events_rb, BPF_RB_AVAIL_DATA) + sizeof(*e) + 8 >
-	    bpf_ringbuf_query(&events_rb, BPF_RB_RING_SIZE)) {
+	if (4 * (bpf_ringbuf_query(&events_rb, BPF_RB_AVAIL_DATA) + sizeof(*e) + 8) >
+	    3 * bpf_ringbuf_query(&events_rb, BPF_RB_RING_SIZE)) {
 		count_drop(DROP_STACK_RINGBUF_FULL);
 		return NULL;
 	}

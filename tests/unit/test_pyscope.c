@@ -316,7 +316,12 @@ static uint64_t mk_keys(const char *const *names, const uint64_t *vals, size_t n
 	put64(at + 24, n);
 	entries = at + 32 + 8;
 	for (size_t i = 0; i < n; i++) {
-		put64(entries + 16 * i, mk_str(names[i]));
+		uint64_t key = mk_str(names[i]);
+
+		/* 3.14: interned keys are statically allocated, ob_flags above the count */
+		if (lay.refcnt_flags)
+			put64(key, 1 | (1ull << 50));
+		put64(entries + 16 * i, key);
 		put64(entries + 16 * i + 8, vals ? vals[i] : 0);
 	}
 	return at;
@@ -472,7 +477,8 @@ static uint64_t mk_ws_headers(uint64_t cls, const char *const *kv, size_t n)
 	return at;
 }
 
-static void ws_legacy_at(enum pyscope_inst inst, unsigned int cached_keys, unsigned int ht_name)
+static void ws_legacy_at(enum pyscope_inst inst, unsigned int cached_keys, unsigned int ht_name,
+			 bool refcnt_flags)
 {
 	static const char *const attrs[] = { "transport", "path", "request_headers" };
 	const struct http1_message *m;
@@ -484,6 +490,7 @@ static void ws_legacy_at(enum pyscope_inst inst, unsigned int cached_keys, unsig
 	lay.inst = inst;
 	lay.ht_cached_keys = cached_keys;
 	lay.ht_name = ht_name;
+	lay.refcnt_flags = refcnt_flags;
 	base_t = mk_class("BaseTransport", "asyncio.transports", 0, NULL, 0, 0, 24, NULL, 0,
 			  "_extra", 16);
 	hdr_cls = mk_class("Headers", "websockets.datastructures", 0, NULL, 0, 0, 32, NULL, 0,
@@ -523,10 +530,11 @@ static void ws_legacy_at(enum pyscope_inst inst, unsigned int cached_keys, unsig
 static void test_websockets_request_per_layout(void **state)
 {
 	(void)state;
-	ws_legacy_at(PYSCOPE_INST_DICT, 864, 840); /* 3.9 */
-	ws_legacy_at(PYSCOPE_INST_VALUES, 872, 848); /* 3.11 */
-	ws_legacy_at(PYSCOPE_INST_TAGGED, 880, 856); /* 3.12 */
-	ws_legacy_at(PYSCOPE_INST_INLINE, 880, 856); /* 3.13 */
+	ws_legacy_at(PYSCOPE_INST_DICT, 864, 840, false); /* 3.9 */
+	ws_legacy_at(PYSCOPE_INST_VALUES, 872, 848, false); /* 3.11 */
+	ws_legacy_at(PYSCOPE_INST_TAGGED, 880, 856, false); /* 3.12 */
+	ws_legacy_at(PYSCOPE_INST_INLINE, 880, 856, false); /* 3.13 */
+	ws_legacy_at(PYSCOPE_INST_INLINE, 880, 856, true); /* 3.14 */
 }
 
 /*
