@@ -97,6 +97,8 @@ struct ct_private {
 	/* The stack record that precedes its write's data records. */
 	struct attrib_stack *pending_stack;
 	uint64_t pending_pos;
+	/* Bytes the socket had sent when it was closed (its close walk's io_pos), 0: unknown. */
+	uint64_t close_pos;
 	uint32_t pending_tid;
 	uint8_t pending_site; /* enum stack_site */
 	/* A socket that carries TLS: the connection of its plaintext, once linked. */
@@ -318,6 +320,9 @@ uint64_t conntrack_tx_end(const struct ct_conn *c)
 
 	if (delivery_unsent_any(u) && u->pos + u->len + u->beyond > end)
 		end = u->pos + u->len + u->beyond;
+	/* The kernel's count: the records of the last writes may have been lost. */
+	if (c->priv->close_pos > end)
+		end = c->priv->close_pos;
 	return end;
 }
 
@@ -1122,8 +1127,10 @@ static int handle_conn(void *ctx, const void *rec, size_t size)
 			return 0;
 		/* The closing thread's stack came right before (bpf/pystack.bpf.c, close_walk). */
 		if (c->priv->pending_stack && c->priv->pending_site == STACK_AT_CLOSE &&
-		    c->priv->pending_tid == e->tid)
+		    c->priv->pending_tid == e->tid) {
 			c->closer = c->priv->pending_stack;
+			c->priv->close_pos = c->priv->pending_pos;
+		}
 		conn_destroy(ct, c, e->hdr.ts_ns, "closed");
 		return 0;
 	}

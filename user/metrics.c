@@ -17,6 +17,7 @@
 #include "conntrack.h"
 #include "metrics.h"
 #include "rules.h"
+#include "runs.h"
 #include "ws_frame.h"
 #include "ws_message.h"
 #include "utf8.h"
@@ -732,10 +733,13 @@ const char *const metrics_rules[] = { RULE_NAMES(RULE_VALUE) NULL };
 #undef RULE_VALUE
 
 /* The reasons of user/runs.h, one family per rule. */
-const char *const metrics_runs_incomplete_reasons[] = { "conn_closed", "timeout", NULL };
-const char *const metrics_runs_out_of_order_reasons[] = { "start_after_end", "after_end", NULL };
-const char *const metrics_runs_unjudged_reasons[] = { "evicted", "message_unreadable", "fragment",
-						      "trace_ended", NULL };
+#define REASON_VALUE(name, str, rule) str,
+const char *const metrics_runs_incomplete_reasons[] = { RUN_INCOMPLETE_REASONS(REASON_VALUE, _)
+								NULL };
+const char *const metrics_runs_out_of_order_reasons[] = { RUN_OUT_OF_ORDER_REASONS(REASON_VALUE, _)
+								  NULL };
+const char *const metrics_runs_unjudged_reasons[] = { RUN_UNJUDGED_REASONS(REASON_VALUE, _) NULL };
+#undef REASON_VALUE
 
 const char *const metrics_dropped_bytes_reasons[] = { "cap_exceeded", "lost", NULL };
 

@@ -15,6 +15,7 @@
 #include "attrib.h"
 #include "capture.h"
 #include "conntrack.h"
+#include "output_format.h"
 #include "rules.h"
 #include "testname.h"
 
@@ -25,11 +26,6 @@
  */
 #define OUTPUT_RECORD_VERSION 1
 #define OUTPUT_RECORD_VERSION_STR "1"
-
-enum output_format {
-	OUTPUT_TEXT,
-	OUTPUT_JSON,
-};
 
 struct output;
 

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "output.h"
+#include "output_format.h"
 #include "report.h"
 
 struct run_opts {

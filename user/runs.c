@@ -57,20 +57,12 @@ static const char *const rule_names[RUN_RULE__COUNT] = {
 	[RUN_UNJUDGED] = "unjudged",
 };
 
+#define RUN_REASON_ENTRY(name, str, rl) [name] = { str, rl },
 static const struct {
 	const char *name;
 	enum run_rule rule;
-} reasons[RUN_REASON__COUNT] = {
-	[RUN_CONN_CLOSED] = { "conn_closed", RUN_INCOMPLETE },
-	[RUN_TIMEOUT] = { "timeout", RUN_INCOMPLETE },
-	[RUN_START_AFTER_END] = { "start_after_end", RUN_OUT_OF_ORDER },
-	[RUN_AFTER_END] = { "after_end", RUN_OUT_OF_ORDER },
-	[RUN_REQUIRED_ABSENT] = { "required_absent", RUN_MISSING_EVENT },
-	[RUN_EVICTED] = { "evicted", RUN_UNJUDGED },
-	[RUN_UNREADABLE] = { "message_unreadable", RUN_UNJUDGED },
-	[RUN_FRAGMENT] = { "fragment", RUN_UNJUDGED },
-	[RUN_TRACE_ENDED] = { "trace_ended", RUN_UNJUDGED },
-};
+} reasons[RUN_REASON__COUNT] = { RUN_REASONS(RUN_REASON_ENTRY) };
+#undef RUN_REASON_ENTRY
 
 const char *run_rule_name(enum run_rule r)
 {

@@ -37,23 +37,40 @@ enum run_rule {
 	RUN_RULE__COUNT,
 };
 
+/*
+ * The reasons of a report, X(REASON, "name", rule), one list per rule: the one list behind
+ * the enum, its names in the output and each rule's reasons in the metrics.
+ *   incomplete_run: its connection closed before its end; silent for the policy's timeout
+ *     before its end.
+ *   out_of_order: its start came after its end; an event of it came after its end.
+ *   unjudged: forgotten past RUNS_PER_CONN or max_runs; a message of its connection could
+ *     not be read; on a connection seen whole, events of a run that neither started nor
+ *     ended there (a run's events sent to another user's connection: isolation_breach's
+ *     matter); still open when the trace ended (the connection did not close).
+ */
+#define RUN_INCOMPLETE_REASONS(X, rule)         \
+	X(RUN_CONN_CLOSED, "conn_closed", rule) \
+	X(RUN_TIMEOUT, "timeout", rule)
+#define RUN_OUT_OF_ORDER_REASONS(X, rule)               \
+	X(RUN_START_AFTER_END, "start_after_end", rule) \
+	X(RUN_AFTER_END, "after_end", rule)
+#define RUN_MISSING_EVENT_REASONS(X, rule) X(RUN_REQUIRED_ABSENT, "required_absent", rule)
+#define RUN_UNJUDGED_REASONS(X, rule)                 \
+	X(RUN_EVICTED, "evicted", rule)               \
+	X(RUN_UNREADABLE, "message_unreadable", rule) \
+	X(RUN_FRAGMENT, "fragment", rule)             \
+	X(RUN_TRACE_ENDED, "trace_ended", rule)
+#define RUN_REASONS(X)                                  \
+	RUN_INCOMPLETE_REASONS(X, RUN_INCOMPLETE)       \
+	RUN_OUT_OF_ORDER_REASONS(X, RUN_OUT_OF_ORDER)   \
+	RUN_MISSING_EVENT_REASONS(X, RUN_MISSING_EVENT) \
+	RUN_UNJUDGED_REASONS(X, RUN_UNJUDGED)
+
+#define RUN_REASON_ENUM(name, str, rule) name,
 enum run_reason {
-	RUN_CONN_CLOSED, /* incomplete_run: its connection closed before its end */
-	RUN_TIMEOUT, /* incomplete_run: silent for the policy's timeout before its end */
-	RUN_START_AFTER_END, /* out_of_order: its start came after its end */
-	RUN_AFTER_END, /* out_of_order: an event of it came after its end */
-	RUN_REQUIRED_ABSENT, /* missing_event */
-	RUN_EVICTED, /* unjudged: forgotten past RUNS_PER_CONN or max_runs */
-	RUN_UNREADABLE, /* unjudged: a message of its connection could not be read */
-	/*
-	 * unjudged: on a connection seen whole, events of a run that neither started nor ended
-	 * there (a run's events sent to another user's connection: isolation_breach's matter)
-	 */
-	RUN_FRAGMENT,
-	/* unjudged: still open when the trace ended (the connection did not close) */
-	RUN_TRACE_ENDED,
-	RUN_REASON__COUNT,
+	RUN_REASONS(RUN_REASON_ENUM) RUN_REASON__COUNT,
 };
+#undef RUN_REASON_ENUM
 
 /* "incomplete_run", "out_of_order", "missing_event", "unjudged" */
 const char *run_rule_name(enum run_rule r);

@@ -9,7 +9,7 @@
 #include <sys/types.h>
 
 #include "filter.h"
-#include "output.h"
+#include "output_format.h"
 #include "podinfo.h"
 
 #define TRACE_MAX_PIDS 256
