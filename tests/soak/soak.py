@@ -375,9 +375,11 @@ class Attacks:
                 + ", ".join(f"{k} {'-' if x is None else round(x, 2)}" for k, _, x in self.lags)
                 + ")")
         took = [t for _, t in self.reloads]
-        s.check(bool(took) and None not in took and max(took) <= RELOAD_BOUND_MS,
-                f"every bad reload refused within {RELOAD_BOUND_MS} ms ({len(took)}, longest "
-                f"{max((t for t in took if t is not None), default=None)} ms)")
+        # None: a reload the agent did not refuse (said above, as NOT refused).
+        refused = [t for t in took if t is not None]
+        s.check(bool(took) and len(refused) == len(took) and max(took) <= RELOAD_BOUND_MS,
+                f"every bad reload refused within {RELOAD_BOUND_MS} ms ({len(refused)} of "
+                f"{len(took)} refused, longest {max(refused, default=None)} ms)")
         late = [x for x in self.probes if x[0] is not None and x[1] > PROBE_TIMEOUT]
         slowest = max((t for _, t, _ in self.probes), default=0)
         s.check(bool(self.probes) and not late and all(x[0] is not None for x in self.probes),
@@ -400,7 +402,7 @@ class Attacks:
         lost = {k: v for k, v in drops.items() if v and k in RINGBUF_DROPS}
         s.check(bool(drops) and not lost,
                 f"no record lost to a full ring buffer with the attacks ({lost or drops})")
-        s.figures = {"lag_s": worst, "reload_ms": max(took, default=None),
+        s.figures = {"lag_s": worst, "reload_ms": max(refused, default=None),
                      "probe_s": slowest, "slow_cut": self.slow.cut, "unhealthy_s": longest}
 
 
