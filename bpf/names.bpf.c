@@ -73,12 +73,19 @@ static __always_inline void copy_obj(const struct py_names_layout *nl, struct na
 	o->len = n;
 }
 
+static __always_inline bool same_ident(const struct names_ident *a, const struct names_ident *b)
+{
+	return a->filename == b->filename && a->name == b->name && a->qualname == b->qualname &&
+	       a->linetable == b->linetable && a->firstlineno == b->firstlineno;
+}
+
 __noinline int py_code_names(const struct py_names_layout *nl, __u32 tgid, __u64 code)
 {
 	struct names_key k = { .tgid = tgid, .code = code };
 	struct names_ident id = {}, *seen;
 	struct evt_code_names *r;
-	__u32 zero = 0, span;
+	struct names_slot *slot;
+	__u32 zero = 0, span, si;
 
 	if (!nl)
 		return 1;
@@ -97,11 +104,20 @@ __noinline int py_code_names(const struct py_names_layout *nl, __u32 tgid, __u64
 							 head_u64(r->code_head, nl->code_qualname);
 	id.linetable = head_u64(r->code_head, nl->code_linetable);
 	id.firstlineno = (__u32)head_u64(r->code_head, nl->code_firstlineno);
-	seen = bpf_map_lookup_elem(&names_seen, &k);
-	if (seen && seen->filename == id.filename && seen->name == id.name &&
-	    seen->qualname == id.qualname && seen->linetable == id.linetable &&
-	    seen->firstlineno == id.firstlineno)
+	/* Code objects are 16-byte aligned: the bits above pick the slot. */
+	si = (__u32)((code >> 4) ^ (code >> 14) ^ tgid) & (NAMES_CACHE_SLOTS - 1);
+	slot = bpf_map_lookup_elem(&names_cache, &si);
+	if (slot && slot->key.tgid == k.tgid && slot->key.gen == k.gen && slot->key.code == code &&
+	    same_ident(&slot->id, &id))
 		return 0;
+	seen = bpf_map_lookup_elem(&names_seen, &k);
+	if (seen && same_ident(seen, &id)) {
+		if (slot) {
+			slot->key = k;
+			slot->id = id;
+		}
+		return 0;
+	}
 	r->hdr.type = EVT_CODE_NAMES;
 	r->hdr.version = EVT_VERSION;
 	r->hdr.size = sizeof(*r);
@@ -122,6 +138,10 @@ __noinline int py_code_names(const struct py_names_layout *nl, __u32 tgid, __u64
 	}
 	count_stat(STAT_EVENTS, 1);
 	bpf_map_update_elem(&names_seen, &k, &id, BPF_ANY);
+	if (slot) {
+		slot->key = k;
+		slot->id = id;
+	}
 	return 0;
 }
 

@@ -925,7 +925,8 @@ static void note_type(struct pyscope_scan *s, uint64_t addr)
 			return; /* seen in the overlap of two chunks */
 	}
 	if (s->ntypes >= PYSCOPE_TYPES_MAX) {
-		s->st.limited = true;
+		/* the scopes are still looked for: only the classes past the bound are not */
+		s->st.types_limited = true;
 		return;
 	}
 	ty = &s->types[s->ntypes++];

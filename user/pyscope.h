@@ -88,6 +88,7 @@ struct pyscope_stats {
 	uint64_t objects; /* connection objects whose request and peer were read */
 	uint64_t bad_objects; /* connection objects whose request or peer could not be read */
 	bool objects_unsupported; /* no instance-attribute layout for this interpreter */
+	bool types_limited; /* more classes than PYSCOPE_TYPES_MAX: the rest not looked at */
 };
 
 /* What the scans of a session found, for its stats record and metrics. */

@@ -156,7 +156,7 @@ static const char *scope_rescan(struct session *s, pid_t pid)
 	t->bad_scopes += st->bad_scopes;
 	t->objects += st->objects;
 	t->bad_objects += st->bad_objects;
-	if (st->limited)
+	if (st->limited || st->types_limited)
 		t->scans_limited++;
 	if (err) {
 		t->scan_errors++;
@@ -244,7 +244,7 @@ static void conn_identify_adopted(struct session *s, struct ct_conn *c, uint64_t
 			s->scope && s->scope_pid == pid ? pyscope_scan_stats(s->scope) : NULL;
 
 		t->not_found++;
-		if (st && st->limited)
+		if (st && (st->limited || st->types_limited))
 			c->user_unknown = "adopted_scan_limited";
 		else if (st && st->objects_unsupported)
 			c->user_unknown = "adopted_layout_unsupported";

@@ -314,6 +314,23 @@ struct {
 	__type(value, struct names_ident);
 } names_seen SEC(".maps") __weak;
 
+/*
+ * In front of names_seen, per CPU, direct-mapped by address: a frame met again on the same CPU
+ * costs an array lookup (inlined) instead of a hashed one.  A slot holds a key and what
+ * identified the object when it was sent; a miss or a clash asks names_seen.
+ */
+struct names_slot {
+	struct names_key key;
+	struct names_ident id;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NAMES_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct names_slot);
+} names_cache SEC(".maps") __weak;
+
 /* The names record is built here, and the code object's header read into it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -49,6 +49,8 @@
 #define HANDOVER_MAX 16384
 /* Code objects whose names the walks sent, over all processes (LRU: one forgotten is sent again). */
 #define NAMES_SEEN_MAX 32768
+/* Slots of the per-CPU cache in front of it (a power of two). */
+#define NAMES_CACHE_SLOTS 1024
 /*
  * A hand-over older than this is not trusted to spare a write its walk: the collector keeps
  * the stack of a hand-over for 30 s (user/session.c, TOKEN_MAX_AGE_NS).
