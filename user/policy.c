@@ -326,15 +326,20 @@ struct field {
 	size_t at;
 	bool list;
 	check_fn check;
+	bool required; /* its absence is an error ("missing 'key'") */
 };
 
-#define STRING_FIELD(key, type, member, check)                  \
-	{                                                       \
-		key, NULL, offsetof(type, member), false, check \
+#define STRING_FIELD(name, type, member, chk)                           \
+	{                                                               \
+		.key = name, .at = offsetof(type, member), .check = chk \
 	}
-#define LIST_FIELD(key, type, member, check)                   \
-	{                                                      \
-		key, NULL, offsetof(type, member), true, check \
+#define REQUIRED_STRING_FIELD(name, type, member, chk)                                    \
+	{                                                                                 \
+		.key = name, .at = offsetof(type, member), .check = chk, .required = true \
+	}
+#define LIST_FIELD(name, type, member, chk)                                           \
+	{                                                                             \
+		.key = name, .at = offsetof(type, member), .list = true, .check = chk \
 	}
 
 static int set_field(struct loader *l, const struct field *f, const yaml_node_t *v,
@@ -393,6 +398,10 @@ static int parse_map(struct loader *l, const yaml_node_t *n, const char *path,
 		err = set_field(l, &fields[i], v, sub, ctx);
 		if (err)
 			return err;
+	}
+	for (size_t i = 0; i < nfields; i++) {
+		if (fields[i].required && !(*seen & (1u << i)))
+			return fail(l, n, path, "missing '%s'", fields[i].key);
 	}
 	return 0;
 }
@@ -603,37 +612,29 @@ static int one_conn(struct loader *l, const yaml_node_t *n, const char *path, vo
 /* identity.message[] */
 
 static const struct field message_fields[] = {
-	STRING_FIELD("json", struct policy_msg_rule, json, check_json_path),
+	REQUIRED_STRING_FIELD("json", struct policy_msg_rule, json, check_json_path),
 	STRING_FIELD("unless_equals", struct policy_msg_rule, unless_equals, check_json_path),
 };
 
 static int one_message(struct loader *l, const yaml_node_t *n, const char *path, void *out)
 {
 	unsigned int seen;
-	int err;
 
-	err = parse_map(l, n, path, message_fields, 2, out, &seen);
-	return err ? err : need(l, n, path, seen, 1, "json");
+	return parse_map(l, n, path, message_fields, 2, out, &seen);
 }
 
 /* identity.context[] */
 
 static const struct field context_fields[] = {
-	STRING_FIELD("function", struct policy_ctx_rule, function, check_glob),
-	STRING_FIELD("arg", struct policy_ctx_rule, arg, check_identifier),
+	REQUIRED_STRING_FIELD("function", struct policy_ctx_rule, function, check_glob),
+	REQUIRED_STRING_FIELD("arg", struct policy_ctx_rule, arg, check_identifier),
 };
 
 static int one_context(struct loader *l, const yaml_node_t *n, const char *path, void *out)
 {
 	unsigned int seen;
-	int err;
 
-	err = parse_map(l, n, path, context_fields, 2, out, &seen);
-	if (!err)
-		err = need(l, n, path, seen, 1, "function");
-	if (!err)
-		err = need(l, n, path, seen, 2, "arg");
-	return err;
+	return parse_map(l, n, path, context_fields, 2, out, &seen);
 }
 
 /* identity */
@@ -702,22 +703,16 @@ static int p_messages(struct loader *l, const yaml_node_t *v, const char *path, 
 /* queues[] */
 
 static const struct field queue_fields[] = {
-	STRING_FIELD("function", struct policy_queue_rule, function, check_glob),
-	STRING_FIELD("arg", struct policy_queue_rule, arg, check_identifier),
+	REQUIRED_STRING_FIELD("function", struct policy_queue_rule, function, check_glob),
+	REQUIRED_STRING_FIELD("arg", struct policy_queue_rule, arg, check_identifier),
 	STRING_FIELD("consumer", struct policy_queue_rule, consumer, check_glob),
 };
 
 static int one_queue(struct loader *l, const yaml_node_t *n, const char *path, void *out)
 {
 	unsigned int seen;
-	int err;
 
-	err = parse_map(l, n, path, queue_fields, 3, out, &seen);
-	if (!err)
-		err = need(l, n, path, seen, 1, "function");
-	if (!err)
-		err = need(l, n, path, seen, 2, "arg");
-	return err;
+	return parse_map(l, n, path, queue_fields, 3, out, &seen);
 }
 
 static int p_queues(struct loader *l, const yaml_node_t *v, const char *path, void *ctx)

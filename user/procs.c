@@ -430,14 +430,15 @@ void procs_note_handover(struct procs *p, pid_t pid)
 		p->handover_pids[p->nhandover_pids++ % HANDOVER_PIDS] = pid;
 }
 
-struct zlib_attach {
+/* What a site callback of the finders (zflush, tlshook, uvhook) attaches for. */
+struct attach_target {
 	struct procs *p;
 	pid_t pid;
 };
 
 static void zlib_site(void *ctx, const char *path, dev_t dev, ino_t ino)
 {
-	struct zlib_attach *z = ctx;
+	struct attach_target *z = ctx;
 	int err = capture_attach_zlib(z->p->cap, z->pid, path, dev, ino);
 
 	if (err)
@@ -458,7 +459,7 @@ static void no_site(void *ctx, const char *path, dev_t dev, ino_t ino, unsigned 
  */
 void procs_probe_zlib(struct procs *p, pid_t pid, bool adopted)
 {
-	struct zlib_attach z = { .p = p, .pid = pid };
+	struct attach_target z = { .p = p, .pid = pid };
 	int n = zflush_find_libz(pid, zlib_site, &z);
 
 	/*
@@ -466,7 +467,7 @@ void procs_probe_zlib(struct procs *p, pid_t pid, bool adopted)
 	 * write after a message end is then no evidence of whose message it was.
 	 */
 	if (!procs_queues_writes(p, pid) && uvhook_find_in_process(pid, no_site, NULL) > 0)
-		p->handover_pids[p->nhandover_pids++ % HANDOVER_PIDS] = pid;
+		procs_note_handover(p, pid);
 
 	if (n == 0 && adopted)
 		log_info("pid %d maps no zlib shared library: the compression history of its "
@@ -474,14 +475,9 @@ void procs_probe_zlib(struct procs *p, pid_t pid, bool adopted)
 			 pid);
 }
 
-struct tls_target {
-	struct procs *p;
-	pid_t pid;
-};
-
 static void tls_site(void *ctx, const char *path, dev_t dev, ino_t ino)
 {
-	struct tls_target *t = ctx;
+	struct attach_target *t = ctx;
 	int err = capture_attach_tls(t->p->cap, t->pid, path, dev, ino);
 
 	/* An OpenSSL lacks some of the functions (1.1.0 has no _ex): the others still count. */
@@ -497,7 +493,7 @@ static void tls_site(void *ctx, const char *path, dev_t dev, ino_t ino)
  */
 static bool tls_attach(struct procs *p, pid_t pid, bool installed)
 {
-	struct tls_target t = { .p = p, .pid = pid };
+	struct attach_target t = { .p = p, .pid = pid };
 	bool before = capture_tls_probed(p->cap, pid);
 
 	tlshook_find_mapped(pid, tls_site, &t);
@@ -536,15 +532,10 @@ bool procs_tls_static(struct procs *p, pid_t pid)
 	return t->found == 1;
 }
 
-struct uvloop_target {
-	struct procs *p;
-	pid_t pid;
-};
-
 static void uvloop_site(void *ctx, const char *path, dev_t dev, ino_t ino,
 			unsigned long long offset)
 {
-	struct uvloop_target *t = ctx;
+	struct attach_target *t = ctx;
 	int err = capture_attach_transport_write(t->p->cap, t->pid, path, dev, ino, offset);
 
 	if (err)
@@ -555,7 +546,7 @@ static void uvloop_site(void *ctx, const char *path, dev_t dev, ino_t ino,
 /* uvloop sends later what it is given: its write methods take the stack instead. */
 static int uvloop_attach(struct procs *p, pid_t pid)
 {
-	struct uvloop_target t = { .p = p, .pid = pid };
+	struct attach_target t = { .p = p, .pid = pid };
 	int n = uvhook_find_in_process(pid, uvloop_site, &t);
 
 	if (n > 0)
@@ -615,7 +606,7 @@ static void context_copy_attach(struct procs *p, pid_t pid, const struct py_offs
 
 int procs_attach(struct procs *p, pid_t pid)
 {
-	struct uvloop_target t = { .p = p, .pid = pid };
+	struct attach_target t = { .p = p, .pid = pid };
 	struct py_names_layout names;
 	struct py_offsets off;
 	int err;

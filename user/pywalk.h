@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * User-space copy of the BPF CPython stack walk: the same reads at the same offsets from
- * struct py_offsets, done with process_vm_readv.  It checks the offsets of a process before
- * BPF relies on them, and gives tests a reference.
+ * struct py_offsets, done with process_vm_readv: the reference the tests compare the offsets
+ * and the BPF walk with (tests/unit/test_pyproc.c).  The collector does not call it.
  */
 #ifndef WSAUDIT_PYWALK_H
 #define WSAUDIT_PYWALK_H
