@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,9 +88,22 @@ struct pysym {
 
 /* --- line tables --------------------------------------------------------------------------- */
 
+/*
+ * A line found, in *line: the table and the first line are the traced process's, so the sum
+ * is kept wide and a line past an int is -ERANGE, not an overflow.
+ */
+static int line_found(long long l, int *line)
+{
+	if (l < INT_MIN || l > INT_MAX)
+		return -ERANGE;
+	*line = (int)l;
+	return 0;
+}
+
 int pysym_line_lnotab(const unsigned char *t, size_t n, int first, int lasti, int *line)
 {
-	int addr = 0, l = first;
+	long long l = first;
+	int addr = 0;
 	size_t i;
 
 	/* 3.9 Objects/lnotab_notes.txt: the line of the last entry starting at or before lasti. */
@@ -99,13 +113,13 @@ int pysym_line_lnotab(const unsigned char *t, size_t n, int first, int lasti, in
 			break;
 		l += (signed char)t[i + 1];
 	}
-	*line = l;
-	return 0;
+	return line_found(l, line);
 }
 
 int pysym_line_pep626(const unsigned char *t, size_t n, int first, int lasti, int *line)
 {
-	int start, end = 0, l = first;
+	int start, end = 0;
+	long long l = first;
 	size_t i;
 
 	if (lasti < 0) {
@@ -123,8 +137,7 @@ int pysym_line_pep626(const unsigned char *t, size_t n, int first, int lasti, in
 		if (lasti >= start && lasti < end) {
 			if (ld == -128)
 				return -ENOENT;
-			*line = l;
-			return 0;
+			return line_found(l, line);
 		}
 	}
 	return -ERANGE;
@@ -161,7 +174,7 @@ int pysym_line_locations(const unsigned char *t, size_t n, int first, int lasti,
 {
 	size_t i = 0;
 	long pos = 0, target;
-	int l = first;
+	long long l = first;
 
 	if (lasti < 0) {
 		*line = first;
@@ -209,8 +222,7 @@ int pysym_line_locations(const unsigned char *t, size_t n, int first, int lasti,
 		if (target >= pos && target < pos + (long)len) {
 			if (none)
 				return -ENOENT;
-			*line = l;
-			return 0;
+			return line_found(l, line);
 		}
 		pos += len;
 	}

@@ -5,6 +5,7 @@
  * process's own memory, read back through process_vm_readv like a traced process.
  */
 #include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -121,6 +122,29 @@ static void test_locations_312(void **state)
 static void test_locations_313(void **state)
 {
 	check_lines("3.13", pysym_line_locations);
+}
+
+/*
+ * A first line and a table chosen by the traced process that carry the line past an int (the
+ * fuzzer's find: INT_MIN plus a delta of -1) are refused, never an overflow.
+ */
+static void test_lines_past_an_int(void **state)
+{
+	/* lnotab and PEP 626: one entry covering offsets 0-1, line delta -1 / +1. */
+	const unsigned char down[] = { 2, 0xff }, up[] = { 2, 1 };
+	/* locations: a "long" entry (code 14) of one unit, line delta -1, then three varints. */
+	const unsigned char loc[] = { 0x80 | (14 << 3), 3, 0, 0, 0 };
+	int line = 7;
+
+	assert_int_equal(pysym_line_lnotab(up, sizeof(up), INT_MAX, 4, &line), -ERANGE);
+	assert_int_equal(pysym_line_pep626(down, sizeof(down), INT_MIN, 0, &line), -ERANGE);
+	assert_int_equal(pysym_line_pep626(up, sizeof(up), INT_MAX, 0, &line), -ERANGE);
+	assert_int_equal(pysym_line_locations(loc, sizeof(loc), INT_MIN, 0, &line), -ERANGE);
+	assert_int_equal(line, 7);
+	assert_int_equal(pysym_line_pep626(down, sizeof(down), 10, 0, &line), 0);
+	assert_int_equal(line, 9);
+	assert_int_equal(pysym_line_locations(loc, sizeof(loc), 10, 0, &line), 0);
+	assert_int_equal(line, 9);
 }
 
 static void test_locations_314(void **state)
@@ -640,6 +664,7 @@ int main(void)
 		cmocka_unit_test(test_locations_311),
 		cmocka_unit_test(test_locations_312),
 		cmocka_unit_test(test_locations_313),
+		cmocka_unit_test(test_lines_past_an_int),
 		cmocka_unit_test(test_locations_314),
 		cmocka_unit_test(test_line_errors),
 		cmocka_unit_test(test_line_garbage),
