@@ -1052,8 +1052,9 @@ struct attrib_stack *attrib_token_take(struct attrib *a, const struct token_fram
 	struct token *t;
 
 	*transport = 0;
-	if (!a->ntokens && !a->nruns)
-		return NULL;
+	/* Most frames of a process with no hand-over pending end here, without a lookup. */
+	if (!a->ntokens)
+		goto follow;
 	obj = attrib_token_of(a, f->tgid, f->user_addr);
 	if (!obj)
 		return NULL;
@@ -1068,14 +1069,8 @@ struct attrib_stack *attrib_token_take(struct attrib *a, const struct token_fram
 		if (t->tgid == f->tgid && t->token == obj)
 			break;
 	}
-	if (!t) {
-		run = token_run_find(a, f);
-		if (!run)
-			return NULL;
-		run->next_addr += f->len;
-		a->stats.tokens_followed++;
-		return attrib_stack_get(run->stack);
-	}
+	if (!t)
+		goto follow;
 	token_unlink(a, t);
 	s = t->stack;
 	*transport = t->transport;
@@ -1085,6 +1080,14 @@ struct attrib_stack *attrib_token_take(struct attrib *a, const struct token_fram
 		stack_check(a, s);
 	token_run_start(a, f, s);
 	return s;
+
+follow:
+	run = token_run_find(a, f);
+	if (!run)
+		return NULL;
+	run->next_addr += f->len;
+	a->stats.tokens_followed++;
+	return attrib_stack_get(run->stack);
 }
 
 void attrib_token_expire(struct attrib *a, uint64_t now_ns, uint64_t max_age_ns)
